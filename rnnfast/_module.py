@@ -1,0 +1,126 @@
+"""Parameters and the small Module base that every layer builds on.
+
+A :class:`Parameter` is an array with a gradient of the same shape (``.data`` and ``.grad``), as
+``torch.nn.Parameter``. A :class:`Module` owns named parameters in registration order and gives them
+PyTorch's names in ``named_parameters()`` and ``state_dict()``; ``backward`` methods add into
+``.grad`` (torch accumulates too) and ``zero_grad()`` resets them.
+"""
+from __future__ import annotations
+
+from typing import Any, Iterator, Mapping
+
+import numpy as np
+
+__all__ = ["Parameter", "Module", "resolve_dtype"]
+
+_FLOAT_DTYPES = {np.dtype(np.float32), np.dtype(np.float64)}
+
+
+def resolve_dtype(dtype: Any) -> np.dtype:
+    """Return ``np.float32`` or ``np.float64`` for a dtype spec, or raise ``ValueError``."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError as exc:
+        raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}") from exc
+    if dt not in _FLOAT_DTYPES:
+        raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
+    return dt
+
+
+class Parameter:
+    """A trainable array: ``.data`` (the value) and ``.grad`` (same shape, starts at zeros)."""
+
+    __slots__ = ("data", "grad")
+
+    def __init__(self, data: Any, dtype: Any = None):
+        arr = np.array(data, dtype=dtype, order="C", copy=True)
+        if arr.dtype.kind != "f":
+            raise TypeError(f"Parameter data must be a float array, got dtype {arr.dtype}")
+        self.data = arr
+        self.grad = np.zeros_like(arr)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.data.shape
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.data.dtype
+
+    def zero_grad(self) -> None:
+        self.grad[...] = 0
+
+    def __repr__(self) -> str:
+        return f"Parameter(shape={self.data.shape}, dtype={self.data.dtype})"
+
+
+class Module:
+    """Base class: parameter registry, train/eval mode and state dicts, on torch.nn.Module's names."""
+
+    def __init__(self) -> None:
+        self._parameters: dict[str, Parameter] = {}
+        self.training = True
+
+    def _register(self, name: str, value: Any, dtype: np.dtype) -> Parameter:
+        param = Parameter(value, dtype=dtype)
+        self._parameters[name] = param
+        return param
+
+    # ---- parameters -------------------------------------------------------------------------
+    def named_parameters(self) -> Iterator[tuple[str, Parameter]]:
+        yield from self._parameters.items()
+
+    def parameters(self) -> list[Parameter]:
+        return list(self._parameters.values())
+
+    def zero_grad(self) -> None:
+        for p in self._parameters.values():
+            p.zero_grad()
+
+    def train(self, mode: bool = True) -> "Module":
+        self.training = bool(mode)
+        return self
+
+    def eval(self) -> "Module":
+        return self.train(False)
+
+    # ---- state dicts ------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Copies of every parameter's data, keyed by its PyTorch name."""
+        return {name: p.data.copy() for name, p in self._parameters.items()}
+
+    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True) -> None:
+        """Copy values in from ``state_dict`` (numpy arrays, torch ``.numpy()`` values, nested lists).
+
+        Every entry is checked before any parameter is changed: missing names (when ``strict``),
+        unknown names (when ``strict``) and wrong shapes raise ``KeyError``/``ValueError`` naming them.
+        """
+        if not isinstance(state_dict, Mapping):
+            raise TypeError(f"state_dict must be a mapping of name -> array, got {type(state_dict).__name__}")
+        own = self._parameters
+        missing = [k for k in own if k not in state_dict]
+        unexpected = [k for k in state_dict if k not in own]
+        if strict and (missing or unexpected):
+            raise KeyError(f"load_state_dict: missing keys {missing}, unexpected keys {unexpected}")
+        converted = {}
+        for name, value in state_dict.items():
+            if name not in own:
+                continue
+            if hasattr(value, "detach") and hasattr(value, "numpy"):  # a torch tensor
+                value = value.detach().cpu().numpy()
+            try:
+                arr = np.asarray(value, dtype=own[name].dtype)
+            except (TypeError, ValueError) as exc:
+                raise TypeError(f"load_state_dict: entry {name!r} is not numeric: {exc}") from exc
+            if arr.shape != own[name].shape:
+                raise ValueError(
+                    f"load_state_dict: entry {name!r} has shape {arr.shape}, expected {own[name].shape}")
+            converted[name] = arr
+        for name, arr in converted.items():
+            own[name].data[...] = arr
+
+    def extra_repr(self) -> str:
+        return ""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.extra_repr()})"
