@@ -1,0 +1,323 @@
+# cython: language_level=3
+"""Forward and backpropagation-through-time kernels for Elman and LSTM layers (one direction, one layer).
+
+Elman (G = 1):  h_t = φ(x_t W_ihᵀ + h_{t-1} W_hhᵀ + b),            φ ∈ {tanh, relu, sigmoid}
+LSTM  (G = 4):  [i f g o] = [σ σ tanh σ](x_t W_ihᵀ + h_{t-1} W_hhᵀ + b),  gates in PyTorch's order
+                c_t = f ⊙ c_{t-1} + i ⊙ g,   h_t = o ⊙ tanh(c_t)
+with b = b_ih + b_hh. BPTT sums every path back through time; with the pre-activation gradients dA_t
+(T, B, G·H) kept for all steps, the weight gradients are single GEMMs after the loop:
+    dW_ih = Σ_t dA_tᵀ x_t,   dW_hh = Σ_t dA_tᵀ h_{t-1},   db = Σ_t Σ_b dA_t,   dx_t = dA_t W_ih,
+and inside the loop the only recurrent term is  dh_{t-1} = dA_t W_hh.
+
+Structure (oneDNN's and haste's):
+  1. input projection A = X W_ihᵀ + b for all T·B rows, as GEMMs over row blocks, one per thread;
+  2. the time loop, with the batch split into contiguous chunks, one per thread: per step one recurrent
+     GEMM of the chunk's rows and one fused pointwise pass (rnnfast_pointwise.h) that keeps what BPTT needs;
+  3. backward: the time loop in reverse (pointwise pass, then dh_{t-1} = dA_t W_hh), then the after-loop
+     GEMMs, split across threads by output block.
+Nothing is allocated and no Python runs inside the time loop; the caller owns every buffer. BLAS must be
+held to one thread by the caller (rnnfast._threads does it), since the threads here are OpenMP's.
+
+Variable lengths: lengths[b] in [1, T]. For t >= lengths[b], row b's output is zero, its state is frozen
+(h_n is its state at its own last step) and it receives no gradient. The recurrent GEMM of a step covers only
+the chunk's rows up to its last active one, so a batch sorted by decreasing length skips finished rows.
+"""
+from cython cimport floating
+from cython.parallel cimport parallel, prange
+from libc.string cimport memcpy, memset
+
+from _blas cimport gemm
+from _pointwise cimport (RF_TANH, RF_RELU, RF_SIGMOID,
+                         rf_lstm_fwd_f, rf_lstm_fwd_d, rf_lstm_bwd_f, rf_lstm_bwd_d,
+                         rf_elman_fwd_f, rf_elman_fwd_d, rf_elman_bwd_f, rf_elman_bwd_d,
+                         rf_expf_array, rf_tanhf_array, rf_sigmoidf_array)
+
+# Cell codes shared with the Python layer.
+ELMAN_TANH = RF_TANH
+ELMAN_RELU = RF_RELU
+ELMAN_SIGMOID = RF_SIGMOID
+cdef enum:
+    _LSTM = 3
+LSTM = _LSTM
+
+
+cdef inline Py_ssize_t _active_rows(const int* lens, Py_ssize_t b0, Py_ssize_t b1, Py_ssize_t t) noexcept nogil:
+    """Number of rows from b0 up to and including the last row of [b0, b1) still running at step t."""
+    cdef Py_ssize_t b
+    if lens == NULL:
+        return b1 - b0
+    b = b1
+    while b > b0 and lens[b - 1] <= t:
+        b -= 1
+    return b - b0
+
+
+cdef inline void _zero_finished(const int* lens, Py_ssize_t b0, Py_ssize_t b1, Py_ssize_t t,
+                                floating* rows, Py_ssize_t width) noexcept nogil:
+    """Zero the rows (each `width` long, rows[0] is row b0) of sequences that ended before step t."""
+    cdef Py_ssize_t b
+    if lens == NULL:
+        return
+    for b in range(b0, b1):
+        if lens[b] <= t:
+            memset(rows + (b - b0) * width, 0, width * sizeof(floating))
+
+
+cdef inline Py_ssize_t _bound(Py_ssize_t n, Py_ssize_t parts, Py_ssize_t k) noexcept nogil:
+    """Start of the k-th of `parts` near-equal contiguous blocks of range(n) (k = parts gives n)."""
+    return (n * k) // parts
+
+
+# ------------------------------------------------------------------------------------------------- forward
+cdef void _input_projection(Py_ssize_t r0, Py_ssize_t r1, int I, int GH,
+                            const floating* x, const floating* w_ih, const floating* bias,
+                            floating* a) noexcept nogil:
+    """a[r0:r1] (rows, GH) := x[r0:r1] (rows, I) @ W_ihᵀ + b."""
+    cdef Py_ssize_t r
+    cdef floating beta = 0
+    if r1 <= r0:
+        return
+    if bias != NULL:
+        for r in range(r0, r1):
+            memcpy(a + r * GH, bias, GH * sizeof(floating))
+        beta = 1
+    gemm(False, True, <int> (r1 - r0), GH, I, <floating> 1, x + r0 * I, I, w_ih, I, beta, a + r0 * GH, GH)
+
+
+cdef void _forward_chunk(int cell, Py_ssize_t T, Py_ssize_t B, int H, Py_ssize_t b0, Py_ssize_t b1,
+                         const floating* w_hh, const floating* h0, const floating* c0, const int* lens,
+                         floating* gates, floating* c, floating* tanh_c, floating* out) noexcept nogil:
+    """The time loop for batch rows [b0, b1); `gates` holds the input projection on entry."""
+    cdef int GH = 4 * H if cell == _LSTM else H
+    cdef Py_ssize_t t, m, row0
+    cdef const floating* h_prev
+    cdef const floating* c_prev
+    cdef floating* a
+    for t in range(T):
+        m = _active_rows(lens, b0, b1, t)
+        row0 = t * B + b0                      # first row of this chunk at step t in (T·B, ·) arrays
+        a = gates + row0 * GH                   # (m, GH)
+        h_prev = (h0 + b0 * H) if t == 0 else (out + (row0 - B) * H)
+        gemm(False, True, <int> m, GH, H, <floating> 1, h_prev, H, w_hh, H, <floating> 1, a, GH)
+        if cell == _LSTM:
+            c_prev = (c0 + b0 * H) if t == 0 else (c + (row0 - B) * H)
+            if floating is float:
+                rf_lstm_fwd_f(<int> m, H, a, c_prev, c + row0 * H, tanh_c + row0 * H, out + row0 * H)
+            else:
+                rf_lstm_fwd_d(<int> m, H, a, c_prev, c + row0 * H, tanh_c + row0 * H, out + row0 * H)
+        else:
+            if floating is float:
+                rf_elman_fwd_f(<int> m, H, cell, a, out + row0 * H)
+            else:
+                rf_elman_fwd_d(<int> m, H, cell, a, out + row0 * H)
+        _zero_finished(lens, b0, b1, t, out + row0 * H, H)
+
+
+def forward(int cell,                                   # Elman activation code or LSTM
+            const floating[:, :, ::1] x,                # IN  (T, B, I)
+            const floating[:, ::1] w_ih,                # IN  (G·H, I)
+            const floating[:, ::1] w_hh,                # IN  (G·H, H)
+            const floating[::1] bias,                   # IN  (G·H,) b_ih + b_hh, or None
+            const floating[:, ::1] h0,                  # IN  (B, H)
+            const floating[:, ::1] c0,                  # IN  (B, H) LSTM only, else None
+            const int[::1] lengths,                     # IN  (B,) in [1, T], or None for all T
+            floating[:, :, ::1] gates,                  # OUT (T, B, G·H) activated gates (LSTM); Elman: None
+            floating[:, :, ::1] c,                      # OUT (T, B, H) cell states (LSTM), else None
+            floating[:, :, ::1] tanh_c,                 # OUT (T, B, H) tanh(c_t), kept for BPTT (LSTM), else None
+            floating[:, :, ::1] out,                    # OUT (T, B, H) h_t, zero past each length
+            int num_threads):
+    """Run the layer over the sequence, keeping in the OUT buffers everything BPTT needs."""
+    cdef Py_ssize_t T = x.shape[0], B = x.shape[1]
+    cdef int I = <int> x.shape[2], H = <int> w_hh.shape[1], GH = <int> w_hh.shape[0]
+    cdef const floating* bias_p = &bias[0] if bias is not None else NULL
+    cdef const int* lens = &lengths[0] if lengths is not None else NULL
+    cdef const floating* c0_p = NULL
+    cdef floating* a_p
+    cdef floating* c_p = NULL
+    cdef floating* tc_p = NULL
+    cdef Py_ssize_t k, lo, hi, nblocks, nchunks
+    if T == 0 or B == 0:
+        return
+    if cell == _LSTM:
+        c0_p = &c0[0, 0]
+        c_p = &c[0, 0, 0]
+        tc_p = &tanh_c[0, 0, 0]
+        a_p = &gates[0, 0, 0]
+    else:
+        a_p = &out[0, 0, 0]                     # Elman: pre-activations go straight into out
+    nblocks = min(<Py_ssize_t> num_threads, T * B)
+    nchunks = min(<Py_ssize_t> num_threads, B)
+    with nogil, parallel(num_threads=num_threads):
+        for k in prange(nblocks, schedule="static"):
+            lo = _bound(T * B, nblocks, k)
+            hi = _bound(T * B, nblocks, k + 1)
+            _input_projection(lo, hi, I, GH, &x[0, 0, 0], &w_ih[0, 0], bias_p, a_p)
+    with nogil, parallel(num_threads=num_threads):
+        for k in prange(nchunks, schedule="static"):
+            lo = _bound(B, nchunks, k)
+            hi = _bound(B, nchunks, k + 1)
+            _forward_chunk(cell, T, B, H, lo, hi, &w_hh[0, 0], &h0[0, 0], c0_p, lens,
+                           a_p, c_p, tc_p, &out[0, 0, 0])
+
+
+# ------------------------------------------------------------------------------------------------ backward
+cdef void _backward_chunk(int cell, Py_ssize_t T, Py_ssize_t B, int H, Py_ssize_t b0, Py_ssize_t b1,
+                          const floating* w_hh, const floating* c0, const int* lens,
+                          floating* gates, const floating* c, const floating* tanh_c,
+                          const floating* out, const floating* dout,
+                          const floating* dh_n, const floating* dc_n,
+                          floating* da, floating* dh, floating* dc) noexcept nogil:
+    """Reverse time loop for rows [b0, b1): fills da (T, B, GH) and leaves dh_0, dc_0 in dh, dc."""
+    cdef int GH = 4 * H if cell == _LSTM else H
+    cdef Py_ssize_t t, m, row0, b, bt
+    cdef const floating* c_prev
+    for bt in range(T):
+        t = T - 1 - bt
+        row0 = t * B + b0
+        # A sequence's gradient starts at its own last step: seed the running dh, dc from dh_n, dc_n.
+        for b in range(b0, b1):
+            if (lens == NULL and t == T - 1) or (lens != NULL and lens[b] - 1 == t):
+                memcpy(dh + b * H, dh_n + b * H, H * sizeof(floating))
+                if cell == _LSTM:
+                    memcpy(dc + b * H, dc_n + b * H, H * sizeof(floating))
+        m = _active_rows(lens, b0, b1, t)
+        if cell == _LSTM:
+            c_prev = (c0 + b0 * H) if t == 0 else (c + (row0 - B) * H)
+            if floating is float:
+                rf_lstm_bwd_f(<int> m, H, gates + row0 * GH, c_prev, tanh_c + row0 * H,
+                              dout + row0 * H, dh + b0 * H, dc + b0 * H, dc + b0 * H)
+            else:
+                rf_lstm_bwd_d(<int> m, H, gates + row0 * GH, c_prev, tanh_c + row0 * H,
+                              dout + row0 * H, dh + b0 * H, dc + b0 * H, dc + b0 * H)
+        else:
+            if floating is float:
+                rf_elman_bwd_f(<int> m, H, cell, out + row0 * H, dout + row0 * H, dh + b0 * H, da + row0 * H)
+            else:
+                rf_elman_bwd_d(<int> m, H, cell, out + row0 * H, dout + row0 * H, dh + b0 * H, da + row0 * H)
+        _zero_finished(lens, b0, b1, t, da + row0 * GH, GH)
+        gemm(False, False, <int> m, H, GH, <floating> 1, da + row0 * GH, GH, w_hh, H,
+             <floating> 0, dh + b0 * H, H)     # dh_{t-1} = dA_t W_hh
+
+
+cdef void _weight_gradients(Py_ssize_t T, Py_ssize_t B, int I, int H, int GH,
+                            Py_ssize_t g0, Py_ssize_t g1, Py_ssize_t r0, Py_ssize_t r1,
+                            const floating* da, const floating* x, const floating* h0,
+                            const floating* out, const floating* w_ih,
+                            floating* dx, floating* dw_ih, floating* dw_hh, floating* db) noexcept nogil:
+    """Gate rows [g0, g1) of dW_ih, dW_hh, db (accumulated) and rows [r0, r1) of dx (overwritten)."""
+    cdef Py_ssize_t r, j
+    cdef int ng = <int> (g1 - g0)
+    if ng > 0:
+        gemm(True, False, ng, I, <int> (T * B), <floating> 1, da + g0, GH, x, I,
+             <floating> 1, dw_ih + g0 * I, I)                                   # Σ_t dA_tᵀ x_t
+        gemm(True, False, ng, H, <int> B, <floating> 1, da + g0, GH, h0, H,
+             <floating> 1, dw_hh + g0 * H, H)                                   # dA_0ᵀ h_0
+        if T > 1:
+            gemm(True, False, ng, H, <int> ((T - 1) * B), <floating> 1, da + B * GH + g0, GH, out, H,
+                 <floating> 1, dw_hh + g0 * H, H)                               # Σ_{t≥1} dA_tᵀ h_{t-1}
+        if db != NULL:
+            for r in range(T * B):
+                for j in range(g0, g1):
+                    db[j] += da[r * GH + j]
+    if r1 > r0:
+        gemm(False, False, <int> (r1 - r0), I, GH, <floating> 1, da + r0 * GH, GH, w_ih, I,
+             <floating> 0, dx + r0 * I, I)                                      # dx_t = dA_t W_ih
+
+
+def backward(int cell,                                  # Elman activation code or LSTM
+             const floating[:, :, ::1] x,               # IN    (T, B, I)
+             const floating[:, ::1] w_ih,               # IN    (G·H, I)
+             const floating[:, ::1] w_hh,               # IN    (G·H, H)
+             const floating[:, ::1] h0,                 # IN    (B, H)
+             const floating[:, ::1] c0,                 # IN    (B, H) LSTM, else None
+             const int[::1] lengths,                    # IN    (B,) or None
+             floating[:, :, ::1] gates,                 # INOUT (T, B, G·H) LSTM: activated gates in, dA out;
+                                                        #       Elman: workspace for dA
+             const floating[:, :, ::1] c,               # IN    (T, B, H) LSTM, else None
+             const floating[:, :, ::1] tanh_c,          # IN    (T, B, H) LSTM, else None
+             const floating[:, :, ::1] out,             # IN    (T, B, H) h_t from forward
+             const floating[:, :, ::1] dout,            # IN    (T, B, H) dL/dout
+             const floating[:, ::1] dh_n,               # IN    (B, H) dL/dh_n
+             const floating[:, ::1] dc_n,               # IN    (B, H) dL/dc_n, LSTM, else None
+             floating[:, :, ::1] dx,                    # OUT   (T, B, I)
+             floating[:, ::1] dw_ih,                    # INOUT (G·H, I) accumulated
+             floating[:, ::1] dw_hh,                    # INOUT (G·H, H) accumulated
+             floating[::1] db,                          # INOUT (G·H,) accumulated, or None
+             floating[:, ::1] dh0,                      # OUT   (B, H)
+             floating[:, ::1] dc0,                      # OUT   (B, H) LSTM, else None
+             int num_threads):
+    """Backpropagate through time over the buffers of the last forward. Overwrites `gates` with dA."""
+    cdef Py_ssize_t T = x.shape[0], B = x.shape[1]
+    cdef int I = <int> x.shape[2], H = <int> w_hh.shape[1], GH = <int> w_hh.shape[0]
+    cdef const int* lens = &lengths[0] if lengths is not None else NULL
+    cdef const floating* c0_p = NULL
+    cdef const floating* c_p = NULL
+    cdef const floating* tc_p = NULL
+    cdef const floating* dcn_p = NULL
+    cdef floating* dc0_p = NULL
+    cdef floating* db_p = &db[0] if db is not None else NULL
+    cdef Py_ssize_t k, lo, hi, g0, g1, nblocks, nchunks
+    if B == 0:
+        return
+    if T == 0:
+        dh0[...] = dh_n
+        if cell == _LSTM:
+            dc0[...] = dc_n
+        return
+    if cell == _LSTM:
+        c0_p = &c0[0, 0]
+        c_p = &c[0, 0, 0]
+        tc_p = &tanh_c[0, 0, 0]
+        dcn_p = &dc_n[0, 0]
+        dc0_p = &dc0[0, 0]
+    nchunks = min(<Py_ssize_t> num_threads, B)
+    nblocks = min(<Py_ssize_t> num_threads, GH)
+    with nogil, parallel(num_threads=num_threads):
+        for k in prange(nchunks, schedule="static"):
+            lo = _bound(B, nchunks, k)
+            hi = _bound(B, nchunks, k + 1)
+            _backward_chunk(cell, T, B, H, lo, hi, &w_hh[0, 0], c0_p, lens, &gates[0, 0, 0], c_p, tc_p,
+                            &out[0, 0, 0], &dout[0, 0, 0], &dh_n[0, 0], dcn_p,
+                            &gates[0, 0, 0], &dh0[0, 0], dc0_p)
+    with nogil, parallel(num_threads=num_threads):
+        for k in prange(nblocks, schedule="static"):
+            g0 = _bound(GH, nblocks, k)
+            g1 = _bound(GH, nblocks, k + 1)
+            lo = _bound(T * B, nblocks, k)
+            hi = _bound(T * B, nblocks, k + 1)
+            _weight_gradients(T, B, I, H, GH, g0, g1, lo, hi, &gates[0, 0, 0], &x[0, 0, 0], &h0[0, 0],
+                              &out[0, 0, 0], &w_ih[0, 0], &dx[0, 0, 0], &dw_ih[0, 0], &dw_hh[0, 0], db_p)
+
+
+def openmp_enabled():
+    """True when the kernels were compiled with OpenMP."""
+    return _OPENMP_ENABLED
+
+
+cdef extern from *:
+    """
+    #ifdef _OPENMP
+    #define RF_OPENMP_ENABLED 1
+    #else
+    #define RF_OPENMP_ENABLED 0
+    #endif
+    """
+    int RF_OPENMP_ENABLED
+
+_OPENMP_ENABLED = bool(RF_OPENMP_ENABLED)
+
+
+def _float32_approximation(str name, const float[::1] x, float[::1] y):
+    """y := the kernels' float32 exp, tanh or sigmoid of x (for the accuracy tests)."""
+    if x.shape[0] != y.shape[0]:
+        raise ValueError("x and y must have the same length")
+    if x.shape[0] == 0:
+        return
+    if name == "exp":
+        rf_expf_array(<int> x.shape[0], &x[0], &y[0])
+    elif name == "tanh":
+        rf_tanhf_array(<int> x.shape[0], &x[0], &y[0])
+    elif name == "sigmoid":
+        rf_sigmoidf_array(<int> x.shape[0], &x[0], &y[0])
+    else:
+        raise ValueError(f"name must be 'exp', 'tanh' or 'sigmoid', got {name!r}")

@@ -1,0 +1,168 @@
+/*
+ * rnnfast_pointwise.h: the fused pointwise passes of the Elman and LSTM kernels, in C so that the
+ * compiler vectorises them (one contiguous inner loop per row, `#pragma omp simd`).
+ *
+ * float32 uses inlined polynomial exp/tanh (no libm call in the loop, so the loop vectorises);
+ * float64 calls libm's exp/tanh, which is exact enough for float64 finite-difference checks.
+ *
+ *   rf_expf(x):  x = n ln2 + r, |r| <= ln2/2; e^r by Cephes' degree-7 polynomial, 2^n by exponent bits.
+ *                Input clamped to [-87.33, 88.37] (FLT_MIN .. FLT_MAX); max rel. error ~2 ulp.
+ *   rf_tanhf(x): |x| < 0.625: x * P(x^2) (degree-6 fit of tanh(x)/x, rel. error < 2e-10 before rounding);
+ *                else sign(x) * (1 - e) / (1 + e), e = exp(-2|x|), which has no cancellation there.
+ *   sigmoid(x) = 1 / (1 + exp(-x)).
+ *
+ * Forward LSTM, per row (gates laid out i | f | g | o, each H wide, pre-activations in, activations out):
+ *   i = σ(a_i)  f = σ(a_f)  g = tanh(a_g)  o = σ(a_o)
+ *   c = f ⊙ c_prev + i ⊙ g       tc = tanh(c)       h = o ⊙ tc
+ * Backward LSTM, per row (dh = dL/dh_t incl. dout_t, dc = dL/dc_t from step t+1):
+ *   dc  += dh ⊙ o ⊙ (1 − tc²)                          # through h = o ⊙ tanh(c)
+ *   da_i = dc ⊙ g ⊙ i(1−i)    da_f = dc ⊙ c_prev ⊙ f(1−f)
+ *   da_g = dc ⊙ i ⊙ (1−g²)    da_o = dh ⊙ tc ⊙ o(1−o)
+ *   dc_prev = dc ⊙ f
+ * Elman: h = φ(a);  da = dh ⊙ φ'(h) with φ' read off h: tanh 1−h², sigmoid h(1−h), relu [h > 0].
+ *
+ * Small x86-64 builds get AVX2 / AVX-512 clones of each pass chosen at run time (GCC target_clones),
+ * so a wheel built for the baseline still uses wide vectors where the CPU has them.
+ */
+#ifndef RNNFAST_POINTWISE_H
+#define RNNFAST_POINTWISE_H
+
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) && !defined(RNNFAST_NO_CLONES)
+#define RF_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define RF_CLONES
+#endif
+
+#if defined(_OPENMP) || defined(__GNUC__)
+#define RF_SIMD _Pragma("omp simd")
+#else
+#define RF_SIMD
+#endif
+
+enum { RF_TANH = 0, RF_RELU = 1, RF_SIGMOID = 2 };
+
+/* ---------------------------------------------------------------- float32 transcendental functions */
+static inline float rf_expf(float x) {
+    x = x < -87.336544f ? -87.336544f : x;
+    x = x > 88.376259f ? 88.376259f : x;
+    /* n = round(x / ln2) by the 1.5*2^23 trick (vectorises without SSE4.1 roundps) */
+    float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+    float r = x - n * 0.693359375f;
+    r = r + n * 2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    int32_t bits = ((int32_t)n + 127) << 23;
+    float scale;
+    memcpy(&scale, &bits, sizeof scale);
+    return p * scale;
+}
+
+static inline float rf_sigmoidf(float x) { return 1.0f / (1.0f + rf_expf(-x)); }
+
+static inline float rf_tanhf(float x) {
+    float ax = x < 0.0f ? -x : x;
+    float x2 = x * x;
+    float small = 0.0021422054f;
+    small = small * x2 - 0.0081761312f;
+    small = small * x2 + 0.021699883f;
+    small = small * x2 - 0.053946506f;
+    small = small * x2 + 0.13333201f;
+    small = small * x2 - 0.33333331f;
+    small = (small * x2 + 1.0f) * x;
+    float e = rf_expf(-2.0f * ax);
+    float big = (1.0f - e) / (1.0f + e);
+    big = x < 0.0f ? -big : big;
+    return ax < 0.625f ? small : big;
+}
+
+static inline double rf_sigmoid(double x) { return 1.0 / (1.0 + exp(-x)); }
+
+/* --------------------------------------------------------------------------------- LSTM passes */
+#define RF_LSTM_FWD(NAME, T, SIG, TANH)                                                           \
+RF_CLONES static void NAME(int n, int H, T *gates, const T *c_prev, T *c, T *tanh_c, T *h) {       \
+    /* gates (n, 4H): pre-activations in, activations out; c_prev, c, tanh_c, h (n, H) */          \
+    for (int b = 0; b < n; ++b) {                                                                \
+        T *gi = gates + (size_t)b * 4 * H, *gf = gi + H, *gg = gi + 2 * H, *go = gi + 3 * H;      \
+        const T *cp = c_prev + (size_t)b * H;                                                     \
+        T *cb = c + (size_t)b * H, *tb = tanh_c + (size_t)b * H, *hb = h + (size_t)b * H;         \
+        RF_SIMD for (int j = 0; j < H; ++j) {                                                     \
+            T i = SIG(gi[j]), f = SIG(gf[j]), g = TANH(gg[j]), o = SIG(go[j]);                    \
+            T cc = f * cp[j] + i * g;                                                             \
+            T tc = TANH(cc);                                                                      \
+            gi[j] = i; gf[j] = f; gg[j] = g; go[j] = o;                                           \
+            cb[j] = cc; tb[j] = tc; hb[j] = o * tc;                                               \
+        }                                                                                         \
+    }                                                                                             \
+}
+RF_LSTM_FWD(rf_lstm_fwd_f, float, rf_sigmoidf, rf_tanhf)
+RF_LSTM_FWD(rf_lstm_fwd_d, double, rf_sigmoid, tanh)
+
+#define RF_LSTM_BWD(NAME, T)                                                                      \
+RF_CLONES static void NAME(int n, int H, T *gates, const T *c_prev, const T *tanh_c,              \
+                           const T *dout, const T *dh_in, const T *dc_in, T *dc_out) {            \
+    /* gates (n, 4H): activations in, pre-activation gradients out. dout, dh_in (n, H): summed    \
+       into dh. dc_in (n, H): dL/dc_t; dc_out (n, H): dL/dc_{t-1} (may alias dc_in). */           \
+    for (int b = 0; b < n; ++b) {                                                                \
+        T *gi = gates + (size_t)b * 4 * H, *gf = gi + H, *gg = gi + 2 * H, *go = gi + 3 * H;      \
+        const T *cp = c_prev + (size_t)b * H, *tc = tanh_c + (size_t)b * H;                       \
+        const T *dob = dout + (size_t)b * H, *dhb = dh_in + (size_t)b * H;                        \
+        const T *dcb = dc_in + (size_t)b * H;                                                     \
+        T *dco = dc_out + (size_t)b * H;                                                          \
+        RF_SIMD for (int j = 0; j < H; ++j) {                                                     \
+            T i = gi[j], f = gf[j], g = gg[j], o = go[j], t = tc[j];                              \
+            T dh = dob[j] + dhb[j];                                                               \
+            T dc = dcb[j] + dh * o * (1 - t * t);     /* backprop through h = o tanh(c) */       \
+            gi[j] = dc * g * i * (1 - i);                                                         \
+            gf[j] = dc * cp[j] * f * (1 - f);                                                     \
+            gg[j] = dc * i * (1 - g * g);                                                         \
+            go[j] = dh * t * o * (1 - o);                                                         \
+            dco[j] = dc * f;                                                                      \
+        }                                                                                         \
+    }                                                                                             \
+}
+RF_LSTM_BWD(rf_lstm_bwd_f, float)
+RF_LSTM_BWD(rf_lstm_bwd_d, double)
+
+/* -------------------------------------------------------------------------------- Elman passes */
+#define RF_ELMAN_FWD(NAME, T, SIG, TANH)                                                          \
+RF_CLONES static void NAME(int n, int H, int act, T *a, T *h) {                                   \
+    /* a (n, H): pre-activations in (kept as is); h (n, H) = φ(a) */                              \
+    size_t m = (size_t)n * H;                                                                     \
+    if (act == RF_TANH) { RF_SIMD for (size_t j = 0; j < m; ++j) h[j] = TANH(a[j]); }             \
+    else if (act == RF_SIGMOID) { RF_SIMD for (size_t j = 0; j < m; ++j) h[j] = SIG(a[j]); }      \
+    else { RF_SIMD for (size_t j = 0; j < m; ++j) h[j] = a[j] > 0 ? a[j] : 0; }                   \
+}
+RF_ELMAN_FWD(rf_elman_fwd_f, float, rf_sigmoidf, rf_tanhf)
+RF_ELMAN_FWD(rf_elman_fwd_d, double, rf_sigmoid, tanh)
+
+#define RF_ELMAN_BWD(NAME, T)                                                                     \
+RF_CLONES static void NAME(int n, int H, int act, const T *h, const T *dout, const T *dh_in,      \
+                           T *da) {                                                               \
+    /* da (n, H) = (dout + dh_in) ⊙ φ'(h), φ' read off the output h */                            \
+    size_t m = (size_t)n * H;                                                                     \
+    if (act == RF_TANH) {                                                                         \
+        RF_SIMD for (size_t j = 0; j < m; ++j) da[j] = (dout[j] + dh_in[j]) * (1 - h[j] * h[j]);  \
+    } else if (act == RF_SIGMOID) {                                                               \
+        RF_SIMD for (size_t j = 0; j < m; ++j) da[j] = (dout[j] + dh_in[j]) * h[j] * (1 - h[j]);  \
+    } else {                                                                                      \
+        RF_SIMD for (size_t j = 0; j < m; ++j) da[j] = h[j] > 0 ? dout[j] + dh_in[j] : 0;         \
+    }                                                                                             \
+}
+RF_ELMAN_BWD(rf_elman_bwd_f, float)
+RF_ELMAN_BWD(rf_elman_bwd_d, double)
+
+/* Exposed for the accuracy tests of the float32 approximations. */
+static void rf_expf_array(int n, const float *x, float *y) { for (int j = 0; j < n; ++j) y[j] = rf_expf(x[j]); }
+static void rf_tanhf_array(int n, const float *x, float *y) { for (int j = 0; j < n; ++j) y[j] = rf_tanhf(x[j]); }
+static void rf_sigmoidf_array(int n, const float *x, float *y) { for (int j = 0; j < n; ++j) y[j] = rf_sigmoidf(x[j]); }
+
+#endif

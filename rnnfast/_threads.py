@@ -1,0 +1,91 @@
+"""Thread control: rnnfast's OpenMP thread count, and BLAS held to one thread inside the kernels.
+
+The kernels parallelise over batch chunks with OpenMP and call BLAS from inside those threads, so a
+threaded BLAS there would oversubscribe the cores and pay a thread hand-off per small GEMM. While a kernel
+runs, :func:`blas_single_thread` holds every BLAS that threadpoolctl sees (scipy's OpenBLAS among them) to
+one thread, and restores the previous limits afterwards. It is reference-counted, so concurrent calls
+from several Python threads restore the limits only when the last one leaves.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from typing import Iterator
+
+from . import _recurrent
+
+__all__ = ["set_num_threads", "get_num_threads", "openmp_enabled", "blas_single_thread"]
+
+
+def _default_threads() -> int:
+    env = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
+    if env.isdigit() and int(env) > 0:
+        return int(env)
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+_num_threads = _default_threads() if _recurrent.openmp_enabled() else 1
+
+
+def openmp_enabled() -> bool:
+    """True when the kernels were compiled with OpenMP (otherwise they run on one thread)."""
+    return bool(_recurrent.openmp_enabled())
+
+
+def set_num_threads(n: int) -> None:
+    """Set the number of threads the kernels use (default: ``OMP_NUM_THREADS``, else the usable cores)."""
+    global _num_threads
+    if isinstance(n, bool) or not isinstance(n, int) and not hasattr(n, "__index__"):
+        raise TypeError(f"n must be a positive int, got {type(n).__name__}")
+    n = int(n)
+    if n < 1:
+        raise ValueError(f"n must be a positive int, got {n}")
+    _num_threads = n if openmp_enabled() else 1
+
+
+def get_num_threads() -> int:
+    """The number of threads the kernels use."""
+    return _num_threads
+
+
+_lock = threading.Lock()
+_depth = 0
+_saved: list[tuple[object, int]] = []
+_controllers: list | None = None
+
+
+def _blas_controllers() -> list:
+    global _controllers
+    if _controllers is None:
+        from threadpoolctl import ThreadpoolController
+
+        _controllers = list(ThreadpoolController().select(user_api="blas").lib_controllers)
+    return _controllers
+
+
+@contextlib.contextmanager
+def blas_single_thread() -> Iterator[None]:
+    """Hold BLAS to one thread for the duration (cheap: two C calls per library)."""
+    global _depth
+    with _lock:
+        if _depth == 0:
+            _saved.clear()
+            for lc in _blas_controllers():
+                n = lc.get_num_threads()
+                if n is not None and n != 1:
+                    _saved.append((lc, n))
+                    lc.set_num_threads(1)
+        _depth += 1
+    try:
+        yield
+    finally:
+        with _lock:
+            _depth -= 1
+            if _depth == 0:
+                for lc, n in _saved:
+                    lc.set_num_threads(n)
+                _saved.clear()

@@ -1,0 +1,423 @@
+"""Recurrent layers (Elman, LSTM) and a per-timestep Linear, with PyTorch's parameters and state.
+
+Elman, layer k:  h_t = φ(x_t W_ihᵀ + b_ih + h_{t-1} W_hhᵀ + b_hh),   φ ∈ {tanh, relu, sigmoid}
+LSTM,  layer k:  i, f, g, o = σ, σ, tanh, σ of (x_t W_ihᵀ + b_ih + h_{t-1} W_hhᵀ + b_hh), split in that order
+                 c_t = f ⊙ c_{t-1} + i ⊙ g,    h_t = o ⊙ tanh(c_t)
+Linear:          y = x Wᵀ + b over the last axis.
+
+Parameters carry torch.nn's names and shapes (``weight_ih_l0`` (G·H, I), ``weight_hh_l0`` (G·H, H),
+``bias_ih_l0``, ``bias_hh_l0``, ...; G = 4 for LSTM, 1 for Elman), so weights move across with
+``state_dict`` / ``load_state_dict``. Layer k > 0 reads layer k-1's outputs, with dropout between layers in
+``train()`` mode only.
+
+``backward`` runs BPTT through the last ``forward``, adds into every parameter's ``.grad`` (as torch
+accumulates) and returns the gradients of the input and the initial state. It can run once per forward:
+the LSTM kernel overwrites the kept gates with their gradients, as torch frees its graph.
+
+Conventions: arrays are (T, B, I) (or (B, T, I) with ``batch_first``), states (num_layers, B, H). Inputs of
+another float or integer dtype are converted to the layer's dtype; non-contiguous and read-only inputs are
+copied as needed. The returned outputs are read-only, since backward reads them.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from . import _recurrent
+from ._module import Module, resolve_dtype
+from ._threads import blas_single_thread, get_num_threads
+
+__all__ = ["Elman", "RNN", "LSTM", "Linear"]
+
+_NONLINEARITIES = {"tanh": _recurrent.ELMAN_TANH, "relu": _recurrent.ELMAN_RELU,
+                   "sigmoid": _recurrent.ELMAN_SIGMOID}
+_INT_MAX = 2**31 - 1
+
+
+# --------------------------------------------------------------------------------------------- checks
+def _check_size(name: str, value: Any, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return int(value)
+
+
+def _as_float_array(name: str, value: Any, dtype: np.dtype) -> np.ndarray:
+    """``value`` as an array of ``dtype``; TypeError for anything that is not real numbers."""
+    if value is None:
+        raise TypeError(f"{name} must be an array, got None")
+    arr = np.asarray(value)
+    if arr.dtype.kind not in "fiub":
+        raise TypeError(f"{name} must be an array of real numbers, got dtype {arr.dtype}")
+    return arr.astype(dtype, copy=False)
+
+
+def _check_shape(name: str, arr: np.ndarray, expected: Tuple[int, ...], what: str) -> None:
+    if arr.shape != tuple(expected):
+        raise ValueError(f"{name} must have shape {what} = {tuple(expected)}, got {arr.shape}")
+
+
+def _check_lengths(lengths: Any, T: int, B: int) -> Optional[np.ndarray]:
+    if lengths is None:
+        return None
+    arr = np.asarray(lengths)
+    if arr.dtype.kind not in "iu":
+        if arr.dtype.kind == "f" and arr.size and np.all(arr == np.round(arr)):
+            arr = arr.astype(np.int64)
+        else:
+            raise TypeError(f"lengths must be an integer array, got dtype {arr.dtype}")
+    if arr.shape != (B,):
+        raise ValueError(f"lengths must have shape (B,) = ({B},), got {arr.shape}")
+    if B and (arr.min() < 1 or arr.max() > T):
+        raise ValueError(f"lengths must lie in [1, T] = [1, {T}], got min {arr.min()}, max {arr.max()}")
+    return np.ascontiguousarray(arr, dtype=np.intc)
+
+
+def _readonly(arr: np.ndarray) -> np.ndarray:
+    view = arr.view()
+    view.flags.writeable = False
+    return view
+
+
+# -------------------------------------------------------------------------------------- recurrent base
+class _Recurrent(Module):
+    """Shared machinery of Elman and LSTM: parameters, input checks, the layer stack, BPTT."""
+
+    _gate_count = 1
+    _has_cell_state = False
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
+                 batch_first: bool = False, dropout: float = 0.0, dtype: Any = "float32",
+                 seed: Optional[int] = None, *, cell: int):
+        super().__init__()
+        self.input_size = _check_size("input_size", input_size)
+        self.hidden_size = _check_size("hidden_size", hidden_size)
+        self.num_layers = _check_size("num_layers", num_layers)
+        if not isinstance(dropout, (int, float)) or isinstance(dropout, bool) or not 0 <= dropout < 1:
+            raise ValueError(f"dropout must be a number in [0, 1), got {dropout!r}")
+        self.bias = bool(bias)
+        self.batch_first = bool(batch_first)
+        self.dropout = float(dropout)
+        self.dtype = resolve_dtype(dtype)
+        self.seed = seed
+        self._cell = cell
+        self._rng = np.random.default_rng(seed)
+        H, GH = self.hidden_size, self._gate_count * self.hidden_size
+        if GH * max(self.input_size, H) > _INT_MAX:
+            raise ValueError(f"hidden_size {H} and input_size {self.input_size} are too large for "
+                             "32-bit BLAS indexing")
+        bound = 1.0 / math.sqrt(H)
+        for k in range(self.num_layers):
+            in_k = self.input_size if k == 0 else H
+            self._register(f"weight_ih_l{k}", self._rng.uniform(-bound, bound, (GH, in_k)), self.dtype)
+            self._register(f"weight_hh_l{k}", self._rng.uniform(-bound, bound, (GH, H)), self.dtype)
+            if self.bias:
+                self._register(f"bias_ih_l{k}", self._rng.uniform(-bound, bound, GH), self.dtype)
+                self._register(f"bias_hh_l{k}", self._rng.uniform(-bound, bound, GH), self.dtype)
+        self._cache: Optional[dict] = None
+
+    # ---- helpers ------------------------------------------------------------------------------------
+    def _layer_params(self, k: int):
+        p = self._parameters
+        w_ih, w_hh = p[f"weight_ih_l{k}"], p[f"weight_hh_l{k}"]
+        if self.bias:
+            b_ih, b_hh = p[f"bias_ih_l{k}"], p[f"bias_hh_l{k}"]
+            return w_ih, w_hh, b_ih, b_hh
+        return w_ih, w_hh, None, None
+
+    def _check_input(self, x: Any) -> np.ndarray:
+        """x as a C-contiguous (T, B, I) array of the layer's dtype."""
+        arr = _as_float_array("x", x, self.dtype)
+        if arr.ndim != 3:
+            layout = "(B, T, input_size)" if self.batch_first else "(T, B, input_size)"
+            raise ValueError(f"x must be a 3-D array {layout}, got shape {arr.shape}")
+        if arr.shape[2] != self.input_size:
+            raise ValueError(f"x must have input_size = {self.input_size} features on its last axis, "
+                             f"got {arr.shape[2]}")
+        if self.batch_first:
+            arr = arr.transpose(1, 0, 2)
+        T, B = arr.shape[:2]
+        if T * B * max(self._gate_count * self.hidden_size, self.input_size) > _INT_MAX:
+            raise ValueError(f"x has T*B = {T * B} rows, too many for 32-bit BLAS indexing; split the batch")
+        return np.ascontiguousarray(arr)
+
+    def _check_state(self, name: str, value: Any, B: int) -> np.ndarray:
+        L, H = self.num_layers, self.hidden_size
+        if value is None:
+            return np.zeros((L, B, H), self.dtype)
+        arr = _as_float_array(name, value, self.dtype)
+        _check_shape(name, arr, (L, B, H), "(num_layers, B, hidden_size)")
+        return np.ascontiguousarray(arr)
+
+    def _to_user_layout(self, arr: np.ndarray) -> np.ndarray:
+        return arr.transpose(1, 0, 2) if self.batch_first else arr
+
+    def _split_hx(self, hx: Any) -> Tuple[Any, Any]:
+        """(h0, c0) from the user's hx; Elman has no c0."""
+        return hx, None
+
+    def _pack_state(self, h: np.ndarray, c: Optional[np.ndarray]) -> Any:
+        return h
+
+    # ---- forward ------------------------------------------------------------------------------------
+    def forward(self, x: Any, hx: Any = None, lengths: Any = None):
+        xs = self._check_input(x)                                   # (T, B, I)
+        T, B = xs.shape[:2]
+        h0_in, c0_in = self._split_hx(hx)
+        h0 = self._check_state("h0", h0_in, B)                      # (L, B, H)
+        c0 = self._check_state("c0", c0_in, B) if self._has_cell_state else None
+        lens = _check_lengths(lengths, T, B)
+        L, H, GH = self.num_layers, self.hidden_size, self._gate_count * self.hidden_size
+        lstm = self._has_cell_state
+        threads = get_num_threads()
+        layers = []
+        layer_in = xs
+        h_n = np.empty((L, B, H), self.dtype)
+        c_n = np.empty((L, B, H), self.dtype) if lstm else None
+        with blas_single_thread():
+            for k in range(L):
+                w_ih, w_hh, b_ih, b_hh = self._layer_params(k)
+                bias = (b_ih.data + b_hh.data) if self.bias else None   # (GH,)
+                out = np.empty((T, B, H), self.dtype)                   # (T, B, H) h_t
+                gates = np.empty((T, B, GH), self.dtype) if lstm else None
+                c = np.empty((T, B, H), self.dtype) if lstm else None
+                tanh_c = np.empty((T, B, H), self.dtype) if lstm else None
+                if T and B:
+                    _recurrent.forward(self._cell, layer_in, w_ih.data, w_hh.data, bias, h0[k],
+                                       c0[k] if lstm else None, lens, gates, c, tanh_c, out, threads)
+                h_n[k] = self._last(out, h0[k], lens)
+                if lstm:
+                    c_n[k] = self._last(c, c0[k], lens)
+                mask = None
+                if k < L - 1 and self.training and self.dropout > 0:
+                    mask = (self._rng.random((T, B, H)) >= self.dropout).astype(self.dtype)
+                    mask /= 1.0 - self.dropout                          # (T, B, H) inverted dropout
+                layers.append(dict(x=layer_in, h0=h0[k], c0=c0[k] if lstm else None, gates=gates, c=c,
+                                   tanh_c=tanh_c, out=out, mask=mask))
+                layer_in = out * mask if mask is not None else out
+        self._cache = dict(layers=layers, lengths=lens, T=T, B=B)
+        return _readonly(self._to_user_layout(out)), self._pack_state(h_n, c_n)
+
+    __call__ = forward
+
+    @staticmethod
+    def _last(seq: np.ndarray, initial: np.ndarray, lens: Optional[np.ndarray]) -> np.ndarray:
+        """Each row's value at its own last step (B, H); the initial state when T = 0."""
+        T, B = seq.shape[:2]
+        if T == 0:
+            return initial
+        if lens is None:
+            return seq[T - 1]
+        return seq[lens - 1, np.arange(B)]
+
+    # ---- backward -----------------------------------------------------------------------------------
+    def _split_dstate(self, dstate: Any) -> Tuple[Any, Any]:
+        return dstate, None
+
+    def backward(self, dout: Any, dstate: Any = None):
+        if self._cache is None:
+            raise ValueError("backward needs a forward first (and runs once per forward): call the layer "
+                             "on an input, then backward")
+        cache = self._cache
+        T, B, lens = cache["T"], cache["B"], cache["lengths"]
+        L, H = self.num_layers, self.hidden_size
+        lstm = self._has_cell_state
+        d = _as_float_array("dout", dout, self.dtype)
+        expected = (B, T, H) if self.batch_first else (T, B, H)
+        _check_shape("dout", d, expected, "the shape of the forward output")
+        d = np.ascontiguousarray(self._to_user_layout(d))          # (T, B, H)
+        dh_in, dc_in = self._split_dstate(dstate)
+        dh_n = self._check_state("dh_n", dh_in, B)                  # (L, B, H)
+        dc_n = self._check_state("dc_n", dc_in, B) if lstm else None
+        self._cache = None                                          # the LSTM kernel consumes the gates
+        threads = get_num_threads()
+        dh0 = np.zeros((L, B, H), self.dtype)
+        dc0 = np.zeros((L, B, H), self.dtype) if lstm else None
+        GH = self._gate_count * H
+        with blas_single_thread():
+            for k in reversed(range(L)):
+                lay = cache["layers"][k]
+                w_ih, w_hh, b_ih, b_hh = self._layer_params(k)
+                x_k = lay["x"]
+                dx = np.empty(x_k.shape, self.dtype)                 # (T, B, I_k)
+                db = np.zeros(GH, self.dtype) if self.bias else None
+                if T == 0 or B == 0:
+                    dx[...] = 0
+                    dh0[k] = dh_n[k]
+                    if lstm:
+                        dc0[k] = dc_n[k]
+                else:
+                    work = lay["gates"] if lstm else np.empty((T, B, GH), self.dtype)   # (T, B, GH) dA
+                    _recurrent.backward(self._cell, x_k, w_ih.data, w_hh.data, lay["h0"], lay["c0"], lens,
+                                        work, lay["c"], lay["tanh_c"], lay["out"], d, dh_n[k],
+                                        dc_n[k] if lstm else None, dx, w_ih.grad, w_hh.grad, db,
+                                        dh0[k], dc0[k] if lstm else None, threads)
+                if self.bias:
+                    b_ih.grad += db
+                    b_hh.grad += db
+                if k > 0:
+                    mask = cache["layers"][k - 1]["mask"]
+                    d = dx * mask if mask is not None else dx        # gradient of layer k-1's output
+        return self._to_user_layout(dx), self._pack_state(dh0, dc0)
+
+    # ---- streaming ----------------------------------------------------------------------------------
+    def step(self, x_t: Any, state: Any = None):
+        """One timestep for streaming inference: x_t (B, I) -> (h_t (B, H), new state). Keeps nothing."""
+        arr = _as_float_array("x_t", x_t, self.dtype)
+        if arr.ndim != 2 or arr.shape[1] != self.input_size:
+            raise ValueError(f"x_t must have shape (B, input_size = {self.input_size}), got {arr.shape}")
+        B = arr.shape[0]
+        h_in, c_in = self._split_hx(state)
+        h = self._check_state("h0", h_in, B)
+        c = self._check_state("c0", c_in, B) if self._has_cell_state else None
+        lstm = self._has_cell_state
+        L, H, GH = self.num_layers, self.hidden_size, self._gate_count * self.hidden_size
+        layer_in = np.ascontiguousarray(arr)[None]                  # (1, B, I)
+        h_new = np.empty((L, B, H), self.dtype)
+        c_new = np.empty((L, B, H), self.dtype) if lstm else None
+        with blas_single_thread():
+            for k in range(L):
+                w_ih, w_hh, b_ih, b_hh = self._layer_params(k)
+                bias = (b_ih.data + b_hh.data) if self.bias else None
+                gates = np.empty((1, B, GH), self.dtype) if lstm else None
+                c_seq = c_new[k][None] if lstm else None
+                tanh_c = np.empty((1, B, H), self.dtype) if lstm else None
+                out = h_new[k][None]                                # (1, B, H) view into h_new
+                if B:
+                    _recurrent.forward(self._cell, layer_in, w_ih.data, w_hh.data, bias, h[k],
+                                       c[k] if lstm else None, None, gates, c_seq, tanh_c, out,
+                                       get_num_threads())
+                layer_in = out
+        return h_new[L - 1].copy(), self._pack_state(h_new, c_new)
+
+    def extra_repr(self) -> str:
+        parts = [str(self.input_size), str(self.hidden_size)]
+        if self.num_layers != 1:
+            parts.append(f"num_layers={self.num_layers}")
+        parts += self._extra_args()
+        if not self.bias:
+            parts.append("bias=False")
+        if self.batch_first:
+            parts.append("batch_first=True")
+        if self.dropout:
+            parts.append(f"dropout={self.dropout}")
+        parts.append(f"dtype='{self.dtype.name}'")
+        if self.seed is not None:
+            parts.append(f"seed={self.seed}")
+        return ", ".join(parts)
+
+    def _extra_args(self) -> list:
+        return []
+
+
+class Elman(_Recurrent):
+    """Elman (simple) RNN, ``torch.nn.RNN``-compatible; ``nonlinearity`` is tanh, relu or sigmoid.
+
+    ``out, h_n = rnn(x, h0=None, lengths=None)``; ``dx, dh0 = rnn.backward(dout, dh_n=None)``.
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, nonlinearity: str = "tanh",
+                 bias: bool = True, batch_first: bool = False, dropout: float = 0.0, dtype: Any = "float32",
+                 seed: Optional[int] = None):
+        if nonlinearity not in _NONLINEARITIES:
+            raise ValueError(f"nonlinearity must be one of {sorted(_NONLINEARITIES)}, got {nonlinearity!r}")
+        self.nonlinearity = nonlinearity
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, dtype, seed,
+                         cell=_NONLINEARITIES[nonlinearity])
+
+    def _extra_args(self) -> list:
+        return [] if self.nonlinearity == "tanh" else [f"nonlinearity='{self.nonlinearity}'"]
+
+
+RNN = Elman
+
+
+class LSTM(_Recurrent):
+    """LSTM, ``torch.nn.LSTM``-compatible (gates i, f, g, o; two biases).
+
+    ``out, (h_n, c_n) = lstm(x, (h0, c0)=None, lengths=None)``;
+    ``dx, (dh0, dc0) = lstm.backward(dout, (dh_n, dc_n)=None)``.
+    """
+
+    _gate_count = 4
+    _has_cell_state = True
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
+                 batch_first: bool = False, dropout: float = 0.0, dtype: Any = "float32",
+                 seed: Optional[int] = None):
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, dtype, seed,
+                         cell=_recurrent.LSTM)
+
+    @staticmethod
+    def _pair(name: str, value: Any) -> Tuple[Any, Any]:
+        if value is None:
+            return None, None
+        if not isinstance(value, (tuple, list)) or len(value) != 2:
+            raise TypeError(f"{name} must be a tuple (h, c) of two (num_layers, B, hidden_size) arrays or None, "
+                            f"got {type(value).__name__}")
+        return value[0], value[1]
+
+    def _split_hx(self, hx: Any) -> Tuple[Any, Any]:
+        return self._pair("hx", hx)
+
+    def _split_dstate(self, dstate: Any) -> Tuple[Any, Any]:
+        return self._pair("dstate (dh_n, dc_n)", dstate)
+
+    def _pack_state(self, h: np.ndarray, c: Optional[np.ndarray]) -> Any:
+        return h, c
+
+
+# ----------------------------------------------------------------------------------------------- Linear
+class Linear(Module):
+    """``y = x Wᵀ + b`` on the last axis of any (..., in_features) array (every timestep at once).
+
+    ``weight`` (out_features, in_features) and ``bias`` (out_features,), initialised as torch does:
+    U(−1/√in_features, 1/√in_features).
+    """
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, dtype: Any = "float32",
+                 seed: Optional[int] = None):
+        super().__init__()
+        self.in_features = _check_size("in_features", in_features)
+        self.out_features = _check_size("out_features", out_features)
+        self.dtype = resolve_dtype(dtype)
+        self.seed = seed
+        rng = np.random.default_rng(seed)
+        bound = 1.0 / math.sqrt(self.in_features)
+        self.weight = self._register("weight", rng.uniform(-bound, bound, (self.out_features, self.in_features)),
+                                     self.dtype)
+        self.bias = self._register("bias", rng.uniform(-bound, bound, self.out_features), self.dtype) if bias else None
+        self._x: Optional[np.ndarray] = None
+
+    def forward(self, x: Any) -> np.ndarray:
+        arr = _as_float_array("x", x, self.dtype)
+        if arr.ndim < 1 or arr.shape[-1] != self.in_features:
+            raise ValueError(f"x must have in_features = {self.in_features} on its last axis, got shape {arr.shape}")
+        self._x = arr
+        y = arr @ self.weight.data.T                                    # (..., out)
+        if self.bias is not None:
+            y += self.bias.data
+        return y
+
+    __call__ = forward
+
+    def backward(self, dy: Any) -> np.ndarray:
+        if self._x is None:
+            raise ValueError("backward needs a forward first: call the layer on an input, then backward")
+        x = self._x
+        d = _as_float_array("dy", dy, self.dtype)
+        _check_shape("dy", d, x.shape[:-1] + (self.out_features,), "(..., out_features)")
+        d2 = d.reshape(-1, self.out_features)                          # (N, out)
+        self.weight.grad += d2.T @ x.reshape(-1, self.in_features)     # (out, in)
+        if self.bias is not None:
+            self.bias.grad += d2.sum(axis=0)
+        return d @ self.weight.data                                     # (..., in)
+
+    def extra_repr(self) -> str:
+        s = f"{self.in_features}, {self.out_features}"
+        if self.bias is None:
+            s += ", bias=False"
+        return s + f", dtype='{self.dtype.name}'"
