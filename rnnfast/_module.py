@@ -66,6 +66,13 @@ class Module:
         self._parameters[name] = param
         return param
 
+    def __getattr__(self, name: str) -> Any:
+        # Parameters read as attributes, as in torch: ``lstm.weight_hh_l0``.
+        params = self.__dict__.get("_parameters")
+        if params is not None and name in params:
+            return params[name]
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
     # ---- parameters -------------------------------------------------------------------------
     def named_parameters(self) -> Iterator[tuple[str, Parameter]]:
         yield from self._parameters.items()
