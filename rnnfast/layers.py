@@ -118,6 +118,7 @@ class _Recurrent(Module):
                 self._register(f"bias_ih_l{k}", self._rng.uniform(-bound, bound, GH), self.dtype)
                 self._register(f"bias_hh_l{k}", self._rng.uniform(-bound, bound, GH), self.dtype)
         self._cache: Optional[dict] = None
+        self._workspace: dict = {}
 
     # ---- helpers ------------------------------------------------------------------------------------
     def _layer_params(self, k: int):
@@ -127,6 +128,14 @@ class _Recurrent(Module):
             b_ih, b_hh = p[f"bias_ih_l{k}"], p[f"bias_hh_l{k}"]
             return w_ih, w_hh, b_ih, b_hh
         return w_ih, w_hh, None, None
+
+    def _buffer(self, key: tuple, shape: tuple) -> np.ndarray:
+        """A scratch array kept across calls of the same shape (fresh pages cost page faults)."""
+        buf = self._workspace.get(key)
+        if buf is None or buf.shape != shape:
+            buf = np.empty(shape, self.dtype)
+            self._workspace[key] = buf
+        return buf
 
     def _check_input(self, x: Any) -> np.ndarray:
         """x as a C-contiguous (T, B, I) array of the layer's dtype."""
@@ -181,10 +190,11 @@ class _Recurrent(Module):
             for k in range(L):
                 w_ih, w_hh, b_ih, b_hh = self._layer_params(k)
                 bias = (b_ih.data + b_hh.data) if self.bias else None   # (GH,)
-                out = np.empty((T, B, H), self.dtype)                   # (T, B, H) h_t
-                gates = np.empty((T, B, GH), self.dtype) if lstm else None
-                c = np.empty((T, B, H), self.dtype) if lstm else None
-                tanh_c = np.empty((T, B, H), self.dtype) if lstm else None
+                # (T, B, H) h_t: the top layer's is returned, so it is fresh each call
+                out = np.empty((T, B, H), self.dtype) if k == L - 1 else self._buffer((k, "out"), (T, B, H))
+                gates = self._buffer((k, "gates"), (T, B, GH)) if lstm else None     # (T, B, 4H)
+                c = self._buffer((k, "c"), (T, B, H)) if lstm else None              # (T, B, H)
+                tanh_c = self._buffer((k, "tanh_c"), (T, B, H)) if lstm else None    # (T, B, H)
                 if T and B:
                     _recurrent.forward(self._cell, layer_in, w_ih.data, w_hh.data, bias, h0[k],
                                        c0[k] if lstm else None, lens, gates, c, tanh_c, out, threads)
@@ -197,7 +207,10 @@ class _Recurrent(Module):
                     mask /= 1.0 - self.dropout                          # (T, B, H) inverted dropout
                 layers.append(dict(x=layer_in, h0=h0[k], c0=c0[k] if lstm else None, gates=gates, c=c,
                                    tanh_c=tanh_c, out=out, mask=mask))
-                layer_in = out * mask if mask is not None else out
+                if mask is not None:
+                    layer_in = np.multiply(out, mask, out=self._buffer((k, "dropped"), (T, B, H)))
+                else:
+                    layer_in = out
         self._cache = dict(layers=layers, lengths=lens, T=T, B=B)
         return _readonly(self._to_user_layout(out)), self._pack_state(h_n, c_n)
 
@@ -242,7 +255,8 @@ class _Recurrent(Module):
                 lay = cache["layers"][k]
                 w_ih, w_hh, b_ih, b_hh = self._layer_params(k)
                 x_k = lay["x"]
-                dx = np.empty(x_k.shape, self.dtype)                 # (T, B, I_k)
+                # (T, B, I_k); layer 0's is returned, so it is fresh each call
+                dx = np.empty(x_k.shape, self.dtype) if k == 0 else self._buffer((k, "dx"), x_k.shape)
                 db = np.zeros(GH, self.dtype) if self.bias else None
                 if T == 0 or B == 0:
                     dx[...] = 0
@@ -250,7 +264,7 @@ class _Recurrent(Module):
                     if lstm:
                         dc0[k] = dc_n[k]
                 else:
-                    work = lay["gates"] if lstm else np.empty((T, B, GH), self.dtype)   # (T, B, GH) dA
+                    work = lay["gates"] if lstm else self._buffer((k, "dA"), (T, B, GH))   # (T, B, GH) dA
                     _recurrent.backward(self._cell, x_k, w_ih.data, w_hh.data, lay["h0"], lay["c0"], lens,
                                         work, lay["c"], lay["tanh_c"], lay["out"], d, dh_n[k],
                                         dc_n[k] if lstm else None, dx, w_ih.grad, w_hh.grad, db,
@@ -260,7 +274,10 @@ class _Recurrent(Module):
                     b_hh.grad += db
                 if k > 0:
                     mask = cache["layers"][k - 1]["mask"]
-                    d = dx * mask if mask is not None else dx        # gradient of layer k-1's output
+                    if mask is not None:
+                        d = np.multiply(dx, mask, out=dx)            # dx is a scratch buffer for k > 0
+                    else:
+                        d = dx
         return self._to_user_layout(dx), self._pack_state(dh0, dc0)
 
     # ---- streaming ----------------------------------------------------------------------------------
