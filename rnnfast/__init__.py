@@ -1,9 +1,19 @@
 """rnnfast: fast, exact recurrent networks (Elman, LSTM) on the CPU, with Cython BPTT kernels."""
+from . import losses, optim
 from ._module import Module, Parameter
 from ._threads import get_num_threads, openmp_enabled, set_num_threads
+from .clip import clip_grad_norm_, clip_grad_value_
 from .layers import LSTM, RNN, Elman, Linear
+from .losses import bce_with_logits, cross_entropy, mse_loss
+from .optim import SGD, Adam, AdamW, ReduceLROnPlateau, RMSprop, StepLR
 
 __version__ = "0.1.0"
 
-__all__ = ["Module", "Parameter", "Elman", "RNN", "LSTM", "Linear",
-           "set_num_threads", "get_num_threads", "openmp_enabled", "__version__"]
+__all__ = [
+    "Module", "Parameter", "Elman", "RNN", "LSTM", "Linear",
+    "set_num_threads", "get_num_threads", "openmp_enabled",
+    "losses", "mse_loss", "cross_entropy", "bce_with_logits",
+    "optim", "SGD", "Adam", "AdamW", "RMSprop", "StepLR", "ReduceLROnPlateau",
+    "clip_grad_norm_", "clip_grad_value_",
+    "__version__",
+]

@@ -1,0 +1,53 @@
+r"""Gradient clipping, in place, on ``torch.nn.utils``'s names and rules.
+
+``clip_grad_norm_`` treats all gradients as one vector: its p-norm is the p-norm of the per-parameter
+p-norms, and every gradient is scaled by the same clamped coefficient::
+
+    ‖g‖ = ‖(‖g₁‖_p, …, ‖gₙ‖_p)‖_p        (p = inf: max |g|)
+    g ← g · min(max_norm / (‖g‖ + 1e-6), 1)
+
+``clip_grad_value_`` clamps every entry: ``g ← min(max(g, −c), c)``.
+"""
+from __future__ import annotations
+
+import math
+from typing import Iterable
+
+import numpy as np
+
+from ._module import Parameter
+from ._validation import check_nonnegative, check_parameters, check_real
+
+__all__ = ["clip_grad_norm_", "clip_grad_value_"]
+
+
+def clip_grad_norm_(parameters: Parameter | Iterable[Parameter], max_norm: float, norm_type: float = 2.0,
+                    error_if_nonfinite: bool = False) -> float:
+    """Scale all gradients together so that their total ``norm_type``-norm is at most ``max_norm``.
+
+    Returns the total norm *before* clipping, as a Python float (0.0 for no parameters). With
+    ``error_if_nonfinite=True`` a NaN or infinite total norm raises ``RuntimeError`` before any gradient
+    changes; otherwise the gradients are scaled by the (NaN or zero) coefficient, as torch does.
+    """
+    params = check_parameters("parameters", parameters, allow_single=True)
+    max_norm = check_nonnegative("max_norm", max_norm)
+    norm_type = check_real("norm_type", float(norm_type))  # float() accepts "inf" as torch does
+    norms = [np.linalg.norm(p.grad.ravel(), ord=norm_type) for p in params if p.grad.size]
+    total = float(np.linalg.norm(np.asarray(norms, dtype=np.float64), ord=norm_type)) if norms else 0.0
+    if error_if_nonfinite and not math.isfinite(total):
+        raise RuntimeError(f"The total norm of order {norm_type} for gradients from `parameters` is "
+                           f"non-finite ({total}), so it cannot be clipped. Pass error_if_nonfinite=False "
+                           f"to scale the gradients by the non-finite norm anyway.")
+    coef = min(max_norm / (total + 1e-6), 1.0)  # min() keeps a NaN coefficient NaN, like torch.clamp
+    with np.errstate(invalid="ignore"):  # an infinite norm gives coef 0 and inf·0 = NaN, as in torch
+        for p in params:
+            p.grad *= coef
+    return total
+
+
+def clip_grad_value_(parameters: Parameter | Iterable[Parameter], clip_value: float) -> None:
+    """Clamp every gradient entry into ``[-clip_value, clip_value]``, in place."""
+    params = check_parameters("parameters", parameters, allow_single=True)
+    c = check_nonnegative("clip_value", clip_value)
+    for p in params:
+        np.clip(p.grad, -c, c, out=p.grad)

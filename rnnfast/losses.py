@@ -1,0 +1,158 @@
+r"""Loss functions that return the loss and its gradient with respect to the prediction, in one pass.
+
+Every function returns ``(loss, grad)``: ``grad`` has the prediction's shape and dtype and is the exact
+gradient of the returned ``loss``. Per-element losses ``l`` (with optional weights ``w``) are reduced as
+
+    reduction="mean":  L = Σ w·l / Σ w          (w ≡ 1 without a mask: the plain mean over N entries)
+    reduction="sum":   L = Σ w·l
+    reduction="none":  L = w·l                   (an array; grad is that of Σ w·l)
+
+The weighted mean is torch's weighted-cross-entropy semantics, ``mean = sum(w*l) / sum(w)``. A ``mask``
+holds per-timestep / per-sample weights aligned with the *leading* axes of the prediction (for
+``cross_entropy``: of the labels, i.e. the logits without the class axis) and is broadcast over the
+trailing axes, so a ``(T, B)`` mask weights a ``(T, B, O)`` prediction per step; ``Σ w`` then counts each
+weight once per element it covers (``O`` times here), so an all-ones mask gives exactly the unmasked
+loss. Weights must be finite and >= 0. Entries of weight 0 are ignored entirely: they add nothing to
+``L``, get an exact zero gradient even if the prediction there is not finite, and (cross-entropy) their
+labels are not range-checked, so padding labels such as ``-100`` are fine. A mean whose weights sum to 0
+raises ``ValueError`` (torch would return NaN).
+
+Losses, per element (``d`` prediction, ``y`` target):
+
+    mse_loss:         l = ½ (d − y)²                        ∂l/∂d = d − y
+        Note the ½: this is ½ × ``torch.nn.functional.mse_loss`` (which has no ½).
+    cross_entropy:    logits x (..., C), integer labels k (...), class axis last;
+                      log p = x − max(x) − log Σ_c exp(x_c − max(x))   (stable log-softmax)
+                      l = −log p_k                          ∂l/∂x = softmax(x) − onehot(k)
+    bce_with_logits:  l = max(x, 0) − x·t + log(1 + exp(−|x|))   (= −t log σ(x) − (1−t) log(1−σ(x)),
+                                                                   stable for any |x|)
+                                                            ∂l/∂x = σ(x) − t
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from scipy.special import expit
+
+from ._validation import check_array, check_choice
+
+__all__ = ["mse_loss", "cross_entropy", "bce_with_logits"]
+
+_REDUCTIONS = ("mean", "sum", "none")
+
+
+def _weights(mask: Any, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray | None:
+    """The mask as weights of ``shape`` (leading-axis aligned, broadcast over the trailing axes)."""
+    if mask is None:
+        return None
+    m = check_array("mask", mask, dtype_kind="biuf")
+    lead = shape[:m.ndim]
+    if m.ndim > len(shape) or any(a not in (1, b) for a, b in zip(m.shape, lead)):
+        raise ValueError(f"mask of shape {m.shape} does not broadcast to the leading axes of {shape}")
+    m = m.astype(dtype, copy=False)
+    if not np.all(np.isfinite(m)) or np.any(m < 0):
+        raise ValueError("mask weights must be finite and >= 0")
+    return np.broadcast_to(m.reshape(m.shape + (1,) * (len(shape) - m.ndim)), shape)
+
+
+def _reduce(loss: np.ndarray, grad: np.ndarray, w: np.ndarray | None,
+            reduction: str) -> tuple[float | np.ndarray, np.ndarray]:
+    """Weight and reduce per-entry ``loss`` (shape S); scale ``grad`` (shape S or S + (C,)) to match.
+
+    ``grad`` holds ∂loss/∂pred per entry and is scaled in place.
+    """
+    loss = np.asarray(loss)
+    extra = (slice(None),) * loss.ndim + (None,) * (grad.ndim - loss.ndim)  # w over a class axis
+    if w is None:
+        total = loss.size
+    else:
+        loss = np.asarray(loss * w)
+        grad *= w[extra]
+        ignored = w == 0
+        if ignored.any():  # exact zeros even where the prediction is inf/nan (0·inf = nan)
+            loss[ignored] = 0
+            grad[ignored] = 0
+        total = np.sum(w, dtype=np.float64)
+    if reduction == "none":
+        return loss, grad
+    value = float(np.sum(loss, dtype=np.float64))
+    if reduction == "mean":
+        if total == 0:
+            raise ValueError("reduction='mean' with weights (mask) summing to zero is undefined")
+        value /= total
+        grad *= 1.0 / total
+    return value, grad
+
+
+def _float_pred_and_target(pred_name: str, pred: Any, target_name: str,
+                           target: Any) -> tuple[np.ndarray, np.ndarray]:
+    p = check_array(pred_name, pred, dtype_kind="f")
+    t = check_array(target_name, target, dtype_kind="biuf")
+    if t.shape != p.shape:
+        raise ValueError(f"{target_name} has shape {t.shape}, expected {pred_name}'s shape {p.shape}")
+    return p, t.astype(p.dtype, copy=False)
+
+
+def mse_loss(pred: Any, target: Any, mask: Any = None,
+             reduction: str = "mean") -> tuple[float | np.ndarray, np.ndarray]:
+    """Half squared error ``½ (pred − target)²`` (½ × torch's ``mse_loss``) and its gradient ``pred − target``.
+
+    ``pred`` and ``target`` have the same shape; ``mask`` weights leading axes (see the module docstring).
+    Returns ``(loss, grad)``; ``loss`` is a float, or an array for ``reduction="none"``.
+    """
+    check_choice("reduction", reduction, _REDUCTIONS)
+    p, t = _float_pred_and_target("pred", pred, "target", target)
+    d = p - t                       # ∂l/∂pred, then scaled in place by _reduce
+    loss = 0.5 * d * d
+    return _reduce(loss, d, _weights(mask, p.shape, p.dtype), reduction)
+
+
+def cross_entropy(logits: Any, labels: Any, mask: Any = None,
+                  reduction: str = "mean") -> tuple[float | np.ndarray, np.ndarray]:
+    """Softmax cross-entropy of ``logits`` (..., C) against integer ``labels`` (...), class axis last.
+
+    The gradient is the fused ``(softmax − onehot) · w / Σw``. Labels outside ``[0, C)`` raise
+    ``ValueError`` unless their weight is 0. Returns ``(loss, grad)`` with ``grad`` shaped like ``logits``.
+    """
+    check_choice("reduction", reduction, _REDUCTIONS)
+    x = check_array("logits", logits, dtype_kind="f", min_ndim=1)
+    k = check_array("labels", labels, dtype_kind="iu")
+    if k.shape != x.shape[:-1]:
+        raise ValueError(f"labels has shape {k.shape}, expected logits' shape without the class axis "
+                         f"{x.shape[:-1]}")
+    n_classes = x.shape[-1]
+    if n_classes == 0:
+        raise ValueError("logits must have at least one class (last axis of length 0)")
+    w = _weights(mask, k.shape, x.dtype)
+    bad = (k < 0) | (k >= n_classes)
+    if w is not None:
+        bad &= w != 0
+    if bad.any():
+        raise ValueError(f"labels must be in [0, {n_classes}) where the mask is nonzero, got "
+                         f"{k[bad].ravel()[0]}")
+    k = np.where((k < 0) | (k >= n_classes), 0, k).reshape(-1)  # ignored labels → any valid class
+
+    z = x - x.max(axis=-1, keepdims=True)          # (..., C) shifted logits: exp cannot overflow
+    e = np.exp(z)
+    s = e.sum(axis=-1, keepdims=True)              # (..., 1)
+    rows = np.arange(k.size)
+    z_k = z.reshape(-1, n_classes)[rows, k].reshape(x.shape[:-1])
+    loss = np.log(s[..., 0]) - z_k                 # −log p_k = log Σ exp(z) − z_k
+    e /= s                                         # softmax
+    e.reshape(-1, n_classes)[rows, k] -= 1         # softmax − onehot
+    return _reduce(loss, e, w, reduction)
+
+
+def bce_with_logits(logits: Any, targets: Any, mask: Any = None,
+                    reduction: str = "mean") -> tuple[float | np.ndarray, np.ndarray]:
+    """Binary cross-entropy on logits, ``max(x,0) − x·t + log1p(exp(−|x|))``, and its gradient ``σ(x) − t``.
+
+    ``targets`` (probabilities, usually 0/1) have the logits' shape. Finite for any finite logits.
+    Returns ``(loss, grad)``.
+    """
+    check_choice("reduction", reduction, _REDUCTIONS)
+    x, t = _float_pred_and_target("logits", logits, "targets", targets)
+    loss = np.maximum(x, 0) - x * t + np.log1p(np.exp(-np.abs(x)))
+    grad = expit(x) - t                            # σ(x) − t, expit is stable for large |x|
+    return _reduce(loss, grad, _weights(mask, x.shape, x.dtype), reduction)

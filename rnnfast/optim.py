@@ -1,0 +1,436 @@
+r"""Optimizers and learning-rate schedules with PyTorch's update rules, defaults and state dicts.
+
+Each optimizer updates ``Parameter.data`` in place from ``Parameter.grad`` (which it never modifies),
+with in-place NumPy operations on two scratch arrays per parameter. Notation: θ parameter, g its
+gradient, γ learning rate, λ weight decay, t the step count (from 1).
+
+Common to all: ``g ← −g`` if ``maximize``; then, except in AdamW, the L2 term ``g ← g + λθ``.
+
+SGD (momentum μ, dampening τ)::
+
+    b ← g                    at the first step (t = 1)
+    b ← μ b + (1 − τ) g      afterwards                        (only when μ ≠ 0)
+    g ← g + μ b   if nesterov, else   g ← b
+    θ ← θ − γ g
+
+Adam (β₁, β₂, ε)::
+
+    m ← β₁ m + (1 − β₁) g            v ← β₂ v + (1 − β₂) g²          (m, v start at 0)
+    v̂ ← max(v̂, v) if amsgrad, else v̂ = v
+    θ ← θ − γ/(1 − β₁ᵗ) · m / (√v̂ / √(1 − β₂ᵗ) + ε)
+
+AdamW: Adam with decoupled weight decay, ``θ ← θ (1 − γλ)`` before the Adam update, and no L2 term.
+
+RMSprop (α, ε, momentum μ)::
+
+    v ← α v + (1 − α) g²
+    ḡ ← α ḡ + (1 − α) g,  d = √(v − ḡ²) + ε   if centered,   else d = √v + ε
+    b ← μ b + g / d,  θ ← θ − γ b              if μ > 0,      else θ ← θ − γ g / d
+
+Every optimizer keeps torch's shape: ``param_groups[0]`` is a dict of the hyper-parameters (read at every
+``step()``, so schedulers and users may change them; ``opt.lr`` is a shortcut for
+``param_groups[0]["lr"]``), ``state[i]`` the per-parameter buffers, and ``state_dict()`` /
+``load_state_dict()`` round-trip them exactly: N steps equal N/2 steps, a save, a load into a fresh
+optimizer and N/2 more steps, bit for bit. Unlike torch's ``zero_grad`` (which sets grads to ``None``),
+``zero_grad`` here fills the ``.grad`` arrays with zeros.
+
+Schedules, on torch's semantics (call ``scheduler.step()`` after ``optimizer.step()``):
+
+    StepLR:             γ ← γ · gamma whenever the epoch count reaches a multiple of step_size
+    ReduceLROnPlateau:  γ ← max(γ · factor, min_lr) after more than ``patience`` epochs without the
+                        metric improving on the best by more than ``threshold`` (relative: best·(1 ∓ thr),
+                        absolute: best ∓ thr), then ``cooldown`` epochs before counting again; changes
+                        smaller than ``eps`` are skipped.
+"""
+from __future__ import annotations
+
+import copy
+import math
+from typing import Any, Callable, Iterable, Mapping
+
+import numpy as np
+
+from ._module import Parameter
+from ._validation import (check_choice, check_int, check_nonnegative, check_parameters, check_positive,
+                          check_real)
+
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "LRScheduler", "StepLR", "ReduceLROnPlateau"]
+
+
+def _param_list(params: Any) -> list[Parameter]:
+    params = check_parameters("params", params)
+    if not params:
+        raise ValueError("optimizer got an empty parameter list")
+    if len({id(p) for p in params}) != len(params):
+        raise ValueError("params contains the same Parameter more than once")
+    return params
+
+
+def _grad(p: Parameter, weight_decay: float, maximize: bool, out: np.ndarray) -> np.ndarray:
+    """g = ±∇ + λθ as torch orders it (negate, then add the L2 term); ``p.grad`` itself is left alone."""
+    if weight_decay == 0:
+        return np.negative(p.grad, out=out) if maximize else p.grad
+    np.multiply(p.data, weight_decay, out=out)
+    if maximize:
+        out -= p.grad
+    else:
+        out += p.grad
+    return out
+
+
+def _buffer(state: dict[str, Any], key: str, like: np.ndarray) -> np.ndarray:
+    """``state[key]``, created as zeros shaped like ``like`` on first use."""
+    buf = state.get(key)
+    if buf is None:
+        buf = state[key] = np.zeros_like(like)
+    return buf
+
+
+class Optimizer:
+    """Base class: one parameter group, per-parameter state, ``step``/``zero_grad``/state dicts.
+
+    Subclasses implement ``_update(p, state, group, s0, s1)`` for one parameter, with two scratch arrays
+    of its shape and dtype.
+    """
+
+    def __init__(self, params: Iterable[Parameter], defaults: dict[str, Any]) -> None:
+        self.param_groups: list[dict[str, Any]] = [{"params": _param_list(params), **defaults}]
+        self.state: dict[int, dict[str, Any]] = {}
+        self._scratch: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+    def _indexed_params(self) -> Iterable[tuple[int, Parameter, dict[str, Any]]]:
+        i = 0
+        for group in self.param_groups:
+            for p in group["params"]:
+                yield i, p, group
+                i += 1
+
+    @property
+    def lr(self) -> float:
+        """The learning rate, ``param_groups[0]["lr"]``."""
+        return self.param_groups[0]["lr"]
+
+    @lr.setter
+    def lr(self, value: float) -> None:
+        self.param_groups[0]["lr"] = check_nonnegative("lr", value)
+
+    def zero_grad(self) -> None:
+        """Fill every parameter's ``.grad`` with zeros."""
+        for _, p, _ in self._indexed_params():
+            p.grad[...] = 0
+
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
+        """Update every parameter once; if given, ``closure()`` is called first and its result returned."""
+        loss = closure() if closure is not None else None
+        for i, p, group in self._indexed_params():
+            scratch = self._scratch.get(i)
+            if scratch is None or scratch[0].shape != p.data.shape or scratch[0].dtype != p.data.dtype:
+                scratch = self._scratch[i] = (np.empty_like(p.data), np.empty_like(p.data))
+            self._update(p, self.state.setdefault(i, {}), group, *scratch)
+        return loss
+
+    def _update(self, p: Parameter, state: dict[str, Any], group: dict[str, Any],
+                s0: np.ndarray, s1: np.ndarray) -> None:
+        raise NotImplementedError
+
+    # ---- state dicts ------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Copies of the per-parameter state (keyed by parameter index) and of the hyper-parameters."""
+        state = {i: {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in s.items()}
+                 for i, s in self.state.items()}
+        groups, start = [], 0
+        for group in self.param_groups:
+            n = len(group["params"])
+            groups.append({**{k: v for k, v in group.items() if k != "params"},
+                           "params": list(range(start, start + n))})
+            start += n
+        return {"state": state, "param_groups": groups}
+
+    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
+        """Restore hyper-parameters and buffers saved by ``state_dict()`` of the same optimizer class.
+
+        Everything is checked (group count, parameter count, hyper-parameter names, buffer shapes) before
+        anything changes; mismatches raise ``KeyError``/``ValueError``.
+        """
+        if not isinstance(state_dict, Mapping) or set(state_dict) != {"state", "param_groups"}:
+            raise KeyError("state_dict must be a mapping with exactly the keys 'state' and 'param_groups'")
+        saved_groups = list(state_dict["param_groups"])
+        if len(saved_groups) != len(self.param_groups):
+            raise ValueError(f"state_dict has {len(saved_groups)} parameter groups, "
+                             f"expected {len(self.param_groups)}")
+        new_groups = []
+        for own, saved in zip(self.param_groups, saved_groups):
+            if len(saved["params"]) != len(own["params"]):
+                raise ValueError(f"state_dict has a group of {len(saved['params'])} parameters, "
+                                 f"expected {len(own['params'])}")
+            if set(saved) != set(own):
+                raise KeyError(f"state_dict hyper-parameters {sorted(set(saved) - {'params'})} do not match "
+                               f"{type(self).__name__}'s {sorted(set(own) - {'params'})}")
+            new_groups.append({k: v for k, v in saved.items() if k != "params"})
+        params = {i: p for i, p, _ in self._indexed_params()}
+        new_state: dict[int, dict[str, Any]] = {}
+        for i, saved in dict(state_dict["state"]).items():
+            if i not in params:
+                raise ValueError(f"state_dict has state for parameter index {i!r}; "
+                                 f"expected indices 0..{len(params) - 1}")
+            entry = {}
+            for key, value in saved.items():
+                if key == "step":
+                    entry[key] = check_int("step", value, 0)
+                elif value is None:
+                    entry[key] = None
+                else:
+                    arr = np.array(value, dtype=params[i].dtype, copy=True)
+                    if arr.shape != params[i].shape:
+                        raise ValueError(f"state_dict entry {key!r} of parameter {i} has shape {arr.shape}, "
+                                         f"expected {params[i].shape}")
+                    entry[key] = arr
+            new_state[i] = entry
+        for own, values in zip(self.param_groups, new_groups):
+            own.update(values)
+        self.state = new_state
+
+    def __repr__(self) -> str:
+        hyper = ", ".join(f"{k}={v!r}" for k, v in self.param_groups[0].items() if k != "params")
+        return f"{type(self).__name__}({hyper})"
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent with optional momentum, Nesterov momentum and L2 weight decay."""
+
+    def __init__(self, params: Iterable[Parameter], lr: float = 1e-3, momentum: float = 0,
+                 dampening: float = 0, weight_decay: float = 0, nesterov: bool = False, *,
+                 maximize: bool = False) -> None:
+        defaults = {"lr": check_nonnegative("lr", lr), "momentum": check_nonnegative("momentum", momentum),
+                    "dampening": check_real("dampening", dampening),
+                    "weight_decay": check_nonnegative("weight_decay", weight_decay),
+                    "nesterov": bool(nesterov), "maximize": bool(maximize)}
+        if nesterov and (defaults["momentum"] <= 0 or defaults["dampening"] != 0):
+            raise ValueError("nesterov=True requires momentum > 0 and dampening = 0")
+        super().__init__(params, defaults)
+
+    def _update(self, p, state, group, s0, s1):
+        lr, momentum, dampening = group["lr"], group["momentum"], group["dampening"]
+        g = _grad(p, group["weight_decay"], group["maximize"], s0)
+        if momentum != 0:
+            buf = state.get("momentum_buffer")
+            if buf is None:
+                buf = state["momentum_buffer"] = g.copy()
+            else:
+                buf *= momentum                          # b ← μ b + (1 − τ) g
+                if dampening == 0:
+                    buf += g
+                else:
+                    np.multiply(g, 1 - dampening, out=s1)
+                    buf += s1
+            if group["nesterov"]:
+                np.multiply(buf, momentum, out=s1)       # g ← g + μ b
+                s1 += g
+                g = s1
+            else:
+                g = buf
+        np.multiply(g, lr, out=s1)
+        p.data -= s1
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba) with optional AMSGrad and L2 weight decay added to the gradient."""
+
+    _decoupled = False  # AdamW: decay the weights directly instead
+
+    def __init__(self, params: Iterable[Parameter], lr: float = 1e-3,
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0,
+                 amsgrad: bool = False, *, maximize: bool = False) -> None:
+        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+            raise TypeError(f"betas must be a pair of floats, got {betas!r}")
+        betas = (check_real("betas[0]", betas[0], 0.0, 1.0, high_inclusive=False),
+                 check_real("betas[1]", betas[1], 0.0, 1.0, high_inclusive=False))
+        defaults = {"lr": check_nonnegative("lr", lr), "betas": betas, "eps": check_nonnegative("eps", eps),
+                    "weight_decay": check_nonnegative("weight_decay", weight_decay),
+                    "amsgrad": bool(amsgrad), "maximize": bool(maximize)}
+        super().__init__(params, defaults)
+
+    def _update(self, p, state, group, s0, s1):
+        lr, eps, wd = group["lr"], group["eps"], group["weight_decay"]
+        beta1, beta2 = group["betas"]
+        if self._decoupled:
+            g = _grad(p, 0, group["maximize"], s0)
+            if wd != 0:
+                p.data *= 1 - lr * wd                    # θ ← θ (1 − γλ)
+        else:
+            g = _grad(p, wd, group["maximize"], s0)
+        t = state["step"] = state.get("step", 0) + 1
+        m = _buffer(state, "exp_avg", p.data)
+        v = _buffer(state, "exp_avg_sq", p.data)
+        np.subtract(g, m, out=s1)                        # m ← m + (1 − β₁)(g − m)
+        s1 *= 1 - beta1
+        m += s1
+        np.multiply(g, g, out=s1)                        # v ← β₂ v + (1 − β₂) g²
+        s1 *= 1 - beta2
+        v *= beta2
+        v += s1
+        if group["amsgrad"]:
+            v = np.maximum(_buffer(state, "max_exp_avg_sq", p.data), v, out=state["max_exp_avg_sq"])
+        step_size = lr / (1 - beta1 ** t)
+        np.sqrt(v, out=s1)                               # denominator √v̂ / √(1 − β₂ᵗ) + ε
+        s1 /= (1 - beta2 ** t) ** 0.5
+        s1 += eps
+        np.divide(m, s1, out=s1)
+        s1 *= step_size
+        p.data -= s1
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Loshchilov & Hutter): ``θ ← θ(1 − γλ)`` then the Adam step."""
+
+    _decoupled = True
+
+    def __init__(self, params: Iterable[Parameter], lr: float = 1e-3,
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8, weight_decay: float = 1e-2,
+                 amsgrad: bool = False, *, maximize: bool = False) -> None:
+        super().__init__(params, lr, betas, eps, weight_decay, amsgrad, maximize=maximize)
+
+
+class RMSprop(Optimizer):
+    """RMSprop (Hinton), optionally centered and with momentum, on torch's update rule."""
+
+    def __init__(self, params: Iterable[Parameter], lr: float = 1e-2, alpha: float = 0.99,
+                 eps: float = 1e-8, weight_decay: float = 0, momentum: float = 0, centered: bool = False,
+                 *, maximize: bool = False) -> None:
+        defaults = {"lr": check_nonnegative("lr", lr), "alpha": check_real("alpha", alpha, 0.0, 1.0),
+                    "eps": check_nonnegative("eps", eps),
+                    "weight_decay": check_nonnegative("weight_decay", weight_decay),
+                    "momentum": check_nonnegative("momentum", momentum), "centered": bool(centered),
+                    "maximize": bool(maximize)}
+        super().__init__(params, defaults)
+
+    def _update(self, p, state, group, s0, s1):
+        lr, alpha, momentum = group["lr"], group["alpha"], group["momentum"]
+        g = _grad(p, group["weight_decay"], group["maximize"], s0)
+        state["step"] = state.get("step", 0) + 1
+        v = _buffer(state, "square_avg", p.data)
+        v *= alpha                                       # v ← α v + (1 − α) g²
+        np.multiply(g, g, out=s1)
+        s1 *= 1 - alpha
+        v += s1
+        if group["centered"]:
+            gbar = _buffer(state, "grad_avg", p.data)
+            np.subtract(g, gbar, out=s1)                 # ḡ ← ḡ + (1 − α)(g − ḡ)
+            s1 *= 1 - alpha
+            gbar += s1
+            np.multiply(gbar, gbar, out=s1)              # d = √(v − ḡ²) + ε
+            np.subtract(v, s1, out=s1)
+            np.sqrt(s1, out=s1)
+        else:
+            np.sqrt(v, out=s1)                           # d = √v + ε
+        s1 += group["eps"]
+        np.divide(g, s1, out=s1)                         # g / d
+        if momentum > 0:
+            buf = _buffer(state, "momentum_buffer", p.data)
+            buf *= momentum                              # b ← μ b + g / d
+            buf += s1
+            np.multiply(buf, lr, out=s1)
+        else:
+            s1 *= lr
+        p.data -= s1
+
+
+# ---- learning-rate schedules ----------------------------------------------------------------
+class LRScheduler:
+    """Base class: holds the optimizer, ``last_epoch``, ``get_last_lr()`` and the state dicts."""
+
+    def __init__(self, optimizer: Optimizer) -> None:
+        if not isinstance(optimizer, Optimizer):
+            raise TypeError(f"optimizer must be an rnnfast.optim.Optimizer, got {type(optimizer).__name__}")
+        self.optimizer = optimizer
+        self.base_lrs = [group["lr"] for group in optimizer.param_groups]
+        self.last_epoch = 0
+        self._last_lr = list(self.base_lrs)
+
+    def get_last_lr(self) -> list[float]:
+        """The learning rate of each parameter group after the last ``step``."""
+        return list(self._last_lr)
+
+    def _record_lr(self) -> None:
+        self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
+
+    def state_dict(self) -> dict[str, Any]:
+        """Every attribute except the optimizer (copied)."""
+        return {k: copy.deepcopy(v) for k, v in self.__dict__.items() if k != "optimizer"}
+
+    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
+        """Restore attributes saved by ``state_dict()`` of the same scheduler class."""
+        own = set(self.__dict__) - {"optimizer"}
+        if set(state_dict) != own:
+            raise KeyError(f"state_dict keys {sorted(state_dict)} do not match {type(self).__name__}'s "
+                           f"{sorted(own)}")
+        self.__dict__.update(copy.deepcopy(dict(state_dict)))
+
+
+class StepLR(LRScheduler):
+    """Multiply the learning rate by ``gamma`` every ``step_size`` calls of ``step()``."""
+
+    def __init__(self, optimizer: Optimizer, step_size: int, gamma: float = 0.1) -> None:
+        self.step_size = check_int("step_size", step_size, 1)
+        self.gamma = check_positive("gamma", gamma)
+        super().__init__(optimizer)
+
+    def step(self) -> None:
+        self.last_epoch += 1
+        if self.last_epoch % self.step_size == 0:
+            for group in self.optimizer.param_groups:
+                group["lr"] = group["lr"] * self.gamma
+        self._record_lr()
+
+
+class ReduceLROnPlateau(LRScheduler):
+    """Multiply the learning rate by ``factor`` when a metric passed to ``step(metric)`` stops improving."""
+
+    def __init__(self, optimizer: Optimizer, mode: str = "min", factor: float = 0.1, patience: int = 10,
+                 threshold: float = 1e-4, threshold_mode: str = "rel", cooldown: int = 0,
+                 min_lr: float | list[float] = 0, eps: float = 1e-8) -> None:
+        super().__init__(optimizer)
+        self.mode = check_choice("mode", mode, ("min", "max"))
+        self.threshold_mode = check_choice("threshold_mode", threshold_mode, ("rel", "abs"))
+        self.factor = check_real("factor", factor, 0.0, 1.0, high_inclusive=False)
+        self.patience = check_int("patience", patience, 0)
+        self.threshold = check_nonnegative("threshold", threshold)
+        self.cooldown = check_int("cooldown", cooldown, 0)
+        self.eps = check_nonnegative("eps", eps)
+        n_groups = len(optimizer.param_groups)
+        if isinstance(min_lr, (list, tuple)):
+            if len(min_lr) != n_groups:
+                raise ValueError(f"min_lr has {len(min_lr)} entries, expected one per group ({n_groups})")
+            self.min_lrs = [check_nonnegative("min_lr", v) for v in min_lr]
+        else:
+            self.min_lrs = [check_nonnegative("min_lr", min_lr)] * n_groups
+        self.best = math.inf if self.mode == "min" else -math.inf
+        self.num_bad_epochs = 0
+        self.cooldown_counter = 0
+
+    def _is_better(self, a: float) -> bool:
+        rel = self.threshold_mode == "rel"
+        if self.mode == "min":
+            return a < (self.best * (1.0 - self.threshold) if rel else self.best - self.threshold)
+        return a > (self.best * (1.0 + self.threshold) if rel else self.best + self.threshold)
+
+    def step(self, metrics: float) -> None:  # type: ignore[override]
+        current = float(metrics)
+        self.last_epoch += 1
+        if self._is_better(current):
+            self.best = current
+            self.num_bad_epochs = 0
+        else:
+            self.num_bad_epochs += 1
+        if self.cooldown_counter > 0:
+            self.cooldown_counter -= 1
+            self.num_bad_epochs = 0                      # bad epochs in cooldown do not count
+        if self.num_bad_epochs > self.patience:
+            for group, min_lr in zip(self.optimizer.param_groups, self.min_lrs):
+                old = float(group["lr"])
+                new = max(old * self.factor, min_lr)
+                if old - new > self.eps:
+                    group["lr"] = new
+            self.cooldown_counter = self.cooldown
+            self.num_bad_epochs = 0
+        self._record_lr()
