@@ -1,5 +1,6 @@
 # cython: language_level=3
-"""Declarations of the fused pointwise passes written in C (see rnnfast_pointwise.h for the math)."""
+"""Declarations of the C helpers: fused pointwise passes (rnnfast_pointwise.h) and the packed
+recurrent GEMM (rnnfast_recgemm.h)."""
 
 cdef extern from "rnnfast_pointwise.h" nogil:
     enum:
@@ -19,3 +20,10 @@ cdef extern from "rnnfast_pointwise.h" nogil:
     void rf_expf_array(int n, const float* x, float* y)
     void rf_tanhf_array(int n, const float* x, float* y)
     void rf_sigmoidf_array(int n, const float* x, float* y)
+
+
+cdef extern from "rnnfast_recgemm.h" nogil:
+    void rf_pack_f(int trans, int K, int N, const float* W, float* P)
+    void rf_pack_d(int trans, int K, int N, const double* W, double* P)
+    void rf_recgemm_f(int m, int N, int K, const float* A, int lda, const float* P, float* C, int ldc, int accumulate)
+    void rf_recgemm_d(int m, int N, int K, const double* A, int lda, const double* P, double* C, int ldc, int accumulate)

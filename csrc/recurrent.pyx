@@ -30,7 +30,8 @@ from _blas cimport gemm
 from _pointwise cimport (RF_TANH, RF_RELU, RF_SIGMOID,
                          rf_lstm_fwd_f, rf_lstm_fwd_d, rf_lstm_bwd_f, rf_lstm_bwd_d,
                          rf_elman_fwd_f, rf_elman_fwd_d, rf_elman_bwd_f, rf_elman_bwd_d,
-                         rf_expf_array, rf_tanhf_array, rf_sigmoidf_array)
+                         rf_expf_array, rf_tanhf_array, rf_sigmoidf_array,
+                         rf_pack_f, rf_pack_d, rf_recgemm_f, rf_recgemm_d)
 
 # Cell codes shared with the Python layer.
 ELMAN_TANH = RF_TANH
@@ -68,6 +69,33 @@ cdef inline Py_ssize_t _bound(Py_ssize_t n, Py_ssize_t parts, Py_ssize_t k) noex
     return (n * k) // parts
 
 
+def packed_size(int itemsize, int K, int N):
+    """Length of the buffer that holds a (K, N) recurrent operand packed for the step product."""
+    cdef Py_ssize_t nr = 128 // itemsize
+    return K * ((N + nr - 1) // nr) * nr
+
+
+cdef void _pack(bint trans, int K, int N, const floating* w, floating* packed) noexcept nogil:
+    """packed := panels of B (K, N), B = wᵀ (w is (N, K)) when trans, else B = w."""
+    if floating is float:
+        rf_pack_f(trans, K, N, w, packed)
+    else:
+        rf_pack_d(trans, K, N, w, packed)
+
+
+cdef inline void _step_product(Py_ssize_t m, int N, int K, const floating* a, const floating* packed,
+                               const floating* w, bint trans_w, floating* c, bint accumulate) noexcept nogil:
+    """c (m, N) := a (m, K) @ B + (c if accumulate), B = wᵀ or w (K, N); packed copy of B if given."""
+    if packed != NULL:
+        if floating is float:
+            rf_recgemm_f(<int> m, N, K, a, K, packed, c, N, accumulate)
+        else:
+            rf_recgemm_d(<int> m, N, K, a, K, packed, c, N, accumulate)
+    else:
+        gemm(False, trans_w, <int> m, N, K, <floating> 1, a, K, w, K if trans_w else N,
+             <floating> (1 if accumulate else 0), c, N)
+
+
 # ------------------------------------------------------------------------------------------------- forward
 cdef void _input_projection(Py_ssize_t r0, Py_ssize_t r1, int I, int GH,
                             const floating* x, const floating* w_ih, const floating* bias,
@@ -85,7 +113,8 @@ cdef void _input_projection(Py_ssize_t r0, Py_ssize_t r1, int I, int GH,
 
 
 cdef void _forward_chunk(int cell, Py_ssize_t T, Py_ssize_t B, int H, Py_ssize_t b0, Py_ssize_t b1,
-                         const floating* w_hh, const floating* h0, const floating* c0, const int* lens,
+                         const floating* w_hh, const floating* packed, const floating* h0,
+                         const floating* c0, const int* lens,
                          floating* gates, floating* c, floating* tanh_c, floating* out) noexcept nogil:
     """The time loop for batch rows [b0, b1); `gates` holds the input projection on entry."""
     cdef int GH = 4 * H if cell == _LSTM else H
@@ -98,7 +127,7 @@ cdef void _forward_chunk(int cell, Py_ssize_t T, Py_ssize_t B, int H, Py_ssize_t
         row0 = t * B + b0                      # first row of this chunk at step t in (T·B, ·) arrays
         a = gates + row0 * GH                   # (m, GH)
         h_prev = (h0 + b0 * H) if t == 0 else (out + (row0 - B) * H)
-        gemm(False, True, <int> m, GH, H, <floating> 1, h_prev, H, w_hh, H, <floating> 1, a, GH)
+        _step_product(m, GH, H, h_prev, packed, w_hh, True, a, True)     # a += h_{t-1} W_hhᵀ
         if cell == _LSTM:
             c_prev = (c0 + b0 * H) if t == 0 else (c + (row0 - B) * H)
             if floating is float:
@@ -125,6 +154,7 @@ def forward(int cell,                                   # Elman activation code 
             floating[:, :, ::1] c,                      # OUT (T, B, H) cell states (LSTM), else None
             floating[:, :, ::1] tanh_c,                 # OUT (T, B, H) tanh(c_t), kept for BPTT (LSTM), else None
             floating[:, :, ::1] out,                    # OUT (T, B, H) h_t, zero past each length
+            floating[::1] packed,                       # WORK (packed_size) W_hhᵀ packed, or None: BLAS per step
             int num_threads):
     """Run the layer over the sequence, keeping in the OUT buffers everything BPTT needs."""
     cdef Py_ssize_t T = x.shape[0], B = x.shape[1]
@@ -136,8 +166,12 @@ def forward(int cell,                                   # Elman activation code 
     cdef floating* c_p = NULL
     cdef floating* tc_p = NULL
     cdef Py_ssize_t k, lo, hi, nblocks, nchunks
+    cdef floating* packed_p = NULL
     if T == 0 or B == 0:
         return
+    if packed is not None:
+        packed_p = &packed[0]
+        _pack(True, H, GH, &w_hh[0, 0], packed_p)
     if cell == _LSTM:
         c0_p = &c0[0, 0]
         c_p = &c[0, 0, 0]
@@ -147,23 +181,23 @@ def forward(int cell,                                   # Elman activation code 
         a_p = &out[0, 0, 0]                     # Elman: pre-activations go straight into out
     nblocks = min(<Py_ssize_t> num_threads, T * B)
     nchunks = min(<Py_ssize_t> num_threads, B)
-    with nogil, parallel(num_threads=num_threads):
+    with nogil, parallel(num_threads=nblocks):
         for k in prange(nblocks, schedule="static"):
             lo = _bound(T * B, nblocks, k)
             hi = _bound(T * B, nblocks, k + 1)
             _input_projection(lo, hi, I, GH, &x[0, 0, 0], &w_ih[0, 0], bias_p, a_p)
-    with nogil, parallel(num_threads=num_threads):
+    with nogil, parallel(num_threads=nchunks):
         for k in prange(nchunks, schedule="static"):
             lo = _bound(B, nchunks, k)
             hi = _bound(B, nchunks, k + 1)
-            _forward_chunk(cell, T, B, H, lo, hi, &w_hh[0, 0], &h0[0, 0], c0_p, lens,
+            _forward_chunk(cell, T, B, H, lo, hi, &w_hh[0, 0], packed_p, &h0[0, 0], c0_p, lens,
                            a_p, c_p, tc_p, &out[0, 0, 0])
 
 
 # ------------------------------------------------------------------------------------------------ backward
 cdef void _backward_chunk(int cell, Py_ssize_t T, Py_ssize_t B, int H, Py_ssize_t b0, Py_ssize_t b1,
-                          const floating* w_hh, const floating* c0, const int* lens,
-                          floating* gates, const floating* c, const floating* tanh_c,
+                          const floating* w_hh, const floating* packed, const floating* c0,
+                          const int* lens, floating* gates, const floating* c, const floating* tanh_c,
                           const floating* out, const floating* dout,
                           const floating* dh_n, const floating* dc_n,
                           floating* da, floating* dh, floating* dc) noexcept nogil:
@@ -195,8 +229,7 @@ cdef void _backward_chunk(int cell, Py_ssize_t T, Py_ssize_t B, int H, Py_ssize_
             else:
                 rf_elman_bwd_d(<int> m, H, cell, out + row0 * H, dout + row0 * H, dh + b0 * H, da + row0 * H)
         _zero_finished(lens, b0, b1, t, da + row0 * GH, GH)
-        gemm(False, False, <int> m, H, GH, <floating> 1, da + row0 * GH, GH, w_hh, H,
-             <floating> 0, dh + b0 * H, H)     # dh_{t-1} = dA_t W_hh
+        _step_product(m, H, GH, da + row0 * GH, packed, w_hh, False, dh + b0 * H, False)  # dh_{t-1} = dA_t W_hh
 
 
 cdef void _weight_gradients(Py_ssize_t T, Py_ssize_t B, int I, int H, int GH,
@@ -245,6 +278,7 @@ def backward(int cell,                                  # Elman activation code 
              floating[::1] db,                          # INOUT (G·H,) accumulated, or None
              floating[:, ::1] dh0,                      # OUT   (B, H)
              floating[:, ::1] dc0,                      # OUT   (B, H) LSTM, else None
+             floating[::1] packed,                      # WORK  (packed_size) W_hh packed, or None: BLAS per step
              int num_threads):
     """Backpropagate through time over the buffers of the last forward. Overwrites `gates` with dA."""
     cdef Py_ssize_t T = x.shape[0], B = x.shape[1]
@@ -264,6 +298,10 @@ def backward(int cell,                                  # Elman activation code 
         if cell == _LSTM:
             dc0[...] = dc_n
         return
+    cdef floating* packed_p = NULL
+    if packed is not None:
+        packed_p = &packed[0]
+        _pack(False, GH, H, &w_hh[0, 0], packed_p)
     if cell == _LSTM:
         c0_p = &c0[0, 0]
         c_p = &c[0, 0, 0]
@@ -272,14 +310,14 @@ def backward(int cell,                                  # Elman activation code 
         dc0_p = &dc0[0, 0]
     nchunks = min(<Py_ssize_t> num_threads, B)
     nblocks = min(<Py_ssize_t> num_threads, GH)
-    with nogil, parallel(num_threads=num_threads):
+    with nogil, parallel(num_threads=nchunks):
         for k in prange(nchunks, schedule="static"):
             lo = _bound(B, nchunks, k)
             hi = _bound(B, nchunks, k + 1)
-            _backward_chunk(cell, T, B, H, lo, hi, &w_hh[0, 0], c0_p, lens, &gates[0, 0, 0], c_p, tc_p,
+            _backward_chunk(cell, T, B, H, lo, hi, &w_hh[0, 0], packed_p, c0_p, lens, &gates[0, 0, 0], c_p, tc_p,
                             &out[0, 0, 0], &dout[0, 0, 0], &dh_n[0, 0], dcn_p,
                             &gates[0, 0, 0], &dh0[0, 0], dc0_p)
-    with nogil, parallel(num_threads=num_threads):
+    with nogil, parallel(num_threads=nblocks):
         for k in prange(nblocks, schedule="static"):
             g0 = _bound(GH, nblocks, k)
             g1 = _bound(GH, nblocks, k + 1)

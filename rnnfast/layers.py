@@ -21,6 +21,7 @@ copied as needed. The returned outputs are read-only, since backward reads them.
 from __future__ import annotations
 
 import math
+import os
 from typing import Any, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -34,6 +35,7 @@ __all__ = ["Elman", "RNN", "LSTM", "Linear"]
 _NONLINEARITIES = {"tanh": _recurrent.ELMAN_TANH, "relu": _recurrent.ELMAN_RELU,
                    "sigmoid": _recurrent.ELMAN_SIGMOID}
 _INT_MAX = 2**31 - 1
+_STEP_GEMM = os.environ.get("RNNFAST_STEP_GEMM", "packed")
 
 
 # --------------------------------------------------------------------------------------------- checks
@@ -137,6 +139,13 @@ class _Recurrent(Module):
             self._workspace[key] = buf
         return buf
 
+    def _packed(self, k: int, direction: str, K: int, N: int) -> Optional[np.ndarray]:
+        """Workspace for the kernel's packed copy of a (K, N) recurrent operand; None selects BLAS."""
+        if _STEP_GEMM == "blas":
+            return None
+        size = _recurrent.packed_size(self.dtype.itemsize, K, N)
+        return self._buffer((k, "packed_" + direction), (size,))
+
     def _check_input(self, x: Any) -> np.ndarray:
         """x as a C-contiguous (T, B, I) array of the layer's dtype."""
         arr = _as_float_array("x", x, self.dtype)
@@ -197,7 +206,8 @@ class _Recurrent(Module):
                 tanh_c = self._buffer((k, "tanh_c"), (T, B, H)) if lstm else None    # (T, B, H)
                 if T and B:
                     _recurrent.forward(self._cell, layer_in, w_ih.data, w_hh.data, bias, h0[k],
-                                       c0[k] if lstm else None, lens, gates, c, tanh_c, out, threads)
+                                       c0[k] if lstm else None, lens, gates, c, tanh_c, out,
+                                       self._packed(k, "forward", H, GH), threads)
                 h_n[k] = self._last(out, h0[k], lens)
                 if lstm:
                     c_n[k] = self._last(c, c0[k], lens)
@@ -268,7 +278,8 @@ class _Recurrent(Module):
                     _recurrent.backward(self._cell, x_k, w_ih.data, w_hh.data, lay["h0"], lay["c0"], lens,
                                         work, lay["c"], lay["tanh_c"], lay["out"], d, dh_n[k],
                                         dc_n[k] if lstm else None, dx, w_ih.grad, w_hh.grad, db,
-                                        dh0[k], dc0[k] if lstm else None, threads)
+                                        dh0[k], dc0[k] if lstm else None,
+                                        self._packed(k, "backward", GH, H), threads)
                 if self.bias:
                     b_ih.grad += db
                     b_hh.grad += db
@@ -305,7 +316,7 @@ class _Recurrent(Module):
                 out = h_new[k][None]                                # (1, B, H) view into h_new
                 if B:
                     _recurrent.forward(self._cell, layer_in, w_ih.data, w_hh.data, bias, h[k],
-                                       c[k] if lstm else None, None, gates, c_seq, tanh_c, out,
+                                       c[k] if lstm else None, None, gates, c_seq, tanh_c, out, None,
                                        get_num_threads())
                 layer_in = out
         return h_new[L - 1].copy(), self._pack_state(h_new, c_new)
