@@ -27,3 +27,5 @@ cdef extern from "rnnfast_recgemm.h" nogil:
     void rf_pack_d(int trans, int K, int N, const double* W, double* P)
     void rf_recgemm_f(int m, int N, int K, const float* A, int lda, const float* P, float* C, int ldc, int accumulate)
     void rf_recgemm_d(int m, int N, int K, const double* A, int lda, const double* P, double* C, int ldc, int accumulate)
+    void rf_matvec_f(int N, int K, const float* W, const float* x, float* a)
+    void rf_matvec_d(int N, int K, const double* W, const double* x, double* a)

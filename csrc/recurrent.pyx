@@ -25,13 +25,16 @@ the chunk's rows up to its last active one, so a batch sorted by decreasing leng
 from cython cimport floating
 from cython.parallel cimport parallel, prange
 from libc.string cimport memcpy, memset
+cimport numpy as cnp
+
+cnp.import_array()
 
 from _blas cimport gemm
 from _pointwise cimport (RF_TANH, RF_RELU, RF_SIGMOID,
                          rf_lstm_fwd_f, rf_lstm_fwd_d, rf_lstm_bwd_f, rf_lstm_bwd_d,
                          rf_elman_fwd_f, rf_elman_fwd_d, rf_elman_bwd_f, rf_elman_bwd_d,
                          rf_expf_array, rf_tanhf_array, rf_sigmoidf_array,
-                         rf_pack_f, rf_pack_d, rf_recgemm_f, rf_recgemm_d)
+                         rf_pack_f, rf_pack_d, rf_recgemm_f, rf_recgemm_d, rf_matvec_f, rf_matvec_d)
 
 # Cell codes shared with the Python layer.
 ELMAN_TANH = RF_TANH
@@ -62,6 +65,15 @@ cdef inline void _zero_finished(const int* lens, Py_ssize_t b0, Py_ssize_t b1, P
     for b in range(b0, b1):
         if lens[b] <= t:
             memset(rows + (b - b0) * width, 0, width * sizeof(floating))
+
+
+cdef double _MIN_FLOPS_PER_THREAD = 2e6   # ≈ 20 µs of GEMM; below it a woken thread costs more than it saves
+
+
+cdef inline Py_ssize_t _team(int num_threads, Py_ssize_t units, double flops) noexcept nogil:
+    """Threads worth using for `units` independent blocks of `flops` work in all."""
+    cdef Py_ssize_t n = min(<Py_ssize_t> num_threads, units)
+    return max(1, min(n, <Py_ssize_t> (flops / _MIN_FLOPS_PER_THREAD)))
 
 
 cdef inline Py_ssize_t _bound(Py_ssize_t n, Py_ssize_t parts, Py_ssize_t k) noexcept nogil:
@@ -179,8 +191,8 @@ def forward(int cell,                                   # Elman activation code 
         a_p = &gates[0, 0, 0]
     else:
         a_p = &out[0, 0, 0]                     # Elman: pre-activations go straight into out
-    nblocks = min(<Py_ssize_t> num_threads, T * B)
-    nchunks = min(<Py_ssize_t> num_threads, B)
+    nblocks = _team(num_threads, T * B, 2.0 * T * B * GH * I)
+    nchunks = _team(num_threads, B, 2.0 * T * B * GH * H)
     with nogil, parallel(num_threads=nblocks):
         for k in prange(nblocks, schedule="static"):
             lo = _bound(T * B, nblocks, k)
@@ -308,8 +320,8 @@ def backward(int cell,                                  # Elman activation code 
         tc_p = &tanh_c[0, 0, 0]
         dcn_p = &dc_n[0, 0]
         dc0_p = &dc0[0, 0]
-    nchunks = min(<Py_ssize_t> num_threads, B)
-    nblocks = min(<Py_ssize_t> num_threads, GH)
+    nchunks = _team(num_threads, B, 2.0 * T * B * GH * H)
+    nblocks = _team(num_threads, GH, 2.0 * T * B * GH * (2 * I + H))
     with nogil, parallel(num_threads=nchunks):
         for k in prange(nchunks, schedule="static"):
             lo = _bound(B, nchunks, k)
@@ -325,6 +337,71 @@ def backward(int cell,                                  # Elman activation code 
             hi = _bound(T * B, nblocks, k + 1)
             _weight_gradients(T, B, I, H, GH, g0, g1, lo, hi, &gates[0, 0, 0], &x[0, 0, 0], &h0[0, 0],
                               &out[0, 0, 0], &w_ih[0, 0], &dx[0, 0, 0], &dw_ih[0, 0], &dw_hh[0, 0], db_p)
+
+
+# ----------------------------------------------------------------------------------------- streaming step
+cdef void _step_rows(int cell, int B, int I, int H, const floating* x, const floating* w_ih,
+                     const floating* w_hh, const floating* bias, const floating* h, const floating* c,
+                     floating* gates, floating* tanh_c, floating* h_out, floating* c_out) noexcept nogil:
+    """One timestep for B rows by matrix-vector products: no packing, no BLAS, no threads."""
+    cdef int GH = 4 * H if cell == _LSTM else H
+    cdef int b
+    for b in range(B):
+        if bias != NULL:
+            memcpy(gates + b * GH, bias, GH * sizeof(floating))
+        else:
+            memset(gates + b * GH, 0, GH * sizeof(floating))
+        if floating is float:
+            rf_matvec_f(GH, I, w_ih, x + b * I, gates + b * GH)
+            rf_matvec_f(GH, H, w_hh, h + b * H, gates + b * GH)
+        else:
+            rf_matvec_d(GH, I, w_ih, x + b * I, gates + b * GH)
+            rf_matvec_d(GH, H, w_hh, h + b * H, gates + b * GH)
+    if cell == _LSTM:
+        if floating is float:
+            rf_lstm_fwd_f(B, H, gates, c, c_out, tanh_c, h_out)
+        else:
+            rf_lstm_fwd_d(B, H, gates, c, c_out, tanh_c, h_out)
+    else:
+        if floating is float:
+            rf_elman_fwd_f(B, H, cell, gates, h_out)
+        else:
+            rf_elman_fwd_d(B, H, cell, gates, h_out)
+
+
+cdef inline void* _data(object a):
+    return NULL if a is None else cnp.PyArray_DATA(<cnp.ndarray> a)
+
+
+def step(int cell,
+         cnp.ndarray x,             # IN  (B, I)
+         cnp.ndarray w_ih,          # IN  (G·H, I)
+         cnp.ndarray w_hh,          # IN  (G·H, H)
+         object bias,               # IN  (G·H,) b_ih + b_hh, or None
+         cnp.ndarray h,             # IN  (B, H) h_{t-1}
+         object c,                  # IN  (B, H) c_{t-1} (LSTM), else None
+         cnp.ndarray gates,         # WORK (B, G·H)
+         object tanh_c,             # WORK (B, H) (LSTM), else None
+         cnp.ndarray h_out,         # OUT (B, H) h_t
+         object c_out):             # OUT (B, H) c_t (LSTM), else None
+    """One timestep of one layer, for streaming. The caller guarantees C-contiguous arrays of one float
+    dtype and consistent shapes (layers.py checks them); taking raw pointers keeps the call cheap."""
+    cdef int B = <int> x.shape[0], I = <int> x.shape[1], H = <int> w_hh.shape[1]
+    cdef void* p[10]
+    if B == 0:
+        return
+    for k, a in enumerate((x, w_ih, w_hh, bias, h, c, gates, tanh_c, h_out, c_out)):
+        p[k] = _data(a)
+    if x.dtype.itemsize == 4:
+        with nogil:
+            _step_rows[float](cell, B, I, H, <float*> p[0], <float*> p[1], <float*> p[2], <float*> p[3],
+                              <float*> p[4], <float*> p[5], <float*> p[6], <float*> p[7], <float*> p[8],
+                              <float*> p[9])
+    else:
+        with nogil:
+            _step_rows[double](cell, B, I, H, <double*> p[0], <double*> p[1], <double*> p[2], <double*> p[3],
+                               <double*> p[4], <double*> p[5], <double*> p[6], <double*> p[7], <double*> p[8],
+                               <double*> p[9])
 
 
 def openmp_enabled():

@@ -143,4 +143,64 @@ RF_CLONES static void NAME(int m, int N, int K, const T *A, int lda, const T *P,
 RF_RECGEMM(rf_recgemm_f, float, rf_tile_f, rf_row_f)
 RF_RECGEMM(rf_recgemm_d, double, rf_tile_d, rf_row_d)
 
+/* a[n] += Σ_k W[n][k] x[k], n < N: matrix-vector product by row dots (W row-major (N, K)). Used by the
+ * streaming step, where the batch is a few rows and packing W would cost more than it saves. Each row
+ * dot keeps one vector of lane sums, folded by halves at the end (a strict left-to-right sum of the
+ * lanes would make every row wait on a 16-add dependency chain). */
+#if defined(__GNUC__) || defined(__clang__)
+typedef float rf_vf8 __attribute__((vector_size(32), aligned(4)));
+typedef float rf_vf4 __attribute__((vector_size(16), aligned(4)));
+typedef double rf_vd4 __attribute__((vector_size(32), aligned(8)));
+typedef double rf_vd2 __attribute__((vector_size(16), aligned(8)));
+
+/* Sum of a vector's lanes, folded by halves. */
+RF_INLINE float rf_hsum_f(rf_vf v) {
+    rf_vf8 a, b;
+    memcpy(&a, &v, 32); memcpy(&b, (const char *)&v + 32, 32); a += b;
+    rf_vf4 c, d;
+    memcpy(&c, &a, 16); memcpy(&d, (const char *)&a + 16, 16); c += d;
+    return (c[0] + c[2]) + (c[1] + c[3]);
+}
+RF_INLINE double rf_hsum_d(rf_vd v) {
+    rf_vd4 a, b;
+    memcpy(&a, &v, 32); memcpy(&b, (const char *)&v + 32, 32); a += b;
+    rf_vd2 c, d;
+    memcpy(&c, &a, 16); memcpy(&d, (const char *)&a + 16, 16); c += d;
+    return c[0] + c[1];
+}
+
+#define RF_MATVEC(NAME, T, V, HSUM)                                                               \
+RF_CLONES static void NAME(int N, int K, const T *W, const T *x, T *a) {                          \
+    enum { VL = 64 / sizeof(T) };                                                                 \
+    const V zero = {0};                                                                           \
+    int kv = K - K % VL;                                                                          \
+    for (int n = 0; n < N; ++n) {                                                                 \
+        const T *w = W + (size_t)n * K;                                                           \
+        V acc0 = zero, acc1 = zero;                                                               \
+        int k = 0;                                                                                \
+        for (; k + 2 * VL <= kv; k += 2 * VL) {                                                   \
+            acc0 += *(const V *)(w + k) * *(const V *)(x + k);                                    \
+            acc1 += *(const V *)(w + k + VL) * *(const V *)(x + k + VL);                          \
+        }                                                                                         \
+        for (; k < kv; k += VL) acc0 += *(const V *)(w + k) * *(const V *)(x + k);                \
+        T s = HSUM(acc0 + acc1);                                                                  \
+        for (; k < K; ++k) s += w[k] * x[k];                                                      \
+        a[n] += s;                                                                                \
+    }                                                                                             \
+}
+RF_MATVEC(rf_matvec_f, float, rf_vf, rf_hsum_f)
+RF_MATVEC(rf_matvec_d, double, rf_vd, rf_hsum_d)
+#else
+#define RF_MATVEC(NAME, T)                                                                        \
+static void NAME(int N, int K, const T *W, const T *x, T *a) {                                    \
+    for (int n = 0; n < N; ++n) {                                                                 \
+        T s = 0;                                                                                  \
+        for (int k = 0; k < K; ++k) s += W[(size_t)n * K + k] * x[k];                             \
+        a[n] += s;                                                                                \
+    }                                                                                             \
+}
+RF_MATVEC(rf_matvec_f, float)
+RF_MATVEC(rf_matvec_d, double)
+#endif
+
 #endif

@@ -293,32 +293,32 @@ class _Recurrent(Module):
 
     # ---- streaming ----------------------------------------------------------------------------------
     def step(self, x_t: Any, state: Any = None):
-        """One timestep for streaming inference: x_t (B, I) -> (h_t (B, H), new state). Keeps nothing."""
-        arr = _as_float_array("x_t", x_t, self.dtype)
+        """One timestep for streaming inference: x_t (B, I) -> (h_t (B, H), new state). Keeps nothing
+        for backward; single-threaded matrix-vector products, so a call costs microseconds."""
+        arr = x_t
+        if not (type(arr) is np.ndarray and arr.dtype == self.dtype and arr.flags.c_contiguous):
+            arr = np.ascontiguousarray(_as_float_array("x_t", x_t, self.dtype))
         if arr.ndim != 2 or arr.shape[1] != self.input_size:
             raise ValueError(f"x_t must have shape (B, input_size = {self.input_size}), got {arr.shape}")
         B = arr.shape[0]
-        h_in, c_in = self._split_hx(state)
-        h = self._check_state("h0", h_in, B)
-        c = self._check_state("c0", c_in, B) if self._has_cell_state else None
         lstm = self._has_cell_state
+        h_in, c_in = self._split_hx(state)
+        h = self._check_state("h0", h_in, B)                        # (L, B, H)
+        c = self._check_state("c0", c_in, B) if lstm else None
         L, H, GH = self.num_layers, self.hidden_size, self._gate_count * self.hidden_size
-        layer_in = np.ascontiguousarray(arr)[None]                  # (1, B, I)
         h_new = np.empty((L, B, H), self.dtype)
         c_new = np.empty((L, B, H), self.dtype) if lstm else None
-        with blas_single_thread():
-            for k in range(L):
-                w_ih, w_hh, b_ih, b_hh = self._layer_params(k)
-                bias = (b_ih.data + b_hh.data) if self.bias else None
-                gates = np.empty((1, B, GH), self.dtype) if lstm else None
-                c_seq = c_new[k][None] if lstm else None
-                tanh_c = np.empty((1, B, H), self.dtype) if lstm else None
-                out = h_new[k][None]                                # (1, B, H) view into h_new
-                if B:
-                    _recurrent.forward(self._cell, layer_in, w_ih.data, w_hh.data, bias, h[k],
-                                       c[k] if lstm else None, None, gates, c_seq, tanh_c, out, None,
-                                       get_num_threads())
-                layer_in = out
+        gates = self._buffer(("step", "gates"), (B, GH))             # (B, GH)
+        tanh_c = self._buffer(("step", "tanh_c"), (B, H)) if lstm else None
+        bias = self._buffer(("step", "bias"), (GH,)) if self.bias else None
+        layer_in = arr
+        for k in range(L):
+            w_ih, w_hh, b_ih, b_hh = self._layer_params(k)
+            if bias is not None:
+                np.add(b_ih.data, b_hh.data, out=bias)
+            _recurrent.step(self._cell, layer_in, w_ih.data, w_hh.data, bias, h[k],
+                            c[k] if lstm else None, gates, tanh_c, h_new[k], c_new[k] if lstm else None)
+            layer_in = h_new[k]
         return h_new[L - 1].copy(), self._pack_state(h_new, c_new)
 
     def extra_repr(self) -> str:
