@@ -3,9 +3,12 @@ from . import losses, optim
 from ._module import Module, Parameter
 from ._threads import get_num_threads, openmp_enabled, set_num_threads
 from .clip import clip_grad_norm_, clip_grad_value_
+from .diagnostics import GradcheckError, gradcheck, gradient_norms_through_time
 from .layers import LSTM, RNN, Elman, Linear
 from .losses import bce_with_logits, cross_entropy, mse_loss
 from .optim import SGD, Adam, AdamW, ReduceLROnPlateau, RMSprop, StepLR
+from .sequences import pad_sequences, sequence_mask, unpad_sequences
+from .tbptt import TBPTTResult, TruncatedBPTT, chunk_bounds, detach_state, iter_chunks
 
 __version__ = "0.1.0"
 
@@ -15,5 +18,8 @@ __all__ = [
     "losses", "mse_loss", "cross_entropy", "bce_with_logits",
     "optim", "SGD", "Adam", "AdamW", "RMSprop", "StepLR", "ReduceLROnPlateau",
     "clip_grad_norm_", "clip_grad_value_",
+    "pad_sequences", "unpad_sequences", "sequence_mask",
+    "TruncatedBPTT", "TBPTTResult", "chunk_bounds", "iter_chunks", "detach_state",
+    "gradient_norms_through_time", "gradcheck", "GradcheckError",
     "__version__",
 ]

@@ -1,0 +1,123 @@
+r"""Variable-length sequences: pad a list into one batch with ``lengths``, and cut it back.
+
+A batch of B sequences ``s_b`` of shapes ``(T_b, *F)`` becomes one array
+
+    padded[t, b] = s_b[t]          for t <  T_b
+    padded[t, b] = padding_value   for T_b <= t < T_max = max_b T_b
+
+of shape ``(T_max, B, *F)`` (``(B, T_max, *F)`` with ``batch_first``) and ``lengths = (T_1, …, T_B)``.
+Pass both to a layer, ``out, h_n = rnn(padded, lengths=lengths)``: each sequence then runs for its own
+length, ``out`` is zero past it and ``h_n`` holds each sequence's state at its own last step, exactly as if
+it had run alone (and as ``torch.nn.utils.rnn.pack_padded_sequence``). ``sequence_mask(lengths)`` gives the
+``(T_max, B)`` 0/1 weights that make a loss (``rnnfast.losses``' ``mask=``) ignore the padding.
+"""
+from __future__ import annotations
+
+from typing import Any, Iterable, List, Tuple
+
+import numpy as np
+
+__all__ = ["pad_sequences", "unpad_sequences", "sequence_mask"]
+
+
+def _numeric_dtype(dtype: Any) -> np.dtype:
+    try:
+        dt = np.dtype(dtype)
+    except TypeError as exc:
+        raise TypeError(f"dtype must be a numeric NumPy dtype, got {dtype!r}") from exc
+    if dt.kind not in "fiub":
+        raise TypeError(f"dtype must be a real numeric dtype (float, int, bool), got {dt}")
+    return dt
+
+
+def _check_lengths(lengths: Any) -> np.ndarray:
+    arr = np.asarray(lengths)
+    if arr.dtype.kind not in "iu":
+        raise TypeError(f"lengths must be an integer array, got dtype {arr.dtype}")
+    if arr.ndim != 1:
+        raise ValueError(f"lengths must be a 1-D array (B,), got shape {arr.shape}")
+    if arr.size and arr.min() < 0:
+        raise ValueError(f"lengths must be >= 0, got {arr.min()}")
+    return arr.astype(np.int64, copy=False)
+
+
+def pad_sequences(sequences: Iterable[Any], dtype: Any = "float32", batch_first: bool = False,
+                  padding_value: float = 0.0) -> Tuple[np.ndarray, np.ndarray]:
+    """Pad sequences ``(T_b, *F)`` (usually ``(T_b, F)``, or ``(T_b,)`` for per-step labels) into one batch.
+
+    Returns ``(padded, lengths)``: ``padded`` of shape ``(T_max, B, *F)`` (``(B, T_max, *F)`` when
+    ``batch_first``) and ``dtype``, filled with ``padding_value`` past each sequence's end, and ``lengths``
+    (B,) int64. Trailing shapes are kept as given (as ``torch.nn.utils.rnn.pad_sequence``): a list of
+    ``(T_b,)`` label arrays gives ``(T_max, B)``; give a layer ``(T_b, 1)`` arrays if it has one feature.
+
+    Raises ``ValueError`` for an empty list, a sequence of length 0 (a layer runs each sequence for at
+    least one step), a 0-d entry or mismatched trailing shapes, and ``TypeError`` for entries that are not
+    arrays of real numbers; each message names ``sequences[i]``.
+    """
+    if isinstance(sequences, (str, bytes)) or not isinstance(sequences, Iterable):
+        raise TypeError(f"sequences must be a list of (T_i, F) arrays, got {type(sequences).__name__}")
+    dt = _numeric_dtype(dtype)
+    if isinstance(padding_value, bool) or not isinstance(padding_value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"padding_value must be a real number, got {type(padding_value).__name__}")
+    if dt.kind in "iub" and float(padding_value) != int(padding_value):
+        raise ValueError(f"padding_value {padding_value!r} is not representable in dtype {dt}")
+    arrays: List[np.ndarray] = []
+    for i, seq in enumerate(sequences):
+        try:
+            arr = np.asarray(seq)
+        except (TypeError, ValueError) as exc:      # ragged nested lists
+            raise TypeError(f"sequences[{i}] is not an array of real numbers: {exc}") from exc
+        if arr.dtype.kind not in "fiub":
+            raise TypeError(f"sequences[{i}] must be an array of real numbers, got dtype {arr.dtype}")
+        if arr.ndim == 0:
+            raise ValueError(f"sequences[{i}] must have a time axis, shape (T_i, F) or (T_i,), got a scalar")
+        if arr.shape[0] == 0:
+            raise ValueError(f"sequences[{i}] has length 0; every sequence needs at least one step")
+        if arrays and arr.shape[1:] != arrays[0].shape[1:]:
+            raise ValueError(f"sequences[{i}] has shape {arr.shape}, but sequences[0] has shape "
+                             f"{arrays[0].shape}: all must share the trailing (feature) shape")
+        arrays.append(arr)
+    if not arrays:
+        raise ValueError("sequences is empty: pad_sequences needs at least one sequence")
+    lengths = np.array([a.shape[0] for a in arrays], dtype=np.int64)   # (B,)
+    T_max, B = int(lengths.max()), len(arrays)
+    padded = np.full((T_max, B) + arrays[0].shape[1:], padding_value, dtype=dt)   # (T_max, B, *F)
+    for b, arr in enumerate(arrays):
+        padded[:lengths[b], b] = arr
+    if batch_first:
+        padded = np.ascontiguousarray(np.swapaxes(padded, 0, 1))       # (B, T_max, *F)
+    return padded, lengths
+
+
+def unpad_sequences(padded: Any, lengths: Any, batch_first: bool = False) -> List[np.ndarray]:
+    """The inverse of :func:`pad_sequences`: ``[padded[:T_b, b] for b]``, each ``(T_b, *F)`` (copies).
+
+    Use it on a layer's ``out`` to get each sequence's outputs back.
+    """
+    arr = np.asarray(padded)
+    if arr.ndim < 2:
+        raise ValueError(f"padded must have a time and a batch axis, got shape {arr.shape}")
+    if batch_first:
+        arr = np.swapaxes(arr, 0, 1)                                    # (T_max, B, *F)
+    lens = _check_lengths(lengths)
+    if lens.shape != (arr.shape[1],):
+        raise ValueError(f"lengths must have shape (B,) = ({arr.shape[1]},), got {lens.shape}")
+    if lens.size and lens.max() > arr.shape[0]:
+        raise ValueError(f"lengths must be <= T_max = {arr.shape[0]}, got {lens.max()}")
+    return [arr[:n, b].copy() for b, n in enumerate(lens)]
+
+
+def sequence_mask(lengths: Any, max_len: int | None = None, batch_first: bool = False,
+                  dtype: Any = "float32") -> np.ndarray:
+    """0/1 weights ``m[t, b] = [t < lengths[b]]`` of shape ``(T_max, B)`` (``(B, T_max)`` with ``batch_first``).
+
+    ``max_len`` defaults to ``max(lengths)``. Pass it as a loss's ``mask`` to ignore the padding.
+    """
+    lens = _check_lengths(lengths)
+    if max_len is not None and (isinstance(max_len, bool) or not isinstance(max_len, (int, np.integer))):
+        raise TypeError(f"max_len must be an int or None, got {type(max_len).__name__}")
+    T = int(lens.max(initial=0)) if max_len is None else int(max_len)
+    if lens.size and T < lens.max():
+        raise ValueError(f"max_len = {T} is shorter than the longest sequence ({lens.max()})")
+    m = (np.arange(T)[:, None] < lens[None, :]).astype(_numeric_dtype(dtype))   # (T, B)
+    return np.ascontiguousarray(m.T) if batch_first else m

@@ -1,0 +1,214 @@
+r"""Truncated backpropagation through time (TBPTT): train on a long stream k steps at a time.
+
+Full BPTT over a stream of T steps keeps every step's activations (memory O(T)) and updates the weights
+once. Truncated BPTT cuts the stream into chunks ``[s_j, s_j + k)`` ("update once every fixed number of
+steps, for example, 20") and, for each chunk j in order,
+
+    out, S_j   = layer(x[s_j : s_j + k], S_{j-1})         S_{j-1}: the state carried from chunk j-1 (S_0 = hx)
+    pred       = head(out)  (if a head is given)
+    L_j, dpred = loss(pred, y[s_j : s_j + k])
+    ∇_j        = BPTT of L_j through the chunk only:       ∂L_j/∂S_j = 0 and S_{j-1} is a constant
+    θ          ← optimizer step on clip(∇_j)
+
+The forward state flows through the whole stream, the gradient never crosses a chunk boundary: ∇_j
+ignores how θ shaped S_{j-1} (that is the truncation). NumPy arrays carry no graph, so "detaching" the
+state (:func:`detach_state`) is a copy; the cut itself is ``dh_n = 0`` in the chunk's backward. Memory is
+O(k) whatever T: only one chunk's activations exist at a time. :meth:`TruncatedBPTT.run_chunks` takes any
+iterable of ``(x_chunk, target_chunk)`` pairs, e.g. a generator reading a stream of 10⁶ steps that never
+exists in memory as a whole; :meth:`TruncatedBPTT.run` cuts an array that does.
+
+Without an optimizer nothing is updated and each chunk's (clipped) gradient is *added* to ``.grad``:
+after a pass, ``.grad`` holds the TBPTT gradient Σ_j ∇_j of the whole stream at fixed θ. With
+``k >= T`` that is exactly full BPTT.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Iterator, List, Optional, Tuple
+
+import numpy as np
+
+from ._module import Module, Parameter
+from ._validation import check_int, check_positive
+from .clip import clip_grad_norm_
+
+__all__ = ["chunk_bounds", "iter_chunks", "detach_state", "TruncatedBPTT", "TBPTTResult"]
+
+LossFn = Callable[[np.ndarray, Any], Tuple[Any, np.ndarray]]
+
+
+def chunk_bounds(T: int, k: int) -> List[Tuple[int, int]]:
+    """``[(0, k), (k, 2k), …, (m·k, T)]``: consecutive chunks of k steps covering ``range(T)``.
+
+    The last chunk is shorter when k does not divide T; ``T = 0`` gives ``[]``. ``k < 1`` raises ValueError.
+    """
+    T = check_int("T", T, minimum=0)
+    k = check_int("k", k, minimum=1)
+    return [(s, min(s + k, T)) for s in range(0, T, k)]
+
+
+def iter_chunks(x: Any, targets: Any, k: int, time_axis: int = 0) -> Iterator[Tuple[np.ndarray, Any]]:
+    """Yield ``(x[s:e], targets[s:e])`` (views, sliced on ``time_axis``) for ``(s, e)`` in ``chunk_bounds``.
+
+    ``targets`` may be None (a loss that needs none); otherwise its ``time_axis`` must match x's.
+    """
+    xs = np.asarray(x)
+    if xs.ndim <= time_axis:
+        raise ValueError(f"x must have a time axis {time_axis}, got shape {xs.shape}")
+    T = xs.shape[time_axis]
+    ys = None if targets is None else np.asarray(targets)
+    if ys is not None and (ys.ndim <= time_axis or ys.shape[time_axis] != T):
+        raise ValueError(f"targets must have the same number of steps as x on axis {time_axis} ({T}), "
+                         f"got shape {ys.shape}")
+    for s, e in chunk_bounds(T, k):
+        cut = (slice(None),) * time_axis + (slice(s, e),)
+        yield xs[cut], (None if ys is None else ys[cut])
+
+
+def detach_state(state: Any) -> Any:
+    """A copy of a recurrent state (an array, a tuple ``(h, c)`` of arrays, or None).
+
+    This is the state carried across a truncation boundary: the same values, owned by the caller and
+    unconnected to the layer's buffers (NumPy has no graph to cut; the gradient is cut by the next
+    chunk's ``backward(dout, dh_n=None)``, which starts from ``∂L/∂S = 0``).
+    """
+    if state is None:
+        return None
+    if isinstance(state, (tuple, list)):
+        return tuple(detach_state(s) for s in state)
+    arr = np.asarray(state)
+    if arr.dtype.kind not in "fiub":
+        raise TypeError(f"state must be an array or a tuple of arrays of real numbers, got dtype {arr.dtype}")
+    return np.array(arr, copy=True)
+
+
+@dataclass
+class TBPTTResult:
+    """What a TBPTT pass returns.
+
+    ``losses`` (n_chunks,) float64: each chunk's loss value (as the loss function reduced it), computed
+    before that chunk's update. ``state``: the state after the last step (detached), to continue the
+    stream later. ``steps``: the number of timesteps processed.
+    """
+
+    losses: np.ndarray
+    state: Any
+    steps: int
+
+
+class TruncatedBPTT:
+    """Train a recurrent ``layer`` (and an optional per-step ``head``, e.g. ``rnnfast.Linear``) by TBPTT.
+
+    Parameters
+    ----------
+    layer: an ``rnnfast.Elman`` / ``rnnfast.LSTM`` (any num_layers, either layout).
+    loss: ``loss(pred, target) -> (value, dpred)``, e.g. ``rnnfast.losses.mse_loss`` or a
+        ``functools.partial`` of one; ``pred`` is the chunk's ``head(out)`` (or ``out``), in the layer's
+        layout. With ``reduction="mean"`` each chunk's loss is a mean over that chunk, so a shorter last
+        chunk weighs its steps more.
+    k: steps per chunk for :meth:`run` (default 20).
+    head: optional module with ``forward``/``backward`` applied to ``out`` at every step.
+    optimizer: anything with ``step()`` over the layer's and head's parameters (``rnnfast.optim.SGD``, …).
+        None: no update; each chunk's gradient is added to ``.grad`` (see the module docstring).
+    max_norm: if given, each chunk's gradient (layer and head together) is clipped to this total
+        2-norm with ``rnnfast.clip.clip_grad_norm_`` before it is applied or accumulated.
+
+    Each chunk zeroes the layer's and head's ``.grad`` before its backward (restoring the accumulated sum
+    afterwards when ``optimizer`` is None), so gradients from outside the pass never leak into an update.
+    """
+
+    def __init__(self, layer: Module, loss: LossFn, k: int = 20, head: Optional[Module] = None,
+                 optimizer: Any = None, max_norm: Optional[float] = None):
+        for name, mod in (("layer", layer), ("head", head)):
+            if mod is None and name == "head":
+                continue
+            if not (callable(mod) and hasattr(mod, "backward") and hasattr(mod, "parameters")):
+                raise TypeError(f"{name} must be an rnnfast module with forward/backward/parameters, "
+                                f"got {type(mod).__name__}")
+        if not callable(loss):
+            raise TypeError(f"loss must be a callable loss(pred, target) -> (value, grad), got {type(loss).__name__}")
+        if optimizer is not None and not callable(getattr(optimizer, "step", None)):
+            raise TypeError(f"optimizer must have a step() method, got {type(optimizer).__name__}")
+        self.layer = layer
+        self.loss = loss
+        self.k = check_int("k", k, minimum=1)
+        self.head = head
+        self.optimizer = optimizer
+        self.max_norm = None if max_norm is None else check_positive("max_norm", max_norm)
+
+    # ---- helpers ------------------------------------------------------------------------------------
+    @property
+    def time_axis(self) -> int:
+        """The time axis of x and targets: 1 for a ``batch_first`` layer, else 0."""
+        return 1 if getattr(self.layer, "batch_first", False) else 0
+
+    def parameters(self) -> List[Parameter]:
+        """The layer's parameters, then the head's."""
+        return self.layer.parameters() + (self.head.parameters() if self.head is not None else [])
+
+    # ---- one chunk ----------------------------------------------------------------------------------
+    def step(self, x_chunk: Any, target_chunk: Any, state: Any = None) -> Tuple[float, Any]:
+        """Forward, loss, truncated backward, (clip), update on one chunk from ``state``.
+
+        Returns ``(loss value, detached state after the chunk)``.
+        """
+        shape = np.shape(x_chunk)
+        if len(shape) > self.time_axis and shape[self.time_axis] == 0:
+            raise ValueError("x_chunk has no timesteps; every chunk needs at least one step")
+        out, new_state = self.layer(x_chunk, state)                  # (k, B, H) in the layer's layout
+        pred = self.head(out) if self.head is not None else out
+        value, dpred = self._call_loss(pred, target_chunk)
+        params = self.parameters()
+        saved = None if self.optimizer is not None else [p.grad.copy() for p in params]
+        for p in params:
+            p.grad[...] = 0                                           # this chunk's gradient alone
+        dout = self.head.backward(dpred) if self.head is not None else dpred
+        self.layer.backward(dout, None)                              # dh_n = 0: the gradient is cut here
+        if self.max_norm is not None:
+            clip_grad_norm_(params, self.max_norm)
+        if self.optimizer is not None:
+            self.optimizer.step()
+        else:
+            for p, g in zip(params, saved):
+                p.grad += g                                           # Σ_j ∇_j
+        return value, detach_state(new_state)
+
+    def _call_loss(self, pred: np.ndarray, target: Any) -> Tuple[float, np.ndarray]:
+        result = self.loss(pred, target)
+        if not (isinstance(result, tuple) and len(result) == 2):
+            raise TypeError(f"loss must return a tuple (value, grad), got {type(result).__name__}")
+        value, grad = result
+        grad = np.asarray(grad)
+        if grad.shape != pred.shape:
+            raise ValueError(f"loss returned a grad of shape {grad.shape}, expected the prediction's shape "
+                             f"{pred.shape}")
+        return float(np.sum(value)), grad
+
+    # ---- passes -------------------------------------------------------------------------------------
+    def run_chunks(self, chunks: Iterable[Tuple[Any, Any]], state: Any = None) -> TBPTTResult:
+        """One pass over an iterable of ``(x_chunk, target_chunk)`` pairs, each one truncation window.
+
+        ``x_chunk`` is ``(k_j, B, I)`` (``(B, k_j, I)`` for a ``batch_first`` layer); chunks may differ in
+        length. The iterable is consumed lazily, so a generator can feed an arbitrarily long stream in
+        O(max k_j) memory (plus one float per chunk for ``losses``). ``state`` is the initial state
+        (None: zeros).
+        """
+        losses: List[float] = []
+        steps = 0
+        state = detach_state(state)
+        for j, item in enumerate(chunks):
+            if not (isinstance(item, (tuple, list)) and len(item) == 2):
+                raise TypeError(f"chunks must yield (x_chunk, target_chunk) pairs; item {j} is a "
+                                f"{type(item).__name__}")
+            x_chunk, target_chunk = item
+            value, state = self.step(x_chunk, target_chunk, state)
+            losses.append(value)
+            steps += np.shape(x_chunk)[self.time_axis]
+        return TBPTTResult(np.asarray(losses, dtype=np.float64), state, steps)
+
+    def run(self, x: Any, targets: Any, state: Any = None) -> TBPTTResult:
+        """One pass over a whole sequence ``x`` (T, B, I) with ``targets`` (T, ...), cut into chunks of ``k``.
+
+        Chunks are views of ``x``: nothing of size T is allocated beyond the inputs themselves.
+        """
+        return self.run_chunks(iter_chunks(x, targets, self.k, self.time_axis), state)
