@@ -17,6 +17,14 @@ cdef extern from "rnnfast_pointwise.h" nogil:
     void rf_elman_fwd_d(int n, int H, int act, double* a, double* h)
     void rf_elman_bwd_f(int n, int H, int act, const float* h, const float* dout, const float* dh_in, float* da)
     void rf_elman_bwd_d(int n, int H, int act, const double* h, const double* dout, const double* dh_in, double* da)
+    void rf_gru_fwd_f(int n, int H, float* gx, const float* gh, const float* b_hn, const float* h_prev,
+                      float* hn, float* h)
+    void rf_gru_fwd_d(int n, int H, double* gx, const double* gh, const double* b_hn, const double* h_prev,
+                      double* hn, double* h)
+    void rf_gru_bwd_f(int n, int H, float* gates, const float* hn, const float* h_prev, const float* dout,
+                      const float* dh_in, float* dah, float* dhn, float* dh_out)
+    void rf_gru_bwd_d(int n, int H, double* gates, const double* hn, const double* h_prev, const double* dout,
+                      const double* dh_in, double* dah, double* dhn, double* dh_out)
     void rf_expf_array(int n, const float* x, float* y)
     void rf_tanhf_array(int n, const float* x, float* y)
     void rf_sigmoidf_array(int n, const float* x, float* y)

@@ -1,13 +1,16 @@
 # cython: language_level=3
-"""Forward and backpropagation-through-time kernels for Elman and LSTM layers (one direction, one layer).
+"""Forward and backpropagation-through-time kernels for Elman, LSTM and GRU layers (one direction, one layer).
 
 Elman (G = 1):  h_t = φ(x_t W_ihᵀ + h_{t-1} W_hhᵀ + b),            φ ∈ {tanh, relu, sigmoid}
 LSTM  (G = 4):  [i f g o] = [σ σ tanh σ](x_t W_ihᵀ + h_{t-1} W_hhᵀ + b),  gates in PyTorch's order
                 c_t = f ⊙ c_{t-1} + i ⊙ g,   h_t = o ⊙ tanh(c_t)
-with b = b_ih + b_hh. BPTT sums every path back through time; with the pre-activation gradients dA_t
+GRU   (G = 3):  [r z] = σ(x_t W_i{r,z}ᵀ + h_{t-1} W_h{r,z}ᵀ + b),   n = tanh(x_t W_inᵀ + b_in + r ⊙ (h_{t-1} W_hnᵀ + b_hn))
+                h_t = (1 − z) ⊙ n + z ⊙ h_{t-1}                     gates in PyTorch's order r, z, n
+with b = b_ih + b_hh (GRU's n gate keeps b_hn inside r ⊙ (·), so its recurrent part is kept apart). BPTT sums every path back through time; with the pre-activation gradients dA_t
 (T, B, G·H) kept for all steps, the weight gradients are single GEMMs after the loop:
     dW_ih = Σ_t dA_tᵀ x_t,   dW_hh = Σ_t dA_tᵀ h_{t-1},   db = Σ_t Σ_b dA_t,   dx_t = dA_t W_ih,
-and inside the loop the only recurrent term is  dh_{t-1} = dA_t W_hh.
+and inside the loop the only recurrent term is  dh_{t-1} = dA_t W_hh  (GRU: dh ⊙ z + dA^h_t W_hh, where the
+recurrent gradient dA^h differs from dA in the n block by the factor r).
 
 Structure (oneDNN's and haste's):
   1. input projection A = X W_ihᵀ + b for all T·B rows, as GEMMs over row blocks, one per thread;
@@ -33,6 +36,7 @@ from _blas cimport gemm
 from _pointwise cimport (RF_TANH, RF_RELU, RF_SIGMOID,
                          rf_lstm_fwd_f, rf_lstm_fwd_d, rf_lstm_bwd_f, rf_lstm_bwd_d,
                          rf_elman_fwd_f, rf_elman_fwd_d, rf_elman_bwd_f, rf_elman_bwd_d,
+                         rf_gru_fwd_f, rf_gru_fwd_d, rf_gru_bwd_f, rf_gru_bwd_d,
                          rf_expf_array, rf_tanhf_array, rf_sigmoidf_array,
                          rf_pack_f, rf_pack_d, rf_recgemm_f, rf_recgemm_d, rf_matvec_f, rf_matvec_d)
 
@@ -42,7 +46,9 @@ ELMAN_RELU = RF_RELU
 ELMAN_SIGMOID = RF_SIGMOID
 cdef enum:
     _LSTM = 3
+    _GRU = 4
 LSTM = _LSTM
+GRU = _GRU
 
 
 cdef inline Py_ssize_t _active_rows(const int* lens, Py_ssize_t b0, Py_ssize_t b1, Py_ssize_t t) noexcept nogil:
@@ -124,29 +130,42 @@ cdef void _input_projection(Py_ssize_t r0, Py_ssize_t r1, int I, int GH,
     gemm(False, True, <int> (r1 - r0), GH, I, <floating> 1, x + r0 * I, I, w_ih, I, beta, a + r0 * GH, GH)
 
 
+cdef inline int _gate_width(int cell, int H) noexcept nogil:
+    return 4 * H if cell == _LSTM else (3 * H if cell == _GRU else H)
+
+
 cdef void _forward_chunk(int cell, Py_ssize_t T, Py_ssize_t B, int H, Py_ssize_t b0, Py_ssize_t b1,
-                         const floating* w_hh, const floating* packed, const floating* h0,
-                         const floating* c0, const int* lens,
-                         floating* gates, floating* c, floating* tanh_c, floating* out) noexcept nogil:
+                         const floating* w_hh, const floating* packed, const floating* b_hn,
+                         const floating* h0, const floating* c0, const int* lens,
+                         floating* gates, floating* c, floating* tanh_c, floating* hn, floating* out,
+                         floating* scratch) noexcept nogil:
     """The time loop for batch rows [b0, b1); `gates` holds the input projection on entry."""
-    cdef int GH = 4 * H if cell == _LSTM else H
+    cdef int GH = _gate_width(cell, H)
     cdef Py_ssize_t t, m, row0
     cdef const floating* h_prev
     cdef const floating* c_prev
     cdef floating* a
+    cdef floating* s = scratch + b0 * GH if scratch != NULL else NULL    # (m, GH) GRU: h_{t-1} W_hhᵀ
     for t in range(T):
         m = _active_rows(lens, b0, b1, t)
         row0 = t * B + b0                      # first row of this chunk at step t in (T·B, ·) arrays
         a = gates + row0 * GH                   # (m, GH)
         h_prev = (h0 + b0 * H) if t == 0 else (out + (row0 - B) * H)
-        _step_product(m, GH, H, h_prev, packed, w_hh, True, a, True)     # a += h_{t-1} W_hhᵀ
         if cell == _LSTM:
+            _step_product(m, GH, H, h_prev, packed, w_hh, True, a, True)     # a += h_{t-1} W_hhᵀ
             c_prev = (c0 + b0 * H) if t == 0 else (c + (row0 - B) * H)
             if floating is float:
                 rf_lstm_fwd_f(<int> m, H, a, c_prev, c + row0 * H, tanh_c + row0 * H, out + row0 * H)
             else:
                 rf_lstm_fwd_d(<int> m, H, a, c_prev, c + row0 * H, tanh_c + row0 * H, out + row0 * H)
+        elif cell == _GRU:
+            _step_product(m, GH, H, h_prev, packed, w_hh, True, s, False)    # s = h_{t-1} W_hhᵀ
+            if floating is float:
+                rf_gru_fwd_f(<int> m, H, a, s, b_hn, h_prev, hn + row0 * H, out + row0 * H)
+            else:
+                rf_gru_fwd_d(<int> m, H, a, s, b_hn, h_prev, hn + row0 * H, out + row0 * H)
         else:
+            _step_product(m, GH, H, h_prev, packed, w_hh, True, a, True)     # a += h_{t-1} W_hhᵀ
             if floating is float:
                 rf_elman_fwd_f(<int> m, H, cell, a, out + row0 * H)
             else:
@@ -154,43 +173,46 @@ cdef void _forward_chunk(int cell, Py_ssize_t T, Py_ssize_t B, int H, Py_ssize_t
         _zero_finished(lens, b0, b1, t, out + row0 * H, H)
 
 
-def forward(int cell,                                   # Elman activation code or LSTM
-            const floating[:, :, ::1] x,                # IN  (T, B, I)
-            const floating[:, ::1] w_ih,                # IN  (G·H, I)
-            const floating[:, ::1] w_hh,                # IN  (G·H, H)
-            const floating[::1] bias,                   # IN  (G·H,) b_ih + b_hh, or None
-            const floating[:, ::1] h0,                  # IN  (B, H)
-            const floating[:, ::1] c0,                  # IN  (B, H) LSTM only, else None
-            const int[::1] lengths,                     # IN  (B,) in [1, T], or None for all T
-            floating[:, :, ::1] gates,                  # OUT (T, B, G·H) activated gates (LSTM); Elman: None
-            floating[:, :, ::1] c,                      # OUT (T, B, H) cell states (LSTM), else None
-            floating[:, :, ::1] tanh_c,                 # OUT (T, B, H) tanh(c_t), kept for BPTT (LSTM), else None
-            floating[:, :, ::1] out,                    # OUT (T, B, H) h_t, zero past each length
+cdef inline floating* _ptr3(floating[:, :, ::1] a) noexcept nogil:
+    return &a[0, 0, 0] if a is not None else NULL
+
+
+cdef inline const floating* _cptr2(const floating[:, ::1] a) noexcept nogil:
+    return &a[0, 0] if a is not None else NULL
+
+
+def forward(int cell,                                   # ELMAN_*, LSTM or GRU
+            const floating[:, :, ::1] x,                # IN   (T, B, I)
+            const floating[:, ::1] w_ih,                # IN   (G·H, I)
+            const floating[:, ::1] w_hh,                # IN   (G·H, H)
+            const floating[::1] bias,                   # IN   (G·H,) b_ih + b_hh (GRU: b_ih + [b_hr, b_hz, 0]), or None
+            const floating[::1] b_hn,                   # IN   (H,) GRU: b_hn, else None
+            const floating[:, ::1] h0,                  # IN   (B, H)
+            const floating[:, ::1] c0,                  # IN   (B, H) LSTM, else None
+            const int[::1] lengths,                     # IN   (B,) in [1, T], or None for all T
+            floating[:, :, ::1] gates,                  # OUT  (T, B, G·H) activated gates (LSTM, GRU); Elman: None
+            floating[:, :, ::1] c,                      # OUT  (T, B, H) cell states (LSTM), else None
+            floating[:, :, ::1] tanh_c,                 # OUT  (T, B, H) tanh(c_t), kept for BPTT (LSTM), else None
+            floating[:, :, ::1] hn,                     # OUT  (T, B, H) W_hn h_{t-1} + b_hn, kept for BPTT (GRU), else None
+            floating[:, :, ::1] out,                    # OUT  (T, B, H) h_t, zero past each length
+            floating[:, ::1] scratch,                   # WORK (B, G·H) GRU, else None
             floating[::1] packed,                       # WORK (packed_size) W_hhᵀ packed, or None: BLAS per step
             int num_threads):
     """Run the layer over the sequence, keeping in the OUT buffers everything BPTT needs."""
     cdef Py_ssize_t T = x.shape[0], B = x.shape[1]
     cdef int I = <int> x.shape[2], H = <int> w_hh.shape[1], GH = <int> w_hh.shape[0]
     cdef const floating* bias_p = &bias[0] if bias is not None else NULL
+    cdef const floating* b_hn_p = &b_hn[0] if b_hn is not None else NULL
     cdef const int* lens = &lengths[0] if lengths is not None else NULL
-    cdef const floating* c0_p = NULL
-    cdef floating* a_p
-    cdef floating* c_p = NULL
-    cdef floating* tc_p = NULL
-    cdef Py_ssize_t k, lo, hi, nblocks, nchunks
     cdef floating* packed_p = NULL
+    cdef floating* a_p
+    cdef Py_ssize_t k, lo, hi, nblocks, nchunks
     if T == 0 or B == 0:
         return
     if packed is not None:
         packed_p = &packed[0]
         _pack(True, H, GH, &w_hh[0, 0], packed_p)
-    if cell == _LSTM:
-        c0_p = &c0[0, 0]
-        c_p = &c[0, 0, 0]
-        tc_p = &tanh_c[0, 0, 0]
-        a_p = &gates[0, 0, 0]
-    else:
-        a_p = &out[0, 0, 0]                     # Elman: pre-activations go straight into out
+    a_p = &out[0, 0, 0] if gates is None else &gates[0, 0, 0]   # Elman: pre-activations go straight into out
     nblocks = _team(num_threads, T * B, 2.0 * T * B * GH * I)
     nchunks = _team(num_threads, B, 2.0 * T * B * GH * H)
     with nogil, parallel(num_threads=nblocks):
@@ -202,21 +224,25 @@ def forward(int cell,                                   # Elman activation code 
         for k in prange(nchunks, schedule="static"):
             lo = _bound(B, nchunks, k)
             hi = _bound(B, nchunks, k + 1)
-            _forward_chunk(cell, T, B, H, lo, hi, &w_hh[0, 0], packed_p, &h0[0, 0], c0_p, lens,
-                           a_p, c_p, tc_p, &out[0, 0, 0])
+            _forward_chunk(cell, T, B, H, lo, hi, &w_hh[0, 0], packed_p, b_hn_p, &h0[0, 0], _cptr2(c0), lens,
+                           a_p, _ptr3(c), _ptr3(tanh_c), _ptr3(hn), &out[0, 0, 0],
+                           &scratch[0, 0] if scratch is not None else NULL)
 
 
 # ------------------------------------------------------------------------------------------------ backward
 cdef void _backward_chunk(int cell, Py_ssize_t T, Py_ssize_t B, int H, Py_ssize_t b0, Py_ssize_t b1,
-                          const floating* w_hh, const floating* packed, const floating* c0,
-                          const int* lens, floating* gates, const floating* c, const floating* tanh_c,
-                          const floating* out, const floating* dout,
-                          const floating* dh_n, const floating* dc_n,
-                          floating* da, floating* dh, floating* dc) noexcept nogil:
-    """Reverse time loop for rows [b0, b1): fills da (T, B, GH) and leaves dh_0, dc_0 in dh, dc."""
-    cdef int GH = 4 * H if cell == _LSTM else H
+                          const floating* w_hh, const floating* packed, const floating* h0,
+                          const floating* c0, const int* lens, floating* gates, const floating* c,
+                          const floating* tanh_c, floating* hn, const floating* out, const floating* dout,
+                          const floating* dh_n, const floating* dc_n, floating* da, floating* dh,
+                          floating* dc, floating* scratch) noexcept nogil:
+    """Reverse time loop for rows [b0, b1): fills da (T, B, GH) (GRU: also hn := its recurrent n-block
+    gradient) and leaves dh_0, dc_0 in dh, dc."""
+    cdef int GH = _gate_width(cell, H)
     cdef Py_ssize_t t, m, row0, b, bt
     cdef const floating* c_prev
+    cdef const floating* h_prev
+    cdef floating* s = scratch + b0 * GH if scratch != NULL else NULL    # (m, GH) GRU: recurrent dA
     for bt in range(T):
         t = T - 1 - bt
         row0 = t * B + b0
@@ -235,51 +261,82 @@ cdef void _backward_chunk(int cell, Py_ssize_t T, Py_ssize_t B, int H, Py_ssize_
             else:
                 rf_lstm_bwd_d(<int> m, H, gates + row0 * GH, c_prev, tanh_c + row0 * H,
                               dout + row0 * H, dh + b0 * H, dc + b0 * H, dc + b0 * H)
+        elif cell == _GRU:
+            h_prev = (h0 + b0 * H) if t == 0 else (out + (row0 - B) * H)
+            if floating is float:
+                rf_gru_bwd_f(<int> m, H, gates + row0 * GH, hn + row0 * H, h_prev, dout + row0 * H,
+                             dh + b0 * H, s, hn + row0 * H, dh + b0 * H)
+            else:
+                rf_gru_bwd_d(<int> m, H, gates + row0 * GH, hn + row0 * H, h_prev, dout + row0 * H,
+                             dh + b0 * H, s, hn + row0 * H, dh + b0 * H)
+            _zero_finished(lens, b0, b1, t, hn + row0 * H, H)
+            _zero_finished(lens, b0, b1, t, s, GH)        # finished rows carry nothing back
+            _zero_finished(lens, b0, b1, t, dh + b0 * H, H)
         else:
             if floating is float:
                 rf_elman_bwd_f(<int> m, H, cell, out + row0 * H, dout + row0 * H, dh + b0 * H, da + row0 * H)
             else:
                 rf_elman_bwd_d(<int> m, H, cell, out + row0 * H, dout + row0 * H, dh + b0 * H, da + row0 * H)
         _zero_finished(lens, b0, b1, t, da + row0 * GH, GH)
-        _step_product(m, H, GH, da + row0 * GH, packed, w_hh, False, dh + b0 * H, False)  # dh_{t-1} = dA_t W_hh
+        if cell == _GRU:
+            _step_product(m, H, GH, s, packed, w_hh, False, dh + b0 * H, True)   # dh_{t-1} = dh ⊙ z + dA_h W_hh
+        else:
+            _step_product(m, H, GH, da + row0 * GH, packed, w_hh, False, dh + b0 * H, False)  # dh_{t-1} = dA_t W_hh
 
 
-cdef void _weight_gradients(Py_ssize_t T, Py_ssize_t B, int I, int H, int GH,
+cdef void _weight_gradients(Py_ssize_t T, Py_ssize_t B, int I, int H, int GH, int split,
                             Py_ssize_t g0, Py_ssize_t g1, Py_ssize_t r0, Py_ssize_t r1,
-                            const floating* da, const floating* x, const floating* h0,
-                            const floating* out, const floating* w_ih,
-                            floating* dx, floating* dw_ih, floating* dw_hh, floating* db) noexcept nogil:
-    """Gate rows [g0, g1) of dW_ih, dW_hh, db (accumulated) and rows [r0, r1) of dx (overwritten)."""
-    cdef Py_ssize_t r, j
+                            const floating* da, const floating* da_n, const floating* x,
+                            const floating* h0, const floating* out, const floating* w_ih,
+                            floating* dx, floating* dw_ih, floating* dw_hh,
+                            floating* db_ih, floating* db_hh) noexcept nogil:
+    """Gate rows [g0, g1) of dW_ih, dW_hh, db_ih, db_hh (accumulated) and rows [r0, r1) of dx (overwritten).
+
+    The input side reads dA (T·B, GH). The recurrent side reads dA for gate rows < split and, for rows
+    from split on (GRU's n block, whose recurrent gradient is r ⊙ da_n), da_n (T·B, GH − split)."""
+    cdef Py_ssize_t r, j, lo, hi, ld
+    cdef const floating* src
     cdef int ng = <int> (g1 - g0)
     if ng > 0:
         gemm(True, False, ng, I, <int> (T * B), <floating> 1, da + g0, GH, x, I,
              <floating> 1, dw_ih + g0 * I, I)                                   # Σ_t dA_tᵀ x_t
-        gemm(True, False, ng, H, <int> B, <floating> 1, da + g0, GH, h0, H,
-             <floating> 1, dw_hh + g0 * H, H)                                   # dA_0ᵀ h_0
-        if T > 1:
-            gemm(True, False, ng, H, <int> ((T - 1) * B), <floating> 1, da + B * GH + g0, GH, out, H,
-                 <floating> 1, dw_hh + g0 * H, H)                               # Σ_{t≥1} dA_tᵀ h_{t-1}
-        if db != NULL:
+        if db_ih != NULL:
             for r in range(T * B):
                 for j in range(g0, g1):
-                    db[j] += da[r * GH + j]
+                    db_ih[j] += da[r * GH + j]
+        for part in range(2):                  # recurrent side: rows below split, then from split on
+            lo = g0 if part == 0 else max(g0, <Py_ssize_t> split)
+            hi = min(g1, <Py_ssize_t> split) if part == 0 else g1
+            if hi <= lo:
+                continue
+            src = (da + lo) if part == 0 else (da_n + (lo - split))
+            ld = GH if part == 0 else GH - split
+            gemm(True, False, <int> (hi - lo), H, <int> B, <floating> 1, src, <int> ld, h0, H,
+                 <floating> 1, dw_hh + lo * H, H)                               # dA_0ᵀ h_0
+            if T > 1:
+                gemm(True, False, <int> (hi - lo), H, <int> ((T - 1) * B), <floating> 1, src + B * ld,
+                     <int> ld, out, H, <floating> 1, dw_hh + lo * H, H)         # Σ_{t≥1} dA_tᵀ h_{t-1}
+            if db_hh != NULL:
+                for r in range(T * B):
+                    for j in range(hi - lo):
+                        db_hh[lo + j] += src[r * ld + j]
     if r1 > r0:
         gemm(False, False, <int> (r1 - r0), I, GH, <floating> 1, da + r0 * GH, GH, w_ih, I,
              <floating> 0, dx + r0 * I, I)                                      # dx_t = dA_t W_ih
 
 
-def backward(int cell,                                  # Elman activation code or LSTM
+def backward(int cell,                                  # ELMAN_*, LSTM or GRU
              const floating[:, :, ::1] x,               # IN    (T, B, I)
              const floating[:, ::1] w_ih,               # IN    (G·H, I)
              const floating[:, ::1] w_hh,               # IN    (G·H, H)
              const floating[:, ::1] h0,                 # IN    (B, H)
              const floating[:, ::1] c0,                 # IN    (B, H) LSTM, else None
              const int[::1] lengths,                    # IN    (B,) or None
-             floating[:, :, ::1] gates,                 # INOUT (T, B, G·H) LSTM: activated gates in, dA out;
+             floating[:, :, ::1] gates,                 # INOUT (T, B, G·H) LSTM, GRU: activated gates in, dA out;
                                                         #       Elman: workspace for dA
              const floating[:, :, ::1] c,               # IN    (T, B, H) LSTM, else None
              const floating[:, :, ::1] tanh_c,          # IN    (T, B, H) LSTM, else None
+             floating[:, :, ::1] hn,                    # INOUT (T, B, H) GRU: hn in, r ⊙ da_n out; else None
              const floating[:, :, ::1] out,             # IN    (T, B, H) h_t from forward
              const floating[:, :, ::1] dout,            # IN    (T, B, H) dL/dout
              const floating[:, ::1] dh_n,               # IN    (B, H) dL/dh_n
@@ -287,21 +344,22 @@ def backward(int cell,                                  # Elman activation code 
              floating[:, :, ::1] dx,                    # OUT   (T, B, I)
              floating[:, ::1] dw_ih,                    # INOUT (G·H, I) accumulated
              floating[:, ::1] dw_hh,                    # INOUT (G·H, H) accumulated
-             floating[::1] db,                          # INOUT (G·H,) accumulated, or None
+             floating[::1] db_ih,                       # INOUT (G·H,) accumulated, or None
+             floating[::1] db_hh,                       # INOUT (G·H,) accumulated, or None
              floating[:, ::1] dh0,                      # OUT   (B, H)
              floating[:, ::1] dc0,                      # OUT   (B, H) LSTM, else None
+             floating[:, ::1] scratch,                  # WORK  (B, G·H) GRU, else None
              floating[::1] packed,                      # WORK  (packed_size) W_hh packed, or None: BLAS per step
              int num_threads):
-    """Backpropagate through time over the buffers of the last forward. Overwrites `gates` with dA."""
+    """Backpropagate through time over the buffers of the last forward. Overwrites `gates` (and GRU's `hn`)."""
     cdef Py_ssize_t T = x.shape[0], B = x.shape[1]
     cdef int I = <int> x.shape[2], H = <int> w_hh.shape[1], GH = <int> w_hh.shape[0]
+    cdef int split = 2 * H if cell == _GRU else GH
     cdef const int* lens = &lengths[0] if lengths is not None else NULL
-    cdef const floating* c0_p = NULL
-    cdef const floating* c_p = NULL
-    cdef const floating* tc_p = NULL
-    cdef const floating* dcn_p = NULL
-    cdef floating* dc0_p = NULL
-    cdef floating* db_p = &db[0] if db is not None else NULL
+    cdef floating* db_ih_p = &db_ih[0] if db_ih is not None else NULL
+    cdef floating* db_hh_p = &db_hh[0] if db_hh is not None else NULL
+    cdef floating* packed_p = NULL
+    cdef floating* hn_p = _ptr3(hn)
     cdef Py_ssize_t k, lo, hi, g0, g1, nblocks, nchunks
     if B == 0:
         return
@@ -310,58 +368,64 @@ def backward(int cell,                                  # Elman activation code 
         if cell == _LSTM:
             dc0[...] = dc_n
         return
-    cdef floating* packed_p = NULL
     if packed is not None:
         packed_p = &packed[0]
         _pack(False, GH, H, &w_hh[0, 0], packed_p)
-    if cell == _LSTM:
-        c0_p = &c0[0, 0]
-        c_p = &c[0, 0, 0]
-        tc_p = &tanh_c[0, 0, 0]
-        dcn_p = &dc_n[0, 0]
-        dc0_p = &dc0[0, 0]
     nchunks = _team(num_threads, B, 2.0 * T * B * GH * H)
     nblocks = _team(num_threads, GH, 2.0 * T * B * GH * (2 * I + H))
     with nogil, parallel(num_threads=nchunks):
         for k in prange(nchunks, schedule="static"):
             lo = _bound(B, nchunks, k)
             hi = _bound(B, nchunks, k + 1)
-            _backward_chunk(cell, T, B, H, lo, hi, &w_hh[0, 0], packed_p, c0_p, lens, &gates[0, 0, 0], c_p, tc_p,
-                            &out[0, 0, 0], &dout[0, 0, 0], &dh_n[0, 0], dcn_p,
-                            &gates[0, 0, 0], &dh0[0, 0], dc0_p)
+            _backward_chunk(cell, T, B, H, lo, hi, &w_hh[0, 0], packed_p, &h0[0, 0], _cptr2(c0), lens,
+                            &gates[0, 0, 0], &c[0, 0, 0] if c is not None else NULL,
+                            &tanh_c[0, 0, 0] if tanh_c is not None else NULL, hn_p,
+                            &out[0, 0, 0], &dout[0, 0, 0], &dh_n[0, 0], _cptr2(dc_n),
+                            &gates[0, 0, 0], &dh0[0, 0], &dc0[0, 0] if dc0 is not None else NULL,
+                            &scratch[0, 0] if scratch is not None else NULL)
     with nogil, parallel(num_threads=nblocks):
         for k in prange(nblocks, schedule="static"):
             g0 = _bound(GH, nblocks, k)
             g1 = _bound(GH, nblocks, k + 1)
             lo = _bound(T * B, nblocks, k)
             hi = _bound(T * B, nblocks, k + 1)
-            _weight_gradients(T, B, I, H, GH, g0, g1, lo, hi, &gates[0, 0, 0], &x[0, 0, 0], &h0[0, 0],
-                              &out[0, 0, 0], &w_ih[0, 0], &dx[0, 0, 0], &dw_ih[0, 0], &dw_hh[0, 0], db_p)
+            _weight_gradients(T, B, I, H, GH, split, g0, g1, lo, hi, &gates[0, 0, 0], hn_p, &x[0, 0, 0],
+                              &h0[0, 0], &out[0, 0, 0], &w_ih[0, 0], &dx[0, 0, 0], &dw_ih[0, 0],
+                              &dw_hh[0, 0], db_ih_p, db_hh_p)
 
 
 # ----------------------------------------------------------------------------------------- streaming step
 cdef void _step_rows(int cell, int B, int I, int H, const floating* x, const floating* w_ih,
-                     const floating* w_hh, const floating* bias, const floating* h, const floating* c,
-                     floating* gates, floating* tanh_c, floating* h_out, floating* c_out) noexcept nogil:
+                     const floating* w_hh, const floating* bias, const floating* b_hn, const floating* h,
+                     const floating* c, floating* gates, floating* work, floating* h_out,
+                     floating* c_out) noexcept nogil:
     """One timestep for B rows by matrix-vector products: no packing, no BLAS, no threads."""
-    cdef int GH = 4 * H if cell == _LSTM else H
+    cdef int GH = _gate_width(cell, H)
     cdef int b
+    cdef floating* gh = work                     # GRU: (B, 3H) h_{t-1} W_hhᵀ, then (B, H) hn
     for b in range(B):
         if bias != NULL:
             memcpy(gates + b * GH, bias, GH * sizeof(floating))
         else:
             memset(gates + b * GH, 0, GH * sizeof(floating))
+        if cell == _GRU:
+            memset(gh + b * GH, 0, GH * sizeof(floating))
         if floating is float:
             rf_matvec_f(GH, I, w_ih, x + b * I, gates + b * GH)
-            rf_matvec_f(GH, H, w_hh, h + b * H, gates + b * GH)
+            rf_matvec_f(GH, H, w_hh, h + b * H, (gh if cell == _GRU else gates) + b * GH)
         else:
             rf_matvec_d(GH, I, w_ih, x + b * I, gates + b * GH)
-            rf_matvec_d(GH, H, w_hh, h + b * H, gates + b * GH)
+            rf_matvec_d(GH, H, w_hh, h + b * H, (gh if cell == _GRU else gates) + b * GH)
     if cell == _LSTM:
         if floating is float:
-            rf_lstm_fwd_f(B, H, gates, c, c_out, tanh_c, h_out)
+            rf_lstm_fwd_f(B, H, gates, c, c_out, work, h_out)
         else:
-            rf_lstm_fwd_d(B, H, gates, c, c_out, tanh_c, h_out)
+            rf_lstm_fwd_d(B, H, gates, c, c_out, work, h_out)
+    elif cell == _GRU:
+        if floating is float:
+            rf_gru_fwd_f(B, H, gates, gh, b_hn, h, gh + B * GH, h_out)
+        else:
+            rf_gru_fwd_d(B, H, gates, gh, b_hn, h, gh + B * GH, h_out)
     else:
         if floating is float:
             rf_elman_fwd_f(B, H, cell, gates, h_out)
@@ -373,35 +437,41 @@ cdef inline void* _data(object a):
     return NULL if a is None else cnp.PyArray_DATA(<cnp.ndarray> a)
 
 
+def step_work_size(int cell, int B, int H):
+    """Length of the `work` buffer that `step` needs."""
+    return B * H if cell == _LSTM else (B * 4 * H if cell == _GRU else 0)
+
+
 def step(int cell,
-         cnp.ndarray x,             # IN  (B, I)
-         cnp.ndarray w_ih,          # IN  (G·H, I)
-         cnp.ndarray w_hh,          # IN  (G·H, H)
-         object bias,               # IN  (G·H,) b_ih + b_hh, or None
-         cnp.ndarray h,             # IN  (B, H) h_{t-1}
-         object c,                  # IN  (B, H) c_{t-1} (LSTM), else None
+         cnp.ndarray x,             # IN   (B, I)
+         cnp.ndarray w_ih,          # IN   (G·H, I)
+         cnp.ndarray w_hh,          # IN   (G·H, H)
+         object bias,               # IN   (G·H,) as for forward, or None
+         object b_hn,               # IN   (H,) GRU's b_hn, or None
+         cnp.ndarray h,             # IN   (B, H) h_{t-1}
+         object c,                  # IN   (B, H) c_{t-1} (LSTM), else None
          cnp.ndarray gates,         # WORK (B, G·H)
-         object tanh_c,             # WORK (B, H) (LSTM), else None
-         cnp.ndarray h_out,         # OUT (B, H) h_t
-         object c_out):             # OUT (B, H) c_t (LSTM), else None
+         object work,               # WORK (step_work_size,) LSTM, GRU, else None
+         cnp.ndarray h_out,         # OUT  (B, H) h_t
+         object c_out):             # OUT  (B, H) c_t (LSTM), else None
     """One timestep of one layer, for streaming. The caller guarantees C-contiguous arrays of one float
     dtype and consistent shapes (layers.py checks them); taking raw pointers keeps the call cheap."""
     cdef int B = <int> x.shape[0], I = <int> x.shape[1], H = <int> w_hh.shape[1]
-    cdef void* p[10]
+    cdef void* p[11]
     if B == 0:
         return
-    for k, a in enumerate((x, w_ih, w_hh, bias, h, c, gates, tanh_c, h_out, c_out)):
+    for k, a in enumerate((x, w_ih, w_hh, bias, b_hn, h, c, gates, work, h_out, c_out)):
         p[k] = _data(a)
     if x.dtype.itemsize == 4:
         with nogil:
             _step_rows[float](cell, B, I, H, <float*> p[0], <float*> p[1], <float*> p[2], <float*> p[3],
                               <float*> p[4], <float*> p[5], <float*> p[6], <float*> p[7], <float*> p[8],
-                              <float*> p[9])
+                              <float*> p[9], <float*> p[10])
     else:
         with nogil:
             _step_rows[double](cell, B, I, H, <double*> p[0], <double*> p[1], <double*> p[2], <double*> p[3],
                                <double*> p[4], <double*> p[5], <double*> p[6], <double*> p[7], <double*> p[8],
-                               <double*> p[9])
+                               <double*> p[9], <double*> p[10])
 
 
 def openmp_enabled():

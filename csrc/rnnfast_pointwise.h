@@ -20,6 +20,7 @@
  *   da_g = dc ⊙ i ⊙ (1−g²)    da_o = dh ⊙ tc ⊙ o(1−o)
  *   dc_prev = dc ⊙ f
  * Elman: h = φ(a);  da = dh ⊙ φ'(h) with φ' read off h: tanh 1−h², sigmoid h(1−h), relu [h > 0].
+ * GRU: see the GRU passes below.
  *
  * Small x86-64 builds get AVX2 / AVX-512 clones of each pass chosen at run time (GCC target_clones),
  * so a wheel built for the baseline still uses wide vectors where the CPU has them.
@@ -159,6 +160,60 @@ RF_CLONES static void NAME(int n, int H, int act, const T *h, const T *dout, con
 }
 RF_ELMAN_BWD(rf_elman_bwd_f, float)
 RF_ELMAN_BWD(rf_elman_bwd_d, double)
+
+/* ---------------------------------------------------------------------------------- GRU passes */
+/* Forward, per row (gates r | z | n, each H wide; gx holds x W_ihᵀ + b_ih + [b_hr b_hz 0], the input
+ * projection, and is overwritten with the activations; gh holds h_{t-1} W_hhᵀ without bias):
+ *   r = σ(gx_r + gh_r)   z = σ(gx_z + gh_z)   hn = gh_n + b_hn   n = tanh(gx_n + r ⊙ hn)
+ *   h = (1 − z) ⊙ n + z ⊙ h_prev                                   (hn kept for BPTT) */
+#define RF_GRU_FWD(NAME, T, SIG, TANH)                                                            \
+RF_CLONES static void NAME(int n, int H, T *gx, const T *gh, const T *b_hn, const T *h_prev,      \
+                           T *hn, T *h) {                                                         \
+    for (int b = 0; b < n; ++b) {                                                                \
+        T *xr = gx + (size_t)b * 3 * H, *xz = xr + H, *xn = xr + 2 * H;                           \
+        const T *hr = gh + (size_t)b * 3 * H, *hz = hr + H, *hh = hr + 2 * H;                     \
+        const T *hp = h_prev + (size_t)b * H;                                                     \
+        T *hnb = hn + (size_t)b * H, *hb = h + (size_t)b * H;                                     \
+        RF_SIMD for (int j = 0; j < H; ++j) {                                                     \
+            T r = SIG(xr[j] + hr[j]), z = SIG(xz[j] + hz[j]);                                     \
+            T hnj = hh[j] + (b_hn ? b_hn[j] : 0);                                                 \
+            T nn = TANH(xn[j] + r * hnj);                                                         \
+            xr[j] = r; xz[j] = z; xn[j] = nn; hnb[j] = hnj;                                       \
+            hb[j] = (1 - z) * nn + z * hp[j];                                                     \
+        }                                                                                         \
+    }                                                                                             \
+}
+RF_GRU_FWD(rf_gru_fwd_f, float, rf_sigmoidf, rf_tanhf)
+RF_GRU_FWD(rf_gru_fwd_d, double, rf_sigmoid, tanh)
+
+/* Backward, per row (dh = dout + dh_in):
+ *   dn = dh ⊙ (1 − z)   da_n = dn ⊙ (1 − n²)   da_r = da_n ⊙ hn ⊙ r(1 − r)   da_z = dh ⊙ (h_prev − n) ⊙ z(1 − z)
+ * Input side (gates, in place): [da_r, da_z, da_n]. Recurrent side: [da_r, da_z, da_n ⊙ r] into dah
+ * (n, 3H) and its n block also into dhn (n, H). dh_out := dh ⊙ z, the direct path to h_{t-1}
+ * (dh_out may alias dh_in; the caller then adds dah W_hh). */
+#define RF_GRU_BWD(NAME, T)                                                                       \
+RF_CLONES static void NAME(int n, int H, T *gates, const T *hn, const T *h_prev, const T *dout,   \
+                           const T *dh_in, T *dah, T *dhn, T *dh_out) {                           \
+    for (int b = 0; b < n; ++b) {                                                                \
+        T *gr = gates + (size_t)b * 3 * H, *gz = gr + H, *gn = gr + 2 * H;                        \
+        T *ar = dah + (size_t)b * 3 * H, *az = ar + H, *an = ar + 2 * H;                          \
+        const T *hnb = hn + (size_t)b * H, *hp = h_prev + (size_t)b * H;                          \
+        const T *dob = dout + (size_t)b * H, *dhb = dh_in + (size_t)b * H;                        \
+        T *dhnb = dhn + (size_t)b * H, *dho = dh_out + (size_t)b * H;                             \
+        RF_SIMD for (int j = 0; j < H; ++j) {                                                     \
+            T r = gr[j], z = gz[j], nn = gn[j];                                                   \
+            T dh = dob[j] + dhb[j];                                                               \
+            T da_n = dh * (1 - z) * (1 - nn * nn);                                                \
+            T da_r = da_n * hnb[j] * r * (1 - r);                                                 \
+            T da_z = dh * (hp[j] - nn) * z * (1 - z);                                             \
+            gr[j] = da_r; gz[j] = da_z; gn[j] = da_n;                                             \
+            ar[j] = da_r; az[j] = da_z; an[j] = da_n * r; dhnb[j] = da_n * r;                     \
+            dho[j] = dh * z;                                                                      \
+        }                                                                                         \
+    }                                                                                             \
+}
+RF_GRU_BWD(rf_gru_bwd_f, float)
+RF_GRU_BWD(rf_gru_bwd_d, double)
 
 /* Exposed for the accuracy tests of the float32 approximations. */
 static void rf_expf_array(int n, const float *x, float *y) { for (int j = 0; j < n; ++j) y[j] = rf_expf(x[j]); }

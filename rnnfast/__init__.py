@@ -4,7 +4,7 @@ from ._module import Module, Parameter
 from ._threads import get_num_threads, openmp_enabled, set_num_threads
 from .clip import clip_grad_norm_, clip_grad_value_
 from .diagnostics import GradcheckError, gradcheck, gradient_norms_through_time
-from .layers import LSTM, RNN, Elman, Linear
+from .layers import GRU, LSTM, RNN, Elman, Linear
 from .losses import bce_with_logits, cross_entropy, mse_loss
 from .optim import SGD, Adam, AdamW, ReduceLROnPlateau, RMSprop, StepLR
 from .sequences import pad_sequences, sequence_mask, unpad_sequences
@@ -13,7 +13,7 @@ from .tbptt import TBPTTResult, TruncatedBPTT, chunk_bounds, detach_state, iter_
 __version__ = "0.1.0"
 
 __all__ = [
-    "Module", "Parameter", "Elman", "RNN", "LSTM", "Linear",
+    "Module", "Parameter", "Elman", "RNN", "LSTM", "GRU", "Linear",
     "set_num_threads", "get_num_threads", "openmp_enabled",
     "losses", "mse_loss", "cross_entropy", "bce_with_logits",
     "optim", "SGD", "Adam", "AdamW", "RMSprop", "StepLR", "ReduceLROnPlateau",

@@ -1,14 +1,18 @@
-"""Recurrent layers (Elman, LSTM) and a per-timestep Linear, with PyTorch's parameters and state.
+"""Recurrent layers (Elman, LSTM, GRU) and a per-timestep Linear, with PyTorch's parameters and state.
 
 Elman, layer k:  h_t = φ(x_t W_ihᵀ + b_ih + h_{t-1} W_hhᵀ + b_hh),   φ ∈ {tanh, relu, sigmoid}
 LSTM,  layer k:  i, f, g, o = σ, σ, tanh, σ of (x_t W_ihᵀ + b_ih + h_{t-1} W_hhᵀ + b_hh), split in that order
                  c_t = f ⊙ c_{t-1} + i ⊙ g,    h_t = o ⊙ tanh(c_t)
+GRU,   layer k:  r, z = σ(x_t W_i{r,z}ᵀ + b_i{r,z} + h_{t-1} W_h{r,z}ᵀ + b_h{r,z})
+                 n = tanh(x_t W_inᵀ + b_in + r ⊙ (h_{t-1} W_hnᵀ + b_hn)),   h_t = (1 − z) ⊙ n + z ⊙ h_{t-1}
 Linear:          y = x Wᵀ + b over the last axis.
 
 Parameters carry torch.nn's names and shapes (``weight_ih_l0`` (G·H, I), ``weight_hh_l0`` (G·H, H),
-``bias_ih_l0``, ``bias_hh_l0``, ...; G = 4 for LSTM, 1 for Elman), so weights move across with
+``bias_ih_l0``, ``bias_hh_l0``, ...; G = 4 for LSTM, 3 for GRU, 1 for Elman), so weights move across with
 ``state_dict`` / ``load_state_dict``. Layer k > 0 reads layer k-1's outputs, with dropout between layers in
-``train()`` mode only.
+``train()`` mode only. ``bidirectional=True`` adds a second direction per layer (parameters suffixed
+``_reverse``) that reads each sequence backwards from its own last step; outputs are concatenated
+(…, 2H) and states are (num_layers·2, B, H), ordered layer by layer, forward first, as in torch.
 
 ``backward`` runs BPTT through the last ``forward``, adds into every parameter's ``.grad`` (as torch
 accumulates) and returns the gradients of the input and the initial state. It can run once per forward:
@@ -30,7 +34,7 @@ from . import _recurrent
 from ._module import Module, resolve_dtype
 from ._threads import blas_single_thread, get_num_threads
 
-__all__ = ["Elman", "RNN", "LSTM", "Linear"]
+__all__ = ["Elman", "RNN", "LSTM", "GRU", "Linear"]
 
 _NONLINEARITIES = {"tanh": _recurrent.ELMAN_TANH, "relu": _recurrent.ELMAN_RELU,
                    "sigmoid": _recurrent.ELMAN_SIGMOID}
@@ -86,14 +90,14 @@ def _readonly(arr: np.ndarray) -> np.ndarray:
 
 # -------------------------------------------------------------------------------------- recurrent base
 class _Recurrent(Module):
-    """Shared machinery of Elman and LSTM: parameters, input checks, the layer stack, BPTT."""
+    """Shared machinery of Elman, LSTM and GRU: parameters, input checks, the layer stack, directions, BPTT."""
 
     _gate_count = 1
     _has_cell_state = False
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
-                 batch_first: bool = False, dropout: float = 0.0, dtype: Any = "float32",
-                 seed: Optional[int] = None, *, cell: int):
+                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
+                 dtype: Any = "float32", seed: Optional[int] = None, *, cell: int):
         super().__init__()
         self.input_size = _check_size("input_size", input_size)
         self.hidden_size = _check_size("hidden_size", hidden_size)
@@ -103,33 +107,53 @@ class _Recurrent(Module):
         self.bias = bool(bias)
         self.batch_first = bool(batch_first)
         self.dropout = float(dropout)
+        self.bidirectional = bool(bidirectional)
         self.dtype = resolve_dtype(dtype)
         self.seed = seed
         self._cell = cell
         self._rng = np.random.default_rng(seed)
-        H, GH = self.hidden_size, self._gate_count * self.hidden_size
-        if GH * max(self.input_size, H) > _INT_MAX:
+        D, H, GH = self._directions, self.hidden_size, self._gate_count * self.hidden_size
+        if GH * max(self.input_size, D * H) > _INT_MAX:
             raise ValueError(f"hidden_size {H} and input_size {self.input_size} are too large for "
                              "32-bit BLAS indexing")
         bound = 1.0 / math.sqrt(H)
         for k in range(self.num_layers):
-            in_k = self.input_size if k == 0 else H
-            self._register(f"weight_ih_l{k}", self._rng.uniform(-bound, bound, (GH, in_k)), self.dtype)
-            self._register(f"weight_hh_l{k}", self._rng.uniform(-bound, bound, (GH, H)), self.dtype)
-            if self.bias:
-                self._register(f"bias_ih_l{k}", self._rng.uniform(-bound, bound, GH), self.dtype)
-                self._register(f"bias_hh_l{k}", self._rng.uniform(-bound, bound, GH), self.dtype)
+            in_k = self.input_size if k == 0 else D * H
+            for suffix in self._suffixes:
+                self._register(f"weight_ih_l{k}{suffix}", self._rng.uniform(-bound, bound, (GH, in_k)), self.dtype)
+                self._register(f"weight_hh_l{k}{suffix}", self._rng.uniform(-bound, bound, (GH, H)), self.dtype)
+                if self.bias:
+                    self._register(f"bias_ih_l{k}{suffix}", self._rng.uniform(-bound, bound, GH), self.dtype)
+                    self._register(f"bias_hh_l{k}{suffix}", self._rng.uniform(-bound, bound, GH), self.dtype)
         self._cache: Optional[dict] = None
         self._workspace: dict = {}
 
+    @property
+    def _directions(self) -> int:
+        return 2 if self.bidirectional else 1
+
+    @property
+    def _suffixes(self) -> Tuple[str, ...]:
+        return ("", "_reverse") if self.bidirectional else ("",)
+
     # ---- helpers ------------------------------------------------------------------------------------
-    def _layer_params(self, k: int):
-        p = self._parameters
-        w_ih, w_hh = p[f"weight_ih_l{k}"], p[f"weight_hh_l{k}"]
+    def _layer_params(self, k: int, d: int = 0):
+        p, suffix = self._parameters, self._suffixes[d]
+        w_ih, w_hh = p[f"weight_ih_l{k}{suffix}"], p[f"weight_hh_l{k}{suffix}"]
         if self.bias:
-            b_ih, b_hh = p[f"bias_ih_l{k}"], p[f"bias_hh_l{k}"]
-            return w_ih, w_hh, b_ih, b_hh
+            return w_ih, w_hh, p[f"bias_ih_l{k}{suffix}"], p[f"bias_hh_l{k}{suffix}"]
         return w_ih, w_hh, None, None
+
+    def _kernel_biases(self, b_ih, b_hh, out: Optional[np.ndarray] = None):
+        """(bias, b_hn) as the kernels take them: b_ih + b_hh, except GRU's b_hn, which stays apart."""
+        if b_ih is None:
+            return None, None
+        bias = np.add(b_ih.data, b_hh.data, out=out)                     # (GH,)
+        if self._cell != _recurrent.GRU:
+            return bias, None
+        H = self.hidden_size
+        bias[2 * H:] = b_ih.data[2 * H:]
+        return bias, b_hh.data[2 * H:]
 
     def _buffer(self, key: tuple, shape: tuple) -> np.ndarray:
         """A scratch array kept across calls of the same shape (fresh pages cost page faults)."""
@@ -139,12 +163,12 @@ class _Recurrent(Module):
             self._workspace[key] = buf
         return buf
 
-    def _packed(self, k: int, direction: str, K: int, N: int) -> Optional[np.ndarray]:
+    def _packed(self, key: tuple, K: int, N: int) -> Optional[np.ndarray]:
         """Workspace for the kernel's packed copy of a (K, N) recurrent operand; None selects BLAS."""
         if _STEP_GEMM == "blas":
             return None
         size = _recurrent.packed_size(self.dtype.itemsize, K, N)
-        return self._buffer((k, "packed_" + direction), (size,))
+        return self._buffer(key + ("packed",), (size,))
 
     def _check_input(self, x: Any) -> np.ndarray:
         """x as a C-contiguous (T, B, I) array of the layer's dtype."""
@@ -158,73 +182,109 @@ class _Recurrent(Module):
         if self.batch_first:
             arr = arr.transpose(1, 0, 2)
         T, B = arr.shape[:2]
-        if T * B * max(self._gate_count * self.hidden_size, self.input_size) > _INT_MAX:
+        width = max(self._gate_count * self.hidden_size, self.input_size, self._directions * self.hidden_size)
+        if T * B * width > _INT_MAX:
             raise ValueError(f"x has T*B = {T * B} rows, too many for 32-bit BLAS indexing; split the batch")
         return np.ascontiguousarray(arr)
 
     def _check_state(self, name: str, value: Any, B: int) -> np.ndarray:
-        L, H = self.num_layers, self.hidden_size
+        LD, H = self.num_layers * self._directions, self.hidden_size
         if value is None:
-            return np.zeros((L, B, H), self.dtype)
+            return np.zeros((LD, B, H), self.dtype)
         arr = _as_float_array(name, value, self.dtype)
-        _check_shape(name, arr, (L, B, H), "(num_layers, B, hidden_size)")
+        what = "(num_layers * 2, B, hidden_size)" if self.bidirectional else "(num_layers, B, hidden_size)"
+        _check_shape(name, arr, (LD, B, H), what)
         return np.ascontiguousarray(arr)
 
     def _to_user_layout(self, arr: np.ndarray) -> np.ndarray:
         return arr.transpose(1, 0, 2) if self.batch_first else arr
 
     def _split_hx(self, hx: Any) -> Tuple[Any, Any]:
-        """(h0, c0) from the user's hx; Elman has no c0."""
+        """(h0, c0) from the user's hx; Elman and GRU have no c0."""
         return hx, None
 
     def _pack_state(self, h: np.ndarray, c: Optional[np.ndarray]) -> Any:
         return h
+
+    @staticmethod
+    def _reversal(T: int, B: int, lens: Optional[np.ndarray]):
+        """Index (T, B) that reverses each sequence within its own length (an involution), or None."""
+        if lens is None:
+            return None
+        t = np.arange(T)[:, None]                                       # (T, 1)
+        return np.where(t < lens[None, :], lens[None, :] - 1 - t, t)    # (T, B)
+
+    @staticmethod
+    def _reverse(seq: np.ndarray, rev: Optional[np.ndarray]) -> np.ndarray:
+        """seq (T, B, ...) with each sequence reversed in time within its length, as a contiguous copy."""
+        if rev is None:
+            return np.ascontiguousarray(seq[::-1])
+        return seq[rev, np.arange(seq.shape[1])[None, :]]
 
     # ---- forward ------------------------------------------------------------------------------------
     def forward(self, x: Any, hx: Any = None, lengths: Any = None):
         xs = self._check_input(x)                                   # (T, B, I)
         T, B = xs.shape[:2]
         h0_in, c0_in = self._split_hx(hx)
-        h0 = self._check_state("h0", h0_in, B)                      # (L, B, H)
+        h0 = self._check_state("h0", h0_in, B)                      # (L·D, B, H)
         c0 = self._check_state("c0", c0_in, B) if self._has_cell_state else None
         lens = _check_lengths(lengths, T, B)
-        L, H, GH = self.num_layers, self.hidden_size, self._gate_count * self.hidden_size
-        lstm = self._has_cell_state
-        threads = get_num_threads()
+        L, D, H = self.num_layers, self._directions, self.hidden_size
+        rev = self._reversal(T, B, lens) if D == 2 else None
+        h_n = np.empty((L * D, B, H), self.dtype)
+        c_n = np.empty((L * D, B, H), self.dtype) if self._has_cell_state else None
         layers = []
         layer_in = xs
-        h_n = np.empty((L, B, H), self.dtype)
-        c_n = np.empty((L, B, H), self.dtype) if lstm else None
         with blas_single_thread():
             for k in range(L):
-                w_ih, w_hh, b_ih, b_hh = self._layer_params(k)
-                bias = (b_ih.data + b_hh.data) if self.bias else None   # (GH,)
-                # (T, B, H) h_t: the top layer's is returned, so it is fresh each call
-                out = np.empty((T, B, H), self.dtype) if k == L - 1 else self._buffer((k, "out"), (T, B, H))
-                gates = self._buffer((k, "gates"), (T, B, GH)) if lstm else None     # (T, B, 4H)
-                c = self._buffer((k, "c"), (T, B, H)) if lstm else None              # (T, B, H)
-                tanh_c = self._buffer((k, "tanh_c"), (T, B, H)) if lstm else None    # (T, B, H)
-                if T and B:
-                    _recurrent.forward(self._cell, layer_in, w_ih.data, w_hh.data, bias, h0[k],
-                                       c0[k] if lstm else None, lens, gates, c, tanh_c, out,
-                                       self._packed(k, "forward", H, GH), threads)
-                h_n[k] = self._last(out, h0[k], lens)
-                if lstm:
-                    c_n[k] = self._last(c, c0[k], lens)
+                runs = []
+                for d in range(D):
+                    x_kd = layer_in if d == 0 else self._reverse(layer_in, rev)
+                    run = self._forward_run(k, d, x_kd, h0[k * D + d], c0[k * D + d] if c0 is not None else None,
+                                            lens, fresh=(k == L - 1 and D == 1))
+                    h_n[k * D + d] = self._last(run["out"], run["h0"], lens)
+                    if c_n is not None:
+                        c_n[k * D + d] = self._last(run["c"], run["c0"], lens)
+                    runs.append(run)
+                if D == 1:
+                    out = runs[0]["out"]                                # (T, B, H)
+                else:
+                    out = np.empty((T, B, 2 * H), self.dtype) if k == L - 1 else self._buffer((k, "cat"), (T, B, 2 * H))
+                    out[..., :H] = runs[0]["out"]
+                    out[..., H:] = self._reverse(runs[1]["out"], rev)    # (T, B, 2H)
                 mask = None
                 if k < L - 1 and self.training and self.dropout > 0:
-                    mask = (self._rng.random((T, B, H)) >= self.dropout).astype(self.dtype)
-                    mask /= 1.0 - self.dropout                          # (T, B, H) inverted dropout
-                layers.append(dict(x=layer_in, h0=h0[k], c0=c0[k] if lstm else None, gates=gates, c=c,
-                                   tanh_c=tanh_c, out=out, mask=mask))
-                if mask is not None:
-                    layer_in = np.multiply(out, mask, out=self._buffer((k, "dropped"), (T, B, H)))
-                else:
-                    layer_in = out
-        self._cache = dict(layers=layers, lengths=lens, T=T, B=B)
+                    mask = (self._rng.random(out.shape) >= self.dropout).astype(self.dtype)
+                    mask /= 1.0 - self.dropout                          # (T, B, D·H) inverted dropout
+                layers.append(dict(runs=runs, mask=mask))
+                layer_in = out if mask is None else np.multiply(out, mask, out=self._buffer((k, "dropped"), out.shape))
+        self._cache = dict(layers=layers, lengths=lens, reversal=rev, T=T, B=B)
         return _readonly(self._to_user_layout(out)), self._pack_state(h_n, c_n)
 
     __call__ = forward
+
+    def _forward_run(self, k: int, d: int, x: np.ndarray, h0: np.ndarray, c0: Optional[np.ndarray],
+                     lens: Optional[np.ndarray], fresh: bool) -> dict:
+        """One direction of one layer over x (T, B, I_k); returns what its backward needs."""
+        T, B = x.shape[:2]
+        H, GH, cell = self.hidden_size, self._gate_count * self.hidden_size, self._cell
+        w_ih, w_hh, b_ih, b_hh = self._layer_params(k, d)
+        bias, b_hn = self._kernel_biases(b_ih, b_hh)
+        lstm, gru = cell == _recurrent.LSTM, cell == _recurrent.GRU
+        key = (k, d)
+        # (T, B, H) h_t; the top layer's is returned to the user, so it is fresh each call
+        out = np.empty((T, B, H), self.dtype) if fresh else self._buffer(key + ("out",), (T, B, H))
+        run = dict(x=x, h0=h0, c0=c0, out=out,
+                   gates=self._buffer(key + ("gates",), (T, B, GH)) if lstm or gru else None,   # (T, B, GH)
+                   c=self._buffer(key + ("c",), (T, B, H)) if lstm else None,                   # (T, B, H)
+                   tanh_c=self._buffer(key + ("tanh_c",), (T, B, H)) if lstm else None,         # (T, B, H)
+                   hn=self._buffer(key + ("hn",), (T, B, H)) if gru else None,                  # (T, B, H)
+                   scratch=self._buffer(key + ("scratch",), (B, GH)) if gru else None)          # (B, GH)
+        if T and B:
+            _recurrent.forward(cell, x, w_ih.data, w_hh.data, bias, b_hn, h0, c0, lens, run["gates"],
+                               run["c"], run["tanh_c"], run["hn"], out, run["scratch"],
+                               self._packed(key + ("forward",), H, GH), get_num_threads())
+        return run
 
     @staticmethod
     def _last(seq: np.ndarray, initial: np.ndarray, lens: Optional[np.ndarray]) -> np.ndarray:
@@ -245,56 +305,69 @@ class _Recurrent(Module):
             raise ValueError("backward needs a forward first (and runs once per forward): call the layer "
                              "on an input, then backward")
         cache = self._cache
-        T, B, lens = cache["T"], cache["B"], cache["lengths"]
-        L, H = self.num_layers, self.hidden_size
+        T, B, lens, rev = cache["T"], cache["B"], cache["lengths"], cache["reversal"]
+        L, D, H = self.num_layers, self._directions, self.hidden_size
         lstm = self._has_cell_state
-        d = _as_float_array("dout", dout, self.dtype)
-        expected = (B, T, H) if self.batch_first else (T, B, H)
-        _check_shape("dout", d, expected, "the shape of the forward output")
-        d = np.ascontiguousarray(self._to_user_layout(d))          # (T, B, H)
+        d_out = _as_float_array("dout", dout, self.dtype)
+        expected = (B, T, D * H) if self.batch_first else (T, B, D * H)
+        _check_shape("dout", d_out, expected, "the shape of the forward output")
+        g = np.ascontiguousarray(self._to_user_layout(d_out))      # (T, B, D·H) dL/d(layer output)
         dh_in, dc_in = self._split_dstate(dstate)
-        dh_n = self._check_state("dh_n", dh_in, B)                  # (L, B, H)
+        dh_n = self._check_state("dh_n", dh_in, B)                  # (L·D, B, H)
         dc_n = self._check_state("dc_n", dc_in, B) if lstm else None
-        self._cache = None                                          # the LSTM kernel consumes the gates
-        threads = get_num_threads()
-        dh0 = np.zeros((L, B, H), self.dtype)
-        dc0 = np.zeros((L, B, H), self.dtype) if lstm else None
-        GH = self._gate_count * H
+        self._cache = None                                          # the kernels consume the kept gates
+        dh0 = np.zeros((L * D, B, H), self.dtype)
+        dc0 = np.zeros((L * D, B, H), self.dtype) if lstm else None
         with blas_single_thread():
             for k in reversed(range(L)):
-                lay = cache["layers"][k]
-                w_ih, w_hh, b_ih, b_hh = self._layer_params(k)
-                x_k = lay["x"]
-                # (T, B, I_k); layer 0's is returned, so it is fresh each call
-                dx = np.empty(x_k.shape, self.dtype) if k == 0 else self._buffer((k, "dx"), x_k.shape)
-                db = np.zeros(GH, self.dtype) if self.bias else None
-                if T == 0 or B == 0:
-                    dx[...] = 0
-                    dh0[k] = dh_n[k]
-                    if lstm:
-                        dc0[k] = dc_n[k]
-                else:
-                    work = lay["gates"] if lstm else self._buffer((k, "dA"), (T, B, GH))   # (T, B, GH) dA
-                    _recurrent.backward(self._cell, x_k, w_ih.data, w_hh.data, lay["h0"], lay["c0"], lens,
-                                        work, lay["c"], lay["tanh_c"], lay["out"], d, dh_n[k],
-                                        dc_n[k] if lstm else None, dx, w_ih.grad, w_hh.grad, db,
-                                        dh0[k], dc0[k] if lstm else None,
-                                        self._packed(k, "backward", GH, H), threads)
-                if self.bias:
-                    b_ih.grad += db
-                    b_hh.grad += db
+                runs = cache["layers"][k]["runs"]
+                dx = None                                           # (T, B, I_k)
+                for d in range(D):
+                    g_d = g if D == 1 else (np.ascontiguousarray(g[..., :H]) if d == 0
+                                            else self._reverse(g[..., H:], rev))
+                    dx_d = self._backward_run(k, d, runs[d], g_d, dh_n[k * D + d],
+                                              dc_n[k * D + d] if lstm else None, dh0[k * D + d],
+                                              dc0[k * D + d] if lstm else None, lens, fresh=(k == 0 and d == 0))
+                    if d == 1:
+                        dx += self._reverse(dx_d, rev)
+                    else:
+                        dx = dx_d
                 if k > 0:
                     mask = cache["layers"][k - 1]["mask"]
-                    if mask is not None:
-                        d = np.multiply(dx, mask, out=dx)            # dx is a scratch buffer for k > 0
-                    else:
-                        d = dx
+                    g = dx if mask is None else np.multiply(dx, mask, out=dx)   # through dropout
         return self._to_user_layout(dx), self._pack_state(dh0, dc0)
+
+    def _backward_run(self, k: int, d: int, run: dict, dout: np.ndarray, dh_n: np.ndarray,
+                      dc_n: Optional[np.ndarray], dh0: np.ndarray, dc0: Optional[np.ndarray],
+                      lens: Optional[np.ndarray], fresh: bool) -> np.ndarray:
+        """BPTT through one direction of one layer: accumulates into .grad, fills dh0/dc0, returns dx."""
+        x = run["x"]
+        T, B = x.shape[:2]
+        H, GH = self.hidden_size, self._gate_count * self.hidden_size
+        w_ih, w_hh, b_ih, b_hh = self._layer_params(k, d)
+        key = (k, d)
+        dx = np.empty(x.shape, self.dtype) if fresh else self._buffer(key + ("dx",), x.shape)   # (T, B, I_k)
+        if T == 0 or B == 0:
+            dx[...] = 0
+            dh0[...] = dh_n
+            if dc0 is not None:
+                dc0[...] = dc_n
+            return dx
+        dA = run["gates"] if run["gates"] is not None else self._buffer(key + ("dA",), (T, B, GH))  # (T, B, GH)
+        _recurrent.backward(self._cell, x, w_ih.data, w_hh.data, run["h0"], run["c0"], lens, dA, run["c"],
+                            run["tanh_c"], run["hn"], run["out"], dout, dh_n, dc_n, dx, w_ih.grad, w_hh.grad,
+                            b_ih.grad if b_ih is not None else None, b_hh.grad if b_hh is not None else None,
+                            dh0, dc0, run["scratch"], self._packed(key + ("backward",), GH, H),
+                            get_num_threads())
+        return dx
 
     # ---- streaming ----------------------------------------------------------------------------------
     def step(self, x_t: Any, state: Any = None):
         """One timestep for streaming inference: x_t (B, I) -> (h_t (B, H), new state). Keeps nothing
         for backward; single-threaded matrix-vector products, so a call costs microseconds."""
+        if self.bidirectional:
+            raise ValueError("step is not defined for a bidirectional layer (it needs the future); "
+                             "call the layer on the whole sequence")
         arr = x_t
         if not (type(arr) is np.ndarray and arr.dtype == self.dtype and arr.flags.c_contiguous):
             arr = np.ascontiguousarray(_as_float_array("x_t", x_t, self.dtype))
@@ -309,15 +382,15 @@ class _Recurrent(Module):
         h_new = np.empty((L, B, H), self.dtype)
         c_new = np.empty((L, B, H), self.dtype) if lstm else None
         gates = self._buffer(("step", "gates"), (B, GH))             # (B, GH)
-        tanh_c = self._buffer(("step", "tanh_c"), (B, H)) if lstm else None
-        bias = self._buffer(("step", "bias"), (GH,)) if self.bias else None
+        n_work = _recurrent.step_work_size(self._cell, B, H)
+        work = self._buffer(("step", "work"), (n_work,)) if n_work else None
+        bias_buf = self._buffer(("step", "bias"), (GH,)) if self.bias else None
         layer_in = arr
         for k in range(L):
             w_ih, w_hh, b_ih, b_hh = self._layer_params(k)
-            if bias is not None:
-                np.add(b_ih.data, b_hh.data, out=bias)
-            _recurrent.step(self._cell, layer_in, w_ih.data, w_hh.data, bias, h[k],
-                            c[k] if lstm else None, gates, tanh_c, h_new[k], c_new[k] if lstm else None)
+            bias, b_hn = self._kernel_biases(b_ih, b_hh, out=bias_buf)
+            _recurrent.step(self._cell, layer_in, w_ih.data, w_hh.data, bias, b_hn, h[k],
+                            c[k] if lstm else None, gates, work, h_new[k], c_new[k] if lstm else None)
             layer_in = h_new[k]
         return h_new[L - 1].copy(), self._pack_state(h_new, c_new)
 
@@ -332,6 +405,8 @@ class _Recurrent(Module):
             parts.append("batch_first=True")
         if self.dropout:
             parts.append(f"dropout={self.dropout}")
+        if self.bidirectional:
+            parts.append("bidirectional=True")
         parts.append(f"dtype='{self.dtype.name}'")
         if self.seed is not None:
             parts.append(f"seed={self.seed}")
@@ -348,13 +423,13 @@ class Elman(_Recurrent):
     """
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, nonlinearity: str = "tanh",
-                 bias: bool = True, batch_first: bool = False, dropout: float = 0.0, dtype: Any = "float32",
-                 seed: Optional[int] = None):
+                 bias: bool = True, batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
+                 dtype: Any = "float32", seed: Optional[int] = None):
         if nonlinearity not in _NONLINEARITIES:
             raise ValueError(f"nonlinearity must be one of {sorted(_NONLINEARITIES)}, got {nonlinearity!r}")
         self.nonlinearity = nonlinearity
-        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, dtype, seed,
-                         cell=_NONLINEARITIES[nonlinearity])
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional, dtype,
+                         seed, cell=_NONLINEARITIES[nonlinearity])
 
     def _extra_args(self) -> list:
         return [] if self.nonlinearity == "tanh" else [f"nonlinearity='{self.nonlinearity}'"]
@@ -374,10 +449,10 @@ class LSTM(_Recurrent):
     _has_cell_state = True
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
-                 batch_first: bool = False, dropout: float = 0.0, dtype: Any = "float32",
-                 seed: Optional[int] = None):
-        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, dtype, seed,
-                         cell=_recurrent.LSTM)
+                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
+                 dtype: Any = "float32", seed: Optional[int] = None):
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional, dtype,
+                         seed, cell=_recurrent.LSTM)
 
     @staticmethod
     def _pair(name: str, value: Any) -> Tuple[Any, Any]:
@@ -396,6 +471,21 @@ class LSTM(_Recurrent):
 
     def _pack_state(self, h: np.ndarray, c: Optional[np.ndarray]) -> Any:
         return h, c
+
+
+class GRU(_Recurrent):
+    """GRU, ``torch.nn.GRU``-compatible (gates r, z, n; b_hn inside the reset product).
+
+    ``out, h_n = gru(x, h0=None, lengths=None)``; ``dx, dh0 = gru.backward(dout, dh_n=None)``.
+    """
+
+    _gate_count = 3
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
+                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
+                 dtype: Any = "float32", seed: Optional[int] = None):
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional, dtype,
+                         seed, cell=_recurrent.GRU)
 
 
 # ----------------------------------------------------------------------------------------------- Linear
