@@ -6,9 +6,11 @@ import functools
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import reference
-from conftest import (CELLS, DTYPES, FD_TOL, TOL, assert_close, assert_outcomes_close, forward, is_lstm,
+from conftest import (CELLS, DTYPES, FD_TOL, Outcome, assert_close, assert_outcomes_close, forward, is_lstm,
                       loss_of, make_layer, make_problem, mode_of, numerical_gradient, run_layer, run_reference,
                       time_major)
 
@@ -51,7 +53,6 @@ def _torch_sigmoid_elman(torch, x, h0, params, p):
 def torch_run(p, weights):
     """Forward + autograd backward of the same loss in torch float64: an Outcome in the problem's layout."""
     torch = pytest.importorskip("torch")
-    from conftest import Outcome
 
     def leaf(a):
         return torch.tensor(np.asarray(a, dtype=np.float64), requires_grad=True)
@@ -78,9 +79,12 @@ def torch_run(p, weights):
             out, _ = torch.nn.utils.rnn.pad_packed_sequence(out, batch_first=p.batch_first, total_length=p.T)
         h_n, c_n = state if lstm else (state, None)
         named = dict(mod.named_parameters())
-    loss = (out * torch.tensor(p.dout, dtype=torch.float64)).sum() + (h_n * torch.tensor(p.dh_n, dtype=torch.float64)).sum()
+    def const(a):
+        return torch.tensor(np.asarray(a, dtype=np.float64))
+
+    loss = (out * const(p.dout)).sum() + (h_n * const(p.dh_n)).sum()
     if lstm:
-        loss = loss + (c_n * torch.tensor(p.dc_n, dtype=torch.float64)).sum()
+        loss = loss + (c_n * const(p.dc_n)).sum()
     loss.backward()
     grads = {k: v.grad.numpy().copy() for k, v in named.items()}
     grads["x"], grads["h0"] = x.grad.numpy().copy(), h0.grad.numpy().copy()
@@ -175,7 +179,10 @@ def test_gradients_finite_differences(cell, num_layers, batch_first, lengths):
 def test_matches_reference(cell, num_layers, batch_first, dtype, lengths):
     p, layer = smooth_setup(cell, num_layers, batch_first, lengths, dtype)
     got = run_layer(layer, p)
-    assert got.out.dtype == dtype and got.h_n.dtype == dtype and got.grads["x"].dtype == dtype
+    assert got.out.dtype == dtype and got.h_n.dtype == dtype
+    assert all(g.dtype == dtype for g in got.grads.values())
+    if is_lstm(cell):
+        assert got.c_n.dtype == dtype
     assert_outcomes_close(got, run_reference(p, weights_of(layer)), dtype)
 
 
@@ -230,38 +237,68 @@ def test_load_state_dict_from_torch(cell, num_layers, dtype):
 # ---- threads ---------------------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("threads", [2, 3])
 @param_dtype
 @param_layers
 @param_cell
-def test_threads_agree(cell, num_layers, dtype, restore_threads):
+def test_threads_agree(cell, num_layers, dtype, threads, restore_threads):
     import rnnfast
 
-    p = make_problem(cell, T=6, B=8, L=num_layers, dtype=dtype, lengths=True, seed=7)
+    # Large enough that the kernels split the batch: the recurrent GEMMs do 2·T·B·G·H·H ≈ 1e7 (Elman) to
+    # 4e7 (LSTM) flops, well above a few 1e6 per thread. B = 161 does not divide evenly by 2 or 3 threads.
+    p = make_problem(cell, T=12, B=161, I=24, H=48, L=num_layers, dtype=dtype, lengths=True, seed=7)
     layer = p.layer(seed=7)
     rnnfast.set_num_threads(1)
     assert rnnfast.get_num_threads() == 1
     one = run_layer(layer, p)
-    rnnfast.set_num_threads(2)
-    assert rnnfast.get_num_threads() == 2
-    two = run_layer(layer, p)
-    assert_outcomes_close(two, one, dtype)
+    rnnfast.set_num_threads(threads)
+    assert rnnfast.get_num_threads() == threads
+    many = run_layer(layer, p)
+    assert_outcomes_close(many, one, dtype)
     # and both are right, not merely equal
-    assert_outcomes_close(two, run_reference(p, weights_of(layer)), dtype)
+    assert_outcomes_close(many, run_reference(p, weights_of(layer)), dtype)
+
+
+# Sizes around the kernels' blocking: H = 1, hidden sizes that leave partial panels/SIMD tails for
+# both G·H (forward) and H (backward), a single sequence, a single step, input wider than hidden.
+ODD_SIZES = [(1, 1, 1, 1), (3, 2, 7, 17), (4, 5, 3, 33), (2, 3, 33, 40), (6, 1, 2, 9)]
+
+
+@pytest.mark.parametrize("sizes", ODD_SIZES, ids=["x".join(map(str, s)) for s in ODD_SIZES])
+@param_dtype
+@param_cell
+def test_odd_sizes_match_reference(cell, dtype, sizes):
+    T, B, I, H = sizes
+    p, layer = smooth_setup(cell, 2, False, lengths=B > 1, dtype=dtype, T=T, B=B, I=I, H=H)
+    assert_outcomes_close(run_layer(layer, p), run_reference(p, weights_of(layer)), dtype)
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(cell=st.sampled_from(CELLS), dtype=st.sampled_from(DTYPES), T=st.integers(1, 7), B=st.integers(1, 9),
+       I=st.integers(1, 12), H=st.integers(1, 40), L=st.integers(1, 3), batch_first=st.booleans(),
+       lengths=st.booleans(), seed=st.integers(0, 2**16))
+def test_random_shapes_match_reference(cell, dtype, T, B, I, H, L, batch_first, lengths, seed):
+    p = make_problem(cell, T=T, B=B, I=I, H=H, L=L, batch_first=batch_first, dtype=dtype, lengths=lengths,
+                     seed=seed)
+    layer = p.layer(seed=seed)
+    assert_outcomes_close(run_layer(layer, p), run_reference(p, weights_of(layer)), dtype)
 
 
 # ---- step() ----------------------------------------------------------------------------------------------
 
 
+@param_batch_first
 @param_dtype
 @param_layers
 @param_cell
-def test_step_matches_forward(cell, num_layers, dtype):
-    p = make_problem(cell, L=num_layers, dtype=dtype, seed=11)
+def test_step_matches_forward(cell, num_layers, dtype, batch_first):
+    p = make_problem(cell, L=num_layers, dtype=dtype, batch_first=batch_first, seed=11)
     layer = p.layer(seed=11)
     out, h_n, c_n = forward(layer, p)
+    x, out = time_major(p.x, batch_first), time_major(out, batch_first)
     state = p.hx
     for t in range(p.T):
-        h_t, state = layer.step(p.x[t], state)
+        h_t, state = layer.step(x[t], state)  # x_t is (B, I) whatever the layout
         assert h_t.shape == (p.B, p.H) and h_t.dtype == dtype
         assert_close(h_t, out[t], dtype, f"h_t at t={t}")
     if is_lstm(cell):
