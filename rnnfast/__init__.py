@@ -4,9 +4,12 @@ from ._module import Module, Parameter
 from ._threads import get_num_threads, openmp_enabled, set_num_threads
 from .clip import clip_grad_norm_, clip_grad_value_
 from .diagnostics import GradcheckError, gradcheck, gradient_norms_through_time
+from .estimators import SequenceClassifier, SequenceRegressor
+from .generate import generate
 from .layers import GRU, LSTM, RNN, Elman, Linear
 from .losses import bce_with_logits, cross_entropy, mse_loss
 from .optim import SGD, Adam, AdamW, ReduceLROnPlateau, RMSprop, StepLR
+from .persist import load
 from .sequences import pad_sequences, sequence_mask, unpad_sequences
 from .tbptt import TBPTTResult, TruncatedBPTT, chunk_bounds, detach_state, iter_chunks
 
@@ -21,5 +24,6 @@ __all__ = [
     "pad_sequences", "unpad_sequences", "sequence_mask",
     "TruncatedBPTT", "TBPTTResult", "chunk_bounds", "iter_chunks", "detach_state",
     "gradient_norms_through_time", "gradcheck", "GradcheckError",
+    "SequenceClassifier", "SequenceRegressor", "load", "generate",
     "__version__",
 ]

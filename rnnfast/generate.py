@@ -1,0 +1,121 @@
+r"""One-to-many: run a fitted sequence model on its own outputs, one step at a time.
+
+For a model trained with ``output="sequence"`` to predict the next step, ``generate`` primes the
+recurrent state on a given sequence, then repeats::
+
+    h_t, state = rnn.step(x_t, state)          # the layer's streaming step, (1, H)
+    z_t        = head(h_t)
+    y_t        = sample(softmax(z_t / temperature))   (classifier; argmax when temperature == 0)
+               = z_t                                   (regressor)
+    x_{t+1}    = feedback(y_t)                 # default: one-hot of y_t (classifier), y_t itself (regressor)
+
+and returns y_1 … y_n. The classifier's default feedback is the one-hot vector at ``y_t``'s position in
+``classes_`` when the model has one input per class; when the labels are the integers 0 … I−1 (a
+vocabulary index, say) it is the one-hot vector at ``y_t`` itself, which also holds when some index never
+occurred as a target.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Optional
+
+import numpy as np
+
+from .estimators import SequenceClassifier, SequenceRegressor, _softmax
+
+__all__ = ["generate"]
+
+
+def _default_feedback(est: Any) -> Callable[[Any], np.ndarray]:
+    I = est.input_size_
+    if isinstance(est, SequenceRegressor):
+        if est.n_outputs_ != I:
+            raise ValueError(f"the regressor has {est.n_outputs_} outputs but {I} inputs per step; pass a "
+                             f"feedback function mapping an output to the next input")
+        return lambda y: np.asarray(y, np.float64).reshape(I)
+    classes = est.classes_
+    if len(classes) == I:
+        index = {c: i for i, c in enumerate(classes.tolist())}
+    elif classes.dtype.kind in "iu" and classes.min() >= 0 and classes.max() < I:
+        index = {c: c for c in classes.tolist()}
+    else:
+        raise ValueError(f"the classifier has {len(classes)} classes but {I} inputs per step, and its labels "
+                         f"are not input indices 0..{I - 1}; pass a feedback function mapping a label to "
+                         f"the next input")
+
+    def one_hot(label: Any) -> np.ndarray:
+        x = np.zeros(I)
+        try:
+            x[index[label.item() if isinstance(label, np.generic) else label]] = 1.0
+        except KeyError:
+            raise ValueError(f"label {label!r} has no input position; pass a feedback function") from None
+        return x
+
+    return one_hot
+
+
+def generate(estimator: Any, prime: Any, n_steps: int, *, feedback: Optional[Callable[[Any], Any]] = None,
+             temperature: float = 1.0, random_state: Any = None) -> np.ndarray:
+    """Generate ``n_steps`` outputs from a fitted ``output="sequence"`` estimator, feeding each back in.
+
+    Parameters
+    ----------
+    estimator : a fitted SequenceClassifier or SequenceRegressor with ``output="sequence"``.
+    prime : the sequence to start from: inputs (T0, n_features), or (T0,) with one feature; for a
+        classifier also a 1-D sequence of labels (each encoded by ``feedback``), e.g. ``list("the ")``.
+    n_steps : the number of outputs to generate (>= 0).
+    feedback : maps one output (a label, or a (k,) vector) to the next input (n_features,).
+    temperature : classifier only: sample from softmax(z / temperature); 0 takes the most probable label.
+    random_state : seed of the sampling.
+
+    Returns labels (n_steps,) for a classifier, values (n_steps, k) for a regressor ((n_steps,) if k = 1).
+    """
+    if not isinstance(estimator, (SequenceClassifier, SequenceRegressor)):
+        raise TypeError(f"estimator must be an rnnfast SequenceClassifier or SequenceRegressor, got "
+                        f"{type(estimator).__name__}")
+    estimator._check_fitted()
+    if estimator._output != "sequence":
+        raise ValueError("generate needs a model fitted with output='sequence' (one prediction per step)")
+    if isinstance(n_steps, bool) or not isinstance(n_steps, (int, np.integer)) or n_steps < 0:
+        raise ValueError(f"n_steps must be an int >= 0, got {n_steps!r}")
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not temperature >= 0:
+        raise ValueError(f"temperature must be a number >= 0, got {temperature!r}")
+    classifier = isinstance(estimator, SequenceClassifier)
+    feed = feedback if feedback is not None else _default_feedback(estimator)
+    I = estimator.input_size_
+
+    p = np.asarray(prime) if not isinstance(prime, str) else np.array(list(prime))
+    if classifier and p.ndim == 1 and (p.dtype.kind in "OUS" or I > 1):
+        p = np.stack([np.asarray(feed(v), np.float64) for v in p]) if len(p) else np.zeros((0, I))
+    elif p.ndim == 1:
+        p = p[:, None]
+    if p.ndim != 2 or p.shape[1] != I or len(p) == 0:
+        raise ValueError(f"prime must be a non-empty sequence of inputs (T0, {I}) or of labels, got shape "
+                         f"{np.shape(prime)}")
+    if p.dtype.kind not in "biuf" or not np.isfinite(p.astype(np.float64)).all():
+        raise ValueError("prime must hold finite numbers (or labels the feedback encodes)")
+
+    rng = np.random.default_rng(random_state)
+    rnn, head = estimator.rnn_, estimator.head_
+    rnn.eval()
+    out, state = rnn(p[:, None, :].astype(rnn.dtype))                 # prime: (T0, 1, I) → state after T0
+    h = np.asarray(out[-1], np.float64)                                # (1, H)
+    W, b = head.weight.data.astype(np.float64), head.bias.data.astype(np.float64)
+    results = []
+    for _ in range(n_steps):
+        z = (h @ W.T + b)[0]                                           # (O,)
+        if classifier:
+            if temperature == 0:
+                k = int(np.argmax(z))
+            else:
+                k = int(rng.choice(len(z), p=_softmax(z / temperature)))
+            y = estimator.classes_[k]
+        else:
+            y = z
+        results.append(y)
+        x = np.asarray(feed(y), np.float64).reshape(1, I)
+        h_t, state = rnn.step(x.astype(rnn.dtype), state)
+        h = np.asarray(h_t, np.float64)
+    if classifier:
+        return np.array(results, dtype=estimator.classes_.dtype)
+    values = np.array(results).reshape(n_steps, -1)
+    return values[:, 0] if values.shape[1] == 1 else values

@@ -1,0 +1,85 @@
+"""``python -m rnnfast demo``: the command line, the stream it builds and what it reports."""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import types
+
+import numpy as np
+import pytest
+
+from rnnfast import __main__ as cli
+from rnnfast import demo
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _run(*args, timeout=300):
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    return subprocess.run([sys.executable, "-m", "rnnfast", *args], capture_output=True, text=True, env=env,
+                          timeout=timeout)
+
+
+def test_demo_quick_runs_end_to_end():
+    res = _run("demo", "--quick", "--seed", "1")
+    assert res.returncode == 0, res.stderr
+    found = re.findall(r"precision (\d\.\d{3})\s+recall (\d\.\d{3})", res.stdout)
+    assert len(found) == 2                                           # Elman and LSTM
+    for precision, recall in found:
+        assert 0.0 <= float(precision) <= 1.0 and 0.0 <= float(recall) <= 1.0
+    assert re.search(r"^Elman: \d+ epochs", res.stdout, re.M) and re.search(r"^ LSTM: \d+ epochs", res.stdout, re.M)
+    assert re.search(r"training time: \d+\.\d s", res.stdout)
+    assert "LSTM on the test stream" in res.stdout and "[" in res.stdout
+    assert "SequenceClassifier[elman]" in res.stderr                # the progress bars go to stderr
+
+
+def test_command_line_usage_errors_and_help():
+    res = _run()
+    assert res.returncode == 2 and "COMMAND" in res.stderr
+    res = _run("nonsense")
+    assert res.returncode == 2 and "invalid choice" in res.stderr
+    res = _run("demo", "--help")
+    assert res.returncode == 0 and "--quick" in res.stdout and "--seed" in res.stdout
+
+
+def test_commands_dispatch_their_own_arguments(monkeypatch):
+    seen = {}
+    fake = types.ModuleType("fake_bench")
+    fake.main = lambda argv: seen.setdefault("argv", argv) and 3
+    monkeypatch.setitem(sys.modules, "fake_bench", fake)
+    monkeypatch.setitem(cli.COMMANDS, "bench", ("fake_bench", "time the kernels"))
+    assert cli.main(["bench", "--json", "out.json", "-k", "lstm"]) == 3
+    assert seen["argv"] == ["--json", "out.json", "-k", "lstm"]
+
+
+def test_stream_targets_mark_exactly_the_final_y_of_each_word():
+    rng = np.random.default_rng(0)
+    text, target = demo.make_stream(5000, rng)
+    assert len(text) == 5000 and set(text) <= set("udacity")
+    ends = [i + 6 for i in (m.start() for m in re.finditer("(?=udacity)", text))]
+    np.testing.assert_array_equal(np.flatnonzero(target), ends)
+    assert 50 < target.sum() < 300
+    assert text.count("udaci") - text.count("udacity") > 20          # partial words that must not fire
+    assert text.count("dacity") - text.count("udacity") > 5          # ... nor the word without its "u"
+    X = demo.one_hot(text[:10])
+    assert X.shape == (10, 7) and np.all(X.sum(axis=1) == 1)
+    assert "".join("udacity"[i] for i in X.argmax(axis=1)) == text[:10]
+
+
+def test_precision_recall_and_excerpts():
+    target = np.array([0, 1, 0, 1, 0, 0, 1, 0])
+    fired = np.array([0, 1, 1, 0, 0, 0, 1, 0], bool)
+    assert demo.precision_recall(fired, target) == pytest.approx((2 / 3, 2 / 3))
+    assert demo.precision_recall(np.zeros(8, bool), target) == (0.0, 0.0)
+    text = "udacity" * 3
+    target = np.zeros(21, np.int64)
+    target[[6, 13, 20]] = 1
+    fired = np.zeros(21, bool)
+    fired[[6, 10]] = True
+    lines = "\n".join(demo.excerpts(text, fired, target, n=1, width=21))
+    assert "udacityudacityudacity" in lines
+    marks = lines.splitlines()[1]
+    start = lines.splitlines()[0].index("udacity")
+    assert marks[start + 6] == "^" and marks[start + 10] == "!" and marks[start + 13] == "?"

@@ -1,0 +1,509 @@
+"""SequenceClassifier / SequenceRegressor: scikit-learn's contract, the training objective and its options,
+inputs and errors, and one-to-many generation (rnnfast.generate)."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import warnings
+
+import numpy as np
+import pytest
+
+import rnnfast
+from rnnfast.estimators import SequenceClassifier, SequenceRegressor, _MinimalBaseEstimator
+from rnnfast.generate import generate
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FAST = dict(hidden_size=16, n_threads=1, random_state=0)          # small models for the tests
+
+
+def weights(est):
+    return {k: v.copy() for k, v in est._get_weights().items()}
+
+
+def assert_same_weights(a, b):
+    wa, wb = weights(a), weights(b)
+    assert wa.keys() == wb.keys()
+    for k in wa:
+        np.testing.assert_array_equal(wa[k], wb[k], err_msg=k)
+
+
+def ragged(n, rng, lo=2, hi=9, features=2):
+    return [rng.standard_normal((int(rng.integers(lo, hi)), features)) for _ in range(n)]
+
+
+# ---------------------------------------------------------------------------------- scikit-learn contract
+@pytest.mark.parametrize("Estimator", [SequenceClassifier, SequenceRegressor])
+def test_check_estimator(Estimator):
+    """scikit-learn's own estimator checks, all of them, with small but otherwise default-ish settings.
+
+    No check is marked as an expected failure. (A 2-D X is sklearn's table: its columns are the
+    timesteps of univariate sequences, and n_features_in_ counts them, as the checks require.)
+    """
+    utils = pytest.importorskip("sklearn.utils.estimator_checks")
+    est = Estimator(hidden_size=16, max_epochs=50, validation_fraction=None, n_threads=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        utils.check_estimator(est, expected_failed_checks={}, on_fail="raise")
+
+
+def test_constructor_stores_parameters_unchanged_and_validates_at_fit():
+    est = SequenceClassifier(cell="gru", optimizer="adagrad", hidden_size="many")   # no error yet
+    assert (est.cell, est.optimizer, est.hidden_size) == ("gru", "adagrad", "many")
+    X, y = np.zeros((6, 3, 1)), np.array([0, 1] * 3)
+    with pytest.raises(ValueError, match="cell"):
+        SequenceClassifier(cell="gru").fit(X, y)
+    with pytest.raises(ValueError, match="optimizer"):
+        SequenceClassifier(optimizer="adagrad").fit(X, y)
+    with pytest.raises(ValueError, match="output"):
+        SequenceRegressor(output="all").fit(X, y)
+    with pytest.raises(ValueError, match="nonlinearity"):
+        SequenceRegressor(cell="elman", nonlinearity="gelu").fit(X, y)
+    with pytest.raises(ValueError, match="validation_fraction"):
+        SequenceRegressor(validation_fraction=1.5).fit(X, y)
+    with pytest.raises(TypeError, match="hidden_size"):
+        SequenceRegressor(hidden_size="many").fit(X, y)
+
+
+def test_pipeline_grid_search_cross_val_and_clone():
+    sk = pytest.importorskip("sklearn")
+    from sklearn.base import clone
+    from sklearn.model_selection import GridSearchCV, cross_val_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((90, 6, 2))
+    y = (X[:, :, 0].sum(axis=1) > 0).astype(int)
+    est = SequenceClassifier(max_epochs=15, **FAST)
+    scores = cross_val_score(est, X, y, cv=3)
+    assert scores.shape == (3,) and scores.mean() > 0.7
+    search = GridSearchCV(est, {"hidden_size": [4, 8], "cell": ["elman", "lstm"]}, cv=2).fit(X, y)
+    assert search.best_params_["hidden_size"] in (4, 8) and search.best_score_ > 0.7
+    pipe = make_pipeline(StandardScaler(), SequenceRegressor(max_epochs=10, **FAST))
+    pipe.fit(X[:, :, 0] * 100 + 7, X[:, -1, 0])                    # 2-D X: columns are timesteps
+    assert pipe.predict(X[:, :, 0] * 100 + 7).shape == (90,)
+    fitted = SequenceClassifier(max_epochs=2, **FAST).fit(X, y)
+    copy = clone(fitted)
+    assert copy.get_params() == fitted.get_params() and not hasattr(copy, "rnn_")
+    assert sk.base.is_classifier(fitted) and sk.base.is_regressor(SequenceRegressor())
+
+
+def test_minimal_base_matches_sklearn():
+    """The stand-in used without scikit-learn gives the same get_params / set_params / errors."""
+    base = pytest.importorskip("sklearn.base")
+
+    class Mine(_MinimalBaseEstimator):
+        def __init__(self, *, a=1, b="x", inner=None):
+            self.a, self.b, self.inner = a, b, inner
+
+    class Theirs(base.BaseEstimator):
+        def __init__(self, *, a=1, b="x", inner=None):
+            self.a, self.b, self.inner = a, b, inner
+
+    for cls in (Mine, Theirs):
+        est = cls(a=3, inner=SequenceClassifier(hidden_size=5))
+        est.set_params(b="y", inner__cell="elman")
+        assert est.get_params(deep=False) == {"a": 3, "b": "y", "inner": est.inner}
+        deep = est.get_params(deep=True)
+        assert deep["inner__cell"] == "elman" and deep["inner__hidden_size"] == 5
+        with pytest.raises(ValueError, match="Invalid parameter 'c'"):
+            est.set_params(c=1)
+    assert repr(Mine(a=3)) == "Mine(a=3)"
+    assert repr(SequenceClassifier(hidden_size=8)) == "SequenceClassifier(hidden_size=8)"
+
+
+def test_import_and_fit_without_sklearn():
+    """rnnfast never needs scikit-learn: with it unimportable the estimators use the minimal base."""
+    code = textwrap.dedent("""
+        import sys
+        sys.modules["sklearn"] = None                      # any `import sklearn...` now fails
+        import numpy as np
+        import rnnfast
+        from rnnfast.estimators import SequenceClassifier, SequenceRegressor, _MinimalBaseEstimator
+        assert issubclass(SequenceClassifier, _MinimalBaseEstimator)
+        rng = np.random.default_rng(0)
+        X = rng.standard_normal((40, 5, 2)); y = (X[:, -1, 0] > 0).astype(int)
+        clf = SequenceClassifier(hidden_size=8, max_epochs=3, random_state=0).set_params(cell="elman")
+        assert clf.fit(X, y) is clf and clf.get_params()["cell"] == "elman"
+        assert 0 <= clf.score(X, y) <= 1 and clf.predict_proba(X).shape == (40, 2)
+        reg = SequenceRegressor(hidden_size=8, max_epochs=3, random_state=0).fit(X, X[:, -1, 0])
+        assert reg.predict(X).shape == (40,) and reg.score(X, X[:, -1, 0]) <= 1
+        try:
+            SequenceRegressor().predict(X)
+        except ValueError as e:
+            assert "not fitted" in str(e)
+        print("ok", type(clf).__mro__[-2].__name__)
+    """)
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "ok _MinimalBaseEstimator"
+
+
+# ---------------------------------------------------------------------------------- the training objective
+def _first_sgd_step(Estimator, X, y, **kw):
+    """Weights before and the gradient of one full-batch SGD step: W(h) = W0 − h·g (momentum starts at g)."""
+    def fit(lr):
+        return Estimator(optimizer="sgd", lr=lr, batch_size=10**6, max_epochs=1, validation_fraction=None,
+                         n_iter_no_change=None, clip_norm=None, dtype="float64", **kw).fit(X, y)
+
+    h1, h2 = 1e-3, 2e-3
+    w1, w2 = weights(fit(h1)), weights(fit(h2))
+    grads = {k: (w1[k] - w2[k]) / (h2 - h1) for k in w1}
+    return {k: w1[k] + h1 * grads[k] for k in w1}, grads
+
+
+def _torch_model(torch, cell, w0, input_size, hidden):
+    rnn = (torch.nn.LSTM if cell == "lstm" else torch.nn.RNN)(input_size, hidden, dtype=torch.float64)
+    for name, p in rnn.named_parameters():
+        p.data = torch.tensor(w0[f"rnn.{name}"])
+    W = torch.tensor(w0["head.weight"], requires_grad=True)
+    b = torch.tensor(w0["head.bias"], requires_grad=True)
+    return rnn, W, b
+
+
+def _torch_grads(rnn, W, b):
+    out = {f"rnn.{n}": p.grad.numpy() for n, p in rnn.named_parameters()}
+    out.update({"head.weight": W.grad.numpy(), "head.bias": b.grad.numpy()})
+    return out
+
+
+@pytest.mark.parametrize("cell", ["lstm", "elman"])
+def test_classifier_gradient_is_mean_cross_entropy_at_each_sequences_own_last_step(cell):
+    """The update follows ∇ of L = 1/n Σ_i −log softmax(z_i)[y_i], z_i read at step T_i of each ragged X_i."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(1)
+    X = ragged(9, rng, lo=2, hi=7, features=3)
+    y = rng.integers(0, 3, size=9)
+    w0, g = _first_sgd_step(SequenceClassifier, X, y, cell=cell, hidden_size=5, random_state=0)
+    rnn, W, b = _torch_model(torch, cell, w0, 3, 5)
+    losses = []
+    for x_i, y_i in zip(X, y):
+        out, _ = rnn(torch.tensor(x_i)[:, None])                    # (T_i, 1, H): this sequence alone
+        z = out[-1] @ W.T + b                                       # its own last step
+        losses.append(torch.nn.functional.cross_entropy(z, torch.tensor([int(y_i)])))
+    torch.stack(losses).mean().backward()
+    for k, ref in _torch_grads(rnn, W, b).items():
+        np.testing.assert_allclose(g[k], ref, rtol=1e-6, atol=1e-9, err_msg=k)
+
+
+def test_regressor_gradient_is_half_squared_error_over_every_real_step_and_output():
+    """L = 1/(Σ_i T_i · k) Σ_i Σ_{t<T_i} Σ_j ½ (z_itj − y_itj)²: the padding never counts."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(2)
+    X = ragged(7, rng, lo=1, hi=8, features=2)
+    Y = [rng.standard_normal((len(x), 2)) for x in X]
+    w0, g = _first_sgd_step(SequenceRegressor, X, Y, cell="lstm", output="sequence", hidden_size=4,
+                            random_state=3)
+    rnn, W, b = _torch_model(torch, "lstm", w0, 2, 4)
+    total = 0
+    for x_i, y_i in zip(X, Y):
+        out, _ = rnn(torch.tensor(x_i)[:, None])
+        z = out[:, 0] @ W.T + b                                     # (T_i, 2)
+        total = total + 0.5 * ((z - torch.tensor(y_i)) ** 2).sum()
+    (total / (sum(len(x) for x in X) * 2)).backward()
+    for k, ref in _torch_grads(rnn, W, b).items():
+        np.testing.assert_allclose(g[k], ref, rtol=1e-6, atol=1e-9, err_msg=k)
+
+
+# ---------------------------------------------------------------------------------- inputs and tasks
+def test_ragged_input_reads_each_sequences_own_last_step():
+    rng = np.random.default_rng(0)
+    X = ragged(300, rng, lo=2, hi=12, features=1)
+    y = np.array([int(x[-1, 0] > 0) for x in X])                  # the label sits at the true last step
+    clf = SequenceClassifier(max_epochs=30, lr=0.02, **FAST).fit(X, y)
+    assert clf.score(X, y) > 0.95                                  # padding read as "last" would be chance
+    proba = clf.predict_proba(X[:20])
+    alone = np.concatenate([clf.predict_proba([x]) for x in X[:20]])
+    np.testing.assert_allclose(proba, alone, rtol=0, atol=1e-6)    # padding does not leak into a sequence
+    assert clf.n_features_in_ == 1 and clf.input_size_ == 1
+    assert clf.predict(np.stack([x[:2] for x in X[:5]])).shape == (5,)   # any T once fitted
+
+
+def test_output_sequence_classifier_shapes_and_learning():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((200, 10, 1))
+    y = np.zeros((200, 10), int)
+    y[:, 1:] = X[:, :-1, 0] > 0                                    # the previous step's sign: needs memory
+    clf = SequenceClassifier(output="sequence", max_epochs=40, lr=0.02, **FAST).fit(X, y)
+    assert clf.predict(X).shape == (200, 10)
+    proba = clf.predict_proba(X)
+    assert proba.shape == (200, 10, 2)
+    np.testing.assert_allclose(proba.sum(axis=-1), 1.0)
+    assert clf.score(X, y) > 0.9
+    assert clf.score(X, y) == pytest.approx(np.mean(clf.predict(X) == y))
+    Xr = [x[:n] for x, n in zip(X[:6], [3, 10, 1, 7, 2, 5])]       # ragged: lists back, one entry per step
+    pr = clf.predict_proba(Xr)
+    assert [p.shape for p in pr] == [(n, 2) for n in [3, 10, 1, 7, 2, 5]]
+    for x, p in zip(Xr, pr):
+        np.testing.assert_allclose(p, clf.predict_proba(x[None])[0], atol=1e-6)   # float32 rounding
+
+
+def test_binary_with_string_labels_and_multiclass():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((240, 6, 3))
+    names = np.array(["neg", "pos"], dtype=object)
+    yb = names[(X[:, :, 0].sum(axis=1) > 0).astype(int)]
+    clf = SequenceClassifier(max_epochs=30, **FAST).fit(X, yb)
+    assert list(clf.classes_) == ["neg", "pos"]
+    assert clf.predict_proba(X).shape == (240, 2) and set(clf.predict(X)) <= {"neg", "pos"}
+    assert clf.score(X, yb) > 0.9
+    ym = X.sum(axis=1).argmax(axis=1) * 10                         # classes 0, 10, 20
+    clf3 = SequenceClassifier(max_epochs=40, **FAST).fit(X, ym)
+    assert list(clf3.classes_) == [0, 10, 20]
+    assert clf3.predict_proba(X).shape == (240, 3) and clf3.score(X, ym) > 0.85
+    np.testing.assert_array_equal(clf3.predict(X), clf3.classes_[clf3.predict_proba(X).argmax(axis=1)])
+
+
+def test_regressor_multi_output_last_and_sequence():
+    from_sklearn = pytest.importorskip("sklearn.metrics")
+    rng = np.random.default_rng(0)
+    X = rng.uniform(-1, 1, (300, 8, 2))
+    y = np.stack([X[:, :, 0].mean(axis=1), X[:, -1, 1]], axis=1)  # (n, 2)
+    reg = SequenceRegressor(max_epochs=40, **FAST).fit(X, y)
+    pred = reg.predict(X)
+    assert pred.shape == (300, 2) and pred.dtype == np.float64 and reg.n_outputs_ == 2
+    assert reg.score(X, y) == pytest.approx(from_sklearn.r2_score(y, pred))
+    assert reg.score(X, y) > 0.8
+    Y = np.stack([np.cumsum(X[:, :, 0], axis=1) / 4, X[:, :, 1]], axis=-1)    # (n, T, 2)
+    seq = SequenceRegressor(output="sequence", max_epochs=40, **FAST).fit(X, Y)
+    P = seq.predict(X)
+    assert P.shape == (300, 8, 2)
+    assert seq.score(X, Y) == pytest.approx(from_sklearn.r2_score(Y.reshape(-1, 2), P.reshape(-1, 2)))
+    assert seq.score(X, Y) > 0.8
+    one = SequenceRegressor(output="sequence", max_epochs=2, **FAST).fit(X, Y[:, :, 0])
+    assert one.predict(X).shape == (300, 8)                        # (n, T) in, (n, T) out
+
+
+def test_two_dimensional_X_is_univariate_sequences_with_fixed_columns():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((50, 7))
+    reg = SequenceRegressor(max_epochs=3, **FAST).fit(X, X[:, -1])
+    assert (reg.n_features_in_, reg.input_size_) == (7, 1)
+    np.testing.assert_allclose(reg.predict(X), reg.predict(X[:, :, None]), atol=1e-12)   # same model
+    with pytest.raises(ValueError, match="X has 5 features, but SequenceRegressor is expecting 7"):
+        reg.predict(X[:, :5])
+    assert reg.predict(X[:, :5, None]).shape == (50,)               # 3-D: any length of one-feature steps
+
+
+# ---------------------------------------------------------------------------------- training options
+def test_history_and_early_stopping_restore_the_best_epoch():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((60, 8, 3))
+    y = (X[:, 0, 0] + 0.8 * rng.standard_normal(60) > 0).astype(int)   # noisy and small: it overfits
+    kw = dict(hidden_size=32, lr=0.05, validation_fraction=0.3, n_threads=1, random_state=4)
+    est = SequenceClassifier(max_epochs=200, n_iter_no_change=4, **kw).fit(X, y)
+    h = est.history_
+    assert set(h) == {"loss", "val_loss", "val_score"} and all(len(v) == est.n_epochs_ for v in h.values())
+    assert est.best_epoch_ == int(np.argmin(h["val_loss"])) + 1
+    assert est.n_epochs_ == est.best_epoch_ + 4 < 200              # stopped 4 epochs after the best
+    # The returned model is the best epoch's: the same as training exactly best_epoch_ epochs.
+    ref = SequenceClassifier(max_epochs=est.best_epoch_, n_iter_no_change=None, **kw).fit(X, y)
+    assert not hasattr(ref, "best_epoch_")
+    assert_same_weights(est, ref)
+    last = SequenceClassifier(max_epochs=est.n_epochs_, n_iter_no_change=None, **kw).fit(X, y)
+    assert not np.array_equal(est.predict_proba(X), last.predict_proba(X))   # not the last epoch's
+    no_val = SequenceClassifier(max_epochs=3, validation_fraction=None, n_iter_no_change=None, **FAST).fit(X, y)
+    assert set(no_val.history_) == {"loss"} and no_val.n_epochs_ == 3
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_same_random_state_same_model_bit_for_bit(threads):
+    rng = np.random.default_rng(0)
+    X = ragged(70, rng, lo=3, hi=10, features=2)
+    y = rng.integers(0, 3, 70)
+    kw = dict(hidden_size=12, num_layers=2, dropout=0.3, max_epochs=4, n_threads=threads)
+    a = SequenceClassifier(random_state=7, **kw).fit(X, y)
+    b = SequenceClassifier(random_state=7, **kw).fit(X, y)
+    assert_same_weights(a, b)
+    assert a.history_ == b.history_
+    c = SequenceClassifier(random_state=8, **kw).fit(X, y)
+    assert not np.array_equal(weights(a)["rnn.weight_hh_l0"], weights(c)["rnn.weight_hh_l0"])
+
+
+def test_n_threads_applies_during_fit_only():
+    before = rnnfast.get_num_threads()
+    X = np.random.default_rng(0).standard_normal((20, 4, 1))
+    SequenceRegressor(hidden_size=4, max_epochs=1, n_threads=1).fit(X, X[:, 0, 0])
+    assert rnnfast.get_num_threads() == before
+
+
+@pytest.mark.parametrize("output", ["last", "sequence"])
+@pytest.mark.parametrize("cell", ["lstm", "elman"])
+def test_tbptt_at_least_T_equals_full_bptt(cell, output):
+    rng = np.random.default_rng(0)
+    X = ragged(40, rng, lo=2, hi=9, features=2)
+    y = [x[:, 0] > 0 for x in X] if output == "sequence" else np.array([x[0, 0] > 0 for x in X])
+    kw = dict(cell=cell, output=output, max_epochs=3, batch_size=8, **FAST)
+    full = SequenceClassifier(tbptt=None, **kw).fit(X, y)
+    assert_same_weights(full, SequenceClassifier(tbptt=8, **kw).fit(X, y))       # T_max = 8
+    assert_same_weights(full, SequenceClassifier(tbptt=100, **kw).fit(X, y))
+    short = SequenceClassifier(tbptt=3, **kw).fit(X, y)
+    assert not np.array_equal(weights(short)["rnn.weight_hh_l0"], weights(full)["rnn.weight_hh_l0"])
+
+
+@pytest.mark.parametrize("output", ["last", "sequence"])
+@pytest.mark.parametrize("cell", ["lstm", "elman"])
+def test_tbptt_carries_the_state_across_chunks(cell, output):
+    """At fixed weights (lr so small that no update changes them) every chunk starts from the state the
+    previous chunk ended in, so the chunked forward passes give exactly the full sequences' loss."""
+    rng = np.random.default_rng(5)
+    X = ragged(30, rng, lo=1, hi=11, features=2)
+    y = [rng.standard_normal(len(x)) for x in X] if output == "sequence" else rng.standard_normal(30)
+    kw = dict(cell=cell, output=output, optimizer="sgd", lr=1e-300, max_epochs=1, batch_size=8,
+              validation_fraction=None, n_iter_no_change=None, clip_norm=None, dtype="float64", **FAST)
+    full = SequenceRegressor(**kw).fit(X, y)
+    for k in (1, 3, 4):
+        chunked = SequenceRegressor(tbptt=k, **kw).fit(X, y)
+        assert_same_weights(full, chunked)                          # the weights did not move
+        assert chunked.history_["loss"][0] == pytest.approx(full.history_["loss"][0], rel=1e-12)
+
+
+def test_tbptt_trains_a_short_memory_task_on_long_sequences():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((64, 60, 1))
+    y = np.zeros((64, 60), int)
+    y[:, 2:] = X[:, :-2, 0] > 0                                    # sign two steps back
+    clf = SequenceClassifier(output="sequence", tbptt=10, max_epochs=40, lr=0.02, **FAST).fit(X, y)
+    assert clf.score(X, y) > 0.9
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "adamw", "sgd", "rmsprop"])
+def test_every_optimizer_reduces_the_loss(optimizer):
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((100, 5, 2))
+    y = X[:, :, 0].mean(axis=1)
+    lr = {"adam": 0.01, "adamw": 0.01, "sgd": 0.05, "rmsprop": 0.003}[optimizer]
+    reg = SequenceRegressor(optimizer=optimizer, lr=lr, weight_decay=1e-4, max_epochs=15,
+                            validation_fraction=None, n_iter_no_change=None, **FAST).fit(X, y)
+    assert reg.history_["loss"][-1] < 0.5 * reg.history_["loss"][0]
+
+
+def test_float64_and_elman_nonlinearity():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((50, 4, 2))
+    reg = SequenceRegressor(cell="elman", nonlinearity="relu", dtype="float64", max_epochs=3, **FAST)
+    reg.fit(X, X[:, -1, 0])
+    assert reg.rnn_.dtype == np.float64 and reg.rnn_.nonlinearity == "relu"
+
+
+def test_verbose_progress_on_stderr_with_and_without_tqdm(capsys, monkeypatch):
+    X = np.random.default_rng(0).standard_normal((30, 4, 1))
+    y = X[:, -1, 0]
+    SequenceRegressor(max_epochs=3, verbose=1, **FAST).fit(X, y)
+    out, err = capsys.readouterr()
+    assert out == "" and "val_loss" in err and "loss" in err
+    monkeypatch.setitem(sys.modules, "tqdm", None)                   # as if tqdm were not installed
+    monkeypatch.setitem(sys.modules, "tqdm.auto", None)
+    SequenceRegressor(max_epochs=3, verbose=1, **FAST).fit(X, y)
+    out, err = capsys.readouterr()
+    lines = err.strip().splitlines()
+    assert out == "" and len(lines) == 3 and "epoch 3/3" in lines[-1] and "val_score" in lines[-1]
+    SequenceRegressor(max_epochs=2, verbose=0, **FAST).fit(X, y)
+    assert capsys.readouterr() == ("", "")
+
+
+# ---------------------------------------------------------------------------------- bad input
+@pytest.mark.parametrize("Estimator", [SequenceClassifier, SequenceRegressor])
+def test_bad_inputs_raise_value_errors(Estimator):
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((12, 5, 2))
+    y = np.array([0, 1] * 6)
+    est = Estimator(max_epochs=1, **FAST)
+    for bad, what in ((np.nan, "NaN"), (np.inf, "infinity")):
+        Xb = X.copy()
+        Xb[3, 2, 1] = bad
+        with pytest.raises(ValueError, match=what):
+            est.fit(Xb, y)
+        with pytest.raises(ValueError, match=what):
+            est.fit([x for x in Xb[:, :4]] + [X[0, :2]], y)          # in a ragged list too
+    with pytest.raises(ValueError, match="Reshape your data"):
+        est.fit(X[0, :, 0], y[:5])
+    with pytest.raises(ValueError, match="2-D .* or 3-D"):
+        est.fit(X[None], y)
+    with pytest.raises(ValueError, match="inconsistent numbers of samples"):
+        est.fit(X, y[:-1])
+    with pytest.raises(ValueError, match="0 sample"):
+        est.fit(X[:0], y[:0])
+    with pytest.raises(ValueError, match="requires y"):
+        est.fit(X, None)
+    with pytest.raises(ValueError, match="Complex"):
+        est.fit(X + 1j, y)
+    with pytest.raises(rnnfast.estimators.NotFittedError):
+        est.predict(X)
+    est.fit(X, y)
+    with pytest.raises(ValueError, match="features per step"):
+        est.predict(X[:, :, :1])
+    Xn = X.copy()
+    Xn[0, 0, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        est.predict(Xn)
+    with pytest.raises(ValueError, match="shape"):
+        Estimator(output="sequence", max_epochs=1, **FAST).fit(X, np.zeros((12, 4)))   # T = 5 steps
+
+
+def test_bad_targets():
+    X = np.random.default_rng(0).standard_normal((8, 3, 1))
+    for bad in (np.nan, np.inf):
+        y = np.arange(8.0)
+        y[2] = bad
+        with pytest.raises(ValueError, match="NaN|infinity"):
+            SequenceRegressor(max_epochs=1).fit(X, y)
+        with pytest.raises(ValueError, match="NaN|infinity"):
+            SequenceClassifier(max_epochs=1).fit(X, y)
+    with pytest.raises(ValueError, match="Unknown label type"):
+        SequenceClassifier(max_epochs=1).fit(X, np.linspace(0, 1, 8))
+    with pytest.raises(ValueError, match="2 classes"):
+        SequenceClassifier(max_epochs=1).fit(X, np.ones(8))
+    with pytest.raises(ValueError, match="one target per step"):
+        SequenceRegressor(output="sequence", max_epochs=1).fit([X[0], X[1, :2]], [np.zeros(3), np.zeros(3)])
+
+
+# ---------------------------------------------------------------------------------- one-to-many
+def test_generate_classifier_continues_a_cycle_and_matches_the_forward_pass():
+    alphabet = "abcd"
+    text = "abcd" * 40
+    onehot = np.eye(4)
+    X = np.stack([onehot[[alphabet.index(c) for c in text[s:s + 12]]] for s in range(0, 140, 2)])
+    y = np.stack([list(text[s + 1:s + 13]) for s in range(0, 140, 2)])
+    clf = SequenceClassifier(output="sequence", max_epochs=30, lr=0.02, **FAST).fit(X, y)
+    out = generate(clf, "bc", 10, temperature=0)                    # labels are the inputs' one-hot order
+    assert "".join(out) == "dabcdabcda"
+    # The step loop agrees with one forward over prime + its own outputs (greedy = argmax per step).
+    inputs = np.stack([onehot[alphabet.index(c)] for c in "bc" + "".join(out[:-1])])
+    np.testing.assert_array_equal(clf.predict(inputs[None])[0][1:], out)
+    sampled = generate(clf, ["a"], 50, temperature=1.0, random_state=0)
+    assert sampled.shape == (50,) and set(sampled) <= set(alphabet)
+    np.testing.assert_array_equal(sampled, generate(clf, ["a"], 50, temperature=1.0, random_state=0))
+
+
+def test_generate_regressor_feeds_values_back():
+    t = np.arange(2000) * 0.3
+    wave = np.sin(t)
+    X = np.stack([wave[s:s + 30] for s in range(0, 1900, 5)])[:, :, None]
+    Y = np.stack([wave[s + 1:s + 31] for s in range(0, 1900, 5)])[:, :, None]
+    reg = SequenceRegressor(output="sequence", cell="lstm", max_epochs=30, **FAST).fit(X, Y)
+    prime = wave[:20]
+    out = generate(reg, prime, 15)
+    assert out.shape == (15,)
+    np.testing.assert_allclose(out, np.sin(t[20:35]), atol=0.15)       # it continues the wave
+    fed = np.concatenate([prime, out[:-1]])[None, :, None]
+    np.testing.assert_allclose(reg.predict(fed)[0, 19:, 0], out, rtol=1e-5, atol=1e-6)
+
+
+def test_generate_errors():
+    X = np.random.default_rng(0).standard_normal((10, 3, 2))
+    last = SequenceClassifier(max_epochs=1, **FAST).fit(X, np.arange(10) % 2)
+    with pytest.raises(ValueError, match="output='sequence'"):
+        generate(last, X[0], 3)
+    reg = SequenceRegressor(output="sequence", max_epochs=1, **FAST).fit(X, X[:, :, 0])
+    with pytest.raises(ValueError, match="feedback"):                # 1 output cannot feed 2 inputs
+        generate(reg, X[0], 3)
+    assert generate(reg, X[0], 3, feedback=lambda v: np.r_[v, 0.0]).shape == (3,)
+    with pytest.raises(ValueError, match="n_steps"):
+        generate(reg, X[0], -1, feedback=lambda v: np.r_[v, 0.0])
+    with pytest.raises(TypeError):
+        generate(object(), X[0], 3)
