@@ -93,24 +93,18 @@ RF_TILE(rf_tile_f, float, float)
 RF_TILE(rf_tile_d, double, double)
 #endif
 
-/* One row: four accumulator chains (k unrolled by two) hide the FMA latency. */
+/* One row, with the same summation order as a row of RF_TILE (k ascending, one chain per vector), so a
+ * row's result does not depend on which other rows share its batch or its thread's chunk. */
 #define RF_ROW(NAME, T, V)                                                                        \
 RF_INLINE void NAME(int K, const T *a, const T *panel, T *c, int ncols, int accumulate) {         \
     const int vl = 64 / (int)sizeof(T);                                                           \
     const V zero = {0};                                                                           \
-    V acc[4] = {zero, zero, zero, zero};                                                          \
-    int k = 0;                                                                                    \
-    for (; k + 1 < K; k += 2) {                                                                   \
+    V acc[2] = {zero, zero};                                                                      \
+    for (int k = 0; k < K; ++k) {                                                                 \
         const T *w = panel + (size_t)k * 2 * vl;                                                  \
-        acc[0] += a[k] * *(const V *)w;            acc[1] += a[k] * *(const V *)(w + vl);         \
-        acc[2] += a[k + 1] * *(const V *)(w + 2 * vl); acc[3] += a[k + 1] * *(const V *)(w + 3 * vl); \
+        acc[0] += a[k] * *(const V *)w;                                                           \
+        acc[1] += a[k] * *(const V *)(w + vl);                                                    \
     }                                                                                             \
-    if (k < K) {                                                                                  \
-        const T *w = panel + (size_t)k * 2 * vl;                                                  \
-        acc[0] += a[k] * *(const V *)w;            acc[1] += a[k] * *(const V *)(w + vl);         \
-    }                                                                                             \
-    acc[0] += acc[2];                                                                             \
-    acc[1] += acc[3];                                                                             \
     T out[2 * 64 / sizeof(T)];                                                                    \
     memcpy(out, acc, sizeof out);                                                                 \
     if (accumulate) { for (int j = 0; j < ncols; ++j) c[j] += out[j]; }                           \

@@ -7,11 +7,15 @@ PyTorch's names in ``named_parameters()`` and ``state_dict()``; ``backward`` met
 """
 from __future__ import annotations
 
-from typing import Any, Iterator, Mapping
+import functools
+import threading
+from typing import Any, Callable, Iterator, Mapping, TypeVar
 
 import numpy as np
 
-__all__ = ["Parameter", "Module", "resolve_dtype"]
+__all__ = ["Parameter", "Module", "resolve_dtype", "one_thread_at_a_time"]
+
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 _FLOAT_DTYPES = {np.dtype(np.float32), np.dtype(np.float64)}
 
@@ -54,17 +58,50 @@ class Parameter:
         return f"Parameter(shape={self.data.shape}, dtype={self.data.dtype})"
 
 
+def one_thread_at_a_time(method: _F) -> _F:
+    """Make ``method`` raise ``RuntimeError`` while another thread is inside a method of the same object.
+
+    Layers keep scratch buffers and the forward cache on the object, so two threads in one layer at once
+    would overwrite each other's memory; the kernels release the GIL, so this can really happen. The lock
+    is taken without blocking: concurrent use is a bug in the caller, reported instead of serialised.
+    """
+    @functools.wraps(method)
+    def guarded(self, *args, **kwargs):
+        if not self._busy.acquire(blocking=False):
+            raise RuntimeError(f"{type(self).__name__}.{method.__name__} was called while another thread is "
+                               f"using this layer; a layer object is not thread-safe: give each thread its "
+                               f"own layer (copy.deepcopy or load_state_dict)")
+        try:
+            return method(self, *args, **kwargs)
+        finally:
+            self._busy.release()
+    return guarded  # type: ignore[return-value]
+
+
 class Module:
     """Base class: parameter registry, train/eval mode and state dicts, on torch.nn.Module's names."""
 
     def __init__(self) -> None:
         self._parameters: dict[str, Parameter] = {}
         self.training = True
+        self._busy = threading.Lock()   # see one_thread_at_a_time
 
     def _register(self, name: str, value: Any, dtype: np.dtype) -> Parameter:
         param = Parameter(value, dtype=dtype)
         self._parameters[name] = param
         return param
+
+    # Attributes that are not state: never pickled or deep-copied, rebuilt fresh on unpickling (the lock,
+    # and in layers the kernel workspaces and the forward cache).
+    _transient: dict[str, Callable[[], Any]] = {"_busy": threading.Lock}
+
+    def __getstate__(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k not in self._transient}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        for name, make in self._transient.items():
+            self.__dict__[name] = make()
 
     def __getattr__(self, name: str) -> Any:
         # Parameters read as attributes, as in torch: ``lstm.weight_hh_l0``.

@@ -21,9 +21,23 @@ the LSTM kernel overwrites the kept gates with their gradients, as torch frees i
 Conventions: arrays are (T, B, I) (or (B, T, I) with ``batch_first``), states (num_layers, B, H). Inputs of
 another float or integer dtype are converted to the layer's dtype; non-contiguous and read-only inputs are
 copied as needed. The returned outputs are read-only, since backward reads them.
+
+Edge cases. Empty batches and sequences are allowed: ``T = 0`` gives an empty ``out`` and ``h_n = h0``
+(``c_n = c0``), ``B = 0`` empty outputs and states; backward then returns zeros (``dh0 = dh_n``) and
+leaves ``.grad`` unchanged, and ``step`` on ``B = 0`` returns empty arrays. NaN and inf are not screened
+out: they propagate as in torch, so a NaN in a row of ``x``, ``h0`` or in the weights makes that row's
+outputs from then on NaN (rows do not mix). Every argument is checked before a kernel runs: wrong types
+raise ``TypeError``, wrong shapes and sizes ``ValueError`` naming the argument and the expected shape, a
+problem too large for the kernels' 32-bit indexing ``ValueError`` and one whose buffers alone exceed the
+machine's physical memory ``MemoryError``, each before anything is allocated.
+
+Threads. The kernels release the GIL, so separate layer objects run in parallel from Python threads.
+One layer object is not thread-safe (it keeps scratch buffers and the forward cache): calling
+``forward``, ``backward`` or ``step`` while another thread is inside one of them raises ``RuntimeError``.
 """
 from __future__ import annotations
 
+import functools
 import math
 import os
 from typing import Any, Optional, Sequence, Tuple, Union
@@ -31,8 +45,9 @@ from typing import Any, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from . import _recurrent
-from ._module import Module, resolve_dtype
+from ._module import Module, one_thread_at_a_time, resolve_dtype
 from ._threads import blas_single_thread, get_num_threads
+from ._validation import check_real
 
 __all__ = ["Elman", "RNN", "LSTM", "GRU", "Linear"]
 
@@ -51,14 +66,17 @@ def _check_size(name: str, value: Any, minimum: int = 1) -> int:
     return int(value)
 
 
-def _as_float_array(name: str, value: Any, dtype: np.dtype) -> np.ndarray:
-    """``value`` as an array of ``dtype``; TypeError for anything that is not real numbers."""
+def _as_float_array(name: str, value: Any, dtype: Optional[np.dtype]) -> np.ndarray:
+    """``value`` as an array of ``dtype`` (None: its own real dtype); TypeError for anything else."""
     if value is None:
         raise TypeError(f"{name} must be an array, got None")
-    arr = np.asarray(value)
+    try:
+        arr = np.asarray(value)
+    except ValueError as exc:  # ragged nested lists
+        raise TypeError(f"{name} must be an array of real numbers: {exc}") from exc
     if arr.dtype.kind not in "fiub":
         raise TypeError(f"{name} must be an array of real numbers, got dtype {arr.dtype}")
-    return arr.astype(dtype, copy=False)
+    return arr if dtype is None else arr.astype(dtype, copy=False)
 
 
 def _check_shape(name: str, arr: np.ndarray, expected: Tuple[int, ...], what: str) -> None:
@@ -70,16 +88,34 @@ def _check_lengths(lengths: Any, T: int, B: int) -> Optional[np.ndarray]:
     if lengths is None:
         return None
     arr = np.asarray(lengths)
-    if arr.dtype.kind not in "iu":
-        if arr.dtype.kind == "f" and arr.size and np.all(arr == np.round(arr)):
-            arr = arr.astype(np.int64)
-        else:
-            raise TypeError(f"lengths must be an integer array, got dtype {arr.dtype}")
+    # integral floats pass (np.array([]) is float64); they are range-checked before the cast to int
+    if arr.dtype.kind not in "iuf" or (arr.dtype.kind == "f" and not np.all(arr == np.round(arr))):
+        raise TypeError(f"lengths must be an integer array, got dtype {arr.dtype}")
     if arr.shape != (B,):
         raise ValueError(f"lengths must have shape (B,) = ({B},), got {arr.shape}")
     if B and (arr.min() < 1 or arr.max() > T):
         raise ValueError(f"lengths must lie in [1, T] = [1, {T}], got min {arr.min()}, max {arr.max()}")
     return np.ascontiguousarray(arr, dtype=np.intc)
+
+
+@functools.lru_cache(maxsize=None)
+def _physical_memory() -> Optional[int]:
+    """Bytes of RAM on this machine, or None where the OS does not say."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def _check_memory(nbytes: int, what: str, shape: Tuple[int, ...] = ()) -> None:
+    """MemoryError now if ``nbytes`` exceed the physical memory: with overcommit such an allocation can
+    succeed and the process be killed later, while the kernel writes into it."""
+    total = _physical_memory()
+    if total and nbytes > total:
+        what += f" of shape {shape}" if shape else ""
+        raise MemoryError(f"{what} needs at least {nbytes / 2**30:.1f} GiB, more than this machine's "
+                          f"{total / 2**30:.1f} GiB of memory; use a smaller batch or model, or shorter chunks "
+                          "(rnnfast.TruncatedBPTT)")
 
 
 def _readonly(arr: np.ndarray) -> np.ndarray:
@@ -94,6 +130,10 @@ class _Recurrent(Module):
 
     _gate_count = 1
     _has_cell_state = False
+    _transient = {**Module._transient, "_cache": lambda: None, "_workspace": dict}
+    # Fixed at construction: the parameters' shapes and dtype, and the kernels' buffers, follow from them.
+    _FROZEN = frozenset({"input_size", "hidden_size", "num_layers", "bidirectional", "dtype", "_cell",
+                         "nonlinearity"})
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
@@ -102,11 +142,9 @@ class _Recurrent(Module):
         self.input_size = _check_size("input_size", input_size)
         self.hidden_size = _check_size("hidden_size", hidden_size)
         self.num_layers = _check_size("num_layers", num_layers)
-        if not isinstance(dropout, (int, float)) or isinstance(dropout, bool) or not 0 <= dropout < 1:
-            raise ValueError(f"dropout must be a number in [0, 1), got {dropout!r}")
+        self.dropout = check_real("dropout", dropout, 0.0, 1.0, high_inclusive=False)
         self.bias = bool(bias)
         self.batch_first = bool(batch_first)
-        self.dropout = float(dropout)
         self.bidirectional = bool(bidirectional)
         self.dtype = resolve_dtype(dtype)
         self.seed = seed
@@ -116,6 +154,9 @@ class _Recurrent(Module):
         if GH * max(self.input_size, D * H) > _INT_MAX:
             raise ValueError(f"hidden_size {H} and input_size {self.input_size} are too large for "
                              "32-bit BLAS indexing")
+        n_params = sum(GH * ((self.input_size if k == 0 else D * H) + H + 2 * self.bias)
+                       for k in range(self.num_layers)) * D
+        _check_memory(n_params * (2 * self.dtype.itemsize + 8), "the parameters (data, grad, float64 init)")
         bound = 1.0 / math.sqrt(H)
         for k in range(self.num_layers):
             in_k = self.input_size if k == 0 else D * H
@@ -127,6 +168,16 @@ class _Recurrent(Module):
                     self._register(f"bias_hh_l{k}{suffix}", self._rng.uniform(-bound, bound, GH), self.dtype)
         self._cache: Optional[dict] = None
         self._workspace: dict = {}
+        self._param_shapes = {name: p.shape for name, p in self._parameters.items()}
+        self._verified: list = []                   # (parameter, data, grad) _check_parameters accepted
+        # the widest row the kernels index in 32 bits: G·H, I or D·H
+        self._width = max(GH, self.input_size, D * H)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in self._FROZEN and name in self.__dict__:
+            raise AttributeError(f"{name} is fixed when the layer is built (the parameters' shapes and dtype "
+                                 f"follow from it); build a new layer and load_state_dict into it")
+        super().__setattr__(name, value)
 
     @property
     def _directions(self) -> int:
@@ -170,9 +221,41 @@ class _Recurrent(Module):
         size = _recurrent.packed_size(self.dtype.itemsize, K, N)
         return self._buffer(key + ("packed",), (size,))
 
+    def _check_parameters(self, grads: bool = False) -> None:
+        """Every parameter's ``.data`` and ``.grad`` is still a C-contiguous array of the layer's dtype and
+        registered shape.
+
+        The kernels size their loops from the buffers and read raw memory, so a parameter replaced by one
+        of another shape (``p.data = ...``) must not reach them. Fast when nothing was replaced: the
+        arrays last accepted are kept (so their ids stay unique) and compared by identity (``.grad`` only
+        when ``grads``, for backward).
+        """
+        for p, data, grad in self._verified:
+            if p.data is not data or (grads and p.grad is not grad):
+                break
+        else:
+            if self._verified:
+                return
+        for name, p in self._parameters.items():
+            shape = self._param_shapes[name]
+            for what, a in (("data", p.data), ("grad", p.grad)):
+                if not (type(a) is np.ndarray and a.shape == shape and a.dtype == self.dtype
+                        and a.flags.c_contiguous):
+                    got = f"{type(a).__name__} {getattr(a, 'dtype', '')} {getattr(a, 'shape', '')}"
+                    raise ValueError(f"{name}.{what} must be a C-contiguous {self.dtype} array of shape "
+                                     f"{shape}, got {got}; assign into it ({name}.{what}[...] = value) or "
+                                     "use load_state_dict")
+        self._verified = [(p, p.data, p.grad) for p in self._parameters.values()]
+
+    def _forward_bytes(self, T: int, B: int) -> int:
+        """A lower bound on what forward allocates: the input copy and every run's kept activations."""
+        H, GH = self.hidden_size, self._gate_count * self.hidden_size
+        kept = H + {_recurrent.LSTM: GH + 2 * H, _recurrent.GRU: GH + H}.get(self._cell, 0)  # out, gates, c...
+        return self.dtype.itemsize * T * B * (self.input_size + self.num_layers * self._directions * kept)
+
     def _check_input(self, x: Any) -> np.ndarray:
-        """x as a C-contiguous (T, B, I) array of the layer's dtype."""
-        arr = _as_float_array("x", x, self.dtype)
+        """x as a C-contiguous (T, B, I) array of the layer's dtype (checked before it is converted)."""
+        arr = _as_float_array("x", x, None)
         if arr.ndim != 3:
             layout = "(B, T, input_size)" if self.batch_first else "(T, B, input_size)"
             raise ValueError(f"x must be a 3-D array {layout}, got shape {arr.shape}")
@@ -182,19 +265,19 @@ class _Recurrent(Module):
         if self.batch_first:
             arr = arr.transpose(1, 0, 2)
         T, B = arr.shape[:2]
-        width = max(self._gate_count * self.hidden_size, self.input_size, self._directions * self.hidden_size)
-        if T * B * width > _INT_MAX:
+        if T * B * self._width > _INT_MAX:
             raise ValueError(f"x has T*B = {T * B} rows, too many for 32-bit BLAS indexing; split the batch")
-        return np.ascontiguousarray(arr)
+        _check_memory(self._forward_bytes(T, B), "forward on x", arr.shape)
+        return np.ascontiguousarray(arr, dtype=self.dtype)
 
     def _check_state(self, name: str, value: Any, B: int) -> np.ndarray:
         LD, H = self.num_layers * self._directions, self.hidden_size
         if value is None:
             return np.zeros((LD, B, H), self.dtype)
-        arr = _as_float_array(name, value, self.dtype)
+        arr = _as_float_array(name, value, None)
         what = "(num_layers * 2, B, hidden_size)" if self.bidirectional else "(num_layers, B, hidden_size)"
         _check_shape(name, arr, (LD, B, H), what)
-        return np.ascontiguousarray(arr)
+        return np.ascontiguousarray(arr, dtype=self.dtype)
 
     def _to_user_layout(self, arr: np.ndarray) -> np.ndarray:
         return arr.transpose(1, 0, 2) if self.batch_first else arr
@@ -222,7 +305,9 @@ class _Recurrent(Module):
         return seq[rev, np.arange(seq.shape[1])[None, :]]
 
     # ---- forward ------------------------------------------------------------------------------------
+    @one_thread_at_a_time
     def forward(self, x: Any, hx: Any = None, lengths: Any = None):
+        self._check_parameters()
         xs = self._check_input(x)                                   # (T, B, I)
         T, B = xs.shape[:2]
         h0_in, c0_in = self._split_hx(hx)
@@ -300,7 +385,9 @@ class _Recurrent(Module):
     def _split_dstate(self, dstate: Any) -> Tuple[Any, Any]:
         return dstate, None
 
+    @one_thread_at_a_time
     def backward(self, dout: Any, dstate: Any = None):
+        self._check_parameters(grads=True)
         if self._cache is None:
             raise ValueError("backward needs a forward first (and runs once per forward): call the layer "
                              "on an input, then backward")
@@ -308,10 +395,10 @@ class _Recurrent(Module):
         T, B, lens, rev = cache["T"], cache["B"], cache["lengths"], cache["reversal"]
         L, D, H = self.num_layers, self._directions, self.hidden_size
         lstm = self._has_cell_state
-        d_out = _as_float_array("dout", dout, self.dtype)
+        d_out = _as_float_array("dout", dout, None)
         expected = (B, T, D * H) if self.batch_first else (T, B, D * H)
         _check_shape("dout", d_out, expected, "the shape of the forward output")
-        g = np.ascontiguousarray(self._to_user_layout(d_out))      # (T, B, D·H) dL/d(layer output)
+        g = np.ascontiguousarray(self._to_user_layout(d_out), dtype=self.dtype)   # (T, B, D·H) dL/d(out)
         dh_in, dc_in = self._split_dstate(dstate)
         dh_n = self._check_state("dh_n", dh_in, B)                  # (L·D, B, H)
         dc_n = self._check_state("dc_n", dc_in, B) if lstm else None
@@ -362,23 +449,31 @@ class _Recurrent(Module):
         return dx
 
     # ---- streaming ----------------------------------------------------------------------------------
+    @one_thread_at_a_time
     def step(self, x_t: Any, state: Any = None):
         """One timestep for streaming inference: x_t (B, I) -> (h_t (B, H), new state). Keeps nothing
         for backward; single-threaded matrix-vector products, so a call costs microseconds."""
         if self.bidirectional:
             raise ValueError("step is not defined for a bidirectional layer (it needs the future); "
                              "call the layer on the whole sequence")
+        self._check_parameters()
         arr = x_t
-        if not (type(arr) is np.ndarray and arr.dtype == self.dtype and arr.flags.c_contiguous):
-            arr = np.ascontiguousarray(_as_float_array("x_t", x_t, self.dtype))
+        ready = type(arr) is np.ndarray and arr.dtype == self.dtype and arr.flags.c_contiguous
+        if not ready:
+            arr = _as_float_array("x_t", x_t, None)
         if arr.ndim != 2 or arr.shape[1] != self.input_size:
             raise ValueError(f"x_t must have shape (B, input_size = {self.input_size}), got {arr.shape}")
         B = arr.shape[0]
+        L, H, GH = self.num_layers, self.hidden_size, self._gate_count * self.hidden_size
+        if B * max(self._width, 4 * H) > _INT_MAX:
+            raise ValueError(f"x_t has B = {B} rows, too many for 32-bit indexing; split the batch")
+        _check_memory(self.dtype.itemsize * B * (self.input_size + GH + 8 * L * H), "step on x_t", arr.shape)
+        if not ready:
+            arr = np.ascontiguousarray(arr, dtype=self.dtype)
         lstm = self._has_cell_state
         h_in, c_in = self._split_hx(state)
         h = self._check_state("h0", h_in, B)                        # (L, B, H)
         c = self._check_state("c0", c_in, B) if lstm else None
-        L, H, GH = self.num_layers, self.hidden_size, self._gate_count * self.hidden_size
         h_new = np.empty((L, B, H), self.dtype)
         c_new = np.empty((L, B, H), self.dtype) if lstm else None
         gates = self._buffer(("step", "gates"), (B, GH))             # (B, GH)
@@ -420,11 +515,16 @@ class Elman(_Recurrent):
     """Elman (simple) RNN, ``torch.nn.RNN``-compatible; ``nonlinearity`` is tanh, relu or sigmoid.
 
     ``out, h_n = rnn(x, h0=None, lengths=None)``; ``dx, dh0 = rnn.backward(dout, dh_n=None)``.
+    Not thread-safe: ``forward``, ``backward`` or ``step`` called on this object while another thread is
+    inside one of them raises ``RuntimeError`` (use one layer per thread).
     """
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, nonlinearity: str = "tanh",
                  bias: bool = True, batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
                  dtype: Any = "float32", seed: Optional[int] = None):
+        if not isinstance(nonlinearity, str):
+            raise TypeError(f"nonlinearity must be a str, one of {sorted(_NONLINEARITIES)}, got "
+                            f"{type(nonlinearity).__name__}")
         if nonlinearity not in _NONLINEARITIES:
             raise ValueError(f"nonlinearity must be one of {sorted(_NONLINEARITIES)}, got {nonlinearity!r}")
         self.nonlinearity = nonlinearity
@@ -443,6 +543,8 @@ class LSTM(_Recurrent):
 
     ``out, (h_n, c_n) = lstm(x, (h0, c0)=None, lengths=None)``;
     ``dx, (dh0, dc0) = lstm.backward(dout, (dh_n, dc_n)=None)``.
+    Not thread-safe: ``forward``, ``backward`` or ``step`` called on this object while another thread is
+    inside one of them raises ``RuntimeError`` (use one layer per thread).
     """
 
     _gate_count = 4
@@ -477,6 +579,8 @@ class GRU(_Recurrent):
     """GRU, ``torch.nn.GRU``-compatible (gates r, z, n; b_hn inside the reset product).
 
     ``out, h_n = gru(x, h0=None, lengths=None)``; ``dx, dh0 = gru.backward(dout, dh_n=None)``.
+    Not thread-safe: ``forward``, ``backward`` or ``step`` called on this object while another thread is
+    inside one of them raises ``RuntimeError`` (use one layer per thread).
     """
 
     _gate_count = 3
@@ -496,6 +600,8 @@ class Linear(Module):
     U(−1/√in_features, 1/√in_features).
     """
 
+    _transient = {**Module._transient, "_x": lambda: None}
+
     def __init__(self, in_features: int, out_features: int, bias: bool = True, dtype: Any = "float32",
                  seed: Optional[int] = None):
         super().__init__()
@@ -510,6 +616,7 @@ class Linear(Module):
         self.bias = self._register("bias", rng.uniform(-bound, bound, self.out_features), self.dtype) if bias else None
         self._x: Optional[np.ndarray] = None
 
+    @one_thread_at_a_time
     def forward(self, x: Any) -> np.ndarray:
         arr = _as_float_array("x", x, self.dtype)
         if arr.ndim < 1 or arr.shape[-1] != self.in_features:
@@ -522,6 +629,7 @@ class Linear(Module):
 
     __call__ = forward
 
+    @one_thread_at_a_time
     def backward(self, dy: Any) -> np.ndarray:
         if self._x is None:
             raise ValueError("backward needs a forward first: call the layer on an input, then backward")
