@@ -1,7 +1,9 @@
-"""rnnfast: fast, exact recurrent networks (Elman, LSTM) on the CPU, with Cython BPTT kernels."""
-from . import losses, optim
+"""rnnfast: fast, exact recurrent networks (Elman, LSTM, GRU) on the CPU, with Cython BPTT kernels."""
+from . import distributed, losses, optim
+from ._config import show_config
 from ._module import Module, Parameter
 from ._threads import get_num_threads, openmp_enabled, set_num_threads
+from ._version import __version__
 from .clip import clip_grad_norm_, clip_grad_value_
 from .diagnostics import GradcheckError, gradcheck, gradient_norms_through_time
 from .estimators import SequenceClassifier, SequenceRegressor
@@ -13,17 +15,15 @@ from .persist import load
 from .sequences import pad_sequences, sequence_mask, unpad_sequences
 from .tbptt import TBPTTResult, TruncatedBPTT, chunk_bounds, detach_state, iter_chunks
 
-__version__ = "0.1.0"
-
 __all__ = [
     "Module", "Parameter", "Elman", "RNN", "LSTM", "GRU", "Linear",
     "set_num_threads", "get_num_threads", "openmp_enabled",
-    "losses", "mse_loss", "cross_entropy", "bce_with_logits",
+    "distributed", "losses", "mse_loss", "cross_entropy", "bce_with_logits",
     "optim", "SGD", "Adam", "AdamW", "RMSprop", "StepLR", "ReduceLROnPlateau",
     "clip_grad_norm_", "clip_grad_value_",
     "pad_sequences", "unpad_sequences", "sequence_mask",
     "TruncatedBPTT", "TBPTTResult", "chunk_bounds", "iter_chunks", "detach_state",
     "gradient_norms_through_time", "gradcheck", "GradcheckError",
     "SequenceClassifier", "SequenceRegressor", "load", "generate",
-    "__version__",
+    "show_config", "__version__",
 ]

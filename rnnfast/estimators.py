@@ -17,6 +17,16 @@ chunk makes one update), optional gradient clipping to ``clip_norm``, then one o
 randomness (initial weights, dropout, shuffling, the validation split) comes from ``random_state``, so
 the same seed gives the same model bit for bit on the same thread count.
 
+Data-parallel training (``comm``, see :mod:`rnnfast.distributed`): run the same script on every rank
+(``mpiexec -n 4 python train.py``) with the same X, y and an int ``random_state``. The ranks draw the same
+batches and each runs its shard of every mini-batch; each update averages the ranks' gradients (weighted
+by their scored entries, one Allreduce), then clips and steps, so the model equals single-process
+training on the same seed up to float rounding (with ``dropout`` > 0 the ranks draw different masks, so
+it is a different sample of the same training). Rank 0's initial weights are broadcast, every rank ends
+with the same model; only rank 0 shows progress and writes ``save``. ``comm=None`` (the default) trains
+in this process alone and never imports mpi4py; ``comm="auto"`` uses MPI when an MPI launcher started
+more than one rank and mpi4py is installed, and is the same as None otherwise.
+
 Validation (``validation_fraction`` > 0): after every epoch, the loss L and the score (accuracy for the
 classifier, R² for the regressor) on the held-out sequences go into ``history_``. Early stopping
 (``n_iter_no_change``) watches the validation loss (the training loss when there is no validation set):
@@ -39,6 +49,7 @@ import contextlib
 import inspect
 import math
 import numbers
+import os
 import sys
 import warnings
 from collections import defaultdict
@@ -46,7 +57,7 @@ from typing import Any, Iterator, NamedTuple, Optional
 
 import numpy as np
 
-from . import optim
+from . import distributed, optim
 from ._module import resolve_dtype
 from ._threads import get_num_threads, set_num_threads
 from ._validation import check_choice, check_int, check_nonnegative, check_positive, check_real
@@ -420,7 +431,7 @@ class _SequenceEstimator(BaseEstimator):
                  max_epochs: int = 100, clip_norm: Optional[float] = 1.0, tbptt: Optional[int] = None,
                  validation_fraction: Optional[float] = 0.1, n_iter_no_change: Optional[int] = 10,
                  random_state: Any = None, n_threads: Optional[int] = None, verbose: int = 0,
-                 dtype: str = "float32"):
+                 dtype: str = "float32", comm: Any = None):
         self.cell = cell
         self.hidden_size = hidden_size
         self.num_layers = num_layers
@@ -440,6 +451,7 @@ class _SequenceEstimator(BaseEstimator):
         self.n_threads = n_threads
         self.verbose = verbose
         self.dtype = dtype
+        self.comm = comm
 
     # ---- scikit-learn metadata --------------------------------------------------------------------
     def __sklearn_tags__(self):
@@ -500,13 +512,19 @@ class _SequenceEstimator(BaseEstimator):
         self._arch = {k: p[k] for k in ("cell", "hidden_size", "num_layers", "nonlinearity", "dropout")}
         self._arch["dtype"] = p["dtype"].name
         targets = self._encode_targets(y, seqs)
+        comm = self._comm()                              # None: this process trains alone
         rng = _make_rng(self.random_state)
+        if comm is not None:
+            data = [seqs.x, targets] + ([] if seqs.lengths is None else [seqs.lengths])
+            distributed.check_same_on_all_ranks(comm, data, "X and y")
+            if not isinstance(self.random_state, numbers.Integral):
+                rng = np.random.default_rng(distributed.shared_seed(comm, rng))   # the same batches everywhere
         n = seqs.n
 
         self.n_features_in_ = seqs.T if seqs.layout == "2d" else seqs.x.shape[2]
         self.input_size_ = seqs.x.shape[2]
         self.fit_layout_ = seqs.layout
-        self._build(rng)
+        self._build(rng, rank=0 if comm is None else comm.rank)
 
         # validation split (held out for the whole fit)
         order = rng.permutation(n)
@@ -515,15 +533,18 @@ class _SequenceEstimator(BaseEstimator):
             raise ValueError(f"validation_fraction={self.validation_fraction} leaves no training sequence: "
                              f"n_samples={n}; pass more samples or validation_fraction=None")
         val_idx, train_idx = np.sort(order[:n_val]), np.sort(order[n_val:])
-        opt = self._make_optimizer(p)
         params = self.rnn_.parameters() + self.head_.parameters()
+        # data-parallel: rank 0's initial weights everywhere, and the gradients in one flat buffer
+        dp = None if comm is None else distributed.DataParallel(params, comm)
+        opt = self._make_optimizer(p)
 
         history: dict[str, list[float]] = {"loss": []}
         if n_val:
             history.update(val_loss=[], val_score=[])
         early = p["n_iter_no_change"] is not None
         best, best_epoch, best_state, since_best = math.inf, 0, None, 0
-        progress = _Progress(p["verbose"] > 0, p["max_epochs"], f"{type(self).__name__}[{p['cell']}]")
+        progress = _Progress(p["verbose"] > 0 and (comm is None or comm.rank == 0), p["max_epochs"],
+                             f"{type(self).__name__}[{p['cell']}]")
         try:
             with _num_threads(p["n_threads"]):
                 for epoch in range(1, p["max_epochs"] + 1):
@@ -532,7 +553,7 @@ class _SequenceEstimator(BaseEstimator):
                     total, count = 0.0, 0.0
                     for start in range(0, len(perm), p["batch_size"]):
                         idx = perm[start:start + p["batch_size"]]
-                        s, c = self._train_batch(seqs, targets, idx, opt, params, p)
+                        s, c = self._train_batch(seqs, targets, idx, opt, params, p, dp)
                         total, count = total + s, count + c
                     history["loss"].append(total / max(count, 1.0))
                     monitored = history["loss"][-1]
@@ -565,9 +586,21 @@ class _SequenceEstimator(BaseEstimator):
         self.n_epochs_ = len(history["loss"])
         return self
 
-    def _build(self, rng: np.random.Generator) -> None:
+    def _comm(self) -> Optional[distributed.Communicator]:
+        """The communicator of data-parallel training; None when this process trains alone."""
+        if self.comm is None:
+            return None
+        try:
+            comm = distributed.get_comm(self.comm)
+        except ValueError as exc:
+            raise ValueError(f"comm: {exc}") from None
+        return comm if comm.size > 1 else None
+
+    def _build(self, rng: np.random.Generator, rank: int = 0) -> None:
         """Fresh layers with seeds drawn from ``rng`` (initial weights and dropout masks)."""
         seed_rnn, seed_head = (int(v) for v in rng.integers(0, 2**63 - 1, size=2))
+        if rank:    # data-parallel: rank 0's weights are broadcast; each rank draws its own dropout masks
+            seed_rnn = int(np.random.SeedSequence([seed_rnn, rank]).generate_state(1, np.uint64)[0] >> 1)
         self.rnn_, self.head_ = self._make_layers(seed_rnn, seed_head)
 
     def _make_layers(self, seed_rnn: Optional[int] = None, seed_head: Optional[int] = None) -> tuple[Any, Linear]:
@@ -635,65 +668,79 @@ class _SequenceEstimator(BaseEstimator):
         return optim.RMSprop(params, lr=lr, weight_decay=wd)
 
     def _train_batch(self, seqs: _Sequences, targets: np.ndarray, idx: np.ndarray, opt: optim.Optimizer,
-                     params: list, p: dict[str, Any]) -> tuple[float, float]:
+                     params: list, p: dict[str, Any],
+                     dp: Optional[distributed.DataParallel] = None) -> tuple[float, float]:
         """One mini-batch: one update per truncation chunk (one chunk = full BPTT).
 
-        Returns (Σ loss·entries, entries) over the chunks, for the epoch's mean training loss.
+        Data-parallel (``dp``): ``idx`` is the whole batch, which fixes the chunks and the updates; this
+        rank runs its shard of it (possibly none of a chunk's sequences) and each update first averages
+        the ranks' gradients. Returns (Σ loss·entries, entries) over the chunks of the whole batch, for
+        the epoch's mean training loss.
         """
         lengths = None if seqs.lengths is None else seqs.lengths[idx]             # (B,)
         T = seqs.T if lengths is None else int(lengths.max())
-        x = seqs.x[:T, idx]                                                        # (T, B, I)
-        ends = np.full(len(idx), T, np.int64) if lengths is None else lengths      # (B,) steps per sequence
-        tgt = targets[idx] if self._output == "last" else targets[:T, idx]
+        batch_ends = np.full(len(idx), T, np.int64) if lengths is None else lengths   # (B,) steps per sequence
         bounds = chunk_bounds(T, p["tbptt"] if p["tbptt"] is not None else max(T, 1))
+        idx, ends = (idx, batch_ends) if dp is None else (dp.shard(idx), dp.shard(batch_ends))  # this rank's
+        x = seqs.x[:T, idx]                                                        # (T, B, I)
+        tgt = targets[idx] if self._output == "last" else targets[:T, idx]
         L, B, H = p["num_layers"], len(idx), p["hidden_size"]
         lstm = p["cell"] == "lstm"
         h = np.zeros((L, B, H), p["dtype"])                                        # state carried over chunks
         c = np.zeros((L, B, H), p["dtype"]) if lstm else None
         loss_sum, entries = 0.0, 0.0
         for s, e in bounds:
-            rows = np.flatnonzero(ends > s)                                        # sequences still running
-            if rows.size == 0:
+            running = batch_ends > s
+            if not running.any():
                 break
-            all_rows = rows.size == B
-            lens = np.minimum(ends[rows] - s, e - s)                              # (B',) steps in this chunk
-            xc = x[s:e] if all_rows else x[s:e, rows]                              # (k, B', I)
-            state = (h, c) if lstm else h
-            if not all_rows:
-                state = (h[:, rows], c[:, rows]) if lstm else h[:, rows]
-            out, new_state = self.rnn_(xc, state, lengths=None if lengths is None else lens)
-            if self._output == "last":
-                done = np.flatnonzero(ends[rows] <= e)                             # sequences ending here
+            # the batch updates after a chunk that scores something: every step, or a sequence's last step
+            update = self._output == "sequence" or bool(np.any(running & (batch_ends <= e)))
+            rows = np.flatnonzero(ends > s)                                        # sequences still running
+            value, n_scored = 0.0, 0.0
+            if rows.size:
+                all_rows = rows.size == B
+                lens = np.minimum(ends[rows] - s, e - s)                          # (B',) steps in this chunk
+                xc = x[s:e] if all_rows else x[s:e, rows]                          # (k, B', I)
+                state = (h, c) if lstm else h
+                if not all_rows:
+                    state = (h[:, rows], c[:, rows]) if lstm else h[:, rows]
+                out, new_state = self.rnn_(xc, state, lengths=None if lengths is None else lens)
+                if self._output == "last":
+                    done = np.flatnonzero(ends[rows] <= e)                         # sequences ending here
+                    if done.size:
+                        hid = out[lens[done] - 1, done]                            # (m, H) h at their last step
+                        z = self.head_(hid)                                        # (m, O)
+                        value, dz = self._loss(z, tgt[rows[done]], None)
+                        dout = np.zeros(out.shape, out.dtype)                      # (k, B', H) zero but there
+                        dout[lens[done] - 1, done] = self.head_.backward(dz)
+                        n_scored = float(done.size)
+                else:
+                    z = self.head_(out)                                            # (k, B', O)
+                    t_chunk = tgt[s:e] if all_rows else tgt[s:e, rows]
+                    mask = (np.arange(e - s)[:, None] < lens[None, :]) if lengths is not None else None
+                    value, dz = self._loss(z, t_chunk, mask)
+                    dout = self.head_.backward(dz)                                 # (k, B', H)
+                    n_scored = float(lens.sum())
+                    done = rows
                 if done.size:
-                    hid = out[lens[done] - 1, done]                                # (m, H) h at their last step
-                    z = self.head_(hid)                                            # (m, O)
-                    value, dz = self._loss(z, tgt[rows[done]], None)
-                    dout = np.zeros(out.shape, out.dtype)                          # (k, B', H) zero but there
-                    dout[lens[done] - 1, done] = self.head_.backward(dz)
-                    n_scored = float(done.size)
-            else:
-                z = self.head_(out)                                                # (k, B', O)
-                t_chunk = tgt[s:e] if all_rows else tgt[s:e, rows]
-                mask = (np.arange(e - s)[:, None] < lens[None, :]) if lengths is not None else None
-                value, dz = self._loss(z, t_chunk, mask)
-                dout = self.head_.backward(dz)                                     # (k, B', H)
-                n_scored = float(lens.sum())
-                done = rows
-            if done.size:
-                self.rnn_.backward(dout, None)                                     # ∂L/∂(state after chunk) = 0
+                    self.rnn_.backward(dout, None)                                 # ∂L/∂(state after chunk) = 0
+            if update:
+                if dp is not None:                       # the whole batch's mean gradient, on every rank
+                    value, n_scored = dp.average_gradients_(value, n_scored)
                 if p["clip_norm"] is not None:
                     clip_grad_norm_(params, p["clip_norm"])
                 opt.step()
                 opt.zero_grad()
                 loss_sum += value * n_scored
                 entries += n_scored
-            hn, cn = new_state if lstm else (new_state, None)
-            if all_rows:
-                h, c = hn, cn
-            else:
-                h[:, rows] = hn
-                if lstm:
-                    c[:, rows] = cn
+            if rows.size:
+                hn, cn = new_state if lstm else (new_state, None)
+                if all_rows:
+                    h, c = hn, cn
+                else:
+                    h[:, rows] = hn
+                    if lstm:
+                        c[:, rows] = cn
         return loss_sum, entries
 
     # ---- inference --------------------------------------------------------------------------------
@@ -759,9 +806,15 @@ class _SequenceEstimator(BaseEstimator):
         return [np.ascontiguousarray(values[:n_b, b]) for b, n_b in enumerate(seqs.lengths)]
 
     def save(self, path: Any) -> str:
-        """Write the fitted model to ``path`` (.npz of weights + JSON metadata); see :func:`rnnfast.load`."""
+        """Write the fitted model to ``path`` (.npz of weights + JSON metadata); see :func:`rnnfast.load`.
+
+        In data-parallel training (``comm``) only rank 0 writes; the other ranks return ``path`` at once.
+        """
         from .persist import save
 
+        comm = self._comm()
+        if comm is not None and comm.rank != 0:
+            return os.fspath(path)
         return save(self, path)
 
 

@@ -24,6 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from .distributed import Communicator
+
 __all__ = ["save", "load", "FORMAT_VERSION"]
 
 FORMAT_NAME = "rnnfast-estimator"
@@ -41,8 +43,8 @@ def _estimator_classes() -> dict[str, type]:
 
 
 def _jsonable(value: Any) -> Any:
-    """Plain JSON types; random generators (RandomState, Generator) become None."""
-    if isinstance(value, (np.random.RandomState, np.random.Generator)):
+    """Plain JSON types; random generators (RandomState, Generator) and communicators become None."""
+    if isinstance(value, (np.random.RandomState, np.random.Generator, Communicator)):
         return None
     if isinstance(value, np.generic):
         return value.item()

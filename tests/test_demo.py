@@ -13,13 +13,20 @@ import pytest
 from rnnfast import __main__ as cli
 from rnnfast import demo
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+import tempfile
+
+import rnnfast
+
+# The children import the rnnfast this test imported (the installed one in CI), from a neutral directory:
+# `python -m` puts the working directory first on sys.path, where a source checkout has no compiled module.
+PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(rnnfast.__file__)))
 
 
 def _run(*args, timeout=300):
-    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    return subprocess.run([sys.executable, "-m", "rnnfast", *args], capture_output=True, text=True, env=env,
-                          timeout=timeout)
+    env = dict(os.environ, PYTHONPATH=PACKAGE_PARENT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    with tempfile.TemporaryDirectory() as cwd:
+        return subprocess.run([sys.executable, "-m", "rnnfast", *args], capture_output=True, text=True, env=env,
+                              timeout=timeout, cwd=cwd)
 
 
 def test_demo_quick_runs_end_to_end():

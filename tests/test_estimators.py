@@ -15,7 +15,6 @@ import rnnfast
 from rnnfast.estimators import SequenceClassifier, SequenceRegressor, _MinimalBaseEstimator
 from rnnfast.generate import generate
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FAST = dict(hidden_size=16, n_threads=1, random_state=0)          # small models for the tests
 
 
@@ -115,7 +114,7 @@ def test_minimal_base_matches_sklearn():
     assert repr(SequenceClassifier(hidden_size=8)) == "SequenceClassifier(hidden_size=8)"
 
 
-def test_import_and_fit_without_sklearn():
+def test_import_and_fit_without_sklearn(tmp_path):
     """rnnfast never needs scikit-learn: with it unimportable the estimators use the minimal base."""
     code = textwrap.dedent("""
         import sys
@@ -137,8 +136,10 @@ def test_import_and_fit_without_sklearn():
             assert "not fitted" in str(e)
         print("ok", type(clf).__mro__[-2].__name__)
     """)
-    env = dict(os.environ, PYTHONPATH=ROOT)
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    # the rnnfast this test imported (the installed one in CI), from a directory with no source checkout
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(rnnfast.__file__))))
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120,
+                         cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == "ok _MinimalBaseEstimator"
 

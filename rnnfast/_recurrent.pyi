@@ -1,0 +1,84 @@
+"""Type stub for the compiled kernels (csrc/recurrent.pyx -> rnnfast._recurrent).
+
+Array arguments are C-contiguous float32 or float64 arrays, one dtype per call (``lengths``: int32); the
+ones the kernel's comment marks "or None" / "else None" may be None. tests/test_packaging.py checks that the
+names and parameters here match the compiled module, so a change of signature in csrc/ comes here too.
+"""
+from typing import Any
+
+from numpy.typing import NDArray
+
+_Arr = NDArray[Any]
+_Opt = NDArray[Any] | None
+
+ELMAN_TANH: int
+ELMAN_RELU: int
+ELMAN_SIGMOID: int
+LSTM: int
+GRU: int
+_OPENMP_ENABLED: bool
+
+def packed_size(itemsize: int, K: int, N: int) -> int: ...
+def forward(
+    cell: int,               # ELMAN_*, LSTM or GRU
+    x: _Arr,                 # IN   (T, B, I)
+    w_ih: _Arr,              # IN   (G·H, I)
+    w_hh: _Arr,              # IN   (G·H, H)
+    bias: _Opt,              # IN   (G·H,) or None
+    b_hn: _Opt,              # IN   (H,) GRU, else None
+    h0: _Arr,                # IN   (B, H)
+    c0: _Opt,                # IN   (B, H) LSTM, else None
+    lengths: _Opt,           # IN   (B,) int32, or None
+    gates: _Opt,             # OUT  (T, B, G·H) LSTM, GRU; Elman: None
+    c: _Opt,                 # OUT  (T, B, H) LSTM, else None
+    tanh_c: _Opt,            # OUT  (T, B, H) LSTM, else None
+    hn: _Opt,                # OUT  (T, B, H) GRU, else None
+    out: _Arr,               # OUT  (T, B, H)
+    scratch: _Opt,           # WORK (B, G·H) GRU, else None
+    packed: _Opt,            # WORK (packed_size,) or None
+    num_threads: int,
+) -> None: ...
+def backward(
+    cell: int,
+    x: _Arr,                 # IN    (T, B, I)
+    w_ih: _Arr,              # IN    (G·H, I)
+    w_hh: _Arr,              # IN    (G·H, H)
+    h0: _Arr,                # IN    (B, H)
+    c0: _Opt,                # IN    (B, H) LSTM, else None
+    lengths: _Opt,           # IN    (B,) int32, or None
+    gates: _Arr,             # INOUT (T, B, G·H)
+    c: _Opt,                 # IN    (T, B, H) LSTM, else None
+    tanh_c: _Opt,            # IN    (T, B, H) LSTM, else None
+    hn: _Opt,                # INOUT (T, B, H) GRU, else None
+    out: _Arr,               # IN    (T, B, H)
+    dout: _Arr,              # IN    (T, B, H)
+    dh_n: _Arr,              # IN    (B, H)
+    dc_n: _Opt,              # IN    (B, H) LSTM, else None
+    dx: _Arr,                # OUT   (T, B, I)
+    dw_ih: _Arr,             # INOUT (G·H, I)
+    dw_hh: _Arr,             # INOUT (G·H, H)
+    db_ih: _Opt,             # INOUT (G·H,) or None
+    db_hh: _Opt,             # INOUT (G·H,) or None
+    dh0: _Arr,               # OUT   (B, H)
+    dc0: _Opt,               # OUT   (B, H) LSTM, else None
+    scratch: _Opt,           # WORK  (B, G·H) GRU, else None
+    packed: _Opt,            # WORK  (packed_size,) or None
+    num_threads: int,
+) -> None: ...
+def step_work_size(cell: int, B: int, H: int) -> int: ...
+def step(
+    cell: int,
+    x: _Arr,                 # IN   (B, I)
+    w_ih: _Arr,              # IN   (G·H, I)
+    w_hh: _Arr,              # IN   (G·H, H)
+    bias: _Opt,              # IN   (G·H,) or None
+    b_hn: _Opt,              # IN   (H,) GRU, else None
+    h: _Arr,                 # IN   (B, H)
+    c: _Opt,                 # IN   (B, H) LSTM, else None
+    gates: _Arr,             # WORK (B, G·H)
+    work: _Opt,              # WORK (step_work_size,) LSTM, GRU, else None
+    h_out: _Arr,             # OUT  (B, H)
+    c_out: _Opt,             # OUT  (B, H) LSTM, else None
+) -> None: ...
+def openmp_enabled() -> bool: ...
+def _float32_approximation(name: str, x: NDArray[Any], y: NDArray[Any]) -> None: ...
