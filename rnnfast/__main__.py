@@ -14,6 +14,7 @@ from typing import Optional, Sequence
 # name -> (module with main(argv), one-line help)
 COMMANDS = {
     "demo": ("rnnfast.demo", 'train Elman and LSTM "udacity" detectors side by side'),
+    "bench": ("rnnfast.bench", "time the training step beside PyTorch, NumPy and the GEMM floor"),
 }
 
 

@@ -2,7 +2,8 @@ r"""scikit-learn estimators that train rnnfast's recurrent layers: ``fit`` / ``p
 
 Model (one network, two heads of the same shape)::
 
-    h_t = Elman or LSTM stack (``cell``, ``hidden_size``, ``num_layers``) over x_1 … x_T    (T, B, H)
+    h_t = Elman, LSTM or GRU stack (``cell``, ``hidden_size``, ``num_layers``) over x_1 … x_T  (T, B, D·H)
+          (D = 2 with ``bidirectional``: forward and reverse states side by side)
     z_t = h_t Wᵀ + b                                                                        (T, B, O)
 
 ``output="last"`` (many-to-one) reads z at each sequence's own last step T_b; ``output="sequence"``
@@ -62,7 +63,7 @@ from ._module import resolve_dtype
 from ._threads import get_num_threads, set_num_threads
 from ._validation import check_choice, check_int, check_nonnegative, check_positive, check_real
 from .clip import clip_grad_norm_
-from .layers import LSTM, Elman, Linear
+from .layers import GRU, LSTM, Elman, Linear
 from .losses import cross_entropy, mse_loss
 from .sequences import pad_sequences
 from .tbptt import chunk_bounds
@@ -156,7 +157,7 @@ except ImportError:  # pragma: no cover - exercised by a subprocess test without
 
 
 # ----------------------------------------------------------------------------------------- input checks
-_CELLS = ("elman", "lstm")
+_CELLS = ("elman", "lstm", "gru")
 _NONLINEARITIES = ("tanh", "relu", "sigmoid")
 _OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 _OUTPUTS = ("last", "sequence")
@@ -421,12 +422,31 @@ class _Progress:
             self.bar.close()
 
 
+def _last_features(out: np.ndarray, last: np.ndarray, rows: np.ndarray, H: int) -> np.ndarray:
+    """Each sequence's summary for a many-to-one head, (m, D·H): h at its last step; for a bidirectional
+    layer, the forward half at the last step and the reverse half at step 0 (where it has read it all)."""
+    if out.shape[2] == H:
+        return out[last, rows]
+    return np.concatenate([out[last, rows, :H], out[0, rows, H:]], axis=1)
+
+
+def _last_features_backward(dout: np.ndarray, dfeat: np.ndarray, last: np.ndarray, rows: np.ndarray,
+                            H: int) -> None:
+    """Scatter the gradient of ``_last_features`` into dout (T, B, D·H) (zero elsewhere)."""
+    if dout.shape[2] == H:
+        dout[last, rows] = dfeat
+    else:
+        dout[last, rows, :H] = dfeat[:, :H]
+        dout[0, rows, H:] = dfeat[:, H:]
+
+
 # --------------------------------------------------------------------------------------- the estimator
 class _SequenceEstimator(BaseEstimator):
     """Training and inference shared by both estimators; subclasses define the head and the loss."""
 
     def __init__(self, *, cell: str = "lstm", hidden_size: int = 32, num_layers: int = 1,
-                 nonlinearity: str = "tanh", dropout: float = 0.0, output: str = "last",
+                 nonlinearity: str = "tanh", dropout: float = 0.0, bidirectional: bool = False,
+                 output: str = "last",
                  optimizer: str = "adam", lr: float = 0.01, weight_decay: float = 0.0, batch_size: int = 32,
                  max_epochs: int = 100, clip_norm: Optional[float] = 1.0, tbptt: Optional[int] = None,
                  validation_fraction: Optional[float] = 0.1, n_iter_no_change: Optional[int] = 10,
@@ -437,6 +457,7 @@ class _SequenceEstimator(BaseEstimator):
         self.num_layers = num_layers
         self.nonlinearity = nonlinearity
         self.dropout = dropout
+        self.bidirectional = bidirectional
         self.output = output
         self.optimizer = optimizer
         self.lr = lr
@@ -468,6 +489,7 @@ class _SequenceEstimator(BaseEstimator):
             num_layers=check_int("num_layers", self.num_layers, 1),
             nonlinearity=check_choice("nonlinearity", self.nonlinearity, _NONLINEARITIES),
             dropout=check_real("dropout", self.dropout, 0.0, 1.0, high_inclusive=False),
+            bidirectional=check_choice("bidirectional", self.bidirectional, (False, True)),
             output=check_choice("output", self.output, _OUTPUTS),
             optimizer=check_choice("optimizer", self.optimizer, _OPTIMIZERS),
             lr=check_positive("lr", self.lr),
@@ -484,6 +506,9 @@ class _SequenceEstimator(BaseEstimator):
             n_threads=None if self.n_threads is None else check_int("n_threads", self.n_threads, 1),
             verbose=check_int("verbose", int(self.verbose) if isinstance(self.verbose, bool) else self.verbose, 0),
         )
+        if p["bidirectional"] and p["tbptt"] is not None:
+            raise ValueError("tbptt: truncated BPTT needs a unidirectional cell (the reverse direction reads "
+                             "each whole sequence); use tbptt=None with bidirectional=True")
         try:
             p["dtype"] = resolve_dtype(self.dtype)
         except ValueError as exc:
@@ -509,7 +534,8 @@ class _SequenceEstimator(BaseEstimator):
         seqs = _check_X(X, p["dtype"])
         self.__dict__.pop("best_epoch_", None)           # from an earlier fit with early stopping
         self._output = p["output"]
-        self._arch = {k: p[k] for k in ("cell", "hidden_size", "num_layers", "nonlinearity", "dropout")}
+        self._arch = {k: p[k] for k in ("cell", "hidden_size", "num_layers", "nonlinearity", "dropout",
+                                        "bidirectional")}
         self._arch["dtype"] = p["dtype"].name
         targets = self._encode_targets(y, seqs)
         comm = self._comm()                              # None: this process trains alone
@@ -606,13 +632,16 @@ class _SequenceEstimator(BaseEstimator):
     def _make_layers(self, seed_rnn: Optional[int] = None, seed_head: Optional[int] = None) -> tuple[Any, Linear]:
         """The recurrent stack and the Linear head that ``_arch`` (fixed at fit) describes."""
         a = self._arch
-        if a["cell"] == "lstm":
-            rnn = LSTM(self.input_size_, a["hidden_size"], a["num_layers"], dropout=a["dropout"],
-                       dtype=a["dtype"], seed=seed_rnn)
-        else:
+        common = dict(dropout=a["dropout"], bidirectional=a.get("bidirectional", False), dtype=a["dtype"],
+                      seed=seed_rnn)
+        if a["cell"] == "elman":
             rnn = Elman(self.input_size_, a["hidden_size"], a["num_layers"], nonlinearity=a["nonlinearity"],
-                        dropout=a["dropout"], dtype=a["dtype"], seed=seed_rnn)
-        return rnn, Linear(a["hidden_size"], self._n_head_outputs(), dtype=a["dtype"], seed=seed_head)
+                        **common)
+        else:
+            rnn = (LSTM if a["cell"] == "lstm" else GRU)(self.input_size_, a["hidden_size"], a["num_layers"],
+                                                         **common)
+        width = a["hidden_size"] * (2 if common["bidirectional"] else 1)
+        return rnn, Linear(width, self._n_head_outputs(), dtype=a["dtype"], seed=seed_head)
 
     # ---- weights, pickling ------------------------------------------------------------------------
     def _get_weights(self) -> dict[str, np.ndarray]:
@@ -684,7 +713,7 @@ class _SequenceEstimator(BaseEstimator):
         idx, ends = (idx, batch_ends) if dp is None else (dp.shard(idx), dp.shard(batch_ends))  # this rank's
         x = seqs.x[:T, idx]                                                        # (T, B, I)
         tgt = targets[idx] if self._output == "last" else targets[:T, idx]
-        L, B, H = p["num_layers"], len(idx), p["hidden_size"]
+        L, B, H = p["num_layers"] * (2 if p["bidirectional"] else 1), len(idx), p["hidden_size"]
         lstm = p["cell"] == "lstm"
         h = np.zeros((L, B, H), p["dtype"])                                        # state carried over chunks
         c = np.zeros((L, B, H), p["dtype"]) if lstm else None
@@ -708,11 +737,11 @@ class _SequenceEstimator(BaseEstimator):
                 if self._output == "last":
                     done = np.flatnonzero(ends[rows] <= e)                         # sequences ending here
                     if done.size:
-                        hid = out[lens[done] - 1, done]                            # (m, H) h at their last step
+                        hid = _last_features(out, lens[done] - 1, done, H)         # (m, D·H)
                         z = self.head_(hid)                                        # (m, O)
                         value, dz = self._loss(z, tgt[rows[done]], None)
-                        dout = np.zeros(out.shape, out.dtype)                      # (k, B', H) zero but there
-                        dout[lens[done] - 1, done] = self.head_.backward(dz)
+                        dout = np.zeros(out.shape, out.dtype)                      # (k, B', D·H) zero but there
+                        _last_features_backward(dout, self.head_.backward(dz), lens[done] - 1, done, H)
                         n_scored = float(done.size)
                 else:
                     z = self.head_(out)                                            # (k, B', O)
@@ -777,7 +806,8 @@ class _SequenceEstimator(BaseEstimator):
                 out, _ = self.rnn_(seqs.x[:T, rows], lengths=lengths)             # (T, B, H)
                 if self._output == "last":
                     ends = (lengths if lengths is not None else np.full(len(rows), T)) - 1
-                    parts.append(out[ends, np.arange(len(rows))].astype(np.float64) @ W.T + b)
+                    feats = _last_features(out, ends, np.arange(len(rows)), self._arch["hidden_size"])
+                    parts.append(feats.astype(np.float64) @ W.T + b)
                 else:
                     z = out.astype(np.float64) @ W.T + b                                 # (T, B, O)
                     if T < seqs.T:
@@ -827,10 +857,12 @@ class SequenceClassifier(ClassifierMixin, _SequenceEstimator):
 
     Parameters
     ----------
-    cell : "lstm" | "elman"
+    cell : "lstm" | "gru" | "elman"
     hidden_size, num_layers : the recurrent stack's width and depth.
     nonlinearity : "tanh" | "relu" | "sigmoid", Elman only (ignored by the LSTM).
     dropout : between stacked layers during training.
+    bidirectional : read each sequence both ways (needs ``tbptt=None``); with ``output="last"`` the head
+        sees the forward state at the last step and the reverse state at the first.
     output : "last" (many-to-one) | "sequence" (many-to-many).
     optimizer : "adam" | "adamw" | "sgd" (momentum 0.9) | "rmsprop", with ``lr`` and ``weight_decay``.
     batch_size, max_epochs : sequences per update, passes over the training set.

@@ -49,11 +49,11 @@ def test_check_estimator(Estimator):
 
 
 def test_constructor_stores_parameters_unchanged_and_validates_at_fit():
-    est = SequenceClassifier(cell="gru", optimizer="adagrad", hidden_size="many")   # no error yet
-    assert (est.cell, est.optimizer, est.hidden_size) == ("gru", "adagrad", "many")
+    est = SequenceClassifier(cell="transformer", optimizer="adagrad", hidden_size="many")   # no error yet
+    assert (est.cell, est.optimizer, est.hidden_size) == ("transformer", "adagrad", "many")
     X, y = np.zeros((6, 3, 1)), np.array([0, 1] * 3)
     with pytest.raises(ValueError, match="cell"):
-        SequenceClassifier(cell="gru").fit(X, y)
+        SequenceClassifier(cell="transformer").fit(X, y)
     with pytest.raises(ValueError, match="optimizer"):
         SequenceClassifier(optimizer="adagrad").fit(X, y)
     with pytest.raises(ValueError, match="output"):
@@ -508,3 +508,41 @@ def test_generate_errors():
         generate(reg, X[0], -1, feedback=lambda v: np.r_[v, 0.0])
     with pytest.raises(TypeError):
         generate(object(), X[0], 3)
+
+
+# ------------------------------------------------------------------------------------ GRU, bidirectional
+@pytest.mark.parametrize("cell", ["gru", "lstm", "elman"])
+def test_bidirectional_reads_the_first_step_for_a_many_to_one_head(cell):
+    """With output="last", a label that depends only on the first step is out of a forward cell's reach
+    after long sequences, but the reverse direction has read the first step last."""
+    rng = np.random.default_rng(0)
+    X = [rng.standard_normal((int(t), 3)) for t in rng.integers(30, 40, size=240)]
+    y = np.array([int(x[0, 0] > 0) for x in X])
+    scores = {}
+    for bi in (False, True):
+        clf = SequenceClassifier(cell=cell, hidden_size=16, max_epochs=15, random_state=0, bidirectional=bi,
+                                 n_threads=1).fit(X[:180], y[:180])
+        assert clf.rnn_.bidirectional is bi and clf.head_.in_features == 16 * (2 if bi else 1)
+        scores[bi] = clf.score(X[180:], y[180:])
+    assert scores[True] >= 0.85 and scores[True] > scores[False] + 0.15, scores
+
+
+def test_bidirectional_rejects_truncated_bptt():
+    X, y = np.zeros((4, 5, 2)), np.array([0, 1, 0, 1])
+    with pytest.raises(ValueError, match="tbptt"):
+        SequenceClassifier(bidirectional=True, tbptt=2).fit(X, y)
+
+
+def test_gru_bidirectional_sequence_regressor_round_trips(tmp_path):
+    """y_t = x_{T-1-t}: half the targets lie in the future, which only the reverse direction sees."""
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((64, 8, 2))
+    y = X[:, ::-1, 0].copy()
+    scores = {}
+    for bi in (False, True):
+        reg = SequenceRegressor(cell="gru", bidirectional=bi, output="sequence", hidden_size=32, max_epochs=60,
+                                lr=0.02, validation_fraction=None, random_state=0, n_threads=1).fit(X, y)
+        scores[bi] = reg.score(X, y)
+    assert scores[True] > 0.7 and scores[True] > scores[False] + 0.15, scores
+    reg.save(tmp_path / "m.npz")
+    np.testing.assert_array_equal(rnnfast.load(tmp_path / "m.npz").predict(X), reg.predict(X))
