@@ -1,0 +1,582 @@
+"""``python -m rnnfast.bench``: rnnfast against NumPy, PyTorch and the GEMM floor, side by side in one run.
+
+For every shape (B, T, I=H) and cell, one float32 training step (forward + BPTT + parameter gradients, loss
+``sum(out * dout)`` with a random ``dout``) of:
+- rnnfast (``layer(x)``, ``layer.backward(dout)``);
+- a careful vectorised NumPy BPTT (rnnfast._numpy_rnn);
+- PyTorch CPU (``torch.nn.LSTM`` / ``torch.nn.RNN``, ``out.backward(dout)``, x requiring grad as rnnfast
+  returns dx), when torch is installed;
+- the GEMM floor: the step's FLOPs, 3 × the forward GEMM FLOPs 2·T·B·G·H·(I+H), at the sgemm rate
+  (scipy.linalg.blas.sgemm, n = 1024, same thread count) timed as one more contender of the same shape, so
+  that the floor sees the same machine load as the steps it is compared with.
+
+Timing: time.perf_counter around a batch of calls long enough to time (``--min-time``), after warm-up; the
+contenders of a shape alternate within each of ``--repeat`` rounds (in a rotating order) so that noise hits
+all of them alike; the median round counts. rnnfast, torch and the BLAS of NumPy/SciPy use the same thread
+count (``--threads``); rnnfast is also timed at 1 and 2 threads for the 1→2 thread speedup.
+
+Peak memory: each measurement runs in a fresh subprocess that imports its library, runs one training step
+of a tiny model (library start-up is not charged to the shape), builds the model and the input, then resets
+the peak-RSS mark (Linux ``/proc/self/clear_refs``) and runs two training steps; the figure is the peak RSS
+(VmHWM) minus the RSS just before the steps. Where the mark cannot be reset the
+difference of ``ru_maxrss`` is used (marked with ``~``), which misses peaks lower than the import peak.
+
+Extra rows: streaming ``step`` at B=1, I=H=64 (µs per timestep, rnnfast ``layer.step`` against torch called
+one step at a time with its state under ``torch.inference_mode``), and a variable-length batch (lengths
+spread evenly over [T/4, T], shuffled): rnnfast with ``lengths``, rnnfast padded (no lengths), torch through
+``pack_padded_sequence(enforce_sorted=False)`` and torch padded; training steps.
+
+The closing "targets" section reports, never asserts: training step ≤ min(torch, max(torch/2, 1.2 × floor));
+streaming ≥ 5× faster than torch; variable-length ≥ 5× faster than torch packed and no slower than padded;
+peak memory ≤ torch's.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import gc
+import json
+import math
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+__all__ = ["main", "GRID", "QUICK_GRID", "VARLEN_SHAPE", "STREAM_SIZE", "train_flops", "varlen_lengths"]
+
+GRID: Tuple[Tuple[int, int, int], ...] = (      # (B, T, I = H)
+    (1, 100, 32), (32, 100, 64), (64, 100, 128), (16, 200, 128), (64, 100, 256), (32, 50, 512))
+QUICK_GRID: Tuple[Tuple[int, int, int], ...] = ((1, 100, 32), (32, 100, 64))
+STREAM_SIZE = 64            # streaming: B = 1, I = H = 64
+STREAM_STEPS = 100          # timesteps per timed call
+VARLEN_SHAPE = (32, 100, 64)
+CELLS = ("lstm", "elman")
+GATES = {"lstm": 4, "elman": 1}
+SGEMM_N = 1024
+
+
+# ------------------------------------------------------------------------------------------- helpers
+def train_flops(cell: str, B: int, T: int, I: int, H: int) -> float:
+    """GEMM FLOPs of one training step: 3 × the forward's 2·T·B·G·H·(I+H) (forward, dX/dh, dW)."""
+    return 3.0 * 2.0 * T * B * GATES[cell] * H * (I + H)
+
+
+def _parse_shape(text: str) -> Tuple[int, int, int]:
+    try:
+        B, T, H = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"shape must be BxTxH (I = H), got {text!r}") from None
+    if min(B, T, H) < 1:
+        raise argparse.ArgumentTypeError(f"shape sizes must be positive, got {text!r}")
+    return B, T, H
+
+
+def _parse_shapes(text: str) -> List[Tuple[int, int, int]]:
+    return [_parse_shape(s) for s in text.split(",") if s.strip()]
+
+
+def _parse_cells(text: str) -> List[str]:
+    cells = [c.strip().lower() for c in text.split(",") if c.strip()]
+    bad = [c for c in cells if c not in CELLS]
+    if bad or not cells:
+        raise argparse.ArgumentTypeError(f"cells must be a comma-separated subset of {','.join(CELLS)}, "
+                                         f"got {text!r}")
+    return list(dict.fromkeys(cells))
+
+
+def _import_torch(disabled: bool):
+    if disabled:
+        return None
+    try:
+        import torch
+    except (ImportError, OSError):      # not installed, or a broken install: the torch columns read n/a
+        return None
+    return torch
+
+
+def _make_layer(cell: str, I: int, H: int, seed: int = 0):
+    import rnnfast
+
+    cls = rnnfast.LSTM if cell == "lstm" else rnnfast.Elman
+    return cls(I, H, dtype="float32", seed=seed)
+
+
+def _make_torch(torch, cell: str, I: int, H: int, state_dict: Dict[str, np.ndarray]):
+    mod = (torch.nn.LSTM if cell == "lstm" else torch.nn.RNN)(I, H, dtype=torch.float32)
+    mod.load_state_dict({k: torch.from_numpy(np.array(v, np.float32)) for k, v in state_dict.items()})
+    return mod
+
+
+def varlen_lengths(B: int, T: int, seed: int = 0) -> np.ndarray:
+    """B lengths spread evenly over [T/4, T] (T included), in shuffled order."""
+    lens = np.linspace(max(1, T // 4), T, B).round().astype(np.int64)
+    lens[np.argmax(lens)] = T
+    return np.random.default_rng(seed).permutation(lens)
+
+
+def _fmt(v: Optional[float], digits: int = 3) -> str:
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "n/a"
+    if v == 0:
+        return "0"
+    mag = math.floor(math.log10(abs(v)))
+    return f"{v:.{max(0, digits - 1 - mag)}f}"
+
+
+def _ratio(a: Optional[float], b: Optional[float]) -> Optional[float]:
+    return a / b if a is not None and b else None
+
+
+# -------------------------------------------------------------------------------------------- timing
+class Contender:
+    """One thing to time: ``fn`` does one unit of work; it runs with ``threads`` threads everywhere."""
+
+    def __init__(self, name: str, fn: Callable[[], Any], threads: int, per_call: int = 1):
+        self.name, self.fn, self.threads, self.per_call = name, fn, threads, per_call
+        self.inner = 1
+        self.samples: List[float] = []
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.samples) / self.per_call
+
+
+class _ThreadSetter:
+    """Sets rnnfast's, torch's and the BLAS thread counts (outside the timed region)."""
+
+    def __init__(self, torch):
+        from threadpoolctl import ThreadpoolController
+
+        self.torch = torch
+        self.blas = ThreadpoolController().select(user_api="blas")
+
+    @contextlib.contextmanager
+    def threads(self, n: int) -> Iterator[None]:
+        import rnnfast
+
+        rnnfast.set_num_threads(n)
+        if self.torch is not None and self.torch.get_num_threads() != n:
+            self.torch.set_num_threads(n)
+        with self.blas.limit(limits=n):
+            yield
+
+
+def _timed(fn: Callable[[], Any], inner: int) -> float:
+    t0 = time.perf_counter()
+    for _ in range(inner):
+        fn()
+    return (time.perf_counter() - t0) / inner
+
+
+def measure(contenders: Sequence[Contender], setter: _ThreadSetter, repeat: int, min_time: float,
+            warmup: int = 2) -> None:
+    """Warm up and calibrate each contender, then time them in alternation, ``repeat`` rounds."""
+    for c in contenders:
+        with setter.threads(c.threads):
+            for _ in range(warmup):
+                c.fn()
+            one = _timed(c.fn, 1)
+            c.inner = max(1, math.ceil(min_time / max(one, 1e-7)))
+    n = len(contenders)
+    for r in range(repeat):
+        for c in contenders[r % n:] + contenders[:r % n]:
+            gc.collect()
+            with setter.threads(c.threads):
+                c.samples.append(_timed(c.fn, c.inner))
+
+
+def sgemm_contender(threads: int, n: int = SGEMM_N) -> Contender:
+    """scipy.linalg.blas.sgemm on n×n×n (the BLAS rnnfast's kernels call); ``per_call`` holds its FLOPs."""
+    from scipy.linalg.blas import sgemm
+
+    rng = np.random.default_rng(0)
+    a = np.asfortranarray(rng.standard_normal((n, n), dtype=np.float32))
+    b = np.asfortranarray(rng.standard_normal((n, n), dtype=np.float32))
+    c = np.zeros((n, n), np.float32, order="F")
+    return Contender("sgemm", lambda: sgemm(1.0, a, b, beta=0.0, c=c, overwrite_c=1), threads,
+                     per_call=2 * n ** 3)            # median = seconds per FLOP
+
+
+# ---------------------------------------------------------------------------------------- workloads
+def _train_fns(cell: str, B: int, T: int, H: int, torch, lengths: Optional[np.ndarray] = None,
+               seed: int = 0) -> Dict[str, Callable[[], Any]]:
+    """Closures for one training step of each implementation on the same weights and data."""
+    from ._numpy_rnn import NumpyRNN
+
+    I = H
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((T, B, I), dtype=np.float32)
+    dout = rng.standard_normal((T, B, H), dtype=np.float32)
+    layer = _make_layer(cell, I, H, seed)
+    sd = layer.state_dict()
+    fns: Dict[str, Callable[[], Any]] = {}
+
+    def rnnfast_step(lens=lengths):
+        layer.zero_grad()
+        layer(x, lengths=lens)
+        layer.backward(dout)
+
+    fns["rnnfast"] = rnnfast_step
+    if lengths is not None:
+        fns["rnnfast padded"] = lambda: rnnfast_step(None)
+    else:
+        ref = NumpyRNN.from_state_dict(cell, sd)
+        fns["numpy"] = lambda: ref.train_step(x, dout)
+    if torch is not None:
+        mod = _make_torch(torch, cell, I, H, sd)
+        params = list(mod.parameters())
+        xt = torch.from_numpy(x).requires_grad_(True)
+        dt = torch.from_numpy(dout)
+
+        def torch_step(packed: bool = False):
+            for p in params:
+                p.grad = None
+            xt.grad = None
+            if packed:
+                seq = torch.nn.utils.rnn.pack_padded_sequence(xt, lens_t, enforce_sorted=False)
+                out, _ = torch.nn.utils.rnn.pad_packed_sequence(mod(seq)[0], total_length=T)
+            else:
+                out, _ = mod(xt)
+            out.backward(dt)
+
+        if lengths is not None:
+            lens_t = torch.from_numpy(np.asarray(lengths, np.int64))
+            fns["torch packed"] = lambda: torch_step(True)
+            fns["torch padded"] = torch_step
+        else:
+            fns["torch"] = torch_step
+    return fns
+
+
+def _stream_fns(cell: str, torch, steps: int = STREAM_STEPS, size: int = STREAM_SIZE, seed: int = 0):
+    """Closures running ``steps`` streaming timesteps at B = 1, carrying the state."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((steps, 1, size), dtype=np.float32)
+    layer = _make_layer(cell, size, size, seed)
+    xs = [x[t] for t in range(steps)]                                # (1, I) each
+
+    def rnnfast_stream():
+        state = None
+        for x_t in xs:
+            _, state = layer.step(x_t, state)
+
+    fns = {"rnnfast": rnnfast_stream}
+    if torch is not None:
+        mod = _make_torch(torch, cell, size, size, layer.state_dict())
+        xt = torch.from_numpy(x)
+        xts = [xt[t:t + 1] for t in range(steps)]                    # (1, 1, I) each
+
+        def torch_stream():
+            with torch.inference_mode():
+                state = None
+                for x_t in xts:
+                    _, state = mod(x_t, state)
+
+        fns["torch"] = torch_stream
+    return fns
+
+
+# ----------------------------------------------------------------------------------- memory probes
+def _proc_status_kb(field: str) -> Optional[int]:
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def _maxrss_kb() -> int:
+    r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return r // 1024 if sys.platform == "darwin" else r
+
+
+def _memory_probe(spec: Dict[str, Any]) -> Dict[str, Any]:
+    """Runs in the child: peak RSS increase (MB) of two training steps over the RSS after set-up.
+
+    Set-up is the imports, one training step of a tiny model of the same cell (so that one-time library
+    start-up, such as thread pools and JIT kernels, is not charged to the shape) and the model and data of
+    the shape. Everything the shape's steps allocate counts, workspaces kept across calls included.
+    """
+    torch = _import_torch(spec["lib"] != "torch")
+    import rnnfast
+
+    rnnfast.set_num_threads(spec["threads"])
+    if torch is not None:
+        torch.set_num_threads(spec["threads"])
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(spec["threads"], user_api="blas")
+    cell, B, T, H = spec["cell"], spec["B"], spec["T"], spec["H"]
+    _train_fns(cell, 2, 2, 4, torch)[spec["lib"]]()              # library start-up: thread pools, JIT, ...
+    fn = _train_fns(cell, B, T, H, torch)[spec["lib"]]
+    gc.collect()
+    base_kb = _proc_status_kb("VmRSS")
+    reset = False
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:                # resets VmHWM to the current RSS
+            fh.write("5")
+        reset = _proc_status_kb("VmHWM") is not None and base_kb is not None
+    except OSError:
+        pass
+    if not reset:
+        base_kb = _maxrss_kb()
+    for _ in range(2):
+        fn()
+    peak_kb = _proc_status_kb("VmHWM") if reset else _maxrss_kb()
+    return {"peak_mb": (peak_kb - base_kb) / 1024.0, "exact": reset}
+
+
+def measure_memory(lib: str, cell: str, B: int, T: int, H: int, threads: int) -> Optional[Dict[str, Any]]:
+    spec = dict(lib=lib, cell=cell, B=B, T=T, H=H, threads=threads)
+    pkg_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (pkg_root, env.get("PYTHONPATH")) if p)
+    env["OMP_NUM_THREADS"] = str(threads)
+    try:
+        proc = subprocess.run([sys.executable, "-m", "rnnfast.bench", "--_memory-probe", json.dumps(spec)],
+                              capture_output=True, text=True, env=env, timeout=600)
+        return json.loads(proc.stdout.strip().splitlines()[-1])
+    except (subprocess.SubprocessError, ValueError, IndexError, OSError):
+        return None
+
+
+# --------------------------------------------------------------------------------------- the report
+def _environment(threads: int, torch, gflops: Optional[float], args) -> Dict[str, Any]:
+    import scipy
+    from threadpoolctl import threadpool_info
+
+    import rnnfast
+
+    cpu = platform.processor()
+    try:
+        with open("/proc/cpuinfo") as fh:
+            cpu = next((l.split(":", 1)[1].strip() for l in fh if l.startswith("model name")), cpu)
+    except OSError:
+        pass
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:
+        usable = os.cpu_count()
+    blas = sorted({f"{i.get('internal_api')} {i.get('version')} ({i.get('architecture')})"
+                   for i in threadpool_info() if i.get("user_api") == "blas"})
+    return {
+        "threads": threads, "usable_cores": usable, "cpu": cpu, "python": platform.python_version(),
+        "rnnfast": rnnfast.__version__, "openmp": rnnfast.openmp_enabled(), "numpy": np.__version__,
+        "scipy": scipy.__version__, "torch": torch.__version__ if torch is not None else None,
+        "blas": blas, "sgemm_gflops": gflops, "sgemm_n": SGEMM_N, "repeat": args.repeat,
+        "min_time_s": args.min_time, "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
+        "loadavg": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+    }
+
+
+def _targets(results: Dict[str, Any]) -> List[Dict[str, Any]]:
+    rows = []
+    for r in results["train"]:
+        shape = f"{r['cell']} B={r['B']} T={r['T']} H={r['H']}"
+        rf, to, fl = r["rnnfast_ms"], r["torch_ms"], r["floor_ms"]
+        goal = min(to, max(to / 2, 1.2 * fl)) if to is not None else 1.2 * fl
+        what = "min(torch, max(torch/2, 1.2 floor))" if to is not None else "1.2 floor (no torch)"
+        rows.append(dict(kind="train", shape=shape, value=rf, target=goal, unit="ms", rule=f"<= {what}",
+                         met=rf <= goal))
+        if r.get("mem_rnnfast_mb") is not None and r.get("mem_torch_mb") is not None:
+            rows.append(dict(kind="memory", shape=shape, value=r["mem_rnnfast_mb"], target=r["mem_torch_mb"],
+                             unit="MB", rule="<= torch", met=r["mem_rnnfast_mb"] <= r["mem_torch_mb"]))
+    for r in results["streaming"]:
+        if r["speedup"] is not None:
+            rows.append(dict(kind="streaming", shape=f"{r['cell']} B=1 I=H={r['H']}", value=r["speedup"],
+                             target=5.0, unit="x", rule=">= 5x faster than torch", met=r["speedup"] >= 5.0))
+    for r in results["varlen"]:
+        shape = f"{r['cell']} B={r['B']} T={r['T']} H={r['H']}"
+        if r["torch_packed_speedup"] is not None:
+            rows.append(dict(kind="varlen", shape=shape, value=r["torch_packed_speedup"], target=5.0, unit="x",
+                             rule=">= 5x faster than torch packed", met=r["torch_packed_speedup"] >= 5.0))
+        rows.append(dict(kind="varlen", shape=shape, value=r["rnnfast_ms"], target=r["rnnfast_padded_ms"],
+                         unit="ms", rule="<= rnnfast padded", met=r["rnnfast_ms"] <= r["rnnfast_padded_ms"]))
+    return rows
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]], left: int = 1) -> str:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)]
+    line = lambda cells: "  ".join(c.ljust(w) if i < left else c.rjust(w)
+                                   for i, (c, w) in enumerate(zip(cells, widths)))
+    return "\n".join([line(header), "  ".join("-" * w for w in widths)] + [line(r) for r in rows])
+
+
+def render(results: Dict[str, Any]) -> str:
+    env = results["environment"]
+    out = [
+        "rnnfast bench: float32 training step (forward + BPTT + parameter grads), median of "
+        f"{env['repeat']} alternating rounds",
+        f"threads {env['threads']} (usable cores {env['usable_cores']}, OpenMP {env['openmp']}), {env['cpu']}, "
+        f"load avg {', '.join(f'{v:.1f}' for v in env['loadavg'] or [])}, "
+        f"OMP_WAIT_POLICY {env['omp_wait_policy'] or 'unset'}",
+        f"rnnfast {env['rnnfast']}, numpy {env['numpy']}, scipy {env['scipy']}, torch {env['torch'] or 'n/a'}; "
+        f"BLAS: {'; '.join(env['blas'])}",
+        f"sgemm {env['sgemm_n']}^3 at {env['threads']} threads: {_fmt(env['sgemm_gflops'])} GFLOP/s "
+        "(median over shapes)",
+        "floor = 3 x forward GEMM FLOPs 2*T*B*G*H*(I+H) at the sgemm rate timed beside each shape",
+        "",
+    ]
+    rows = []
+    for r in results["train"]:
+        mem = lambda k: ("" if r.get(k + "_exact", True) else "~") + _fmt(r.get(k))
+        rows.append([r["cell"], str(r["B"]), str(r["T"]), str(r["H"]), _fmt(r["rnnfast_ms"]),
+                     _fmt(r["numpy_ms"]), _fmt(r["torch_ms"]), _fmt(r["sgemm_gflops"]), _fmt(r["floor_ms"]),
+                     _fmt(r["torch_over_rnnfast"]), _fmt(r["rnnfast_over_floor"]),
+                     _fmt(r["speedup_1to2"]), mem("mem_rnnfast_mb"), mem("mem_torch_mb")])
+    out.append(_table(["cell", "B", "T", "I=H", "rnnfast ms", "numpy ms", "torch ms", "sgemm GF/s", "floor ms",
+                       "torch/rnnfast", "rnnfast/floor", "1->2 thr", "mem rnnfast MB", "mem torch MB"],
+                      rows, left=1))
+    if results["streaming"]:
+        out += ["", f"streaming step, B=1, I=H={STREAM_SIZE} (us per timestep; torch one step at a time "
+                "with its state, inference_mode)"]
+        out.append(_table(["cell", "rnnfast us", "torch us", "torch/rnnfast"],
+                          [[r["cell"], _fmt(r["rnnfast_us"]), _fmt(r["torch_us"]), _fmt(r["speedup"])]
+                           for r in results["streaming"]]))
+    if results["varlen"]:
+        r0 = results["varlen"][0]
+        out += ["", f"variable-length training step, B={r0['B']}, T={r0['T']}, I=H={r0['H']}, lengths spread "
+                "over [T/4, T] (ms)"]
+        out.append(_table(["cell", "rnnfast lengths", "rnnfast padded", "torch packed", "torch padded",
+                           "torch packed/rnnfast", "padded/lengths"],
+                          [[r["cell"], _fmt(r["rnnfast_ms"]), _fmt(r["rnnfast_padded_ms"]),
+                            _fmt(r["torch_packed_ms"]), _fmt(r["torch_padded_ms"]),
+                            _fmt(r["torch_packed_speedup"]), _fmt(r["padded_over_lengths"])]
+                           for r in results["varlen"]]))
+    out += ["", "targets (reported, not asserted)"]
+    t_rows = [["met" if t["met"] else "MISSED", t["kind"], t["shape"], f"{_fmt(t['value'])} {t['unit']}",
+               t["rule"], f"{_fmt(t['target'])} {t['unit']}"] for t in results["targets"]]
+    out.append(_table(["", "what", "shape", "value", "rule", "target"], t_rows, left=6))
+    met = sum(t["met"] for t in results["targets"])
+    out.append(f"{met}/{len(results['targets'])} targets met")
+    return "\n".join(out)
+
+
+# --------------------------------------------------------------------------------------------- main
+def _build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m rnnfast.bench", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--threads", type=int, default=None,
+                   help="threads for rnnfast, torch and BLAS alike (default: rnnfast.get_num_threads())")
+    p.add_argument("--quick", action="store_true",
+                   help=f"shapes {', '.join('x'.join(map(str, s)) for s in QUICK_GRID)}, 3 rounds, no memory")
+    p.add_argument("--cells", type=_parse_cells, default=list(CELLS), help="comma-separated: lstm,elman")
+    p.add_argument("--shapes", type=_parse_shapes, default=None,
+                   help="comma-separated BxTxH (I = H), replacing the grid")
+    p.add_argument("--repeat", type=int, default=None,
+                   help="alternating rounds, median taken (default 7; 3 quick)")
+    p.add_argument("--min-time", type=float, default=None,
+                   help="seconds per timed batch of calls (default 0.05; 0.01 quick)")
+    p.add_argument("--json", nargs="?", const="-", default=None, metavar="PATH",
+                   help="write the results as JSON to PATH, or to stdout (instead of the table) without PATH")
+    p.add_argument("--memory", action=argparse.BooleanOptionalAction, default=None,
+                   help="measure peak memory in subprocesses (default on; off with --quick)")
+    p.add_argument("--no-torch", action="store_true", help="leave torch out, as if it were not installed")
+    p.add_argument("--no-extras", action="store_true", help="skip the streaming and variable-length rows")
+    p.add_argument("--varlen-shape", type=_parse_shape, default=VARLEN_SHAPE, metavar="BxTxH",
+                   help="shape of the variable-length batch (default " + "x".join(map(str, VARLEN_SHAPE)) + ")")
+    p.add_argument("--_memory-probe", dest="memory_probe", default=None, help=argparse.SUPPRESS)
+    return p
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = _build_parser().parse_args(argv)
+    if args.memory_probe is not None:
+        print(json.dumps(_memory_probe(json.loads(args.memory_probe))))
+        return 0
+    import rnnfast
+
+    shapes = args.shapes or (list(QUICK_GRID) if args.quick else list(GRID))
+    args.repeat = args.repeat or (3 if args.quick else 7)
+    args.min_time = args.min_time or (0.01 if args.quick else 0.05)
+    memory = args.memory if args.memory is not None else not args.quick
+    threads = args.threads or rnnfast.get_num_threads()
+    if threads < 1 or args.repeat < 1:
+        raise SystemExit("--threads and --repeat must be positive")
+    torch = _import_torch(args.no_torch)
+    log = lambda msg: print(msg, file=sys.stderr, flush=True)
+    setter = _ThreadSetter(torch)
+    thread_counts = list(dict.fromkeys([threads, 1, 2]))
+
+    results: Dict[str, Any] = {"train": [], "streaming": [], "varlen": []}
+    gemm = sgemm_contender(threads)
+
+    for cell in args.cells:
+        for B, T, H in shapes:
+            log(f"train {cell} B={B} T={T} H={H}")
+            fns = _train_fns(cell, B, T, H, torch)
+            cons = {f"rnnfast@{n}": Contender(f"rnnfast@{n}", fns["rnnfast"], n) for n in thread_counts}
+            cons.update({k: Contender(k, f, threads) for k, f in fns.items() if k != "rnnfast"})
+            gemm.samples = []
+            cons["sgemm"] = gemm
+            measure(list(cons.values()), setter, args.repeat, args.min_time)
+            gflops = 1e-9 / gemm.median
+            ms = {k: c.median * 1e3 for k, c in cons.items() if k != "sgemm"}
+            flops = train_flops(cell, B, T, H, H)
+            rf, to = ms[f"rnnfast@{threads}"], ms.get("torch")
+            floor = flops / (gflops * 1e9) * 1e3
+            results["train"].append(dict(
+                cell=cell, B=B, T=T, I=H, H=H, train_gflop=flops / 1e9, sgemm_gflops=gflops, rnnfast_ms=rf,
+                numpy_ms=ms["numpy"],
+                torch_ms=to, floor_ms=floor, torch_over_rnnfast=_ratio(to, rf), rnnfast_over_floor=rf / floor,
+                numpy_over_rnnfast=ms["numpy"] / rf, rnnfast_1thread_ms=ms["rnnfast@1"],
+                rnnfast_2thread_ms=ms["rnnfast@2"], speedup_1to2=ms["rnnfast@1"] / ms["rnnfast@2"],
+                samples_ms={k: [s / c.per_call * 1e3 for s in c.samples] for k, c in cons.items()
+                            if k != "sgemm"}))
+
+    if not args.no_extras:
+        for cell in args.cells:
+            log(f"streaming {cell}")
+            cons = [Contender(k, f, threads, per_call=STREAM_STEPS) for k, f in _stream_fns(cell, torch).items()]
+            measure(cons, setter, args.repeat, args.min_time)
+            us = {c.name: c.median * 1e6 for c in cons}
+            results["streaming"].append(dict(cell=cell, B=1, I=STREAM_SIZE, H=STREAM_SIZE,
+                                             rnnfast_us=us["rnnfast"], torch_us=us.get("torch"),
+                                             speedup=_ratio(us.get("torch"), us["rnnfast"])))
+        B, T, H = args.varlen_shape
+        lengths = varlen_lengths(B, T)
+        for cell in args.cells:
+            log(f"varlen {cell} B={B} T={T} H={H}")
+            cons = [Contender(k, f, threads) for k, f in _train_fns(cell, B, T, H, torch, lengths).items()]
+            measure(cons, setter, args.repeat, args.min_time)
+            ms = {c.name: c.median * 1e3 for c in cons}
+            results["varlen"].append(dict(
+                cell=cell, B=B, T=T, I=H, H=H, lengths_min=int(lengths.min()), lengths_max=int(lengths.max()),
+                rnnfast_ms=ms["rnnfast"], rnnfast_padded_ms=ms["rnnfast padded"],
+                torch_packed_ms=ms.get("torch packed"), torch_padded_ms=ms.get("torch padded"),
+                torch_packed_speedup=_ratio(ms.get("torch packed"), ms["rnnfast"]),
+                padded_over_lengths=ms["rnnfast padded"] / ms["rnnfast"]))
+
+    if memory:
+        for r in results["train"]:
+            log(f"memory {r['cell']} B={r['B']} T={r['T']} H={r['H']}")
+            for lib in ("rnnfast", "torch") if torch is not None else ("rnnfast",):
+                m = measure_memory(lib, r["cell"], r["B"], r["T"], r["H"], threads)
+                r[f"mem_{lib}_mb"] = m["peak_mb"] if m else None
+                r[f"mem_{lib}_mb_exact"] = m["exact"] if m else True
+
+    rates = [r["sgemm_gflops"] for r in results["train"]]
+    results["environment"] = _environment(threads, torch, statistics.median(rates) if rates else None, args)
+    results["targets"] = _targets(results)
+    text = render(results)
+    if args.json == "-":
+        print(json.dumps(results, indent=1))
+    else:
+        print(text)
+        if args.json:
+            with open(args.json, "w") as fh:
+                json.dump(results, fh, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
