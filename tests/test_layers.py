@@ -1,5 +1,6 @@
-"""Elman and LSTM layers, checked three independent ways (finite differences, tests/reference.py, torch
-autograd), plus threads, step(), lengths, dropout, input handling and errors."""
+"""Elman, LSTM and GRU layers, one- and bidirectional, checked three independent ways (finite differences,
+tests/reference.py, torch autograd), plus threads, step(), lengths, dropout, input handling and errors.
+Tests specific to GRU or to bidirectional layers live in test_gru_bidirectional.py."""
 from __future__ import annotations
 
 import functools
@@ -14,6 +15,8 @@ from conftest import (CELLS, DTYPES, FD_TOL, Outcome, assert_close, assert_outco
                       loss_of, make_layer, make_problem, mode_of, numerical_gradient, run_layer, run_reference,
                       time_major)
 
+pytestmark = pytest.mark.usefixtures("single_threaded_blas")
+
 LAYERS = (1, 2, 3)
 dtype_ids = [np.dtype(d).name for d in DTYPES]
 
@@ -22,6 +25,12 @@ param_layers = pytest.mark.parametrize("num_layers", LAYERS)
 param_batch_first = pytest.mark.parametrize("batch_first", [False, True], ids=["tm", "bf"])
 param_dtype = pytest.mark.parametrize("dtype", DTYPES, ids=dtype_ids)
 param_lengths = pytest.mark.parametrize("lengths", [False, True], ids=["full", "lengths"])
+param_bidirectional = pytest.mark.parametrize("bidirectional", [False, True], ids=["uni", "bi"])
+# Where a test is costly, bidirectional runs on two layers only: both directions, layer 1 reading the 2H-wide
+# concatenation and layer 0 receiving the gradient of both halves.
+param_layers_directions = pytest.mark.parametrize("num_layers, bidirectional",
+                                                  [(1, False), (2, False), (3, False), (2, True)],
+                                                  ids=["1-uni", "2-uni", "3-uni", "2-bi"])
 
 
 def weights_of(layer):
@@ -32,20 +41,30 @@ def weights_of(layer):
 
 
 def _torch_sigmoid_elman(torch, x, h0, params, p):
-    """torch has no sigmoid RNN: the same recurrence as a plain autograd loop, masked after each length."""
+    """torch has no sigmoid RNN: the same recurrence as a plain autograd loop, masked after each length. The
+    reverse direction takes each sequence reversed within its length (torch.flip of x[:n]), padded after."""
     xs = x.transpose(0, 1) if p.batch_first else x  # (T, B, I)
     lengths = np.full(p.B, p.T) if p.lengths is None else p.lengths
     mask = (torch.arange(p.T)[:, None] < torch.as_tensor(lengths)[None, :]).double()[..., None]  # (T, B, 1)
+
+    def flip_each(seq):  # (T, B, F) -> each sequence reversed within its own length, padding left in place
+        return torch.stack([torch.cat([seq[:n, b].flip(0), seq[n:, b]]) for b, n in enumerate(lengths)], dim=1)
+
     inp, h_n = xs, []
     for k in range(p.L):
-        w_ih, w_hh = params[f"weight_ih_l{k}"], params[f"weight_hh_l{k}"]
-        bias = params[f"bias_ih_l{k}"] + params[f"bias_hh_l{k}"] if "bias_ih_l0" in params else 0.0
-        h, outs = h0[k], []
-        for t in range(p.T):
-            h = mask[t] * torch.sigmoid(inp[t] @ w_ih.T + h @ w_hh.T + bias) + (1 - mask[t]) * h
-            outs.append(mask[t] * h)
-        inp = torch.stack(outs)
-        h_n.append(h)
+        outs = []
+        for d, suffix in enumerate(("", "_reverse")[:p.D]):
+            w_ih, w_hh = params[f"weight_ih_l{k}{suffix}"], params[f"weight_hh_l{k}{suffix}"]
+            bias = params[f"bias_ih_l{k}{suffix}"] + params[f"bias_hh_l{k}{suffix}"] if "bias_ih_l0" in params else 0.0
+            seq = flip_each(inp) if d else inp
+            h, out_d = h0[k * p.D + d], []
+            for t in range(p.T):
+                h = mask[t] * torch.sigmoid(seq[t] @ w_ih.T + h @ w_hh.T + bias) + (1 - mask[t]) * h
+                out_d.append(mask[t] * h)
+            out_d = torch.stack(out_d)
+            outs.append(flip_each(out_d) if d else out_d)
+            h_n.append(h)
+        inp = torch.cat(outs, dim=2)
     out = inp.transpose(0, 1) if p.batch_first else inp
     return out, torch.stack(h_n)
 
@@ -67,8 +86,10 @@ def torch_run(p, weights):
         out, h_n = _torch_sigmoid_elman(torch, x, h0, named, p)
         c_n = None
     else:
-        cls = torch.nn.LSTM if lstm else functools.partial(torch.nn.RNN, nonlinearity=mode)
-        mod = cls(p.I, p.H, num_layers=p.L, bias=bias, batch_first=p.batch_first, dtype=torch.float64)
+        cls = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU}.get(mode) or functools.partial(torch.nn.RNN,
+                                                                                          nonlinearity=mode)
+        mod = cls(p.I, p.H, num_layers=p.L, bias=bias, batch_first=p.batch_first, bidirectional=p.bidirectional,
+                  dtype=torch.float64)
         mod.load_state_dict({k: torch.tensor(np.asarray(v, dtype=np.float64)) for k, v in weights.items()})
         inp = x
         if p.lengths is not None:
@@ -97,32 +118,36 @@ def torch_run(p, weights):
 # ---- the reference itself, independent of rnnfast --------------------------------------------------
 
 
-def reference_problem(cell, num_layers, lengths, bias=True):
-    p = make_problem(cell, L=num_layers, batch_first=num_layers == 2, lengths=lengths, seed=num_layers)
+def reference_problem(cell, num_layers, lengths, bias=True, bidirectional=False, **shape):
+    p = make_problem(cell, L=num_layers, batch_first=num_layers == 2, lengths=lengths, seed=num_layers,
+                     bidirectional=bidirectional, **shape)
     weights = reference.init_weights(np.random.default_rng(100 + num_layers), mode_of(cell), p.I, p.H,
-                                     num_layers, bias=bias)
+                                     num_layers, bias=bias, bidirectional=bidirectional)
     return p, weights
 
 
+@param_bidirectional
 @pytest.mark.parametrize("bias", [True, False], ids=["bias", "nobias"])
 @param_lengths
 @param_layers
 @param_cell
-def test_reference_matches_torch(cell, num_layers, lengths, bias):
-    p, weights = reference_problem(cell, num_layers, lengths, bias)
+def test_reference_matches_torch(cell, num_layers, lengths, bias, bidirectional):
+    p, weights = reference_problem(cell, num_layers, lengths, bias, bidirectional)
     assert_outcomes_close(run_reference(p, weights), torch_run(p, weights), np.float64)
 
 
 @param_lengths
-@pytest.mark.parametrize("num_layers", [1, 2])
+@pytest.mark.parametrize("num_layers, bidirectional", [(1, False), (2, False), (2, True)],
+                         ids=["1-uni", "2-uni", "2-bi"])
 @param_cell
-def test_reference_gradients_finite_differences(cell, num_layers, lengths):
-    p, weights = reference_problem(cell, num_layers, lengths)
+def test_reference_gradients_finite_differences(cell, num_layers, lengths, bidirectional):
+    # small: the reference is a Python loop, called twice per entry of every array
+    p, weights = reference_problem(cell, num_layers, lengths, bidirectional=bidirectional, T=4, B=3, I=3, H=3)
     mode = mode_of(cell)
     ref = run_reference(p, weights)
     if mode == "relu":
         assert reference.min_abs_preactivation(reference.forward(
-            mode, time_major(p.x, p.batch_first), weights, p.h0, p.c0, p.lengths)[3]) > 1e-3
+            mode, time_major(p.x, p.batch_first), weights, p.h0, p.c0, p.lengths)[3]) > 1e-4  # see smooth_setup
 
     def loss():
         out, h_n, c_n, _ = reference.forward(mode, time_major(p.x, p.batch_first), weights, p.h0, p.c0, p.lengths)
@@ -136,27 +161,28 @@ def test_reference_gradients_finite_differences(cell, num_layers, lengths):
 # ---- rnnfast: three independent checks ---------------------------------------------------------------
 
 
-def smooth_setup(cell, num_layers, batch_first, lengths=False, dtype=np.float64, **shape):
-    """A problem and a layer; for relu, the first seed whose pre-activations all stay 1e-3 away from the kink."""
+def smooth_setup(cell, num_layers, batch_first, lengths=False, dtype=np.float64, bidirectional=False, **shape):
+    """A problem and a layer; for relu, the first seed whose pre-activations all stay 1e-4 away from the kink
+    (FD_EPS = 1e-6 moves a pre-activation by far less, float32 rounding by ~1e-6)."""
     for seed in range(50):
         p = make_problem(cell, L=num_layers, batch_first=batch_first, dtype=dtype, lengths=lengths, seed=seed,
-                         **shape)
+                         bidirectional=bidirectional, **shape)
         layer = p.layer(seed=seed)
         if mode_of(cell) != "relu":
             return p, layer
         cache = reference.forward("relu", time_major(p.x, batch_first), weights_of(layer), p.h0, None,
                                   p.lengths)[3]
-        if reference.min_abs_preactivation(cache) > 1e-3:
+        if reference.min_abs_preactivation(cache) > 1e-4:
             return p, layer
     raise AssertionError("no seed keeps relu away from its kink")
 
 
 @param_lengths
 @param_batch_first
-@param_layers
+@param_layers_directions
 @param_cell
-def test_gradients_finite_differences(cell, num_layers, batch_first, lengths):
-    p, layer = smooth_setup(cell, num_layers, batch_first, lengths)
+def test_gradients_finite_differences(cell, num_layers, bidirectional, batch_first, lengths):
+    p, layer = smooth_setup(cell, num_layers, batch_first, lengths, bidirectional=bidirectional)
     got = run_layer(layer, p)
 
     def loss():
@@ -171,13 +197,14 @@ def test_gradients_finite_differences(cell, num_layers, batch_first, lengths):
         np.testing.assert_allclose(got.grads[name], numerical_gradient(loss, arr), **FD_TOL, err_msg=name)
 
 
+@param_bidirectional
 @param_lengths
 @param_dtype
 @param_batch_first
 @param_layers
 @param_cell
-def test_matches_reference(cell, num_layers, batch_first, dtype, lengths):
-    p, layer = smooth_setup(cell, num_layers, batch_first, lengths, dtype)
+def test_matches_reference(cell, num_layers, batch_first, dtype, lengths, bidirectional):
+    p, layer = smooth_setup(cell, num_layers, batch_first, lengths, dtype, bidirectional)
     got = run_layer(layer, p)
     assert got.out.dtype == dtype and got.h_n.dtype == dtype
     assert all(g.dtype == dtype for g in got.grads.values())
@@ -186,39 +213,49 @@ def test_matches_reference(cell, num_layers, batch_first, dtype, lengths):
     assert_outcomes_close(got, run_reference(p, weights_of(layer)), dtype)
 
 
+@param_bidirectional
 @param_dtype
 @param_cell
-def test_matches_reference_without_bias(cell, dtype):
-    p = make_problem(cell, L=2, dtype=dtype, seed=3)
+def test_matches_reference_without_bias(cell, dtype, bidirectional):
+    p = make_problem(cell, L=2, dtype=dtype, seed=3, bidirectional=bidirectional)
     layer = p.layer(seed=3, bias=False)
     names = {name for name, _ in layer.named_parameters()}
-    assert names == {"weight_ih_l0", "weight_hh_l0", "weight_ih_l1", "weight_hh_l1"}
+    suffixes = ("", "_reverse") if bidirectional else ("",)
+    assert names == {f"weight_{kind}_l{k}{s}" for kind in ("ih", "hh") for k in (0, 1) for s in suffixes}
     assert_outcomes_close(run_layer(layer, p), run_reference(p, weights_of(layer)), dtype)
 
 
+@param_bidirectional
 @param_lengths
 @param_dtype
 @param_batch_first
 @param_layers
 @param_cell
-def test_matches_torch(cell, num_layers, batch_first, dtype, lengths):
-    p, layer = smooth_setup(cell, num_layers, batch_first, lengths, dtype)
+def test_matches_torch(cell, num_layers, batch_first, dtype, lengths, bidirectional):
+    p, layer = smooth_setup(cell, num_layers, batch_first, lengths, dtype, bidirectional)
     assert_outcomes_close(run_layer(layer, p), torch_run(p, weights_of(layer)), dtype)
 
 
+@param_bidirectional
 @param_dtype
 @pytest.mark.parametrize("num_layers", [1, 2])
-@pytest.mark.parametrize("cell", ["elman-tanh", "elman-relu", "lstm"])
-def test_load_state_dict_from_torch(cell, num_layers, dtype):
+@pytest.mark.parametrize("cell", ["elman-tanh", "elman-relu", "lstm", "gru"])
+def test_load_state_dict_from_torch(cell, num_layers, dtype, bidirectional):
     torch = pytest.importorskip("torch")
     torch.manual_seed(num_layers)
     lstm = is_lstm(cell)
+    kwargs = dict(num_layers=num_layers, bidirectional=bidirectional, dtype=torch.float64)
     if lstm:
-        mod = torch.nn.LSTM(4, 5, num_layers=num_layers, dtype=torch.float64)
+        mod = torch.nn.LSTM(4, 5, **kwargs)
+    elif cell == "gru":
+        mod = torch.nn.GRU(4, 5, **kwargs)
     else:
-        mod = torch.nn.RNN(4, 5, num_layers=num_layers, nonlinearity=mode_of(cell), dtype=torch.float64)
+        mod = torch.nn.RNN(4, 5, nonlinearity=mode_of(cell), **kwargs)
     torch_state = {k: v.detach().numpy() for k, v in mod.state_dict().items()}
-    layer = make_layer(cell, 4, 5, num_layers=num_layers, dtype=np.dtype(dtype).name, seed=123)
+    layer = make_layer(cell, 4, 5, num_layers=num_layers, bidirectional=bidirectional, dtype=np.dtype(dtype).name,
+                       seed=123)
+    # same names in the same order (torch's: layer by layer, forward direction first)
+    assert list(layer.state_dict()) == list(torch_state)
     assert {k: v.shape for k, v in layer.state_dict().items()} == {k: v.shape for k, v in torch_state.items()}
     assert {k: p.data.shape for k, p in layer.named_parameters()} == \
         {k: tuple(v.shape) for k, v in mod.named_parameters()}
@@ -239,14 +276,16 @@ def test_load_state_dict_from_torch(cell, num_layers, dtype):
 
 @pytest.mark.parametrize("threads", [2, 3])
 @param_dtype
-@param_layers
+@param_layers_directions
 @param_cell
-def test_threads_agree(cell, num_layers, dtype, threads, restore_threads):
+def test_threads_agree(cell, num_layers, bidirectional, dtype, threads, restore_threads):
     import rnnfast
 
     # Large enough that the kernels split the batch: the recurrent GEMMs do 2·T·B·G·H·H ≈ 1e7 (Elman) to
-    # 4e7 (LSTM) flops, well above a few 1e6 per thread. B = 161 does not divide evenly by 2 or 3 threads.
-    p = make_problem(cell, T=12, B=161, I=24, H=48, L=num_layers, dtype=dtype, lengths=True, seed=7)
+    # 4e7 (LSTM) flops per direction, well above a few 1e6 per thread. B = 161 does not divide evenly by 2
+    # or 3 threads.
+    p = make_problem(cell, T=12, B=161, I=24, H=48, L=num_layers, dtype=dtype, lengths=True, seed=7,
+                     bidirectional=bidirectional)
     layer = p.layer(seed=7)
     rnnfast.set_num_threads(1)
     assert rnnfast.get_num_threads() == 1
@@ -265,21 +304,23 @@ ODD_SIZES = [(1, 1, 1, 1), (3, 2, 7, 17), (4, 5, 3, 33), (2, 3, 33, 40), (6, 1, 
 
 
 @pytest.mark.parametrize("sizes", ODD_SIZES, ids=["x".join(map(str, s)) for s in ODD_SIZES])
+@param_bidirectional
 @param_dtype
 @param_cell
-def test_odd_sizes_match_reference(cell, dtype, sizes):
+def test_odd_sizes_match_reference(cell, dtype, bidirectional, sizes):
     T, B, I, H = sizes
-    p, layer = smooth_setup(cell, 2, False, lengths=B > 1, dtype=dtype, T=T, B=B, I=I, H=H)
+    p, layer = smooth_setup(cell, 2, False, lengths=B > 1, dtype=dtype, bidirectional=bidirectional, T=T, B=B, I=I,
+                            H=H)
     assert_outcomes_close(run_layer(layer, p), run_reference(p, weights_of(layer)), dtype)
 
 
 @settings(max_examples=60, deadline=None, derandomize=True)
 @given(cell=st.sampled_from(CELLS), dtype=st.sampled_from(DTYPES), T=st.integers(1, 7), B=st.integers(1, 9),
        I=st.integers(1, 12), H=st.integers(1, 40), L=st.integers(1, 3), batch_first=st.booleans(),
-       lengths=st.booleans(), seed=st.integers(0, 2**16))
-def test_random_shapes_match_reference(cell, dtype, T, B, I, H, L, batch_first, lengths, seed):
+       lengths=st.booleans(), bidirectional=st.booleans(), seed=st.integers(0, 2**16))
+def test_random_shapes_match_reference(cell, dtype, T, B, I, H, L, batch_first, lengths, bidirectional, seed):
     p = make_problem(cell, T=T, B=B, I=I, H=H, L=L, batch_first=batch_first, dtype=dtype, lengths=lengths,
-                     seed=seed)
+                     seed=seed, bidirectional=bidirectional)
     layer = p.layer(seed=seed)
     assert_outcomes_close(run_layer(layer, p), run_reference(p, weights_of(layer)), dtype)
 
@@ -345,19 +386,32 @@ def test_backward_accumulates_and_zero_grad_resets(cell):
         assert not np.any(param.grad), name
 
 
+@param_bidirectional
 @param_dtype
 @param_batch_first
 @param_layers
 @param_cell
-def test_lengths_equal_sequences_run_alone(cell, num_layers, batch_first, dtype):
-    p = make_problem(cell, T=6, B=4, L=num_layers, batch_first=batch_first, dtype=dtype, lengths=True, seed=31)
+def test_lengths_equal_sequences_run_alone(cell, num_layers, batch_first, dtype, bidirectional):
+    """A padded batch gives every sequence what it gets alone and unpadded: outputs, final states, all gradients
+    (the parameters' summed over sequences), and padding (filled with large values, in x and in dout) reaches
+    nothing. For bidirectional layers this is the MXNet bug: the reverse pass must start at each sequence's own
+    last step, not at T - 1 in the padding."""
+    p = make_problem(cell, T=6, B=4, L=num_layers, batch_first=batch_first, dtype=dtype, lengths=True, seed=31,
+                     bidirectional=bidirectional)
+    assert sorted(set(p.lengths)) == [1, 3, 6]  # one full, two padded sequences
+    x, dout = time_major(p.x, batch_first), time_major(p.dout, batch_first)  # views: writes reach p
+    rng = np.random.default_rng(31)
+    for b, n in enumerate(p.lengths):
+        x[n:, b] = rng.uniform(-1e6, 1e6, x[n:, b].shape)
+        dout[n:, b] = rng.uniform(-1e6, 1e6, dout[n:, b].shape)
     layer = p.layer(seed=31)
     got = run_layer(layer, p)
     lstm = is_lstm(cell)
-    x, dout, out, dx = (time_major(a, batch_first) for a in (p.x, p.dout, got.out, got.grads["x"]))
+    out, dx = time_major(got.out, batch_first), time_major(got.grads["x"], batch_first)
     param_sum = {name: 0.0 for name, _ in layer.named_parameters()}
     for b, n in enumerate(p.lengths):
-        alone = make_problem(cell, T=int(n), B=1, L=num_layers, batch_first=batch_first, dtype=dtype)
+        alone = make_problem(cell, T=int(n), B=1, L=num_layers, batch_first=batch_first, dtype=dtype,
+                             bidirectional=bidirectional)
         alone.x = time_major(np.ascontiguousarray(x[:n, b:b + 1]), batch_first)
         alone.dout = time_major(np.ascontiguousarray(dout[:n, b:b + 1]), batch_first)
         alone.h0, alone.dh_n = p.h0[:, b:b + 1].copy(), p.dh_n[:, b:b + 1].copy()
@@ -379,9 +433,10 @@ def test_lengths_equal_sequences_run_alone(cell, num_layers, batch_first, dtype)
         assert_close(got.grads[name], total, dtype, name)
 
 
+@param_bidirectional
 @param_cell
-def test_lengths_all_full_equals_no_lengths(cell):
-    p = make_problem(cell, L=2, seed=32)
+def test_lengths_all_full_equals_no_lengths(cell, bidirectional):
+    p = make_problem(cell, L=2, seed=32, bidirectional=bidirectional)
     layer = p.layer(seed=32)
     plain = run_layer(layer, p)
     p.lengths = np.full(p.B, p.T)
@@ -391,9 +446,10 @@ def test_lengths_all_full_equals_no_lengths(cell):
 # ---- dropout, init, modes --------------------------------------------------------------------------------
 
 
+@param_bidirectional
 @param_cell
-def test_dropout_train_differs_eval_equals_no_dropout(cell):
-    p = make_problem(cell, T=6, B=4, I=4, H=16, L=3, seed=41)
+def test_dropout_train_differs_eval_equals_no_dropout(cell, bidirectional):
+    p = make_problem(cell, T=6, B=4, I=4, H=16, L=3, seed=41, bidirectional=bidirectional)
     layer = p.layer(seed=41, dropout=0.5)
     plain = p.layer(seed=99, dropout=0.0)
     plain.load_state_dict(layer.state_dict())
@@ -414,10 +470,11 @@ def test_dropout_train_differs_eval_equals_no_dropout(cell):
     assert_outcomes_close(run_layer(layer, p), run_reference(p, weights_of(layer)), np.float64)
 
 
+@param_bidirectional
 @param_cell
-def test_dropout_single_layer_has_no_effect(cell):
+def test_dropout_single_layer_has_no_effect(cell, bidirectional):
     # torch semantics: dropout acts between stacked layers, never on the last layer's output
-    p = make_problem(cell, L=1, seed=42)
+    p = make_problem(cell, L=1, seed=42, bidirectional=bidirectional)
     layer = p.layer(seed=42, dropout=0.5).train()
     got = run_layer(layer, p)
     assert_outcomes_close(got, run_reference(p, weights_of(layer)), np.float64)
