@@ -183,9 +183,10 @@ def measure(contenders: Sequence[Contender], setter: _ThreadSetter, repeat: int,
                 c.fn()
             one = _timed(c.fn, 1)
             c.inner = max(1, math.ceil(min_time / max(one, 1e-7)))
-    n = len(contenders)
+    order = list(contenders)
+    n = len(order)
     for r in range(repeat):
-        for c in contenders[r % n:] + contenders[:r % n]:
+        for c in order[r % n:] + order[:r % n]:
             gc.collect()
             with setter.threads(c.threads):
                 c.samples.append(_timed(c.fn, c.inner))
@@ -332,6 +333,7 @@ def _memory_probe(spec: Dict[str, Any]) -> Dict[str, Any]:
     for _ in range(2):
         fn()
     peak_kb = _proc_status_kb("VmHWM") if reset else _maxrss_kb()
+    assert peak_kb is not None and base_kb is not None        # reset: both read from /proc/self/status above
     return {"peak_mb": (peak_kb - base_kb) / 1024.0, "exact": reset}
 
 
@@ -362,6 +364,7 @@ def _environment(threads: int, torch, gflops: Optional[float], args) -> Dict[str
             cpu = next((l.split(":", 1)[1].strip() for l in fh if l.startswith("model name")), cpu)
     except OSError:
         pass
+    usable: Optional[int]
     try:
         usable = len(os.sched_getaffinity(0))
     except AttributeError:
@@ -536,9 +539,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if not args.no_extras:
         for cell in args.cells:
             log(f"streaming {cell}")
-            cons = [Contender(k, f, threads, per_call=STREAM_STEPS) for k, f in _stream_fns(cell, torch).items()]
-            measure(cons, setter, args.repeat, args.min_time)
-            us = {c.name: c.median * 1e6 for c in cons}
+            stream_cons = [Contender(k, f, threads, per_call=STREAM_STEPS)
+                           for k, f in _stream_fns(cell, torch).items()]
+            measure(stream_cons, setter, args.repeat, args.min_time)
+            us = {c.name: c.median * 1e6 for c in stream_cons}
             results["streaming"].append(dict(cell=cell, B=1, I=STREAM_SIZE, H=STREAM_SIZE,
                                              rnnfast_us=us["rnnfast"], torch_us=us.get("torch"),
                                              speedup=_ratio(us.get("torch"), us["rnnfast"])))
@@ -546,9 +550,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         lengths = varlen_lengths(B, T)
         for cell in args.cells:
             log(f"varlen {cell} B={B} T={T} H={H}")
-            cons = [Contender(k, f, threads) for k, f in _train_fns(cell, B, T, H, torch, lengths).items()]
-            measure(cons, setter, args.repeat, args.min_time)
-            ms = {c.name: c.median * 1e3 for c in cons}
+            varlen_cons = [Contender(k, f, threads) for k, f in _train_fns(cell, B, T, H, torch, lengths).items()]
+            measure(varlen_cons, setter, args.repeat, args.min_time)
+            ms = {c.name: c.median * 1e3 for c in varlen_cons}
             results["varlen"].append(dict(
                 cell=cell, B=B, T=T, I=H, H=H, lengths_min=int(lengths.min()), lengths_max=int(lengths.max()),
                 rnnfast_ms=ms["rnnfast"], rnnfast_padded_ms=ms["rnnfast padded"],

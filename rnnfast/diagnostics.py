@@ -34,7 +34,7 @@ Both functions work on a float64 twin of the layer (same class, constructor argu
 from __future__ import annotations
 
 import inspect
-from typing import Any, Callable, Dict, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple, TypeGuard, TypeVar, Union
 
 import numpy as np
 
@@ -44,9 +44,11 @@ from .layers import LSTM, Elman, Linear
 
 __all__ = ["gradient_norms_through_time", "gradcheck", "GradcheckError"]
 
+_M = TypeVar("_M", bound=Module)
+
 
 # ---------------------------------------------------------------------------------------------- twins
-def _float64_twin(layer: Module, **overrides: Any) -> Module:
+def _float64_twin(layer: _M, **overrides: Any) -> _M:
     """A new layer of ``type(layer)`` with the same constructor arguments (dtype float64 and
     ``overrides`` aside) and weights, in ``eval()`` mode."""
     kwargs: Dict[str, Any] = {}
@@ -67,10 +69,11 @@ def _float64_twin(layer: Module, **overrides: Any) -> Module:
                             f"{name!r} is not stored on the layer; pass a float64 layer built by hand")
     twin = type(layer)(**kwargs)
     twin.load_state_dict(layer.state_dict())
-    return twin.eval()
+    twin.eval()                                                     # returns twin itself, typed as Module
+    return twin
 
 
-def _is_recurrent(obj: Any) -> bool:
+def _is_recurrent(obj: Any) -> TypeGuard[Union[Elman, LSTM]]:
     return isinstance(obj, (Elman, LSTM))
 
 
@@ -196,16 +199,16 @@ def _split_layer_inputs(layer: Module, inputs: Any) -> Tuple[Any, Any]:
     return inputs, None
 
 
-def _layer_problem(layer: Module, inputs: Any, lengths: Any, rng: np.random.Generator):
+def _layer_problem(layer: Union[Elman, LSTM, Linear], inputs: Any, lengths: Any, rng: np.random.Generator):
     """(arrays to perturb by name, analytic gradients by name, loss closure) for a layer."""
     twin = _float64_twin(layer)
     x_in, hx_in = _split_layer_inputs(layer, inputs)
     x = np.array(check_array("x", x_in, dtype_kind="fiub"), dtype=np.float64)    # a private copy
     params = {name: p.data for name, p in twin.named_parameters()}
-    if isinstance(layer, Linear):
+    if isinstance(twin, Linear):                                    # as isinstance(layer, Linear): same type
         dy = rng.uniform(-1, 1, x.shape[:-1] + (twin.out_features,))
 
-        def loss() -> float:
+        def linear_loss() -> float:
             return float(np.sum(twin(x) * dy))
 
         twin.zero_grad()
@@ -213,7 +216,7 @@ def _layer_problem(layer: Module, inputs: Any, lengths: Any, rng: np.random.Gene
         dx = twin.backward(dy)
         analytic = {name: p.grad for name, p in twin.named_parameters()}
         analytic["x"] = dx
-        return {**params, "x": x}, analytic, loss
+        return {**params, "x": x}, analytic, linear_loss
     lstm = isinstance(layer, LSTM)
     if x.ndim != 3:
         raise ValueError(f"x must be a 3-D array (T, B, I) ((B, T, I) with batch_first), got shape {x.shape}")
@@ -249,6 +252,7 @@ def _layer_problem(layer: Module, inputs: Any, lengths: Any, rng: np.random.Gene
     arrays = {**params, "x": x, "h0": h0}
     analytic["h0"] = dstate[0] if lstm else dstate
     if lstm:
+        assert c0 is not None                                       # set above for an LSTM
         arrays["c0"], analytic["c0"] = c0, dstate[1]
     return arrays, analytic, loss
 
@@ -331,6 +335,7 @@ def gradcheck(layer_or_fn: Union[Module, Callable], inputs: Any, eps: float = 1e
         return True
     if not raise_exception:
         return False
+    assert worst is not None                                        # report is non-empty: something failed
     r = report[worst]
     shape = np.shape(arrays[worst])
     where = np.unravel_index(r["worst_index"], shape) if shape else ()

@@ -54,7 +54,7 @@ import os
 import sys
 import warnings
 from collections import defaultdict
-from typing import Any, Iterator, NamedTuple, Optional
+from typing import Any, Iterator, NamedTuple, Optional, cast
 
 import numpy as np
 
@@ -273,12 +273,14 @@ def _check_target_rows(y: Any, seqs: _Sequences, per_step: bool, name: str = "y"
         raise ValueError("requires y to be passed, but the target y is None")
     if _is_sparse(y):
         raise TypeError("Sparse targets are not supported: convert y with y.toarray()")
+    items: list | np.ndarray
     if isinstance(y, (list, tuple)) and per_step:
         items = list(y)                                  # one array per sequence, each checked for length
     else:
-        items = np.asarray(y)
-        if items.ndim == 0:
+        arr = np.asarray(y)
+        if arr.ndim == 0:
             raise ValueError(f"{name} must be an array with one entry per sequence, got a scalar")
+        items = arr
     if len(items) != seqs.n:
         raise ValueError(f"Found input variables with inconsistent numbers of samples: [{seqs.n}, {len(items)}]")
     return items
@@ -369,7 +371,8 @@ def _make_rng(random_state: Any) -> np.random.Generator:
             raise TypeError("random_state must be None, an int or a numpy random generator, got a bool")
         if isinstance(random_state, numbers.Integral) and random_state < 0:
             raise ValueError(f"random_state must be >= 0, got {random_state}")
-        return np.random.default_rng(random_state)
+        # numbers.Integral is int or np.integer here; typeshed does not relate int to the numbers ABCs
+        return np.random.default_rng(cast("int | np.integer | np.random.SeedSequence | None", random_state))
     if isinstance(random_state, np.random.Generator):
         return random_state
     if isinstance(random_state, np.random.RandomState):
@@ -634,6 +637,7 @@ class _SequenceEstimator(BaseEstimator):
         a = self._arch
         common = dict(dropout=a["dropout"], bidirectional=a.get("bidirectional", False), dtype=a["dtype"],
                       seed=seed_rnn)
+        rnn: Elman | LSTM | GRU
         if a["cell"] == "elman":
             rnn = Elman(self.input_size_, a["hidden_size"], a["num_layers"], nonlinearity=a["nonlinearity"],
                         **common)
@@ -732,7 +736,11 @@ class _SequenceEstimator(BaseEstimator):
                 xc = x[s:e] if all_rows else x[s:e, rows]                          # (k, B', I)
                 state = (h, c) if lstm else h
                 if not all_rows:
-                    state = (h[:, rows], c[:, rows]) if lstm else h[:, rows]
+                    if lstm:
+                        assert c is not None                                       # c is set exactly for an LSTM
+                        state = (h[:, rows], c[:, rows])
+                    else:
+                        state = h[:, rows]
                 out, new_state = self.rnn_(xc, state, lengths=None if lengths is None else lens)
                 if self._output == "last":
                     done = np.flatnonzero(ends[rows] <= e)                         # sequences ending here
@@ -769,6 +777,7 @@ class _SequenceEstimator(BaseEstimator):
                 else:
                     h[:, rows] = hn
                     if lstm:
+                        assert c is not None
                         c[:, rows] = cn
         return loss_sum, entries
 
@@ -796,6 +805,7 @@ class _SequenceEstimator(BaseEstimator):
         idx = np.arange(seqs.n) if idx is None else idx
         self.rnn_.eval()
         W = self.head_.weight.data.astype(np.float64)                               # (O, H)
+        assert self.head_.bias is not None                                          # _make_layers: bias=True
         b = self.head_.bias.data.astype(np.float64)
         parts = []
         with _num_threads(self.n_threads):

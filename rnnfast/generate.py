@@ -99,6 +99,7 @@ def generate(estimator: Any, prime: Any, n_steps: int, *, feedback: Optional[Cal
     rnn.eval()
     out, state = rnn(p[:, None, :].astype(rnn.dtype))                 # prime: (T0, 1, I) → state after T0
     h = np.asarray(out[-1], np.float64)                                # (1, H)
+    assert head.bias is not None                                       # the estimators' head has a bias
     W, b = head.weight.data.astype(np.float64), head.bias.data.astype(np.float64)
     results = []
     for _ in range(n_steps):

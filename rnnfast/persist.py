@@ -20,11 +20,14 @@ import json
 import os
 import tempfile
 import zipfile
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .distributed import Communicator
+
+if TYPE_CHECKING:                                         # imported lazily at run time: see _estimator_classes
+    from .estimators import _SequenceEstimator
 
 __all__ = ["save", "load", "FORMAT_VERSION"]
 
@@ -36,7 +39,7 @@ _FITTED_ATTRS = ("n_features_in_", "input_size_", "fit_layout_", "n_outputs_", "
                  "best_epoch_", "_output", "_arch", "_y_has_output_axis")
 
 
-def _estimator_classes() -> dict[str, type]:
+def _estimator_classes() -> dict[str, type[_SequenceEstimator]]:
     from .estimators import SequenceClassifier, SequenceRegressor
 
     return {cls.__name__: cls for cls in (SequenceClassifier, SequenceRegressor)}
@@ -90,7 +93,9 @@ def save(estimator: Any, path: str | os.PathLike) -> str:
     fd, tmp = tempfile.mkstemp(prefix=".rnnfast-", suffix=".tmp", dir=directory)
     try:
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, **{_META_KEY: np.array(json.dumps(meta))}, **arrays)
+            # One dict of Any: mypy checks a **dict[str, ndarray] against savez's allow_pickle: bool too.
+            members: dict[str, Any] = {_META_KEY: np.array(json.dumps(meta)), **arrays}   # keys never clash
+            np.savez(f, **members)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)                             # atomic: path is the old file or the new one
@@ -139,7 +144,7 @@ def load(path: str | os.PathLike) -> Any:
                          f"({FORMAT_VERSION}); upgrade rnnfast (the file was written by rnnfast "
                          f"{meta.get('rnnfast_version')})")
     classes = _estimator_classes()
-    cls = classes.get(meta.get("class"))
+    cls = classes.get(meta.get("class", ""))             # no "class": the empty name, no estimator
     if cls is None:
         raise _fail(path, f"unknown estimator class {meta.get('class')!r}")
     spec = meta.get("arrays", {})

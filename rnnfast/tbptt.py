@@ -24,17 +24,37 @@ after a pass, ``.grad`` holds the TBPTT gradient Σ_j ∇_j of the whole stream 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Iterable, Iterator, List, Optional, Protocol, Tuple
 
 import numpy as np
 
-from ._module import Module, Parameter
+from ._module import Parameter
 from ._validation import check_int, check_positive
 from .clip import clip_grad_norm_
 
 __all__ = ["chunk_bounds", "iter_chunks", "detach_state", "TruncatedBPTT", "TBPTTResult"]
 
 LossFn = Callable[[np.ndarray, Any], Tuple[Any, np.ndarray]]
+
+
+class _Layer(Protocol):
+    """What :class:`TruncatedBPTT` uses of ``layer`` (``rnnfast.Elman`` / ``LSTM`` / ``GRU``)."""
+
+    def __call__(self, x: Any, hx: Any, /) -> Any: ...                 # -> (out, state)
+
+    def backward(self, dout: Any, dstate: Any, /) -> Any: ...
+
+    def parameters(self) -> List[Parameter]: ...
+
+
+class _Head(Protocol):
+    """What :class:`TruncatedBPTT` uses of ``head`` (e.g. ``rnnfast.Linear``)."""
+
+    def __call__(self, x: Any, /) -> Any: ...
+
+    def backward(self, dy: Any, /) -> Any: ...
+
+    def parameters(self) -> List[Parameter]: ...
 
 
 def chunk_bounds(T: int, k: int) -> List[Tuple[int, int]]:
@@ -117,7 +137,7 @@ class TruncatedBPTT:
     afterwards when ``optimizer`` is None), so gradients from outside the pass never leak into an update.
     """
 
-    def __init__(self, layer: Module, loss: LossFn, k: int = 20, head: Optional[Module] = None,
+    def __init__(self, layer: _Layer, loss: LossFn, k: int = 20, head: Optional[_Head] = None,
                  optimizer: Any = None, max_norm: Optional[float] = None):
         for name, mod in (("layer", layer), ("head", head)):
             if mod is None and name == "head":
@@ -169,6 +189,7 @@ class TruncatedBPTT:
         if self.optimizer is not None:
             self.optimizer.step()
         else:
+            assert saved is not None                                  # saved exactly when there is no optimizer
             for p, g in zip(params, saved):
                 p.grad += g                                           # Σ_j ∇_j
         return value, detach_state(new_state)
