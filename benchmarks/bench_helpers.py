@@ -5,16 +5,12 @@ import math
 import time
 
 import rnnfast
-from rnnfast.bench import GRID, STREAM_SIZE, VARLEN_SHAPE, train_flops, varlen_lengths  # noqa: F401
+from rnnfast.bench import CELLS, GRID, STREAM_SIZE, VARLEN_SHAPE, train_flops, varlen_lengths  # noqa: F401
+from rnnfast.bench import _make_layer as make_layer  # noqa: F401
 
-CELLS = ("lstm", "elman")
 ROUND_TIME = 0.005      # s: calls per round are batched up to this, so tiny steps are timeable
 TOTAL_TIME = 0.4        # s: the rounds of one benchmark add up to about this
 MIN_ROUNDS, MAX_ROUNDS = 3, 25
-
-
-def make_layer(cell, I, H, seed=0):
-    return (rnnfast.LSTM if cell == "lstm" else rnnfast.Elman)(I, H, dtype="float32", seed=seed)
 
 
 def shape_id(shape):

@@ -17,11 +17,11 @@ def _close(actual, expected, name):
     np.testing.assert_allclose(actual, expected, rtol=RTOL, atol=ATOL * scale, err_msg=name)
 
 
-@pytest.mark.parametrize("cell", ["elman", "lstm"])
+@pytest.mark.parametrize("cell", ["elman", "lstm", "gru"])
 @pytest.mark.parametrize("T,B,I,H", [(7, 3, 5, 4), (20, 8, 16, 32), (1, 1, 3, 2)])
 def test_numpy_baseline_matches_rnnfast(cell, T, B, I, H):
     rng = np.random.default_rng(T * 100 + B)
-    layer = (rnnfast.LSTM if cell == "lstm" else rnnfast.Elman)(I, H, dtype="float32", seed=1)
+    layer = {"lstm": rnnfast.LSTM, "gru": rnnfast.GRU, "elman": rnnfast.Elman}[cell](I, H, dtype="float32", seed=1)
     ref = NumpyRNN.from_state_dict(cell, layer.state_dict())
     x = rng.standard_normal((T, B, I)).astype(np.float32)
     dout = rng.standard_normal((T, B, H)).astype(np.float32)

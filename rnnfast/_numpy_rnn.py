@@ -1,4 +1,4 @@
-"""A careful vectorised NumPy training step (forward + BPTT) for Elman (tanh) and LSTM: the baseline that
+"""A careful vectorised NumPy training step (forward + BPTT) for Elman (tanh), LSTM and GRU: the baseline that
 ``python -m rnnfast.bench`` compares rnnfast against. Written for speed within NumPy, not for clarity (the
 clear reference lives in tests/reference.py).
 
@@ -15,6 +15,10 @@ Elman:  h_t = tanh(a_t),                 dA_t = (1 − h_t²) ⊙ dh_t
 LSTM:   i, f, g, o = σ, σ, tanh, σ (a_t),  c_t = f ⊙ c_{t-1} + i ⊙ g,  h_t = o ⊙ tanh(c_t)
         dc_t = dc_{t+1}·f_{t+1} + dh_t ⊙ o ⊙ (1 − tanh²c_t)
         dA = [dc⊙g⊙i(1−i), dc⊙c_{t-1}⊙f(1−f), dc⊙i⊙(1−g²), dh⊙tanh(c_t)⊙o(1−o)]
+GRU:    r, z = σ(a_{r,z} + h_{t-1} W_h{r,z}ᵀ),  hn = h_{t-1} W_hnᵀ + b_hn,  n = tanh(a_n + r ⊙ hn)
+        h_t = (1 − z) ⊙ n + z ⊙ h_{t-1}   (a = x W_ihᵀ + b_ih + [b_hr, b_hz, 0])
+        dA = [da_n⊙hn⊙r(1−r), dh⊙(h_{t-1} − n)⊙z(1−z), da_n],  da_n = dh⊙(1 − z)⊙(1 − n²); the recurrent
+        side uses r ⊙ da_n in the n block, and dh_{t-1} = dh ⊙ z + dA^h W_hh
 
 Parameters use torch's names and shapes (``weight_ih_l0`` (G·H, I), ...), one layer, zero initial state
 unless given. Everything runs in the dtype of the weights (float32 in the benchmark).
@@ -30,22 +34,25 @@ __all__ = ["NumpyRNN"]
 
 
 class NumpyRNN:
-    """One-layer Elman (tanh) or LSTM with a vectorised NumPy ``train_step``.
+    """One-layer Elman (tanh), LSTM or GRU with a vectorised NumPy ``train_step``.
 
     ``train_step(x, dout)`` runs forward + BPTT for the loss ``sum(out * dout)`` and returns
     ``(out, dx, grads)``; ``grads`` maps torch's parameter names to their gradients (fresh arrays).
     """
 
     def __init__(self, cell: str, w_ih: np.ndarray, w_hh: np.ndarray, b_ih: np.ndarray, b_hh: np.ndarray):
-        if cell not in ("lstm", "elman"):
-            raise ValueError(f"cell must be 'lstm' or 'elman', got {cell!r}")
+        if cell not in ("lstm", "gru", "elman"):
+            raise ValueError(f"cell must be 'lstm', 'gru' or 'elman', got {cell!r}")
         self.cell = cell
-        self.G = 4 if cell == "lstm" else 1
+        self.G = {"lstm": 4, "gru": 3, "elman": 1}[cell]
         self.w_ih = np.ascontiguousarray(w_ih)                     # (GH, I)
         self.w_hh = np.ascontiguousarray(w_hh)                     # (GH, H)
         self.dtype = self.w_ih.dtype
-        self.bias = (np.asarray(b_ih) + np.asarray(b_hh)).astype(self.dtype)   # (GH,)
         self.H = self.w_hh.shape[1]
+        self.bias = (np.asarray(b_ih) + np.asarray(b_hh)).astype(self.dtype)   # (GH,)
+        if cell == "gru":                                           # b_hn stays inside r ⊙ (·)
+            self.bias[2 * self.H:] = np.asarray(b_ih)[2 * self.H:]
+            self.b_hn = np.asarray(b_hh, self.dtype)[2 * self.H:]  # (H,)
         self.w_ih_T = np.ascontiguousarray(self.w_ih.T)             # (I, GH): row-major operands for matmul
         self.w_hh_T = np.ascontiguousarray(self.w_hh.T)             # (H, GH)
 
@@ -69,6 +76,23 @@ class NumpyRNN:
                 np.add(A[t], rec, out=A[t])
                 np.tanh(A[t], out=hs[t + 1])
             return A, hs, None, None
+        if self.cell == "gru":
+            hn = np.empty((T, B, H), self.dtype)                     # (T, B, H) h_{t-1} W_hnᵀ + b_hn
+            tmp = np.empty((B, H), self.dtype)
+            for t in range(T):
+                a = A[t]                                             # (B, 3H) becomes r, z, n
+                np.matmul(hs[t], self.w_hh_T, out=rec)
+                np.add(a[:, :2 * H], rec[:, :2 * H], out=a[:, :2 * H])
+                expit(a[:, :2 * H], out=a[:, :2 * H])                # r, z
+                np.add(rec[:, 2 * H:], self.b_hn, out=hn[t])
+                np.multiply(a[:, :H], hn[t], out=tmp)
+                a[:, 2 * H:] += tmp
+                np.tanh(a[:, 2 * H:], out=a[:, 2 * H:])              # n
+                z, n = a[:, H:2 * H], a[:, 2 * H:]
+                np.subtract(hs[t], n, out=tmp)
+                tmp *= z
+                np.add(n, tmp, out=hs[t + 1])                        # h = n + z (h_prev − n)
+            return A, hs, hn, None
         cs = np.empty((T + 1, B, H), self.dtype)                     # (T+1, B, H): c_0 … c_T
         cs[0] = c0
         tanh_c = np.empty((T, B, H), self.dtype)
@@ -109,7 +133,40 @@ class NumpyRNN:
         dA = A                                                       # (T, B, GH) overwritten step by step
         dh = np.zeros((B, H), self.dtype)                            # dL/dh_t flowing back
         tmp = np.empty((B, H), self.dtype)
-        if self.cell == "elman":
+        dAh = None                                                   # GRU: the recurrent side's n block
+        if self.cell == "gru":
+            hn = cs                                                  # (T, B, H), overwritten by r ⊙ da_n
+            dtmp = np.empty((B, H), self.dtype)
+            rec = np.empty((B, GH), self.dtype)                      # (B, 3H) dA^h_t
+            for t in reversed(range(T)):
+                a = A[t]
+                r, z, n = a[:, :H], a[:, H:2 * H], a[:, 2 * H:]
+                dh += dout[t]
+                # da_z = dh ⊙ (h_prev − n) ⊙ z(1 − z), into rec's z block
+                np.subtract(hs[t], n, out=tmp)
+                tmp *= dh
+                np.subtract(1, z, out=dtmp)
+                dtmp *= z
+                np.multiply(tmp, dtmp, out=rec[:, H:2 * H])
+                # da_n = dh ⊙ (1 − z) ⊙ (1 − n²), written over n
+                np.subtract(1, z, out=dtmp)
+                dtmp *= dh
+                np.multiply(n, n, out=tmp)
+                np.subtract(1, tmp, out=tmp)
+                np.multiply(dtmp, tmp, out=n)
+                # da_r = da_n ⊙ hn ⊙ r(1 − r), into rec's r block; recurrent n block r ⊙ da_n
+                np.subtract(1, r, out=tmp)
+                tmp *= r
+                tmp *= hn[t]
+                np.multiply(n, tmp, out=rec[:, :H])
+                np.multiply(n, r, out=rec[:, 2 * H:])
+                hn[t] = rec[:, 2 * H:]
+                dh *= z                                              # the direct path h_prev → h
+                a[:, H:2 * H] = rec[:, H:2 * H]
+                a[:, :H] = rec[:, :H]                                # dA (input side): [da_r, da_z, da_n]
+                dh += np.matmul(rec, self.w_hh)                      # dh_{t-1} = dh ⊙ z + dA^h_t W_hh
+            dAh = np.concatenate([dA[:, :, :2 * H], hn], axis=2).reshape(T * B, GH)
+        elif self.cell == "elman":
             for t in reversed(range(T)):
                 dh += dout[t]
                 h = hs[t + 1]
@@ -155,12 +212,12 @@ class NumpyRNN:
                 dc, dtmp = dtmp, dc                                  # dc_{t-1}
                 np.matmul(a, self.w_hh, out=dh)                      # dh_{t-1} = dA_t W_hh
         dA2 = dA.reshape(T * B, GH)
+        dAh2 = dA2 if dAh is None else dAh                          # (T·B, GH) the recurrent side
         grads = {
             "weight_ih_l0": np.matmul(dA2.T, x.reshape(T * B, I)),   # (GH, I)
-            "weight_hh_l0": np.matmul(dA2.T, hs[:T].reshape(T * B, H)),   # (GH, H)
+            "weight_hh_l0": np.matmul(dAh2.T, hs[:T].reshape(T * B, H)),   # (GH, H)
         }
-        db = dA2.sum(axis=0)
-        grads["bias_ih_l0"] = db
-        grads["bias_hh_l0"] = db.copy()
+        grads["bias_ih_l0"] = dA2.sum(axis=0)
+        grads["bias_hh_l0"] = dAh2.sum(axis=0)
         dx = np.matmul(dA2, self.w_ih).reshape(T, B, I)              # (T, B, I)
         return hs[1:], dx, grads
