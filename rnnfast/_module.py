@@ -153,7 +153,11 @@ class Module:
             if hasattr(value, "detach") and hasattr(value, "numpy"):  # a torch tensor
                 value = value.detach().cpu().numpy()
             try:
-                arr = np.asarray(value, dtype=own[name].dtype)
+                arr = np.asarray(value)
+                if arr.dtype.kind == "c":
+                    raise TypeError(f"complex dtype {arr.dtype}")
+                if arr.shape == own[name].shape:  # only then convert, which could copy something huge
+                    arr = arr.astype(own[name].dtype, copy=False)
             except (TypeError, ValueError) as exc:
                 raise TypeError(f"load_state_dict: entry {name!r} is not numeric: {exc}") from exc
             if arr.shape != own[name].shape:

@@ -4,7 +4,8 @@ The kernels parallelise over batch chunks with OpenMP and call BLAS from inside 
 threaded BLAS there would oversubscribe the cores and pay a thread hand-off per small GEMM. While a kernel
 runs, :func:`blas_single_thread` holds every BLAS that threadpoolctl sees (scipy's OpenBLAS among them) to
 one thread, and restores the previous limits afterwards. It is reference-counted, so concurrent calls
-from several Python threads restore the limits only when the last one leaves.
+from several Python threads restore the limits only when the last one leaves, and it works from any
+thread (rnnfast inside a thread pool included): see :func:`_set_blas_threads`.
 """
 from __future__ import annotations
 
@@ -54,8 +55,8 @@ def set_num_threads(n: int) -> None:
     if isinstance(n, bool) or not isinstance(n, int) and not hasattr(n, "__index__"):
         raise TypeError(f"n must be a positive int, got {type(n).__name__}")
     n = int(n)
-    if n < 1:
-        raise ValueError(f"n must be a positive int, got {n}")
+    if not 1 <= n <= 2**31 - 1:  # the kernels take a C int
+        raise ValueError(f"n must be a positive int below 2**31, got {n}")
     _num_threads = n if openmp_enabled() else 1
 
 
@@ -79,6 +80,22 @@ def _blas_controllers() -> list:
     return _controllers
 
 
+def _set_blas_threads(lc, n: int) -> None:
+    """``lc.set_num_threads(n)``, effective from any Python thread.
+
+    threadpoolctl (>= 3.6) lets only one "controlling" thread change a pthreads OpenBLAS and silently ignores
+    the others, and the first thread to set a limit keeps control: after one rnnfast call on the main thread,
+    calls from a thread pool would leave BLAS threaded inside the kernels. The pool is process-wide either
+    way, so take control for this one change and hand it back.
+    """
+    clear = getattr(type(lc), "clear_controlling_thread", None)
+    if clear is not None:
+        clear(force=True)
+    lc.set_num_threads(n)
+    if clear is not None:
+        clear()
+
+
 @contextlib.contextmanager
 def blas_single_thread() -> Iterator[None]:
     """Hold BLAS to one thread for the duration (cheap: two C calls per library)."""
@@ -90,7 +107,7 @@ def blas_single_thread() -> Iterator[None]:
                 n = lc.get_num_threads()
                 if n is not None and n != 1:
                     _saved.append((lc, n))
-                    lc.set_num_threads(1)
+                    _set_blas_threads(lc, 1)
         _depth += 1
     try:
         yield
@@ -99,5 +116,5 @@ def blas_single_thread() -> Iterator[None]:
             _depth -= 1
             if _depth == 0:
                 for lc, n in _saved:
-                    lc.set_num_threads(n)
+                    _set_blas_threads(lc, n)
                 _saved.clear()

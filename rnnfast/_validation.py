@@ -9,7 +9,7 @@ Wrong types raise ``TypeError``; values out of range raise ``ValueError``. NaN i
 from __future__ import annotations
 
 import numbers
-from typing import Any, Collection, Iterable
+from typing import Any, Collection, Hashable, Iterable
 
 import numpy as np
 
@@ -59,8 +59,9 @@ def check_int(name: str, value: Any, minimum: int | None = None) -> int:
 
 
 def check_choice(name: str, value: Any, choices: Collection[Any]) -> Any:
-    """Return ``value`` if it is one of ``choices``."""
-    if value not in choices:
+    """Return ``value`` if it is one of ``choices``. Unhashable values (arrays, lists) are never one: an array
+    is not compared elementwise, which for a large one would allocate a large boolean array."""
+    if not isinstance(value, Hashable) or value not in choices:
         raise ValueError(f"{name} must be one of {sorted(map(repr, choices))}, got {value!r}")
     return value
 

@@ -87,12 +87,14 @@ def _check_shape(name: str, arr: np.ndarray, expected: Tuple[int, ...], what: st
 def _check_lengths(lengths: Any, T: int, B: int) -> Optional[np.ndarray]:
     if lengths is None:
         return None
-    arr = np.asarray(lengths)
-    # integral floats pass (np.array([]) is float64); they are range-checked before the cast to int
-    if arr.dtype.kind not in "iuf" or (arr.dtype.kind == "f" and not np.all(arr == np.round(arr))):
+    arr = _as_float_array("lengths", lengths, None)
+    if arr.dtype.kind == "b":
         raise TypeError(f"lengths must be an integer array, got dtype {arr.dtype}")
     if arr.shape != (B,):
         raise ValueError(f"lengths must have shape (B,) = ({B},), got {arr.shape}")
+    # integral floats pass (np.array([]) is float64); they are range-checked before the cast to int
+    if arr.dtype.kind == "f" and not np.all(arr == np.round(arr)):
+        raise TypeError(f"lengths must be an integer array, got non-integer values of dtype {arr.dtype}")
     if B and (arr.min() < 1 or arr.max() > T):
         raise ValueError(f"lengths must lie in [1, T] = [1, {T}], got min {arr.min()}, max {arr.max()}")
     return np.ascontiguousarray(arr, dtype=np.intc)
@@ -107,15 +109,15 @@ def _physical_memory() -> Optional[int]:
         return None
 
 
-def _check_memory(nbytes: int, what: str, shape: Tuple[int, ...] = ()) -> None:
+def _check_memory(nbytes: int, what: str, shape: Tuple[int, ...] = (),
+                  hint: str = "split the batch, or the sequence into chunks (rnnfast.TruncatedBPTT)") -> None:
     """MemoryError now if ``nbytes`` exceed the physical memory: with overcommit such an allocation can
     succeed and the process be killed later, while the kernel writes into it."""
     total = _physical_memory()
     if total and nbytes > total:
         what += f" of shape {shape}" if shape else ""
-        raise MemoryError(f"{what} needs at least {nbytes / 2**30:.1f} GiB, more than this machine's "
-                          f"{total / 2**30:.1f} GiB of memory; use a smaller batch or model, or shorter chunks "
-                          "(rnnfast.TruncatedBPTT)")
+        raise MemoryError(f"{what} needs at least {nbytes / 2**30:.3g} GiB, more than this machine's "
+                          f"{total / 2**30:.3g} GiB of memory; {hint}")
 
 
 def _readonly(arr: np.ndarray) -> np.ndarray:
@@ -130,7 +132,7 @@ class _Recurrent(Module):
 
     _gate_count = 1
     _has_cell_state = False
-    _transient = {**Module._transient, "_cache": lambda: None, "_workspace": dict}
+    _transient = {**Module._transient, "_cache": lambda: None, "_workspace": dict, "_verified": list}
     # Fixed at construction: the parameters' shapes and dtype, and the kernels' buffers, follow from them.
     _FROZEN = frozenset({"input_size", "hidden_size", "num_layers", "bidirectional", "dtype", "_cell",
                          "nonlinearity"})
@@ -154,9 +156,9 @@ class _Recurrent(Module):
         if GH * max(self.input_size, D * H) > _INT_MAX:
             raise ValueError(f"hidden_size {H} and input_size {self.input_size} are too large for "
                              "32-bit BLAS indexing")
-        n_params = sum(GH * ((self.input_size if k == 0 else D * H) + H + 2 * self.bias)
-                       for k in range(self.num_layers)) * D
-        _check_memory(n_params * (2 * self.dtype.itemsize + 8), "the parameters (data, grad, float64 init)")
+        n_params = D * GH * (self.input_size + (self.num_layers - 1) * D * H + self.num_layers * (H + 2 * self.bias))
+        _check_memory(n_params * (2 * self.dtype.itemsize + 8), "the parameters (data, grad, float64 init)",
+                      hint="use a smaller model")
         bound = 1.0 / math.sqrt(H)
         for k in range(self.num_layers):
             in_k = self.input_size if k == 0 else D * H
@@ -467,7 +469,8 @@ class _Recurrent(Module):
         L, H, GH = self.num_layers, self.hidden_size, self._gate_count * self.hidden_size
         if B * max(self._width, 4 * H) > _INT_MAX:
             raise ValueError(f"x_t has B = {B} rows, too many for 32-bit indexing; split the batch")
-        _check_memory(self.dtype.itemsize * B * (self.input_size + GH + 8 * L * H), "step on x_t", arr.shape)
+        _check_memory(self.dtype.itemsize * B * (self.input_size + GH + 8 * L * H), "step on x_t", arr.shape,
+                      hint="split the batch")
         if not ready:
             arr = np.ascontiguousarray(arr, dtype=self.dtype)
         lstm = self._has_cell_state

@@ -14,8 +14,8 @@ trailing axes, so a ``(T, B)`` mask weights a ``(T, B, O)`` prediction per step;
 weight once per element it covers (``O`` times here), so an all-ones mask gives exactly the unmasked
 loss. Weights must be finite and >= 0. Entries of weight 0 are ignored entirely: they add nothing to
 ``L``, get an exact zero gradient even if the prediction there is not finite, and (cross-entropy) their
-labels are not range-checked, so padding labels such as ``-100`` are fine. A mean whose weights sum to 0
-raises ``ValueError`` (torch would return NaN).
+labels are not range-checked, so padding labels such as ``-100`` are fine. A mean whose weights sum to 0,
+or over an empty prediction, raises ``ValueError`` (torch would return NaN).
 
 Losses, per element (``d`` prediction, ``y`` target):
 
@@ -79,7 +79,8 @@ def _reduce(loss: np.ndarray, grad: np.ndarray, w: np.ndarray | None,
     value = float(np.sum(loss, dtype=np.float64))
     if reduction == "mean":
         if total == 0:
-            raise ValueError("reduction='mean' with weights (mask) summing to zero is undefined")
+            raise ValueError("reduction='mean' over no entries (an empty prediction, or mask weights summing "
+                             "to zero) is undefined; use reduction='sum'")
         value /= total
         grad *= 1.0 / total
     return value, grad

@@ -5,6 +5,8 @@ with in-place NumPy operations on two scratch arrays per parameter. Notation: θ
 gradient, γ learning rate, λ weight decay, t the step count (from 1).
 
 Common to all: ``g ← −g`` if ``maximize``; then, except in AdamW, the L2 term ``g ← g + λθ``.
+Hyper-parameters are checked as given: γ, λ, ε and μ must be finite and >= 0 (``ValueError`` otherwise;
+torch accepts an infinite one, which turns every weight into inf or NaN at the first step).
 
 SGD (momentum μ, dampening τ)::
 
@@ -51,10 +53,14 @@ from typing import Any, Callable, Iterable, Mapping
 import numpy as np
 
 from ._module import Parameter
-from ._validation import (check_choice, check_int, check_nonnegative, check_parameters, check_positive,
-                          check_real)
+from ._validation import check_choice, check_int, check_nonnegative, check_parameters, check_real
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "LRScheduler", "StepLR", "ReduceLROnPlateau"]
+
+
+def _check_rate(name: str, value: Any) -> float:
+    """A finite real >= 0: an infinite learning rate, decay or momentum turns every weight into inf/NaN."""
+    return check_real(name, value, 0.0, math.inf, high_inclusive=False)
 
 
 def _param_list(params: Any) -> list[Parameter]:
@@ -112,7 +118,7 @@ class Optimizer:
 
     @lr.setter
     def lr(self, value: float) -> None:
-        self.param_groups[0]["lr"] = check_nonnegative("lr", value)
+        self.param_groups[0]["lr"] = _check_rate("lr", value)
 
     def zero_grad(self) -> None:
         """Fill every parameter's ``.grad`` with zeros."""
@@ -152,7 +158,9 @@ class Optimizer:
         Everything is checked (group count, parameter count, hyper-parameter names, buffer shapes) before
         anything changes; mismatches raise ``KeyError``/``ValueError``.
         """
-        if not isinstance(state_dict, Mapping) or set(state_dict) != {"state", "param_groups"}:
+        if not isinstance(state_dict, Mapping):
+            raise TypeError(f"state_dict must be a mapping, got {type(state_dict).__name__}")
+        if set(state_dict) != {"state", "param_groups"}:
             raise KeyError("state_dict must be a mapping with exactly the keys 'state' and 'param_groups'")
         saved_groups = list(state_dict["param_groups"])
         if len(saved_groups) != len(self.param_groups):
@@ -201,9 +209,10 @@ class SGD(Optimizer):
     def __init__(self, params: Iterable[Parameter], lr: float = 1e-3, momentum: float = 0,
                  dampening: float = 0, weight_decay: float = 0, nesterov: bool = False, *,
                  maximize: bool = False) -> None:
-        defaults = {"lr": check_nonnegative("lr", lr), "momentum": check_nonnegative("momentum", momentum),
-                    "dampening": check_real("dampening", dampening),
-                    "weight_decay": check_nonnegative("weight_decay", weight_decay),
+        defaults = {"lr": _check_rate("lr", lr), "momentum": _check_rate("momentum", momentum),
+                    "dampening": check_real("dampening", dampening, -math.inf, math.inf, low_inclusive=False,
+                                            high_inclusive=False),
+                    "weight_decay": _check_rate("weight_decay", weight_decay),
                     "nesterov": bool(nesterov), "maximize": bool(maximize)}
         if nesterov and (defaults["momentum"] <= 0 or defaults["dampening"] != 0):
             raise ValueError("nesterov=True requires momentum > 0 and dampening = 0")
@@ -245,8 +254,8 @@ class Adam(Optimizer):
             raise TypeError(f"betas must be a pair of floats, got {betas!r}")
         betas = (check_real("betas[0]", betas[0], 0.0, 1.0, high_inclusive=False),
                  check_real("betas[1]", betas[1], 0.0, 1.0, high_inclusive=False))
-        defaults = {"lr": check_nonnegative("lr", lr), "betas": betas, "eps": check_nonnegative("eps", eps),
-                    "weight_decay": check_nonnegative("weight_decay", weight_decay),
+        defaults = {"lr": _check_rate("lr", lr), "betas": betas, "eps": _check_rate("eps", eps),
+                    "weight_decay": _check_rate("weight_decay", weight_decay),
                     "amsgrad": bool(amsgrad), "maximize": bool(maximize)}
         super().__init__(params, defaults)
 
@@ -297,10 +306,10 @@ class RMSprop(Optimizer):
     def __init__(self, params: Iterable[Parameter], lr: float = 1e-2, alpha: float = 0.99,
                  eps: float = 1e-8, weight_decay: float = 0, momentum: float = 0, centered: bool = False,
                  *, maximize: bool = False) -> None:
-        defaults = {"lr": check_nonnegative("lr", lr), "alpha": check_real("alpha", alpha, 0.0, 1.0),
-                    "eps": check_nonnegative("eps", eps),
-                    "weight_decay": check_nonnegative("weight_decay", weight_decay),
-                    "momentum": check_nonnegative("momentum", momentum), "centered": bool(centered),
+        defaults = {"lr": _check_rate("lr", lr), "alpha": check_real("alpha", alpha, 0.0, 1.0),
+                    "eps": _check_rate("eps", eps),
+                    "weight_decay": _check_rate("weight_decay", weight_decay),
+                    "momentum": _check_rate("momentum", momentum), "centered": bool(centered),
                     "maximize": bool(maximize)}
         super().__init__(params, defaults)
 
@@ -372,7 +381,7 @@ class StepLR(LRScheduler):
 
     def __init__(self, optimizer: Optimizer, step_size: int, gamma: float = 0.1) -> None:
         self.step_size = check_int("step_size", step_size, 1)
-        self.gamma = check_positive("gamma", gamma)
+        self.gamma = check_real("gamma", gamma, 0.0, math.inf, low_inclusive=False, high_inclusive=False)
         super().__init__(optimizer)
 
     def step(self) -> None:

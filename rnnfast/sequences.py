@@ -59,8 +59,10 @@ def pad_sequences(sequences: Iterable[Any], dtype: Any = "float32", batch_first:
     dt = _numeric_dtype(dtype)
     if isinstance(padding_value, bool) or not isinstance(padding_value, (int, float, np.integer, np.floating)):
         raise TypeError(f"padding_value must be a real number, got {type(padding_value).__name__}")
-    if dt.kind in "iub" and float(padding_value) != int(padding_value):
-        raise ValueError(f"padding_value {padding_value!r} is not representable in dtype {dt}")
+    if dt.kind in "iub":
+        lo, hi = (0, 1) if dt.kind == "b" else (np.iinfo(dt).min, np.iinfo(dt).max)
+        if not (lo <= padding_value <= hi and padding_value == int(padding_value)):  # NaN fails the first
+            raise ValueError(f"padding_value {padding_value!r} is not representable in dtype {dt}")
     arrays: List[np.ndarray] = []
     for i, seq in enumerate(sequences):
         try:
@@ -117,6 +119,8 @@ def sequence_mask(lengths: Any, max_len: int | None = None, batch_first: bool = 
     if max_len is not None and (isinstance(max_len, bool) or not isinstance(max_len, (int, np.integer))):
         raise TypeError(f"max_len must be an int or None, got {type(max_len).__name__}")
     T = int(lens.max(initial=0)) if max_len is None else int(max_len)
+    if T < 0:
+        raise ValueError(f"max_len must be >= 0, got {T}")
     if lens.size and T < lens.max():
         raise ValueError(f"max_len = {T} is shorter than the longest sequence ({lens.max()})")
     m = (np.arange(T)[:, None] < lens[None, :]).astype(_numeric_dtype(dtype))   # (T, B)
