@@ -140,7 +140,7 @@ RF_CLONES static void NAME(int n, int H, int act, T *a, T *h) {                 
     size_t m = (size_t)n * H;                                                                     \
     if (act == RF_TANH) { RF_SIMD for (size_t j = 0; j < m; ++j) h[j] = TANH(a[j]); }             \
     else if (act == RF_SIGMOID) { RF_SIMD for (size_t j = 0; j < m; ++j) h[j] = SIG(a[j]); }      \
-    else { RF_SIMD for (size_t j = 0; j < m; ++j) h[j] = a[j] > 0 ? a[j] : 0; }                   \
+    else { RF_SIMD for (size_t j = 0; j < m; ++j) h[j] = a[j] <= 0 ? 0 : a[j]; } /* relu; NaN stays NaN */ \
 }
 RF_ELMAN_FWD(rf_elman_fwd_f, float, rf_sigmoidf, rf_tanhf)
 RF_ELMAN_FWD(rf_elman_fwd_d, double, rf_sigmoid, tanh)
@@ -155,7 +155,7 @@ RF_CLONES static void NAME(int n, int H, int act, const T *h, const T *dout, con
     } else if (act == RF_SIGMOID) {                                                               \
         RF_SIMD for (size_t j = 0; j < m; ++j) da[j] = (dout[j] + dh_in[j]) * h[j] * (1 - h[j]);  \
     } else {                                                                                      \
-        RF_SIMD for (size_t j = 0; j < m; ++j) da[j] = h[j] > 0 ? dout[j] + dh_in[j] : 0;         \
+        RF_SIMD for (size_t j = 0; j < m; ++j) da[j] = h[j] <= 0 ? 0 : dout[j] + dh_in[j];         \
     }                                                                                             \
 }
 RF_ELMAN_BWD(rf_elman_bwd_f, float)

@@ -50,17 +50,9 @@ def _h(cell, state):
 # ---- NaN and inf -----------------------------------------------------------------------------------------
 
 
-def _xfail_relu(cell, request):
-    if mode_of(cell) == "relu":
-        request.applymarker(pytest.mark.xfail(
-            reason="csrc/rnnfast_pointwise.h computes relu as `a > 0 ? a : 0`, which maps NaN to 0 "
-                   "(torch.relu keeps NaN); `a <= 0 ? 0 : a` would propagate it", strict=False))
-
-
 @param_bidirectional
 @param_cell
-def test_nan_in_x_gives_nan_out_in_that_row_only(cell, bidirectional, request):
-    _xfail_relu(cell, request)
+def test_nan_in_x_gives_nan_out_in_that_row_only(cell, bidirectional):
     T, B, I, H = 5, 3, 4, 3
     layer = make_layer(cell, I, H, num_layers=2, bidirectional=bidirectional, dtype="float64", seed=0)
     x = np.random.default_rng(0).uniform(-1, 1, (T, B, I))
@@ -79,13 +71,41 @@ def test_nan_in_x_gives_nan_out_in_that_row_only(cell, bidirectional, request):
 
     dx, dstate = layer.backward(np.ones(out.shape))
     assert np.all(np.isfinite(dx[:, others])) and np.all(np.isfinite(_h(cell, dstate)[:, others]))
-    assert np.isnan(dx[:, 1]).any() and np.isnan(_h(cell, dstate)[:, 1]).any()
+    if mode_of(cell) == "relu":
+        # relu's derivative is taken as 0 only where h <= 0, so at a NaN activation the gradient passes
+        # through unchanged and stays finite, exactly as in torch.nn.RNN (checked against torch below)
+        assert np.all(np.isfinite(dx[:, 1]))
+    else:
+        assert np.isnan(dx[:, 1]).any() and np.isnan(_h(cell, dstate)[:, 1]).any()
     assert np.isnan(layer.weight_hh_l0.grad).any(), "the batch sum of weight gradients sees the NaN row"
 
 
+@param_bidirectional
+@pytest.mark.parametrize("mode", ["relu", "tanh"])
+def test_nan_propagation_matches_torch(mode, bidirectional):
+    torch = pytest.importorskip("torch")
+    layer = rnnfast.Elman(4, 3, num_layers=2, nonlinearity=mode, bidirectional=bidirectional, dtype="float64",
+                          seed=0)
+    ref = torch.nn.RNN(4, 3, num_layers=2, nonlinearity=mode, bidirectional=bidirectional).double()
+    ref.load_state_dict({k: torch.tensor(v) for k, v in layer.state_dict().items()})
+    x = np.random.default_rng(0).uniform(-1, 1, (5, 3, 4))
+    x[2, 1, 0] = np.nan
+    out, _ = layer(x)
+    dx, dh0 = layer.backward(np.ones(out.shape))
+    xt = torch.tensor(x, requires_grad=True)
+    h0 = torch.zeros(layer.num_layers * (2 if bidirectional else 1), 3, 3, dtype=torch.float64, requires_grad=True)
+    out_t, _ = ref(xt, h0)
+    out_t.backward(torch.ones_like(out_t))
+    np.testing.assert_allclose(out, out_t.detach().numpy(), rtol=1e-12, equal_nan=True)
+    np.testing.assert_allclose(dx, xt.grad.numpy(), rtol=1e-12, equal_nan=True)
+    np.testing.assert_allclose(dh0, h0.grad.numpy(), rtol=1e-12, equal_nan=True)
+    for name, p in layer.named_parameters():
+        np.testing.assert_allclose(p.grad, dict(ref.named_parameters())[name].grad.numpy(), rtol=1e-12,
+                                   equal_nan=True, err_msg=name)
+
+
 @param_cell
-def test_nan_in_state_or_step_input_propagates(cell, request):
-    _xfail_relu(cell, request)
+def test_nan_in_state_or_step_input_propagates(cell):
     layer = make_layer(cell, 4, 3, num_layers=2, dtype="float64", seed=0)
     x = np.random.default_rng(0).uniform(-1, 1, (4, 3, 4))
     h0 = np.zeros((2, 3, 3))
