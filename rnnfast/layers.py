@@ -410,17 +410,18 @@ class _Recurrent(Module):
         with blas_single_thread():
             for k in reversed(range(L)):
                 runs = cache["layers"][k]["runs"]
-                dx = None                                           # (T, B, I_k)
-                for d in range(D):
-                    g_d = g if D == 1 else (np.ascontiguousarray(g[..., :H]) if d == 0
-                                            else self._reverse(g[..., H:], rev))
-                    dx_d = self._backward_run(k, d, runs[d], g_d, dh_n[k * D + d],
-                                              dc_n[k * D + d] if lstm else None, dh0[k * D + d],
-                                              dc0[k * D + d] if lstm else None, lens, fresh=(k == 0 and d == 0))
-                    if d == 1:
-                        dx += self._reverse(dx_d, rev)
-                    else:
-                        dx = dx_d
+
+                def direction(d: int, g_d: np.ndarray) -> np.ndarray:
+                    i = k * D + d                                   # this direction's row in the states
+                    return self._backward_run(k, d, runs[d], g_d, dh_n[i], None if dc_n is None else dc_n[i],
+                                              dh0[i], None if dc0 is None else dc0[i], lens,
+                                              fresh=(k == 0 and d == 0))
+
+                if D == 1:
+                    dx = direction(0, g)                            # (T, B, I_k)
+                else:
+                    dx = direction(0, np.ascontiguousarray(g[..., :H]))
+                    dx += self._reverse(direction(1, self._reverse(g[..., H:], rev)), rev)
                 if k > 0:
                     mask = cache["layers"][k - 1]["mask"]
                     g = dx if mask is None else np.multiply(dx, mask, out=dx)   # through dropout
@@ -488,7 +489,8 @@ class _Recurrent(Module):
             w_ih, w_hh, b_ih, b_hh = self._layer_params(k)
             bias, b_hn = self._kernel_biases(b_ih, b_hh, out=bias_buf)
             _recurrent.step(self._cell, layer_in, w_ih.data, w_hh.data, bias, b_hn, h[k],
-                            c[k] if lstm else None, gates, work, h_new[k], c_new[k] if lstm else None)
+                            None if c is None else c[k], gates, work, h_new[k],
+                            None if c_new is None else c_new[k])
             layer_in = h_new[k]
         return h_new[L - 1].copy(), self._pack_state(h_new, c_new)
 

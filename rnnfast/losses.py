@@ -64,8 +64,9 @@ def _reduce(loss: np.ndarray, grad: np.ndarray, w: np.ndarray | None,
     """
     loss = np.asarray(loss)
     extra = (slice(None),) * loss.ndim + (None,) * (grad.ndim - loss.ndim)  # w over a class axis
+    total: float
     if w is None:
-        total = loss.size
+        total = float(loss.size)
     else:
         loss = np.asarray(loss * w)
         grad *= w[extra]
@@ -73,7 +74,7 @@ def _reduce(loss: np.ndarray, grad: np.ndarray, w: np.ndarray | None,
         if ignored.any():  # exact zeros even where the prediction is inf/nan (0·inf = nan)
             loss[ignored] = 0
             grad[ignored] = 0
-        total = np.sum(w, dtype=np.float64)
+        total = float(np.sum(w, dtype=np.float64))
     if reduction == "none":
         return loss, grad
     value = float(np.sum(loss, dtype=np.float64))

@@ -181,7 +181,7 @@ class Optimizer:
             if i not in params:
                 raise ValueError(f"state_dict has state for parameter index {i!r}; "
                                  f"expected indices 0..{len(params) - 1}")
-            entry = {}
+            entry: dict[str, Any] = {}
             for key, value in saved.items():
                 if key == "step":
                     entry[key] = check_int("step", value, 0)

@@ -24,7 +24,7 @@ after a pass, ``.grad`` holds the TBPTT gradient Σ_j ∇_j of the whole stream 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Iterator, List, Optional, Protocol, Tuple
+from typing import Any, Callable, Iterable, Iterator, List, Optional, Protocol, Sequence, Tuple, Union, overload
 
 import numpy as np
 
@@ -57,14 +57,50 @@ class _Head(Protocol):
     def parameters(self) -> List[Parameter]: ...
 
 
-def chunk_bounds(T: int, k: int) -> List[Tuple[int, int]]:
-    """``[(0, k), (k, 2k), …, (m·k, T)]``: consecutive chunks of k steps covering ``range(T)``.
+class ChunkBounds(Sequence[Tuple[int, int]]):
+    """``[(0, k), (k, 2k), …, (m·k, T)]`` computed on demand, so any T costs O(1) memory."""
 
-    The last chunk is shorter when k does not divide T; ``T = 0`` gives ``[]``. ``k < 1`` raises ValueError.
+    def __init__(self, T: int, k: int):
+        self.T, self.k = T, k
+        self._starts = range(0, T, k)
+
+    def __len__(self) -> int:
+        return len(self._starts)
+
+    @overload
+    def __getitem__(self, i: int) -> Tuple[int, int]: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> List[Tuple[int, int]]: ...
+
+    def __getitem__(self, i: Union[int, slice]) -> Union[Tuple[int, int], List[Tuple[int, int]]]:
+        if isinstance(i, slice):
+            return [(s, min(s + self.k, self.T)) for s in self._starts[i]]
+        s = self._starts[i]
+        return (s, min(s + self.k, self.T))
+
+    def __iter__(self) -> Iterator[Tuple[int, int]]:
+        for s in self._starts:
+            yield (s, min(s + self.k, self.T))
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, ChunkBounds):
+            return (self.T, self.k) == (other.T, other.k) or list(self) == list(other)
+        return isinstance(other, Sequence) and list(self) == list(other)
+
+    def __repr__(self) -> str:
+        return f"chunk_bounds(T={self.T}, k={self.k})"
+
+
+def chunk_bounds(T: int, k: int) -> ChunkBounds:
+    """``[(0, k), (k, 2k), …, (m·k, T)]``: consecutive chunks of k steps covering ``range(T)``, as a lazy
+    sequence (a 10⁶-step or endless stream costs nothing to describe).
+
+    The last chunk is shorter when k does not divide T; ``T = 0`` gives no chunk. ``k < 1`` raises ValueError.
     """
     T = check_int("T", T, minimum=0)
     k = check_int("k", k, minimum=1)
-    return [(s, min(s + k, T)) for s in range(0, T, k)]
+    return ChunkBounds(T, k)
 
 
 def iter_chunks(x: Any, targets: Any, k: int, time_axis: int = 0) -> Iterator[Tuple[np.ndarray, Any]]:
