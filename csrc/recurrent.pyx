@@ -396,16 +396,20 @@ def backward(int cell,                                  # ELMAN_*, LSTM or GRU
 
 # ----------------------------------------------------------------------------------------- streaming step
 cdef void _step_rows(int cell, int B, int I, int H, const floating* x, const floating* w_ih,
-                     const floating* w_hh, const floating* bias, const floating* b_hn, const floating* h,
+                     const floating* w_hh, const floating* b_ih, const floating* b_hh, const floating* h,
                      const floating* c, floating* gates, floating* work, floating* h_out,
                      floating* c_out) noexcept nogil:
-    """One timestep for B rows by matrix-vector products: no packing, no BLAS, no threads."""
+    """One timestep for B rows by matrix-vector products: no packing, no BLAS, no threads.
+    Biases: gates start at b_ih + b_hh (GRU: b_hh's n block, b_hn, stays inside r ⊙ (·))."""
     cdef int GH = _gate_width(cell, H)
-    cdef int b
+    cdef int nb = 2 * H if cell == _GRU else GH    # how much of b_hh joins the input side
+    cdef int b, j
     cdef floating* gh = work                     # GRU: (B, 3H) h_{t-1} W_hhᵀ, then (B, H) hn
     for b in range(B):
-        if bias != NULL:
-            memcpy(gates + b * GH, bias, GH * sizeof(floating))
+        if b_ih != NULL:
+            memcpy(gates + b * GH, b_ih, GH * sizeof(floating))
+            for j in range(nb):
+                gates[b * GH + j] += b_hh[j]
         else:
             memset(gates + b * GH, 0, GH * sizeof(floating))
         if cell == _GRU:
@@ -423,9 +427,9 @@ cdef void _step_rows(int cell, int B, int I, int H, const floating* x, const flo
             rf_lstm_fwd_d(B, H, gates, c, c_out, work, h_out)
     elif cell == _GRU:
         if floating is float:
-            rf_gru_fwd_f(B, H, gates, gh, b_hn, h, gh + B * GH, h_out)
+            rf_gru_fwd_f(B, H, gates, gh, b_hh + 2 * H if b_hh != NULL else NULL, h, gh + B * GH, h_out)
         else:
-            rf_gru_fwd_d(B, H, gates, gh, b_hn, h, gh + B * GH, h_out)
+            rf_gru_fwd_d(B, H, gates, gh, b_hh + 2 * H if b_hh != NULL else NULL, h, gh + B * GH, h_out)
     else:
         if floating is float:
             rf_elman_fwd_f(B, H, cell, gates, h_out)
@@ -446,8 +450,8 @@ def step(int cell,
          cnp.ndarray x,             # IN   (B, I)
          cnp.ndarray w_ih,          # IN   (G·H, I)
          cnp.ndarray w_hh,          # IN   (G·H, H)
-         object bias,               # IN   (G·H,) as for forward, or None
-         object b_hn,               # IN   (H,) GRU's b_hn, or None
+         object b_ih,               # IN   (G·H,) or None (no bias)
+         object b_hh,               # IN   (G·H,) or None (no bias)
          cnp.ndarray h,             # IN   (B, H) h_{t-1}
          object c,                  # IN   (B, H) c_{t-1} (LSTM), else None
          cnp.ndarray gates,         # WORK (B, G·H)
@@ -457,21 +461,29 @@ def step(int cell,
     """One timestep of one layer, for streaming. The caller guarantees C-contiguous arrays of one float
     dtype and consistent shapes (layers.py checks them); taking raw pointers keeps the call cheap."""
     cdef int B = <int> x.shape[0], I = <int> x.shape[1], H = <int> w_hh.shape[1]
-    cdef void* p[11]
+    cdef void* px = cnp.PyArray_DATA(x)
+    cdef void* pw_ih = cnp.PyArray_DATA(w_ih)
+    cdef void* pw_hh = cnp.PyArray_DATA(w_hh)
+    cdef void* pb_ih = _data(b_ih)
+    cdef void* pb_hh = _data(b_hh)
+    cdef void* ph = cnp.PyArray_DATA(h)
+    cdef void* pc = _data(c)
+    cdef void* pg = cnp.PyArray_DATA(gates)
+    cdef void* pw = _data(work)
+    cdef void* pho = cnp.PyArray_DATA(h_out)
+    cdef void* pco = _data(c_out)
     if B == 0:
         return
-    for k, a in enumerate((x, w_ih, w_hh, bias, b_hn, h, c, gates, work, h_out, c_out)):
-        p[k] = _data(a)
-    if x.dtype.itemsize == 4:
+    if cnp.PyArray_ITEMSIZE(x) == 4:
         with nogil:
-            _step_rows[float](cell, B, I, H, <float*> p[0], <float*> p[1], <float*> p[2], <float*> p[3],
-                              <float*> p[4], <float*> p[5], <float*> p[6], <float*> p[7], <float*> p[8],
-                              <float*> p[9], <float*> p[10])
+            _step_rows[float](cell, B, I, H, <float*> px, <float*> pw_ih, <float*> pw_hh, <float*> pb_ih,
+                              <float*> pb_hh, <float*> ph, <float*> pc, <float*> pg, <float*> pw,
+                              <float*> pho, <float*> pco)
     else:
         with nogil:
-            _step_rows[double](cell, B, I, H, <double*> p[0], <double*> p[1], <double*> p[2], <double*> p[3],
-                               <double*> p[4], <double*> p[5], <double*> p[6], <double*> p[7], <double*> p[8],
-                               <double*> p[9], <double*> p[10])
+            _step_rows[double](cell, B, I, H, <double*> px, <double*> pw_ih, <double*> pw_hh, <double*> pb_ih,
+                               <double*> pb_hh, <double*> ph, <double*> pc, <double*> pg, <double*> pw,
+                               <double*> pho, <double*> pco)
 
 
 def openmp_enabled():

@@ -191,11 +191,10 @@ class _Recurrent(Module):
 
     # ---- helpers ------------------------------------------------------------------------------------
     def _layer_params(self, k: int, d: int = 0):
+        """(weight_ih, weight_hh, bias_ih, bias_hh) of layer k, direction d; the biases None without bias."""
         p, suffix = self._parameters, self._suffixes[d]
-        w_ih, w_hh = p[f"weight_ih_l{k}{suffix}"], p[f"weight_hh_l{k}{suffix}"]
-        if self.bias:
-            return w_ih, w_hh, p[f"bias_ih_l{k}{suffix}"], p[f"bias_hh_l{k}{suffix}"]
-        return w_ih, w_hh, None, None
+        return (p[f"weight_ih_l{k}{suffix}"], p[f"weight_hh_l{k}{suffix}"],
+                p.get(f"bias_ih_l{k}{suffix}"), p.get(f"bias_hh_l{k}{suffix}"))
 
     def _kernel_biases(self, b_ih, b_hh, out: Optional[np.ndarray] = None):
         """(bias, b_hn) as the kernels take them: b_ih + b_hh, except GRU's b_hn, which stays apart."""
@@ -276,6 +275,9 @@ class _Recurrent(Module):
         LD, H = self.num_layers * self._directions, self.hidden_size
         if value is None:
             return np.zeros((LD, B, H), self.dtype)
+        if (type(value) is np.ndarray and value.dtype == self.dtype and value.shape == (LD, B, H)
+                and value.flags.c_contiguous):
+            return value                                            # the streaming fast path: as given
         arr = _as_float_array(name, value, None)
         what = "(num_layers * 2, B, hidden_size)" if self.bidirectional else "(num_layers, B, hidden_size)"
         _check_shape(name, arr, (LD, B, H), what)
@@ -480,17 +482,19 @@ class _Recurrent(Module):
         c = self._check_state("c0", c_in, B) if lstm else None
         h_new = np.empty((L, B, H), self.dtype)
         c_new = np.empty((L, B, H), self.dtype) if lstm else None
-        gates = self._buffer(("step", "gates"), (B, GH))             # (B, GH)
-        n_work = _recurrent.step_work_size(self._cell, B, H)
-        work = self._buffer(("step", "work"), (n_work,)) if n_work else None
-        bias_buf = self._buffer(("step", "bias"), (GH,)) if self.bias else None
+        scratch = self._workspace.get(("step", B))
+        if scratch is None:
+            n_work = _recurrent.step_work_size(self._cell, B, H)
+            scratch = self._workspace[("step", B)] = (
+                np.empty((B, GH), self.dtype),                          # (B, GH) gates
+                np.empty(n_work, self.dtype) if n_work else None)      # LSTM tanh(c); GRU h W_hhᵀ, hn
+        gates, work = scratch
         layer_in = arr
         for k in range(L):
             w_ih, w_hh, b_ih, b_hh = self._layer_params(k)
-            bias, b_hn = self._kernel_biases(b_ih, b_hh, out=bias_buf)
-            _recurrent.step(self._cell, layer_in, w_ih.data, w_hh.data, bias, b_hn, h[k],
-                            None if c is None else c[k], gates, work, h_new[k],
-                            None if c_new is None else c_new[k])
+            _recurrent.step(self._cell, layer_in, w_ih.data, w_hh.data, None if b_ih is None else b_ih.data,
+                            None if b_hh is None else b_hh.data, h[k], None if c is None else c[k], gates,
+                            work, h_new[k], None if c_new is None else c_new[k])
             layer_in = h_new[k]
         return h_new[L - 1].copy(), self._pack_state(h_new, c_new)
 
