@@ -71,8 +71,8 @@ def step(
     x: _Arr,                 # IN   (B, I)
     w_ih: _Arr,              # IN   (G·H, I)
     w_hh: _Arr,              # IN   (G·H, H)
-    bias: _Opt,              # IN   (G·H,) or None
-    b_hn: _Opt,              # IN   (H,) GRU, else None
+    b_ih: _Opt,              # IN   (G·H,) or None (no bias)
+    b_hh: _Opt,              # IN   (G·H,) or None (no bias)
     h: _Arr,                 # IN   (B, H)
     c: _Opt,                 # IN   (B, H) LSTM, else None
     gates: _Arr,             # WORK (B, G·H)

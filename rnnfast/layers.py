@@ -40,7 +40,7 @@ from __future__ import annotations
 import functools
 import math
 import os
-from typing import Any, Optional, Sequence, Tuple, Union
+from typing import Any, Optional, Tuple
 
 import numpy as np
 

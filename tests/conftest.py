@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,6 +16,20 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # `import reference` under any import mode
 import reference  # noqa: E402
+
+import rnnfast  # noqa: E402
+
+# Child Python processes must import the rnnfast these tests import (the installed one in CI), so they
+# get its folder first on PYTHONPATH and run from a directory with no source checkout in it: `python -c`
+# and `python -m` put the working directory first on sys.path, and a checkout's rnnfast/ is uncompiled.
+PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(rnnfast.__file__)))
+CHILD_CWD = tempfile.mkdtemp(prefix="rnnfast-tests-")
+
+
+def child_env(**extra: str) -> dict:
+    """os.environ with PACKAGE_PARENT first on PYTHONPATH, plus ``extra``."""
+    path = os.pathsep.join(filter(None, [PACKAGE_PARENT, os.environ.get("PYTHONPATH")]))
+    return {**os.environ, "PYTHONPATH": path, **extra}
 
 CELLS = ("elman-tanh", "elman-relu", "elman-sigmoid", "lstm", "gru")
 DTYPES = (np.float32, np.float64)

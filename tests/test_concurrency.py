@@ -21,9 +21,8 @@ import pytest
 
 import rnnfast
 from rnnfast import layers as layers_mod
-from conftest import make_layer
+from conftest import CHILD_CWD, child_env, make_layer
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 threadpoolctl = pytest.importorskip("threadpoolctl")
 
 
@@ -223,12 +222,12 @@ def test_nested_use_does_not_oversubscribe():
         with cf.ThreadPoolExecutor(W) as pool:
             print(max(pool.map(work, range(W))) - base)
     """)
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")]))
+    env = child_env()
     env.pop("OMP_NUM_THREADS", None)
     extra = {}
     for n in (1, 2):
         proc = subprocess.run([sys.executable, "-c", script, str(n)], capture_output=True, text=True, env=env,
-                              timeout=120, check=False)
+                              timeout=120, check=False, cwd=CHILD_CWD)
         assert proc.returncode == 0, proc.stderr
         extra[n] = int(proc.stdout.split()[-1])
     assert extra[1] == 3, f"with one thread each, only the 3 pool threads may appear, got {extra[1]}"

@@ -1,7 +1,6 @@
 """``python -m rnnfast demo``: the command line, the stream it builds and what it reports."""
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
@@ -13,20 +12,13 @@ import pytest
 from rnnfast import __main__ as cli
 from rnnfast import demo
 
-import tempfile
-
-import rnnfast
-
-# The children import the rnnfast this test imported (the installed one in CI), from a neutral directory:
-# `python -m` puts the working directory first on sys.path, where a source checkout has no compiled module.
-PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(rnnfast.__file__)))
+from conftest import CHILD_CWD, child_env
 
 
 def _run(*args, timeout=300):
-    env = dict(os.environ, PYTHONPATH=PACKAGE_PARENT + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    with tempfile.TemporaryDirectory() as cwd:
-        return subprocess.run([sys.executable, "-m", "rnnfast", *args], capture_output=True, text=True, env=env,
-                              timeout=timeout, cwd=cwd)
+    """``python -m rnnfast ARGS`` in a child importing the rnnfast under test (see conftest.child_env)."""
+    return subprocess.run([sys.executable, "-m", "rnnfast", *args], capture_output=True, text=True,
+                          env=child_env(), timeout=timeout, cwd=CHILD_CWD)
 
 
 def test_demo_quick_runs_end_to_end():

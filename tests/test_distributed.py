@@ -19,6 +19,7 @@ import threading
 
 import numpy as np
 import pytest
+from conftest import CHILD_CWD
 
 import rnnfast
 from rnnfast import distributed
@@ -147,7 +148,7 @@ def child_env(**extra):
 def run_python(code, env_update=None):
     env = child_env(**(env_update or {}))
     return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=env, capture_output=True,
-                          text=True, timeout=120)
+                          text=True, timeout=120, cwd=CHILD_CWD)
 
 
 def test_plain_runs_never_import_mpi4py():

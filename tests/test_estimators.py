@@ -2,7 +2,6 @@
 inputs and errors, and one-to-many generation (rnnfast.generate)."""
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import textwrap
@@ -12,6 +11,7 @@ import numpy as np
 import pytest
 
 import rnnfast
+from conftest import CHILD_CWD, child_env
 from rnnfast.estimators import SequenceClassifier, SequenceRegressor, _MinimalBaseEstimator
 from rnnfast.generate import generate
 
@@ -114,7 +114,7 @@ def test_minimal_base_matches_sklearn():
     assert repr(SequenceClassifier(hidden_size=8)) == "SequenceClassifier(hidden_size=8)"
 
 
-def test_import_and_fit_without_sklearn(tmp_path):
+def test_import_and_fit_without_sklearn():
     """rnnfast never needs scikit-learn: with it unimportable the estimators use the minimal base."""
     code = textwrap.dedent("""
         import sys
@@ -136,10 +136,8 @@ def test_import_and_fit_without_sklearn(tmp_path):
             assert "not fitted" in str(e)
         print("ok", type(clf).__mro__[-2].__name__)
     """)
-    # the rnnfast this test imported (the installed one in CI), from a directory with no source checkout
-    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(rnnfast.__file__))))
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120,
-                         cwd=tmp_path)
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=child_env(),
+                         timeout=120, cwd=CHILD_CWD)
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == "ok _MinimalBaseEstimator"
 

@@ -13,7 +13,6 @@
 """
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import textwrap
@@ -25,10 +24,9 @@ from hypothesis import strategies as st
 
 import rnnfast
 import reference
-from conftest import (CELLS, DTYPES, assert_outcomes_close, make_problem, mode_of, run_layer, run_reference,
+from conftest import (CELLS, CHILD_CWD, child_env, DTYPES, assert_outcomes_close, make_problem, mode_of, run_layer, run_reference,
                       time_major)
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 pytestmark = pytest.mark.usefixtures("single_threaded_blas")   # the reference's many tiny products
 
 
@@ -263,10 +261,9 @@ GARBAGE_SCRIPT = textwrap.dedent(r'''
 
 
 def test_garbage_arguments_end_in_python_exceptions():
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")]),
-               OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
+    env = child_env(OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
     proc = subprocess.run([sys.executable, "-W", "ignore", "-c", GARBAGE_SCRIPT], capture_output=True, text=True,
-                          env=env, timeout=300, check=False)
+                          env=env, timeout=300, check=False, cwd=CHILD_CWD)
     report = proc.stdout + proc.stderr
     assert proc.returncode == 0, f"the fuzz process died (return code {proc.returncode}):\n{report[-3000:]}"
     assert "\ndone " in "\n" + proc.stdout, report[-3000:]

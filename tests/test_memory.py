@@ -15,7 +15,8 @@ import textwrap
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from conftest import CHILD_CWD, child_env
+
 CALLS = 10_000
 WARMUP = 1_000
 BOUND = 2**20
@@ -104,10 +105,9 @@ BODIES = {
 @pytest.mark.parametrize("body", sorted(BODIES))
 def test_no_leak_over_ten_thousand_calls(body):
     script = PRELUDE + textwrap.dedent(BODIES[body]) + f"\nmeasure(body, {CALLS}, {WARMUP})\n"
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")]),
-               OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
+    env = child_env(OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120,
-                          check=False)
+                          check=False, cwd=CHILD_CWD)
     assert proc.returncode == 0, proc.stderr[-3000:]
     growth = int(proc.stdout.split()[-1])
     assert growth < BOUND, f"RSS grew by {growth / 2**20:.2f} MB over {CALLS - WARMUP} calls of {body!r}"

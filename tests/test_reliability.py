@@ -13,7 +13,6 @@ Decisions these tests pin down (the layers module docstring documents them):
 from __future__ import annotations
 
 import copy
-import os
 import pickle
 import subprocess
 import sys
@@ -25,11 +24,10 @@ import pytest
 
 import rnnfast
 from rnnfast import layers as layers_mod
-from conftest import CELLS, assert_outcomes_close, is_lstm, make_layer, make_problem, mode_of, run_layer
+from conftest import CELLS, CHILD_CWD, assert_outcomes_close, child_env, is_lstm, make_layer, make_problem, mode_of, run_layer
 
 pytestmark = pytest.mark.usefixtures("single_threaded_blas")
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 param_cell = pytest.mark.parametrize("cell", CELLS)
 param_bidirectional = pytest.mark.parametrize("bidirectional", [False, True], ids=["uni", "bi"])
 
@@ -275,10 +273,9 @@ def test_memory_error_on_this_machine():
             print("step", "machine's" in str(e))
         print("done")
     """)
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")]),
-               OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
+    env = child_env(OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120,
-                          check=False)
+                          check=False, cwd=CHILD_CWD)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.split() == ["ctor", "True", "forward", "True", "step", "True", "done"], proc.stdout
 
