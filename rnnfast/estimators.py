@@ -443,6 +443,14 @@ def _last_features_backward(dout: np.ndarray, dfeat: np.ndarray, last: np.ndarra
         dout[0, rows, H:] = dfeat[:, H:]
 
 
+class _Diverged(Exception):
+    """A mini-batch produced a non-finite loss or gradient (raised before its update)."""
+
+    def __init__(self, loss: float):
+        super().__init__(loss)
+        self.loss = loss
+
+
 # --------------------------------------------------------------------------------------- the estimator
 class _SequenceEstimator(BaseEstimator):
     """Training and inference shared by both estimators; subclasses define the head and the loss."""
@@ -580,9 +588,16 @@ class _SequenceEstimator(BaseEstimator):
                     self.rnn_.train()
                     perm = train_idx[rng.permutation(len(train_idx))]
                     total, count = 0.0, 0.0
-                    for start in range(0, len(perm), p["batch_size"]):
+                    for batch, start in enumerate(range(0, len(perm), p["batch_size"]), 1):
                         idx = perm[start:start + p["batch_size"]]
-                        s, c = self._train_batch(seqs, targets, idx, opt, params, p, dp)
+                        try:
+                            s, c = self._train_batch(seqs, targets, idx, opt, params, p, dp)
+                        except _Diverged as exc:
+                            self.rnn_.eval()
+                            raise FloatingPointError(
+                                f"training diverged in epoch {epoch}, batch {batch}: the loss is {exc.loss} or a "
+                                f"gradient is not finite; the model keeps the weights from before that update. "
+                                f"Lower lr (now {self.lr}) or set clip_norm") from None
                         total, count = total + s, count + c
                     history["loss"].append(total / max(count, 1.0))
                     monitored = history["loss"][-1]
@@ -764,6 +779,8 @@ class _SequenceEstimator(BaseEstimator):
             if update:
                 if dp is not None:                       # the whole batch's mean gradient, on every rank
                     value, n_scored = dp.average_gradients_(value, n_scored)
+                if not (math.isfinite(value) and all(np.isfinite(q.grad).all() for q in params)):
+                    raise _Diverged(value)               # before the update: the weights stay good
                 if p["clip_norm"] is not None:
                     clip_grad_norm_(params, p["clip_norm"])
                 opt.step()

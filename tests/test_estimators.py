@@ -544,3 +544,17 @@ def test_gru_bidirectional_sequence_regressor_round_trips(tmp_path):
     assert scores[True] > 0.7 and scores[True] > scores[False] + 0.15, scores
     reg.save(tmp_path / "m.npz")
     np.testing.assert_array_equal(rnnfast.load(tmp_path / "m.npz").predict(X), reg.predict(X))
+
+
+def test_divergence_raises_naming_the_epoch_and_batch_and_keeps_good_weights():
+    """A learning rate that blows the weights up: a clear error before the update that would break them."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((64, 10, 3))
+    y = X[:, :, 0].sum(axis=1) * 1e3                               # large targets, huge gradients
+    reg = SequenceRegressor(cell="elman", nonlinearity="relu", optimizer="sgd", lr=1e4, clip_norm=None,
+                            hidden_size=8, max_epochs=50, batch_size=8, validation_fraction=None,
+                            n_iter_no_change=None, random_state=0, n_threads=1)
+    with pytest.raises(FloatingPointError, match=r"epoch \d+, batch \d+"):
+        reg.fit(X, y)
+    weights = [p.data for p in reg.rnn_.parameters() + reg.head_.parameters()]
+    assert all(np.isfinite(w).all() for w in weights)
