@@ -118,15 +118,17 @@ RF_ROW(rf_row_d, double, rf_vd)
 #define rf_row_d(K, a, panel, c, ncols, acc) rf_tile_d(1, K, a, 0, panel, c, 0, ncols, acc)
 #endif
 
-/* C (m, N) := A (m, K) @ B + (accumulate ? C : 0), with B packed by rf_pack_*. */
-#define RF_RECGEMM(NAME, T, TILE, ROW)                                                            \
-RF_CLONES static void NAME(int m, int N, int K, const T *A, int lda, const T *P, T *C, int ldc,   \
-                           int accumulate) {                                                      \
+/* C (m, N) := A (m, K) @ B + (accumulate ? C : 0), with B packed by rf_pack_*. TILE8 (8 rows) runs first
+ * where the target has the registers for it; every row sums in the same order whichever tile takes it. */
+#define RF_RECGEMM(NAME, ATTR, T, TILE8, TILE, ROW)                                               \
+ATTR static void NAME(int m, int N, int K, const T *A, int lda, const T *P, T *C, int ldc,        \
+                      int accumulate) {                                                           \
     const int nr = RF_NR_BYTES / (int)sizeof(T);                                                  \
     for (int p0 = 0; p0 < N; p0 += nr) {                                                          \
         const T *panel = P + (size_t)p0 * K;                                                      \
         int ncols = N - p0 < nr ? N - p0 : nr;                                                    \
         int i0 = 0;                                                                               \
+        TILE8                                                                                     \
         for (; i0 + RF_MR <= m; i0 += RF_MR)                                                      \
             TILE(RF_MR, K, A + (size_t)i0 * lda, lda, panel, C + (size_t)i0 * ldc + p0, ldc,      \
                  ncols, accumulate);                                                              \
@@ -134,8 +136,74 @@ RF_CLONES static void NAME(int m, int N, int K, const T *A, int lda, const T *P,
             ROW(K, A + (size_t)i0 * lda, panel, C + (size_t)i0 * ldc + p0, ncols, accumulate);    \
     }                                                                                             \
 }
-RF_RECGEMM(rf_recgemm_f, float, rf_tile_f, rf_row_f)
-RF_RECGEMM(rf_recgemm_d, double, rf_tile_d, rf_row_d)
+RF_RECGEMM(rf_recgemm_any_f, RF_CLONES, float, , rf_tile_f, rf_row_f)
+RF_RECGEMM(rf_recgemm_any_d, RF_CLONES, double, , rf_tile_d, rf_row_d)
+
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(RNNFAST_NO_CLONES)
+/* AVX-512 has 32 vector registers: an 8-row tile (16 accumulators) halves the panel traffic from L2 per
+ * FMA, which is what limits the 4-row tile at large K. AVX2's 16 registers cannot hold it, so it is a
+ * separate function chosen at run time rather than a target clone. */
+#define RF_TILE8(NAME, T, V)                                                                      \
+RF_INLINE void NAME(int K, const T *A, int lda, const T *panel, T *C, int ldc, int ncols,         \
+                    int accumulate) {                                                             \
+    const int vl = 64 / (int)sizeof(T);                                                           \
+    const V zero = {0};                                                                           \
+    V c00 = zero, c01 = zero, c10 = zero, c11 = zero, c20 = zero, c21 = zero, c30 = zero, c31 = zero; \
+    V c40 = zero, c41 = zero, c50 = zero, c51 = zero, c60 = zero, c61 = zero, c70 = zero, c71 = zero; \
+    const T *a0 = A, *a1 = A + lda, *a2 = A + 2 * lda, *a3 = A + 3 * lda;                         \
+    const T *a4 = A + 4 * lda, *a5 = A + 5 * lda, *a6 = A + 6 * lda, *a7 = A + 7 * lda;           \
+    for (int k = 0; k < K; ++k) {                                                                 \
+        V w0 = *(const V *)(panel + (size_t)k * 2 * vl);                                          \
+        V w1 = *(const V *)(panel + (size_t)k * 2 * vl + vl);                                     \
+        c00 += a0[k] * w0; c01 += a0[k] * w1; c10 += a1[k] * w0; c11 += a1[k] * w1;               \
+        c20 += a2[k] * w0; c21 += a2[k] * w1; c30 += a3[k] * w0; c31 += a3[k] * w1;               \
+        c40 += a4[k] * w0; c41 += a4[k] * w1; c50 += a5[k] * w0; c51 += a5[k] * w1;               \
+        c60 += a6[k] * w0; c61 += a6[k] * w1; c70 += a7[k] * w0; c71 += a7[k] * w1;               \
+    }                                                                                             \
+    V acc[8][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31},                                \
+                   {c40, c41}, {c50, c51}, {c60, c61}, {c70, c71}};                               \
+    for (int r = 0; r < 8; ++r) {                                                                 \
+        T out[2 * 64 / sizeof(T)];                                                                \
+        memcpy(out, &acc[r][0], sizeof out);                                                      \
+        T *c = C + (size_t)r * ldc;                                                               \
+        if (accumulate) { for (int j = 0; j < ncols; ++j) c[j] += out[j]; }                       \
+        else { for (int j = 0; j < ncols; ++j) c[j] = out[j]; }                                   \
+    }                                                                                             \
+}
+RF_TILE8(rf_tile8_f, float, rf_vf)
+RF_TILE8(rf_tile8_d, double, rf_vd)
+#define RF_EIGHT_ROWS(TILE8)                                                                      \
+    for (; i0 + 8 <= m; i0 += 8)                                                                  \
+        TILE8(K, A + (size_t)i0 * lda, lda, panel, C + (size_t)i0 * ldc + p0, ldc, ncols, accumulate);
+RF_RECGEMM(rf_recgemm512_f, __attribute__((target("avx512f"))), float, RF_EIGHT_ROWS(rf_tile8_f),
+           rf_tile_f, rf_row_f)
+RF_RECGEMM(rf_recgemm512_d, __attribute__((target("avx512f"))), double, RF_EIGHT_ROWS(rf_tile8_d),
+           rf_tile_d, rf_row_d)
+
+static int rf_has_avx512(void) {
+    static int has = -1;                        /* a benign race: every thread stores the same value */
+    if (has < 0) {
+        __builtin_cpu_init();
+        has = __builtin_cpu_supports("avx512f") != 0;
+    }
+    return has;
+}
+#define RF_DISPATCH(FAST, ...) if (rf_has_avx512()) { FAST(__VA_ARGS__); return; }
+#else
+#define RF_DISPATCH(FAST, ...)
+#endif
+
+static void rf_recgemm_f(int m, int N, int K, const float *A, int lda, const float *P, float *C, int ldc,
+                         int accumulate) {
+    RF_DISPATCH(rf_recgemm512_f, m, N, K, A, lda, P, C, ldc, accumulate)
+    rf_recgemm_any_f(m, N, K, A, lda, P, C, ldc, accumulate);
+}
+
+static void rf_recgemm_d(int m, int N, int K, const double *A, int lda, const double *P, double *C, int ldc,
+                         int accumulate) {
+    RF_DISPATCH(rf_recgemm512_d, m, N, K, A, lda, P, C, ldc, accumulate)
+    rf_recgemm_any_d(m, N, K, A, lda, P, C, ldc, accumulate);
+}
 
 /* a[n] += Σ_k W[n][k] x[k], n < N: matrix-vector product by row dots (W row-major (N, K)). Used by the
  * streaming step, where the batch is a few rows and packing W would cost more than it saves. Each row
