@@ -48,8 +48,19 @@ typedef double rf_vd __attribute__((vector_size(64), aligned(8)));   /* 8 double
 
 #define RF_INLINE static inline __attribute__((always_inline))
 
+/* One row of a tile's result, two vectors: c[0:ncols] (+)= acc. */
+#define RF_STORE(NAME, T, V)                                                                      \
+RF_INLINE void NAME(const V *acc, T *c, int ncols, int accumulate) {                              \
+    T out[2 * 64 / sizeof(T)];                                                                    \
+    memcpy(out, acc, sizeof out);                                                                 \
+    if (accumulate) { for (int j = 0; j < ncols; ++j) c[j] += out[j]; }                           \
+    else { for (int j = 0; j < ncols; ++j) c[j] = out[j]; }                                       \
+}
+RF_STORE(rf_store_f, float, rf_vf)
+RF_STORE(rf_store_d, double, rf_vd)
+
 /* C rows [0, RF_MR), the columns of one panel (ncols valid): C (+)= A @ panel. */
-#define RF_TILE(NAME, T, V)                                                                       \
+#define RF_TILE(NAME, T, V, STORE)                                                                \
 RF_INLINE void NAME(int mr, int K, const T *A, int lda, const T *panel, T *C, int ldc,            \
                     int ncols, int accumulate) {                                                  \
     const int vl = 64 / (int)sizeof(T);                                                           \
@@ -66,16 +77,10 @@ RF_INLINE void NAME(int mr, int K, const T *A, int lda, const T *panel, T *C, in
         c30 += a3[k] * w0; c31 += a3[k] * w1;                                                     \
     }                                                                                             \
     V acc[RF_MR][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}};                           \
-    for (int r = 0; r < RF_MR; ++r) {                                                             \
-        T out[2 * 64 / sizeof(T)];                                                                \
-        memcpy(out, &acc[r][0], sizeof out);                                                      \
-        T *c = C + (size_t)r * ldc;                                                               \
-        if (accumulate) { for (int j = 0; j < ncols; ++j) c[j] += out[j]; }                       \
-        else { for (int j = 0; j < ncols; ++j) c[j] = out[j]; }                                   \
-    }                                                                                             \
+    for (int r = 0; r < RF_MR; ++r) STORE(acc[r], C + (size_t)r * ldc, ncols, accumulate);        \
 }
-RF_TILE(rf_tile_f, float, rf_vf)
-RF_TILE(rf_tile_d, double, rf_vd)
+RF_TILE(rf_tile_f, float, rf_vf, rf_store_f)
+RF_TILE(rf_tile_d, double, rf_vd, rf_store_d)
 #else
 #define RF_TILE(NAME, T, V)                                                                       \
 static inline void NAME(int mr, int K, const T *A, int lda, const T *panel, T *C, int ldc,        \
@@ -95,7 +100,7 @@ RF_TILE(rf_tile_d, double, double)
 
 /* One row, with the same summation order as a row of RF_TILE (k ascending, one chain per vector), so a
  * row's result does not depend on which other rows share its batch or its thread's chunk. */
-#define RF_ROW(NAME, T, V)                                                                        \
+#define RF_ROW(NAME, T, V, STORE)                                                                 \
 RF_INLINE void NAME(int K, const T *a, const T *panel, T *c, int ncols, int accumulate) {         \
     const int vl = 64 / (int)sizeof(T);                                                           \
     const V zero = {0};                                                                           \
@@ -105,14 +110,11 @@ RF_INLINE void NAME(int K, const T *a, const T *panel, T *c, int ncols, int accu
         acc[0] += a[k] * *(const V *)w;                                                           \
         acc[1] += a[k] * *(const V *)(w + vl);                                                    \
     }                                                                                             \
-    T out[2 * 64 / sizeof(T)];                                                                    \
-    memcpy(out, acc, sizeof out);                                                                 \
-    if (accumulate) { for (int j = 0; j < ncols; ++j) c[j] += out[j]; }                           \
-    else { for (int j = 0; j < ncols; ++j) c[j] = out[j]; }                                       \
+    STORE(acc, c, ncols, accumulate);                                                             \
 }
 #if defined(__GNUC__) || defined(__clang__)
-RF_ROW(rf_row_f, float, rf_vf)
-RF_ROW(rf_row_d, double, rf_vd)
+RF_ROW(rf_row_f, float, rf_vf, rf_store_f)
+RF_ROW(rf_row_d, double, rf_vd, rf_store_d)
 #else
 #define rf_row_f(K, a, panel, c, ncols, acc) rf_tile_f(1, K, a, 0, panel, c, 0, ncols, acc)
 #define rf_row_d(K, a, panel, c, ncols, acc) rf_tile_d(1, K, a, 0, panel, c, 0, ncols, acc)
@@ -143,7 +145,7 @@ RF_RECGEMM(rf_recgemm_any_d, RF_CLONES, double, , rf_tile_d, rf_row_d)
 /* AVX-512 has 32 vector registers: an 8-row tile (16 accumulators) halves the panel traffic from L2 per
  * FMA, which is what limits the 4-row tile at large K. AVX2's 16 registers cannot hold it, so it is a
  * separate function chosen at run time rather than a target clone. */
-#define RF_TILE8(NAME, T, V)                                                                      \
+#define RF_TILE8(NAME, T, V, STORE)                                                               \
 RF_INLINE void NAME(int K, const T *A, int lda, const T *panel, T *C, int ldc, int ncols,         \
                     int accumulate) {                                                             \
     const int vl = 64 / (int)sizeof(T);                                                           \
@@ -162,16 +164,10 @@ RF_INLINE void NAME(int K, const T *A, int lda, const T *panel, T *C, int ldc, i
     }                                                                                             \
     V acc[8][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31},                                \
                    {c40, c41}, {c50, c51}, {c60, c61}, {c70, c71}};                               \
-    for (int r = 0; r < 8; ++r) {                                                                 \
-        T out[2 * 64 / sizeof(T)];                                                                \
-        memcpy(out, &acc[r][0], sizeof out);                                                      \
-        T *c = C + (size_t)r * ldc;                                                               \
-        if (accumulate) { for (int j = 0; j < ncols; ++j) c[j] += out[j]; }                       \
-        else { for (int j = 0; j < ncols; ++j) c[j] = out[j]; }                                   \
-    }                                                                                             \
+    for (int r = 0; r < 8; ++r) STORE(acc[r], C + (size_t)r * ldc, ncols, accumulate);            \
 }
-RF_TILE8(rf_tile8_f, float, rf_vf)
-RF_TILE8(rf_tile8_d, double, rf_vd)
+RF_TILE8(rf_tile8_f, float, rf_vf, rf_store_f)
+RF_TILE8(rf_tile8_d, double, rf_vd, rf_store_d)
 #define RF_EIGHT_ROWS(TILE8)                                                                      \
     for (; i0 + 8 <= m; i0 += 8)                                                                  \
         TILE8(K, A + (size_t)i0 * lda, lda, panel, C + (size_t)i0 * ldc + p0, ldc, ncols, accumulate);

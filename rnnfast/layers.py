@@ -196,11 +196,11 @@ class _Recurrent(Module):
         return (p[f"weight_ih_l{k}{suffix}"], p[f"weight_hh_l{k}{suffix}"],
                 p.get(f"bias_ih_l{k}{suffix}"), p.get(f"bias_hh_l{k}{suffix}"))
 
-    def _kernel_biases(self, b_ih, b_hh, out: Optional[np.ndarray] = None):
+    def _kernel_biases(self, b_ih, b_hh):
         """(bias, b_hn) as the kernels take them: b_ih + b_hh, except GRU's b_hn, which stays apart."""
         if b_ih is None:
             return None, None
-        bias = np.add(b_ih.data, b_hh.data, out=out)                     # (GH,)
+        bias = b_ih.data + b_hh.data                                     # (GH,)
         if self._cell != _recurrent.GRU:
             return bias, None
         H = self.hidden_size
