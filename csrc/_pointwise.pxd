@@ -1,39 +1,52 @@
 # cython: language_level=3
-"""Declarations of the C helpers: fused pointwise passes (rnnfast_pointwise.h) and the packed
-recurrent GEMM (rnnfast_recgemm.h)."""
+"""Declarations of the C helpers: fused pointwise passes (rnnfast_pointwise.h), the packed
+recurrent GEMM (rnnfast_recgemm.h) and the team barrier for the hidden-unit split (rnnfast_team.h)."""
 
 cdef extern from "rnnfast_pointwise.h" nogil:
     enum:
         RF_TANH
         RF_RELU
         RF_SIGMOID
-    void rf_lstm_fwd_f(int n, int H, float* gates, const float* c_prev, float* c, float* tanh_c, float* h)
-    void rf_lstm_fwd_d(int n, int H, double* gates, const double* c_prev, double* c, double* tanh_c, double* h)
-    void rf_lstm_bwd_f(int n, int H, float* gates, const float* c_prev, const float* tanh_c,
+    void rf_lstm_fwd_f(int n, int H, int j0, int j1, float* gates, const float* c_prev, float* c, float* tanh_c, float* h)
+    void rf_lstm_fwd_d(int n, int H, int j0, int j1, double* gates, const double* c_prev, double* c, double* tanh_c, double* h)
+    void rf_lstm_bwd_f(int n, int H, int j0, int j1, float* gates, const float* c_prev, const float* tanh_c,
                        const float* dout, const float* dh_in, const float* dc_in, float* dc_out)
-    void rf_lstm_bwd_d(int n, int H, double* gates, const double* c_prev, const double* tanh_c,
+    void rf_lstm_bwd_d(int n, int H, int j0, int j1, double* gates, const double* c_prev, const double* tanh_c,
                        const double* dout, const double* dh_in, const double* dc_in, double* dc_out)
-    void rf_elman_fwd_f(int n, int H, int act, float* a, float* h)
-    void rf_elman_fwd_d(int n, int H, int act, double* a, double* h)
-    void rf_elman_bwd_f(int n, int H, int act, const float* h, const float* dout, const float* dh_in, float* da)
-    void rf_elman_bwd_d(int n, int H, int act, const double* h, const double* dout, const double* dh_in, double* da)
-    void rf_gru_fwd_f(int n, int H, float* gx, const float* gh, const float* b_hn, const float* h_prev,
+    void rf_elman_fwd_f(int n, int H, int j0, int j1, int act, float* a, float* h)
+    void rf_elman_fwd_d(int n, int H, int j0, int j1, int act, double* a, double* h)
+    void rf_elman_bwd_f(int n, int H, int j0, int j1, int act, const float* h, const float* dout, const float* dh_in, float* da)
+    void rf_elman_bwd_d(int n, int H, int j0, int j1, int act, const double* h, const double* dout, const double* dh_in, double* da)
+    void rf_gru_fwd_f(int n, int H, int j0, int j1, float* gx, const float* gh, const float* b_hn, const float* h_prev,
                       float* hn, float* h)
-    void rf_gru_fwd_d(int n, int H, double* gx, const double* gh, const double* b_hn, const double* h_prev,
+    void rf_gru_fwd_d(int n, int H, int j0, int j1, double* gx, const double* gh, const double* b_hn, const double* h_prev,
                       double* hn, double* h)
-    void rf_gru_bwd_f(int n, int H, float* gates, const float* hn, const float* h_prev, const float* dout,
+    void rf_gru_bwd_f(int n, int H, int j0, int j1, float* gates, const float* hn, const float* h_prev, const float* dout,
                       const float* dh_in, float* dah, float* dhn, float* dh_out)
-    void rf_gru_bwd_d(int n, int H, double* gates, const double* hn, const double* h_prev, const double* dout,
+    void rf_gru_bwd_d(int n, int H, int j0, int j1, double* gates, const double* hn, const double* h_prev, const double* dout,
                       const double* dh_in, double* dah, double* dhn, double* dh_out)
+    void rf_colsum_f(size_t rows, int n, const float* a, size_t lda, float* out1, float* out2)
+    void rf_colsum_d(size_t rows, int n, const double* a, size_t lda, double* out1, double* out2)
     void rf_expf_array(int n, const float* x, float* y)
     void rf_tanhf_array(int n, const float* x, float* y)
     void rf_sigmoidf_array(int n, const float* x, float* y)
 
 
 cdef extern from "rnnfast_recgemm.h" nogil:
-    void rf_pack_f(int trans, int K, int N, const float* W, float* P)
-    void rf_pack_d(int trans, int K, int N, const double* W, double* P)
+    void rf_pack_panel_f(int trans, int K, int N, const float* W, float* P, int p)
+    void rf_pack_panel_d(int trans, int K, int N, const double* W, double* P, int p)
     void rf_recgemm_f(int m, int N, int K, const float* A, int lda, const float* P, float* C, int ldc, int accumulate)
     void rf_recgemm_d(int m, int N, int K, const double* A, int lda, const double* P, double* C, int ldc, int accumulate)
     void rf_matvec_f(int N, int K, const float* W, const float* x, float* a)
     void rf_matvec_d(int N, int K, const double* W, const double* x, double* a)
+
+
+cdef extern from "rnnfast_team.h" nogil:
+    enum:
+        RF_HAVE_BARRIER
+    ctypedef struct rf_barrier:
+        pass
+    int rf_team_size()
+    void rf_team_barrier()
+    void rf_barrier_init(rf_barrier* b)
+    void rf_barrier_wait(rf_barrier* b, int n)

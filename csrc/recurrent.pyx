@@ -26,7 +26,7 @@ Variable lengths: lengths[b] in [1, T]. For t >= lengths[b], row b's output is z
 the chunk's rows up to its last active one, so a batch sorted by decreasing length skips finished rows.
 """
 from cython cimport floating
-from cython.parallel cimport parallel, prange
+from cython.parallel cimport parallel, prange, threadid
 from libc.string cimport memcpy, memset
 cimport numpy as cnp
 
@@ -37,8 +37,10 @@ from _pointwise cimport (RF_TANH, RF_RELU, RF_SIGMOID,
                          rf_lstm_fwd_f, rf_lstm_fwd_d, rf_lstm_bwd_f, rf_lstm_bwd_d,
                          rf_elman_fwd_f, rf_elman_fwd_d, rf_elman_bwd_f, rf_elman_bwd_d,
                          rf_gru_fwd_f, rf_gru_fwd_d, rf_gru_bwd_f, rf_gru_bwd_d,
-                         rf_expf_array, rf_tanhf_array, rf_sigmoidf_array,
-                         rf_pack_f, rf_pack_d, rf_recgemm_f, rf_recgemm_d, rf_matvec_f, rf_matvec_d)
+                         rf_expf_array, rf_tanhf_array, rf_sigmoidf_array, rf_colsum_f, rf_colsum_d,
+                         rf_pack_panel_f, rf_pack_panel_d, rf_recgemm_f, rf_recgemm_d, rf_matvec_f, rf_matvec_d,
+                         RF_HAVE_BARRIER, rf_barrier, rf_barrier_init, rf_barrier_wait, rf_team_size,
+                         rf_team_barrier)
 
 # Cell codes shared with the Python layer.
 ELMAN_TANH = RF_TANH
@@ -63,14 +65,17 @@ cdef inline Py_ssize_t _active_rows(const int* lens, Py_ssize_t b0, Py_ssize_t b
 
 
 cdef inline void _zero_finished(const int* lens, Py_ssize_t b0, Py_ssize_t b1, Py_ssize_t t,
-                                floating* rows, Py_ssize_t width) noexcept nogil:
-    """Zero the rows (each `width` long, rows[0] is row b0) of sequences that ended before step t."""
+                                floating* rows, int G, int H, int j0, int j1) noexcept nogil:
+    """Zero units [j0, j1) of each of the G gate blocks in the rows (each G·H long, rows[0] is row b0) of
+    sequences that ended before step t."""
     cdef Py_ssize_t b
+    cdef int g
     if lens == NULL:
         return
     for b in range(b0, b1):
         if lens[b] <= t:
-            memset(rows + (b - b0) * width, 0, width * sizeof(floating))
+            for g in range(G):
+                memset(rows + (b - b0) * G * H + g * H + j0, 0, (j1 - j0) * sizeof(floating))
 
 
 cdef double _MIN_FLOPS_PER_THREAD = 2e6   # ≈ 20 µs of GEMM; below it a woken thread costs more than it saves
@@ -87,31 +92,121 @@ cdef inline Py_ssize_t _bound(Py_ssize_t n, Py_ssize_t parts, Py_ssize_t k) noex
     return (n * k) // parts
 
 
+# The time loop splits the hidden units across the threads (rnnfast_team.h) when W_hh has at least this
+# many bytes: 2 threads × 16 rows against the whole of a 3 MB W_hh stream it from L3 at every step, while
+# 32 rows against half of it keep it in L2. Measured on a 2-core AVX-512 machine (2 MB L2 per core):
+#   - the step products alone went 1.19× (GRU, B = 32, H = 512) to 1.73× (LSTM, B = 8, H = 1024) faster,
+#     and 0.6–10% slower with W_hh under 1 MB;
+#   - the forward loop then gains at every size tried (B = 4..64, H = 512..1024);
+#   - backward, every step's dA must reach every thread, and the writes that pass it between the cores
+#     cost more than the split saves unless the batch is small: it gains for H ≥ 128·B (GRU B = 4, H =
+#     1024: 54 → 41 ms), ties at H = 32..64·B and loses 2–3% at H = 16·B (GRU B = 32, H = 512).
+cdef Py_ssize_t _UNIT_SPLIT_BYTES = 1 << 20
+cdef int _UNIT_SPLIT_BACKWARD_H_PER_ROW = 64
+
+
+def set_unit_split(Py_ssize_t nbytes, int backward_h_per_row):
+    """Set when the time loop splits hidden units across threads: W_hh of at least `nbytes` bytes, and
+    backward also H >= backward_h_per_row · B. Returns the previous pair. For tests, which use it to run
+    the unit split on small layers."""
+    global _UNIT_SPLIT_BYTES, _UNIT_SPLIT_BACKWARD_H_PER_ROW
+    if nbytes < 0 or backward_h_per_row < 0:
+        raise ValueError(f"nbytes and backward_h_per_row must be >= 0, got {nbytes}, {backward_h_per_row}")
+    previous = (_UNIT_SPLIT_BYTES, _UNIT_SPLIT_BACKWARD_H_PER_ROW)
+    _UNIT_SPLIT_BYTES, _UNIT_SPLIT_BACKWARD_H_PER_ROW = nbytes, backward_h_per_row
+    return previous
+
+
+cdef inline Py_ssize_t _loop_team(int num_threads, Py_ssize_t T, Py_ssize_t B, int H, int GH, int itemsize,
+                                  bint backward, bint* by_units) noexcept nogil:
+    """Threads for the time loop, and whether they split the hidden units rather than the batch: when W_hh
+    is big (above; backward, also the batch small for H) and H is a whole number of packed panels, so
+    that each thread's columns are whole panels."""
+    cdef int nr = 128 // itemsize             # packed panel width (rnnfast_recgemm.h: RF_NR_BYTES)
+    cdef Py_ssize_t n
+    cdef double flops = 2.0 * T * B * GH * H
+    by_units[0] = False
+    if (RF_HAVE_BARRIER and <Py_ssize_t> GH * H * itemsize >= _UNIT_SPLIT_BYTES and H % nr == 0
+            and (not backward or H >= _UNIT_SPLIT_BACKWARD_H_PER_ROW * B)):
+        n = _team(num_threads, H // nr, flops)
+        if n > 1:
+            by_units[0] = True
+            return n
+    return _team(num_threads, B, flops)
+
+
+def loop_plan(int num_threads, Py_ssize_t T, Py_ssize_t B, int H, int GH, int itemsize, bint backward):
+    """(threads, splits hidden units) that forward or backward would use for its time loop."""
+    cdef bint by_units
+    cdef Py_ssize_t n = _loop_team(num_threads, T, B, H, GH, itemsize, backward, &by_units)
+    return n, bool(by_units)
+
+
+cdef inline void _loop_block(bint by_units, Py_ssize_t B, int H, int itemsize, int tid, int team,
+                             Py_ssize_t* b0, Py_ssize_t* b1, int* j0, int* j1) noexcept nogil:
+    """Thread tid's share of the time loop: batch rows [b0, b1) and hidden units [j0, j1)."""
+    cdef int nr = 128 // itemsize
+    if by_units:
+        b0[0] = 0
+        b1[0] = B
+        j0[0] = nr * <int> _bound(H // nr, team, tid)
+        j1[0] = nr * <int> _bound(H // nr, team, tid + 1)
+    else:
+        b0[0] = _bound(B, team, tid)
+        b1[0] = _bound(B, team, tid + 1)
+        j0[0] = 0
+        j1[0] = H
+
+
+cdef inline Py_ssize_t _panels(Py_ssize_t N, Py_ssize_t itemsize) noexcept nogil:
+    """Number of packed panels (RF_NR_BYTES = 128 bytes wide) that hold N columns."""
+    cdef Py_ssize_t nr = 128 // itemsize
+    return (N + nr - 1) // nr
+
+
 def packed_size(int itemsize, int K, int N):
     """Length of the buffer that holds a (K, N) recurrent operand packed for the step product."""
-    cdef Py_ssize_t nr = 128 // itemsize
-    return K * ((N + nr - 1) // nr) * nr
+    return K * _panels(N, itemsize) * (128 // itemsize)
 
 
-cdef void _pack(bint trans, int K, int N, const floating* w, floating* packed) noexcept nogil:
-    """packed := panels of B (K, N), B = wᵀ (w is (N, K)) when trans, else B = w."""
+cdef inline void _pack_panel(bint trans, int K, int N, const floating* w, floating* packed,
+                             Py_ssize_t p) noexcept nogil:
+    """Panel p of packed := panels of B (K, N), B = wᵀ (w is (N, K)) when trans, else B = w."""
     if floating is float:
-        rf_pack_f(trans, K, N, w, packed)
+        rf_pack_panel_f(trans, K, N, w, packed, <int> p)
     else:
-        rf_pack_d(trans, K, N, w, packed)
+        rf_pack_panel_d(trans, K, N, w, packed, <int> p)
 
 
-cdef inline void _step_product(Py_ssize_t m, int N, int K, const floating* a, const floating* packed,
-                               const floating* w, bint trans_w, floating* c, bint accumulate) noexcept nogil:
-    """c (m, N) := a (m, K) @ B + (c if accumulate), B = wᵀ or w (K, N); packed copy of B if given."""
+cdef inline void _step_product(Py_ssize_t m, int K, const floating* a, const floating* packed,
+                               const floating* w, bint trans_w, int ncols, int n0, int N,
+                               floating* c, int ldc, bint accumulate) noexcept nogil:
+    """c (m, N) := a (m, K) @ B[:, n0:n0+N] + (c if accumulate), B = wᵀ or w (K, ncols), c's rows ldc apart.
+    With a packed copy of B (rf_pack_panel_*), n0 must start a panel (a multiple of RF_NR_BYTES / itemsize)."""
     if packed != NULL:
         if floating is float:
-            rf_recgemm_f(<int> m, N, K, a, K, packed, c, N, accumulate)
+            rf_recgemm_f(<int> m, N, K, a, K, packed + <Py_ssize_t> n0 * K, c, ldc, accumulate)
         else:
-            rf_recgemm_d(<int> m, N, K, a, K, packed, c, N, accumulate)
+            rf_recgemm_d(<int> m, N, K, a, K, packed + <Py_ssize_t> n0 * K, c, ldc, accumulate)
+    elif trans_w:
+        gemm(False, True, <int> m, N, K, <floating> 1, a, K, w + <Py_ssize_t> n0 * K, K,
+             <floating> (1 if accumulate else 0), c, ldc)
     else:
-        gemm(False, trans_w, <int> m, N, K, <floating> 1, a, K, w, K if trans_w else N,
-             <floating> (1 if accumulate else 0), c, N)
+        gemm(False, False, <int> m, N, K, <floating> 1, a, K, w + n0, ncols,
+             <floating> (1 if accumulate else 0), c, ldc)
+
+
+cdef inline void _gate_products(int G, int H, int j0, int j1, Py_ssize_t m, const floating* h,
+                                const floating* packed, const floating* w_hh, floating* c,
+                                bint accumulate) noexcept nogil:
+    """Units [j0, j1) of every gate block of c (m, G·H) (+)= h (m, H) @ W_hhᵀ (forward recurrent product)."""
+    cdef int g
+    if j0 == 0 and j1 == H:                     # one product over all gates: panels may straddle gate blocks
+        _step_product(m, H, h, packed, w_hh, True, G * H, 0, G * H, c, G * H, accumulate)
+        return
+    for g in range(G):
+        _step_product(m, H, h, packed, w_hh, True, G * H, g * H + j0, j1 - j0, c + g * H + j0, G * H,
+                      accumulate)
 
 
 # ------------------------------------------------------------------------------------------------- forward
@@ -134,12 +229,14 @@ cdef inline int _gate_width(int cell, int H) noexcept nogil:
     return 4 * H if cell == _LSTM else (3 * H if cell == _GRU else H)
 
 
-cdef void _forward_chunk(int cell, Py_ssize_t T, Py_ssize_t B, int H, Py_ssize_t b0, Py_ssize_t b1,
+cdef void _forward_block(int cell, Py_ssize_t T, Py_ssize_t B, int H, Py_ssize_t b0, Py_ssize_t b1,
+                         int j0, int j1, rf_barrier* barrier, int team,
                          const floating* w_hh, const floating* packed, const floating* b_hn,
                          const floating* h0, const floating* c0, const int* lens,
                          floating* gates, floating* c, floating* tanh_c, floating* hn, floating* out,
                          floating* scratch) noexcept nogil:
-    """The time loop for batch rows [b0, b1); `gates` holds the input projection on entry."""
+    """The time loop for batch rows [b0, b1) and hidden units [j0, j1); `gates` holds the input projection
+    on entry. With a barrier, the team splits the units and meets after each step (h_t is then whole)."""
     cdef int GH = _gate_width(cell, H)
     cdef Py_ssize_t t, m, row0
     cdef const floating* h_prev
@@ -148,29 +245,31 @@ cdef void _forward_chunk(int cell, Py_ssize_t T, Py_ssize_t B, int H, Py_ssize_t
     cdef floating* s = scratch + b0 * GH if scratch != NULL else NULL    # (m, GH) GRU: h_{t-1} W_hhᵀ
     for t in range(T):
         m = _active_rows(lens, b0, b1, t)
-        row0 = t * B + b0                      # first row of this chunk at step t in (T·B, ·) arrays
+        row0 = t * B + b0                      # first row of this block at step t in (T·B, ·) arrays
         a = gates + row0 * GH                   # (m, GH)
         h_prev = (h0 + b0 * H) if t == 0 else (out + (row0 - B) * H)
         if cell == _LSTM:
-            _step_product(m, GH, H, h_prev, packed, w_hh, True, a, True)     # a += h_{t-1} W_hhᵀ
+            _gate_products(4, H, j0, j1, m, h_prev, packed, w_hh, a, True)     # a += h_{t-1} W_hhᵀ
             c_prev = (c0 + b0 * H) if t == 0 else (c + (row0 - B) * H)
             if floating is float:
-                rf_lstm_fwd_f(<int> m, H, a, c_prev, c + row0 * H, tanh_c + row0 * H, out + row0 * H)
+                rf_lstm_fwd_f(<int> m, H, j0, j1, a, c_prev, c + row0 * H, tanh_c + row0 * H, out + row0 * H)
             else:
-                rf_lstm_fwd_d(<int> m, H, a, c_prev, c + row0 * H, tanh_c + row0 * H, out + row0 * H)
+                rf_lstm_fwd_d(<int> m, H, j0, j1, a, c_prev, c + row0 * H, tanh_c + row0 * H, out + row0 * H)
         elif cell == _GRU:
-            _step_product(m, GH, H, h_prev, packed, w_hh, True, s, False)    # s = h_{t-1} W_hhᵀ
+            _gate_products(3, H, j0, j1, m, h_prev, packed, w_hh, s, False)    # s = h_{t-1} W_hhᵀ
             if floating is float:
-                rf_gru_fwd_f(<int> m, H, a, s, b_hn, h_prev, hn + row0 * H, out + row0 * H)
+                rf_gru_fwd_f(<int> m, H, j0, j1, a, s, b_hn, h_prev, hn + row0 * H, out + row0 * H)
             else:
-                rf_gru_fwd_d(<int> m, H, a, s, b_hn, h_prev, hn + row0 * H, out + row0 * H)
+                rf_gru_fwd_d(<int> m, H, j0, j1, a, s, b_hn, h_prev, hn + row0 * H, out + row0 * H)
         else:
-            _step_product(m, GH, H, h_prev, packed, w_hh, True, a, True)     # a += h_{t-1} W_hhᵀ
+            _gate_products(1, H, j0, j1, m, h_prev, packed, w_hh, a, True)     # a += h_{t-1} W_hhᵀ
             if floating is float:
-                rf_elman_fwd_f(<int> m, H, cell, a, out + row0 * H)
+                rf_elman_fwd_f(<int> m, H, j0, j1, cell, a, out + row0 * H)
             else:
-                rf_elman_fwd_d(<int> m, H, cell, a, out + row0 * H)
-        _zero_finished(lens, b0, b1, t, out + row0 * H, H)
+                rf_elman_fwd_d(<int> m, H, j0, j1, cell, a, out + row0 * H)
+        _zero_finished(lens, b0, b1, t, out + row0 * H, 1, H, j0, j1)
+        if barrier != NULL:
+            rf_barrier_wait(barrier, team)
 
 
 cdef inline floating* _ptr3(floating[:, :, ::1] a) noexcept nogil:
@@ -195,7 +294,7 @@ def forward(int cell,                                   # ELMAN_*, LSTM or GRU
             floating[:, :, ::1] tanh_c,                 # OUT  (T, B, H) tanh(c_t), kept for BPTT (LSTM), else None
             floating[:, :, ::1] hn,                     # OUT  (T, B, H) W_hn h_{t-1} + b_hn, kept for BPTT (GRU), else None
             floating[:, :, ::1] out,                    # OUT  (T, B, H) h_t, zero past each length
-            floating[:, ::1] scratch,                   # WORK (B, G·H) GRU, else None
+            floating[:, ::1] scratch,                   # WORK (2·B, G·H) GRU, else None
             floating[::1] packed,                       # WORK (packed_size) W_hhᵀ packed, or None: BLAS per step
             int num_threads):
     """Run the layer over the sequence, keeping in the OUT buffers everything BPTT needs."""
@@ -206,82 +305,113 @@ def forward(int cell,                                   # ELMAN_*, LSTM or GRU
     cdef const int* lens = &lengths[0] if lengths is not None else NULL
     cdef floating* packed_p = NULL
     cdef floating* a_p
-    cdef Py_ssize_t k, lo, hi, nblocks, nchunks
+    cdef Py_ssize_t k, p, lo, hi, nblocks, nteam
+    cdef int tid, team, j0, j1
+    cdef bint by_units
+    cdef rf_barrier barrier
     if T == 0 or B == 0:
         return
     if packed is not None:
         packed_p = &packed[0]
-        _pack(True, H, GH, &w_hh[0, 0], packed_p)
     a_p = &out[0, 0, 0] if gates is None else &gates[0, 0, 0]   # Elman: pre-activations go straight into out
     nblocks = _team(num_threads, T * B, 2.0 * T * B * GH * I)
-    nchunks = _team(num_threads, B, 2.0 * T * B * GH * H)
+    nteam = _loop_team(num_threads, T, B, H, GH, sizeof(floating), False, &by_units)
+    rf_barrier_init(&barrier)
+    tid, team = 0, 1
     with nogil, parallel(num_threads=nblocks):
         for k in prange(nblocks, schedule="static"):
             lo = _bound(T * B, nblocks, k)
             hi = _bound(T * B, nblocks, k + 1)
             _input_projection(lo, hi, I, GH, &x[0, 0, 0], &w_ih[0, 0], bias_p, a_p)
-    with nogil, parallel(num_threads=nchunks):
-        for k in prange(nchunks, schedule="static"):
-            lo = _bound(B, nchunks, k)
-            hi = _bound(B, nchunks, k + 1)
-            _forward_chunk(cell, T, B, H, lo, hi, &w_hh[0, 0], packed_p, b_hn_p, &h0[0, 0], _cptr2(c0), lens,
-                           a_p, _ptr3(c), _ptr3(tanh_c), _ptr3(hn), &out[0, 0, 0],
-                           &scratch[0, 0] if scratch is not None else NULL)
+    with nogil, parallel(num_threads=nteam):
+        if packed_p != NULL:                        # W_hhᵀ, packed by the team
+            for p in prange(_panels(GH, sizeof(floating)), schedule="static"):
+                _pack_panel(True, H, GH, &w_hh[0, 0], packed_p, p)
+            rf_team_barrier()
+        tid = threadid()
+        team = rf_team_size()
+        _loop_block(by_units, B, H, sizeof(floating), tid, team, &lo, &hi, &j0, &j1)
+        _forward_block(cell, T, B, H, lo, hi, j0, j1, &barrier if by_units and team > 1 else NULL, team,
+                       &w_hh[0, 0], packed_p, b_hn_p, &h0[0, 0], _cptr2(c0), lens,
+                       a_p, _ptr3(c), _ptr3(tanh_c), _ptr3(hn), &out[0, 0, 0],
+                       &scratch[0, 0] if scratch is not None else NULL)
 
 
 # ------------------------------------------------------------------------------------------------ backward
-cdef void _backward_chunk(int cell, Py_ssize_t T, Py_ssize_t B, int H, Py_ssize_t b0, Py_ssize_t b1,
+cdef void _backward_block(int cell, Py_ssize_t T, Py_ssize_t B, int H, Py_ssize_t b0, Py_ssize_t b1,
+                          int j0, int j1, rf_barrier* barrier, int team,
                           const floating* w_hh, const floating* packed, const floating* h0,
                           const floating* c0, const int* lens, floating* gates, const floating* c,
                           const floating* tanh_c, floating* hn, const floating* out, const floating* dout,
                           const floating* dh_n, const floating* dc_n, floating* da, floating* dh,
                           floating* dc, floating* scratch) noexcept nogil:
-    """Reverse time loop for rows [b0, b1): fills da (T, B, GH) (GRU: also hn := its recurrent n-block
-    gradient) and leaves dh_0, dc_0 in dh, dc."""
+    """Reverse time loop for rows [b0, b1) and hidden units [j0, j1): fills da (T, B, GH) (GRU: also
+    hn := its recurrent n-block gradient) and leaves dh_0, dc_0 in dh, dc. With a barrier, the team splits
+    the units and meets between the pointwise pass (all of dA_t) and the product dA_t W_hh."""
     cdef int GH = _gate_width(cell, H)
+    cdef int nu = j1 - j0
     cdef Py_ssize_t t, m, row0, b, bt
     cdef const floating* c_prev
     cdef const floating* h_prev
-    cdef floating* s = scratch + b0 * GH if scratch != NULL else NULL    # (m, GH) GRU: recurrent dA
+    cdef floating* s = NULL
     for bt in range(T):
         t = T - 1 - bt
         row0 = t * B + b0
+        if scratch != NULL:   # GRU: recurrent dA (m, GH), two buffers: a peer may still read last step's
+            s = scratch + ((bt % 2) * B + b0) * GH
         # A sequence's gradient starts at its own last step: seed the running dh, dc from dh_n, dc_n.
         for b in range(b0, b1):
             if (lens == NULL and t == T - 1) or (lens != NULL and lens[b] - 1 == t):
-                memcpy(dh + b * H, dh_n + b * H, H * sizeof(floating))
+                memcpy(dh + b * H + j0, dh_n + b * H + j0, nu * sizeof(floating))
                 if cell == _LSTM:
-                    memcpy(dc + b * H, dc_n + b * H, H * sizeof(floating))
+                    memcpy(dc + b * H + j0, dc_n + b * H + j0, nu * sizeof(floating))
         m = _active_rows(lens, b0, b1, t)
         if cell == _LSTM:
             c_prev = (c0 + b0 * H) if t == 0 else (c + (row0 - B) * H)
             if floating is float:
-                rf_lstm_bwd_f(<int> m, H, gates + row0 * GH, c_prev, tanh_c + row0 * H,
+                rf_lstm_bwd_f(<int> m, H, j0, j1, gates + row0 * GH, c_prev, tanh_c + row0 * H,
                               dout + row0 * H, dh + b0 * H, dc + b0 * H, dc + b0 * H)
             else:
-                rf_lstm_bwd_d(<int> m, H, gates + row0 * GH, c_prev, tanh_c + row0 * H,
+                rf_lstm_bwd_d(<int> m, H, j0, j1, gates + row0 * GH, c_prev, tanh_c + row0 * H,
                               dout + row0 * H, dh + b0 * H, dc + b0 * H, dc + b0 * H)
         elif cell == _GRU:
             h_prev = (h0 + b0 * H) if t == 0 else (out + (row0 - B) * H)
             if floating is float:
-                rf_gru_bwd_f(<int> m, H, gates + row0 * GH, hn + row0 * H, h_prev, dout + row0 * H,
+                rf_gru_bwd_f(<int> m, H, j0, j1, gates + row0 * GH, hn + row0 * H, h_prev, dout + row0 * H,
                              dh + b0 * H, s, hn + row0 * H, dh + b0 * H)
             else:
-                rf_gru_bwd_d(<int> m, H, gates + row0 * GH, hn + row0 * H, h_prev, dout + row0 * H,
+                rf_gru_bwd_d(<int> m, H, j0, j1, gates + row0 * GH, hn + row0 * H, h_prev, dout + row0 * H,
                              dh + b0 * H, s, hn + row0 * H, dh + b0 * H)
-            _zero_finished(lens, b0, b1, t, hn + row0 * H, H)
-            _zero_finished(lens, b0, b1, t, s, GH)        # finished rows carry nothing back
-            _zero_finished(lens, b0, b1, t, dh + b0 * H, H)
+            _zero_finished(lens, b0, b1, t, hn + row0 * H, 1, H, j0, j1)
+            _zero_finished(lens, b0, b1, t, s, 3, H, j0, j1)        # finished rows carry nothing back
+            _zero_finished(lens, b0, b1, t, dh + b0 * H, 1, H, j0, j1)
         else:
             if floating is float:
-                rf_elman_bwd_f(<int> m, H, cell, out + row0 * H, dout + row0 * H, dh + b0 * H, da + row0 * H)
+                rf_elman_bwd_f(<int> m, H, j0, j1, cell, out + row0 * H, dout + row0 * H, dh + b0 * H,
+                               da + row0 * H)
             else:
-                rf_elman_bwd_d(<int> m, H, cell, out + row0 * H, dout + row0 * H, dh + b0 * H, da + row0 * H)
-        _zero_finished(lens, b0, b1, t, da + row0 * GH, GH)
-        if cell == _GRU:
-            _step_product(m, H, GH, s, packed, w_hh, False, dh + b0 * H, True)   # dh_{t-1} = dh ⊙ z + dA_h W_hh
-        else:
-            _step_product(m, H, GH, da + row0 * GH, packed, w_hh, False, dh + b0 * H, False)  # dh_{t-1} = dA_t W_hh
+                rf_elman_bwd_d(<int> m, H, j0, j1, cell, out + row0 * H, dout + row0 * H, dh + b0 * H,
+                               da + row0 * H)
+        _zero_finished(lens, b0, b1, t, da + row0 * GH, GH // H, H, j0, j1)
+        if barrier != NULL:
+            rf_barrier_wait(barrier, team)
+        if cell == _GRU:      # dh_{t-1} = dh ⊙ z + dA_h W_hh
+            _step_product(m, GH, s, packed, w_hh, False, H, j0, nu, dh + b0 * H + j0, H, True)
+        else:                 # dh_{t-1} = dA_t W_hh
+            _step_product(m, GH, da + row0 * GH, packed, w_hh, False, H, j0, nu, dh + b0 * H + j0, H, False)
+
+
+cdef inline void _column_sums(Py_ssize_t rows, Py_ssize_t n, const floating* a, Py_ssize_t lda,
+                              floating* out1, floating* out2) noexcept nogil:
+    """out1 (n,) += Σ_r a[r, :n] (a's rows lda apart), and out2 too if not NULL; nothing if out1 is NULL."""
+    if out1 == NULL:
+        out1, out2 = out2, NULL
+    if out1 == NULL:
+        return
+    if floating is float:
+        rf_colsum_f(rows, <int> n, a, lda, out1, out2)
+    else:
+        rf_colsum_d(rows, <int> n, a, lda, out1, out2)
 
 
 cdef void _weight_gradients(Py_ssize_t T, Py_ssize_t B, int I, int H, int GH, int split,
@@ -294,16 +424,22 @@ cdef void _weight_gradients(Py_ssize_t T, Py_ssize_t B, int I, int H, int GH, in
 
     The input side reads dA (T·B, GH). The recurrent side reads dA for gate rows < split and, for rows
     from split on (GRU's n block, whose recurrent gradient is r ⊙ da_n), da_n (T·B, GH − split)."""
-    cdef Py_ssize_t r, j, lo, hi, ld
+    cdef Py_ssize_t lo, hi, ld
     cdef const floating* src
     cdef int ng = <int> (g1 - g0)
+    cdef bint joined = T > 1 and h0 + B * H == out     # h_0 stored just before h_1: [h_0 .. h_{T-1}] is one operand
     if ng > 0:
         gemm(True, False, ng, I, <int> (T * B), <floating> 1, da + g0, GH, x, I,
              <floating> 1, dw_ih + g0 * I, I)                                   # Σ_t dA_tᵀ x_t
-        if db_ih != NULL:
-            for r in range(T * B):
-                for j in range(g0, g1):
-                    db_ih[j] += da[r * GH + j]
+        hi = min(g1, <Py_ssize_t> split)                                        # db = Σ dA, the same sums for
+        if hi > g0:                                                             # db_hh below split
+            _column_sums(T * B, hi - g0, da + g0, GH, db_ih + g0 if db_ih != NULL else NULL,
+                         db_hh + g0 if db_hh != NULL else NULL)
+        lo = max(g0, <Py_ssize_t> split)
+        if g1 > lo:
+            _column_sums(T * B, g1 - lo, da + lo, GH, db_ih + lo if db_ih != NULL else NULL, NULL)
+            _column_sums(T * B, g1 - lo, da_n + (lo - split), GH - split,
+                         db_hh + lo if db_hh != NULL else NULL, NULL)
         for part in range(2):                  # recurrent side: rows below split, then from split on
             lo = g0 if part == 0 else max(g0, <Py_ssize_t> split)
             hi = min(g1, <Py_ssize_t> split) if part == 0 else g1
@@ -311,15 +447,15 @@ cdef void _weight_gradients(Py_ssize_t T, Py_ssize_t B, int I, int H, int GH, in
                 continue
             src = (da + lo) if part == 0 else (da_n + (lo - split))
             ld = GH if part == 0 else GH - split
+            if joined:
+                gemm(True, False, <int> (hi - lo), H, <int> (T * B), <floating> 1, src, <int> ld, h0, H,
+                     <floating> 1, dw_hh + lo * H, H)                           # Σ_t dA_tᵀ h_{t-1}
+                continue
             gemm(True, False, <int> (hi - lo), H, <int> B, <floating> 1, src, <int> ld, h0, H,
                  <floating> 1, dw_hh + lo * H, H)                               # dA_0ᵀ h_0
             if T > 1:
                 gemm(True, False, <int> (hi - lo), H, <int> ((T - 1) * B), <floating> 1, src + B * ld,
                      <int> ld, out, H, <floating> 1, dw_hh + lo * H, H)         # Σ_{t≥1} dA_tᵀ h_{t-1}
-            if db_hh != NULL:
-                for r in range(T * B):
-                    for j in range(hi - lo):
-                        db_hh[lo + j] += src[r * ld + j]
     if r1 > r0:
         gemm(False, False, <int> (r1 - r0), I, GH, <floating> 1, da + r0 * GH, GH, w_ih, I,
              <floating> 0, dx + r0 * I, I)                                      # dx_t = dA_t W_ih
@@ -348,7 +484,7 @@ def backward(int cell,                                  # ELMAN_*, LSTM or GRU
              floating[::1] db_hh,                       # INOUT (G·H,) accumulated, or None
              floating[:, ::1] dh0,                      # OUT   (B, H)
              floating[:, ::1] dc0,                      # OUT   (B, H) LSTM, else None
-             floating[:, ::1] scratch,                  # WORK  (B, G·H) GRU, else None
+             floating[:, ::1] scratch,                  # WORK  (2·B, G·H) GRU, else None
              floating[::1] packed,                      # WORK  (packed_size) W_hh packed, or None: BLAS per step
              int num_threads):
     """Backpropagate through time over the buffers of the last forward. Overwrites `gates` (and GRU's `hn`)."""
@@ -360,7 +496,10 @@ def backward(int cell,                                  # ELMAN_*, LSTM or GRU
     cdef floating* db_hh_p = &db_hh[0] if db_hh is not None else NULL
     cdef floating* packed_p = NULL
     cdef floating* hn_p = _ptr3(hn)
-    cdef Py_ssize_t k, lo, hi, g0, g1, nblocks, nchunks
+    cdef Py_ssize_t k, p, lo, hi, g0, g1, nblocks, nteam
+    cdef int tid, team, j0, j1
+    cdef bint by_units
+    cdef rf_barrier barrier
     if B == 0:
         return
     if T == 0:
@@ -370,19 +509,25 @@ def backward(int cell,                                  # ELMAN_*, LSTM or GRU
         return
     if packed is not None:
         packed_p = &packed[0]
-        _pack(False, GH, H, &w_hh[0, 0], packed_p)
-    nchunks = _team(num_threads, B, 2.0 * T * B * GH * H)
+    nteam = _loop_team(num_threads, T, B, H, GH, sizeof(floating), True, &by_units)
     nblocks = _team(num_threads, GH, 2.0 * T * B * GH * (2 * I + H))
-    with nogil, parallel(num_threads=nchunks):
-        for k in prange(nchunks, schedule="static"):
-            lo = _bound(B, nchunks, k)
-            hi = _bound(B, nchunks, k + 1)
-            _backward_chunk(cell, T, B, H, lo, hi, &w_hh[0, 0], packed_p, &h0[0, 0], _cptr2(c0), lens,
-                            &gates[0, 0, 0], &c[0, 0, 0] if c is not None else NULL,
-                            &tanh_c[0, 0, 0] if tanh_c is not None else NULL, hn_p,
-                            &out[0, 0, 0], &dout[0, 0, 0], &dh_n[0, 0], _cptr2(dc_n),
-                            &gates[0, 0, 0], &dh0[0, 0], &dc0[0, 0] if dc0 is not None else NULL,
-                            &scratch[0, 0] if scratch is not None else NULL)
+    rf_barrier_init(&barrier)
+    tid, team = 0, 1
+    with nogil, parallel(num_threads=nteam):
+        if packed_p != NULL:                        # W_hh, packed by the team
+            for p in prange(_panels(H, sizeof(floating)), schedule="static"):
+                _pack_panel(False, GH, H, &w_hh[0, 0], packed_p, p)
+            rf_team_barrier()
+        tid = threadid()
+        team = rf_team_size()
+        _loop_block(by_units, B, H, sizeof(floating), tid, team, &lo, &hi, &j0, &j1)
+        _backward_block(cell, T, B, H, lo, hi, j0, j1, &barrier if by_units and team > 1 else NULL, team,
+                        &w_hh[0, 0], packed_p, &h0[0, 0], _cptr2(c0), lens,
+                        &gates[0, 0, 0], &c[0, 0, 0] if c is not None else NULL,
+                        &tanh_c[0, 0, 0] if tanh_c is not None else NULL, hn_p,
+                        &out[0, 0, 0], &dout[0, 0, 0], &dh_n[0, 0], _cptr2(dc_n),
+                        &gates[0, 0, 0], &dh0[0, 0], &dc0[0, 0] if dc0 is not None else NULL,
+                        &scratch[0, 0] if scratch is not None else NULL)
     with nogil, parallel(num_threads=nblocks):
         for k in prange(nblocks, schedule="static"):
             g0 = _bound(GH, nblocks, k)
@@ -422,19 +567,19 @@ cdef void _step_rows(int cell, int B, int I, int H, const floating* x, const flo
             rf_matvec_d(GH, H, w_hh, h + b * H, (gh if cell == _GRU else gates) + b * GH)
     if cell == _LSTM:
         if floating is float:
-            rf_lstm_fwd_f(B, H, gates, c, c_out, work, h_out)
+            rf_lstm_fwd_f(B, H, 0, H, gates, c, c_out, work, h_out)
         else:
-            rf_lstm_fwd_d(B, H, gates, c, c_out, work, h_out)
+            rf_lstm_fwd_d(B, H, 0, H, gates, c, c_out, work, h_out)
     elif cell == _GRU:
         if floating is float:
-            rf_gru_fwd_f(B, H, gates, gh, b_hh + 2 * H if b_hh != NULL else NULL, h, gh + B * GH, h_out)
+            rf_gru_fwd_f(B, H, 0, H, gates, gh, b_hh + 2 * H if b_hh != NULL else NULL, h, gh + B * GH, h_out)
         else:
-            rf_gru_fwd_d(B, H, gates, gh, b_hh + 2 * H if b_hh != NULL else NULL, h, gh + B * GH, h_out)
+            rf_gru_fwd_d(B, H, 0, H, gates, gh, b_hh + 2 * H if b_hh != NULL else NULL, h, gh + B * GH, h_out)
     else:
         if floating is float:
-            rf_elman_fwd_f(B, H, cell, gates, h_out)
+            rf_elman_fwd_f(B, H, 0, H, cell, gates, h_out)
         else:
-            rf_elman_fwd_d(B, H, cell, gates, h_out)
+            rf_elman_fwd_d(B, H, 0, H, cell, gates, h_out)
 
 
 cdef inline void* _data(object a):

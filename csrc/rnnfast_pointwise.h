@@ -22,6 +22,9 @@
  * Elman: h = φ(a);  da = dh ⊙ φ'(h) with φ' read off h: tanh 1−h², sigmoid h(1−h), relu [h > 0].
  * GRU: see the GRU passes below.
  *
+ * Every pass covers rows [0, n) and hidden units [j0, j1) of each gate block (H wide): the whole layer
+ * with j0 = 0, j1 = H, or one thread's share of the units when the threads split the columns.
+ *
  * Small x86-64 builds get AVX2 / AVX-512 clones of each pass chosen at run time (GCC target_clones),
  * so a wheel built for the baseline still uses wide vectors where the CPU has them.
  */
@@ -89,13 +92,14 @@ static inline double rf_sigmoid(double x) { return 1.0 / (1.0 + exp(-x)); }
 
 /* --------------------------------------------------------------------------------- LSTM passes */
 #define RF_LSTM_FWD(NAME, T, SIG, TANH)                                                           \
-RF_CLONES static void NAME(int n, int H, T *gates, const T *c_prev, T *c, T *tanh_c, T *h) {       \
+RF_CLONES static void NAME(int n, int H, int j0, int j1, T *gates, const T *c_prev, T *c, T *tanh_c,\
+                           T *h) {                                                                \
     /* gates (n, 4H): pre-activations in, activations out; c_prev, c, tanh_c, h (n, H) */          \
     for (int b = 0; b < n; ++b) {                                                                \
         T *gi = gates + (size_t)b * 4 * H, *gf = gi + H, *gg = gi + 2 * H, *go = gi + 3 * H;      \
         const T *cp = c_prev + (size_t)b * H;                                                     \
         T *cb = c + (size_t)b * H, *tb = tanh_c + (size_t)b * H, *hb = h + (size_t)b * H;         \
-        RF_SIMD for (int j = 0; j < H; ++j) {                                                     \
+        RF_SIMD for (int j = j0; j < j1; ++j) {                                                     \
             T i = SIG(gi[j]), f = SIG(gf[j]), g = TANH(gg[j]), o = SIG(go[j]);                    \
             T cc = f * cp[j] + i * g;                                                             \
             T tc = TANH(cc);                                                                      \
@@ -108,7 +112,7 @@ RF_LSTM_FWD(rf_lstm_fwd_f, float, rf_sigmoidf, rf_tanhf)
 RF_LSTM_FWD(rf_lstm_fwd_d, double, rf_sigmoid, tanh)
 
 #define RF_LSTM_BWD(NAME, T)                                                                      \
-RF_CLONES static void NAME(int n, int H, T *gates, const T *c_prev, const T *tanh_c,              \
+RF_CLONES static void NAME(int n, int H, int j0, int j1, T *gates, const T *c_prev, const T *tanh_c,\
                            const T *dout, const T *dh_in, const T *dc_in, T *dc_out) {            \
     /* gates (n, 4H): activations in, pre-activation gradients out. dout, dh_in (n, H): summed    \
        into dh. dc_in (n, H): dL/dc_t; dc_out (n, H): dL/dc_{t-1} (may alias dc_in). */           \
@@ -118,7 +122,7 @@ RF_CLONES static void NAME(int n, int H, T *gates, const T *c_prev, const T *tan
         const T *dob = dout + (size_t)b * H, *dhb = dh_in + (size_t)b * H;                        \
         const T *dcb = dc_in + (size_t)b * H;                                                     \
         T *dco = dc_out + (size_t)b * H;                                                          \
-        RF_SIMD for (int j = 0; j < H; ++j) {                                                     \
+        RF_SIMD for (int j = j0; j < j1; ++j) {                                                     \
             T i = gi[j], f = gf[j], g = gg[j], o = go[j], t = tc[j];                              \
             T dh = dob[j] + dhb[j];                                                               \
             T dc = dcb[j] + dh * o * (1 - t * t);     /* backprop through h = o tanh(c) */       \
@@ -135,27 +139,34 @@ RF_LSTM_BWD(rf_lstm_bwd_d, double)
 
 /* -------------------------------------------------------------------------------- Elman passes */
 #define RF_ELMAN_FWD(NAME, T, SIG, TANH)                                                          \
-RF_CLONES static void NAME(int n, int H, int act, T *a, T *h) {                                   \
+RF_CLONES static void NAME(int n, int H, int j0, int j1, int act, T *a, T *h) {                   \
     /* a (n, H): pre-activations in (kept as is); h (n, H) = φ(a) */                              \
-    size_t m = (size_t)n * H;                                                                     \
-    if (act == RF_TANH) { RF_SIMD for (size_t j = 0; j < m; ++j) h[j] = TANH(a[j]); }             \
-    else if (act == RF_SIGMOID) { RF_SIMD for (size_t j = 0; j < m; ++j) h[j] = SIG(a[j]); }      \
-    else { RF_SIMD for (size_t j = 0; j < m; ++j) h[j] = a[j] <= 0 ? 0 : a[j]; } /* relu; NaN stays NaN */ \
+    for (int b = 0; b < n; ++b) {                                                                \
+        const T *ab = a + (size_t)b * H;                                                          \
+        T *hb = h + (size_t)b * H;                                                                \
+        if (act == RF_TANH) { RF_SIMD for (int j = j0; j < j1; ++j) hb[j] = TANH(ab[j]); }        \
+        else if (act == RF_SIGMOID) { RF_SIMD for (int j = j0; j < j1; ++j) hb[j] = SIG(ab[j]); } \
+        else { RF_SIMD for (int j = j0; j < j1; ++j) hb[j] = ab[j] <= 0 ? 0 : ab[j]; } /* relu; NaN stays NaN */ \
+    }                                                                                             \
 }
 RF_ELMAN_FWD(rf_elman_fwd_f, float, rf_sigmoidf, rf_tanhf)
 RF_ELMAN_FWD(rf_elman_fwd_d, double, rf_sigmoid, tanh)
 
 #define RF_ELMAN_BWD(NAME, T)                                                                     \
-RF_CLONES static void NAME(int n, int H, int act, const T *h, const T *dout, const T *dh_in,      \
-                           T *da) {                                                               \
+RF_CLONES static void NAME(int n, int H, int j0, int j1, int act, const T *h, const T *dout,      \
+                           const T *dh_in, T *da) {                                               \
     /* da (n, H) = (dout + dh_in) ⊙ φ'(h), φ' read off the output h */                            \
-    size_t m = (size_t)n * H;                                                                     \
-    if (act == RF_TANH) {                                                                         \
-        RF_SIMD for (size_t j = 0; j < m; ++j) da[j] = (dout[j] + dh_in[j]) * (1 - h[j] * h[j]);  \
-    } else if (act == RF_SIGMOID) {                                                               \
-        RF_SIMD for (size_t j = 0; j < m; ++j) da[j] = (dout[j] + dh_in[j]) * h[j] * (1 - h[j]);  \
-    } else {                                                                                      \
-        RF_SIMD for (size_t j = 0; j < m; ++j) da[j] = h[j] <= 0 ? 0 : dout[j] + dh_in[j];         \
+    for (int b = 0; b < n; ++b) {                                                                \
+        size_t o = (size_t)b * H;                                                                 \
+        const T *hb = h + o, *db = dout + o, *dhb = dh_in + o;                                    \
+        T *dab = da + o;                                                                          \
+        if (act == RF_TANH) {                                                                     \
+            RF_SIMD for (int j = j0; j < j1; ++j) dab[j] = (db[j] + dhb[j]) * (1 - hb[j] * hb[j]); \
+        } else if (act == RF_SIGMOID) {                                                           \
+            RF_SIMD for (int j = j0; j < j1; ++j) dab[j] = (db[j] + dhb[j]) * hb[j] * (1 - hb[j]); \
+        } else {                                                                                  \
+            RF_SIMD for (int j = j0; j < j1; ++j) dab[j] = hb[j] <= 0 ? 0 : db[j] + dhb[j];       \
+        }                                                                                         \
     }                                                                                             \
 }
 RF_ELMAN_BWD(rf_elman_bwd_f, float)
@@ -167,14 +178,15 @@ RF_ELMAN_BWD(rf_elman_bwd_d, double)
  *   r = σ(gx_r + gh_r)   z = σ(gx_z + gh_z)   hn = gh_n + b_hn   n = tanh(gx_n + r ⊙ hn)
  *   h = (1 − z) ⊙ n + z ⊙ h_prev                                   (hn kept for BPTT) */
 #define RF_GRU_FWD(NAME, T, SIG, TANH)                                                            \
-RF_CLONES static void NAME(int n, int H, T *gx, const T *gh, const T *b_hn, const T *h_prev,      \
+RF_CLONES static void NAME(int n, int H, int j0, int j1, T *gx, const T *gh, const T *b_hn,       \
+                           const T *h_prev,                                                       \
                            T *hn, T *h) {                                                         \
     for (int b = 0; b < n; ++b) {                                                                \
         T *xr = gx + (size_t)b * 3 * H, *xz = xr + H, *xn = xr + 2 * H;                           \
         const T *hr = gh + (size_t)b * 3 * H, *hz = hr + H, *hh = hr + 2 * H;                     \
         const T *hp = h_prev + (size_t)b * H;                                                     \
         T *hnb = hn + (size_t)b * H, *hb = h + (size_t)b * H;                                     \
-        RF_SIMD for (int j = 0; j < H; ++j) {                                                     \
+        RF_SIMD for (int j = j0; j < j1; ++j) {                                                     \
             T r = SIG(xr[j] + hr[j]), z = SIG(xz[j] + hz[j]);                                     \
             T hnj = hh[j] + (b_hn ? b_hn[j] : 0);                                                 \
             T nn = TANH(xn[j] + r * hnj);                                                         \
@@ -192,7 +204,8 @@ RF_GRU_FWD(rf_gru_fwd_d, double, rf_sigmoid, tanh)
  * (n, 3H) and its n block also into dhn (n, H). dh_out := dh ⊙ z, the direct path to h_{t-1}
  * (dh_out may alias dh_in; the caller then adds dah W_hh). */
 #define RF_GRU_BWD(NAME, T)                                                                       \
-RF_CLONES static void NAME(int n, int H, T *gates, const T *hn, const T *h_prev, const T *dout,   \
+RF_CLONES static void NAME(int n, int H, int j0, int j1, T *gates, const T *hn, const T *h_prev,  \
+                           const T *dout,                                                         \
                            const T *dh_in, T *dah, T *dhn, T *dh_out) {                           \
     for (int b = 0; b < n; ++b) {                                                                \
         T *gr = gates + (size_t)b * 3 * H, *gz = gr + H, *gn = gr + 2 * H;                        \
@@ -200,7 +213,7 @@ RF_CLONES static void NAME(int n, int H, T *gates, const T *hn, const T *h_prev,
         const T *hnb = hn + (size_t)b * H, *hp = h_prev + (size_t)b * H;                          \
         const T *dob = dout + (size_t)b * H, *dhb = dh_in + (size_t)b * H;                        \
         T *dhnb = dhn + (size_t)b * H, *dho = dh_out + (size_t)b * H;                             \
-        RF_SIMD for (int j = 0; j < H; ++j) {                                                     \
+        RF_SIMD for (int j = j0; j < j1; ++j) {                                                     \
             T r = gr[j], z = gz[j], nn = gn[j];                                                   \
             T dh = dob[j] + dhb[j];                                                               \
             T da_n = dh * (1 - z) * (1 - nn * nn);                                                \
@@ -214,6 +227,26 @@ RF_CLONES static void NAME(int n, int H, T *gates, const T *hn, const T *h_prev,
 }
 RF_GRU_BWD(rf_gru_bwd_f, float)
 RF_GRU_BWD(rf_gru_bwd_d, double)
+
+/* ------------------------------------------------------------------------------- bias gradients */
+/* out1[j] += Σ_r a[r·lda + j] for j < n (and out2[j] += the same sum when out2 is not NULL): the column
+ * sums of a (rows, n) block, in blocks of RF_COLS columns held in a local array while the rows stream by. */
+#define RF_COLS 64
+#define RF_COLSUM(NAME, T)                                                                        \
+RF_CLONES static void NAME(size_t rows, int n, const T *a, size_t lda, T *out1, T *out2) {        \
+    for (int j0 = 0; j0 < n; j0 += RF_COLS) {                                                     \
+        const int w = n - j0 < RF_COLS ? n - j0 : RF_COLS;                                        \
+        T acc[RF_COLS] = {0};                                                                     \
+        for (size_t r = 0; r < rows; ++r) {                                                       \
+            const T *ar = a + r * lda + j0;                                                       \
+            RF_SIMD for (int j = 0; j < w; ++j) acc[j] += ar[j];                                  \
+        }                                                                                         \
+        for (int j = 0; j < w; ++j) out1[j0 + j] += acc[j];                                       \
+        if (out2) for (int j = 0; j < w; ++j) out2[j0 + j] += acc[j];                             \
+    }                                                                                             \
+}
+RF_COLSUM(rf_colsum_f, float)
+RF_COLSUM(rf_colsum_d, double)
 
 /* Exposed for the accuracy tests of the float32 approximations. */
 static void rf_expf_array(int n, const float *x, float *y) { for (int j = 0; j < n; ++j) y[j] = rf_expf(x[j]); }

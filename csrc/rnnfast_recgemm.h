@@ -26,21 +26,26 @@
 #define RF_PACKED_SIZE(T, K, N) ((size_t)(K) * ((((size_t)(N)) + RF_NR_BYTES / sizeof(T) - 1) / (RF_NR_BYTES / sizeof(T))) * (RF_NR_BYTES / sizeof(T)))
 
 /* ----------------------------------------------------------------------------------------- packing */
-/* P := panels of B, where B[k][n] = W[n][k] (trans = 1, W is (N, K)) or W[k][n] (trans = 0, W (K, N)). */
-#define RF_PACK(NAME, T)                                                                          \
-static void NAME(int trans, int K, int N, const T *W, T *P) {                                      \
+/* Panel p of P (columns p·nr .. p·nr + nr − 1, zero past N), where B[k][n] = W[n][k] (trans = 1, W is
+ * (N, K)) or W[k][n] (trans = 0, W (K, N)). The panels are independent, so threads can share the work. */
+#define RF_PACK_PANEL(NAME, T)                                                                    \
+static void NAME(int trans, int K, int N, const T *W, T *P, int p) {                              \
     const int nr = RF_NR_BYTES / (int)sizeof(T);                                                  \
-    for (int p0 = 0; p0 < N; p0 += nr) {                                                          \
-        T *panel = P + (size_t)p0 * K;                                                            \
+    const int p0 = p * nr, ncols = N - p0 < nr ? N - p0 : nr;                                     \
+    T *panel = P + (size_t)p0 * K;                                                                \
+    if (ncols < nr) memset(panel, 0, (size_t)K * nr * sizeof(T));                                 \
+    if (trans) {                                   /* W's rows are contiguous in k: read along them */ \
+        for (int j = 0; j < ncols; ++j) {                                                         \
+            const T *w = W + (size_t)(p0 + j) * K;                                                \
+            for (int k = 0; k < K; ++k) panel[(size_t)k * nr + j] = w[k];                         \
+        }                                                                                         \
+    } else {                                                                                      \
         for (int k = 0; k < K; ++k)                                                               \
-            for (int j = 0; j < nr; ++j) {                                                        \
-                int n = p0 + j;                                                                   \
-                panel[(size_t)k * nr + j] = n < N ? (trans ? W[(size_t)n * K + k] : W[(size_t)k * N + n]) : (T)0; \
-            }                                                                                     \
+            memcpy(panel + (size_t)k * nr, W + (size_t)k * N + p0, (size_t)ncols * sizeof(T));     \
     }                                                                                             \
 }
-RF_PACK(rf_pack_f, float)
-RF_PACK(rf_pack_d, double)
+RF_PACK_PANEL(rf_pack_panel_f, float)
+RF_PACK_PANEL(rf_pack_panel_d, double)
 
 #if defined(__GNUC__) || defined(__clang__)
 typedef float rf_vf __attribute__((vector_size(64), aligned(4)));    /* 16 floats, unaligned loads */
@@ -120,7 +125,7 @@ RF_ROW(rf_row_d, double, rf_vd, rf_store_d)
 #define rf_row_d(K, a, panel, c, ncols, acc) rf_tile_d(1, K, a, 0, panel, c, 0, ncols, acc)
 #endif
 
-/* C (m, N) := A (m, K) @ B + (accumulate ? C : 0), with B packed by rf_pack_*. TILE8 (8 rows) runs first
+/* C (m, N) := A (m, K) @ B + (accumulate ? C : 0), with B packed by rf_pack_panel_*. TILE8 (8 rows) runs first
  * where the target has the registers for it; every row sums in the same order whichever tile takes it. */
 #define RF_RECGEMM(NAME, ATTR, T, TILE8, TILE, ROW)                                               \
 ATTR static void NAME(int m, int N, int K, const T *A, int lda, const T *P, T *C, int ldc,        \

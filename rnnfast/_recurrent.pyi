@@ -19,6 +19,8 @@ GRU: int
 _OPENMP_ENABLED: bool
 
 def packed_size(itemsize: int, K: int, N: int) -> int: ...
+def set_unit_split(nbytes: int, backward_h_per_row: int) -> tuple[int, int]: ...
+def loop_plan(num_threads: int, T: int, B: int, H: int, GH: int, itemsize: int, backward: bool) -> tuple[int, bool]: ...
 def forward(
     cell: int,               # ELMAN_*, LSTM or GRU
     x: _Arr,                 # IN   (T, B, I)
@@ -34,7 +36,7 @@ def forward(
     tanh_c: _Opt,            # OUT  (T, B, H) LSTM, else None
     hn: _Opt,                # OUT  (T, B, H) GRU, else None
     out: _Arr,               # OUT  (T, B, H)
-    scratch: _Opt,           # WORK (B, G·H) GRU, else None
+    scratch: _Opt,           # WORK (2·B, G·H) GRU, else None
     packed: _Opt,            # WORK (packed_size,) or None
     num_threads: int,
 ) -> None: ...
@@ -61,7 +63,7 @@ def backward(
     db_hh: _Opt,             # INOUT (G·H,) or None
     dh0: _Arr,               # OUT   (B, H)
     dc0: _Opt,               # OUT   (B, H) LSTM, else None
-    scratch: _Opt,           # WORK  (B, G·H) GRU, else None
+    scratch: _Opt,           # WORK  (2·B, G·H) GRU, else None
     packed: _Opt,            # WORK  (packed_size,) or None
     num_threads: int,
 ) -> None: ...

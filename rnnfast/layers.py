@@ -361,14 +361,17 @@ class _Recurrent(Module):
         bias, b_hn = self._kernel_biases(b_ih, b_hh)
         lstm, gru = cell == _recurrent.LSTM, cell == _recurrent.GRU
         key = (k, d)
-        # (T, B, H) h_t; the top layer's is returned to the user, so it is fresh each call
-        out = np.empty((T, B, H), self.dtype) if fresh else self._buffer(key + ("out",), (T, B, H))
+        # (T + 1, B, H) h_0, h_1 .. h_T in one array, so that BPTT's dW_hh = Σ_t dA_tᵀ h_{t-1} is one GEMM;
+        # h_1 .. h_T is the output, and the top layer's is returned to the user, so it is fresh each call
+        states = np.empty((T + 1, B, H), self.dtype) if fresh else self._buffer(key + ("out",), (T + 1, B, H))
+        states[0] = h0
+        h0, out = states[0], states[1:]                                    # (B, H), (T, B, H)
         run = dict(x=x, h0=h0, c0=c0, out=out,
                    gates=self._buffer(key + ("gates",), (T, B, GH)) if lstm or gru else None,   # (T, B, GH)
                    c=self._buffer(key + ("c",), (T, B, H)) if lstm else None,                   # (T, B, H)
                    tanh_c=self._buffer(key + ("tanh_c",), (T, B, H)) if lstm else None,         # (T, B, H)
                    hn=self._buffer(key + ("hn",), (T, B, H)) if gru else None,                  # (T, B, H)
-                   scratch=self._buffer(key + ("scratch",), (B, GH)) if gru else None)          # (B, GH)
+                   scratch=self._buffer(key + ("scratch",), (2 * B, GH)) if gru else None)  # (2B, GH)
         if T and B:
             _recurrent.forward(cell, x, w_ih.data, w_hh.data, bias, b_hn, h0, c0, lens, run["gates"],
                                run["c"], run["tanh_c"], run["hn"], out, run["scratch"],
