@@ -1,0 +1,143 @@
+"""The time loop split by hidden units across threads (csrc/rnnfast_team.h), which the kernels choose for a big
+W_hh instead of the batch split.
+
+Every element sums in the same order either way, so the split must give bit-for-bit the results of the batch
+split at the same thread count (the after-loop GEMMs are then split alike), and it must match the NumPy
+reference. `_recurrent.set_unit_split` lowers the size threshold so that small
+layers take that path; `_recurrent.loop_plan` says which path a call takes, so these tests check that the path
+under test really ran.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conftest import CELLS, DTYPES, assert_outcomes_close, make_layer, make_problem, run_layer, run_reference
+
+pytestmark = pytest.mark.usefixtures("single_threaded_blas", "restore_threads")
+
+GATES = {"lstm": 4, "gru": 3}
+
+
+def gate_width(cell, H):
+    return GATES.get(cell, 1) * H
+
+
+def weights_of(layer):
+    return {k: np.asarray(v, dtype=np.float64) for k, v in layer.state_dict().items()}
+
+
+ALWAYS, NEVER = (0, 0), (1 << 62, 1 << 30)      # set_unit_split arguments
+
+
+@pytest.fixture
+def unit_split_always():
+    """Unit split whenever there are 2+ threads and H is whole panels, forward and backward."""
+    from rnnfast import _recurrent
+
+    previous = _recurrent.set_unit_split(*ALWAYS)
+    yield
+    _recurrent.set_unit_split(*previous)
+
+
+def run_batch_split(threads, cell, p):
+    """run_with_threads with the unit split turned off."""
+    from rnnfast import _recurrent
+
+    previous = _recurrent.set_unit_split(*NEVER)
+    try:
+        return run_with_threads(threads, cell, p)
+    finally:
+        _recurrent.set_unit_split(*previous)
+
+
+def panel(dtype):
+    return 128 // np.dtype(dtype).itemsize      # H must be a multiple of the packed panel width
+
+
+def run_with_threads(threads, cell, p, seed=3, **kwargs):
+    import rnnfast
+
+    rnnfast.set_num_threads(threads)
+    layer = make_layer(cell, p.I, p.H, dtype=p.dtype, seed=seed, num_layers=p.L, bidirectional=p.bidirectional,
+                       **kwargs)
+    return layer, run_layer(layer, p)
+
+
+def assert_identical(a, b):
+    np.testing.assert_array_equal(a.out, b.out)
+    np.testing.assert_array_equal(a.h_n, b.h_n)
+    if a.c_n is not None:
+        np.testing.assert_array_equal(a.c_n, b.c_n)
+    assert a.grads.keys() == b.grads.keys()
+    for name in a.grads:
+        np.testing.assert_array_equal(a.grads[name], b.grads[name], err_msg=name)
+
+
+@pytest.mark.parametrize("bidirectional", [False, True], ids=["uni", "bi"])
+@pytest.mark.parametrize("lengths", [False, True], ids=["full", "lengths"])
+@pytest.mark.parametrize("dtype", DTYPES, ids=[np.dtype(d).name for d in DTYPES])
+@pytest.mark.parametrize("cell", CELLS)
+def test_unit_split_is_bitwise_the_single_thread_result(cell, dtype, lengths, bidirectional, unit_split_always):
+    from rnnfast import _recurrent
+
+    H = 64                                       # 2 float32 panels or 4 float64 ones
+    assert H % panel(dtype) == 0
+    p = make_problem(cell, T=100, B=7, I=9, H=H, L=2, dtype=dtype, lengths=lengths, bidirectional=bidirectional)
+    itemsize = np.dtype(dtype).itemsize
+    for backward in (False, True):               # the path under test is the one that runs
+        assert _recurrent.loop_plan(2, p.T, p.B, H, gate_width(cell, H), itemsize, backward) == (2, True)
+    _, batch = run_batch_split(2, cell, p)
+    layer, units = run_with_threads(2, cell, p)
+    assert_identical(units, batch)
+    assert_outcomes_close(units, run_reference(p, weights_of(layer)), dtype)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_unit_split_with_more_threads_than_panels_per_thread(cell, unit_split_always):
+    """Three threads over two panels: the team is cut to the panels, and the result stays exact."""
+    from rnnfast import _recurrent
+
+    dtype = np.float32
+    H = 2 * panel(dtype)
+    p = make_problem(cell, T=40, B=5, I=6, H=H, dtype=dtype, lengths=True)
+    assert _recurrent.loop_plan(3, p.T, p.B, H, gate_width(cell, H), 4, True) == (2, True)
+    _, batch = run_batch_split(3, cell, p)
+    _, units = run_with_threads(3, cell, p)
+    assert_identical(units, batch)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_default_threshold_takes_the_unit_split_for_a_big_layer(cell):
+    """Without the test hook: a W_hh over 1 MiB and a small batch split by units, and the answer is right."""
+    from rnnfast import _recurrent
+
+    dtype, H = np.float32, 320                   # GRU W_hh 1.2 MB, LSTM 1.6 MB; 320 = 10 panels
+    p = make_problem(cell, T=6, B=3, I=5, H=H, dtype=dtype, lengths=True)
+    for backward in (False, True):
+        assert _recurrent.loop_plan(2, p.T, p.B, H, gate_width(cell, H), 4, backward) == (2, True)
+    _, batch = run_batch_split(2, cell, p)
+    layer, units = run_with_threads(2, cell, p)
+    assert_identical(units, batch)
+    assert_outcomes_close(units, run_reference(p, weights_of(layer)), dtype)
+
+
+def test_loop_plan_keeps_the_batch_split_where_the_unit_split_does_not_pay():
+    from rnnfast import _recurrent
+
+    assert _recurrent.loop_plan(2, 100, 64, 256, 3 * 256, 4, False) == (2, False)    # W_hh 0.75 MiB
+    assert _recurrent.loop_plan(2, 50, 32, 512, 3 * 512, 4, False) == (2, True)      # 3 MiB: forward splits
+    assert _recurrent.loop_plan(2, 50, 32, 512, 3 * 512, 4, True) == (2, False)      # batch 32 > H / 64
+    assert _recurrent.loop_plan(2, 50, 4, 1024, 4 * 1024, 4, True) == (2, True)
+    assert _recurrent.loop_plan(2, 50, 4, 1000, 4 * 1000, 4, False) == (2, False)    # H not whole panels
+    assert _recurrent.loop_plan(1, 50, 4, 1024, 4 * 1024, 4, False) == (1, False)    # one thread
+    assert _recurrent.loop_plan(2, 1, 1, 512, 512, 4, False) == (1, False)           # too little work
+
+
+def test_set_unit_split_rejects_negative_values():
+    from rnnfast import _recurrent
+
+    with pytest.raises(ValueError, match="nbytes"):
+        _recurrent.set_unit_split(-1, 0)
+    with pytest.raises(ValueError, match="backward_h_per_row"):
+        _recurrent.set_unit_split(0, -1)
