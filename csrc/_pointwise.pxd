@@ -7,19 +7,19 @@ cdef extern from "rnnfast_pointwise.h" nogil:
         RF_TANH
         RF_RELU
         RF_SIGMOID
-    void rf_lstm_fwd_f(int n, int H, int j0, int j1, float* gates, const float* c_prev, float* c, float* tanh_c, float* h)
-    void rf_lstm_fwd_d(int n, int H, int j0, int j1, double* gates, const double* c_prev, double* c, double* tanh_c, double* h)
+    void rf_lstm_fwd_f(int n, int H, int j0, int j1, const float* bias, float* gates, const float* c_prev, float* c, float* tanh_c, float* h)
+    void rf_lstm_fwd_d(int n, int H, int j0, int j1, const double* bias, double* gates, const double* c_prev, double* c, double* tanh_c, double* h)
     void rf_lstm_bwd_f(int n, int H, int j0, int j1, float* gates, const float* c_prev, const float* tanh_c,
                        const float* dout, const float* dh_in, const float* dc_in, float* dc_out)
     void rf_lstm_bwd_d(int n, int H, int j0, int j1, double* gates, const double* c_prev, const double* tanh_c,
                        const double* dout, const double* dh_in, const double* dc_in, double* dc_out)
-    void rf_elman_fwd_f(int n, int H, int j0, int j1, int act, float* a, float* h)
-    void rf_elman_fwd_d(int n, int H, int j0, int j1, int act, double* a, double* h)
+    void rf_elman_fwd_f(int n, int H, int j0, int j1, const float* bias, int act, const float* a, float* h)
+    void rf_elman_fwd_d(int n, int H, int j0, int j1, const double* bias, int act, const double* a, double* h)
     void rf_elman_bwd_f(int n, int H, int j0, int j1, int act, const float* h, const float* dout, const float* dh_in, float* da)
     void rf_elman_bwd_d(int n, int H, int j0, int j1, int act, const double* h, const double* dout, const double* dh_in, double* da)
-    void rf_gru_fwd_f(int n, int H, int j0, int j1, float* gx, const float* gh, const float* b_hn, const float* h_prev,
+    void rf_gru_fwd_f(int n, int H, int j0, int j1, const float* bias, float* gx, const float* gh, const float* b_hn, const float* h_prev,
                       float* hn, float* h)
-    void rf_gru_fwd_d(int n, int H, int j0, int j1, double* gx, const double* gh, const double* b_hn, const double* h_prev,
+    void rf_gru_fwd_d(int n, int H, int j0, int j1, const double* bias, double* gx, const double* gh, const double* b_hn, const double* h_prev,
                       double* hn, double* h)
     void rf_gru_bwd_f(int n, int H, int j0, int j1, float* gates, const float* hn, const float* h_prev, const float* dout,
                       const float* dh_in, float* dah, float* dhn, float* dh_out)

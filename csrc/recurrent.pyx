@@ -13,9 +13,11 @@ and inside the loop the only recurrent term is  dh_{t-1} = dA_t W_hh  (GRU: dh �
 recurrent gradient dA^h differs from dA in the n block by the factor r).
 
 Structure (oneDNN's and haste's):
-  1. input projection A = X W_ihᵀ + b for all T·B rows, as GEMMs over row blocks, one per thread;
+  1. input projection A = X W_ihᵀ for all T·B rows, as GEMMs over row blocks, one per thread;
   2. the time loop, with the batch split into contiguous chunks, one per thread: per step one recurrent
-     GEMM of the chunk's rows and one fused pointwise pass (rnnfast_pointwise.h) that keeps what BPTT needs;
+     GEMM of the chunk's rows and one fused pointwise pass (rnnfast_pointwise.h) that adds the bias and keeps
+     what BPTT needs. When W_hh is too big for one core's cache, the threads split the hidden units instead
+     and meet at a barrier once per step (_loop_team, rnnfast_team.h);
   3. backward: the time loop in reverse (pointwise pass, then dh_{t-1} = dA_t W_hh), then the after-loop
      GEMMs, split across threads by output block.
 Nothing is allocated and no Python runs inside the time loop; the caller owns every buffer. BLAS must be
@@ -211,18 +213,11 @@ cdef inline void _gate_products(int G, int H, int j0, int j1, Py_ssize_t m, cons
 
 # ------------------------------------------------------------------------------------------------- forward
 cdef void _input_projection(Py_ssize_t r0, Py_ssize_t r1, int I, int GH,
-                            const floating* x, const floating* w_ih, const floating* bias,
-                            floating* a) noexcept nogil:
-    """a[r0:r1] (rows, GH) := x[r0:r1] (rows, I) @ W_ihᵀ + b."""
-    cdef Py_ssize_t r
-    cdef floating beta = 0
-    if r1 <= r0:
-        return
-    if bias != NULL:
-        for r in range(r0, r1):
-            memcpy(a + r * GH, bias, GH * sizeof(floating))
-        beta = 1
-    gemm(False, True, <int> (r1 - r0), GH, I, <floating> 1, x + r0 * I, I, w_ih, I, beta, a + r0 * GH, GH)
+                            const floating* x, const floating* w_ih, floating* a) noexcept nogil:
+    """a[r0:r1] (rows, GH) := x[r0:r1] (rows, I) @ W_ihᵀ (the pointwise passes add the bias)."""
+    if r1 > r0:
+        gemm(False, True, <int> (r1 - r0), GH, I, <floating> 1, x + r0 * I, I, w_ih, I, <floating> 0,
+             a + r0 * GH, GH)
 
 
 cdef inline int _gate_width(int cell, int H) noexcept nogil:
@@ -231,12 +226,12 @@ cdef inline int _gate_width(int cell, int H) noexcept nogil:
 
 cdef void _forward_block(int cell, Py_ssize_t T, Py_ssize_t B, int H, Py_ssize_t b0, Py_ssize_t b1,
                          int j0, int j1, rf_barrier* barrier, int team,
-                         const floating* w_hh, const floating* packed, const floating* b_hn,
-                         const floating* h0, const floating* c0, const int* lens,
+                         const floating* w_hh, const floating* packed, const floating* bias,
+                         const floating* b_hn, const floating* h0, const floating* c0, const int* lens,
                          floating* gates, floating* c, floating* tanh_c, floating* hn, floating* out,
                          floating* scratch) noexcept nogil:
     """The time loop for batch rows [b0, b1) and hidden units [j0, j1); `gates` holds the input projection
-    on entry. With a barrier, the team splits the units and meets after each step (h_t is then whole)."""
+    (without bias) on entry. With a barrier, the team splits the units and meets after each step (h_t is then whole)."""
     cdef int GH = _gate_width(cell, H)
     cdef Py_ssize_t t, m, row0
     cdef const floating* h_prev
@@ -252,21 +247,21 @@ cdef void _forward_block(int cell, Py_ssize_t T, Py_ssize_t B, int H, Py_ssize_t
             _gate_products(4, H, j0, j1, m, h_prev, packed, w_hh, a, True)     # a += h_{t-1} W_hhᵀ
             c_prev = (c0 + b0 * H) if t == 0 else (c + (row0 - B) * H)
             if floating is float:
-                rf_lstm_fwd_f(<int> m, H, j0, j1, a, c_prev, c + row0 * H, tanh_c + row0 * H, out + row0 * H)
+                rf_lstm_fwd_f(<int> m, H, j0, j1, bias, a, c_prev, c + row0 * H, tanh_c + row0 * H, out + row0 * H)
             else:
-                rf_lstm_fwd_d(<int> m, H, j0, j1, a, c_prev, c + row0 * H, tanh_c + row0 * H, out + row0 * H)
+                rf_lstm_fwd_d(<int> m, H, j0, j1, bias, a, c_prev, c + row0 * H, tanh_c + row0 * H, out + row0 * H)
         elif cell == _GRU:
             _gate_products(3, H, j0, j1, m, h_prev, packed, w_hh, s, False)    # s = h_{t-1} W_hhᵀ
             if floating is float:
-                rf_gru_fwd_f(<int> m, H, j0, j1, a, s, b_hn, h_prev, hn + row0 * H, out + row0 * H)
+                rf_gru_fwd_f(<int> m, H, j0, j1, bias, a, s, b_hn, h_prev, hn + row0 * H, out + row0 * H)
             else:
-                rf_gru_fwd_d(<int> m, H, j0, j1, a, s, b_hn, h_prev, hn + row0 * H, out + row0 * H)
+                rf_gru_fwd_d(<int> m, H, j0, j1, bias, a, s, b_hn, h_prev, hn + row0 * H, out + row0 * H)
         else:
             _gate_products(1, H, j0, j1, m, h_prev, packed, w_hh, a, True)     # a += h_{t-1} W_hhᵀ
             if floating is float:
-                rf_elman_fwd_f(<int> m, H, j0, j1, cell, a, out + row0 * H)
+                rf_elman_fwd_f(<int> m, H, j0, j1, bias, cell, a, out + row0 * H)
             else:
-                rf_elman_fwd_d(<int> m, H, j0, j1, cell, a, out + row0 * H)
+                rf_elman_fwd_d(<int> m, H, j0, j1, bias, cell, a, out + row0 * H)
         _zero_finished(lens, b0, b1, t, out + row0 * H, 1, H, j0, j1)
         if barrier != NULL:
             rf_barrier_wait(barrier, team)
@@ -322,7 +317,7 @@ def forward(int cell,                                   # ELMAN_*, LSTM or GRU
         for k in prange(nblocks, schedule="static"):
             lo = _bound(T * B, nblocks, k)
             hi = _bound(T * B, nblocks, k + 1)
-            _input_projection(lo, hi, I, GH, &x[0, 0, 0], &w_ih[0, 0], bias_p, a_p)
+            _input_projection(lo, hi, I, GH, &x[0, 0, 0], &w_ih[0, 0], a_p)
     with nogil, parallel(num_threads=nteam):
         if packed_p != NULL:                        # W_hhᵀ, packed by the team
             for p in prange(_panels(GH, sizeof(floating)), schedule="static"):
@@ -332,7 +327,7 @@ def forward(int cell,                                   # ELMAN_*, LSTM or GRU
         team = rf_team_size()
         _loop_block(by_units, B, H, sizeof(floating), tid, team, &lo, &hi, &j0, &j1)
         _forward_block(cell, T, B, H, lo, hi, j0, j1, &barrier if by_units and team > 1 else NULL, team,
-                       &w_hh[0, 0], packed_p, b_hn_p, &h0[0, 0], _cptr2(c0), lens,
+                       &w_hh[0, 0], packed_p, bias_p, b_hn_p, &h0[0, 0], _cptr2(c0), lens,
                        a_p, _ptr3(c), _ptr3(tanh_c), _ptr3(hn), &out[0, 0, 0],
                        &scratch[0, 0] if scratch is not None else NULL)
 
@@ -567,19 +562,19 @@ cdef void _step_rows(int cell, int B, int I, int H, const floating* x, const flo
             rf_matvec_d(GH, H, w_hh, h + b * H, (gh if cell == _GRU else gates) + b * GH)
     if cell == _LSTM:
         if floating is float:
-            rf_lstm_fwd_f(B, H, 0, H, gates, c, c_out, work, h_out)
+            rf_lstm_fwd_f(B, H, 0, H, NULL, gates, c, c_out, work, h_out)
         else:
-            rf_lstm_fwd_d(B, H, 0, H, gates, c, c_out, work, h_out)
+            rf_lstm_fwd_d(B, H, 0, H, NULL, gates, c, c_out, work, h_out)
     elif cell == _GRU:
         if floating is float:
-            rf_gru_fwd_f(B, H, 0, H, gates, gh, b_hh + 2 * H if b_hh != NULL else NULL, h, gh + B * GH, h_out)
+            rf_gru_fwd_f(B, H, 0, H, NULL, gates, gh, b_hh + 2 * H if b_hh != NULL else NULL, h, gh + B * GH, h_out)
         else:
-            rf_gru_fwd_d(B, H, 0, H, gates, gh, b_hh + 2 * H if b_hh != NULL else NULL, h, gh + B * GH, h_out)
+            rf_gru_fwd_d(B, H, 0, H, NULL, gates, gh, b_hh + 2 * H if b_hh != NULL else NULL, h, gh + B * GH, h_out)
     else:
         if floating is float:
-            rf_elman_fwd_f(B, H, 0, H, cell, gates, h_out)
+            rf_elman_fwd_f(B, H, 0, H, NULL, cell, gates, h_out)
         else:
-            rf_elman_fwd_d(B, H, 0, H, cell, gates, h_out)
+            rf_elman_fwd_d(B, H, 0, H, NULL, cell, gates, h_out)
 
 
 cdef inline void* _data(object a):

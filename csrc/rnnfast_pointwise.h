@@ -92,15 +92,19 @@ static inline double rf_sigmoid(double x) { return 1.0 / (1.0 + exp(-x)); }
 
 /* --------------------------------------------------------------------------------- LSTM passes */
 #define RF_LSTM_FWD(NAME, T, SIG, TANH)                                                           \
-RF_CLONES static void NAME(int n, int H, int j0, int j1, T *gates, const T *c_prev, T *c, T *tanh_c,\
-                           T *h) {                                                                \
-    /* gates (n, 4H): pre-activations in, activations out; c_prev, c, tanh_c, h (n, H) */          \
+RF_CLONES static void NAME(int n, int H, int j0, int j1, const T *bias, T *gates, const T *c_prev, \
+                           T *c, T *tanh_c, T *h) {                                               \
+    /* gates (n, 4H): pre-activations less the bias (4H, or NULL) in, activations out;            \
+       c_prev, c, tanh_c, h (n, H) */                                                             \
+    const T *bi = bias, *bf = bias + H, *bg = bias + 2 * H, *bo = bias + 3 * H;                   \
     for (int b = 0; b < n; ++b) {                                                                \
         T *gi = gates + (size_t)b * 4 * H, *gf = gi + H, *gg = gi + 2 * H, *go = gi + 3 * H;      \
         const T *cp = c_prev + (size_t)b * H;                                                     \
         T *cb = c + (size_t)b * H, *tb = tanh_c + (size_t)b * H, *hb = h + (size_t)b * H;         \
         RF_SIMD for (int j = j0; j < j1; ++j) {                                                     \
-            T i = SIG(gi[j]), f = SIG(gf[j]), g = TANH(gg[j]), o = SIG(go[j]);                    \
+            T ai = gi[j], af = gf[j], ag = gg[j], ao = go[j];                                     \
+            if (bias) { ai += bi[j]; af += bf[j]; ag += bg[j]; ao += bo[j]; }                     \
+            T i = SIG(ai), f = SIG(af), g = TANH(ag), o = SIG(ao);                                \
             T cc = f * cp[j] + i * g;                                                             \
             T tc = TANH(cc);                                                                      \
             gi[j] = i; gf[j] = f; gg[j] = g; go[j] = o;                                           \
@@ -139,14 +143,21 @@ RF_LSTM_BWD(rf_lstm_bwd_d, double)
 
 /* -------------------------------------------------------------------------------- Elman passes */
 #define RF_ELMAN_FWD(NAME, T, SIG, TANH)                                                          \
-RF_CLONES static void NAME(int n, int H, int j0, int j1, int act, T *a, T *h) {                   \
-    /* a (n, H): pre-activations in (kept as is); h (n, H) = φ(a) */                              \
+RF_CLONES static void NAME(int n, int H, int j0, int j1, const T *bias, int act, const T *a, T *h) { \
+    /* a (n, H): pre-activations less the bias (H, or NULL); h (n, H) = φ(a + bias) (h may alias a) */ \
     for (int b = 0; b < n; ++b) {                                                                \
         const T *ab = a + (size_t)b * H;                                                          \
         T *hb = h + (size_t)b * H;                                                                \
-        if (act == RF_TANH) { RF_SIMD for (int j = j0; j < j1; ++j) hb[j] = TANH(ab[j]); }        \
-        else if (act == RF_SIGMOID) { RF_SIMD for (int j = j0; j < j1; ++j) hb[j] = SIG(ab[j]); } \
-        else { RF_SIMD for (int j = j0; j < j1; ++j) hb[j] = ab[j] <= 0 ? 0 : ab[j]; } /* relu; NaN stays NaN */ \
+        if (act == RF_TANH) {                                                                     \
+            RF_SIMD for (int j = j0; j < j1; ++j) hb[j] = TANH(ab[j] + (bias ? bias[j] : 0));     \
+        } else if (act == RF_SIGMOID) {                                                           \
+            RF_SIMD for (int j = j0; j < j1; ++j) hb[j] = SIG(ab[j] + (bias ? bias[j] : 0));      \
+        } else {                                               /* relu; NaN stays NaN */          \
+            RF_SIMD for (int j = j0; j < j1; ++j) {                                               \
+                T v = ab[j] + (bias ? bias[j] : 0);                                               \
+                hb[j] = v <= 0 ? 0 : v;                                                           \
+            }                                                                                     \
+        }                                                                                         \
     }                                                                                             \
 }
 RF_ELMAN_FWD(rf_elman_fwd_f, float, rf_sigmoidf, rf_tanhf)
@@ -173,13 +184,13 @@ RF_ELMAN_BWD(rf_elman_bwd_f, float)
 RF_ELMAN_BWD(rf_elman_bwd_d, double)
 
 /* ---------------------------------------------------------------------------------- GRU passes */
-/* Forward, per row (gates r | z | n, each H wide; gx holds x W_ihᵀ + b_ih + [b_hr b_hz 0], the input
- * projection, and is overwritten with the activations; gh holds h_{t-1} W_hhᵀ without bias):
- *   r = σ(gx_r + gh_r)   z = σ(gx_z + gh_z)   hn = gh_n + b_hn   n = tanh(gx_n + r ⊙ hn)
+/* Forward, per row (gates r | z | n, each H wide; gx holds the input projection x W_ihᵀ and is overwritten
+ * with the activations; bias = b_ih + [b_hr b_hz 0] (3H, or NULL); gh holds h_{t-1} W_hhᵀ without bias):
+ *   r = σ(gx_r + b_r + gh_r)   z = σ(gx_z + b_z + gh_z)   hn = gh_n + b_hn   n = tanh(gx_n + b_n + r ⊙ hn)
  *   h = (1 − z) ⊙ n + z ⊙ h_prev                                   (hn kept for BPTT) */
 #define RF_GRU_FWD(NAME, T, SIG, TANH)                                                            \
-RF_CLONES static void NAME(int n, int H, int j0, int j1, T *gx, const T *gh, const T *b_hn,       \
-                           const T *h_prev,                                                       \
+RF_CLONES static void NAME(int n, int H, int j0, int j1, const T *bias, T *gx, const T *gh,       \
+                           const T *b_hn, const T *h_prev,                                        \
                            T *hn, T *h) {                                                         \
     for (int b = 0; b < n; ++b) {                                                                \
         T *xr = gx + (size_t)b * 3 * H, *xz = xr + H, *xn = xr + 2 * H;                           \
@@ -187,9 +198,11 @@ RF_CLONES static void NAME(int n, int H, int j0, int j1, T *gx, const T *gh, con
         const T *hp = h_prev + (size_t)b * H;                                                     \
         T *hnb = hn + (size_t)b * H, *hb = h + (size_t)b * H;                                     \
         RF_SIMD for (int j = j0; j < j1; ++j) {                                                     \
-            T r = SIG(xr[j] + hr[j]), z = SIG(xz[j] + hz[j]);                                     \
+            T ar = xr[j] + hr[j], az = xz[j] + hz[j], an = xn[j];                                 \
+            if (bias) { ar += bias[j]; az += bias[H + j]; an += bias[2 * H + j]; }                \
+            T r = SIG(ar), z = SIG(az);                                                           \
             T hnj = hh[j] + (b_hn ? b_hn[j] : 0);                                                 \
-            T nn = TANH(xn[j] + r * hnj);                                                         \
+            T nn = TANH(an + r * hnj);                                                            \
             xr[j] = r; xz[j] = z; xn[j] = nn; hnb[j] = hnj;                                       \
             hb[j] = (1 - z) * nn + z * hp[j];                                                     \
         }                                                                                         \
