@@ -49,6 +49,18 @@
 
 enum { RF_TANH = 0, RF_RELU = 1, RF_SIGMOID = 2 };
 
+#if defined(__GNUC__) || defined(__clang__)
+#define RF_PW_INLINE static inline __attribute__((always_inline))
+#else
+#define RF_PW_INLINE static inline
+#endif
+
+/* A forward pass takes an optional bias (NULL: none). Its loop reads `bias ? bias[j] : 0`, which GCC does
+ * not vectorise as written; NAME calls the inlined body NAME##_rows once with bias known non-NULL and once
+ * with NULL, so each copy folds the test away and vectorises. */
+#define RF_WITH_BIAS(NAME, bias, ...)                                                             \
+    if (bias) NAME##_rows(bias, __VA_ARGS__); else NAME##_rows(NULL, __VA_ARGS__)
+
 /* ---------------------------------------------------------------- float32 transcendental functions */
 static inline float rf_expf(float x) {
     x = x < -87.336544f ? -87.336544f : x;
@@ -92,8 +104,8 @@ static inline double rf_sigmoid(double x) { return 1.0 / (1.0 + exp(-x)); }
 
 /* --------------------------------------------------------------------------------- LSTM passes */
 #define RF_LSTM_FWD(NAME, T, SIG, TANH)                                                           \
-RF_CLONES static void NAME(int n, int H, int j0, int j1, const T *bias, T *gates, const T *c_prev, \
-                           T *c, T *tanh_c, T *h) {                                               \
+RF_PW_INLINE void NAME##_rows(const T *bias, int n, int H, int j0, int j1, T *gates,               \
+                              const T *c_prev, T *c, T *tanh_c, T *h) {                           \
     /* gates (n, 4H): pre-activations less the bias (4H, or NULL) in, activations out;            \
        c_prev, c, tanh_c, h (n, H) */                                                             \
     const T *bi = bias, *bf = bias + H, *bg = bias + 2 * H, *bo = bias + 3 * H;                   \
@@ -102,15 +114,18 @@ RF_CLONES static void NAME(int n, int H, int j0, int j1, const T *bias, T *gates
         const T *cp = c_prev + (size_t)b * H;                                                     \
         T *cb = c + (size_t)b * H, *tb = tanh_c + (size_t)b * H, *hb = h + (size_t)b * H;         \
         RF_SIMD for (int j = j0; j < j1; ++j) {                                                     \
-            T ai = gi[j], af = gf[j], ag = gg[j], ao = go[j];                                     \
-            if (bias) { ai += bi[j]; af += bf[j]; ag += bg[j]; ao += bo[j]; }                     \
-            T i = SIG(ai), f = SIG(af), g = TANH(ag), o = SIG(ao);                                \
+            T i = SIG(gi[j] + (bias ? bi[j] : 0)), f = SIG(gf[j] + (bias ? bf[j] : 0));          \
+            T g = TANH(gg[j] + (bias ? bg[j] : 0)), o = SIG(go[j] + (bias ? bo[j] : 0));          \
             T cc = f * cp[j] + i * g;                                                             \
             T tc = TANH(cc);                                                                      \
             gi[j] = i; gf[j] = f; gg[j] = g; go[j] = o;                                           \
             cb[j] = cc; tb[j] = tc; hb[j] = o * tc;                                               \
         }                                                                                         \
     }                                                                                             \
+}                                                                                                 \
+RF_CLONES static void NAME(int n, int H, int j0, int j1, const T *bias, T *gates, const T *c_prev, \
+                           T *c, T *tanh_c, T *h) {                                               \
+    RF_WITH_BIAS(NAME, bias, n, H, j0, j1, gates, c_prev, c, tanh_c, h);                          \
 }
 RF_LSTM_FWD(rf_lstm_fwd_f, float, rf_sigmoidf, rf_tanhf)
 RF_LSTM_FWD(rf_lstm_fwd_d, double, rf_sigmoid, tanh)
@@ -143,7 +158,8 @@ RF_LSTM_BWD(rf_lstm_bwd_d, double)
 
 /* -------------------------------------------------------------------------------- Elman passes */
 #define RF_ELMAN_FWD(NAME, T, SIG, TANH)                                                          \
-RF_CLONES static void NAME(int n, int H, int j0, int j1, const T *bias, int act, const T *a, T *h) { \
+RF_PW_INLINE void NAME##_rows(const T *bias, int n, int H, int j0, int j1, int act, const T *a,    \
+                              T *h) {                                                             \
     /* a (n, H): pre-activations less the bias (H, or NULL); h (n, H) = φ(a + bias) (h may alias a) */ \
     for (int b = 0; b < n; ++b) {                                                                \
         const T *ab = a + (size_t)b * H;                                                          \
@@ -159,6 +175,9 @@ RF_CLONES static void NAME(int n, int H, int j0, int j1, const T *bias, int act,
             }                                                                                     \
         }                                                                                         \
     }                                                                                             \
+}                                                                                                 \
+RF_CLONES static void NAME(int n, int H, int j0, int j1, const T *bias, int act, const T *a, T *h) { \
+    RF_WITH_BIAS(NAME, bias, n, H, j0, j1, act, a, h);                                            \
 }
 RF_ELMAN_FWD(rf_elman_fwd_f, float, rf_sigmoidf, rf_tanhf)
 RF_ELMAN_FWD(rf_elman_fwd_d, double, rf_sigmoid, tanh)
@@ -189,17 +208,17 @@ RF_ELMAN_BWD(rf_elman_bwd_d, double)
  *   r = σ(gx_r + b_r + gh_r)   z = σ(gx_z + b_z + gh_z)   hn = gh_n + b_hn   n = tanh(gx_n + b_n + r ⊙ hn)
  *   h = (1 − z) ⊙ n + z ⊙ h_prev                                   (hn kept for BPTT) */
 #define RF_GRU_FWD(NAME, T, SIG, TANH)                                                            \
-RF_CLONES static void NAME(int n, int H, int j0, int j1, const T *bias, T *gx, const T *gh,       \
-                           const T *b_hn, const T *h_prev,                                        \
-                           T *hn, T *h) {                                                         \
+RF_PW_INLINE void NAME##_rows(const T *bias, int n, int H, int j0, int j1, T *gx, const T *gh,     \
+                              const T *b_hn, const T *h_prev, T *hn, T *h) {                      \
     for (int b = 0; b < n; ++b) {                                                                \
         T *xr = gx + (size_t)b * 3 * H, *xz = xr + H, *xn = xr + 2 * H;                           \
         const T *hr = gh + (size_t)b * 3 * H, *hz = hr + H, *hh = hr + 2 * H;                     \
         const T *hp = h_prev + (size_t)b * H;                                                     \
         T *hnb = hn + (size_t)b * H, *hb = h + (size_t)b * H;                                     \
         RF_SIMD for (int j = j0; j < j1; ++j) {                                                     \
-            T ar = xr[j] + hr[j], az = xz[j] + hz[j], an = xn[j];                                 \
-            if (bias) { ar += bias[j]; az += bias[H + j]; an += bias[2 * H + j]; }                \
+            T ar = xr[j] + hr[j] + (bias ? bias[j] : 0);                                          \
+            T az = xz[j] + hz[j] + (bias ? bias[H + j] : 0);                                      \
+            T an = xn[j] + (bias ? bias[2 * H + j] : 0);                                          \
             T r = SIG(ar), z = SIG(az);                                                           \
             T hnj = hh[j] + (b_hn ? b_hn[j] : 0);                                                 \
             T nn = TANH(an + r * hnj);                                                            \
@@ -207,6 +226,10 @@ RF_CLONES static void NAME(int n, int H, int j0, int j1, const T *bias, T *gx, c
             hb[j] = (1 - z) * nn + z * hp[j];                                                     \
         }                                                                                         \
     }                                                                                             \
+}                                                                                                 \
+RF_CLONES static void NAME(int n, int H, int j0, int j1, const T *bias, T *gx, const T *gh,       \
+                           const T *b_hn, const T *h_prev, T *hn, T *h) {                         \
+    RF_WITH_BIAS(NAME, bias, n, H, j0, j1, gx, gh, b_hn, h_prev, hn, h);                          \
 }
 RF_GRU_FWD(rf_gru_fwd_f, float, rf_sigmoidf, rf_tanhf)
 RF_GRU_FWD(rf_gru_fwd_d, double, rf_sigmoid, tanh)
