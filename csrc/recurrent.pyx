@@ -29,6 +29,7 @@ the chunk's rows up to its last active one, so a batch sorted by decreasing leng
 """
 from cython cimport floating
 from cython.parallel cimport parallel, prange, threadid
+from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy, memset
 cimport numpy as cnp
 
@@ -456,6 +457,38 @@ cdef void _weight_gradients(Py_ssize_t T, Py_ssize_t B, int I, int H, int GH, in
              <floating> 0, dx + r0 * I, I)                                      # dx_t = dA_t W_ih
 
 
+cdef inline Py_ssize_t _distance(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
+    return a - b if a >= b else b - a
+
+
+cdef void _after_loop_bounds(Py_ssize_t n, Py_ssize_t rows, int I, int H, int GH, int split,
+                             Py_ssize_t* gate_bounds, Py_ssize_t* row_bounds) noexcept nogil:
+    """Block k of the after-loop work: gate rows [gate_bounds[k], gate_bounds[k+1]) of the weight
+    gradients and rows [row_bounds[k], row_bounds[k+1]) of dx, k < n.
+
+    The gate rows are split evenly, except that with a split (GRU's n block) the nearest inner bound moves
+    onto it, so that no block runs two recurrent GEMMs (each packing h again) where one would do. The dx
+    rows then even out the work: a block with more gate rows gets fewer dx rows."""
+    cdef Py_ssize_t k, best = 0
+    cdef double per_gate = <double> rows * (I + H)        # dW_ih and dW_hh work of one gate row
+    cdef double per_row = <double> GH * I                 # dx work of one row
+    cdef double target, total = 0, acc = 0
+    for k in range(n + 1):
+        gate_bounds[k] = _bound(GH, n, k)
+    if split < GH and n > 1:
+        for k in range(1, n):                             # the inner bound nearest to split
+            if best == 0 or _distance(gate_bounds[k], split) < _distance(gate_bounds[best], split):
+                best = k
+        gate_bounds[best] = split
+    target = (GH * per_gate + rows * per_row) / n
+    for k in range(n):
+        total += max(0.0, target - (gate_bounds[k + 1] - gate_bounds[k]) * per_gate)
+    row_bounds[0] = 0
+    for k in range(n):
+        acc += max(0.0, target - (gate_bounds[k + 1] - gate_bounds[k]) * per_gate)
+        row_bounds[k + 1] = rows if k == n - 1 else <Py_ssize_t> (rows * acc / total + 0.5)
+
+
 def backward(int cell,                                  # ELMAN_*, LSTM or GRU
              const floating[:, :, ::1] x,               # IN    (T, B, I)
              const floating[:, ::1] w_ih,               # IN    (G·H, I)
@@ -492,6 +525,7 @@ def backward(int cell,                                  # ELMAN_*, LSTM or GRU
     cdef floating* packed_p = NULL
     cdef floating* hn_p = _ptr3(hn)
     cdef Py_ssize_t k, p, lo, hi, g0, g1, nblocks, nteam
+    cdef Py_ssize_t* bounds
     cdef int tid, team, j0, j1
     cdef bint by_units
     cdef rf_barrier barrier
@@ -523,15 +557,20 @@ def backward(int cell,                                  # ELMAN_*, LSTM or GRU
                         &out[0, 0, 0], &dout[0, 0, 0], &dh_n[0, 0], _cptr2(dc_n),
                         &gates[0, 0, 0], &dh0[0, 0], &dc0[0, 0] if dc0 is not None else NULL,
                         &scratch[0, 0] if scratch is not None else NULL)
+    bounds = <Py_ssize_t*> malloc(2 * (nblocks + 1) * sizeof(Py_ssize_t))
+    if bounds == NULL:
+        raise MemoryError()
+    _after_loop_bounds(nblocks, T * B, I, H, GH, split, bounds, bounds + nblocks + 1)
     with nogil, parallel(num_threads=nblocks):
         for k in prange(nblocks, schedule="static"):
-            g0 = _bound(GH, nblocks, k)
-            g1 = _bound(GH, nblocks, k + 1)
-            lo = _bound(T * B, nblocks, k)
-            hi = _bound(T * B, nblocks, k + 1)
+            g0 = bounds[k]
+            g1 = bounds[k + 1]
+            lo = bounds[nblocks + 1 + k]
+            hi = bounds[nblocks + 2 + k]
             _weight_gradients(T, B, I, H, GH, split, g0, g1, lo, hi, &gates[0, 0, 0], hn_p, &x[0, 0, 0],
                               &h0[0, 0], &out[0, 0, 0], &w_ih[0, 0], &dx[0, 0, 0], &dw_ih[0, 0],
                               &dw_hh[0, 0], db_ih_p, db_hh_p)
+    free(bounds)
 
 
 # ----------------------------------------------------------------------------------------- streaming step
