@@ -25,8 +25,8 @@ cdef extern from "rnnfast_pointwise.h" nogil:
                       const float* dh_in, float* dah, float* dhn, float* dh_out)
     void rf_gru_bwd_d(int n, int H, int j0, int j1, double* gates, const double* hn, const double* h_prev, const double* dout,
                       const double* dh_in, double* dah, double* dhn, double* dh_out)
-    void rf_colsum_f(size_t rows, int n, const float* a, size_t lda, float* out1, float* out2)
-    void rf_colsum_d(size_t rows, int n, const double* a, size_t lda, double* out1, double* out2)
+    void rf_colsum_f(size_t rows, int n, const float* a, size_t lda, float* out)
+    void rf_colsum_d(size_t rows, int n, const double* a, size_t lda, double* out)
     void rf_expf_array(int n, const float* x, float* y)
     void rf_tanhf_array(int n, const float* x, float* y)
     void rf_sigmoidf_array(int n, const float* x, float* y)

@@ -8,9 +8,10 @@ GRU   (G = 3):  [r z] = σ(x_t W_i{r,z}ᵀ + h_{t-1} W_h{r,z}ᵀ + b),   n = tan
                 h_t = (1 − z) ⊙ n + z ⊙ h_{t-1}                     gates in PyTorch's order r, z, n
 with b = b_ih + b_hh (GRU's n gate keeps b_hn inside r ⊙ (·), so its recurrent part is kept apart). BPTT sums every path back through time; with the pre-activation gradients dA_t
 (T, B, G·H) kept for all steps, the weight gradients are single GEMMs after the loop:
-    dW_ih = Σ_t dA_tᵀ x_t,   dW_hh = Σ_t dA_tᵀ h_{t-1},   db = Σ_t Σ_b dA_t,   dx_t = dA_t W_ih,
-and inside the loop the only recurrent term is  dh_{t-1} = dA_t W_hh  (GRU: dh ⊙ z + dA^h_t W_hh, where the
-recurrent gradient dA^h differs from dA in the n block by the factor r).
+    dW_ih = Σ_t dA_tᵀ x_t,   dW_hh = Σ_t dA_tᵀ h_{t-1},   dx_t = dA_t W_ih;
+db = Σ_t Σ_b dA_t is summed inside the loop, while each step's dA_t is still in cache. Inside the loop the
+only recurrent term is  dh_{t-1} = dA_t W_hh  (GRU: dh ⊙ z + dA^h_t W_hh, where the recurrent gradient dA^h
+differs from dA in the n block by the factor r).
 
 Structure (oneDNN's and haste's):
   1. input projection A = X W_ihᵀ for all T·B rows, as GEMMs over row blocks, one per thread;
@@ -20,8 +21,9 @@ Structure (oneDNN's and haste's):
      and meet at a barrier once per step (_loop_team, rnnfast_team.h);
   3. backward: the time loop in reverse (pointwise pass, then dh_{t-1} = dA_t W_hh), then the after-loop
      GEMMs, split across threads by output block.
-Nothing is allocated and no Python runs inside the time loop; the caller owns every buffer. BLAS must be
-held to one thread by the caller (rnnfast._threads does it), since the threads here are OpenMP's.
+Nothing is allocated and no Python runs inside the time loop; the caller owns every buffer but two small
+ones backward allocates before it (each thread's bias sums, the after-loop block bounds). BLAS must be held
+to one thread by the caller (rnnfast._threads does it), since the threads here are OpenMP's.
 
 Variable lengths: lengths[b] in [1, T]. For t >= lengths[b], row b's output is zero, its state is frozen
 (h_n is its state at its own last step) and it receives no gradient. The recurrent GEMM of a step covers only
@@ -29,7 +31,7 @@ the chunk's rows up to its last active one, so a batch sorted by decreasing leng
 """
 from cython cimport floating
 from cython.parallel cimport parallel, prange, threadid
-from libc.stdlib cimport free, malloc
+from libc.stdlib cimport calloc, free, malloc
 from libc.string cimport memcpy, memset
 cimport numpy as cnp
 
@@ -340,10 +342,12 @@ cdef void _backward_block(int cell, Py_ssize_t T, Py_ssize_t B, int H, Py_ssize_
                           const floating* c0, const int* lens, floating* gates, const floating* c,
                           const floating* tanh_c, floating* hn, const floating* out, const floating* dout,
                           const floating* dh_n, const floating* dc_n, floating* da, floating* dh,
-                          floating* dc, floating* scratch) noexcept nogil:
+                          floating* dc, floating* scratch, floating* dbias) noexcept nogil:
     """Reverse time loop for rows [b0, b1) and hidden units [j0, j1): fills da (T, B, GH) (GRU: also
     hn := its recurrent n-block gradient) and leaves dh_0, dc_0 in dh, dc. With a barrier, the team splits
-    the units and meets between the pointwise pass (all of dA_t) and the product dA_t W_hh."""
+    the units and meets between the pointwise pass (all of dA_t) and the product dA_t W_hh.
+    dbias (GH + H,), if not NULL, gets this thread's Σ dA_t (and GRU's Σ of the recurrent n-block
+    gradient after it), summed while each step's dA_t is still in cache."""
     cdef int GH = _gate_width(cell, H)
     cdef int nu = j1 - j0
     cdef Py_ssize_t t, m, row0, b, bt
@@ -389,6 +393,10 @@ cdef void _backward_block(int cell, Py_ssize_t T, Py_ssize_t B, int H, Py_ssize_
                 rf_elman_bwd_d(<int> m, H, j0, j1, cell, out + row0 * H, dout + row0 * H, dh + b0 * H,
                                da + row0 * H)
         _zero_finished(lens, b0, b1, t, da + row0 * GH, GH // H, H, j0, j1)
+        if dbias != NULL:
+            _unit_sums(m, GH // H, H, j0, j1, da + row0 * GH, dbias)
+            if cell == _GRU:
+                _unit_sums(m, 1, H, j0, j1, hn + row0 * H, dbias + GH)
         if barrier != NULL:
             rf_barrier_wait(barrier, team)
         if cell == _GRU:      # dh_{t-1} = dh ⊙ z + dA_h W_hh
@@ -397,26 +405,23 @@ cdef void _backward_block(int cell, Py_ssize_t T, Py_ssize_t B, int H, Py_ssize_
             _step_product(m, GH, da + row0 * GH, packed, w_hh, False, H, j0, nu, dh + b0 * H + j0, H, False)
 
 
-cdef inline void _column_sums(Py_ssize_t rows, Py_ssize_t n, const floating* a, Py_ssize_t lda,
-                              floating* out1, floating* out2) noexcept nogil:
-    """out1 (n,) += Σ_r a[r, :n] (a's rows lda apart), and out2 too if not NULL; nothing if out1 is NULL."""
-    if out1 == NULL:
-        out1, out2 = out2, NULL
-    if out1 == NULL:
-        return
-    if floating is float:
-        rf_colsum_f(rows, <int> n, a, lda, out1, out2)
-    else:
-        rf_colsum_d(rows, <int> n, a, lda, out1, out2)
+cdef inline void _unit_sums(Py_ssize_t m, int G, int H, int j0, int j1, const floating* rows,
+                            floating* sums) noexcept nogil:
+    """sums (G·H,) += Σ over the m rows (each G·H long) of units [j0, j1) of every gate block."""
+    cdef int g
+    for g in range(G):
+        if floating is float:
+            rf_colsum_f(m, j1 - j0, rows + g * H + j0, G * H, sums + g * H + j0)
+        else:
+            rf_colsum_d(m, j1 - j0, rows + g * H + j0, G * H, sums + g * H + j0)
 
 
 cdef void _weight_gradients(Py_ssize_t T, Py_ssize_t B, int I, int H, int GH, int split,
                             Py_ssize_t g0, Py_ssize_t g1, Py_ssize_t r0, Py_ssize_t r1,
                             const floating* da, const floating* da_n, const floating* x,
                             const floating* h0, const floating* out, const floating* w_ih,
-                            floating* dx, floating* dw_ih, floating* dw_hh,
-                            floating* db_ih, floating* db_hh) noexcept nogil:
-    """Gate rows [g0, g1) of dW_ih, dW_hh, db_ih, db_hh (accumulated) and rows [r0, r1) of dx (overwritten).
+                            floating* dx, floating* dw_ih, floating* dw_hh) noexcept nogil:
+    """Gate rows [g0, g1) of dW_ih, dW_hh (accumulated) and rows [r0, r1) of dx (overwritten).
 
     The input side reads dA (T·B, GH). The recurrent side reads dA for gate rows < split and, for rows
     from split on (GRU's n block, whose recurrent gradient is r ⊙ da_n), da_n (T·B, GH − split)."""
@@ -427,15 +432,6 @@ cdef void _weight_gradients(Py_ssize_t T, Py_ssize_t B, int I, int H, int GH, in
     if ng > 0:
         gemm(True, False, ng, I, <int> (T * B), <floating> 1, da + g0, GH, x, I,
              <floating> 1, dw_ih + g0 * I, I)                                   # Σ_t dA_tᵀ x_t
-        hi = min(g1, <Py_ssize_t> split)                                        # db = Σ dA, the same sums for
-        if hi > g0:                                                             # db_hh below split
-            _column_sums(T * B, hi - g0, da + g0, GH, db_ih + g0 if db_ih != NULL else NULL,
-                         db_hh + g0 if db_hh != NULL else NULL)
-        lo = max(g0, <Py_ssize_t> split)
-        if g1 > lo:
-            _column_sums(T * B, g1 - lo, da + lo, GH, db_ih + lo if db_ih != NULL else NULL, NULL)
-            _column_sums(T * B, g1 - lo, da_n + (lo - split), GH - split,
-                         db_hh + lo if db_hh != NULL else NULL, NULL)
         for part in range(2):                  # recurrent side: rows below split, then from split on
             lo = g0 if part == 0 else max(g0, <Py_ssize_t> split)
             hi = min(g1, <Py_ssize_t> split) if part == 0 else g1
@@ -526,6 +522,7 @@ def backward(int cell,                                  # ELMAN_*, LSTM or GRU
     cdef floating* hn_p = _ptr3(hn)
     cdef Py_ssize_t k, p, lo, hi, g0, g1, nblocks, nteam
     cdef Py_ssize_t* bounds
+    cdef floating* dbias = NULL
     cdef int tid, team, j0, j1
     cdef bint by_units
     cdef rf_barrier barrier
@@ -539,6 +536,10 @@ def backward(int cell,                                  # ELMAN_*, LSTM or GRU
     if packed is not None:
         packed_p = &packed[0]
     nteam = _loop_team(num_threads, T, B, H, GH, sizeof(floating), True, &by_units)
+    if db_ih_p != NULL or db_hh_p != NULL:    # (nteam, GH + H) each thread's bias sums
+        dbias = <floating*> calloc(nteam * (GH + H), sizeof(floating))
+        if dbias == NULL:
+            raise MemoryError()
     nblocks = _team(num_threads, GH, 2.0 * T * B * GH * (2 * I + H))
     rf_barrier_init(&barrier)
     tid, team = 0, 1
@@ -556,7 +557,8 @@ def backward(int cell,                                  # ELMAN_*, LSTM or GRU
                         &tanh_c[0, 0, 0] if tanh_c is not None else NULL, hn_p,
                         &out[0, 0, 0], &dout[0, 0, 0], &dh_n[0, 0], _cptr2(dc_n),
                         &gates[0, 0, 0], &dh0[0, 0], &dc0[0, 0] if dc0 is not None else NULL,
-                        &scratch[0, 0] if scratch is not None else NULL)
+                        &scratch[0, 0] if scratch is not None else NULL,
+                        dbias + tid * (GH + H) if dbias != NULL else NULL)
     bounds = <Py_ssize_t*> malloc(2 * (nblocks + 1) * sizeof(Py_ssize_t))
     if bounds == NULL:
         raise MemoryError()
@@ -569,8 +571,18 @@ def backward(int cell,                                  # ELMAN_*, LSTM or GRU
             hi = bounds[nblocks + 2 + k]
             _weight_gradients(T, B, I, H, GH, split, g0, g1, lo, hi, &gates[0, 0, 0], hn_p, &x[0, 0, 0],
                               &h0[0, 0], &out[0, 0, 0], &w_ih[0, 0], &dx[0, 0, 0], &dw_ih[0, 0],
-                              &dw_hh[0, 0], db_ih_p, db_hh_p)
+                              &dw_hh[0, 0])
     free(bounds)
+    if dbias != NULL:      # db = Σ dA over the threads' sums; db_hh the same but for GRU's n block
+        for k in range(1, nteam):
+            for p in range(GH + H):
+                dbias[p] += dbias[k * (GH + H) + p]
+        for p in range(GH):
+            if db_ih_p != NULL:
+                db_ih_p[p] += dbias[p]
+            if db_hh_p != NULL:
+                db_hh_p[p] += dbias[p] if p < split else dbias[GH + p - split]
+        free(dbias)
 
 
 # ----------------------------------------------------------------------------------------- streaming step

@@ -265,11 +265,11 @@ RF_GRU_BWD(rf_gru_bwd_f, float)
 RF_GRU_BWD(rf_gru_bwd_d, double)
 
 /* ------------------------------------------------------------------------------- bias gradients */
-/* out1[j] += Σ_r a[r·lda + j] for j < n (and out2[j] += the same sum when out2 is not NULL): the column
- * sums of a (rows, n) block, in blocks of RF_COLS columns held in a local array while the rows stream by. */
+/* out[j] += Σ_r a[r·lda + j] for j < n: the column sums of a (rows, n) block, in blocks of RF_COLS columns
+ * held in a local array while the rows stream by. */
 #define RF_COLS 64
 #define RF_COLSUM(NAME, T)                                                                        \
-RF_CLONES static void NAME(size_t rows, int n, const T *a, size_t lda, T *out1, T *out2) {        \
+RF_CLONES static void NAME(size_t rows, int n, const T *a, size_t lda, T *out) {                  \
     for (int j0 = 0; j0 < n; j0 += RF_COLS) {                                                     \
         const int w = n - j0 < RF_COLS ? n - j0 : RF_COLS;                                        \
         T acc[RF_COLS] = {0};                                                                     \
@@ -277,8 +277,7 @@ RF_CLONES static void NAME(size_t rows, int n, const T *a, size_t lda, T *out1, 
             const T *ar = a + r * lda + j0;                                                       \
             RF_SIMD for (int j = 0; j < w; ++j) acc[j] += ar[j];                                  \
         }                                                                                         \
-        for (int j = 0; j < w; ++j) out1[j0 + j] += acc[j];                                       \
-        if (out2) for (int j = 0; j < w; ++j) out2[j0 + j] += acc[j];                             \
+        for (int j = 0; j < w; ++j) out[j0 + j] += acc[j];                                        \
     }                                                                                             \
 }
 RF_COLSUM(rf_colsum_f, float)
