@@ -60,6 +60,10 @@ VARLEN_SHAPE = (32, 100, 64)
 CELLS = ("lstm", "gru", "elman")
 GATES = {"lstm": 4, "gru": 3, "elman": 1}
 SGEMM_N = 1024
+# Idle time before each timed batch. OpenBLAS's worker threads spin for about 2^28 cycles (~0.1 s) after a
+# threaded call before they sleep, and spinning they take a core from whatever runs next: the contender
+# timed right after the NumPy one ran at half speed (sgemm 1024^3 at 2 threads: 119 against 281 GFLOP/s).
+SETTLE_S = 0.15
 
 
 # ------------------------------------------------------------------------------------------- helpers
@@ -76,6 +80,13 @@ def _parse_shape(text: str) -> Tuple[int, int, int]:
     if min(B, T, H) < 1:
         raise argparse.ArgumentTypeError(f"shape sizes must be positive, got {text!r}")
     return B, T, H
+
+
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds >= 0, got {text!r}")
+    return value
 
 
 def _parse_shapes(text: str) -> List[Tuple[int, int, int]]:
@@ -176,8 +187,9 @@ def _timed(fn: Callable[[], Any], inner: int) -> float:
 
 
 def measure(contenders: Sequence[Contender], setter: _ThreadSetter, repeat: int, min_time: float,
-            warmup: int = 2) -> None:
-    """Warm up and calibrate each contender, then time them in alternation, ``repeat`` rounds."""
+            warmup: int = 2, settle: float = SETTLE_S) -> None:
+    """Warm up and calibrate each contender, then time them in alternation, ``repeat`` rounds, each timed
+    batch after ``settle`` idle seconds."""
     for c in contenders:
         with setter.threads(c.threads):
             for _ in range(warmup):
@@ -189,6 +201,7 @@ def measure(contenders: Sequence[Contender], setter: _ThreadSetter, repeat: int,
     for r in range(repeat):
         for c in order[r % n:] + order[:r % n]:
             gc.collect()
+            time.sleep(settle)
             with setter.threads(c.threads):
                 c.samples.append(_timed(c.fn, c.inner))
 
@@ -377,7 +390,7 @@ def _environment(threads: int, torch, gflops: Optional[float], args) -> Dict[str
         "rnnfast": rnnfast.__version__, "openmp": rnnfast.openmp_enabled(), "numpy": np.__version__,
         "scipy": scipy.__version__, "torch": torch.__version__ if torch is not None else None,
         "blas": blas, "sgemm_gflops": gflops, "sgemm_n": SGEMM_N, "repeat": args.repeat,
-        "min_time_s": args.min_time, "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
+        "min_time_s": args.min_time, "settle_s": args.settle, "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
         "loadavg": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
     }
 
@@ -484,6 +497,9 @@ def _build_parser() -> argparse.ArgumentParser:
                    help="alternating rounds, median taken (default 7; 3 quick)")
     p.add_argument("--min-time", type=float, default=None,
                    help="seconds per timed batch of calls (default 0.05; 0.01 quick)")
+    p.add_argument("--settle", type=_seconds, default=SETTLE_S,
+                   help=f"idle seconds before each timed batch, so that threads spinning after the previous "
+                        f"contender do not slow the next (default {SETTLE_S})")
     p.add_argument("--json", nargs="?", const="-", default=None, metavar="PATH",
                    help="write the results as JSON to PATH, or to stdout (instead of the table) without PATH")
     p.add_argument("--memory", action=argparse.BooleanOptionalAction, default=None,
@@ -526,7 +542,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             cons.update({k: Contender(k, f, threads) for k, f in fns.items() if k != "rnnfast"})
             gemm.samples = []
             cons["sgemm"] = gemm
-            measure(list(cons.values()), setter, args.repeat, args.min_time)
+            measure(list(cons.values()), setter, args.repeat, args.min_time, settle=args.settle)
             gflops = 1e-9 / gemm.median
             ms = {k: c.median * 1e3 for k, c in cons.items() if k != "sgemm"}
             flops = train_flops(cell, B, T, H, H)
@@ -546,7 +562,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             log(f"streaming {cell}")
             stream_cons = [Contender(k, f, threads, per_call=STREAM_STEPS)
                            for k, f in _stream_fns(cell, torch).items()]
-            measure(stream_cons, setter, args.repeat, args.min_time)
+            measure(stream_cons, setter, args.repeat, args.min_time, settle=args.settle)
             us = {c.name: c.median * 1e6 for c in stream_cons}
             results["streaming"].append(dict(cell=cell, B=1, I=STREAM_SIZE, H=STREAM_SIZE,
                                              rnnfast_us=us["rnnfast"], torch_us=us.get("torch"),
@@ -556,7 +572,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         for cell in args.cells:
             log(f"varlen {cell} B={B} T={T} H={H}")
             varlen_cons = [Contender(k, f, threads) for k, f in _train_fns(cell, B, T, H, torch, lengths).items()]
-            measure(varlen_cons, setter, args.repeat, args.min_time)
+            measure(varlen_cons, setter, args.repeat, args.min_time, settle=args.settle)
             ms = {c.name: c.median * 1e3 for c in varlen_cons}
             results["varlen"].append(dict(
                 cell=cell, B=B, T=T, I=H, H=H, lengths_min=int(lengths.min()), lengths_max=int(lengths.max()),
