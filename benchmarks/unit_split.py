@@ -1,0 +1,70 @@
+"""The time loop's two ways to share work between threads, side by side: the batch split and the hidden-unit
+split (csrc/rnnfast_team.h), and the choice the kernels make by default.
+
+    python benchmarks/unit_split.py                       # the shapes below, 2 threads
+    python benchmarks/unit_split.py --shapes gru:4x50x1024,lstm:32x50x512 --threads 2
+
+Prints the median forward and backward time (ms) of a float32 training step of each mode. The modes take
+turns within every round, so they see the same load. It uses a private hook of the compiled module
+(`_recurrent.set_unit_split`) to force each mode.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+import rnnfast
+from rnnfast import _recurrent
+
+SHAPES = "gru:4x50x1024,lstm:8x20x1024,gru:16x50x512,gru:32x50x512,lstm:32x50x512,gru:64x100x256"
+MODES = {"batch": (1 << 62, 1 << 30), "units": (0, 0)}      # set_unit_split arguments
+
+
+def parse(spec: str):
+    cell, shape = spec.split(":")
+    B, T, H = (int(v) for v in shape.split("x"))
+    return cell, B, T, H
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--shapes", default=SHAPES, help=f"comma-separated cell:BxTxH (I = H), default {SHAPES}")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--rounds", type=int, default=15)
+    args = p.parse_args()
+    rnnfast.set_num_threads(args.threads)
+    default = _recurrent.set_unit_split(*MODES["batch"])
+    _recurrent.set_unit_split(*default)
+    modes = dict(MODES, default=default)
+    print(f"threads {args.threads}; median of {args.rounds} rounds, ms per float32 training step")
+    print(f"{'cell':5s} {'B':>3s} {'T':>4s} {'H':>5s}  " + "  ".join(f"{m + ' fwd/bwd':>19s}" for m in modes))
+    for spec in args.shapes.split(","):
+        cell, B, T, H = parse(spec)
+        layer = {"lstm": rnnfast.LSTM, "gru": rnnfast.GRU, "elman": rnnfast.Elman}[cell](H, H, seed=0)
+        rng = np.random.default_rng(0)
+        x = rng.standard_normal((T, B, H), dtype=np.float32)                    # (T, B, I)
+        dout = rng.standard_normal((T, B, H), dtype=np.float32)                 # (T, B, H)
+        times = {m: ([], []) for m in modes}
+        try:
+            for _ in range(args.rounds):
+                for m, setting in modes.items():
+                    _recurrent.set_unit_split(*setting)
+                    layer(x)
+                    layer.backward(dout)                                        # warm the buffers
+                    t0 = time.perf_counter()
+                    layer(x)
+                    t1 = time.perf_counter()
+                    layer.backward(dout)
+                    t2 = time.perf_counter()
+                    times[m][0].append(t1 - t0)
+                    times[m][1].append(t2 - t1)
+        finally:
+            _recurrent.set_unit_split(*default)
+        cols = "  ".join(f"{1e3 * np.median(f):9.1f}/{1e3 * np.median(b):<9.1f}" for f, b in times.values())
+        print(f"{cell:5s} {B:3d} {T:4d} {H:5d}  {cols}")
+
+
+if __name__ == "__main__":
+    main()
