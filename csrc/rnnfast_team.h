@@ -43,17 +43,17 @@ static inline void rf_team_barrier(void) {
 #define RF_HAVE_BARRIER 1
 #include <sched.h>
 
-typedef struct { int count; int generation; } rf_barrier;
+typedef struct { int count; unsigned generation; } rf_barrier;   /* generation wraps harmlessly */
 
 static inline void rf_barrier_init(rf_barrier *b) { b->count = 0; b->generation = 0; }
 
 /* Wait until all n threads have arrived. Everything a thread wrote before it arrived is visible to every
  * thread after it leaves (release by the arrival that completes the count, acquire by the waiters). */
 static inline void rf_barrier_wait(rf_barrier *b, int n) {
-    int gen = __atomic_load_n(&b->generation, __ATOMIC_ACQUIRE);
+    unsigned gen = __atomic_load_n(&b->generation, __ATOMIC_ACQUIRE);
     if (__atomic_add_fetch(&b->count, 1, __ATOMIC_ACQ_REL) == n) {
         __atomic_store_n(&b->count, 0, __ATOMIC_RELAXED);     /* nobody arrives again before gen moves */
-        __atomic_store_n(&b->generation, gen + 1, __ATOMIC_RELEASE);
+        __atomic_store_n(&b->generation, gen + 1u, __ATOMIC_RELEASE);
         return;
     }
     for (int spins = 0; __atomic_load_n(&b->generation, __ATOMIC_ACQUIRE) == gen; ++spins) {
