@@ -33,8 +33,8 @@ cdef extern from "rnnfast_pointwise.h" nogil:
 
 
 cdef extern from "rnnfast_recgemm.h" nogil:
-    void rf_pack_panel_f(int trans, int K, int N, const float* W, float* P, int p)
-    void rf_pack_panel_d(int trans, int K, int N, const double* W, double* P, int p)
+    void rf_pack_by_team_f(int trans, int K, int N, const float* W, float* P)
+    void rf_pack_by_team_d(int trans, int K, int N, const double* W, double* P)
     void rf_recgemm_f(int m, int N, int K, const float* A, int lda, const float* P, float* C, int ldc, int accumulate)
     void rf_recgemm_d(int m, int N, int K, const double* A, int lda, const double* P, double* C, int ldc, int accumulate)
     void rf_matvec_f(int N, int K, const float* W, const float* x, float* a)
@@ -47,6 +47,6 @@ cdef extern from "rnnfast_team.h" nogil:
     ctypedef struct rf_barrier:
         pass
     int rf_team_size()
-    void rf_team_barrier()
+    int rf_thread_id()
     void rf_barrier_init(rf_barrier* b)
     void rf_barrier_wait(rf_barrier* b, int n)

@@ -30,7 +30,7 @@ Variable lengths: lengths[b] in [1, T]. For t >= lengths[b], row b's output is z
 the chunk's rows up to its last active one, so a batch sorted by decreasing length skips finished rows.
 """
 from cython cimport floating
-from cython.parallel cimport parallel, prange, threadid
+from cython.parallel cimport parallel, prange
 from libc.stdlib cimport calloc, free, malloc
 from libc.string cimport memcpy, memset
 cimport numpy as cnp
@@ -43,9 +43,9 @@ from _pointwise cimport (RF_TANH, RF_RELU, RF_SIGMOID,
                          rf_elman_fwd_f, rf_elman_fwd_d, rf_elman_bwd_f, rf_elman_bwd_d,
                          rf_gru_fwd_f, rf_gru_fwd_d, rf_gru_bwd_f, rf_gru_bwd_d,
                          rf_expf_array, rf_tanhf_array, rf_sigmoidf_array, rf_colsum_f, rf_colsum_d,
-                         rf_pack_panel_f, rf_pack_panel_d, rf_recgemm_f, rf_recgemm_d, rf_matvec_f, rf_matvec_d,
+                         rf_pack_by_team_f, rf_pack_by_team_d, rf_recgemm_f, rf_recgemm_d, rf_matvec_f, rf_matvec_d,
                          RF_HAVE_BARRIER, rf_barrier, rf_barrier_init, rf_barrier_wait, rf_team_size,
-                         rf_team_barrier)
+                         rf_thread_id)
 
 # Cell codes shared with the Python layer.
 ELMAN_TANH = RF_TANH
@@ -147,10 +147,12 @@ def loop_plan(int num_threads, Py_ssize_t T, Py_ssize_t B, int H, int GH, int it
     return n, bool(by_units)
 
 
-cdef inline void _loop_block(bint by_units, Py_ssize_t B, int H, int itemsize, int tid, int team,
-                             Py_ssize_t* b0, Py_ssize_t* b1, int* j0, int* j1) noexcept nogil:
-    """Thread tid's share of the time loop: batch rows [b0, b1) and hidden units [j0, j1)."""
+cdef inline int _loop_block(bint by_units, Py_ssize_t B, int H, int itemsize,
+                            Py_ssize_t* b0, Py_ssize_t* b1, int* j0, int* j1) noexcept nogil:
+    """The calling thread's share of the time loop: batch rows [b0, b1) and hidden units [j0, j1).
+    Returns the size of its team."""
     cdef int nr = 128 // itemsize
+    cdef int tid = rf_thread_id(), team = rf_team_size()
     if by_units:
         b0[0] = 0
         b1[0] = B
@@ -161,6 +163,7 @@ cdef inline void _loop_block(bint by_units, Py_ssize_t B, int H, int itemsize, i
         b1[0] = _bound(B, team, tid + 1)
         j0[0] = 0
         j1[0] = H
+    return team
 
 
 cdef inline Py_ssize_t _panels(Py_ssize_t N, Py_ssize_t itemsize) noexcept nogil:
@@ -174,13 +177,13 @@ def packed_size(int itemsize, int K, int N):
     return K * _panels(N, itemsize) * (128 // itemsize)
 
 
-cdef inline void _pack_panel(bint trans, int K, int N, const floating* w, floating* packed,
-                             Py_ssize_t p) noexcept nogil:
-    """Panel p of packed := panels of B (K, N), B = wᵀ (w is (N, K)) when trans, else B = w."""
+cdef inline void _pack_by_team(bint trans, int K, int N, const floating* w, floating* packed) noexcept nogil:
+    """packed := panels of B (K, N), B = wᵀ (w is (N, K)) when trans, else B = w; the threads of the
+    enclosing parallel region share the panels and all see the whole when it returns."""
     if floating is float:
-        rf_pack_panel_f(trans, K, N, w, packed, <int> p)
+        rf_pack_by_team_f(trans, K, N, w, packed)
     else:
-        rf_pack_panel_d(trans, K, N, w, packed, <int> p)
+        rf_pack_by_team_d(trans, K, N, w, packed)
 
 
 cdef inline void _step_product(Py_ssize_t m, int K, const floating* a, const floating* packed,
@@ -303,8 +306,8 @@ def forward(int cell,                                   # ELMAN_*, LSTM or GRU
     cdef const int* lens = &lengths[0] if lengths is not None else NULL
     cdef floating* packed_p = NULL
     cdef floating* a_p
-    cdef Py_ssize_t k, p, lo, hi, nblocks, nteam
-    cdef int tid, team, j0, j1
+    cdef Py_ssize_t k, lo, hi, nblocks, nteam
+    cdef int team, j0, j1
     cdef bint by_units
     cdef rf_barrier barrier
     if T == 0 or B == 0:
@@ -315,20 +318,16 @@ def forward(int cell,                                   # ELMAN_*, LSTM or GRU
     nblocks = _team(num_threads, T * B, 2.0 * T * B * GH * I)
     nteam = _loop_team(num_threads, T, B, H, GH, sizeof(floating), False, &by_units)
     rf_barrier_init(&barrier)
-    tid, team = 0, 1
+    team = 1
     with nogil, parallel(num_threads=nblocks):
         for k in prange(nblocks, schedule="static"):
             lo = _bound(T * B, nblocks, k)
             hi = _bound(T * B, nblocks, k + 1)
             _input_projection(lo, hi, I, GH, &x[0, 0, 0], &w_ih[0, 0], a_p)
     with nogil, parallel(num_threads=nteam):
-        if packed_p != NULL:                        # W_hhᵀ, packed by the team
-            for p in prange(_panels(GH, sizeof(floating)), schedule="static"):
-                _pack_panel(True, H, GH, &w_hh[0, 0], packed_p, p)
-            rf_team_barrier()
-        tid = threadid()
-        team = rf_team_size()
-        _loop_block(by_units, B, H, sizeof(floating), tid, team, &lo, &hi, &j0, &j1)
+        if packed_p != NULL:
+            _pack_by_team(True, H, GH, &w_hh[0, 0], packed_p)              # W_hhᵀ
+        team = _loop_block(by_units, B, H, sizeof(floating), &lo, &hi, &j0, &j1)
         _forward_block(cell, T, B, H, lo, hi, j0, j1, &barrier if by_units and team > 1 else NULL, team,
                        &w_hh[0, 0], packed_p, bias_p, b_hn_p, &h0[0, 0], _cptr2(c0), lens,
                        a_p, _ptr3(c), _ptr3(tanh_c), _ptr3(hn), &out[0, 0, 0],
@@ -523,7 +522,7 @@ def backward(int cell,                                  # ELMAN_*, LSTM or GRU
     cdef Py_ssize_t k, p, lo, hi, g0, g1, nblocks, nteam
     cdef Py_ssize_t* bounds
     cdef floating* dbias = NULL
-    cdef int tid, team, j0, j1
+    cdef int team, j0, j1
     cdef bint by_units
     cdef rf_barrier barrier
     if B == 0:
@@ -542,15 +541,11 @@ def backward(int cell,                                  # ELMAN_*, LSTM or GRU
             raise MemoryError()
     nblocks = _team(num_threads, GH, 2.0 * T * B * GH * (2 * I + H))
     rf_barrier_init(&barrier)
-    tid, team = 0, 1
+    team = 1
     with nogil, parallel(num_threads=nteam):
-        if packed_p != NULL:                        # W_hh, packed by the team
-            for p in prange(_panels(H, sizeof(floating)), schedule="static"):
-                _pack_panel(False, GH, H, &w_hh[0, 0], packed_p, p)
-            rf_team_barrier()
-        tid = threadid()
-        team = rf_team_size()
-        _loop_block(by_units, B, H, sizeof(floating), tid, team, &lo, &hi, &j0, &j1)
+        if packed_p != NULL:
+            _pack_by_team(False, GH, H, &w_hh[0, 0], packed_p)             # W_hh
+        team = _loop_block(by_units, B, H, sizeof(floating), &lo, &hi, &j0, &j1)
         _backward_block(cell, T, B, H, lo, hi, j0, j1, &barrier if by_units and team > 1 else NULL, team,
                         &w_hh[0, 0], packed_p, &h0[0, 0], _cptr2(c0), lens,
                         &gates[0, 0, 0], &c[0, 0, 0] if c is not None else NULL,
@@ -558,7 +553,7 @@ def backward(int cell,                                  # ELMAN_*, LSTM or GRU
                         &out[0, 0, 0], &dout[0, 0, 0], &dh_n[0, 0], _cptr2(dc_n),
                         &gates[0, 0, 0], &dh0[0, 0], &dc0[0, 0] if dc0 is not None else NULL,
                         &scratch[0, 0] if scratch is not None else NULL,
-                        dbias + tid * (GH + H) if dbias != NULL else NULL)
+                        dbias + rf_thread_id() * (GH + H) if dbias != NULL else NULL)
     bounds = <Py_ssize_t*> malloc(2 * (nblocks + 1) * sizeof(Py_ssize_t))
     if bounds == NULL:
         raise MemoryError()

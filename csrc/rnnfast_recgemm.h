@@ -47,6 +47,17 @@ static void NAME(int trans, int K, int N, const T *W, T *P, int p) {            
 RF_PACK_PANEL(rf_pack_panel_f, float)
 RF_PACK_PANEL(rf_pack_panel_d, double)
 
+/* All panels of P, shared out among the threads of the enclosing parallel region (an orphaned `omp for`,
+ * whose closing barrier leaves P whole for every thread); called outside one, a single thread packs all. */
+#define RF_PACK_BY_TEAM(NAME, PANEL, T)                                                           \
+static void NAME(int trans, int K, int N, const T *W, T *P) {                                     \
+    const int panels = (N + RF_NR_BYTES / (int)sizeof(T) - 1) / (RF_NR_BYTES / (int)sizeof(T));    \
+    _Pragma("omp for schedule(static)")                                                           \
+    for (int p = 0; p < panels; ++p) PANEL(trans, K, N, W, P, p);                                 \
+}
+RF_PACK_BY_TEAM(rf_pack_by_team_f, rf_pack_panel_f, float)
+RF_PACK_BY_TEAM(rf_pack_by_team_d, rf_pack_panel_d, double)
+
 #if defined(__GNUC__) || defined(__clang__)
 typedef float rf_vf __attribute__((vector_size(64), aligned(4)));    /* 16 floats, unaligned loads */
 typedef double rf_vd __attribute__((vector_size(64), aligned(8)));   /* 8 doubles */

@@ -32,10 +32,11 @@ static inline int rf_team_size(void) {
 #endif
 }
 
-/* OpenMP's barrier for the current team, for the rare waits (once per call) where its cost does not matter. */
-static inline void rf_team_barrier(void) {
+static inline int rf_thread_id(void) {
 #ifdef _OPENMP
-#pragma omp barrier
+    return omp_get_thread_num();
+#else
+    return 0;
 #endif
 }
 
