@@ -237,7 +237,8 @@ cdef void _forward_block(int cell, Py_ssize_t T, Py_ssize_t B, int H, Py_ssize_t
                          floating* gates, floating* c, floating* tanh_c, floating* hn, floating* out,
                          floating* scratch) noexcept nogil:
     """The time loop for batch rows [b0, b1) and hidden units [j0, j1); `gates` holds the input projection
-    (without bias) on entry. With a barrier, the team splits the units and meets after each step (h_t is then whole)."""
+    (without bias) on entry. With a barrier, the team splits the units and meets after each step, when h_t
+    is whole."""
     cdef int GH = _gate_width(cell, H)
     cdef Py_ssize_t t, m, row0
     cdef const floating* h_prev
@@ -535,11 +536,14 @@ def backward(int cell,                                  # ELMAN_*, LSTM or GRU
     if packed is not None:
         packed_p = &packed[0]
     nteam = _loop_team(num_threads, T, B, H, GH, sizeof(floating), True, &by_units)
+    nblocks = _team(num_threads, GH, 2.0 * T * B * GH * (2 * I + H))
+    bounds = <Py_ssize_t*> malloc(2 * (nblocks + 1) * sizeof(Py_ssize_t))    # after-loop blocks
     if db_ih_p != NULL or db_hh_p != NULL:    # (nteam, GH + H) each thread's bias sums
         dbias = <floating*> calloc(nteam * (GH + H), sizeof(floating))
-        if dbias == NULL:
-            raise MemoryError()
-    nblocks = _team(num_threads, GH, 2.0 * T * B * GH * (2 * I + H))
+    if bounds == NULL or (dbias == NULL and (db_ih_p != NULL or db_hh_p != NULL)):
+        free(bounds)
+        free(dbias)
+        raise MemoryError()
     rf_barrier_init(&barrier)
     team = 1
     with nogil, parallel(num_threads=nteam):
@@ -554,9 +558,6 @@ def backward(int cell,                                  # ELMAN_*, LSTM or GRU
                         &gates[0, 0, 0], &dh0[0, 0], &dc0[0, 0] if dc0 is not None else NULL,
                         &scratch[0, 0] if scratch is not None else NULL,
                         dbias + rf_thread_id() * (GH + H) if dbias != NULL else NULL)
-    bounds = <Py_ssize_t*> malloc(2 * (nblocks + 1) * sizeof(Py_ssize_t))
-    if bounds == NULL:
-        raise MemoryError()
     _after_loop_bounds(nblocks, T * B, I, H, GH, split, bounds, bounds + nblocks + 1)
     with nogil, parallel(num_threads=nblocks):
         for k in prange(nblocks, schedule="static"):
