@@ -63,6 +63,7 @@ SGEMM_N = 1024
 # Idle time before each timed batch. OpenBLAS's worker threads spin for about 2^28 cycles (~0.1 s) after a
 # threaded call before they sleep, and spinning they take a core from whatever runs next: the contender
 # timed right after the NumPy one ran at half speed (sgemm 1024^3 at 2 threads: 119 against 281 GFLOP/s).
+# One untimed call follows the pause, so that the batch does not time a wake-up from idle either.
 SETTLE_S = 0.15
 
 
@@ -189,7 +190,7 @@ def _timed(fn: Callable[[], Any], inner: int) -> float:
 def measure(contenders: Sequence[Contender], setter: _ThreadSetter, repeat: int, min_time: float,
             warmup: int = 2, settle: float = SETTLE_S) -> None:
     """Warm up and calibrate each contender, then time them in alternation, ``repeat`` rounds, each timed
-    batch after ``settle`` idle seconds."""
+    batch after ``settle`` idle seconds and one untimed call."""
     for c in contenders:
         with setter.threads(c.threads):
             for _ in range(warmup):
@@ -203,6 +204,7 @@ def measure(contenders: Sequence[Contender], setter: _ThreadSetter, repeat: int,
             gc.collect()
             time.sleep(settle)
             with setter.threads(c.threads):
+                c.fn()                            # untimed: the batch then times back-to-back calls, as in training
                 c.samples.append(_timed(c.fn, c.inner))
 
 
