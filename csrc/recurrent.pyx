@@ -147,23 +147,21 @@ def loop_plan(int num_threads, Py_ssize_t T, Py_ssize_t B, int H, int GH, int it
     return n, bool(by_units)
 
 
-cdef inline int _loop_block(bint by_units, Py_ssize_t B, int H, int itemsize,
-                            Py_ssize_t* b0, Py_ssize_t* b1, int* j0, int* j1) noexcept nogil:
-    """The calling thread's share of the time loop: batch rows [b0, b1) and hidden units [j0, j1).
-    Returns the size of its team."""
-    cdef int nr = 128 // itemsize
-    cdef int tid = rf_thread_id(), team = rf_team_size()
+# The calling thread's share of the time loop: batch rows [_loop_rows(..., 0), _loop_rows(..., 1)) and
+# hidden units [_loop_units(..., 0), _loop_units(..., 1)). In a Cython parallel block, assign these directly
+# to the block's variables: only variables assigned there are made thread-private (bounds written through
+# pointers stayed shared, and the threads raced on them).
+cdef inline Py_ssize_t _loop_rows(bint by_units, Py_ssize_t B, int team, int end) noexcept nogil:
     if by_units:
-        b0[0] = 0
-        b1[0] = B
-        j0[0] = nr * <int> _bound(H // nr, team, tid)
-        j1[0] = nr * <int> _bound(H // nr, team, tid + 1)
-    else:
-        b0[0] = _bound(B, team, tid)
-        b1[0] = _bound(B, team, tid + 1)
-        j0[0] = 0
-        j1[0] = H
-    return team
+        return B if end else 0
+    return _bound(B, team, rf_thread_id() + end)
+
+
+cdef inline int _loop_units(bint by_units, int H, int itemsize, int team, int end) noexcept nogil:
+    cdef int nr = 128 // itemsize              # the units of a thread are whole packed panels
+    if not by_units:
+        return H if end else 0
+    return nr * <int> _bound(H // nr, team, rf_thread_id() + end)
 
 
 cdef inline Py_ssize_t _panels(Py_ssize_t N, Py_ssize_t itemsize) noexcept nogil:
@@ -319,7 +317,7 @@ def forward(int cell,                                   # ELMAN_*, LSTM or GRU
     nblocks = _team(num_threads, T * B, 2.0 * T * B * GH * I)
     nteam = _loop_team(num_threads, T, B, H, GH, sizeof(floating), False, &by_units)
     rf_barrier_init(&barrier)
-    team = 1
+    team, j0, j1 = 1, 0, 0
     with nogil, parallel(num_threads=nblocks):
         for k in prange(nblocks, schedule="static"):
             lo = _bound(T * B, nblocks, k)
@@ -328,7 +326,11 @@ def forward(int cell,                                   # ELMAN_*, LSTM or GRU
     with nogil, parallel(num_threads=nteam):
         if packed_p != NULL:
             _pack_by_team(True, H, GH, &w_hh[0, 0], packed_p)              # W_hhᵀ
-        team = _loop_block(by_units, B, H, sizeof(floating), &lo, &hi, &j0, &j1)
+        team = rf_team_size()
+        lo = _loop_rows(by_units, B, team, 0)
+        hi = _loop_rows(by_units, B, team, 1)
+        j0 = _loop_units(by_units, H, sizeof(floating), team, 0)
+        j1 = _loop_units(by_units, H, sizeof(floating), team, 1)
         _forward_block(cell, T, B, H, lo, hi, j0, j1, &barrier if by_units and team > 1 else NULL, team,
                        &w_hh[0, 0], packed_p, bias_p, b_hn_p, &h0[0, 0], _cptr2(c0), lens,
                        a_p, _ptr3(c), _ptr3(tanh_c), _ptr3(hn), &out[0, 0, 0],
@@ -545,11 +547,15 @@ def backward(int cell,                                  # ELMAN_*, LSTM or GRU
         free(dbias)
         raise MemoryError()
     rf_barrier_init(&barrier)
-    team = 1
+    team, j0, j1 = 1, 0, 0
     with nogil, parallel(num_threads=nteam):
         if packed_p != NULL:
             _pack_by_team(False, GH, H, &w_hh[0, 0], packed_p)             # W_hh
-        team = _loop_block(by_units, B, H, sizeof(floating), &lo, &hi, &j0, &j1)
+        team = rf_team_size()
+        lo = _loop_rows(by_units, B, team, 0)
+        hi = _loop_rows(by_units, B, team, 1)
+        j0 = _loop_units(by_units, H, sizeof(floating), team, 0)
+        j1 = _loop_units(by_units, H, sizeof(floating), team, 1)
         _backward_block(cell, T, B, H, lo, hi, j0, j1, &barrier if by_units and team > 1 else NULL, team,
                         &w_hh[0, 0], packed_p, &h0[0, 0], _cptr2(c0), lens,
                         &gates[0, 0, 0], &c[0, 0, 0] if c is not None else NULL,
