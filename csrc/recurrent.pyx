@@ -147,21 +147,28 @@ def loop_plan(int num_threads, Py_ssize_t T, Py_ssize_t B, int H, int GH, int it
     return n, bool(by_units)
 
 
-# The calling thread's share of the time loop: batch rows [_loop_rows(..., 0), _loop_rows(..., 1)) and
-# hidden units [_loop_units(..., 0), _loop_units(..., 1)). In a Cython parallel block, assign these directly
-# to the block's variables: only variables assigned there are made thread-private (bounds written through
-# pointers stayed shared, and the threads raced on them).
-cdef inline Py_ssize_t _loop_rows(bint by_units, Py_ssize_t B, int team, int end) noexcept nogil:
+cdef struct _Share:                 # a thread's share of the time loop
+    Py_ssize_t b0, b1               # batch rows [b0, b1)
+    int j0, j1                      # hidden units [j0, j1)
+    int team                        # threads in the team
+
+
+cdef inline _Share _loop_share(bint by_units, Py_ssize_t B, int H, int itemsize) noexcept nogil:
+    """The calling thread's share of the time loop. Assign the result directly to a variable of the
+    Cython parallel block: only variables assigned there are made thread-private (bounds written through
+    pointers once stayed shared, and the threads raced on them)."""
+    cdef _Share share
+    cdef int nr = 128 // itemsize   # with the unit split, a thread's units are whole packed panels
+    cdef int tid = rf_thread_id()
+    share.team = rf_team_size()
     if by_units:
-        return B if end else 0
-    return _bound(B, team, rf_thread_id() + end)
-
-
-cdef inline int _loop_units(bint by_units, int H, int itemsize, int team, int end) noexcept nogil:
-    cdef int nr = 128 // itemsize              # the units of a thread are whole packed panels
-    if not by_units:
-        return H if end else 0
-    return nr * <int> _bound(H // nr, team, rf_thread_id() + end)
+        share.b0, share.b1 = 0, B
+        share.j0 = nr * <int> _bound(H // nr, share.team, tid)
+        share.j1 = nr * <int> _bound(H // nr, share.team, tid + 1)
+    else:
+        share.b0, share.b1 = _bound(B, share.team, tid), _bound(B, share.team, tid + 1)
+        share.j0, share.j1 = 0, H
+    return share
 
 
 cdef inline Py_ssize_t _panels(Py_ssize_t N, Py_ssize_t itemsize) noexcept nogil:
@@ -306,7 +313,7 @@ def forward(int cell,                                   # ELMAN_*, LSTM or GRU
     cdef floating* packed_p = NULL
     cdef floating* a_p
     cdef Py_ssize_t k, lo, hi, nblocks, nteam
-    cdef int team, j0, j1
+    cdef _Share share
     cdef bint by_units
     cdef rf_barrier barrier
     if T == 0 or B == 0:
@@ -317,7 +324,6 @@ def forward(int cell,                                   # ELMAN_*, LSTM or GRU
     nblocks = _team(num_threads, T * B, 2.0 * T * B * GH * I)
     nteam = _loop_team(num_threads, T, B, H, GH, sizeof(floating), False, &by_units)
     rf_barrier_init(&barrier)
-    team, j0, j1 = 1, 0, 0
     with nogil, parallel(num_threads=nblocks):
         for k in prange(nblocks, schedule="static"):
             lo = _bound(T * B, nblocks, k)
@@ -326,12 +332,9 @@ def forward(int cell,                                   # ELMAN_*, LSTM or GRU
     with nogil, parallel(num_threads=nteam):
         if packed_p != NULL:
             _pack_by_team(True, H, GH, &w_hh[0, 0], packed_p)              # W_hhᵀ
-        team = rf_team_size()
-        lo = _loop_rows(by_units, B, team, 0)
-        hi = _loop_rows(by_units, B, team, 1)
-        j0 = _loop_units(by_units, H, sizeof(floating), team, 0)
-        j1 = _loop_units(by_units, H, sizeof(floating), team, 1)
-        _forward_block(cell, T, B, H, lo, hi, j0, j1, &barrier if by_units and team > 1 else NULL, team,
+        share = _loop_share(by_units, B, H, sizeof(floating))
+        _forward_block(cell, T, B, H, share.b0, share.b1, share.j0, share.j1,
+                       &barrier if by_units and share.team > 1 else NULL, share.team,
                        &w_hh[0, 0], packed_p, bias_p, b_hn_p, &h0[0, 0], _cptr2(c0), lens,
                        a_p, _ptr3(c), _ptr3(tanh_c), _ptr3(hn), &out[0, 0, 0],
                        &scratch[0, 0] if scratch is not None else NULL)
@@ -525,7 +528,7 @@ def backward(int cell,                                  # ELMAN_*, LSTM or GRU
     cdef Py_ssize_t k, p, lo, hi, g0, g1, nblocks, nteam
     cdef Py_ssize_t* bounds
     cdef floating* dbias = NULL
-    cdef int team, j0, j1
+    cdef _Share share
     cdef bint by_units
     cdef rf_barrier barrier
     if B == 0:
@@ -547,16 +550,12 @@ def backward(int cell,                                  # ELMAN_*, LSTM or GRU
         free(dbias)
         raise MemoryError()
     rf_barrier_init(&barrier)
-    team, j0, j1 = 1, 0, 0
     with nogil, parallel(num_threads=nteam):
         if packed_p != NULL:
             _pack_by_team(False, GH, H, &w_hh[0, 0], packed_p)             # W_hh
-        team = rf_team_size()
-        lo = _loop_rows(by_units, B, team, 0)
-        hi = _loop_rows(by_units, B, team, 1)
-        j0 = _loop_units(by_units, H, sizeof(floating), team, 0)
-        j1 = _loop_units(by_units, H, sizeof(floating), team, 1)
-        _backward_block(cell, T, B, H, lo, hi, j0, j1, &barrier if by_units and team > 1 else NULL, team,
+        share = _loop_share(by_units, B, H, sizeof(floating))
+        _backward_block(cell, T, B, H, share.b0, share.b1, share.j0, share.j1,
+                        &barrier if by_units and share.team > 1 else NULL, share.team,
                         &w_hh[0, 0], packed_p, &h0[0, 0], _cptr2(c0), lens,
                         &gates[0, 0, 0], &c[0, 0, 0] if c is not None else NULL,
                         &tanh_c[0, 0, 0] if tanh_c is not None else NULL, hn_p,
