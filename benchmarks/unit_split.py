@@ -1,5 +1,6 @@
-"""The time loop's two ways to share work between threads, side by side: the batch split and the hidden-unit
-split (csrc/rnnfast_team.h), and the choice the kernels make by default.
+"""The time loop's ways to share work between threads, side by side: the batch split ("rows"), the hidden-unit
+split ("units", csrc/rnnfast_team.h), backward's "mixed" plan (pointwise pass by rows, product by units; the
+forward then splits by units), and the choice the kernels make by default.
 
     python benchmarks/unit_split.py                       # the shapes below, 2 threads
     python benchmarks/unit_split.py --shapes gru:4x50x1024,lstm:32x50x512 --threads 2
@@ -19,7 +20,7 @@ import rnnfast
 from rnnfast import _recurrent
 
 SHAPES = "gru:4x50x1024,lstm:8x20x1024,gru:16x50x512,gru:32x50x512,lstm:32x50x512,gru:64x100x256"
-MODES = {"batch": (1 << 62, 1 << 30), "units": (0, 0)}      # set_unit_split arguments
+MODES = {"rows": (1 << 62, 1 << 30), "units": (0, 0), "mixed": (0, 1 << 30)}      # set_unit_split arguments
 
 
 def parse(spec: str):
@@ -35,7 +36,7 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=15)
     args = p.parse_args()
     rnnfast.set_num_threads(args.threads)
-    default = _recurrent.set_unit_split(*MODES["batch"])
+    default = _recurrent.set_unit_split(*MODES["rows"])
     _recurrent.set_unit_split(*default)
     modes = dict(MODES, default=default)
     print(f"threads {args.threads}; median of {args.rounds} rounds, ms per float32 training step")

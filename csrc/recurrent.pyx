@@ -19,8 +19,9 @@ Structure (oneDNN's and haste's):
      GEMM of the chunk's rows and one fused pointwise pass (rnnfast_pointwise.h) that adds the bias and keeps
      what BPTT needs. When W_hh is too big for one core's cache, the threads split the hidden units instead
      and meet at a barrier once per step (_loop_team, rnnfast_team.h);
-  3. backward: the time loop in reverse (pointwise pass, then dh_{t-1} = dA_t W_hh), then the after-loop
-     GEMMs, split across threads by output block.
+  3. backward: the time loop in reverse (pointwise pass, then dh_{t-1} = dA_t W_hh; with a big W_hh and
+     batch, the pass by rows and the product by units), then the after-loop GEMMs, split across threads by
+     output block.
 Nothing is allocated and no Python runs inside the time loop; the caller owns every buffer but two small
 ones backward allocates before it (each thread's bias sums, the after-loop block bounds). BLAS must be held
 to one thread by the caller (rnnfast._threads does it), since the threads here are OpenMP's.
@@ -97,23 +98,37 @@ cdef inline Py_ssize_t _bound(Py_ssize_t n, Py_ssize_t parts, Py_ssize_t k) noex
     return (n * k) // parts
 
 
-# The time loop splits the hidden units across the threads (rnnfast_team.h) when W_hh has at least this
-# many bytes: 2 threads × 16 rows against the whole of a 3 MB W_hh stream it from L3 at every step, while
-# 32 rows against half of it keep it in L2. Measured on a 2-core AVX-512 machine (2 MB L2 per core):
+# How the threads share a time loop (rnnfast_team.h):
+#   _BY_ROWS   each thread runs the whole loop for its chunk of the batch, and never waits for another;
+#   _BY_UNITS  each thread computes its share of the hidden units for every row, in the products and the
+#              pointwise passes, and the team meets at a barrier once per step;
+#   _MIXED     (backward only) the pointwise pass by rows, then a barrier, the product dA_t W_hh by units
+#              over all rows, and a barrier again.
+# The products split by units when W_hh has at least _UNIT_SPLIT_BYTES: 2 threads × 16 rows against the
+# whole of a 3 MB W_hh stream it from L3 at every step, while 32 rows against half of it keep it in L2.
+# Measured on a 2-core AVX-512 machine (2 MB L2 per core):
 #   - the step products alone went 1.19× (GRU, B = 32, H = 512) to 1.73× (LSTM, B = 8, H = 1024) faster,
 #     and 0.6–10% slower with W_hh under 1 MB;
 #   - the forward loop then gains at every size tried (B = 4..64, H = 512..1024);
-#   - backward, every step's dA must reach every thread, and the writes that pass it between the cores
-#     cost more than the split saves unless the batch is small: it gains for H ≥ 128·B (GRU B = 4, H =
-#     1024: 54 → 41 ms), ties at H = 32..64·B and loses 2–3% at H = 16·B (GRU B = 32, H = 512).
+#   - backward, the pointwise pass by units reads and writes every row in short segments, which costs
+#     more than the split saves unless the batch is small: it gains for H ≥ 128·B (GRU B = 4, H = 1024:
+#     54 → 41 ms), ties at H = 32..64·B and loses 2–3% at H = 16·B (GRU B = 32, H = 512). Below
+#     H = 64·B, _MIXED keeps the pointwise pass by rows and still splits the product: backward loop
+#     12.3 → 10.8 ms at GRU B = 32, H = 512, LSTM 32×50×512 82 → 80 ms a step, GRU 16×50×512 32.8 →
+#     31.7 ms, and a tie for W_hh of exactly 1 MiB (LSTM H = 256, Elman H = 512).
 cdef Py_ssize_t _UNIT_SPLIT_BYTES = 1 << 20
 cdef int _UNIT_SPLIT_BACKWARD_H_PER_ROW = 64
+cdef enum:
+    _BY_ROWS = 0
+    _BY_UNITS = 1
+    _MIXED = 2
+cdef tuple _PLAN_NAMES = ("rows", "units", "mixed")
 
 
 def set_unit_split(Py_ssize_t nbytes, int backward_h_per_row):
-    """Set when the time loop splits hidden units across threads: W_hh of at least `nbytes` bytes, and
-    backward also H >= backward_h_per_row · B. Returns the previous pair. For tests, which use it to run
-    the unit split on small layers."""
+    """Set when the time loop splits hidden units across threads: the products when W_hh has at least
+    `nbytes` bytes, and backward's pointwise pass too when also H >= backward_h_per_row · B (else the plan
+    is mixed). Returns the previous pair. For tests, which use it to run each plan on small layers."""
     global _UNIT_SPLIT_BYTES, _UNIT_SPLIT_BACKWARD_H_PER_ROW
     if nbytes < 0 or backward_h_per_row < 0:
         raise ValueError(f"nbytes and backward_h_per_row must be >= 0, got {nbytes}, {backward_h_per_row}")
@@ -123,37 +138,37 @@ def set_unit_split(Py_ssize_t nbytes, int backward_h_per_row):
 
 
 cdef inline Py_ssize_t _loop_team(int num_threads, Py_ssize_t T, Py_ssize_t B, int H, int GH, int itemsize,
-                                  bint backward, bint* by_units) noexcept nogil:
-    """Threads for the time loop, and whether they split the hidden units rather than the batch: when W_hh
-    is big (above; backward, also the batch small for H) and H is a whole number of packed panels, so
-    that each thread's columns are whole panels."""
+                                  bint backward, int* plan) noexcept nogil:
+    """Threads for the time loop, and their plan (above): the products split by units when W_hh is big
+    and H is a whole number of packed panels, so that each thread's columns are whole panels."""
     cdef int nr = 128 // itemsize             # packed panel width (rnnfast_recgemm.h: RF_NR_BYTES)
     cdef Py_ssize_t n
     cdef double flops = 2.0 * T * B * GH * H
-    by_units[0] = False
-    if (RF_HAVE_BARRIER and <Py_ssize_t> GH * H * itemsize >= _UNIT_SPLIT_BYTES and H % nr == 0
-            and (not backward or H >= _UNIT_SPLIT_BACKWARD_H_PER_ROW * B)):
+    plan[0] = _BY_ROWS
+    if RF_HAVE_BARRIER and <Py_ssize_t> GH * H * itemsize >= _UNIT_SPLIT_BYTES and H % nr == 0:
         n = _team(num_threads, H // nr, flops)
         if n > 1:
-            by_units[0] = True
+            plan[0] = _MIXED if backward and H < _UNIT_SPLIT_BACKWARD_H_PER_ROW * B else _BY_UNITS
             return n
     return _team(num_threads, B, flops)
 
 
 def loop_plan(int num_threads, Py_ssize_t T, Py_ssize_t B, int H, int GH, int itemsize, bint backward):
-    """(threads, splits hidden units) that forward or backward would use for its time loop."""
-    cdef bint by_units
-    cdef Py_ssize_t n = _loop_team(num_threads, T, B, H, GH, itemsize, backward, &by_units)
-    return n, bool(by_units)
+    """(threads, plan) that forward or backward would use for its time loop; plan is "rows", "units" or
+    "mixed" (see above)."""
+    cdef int plan
+    cdef Py_ssize_t n = _loop_team(num_threads, T, B, H, GH, itemsize, backward, &plan)
+    return n, _PLAN_NAMES[plan]
 
 
 cdef struct _Share:                 # a thread's share of the time loop
-    Py_ssize_t b0, b1               # batch rows [b0, b1)
-    int j0, j1                      # hidden units [j0, j1)
+    Py_ssize_t b0, b1               # batch rows [b0, b1) of the pointwise passes
+    int j0, j1                      # hidden units [j0, j1) of the pointwise passes
+    int k0, k1                      # hidden units [k0, k1) of the products (of rows [b0, b1), or all: _MIXED)
     int team                        # threads in the team
 
 
-cdef inline _Share _loop_share(bint by_units, Py_ssize_t B, int H, int itemsize) noexcept nogil:
+cdef inline _Share _loop_share(int plan, Py_ssize_t B, int H, int itemsize) noexcept nogil:
     """The calling thread's share of the time loop. Assign the result directly to a variable of the
     Cython parallel block: only variables assigned there are made thread-private (bounds written through
     pointers once stayed shared, and the threads raced on them)."""
@@ -161,13 +176,15 @@ cdef inline _Share _loop_share(bint by_units, Py_ssize_t B, int H, int itemsize)
     cdef int nr = 128 // itemsize   # with the unit split, a thread's units are whole packed panels
     cdef int tid = rf_thread_id()
     share.team = rf_team_size()
-    if by_units:
+    share.b0, share.b1 = _bound(B, share.team, tid), _bound(B, share.team, tid + 1)
+    share.j0, share.j1 = 0, H
+    share.k0, share.k1 = 0, H
+    if plan != _BY_ROWS:
+        share.k0 = nr * <int> _bound(H // nr, share.team, tid)
+        share.k1 = nr * <int> _bound(H // nr, share.team, tid + 1)
+    if plan == _BY_UNITS:
         share.b0, share.b1 = 0, B
-        share.j0 = nr * <int> _bound(H // nr, share.team, tid)
-        share.j1 = nr * <int> _bound(H // nr, share.team, tid + 1)
-    else:
-        share.b0, share.b1 = _bound(B, share.team, tid), _bound(B, share.team, tid + 1)
-        share.j0, share.j1 = 0, H
+        share.j0, share.j1 = share.k0, share.k1
     return share
 
 
@@ -314,7 +331,7 @@ def forward(int cell,                                   # ELMAN_*, LSTM or GRU
     cdef floating* a_p
     cdef Py_ssize_t k, lo, hi, nblocks, nteam
     cdef _Share share
-    cdef bint by_units
+    cdef int plan
     cdef rf_barrier barrier
     if T == 0 or B == 0:
         return
@@ -322,7 +339,7 @@ def forward(int cell,                                   # ELMAN_*, LSTM or GRU
         packed_p = &packed[0]
     a_p = &out[0, 0, 0] if gates is None else &gates[0, 0, 0]   # Elman: pre-activations go straight into out
     nblocks = _team(num_threads, T * B, 2.0 * T * B * GH * I)
-    nteam = _loop_team(num_threads, T, B, H, GH, sizeof(floating), False, &by_units)
+    nteam = _loop_team(num_threads, T, B, H, GH, sizeof(floating), False, &plan)
     rf_barrier_init(&barrier)
     with nogil, parallel(num_threads=nblocks):
         for k in prange(nblocks, schedule="static"):
@@ -332,9 +349,9 @@ def forward(int cell,                                   # ELMAN_*, LSTM or GRU
     with nogil, parallel(num_threads=nteam):
         if packed_p != NULL:
             _pack_by_team(True, H, GH, &w_hh[0, 0], packed_p)              # W_hhᵀ
-        share = _loop_share(by_units, B, H, sizeof(floating))
+        share = _loop_share(plan, B, H, sizeof(floating))
         _forward_block(cell, T, B, H, share.b0, share.b1, share.j0, share.j1,
-                       &barrier if by_units and share.team > 1 else NULL, share.team,
+                       &barrier if plan != _BY_ROWS and share.team > 1 else NULL, share.team,
                        &w_hh[0, 0], packed_p, bias_p, b_hn_p, &h0[0, 0], _cptr2(c0), lens,
                        a_p, _ptr3(c), _ptr3(tanh_c), _ptr3(hn), &out[0, 0, 0],
                        &scratch[0, 0] if scratch is not None else NULL)
@@ -342,20 +359,22 @@ def forward(int cell,                                   # ELMAN_*, LSTM or GRU
 
 # ------------------------------------------------------------------------------------------------ backward
 cdef void _backward_block(int cell, Py_ssize_t T, Py_ssize_t B, int H, Py_ssize_t b0, Py_ssize_t b1,
-                          int j0, int j1, rf_barrier* barrier, int team,
+                          int j0, int j1, int k0, int k1, bint mixed, rf_barrier* barrier, int team,
                           const floating* w_hh, const floating* packed, const floating* h0,
                           const floating* c0, const int* lens, floating* gates, const floating* c,
                           const floating* tanh_c, floating* hn, const floating* out, const floating* dout,
                           const floating* dh_n, const floating* dc_n, floating* da, floating* dh,
                           floating* dc, floating* scratch, floating* dbias) noexcept nogil:
-    """Reverse time loop for rows [b0, b1) and hidden units [j0, j1): fills da (T, B, GH) (GRU: also
-    hn := its recurrent n-block gradient) and leaves dh_0, dc_0 in dh, dc. With a barrier, the team splits
-    the units and meets between the pointwise pass (all of dA_t) and the product dA_t W_hh.
+    """Reverse time loop, the pointwise passes over rows [b0, b1) and hidden units [j0, j1), the products
+    over units [k0, k1) of rows [b0, b1) (of all rows when mixed): fills da (T, B, GH) (GRU: also
+    hn := its recurrent n-block gradient) and leaves dh_0, dc_0 in dh, dc. With a barrier, the team meets
+    between the pointwise pass (all of dA_t) and the product dA_t W_hh, and when mixed after the product
+    too (all of dh_{t-1}).
     dbias (GH + H,), if not NULL, gets this thread's Σ dA_t (and GRU's Σ of the recurrent n-block
     gradient after it), summed while each step's dA_t is still in cache."""
     cdef int GH = _gate_width(cell, H)
     cdef int nu = j1 - j0
-    cdef Py_ssize_t t, m, row0, b, bt
+    cdef Py_ssize_t t, m, row0, b, bt, p0 = 0 if mixed else b0    # p0: the products' first row
     cdef const floating* c_prev
     cdef const floating* h_prev
     cdef floating* s = NULL
@@ -363,7 +382,7 @@ cdef void _backward_block(int cell, Py_ssize_t T, Py_ssize_t B, int H, Py_ssize_
         t = T - 1 - bt
         row0 = t * B + b0
         if scratch != NULL:   # GRU: recurrent dA (m, GH), two buffers: a peer may still read last step's
-            s = scratch + ((bt % 2) * B + b0) * GH
+            s = scratch + (bt % 2) * B * GH           # (B, GH), this block's rows from b0
         # A sequence's gradient starts at its own last step: seed the running dh, dc from dh_n, dc_n.
         for b in range(b0, b1):
             if (lens == NULL and t == T - 1) or (lens != NULL and lens[b] - 1 == t):
@@ -383,12 +402,12 @@ cdef void _backward_block(int cell, Py_ssize_t T, Py_ssize_t B, int H, Py_ssize_
             h_prev = (h0 + b0 * H) if t == 0 else (out + (row0 - B) * H)
             if floating is float:
                 rf_gru_bwd_f(<int> m, H, j0, j1, gates + row0 * GH, hn + row0 * H, h_prev, dout + row0 * H,
-                             dh + b0 * H, s, hn + row0 * H, dh + b0 * H)
+                             dh + b0 * H, s + b0 * GH, hn + row0 * H, dh + b0 * H)
             else:
                 rf_gru_bwd_d(<int> m, H, j0, j1, gates + row0 * GH, hn + row0 * H, h_prev, dout + row0 * H,
-                             dh + b0 * H, s, hn + row0 * H, dh + b0 * H)
+                             dh + b0 * H, s + b0 * GH, hn + row0 * H, dh + b0 * H)
             _zero_finished(lens, b0, b1, t, hn + row0 * H, 1, H, j0, j1)
-            _zero_finished(lens, b0, b1, t, s, 3, H, j0, j1)        # finished rows carry nothing back
+            _zero_finished(lens, b0, b1, t, s + b0 * GH, 3, H, j0, j1)   # finished rows carry nothing back
             _zero_finished(lens, b0, b1, t, dh + b0 * H, 1, H, j0, j1)
         else:
             if floating is float:
@@ -404,10 +423,15 @@ cdef void _backward_block(int cell, Py_ssize_t T, Py_ssize_t B, int H, Py_ssize_
                 _unit_sums(m, 1, H, j0, j1, hn + row0 * H, dbias + GH)
         if barrier != NULL:
             rf_barrier_wait(barrier, team)
+        if mixed:             # all rows up to the last active one (finished rows' dA is zero)
+            m = _active_rows(lens, 0, B, t)
         if cell == _GRU:      # dh_{t-1} = dh ⊙ z + dA_h W_hh
-            _step_product(m, GH, s, packed, w_hh, False, H, j0, nu, dh + b0 * H + j0, H, True)
+            _step_product(m, GH, s + p0 * GH, packed, w_hh, False, H, k0, k1 - k0, dh + p0 * H + k0, H, True)
         else:                 # dh_{t-1} = dA_t W_hh
-            _step_product(m, GH, da + row0 * GH, packed, w_hh, False, H, j0, nu, dh + b0 * H + j0, H, False)
+            _step_product(m, GH, da + (t * B + p0) * GH, packed, w_hh, False, H, k0, k1 - k0,
+                          dh + p0 * H + k0, H, False)
+        if mixed:             # dh_{t-1} whole before the next pointwise pass reads its rows
+            rf_barrier_wait(barrier, team)
 
 
 cdef inline void _unit_sums(Py_ssize_t m, int G, int H, int j0, int j1, const floating* rows,
@@ -529,7 +553,7 @@ def backward(int cell,                                  # ELMAN_*, LSTM or GRU
     cdef Py_ssize_t* bounds
     cdef floating* dbias = NULL
     cdef _Share share
-    cdef bint by_units
+    cdef int plan
     cdef rf_barrier barrier
     if B == 0:
         return
@@ -540,7 +564,7 @@ def backward(int cell,                                  # ELMAN_*, LSTM or GRU
         return
     if packed is not None:
         packed_p = &packed[0]
-    nteam = _loop_team(num_threads, T, B, H, GH, sizeof(floating), True, &by_units)
+    nteam = _loop_team(num_threads, T, B, H, GH, sizeof(floating), True, &plan)
     nblocks = _team(num_threads, GH, 2.0 * T * B * GH * (2 * I + H))
     bounds = <Py_ssize_t*> malloc(2 * (nblocks + 1) * sizeof(Py_ssize_t))    # after-loop blocks
     if db_ih_p != NULL or db_hh_p != NULL:    # (nteam, GH + H) each thread's bias sums
@@ -553,9 +577,10 @@ def backward(int cell,                                  # ELMAN_*, LSTM or GRU
     with nogil, parallel(num_threads=nteam):
         if packed_p != NULL:
             _pack_by_team(False, GH, H, &w_hh[0, 0], packed_p)             # W_hh
-        share = _loop_share(by_units, B, H, sizeof(floating))
-        _backward_block(cell, T, B, H, share.b0, share.b1, share.j0, share.j1,
-                        &barrier if by_units and share.team > 1 else NULL, share.team,
+        share = _loop_share(plan, B, H, sizeof(floating))
+        _backward_block(cell, T, B, H, share.b0, share.b1, share.j0, share.j1, share.k0, share.k1,
+                        plan == _MIXED and share.team > 1,
+                        &barrier if plan != _BY_ROWS and share.team > 1 else NULL, share.team,
                         &w_hh[0, 0], packed_p, &h0[0, 0], _cptr2(c0), lens,
                         &gates[0, 0, 0], &c[0, 0, 0] if c is not None else NULL,
                         &tanh_c[0, 0, 0] if tanh_c is not None else NULL, hn_p,

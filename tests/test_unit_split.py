@@ -1,12 +1,13 @@
 """The time loop split by hidden units across threads (csrc/rnnfast_team.h), which the kernels choose for a big
-W_hh instead of the batch split.
+W_hh instead of the batch split: plan "units" (products and pointwise passes by units), or backward with a
+bigger batch "mixed" (pointwise pass by rows, product by units).
 
-Every element of the step products sums in the same order either way, so the split must give bit-for-bit the
+Every element of the step products sums in the same order under every plan, so each must give bit-for-bit the
 results of the batch split at the same thread count (the after-loop GEMMs are then split alike), except the
 bias gradients: each thread sums its own share of dA (rows or units) during the loop, so their summation
-order follows the split, and they must agree to rounding. All of it must match the NumPy reference. `_recurrent.set_unit_split` lowers the size threshold so that small
-layers take that path; `_recurrent.loop_plan` says which path a call takes, so these tests check that the path
-under test really ran.
+order follows the split, and they must agree to rounding. All of it must match the NumPy reference.
+`_recurrent.set_unit_split` lowers the size threshold so that small layers take a plan; `_recurrent.loop_plan`
+says which plan a call takes, so these tests check that the plan under test really ran.
 """
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ def weights_of(layer):
     return {k: np.asarray(v, dtype=np.float64) for k, v in layer.state_dict().items()}
 
 
-ALWAYS, NEVER = (0, 0), (1 << 62, 1 << 30)      # set_unit_split arguments
+ALWAYS, MIXED, NEVER = (0, 0), (0, 1 << 30), (1 << 62, 1 << 30)      # set_unit_split arguments
 
 
 @pytest.fixture
@@ -37,6 +38,16 @@ def unit_split_always():
     from rnnfast import _recurrent
 
     previous = _recurrent.set_unit_split(*ALWAYS)
+    yield
+    _recurrent.set_unit_split(*previous)
+
+
+@pytest.fixture
+def mixed_backward():
+    """Forward by units and backward mixed whenever there are 2+ threads and H is whole panels."""
+    from rnnfast import _recurrent
+
+    previous = _recurrent.set_unit_split(*MIXED)
     yield
     _recurrent.set_unit_split(*previous)
 
@@ -93,12 +104,28 @@ def test_unit_split_matches_the_batch_split_bit_for_bit(cell, dtype, lengths, bi
     assert H % panel(dtype) == 0
     p = make_problem(cell, T=100, B=7, I=9, H=H, L=2, dtype=dtype, lengths=lengths, bidirectional=bidirectional)
     itemsize = np.dtype(dtype).itemsize
-    for backward in (False, True):               # the path under test is the one that runs
-        assert _recurrent.loop_plan(2, p.T, p.B, H, gate_width(cell, H), itemsize, backward) == (2, True)
+    for backward in (False, True):               # the plan under test is the one that runs
+        assert _recurrent.loop_plan(2, p.T, p.B, H, gate_width(cell, H), itemsize, backward) == (2, "units")
     _, batch = run_batch_split(2, cell, p)
     layer, units = run_with_threads(2, cell, p)
     assert_identical(units, batch)
     assert_outcomes_close(units, run_reference(p, weights_of(layer)), dtype)
+
+
+@pytest.mark.parametrize("bidirectional", [False, True], ids=["uni", "bi"])
+@pytest.mark.parametrize("lengths", [False, True], ids=["full", "lengths"])
+@pytest.mark.parametrize("dtype", DTYPES, ids=[np.dtype(d).name for d in DTYPES])
+@pytest.mark.parametrize("cell", CELLS)
+def test_mixed_backward_matches_the_batch_split_bit_for_bit(cell, dtype, lengths, bidirectional, mixed_backward):
+    from rnnfast import _recurrent
+
+    H = 64
+    p = make_problem(cell, T=100, B=7, I=9, H=H, L=2, dtype=dtype, lengths=lengths, bidirectional=bidirectional)
+    assert _recurrent.loop_plan(2, p.T, p.B, H, gate_width(cell, H), np.dtype(dtype).itemsize, True) == (2, "mixed")
+    _, batch = run_batch_split(2, cell, p)
+    layer, mixed = run_with_threads(2, cell, p)
+    assert_identical(mixed, batch)
+    assert_outcomes_close(mixed, run_reference(p, weights_of(layer)), dtype)
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
@@ -109,10 +136,24 @@ def test_unit_split_with_more_threads_than_panels_per_thread(cell, unit_split_al
     dtype = np.float32
     H = 2 * panel(dtype)
     p = make_problem(cell, T=40, B=5, I=6, H=H, dtype=dtype, lengths=True)
-    assert _recurrent.loop_plan(3, p.T, p.B, H, gate_width(cell, H), 4, True) == (2, True)
+    assert _recurrent.loop_plan(3, p.T, p.B, H, gate_width(cell, H), 4, True) == (2, "units")
     _, batch = run_batch_split(3, cell, p)
     _, units = run_with_threads(3, cell, p)
     assert_identical(units, batch)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_mixed_backward_with_more_threads_than_panels_and_a_batch_split_three_ways(cell, mixed_backward):
+    """Three threads: the team is cut to the two panels, whose two batch chunks then differ in size."""
+    from rnnfast import _recurrent
+
+    dtype = np.float32
+    H = 2 * panel(dtype)
+    p = make_problem(cell, T=40, B=5, I=6, H=H, dtype=dtype, lengths=True)
+    assert _recurrent.loop_plan(3, p.T, p.B, H, gate_width(cell, H), 4, True) == (2, "mixed")
+    _, batch = run_batch_split(3, cell, p)
+    _, mixed = run_with_threads(3, cell, p)
+    assert_identical(mixed, batch)
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
@@ -123,7 +164,7 @@ def test_default_threshold_takes_the_unit_split_for_a_big_layer(cell):
     dtype, H = np.float32, 320                   # GRU W_hh 1.2 MB, LSTM 1.6 MB; 320 = 10 panels
     p = make_problem(cell, T=6, B=3, I=5, H=H, dtype=dtype, lengths=True)
     for backward in (False, True):
-        assert _recurrent.loop_plan(2, p.T, p.B, H, gate_width(cell, H), 4, backward) == (2, True)
+        assert _recurrent.loop_plan(2, p.T, p.B, H, gate_width(cell, H), 4, backward) == (2, "units")
     _, batch = run_batch_split(2, cell, p)
     layer, units = run_with_threads(2, cell, p)
     assert_identical(units, batch)
@@ -133,13 +174,17 @@ def test_default_threshold_takes_the_unit_split_for_a_big_layer(cell):
 def test_loop_plan_keeps_the_batch_split_where_the_unit_split_does_not_pay():
     from rnnfast import _recurrent
 
-    assert _recurrent.loop_plan(2, 100, 64, 256, 3 * 256, 4, False) == (2, False)    # W_hh 0.75 MiB
-    assert _recurrent.loop_plan(2, 50, 32, 512, 3 * 512, 4, False) == (2, True)      # 3 MiB: forward splits
-    assert _recurrent.loop_plan(2, 50, 32, 512, 3 * 512, 4, True) == (2, False)      # batch 32 > H / 64
-    assert _recurrent.loop_plan(2, 50, 4, 1024, 4 * 1024, 4, True) == (2, True)
-    assert _recurrent.loop_plan(2, 50, 4, 1000, 4 * 1000, 4, False) == (2, False)    # H not whole panels
-    assert _recurrent.loop_plan(1, 50, 4, 1024, 4 * 1024, 4, False) == (1, False)    # one thread
-    assert _recurrent.loop_plan(2, 1, 1, 512, 512, 4, False) == (1, False)           # too little work
+    plan = _recurrent.loop_plan
+    assert plan(2, 100, 64, 256, 3 * 256, 4, False) == (2, "rows")      # W_hh 0.75 MiB
+    assert plan(2, 100, 64, 256, 3 * 256, 4, True) == (2, "rows")
+    assert plan(2, 50, 32, 512, 3 * 512, 4, False) == (2, "units")     # 3 MiB: forward splits
+    assert plan(2, 50, 32, 512, 3 * 512, 4, True) == (2, "mixed")      # batch 32 > H / 64
+    assert plan(2, 50, 4, 1024, 4 * 1024, 4, True) == (2, "units")
+    assert plan(2, 50, 4, 1000, 4 * 1000, 4, False) == (2, "rows")     # H not whole panels
+    assert plan(2, 50, 4, 1000, 4 * 1000, 4, True) == (2, "rows")
+    assert plan(1, 50, 4, 1024, 4 * 1024, 4, False) == (1, "rows")     # one thread
+    assert plan(1, 50, 32, 512, 3 * 512, 4, True) == (1, "rows")
+    assert plan(2, 1, 1, 512, 512, 4, False) == (1, "rows")            # too little work
 
 
 def test_set_unit_split_rejects_negative_values():
