@@ -26,6 +26,10 @@
 #define RF_PACKED_SIZE(T, K, N) ((size_t)(K) * ((((size_t)(N)) + RF_NR_BYTES / sizeof(T) - 1) / (RF_NR_BYTES / sizeof(T))) * (RF_NR_BYTES / sizeof(T)))
 
 /* ----------------------------------------------------------------------------------------- packing */
+/* Rows of k per pass of a transposing pack: 64 panel rows (8 KB of floats) stay in L1 while the 32 columns
+ * fill them; one pass over all K thrashed it (W_hhᵀ 512 × 1536, one thread: 0.99 → 0.39 ms). */
+#define RF_PACK_KB 64
+
 /* Panel p of P (columns p·nr .. p·nr + nr − 1, zero past N), where B[k][n] = W[n][k] (trans = 1, W is
  * (N, K)) or W[k][n] (trans = 0, W (K, N)). The panels are independent, so threads can share the work. */
 #define RF_PACK_PANEL(NAME, T)                                                                    \
@@ -34,10 +38,13 @@ static void NAME(int trans, int K, int N, const T *W, T *P, int p) {            
     const int p0 = p * nr, ncols = N - p0 < nr ? N - p0 : nr;                                     \
     T *panel = P + (size_t)p0 * K;                                                                \
     if (ncols < nr) memset(panel, 0, (size_t)K * nr * sizeof(T));                                 \
-    if (trans) {                                   /* W's rows are contiguous in k: read along them */ \
-        for (int j = 0; j < ncols; ++j) {                                                         \
-            const T *w = W + (size_t)(p0 + j) * K;                                                \
-            for (int k = 0; k < K; ++k) panel[(size_t)k * nr + j] = w[k];                         \
+    if (trans) {          /* W's rows are contiguous in k: read along them, RF_PACK_KB values of k at a */ \
+        for (int k0 = 0; k0 < K; k0 += RF_PACK_KB) {     /* time, so that the panel rows written stay in L1 */ \
+            const int k1 = K - k0 < RF_PACK_KB ? K : k0 + RF_PACK_KB;                             \
+            for (int j = 0; j < ncols; ++j) {                                                     \
+                const T *w = W + (size_t)(p0 + j) * K;                                            \
+                for (int k = k0; k < k1; ++k) panel[(size_t)k * nr + j] = w[k];                   \
+            }                                                                                     \
         }                                                                                         \
     } else {                                                                                      \
         for (int k = 0; k < K; ++k)                                                               \

@@ -57,14 +57,15 @@ def test_forward_does_not_depend_on_the_rest_of_the_batch(make, threads, dtype, 
         np.testing.assert_allclose(part, full[:, rows], rtol=rtol, atol=rtol)
 
 
+@pytest.mark.parametrize("T", [9, 40])
 @pytest.mark.parametrize("make", CELLS)
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_packed_step_product_equals_blas(make, dtype, monkeypatch):
+def test_packed_step_product_equals_blas(make, dtype, T, monkeypatch):
     """The packed recurrent micro-kernel and per-step sgemm/dgemm give the same training step."""
     rng = np.random.default_rng(1)
-    x = rng.standard_normal((9, 13, 5))
-    dout = rng.standard_normal((9, 13, 37))
-    lengths = rng.integers(1, 10, size=13)
+    x = rng.standard_normal((T, 13, 5))
+    dout = rng.standard_normal((T, 13, 37))
+    lengths = rng.integers(1, T + 1, size=13)
     results = {}
     for mode in ("packed", "blas"):
         monkeypatch.setattr(layers_mod, "_STEP_GEMM", mode)
