@@ -128,32 +128,24 @@ def test_mixed_backward_matches_the_batch_split_bit_for_bit(cell, dtype, lengths
     assert_outcomes_close(mixed, run_reference(p, weights_of(layer)), dtype)
 
 
+@pytest.mark.parametrize("plan, setting", [("units", ALWAYS), ("mixed", MIXED)])
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
-def test_unit_split_with_more_threads_than_panels_per_thread(cell, unit_split_always):
-    """Three threads over two panels: the team is cut to the panels, and the result stays exact."""
+def test_three_threads_over_two_panels(cell, plan, setting):
+    """The team is cut to the two panels, whose batch chunks (the mixed plan's pointwise pass) then differ in
+    size, and the result stays exact."""
     from rnnfast import _recurrent
 
     dtype = np.float32
     H = 2 * panel(dtype)
     p = make_problem(cell, T=40, B=5, I=6, H=H, dtype=dtype, lengths=True)
-    assert _recurrent.loop_plan(3, p.T, p.B, H, gate_width(cell, H), 4, True) == (2, "units")
     _, batch = run_batch_split(3, cell, p)
-    _, units = run_with_threads(3, cell, p)
-    assert_identical(units, batch)
-
-
-@pytest.mark.parametrize("cell", ["lstm", "gru"])
-def test_mixed_backward_with_more_threads_than_panels_and_a_batch_split_three_ways(cell, mixed_backward):
-    """Three threads: the team is cut to the two panels, whose two batch chunks then differ in size."""
-    from rnnfast import _recurrent
-
-    dtype = np.float32
-    H = 2 * panel(dtype)
-    p = make_problem(cell, T=40, B=5, I=6, H=H, dtype=dtype, lengths=True)
-    assert _recurrent.loop_plan(3, p.T, p.B, H, gate_width(cell, H), 4, True) == (2, "mixed")
-    _, batch = run_batch_split(3, cell, p)
-    _, mixed = run_with_threads(3, cell, p)
-    assert_identical(mixed, batch)
+    previous = _recurrent.set_unit_split(*setting)
+    try:
+        assert _recurrent.loop_plan(3, p.T, p.B, H, gate_width(cell, H), 4, True) == (2, plan)
+        _, split = run_with_threads(3, cell, p)
+    finally:
+        _recurrent.set_unit_split(*previous)
+    assert_identical(split, batch)
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
