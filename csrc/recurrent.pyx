@@ -113,9 +113,10 @@ cdef inline Py_ssize_t _bound(Py_ssize_t n, Py_ssize_t parts, Py_ssize_t k) noex
 #   - backward, the pointwise pass by units reads and writes every row in short segments, which costs
 #     more than the split saves unless the batch is small: it gains for H ≥ 128·B (GRU B = 4, H = 1024:
 #     54 → 41 ms), ties at H = 32..64·B and loses 2–3% at H = 16·B (GRU B = 32, H = 512). Below
-#     H = 64·B, _MIXED keeps the pointwise pass by rows and still splits the product: backward loop
-#     12.3 → 10.8 ms at GRU B = 32, H = 512, LSTM 32×50×512 82 → 80 ms a step, GRU 16×50×512 32.8 →
-#     31.7 ms, and a tie for W_hh of exactly 1 MiB (LSTM H = 256, Elman H = 512).
+#     H = 64·B, _MIXED keeps the pointwise pass by rows and still splits the product. Backward of a
+#     training step by rows / units / mixed (benchmarks/unit_split.py): GRU 32×50×512 40.9 / 42.2 /
+#     40.5 ms, LSTM 32×50×512 55.8 / 55.0 / 54.1 ms, GRU 16×50×512 21.1 / 21.4 / 20.6 ms; a tie for
+#     W_hh of exactly 1 MiB (LSTM H = 256, Elman H = 512).
 cdef Py_ssize_t _UNIT_SPLIT_BYTES = 1 << 20
 cdef int _UNIT_SPLIT_BACKWARD_H_PER_ROW = 64
 cdef enum:
