@@ -66,6 +66,30 @@ def _check_size(name: str, value: Any, minimum: int = 1) -> int:
     return int(value)
 
 
+_CACHE_LINE = 64     # bytes
+
+
+def _aligned_empty(shape: tuple, dtype: Any) -> np.ndarray:
+    """np.empty(shape, dtype) starting on a cache line: every buffer the kernels write.
+
+    With the unit split, the two threads of a time loop write the two halves of every row (units [0, H/2)
+    and [H/2, H), whole packed panels, so each half is a whole number of lines when the row starts on one).
+    NumPy's large arrays start 16 bytes into a line, which left the line at each boundary written by both
+    threads at every step. Aligned, GRU 32×50×512's training step went 63.3 → 62.3 ms (10 alternating
+    rounds, 9 of them faster)."""
+    dtype = np.dtype(dtype)
+    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    raw = np.empty(nbytes + _CACHE_LINE, np.uint8)
+    start = -raw.ctypes.data % _CACHE_LINE
+    return raw[start:start + nbytes].view(dtype).reshape(shape)
+
+
+def _aligned_zeros(shape: tuple, dtype: Any) -> np.ndarray:
+    arr = _aligned_empty(shape, dtype)
+    arr.fill(0)
+    return arr
+
+
 def _as_float_array(name: str, value: Any, dtype: Optional[np.dtype]) -> np.ndarray:
     """``value`` as an array of ``dtype`` (None: its own real dtype); TypeError for anything else."""
     if value is None:
@@ -211,7 +235,7 @@ class _Recurrent(Module):
         """A scratch array kept across calls of the same shape (fresh pages cost page faults)."""
         buf = self._workspace.get(key)
         if buf is None or buf.shape != shape:
-            buf = np.empty(shape, self.dtype)
+            buf = _aligned_empty(shape, self.dtype)
             self._workspace[key] = buf
         return buf
 
@@ -274,7 +298,7 @@ class _Recurrent(Module):
     def _check_state(self, name: str, value: Any, B: int) -> np.ndarray:
         LD, H = self.num_layers * self._directions, self.hidden_size
         if value is None:
-            return np.zeros((LD, B, H), self.dtype)
+            return _aligned_zeros((LD, B, H), self.dtype)
         if (type(value) is np.ndarray and value.dtype == self.dtype and value.shape == (LD, B, H)
                 and value.flags.c_contiguous):
             return value                                            # the streaming fast path: as given
@@ -338,7 +362,7 @@ class _Recurrent(Module):
                 if D == 1:
                     out = runs[0]["out"]                                # (T, B, H)
                 else:
-                    out = np.empty((T, B, 2 * H), self.dtype) if k == L - 1 else self._buffer((k, "cat"), (T, B, 2 * H))
+                    out = _aligned_empty((T, B, 2 * H), self.dtype) if k == L - 1 else self._buffer((k, "cat"), (T, B, 2 * H))
                     out[..., :H] = runs[0]["out"]
                     out[..., H:] = self._reverse(runs[1]["out"], rev)    # (T, B, 2H)
                 mask = None
@@ -363,7 +387,7 @@ class _Recurrent(Module):
         key = (k, d)
         # (T + 1, B, H) h_0, h_1 .. h_T in one array, so that BPTT's dW_hh = Σ_t dA_tᵀ h_{t-1} is one GEMM;
         # h_1 .. h_T is the output, and the top layer's is returned to the user, so it is fresh each call
-        states = np.empty((T + 1, B, H), self.dtype) if fresh else self._buffer(key + ("out",), (T + 1, B, H))
+        states = _aligned_empty((T + 1, B, H), self.dtype) if fresh else self._buffer(key + ("out",), (T + 1, B, H))
         states[0] = h0
         h0, out = states[0], states[1:]                                    # (B, H), (T, B, H)
         run = dict(x=x, h0=h0, c0=c0, out=out,
@@ -410,8 +434,8 @@ class _Recurrent(Module):
         dh_n = self._check_state("dh_n", dh_in, B)                  # (L·D, B, H)
         dc_n = self._check_state("dc_n", dc_in, B) if lstm else None
         self._cache = None                                          # the kernels consume the kept gates
-        dh0 = np.zeros((L * D, B, H), self.dtype)
-        dc0 = np.zeros((L * D, B, H), self.dtype) if lstm else None
+        dh0 = _aligned_zeros((L * D, B, H), self.dtype)
+        dc0 = _aligned_zeros((L * D, B, H), self.dtype) if lstm else None
         with blas_single_thread():
             for k in reversed(range(L)):
                 runs = cache["layers"][k]["runs"]
@@ -441,7 +465,7 @@ class _Recurrent(Module):
         H, GH = self.hidden_size, self._gate_count * self.hidden_size
         w_ih, w_hh, b_ih, b_hh = self._layer_params(k, d)
         key = (k, d)
-        dx = np.empty(x.shape, self.dtype) if fresh else self._buffer(key + ("dx",), x.shape)   # (T, B, I_k)
+        dx = _aligned_empty(x.shape, self.dtype) if fresh else self._buffer(key + ("dx",), x.shape)   # (T, B, I_k)
         if T == 0 or B == 0:
             dx[...] = 0
             dh0[...] = dh_n

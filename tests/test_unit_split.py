@@ -186,3 +186,40 @@ def test_set_unit_split_rejects_negative_values():
         _recurrent.set_unit_split(-1, 0)
     with pytest.raises(ValueError, match="backward_h_per_row"):
         _recurrent.set_unit_split(0, -1)
+
+
+@pytest.mark.parametrize("bidirectional", [False, True], ids=["uni", "bi"])
+@pytest.mark.parametrize("cell", ["lstm", "gru", "elman-tanh"])
+def test_buffers_the_threads_share_start_on_a_cache_line(cell, bidirectional):
+    """Under the unit split each thread writes whole lines of every row only if each row starts on one: the
+    kept activations, the workspace, the returned output, dx and the state gradients."""
+    import rnnfast
+
+    rnnfast.set_num_threads(2)
+    layer = make_layer(cell, 20, 64, num_layers=2, bidirectional=bidirectional, seed=0)
+    x = np.random.default_rng(0).standard_normal((5, 3, 20)).astype(np.float32)
+    out, state = layer(x)
+    dx, dstate = layer.backward(np.ones_like(out))
+    states = list(state) if isinstance(state, tuple) else [state]
+    dstates = list(dstate) if isinstance(dstate, tuple) else [dstate]
+    arrays = list(layer._workspace.values()) + [out, dx] + dstates
+    assert len(layer._workspace) > 0
+    for a in arrays:
+        assert a.ctypes.data % 64 == 0, (a.shape, a.ctypes.data % 64)
+    assert all(s.flags.c_contiguous for s in states)
+
+
+@pytest.mark.parametrize("shape", [(0,), (3,), (2, 0, 5), (7, 3, 5), (1, 1, 1)])
+@pytest.mark.parametrize("dtype", DTYPES, ids=[np.dtype(d).name for d in DTYPES])
+def test_aligned_buffers_are_ordinary_arrays(shape, dtype):
+    from rnnfast.layers import _aligned_empty, _aligned_zeros
+
+    a = _aligned_empty(shape, dtype)
+    z = _aligned_zeros(shape, dtype)
+    for arr in (a, z):
+        assert arr.shape == shape and arr.dtype == np.dtype(dtype)
+        assert arr.flags.c_contiguous and arr.flags.writeable
+        assert arr.size == 0 or arr.ctypes.data % 64 == 0      # an empty array has no line to share
+    assert not z.any()
+    a[...] = 1.5
+    assert (a == 1.5).all()
