@@ -4,6 +4,8 @@
 import math
 import time
 
+import numpy as np
+
 import rnnfast
 from rnnfast.bench import CELLS, GRID, STREAM_SIZE, VARLEN_SHAPE, train_flops, varlen_lengths  # noqa: F401
 from rnnfast.bench import _make_layer as make_layer  # noqa: F401
@@ -29,3 +31,41 @@ def run(benchmark, fn, *, group, **info):
     benchmark.group = group
     benchmark.extra_info.update(threads=rnnfast.get_num_threads(), **info)
     benchmark.pedantic(fn, rounds=rounds, iterations=iterations, warmup_rounds=1)
+
+
+def alternate_modes(layer, x, dout, modes, rounds):
+    """{mode: (forward seconds, backward seconds)}, medians of ``rounds`` float32 training steps of ``layer``
+    on x (T, B, I) and dout (T, B, H) under each mode, where ``modes`` maps a name to a function that switches
+    the mode on. The modes take turns within every round, so they see the same load; each timed step follows
+    an untimed one in the same mode."""
+    times = {m: ([], []) for m in modes}
+    for _ in range(rounds):
+        for m, switch_on in modes.items():
+            switch_on()
+            layer(x)
+            layer.backward(dout)
+            t0 = time.perf_counter()
+            layer(x)
+            t1 = time.perf_counter()
+            layer.backward(dout)
+            t2 = time.perf_counter()
+            times[m][0].append(t1 - t0)
+            times[m][1].append(t2 - t1)
+    return {m: (float(np.median(f)), float(np.median(b))) for m, (f, b) in times.items()}
+
+
+def parse_cell_shapes(text):
+    """[(cell, B, T, H)] from comma-separated cell:BxTxH."""
+    specs = []
+    for spec in text.split(","):
+        cell, shape = spec.split(":")
+        B, T, H = (int(v) for v in shape.split("x"))
+        specs.append((cell, B, T, H))
+    return specs
+
+
+def cell_problem(cell, B, T, H):
+    """A layer (I = H, seed 0) and float32 x (T, B, I), dout (T, B, H) for a mode comparison."""
+    layer = {"lstm": rnnfast.LSTM, "gru": rnnfast.GRU, "elman": rnnfast.Elman}[cell](H, H, seed=0)
+    rng = np.random.default_rng(0)
+    return layer, rng.standard_normal((T, B, H), dtype=np.float32), rng.standard_normal((T, B, H), dtype=np.float32)

@@ -12,21 +12,14 @@ turns within every round, so they see the same load. It uses a private hook of t
 from __future__ import annotations
 
 import argparse
-import time
 
-import numpy as np
+from bench_helpers import alternate_modes, cell_problem, parse_cell_shapes
 
 import rnnfast
 from rnnfast import _recurrent
 
 SHAPES = "gru:4x50x1024,lstm:8x20x1024,gru:16x50x512,gru:32x50x512,lstm:32x50x512,gru:64x100x256"
 MODES = {"rows": (1 << 62, 1 << 30), "units": (0, 0), "mixed": (0, 1 << 30)}      # set_unit_split arguments
-
-
-def parse(spec: str):
-    cell, shape = spec.split(":")
-    B, T, H = (int(v) for v in shape.split("x"))
-    return cell, B, T, H
 
 
 def main() -> None:
@@ -38,32 +31,17 @@ def main() -> None:
     rnnfast.set_num_threads(args.threads)
     default = _recurrent.set_unit_split(*MODES["rows"])
     _recurrent.set_unit_split(*default)
-    modes = dict(MODES, default=default)
+    settings = dict(MODES, default=default)
+    modes = {m: (lambda s=s: _recurrent.set_unit_split(*s)) for m, s in settings.items()}
     print(f"threads {args.threads}; median of {args.rounds} rounds, ms per float32 training step")
     print(f"{'cell':5s} {'B':>3s} {'T':>4s} {'H':>5s}  " + "  ".join(f"{m + ' fwd/bwd':>19s}" for m in modes))
-    for spec in args.shapes.split(","):
-        cell, B, T, H = parse(spec)
-        layer = {"lstm": rnnfast.LSTM, "gru": rnnfast.GRU, "elman": rnnfast.Elman}[cell](H, H, seed=0)
-        rng = np.random.default_rng(0)
-        x = rng.standard_normal((T, B, H), dtype=np.float32)                    # (T, B, I)
-        dout = rng.standard_normal((T, B, H), dtype=np.float32)                 # (T, B, H)
-        times = {m: ([], []) for m in modes}
+    for cell, B, T, H in parse_cell_shapes(args.shapes):
+        layer, x, dout = cell_problem(cell, B, T, H)
         try:
-            for _ in range(args.rounds):
-                for m, setting in modes.items():
-                    _recurrent.set_unit_split(*setting)
-                    layer(x)
-                    layer.backward(dout)                                        # warm the buffers
-                    t0 = time.perf_counter()
-                    layer(x)
-                    t1 = time.perf_counter()
-                    layer.backward(dout)
-                    t2 = time.perf_counter()
-                    times[m][0].append(t1 - t0)
-                    times[m][1].append(t2 - t1)
+            times = alternate_modes(layer, x, dout, modes, args.rounds)
         finally:
             _recurrent.set_unit_split(*default)
-        cols = "  ".join(f"{1e3 * np.median(f):9.1f}/{1e3 * np.median(b):<9.1f}" for f, b in times.values())
+        cols = "  ".join(f"{1e3 * f:9.1f}/{1e3 * b:<9.1f}" for f, b in times.values())
         print(f"{cell:5s} {B:3d} {T:4d} {H:5d}  {cols}")
 
 

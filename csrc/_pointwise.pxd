@@ -1,6 +1,7 @@
 # cython: language_level=3
 """Declarations of the C helpers: fused pointwise passes (rnnfast_pointwise.h), the packed
-recurrent GEMM (rnnfast_recgemm.h) and the team barrier for the hidden-unit split (rnnfast_team.h)."""
+recurrent GEMM (rnnfast_recgemm.h), the weight-gradient GEMM (rnnfast_wgrad.h) and the team barrier for the
+hidden-unit split (rnnfast_team.h)."""
 
 cdef extern from "rnnfast_pointwise.h" nogil:
     enum:
@@ -39,6 +40,18 @@ cdef extern from "rnnfast_recgemm.h" nogil:
     void rf_recgemm_d(int m, int N, int K, const double* A, int lda, const double* P, double* C, int ldc, int accumulate)
     void rf_matvec_f(int N, int K, const float* W, const float* x, float* a)
     void rf_matvec_d(int N, int K, const double* W, const double* x, double* a)
+
+
+cdef extern from "rnnfast_wgrad.h" nogil:
+    enum:
+        RF_WG_KC
+        RF_WG_MC
+        RF_WG_NC_BYTES
+    int rf_wgrad_available()
+    void rf_wgrad_f(int M, int N, int K, const float* A, int lda, const float* B, int ldb, float* C, int ldc,
+                    int accumulate, float* work)
+    void rf_wgrad_d(int M, int N, int K, const double* A, int lda, const double* B, int ldb, double* C, int ldc,
+                    int accumulate, double* work)
 
 
 cdef extern from "rnnfast_team.h" nogil:

@@ -21,7 +21,7 @@ Structure (oneDNN's and haste's):
      and meet at a barrier once per step (_loop_team, rnnfast_team.h);
   3. backward: the time loop in reverse (pointwise pass, then dh_{t-1} = dA_t W_hh; with a big W_hh and
      batch, the pass by rows and the product by units), then the after-loop GEMMs, split across threads by
-     output block.
+     output block: dx by BLAS, the weight gradients by rnnfast_wgrad.h where the CPU has AVX-512 (else BLAS).
 Nothing is allocated and no Python runs inside the time loop; the caller owns every buffer but two small
 ones backward allocates before it (each thread's bias sums, the after-loop block bounds). BLAS must be held
 to one thread by the caller (rnnfast._threads does it), since the threads here are OpenMP's.
@@ -45,6 +45,7 @@ from _pointwise cimport (RF_TANH, RF_RELU, RF_SIGMOID,
                          rf_gru_fwd_f, rf_gru_fwd_d, rf_gru_bwd_f, rf_gru_bwd_d,
                          rf_expf_array, rf_tanhf_array, rf_sigmoidf_array, rf_colsum_f, rf_colsum_d,
                          rf_pack_by_team_f, rf_pack_by_team_d, rf_recgemm_f, rf_recgemm_d, rf_matvec_f, rf_matvec_d,
+                         RF_WG_KC, RF_WG_MC, RF_WG_NC_BYTES, rf_wgrad_available, rf_wgrad_f, rf_wgrad_d,
                          RF_HAVE_BARRIER, rf_barrier, rf_barrier_init, rf_barrier_wait, rf_team_size,
                          rf_thread_id)
 
@@ -446,12 +447,70 @@ cdef inline void _unit_sums(Py_ssize_t m, int G, int H, int j0, int j1, const fl
             rf_colsum_d(m, j1 - j0, rows + g * H + j0, G * H, sums + g * H + j0)
 
 
+cdef bint _WGRAD_BLAS = False
+
+
+def set_weight_gradient_blas(bint use_blas):
+    """Compute the weight gradients with BLAS (True) or with rnnfast_wgrad.h where the CPU has AVX-512 (False,
+    the default). Returns the previous setting. For tests, which check one path against the other."""
+    global _WGRAD_BLAS
+    previous = _WGRAD_BLAS
+    _WGRAD_BLAS = use_blas
+    return previous
+
+
+cdef inline Py_ssize_t _wgrad_work_size(int itemsize) noexcept nogil:
+    """Elements of one thread's workspace for rnnfast_wgrad.h (RF_WGRAD_WORK); 0 when BLAS does the work."""
+    if _WGRAD_BLAS or not rf_wgrad_available():
+        return 0
+    return <Py_ssize_t> RF_WG_KC * (RF_WG_NC_BYTES // itemsize) + <Py_ssize_t> RF_WG_MC * RF_WG_KC
+
+
+cdef inline void _wgrad(int M, int N, int K, const floating* a, int lda, const floating* b, int ldb,
+                        floating* c, int ldc, floating* work) noexcept nogil:
+    """c (M, N) += aᵀ b, a (K, M) and b (K, N) row-major: rnnfast_wgrad.h with a workspace, else BLAS."""
+    if work == NULL:
+        gemm(True, False, M, N, K, <floating> 1, a, lda, b, ldb, <floating> 1, c, ldc)
+    elif floating is float:
+        rf_wgrad_f(M, N, K, a, lda, b, ldb, c, ldc, 1, work)
+    else:
+        rf_wgrad_d(M, N, K, a, lda, b, ldb, c, ldc, 1, work)
+
+
+cdef inline void* _line_aligned(void* p) noexcept nogil:
+    """p rounded up to the next 64-byte cache line (p from malloc with 64 bytes to spare), so that the packed
+    blocks' vector loads do not straddle lines (malloc's large blocks start 16 bytes into one)."""
+    return <void*> ((<size_t> p + 63) & ~(<size_t> 63)) if p != NULL else NULL
+
+
+def _wgrad_product(const floating[:, ::1] a, const floating[:, ::1] b, floating[:, ::1] c, int col0):
+    """c (M, N) += a[:, col0:col0 + M]ᵀ b through _wgrad, as the layers call it (for the kernel tests)."""
+    cdef int K = <int> a.shape[0], M = <int> c.shape[0], N = <int> c.shape[1]
+    cdef Py_ssize_t size = _wgrad_work_size(sizeof(floating))
+    cdef void* work_mem = NULL
+    cdef floating* work = NULL
+    if b.shape[0] != K or b.shape[1] != N or col0 < 0 or col0 + M > a.shape[1]:
+        raise ValueError("a (K, ≥ col0 + M), b (K, N) and c (M, N) do not fit together")
+    if M == 0 or N == 0:
+        return
+    if size:
+        work_mem = malloc(size * sizeof(floating) + 64)
+        work = <floating*> _line_aligned(work_mem)
+        if work == NULL:
+            raise MemoryError()
+    with nogil:
+        _wgrad(M, N, K, &a[0, 0] + col0 if K else NULL, <int> a.shape[1], &b[0, 0] if K else NULL, N,
+               &c[0, 0], N, work)
+    free(work_mem)
+
+
 cdef void _weight_gradients(Py_ssize_t T, Py_ssize_t B, int I, int H, int GH, int split,
                             Py_ssize_t g0, Py_ssize_t g1, Py_ssize_t r0, Py_ssize_t r1,
                             const floating* da, const floating* da_n, const floating* x,
                             const floating* h0, const floating* out, const floating* w_ih,
-                            floating* dx, floating* dw_ih, floating* dw_hh) noexcept nogil:
-    """Gate rows [g0, g1) of dW_ih, dW_hh (accumulated) and rows [r0, r1) of dx (overwritten).
+                            floating* dx, floating* dw_ih, floating* dw_hh, floating* work) noexcept nogil:
+    """Gate rows [g0, g1) of dW_ih, dW_hh (accumulated) and rows [r0, r1) of dx (overwritten); work: the
+    thread's workspace for rnnfast_wgrad.h, or NULL for BLAS.
 
     The input side reads dA (T·B, GH). The recurrent side reads dA for gate rows < split and, for rows
     from split on (GRU's n block, whose recurrent gradient is r ⊙ da_n), da_n (T·B, GH − split)."""
@@ -460,8 +519,7 @@ cdef void _weight_gradients(Py_ssize_t T, Py_ssize_t B, int I, int H, int GH, in
     cdef int ng = <int> (g1 - g0)
     cdef bint joined = T > 1 and h0 + B * H == out     # h_0 stored just before h_1: [h_0 .. h_{T-1}] is one operand
     if ng > 0:
-        gemm(True, False, ng, I, <int> (T * B), <floating> 1, da + g0, GH, x, I,
-             <floating> 1, dw_ih + g0 * I, I)                                   # Σ_t dA_tᵀ x_t
+        _wgrad(ng, I, <int> (T * B), da + g0, GH, x, I, dw_ih + g0 * I, I, work)       # Σ_t dA_tᵀ x_t
         for part in range(2):                  # recurrent side: rows below split, then from split on
             lo = g0 if part == 0 else max(g0, <Py_ssize_t> split)
             hi = min(g1, <Py_ssize_t> split) if part == 0 else g1
@@ -470,14 +528,13 @@ cdef void _weight_gradients(Py_ssize_t T, Py_ssize_t B, int I, int H, int GH, in
             src = (da + lo) if part == 0 else (da_n + (lo - split))
             ld = GH if part == 0 else GH - split
             if joined:
-                gemm(True, False, <int> (hi - lo), H, <int> (T * B), <floating> 1, src, <int> ld, h0, H,
-                     <floating> 1, dw_hh + lo * H, H)                           # Σ_t dA_tᵀ h_{t-1}
+                _wgrad(<int> (hi - lo), H, <int> (T * B), src, <int> ld, h0, H, dw_hh + lo * H, H,
+                       work)                                                    # Σ_t dA_tᵀ h_{t-1}
                 continue
-            gemm(True, False, <int> (hi - lo), H, <int> B, <floating> 1, src, <int> ld, h0, H,
-                 <floating> 1, dw_hh + lo * H, H)                               # dA_0ᵀ h_0
+            _wgrad(<int> (hi - lo), H, <int> B, src, <int> ld, h0, H, dw_hh + lo * H, H, work)  # dA_0ᵀ h_0
             if T > 1:
-                gemm(True, False, <int> (hi - lo), H, <int> ((T - 1) * B), <floating> 1, src + B * ld,
-                     <int> ld, out, H, <floating> 1, dw_hh + lo * H, H)         # Σ_{t≥1} dA_tᵀ h_{t-1}
+                _wgrad(<int> (hi - lo), H, <int> ((T - 1) * B), src + B * ld, <int> ld, out, H,
+                       dw_hh + lo * H, H, work)                                 # Σ_{t≥1} dA_tᵀ h_{t-1}
     if r1 > r0:
         gemm(False, False, <int> (r1 - r0), I, GH, <floating> 1, da + r0 * GH, GH, w_ih, I,
              <floating> 0, dx + r0 * I, I)                                      # dx_t = dA_t W_ih
@@ -488,20 +545,22 @@ cdef inline Py_ssize_t _distance(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
 
 
 cdef void _after_loop_bounds(Py_ssize_t n, Py_ssize_t rows, int I, int H, int GH, int split,
-                             Py_ssize_t* gate_bounds, Py_ssize_t* row_bounds) noexcept nogil:
+                             bint blas_wgrad, Py_ssize_t* gate_bounds, Py_ssize_t* row_bounds) noexcept nogil:
     """Block k of the after-loop work: gate rows [gate_bounds[k], gate_bounds[k+1]) of the weight
     gradients and rows [row_bounds[k], row_bounds[k+1]) of dx, k < n.
 
-    The gate rows are split evenly, except that with a split (GRU's n block) the nearest inner bound moves
-    onto it, so that no block runs two recurrent GEMMs (each packing h again) where one would do. The dx
-    rows then even out the work: a block with more gate rows gets fewer dx rows."""
+    The gate rows are split evenly, except that when BLAS computes the weight gradients and there is a split
+    (GRU's n block), the nearest inner bound moves onto it, so that no block runs two recurrent GEMMs (each
+    packing h again) where one would do. rnnfast_wgrad.h packs h in blocks anyway, and loses more to the
+    bigger share of C that the moved bound gives one thread (GRU 32×50×512 after-loop: 30.3 ms moved,
+    29.4 ms even). The dx rows then even out the work: a block with more gate rows gets fewer dx rows."""
     cdef Py_ssize_t k, best = 0
     cdef double per_gate = <double> rows * (I + H)        # dW_ih and dW_hh work of one gate row
     cdef double per_row = <double> GH * I                 # dx work of one row
     cdef double target, total = 0, acc = 0
     for k in range(n + 1):
         gate_bounds[k] = _bound(GH, n, k)
-    if split < GH and n > 1:
+    if split < GH and n > 1 and blas_wgrad:
         for k in range(1, n):                             # the inner bound nearest to split
             if best == 0 or _distance(gate_bounds[k], split) < _distance(gate_bounds[best], split):
                 best = k
@@ -550,9 +609,11 @@ def backward(int cell,                                  # ELMAN_*, LSTM or GRU
     cdef floating* db_hh_p = &db_hh[0] if db_hh is not None else NULL
     cdef floating* packed_p = NULL
     cdef floating* hn_p = _ptr3(hn)
-    cdef Py_ssize_t k, p, lo, hi, g0, g1, nblocks, nteam
+    cdef Py_ssize_t k, p, lo, hi, g0, g1, nblocks, nteam, wsize
     cdef Py_ssize_t* bounds
     cdef floating* dbias = NULL
+    cdef floating* work = NULL
+    cdef void* work_mem = NULL
     cdef _Share share
     cdef int plan
     cdef rf_barrier barrier
@@ -570,9 +631,14 @@ def backward(int cell,                                  # ELMAN_*, LSTM or GRU
     bounds = <Py_ssize_t*> malloc(2 * (nblocks + 1) * sizeof(Py_ssize_t))    # after-loop blocks
     if db_ih_p != NULL or db_hh_p != NULL:    # (nteam, GH + H) each thread's bias sums
         dbias = <floating*> calloc(nteam * (GH + H), sizeof(floating))
-    if bounds == NULL or (dbias == NULL and (db_ih_p != NULL or db_hh_p != NULL)):
+    wsize = _wgrad_work_size(sizeof(floating))        # (nblocks, wsize) each after-loop thread's workspace
+    if wsize:
+        work_mem = malloc(nblocks * wsize * sizeof(floating) + 64)
+        work = <floating*> _line_aligned(work_mem)
+    if bounds == NULL or (dbias == NULL and (db_ih_p != NULL or db_hh_p != NULL)) or (wsize and work_mem == NULL):
         free(bounds)
         free(dbias)
+        free(work_mem)
         raise MemoryError()
     rf_barrier_init(&barrier)
     with nogil, parallel(num_threads=nteam):
@@ -589,7 +655,7 @@ def backward(int cell,                                  # ELMAN_*, LSTM or GRU
                         &gates[0, 0, 0], &dh0[0, 0], &dc0[0, 0] if dc0 is not None else NULL,
                         &scratch[0, 0] if scratch is not None else NULL,
                         dbias + rf_thread_id() * (GH + H) if dbias != NULL else NULL)
-    _after_loop_bounds(nblocks, T * B, I, H, GH, split, bounds, bounds + nblocks + 1)
+    _after_loop_bounds(nblocks, T * B, I, H, GH, split, wsize == 0, bounds, bounds + nblocks + 1)
     with nogil, parallel(num_threads=nblocks):
         for k in prange(nblocks, schedule="static"):
             g0 = bounds[k]
@@ -598,8 +664,9 @@ def backward(int cell,                                  # ELMAN_*, LSTM or GRU
             hi = bounds[nblocks + 2 + k]
             _weight_gradients(T, B, I, H, GH, split, g0, g1, lo, hi, &gates[0, 0, 0], hn_p, &x[0, 0, 0],
                               &h0[0, 0], &out[0, 0, 0], &w_ih[0, 0], &dx[0, 0, 0], &dw_ih[0, 0],
-                              &dw_hh[0, 0])
+                              &dw_hh[0, 0], work + k * wsize if work != NULL else NULL)
     free(bounds)
+    free(work_mem)
     if dbias != NULL:      # db = Σ dA over the threads' sums; db_hh the same but for GRU's n block
         for k in range(1, nteam):
             for p in range(GH + H):

@@ -1,5 +1,5 @@
-"""Kernel-level properties: the float32 transcendental approximations, batch independence, and the packed
-recurrent product against BLAS."""
+"""Kernel-level properties: the float32 transcendental approximations, batch independence, the packed
+recurrent product against BLAS, and the weight-gradient GEMM (rnnfast_wgrad.h) against NumPy and BLAS."""
 import numpy as np
 import pytest
 from scipy.special import expit
@@ -76,3 +76,73 @@ def test_packed_step_product_equals_blas(make, dtype, T, monkeypatch):
     rtol = 1e-12 if dtype == "float64" else 1e-4
     for a, b in zip(results["packed"], results["blas"]):
         np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol * np.abs(b).max())
+
+
+@pytest.fixture
+def restore_wgrad():
+    previous = _recurrent.set_weight_gradient_blas(False)
+    yield
+    _recurrent.set_weight_gradient_blas(previous)
+
+
+# Sizes on both sides of every block edge of rnnfast_wgrad.h: K of its K block (256), M of a tile (12) and of
+# a block (192), N of a panel (32 floats, 16 doubles) and of a block (512 floats, 256 doubles).
+WGRAD_SHAPES = [(0, 5, 6), (1, 1, 1), (7, 13, 17), (255, 12, 32), (257, 11, 33), (600, 193, 16), (300, 191, 257),
+                (513, 24, 513), (40, 400, 31)]
+
+
+@pytest.mark.parametrize("use_blas", [False, True], ids=["rnnfast", "blas"])
+@pytest.mark.parametrize("K, M, N", WGRAD_SHAPES)
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_weight_gradient_product_matches_numpy(dtype, K, M, N, use_blas, restore_wgrad):
+    """c += a[:, col0:col0 + M]ᵀ b, with a's rows wider than M (as dA's gate columns are), against float64
+    NumPy. The bound is the one of a sum of K products done in the float type, from c's start value:
+    |error| <= (K + 1)·ε·(|c| + |a|ᵀ|b|), ε the unit roundoff."""
+    _recurrent.set_weight_gradient_blas(use_blas)
+    rng = np.random.default_rng(K * 1000 + M + N)
+    col0 = 3
+    a = rng.standard_normal((K, col0 + M + 5)).astype(dtype)
+    b = rng.standard_normal((K, N)).astype(dtype)
+    c = rng.standard_normal((M, N)).astype(dtype)
+    a_used = a[:, col0:col0 + M].astype(np.float64)
+    exact = c.astype(np.float64) + a_used.T @ b.astype(np.float64)
+    bound = (K + 1) * np.finfo(dtype).eps / 2 * (np.abs(c) + np.abs(a_used).T @ np.abs(b.astype(np.float64)))
+    out = c.copy()
+    _recurrent._wgrad_product(a, b, out, col0)
+    assert np.all(np.abs(out - exact) <= bound), np.max(np.abs(out - exact) - bound)
+
+
+def test_weight_gradient_product_rejects_shapes_that_do_not_fit():
+    a, b, c = np.zeros((4, 6)), np.zeros((4, 3)), np.zeros((5, 3))
+    with pytest.raises(ValueError, match="do not fit"):
+        _recurrent._wgrad_product(a, b, c, 2)                 # columns 2..6 of a 6-wide a
+    with pytest.raises(ValueError, match="do not fit"):
+        _recurrent._wgrad_product(a, np.zeros((3, 3)), c, 0)  # b has 3 rows, a 4
+
+
+@pytest.mark.parametrize("lengths", [False, True], ids=["full", "lengths"])
+@pytest.mark.parametrize("make", CELLS)
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_weight_gradients_from_rnnfast_and_blas_agree(make, dtype, lengths, restore_wgrad, restore_threads):
+    """A training step with the weight gradients from rnnfast_wgrad.h and from BLAS: everything else is
+    bit-for-bit the same, and the weight gradients agree to rounding (sums of T·B = 600 products)."""
+    rnnfast.set_num_threads(2)
+    rng = np.random.default_rng(2)
+    T, B, I, H = 30, 20, 24, 64
+    x = rng.standard_normal((T, B, I))
+    dout = rng.standard_normal((T, B, H))
+    lens = rng.integers(1, T + 1, size=B) if lengths else None
+    results = {}
+    for use_blas in (False, True):
+        _recurrent.set_weight_gradient_blas(use_blas)
+        layer = make(input_size=I, hidden_size=H, dtype=dtype, seed=3)
+        out, _ = layer(x, lengths=lens)
+        dx, _ = layer.backward(dout)
+        results[use_blas] = dict(out=np.array(out), dx=dx, **{n: p.grad.copy() for n, p in layer.named_parameters()})
+    ours, blas = results[False], results[True]
+    rtol = 1e-13 if dtype == "float64" else 1e-5
+    for name in ours:
+        if name.startswith("weight"):
+            np.testing.assert_allclose(ours[name], blas[name], rtol=rtol, atol=rtol * np.abs(blas[name]).max())
+        else:
+            np.testing.assert_array_equal(ours[name], blas[name], err_msg=name)

@@ -1,0 +1,49 @@
+"""The weight-gradient GEMMs dW = Σ_t dA_tᵀ x_t (csrc/rnnfast_wgrad.h) against BLAS, side by side.
+
+    python benchmarks/wgrad.py                            # the grid's big shapes, 2 threads
+    python benchmarks/wgrad.py --shapes lstm:64x100x256 --threads 2 --rounds 15
+
+Prints the median forward and backward time (ms) of a float32 training step with the weight gradients from
+BLAS and from rnnfast_wgrad.h (the default where the CPU has AVX-512), and the backward ratio. The two take
+turns within every round, so they see the same load. It uses a private hook of the compiled module
+(`_recurrent.set_weight_gradient_blas`) to force each.
+"""
+from __future__ import annotations
+
+import argparse
+
+from bench_helpers import alternate_modes, cell_problem, parse_cell_shapes
+
+import rnnfast
+from rnnfast import _recurrent
+
+SHAPES = ("lstm:64x100x128,lstm:64x100x256,lstm:32x50x512,gru:64x100x256,gru:32x50x512,elman:64x100x256,"
+          "elman:32x50x512")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--shapes", default=SHAPES, help=f"comma-separated cell:BxTxH (I = H), default {SHAPES}")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--rounds", type=int, default=15)
+    args = p.parse_args()
+    rnnfast.set_num_threads(args.threads)
+    default = _recurrent.set_weight_gradient_blas(False)
+    modes = {"blas": lambda: _recurrent.set_weight_gradient_blas(True),
+             "rnnfast_wgrad": lambda: _recurrent.set_weight_gradient_blas(False)}
+    print(f"threads {args.threads}; median of {args.rounds} rounds, ms per float32 training step")
+    print(f"{'cell':5s} {'B':>3s} {'T':>4s} {'H':>5s}  {'blas fwd/bwd':>19s}  {'rnnfast_wgrad fwd/bwd':>21s}"
+          f"  {'bwd ratio':>9s}")
+    for cell, B, T, H in parse_cell_shapes(args.shapes):
+        layer, x, dout = cell_problem(cell, B, T, H)
+        try:
+            times = alternate_modes(layer, x, dout, modes, args.rounds)
+        finally:
+            _recurrent.set_weight_gradient_blas(default)
+        (fb, bb), (fw, bw) = times["blas"], times["rnnfast_wgrad"]
+        print(f"{cell:5s} {B:3d} {T:4d} {H:5d}  {1e3 * fb:9.1f}/{1e3 * bb:<9.1f}  {1e3 * fw:11.1f}/{1e3 * bw:<9.1f}"
+              f"  {bb / bw:9.3f}")
+
+
+if __name__ == "__main__":
+    main()
