@@ -71,10 +71,15 @@ RF_WG_TARGET static void rf_wg_pack_a_##S(int kc, int mc, const T *A, int lda, T
     for (int i0 = 0; i0 < mc; i0 += RF_WG_MR) {                                                   \
         T *mp = P + (size_t)i0 * kc;                                                              \
         const int rows = mc - i0 < RF_WG_MR ? mc - i0 : RF_WG_MR;                                 \
+        if (rows == RF_WG_MR) {            /* a constant size, so the copy is inlined, not a call */ \
+            for (int k = 0; k < kc; ++k)                                                          \
+                memcpy(mp + (size_t)k * RF_WG_MR, A + (size_t)k * lda + i0, RF_WG_MR * sizeof(T)); \
+            continue;                                                                             \
+        }                                                                                         \
         for (int k = 0; k < kc; ++k) {                                                            \
             T *dst = mp + (size_t)k * RF_WG_MR;                                                   \
             memcpy(dst, A + (size_t)k * lda + i0, (size_t)rows * sizeof(T));                      \
-            if (rows < RF_WG_MR) memset(dst + rows, 0, (size_t)(RF_WG_MR - rows) * sizeof(T));    \
+            memset(dst + rows, 0, (size_t)(RF_WG_MR - rows) * sizeof(T));                         \
         }                                                                                         \
     }                                                                                             \
 }                                                                                                 \
