@@ -13,6 +13,8 @@ from typing import Any, Callable, Iterator, Mapping, TypeVar
 
 import numpy as np
 
+from ._threads import zero_arrays
+
 __all__ = ["Parameter", "Module", "resolve_dtype", "one_thread_at_a_time"]
 
 _F = TypeVar("_F", bound=Callable[..., Any])
@@ -118,8 +120,7 @@ class Module:
         return list(self._parameters.values())
 
     def zero_grad(self) -> None:
-        for p in self._parameters.values():
-            p.zero_grad()
+        zero_arrays([p.grad for p in self._parameters.values()])
 
     def train(self, mode: bool = True) -> "Module":
         self.training = bool(mode)

@@ -14,6 +14,8 @@ import os
 import threading
 from typing import Iterator
 
+import numpy as np
+
 # Idle OpenMP workers sleep instead of spinning (the user's OMP_WAIT_POLICY / GOMP_SPINCOUNT win). A kernel
 # opens few parallel regions per call, so the wake-up is cheap, while spinning workers on a shared or busy
 # machine steal the cores the other threads need: measured at load 9 on 2 cores, a small 2-thread LSTM call
@@ -118,3 +120,14 @@ def blas_single_thread() -> Iterator[None]:
                 for lc, n in _saved:
                     _set_blas_threads(lc, n)
                 _saved.clear()
+
+
+def zero_arrays(arrays: list) -> None:
+    """Fill the arrays with zeros: writable C-contiguous ones by the kernels' threads (_recurrent.zero_arrays),
+    any others with NumPy."""
+    fast = [a for a in arrays if isinstance(a, np.ndarray) and a.flags.c_contiguous and a.flags.writeable]
+    if fast:
+        _recurrent.zero_arrays(fast, _num_threads)
+    for a in arrays:
+        if not any(a is f for f in fast):
+            a[...] = 0

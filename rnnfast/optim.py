@@ -53,6 +53,7 @@ from typing import Any, Callable, Iterable, Mapping
 import numpy as np
 
 from ._module import Parameter
+from ._threads import zero_arrays
 from ._validation import check_choice, check_int, check_nonnegative, check_parameters, check_real
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "LRScheduler", "StepLR", "ReduceLROnPlateau"]
@@ -122,8 +123,7 @@ class Optimizer:
 
     def zero_grad(self) -> None:
         """Fill every parameter's ``.grad`` with zeros."""
-        for _, p, _ in self._indexed_params():
-            p.grad[...] = 0
+        zero_arrays([p.grad for _, p, _ in self._indexed_params()])
 
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """Update every parameter once; if given, ``closure()`` is called first and its result returned."""

@@ -146,3 +146,45 @@ def test_weight_gradients_from_rnnfast_and_blas_agree(make, dtype, lengths, rest
             np.testing.assert_allclose(ours[name], blas[name], rtol=rtol, atol=rtol * np.abs(blas[name]).max())
         else:
             np.testing.assert_array_equal(ours[name], blas[name], err_msg=name)
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_zero_arrays_fills_every_byte(threads):
+    """Each array split among the threads in whole lines, the last share taking the rest: every element of
+    arrays of awkward sizes (and above and below the size where threads are used) ends up zero, and nothing
+    around them is touched."""
+    rng = np.random.default_rng(0)
+    sizes = [0, 1, 15, 17, 1000, 70_001, 300_000]
+    base = rng.standard_normal(sum(sizes) + len(sizes) + 1)            # one guard element after each array
+    arrays, guards, offset = [], [], 0
+    for n in sizes:
+        arrays.append(base[offset:offset + n])
+        guards.append(offset + n)
+        offset += n + 1
+    before = base.copy()
+    _recurrent.zero_arrays(arrays, threads)
+    for a in arrays:
+        assert not a.any()
+    np.testing.assert_array_equal(base[guards], before[guards])
+
+
+def test_zero_arrays_rejects_what_it_cannot_fill():
+    with pytest.raises(ValueError, match="C-contiguous"):
+        _recurrent.zero_arrays([np.ones((4, 4))[:, ::2]], 2)
+    frozen = np.ones(5)
+    frozen.flags.writeable = False
+    with pytest.raises(ValueError, match="writable"):
+        _recurrent.zero_arrays([frozen], 2)
+
+
+def test_zero_grad_fills_any_gradient_array(restore_threads):
+    """Module.zero_grad zeroes contiguous gradients with the kernels' threads and any other array with NumPy."""
+    rnnfast.set_num_threads(2)
+    layer = rnnfast.GRU(64, 256, seed=0)
+    for p in layer.parameters():
+        p.grad[...] = 1.0
+    w = layer.weight_hh_l0
+    w.grad = np.ones((w.shape[1], w.shape[0]), w.dtype).T          # a transposed view: not C-contiguous
+    layer.zero_grad()
+    for name, p in layer.named_parameters():
+        assert not p.grad.any(), name
