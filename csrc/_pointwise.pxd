@@ -23,9 +23,9 @@ cdef extern from "rnnfast_pointwise.h" nogil:
     void rf_gru_fwd_d(int n, int H, int j0, int j1, const double* bias, double* gx, const double* gh, const double* b_hn, const double* h_prev,
                       double* hn, double* h)
     void rf_gru_bwd_f(int n, int H, int j0, int j1, float* gates, const float* hn, const float* h_prev, const float* dout,
-                      const float* dh_in, float* dah, float* dhn, float* dh_out)
+                      const float* dh_in, float* dhn, float* dh_out)
     void rf_gru_bwd_d(int n, int H, int j0, int j1, double* gates, const double* hn, const double* h_prev, const double* dout,
-                      const double* dh_in, double* dah, double* dhn, double* dh_out)
+                      const double* dh_in, double* dhn, double* dh_out)
     void rf_colsum_f(size_t rows, int n, const float* a, size_t lda, float* out)
     void rf_colsum_d(size_t rows, int n, const double* a, size_t lda, double* out)
     void rf_expf_array(int n, const float* x, float* y)
@@ -36,8 +36,10 @@ cdef extern from "rnnfast_pointwise.h" nogil:
 cdef extern from "rnnfast_recgemm.h" nogil:
     void rf_pack_by_team_f(int trans, int K, int N, const float* W, float* P)
     void rf_pack_by_team_d(int trans, int K, int N, const double* W, double* P)
-    void rf_recgemm_f(int m, int N, int K, const float* A, int lda, const float* P, float* C, int ldc, int accumulate)
-    void rf_recgemm_d(int m, int N, int K, const double* A, int lda, const double* P, double* C, int ldc, int accumulate)
+    void rf_recgemm_f(int m, int N, int K, const float* A, int lda, const float* P, int kp, float* C, int ldc,
+                      int accumulate)
+    void rf_recgemm_d(int m, int N, int K, const double* A, int lda, const double* P, int kp, double* C, int ldc,
+                      int accumulate)
     void rf_matvec_f(int N, int K, const float* W, const float* x, float* a)
     void rf_matvec_d(int N, int K, const double* W, const double* x, double* a)
 

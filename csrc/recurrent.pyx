@@ -210,21 +210,23 @@ cdef inline void _pack_by_team(bint trans, int K, int N, const floating* w, floa
         rf_pack_by_team_d(trans, K, N, w, packed)
 
 
-cdef inline void _step_product(Py_ssize_t m, int K, const floating* a, const floating* packed,
-                               const floating* w, bint trans_w, int ncols, int n0, int N,
+cdef inline void _step_product(Py_ssize_t m, int K, const floating* a, int lda, const floating* packed, int kp,
+                               int koff, const floating* w, bint trans_w, int ncols, int n0, int N,
                                floating* c, int ldc, bint accumulate) noexcept nogil:
-    """c (m, N) := a (m, K) @ B[:, n0:n0+N] + (c if accumulate), B = wᵀ or w (K, ncols), c's rows ldc apart.
-    With a packed copy of B (rf_pack_panel_*), n0 must start a panel (a multiple of RF_NR_BYTES / itemsize)."""
+    """c (m, N) := a (m, K) @ B[koff:koff+K, n0:n0+N] + (c if accumulate), a's rows lda apart, c's ldc apart;
+    B = wᵀ or w (kp, ncols). With a packed copy of B (rf_pack_panel_*, kp rows a panel), n0 must start a panel
+    (a multiple of RF_NR_BYTES / itemsize)."""
+    cdef Py_ssize_t nr = 128 // sizeof(floating)
     if packed != NULL:
         if floating is float:
-            rf_recgemm_f(<int> m, N, K, a, K, packed + <Py_ssize_t> n0 * K, c, ldc, accumulate)
+            rf_recgemm_f(<int> m, N, K, a, lda, packed + <Py_ssize_t> n0 * kp + koff * nr, kp, c, ldc, accumulate)
         else:
-            rf_recgemm_d(<int> m, N, K, a, K, packed + <Py_ssize_t> n0 * K, c, ldc, accumulate)
+            rf_recgemm_d(<int> m, N, K, a, lda, packed + <Py_ssize_t> n0 * kp + koff * nr, kp, c, ldc, accumulate)
     elif trans_w:
-        gemm(False, True, <int> m, N, K, <floating> 1, a, K, w + <Py_ssize_t> n0 * K, K,
+        gemm(False, True, <int> m, N, K, <floating> 1, a, lda, w + <Py_ssize_t> n0 * kp + koff, kp,
              <floating> (1 if accumulate else 0), c, ldc)
     else:
-        gemm(False, False, <int> m, N, K, <floating> 1, a, K, w + n0, ncols,
+        gemm(False, False, <int> m, N, K, <floating> 1, a, lda, w + <Py_ssize_t> koff * ncols + n0, ncols,
              <floating> (1 if accumulate else 0), c, ldc)
 
 
@@ -234,10 +236,10 @@ cdef inline void _gate_products(int G, int H, int j0, int j1, Py_ssize_t m, cons
     """Units [j0, j1) of every gate block of c (m, G·H) (+)= h (m, H) @ W_hhᵀ (forward recurrent product)."""
     cdef int g
     if j0 == 0 and j1 == H:                     # one product over all gates: panels may straddle gate blocks
-        _step_product(m, H, h, packed, w_hh, True, G * H, 0, G * H, c, G * H, accumulate)
+        _step_product(m, H, h, H, packed, H, 0, w_hh, True, G * H, 0, G * H, c, G * H, accumulate)
         return
     for g in range(G):
-        _step_product(m, H, h, packed, w_hh, True, G * H, g * H + j0, j1 - j0, c + g * H + j0, G * H,
+        _step_product(m, H, h, H, packed, H, 0, w_hh, True, G * H, g * H + j0, j1 - j0, c + g * H + j0, G * H,
                       accumulate)
 
 
@@ -320,7 +322,7 @@ def forward(int cell,                                   # ELMAN_*, LSTM or GRU
             floating[:, :, ::1] tanh_c,                 # OUT  (T, B, H) tanh(c_t), kept for BPTT (LSTM), else None
             floating[:, :, ::1] hn,                     # OUT  (T, B, H) W_hn h_{t-1} + b_hn, kept for BPTT (GRU), else None
             floating[:, :, ::1] out,                    # OUT  (T, B, H) h_t, zero past each length
-            floating[:, ::1] scratch,                   # WORK (2·B, G·H) GRU, else None
+            floating[:, ::1] scratch,                   # WORK (B, G·H) GRU, else None
             floating[::1] packed,                       # WORK (packed_size) W_hhᵀ packed, or None: BLAS per step
             int num_threads):
     """Run the layer over the sequence, keeping in the OUT buffers everything BPTT needs."""
@@ -366,10 +368,11 @@ cdef void _backward_block(int cell, Py_ssize_t T, Py_ssize_t B, int H, Py_ssize_
                           const floating* c0, const int* lens, floating* gates, const floating* c,
                           const floating* tanh_c, floating* hn, const floating* out, const floating* dout,
                           const floating* dh_n, const floating* dc_n, floating* da, floating* dh,
-                          floating* dc, floating* scratch, floating* dbias) noexcept nogil:
+                          floating* dc, floating* dbias) noexcept nogil:
     """Reverse time loop, the pointwise passes over rows [b0, b1) and hidden units [j0, j1), the products
     over units [k0, k1) of rows [b0, b1) (of all rows when mixed): fills da (T, B, GH) (GRU: also
-    hn := its recurrent n-block gradient) and leaves dh_0, dc_0 in dh, dc. With a barrier, the team meets
+    hn := its recurrent n-block gradient r ⊙ dA_n, which the product reads with dA_t's r and z blocks) and
+    leaves dh_0, dc_0 in dh, dc. With a barrier, the team meets
     between the pointwise pass (all of dA_t) and the product dA_t W_hh, and when mixed after the product
     too (all of dh_{t-1}).
     dbias (GH + H,), if not NULL, gets this thread's Σ dA_t (and GRU's Σ of the recurrent n-block
@@ -379,12 +382,9 @@ cdef void _backward_block(int cell, Py_ssize_t T, Py_ssize_t B, int H, Py_ssize_
     cdef Py_ssize_t t, m, row0, b, bt, p0 = 0 if mixed else b0    # p0: the products' first row
     cdef const floating* c_prev
     cdef const floating* h_prev
-    cdef floating* s = NULL
     for bt in range(T):
         t = T - 1 - bt
         row0 = t * B + b0
-        if scratch != NULL:   # GRU: recurrent dA (m, GH), two buffers: a peer may still read last step's
-            s = scratch + (bt % 2) * B * GH           # (B, GH), this block's rows from b0
         # A sequence's gradient starts at its own last step: seed the running dh, dc from dh_n, dc_n.
         for b in range(b0, b1):
             if (lens == NULL and t == T - 1) or (lens != NULL and lens[b] - 1 == t):
@@ -404,12 +404,11 @@ cdef void _backward_block(int cell, Py_ssize_t T, Py_ssize_t B, int H, Py_ssize_
             h_prev = (h0 + b0 * H) if t == 0 else (out + (row0 - B) * H)
             if floating is float:
                 rf_gru_bwd_f(<int> m, H, j0, j1, gates + row0 * GH, hn + row0 * H, h_prev, dout + row0 * H,
-                             dh + b0 * H, s + b0 * GH, hn + row0 * H, dh + b0 * H)
+                             dh + b0 * H, hn + row0 * H, dh + b0 * H)
             else:
                 rf_gru_bwd_d(<int> m, H, j0, j1, gates + row0 * GH, hn + row0 * H, h_prev, dout + row0 * H,
-                             dh + b0 * H, s + b0 * GH, hn + row0 * H, dh + b0 * H)
-            _zero_finished(lens, b0, b1, t, hn + row0 * H, 1, H, j0, j1)
-            _zero_finished(lens, b0, b1, t, s + b0 * GH, 3, H, j0, j1)   # finished rows carry nothing back
+                             dh + b0 * H, hn + row0 * H, dh + b0 * H)
+            _zero_finished(lens, b0, b1, t, hn + row0 * H, 1, H, j0, j1)   # finished rows carry nothing back
             _zero_finished(lens, b0, b1, t, dh + b0 * H, 1, H, j0, j1)
         else:
             if floating is float:
@@ -427,10 +426,13 @@ cdef void _backward_block(int cell, Py_ssize_t T, Py_ssize_t B, int H, Py_ssize_
             rf_barrier_wait(barrier, team)
         if mixed:             # all rows up to the last active one (finished rows' dA is zero)
             m = _active_rows(lens, 0, B, t)
-        if cell == _GRU:      # dh_{t-1} = dh ⊙ z + dA_h W_hh
-            _step_product(m, GH, s + p0 * GH, packed, w_hh, False, H, k0, k1 - k0, dh + p0 * H + k0, H, True)
+        if cell == _GRU:      # dh_{t-1} = dh ⊙ z + [dA_r, dA_z] W_h{r,z} + (r ⊙ dA_n) W_hn
+            _step_product(m, 2 * H, da + (t * B + p0) * GH, GH, packed, GH, 0, w_hh, False, H, k0, k1 - k0,
+                          dh + p0 * H + k0, H, True)
+            _step_product(m, H, hn + (t * B + p0) * H, H, packed, GH, 2 * H, w_hh, False, H, k0, k1 - k0,
+                          dh + p0 * H + k0, H, True)
         else:                 # dh_{t-1} = dA_t W_hh
-            _step_product(m, GH, da + (t * B + p0) * GH, packed, w_hh, False, H, k0, k1 - k0,
+            _step_product(m, GH, da + (t * B + p0) * GH, GH, packed, GH, 0, w_hh, False, H, k0, k1 - k0,
                           dh + p0 * H + k0, H, False)
         if mixed:             # dh_{t-1} whole before the next pointwise pass reads its rows
             rf_barrier_wait(barrier, team)
@@ -597,7 +599,6 @@ def backward(int cell,                                  # ELMAN_*, LSTM or GRU
              floating[::1] db_hh,                       # INOUT (G·H,) accumulated, or None
              floating[:, ::1] dh0,                      # OUT   (B, H)
              floating[:, ::1] dc0,                      # OUT   (B, H) LSTM, else None
-             floating[:, ::1] scratch,                  # WORK  (2·B, G·H) GRU, else None
              floating[::1] packed,                      # WORK  (packed_size) W_hh packed, or None: BLAS per step
              int num_threads):
     """Backpropagate through time over the buffers of the last forward. Overwrites `gates` (and GRU's `hn`)."""
@@ -653,7 +654,6 @@ def backward(int cell,                                  # ELMAN_*, LSTM or GRU
                         &tanh_c[0, 0, 0] if tanh_c is not None else NULL, hn_p,
                         &out[0, 0, 0], &dout[0, 0, 0], &dh_n[0, 0], _cptr2(dc_n),
                         &gates[0, 0, 0], &dh0[0, 0], &dc0[0, 0] if dc0 is not None else NULL,
-                        &scratch[0, 0] if scratch is not None else NULL,
                         dbias + rf_thread_id() * (GH + H) if dbias != NULL else NULL)
     _after_loop_bounds(nblocks, T * B, I, H, GH, split, wsize == 0, bounds, bounds + nblocks + 1)
     with nogil, parallel(num_threads=nblocks):

@@ -236,16 +236,15 @@ RF_GRU_FWD(rf_gru_fwd_d, double, rf_sigmoid, tanh)
 
 /* Backward, per row (dh = dout + dh_in):
  *   dn = dh ⊙ (1 − z)   da_n = dn ⊙ (1 − n²)   da_r = da_n ⊙ hn ⊙ r(1 − r)   da_z = dh ⊙ (h_prev − n) ⊙ z(1 − z)
- * Input side (gates, in place): [da_r, da_z, da_n]. Recurrent side: [da_r, da_z, da_n ⊙ r] into dah
- * (n, 3H) and its n block also into dhn (n, H). dh_out := dh ⊙ z, the direct path to h_{t-1}
- * (dh_out may alias dh_in; the caller then adds dah W_hh). */
+ * Input side (gates, in place): [da_r, da_z, da_n]. The recurrent side is [da_r, da_z, da_n ⊙ r]: its r, z
+ * blocks are the input side's, and its n block goes into dhn (n, H) (which may alias hn), so the caller's
+ * product reads it from those two. dh_out := dh ⊙ z, the direct path to h_{t-1} (dh_out may alias dh_in;
+ * the caller then adds [da_r, da_z, da_n ⊙ r] W_hh). */
 #define RF_GRU_BWD(NAME, T)                                                                       \
 RF_CLONES static void NAME(int n, int H, int j0, int j1, T *gates, const T *hn, const T *h_prev,  \
-                           const T *dout,                                                         \
-                           const T *dh_in, T *dah, T *dhn, T *dh_out) {                           \
+                           const T *dout, const T *dh_in, T *dhn, T *dh_out) {                    \
     for (int b = 0; b < n; ++b) {                                                                \
         T *gr = gates + (size_t)b * 3 * H, *gz = gr + H, *gn = gr + 2 * H;                        \
-        T *ar = dah + (size_t)b * 3 * H, *az = ar + H, *an = ar + 2 * H;                          \
         const T *hnb = hn + (size_t)b * H, *hp = h_prev + (size_t)b * H;                          \
         const T *dob = dout + (size_t)b * H, *dhb = dh_in + (size_t)b * H;                        \
         T *dhnb = dhn + (size_t)b * H, *dho = dh_out + (size_t)b * H;                             \
@@ -256,7 +255,7 @@ RF_CLONES static void NAME(int n, int H, int j0, int j1, T *gates, const T *hn, 
             T da_r = da_n * hnb[j] * r * (1 - r);                                                 \
             T da_z = dh * (hp[j] - nn) * z * (1 - z);                                             \
             gr[j] = da_r; gz[j] = da_z; gn[j] = da_n;                                             \
-            ar[j] = da_r; az[j] = da_z; an[j] = da_n * r; dhnb[j] = da_n * r;                     \
+            dhnb[j] = da_n * r;                                                                   \
             dho[j] = dh * z;                                                                      \
         }                                                                                         \
     }                                                                                             \

@@ -143,15 +143,16 @@ RF_ROW(rf_row_d, double, rf_vd, rf_store_d)
 #define rf_row_d(K, a, panel, c, ncols, acc) rf_tile_d(1, K, a, 0, panel, c, 0, ncols, acc)
 #endif
 
-/* C (m, N) := A (m, K) @ B + (accumulate ? C : 0), with B packed by rf_pack_panel_*. WIDE (tiles of more rows)
- * runs first where the target has the registers for it; every row sums in the same order whichever tile takes
- * it. */
+/* C (m, N) := A (m, K) @ B + (accumulate ? C : 0), with B packed by rf_pack_panel_* with kp >= K rows a panel:
+ * P points at row k0 of the first panel, and the product uses rows k0 .. k0 + K − 1 of each (B's rows
+ * k0 .. k0 + K − 1). WIDE (tiles of more rows) runs first where the target has the registers for it; every
+ * row sums in the same order whichever tile takes it. */
 #define RF_RECGEMM(NAME, ATTR, T, WIDE, TILE, ROW)                                                \
-ATTR static void NAME(int m, int N, int K, const T *A, int lda, const T *P, T *C, int ldc,        \
+ATTR static void NAME(int m, int N, int K, const T *A, int lda, const T *P, int kp, T *C, int ldc, \
                       int accumulate) {                                                           \
     const int nr = RF_NR_BYTES / (int)sizeof(T);                                                  \
     for (int p0 = 0; p0 < N; p0 += nr) {                                                          \
-        const T *panel = P + (size_t)p0 * K;                                                      \
+        const T *panel = P + (size_t)p0 * kp;                                                     \
         int ncols = N - p0 < nr ? N - p0 : nr;                                                    \
         int i0 = 0;                                                                               \
         WIDE                                                                                      \
@@ -226,16 +227,16 @@ static int rf_has_avx512(void) {
 #define RF_DISPATCH(FAST, ...)
 #endif
 
-static void rf_recgemm_f(int m, int N, int K, const float *A, int lda, const float *P, float *C, int ldc,
+static void rf_recgemm_f(int m, int N, int K, const float *A, int lda, const float *P, int kp, float *C, int ldc,
                          int accumulate) {
-    RF_DISPATCH(rf_recgemm512_f, m, N, K, A, lda, P, C, ldc, accumulate)
-    rf_recgemm_any_f(m, N, K, A, lda, P, C, ldc, accumulate);
+    RF_DISPATCH(rf_recgemm512_f, m, N, K, A, lda, P, kp, C, ldc, accumulate)
+    rf_recgemm_any_f(m, N, K, A, lda, P, kp, C, ldc, accumulate);
 }
 
-static void rf_recgemm_d(int m, int N, int K, const double *A, int lda, const double *P, double *C, int ldc,
-                         int accumulate) {
-    RF_DISPATCH(rf_recgemm512_d, m, N, K, A, lda, P, C, ldc, accumulate)
-    rf_recgemm_any_d(m, N, K, A, lda, P, C, ldc, accumulate);
+static void rf_recgemm_d(int m, int N, int K, const double *A, int lda, const double *P, int kp, double *C,
+                         int ldc, int accumulate) {
+    RF_DISPATCH(rf_recgemm512_d, m, N, K, A, lda, P, kp, C, ldc, accumulate)
+    rf_recgemm_any_d(m, N, K, A, lda, P, kp, C, ldc, accumulate);
 }
 
 /* a[n] += Σ_k W[n][k] x[k], n < N: matrix-vector product by row dots (W row-major (N, K)). Used by the

@@ -39,7 +39,7 @@ def forward(
     tanh_c: _Opt,            # OUT  (T, B, H) LSTM, else None
     hn: _Opt,                # OUT  (T, B, H) GRU, else None
     out: _Arr,               # OUT  (T, B, H)
-    scratch: _Opt,           # WORK (2·B, G·H) GRU, else None
+    scratch: _Opt,           # WORK (B, G·H) GRU, else None
     packed: _Opt,            # WORK (packed_size,) or None
     num_threads: int,
 ) -> None: ...
@@ -66,7 +66,6 @@ def backward(
     db_hh: _Opt,             # INOUT (G·H,) or None
     dh0: _Arr,               # OUT   (B, H)
     dc0: _Opt,               # OUT   (B, H) LSTM, else None
-    scratch: _Opt,           # WORK  (2·B, G·H) GRU, else None
     packed: _Opt,            # WORK  (packed_size,) or None
     num_threads: int,
 ) -> None: ...

@@ -395,7 +395,7 @@ class _Recurrent(Module):
                    c=self._buffer(key + ("c",), (T, B, H)) if lstm else None,                   # (T, B, H)
                    tanh_c=self._buffer(key + ("tanh_c",), (T, B, H)) if lstm else None,         # (T, B, H)
                    hn=self._buffer(key + ("hn",), (T, B, H)) if gru else None,                  # (T, B, H)
-                   scratch=self._buffer(key + ("scratch",), (2 * B, GH)) if gru else None)  # (2B, GH)
+                   scratch=self._buffer(key + ("scratch",), (B, GH)) if gru else None)      # (B, GH)
         if T and B:
             _recurrent.forward(cell, x, w_ih.data, w_hh.data, bias, b_hn, h0, c0, lens, run["gates"],
                                run["c"], run["tanh_c"], run["hn"], out, run["scratch"],
@@ -476,7 +476,7 @@ class _Recurrent(Module):
         _recurrent.backward(self._cell, x, w_ih.data, w_hh.data, run["h0"], run["c0"], lens, dA, run["c"],
                             run["tanh_c"], run["hn"], run["out"], dout, dh_n, dc_n, dx, w_ih.grad, w_hh.grad,
                             b_ih.grad if b_ih is not None else None, b_hh.grad if b_hh is not None else None,
-                            dh0, dc0, run["scratch"], self._packed(key + ("backward",), GH, H),
+                            dh0, dc0, self._packed(key + ("backward",), GH, H),
                             get_num_threads())
         return dx
 
