@@ -54,6 +54,20 @@ def alternate_modes(layer, x, dout, modes, rounds):
     return {m: (float(np.median(f)), float(np.median(b))) for m, (f, b) in times.items()}
 
 
+def mode_script_args(doc, shapes):
+    """The command line of a mode comparison script (--shapes, --threads, --rounds), with rnnfast's thread
+    count set from it."""
+    import argparse
+
+    p = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    p.add_argument("--shapes", default=shapes, help=f"comma-separated cell:BxTxH (I = H), default {shapes}")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--rounds", type=int, default=15)
+    args = p.parse_args()
+    rnnfast.set_num_threads(args.threads)
+    return args
+
+
 def parse_cell_shapes(text):
     """[(cell, B, T, H)] from comma-separated cell:BxTxH."""
     specs = []

@@ -11,11 +11,8 @@ turns within every round, so they see the same load. It uses a private hook of t
 """
 from __future__ import annotations
 
-import argparse
+from bench_helpers import alternate_modes, cell_problem, mode_script_args, parse_cell_shapes
 
-from bench_helpers import alternate_modes, cell_problem, parse_cell_shapes
-
-import rnnfast
 from rnnfast import _recurrent
 
 SHAPES = "gru:4x50x1024,lstm:8x20x1024,gru:16x50x512,gru:32x50x512,lstm:32x50x512,gru:64x100x256"
@@ -23,12 +20,7 @@ MODES = {"rows": (1 << 62, 1 << 30), "units": (0, 0), "mixed": (0, 1 << 30)}    
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--shapes", default=SHAPES, help=f"comma-separated cell:BxTxH (I = H), default {SHAPES}")
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--rounds", type=int, default=15)
-    args = p.parse_args()
-    rnnfast.set_num_threads(args.threads)
+    args = mode_script_args(__doc__, SHAPES)
     default = _recurrent.set_unit_split(*MODES["rows"])
     _recurrent.set_unit_split(*default)
     settings = dict(MODES, default=default)

@@ -10,11 +10,8 @@ turns within every round, so they see the same load. It uses a private hook of t
 """
 from __future__ import annotations
 
-import argparse
+from bench_helpers import alternate_modes, cell_problem, mode_script_args, parse_cell_shapes
 
-from bench_helpers import alternate_modes, cell_problem, parse_cell_shapes
-
-import rnnfast
 from rnnfast import _recurrent
 
 SHAPES = ("lstm:64x100x128,lstm:64x100x256,lstm:32x50x512,gru:64x100x256,gru:32x50x512,elman:64x100x256,"
@@ -22,12 +19,7 @@ SHAPES = ("lstm:64x100x128,lstm:64x100x256,lstm:32x50x512,gru:64x100x256,gru:32x
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--shapes", default=SHAPES, help=f"comma-separated cell:BxTxH (I = H), default {SHAPES}")
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--rounds", type=int, default=15)
-    args = p.parse_args()
-    rnnfast.set_num_threads(args.threads)
+    args = mode_script_args(__doc__, SHAPES)
     default = _recurrent.set_weight_gradient_blas(False)
     modes = {"blas": lambda: _recurrent.set_weight_gradient_blas(True),
              "rnnfast_wgrad": lambda: _recurrent.set_weight_gradient_blas(False)}

@@ -22,8 +22,9 @@ Structure (oneDNN's and haste's):
   3. backward: the time loop in reverse (pointwise pass, then dh_{t-1} = dA_t W_hh; with a big W_hh and
      batch, the pass by rows and the product by units), then the after-loop GEMMs, split across threads by
      output block: dx by BLAS, the weight gradients by rnnfast_wgrad.h where the CPU has AVX-512 (else BLAS).
-Nothing is allocated and no Python runs inside the time loop; the caller owns every buffer but two small
-ones backward allocates before it (each thread's bias sums, the after-loop block bounds). BLAS must be held
+Nothing is allocated and no Python runs inside the time loop; the caller owns every buffer but three that
+backward allocates before it (each thread's bias sums, the after-loop block bounds, and each after-loop
+thread's workspace for rnnfast_wgrad.h). BLAS must be held
 to one thread by the caller (rnnfast._threads does it), since the threads here are OpenMP's.
 
 Variable lengths: lengths[b] in [1, T]. For t >= lengths[b], row b's output is zero, its state is frozen
