@@ -45,10 +45,7 @@ cdef extern from "rnnfast_recgemm.h" nogil:
 
 
 cdef extern from "rnnfast_wgrad.h" nogil:
-    enum:
-        RF_WG_KC
-        RF_WG_MC
-        RF_WG_NC_BYTES
+    size_t rf_wgrad_work_size(size_t itemsize)
     int rf_wgrad_available()
     void rf_wgrad_f(int M, int N, int K, const float* A, int lda, const float* B, int ldb, float* C, int ldc,
                     int accumulate, float* work)

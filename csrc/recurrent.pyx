@@ -46,7 +46,7 @@ from _pointwise cimport (RF_TANH, RF_RELU, RF_SIGMOID,
                          rf_gru_fwd_f, rf_gru_fwd_d, rf_gru_bwd_f, rf_gru_bwd_d,
                          rf_expf_array, rf_tanhf_array, rf_sigmoidf_array, rf_colsum_f, rf_colsum_d,
                          rf_pack_by_team_f, rf_pack_by_team_d, rf_recgemm_f, rf_recgemm_d, rf_matvec_f, rf_matvec_d,
-                         RF_WG_KC, RF_WG_MC, RF_WG_NC_BYTES, rf_wgrad_available, rf_wgrad_f, rf_wgrad_d,
+                         rf_wgrad_work_size, rf_wgrad_available, rf_wgrad_f, rf_wgrad_d,
                          RF_HAVE_BARRIER, rf_barrier, rf_barrier_init, rf_barrier_wait, rf_team_size,
                          rf_thread_id)
 
@@ -463,10 +463,10 @@ def set_weight_gradient_blas(bint use_blas):
 
 
 cdef inline Py_ssize_t _wgrad_work_size(int itemsize) noexcept nogil:
-    """Elements of one thread's workspace for rnnfast_wgrad.h (RF_WGRAD_WORK); 0 when BLAS does the work."""
+    """Elements of one thread's workspace for rnnfast_wgrad.h; 0 when BLAS does the work."""
     if _WGRAD_BLAS or not rf_wgrad_available():
         return 0
-    return <Py_ssize_t> RF_WG_KC * (RF_WG_NC_BYTES // itemsize) + <Py_ssize_t> RF_WG_MC * RF_WG_KC
+    return <Py_ssize_t> rf_wgrad_work_size(itemsize)
 
 
 cdef inline void _wgrad(int M, int N, int K, const floating* a, int lda, const floating* b, int ldb,
@@ -806,6 +806,9 @@ def _float32_approximation(str name, const float[::1] x, float[::1] y):
         raise ValueError(f"name must be 'exp', 'tanh' or 'sigmoid', got {name!r}")
 
 
+cdef Py_ssize_t _MIN_ZERO_BYTES_PER_THREAD = 1 << 18     # below 256 KB a share, waking a thread costs more
+
+
 def zero_arrays(list arrays, int num_threads):
     """Fill writable C-contiguous arrays with zeros, each array split evenly (in whole cache lines) among the
     threads. The gradients are zeroed right after the backward whose after-loop threads wrote them, each
@@ -838,6 +841,3 @@ def zero_arrays(list arrays, int num_threads):
                     memset(ptrs[i] + lo, 0, hi - lo)
     free(sizes)
     free(ptrs)
-
-
-cdef Py_ssize_t _MIN_ZERO_BYTES_PER_THREAD = 1 << 18     # below 256 KB a share, waking a thread costs more

@@ -38,8 +38,10 @@
 #define RF_WG_MC 192             /* rows of C per block of packed A (RF_WG_MR multiple) */
 #define RF_WG_NC_BYTES 2048      /* columns of C per block of packed B, in bytes: 512 floats */
 
-/* Elements of type T a thread's workspace needs (packed B block, then packed A block). */
-#define RF_WGRAD_WORK(T) ((size_t)RF_WG_KC * (RF_WG_NC_BYTES / sizeof(T)) + (size_t)RF_WG_MC * RF_WG_KC)
+/* Elements of `itemsize` bytes a thread's workspace needs: a packed block of B, then one of A. */
+static size_t rf_wgrad_work_size(size_t itemsize) {
+    return (size_t)RF_WG_KC * (RF_WG_NC_BYTES / itemsize) + (size_t)RF_WG_MC * RF_WG_KC;
+}
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(RNNFAST_NO_CLONES)
 #define RF_WG_TARGET __attribute__((target("avx512f")))
@@ -115,7 +117,7 @@ void rf_wg_tile_##S(int kc, const T *a, const T *b, T *C, int ldc, int rows, int
         for (int r = 0; r < rows; ++r) memcpy(C + (size_t)r * ldc, acc[r], (size_t)ncols * sizeof(T)); \
     }                                                                                             \
 }                                                                                                 \
-/* C (M, N) (+)= Aᵀ B as above; work holds RF_WGRAD_WORK(T) elements. */                         \
+/* C (M, N) (+)= Aᵀ B as above; work holds rf_wgrad_work_size(sizeof(T)) elements. */                         \
 RF_WG_TARGET static void rf_wgrad_##S(int M, int N, int K, const T *A, int lda, const T *B, int ldb, \
                                       T *C, int ldc, int accumulate, T *work) {                   \
     const int nr = RF_NR_BYTES / (int)sizeof(T), NC = RF_WG_NC_BYTES / (int)sizeof(T);            \

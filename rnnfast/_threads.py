@@ -125,9 +125,12 @@ def blas_single_thread() -> Iterator[None]:
 def zero_arrays(arrays: list) -> None:
     """Fill the arrays with zeros: writable C-contiguous ones by the kernels' threads (_recurrent.zero_arrays),
     any others with NumPy."""
-    fast = [a for a in arrays if isinstance(a, np.ndarray) and a.flags.c_contiguous and a.flags.writeable]
+    fast: list = []
+    other: list = []
+    for a in arrays:
+        ok = isinstance(a, np.ndarray) and a.flags.c_contiguous and a.flags.writeable
+        (fast if ok else other).append(a)
     if fast:
         _recurrent.zero_arrays(fast, _num_threads)
-    for a in arrays:
-        if not any(a is f for f in fast):
-            a[...] = 0
+    for a in other:
+        a[...] = 0
