@@ -48,9 +48,9 @@ cdef extern from "rnnfast_wgrad.h" nogil:
     size_t rf_wgrad_work_size(size_t itemsize)
     int rf_wgrad_available()
     void rf_wgrad_f(int M, int N, int K, const float* A, int lda, const float* B, int ldb, float* C, int ldc,
-                    int accumulate, float* work)
+                    float* work)
     void rf_wgrad_d(int M, int N, int K, const double* A, int lda, const double* B, int ldb, double* C, int ldc,
-                    int accumulate, double* work)
+                    double* work)
 
 
 cdef extern from "rnnfast_team.h" nogil:

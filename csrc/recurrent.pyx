@@ -475,15 +475,18 @@ cdef inline void _wgrad(int M, int N, int K, const floating* a, int lda, const f
     if work == NULL:
         gemm(True, False, M, N, K, <floating> 1, a, lda, b, ldb, <floating> 1, c, ldc)
     elif floating is float:
-        rf_wgrad_f(M, N, K, a, lda, b, ldb, c, ldc, 1, work)
+        rf_wgrad_f(M, N, K, a, lda, b, ldb, c, ldc, work)
     else:
-        rf_wgrad_d(M, N, K, a, lda, b, ldb, c, ldc, 1, work)
+        rf_wgrad_d(M, N, K, a, lda, b, ldb, c, ldc, work)
 
 
-cdef inline void* _line_aligned(void* p) noexcept nogil:
-    """p rounded up to the next 64-byte cache line (p from malloc with 64 bytes to spare), so that the packed
-    blocks' vector loads do not straddle lines (malloc's large blocks start 16 bytes into one)."""
-    return <void*> ((<size_t> p + 63) & ~(<size_t> 63)) if p != NULL else NULL
+cdef inline void* _wgrad_workspace(Py_ssize_t threads, Py_ssize_t wsize, size_t itemsize,
+                                   void** mem) noexcept nogil:
+    """Room for `threads` workspaces of wsize elements from one malloc (*mem, for free), starting on a 64-byte
+    cache line, so that the packed blocks' vector loads do not straddle lines (malloc's large blocks start
+    16 bytes into one); NULL when malloc fails."""
+    mem[0] = malloc(threads * wsize * itemsize + 64)
+    return <void*> ((<size_t> mem[0] + 63) & ~(<size_t> 63)) if mem[0] != NULL else NULL
 
 
 def _wgrad_product(const floating[:, ::1] a, const floating[:, ::1] b, floating[:, ::1] c, int col0):
@@ -497,8 +500,7 @@ def _wgrad_product(const floating[:, ::1] a, const floating[:, ::1] b, floating[
     if M == 0 or N == 0:
         return
     if size:
-        work_mem = malloc(size * sizeof(floating) + 64)
-        work = <floating*> _line_aligned(work_mem)
+        work = <floating*> _wgrad_workspace(1, size, sizeof(floating), &work_mem)
         if work == NULL:
             raise MemoryError()
     with nogil:
@@ -635,9 +637,8 @@ def backward(int cell,                                  # ELMAN_*, LSTM or GRU
         dbias = <floating*> calloc(nteam * (GH + H), sizeof(floating))
     wsize = _wgrad_work_size(sizeof(floating))        # (nblocks, wsize) each after-loop thread's workspace
     if wsize:
-        work_mem = malloc(nblocks * wsize * sizeof(floating) + 64)
-        work = <floating*> _line_aligned(work_mem)
-    if bounds == NULL or (dbias == NULL and (db_ih_p != NULL or db_hh_p != NULL)) or (wsize and work_mem == NULL):
+        work = <floating*> _wgrad_workspace(nblocks, wsize, sizeof(floating), &work_mem)
+    if bounds == NULL or (dbias == NULL and (db_ih_p != NULL or db_hh_p != NULL)) or (wsize and work == NULL):
         free(bounds)
         free(dbias)
         free(work_mem)
@@ -812,8 +813,9 @@ cdef Py_ssize_t _MIN_ZERO_BYTES_PER_THREAD = 1 << 18     # below 256 KB a share,
 def zero_arrays(list arrays, int num_threads):
     """Fill writable C-contiguous arrays with zeros, each array split evenly (in whole cache lines) among the
     threads. The gradients are zeroed right after the backward whose after-loop threads wrote them, each
-    thread an even share of the gate rows, so thread k zeroes the lines it wrote and already holds: one
-    thread pulling the other core's half across cost twice as long (GRU 32×50×512: 0.68 → 0.35 ms)."""
+    thread an even share of the gate rows (with rnnfast_wgrad.h; BLAS moves one bound for GRU), so thread k
+    zeroes the lines it wrote and already holds: one thread pulling the other core's half across cost twice
+    as long (GRU 32×50×512: 0.68 → 0.35 ms)."""
     cdef Py_ssize_t n = len(arrays), i, k, nthreads, lo, hi, total = 0
     cdef Py_ssize_t* sizes
     cdef char** ptrs

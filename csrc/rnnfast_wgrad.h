@@ -1,6 +1,6 @@
 /*
  * rnnfast_wgrad.h: the weight-gradient GEMM of BPTT,
- *     C (M, N) (+)= Aᵀ B,   A (K, M) and B (K, N) row-major (rows lda, ldb apart),
+ *     C (M, N) += Aᵀ B,   A (K, M) and B (K, N) row-major (rows lda, ldb apart),
  * where K = T·B runs over every (step, batch row): dW_ih = Σ_t dA_tᵀ x_t, dW_hh = Σ_t dA_tᵀ h_{t-1}.
  *
  * Why not BLAS: both operands have K as their outer index, the layout OpenBLAS packs slowest, and K is long
@@ -16,11 +16,11 @@
  *   - a B panel (KC × RF_NR, 32 KB) stays in L1 while the MC / RF_WG_MR micro-panels of A stream by from L2;
  *   - a micro-panel holds the RF_WG_MR values of A for one k side by side ([k][r]), so the tile's inner
  *     loop is two vector loads of B, RF_WG_MR broadcasts from one or two lines of A, 2·RF_WG_MR FMAs;
- *   - the tile prefetches its C rows as it starts (they come from L3 when accumulating: without it the
+ *   - the tile prefetches its C rows as it starts (they come from L3: without it the
  *     GEMM ran 8% slower); the caller's workspace starts on a cache line (the packed loads straddled lines
  *     otherwise).
- * Each element of C sums its K products in order, KC at a time, starting from C (when accumulating) or
- * zero, so the result does not depend on how M or N is split among threads.
+ * Each element of C adds its K products to itself in order, KC at a time, so the result does not depend on
+ * how M or N is split among threads.
  *
  * AVX-512 only (GCC's target attribute; 24 accumulators need its 32 registers); elsewhere
  * rf_wgrad_available() is 0 and the caller uses BLAS.
@@ -85,9 +85,9 @@ RF_WG_TARGET static void rf_wg_pack_a_##S(int kc, int mc, const T *A, int lda, T
         }                                                                                         \
     }                                                                                             \
 }                                                                                                 \
-/* C rows [0, rows), columns [0, ncols) := (init ? C : 0) + a · b over kc (a micro-panel, b a panel). */ \
+/* C rows [0, rows), columns [0, ncols) += a · b over kc (a micro-panel, b a panel). */            \
 RF_WG_TARGET static inline __attribute__((always_inline))                                          \
-void rf_wg_tile_##S(int kc, const T *a, const T *b, T *C, int ldc, int rows, int ncols, int init) { \
+void rf_wg_tile_##S(int kc, const T *a, const T *b, T *C, int ldc, int rows, int ncols) {           \
     const int vl = 64 / (int)sizeof(T), nr = 2 * vl;                                              \
     const V zero = {0};                                                                           \
     V acc[RF_WG_MR][2];                                                                           \
@@ -97,8 +97,8 @@ void rf_wg_tile_##S(int kc, const T *a, const T *b, T *C, int ldc, int rows, int
         if (r < rows) {                                                                           \
             __builtin_prefetch(C + (size_t)r * ldc, 1, 3);                                        \
             __builtin_prefetch(C + (size_t)r * ldc + vl, 1, 3);                                   \
-            if (init && ncols == nr) memcpy(acc[r], C + (size_t)r * ldc, 2 * 64);                  \
-            else if (init) memcpy(acc[r], C + (size_t)r * ldc, (size_t)ncols * sizeof(T));        \
+            if (ncols == nr) memcpy(acc[r], C + (size_t)r * ldc, 2 * 64);                         \
+            else memcpy(acc[r], C + (size_t)r * ldc, (size_t)ncols * sizeof(T));                  \
         }                                                                                         \
     }                                                                                             \
     for (int k = 0; k < kc; ++k) {                                                                \
@@ -117,15 +117,11 @@ void rf_wg_tile_##S(int kc, const T *a, const T *b, T *C, int ldc, int rows, int
         for (int r = 0; r < rows; ++r) memcpy(C + (size_t)r * ldc, acc[r], (size_t)ncols * sizeof(T)); \
     }                                                                                             \
 }                                                                                                 \
-/* C (M, N) (+)= Aᵀ B as above; work holds rf_wgrad_work_size(sizeof(T)) elements. */                         \
+/* C (M, N) += Aᵀ B as above; work holds rf_wgrad_work_size(sizeof(T)) elements. */                \
 RF_WG_TARGET static void rf_wgrad_##S(int M, int N, int K, const T *A, int lda, const T *B, int ldb, \
-                                      T *C, int ldc, int accumulate, T *work) {                   \
+                                      T *C, int ldc, T *work) {                                   \
     const int nr = RF_NR_BYTES / (int)sizeof(T), NC = RF_WG_NC_BYTES / (int)sizeof(T);            \
     T *Pb = work, *Pa = work + (size_t)RF_WG_KC * NC;                                             \
-    if (K == 0 && !accumulate) {                                                                  \
-        for (int i = 0; i < M; ++i) memset(C + (size_t)i * ldc, 0, (size_t)N * sizeof(T));        \
-        return;                                                                                   \
-    }                                                                                             \
     for (int jc = 0; jc < N; jc += NC) {                                                          \
         const int nc = N - jc < NC ? N - jc : NC;                                                 \
         for (int pc = 0; pc < K; pc += RF_WG_KC) {                                                \
@@ -139,7 +135,7 @@ RF_WG_TARGET static void rf_wgrad_##S(int M, int N, int K, const T *A, int lda, 
                         rf_wg_tile_##S(kc, Pa + (size_t)i0 * kc, Pb + (size_t)p0 * kc,            \
                                        C + (size_t)(ic + i0) * ldc + jc + p0, ldc,                \
                                        mc - i0 < RF_WG_MR ? mc - i0 : RF_WG_MR,                   \
-                                       nc - p0 < nr ? nc - p0 : nr, accumulate || pc > 0);        \
+                                       nc - p0 < nr ? nc - p0 : nr);                              \
             }                                                                                     \
         }                                                                                         \
     }                                                                                             \
@@ -151,12 +147,12 @@ static int rf_wgrad_available(void) { return rf_has_avx512(); }
 #else
 static int rf_wgrad_available(void) { return 0; }
 static void rf_wgrad_f(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C, int ldc,
-                       int accumulate, float *work) {
-    (void)M; (void)N; (void)K; (void)A; (void)lda; (void)B; (void)ldb; (void)C; (void)ldc; (void)accumulate; (void)work;
+                       float *work) {
+    (void)M; (void)N; (void)K; (void)A; (void)lda; (void)B; (void)ldb; (void)C; (void)ldc; (void)work;
 }
 static void rf_wgrad_d(int M, int N, int K, const double *A, int lda, const double *B, int ldb, double *C, int ldc,
-                       int accumulate, double *work) {
-    (void)M; (void)N; (void)K; (void)A; (void)lda; (void)B; (void)ldb; (void)C; (void)ldc; (void)accumulate; (void)work;
+                       double *work) {
+    (void)M; (void)N; (void)K; (void)A; (void)lda; (void)B; (void)ldb; (void)C; (void)ldc; (void)work;
 }
 #endif
 
