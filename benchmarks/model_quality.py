@@ -1,0 +1,758 @@
+#!/usr/bin/env python
+"""Model quality of rnnfast's estimators with their defaults (issue 16), beside classic baselines.
+
+For each dataset, on its official train/test split, in one run (nothing is cached between runs):
+
+- rnnfast's ``SequenceClassifier`` (or ``SequenceRegressor``) with its defaults and only ``random_state=0``
+  (plus any ``--param key=value`` overrides): test and train accuracy, fit time, epochs/updates when the
+  estimator exposes them (``n_iter_`` / ``n_epochs_`` / ``n_updates_`` / ``best_epoch_``, read with getattr
+  so the script runs on the old and the new estimator);
+- 1-NN Euclidean, 1-NN DTW (aeon, full window unless the pairwise DTW work is large: see ``dtw_window``),
+  ROCKET (aeon's ``RocketClassifier``, seeded) and a ridge classifier on the standardized flattened series;
+- optionally (``--torch``) the same recipe in PyTorch: ``torch_same_recipe`` is a stub for now.
+
+Data: the UCR/UEA/TSER sets bundled with aeon, read from aeon's own ``datasets/data`` folder with
+``load_from_ts_file`` (never downloads). aeon's layout (n, channels, T), or a list of (channels, T_i), is
+turned into rnnfast's (n, T, channels), or a list of (T_i, channels).
+
+Usage::
+
+    python benchmarks/model_quality.py                       # --group all
+    python benchmarks/model_quality.py --group tuned --skip-baselines --param hidden_size=64
+    python benchmarks/model_quality.py --datasets GunPoint,ACSF1 --json out.json
+
+Only rnnfast's public API is used. Importable: ``run(...)`` returns the results as a dict and
+``main(argv)`` is the command line.
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import math
+import os
+import platform
+import sys
+import time
+import traceback
+import warnings
+from contextlib import contextmanager
+from typing import Any, Callable, Optional
+
+import numpy as np
+
+try:                                   # an installed rnnfast, else the checkout this script sits in (built in place)
+    import rnnfast  # noqa: F401
+except ImportError:                    # pragma: no cover
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    import rnnfast  # noqa: F401
+
+# ------------------------------------------------------------------------------------------- datasets
+TUNED = ["ArrowHead", "GunPoint", "ItalyPowerDemand", "BasicMotions", "JapaneseVowels"]
+HELDOUT = ["ACSF1", "OSULeaf", "PickupGestureWiimoteZ", "Covid3Month_disc", "UnitTest"]
+REGRESSION = ["Covid3Month", "CardanoSentiment"]
+GROUPS = {"tuned": TUNED, "heldout": HELDOUT, "regression": REGRESSION}
+GROUP_TITLES = {"tuned": "Tuned on", "heldout": "Held out", "other": "Other datasets",
+                "regression": "Regression"}
+NOTES_ON_SETS = {
+    "Covid3Month_disc": "Covid3Month's targets cut into 3 classes (bundled with aeon; noisy, hard)",
+    "UnitTest": "aeon's UnitTest set: a 20/22-series subset of UCR Chinatown (T=24); its test set is tiny",
+}
+
+# The pairwise DTW work n_train * n_test * T^2 above which 1-NN DTW uses a Sakoe-Chiba window of 10%
+# instead of the full window. Measured on this machine (1 thread): ACSF1 (100 x 100 x 1460^2 = 2.1e10
+# cells) took 133 s with the full window and 25 s with 10%; OSULeaf (8.8e9 cells) 49 s full.
+DTW_FULL_WINDOW_MAX_CELLS = 1.5e10
+DTW_WINDOW = 0.1
+
+# Targets of issue 16 (reported, never asserted)
+TARGET_MEAN_ACCURACY = 0.90
+TARGET_FIT_SECONDS = 30.0
+
+
+def aeon_data_dir() -> str:
+    import aeon
+    return os.path.join(os.path.dirname(aeon.__file__), "datasets", "data")
+
+
+def bundled_datasets() -> list[str]:
+    root = aeon_data_dir()
+    return sorted(d for d in os.listdir(root)
+                  if os.path.isfile(os.path.join(root, d, f"{d}_TRAIN.ts"))
+                  and os.path.isfile(os.path.join(root, d, f"{d}_TEST.ts")))
+
+
+def load_split(name: str, split: str):
+    """(X in aeon's layout, y, metadata) of one bundled split, read from aeon's data folder: no download.
+    The original files are read (unequal-length sets stay unequal: no ``_eq`` version)."""
+    from aeon.datasets import load_from_ts_file
+    path = os.path.join(aeon_data_dir(), name, f"{name}_{split.upper()}.ts")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{name!r} is not bundled with aeon ({path} missing); bundled sets: "
+                                f"{', '.join(bundled_datasets())}")
+    X, y, meta = load_from_ts_file(path, return_meta_data=True)
+    return X, y, meta
+
+
+def is_regression(name: str) -> bool:
+    path = os.path.join(aeon_data_dir(), name, f"{name}_TRAIN.ts")
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            low = line.strip().lower()
+            if low.startswith("@targetlabel"):
+                return low.split()[1:2] == ["true"]
+            if low.startswith("@data"):
+                break
+    return False
+
+
+def to_rnnfast(X) -> Any:
+    """aeon (n, C, T) -> rnnfast (n, T, C); a list of (C, T_i) -> a list of (T_i, C)."""
+    if isinstance(X, list):
+        return [np.ascontiguousarray(np.asarray(x, dtype=np.float64).T) for x in X]
+    return np.ascontiguousarray(np.asarray(X, dtype=np.float64).transpose(0, 2, 1))
+
+
+def lengths_of(X) -> np.ndarray:
+    return np.array([x.shape[-1] for x in X]) if isinstance(X, list) else np.full(len(X), X.shape[-1])
+
+
+def resample(X, T: int) -> np.ndarray:
+    """Each (C, T_i) series linearly interpolated to (C, T): (n, C, T). Used for the baselines that need
+    equal lengths (1-NN Euclidean, ROCKET, ridge) on unequal-length sets."""
+    out = np.empty((len(X), X[0].shape[0], T))
+    grid = np.linspace(0.0, 1.0, T)
+    for i, x in enumerate(X):
+        x = np.asarray(x, dtype=np.float64)
+        src = np.linspace(0.0, 1.0, x.shape[1])
+        for c in range(x.shape[0]):
+            out[i, c] = np.interp(grid, src, x[c])
+    return out
+
+
+class Data:
+    """One dataset's official split, in aeon's layout, with its equal-length version for the baselines."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.Xtr, self.ytr, _ = load_split(name, "train")
+        self.Xte, self.yte, _ = load_split(name, "test")
+        self.regression = is_regression(name)
+        if self.regression:
+            self.ytr = np.asarray(self.ytr, dtype=np.float64)
+            self.yte = np.asarray(self.yte, dtype=np.float64)
+        self.ragged = isinstance(self.Xtr, list) or isinstance(self.Xte, list)
+        ltr, lte = lengths_of(self.Xtr), lengths_of(self.Xte)
+        self.T_min, self.T_max = int(min(ltr.min(), lte.min())), int(max(ltr.max(), lte.max()))
+        self.channels = int(self.Xtr[0].shape[0])
+        self.n_classes = None if self.regression else int(np.unique(self.ytr).size)
+        if self.ragged:
+            self.T_eq = int(ltr.max())                 # the training set's longest series
+            self.Xtr_eq, self.Xte_eq = resample(self.Xtr, self.T_eq), resample(self.Xte, self.T_eq)
+        else:
+            self.T_eq = self.T_max
+            self.Xtr_eq, self.Xte_eq = self.Xtr, self.Xte
+
+    @property
+    def shape_text(self) -> str:
+        T = f"{self.T_min}–{self.T_max}" if self.T_min != self.T_max else str(self.T_max)
+        return T if self.channels == 1 else f"{T} × {self.channels}"
+
+    def dtw_cells(self) -> float:
+        return float(len(self.Xtr)) * len(self.Xte) * float(self.T_max) ** 2
+
+
+# ------------------------------------------------------------------------------------------- threads
+@contextmanager
+def single_threaded_baselines():
+    """Baselines run on one thread: BLAS via threadpoolctl, numba (aeon's distances, ROCKET) via
+    numba.set_num_threads; aeon's estimators get n_jobs=1."""
+    try:
+        from threadpoolctl import threadpool_limits
+        limits = threadpool_limits(1)
+    except ImportError:                                     # pragma: no cover
+        limits = None
+    old_numba = None
+    try:
+        import numba
+        old_numba = numba.get_num_threads()
+        numba.set_num_threads(1)
+    except ImportError:                                     # pragma: no cover
+        numba = None
+    try:
+        yield
+    finally:
+        if numba is not None and old_numba is not None:
+            numba.set_num_threads(old_numba)
+        if limits is not None:
+            limits.unregister()
+
+
+# ------------------------------------------------------------------------------------------- results
+def _ok(**kw) -> dict:
+    return dict(status="ok", **kw)
+
+
+def _failed(exc: BaseException, seconds: float) -> dict:
+    msg = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+    return dict(status="error", error=msg[:300], seconds=seconds)
+
+
+def _timed(fn: Callable[[], dict]) -> dict:
+    t0 = time.perf_counter()
+    try:
+        out = fn()
+    except Exception as exc:                                   # a failed model is a result, not a crash
+        return _failed(exc, time.perf_counter() - t0)
+    out.setdefault("seconds", time.perf_counter() - t0)
+    return out
+
+
+def _regression_scores(y: np.ndarray, pred: np.ndarray) -> dict:
+    pred = np.asarray(pred, dtype=np.float64).reshape(y.shape)
+    rmse = float(np.sqrt(np.mean((y - pred) ** 2)))
+    ss_tot = float(np.sum((y - y.mean()) ** 2))
+    r2 = float(1.0 - np.sum((y - pred) ** 2) / ss_tot) if ss_tot > 0 else float("nan")
+    return dict(rmse=rmse, r2=r2)
+
+
+# ------------------------------------------------------------------------------------------- rnnfast
+def make_rnnfast(regression: bool, params: dict):
+    cls = rnnfast.SequenceRegressor if regression else rnnfast.SequenceClassifier
+    est = cls(random_state=0)
+    if params:
+        est.set_params(**params)
+    return est
+
+
+def _training_counts(est) -> dict:
+    out = {}
+    for attr in ("n_iter_", "n_epochs_", "n_updates_", "best_epoch_", "t_"):
+        v = getattr(est, attr, None)
+        if v is not None and np.isscalar(v):
+            out[attr] = int(v) if float(v).is_integer() else float(v)
+    return out
+
+
+def run_rnnfast(data: Data, params: dict) -> dict:
+    est = make_rnnfast(data.regression, params)
+    Xtr, Xte = to_rnnfast(data.Xtr), to_rnnfast(data.Xte)
+    t0 = time.perf_counter()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            est.fit(Xtr, data.ytr)
+        except Exception as exc:
+            res = _failed(exc, time.perf_counter() - t0)
+            res["fit_seconds"] = res.pop("seconds")
+            res["estimator"] = " ".join(repr(est).split())
+            return res
+    fit_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    pred_te = est.predict(Xte)
+    pred_s = time.perf_counter() - t0
+    pred_tr = est.predict(Xtr)
+    res = _ok(fit_seconds=fit_s, predict_seconds=pred_s, estimator=" ".join(repr(est).split()),
+              **_training_counts(est))
+    if data.regression:
+        res.update(_regression_scores(data.yte, pred_te))
+        tr = _regression_scores(data.ytr, pred_tr)
+        res.update(train_rmse=tr["rmse"], train_r2=tr["r2"])
+    else:
+        res.update(accuracy=float(np.mean(pred_te == data.yte)), train_accuracy=float(np.mean(pred_tr == data.ytr)))
+    msgs = sorted({f"{w.category.__name__}: {str(w.message).splitlines()[0][:160]}" for w in caught})
+    if msgs:
+        res["warnings"] = msgs
+    return res
+
+
+# ------------------------------------------------------------------------------------------- torch
+TORCH_RECIPE_READY = False        # set to True when torch_same_recipe below is filled in
+
+
+def torch_same_recipe(Xtr, ytr, Xte, params: dict):
+    """THE TORCH COLUMN (``--torch``): rnnfast's training recipe re-implemented in PyTorch.
+
+    To be filled in by the engineer designing the recipe. Contract:
+    - ``Xtr``, ``Xte``: rnnfast's layout, (n, T, C) float64 arrays or lists of (T_i, C) arrays;
+    - ``ytr``: the class labels (n,);
+    - ``params``: the rnnfast estimator's ``get_params()`` (defaults, ``random_state=0`` and the ``--param``
+      overrides), which the recipe should follow;
+    - returns the predicted labels for ``Xte`` (n_test,), or ``(labels, info)`` with ``info`` a dict
+      (e.g. ``{"n_iter_": ...}``). The caller times the call (fit + predict) and scores it.
+    Run torch on one thread (``torch.set_num_threads(1)``) like the other baselines, or say otherwise.
+    """
+    raise NotImplementedError("torch column: not yet (torch_same_recipe is a stub; the recipe is being designed)")
+
+
+def run_torch(data: Data, params: dict) -> dict:
+    def go():
+        out = torch_same_recipe(to_rnnfast(data.Xtr), data.ytr, to_rnnfast(data.Xte), dict(params))
+        info = {}
+        if isinstance(out, tuple):
+            out, info = out
+        return _ok(accuracy=float(np.mean(np.asarray(out) == data.yte)), **info)
+    res = _timed(go)
+    if res["status"] == "error" and res["error"].startswith("NotImplementedError"):
+        res["status"] = "not yet"
+    return res
+
+
+# ------------------------------------------------------------------------------------------- baselines
+def dtw_window(data: Data, full: bool = False) -> Optional[float]:
+    """None (full window), or DTW_WINDOW when the pairwise work is beyond DTW_FULL_WINDOW_MAX_CELLS."""
+    if full or data.dtw_cells() <= DTW_FULL_WINDOW_MAX_CELLS:
+        return None
+    return DTW_WINDOW
+
+
+def knn_ed(data: Data) -> dict:
+    from aeon.classification.distance_based import KNeighborsTimeSeriesClassifier
+    from aeon.regression.distance_based import KNeighborsTimeSeriesRegressor
+    cls = KNeighborsTimeSeriesRegressor if data.regression else KNeighborsTimeSeriesClassifier
+    est = cls(distance="euclidean", n_neighbors=1, n_jobs=1).fit(data.Xtr_eq, data.ytr)
+    return _score(data, est.predict(data.Xte_eq))
+
+
+def knn_ed_native_ragged(data: Data) -> dict:
+    """aeon's own 1-NN Euclidean on the unequal-length series (it compares the common prefix)."""
+    from aeon.classification.distance_based import KNeighborsTimeSeriesClassifier
+    est = KNeighborsTimeSeriesClassifier(distance="euclidean", n_neighbors=1, n_jobs=1).fit(data.Xtr, data.ytr)
+    return _score(data, est.predict(data.Xte))
+
+
+def knn_dtw(data: Data, full: bool = False) -> dict:
+    from aeon.classification.distance_based import KNeighborsTimeSeriesClassifier
+    from aeon.regression.distance_based import KNeighborsTimeSeriesRegressor
+    cls = KNeighborsTimeSeriesRegressor if data.regression else KNeighborsTimeSeriesClassifier
+    w = dtw_window(data, full)
+    est = cls(distance="dtw", n_neighbors=1, n_jobs=1,
+              distance_params=None if w is None else {"window": w})
+    est.fit(data.Xtr, data.ytr)                              # DTW takes unequal lengths as they are
+    res = _score(data, est.predict(data.Xte))
+    res["window"] = w
+    return res
+
+
+def rocket(data: Data) -> dict:
+    from aeon.classification.convolution_based import RocketClassifier
+    est = RocketClassifier(n_kernels=10000, n_jobs=1, random_state=0).fit(data.Xtr_eq, data.ytr)
+    return _score(data, est.predict(data.Xte_eq))
+
+
+def ridge(data: Data) -> dict:
+    from sklearn.linear_model import RidgeClassifierCV, RidgeCV
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    alphas = np.logspace(-3, 3, 10)
+    model = RidgeCV(alphas=alphas) if data.regression else RidgeClassifierCV(alphas=alphas)
+    est = make_pipeline(StandardScaler(), model)
+    flat = lambda X: X.reshape(len(X), -1)                  # noqa: E731
+    est.fit(flat(data.Xtr_eq), data.ytr)
+    return _score(data, est.predict(flat(data.Xte_eq)))
+
+
+def _score(data: Data, pred) -> dict:
+    if data.regression:
+        return _ok(**_regression_scores(data.yte, pred))
+    return _ok(accuracy=float(np.mean(np.asarray(pred) == data.yte)))
+
+
+CLASSIFICATION_BASELINES = [("1-NN ED", knn_ed), ("1-NN DTW", knn_dtw), ("ROCKET", rocket), ("ridge", ridge)]
+REGRESSION_BASELINES = [("ridge", ridge), ("1-NN ED", knn_ed), ("1-NN DTW", knn_dtw)]
+
+
+def warm_up_baselines() -> float:
+    """Compile aeon's numba kernels (distances, ROCKET) on a tiny synthetic problem, equal and unequal
+    lengths, so the JIT time is not charged to the first dataset timed. Returns the seconds it took."""
+    from aeon.classification.convolution_based import RocketClassifier
+    from aeon.classification.distance_based import KNeighborsTimeSeriesClassifier
+    from aeon.regression.distance_based import KNeighborsTimeSeriesRegressor
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((6, 1, 20))
+    ragged = [rng.standard_normal((1, 15 + i)) for i in range(6)]
+    y, yr = np.array(["a", "b"] * 3), rng.standard_normal(6)
+    t0 = time.perf_counter()
+    with single_threaded_baselines():
+        for Xs in (X, ragged):
+            for dist, dp in (("euclidean", None), ("dtw", None), ("dtw", {"window": DTW_WINDOW})):
+                KNeighborsTimeSeriesClassifier(distance=dist, distance_params=dp, n_jobs=1).fit(Xs, y).predict(Xs)
+                KNeighborsTimeSeriesRegressor(distance=dist, distance_params=dp, n_jobs=1).fit(Xs, yr).predict(Xs)
+        RocketClassifier(n_kernels=100, n_jobs=1, random_state=0).fit(X, y).predict(X)
+    return time.perf_counter() - t0
+
+
+# ------------------------------------------------------------------------------------------- one dataset
+def run_dataset(name: str, params: dict, *, baselines: bool = True, torch: bool = False,
+                dtw_full: bool = False, log: Callable[[str], None] = lambda s: None) -> dict:
+    data = Data(name)
+    row: dict[str, Any] = dict(
+        dataset=name, task="regression" if data.regression else "classification",
+        n_train=len(data.Xtr), n_test=len(data.Xte), T_min=data.T_min, T_max=data.T_max,
+        channels=data.channels, n_classes=data.n_classes, ragged=data.ragged, shape=data.shape_text,
+        T_equal_length_baselines=data.T_eq, models={})
+    if data.regression:
+        row["y_test_std"] = float(np.std(data.yte))
+    log(f"{name}: rnnfast ...")
+    row["models"]["rnnfast"] = run_rnnfast(data, params)
+    if torch and not data.regression:
+        row["models"]["torch"] = run_torch(data, make_rnnfast(False, params).get_params())
+    if baselines:
+        table = REGRESSION_BASELINES if data.regression else CLASSIFICATION_BASELINES
+        with single_threaded_baselines():
+            for label, fn in table:
+                log(f"{name}: {label} ...")
+                row["models"][label] = _timed(
+                    (lambda fn=fn: fn(data, dtw_full)) if fn is knn_dtw else (lambda fn=fn: fn(data)))
+            if data.ragged and not data.regression:
+                row["models"]["1-NN ED (aeon, ragged)"] = _timed(lambda: knn_ed_native_ragged(data))
+    return row
+
+
+# ------------------------------------------------------------------------------------------- header
+def machine_info(threads: int) -> dict:
+    import importlib.metadata as md
+    cpu = platform.processor() or "unknown"
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    versions = {"rnnfast": getattr(rnnfast, "__version__", "?"), "python": platform.python_version()}
+    for pkg in ("numpy", "scikit-learn", "aeon", "numba", "torch"):
+        try:
+            versions[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            versions[pkg] = "not installed"
+    try:
+        affinity = len(os.sched_getaffinity(0))
+    except AttributeError:                                  # pragma: no cover
+        affinity = os.cpu_count()
+    return dict(cpu=cpu, cores=os.cpu_count(), usable_cores=affinity, rnnfast_threads=threads,
+                baseline_threads=1, versions=versions, loadavg=list(os.getloadavg()),
+                date=time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()), openmp=rnnfast.openmp_enabled())
+
+
+# ------------------------------------------------------------------------------------------- run
+def run(datasets: list[tuple[str, str]], params: dict, *, threads: int = 2, baselines: bool = True,
+        torch: bool = False, dtw_full: bool = False, log: Callable[[str], None] = lambda s: None) -> dict:
+    """Run every (group, dataset) pair; returns {"machine", "params", "groups": {group: [rows]}}."""
+    rnnfast.set_num_threads(threads)
+    make_rnnfast(False, params)                             # bad --param names fail before any training
+    out: dict[str, Any] = dict(machine=machine_info(threads), params=dict(params), baselines=baselines,
+                               torch=torch, groups={})
+    if baselines:
+        log("warming up aeon's numba kernels ...")
+        out["baseline_warmup_seconds"] = warm_up_baselines()
+    for group, name in datasets:
+        out["groups"].setdefault(group, []).append(
+            run_dataset(name, params, baselines=baselines, torch=torch, dtw_full=dtw_full, log=log))
+    return out
+
+
+# ------------------------------------------------------------------------------------------- printing
+def _cell(res: Optional[dict], key: str = "accuracy", fmt: str = "{:.3f}") -> str:
+    if res is None:
+        return "–"
+    if res["status"] == "not yet":
+        return "not yet"
+    if res["status"] != "ok":
+        return "diverged" if "diverged" in res.get("error", "") else "error"
+    v = res.get(key)
+    return "–" if v is None or (isinstance(v, float) and math.isnan(v)) else fmt.format(v)
+
+
+def _epochs(res: dict) -> str:
+    if res["status"] != "ok":
+        return "–"
+    ep = res.get("n_iter_", res.get("n_epochs_"))
+    s = "–" if ep is None else str(ep)
+    if "best_epoch_" in res:
+        s += f" (best {res['best_epoch_']})"
+    if "n_updates_" in res:
+        s += f", {res['n_updates_']} updates"
+    return s
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    widths = [max(len(header[i]), *(len(r[i]) for r in rows)) for i in range(len(header))]
+    line = lambda cells: "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths)) + " |"  # noqa: E731
+    return [line(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|"] + [line(r) for r in rows]
+
+
+def _mean(values: list[Optional[float]]) -> tuple[Optional[float], int]:
+    got = [v for v in values if v is not None]
+    return (float(np.mean(got)) if got else None), len(got)
+
+
+def _acc(row: dict, model: str) -> Optional[float]:
+    res = row["models"].get(model)
+    return res.get("accuracy") if res is not None and res["status"] == "ok" else None
+
+
+def format_classification(group: str, rows: list[dict], result: dict) -> list[str]:
+    baselines = result["baselines"]
+    models = [m for m, _ in CLASSIFICATION_BASELINES] if baselines else []
+    torch_col = result["torch"]
+    header = ["dataset", "train/test", "T × C", "classes", "rnnfast test", "train", "fit s", "epochs"]
+    header += (["torch"] if torch_col else []) + models
+    lines, notes = [f"## {GROUP_TITLES.get(group, group)} (classification accuracy on the official test split)", ""], []
+    body = []
+    for r in rows:
+        m = r["models"]
+        rf = m["rnnfast"]
+        cells = [r["dataset"], f"{r['n_train']}/{r['n_test']}", r["shape"], str(r["n_classes"]),
+                 _cell(rf), _cell(rf, "train_accuracy"), f"{rf['fit_seconds']:.1f}", _epochs(rf)]
+        if torch_col:
+            cells.append(_cell(m.get("torch")))
+        for model in models:
+            c = _cell(m.get(model))
+            if model == "1-NN DTW" and m.get(model, {}).get("window"):
+                c += " †"
+            if r["ragged"] and model in ("1-NN ED", "ROCKET", "ridge"):
+                c += " ‡"
+            cells.append(c)
+        body.append(cells)
+        if rf["status"] != "ok":
+            notes.append(f"{r['dataset']}: rnnfast {rf['error']} (after {rf['fit_seconds']:.1f} s)")
+        for w in rf.get("warnings", []):
+            notes.append(f"{r['dataset']}: rnnfast warned {w}")
+        for model, res in m.items():
+            if model != "rnnfast" and res["status"] == "error":
+                notes.append(f"{r['dataset']}: {model} failed: {res['error']}")
+        if r["dataset"] in NOTES_ON_SETS:
+            notes.append(f"{r['dataset']}: {NOTES_ON_SETS[r['dataset']]}")
+    means = ["mean", "", "", ""]
+    m_rf, k = _mean([_acc(r, "rnnfast") for r in rows])
+    means += [_fmt_mean(m_rf, k, len(rows)),
+              _fmt_mean(*_mean([r["models"]["rnnfast"].get("train_accuracy") for r in rows]), len(rows)), "", ""]
+    if torch_col:
+        means.append(_fmt_mean(*_mean([_acc(r, "torch") for r in rows]), len(rows)))
+    for model in models:
+        means.append(_fmt_mean(*_mean([_acc(r, model) for r in rows]), len(rows)))
+    body.append(means)
+    lines += _table(header, body)
+    footnotes = []
+    if any(r["models"].get("1-NN DTW", {}).get("window") for r in rows):
+        footnotes.append(f"† 1-NN DTW with a Sakoe-Chiba window of {DTW_WINDOW:.0%} (the full window is used where "
+                         f"n_train·n_test·T² ≤ {DTW_FULL_WINDOW_MAX_CELLS:.1e}; ACSF1's full window took > 2 min "
+                         f"on 1 thread). Elsewhere 1-NN DTW uses the full window.")
+    ragged = [r for r in rows if r["ragged"]]
+    if ragged and baselines:
+        alt = ", ".join(f"{r['dataset']} {_cell(r['models'].get('1-NN ED (aeon, ragged)'))}" for r in ragged)
+        footnotes.append("‡ unequal lengths: rnnfast gets the ragged series as they are and 1-NN DTW compares them "
+                         "as they are; 1-NN ED, ROCKET and ridge get every series linearly resampled to the "
+                         f"training set's longest length ({', '.join(str(r['T_equal_length_baselines']) for r in ragged)}). "
+                         f"aeon's 1-NN ED on the raw unequal-length series (it compares the common prefix only): {alt}.")
+    if torch_col:
+        footnotes.append("torch column: not yet (torch_same_recipe is a stub; the recipe is being designed)"
+                         if all(r["models"].get("torch", {}).get("status") == "not yet" for r in rows) else
+                         "torch: the same recipe in PyTorch (torch_same_recipe)")
+    lines += [""] + footnotes + [f"note: {n}" for n in notes]
+    lines += [""] + format_times(rows, ["rnnfast"] + (["torch"] if torch_col else []) + models
+                                 + (["1-NN ED (aeon, ragged)"] if ragged and baselines else []))
+    lines += [""] + format_targets(rows, baselines)
+    return lines
+
+
+def _fmt_mean(v: Optional[float], k: int, n: int) -> str:
+    if v is None:
+        return "–"
+    return f"{v:.3f}" if k == n else f"{v:.3f} ({k}/{n})"
+
+
+def format_times(rows: list[dict], models: list[str]) -> list[str]:
+    header = ["seconds"] + [("rnnfast fit" if m == "rnnfast" else m) for m in models]
+    if "rnnfast" in models:
+        header.insert(2, "rnnfast predict")
+    body = []
+    for r in rows:
+        cells = [r["dataset"]]
+        for m in models:
+            res = r["models"].get(m)
+            if m == "rnnfast":
+                cells.append(f"{res['fit_seconds']:.1f}")
+                cells.append(f"{res['predict_seconds']:.2f}" if "predict_seconds" in res else "–")
+            else:
+                cells.append("–" if res is None or res["status"] == "not yet" else f"{res['seconds']:.1f}")
+        body.append(cells)
+    return ["Time (s): rnnfast's fit and its predict on the test set; each baseline's fit + predict on the test "
+            "set (1 thread)."] + _table(header, body)
+
+
+def format_targets(rows: list[dict], baselines: bool) -> list[str]:
+    out = ["Targets for rnnfast (issue 16):"]
+    below = []
+    for r in rows:
+        a, ed = _acc(r, "rnnfast"), _acc(r, "1-NN ED")
+        if a is None or (ed is not None and a < ed):
+            below.append(f"{r['dataset']} {'failed' if a is None else f'{a:.3f}'}"
+                         + ("" if ed is None else f" < {ed:.3f}"))
+    if baselines:
+        out.append(f"- every dataset ≥ 1-NN Euclidean: {'MET' if not below else 'MISSED (' + ', '.join(below) + ')'}")
+    else:
+        out.append("- every dataset ≥ 1-NN Euclidean: not measured (--skip-baselines)")
+    accs = [_acc(r, "rnnfast") for r in rows]
+    mean = float(np.mean([0.0 if a is None else a for a in accs]))    # a failed fit counts as 0
+    out.append(f"- mean accuracy ≥ {TARGET_MEAN_ACCURACY:.2f}: {'MET' if mean >= TARGET_MEAN_ACCURACY else 'MISSED'} "
+               f"({mean:.3f}{', a failed fit counted as 0' if None in accs else ''})")
+    slow = [f"{r['dataset']} {r['models']['rnnfast']['fit_seconds']:.1f} s" for r in rows
+            if r["models"]["rnnfast"]["fit_seconds"] > TARGET_FIT_SECONDS]
+    out.append(f"- each fit ≤ {TARGET_FIT_SECONDS:.0f} s: {'MET' if not slow else 'MISSED (' + ', '.join(slow) + ')'}")
+    failed = [r["dataset"] for r in rows if r["models"]["rnnfast"]["status"] != "ok"]
+    out.append(f"- no fit fails or diverges: {'MET' if not failed else 'MISSED (' + ', '.join(failed) + ')'}")
+    return out
+
+
+def format_regression(rows: list[dict], result: dict) -> list[str]:
+    models = ["rnnfast"] + ([m for m, _ in REGRESSION_BASELINES] if result["baselines"] else [])
+    header = ["dataset", "train/test", "T × C", "y std (test)"]
+    for m in models:
+        header += [f"{m} RMSE", f"{m} R²"] + (["rnnfast train R²", "fit s", "epochs"] if m == "rnnfast" else [])
+    body, notes = [], []
+    for r in rows:
+        cells = [r["dataset"], f"{r['n_train']}/{r['n_test']}", r["shape"], f"{r['y_test_std']:.4g}"]
+        for m in models:
+            res = r["models"].get(m)
+            c = _cell(res, "rmse", "{:.4g}")
+            if m == "1-NN DTW" and res is not None and res.get("window"):
+                c += " †"
+            cells += [c, _cell(res, "r2")]
+            if m == "rnnfast":
+                cells += [_cell(res, "train_r2"), f"{res['fit_seconds']:.1f}", _epochs(res)]
+        body.append(cells)
+        rf = r["models"]["rnnfast"]
+        if rf["status"] != "ok":
+            notes.append(f"{r['dataset']}: rnnfast {rf['error']}")
+        for w in rf.get("warnings", []):
+            notes.append(f"{r['dataset']}: rnnfast warned {w}")
+    lines = ["## Regression (RMSE and R² on the official test split)", ""] + _table(header, body)
+    lines += [""] + ["ridge: RidgeCV on the standardized flattened series; 1-NN: aeon's "
+                     "KNeighborsTimeSeriesRegressor (full-window DTW)."] + [f"note: {n}" for n in notes]
+    lines += [""] + format_times(rows, models)
+    return lines
+
+
+def format_report(result: dict) -> str:
+    mi = result["machine"]
+    v = mi["versions"]
+    lines = ["# rnnfast model quality (issue 16): defaults and only random_state=0"
+             + (f", overrides {result['params']}" if result["params"] else ""), "",
+             f"CPU: {mi['cpu']}, {mi['cores']} cores ({mi['usable_cores']} usable); rnnfast threads "
+             f"{mi['rnnfast_threads']} (OpenMP {'on' if mi['openmp'] else 'off'}), baselines 1 thread; "
+             f"load average {' '.join(f'{x:.2f}' for x in mi['loadavg'])} at start; {mi['date']}",
+             "versions: " + ", ".join(f"{k} {x}" for k, x in v.items()),
+             "estimators: " + "; ".join(sorted({r["models"]["rnnfast"]["estimator"] for rows in result["groups"].values()
+                                                for r in rows})),
+             ""]
+    if not result["torch"] and not TORCH_RECIPE_READY:
+        lines[-1:-1] = ["torch column: not yet (torch_same_recipe is a stub: the same recipe in PyTorch is being "
+                        "designed; --torch adds the column)"]
+    if not result["baselines"]:
+        lines += ["(--skip-baselines: rnnfast only)", ""]
+    else:
+        lines[-1:-1] = [f"baselines: aeon's numba kernels compiled beforehand on a tiny problem "
+                        f"({result['baseline_warmup_seconds']:.0f} s, not in the times below)"]
+    for group, rows in result["groups"].items():
+        if group == "regression":
+            lines += format_regression(rows, result)
+        else:
+            lines += format_classification(group, rows, result)
+        lines.append("")
+    cls_groups = {g: rows for g, rows in result["groups"].items() if g != "regression"}
+    if len(cls_groups) > 1:
+        lines += ["## All classification sets together", ""]
+        allrows = [r for rows in cls_groups.values() for r in rows]
+        cols = ["rnnfast"] + (["torch"] if result["torch"] else []) + \
+               ([m for m, _ in CLASSIFICATION_BASELINES] if result["baselines"] else [])
+        body = [[g] + [_fmt_mean(*_mean([_acc(r, c) for r in rows]), len(rows)) for c in cols]
+                for g, rows in list(cls_groups.items()) + [("all", allrows)]]
+        lines += ["Mean test accuracy per column:"] + _table(["group"] + cols, body) + [""]
+        lines += format_targets(allrows, result["baselines"]) + [""]
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------------------- command line
+def parse_param(text: str) -> tuple[str, Any]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"--param wants key=value, got {text!r}")
+    try:
+        return key.strip(), ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        return key.strip(), value                           # a bare string: cell=gru
+
+
+def select(group: str, names: Optional[list[str]]) -> list[tuple[str, str]]:
+    groups = ["tuned", "heldout", "regression"] if group == "all" else [group]
+    chosen = [(g, n) for g in groups for n in GROUPS[g]]
+    if names is None:
+        return chosen
+    known = {n: g for g, n in chosen}
+    every = {n: g for g in GROUPS for n in GROUPS[g]}
+    out = []
+    for n in names:
+        if n in known:
+            out.append((known[n], n))
+        elif n in every:
+            continue                                        # in another group than the one asked for
+        else:
+            load_split(n, "train")                          # not bundled: a clear FileNotFoundError
+            out.append(("regression" if is_regression(n) else "other", n))
+    order = {g: i for i, g in enumerate(["tuned", "heldout", "other", "regression"])}
+    return sorted(out, key=lambda gn: order[gn[0]])
+
+
+def _quiet_numba() -> None:
+    try:
+        from numba.core.errors import NumbaTypeSafetyWarning
+        warnings.filterwarnings("ignore", category=NumbaTypeSafetyWarning)   # aeon's uint64 -> int64 casts
+    except ImportError:                                     # pragma: no cover
+        pass
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--group", choices=["tuned", "heldout", "regression", "all"], default="all")
+    ap.add_argument("--datasets", help="comma-separated names (bundled with aeon); others than the groups' "
+                    "run in an 'other' table")
+    ap.add_argument("--skip-baselines", action="store_true", help="rnnfast only, for quick iteration")
+    ap.add_argument("--torch", action="store_true", help="add the torch column (torch_same_recipe)")
+    ap.add_argument("--dtw-full", action="store_true", help="full-window DTW everywhere (ACSF1: > 2 min)")
+    ap.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    ap.add_argument("--threads", type=int, default=2, help="rnnfast.set_num_threads (default 2)")
+    ap.add_argument("--param", action="append", type=parse_param, default=[], metavar="KEY=VALUE",
+                    help="estimator override, repeatable (value parsed as a Python literal, else a string)")
+    ap.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    args = ap.parse_args(argv)
+    params = dict(args.param)
+    names = [n.strip() for n in args.datasets.split(",") if n.strip()] if args.datasets else None
+    group = args.group if names is None or args.group != "all" else "all"
+    try:
+        datasets = select(group, names)
+        make_rnnfast(False, params)
+    except (FileNotFoundError, ValueError) as exc:
+        ap.error(str(exc))
+    if not datasets:
+        ap.error("no dataset selected")
+    _quiet_numba()
+    t0 = time.perf_counter()
+    log = (lambda s: None) if args.quiet else \
+        (lambda s: print(f"[{time.perf_counter() - t0:6.0f} s] {s}", file=sys.stderr, flush=True))
+    result = run(datasets, params, threads=args.threads, baselines=not args.skip_baselines,
+                 torch=args.torch, dtw_full=args.dtw_full, log=log)
+    result["total_seconds"] = time.perf_counter() - t0
+    print(format_report(result))
+    print(f"total wall time {result['total_seconds']:.0f} s")
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump(result, f, indent=1, default=float)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
