@@ -10,7 +10,7 @@ from .estimators import SequenceClassifier, SequenceRegressor
 from .generate import generate
 from .layers import GRU, LSTM, RNN, Elman, Linear
 from .losses import bce_with_logits, cross_entropy, mse_loss
-from .optim import SGD, Adam, AdamW, ReduceLROnPlateau, RMSprop, StepLR
+from .optim import SGD, Adam, AdamW, CosineAnnealingLR, ReduceLROnPlateau, RMSprop, StepLR
 from .persist import load
 from .sequences import pad_sequences, sequence_mask, unpad_sequences
 from .tbptt import TBPTTResult, TruncatedBPTT, chunk_bounds, detach_state, iter_chunks
@@ -19,7 +19,7 @@ __all__ = [
     "Module", "Parameter", "Elman", "RNN", "LSTM", "GRU", "Linear",
     "set_num_threads", "get_num_threads", "openmp_enabled",
     "distributed", "losses", "mse_loss", "cross_entropy", "bce_with_logits",
-    "optim", "SGD", "Adam", "AdamW", "RMSprop", "StepLR", "ReduceLROnPlateau",
+    "optim", "SGD", "Adam", "AdamW", "RMSprop", "StepLR", "ReduceLROnPlateau", "CosineAnnealingLR",
     "clip_grad_norm_", "clip_grad_value_",
     "pad_sequences", "unpad_sequences", "sequence_mask",
     "TruncatedBPTT", "TBPTTResult", "chunk_bounds", "iter_chunks", "detach_state",

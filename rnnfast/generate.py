@@ -20,7 +20,8 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
-from .estimators import SequenceClassifier, SequenceRegressor, _softmax
+from .estimators import SequenceClassifier, SequenceRegressor
+from .estimators._data import _softmax
 
 __all__ = ["generate"]
 
@@ -97,7 +98,8 @@ def generate(estimator: Any, prime: Any, n_steps: int, *, feedback: Optional[Cal
     rng = np.random.default_rng(random_state)
     rnn, head = estimator.rnn_, estimator.head_
     rnn.eval()
-    out, state = rnn(p[:, None, :].astype(rnn.dtype))                 # prime: (T0, 1, I) → state after T0
+    x0 = estimator._scale_inputs(p.astype(np.float64))                 # as fit scaled them (T0, I)
+    out, state = rnn(x0[:, None, :].astype(rnn.dtype))                # prime: (T0, 1, I) → state after T0
     h = np.asarray(out[-1], np.float64)                                # (1, H)
     assert head.bias is not None                                       # the estimators' head has a bias
     W, b = head.weight.data.astype(np.float64), head.bias.data.astype(np.float64)
@@ -111,9 +113,9 @@ def generate(estimator: Any, prime: Any, n_steps: int, *, feedback: Optional[Cal
                 k = int(rng.choice(len(z), p=_softmax(z / temperature)))
             y = estimator.classes_[k]
         else:
-            y = z
+            y = estimator._unscaled(z)                                 # in the targets' units
         results.append(y)
-        x = np.asarray(feed(y), np.float64).reshape(1, I)
+        x = estimator._scale_inputs(np.asarray(feed(y), np.float64).reshape(1, I))
         h_t, state = rnn.step(x.astype(rnn.dtype), state)
         h = np.asarray(h_t, np.float64)
     if classifier:

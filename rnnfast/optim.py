@@ -43,6 +43,9 @@ Schedules, on torch's semantics (call ``scheduler.step()`` after ``optimizer.ste
                         metric improving on the best by more than ``threshold`` (relative: best·(1 ∓ thr),
                         absolute: best ∓ thr), then ``cooldown`` epochs before counting again; changes
                         smaller than ``eps`` are skipped.
+    CosineAnnealingLR:  γ_t = η_min + (γ_0 − η_min)·(1 + cos(π t / T_max))/2 after t calls of ``step()``,
+                        computed as torch computes it (a ratio of consecutive cosines applied to the current
+                        γ, so a γ changed by hand is annealed from where it is).
 """
 from __future__ import annotations
 
@@ -56,7 +59,8 @@ from ._module import Parameter
 from ._threads import zero_arrays
 from ._validation import check_choice, check_int, check_nonnegative, check_parameters, check_real
 
-__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "LRScheduler", "StepLR", "ReduceLROnPlateau"]
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "LRScheduler", "StepLR", "ReduceLROnPlateau",
+           "CosineAnnealingLR"]
 
 
 def _check_rate(name: str, value: Any) -> float:
@@ -442,4 +446,26 @@ class ReduceLROnPlateau(LRScheduler):
                     group["lr"] = new
             self.cooldown_counter = self.cooldown
             self.num_bad_epochs = 0
+        self._record_lr()
+
+
+class CosineAnnealingLR(LRScheduler):
+    """Anneal the learning rate from its initial value to ``eta_min`` over ``T_max`` calls of ``step()``,
+    along half a cosine (torch's ``CosineAnnealingLR``, with its recursive update; past ``T_max`` the
+    cosine continues and the rate rises again, as in torch)."""
+
+    def __init__(self, optimizer: Optimizer, T_max: int, eta_min: float = 0.0) -> None:
+        self.T_max = check_int("T_max", T_max, 1)
+        self.eta_min = check_nonnegative("eta_min", eta_min)
+        super().__init__(optimizer)
+
+    def step(self) -> None:
+        self.last_epoch += 1
+        t, T, lo = self.last_epoch, self.T_max, self.eta_min
+        for group, base in zip(self.optimizer.param_groups, self.base_lrs):
+            if (t - 1 - T) % (2 * T) == 0:               # the trough: restart the climb from eta_min
+                group["lr"] = group["lr"] + (base - lo) * (1 - math.cos(math.pi / T)) / 2
+            else:
+                group["lr"] = ((1 + math.cos(math.pi * t / T)) / (1 + math.cos(math.pi * (t - 1) / T))
+                               * (group["lr"] - lo) + lo)
         self._record_lr()

@@ -27,16 +27,14 @@ import numpy as np
 from .distributed import Communicator
 
 if TYPE_CHECKING:                                         # imported lazily at run time: see _estimator_classes
-    from .estimators import _SequenceEstimator
+    from .estimators._base import _SequenceEstimator
 
 __all__ = ["save", "load", "FORMAT_VERSION"]
 
 FORMAT_NAME = "rnnfast-estimator"
 FORMAT_VERSION = 1
 _META_KEY = "__metadata__"
-# Learned attributes kept in the metadata (JSON), beyond the weights and classes_.
-_FITTED_ATTRS = ("n_features_in_", "input_size_", "fit_layout_", "n_outputs_", "history_", "n_epochs_",
-                 "best_epoch_", "_output", "_arch", "_y_has_output_axis")
+# The learned attributes kept in the metadata are each estimator class's ``_persisted_attrs``.
 
 
 def _estimator_classes() -> dict[str, type[_SequenceEstimator]]:
@@ -51,6 +49,8 @@ def _jsonable(value: Any) -> Any:
         return None
     if isinstance(value, np.generic):
         return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()                             # floats round-trip exactly through JSON
     if isinstance(value, np.dtype) or (isinstance(value, type) and issubclass(value, np.generic)):
         return np.dtype(value).name                       # dtype=np.float32 → "float32"
     if isinstance(value, dict):
@@ -71,7 +71,8 @@ def save(estimator: Any, path: str | os.PathLike) -> str:
     estimator._check_fitted()
     path = os.fspath(path)
     arrays = dict(estimator._get_weights())
-    fitted = {name: _jsonable(getattr(estimator, name)) for name in _FITTED_ATTRS if hasattr(estimator, name)}
+    fitted = {name: _jsonable(getattr(estimator, name)) for name in type(estimator)._persisted_attrs
+              if hasattr(estimator, name)}
     if hasattr(estimator, "classes_"):
         classes_ = np.asarray(estimator.classes_)
         if classes_.dtype.kind == "O":                    # labels kept as Python objects (str or int)
@@ -160,7 +161,7 @@ def load(path: str | os.PathLike) -> Any:
         fitted = dict(meta["fitted"])
         classes_dtype = fitted.pop("classes_dtype", None)
         for name, value in fitted.items():
-            if name not in _FITTED_ATTRS:
+            if name not in cls._persisted_attrs:
                 raise ValueError(f"unknown fitted attribute {name!r}")
             setattr(est, name, value)
         if "classes_" in data:

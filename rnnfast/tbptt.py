@@ -24,37 +24,17 @@ after a pass, ``.grad`` holds the TBPTT gradient Σ_j ∇_j of the whole stream 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Iterator, List, Optional, Protocol, Sequence, Tuple, Union, overload
+from typing import Any, Callable, Iterable, Iterator, List, Optional, Sequence, Tuple, Union, overload
 
 import numpy as np
 
+from ._engine import Engine, _Head, _Layer
 from ._module import Parameter
 from ._validation import check_int, check_positive
-from .clip import clip_grad_norm_
 
 __all__ = ["chunk_bounds", "iter_chunks", "detach_state", "TruncatedBPTT", "TBPTTResult"]
 
 LossFn = Callable[[np.ndarray, Any], Tuple[Any, np.ndarray]]
-
-
-class _Layer(Protocol):
-    """What :class:`TruncatedBPTT` uses of ``layer`` (``rnnfast.Elman`` / ``LSTM`` / ``GRU``)."""
-
-    def __call__(self, x: Any, hx: Any, /) -> Any: ...                 # -> (out, state)
-
-    def backward(self, dout: Any, dstate: Any, /) -> Any: ...
-
-    def parameters(self) -> List[Parameter]: ...
-
-
-class _Head(Protocol):
-    """What :class:`TruncatedBPTT` uses of ``head`` (e.g. ``rnnfast.Linear``)."""
-
-    def __call__(self, x: Any, /) -> Any: ...
-
-    def backward(self, dy: Any, /) -> Any: ...
-
-    def parameters(self) -> List[Parameter]: ...
 
 
 class ChunkBounds(Sequence[Tuple[int, int]]):
@@ -211,23 +191,14 @@ class TruncatedBPTT:
         shape = np.shape(x_chunk)
         if len(shape) > self.time_axis and shape[self.time_axis] == 0:
             raise ValueError("x_chunk has no timesteps; every chunk needs at least one step")
-        out, new_state = self.layer(x_chunk, state)                  # (k, B, H) in the layer's layout
-        pred = self.head(out) if self.head is not None else out
-        value, dpred = self._call_loss(pred, target_chunk)
-        params = self.parameters()
-        saved = None if self.optimizer is not None else [p.grad.copy() for p in params]
-        for p in params:
-            p.grad[...] = 0                                           # this chunk's gradient alone
-        dout = self.head.backward(dpred) if self.head is not None else dpred
-        self.layer.backward(dout, None)                              # dh_n = 0: the gradient is cut here
-        if self.max_norm is not None:
-            clip_grad_norm_(params, self.max_norm)
-        if self.optimizer is not None:
-            self.optimizer.step()
-        else:
-            assert saved is not None                                  # saved exactly when there is no optimizer
-            for p, g in zip(params, saved):
-                p.grad += g                                           # Σ_j ∇_j
+
+        def objective(out: np.ndarray) -> Tuple[float, float, np.ndarray]:
+            pred = self.head(out) if self.head is not None else out
+            value, dpred = self._call_loss(pred, target_chunk)
+            return value, 1.0, (self.head.backward(dpred) if self.head is not None else dpred)
+
+        engine = Engine(self.layer, self.head, self.optimizer, self.max_norm)
+        value, _, new_state = engine.step(x_chunk, state, objective)
         return value, detach_state(new_state)
 
     def _call_loss(self, pred: np.ndarray, target: Any) -> Tuple[float, np.ndarray]:

@@ -18,8 +18,8 @@ import numpy as np
 # validation split; "regressor" scores every step of equal-length sequences with two outputs.
 CONFIGS = {
     "classifier": dict(n=101, ragged=True, params=dict(
-        output="last", batch_size=7, tbptt=4, clip_norm=0.1, max_epochs=4, n_iter_no_change=2,
-        validation_fraction=0.1)),
+        output="last", readout="last", batch_size=7, tbptt=4, clip_norm=0.1, max_epochs=4, n_iter_no_change=2,
+        early_stopping=True, validation_fraction=0.1)),
     "regressor": dict(n=50, ragged=False, params=dict(
         output="sequence", batch_size=16, clip_norm=None, max_epochs=3, n_iter_no_change=None,
         validation_fraction=None, optimizer="sgd", lr=0.05)),

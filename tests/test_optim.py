@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from rnnfast import Parameter
-from rnnfast.optim import SGD, Adam, AdamW, ReduceLROnPlateau, RMSprop, StepLR
+from rnnfast.optim import SGD, Adam, AdamW, CosineAnnealingLR, ReduceLROnPlateau, RMSprop, StepLR
 
 SHAPES = [(3, 4), (5,), (2, 3, 2)]
 N_STEPS = 20
@@ -220,6 +220,27 @@ def test_step_lr_matches_torch(step_size, gamma):
         tsched.step()
         assert sched.get_last_lr() == tsched.get_last_lr()
         assert opt.lr == topt.param_groups[0]["lr"]
+
+
+@pytest.mark.parametrize("T_max, eta_min", [(1, 0.0), (5, 0.0), (7, 0.01)])
+def test_cosine_annealing_matches_torch_through_two_periods(T_max, eta_min):
+    torch = pytest.importorskip("torch")
+    opt = Adam(_params(), lr=0.3)
+    topt = torch.optim.Adam([torch.zeros(1, requires_grad=True)], lr=0.3)
+    sched = CosineAnnealingLR(opt, T_max, eta_min)
+    tsched = torch.optim.lr_scheduler.CosineAnnealingLR(topt, T_max, eta_min)
+    assert sched.get_last_lr() == tsched.get_last_lr()
+    for t in range(1, 2 * T_max + 3):
+        topt.step()
+        sched.step()
+        tsched.step()
+        assert sched.get_last_lr() == pytest.approx(tsched.get_last_lr(), rel=1e-15, abs=1e-17), t
+    sched = CosineAnnealingLR(Adam(_params(), lr=0.3), 10)
+    for _ in range(10):
+        sched.step()
+    assert sched.get_last_lr() == pytest.approx([0.0], abs=1e-17)      # annealed to eta_min at T_max
+    with pytest.raises(ValueError, match="T_max"):
+        CosineAnnealingLR(opt, 0)
 
 
 # metric sequences with improvements, plateaus and noise below the threshold

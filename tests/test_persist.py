@@ -27,7 +27,7 @@ def data():
 def classifier(data):
     X, _ = data
     labels = np.array(["cat", "dog", "emu"], dtype=object)[np.argmax(X[:, -1], axis=1)]
-    return SequenceClassifier(cell="elman", num_layers=2, **FAST).fit(X, labels)
+    return SequenceClassifier(cell="elman", num_layers=2, early_stopping=True, window=2, **FAST).fit(X, labels)
 
 
 def _predictions(est, X):
@@ -58,7 +58,10 @@ def test_round_trip_classifier_with_object_labels(tmp_path, data, classifier):
     assert loaded.classes_.dtype == object and list(loaded.classes_) == ["cat", "dog", "emu"]
     assert loaded.history_ == classifier.history_ and loaded.n_epochs_ == classifier.n_epochs_
     assert loaded.best_epoch_ == classifier.best_epoch_
-    assert loaded.n_features_in_ == 3
+    assert loaded.n_features_in_ == 3 and loaded.window_ == 2 and loaded.rnn_.input_size == 6
+    assert loaded.loss_curve_ == classifier.loss_curve_ and loaded.n_updates_ == classifier.n_updates_
+    np.testing.assert_array_equal(loaded.input_mean_, classifier.input_mean_)   # exact through JSON
+    np.testing.assert_array_equal(loaded.input_scale_, classifier.input_scale_)
     assert_same_predictions(classifier, loaded, X)
     assert loaded.score(X, classifier.predict(X)) == 1.0
 

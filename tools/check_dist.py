@@ -40,7 +40,7 @@ def check_sdist(path: Path, source: Path) -> list[str]:
     errors = []
     expected = {"setup.py", "pyproject.toml", "README.md", "MANIFEST.in", "rnnfast/py.typed",
                 "rnnfast/_recurrent.pyi"}
-    for pattern in ("csrc/*.pyx", "csrc/*.pxd", "csrc/*.h", "rnnfast/*.py", "tests/*.py"):
+    for pattern in ("csrc/*.pyx", "csrc/*.pxd", "csrc/*.h", "rnnfast/**/*.py", "tests/*.py"):
         expected |= {p.relative_to(source).as_posix() for p in source.glob(pattern)}
     expected.discard("rnnfast/_build_info.py")
     errors += [f"sdist: missing {n}" for n in sorted(expected - names)]

@@ -1,0 +1,54 @@
+r"""scikit-learn estimators that train rnnfast's recurrent layers: ``fit`` / ``predict`` without a loop.
+
+Model (one network, two heads of the same shape)::
+
+    x̃_t = (x_t − μ) / σ                     per-feature standardization learned in fit (``scale``)
+    x'_τ = [x̃_{kτ}, …, x̃_{kτ+k−1}]          time-delay window of k steps, stride k (``window``)
+    h_τ = Elman, LSTM or GRU stack (``cell``, ``hidden_size``, ``num_layers``) over x'_1 … x'_T'   (T', B, D·H)
+    f   = readout(h) over each sequence's own steps ("meanmax": [mean_τ h_τ, max_τ h_τ])  (B, F)
+    z   = f Wᵀ + b                                                                        (B, O)
+
+``output="sequence"`` (many-to-many, no window) reads z_t = h_t Wᵀ + b at every step t ≤ T_b instead.
+Objective, a (weighted) mean over the N scored entries of a batch:
+
+    SequenceClassifier:  L = Σ w·(−log softmax(z)_y) / Σ w        (O = n_classes; binary is 2-class softmax)
+    SequenceRegressor:   L = Σ w·½ (z − ỹ)² / Σ w                 (ỹ: standardized targets; N counts outputs)
+
+with w the sequences' ``sample_weight`` × ``class_weight`` (1 by default).
+
+Training (``rnnfast._engine``, shared with :class:`~rnnfast.TruncatedBPTT`): mini-batches reshuffled every
+epoch, BPTT through each whole sequence (or truncated every ``tbptt`` steps: the state flows on, the
+gradient stops at chunk boundaries and each chunk makes one update), clipping to ``clip_norm``, an
+optimizer step, and the learning rate annealed along a cosine over the budget of ``max_updates``
+mini-batches (whole epochs: a training set of 40 sequences trains as many updates as one of 40,000).
+Early stopping is off by default, as in scikit-learn's MLP. All randomness (initial weights, dropout,
+shuffling, the validation split) comes from ``random_state``, so the same seed gives the same model bit for
+bit on the same thread count. A KeyboardInterrupt ends training cleanly after one complete epoch: the
+model keeps that epoch's (or the best epoch's) weights, its attributes describe it, and it warns.
+
+Data-parallel training (``comm``, see :mod:`rnnfast.distributed`): run the same script on every rank
+(``mpiexec -n 4 python train.py``) with the same X, y and an int ``random_state``. The ranks draw the same
+batches and each runs its shard of every mini-batch; each update averages the ranks' gradients (weighted
+by their scored entries, one Allreduce), then clips and steps, so the model equals single-process
+training on the same seed up to float rounding (with ``dropout`` > 0 the ranks draw different masks, so
+it is a different sample of the same training). Rank 0's initial weights are broadcast, every rank ends
+with the same model; only rank 0 shows progress and writes ``save``. ``comm=None`` (the default) trains
+in this process alone and never imports mpi4py; ``comm="auto"`` uses MPI when an MPI launcher started
+more than one rank and mpi4py is installed, and is the same as None otherwise.
+
+Inputs ``X``: a float array (n_samples, T, n_features); a 2-D array (n_samples, T) of univariate
+sequences; or a list of (T_i, n_features) / (T_i,) arrays of different lengths, padded internally and
+run with the kernels' ``lengths``. ``n_features_in_`` is the number of features per step, except for a
+2-D X, where it is X's number of columns (T), as scikit-learn's contract for tables requires (predict
+then needs the same number of columns; a 3-D X of one feature may have any T).
+
+scikit-learn is optional: with it installed the estimators inherit its ``BaseEstimator`` and mixins (and
+pass ``check_estimator``); without it a minimal base class provides the same ``get_params``,
+``set_params`` and ``repr``.
+"""
+from ._classifier import SequenceClassifier
+from ._compat import NotFittedError, _MinimalBaseEstimator
+from ._data import _softmax
+from ._regressor import SequenceRegressor
+
+__all__ = ["SequenceClassifier", "SequenceRegressor", "NotFittedError"]

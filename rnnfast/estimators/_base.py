@@ -1,0 +1,694 @@
+"""What both estimators share: parameters, ``fit`` / ``partial_fit``, the training loop and inference."""
+from __future__ import annotations
+
+import math
+import numbers
+import os
+import sys
+import warnings
+from typing import Any, Optional
+
+import numpy as np
+
+from .. import distributed, optim
+from .._engine import Diverged, Engine
+from .._module import resolve_dtype
+from .._threads import get_num_threads, set_num_threads
+from .._validation import check_choice, check_int, check_nonnegative, check_positive, check_real
+from ..layers import GRU, LSTM, Elman, Linear
+from ..tbptt import chunk_bounds
+from ._compat import BaseEstimator, ConvergenceWarning, NotFittedError
+from ._data import (_auto_window, _check_target_rows, _check_X, _input_scaler, _make_rng, _scaled, _Sequences,
+                    _windowed)
+from ._network import READOUTS, readout_backward, readout_forward, readout_width
+
+_CELLS = {"lstm": "lstm", "gru": "gru", "elman": "elman", "rnn": "elman"}   # "rnn": rnnfast.RNN is Elman
+_NONLINEARITIES = ("tanh", "relu", "sigmoid")
+_OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
+_OUTPUTS = ("last", "sequence")
+_SCHEDULES = ("cosine", "constant")
+_SGD_MOMENTUM = 0.9          # optimizer="sgd" uses momentum, as scikit-learn's MLP does
+_PREDICT_CHUNK = 1024        # sequences per forward at inference (bounds the memory of predict)
+_WINDOW_STEPS = 64           # window="auto" cuts sequences to at most this many recurrent steps
+_MIN_EPOCH_UPDATES = 20      # early stopping: an epoch of fewer updates counts as a fraction of one
+_PROGRESS_LINES = 10         # verbose without tqdm: about this many lines per fit
+
+
+class _Progress:
+    """Progress on stderr: a tqdm bar when tqdm is installed, else about ``_PROGRESS_LINES`` plain lines."""
+
+    def __init__(self, enabled: bool, total: int, desc: str):
+        self.bar = None
+        self.enabled, self.total, self.desc = enabled, total, desc
+        self.every = max(1, math.ceil(total / _PROGRESS_LINES))
+        if enabled:
+            try:
+                from tqdm.auto import tqdm
+            except ImportError:
+                tqdm = None
+            if tqdm is not None:
+                self.bar = tqdm(total=total, desc=desc, unit="epoch", file=sys.stderr, leave=True)
+
+    def update(self, epoch: int, metrics: dict[str, float]) -> None:
+        if not self.enabled:
+            return
+        if self.bar is not None:
+            self.bar.set_postfix({k: f"{v:.4g}" for k, v in metrics.items()}, refresh=False)
+            self.bar.update(1)
+        elif epoch % self.every == 0 or epoch == self.total:
+            parts = ", ".join(f"{k} {v:.4g}" for k, v in metrics.items())
+            print(f"{self.desc}: epoch {epoch}/{self.total}: {parts}", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+class _Interrupted(Exception):
+    """A KeyboardInterrupt during fit, carried to where the estimator's state is settled."""
+
+
+class _SequenceEstimator(BaseEstimator):
+    """Training and inference shared by both estimators; subclasses define the targets, head and loss."""
+
+    # Learned attributes that describe a fit, restored when a fit is interrupted before its first epoch
+    # (the weights rnn_ / head_ included) and saved by rnnfast.persist (besides the weights).
+    _persisted_attrs: tuple[str, ...] = ("n_features_in_", "input_size_", "fit_layout_", "window_", "input_mean_",
+                        "input_scale_", "loss_curve_", "validation_scores_", "best_loss_",
+                        "best_validation_score_", "n_iter_", "n_updates_", "t_", "history_", "n_epochs_",
+                        "best_epoch_", "_output", "_arch")
+    input_mean_: Optional[np.ndarray]
+    input_scale_: Optional[np.ndarray]
+    history_: dict[str, list[float]]
+
+    def __init__(self, *, cell: str = "lstm", hidden_size: int = 64, num_layers: int = 1,
+                 nonlinearity: str = "tanh", dropout: float = 0.0, bidirectional: bool = False,
+                 output: str = "last", readout: str = "meanmax", window: Any = "auto", scale: bool = True,
+                 optimizer: str = "adam", lr: float = 0.01, lr_schedule: str = "cosine",
+                 weight_decay: float = 0.0, batch_size: int = 32, max_updates: Optional[int] = 2000,
+                 max_epochs: Optional[int] = None, clip_norm: Optional[float] = 1.0, tbptt: Optional[int] = None,
+                 early_stopping: bool = False, validation_fraction: Optional[float] = 0.1,
+                 n_iter_no_change: Optional[int] = 10, tol: float = 1e-4, warm_start: bool = False,
+                 random_state: Any = None, n_threads: Optional[int] = None, verbose: int = 0,
+                 dtype: str = "float32", comm: Any = None):
+        self.cell = cell
+        self.hidden_size = hidden_size
+        self.num_layers = num_layers
+        self.nonlinearity = nonlinearity
+        self.dropout = dropout
+        self.bidirectional = bidirectional
+        self.output = output
+        self.readout = readout
+        self.window = window
+        self.scale = scale
+        self.optimizer = optimizer
+        self.lr = lr
+        self.lr_schedule = lr_schedule
+        self.weight_decay = weight_decay
+        self.batch_size = batch_size
+        self.max_updates = max_updates
+        self.max_epochs = max_epochs
+        self.clip_norm = clip_norm
+        self.tbptt = tbptt
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
+        self.warm_start = warm_start
+        self.random_state = random_state
+        self.n_threads = n_threads
+        self.verbose = verbose
+        self.dtype = dtype
+        self.comm = comm
+
+    # ---- scikit-learn metadata --------------------------------------------------------------------
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.three_d_array = True         # (n_samples, T, n_features)
+        return tags
+
+    # ---- parameters -------------------------------------------------------------------------------
+    def _checked_params(self) -> dict[str, Any]:
+        """The constructor parameters, validated (each error names its parameter); they stay unchanged."""
+        p = dict(
+            cell=_CELLS[check_choice("cell", self.cell, tuple(_CELLS))],
+            hidden_size=check_int("hidden_size", self.hidden_size, 1),
+            num_layers=check_int("num_layers", self.num_layers, 1),
+            nonlinearity=check_choice("nonlinearity", self.nonlinearity, _NONLINEARITIES),
+            dropout=check_real("dropout", self.dropout, 0.0, 1.0, high_inclusive=False),
+            bidirectional=check_choice("bidirectional", self.bidirectional, (False, True)),
+            output=check_choice("output", self.output, _OUTPUTS),
+            readout=check_choice("readout", self.readout, READOUTS),
+            scale=check_choice("scale", self.scale, (False, True)),
+            optimizer=check_choice("optimizer", self.optimizer, _OPTIMIZERS),
+            lr=check_positive("lr", self.lr),
+            lr_schedule=check_choice("lr_schedule", self.lr_schedule, _SCHEDULES),
+            weight_decay=check_nonnegative("weight_decay", self.weight_decay),
+            batch_size=check_int("batch_size", self.batch_size, 1),
+            max_updates=None if self.max_updates is None else check_int("max_updates", self.max_updates, 1),
+            max_epochs=None if self.max_epochs is None else check_int("max_epochs", self.max_epochs, 1),
+            clip_norm=None if self.clip_norm is None else check_positive("clip_norm", self.clip_norm),
+            tbptt=None if self.tbptt is None else check_int("tbptt", self.tbptt, 1),
+            early_stopping=check_choice("early_stopping", self.early_stopping, (False, True)),
+            validation_fraction=(0.0 if self.validation_fraction is None else
+                                 check_real("validation_fraction", self.validation_fraction, 0.0, 1.0,
+                                            high_inclusive=False)),
+            n_iter_no_change=(None if self.n_iter_no_change is None
+                              else check_int("n_iter_no_change", self.n_iter_no_change, 1)),
+            tol=check_nonnegative("tol", self.tol),
+            warm_start=check_choice("warm_start", self.warm_start, (False, True)),
+            n_threads=None if self.n_threads is None else check_int("n_threads", self.n_threads, 1),
+            verbose=check_int("verbose", int(self.verbose) if isinstance(self.verbose, bool) else self.verbose, 0),
+        )
+        if isinstance(self.window, str):
+            p["window"] = check_choice("window", self.window, ("auto",))
+        else:
+            p["window"] = 1 if self.window is None else check_int("window", self.window, 1)
+        if p["max_updates"] is None and p["max_epochs"] is None:
+            raise ValueError("max_updates and max_epochs are both None: set at least one training budget")
+        if p["bidirectional"] and p["tbptt"] is not None:
+            raise ValueError("tbptt: truncated BPTT needs a unidirectional cell (the reverse direction reads "
+                             "each whole sequence); use tbptt=None with bidirectional=True")
+        if p["output"] == "last" and p["tbptt"] is not None and p["readout"] != "last":
+            raise ValueError(f"readout={self.readout!r} pools over every step, which truncated BPTT cannot "
+                             f"backpropagate through; use readout='last' with tbptt, or tbptt=None")
+        if p["output"] == "sequence" and isinstance(p["window"], int) and p["window"] > 1:
+            raise ValueError(f"window={self.window!r}: output='sequence' needs one output per input step; use "
+                             f"window=1 (window='auto' is 1 there)")
+        try:
+            p["dtype"] = resolve_dtype(self.dtype)
+        except ValueError as exc:
+            raise ValueError(f"dtype: {exc}") from None
+        return p
+
+    # ---- subclass hooks ---------------------------------------------------------------------------
+    def _encode_targets(self, y: Any, seqs: _Sequences, first: bool, classes: Any = None,
+                        weights: Optional[np.ndarray] = None) -> np.ndarray:
+        """The targets encoded for the loss ("last": (n,) or (n, k); "sequence": (T, n) or (T, n, k),
+        time-major); ``first``: this fit starts a model, so store what the targets teach (classes_, …,
+        with the sequences' ``weights``)."""
+        raise NotImplementedError
+
+    def _loss_weights(self, weights: Optional[np.ndarray], targets: np.ndarray) -> Optional[np.ndarray]:
+        """Per-sequence loss weights (n,) or None (all 1): the sample weights (the classifier adds its
+        class weights)."""
+        return weights
+
+    @staticmethod
+    def _check_sample_weight(sample_weight: Any, n: int) -> Optional[np.ndarray]:
+        """``sample_weight`` as (n,) float64 weights, finite and >= 0, or None."""
+        if sample_weight is None:
+            return None
+        w = np.asarray(sample_weight, dtype=np.float64)
+        if w.ndim == 0:
+            w = np.full(n, float(w))
+        if w.shape != (n,):
+            raise ValueError(f"sample_weight must have shape (n_samples,) = ({n},), got {w.shape}")
+        if not np.isfinite(w).all() or (w < 0).any():
+            raise ValueError("sample_weight must be finite and >= 0")
+        if not w.any():
+            raise ValueError("sample_weight is zero for every sample: nothing to train on")
+        return w
+
+    def _loss(self, z: np.ndarray, target: np.ndarray, mask: Optional[np.ndarray]) -> tuple[float, np.ndarray]:
+        raise NotImplementedError
+
+    def _metric(self, z: np.ndarray, target: np.ndarray, weights: Optional[np.ndarray]) -> float:
+        raise NotImplementedError
+
+    def _n_head_outputs(self) -> int:
+        raise NotImplementedError
+
+    # ---- fit --------------------------------------------------------------------------------------
+    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> "_SequenceEstimator":
+        """Train on sequences ``X`` with targets ``y`` for the update budget; returns self.
+
+        With ``warm_start=True`` and a fitted model, training continues from its weights, scaling, window
+        and optimizer state (a new learning-rate schedule over this call's budget). ``sample_weight``
+        (n_samples,) weights each sequence's loss (the mean over a batch is weighted).
+        """
+        return self._fit(X, y, sample_weight, partial=False)
+
+    def _fit(self, X: Any, y: Any, sample_weight: Any, partial: bool, classes: Any = None) -> "_SequenceEstimator":
+        p = self._checked_params()
+        continuing = (partial or p["warm_start"]) and hasattr(self, "rnn_")
+        seqs = _check_X(X, p["dtype"] if not continuing else self.rnn_.dtype)
+        previous = dict(self.__dict__)                      # the estimator as it was, for an interrupt
+        weights_before = self._get_weights() if continuing else None
+        try:
+            sw = self._check_sample_weight(sample_weight, seqs.n)
+            if continuing:
+                seqs = self._prepared(self._check_X_fitted(seqs))
+                targets = self._encode_targets(y, seqs, first=False)
+            else:
+                self._start(seqs, p, sw)
+                targets = self._encode_targets(y, seqs, first=True, classes=classes, weights=sw)
+                seqs = self._prepared(seqs)
+            weights = self._loss_weights(sw, targets)
+            comm = self._comm()
+            if not continuing:
+                self._build(self._rng, rank=0 if comm is None else comm.rank)
+                self._optimizer = self._make_optimizer(p)
+            self._train(seqs, targets, weights, p, comm, partial, continuing)
+        except _Interrupted:
+            # Interrupted before one epoch was complete: nothing to keep, the estimator is as it was.
+            self.__dict__.clear()
+            self.__dict__.update(previous)
+            if weights_before is not None:
+                self._set_weights(weights_before)
+            raise KeyboardInterrupt from None
+        return self
+
+    def _start(self, seqs: _Sequences, p: dict[str, Any], weights: Optional[np.ndarray]) -> None:
+        """Fix what a new model is made of: the input's shape, scaling, window and architecture."""
+        for name in self._persisted_attrs + ("classes_", "n_outputs_"):
+            self.__dict__.pop(name, None)                     # from an earlier fit
+        self._rng = _make_rng(self.random_state)
+        self._output = p["output"]
+        self.n_features_in_ = seqs.T if seqs.layout == "2d" else seqs.x.shape[2]
+        self.input_size_ = seqs.x.shape[2]
+        self.fit_layout_ = seqs.layout
+        if p["scale"]:
+            self.input_mean_, self.input_scale_ = _input_scaler(seqs, weights)
+        else:
+            self.input_mean_ = self.input_scale_ = None
+        if p["window"] == "auto":
+            longest = seqs.T if seqs.lengths is None else int(seqs.lengths.max())
+            self.window_ = 1 if p["output"] == "sequence" else _auto_window(longest, _WINDOW_STEPS)
+        else:
+            self.window_ = p["window"]
+        self._arch = {k: p[k] for k in ("cell", "hidden_size", "num_layers", "nonlinearity", "dropout",
+                                        "bidirectional", "readout")}
+        self._arch["dtype"] = p["dtype"].name
+
+    def _scale_inputs(self, x: np.ndarray) -> np.ndarray:
+        """Steps (…, I) standardized as fit learned (unchanged with ``scale=False``)."""
+        if getattr(self, "input_mean_", None) is None:                 # scale=False, or a version-1 file
+            return x
+        return (x - np.asarray(self.input_mean_)) / np.asarray(self.input_scale_)
+
+    def _prepared(self, seqs: _Sequences) -> _Sequences:
+        """The sequences as the network reads them: scaled, then windowed."""
+        if getattr(self, "input_mean_", None) is not None:             # None: scale=False, or a version-1 file
+            seqs = _scaled(seqs, np.asarray(self.input_mean_), np.asarray(self.input_scale_))
+        return _windowed(seqs, getattr(self, "window_", 1))
+
+    def _comm(self) -> Optional[distributed.Communicator]:
+        """The communicator of data-parallel training; None when this process trains alone."""
+        if self.comm is None:
+            return None
+        try:
+            comm = distributed.get_comm(self.comm)
+        except ValueError as exc:
+            raise ValueError(f"comm: {exc}") from None
+        return comm if comm.size > 1 else None
+
+    def _build(self, rng: np.random.Generator, rank: int = 0) -> None:
+        """Fresh layers with seeds drawn from ``rng`` (initial weights and dropout masks)."""
+        seed_rnn, seed_head = (int(v) for v in rng.integers(0, 2**63 - 1, size=2))
+        if rank:    # data-parallel: rank 0's weights are broadcast; each rank draws its own dropout masks
+            seed_rnn = int(np.random.SeedSequence([seed_rnn, rank]).generate_state(1, np.uint64)[0] >> 1)
+        self.rnn_, self.head_ = self._make_layers(seed_rnn, seed_head)
+
+    def _make_layers(self, seed_rnn: Optional[int] = None, seed_head: Optional[int] = None) -> tuple[Any, Linear]:
+        """The recurrent stack and the Linear head that ``_arch`` (fixed at fit) describes."""
+        a = self._arch
+        common = dict(dropout=a["dropout"], bidirectional=a.get("bidirectional", False), dtype=a["dtype"],
+                      seed=seed_rnn)
+        input_size = self.input_size_ * getattr(self, "window_", 1)
+        rnn: Elman | LSTM | GRU
+        if a["cell"] == "elman":
+            rnn = Elman(input_size, a["hidden_size"], a["num_layers"], nonlinearity=a["nonlinearity"], **common)
+        else:
+            rnn = (LSTM if a["cell"] == "lstm" else GRU)(input_size, a["hidden_size"], a["num_layers"], **common)
+        width = a["hidden_size"] * (2 if common["bidirectional"] else 1)
+        if self._output == "last":
+            width = readout_width(a.get("readout", "last"), width)
+        return rnn, Linear(width, self._n_head_outputs(), dtype=a["dtype"], seed=seed_head)
+
+    def _make_optimizer(self, p: dict[str, Any]) -> optim.Optimizer:
+        params = self.rnn_.parameters() + self.head_.parameters()
+        lr, wd = p["lr"], p["weight_decay"]
+        if p["optimizer"] == "adam":
+            return optim.Adam(params, lr=lr, weight_decay=wd)
+        if p["optimizer"] == "adamw":
+            return optim.AdamW(params, lr=lr, weight_decay=wd)
+        if p["optimizer"] == "sgd":
+            return optim.SGD(params, lr=lr, momentum=_SGD_MOMENTUM, weight_decay=wd)
+        return optim.RMSprop(params, lr=lr, weight_decay=wd)
+
+    # ---- the training loop ------------------------------------------------------------------------
+    def _train(self, seqs: _Sequences, targets: np.ndarray, weights: Optional[np.ndarray], p: dict[str, Any],
+               comm: Optional[distributed.Communicator], partial: bool, continuing: bool) -> None:
+        rng = self._rng
+        if comm is not None:
+            data = [seqs.x, targets] + ([] if seqs.lengths is None else [seqs.lengths])
+            distributed.check_same_on_all_ranks(comm, data, "X and y")
+            if not isinstance(self.random_state, numbers.Integral):
+                rng = self._rng = np.random.default_rng(distributed.shared_seed(comm, rng))
+        n = seqs.n
+        validating = p["early_stopping"] and not partial
+        n_val = math.ceil(p["validation_fraction"] * n) if validating and p["validation_fraction"] > 0 else 0
+        early = validating and p["n_iter_no_change"] is not None          # stop and keep the best epoch
+        if n_val and n - n_val < 1:
+            raise ValueError(f"validation_fraction={self.validation_fraction} leaves no training sequence: "
+                             f"n_samples={n}; pass more samples or validation_fraction=None")
+        order = rng.permutation(n) if n_val else np.arange(n)
+        val_idx, train_idx = np.sort(order[:n_val]), np.sort(order[n_val:])
+        params = self.rnn_.parameters() + self.head_.parameters()
+        # data-parallel: rank 0's initial weights everywhere, and the gradients in one flat buffer
+        dp = None if comm is None else distributed.DataParallel(params, comm)
+        opt = self._optimizer
+        opt.lr = p["lr"]
+        engine = Engine(self.rnn_, self.head_, opt, p["clip_norm"], dp, check_finite=True)
+
+        batches = math.ceil(len(train_idx) / p["batch_size"])          # per epoch
+        if partial:
+            epochs = 1
+        else:
+            limits = [p["max_epochs"] if p["max_epochs"] is not None else math.inf,
+                      math.ceil(p["max_updates"] / batches) if p["max_updates"] is not None else math.inf]
+            epochs = int(min(limits))
+        scheduler = (optim.CosineAnnealingLR(opt, epochs * batches)
+                     if p["lr_schedule"] == "cosine" and not partial else None)
+        patience = (p["n_iter_no_change"] or 0) * max(1.0, _MIN_EPOCH_UPDATES / batches)   # in epochs
+
+        loss_curve = list(getattr(self, "loss_curve_", [])) if continuing else []
+        val_scores = list(getattr(self, "validation_scores_", None) or []) if continuing else []
+        val_losses = list(self.history_.get("val_loss", [])) if continuing and hasattr(self, "history_") else []
+        n_updates = getattr(self, "n_updates_", 0) if continuing else 0
+        seen = getattr(self, "t_", 0) if continuing else 0
+        done_before = len(loss_curve)
+        best, best_epoch, since_best = math.inf, 0, 0.0
+        best_state = last_state = None
+        interrupted = False
+        progress = _Progress(p["verbose"] > 0 and (comm is None or comm.rank == 0), epochs,
+                             f"{type(self).__name__}[{p['cell']}]")
+        try:
+            with _num_threads(p["n_threads"]):
+                for epoch in range(1, epochs + 1):
+                    self.rnn_.train()
+                    perm = train_idx[rng.permutation(len(train_idx))]
+                    total, count = 0.0, 0.0
+                    for batch, start in enumerate(range(0, len(perm), p["batch_size"]), 1):
+                        idx = perm[start:start + p["batch_size"]]
+                        try:
+                            s, c = self._train_batch(seqs, targets, weights, idx, engine, p)
+                        except Diverged as exc:
+                            self.rnn_.eval()
+                            raise FloatingPointError(
+                                f"training diverged in epoch {epoch}, batch {batch}: the loss is {exc.loss} or a "
+                                f"gradient is not finite; the model keeps the weights from before that update. "
+                                f"Lower lr (now {self.lr}), set clip_norm (now {self.clip_norm}), shorten the "
+                                f"recurrence (window, tbptt) or train in dtype='float64'") from None
+                        if scheduler is not None:
+                            scheduler.step()
+                        total, count = total + s, count + c
+                        n_updates += 1
+                        seen += len(idx)
+                    epoch_loss = total / max(count, 1.0)
+                    if not math.isfinite(epoch_loss):
+                        raise FloatingPointError(
+                            f"the training loss diverged to {epoch_loss} in epoch {epoch}; lower lr (now "
+                            f"{self.lr}), shorten the recurrence (window, tbptt) or train in dtype='float64'")
+                    monitored = epoch_loss
+                    if n_val:
+                        val_loss, val_score = self._evaluate(seqs, targets, val_idx)
+                        monitored = val_loss
+                    # the epoch is complete: record it and the weights it ends with, together
+                    loss_curve.append(epoch_loss)
+                    if n_val:
+                        val_losses.append(val_loss)
+                        val_scores.append(val_score)
+                    last_state = (self.rnn_.state_dict(), self.head_.state_dict(), n_updates, seen)
+                    progress.update(epoch, {"loss": epoch_loss, **({"val_loss": val_loss, "val_score": val_score}
+                                                                    if n_val else {})})
+                    if early:
+                        since_best = 0.0 if monitored < best - p["tol"] else since_best + 1
+                        if monitored < best:
+                            best, best_epoch, best_state = monitored, done_before + epoch, last_state
+                        if since_best >= patience:
+                            break
+        except KeyboardInterrupt:
+            if last_state is None:
+                raise _Interrupted from None
+            interrupted = True
+        finally:
+            progress.close()
+        # keep the best epoch's weights (early stopping), or the last complete epoch's after an interrupt
+        kept = best_state if early and best_state is not None else (last_state if interrupted else None)
+        if kept is not None:
+            self.rnn_.load_state_dict(kept[0])
+            self.head_.load_state_dict(kept[1])
+        self.rnn_.eval()
+        if interrupted:
+            assert last_state is not None
+            n_updates, seen = last_state[2], last_state[3]
+        self.loss_curve_ = loss_curve
+        self.validation_scores_ = val_scores if n_val else None
+        self.best_validation_score_ = float(val_scores[best_epoch - 1]) if n_val and best_epoch else None
+        self.best_loss_ = None if n_val else float(min(loss_curve))
+        self.n_iter_ = self.n_epochs_ = len(loss_curve)
+        self.n_updates_, self.t_ = n_updates, seen
+        self.history_ = {"loss": list(loss_curve)}
+        if n_val:
+            self.history_.update(val_loss=val_losses, val_score=list(val_scores))
+        if early and best_epoch:
+            self.best_epoch_ = best_epoch
+        else:
+            self.__dict__.pop("best_epoch_", None)
+        if interrupted:
+            warnings.warn(f"Training interrupted by user after {len(loss_curve) - done_before} epoch(s): the "
+                          f"model keeps the weights of its {'best' if kept is best_state else 'last complete'} "
+                          f"epoch.", ConvergenceWarning, stacklevel=3)
+
+    def _train_batch(self, seqs: _Sequences, targets: np.ndarray, weights: Optional[np.ndarray],
+                     idx: np.ndarray, engine: Engine, p: dict[str, Any]) -> tuple[float, float]:
+        """One mini-batch: one update per truncation chunk (one chunk = full BPTT).
+
+        Data-parallel (``engine.dp``): ``idx`` is the whole batch, which fixes the chunks and the updates;
+        this rank runs its shard of it (possibly none of a chunk's sequences) and each update first
+        averages the ranks' gradients. Returns (Σ loss·entries, entries) over the chunks of the whole
+        batch, for the epoch's mean training loss.
+        """
+        dp = engine.dp
+        lengths = None if seqs.lengths is None else seqs.lengths[idx]             # (B,)
+        T = seqs.T if lengths is None else int(lengths.max())
+        batch_ends = np.full(len(idx), T, np.int64) if lengths is None else lengths   # (B,) steps per sequence
+        bounds = chunk_bounds(T, p["tbptt"] if p["tbptt"] is not None else max(T, 1))
+        idx, ends = (idx, batch_ends) if dp is None else (dp.shard(idx), dp.shard(batch_ends))  # this rank's
+        x = seqs.x[:T, idx]                                                        # (T, B, I)
+        tgt = targets[idx] if self._output == "last" else targets[:T, idx]
+        w = None if weights is None else weights[idx]                              # (B,)
+        L, B, H = p["num_layers"] * (2 if p["bidirectional"] else 1), len(idx), p["hidden_size"]
+        lstm = p["cell"] == "lstm"
+        h = np.zeros((L, B, H), p["dtype"])                                        # state carried over chunks
+        c = np.zeros((L, B, H), p["dtype"]) if lstm else None
+        loss_sum, entries = 0.0, 0.0
+        for s, e in bounds:
+            running = batch_ends > s
+            if not running.any():
+                break
+            # the batch updates after a chunk that scores something: every step, or a sequence's last step
+            update = self._output == "sequence" or bool(np.any(running & (batch_ends <= e)))
+            rows = np.flatnonzero(ends > s)                                        # sequences still running
+            all_rows = rows.size == B
+            lens = np.minimum(ends[rows] - s, e - s)                               # (B',) steps in this chunk
+
+            def objective(out: np.ndarray) -> tuple[float, float, Optional[np.ndarray]]:
+                if self._output == "last":
+                    done = np.flatnonzero(ends[rows] <= e)                         # sequences ending here
+                    if not done.size:
+                        return 0.0, 0.0, None
+                    sub = out if done.size == out.shape[1] else out[:, done]
+                    feats, cache = readout_forward(sub, lens[done], self._arch["readout"], H)  # (m, F')
+                    z = self.head_(feats)                                          # (m, O)
+                    wd = None if w is None else w[rows[done]]
+                    if wd is not None and not wd.any():
+                        return 0.0, 0.0, None                                      # every entry weighs 0
+                    value, dz = self._loss(z, tgt[rows[done]], wd)
+                    dsub = readout_backward(self.head_.backward(dz), cache, out.dtype)
+                    if sub is out:
+                        return value, float(done.size if wd is None else wd.sum()), dsub
+                    dout = np.zeros(out.shape, out.dtype)                          # (k, B', F) zero but there
+                    dout[:, done] = dsub
+                    return value, float(done.size if wd is None else wd.sum()), dout
+                z = self.head_(out)                                                # (k, B', O)
+                t_chunk = tgt[s:e] if all_rows else tgt[s:e, rows]
+                mask = (np.arange(e - s)[:, None] < lens[None, :]).astype(np.float64) \
+                    if lengths is not None else None
+                if w is not None:
+                    mask = (np.ones((e - s, rows.size)) if mask is None else mask) * w[rows][None, :]
+                    if not mask.any():
+                        return 0.0, 0.0, None                                      # every entry weighs 0
+                value, dz = self._loss(z, t_chunk, mask)
+                n_scored = float(lens.sum() if mask is None else mask.sum())
+                return value, n_scored, self.head_.backward(dz)                   # (k, B', H)
+
+            engine.zero_grad()
+            value, n_scored, new_state = 0.0, 0.0, None
+            if rows.size:
+                xc = x[s:e] if all_rows else x[s:e, rows]                          # (k, B', I)
+                if all_rows:
+                    state = (h, c) if lstm else h
+                else:
+                    state = (h[:, rows], c[:, rows]) if lstm else h[:, rows]       # type: ignore[index]
+                value, n_scored, new_state = engine.backprop(
+                    xc, state, objective, None if lengths is None else lens)
+            if update:
+                value, n_scored = engine.update(value, n_scored)
+                loss_sum += value * n_scored
+                entries += n_scored
+            if rows.size:
+                assert new_state is not None                                      # set exactly when rows.size
+                hn, cn = new_state if lstm else (new_state, None)
+                if all_rows:
+                    h, c = hn, cn
+                else:
+                    h[:, rows] = hn
+                    if lstm:
+                        assert c is not None
+                        c[:, rows] = cn
+        return loss_sum, entries
+
+    # ---- inference --------------------------------------------------------------------------------
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "rnn_"):
+            raise NotFittedError(f"This {type(self).__name__} instance is not fitted yet. Call 'fit' with "
+                                 f"appropriate arguments before using this estimator.")
+
+    def _check_X_fitted(self, seqs: _Sequences) -> _Sequences:
+        """``seqs`` checked against the shape the model was fitted on."""
+        name = type(self).__name__
+        if seqs.layout == "2d" and self.fit_layout_ == "2d" and seqs.T != self.n_features_in_:
+            raise ValueError(f"X has {seqs.T} features, but {name} is expecting {self.n_features_in_} "
+                             f"features as input.")
+        if seqs.x.shape[2] != self.input_size_:
+            got = "a 2-D X (univariate sequences)" if seqs.layout == "2d" else f"X with {seqs.x.shape[2]}"
+            raise ValueError(f"{got} features per step, but {name} is expecting {self.input_size_} "
+                             f"features per step as input.")
+        return seqs
+
+    def _check_X_predict(self, X: Any) -> _Sequences:
+        """X checked, scaled and windowed for the network."""
+        self._check_fitted()
+        return self._prepared(self._check_X_fitted(_check_X(X, self.rnn_.dtype)))
+
+    def _forward(self, seqs: _Sequences, idx: Optional[np.ndarray] = None) -> np.ndarray:
+        """Head outputs z in float64, in eval mode: "last" (n, O), "sequence" (T, n, O) (0 on padding),
+        from prepared (scaled, windowed) sequences."""
+        idx = np.arange(seqs.n) if idx is None else idx
+        self.rnn_.eval()
+        W = self.head_.weight.data.astype(np.float64)                               # (O, F')
+        assert self.head_.bias is not None                                          # _make_layers: bias=True
+        b = self.head_.bias.data.astype(np.float64)
+        parts = []
+        with _num_threads(self.n_threads):
+            for start in range(0, len(idx), _PREDICT_CHUNK):
+                rows = idx[start:start + _PREDICT_CHUNK]
+                lengths = None if seqs.lengths is None else seqs.lengths[rows]
+                T = seqs.T if lengths is None else int(lengths.max())
+                out, _ = self.rnn_(seqs.x[:T, rows], lengths=lengths)             # (T, B, F)
+                if self._output == "last":
+                    feats, _ = readout_forward(out, lengths, self._arch.get("readout", "last"),
+                                               self._arch["hidden_size"])
+                    parts.append(feats.astype(np.float64) @ W.T + b)
+                else:
+                    z = out.astype(np.float64) @ W.T + b                                 # (T, B, O)
+                    if T < seqs.T:
+                        z = np.concatenate([z, np.zeros((seqs.T - T,) + z.shape[1:])])
+                    parts.append(z)
+        return np.concatenate(parts, axis=0 if self._output == "last" else 1)
+
+    def _evaluate(self, seqs: _Sequences, targets: np.ndarray, idx: np.ndarray) -> tuple[float, float]:
+        """(mean loss, score) on the prepared sequences ``idx``, in eval mode."""
+        z = self._forward(seqs, idx)
+        if self._output == "last":
+            t = targets[idx]
+            value, _ = self._loss(z, t, None)
+            return float(value), self._metric(z, t, None)
+        sub = seqs.mask()[:, idx]                                                  # (T, n_val)
+        t = targets[:, idx]
+        value, _ = self._loss(z, t, sub)
+        flat = sub.ravel() > 0
+        return float(value), self._metric(z.reshape((-1,) + z.shape[2:])[flat],
+                                          t.reshape((-1,) + t.shape[2:])[flat], None)
+
+    def _per_sequence(self, values: np.ndarray, seqs: _Sequences):
+        """Time-major per-step results (T, n, ...) in the user's layout: (n, T, ...) or a ragged list."""
+        if seqs.lengths is None:
+            return np.ascontiguousarray(np.swapaxes(values, 0, 1))
+        return [np.ascontiguousarray(values[:n_b, b]) for b, n_b in enumerate(seqs.lengths)]
+
+    # ---- weights, pickling, saving ----------------------------------------------------------------
+    def _get_weights(self) -> dict[str, np.ndarray]:
+        """Copies of every weight, named ``rnn.<torch name>`` and ``head.weight`` / ``head.bias``."""
+        return {**{f"rnn.{k}": v for k, v in self.rnn_.state_dict().items()},
+                **{f"head.{k}": v for k, v in self.head_.state_dict().items()}}
+
+    def _set_weights(self, weights: dict[str, np.ndarray]) -> None:
+        """Rebuild ``rnn_`` / ``head_`` from ``_arch`` with these weights; names, shapes and dtypes must match."""
+        rnn, head = self._make_layers()
+        own = {**{f"rnn.{k}": v for k, v in rnn.named_parameters()},
+               **{f"head.{k}": v for k, v in head.named_parameters()}}
+        missing, unexpected = sorted(set(own) - set(weights)), sorted(set(weights) - set(own))
+        if missing or unexpected:
+            raise ValueError(f"weights do not match the model: missing {missing}, unexpected {unexpected}")
+        for name, param in own.items():
+            arr = np.asarray(weights[name])
+            if arr.shape != param.shape or arr.dtype != param.dtype:
+                raise ValueError(f"weight {name!r} has shape {arr.shape} and dtype {arr.dtype}, expected "
+                                 f"{param.shape} and {param.dtype}")
+            param.data[...] = arr
+        self.rnn_, self.head_ = rnn.eval(), head
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Pickle the weights, not the layer objects with their scratch buffers and caches (nor the
+        # optimizer, which holds the layers' parameters: a warm start after unpickling starts a new one).
+        getstate = getattr(super(), "__getstate__", None)
+        state = dict(getstate() if getstate is not None else self.__dict__)
+        state.pop("_optimizer", None)
+        if "rnn_" in state:
+            state["_weights"] = self._get_weights()
+            del state["rnn_"], state["head_"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state = dict(state)
+        weights = state.pop("_weights", None)
+        setstate = getattr(super(), "__setstate__", None)
+        if setstate is not None:
+            setstate(state)
+        else:
+            self.__dict__.update(state)
+        if weights is not None:
+            self._set_weights(weights)
+
+    def save(self, path: Any) -> str:
+        """Write the fitted model to ``path`` (.npz of weights + JSON metadata); see :func:`rnnfast.load`.
+
+        In data-parallel training (``comm``) only rank 0 writes; the other ranks return ``path`` at once.
+        """
+        from ..persist import save
+
+        comm = self._comm()
+        if comm is not None and comm.rank != 0:
+            return os.fspath(path)
+        return save(self, path)
+
+
+class _num_threads:
+    """Run the kernels on ``n`` threads inside the block (None: keep the global setting)."""
+
+    def __init__(self, n: Optional[int]):
+        self.n, self.old = n, None   # type: Optional[int], Optional[int]
+
+    def __enter__(self) -> None:
+        if self.n is not None:
+            self.old = get_num_threads()
+            set_num_threads(self.n)
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.n is not None and self.old is not None:
+            set_num_threads(self.old)
+

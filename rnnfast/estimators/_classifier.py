@@ -1,0 +1,178 @@
+"""SequenceClassifier: softmax over ``classes_`` and cross-entropy, one label per sequence or per step."""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import numpy as np
+
+from ..losses import cross_entropy
+from ._base import _SequenceEstimator
+from ._compat import ClassifierMixin
+from ._data import (_accuracy, _check_labels, _check_target_rows, _column_or_1d, _per_step_targets, _Sequences,
+                    _softmax)
+from ._docs import PARAMETERS, ATTRIBUTES
+
+
+class SequenceClassifier(ClassifierMixin, _SequenceEstimator):
+    __doc__ = f"""Recurrent sequence classifier: softmax over ``classes_`` and cross-entropy (binary included).
+
+    ``output="last"``: one label per sequence, y (n_samples,). ``output="sequence"``: one label per step,
+    y (n_samples, T) or a list of (T_i,) arrays; ``predict`` then returns (n_samples, T) labels (a list for
+    ragged X) and ``predict_proba`` (n_samples, T, n_classes).
+
+    Parameters
+    ----------
+{PARAMETERS}
+    class_weight : None, "balanced" or dict {{label: weight}}
+        Weights of the classes in the loss (multiplying ``sample_weight``); "balanced" uses
+        n_samples / (n_classes · count(label)), as scikit-learn does. Per-step labels are counted per step.
+
+    Attributes
+    ----------
+    classes_ : ndarray (n_classes,)
+        The labels, sorted.
+{ATTRIBUTES}
+
+    Examples
+    --------
+    >>> import numpy as np, rnnfast
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.standard_normal((100, 20, 2))
+    >>> y = (X[:, :, 0].sum(axis=1) > 0).astype(int)
+    >>> clf = rnnfast.SequenceClassifier(max_updates=200, random_state=0).fit(X, y)
+    >>> clf.predict(X[:3]).shape
+    (3,)
+    """
+
+    def __init__(self, *, cell: str = "lstm", hidden_size: int = 64, num_layers: int = 1,
+                 nonlinearity: str = "tanh", dropout: float = 0.0, bidirectional: bool = False,
+                 output: str = "last", readout: str = "meanmax", window: Any = "auto", scale: bool = True,
+                 optimizer: str = "adam", lr: float = 0.01, lr_schedule: str = "cosine",
+                 weight_decay: float = 0.0, batch_size: int = 32, max_updates: Optional[int] = 2000,
+                 max_epochs: Optional[int] = None, clip_norm: Optional[float] = 1.0, tbptt: Optional[int] = None,
+                 early_stopping: bool = False, validation_fraction: Optional[float] = 0.1,
+                 n_iter_no_change: Optional[int] = 10, tol: float = 1e-4, warm_start: bool = False,
+                 class_weight: Any = None, random_state: Any = None, n_threads: Optional[int] = None,
+                 verbose: int = 0, dtype: str = "float32", comm: Any = None):
+        super().__init__(cell=cell, hidden_size=hidden_size, num_layers=num_layers, nonlinearity=nonlinearity,
+                         dropout=dropout, bidirectional=bidirectional, output=output, readout=readout,
+                         window=window, scale=scale, optimizer=optimizer, lr=lr, lr_schedule=lr_schedule,
+                         weight_decay=weight_decay, batch_size=batch_size, max_updates=max_updates,
+                         max_epochs=max_epochs, clip_norm=clip_norm, tbptt=tbptt, early_stopping=early_stopping,
+                         validation_fraction=validation_fraction, n_iter_no_change=n_iter_no_change, tol=tol,
+                         warm_start=warm_start, random_state=random_state, n_threads=n_threads,
+                         verbose=verbose, dtype=dtype, comm=comm)
+        self.class_weight = class_weight
+
+    def partial_fit(self, X: Any, y: Any, classes: Any = None, sample_weight: Any = None) -> "SequenceClassifier":
+        """One epoch over (X, y) at the constant learning rate ``lr``, from the current model if there is one.
+
+        The first call fixes the model (scaling, window, architecture) and the labels: ``classes`` lists
+        every label the later calls may bring (default: the labels of this first y). No early stopping.
+        """
+        return self._fit(X, y, sample_weight, partial=True, classes=classes)
+
+    def _n_head_outputs(self) -> int:
+        return len(self.classes_)
+
+    def _encode_targets(self, y: Any, seqs: _Sequences, first: bool, classes: Any = None,
+                        weights: Optional[np.ndarray] = None) -> np.ndarray:
+        per_step = self._output == "sequence"
+        items = _check_target_rows(y, seqs, per_step)
+        if per_step:
+            labels = _per_step_targets(items, seqs)                            # (T, n)
+            if labels.ndim != 2:
+                raise ValueError(f"with output='sequence', y must have one label per step, (n_samples, T), "
+                                 f"got per-step targets of shape {labels.shape[2:]}")
+            valid = seqs.mask().astype(bool)
+            seen = labels[valid]
+        else:
+            labels = _column_or_1d(np.asarray(items))                          # (n,)
+            seen = labels
+        _check_labels(seen)
+        if first:
+            known = np.unique(seen if classes is None else np.asarray(classes))
+            if classes is not None and not np.isin(seen, known).all():
+                raise ValueError(f"y holds labels that are not in classes: "
+                                 f"{sorted(set(np.unique(seen).tolist()) - set(known.tolist()))}")
+            if len(known) < 2:
+                raise ValueError(f"{type(self).__name__} needs samples of at least 2 classes in the data, but "
+                                 f"the data contains only one class: {known[0]!r}")
+            self.classes_ = known
+        elif not np.isin(seen, self.classes_).all():
+            new = sorted(set(np.unique(seen).tolist()) - set(self.classes_.tolist()))
+            raise ValueError(f"y holds labels the model was not fitted with: {new}; expected a subset of "
+                             f"classes_ = {self.classes_.tolist()} (fit without warm_start to relearn them)")
+        codes = np.searchsorted(self.classes_, labels.ravel()).reshape(labels.shape)
+        if per_step:
+            codes = np.where(valid, codes, 0)                                   # padding: any valid class
+        return codes.astype(np.int64)
+
+    def _loss_weights(self, w: Optional[np.ndarray], targets: np.ndarray) -> Optional[np.ndarray]:
+        if self.class_weight is None:
+            return w
+        per_class = self._class_weights(targets)                                # (n_classes,)
+        if self._output == "sequence":
+            raise ValueError("class_weight needs output='last' (one label per sequence); weight the steps of "
+                             "output='sequence' through sample_weight")
+        cw = per_class[targets]                                                 # (n,)
+        return cw if w is None else w * cw
+
+    def _class_weights(self, codes: np.ndarray) -> np.ndarray:
+        """The weight of each class, from ``class_weight``: "balanced" or a dict label → weight."""
+        k = len(self.classes_)
+        if isinstance(self.class_weight, str):
+            if self.class_weight != "balanced":
+                raise ValueError(f"class_weight must be None, 'balanced' or a dict, got {self.class_weight!r}")
+            counts = np.bincount(codes.ravel(), minlength=k).astype(np.float64)
+            return np.where(counts > 0, codes.size / (k * np.maximum(counts, 1)), 0.0)
+        if not isinstance(self.class_weight, dict):
+            raise ValueError(f"class_weight must be None, 'balanced' or a dict, got "
+                             f"{type(self.class_weight).__name__}")
+        out = np.ones(k)
+        for label, value in self.class_weight.items():
+            where = np.flatnonzero(self.classes_ == label)
+            if not where.size:
+                raise ValueError(f"class_weight names the label {label!r}, which is not in classes_ "
+                                 f"{self.classes_.tolist()}")
+            if not (np.isfinite(value) and value >= 0):
+                raise ValueError(f"class_weight[{label!r}] must be finite and >= 0, got {value!r}")
+            out[where[0]] = float(value)
+        return out
+
+    def _loss(self, z, target, mask):
+        return cross_entropy(z, target, mask=mask)
+
+    def _metric(self, z, target, weights):
+        return _accuracy(target, z.argmax(axis=-1), weights)
+
+    def predict_proba(self, X: Any):
+        """Class probabilities: (n_samples, n_classes); per step (n_samples, T, n_classes) with
+        output="sequence" (a list of (T_i, n_classes) arrays for ragged X)."""
+        seqs = self._check_X_predict(X)
+        proba = _softmax(self._forward(seqs))
+        return proba if self._output == "last" else self._per_sequence(proba, seqs)
+
+    def predict(self, X: Any):
+        """The most probable class: (n_samples,), or per step (n_samples, T) / a list for ragged X."""
+        seqs = self._check_X_predict(X)
+        labels = self.classes_[self._forward(seqs).argmax(axis=-1)]
+        return labels if self._output == "last" else self._per_sequence(labels, seqs)
+
+    def predict_log_proba(self, X: Any):
+        """Logarithm of :meth:`predict_proba`."""
+        proba = self.predict_proba(X)
+        if isinstance(proba, list):
+            return [np.log(p) for p in proba]
+        return np.log(proba)
+
+    def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
+        """Accuracy: of the sequences' labels ("last") or of every step's label ("sequence")."""
+        seqs = self._check_X_predict(X)
+        pred = self.classes_[self._forward(seqs).argmax(axis=-1)]
+        if self._output == "last":
+            truth = _column_or_1d(np.asarray(_check_target_rows(y, seqs, False)))
+            return _accuracy(truth, pred, sample_weight)
+        truth = _per_step_targets(_check_target_rows(y, seqs, True), seqs)
+        w = seqs.mask() * (1.0 if sample_weight is None else np.asarray(sample_weight, np.float64)[None, :])
+        return _accuracy(truth.ravel(), pred.ravel(), w.ravel())

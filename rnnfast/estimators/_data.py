@@ -1,0 +1,284 @@
+"""Input checks, the time-delay window and the metrics of the sequence estimators.
+
+X comes as a float array (n_samples, T, n_features), a 2-D array (n_samples, T) of univariate sequences, or
+a list of (T_i, n_features) / (T_i,) arrays; every form becomes one time-major array x (T, n, I) and,
+for ragged input, the lengths (n,).
+
+Time-delay window (``window=k``, stride k): k consecutive steps become one step of k·I features,
+
+    x'_τ = [x_{kτ}, x_{kτ+1}, …, x_{kτ+k−1}]        τ = 0 … ⌈T/k⌉ − 1,   length T'_b = ⌈T_b / k⌉
+
+(steps past a sequence's end are zeros), so the recurrence runs ⌈T/k⌉ steps instead of T.
+"""
+from __future__ import annotations
+
+import numbers
+import warnings
+from typing import Any, NamedTuple, Optional, cast
+
+import numpy as np
+
+from ..sequences import pad_sequences
+from ._compat import DataConversionWarning
+
+class _Sequences(NamedTuple):
+    """Checked input: time-major x (T, n, I), lengths (n,) or None (all T), and the layout it came in."""
+
+    x: np.ndarray
+    lengths: Optional[np.ndarray]
+    layout: str                 # "2d" (n, T) univariate, "3d" (n, T, I), or "ragged" (list of (T_i, I))
+
+    @property
+    def n(self) -> int:
+        return self.x.shape[1]
+
+    @property
+    def T(self) -> int:
+        return self.x.shape[0]
+
+    def ends(self) -> np.ndarray:
+        """Each sequence's last step (n,)."""
+        return (np.full(self.n, self.T, np.int64) if self.lengths is None else self.lengths) - 1
+
+    def mask(self) -> np.ndarray:
+        """1 at the steps each sequence really has, 0 on the padding (T, n)."""
+        if self.lengths is None:
+            return np.ones((self.T, self.n))
+        return (np.arange(self.T)[:, None] < self.lengths[None, :]).astype(np.float64)
+
+
+def _is_sparse(X: Any) -> bool:
+    return hasattr(X, "tocsr") and hasattr(X, "nnz")     # scipy.sparse matrices and arrays
+
+
+def _finite_or_raise(arr: np.ndarray, name: str) -> None:
+    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+        what = "NaN" if np.isnan(arr).any() else f"infinity or a value too large for {arr.dtype!r}"
+        raise ValueError(f"Input {name} contains {what}.")
+
+
+def _real_array(value: Any, name: str) -> np.ndarray:
+    """``value`` as an array of real numbers; complex → ValueError, objects → converted to float64."""
+    arr = np.asarray(value)
+    if arr.dtype.kind == "c":
+        raise ValueError(f"Complex data not supported in {name}")
+    if arr.dtype.kind == "O":
+        arr = np.asarray(arr, dtype=np.float64)          # TypeError for entries that are not numbers
+    if arr.dtype.kind not in "biuf":
+        arr = np.asarray(arr, dtype=np.float64)          # ValueError for strings that are not numbers
+    return arr
+
+
+def _check_X(X: Any, dtype: np.dtype) -> _Sequences:
+    """X (n, T), (n, T, I) or a list of (T_i, I) / (T_i,) arrays → time-major x of ``dtype`` (+ lengths)."""
+    if X is None:
+        raise ValueError("X is None; expected sequences (n_samples, T[, n_features]) or a list of arrays")
+    if _is_sparse(X):
+        raise TypeError("Sparse data is not supported: sequences must be dense; convert with X.toarray()")
+    if isinstance(X, (list, tuple)):
+        if len(X) == 0:
+            raise ValueError("Found array with 0 sample(s) (shape=(0,)) while a minimum of 1 is required.")
+        try:
+            arr = np.asarray(X)
+        except ValueError:                               # sequences of different lengths
+            return _check_ragged(X, dtype)
+        if arr.dtype.kind == "O" and arr.ndim == 1 and len(X) and np.ndim(X[0]) >= 1:
+            return _check_ragged(X, dtype)
+        X = arr
+    arr = _real_array(X, "X")
+    if arr.ndim == 1:
+        raise ValueError(f"Expected a 2-D X (n_samples, T) or 3-D X (n_samples, T, n_features), got a 1-D "
+                         f"array of shape {arr.shape}. Reshape your data either using X.reshape(1, -1) if "
+                         f"it is a single sequence or X.reshape(-1, 1) if it holds sequences of one step.")
+    if arr.ndim not in (2, 3):
+        raise ValueError(f"X must be 2-D (n_samples, T) or 3-D (n_samples, T, n_features), got shape "
+                         f"{arr.shape}")
+    if arr.shape[0] == 0:
+        raise ValueError(f"Found array with 0 sample(s) (shape={arr.shape}) while a minimum of 1 is required.")
+    if arr.shape[1] == 0 or (arr.ndim == 3 and arr.shape[2] == 0):
+        raise ValueError(f"Found array with 0 feature(s) (shape={arr.shape}) while a minimum of 1 is "
+                         f"required. (X needs at least one timestep and one feature.)")
+    arr = arr.astype(dtype, copy=False)
+    _finite_or_raise(arr, "X")
+    if arr.ndim == 2:
+        return _Sequences(np.ascontiguousarray(arr.T[:, :, None]), None, "2d")    # (T, n, 1)
+    return _Sequences(np.ascontiguousarray(arr.transpose(1, 0, 2)), None, "3d")   # (T, n, I)
+
+
+def _check_ragged(X: Any, dtype: np.dtype) -> _Sequences:
+    seqs = []
+    for i, s in enumerate(X):
+        arr = _real_array(s, f"X[{i}]")
+        if arr.ndim == 1:
+            arr = arr[:, None]                           # (T_i,) → one feature per step
+        if arr.ndim != 2:
+            raise ValueError(f"X[{i}] must be a (T_i, n_features) or (T_i,) array, got shape {arr.shape}")
+        if arr.shape[1] == 0:
+            raise ValueError(f"Found array with 0 feature(s) (shape={arr.shape}) while a minimum of 1 is "
+                             f"required (X[{i}]).")
+        arr = arr.astype(dtype, copy=False)
+        _finite_or_raise(arr, f"X[{i}]")
+        seqs.append(arr)
+    x, lengths = pad_sequences(seqs, dtype=dtype)        # (T_max, n, I), (n,)
+    return _Sequences(np.ascontiguousarray(x), lengths.astype(np.int64), "ragged")
+
+
+def _check_target_rows(y: Any, seqs: _Sequences, per_step: bool, name: str = "y") -> list | np.ndarray:
+    """y's per-sample items, checked against X's sample count (and, per step, against the lengths)."""
+    if y is None:
+        raise ValueError("requires y to be passed, but the target y is None")
+    if _is_sparse(y):
+        raise TypeError("Sparse targets are not supported: convert y with y.toarray()")
+    items: list | np.ndarray
+    if isinstance(y, (list, tuple)) and per_step:
+        items = list(y)                                  # one array per sequence, each checked for length
+    else:
+        arr = np.asarray(y)
+        if arr.ndim == 0:
+            raise ValueError(f"{name} must be an array with one entry per sequence, got a scalar")
+        items = arr
+    if len(items) != seqs.n:
+        raise ValueError(f"Found input variables with inconsistent numbers of samples: [{seqs.n}, {len(items)}]")
+    return items
+
+
+def _per_step_targets(items: Any, seqs: _Sequences, name: str = "y") -> np.ndarray:
+    """Per-step targets as one time-major array (T, n, *k), zero on the padding."""
+    lengths = np.full(seqs.n, seqs.T) if seqs.lengths is None else seqs.lengths
+    if isinstance(items, np.ndarray) and items.dtype.kind != "O":
+        if items.ndim < 2 or items.shape[1] != seqs.T:
+            raise ValueError(f"with output='sequence', {name} must have shape (n_samples, T[, k]) = "
+                             f"({seqs.n}, {seqs.T}, ...), got {items.shape}")
+        return np.ascontiguousarray(np.swapaxes(items, 0, 1))
+    rows = [np.asarray(r) for r in items]
+    for i, (r, n_i) in enumerate(zip(rows, lengths)):
+        if r.ndim < 1 or r.shape[0] != n_i:
+            raise ValueError(f"with output='sequence', {name}[{i}] must have one target per step of X[{i}] "
+                             f"({n_i}), got shape {r.shape}")
+        if r.shape[1:] != rows[0].shape[1:]:
+            raise ValueError(f"{name}[{i}] has shape {r.shape}, but {name}[0] has {rows[0].shape}: "
+                             f"every sequence needs the same number of outputs")
+    dtype = object if any(r.dtype.kind == "O" for r in rows) else np.result_type(*rows)
+    fill = rows[0].ravel()[0] if rows[0].size else 0     # padding: any valid target (masked out)
+    out = np.full((seqs.T, seqs.n) + rows[0].shape[1:], fill, dtype=dtype)
+    for b, r in enumerate(rows):
+        out[:r.shape[0], b] = r
+    return out
+
+
+def _check_labels(y: np.ndarray) -> None:
+    """Classification targets must be discrete: scikit-learn's ``Unknown label type`` otherwise."""
+    if y.dtype.kind == "c":
+        raise ValueError("Complex data not supported in y")
+    if y.dtype.kind == "f":
+        _finite_or_raise(y, "y")
+        if np.any(y != np.round(y)):
+            raise ValueError("Unknown label type: continuous. Maybe you are trying to fit a classifier, which "
+                             "expects discrete classes on a regression problem with continuous values.")
+    if y.dtype.kind == "O":
+        types = {type(v) for v in y.ravel()}
+        if not (all(issubclass(t, str) for t in types) or all(issubclass(t, numbers.Integral) for t in types)):
+            raise ValueError(f"Unknown label type: object labels must all be strings or all integers, got "
+                             f"{sorted(t.__name__ for t in types)}")
+
+
+def _column_or_1d(y: np.ndarray) -> np.ndarray:
+    if y.ndim == 2 and y.shape[1] == 1:
+        warnings.warn("A column-vector y was passed when a 1d array was expected. Please change the shape "
+                      "of y to (n_samples, ), for example using ravel().", DataConversionWarning, stacklevel=4)
+        return y.ravel()
+    if y.ndim != 1:
+        raise ValueError(f"y should be a 1d array, got an array of shape {y.shape} instead.")
+    return y
+
+
+# --------------------------------------------------------------------------------------------- metrics
+def _accuracy(y_true: np.ndarray, y_pred: np.ndarray, weights: Optional[np.ndarray] = None) -> float:
+    hits = (np.asarray(y_true) == np.asarray(y_pred)).astype(np.float64)
+    return float(np.average(hits, weights=weights))
+
+
+def _r2(y_true: np.ndarray, y_pred: np.ndarray, weights: Optional[np.ndarray] = None) -> float:
+    """R² per output, averaged uniformly over outputs: ``sklearn.metrics.r2_score`` (force_finite)."""
+    yt = np.asarray(y_true, np.float64).reshape(len(y_true), -1)       # (N, k)
+    yp = np.asarray(y_pred, np.float64).reshape(len(y_pred), -1)
+    w = np.ones(len(yt)) if weights is None else np.asarray(weights, np.float64)
+    w = w[:, None]
+    ss_res = np.sum(w * (yt - yp) ** 2, axis=0)
+    mean = np.sum(w * yt, axis=0) / np.sum(w)
+    ss_tot = np.sum(w * (yt - mean) ** 2, axis=0)
+    score = np.ones(yt.shape[1])
+    ok = ss_tot != 0
+    score[ok] = 1 - ss_res[ok] / ss_tot[ok]
+    score[~ok & (ss_res != 0)] = 0.0                     # constant y, imperfect prediction
+    return float(score.mean())
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+# ------------------------------------------------------------------------------------------- utilities
+def _make_rng(random_state: Any) -> np.random.Generator:
+    """A Generator from None (fresh entropy), an int, a RandomState or a Generator."""
+    if random_state is None or isinstance(random_state, (numbers.Integral, np.random.SeedSequence)):
+        if isinstance(random_state, bool):
+            raise TypeError("random_state must be None, an int or a numpy random generator, got a bool")
+        if isinstance(random_state, numbers.Integral) and random_state < 0:
+            raise ValueError(f"random_state must be >= 0, got {random_state}")
+        # numbers.Integral is int or np.integer here; typeshed does not relate int to the numbers ABCs
+        return np.random.default_rng(cast("int | np.integer | np.random.SeedSequence | None", random_state))
+    if isinstance(random_state, np.random.Generator):
+        return random_state
+    if isinstance(random_state, np.random.RandomState):
+        return np.random.default_rng(random_state.randint(2**31 - 1))
+    raise TypeError(f"random_state must be None, an int or a numpy random generator, got "
+                    f"{type(random_state).__name__}")
+
+
+
+
+# ------------------------------------------------------------------------------ scaling and the window
+def _mean_and_scale(values: np.ndarray, weights: Optional[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Weighted mean and standard deviation of the rows of ``values`` (N, k), each (k,); a constant column
+    gets scale 1, as scikit-learn's StandardScaler gives it."""
+    mean = np.average(values, axis=0, weights=weights)
+    scale = np.sqrt(np.average((values - mean) ** 2, axis=0, weights=weights))
+    scale[scale < 10 * np.finfo(np.float64).eps * np.maximum(np.abs(mean), 1.0)] = 1.0
+    return mean, scale
+
+
+def _input_scaler(seqs: _Sequences, weights: Optional[np.ndarray] = None) -> tuple[np.ndarray, np.ndarray]:
+    """Per-feature mean and standard deviation (I,) over every real step of the training sequences, each
+    step weighted by its sequence's weight (so a weight of 2 counts as the sequence given twice)."""
+    valid = seqs.mask().astype(bool)                                              # (T, n)
+    steps = seqs.x.astype(np.float64, copy=False)[valid]                          # (N, I)
+    w = None if weights is None else np.broadcast_to(weights[None, :], valid.shape)[valid]
+    return _mean_and_scale(steps, w)
+
+
+def _scaled(seqs: _Sequences, mean: np.ndarray, scale: np.ndarray) -> _Sequences:
+    """(x − mean) / scale on the real steps; the padding stays 0."""
+    x = ((seqs.x - mean.astype(seqs.x.dtype)) / scale.astype(seqs.x.dtype)).astype(seqs.x.dtype, copy=False)
+    if seqs.lengths is not None:
+        x *= seqs.mask()[:, :, None].astype(x.dtype)
+    return _Sequences(x, seqs.lengths, seqs.layout)
+
+
+def _auto_window(T: int, target_steps: int) -> int:
+    """The window that brings T steps down to at most ``target_steps``: ⌈T / target_steps⌉."""
+    return max(1, -(-T // target_steps))
+
+
+def _windowed(seqs: _Sequences, k: int) -> _Sequences:
+    """The time-delay view (module docstring): x (T, n, I) → (⌈T/k⌉, n, k·I), lengths ⌈T_b/k⌉."""
+    if k == 1:
+        return seqs
+    T, n, I = seqs.x.shape
+    Tw = -(-T // k)
+    x = seqs.x
+    if Tw * k != T:
+        x = np.concatenate([x, np.zeros((Tw * k - T, n, I), x.dtype)])           # (Tw·k, n, I)
+    x = x.reshape(Tw, k, n, I).transpose(0, 2, 1, 3).reshape(Tw, n, k * I)       # (Tw, n, k·I)
+    lengths = None if seqs.lengths is None else -(-seqs.lengths // k)
+    return _Sequences(np.ascontiguousarray(x), lengths, seqs.layout)

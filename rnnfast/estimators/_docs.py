@@ -1,0 +1,111 @@
+"""The parameter and attribute documentation both estimators share (numpydoc, indented for a class docstring)."""
+
+PARAMETERS = """\
+    cell : {"lstm", "gru", "elman"}, default="lstm"
+        The recurrent cell ("rnn" is accepted for "elman", as ``rnnfast.RNN`` is ``rnnfast.Elman``).
+    hidden_size : int, default=64
+        Hidden units per layer (and direction).
+    num_layers : int, default=1
+        Stacked recurrent layers.
+    nonlinearity : {"tanh", "relu", "sigmoid"}, default="tanh"
+        The Elman cell's activation (the LSTM and GRU have their own).
+    dropout : float, default=0.0
+        Dropout between stacked layers during training.
+    bidirectional : bool, default=False
+        Read each sequence both ways (needs ``tbptt=None``).
+    output : {"last", "sequence"}, default="last"
+        "last": one target per sequence (many-to-one); "sequence": one target per step (many-to-many).
+    readout : {"meanmax", "mean", "max", "last"}, default="meanmax"
+        What the head of ``output="last"`` reads of the top layer's states h_t, over each sequence's own
+        steps: their mean and maximum side by side, either alone, or h at the last step (for a
+        bidirectional stack, the forward half at the last step and the reverse half at the first).
+        The pooled readouts see every step, so gradients reach early steps directly; "last" is needed
+        with ``tbptt``.
+    window : "auto", int or None, default="auto"
+        Time-delay window: k consecutive steps become one step of k·n_features inputs (stride k), so
+        the recurrence runs ⌈T/k⌉ steps. "auto" picks k = ⌈T_max / 64⌉ from the longest training
+        sequence (1 for sequences of up to 64 steps, and always 1 with ``output="sequence"``); fixed
+        at fit as ``window_``. None or 1: no window.
+    scale : bool, default=True
+        Standardize each input feature (and, for the regressor, each target) with the training set's
+        mean and standard deviation, learned in fit (``input_mean_``, ``input_scale_``) and applied in
+        predict.
+    optimizer : {"adam", "adamw", "sgd", "rmsprop"}, default="adam"
+        The update rule ("sgd" with momentum 0.9, as scikit-learn's MLP), with ``lr`` and ``weight_decay``.
+    lr : float, default=0.01
+        The initial learning rate.
+    lr_schedule : {"cosine", "constant"}, default="cosine"
+        "cosine" anneals the learning rate from ``lr`` to 0 along half a cosine over the planned
+        updates (``rnnfast.CosineAnnealingLR``); ``partial_fit`` always uses the constant ``lr``.
+    weight_decay : float, default=0.0
+        L2 penalty (decoupled for "adamw").
+    batch_size : int, default=32
+        Sequences per mini-batch; the gradient is the batch's mean.
+    max_updates : int or None, default=2000
+        The training budget in mini-batch updates: fit trains ⌈max_updates / batches per epoch⌉ whole
+        epochs (at least one), so a small training set gets as many updates as a large one. None:
+        ``max_epochs`` alone sets the budget.
+    max_epochs : int or None, default=None
+        An upper limit on the epochs (passes over the training set); None: no limit beyond the budget.
+    clip_norm : float or None, default=1.0
+        Clip each update's gradient to this total 2-norm (None: no clipping).
+    tbptt : int or None, default=None
+        Truncated BPTT: one update every ``tbptt`` steps of a batch, the state carried across (None:
+        full BPTT through each whole sequence). Needs ``readout="last"`` with ``output="last"``.
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the training set and stop when its loss has not improved by
+        ``tol`` for ``n_iter_no_change`` epochs, keeping the best epoch's weights. Without a validation
+        fraction (None or 0) the training loss is watched instead.
+    validation_fraction : float or None, default=0.1
+        The held-out share, with ``early_stopping``.
+    n_iter_no_change : int or None, default=10
+        Epochs without improvement before early stopping stops; an epoch of fewer than 20 updates counts
+        as that fraction of one, so small training sets are not stopped after a handful of updates.
+    tol : float, default=1e-4
+        The improvement of the monitored loss that resets the patience.
+    warm_start : bool, default=False
+        Continue from the fitted model (weights, scaling, window, optimizer state) instead of starting
+        over; the learning-rate schedule restarts over the new call's budget.
+    random_state : None, int, numpy Generator or RandomState, default=None
+        Seeds the weights, dropout, shuffling and the validation split (None: fresh each fit). The same
+        seed gives the same model bit for bit on the same thread count.
+    n_threads : int or None, default=None
+        Kernel threads during fit and predict (None: ``rnnfast.get_num_threads()``).
+    verbose : int, default=0
+        1 shows progress on stderr (a tqdm bar when tqdm is installed, else about ten lines).
+    dtype : {"float32", "float64"}, default="float32"
+        The precision of the weights and of training.
+    comm : None, "auto" or a communicator, default=None
+        Data-parallel training over MPI ranks (see ``rnnfast.distributed``)."""
+
+ATTRIBUTES = """\
+    n_features_in_ : int
+        Features per step (for a 2-D X: its number of columns, T).
+    input_size_ : int
+        Features per step as the data gives them (before the window).
+    window_ : int
+        The time-delay window the model reads with (1: none).
+    input_mean_, input_scale_ : ndarray (input_size_,) or None
+        The inputs' standardization (None with ``scale=False``).
+    rnn_ : rnnfast.LSTM, rnnfast.GRU or rnnfast.Elman
+        The recurrent stack.
+    head_ : rnnfast.Linear
+        The output layer.
+    loss_curve_ : list of float
+        The mean training loss of each epoch.
+    best_loss_ : float or None
+        The lowest training loss (None with a validation set, as scikit-learn's MLP).
+    validation_scores_ : list of float or None
+        The validation score (accuracy or R²) of each epoch, with ``early_stopping``.
+    best_validation_score_ : float or None
+        The score of the epoch whose weights were kept.
+    n_iter_, n_epochs_ : int
+        Epochs trained.
+    n_updates_ : int
+        Mini-batch updates made.
+    t_ : int
+        Training sequences seen (counted once per epoch).
+    history_ : dict
+        {"loss": loss_curve_, and with a validation set "val_loss", "val_score"} per epoch.
+    best_epoch_ : int
+        With early stopping: the epoch (from 1) whose weights were kept."""

@@ -1,0 +1,126 @@
+"""SequenceRegressor: a linear head and ½ squared error, one target vector per sequence or per step."""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import numpy as np
+
+from ..losses import mse_loss
+from ._base import _SequenceEstimator
+from ._compat import RegressorMixin
+from ._data import _check_target_rows, _finite_or_raise, _mean_and_scale, _per_step_targets, _r2, _Sequences
+from ._docs import ATTRIBUTES, PARAMETERS
+
+
+class SequenceRegressor(RegressorMixin, _SequenceEstimator):
+    __doc__ = f"""Recurrent sequence regressor: a linear head and ½ squared error.
+
+    ``output="last"``: y (n_samples,) or (n_samples, k). ``output="sequence"``: y (n_samples, T) or
+    (n_samples, T, k), or a list of (T_i,) / (T_i, k) arrays; ``predict`` returns the same shape (a list
+    for ragged X). With ``scale=True`` the targets are standardized too (per output, with the training
+    set's mean and standard deviation), and ``predict`` undoes it; ``loss_curve_`` is then in those units.
+
+    Parameters
+    ----------
+{PARAMETERS}
+
+    Attributes
+    ----------
+    n_outputs_ : int
+        Outputs per target (k; 1 for a 1-D y).
+    target_mean_, target_scale_ : ndarray (n_outputs_,) or None
+        The targets' standardization (None with ``scale=False``).
+{ATTRIBUTES}
+    """
+
+    _persisted_attrs = _SequenceEstimator._persisted_attrs + ("n_outputs_", "target_mean_", "target_scale_",
+                                                              "_y_has_output_axis")
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True         # y (n_samples, k)
+        return tags
+
+    def partial_fit(self, X: Any, y: Any, sample_weight: Any = None) -> "SequenceRegressor":
+        """One epoch over (X, y) at the constant learning rate ``lr``, from the current model if there is one.
+
+        The first call fixes the model (scaling of inputs and targets, window, architecture). No early
+        stopping.
+        """
+        return self._fit(X, y, sample_weight, partial=True)
+
+    def _n_head_outputs(self) -> int:
+        return self.n_outputs_
+
+    def _regression_targets(self, y: Any, seqs: _Sequences) -> np.ndarray:
+        """Targets as float64, time-major for "sequence", with a trailing output axis: (n, k) / (T, n, k)."""
+        per_step = self._output == "sequence"
+        items = _check_target_rows(y, seqs, per_step)
+        t = _per_step_targets(items, seqs) if per_step else np.asarray(items)
+        if t.dtype.kind == "c":
+            raise ValueError("Complex data not supported in y")
+        t = np.asarray(t, dtype=np.float64)
+        _finite_or_raise(t, "y")
+        base = 2 if per_step else 1
+        if t.ndim not in (base, base + 1):
+            want = "(n_samples, T) or (n_samples, T, k)" if per_step else "(n_samples,) or (n_samples, k)"
+            raise ValueError(f"y must have shape {want}, got per-sample targets of shape {t.shape[base:]}")
+        return t if t.ndim == base + 1 else t[..., None]
+
+    def _encode_targets(self, y: Any, seqs: _Sequences, first: bool, classes: Any = None,
+                        weights: Optional[np.ndarray] = None) -> np.ndarray:
+        t = self._regression_targets(y, seqs)
+        if first:
+            self._y_has_output_axis = self._has_output_axis(y)
+            self.n_outputs_ = t.shape[-1]
+            self.target_mean_ = self.target_scale_ = None
+            if self.scale:
+                valid = t.reshape(-1, t.shape[-1]) if self._output == "last" else \
+                    t[seqs.mask().astype(bool)]                                      # (N, k) real entries
+                w = None if weights is None else (weights if self._output == "last" else
+                                                  np.broadcast_to(weights[None, :], seqs.mask().shape)[
+                                                      seqs.mask().astype(bool)])
+                self.target_mean_, self.target_scale_ = _mean_and_scale(valid, w)
+        elif t.shape[-1] != self.n_outputs_:
+            raise ValueError(f"y has {t.shape[-1]} outputs, but the model was fitted with {self.n_outputs_}")
+        if self.target_mean_ is not None:
+            t = (t - np.asarray(self.target_mean_)) / np.asarray(self.target_scale_)
+        return t.astype(self._arch["dtype"])
+
+    def _has_output_axis(self, y: Any) -> bool:
+        """Whether the user's y has a trailing output axis, which predict then keeps."""
+        if self._output == "sequence" and isinstance(y, (list, tuple)):
+            return np.asarray(y[0]).ndim == 2
+        return np.asarray(y).ndim == (2 if self._output == "last" else 3)
+
+    def _loss(self, z, target, mask):
+        return mse_loss(z, target.astype(z.dtype, copy=False), mask=mask)
+
+    def _metric(self, z, target, weights):
+        return _r2(target, z, weights)
+
+    def _unscaled(self, z: np.ndarray) -> np.ndarray:
+        """Head outputs (…, k) in the targets' units (float64)."""
+        if getattr(self, "target_mean_", None) is None:
+            return z
+        return z * np.asarray(self.target_scale_) + np.asarray(self.target_mean_)
+
+    def _shape_output(self, z: np.ndarray) -> np.ndarray:
+        return z if self._y_has_output_axis else z[..., 0]
+
+    def predict(self, X: Any):
+        """Predictions (float64) shaped like the y of fit: (n_samples[, k]) or (n_samples, T[, k])."""
+        seqs = self._check_X_predict(X)
+        z = self._shape_output(self._unscaled(self._forward(seqs)))
+        return z if self._output == "last" else self._per_sequence(z, seqs)
+
+    def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
+        """R² (uniform average over outputs), over sequences ("last") or over every step ("sequence")."""
+        seqs = self._check_X_predict(X)
+        z = self._unscaled(self._forward(seqs))
+        t = self._regression_targets(y, seqs)
+        if self._output == "last":
+            return _r2(t, z, sample_weight)
+        w = seqs.mask() * (1.0 if sample_weight is None else np.asarray(sample_weight, np.float64)[None, :])
+        flat = w.ravel() > 0
+        return _r2(t.reshape(-1, t.shape[-1])[flat], z.reshape(-1, z.shape[-1])[flat], w.ravel()[flat])
