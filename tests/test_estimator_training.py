@@ -1,0 +1,329 @@
+"""The estimators' training recipe: readouts, scaling, the time-delay window, the update budget and its
+schedule, warm_start / partial_fit, sample and class weights, early stopping, and an interrupted fit."""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+import rnnfast
+from rnnfast.estimators import SequenceClassifier, SequenceRegressor
+from rnnfast.estimators._data import _check_X, _input_scaler, _windowed
+from rnnfast.estimators._network import readout_backward, readout_forward
+
+FAST = dict(hidden_size=8, n_threads=1, random_state=0)
+
+
+def weights(est):
+    return {k: v.copy() for k, v in est._get_weights().items()}
+
+
+def assert_same_weights(a, b):
+    wa, wb = weights(a), weights(b)
+    assert wa.keys() == wb.keys()
+    for k in wa:
+        np.testing.assert_array_equal(wa[k], wb[k], err_msg=k)
+
+
+def ragged(n, rng, lo=2, hi=9, features=2):
+    return [rng.standard_normal((int(rng.integers(lo, hi)), features)) for _ in range(n)]
+
+
+# ----------------------------------------------------------------------------------------- readouts
+@pytest.mark.parametrize("readout", ["last", "mean", "max", "meanmax"])
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_readout_backward_is_the_gradient_of_its_forward(readout, bidirectional):
+    """Finite differences of Σ c·readout(out) over the layer output, on ragged lengths (float64)."""
+    rng = np.random.default_rng(0)
+    T, B, H = 6, 4, 3
+    F = 2 * H if bidirectional else H
+    lengths = np.array([6, 2, 5, 1])
+    out = rng.standard_normal((T, B, F))
+    out[np.arange(T)[:, None] >= lengths[None, :]] = 0.0            # the layer's zeros past each end
+    feats, cache = readout_forward(out, lengths, readout, H)
+    c = rng.standard_normal(feats.shape)
+    dout = readout_backward(c, cache, np.float64)
+    num = np.zeros_like(out)
+    for idx in zip(*np.nonzero(np.arange(T)[:, None, None] < lengths[None, :, None] + 0 * out)):
+        for sign in (1, -1):
+            o = out.copy()
+            o[idx] += sign * 1e-6
+            num[idx] += sign * (c * readout_forward(o, lengths, readout, H)[0]).sum() / 2e-6
+    np.testing.assert_allclose(dout, num, atol=1e-8)
+    assert not dout[np.arange(T)[:, None] >= lengths[None, :]].any()   # nothing flows into the padding
+
+
+@pytest.mark.parametrize("readout", ["mean", "max", "meanmax"])
+def test_pooled_readout_window_and_scaling_follow_torch_autograd(readout):
+    """One full-batch SGD step of the classifier against torch autograd on the same network: inputs
+    standardized with the training set's statistics, windowed (k = 2, stride 2, zeros after the end),
+    an LSTM, the readout over each sequence's own windowed steps, a Linear head, mean cross-entropy."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(3)
+    X = [3.0 + 2.0 * x for x in ragged(9, rng, lo=2, hi=9, features=3)]
+    y = rng.integers(0, 3, size=9)
+
+    def fit(lr):
+        return SequenceClassifier(readout=readout, window=2, optimizer="sgd", lr=lr, batch_size=10**6,
+                                  max_epochs=1, clip_norm=None, dtype="float64", hidden_size=5,
+                                  random_state=0).fit(X, y)
+
+    h1, h2 = 1e-3, 2e-3
+    e1, e2 = fit(h1), fit(h2)
+    w1, w2 = weights(e1), weights(e2)
+    g = {k: (w1[k] - w2[k]) / (h2 - h1) for k in w1}
+    w0 = {k: w1[k] + h1 * g[k] for k in w1}
+    steps = np.concatenate(X)
+    mean, std = steps.mean(axis=0), steps.std(axis=0)
+    np.testing.assert_allclose(e1.input_mean_, mean, rtol=1e-12)
+    np.testing.assert_allclose(e1.input_scale_, std, rtol=1e-12)
+    rnn = torch.nn.LSTM(6, 5, dtype=torch.float64)
+    for name, p in rnn.named_parameters():
+        p.data = torch.tensor(w0[f"rnn.{name}"])
+    W = torch.tensor(w0["head.weight"], requires_grad=True)
+    b = torch.tensor(w0["head.bias"], requires_grad=True)
+    losses = []
+    for x_i, y_i in zip(X, y):
+        s = (x_i - mean) / std
+        s = np.concatenate([s, np.zeros((len(s) % 2, 3))]).reshape(-1, 6)   # (⌈T_i/2⌉, 2·3)
+        out = rnn(torch.tensor(s)[:, None])[0][:, 0]                         # (T'_i, H)
+        parts = {"mean": [out.mean(0)], "max": [out.max(0).values], "meanmax": [out.mean(0), out.max(0).values]}
+        z = torch.cat(parts[readout]) @ W.T + b
+        losses.append(torch.nn.functional.cross_entropy(z[None], torch.tensor([int(y_i)])))
+    torch.stack(losses).mean().backward()
+    ref = {f"rnn.{n}": p.grad.numpy() for n, p in rnn.named_parameters()}
+    ref.update({"head.weight": W.grad.numpy(), "head.bias": b.grad.numpy()})
+    for k in ref:
+        np.testing.assert_allclose(g[k], ref[k], rtol=1e-6, atol=1e-9, err_msg=k)
+
+
+# ------------------------------------------------------------------------------ window and scaling
+def test_auto_window_keeps_at_most_64_steps_and_is_fixed_at_fit():
+    rng = np.random.default_rng(0)
+    y = np.arange(12) % 2
+    for T, k in ((20, 1), (64, 1), (65, 2), (150, 3), (1500, 24)):
+        clf = SequenceClassifier(max_updates=1, **FAST).fit(rng.standard_normal((12, T)), y)
+        assert clf.window_ == k and clf.rnn_.input_size == k
+        assert clf.predict(rng.standard_normal((3, T))).shape == (3,)
+    ragged_X = [rng.standard_normal((int(t), 2)) for t in rng.integers(10, 200, size=12)]
+    clf = SequenceClassifier(max_updates=1, **FAST).fit(ragged_X, y)
+    longest = max(len(x) for x in ragged_X)
+    assert clf.window_ == -(-longest // 64) and clf.rnn_.input_size == 2 * clf.window_
+    assert SequenceClassifier(window=5, max_updates=1, **FAST).fit(ragged_X, y).window_ == 5
+    assert SequenceClassifier(window=None, max_updates=1, **FAST).fit(ragged_X, y).window_ == 1
+    seq = SequenceRegressor(output="sequence", max_updates=1, **FAST).fit(rng.standard_normal((12, 300)),
+                                                                          rng.standard_normal((12, 300)))
+    assert seq.window_ == 1                                          # one output per input step
+    with pytest.raises(ValueError, match="window"):
+        SequenceRegressor(output="sequence", window=3).fit(rng.standard_normal((12, 30)), rng.standard_normal((12, 30)))
+
+
+def test_window_is_the_time_delay_view():
+    rng = np.random.default_rng(0)
+    X = [rng.standard_normal((t, 2)) for t in (5, 3, 6)]
+    seqs = _check_X(X, np.dtype(np.float64))
+    w = _windowed(seqs, 2)
+    assert w.x.shape == (3, 3, 4) and list(w.lengths) == [3, 2, 3]
+    np.testing.assert_array_equal(w.x[0, 0], np.r_[X[0][0], X[0][1]])
+    np.testing.assert_array_equal(w.x[2, 0], np.r_[X[0][4], 0, 0])   # past the end: zeros
+    np.testing.assert_array_equal(w.x[1, 1], np.r_[X[1][2], 0, 0])
+    np.testing.assert_array_equal(w.x[2, 1], 0)                      # padding stays padding
+
+
+def test_scaling_ignores_padding_and_weighs_sequences():
+    rng = np.random.default_rng(0)
+    X = [rng.standard_normal((t, 2)) * 5 + 1 for t in (4, 1, 7)]
+    seqs = _check_X(X, np.dtype(np.float64))
+    mean, scale = _input_scaler(seqs)
+    steps = np.concatenate(X)
+    np.testing.assert_allclose(mean, steps.mean(0), rtol=1e-12)
+    np.testing.assert_allclose(scale, steps.std(0), rtol=1e-12)
+    mean_w, scale_w = _input_scaler(seqs, np.array([2.0, 0.0, 1.0]))   # weight 2 = the sequence twice
+    twice = np.concatenate([X[0], X[0], X[2]])
+    np.testing.assert_allclose(mean_w, twice.mean(0), rtol=1e-12)
+    np.testing.assert_allclose(scale_w, twice.std(0), rtol=1e-12)
+    const = _input_scaler(_check_X(np.full((3, 4, 1), 7.0), np.dtype(np.float64)))
+    assert const[0][0] == 7.0 and const[1][0] == 1.0                  # a constant feature: scale 1
+
+
+def test_scaling_makes_the_model_invariant_to_the_inputs_units():
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((40, 10, 2))
+    y = (X[:, :, 0].sum(1) > 0).astype(int)
+    kw = dict(max_updates=20, dtype="float64", **FAST)
+    a = SequenceClassifier(**kw).fit(X, y)
+    b = SequenceClassifier(**kw).fit(X * 1000 + 50, y)
+    np.testing.assert_allclose(a.predict_proba(X), b.predict_proba(X * 1000 + 50), rtol=1e-8)
+    reg = SequenceRegressor(**kw).fit(X, 1e4 * y + 3)
+    assert reg.target_mean_[0] == pytest.approx(1e4 * y.mean() + 3) and reg.target_scale_[0] > 1e3
+    assert abs(reg.predict(X).mean() - (1e4 * y.mean() + 3)) < 2e3     # predictions in the targets' units
+    raw = SequenceRegressor(scale=False, **kw).fit(X, y)
+    assert raw.input_mean_ is None and raw.target_mean_ is None
+
+
+# ---------------------------------------------------------------------------- budget and schedule
+def test_update_budget_counts_whole_epochs_and_the_schedule_spans_it():
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((50, 5, 2)), np.arange(50) % 2
+    clf = SequenceClassifier(batch_size=16, max_updates=30, **FAST).fit(X, y)   # 4 batches an epoch
+    assert clf.n_epochs_ == 8 and clf.n_updates_ == 32 and clf.t_ == 400
+    assert clf._optimizer.lr == pytest.approx(0.0, abs=1e-12)         # annealed to 0 at the planned end
+    capped = SequenceClassifier(batch_size=16, max_updates=30, max_epochs=2, **FAST).fit(X, y)
+    assert capped.n_epochs_ == 2 and capped.n_updates_ == 8
+    big = SequenceClassifier(batch_size=16, max_updates=3, **FAST).fit(X, y)
+    assert big.n_epochs_ == 1 and big.n_updates_ == 4                 # at least one whole epoch
+    const = SequenceClassifier(batch_size=16, max_updates=30, lr_schedule="constant", **FAST).fit(X, y)
+    assert const._optimizer.lr == 0.01
+    with pytest.raises(ValueError, match="max_updates and max_epochs"):
+        SequenceClassifier(max_updates=None, max_epochs=None).fit(X, y)
+
+
+# ----------------------------------------------------------------------- warm_start and partial_fit
+@pytest.mark.parametrize("Estimator", [SequenceClassifier, SequenceRegressor])
+def test_partial_fit_and_warm_start_continue_one_long_fit_bit_for_bit(Estimator):
+    rng = np.random.default_rng(0)
+    X = ragged(45, rng, lo=3, hi=12)
+    y = np.arange(45) % 3 if Estimator is SequenceClassifier else rng.standard_normal(45)
+    kw = dict(batch_size=10, lr_schedule="constant", max_updates=None, **FAST)
+    long = Estimator(max_epochs=3, **kw).fit(X, y)
+    partial = Estimator(**{**kw, "max_epochs": 1})
+    for _ in range(3):
+        partial.partial_fit(X, y)
+    assert_same_weights(long, partial)
+    assert partial.n_epochs_ == 3 and partial.loss_curve_ == long.loss_curve_ and partial.n_updates_ == 15
+    warm = Estimator(max_epochs=1, warm_start=True, **kw).fit(X, y)
+    warm.fit(X, y).fit(X, y)
+    assert_same_weights(long, warm)
+    cold = Estimator(max_epochs=1, **kw).fit(X, y).fit(X, y)          # without warm_start: starts over
+    assert_same_weights(Estimator(max_epochs=1, **kw).fit(X, y), cold)
+
+
+def test_partial_fit_classes_and_new_labels():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((20, 4, 2))
+    clf = SequenceClassifier(**FAST).partial_fit(X[:10], np.zeros(10, int), classes=[0, 1, 2])
+    assert list(clf.classes_) == [0, 1, 2] and clf.head_.out_features == 3
+    clf.partial_fit(X[10:], np.full(10, 2))
+    with pytest.raises(ValueError, match="not fitted with: \\[7\\]"):
+        clf.partial_fit(X[:2], np.array([0, 7]))
+    with pytest.raises(ValueError, match="not in classes"):
+        SequenceClassifier(**FAST).partial_fit(X[:4], np.array([0, 1, 5, 1]), classes=[0, 1])
+    with pytest.raises(ValueError, match="features per step"):
+        clf.partial_fit(rng.standard_normal((3, 4, 5)), np.zeros(3, int))
+
+
+# ------------------------------------------------------------------------------- sample and class weights
+def test_class_weight_is_a_per_class_sample_weight():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((40, 6, 2))
+    y = np.where(rng.random(40) < 0.25, "rare", "common")
+    kw = dict(max_updates=10, batch_size=8, scale=False, **FAST)     # (sample weights also weigh the scaling)
+    by_dict = SequenceClassifier(class_weight={"rare": 3.0}, **kw).fit(X, y)
+    by_sw = SequenceClassifier(**kw).fit(X, y, sample_weight=np.where(y == "rare", 3.0, 1.0))
+    np.testing.assert_array_equal(by_dict.predict_proba(X), by_sw.predict_proba(X))
+    counts = {c: (y == c).sum() for c in ("common", "rare")}
+    balanced = SequenceClassifier(class_weight="balanced", **kw).fit(X, y)
+    sw = np.array([len(y) / (2 * counts[c]) for c in y])
+    np.testing.assert_array_equal(balanced.predict_proba(X),
+                                  SequenceClassifier(**kw).fit(X, y, sample_weight=sw).predict_proba(X))
+    with pytest.raises(ValueError, match="class_weight"):
+        SequenceClassifier(class_weight="even", **kw).fit(X, y)
+    with pytest.raises(ValueError, match="not in classes_"):
+        SequenceClassifier(class_weight={"other": 2}, **kw).fit(X, y)
+
+
+@pytest.mark.parametrize("output", ["last", "sequence"])
+def test_sample_weight_zero_is_removal_and_bad_weights_raise(output):
+    """Full batches in float64: a weight of 0 is the sample removed, up to the order of the sums."""
+    rng = np.random.default_rng(0)
+    X = ragged(30, rng, lo=3, hi=9)
+    y = rng.standard_normal(30) if output == "last" else [rng.standard_normal(len(x)) for x in X]
+    sw = (rng.random(30) < 0.7).astype(float)
+    keep = np.flatnonzero(sw)
+    kw = dict(output=output, batch_size=10**6, max_updates=20, dtype="float64", **FAST)
+    a = SequenceRegressor(**kw).fit(X, y, sample_weight=sw)
+    b = SequenceRegressor(**kw).fit([X[i] for i in keep], [y[i] for i in keep] if output == "sequence" else y[keep])
+    for k, v in weights(a).items():
+        np.testing.assert_allclose(v, weights(b)[k], rtol=1e-9, atol=1e-12, err_msg=k)
+    for bad, match in ((np.ones(3), "shape"), (-sw, ">= 0"), (sw * np.nan, "finite"), (0 * sw, "zero")):
+        with pytest.raises(ValueError, match=match):
+            SequenceRegressor(**kw).fit(X, y, sample_weight=bad)
+
+
+# ---------------------------------------------------------------------------------- early stopping
+def test_early_stopping_patience_counts_updates_on_small_sets():
+    """A training set of 2 batches: 10 epochs of patience would be 20 updates; it waits 10 × 20 updates."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((40, 5, 2))
+    y = rng.integers(0, 2, 40)                                       # noise: the validation loss soon rises
+    clf = SequenceClassifier(early_stopping=True, max_updates=4000, lr=0.05, **FAST).fit(X, y)
+    assert clf.validation_scores_ is not None and len(clf.validation_scores_) == clf.n_epochs_
+    assert clf.n_epochs_ - clf.best_epoch_ >= 100                     # 10 × 20 updates of 2 an epoch
+    assert clf.n_epochs_ < 2000                                      # it did stop before the budget
+
+
+# ------------------------------------------------------------------------------------ interruption
+def _interrupt_at(monkeypatch, call):
+    original = SequenceClassifier._train_batch
+    count = {"n": 0}
+
+    def batch(self, *args, **kwargs):
+        count["n"] += 1
+        if count["n"] == call:
+            raise KeyboardInterrupt
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(SequenceClassifier, "_train_batch", batch)
+
+
+def test_an_interrupted_fit_keeps_its_last_complete_epoch_and_warns(monkeypatch):
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((40, 5, 2)), np.arange(40) % 2
+    kw = dict(batch_size=10, lr_schedule="constant", max_updates=None, **FAST)
+    ref = SequenceClassifier(max_epochs=2, **kw).fit(X, y)
+    _interrupt_at(monkeypatch, 11)                                   # in epoch 3 (4 batches an epoch)
+    clf = SequenceClassifier(max_epochs=5, **kw)
+    with pytest.warns(rnnfast.estimators._compat.ConvergenceWarning, match="interrupted"):
+        clf.fit(X, y)
+    assert clf.n_epochs_ == 2 and len(clf.loss_curve_) == 2 and clf.n_updates_ == 8 and clf.t_ == 80
+    assert_same_weights(ref, clf)
+    assert clf.loss_curve_ == ref.loss_curve_
+
+
+def test_an_interrupt_before_the_first_epoch_leaves_the_estimator_as_it_was(monkeypatch):
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((40, 5, 2)), np.arange(40) % 2
+    clf = SequenceClassifier(max_updates=8, batch_size=10, **FAST).fit(X, y)
+    before, proba = weights(clf), clf.predict_proba(X)
+    attrs = dict(clf.__dict__)
+    _interrupt_at(monkeypatch, 2)
+    with pytest.raises(KeyboardInterrupt):
+        clf.fit(X[:, :3], 1 - y)                                     # another shape of model, interrupted
+    assert clf.__dict__.keys() == attrs.keys() and clf.n_epochs_ == attrs["n_epochs_"]
+    assert clf.rnn_ is attrs["rnn_"]
+    assert all(np.array_equal(v, weights(clf)[k]) for k, v in before.items())
+    np.testing.assert_array_equal(clf.predict_proba(X), proba)
+    fresh = SequenceClassifier(**FAST)
+    _interrupt_at(monkeypatch, 1)
+    with pytest.raises(KeyboardInterrupt):
+        fresh.fit(X, y)
+    assert not hasattr(fresh, "rnn_") and not hasattr(fresh, "classes_")
+    warm = SequenceClassifier(warm_start=True, max_updates=4, batch_size=10, **FAST).fit(X, y)
+    before = weights(warm)
+    _interrupt_at(monkeypatch, 3)                                    # a warm start, mid-epoch
+    with pytest.raises(KeyboardInterrupt):
+        warm.fit(X, y)
+    assert all(np.array_equal(v, weights(warm)[k]) for k, v in before.items())
+
+
+# ------------------------------------------------------------------------------------ long series
+def test_defaults_train_on_series_of_1500_steps_without_diverging():
+    rng = np.random.default_rng(0)
+    X = np.cumsum(rng.standard_normal((24, 1500)), axis=1) * 10     # random walks, far from unit scale
+    y = (X[:, -1] > X[:, 0]).astype(int)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")                              # no overflow warning either
+        clf = SequenceClassifier(max_updates=60, random_state=0).fit(X, y)
+    assert clf.window_ == 24 and np.isfinite(clf.loss_curve_).all()
+    assert clf.score(X, y) > 0.8
