@@ -267,27 +267,113 @@ def run_rnnfast(data: Data, params: dict) -> dict:
 
 
 # ------------------------------------------------------------------------------------------- torch
-TORCH_RECIPE_READY = False        # set to True when torch_same_recipe below is filled in
+TORCH_RECIPE_READY = True
 
 
-def torch_same_recipe(Xtr, ytr, Xte, params: dict):
+def torch_same_recipe(Xtr, ytr, Xte, params: dict, threads: int = 1):
     """THE TORCH COLUMN (``--torch``): rnnfast's training recipe re-implemented in PyTorch.
 
-    To be filled in by the engineer designing the recipe. Contract:
-    - ``Xtr``, ``Xte``: rnnfast's layout, (n, T, C) float64 arrays or lists of (T_i, C) arrays;
-    - ``ytr``: the class labels (n,);
-    - ``params``: the rnnfast estimator's ``get_params()`` (defaults, ``random_state=0`` and the ``--param``
-      overrides), which the recipe should follow;
-    - returns the predicted labels for ``Xte`` (n_test,), or ``(labels, info)`` with ``info`` a dict
-      (e.g. ``{"n_iter_": ...}``). The caller times the call (fit + predict) and scores it.
-    Run torch on one thread (``torch.set_num_threads(1)``) like the other baselines, or say otherwise.
+    It follows the estimator's parameters (``params``: ``get_params()`` of the rnnfast estimator) step by
+    step: inputs standardized per feature over the training steps, the time-delay window (``window="auto"``:
+    ⌈T_max/64⌉), torch's LSTM/GRU/RNN with torch's own initialisation, the readout over each sequence's
+    own steps (mean, max, mean+max, or the last step), a Linear head, mean cross-entropy, Adam/AdamW/SGD
+    (momentum 0.9)/RMSprop, clipping by total norm, ⌈max_updates / batches⌉ whole epochs of shuffled
+    mini-batches, the learning rate annealed per batch by ``CosineAnnealingLR`` over the budget. Runs on
+    ``threads`` threads (the rnnfast column's). Early stopping is not mirrored (rnnfast's default is off).
+    Returns the predicted labels for ``Xte`` and ``{"n_updates_": ...}``.
     """
-    raise NotImplementedError("torch column: not yet (torch_same_recipe is a stub; the recipe is being designed)")
+    import torch
+
+    p = params
+    if p.get("early_stopping"):
+        raise NotImplementedError("torch column: early_stopping is not mirrored")
+    if p.get("output", "last") != "last":
+        raise NotImplementedError("torch column: output='last' only")
+    torch.set_num_threads(threads)
+    seed = p.get("random_state") or 0
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    classes, y = np.unique(np.asarray(ytr), return_inverse=True)
+    as_list = lambda X: [np.asarray(x, np.float64).reshape(len(x), -1) for x in X]      # (T_i, C) each
+    tr, te = as_list(Xtr), as_list(Xte)
+    if p.get("scale", True):
+        steps = np.concatenate(tr)
+        mean, std = steps.mean(0), steps.std(0)
+        std[std < 1e-12] = 1.0
+        tr, te = [(x - mean) / std for x in tr], [(x - mean) / std for x in te]
+    window = p.get("window", "auto")
+    k = -(-max(len(x) for x in tr) // 64) if window == "auto" else int(window or 1)
+
+    def batch(seqs):                                  # windowed, padded (T', B, k·C) and lengths (B,)
+        w = [np.concatenate([x, np.zeros((-len(x) % k, x.shape[1]))]).reshape(-1, k * x.shape[1]) for x in seqs]
+        lens = np.array([len(x) for x in w])
+        out = np.zeros((lens.max(), len(w), w[0].shape[1]), np.float32)
+        for b, x in enumerate(w):
+            out[:len(x), b] = x
+        return torch.from_numpy(out), torch.from_numpy(lens)
+
+    cell = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU}.get(p.get("cell", "lstm"), torch.nn.RNN)
+    H, bi = p.get("hidden_size", 64), bool(p.get("bidirectional", False))
+    kwargs = {} if cell is not torch.nn.RNN else {"nonlinearity": p.get("nonlinearity", "tanh")}
+    rnn = cell(k * tr[0].shape[1], H, p.get("num_layers", 1), dropout=p.get("dropout", 0.0),
+               bidirectional=bi, **kwargs)
+    readout = p.get("readout", "meanmax")
+    width = H * (2 if bi else 1)
+    head = torch.nn.Linear(width * (2 if readout == "meanmax" else 1), len(classes))
+
+    def logits(x, lens):
+        packed = torch.nn.utils.rnn.pack_padded_sequence(x, lens, enforce_sorted=False)
+        out = torch.nn.utils.rnn.pad_packed_sequence(rnn(packed)[0], total_length=x.shape[0])[0]   # (T', B, F)
+        valid = (torch.arange(x.shape[0])[:, None] < lens[None, :])[:, :, None]
+        feats = []
+        if readout == "last":
+            last = out[lens - 1, torch.arange(len(lens))]
+            feats.append(last if not bi else torch.cat([last[:, :H], out[0, :, H:]], 1))
+        if readout in ("mean", "meanmax"):
+            feats.append(out.sum(0) / lens[:, None])
+        if readout in ("max", "meanmax"):
+            feats.append(out.masked_fill(~valid, float("-inf")).max(0).values)
+        return head(torch.cat(feats, 1))
+
+    params_ = list(rnn.parameters()) + list(head.parameters())
+    lr, wd = p.get("lr", 0.01), p.get("weight_decay", 0.0)
+    opt = {"adam": lambda: torch.optim.Adam(params_, lr=lr, weight_decay=wd),
+           "adamw": lambda: torch.optim.AdamW(params_, lr=lr, weight_decay=wd),
+           "sgd": lambda: torch.optim.SGD(params_, lr=lr, momentum=0.9, weight_decay=wd),
+           "rmsprop": lambda: torch.optim.RMSprop(params_, lr=lr, weight_decay=wd)}[p.get("optimizer", "adam")]()
+    bs = p.get("batch_size", 32)
+    batches = -(-len(tr) // bs)
+    limits = [p["max_epochs"] if p.get("max_epochs") else float("inf"),
+              -(-p["max_updates"] // batches) if p.get("max_updates") else float("inf")]
+    epochs = int(min(limits))
+    sched = (torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs * batches)
+             if p.get("lr_schedule", "cosine") == "cosine" else None)
+    yt = torch.from_numpy(y)
+    updates = 0
+    for _ in range(epochs):
+        rnn.train()
+        perm = rng.permutation(len(tr))
+        for s in range(0, len(perm), bs):
+            idx = perm[s:s + bs]
+            x, lens = batch([tr[i] for i in idx])
+            loss = torch.nn.functional.cross_entropy(logits(x, lens), yt[idx])
+            opt.zero_grad()
+            loss.backward()
+            if p.get("clip_norm") is not None:
+                torch.nn.utils.clip_grad_norm_(params_, p["clip_norm"])
+            opt.step()
+            if sched is not None:
+                sched.step()
+            updates += 1
+    rnn.eval()
+    with torch.no_grad():
+        pred = np.concatenate([logits(*batch(te[s:s + 1024])).argmax(1).numpy() for s in range(0, len(te), 1024)])
+    return classes[pred], {"n_updates_": updates}
 
 
-def run_torch(data: Data, params: dict) -> dict:
+def run_torch(data: Data, params: dict, threads: int = 1) -> dict:
     def go():
-        out = torch_same_recipe(to_rnnfast(data.Xtr), data.ytr, to_rnnfast(data.Xte), dict(params))
+        out = torch_same_recipe(to_rnnfast(data.Xtr), data.ytr, to_rnnfast(data.Xte), dict(params), threads)
         info = {}
         if isinstance(out, tuple):
             out, info = out
@@ -396,7 +482,7 @@ def run_dataset(name: str, params: dict, *, baselines: bool = True, torch: bool 
     log(f"{name}: rnnfast ...")
     row["models"]["rnnfast"] = run_rnnfast(data, params)
     if torch and not data.regression:
-        row["models"]["torch"] = run_torch(data, make_rnnfast(False, params).get_params())
+        row["models"]["torch"] = run_torch(data, make_rnnfast(False, params).get_params(), rnnfast.get_num_threads())
     if baselines:
         table = REGRESSION_BASELINES if data.regression else CLASSIFICATION_BASELINES
         with single_threaded_baselines():
@@ -714,6 +800,25 @@ def _quiet_numba() -> None:
         pass
 
 
+def check_estimators(params: dict) -> int:
+    """Every scikit-learn estimator check on SequenceClassifier and SequenceRegressor with their defaults
+    (and ``params``); prints one line per estimator and returns the number that failed a check."""
+    from sklearn.utils.estimator_checks import check_estimator
+    failed = 0
+    for cls in (rnnfast.SequenceClassifier, rnnfast.SequenceRegressor):
+        est = cls(**params)
+        t0 = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            results = list(check_estimator(est, on_fail=None))
+        bad = [r for r in results if r["status"] == "failed"]
+        failed += bool(bad)
+        print(f"{est!r}: {len(results) - len(bad)} of {len(results)} checks passed in "
+              f"{time.perf_counter() - t0:.0f} s" + "".join(f"\n  FAILED {r['check_name']}: "
+                                                          f"{str(r['exception']).splitlines()[0][:200]}" for r in bad))
+    return failed
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -728,8 +833,12 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--param", action="append", type=parse_param, default=[], metavar="KEY=VALUE",
                     help="estimator override, repeatable (value parsed as a Python literal, else a string)")
     ap.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    ap.add_argument("--check-estimator", action="store_true",
+                    help="instead: scikit-learn's check_estimator on both estimators, untouched defaults")
     args = ap.parse_args(argv)
     params = dict(args.param)
+    if args.check_estimator:
+        return check_estimators(params)
     names = [n.strip() for n in args.datasets.split(",") if n.strip()] if args.datasets else None
     group = args.group if names is None or args.group != "all" else "all"
     try:

@@ -12,22 +12,9 @@ from rnnfast.estimators import SequenceClassifier, SequenceRegressor
 from rnnfast.estimators._data import _check_X, _input_scaler, _windowed
 from rnnfast.estimators._network import readout_backward, readout_forward
 
+from test_estimators import assert_same_weights, ragged, weights  # noqa: E402  (tests/ is on sys.path)
+
 FAST = dict(hidden_size=8, n_threads=1, random_state=0)
-
-
-def weights(est):
-    return {k: v.copy() for k, v in est._get_weights().items()}
-
-
-def assert_same_weights(a, b):
-    wa, wb = weights(a), weights(b)
-    assert wa.keys() == wb.keys()
-    for k in wa:
-        np.testing.assert_array_equal(wa[k], wb[k], err_msg=k)
-
-
-def ragged(n, rng, lo=2, hi=9, features=2):
-    return [rng.standard_normal((int(rng.integers(lo, hi)), features)) for _ in range(n)]
 
 
 # ----------------------------------------------------------------------------------------- readouts
