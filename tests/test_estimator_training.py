@@ -314,3 +314,29 @@ def test_defaults_train_on_series_of_1500_steps_without_diverging():
         clf = SequenceClassifier(max_updates=60, random_state=0).fit(X, y)
     assert clf.window_ == 24 and np.isfinite(clf.loss_curve_).all()
     assert clf.score(X, y) > 0.8
+
+
+# ------------------------------------------------------------------------------ concurrent predict
+def test_predict_from_several_threads_gives_the_serial_results():
+    """Threaded servers and joblib's threading backend call predict on one fitted estimator at once."""
+    import copy
+    import pickle
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = np.random.default_rng(0)
+    X = ragged(60, rng, lo=3, hi=30)
+    clf = SequenceClassifier(max_updates=5, **FAST).fit(X, np.arange(60) % 3)
+    expected = clf.predict_proba(X)
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda i: clf.predict_proba(X[i % 7:]), range(48)))
+    for i, got in enumerate(results):
+        np.testing.assert_array_equal(got, expected[i % 7:])
+    clf.partial_fit(X, np.arange(60) % 3)                          # new weights: the copies follow them
+    expected = clf.predict_proba(X)
+    with ThreadPoolExecutor(4) as pool:
+        for got in pool.map(lambda i: clf.predict_proba(X), range(12)):
+            np.testing.assert_array_equal(got, expected)
+    for other in (pickle.loads(pickle.dumps(clf)), copy.deepcopy(clf)):
+        with ThreadPoolExecutor(3) as pool:
+            for got in pool.map(lambda i: other.predict_proba(X), range(6)):
+                np.testing.assert_array_equal(got, expected)

@@ -5,6 +5,7 @@ import math
 import numbers
 import os
 import sys
+import threading
 import warnings
 from typing import Any, Optional
 
@@ -250,6 +251,7 @@ class _SequenceEstimator(BaseEstimator):
                 self._build(self._rng, rank=0 if comm is None else comm.rank)
                 self._optimizer = self._make_optimizer(p)
             self._train(seqs, targets, weights, p, comm, partial, continuing)
+            self._concurrent_inference()
         except _Interrupted:
             # Interrupted before one epoch was complete: nothing to keep, the estimator is as it was.
             self.__dict__.clear()
@@ -576,9 +578,33 @@ class _SequenceEstimator(BaseEstimator):
 
     def _forward(self, seqs: _Sequences, idx: Optional[np.ndarray] = None) -> np.ndarray:
         """Head outputs z in float64, in eval mode: "last" (n, O), "sequence" (T, n, O) (0 on padding),
-        from prepared (scaled, windowed) sequences."""
+        from prepared (scaled, windowed) sequences.
+
+        Safe to call from several threads at once: the first takes the model's own layer, the others
+        each run a copy of it that their thread keeps (a layer holds its activations between calls)."""
+        lock = self.__dict__.get("_predict_lock")
+        if lock is None or lock.acquire(blocking=False):
+            try:
+                return self._forward_with(self.rnn_, seqs, idx)
+            finally:
+                if lock is not None:
+                    lock.release()
+        local = self._thread_layers
+        if getattr(local, "version", None) != self._weights_version:
+            rnn, _ = self._make_layers()
+            rnn.load_state_dict(self.rnn_.state_dict())
+            local.rnn, local.version = rnn, self._weights_version
+        return self._forward_with(local.rnn, seqs, idx)
+
+    def _concurrent_inference(self) -> None:
+        """A new version of the weights: threads that predict beside another make fresh copies of them."""
+        self._predict_lock = threading.Lock()
+        self._thread_layers = threading.local()
+        self._weights_version = getattr(self, "_weights_version", 0) + 1
+
+    def _forward_with(self, rnn: Any, seqs: _Sequences, idx: Optional[np.ndarray]) -> np.ndarray:
         idx = np.arange(seqs.n) if idx is None else idx
-        self.rnn_.eval()
+        rnn.eval()
         W = self.head_.weight.data.astype(np.float64)                               # (O, F')
         assert self.head_.bias is not None                                          # _make_layers: bias=True
         b = self.head_.bias.data.astype(np.float64)
@@ -588,7 +614,7 @@ class _SequenceEstimator(BaseEstimator):
                 rows = idx[start:start + _PREDICT_CHUNK]
                 lengths = None if seqs.lengths is None else seqs.lengths[rows]
                 T = seqs.T if lengths is None else int(lengths.max())
-                out, _ = self.rnn_(seqs.x[:T, rows], lengths=lengths)             # (T, B, F)
+                out, _ = rnn(seqs.x[:T, rows], lengths=lengths)                   # (T, B, F)
                 if self._output == "last":
                     feats, _ = readout_forward(out, lengths, self._arch.get("readout", "last"),
                                                self._arch["hidden_size"])
@@ -641,13 +667,15 @@ class _SequenceEstimator(BaseEstimator):
                                  f"{param.shape} and {param.dtype}")
             param.data[...] = arr
         self.rnn_, self.head_ = rnn.eval(), head
+        self._concurrent_inference()
 
     def __getstate__(self) -> dict[str, Any]:
         # Pickle the weights, not the layer objects with their scratch buffers and caches (nor the
         # optimizer, which holds the layers' parameters: a warm start after unpickling starts a new one).
         getstate = getattr(super(), "__getstate__", None)
         state = dict(getstate() if getstate is not None else self.__dict__)
-        state.pop("_optimizer", None)
+        for name in ("_optimizer", "_predict_lock", "_thread_layers", "_weights_version"):
+            state.pop(name, None)
         if "rnn_" in state:
             state["_weights"] = self._get_weights()
             del state["rnn_"], state["head_"]
