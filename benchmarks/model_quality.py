@@ -275,7 +275,7 @@ def torch_same_recipe(Xtr, ytr, Xte, params: dict, threads: int = 1):
 
     It follows the estimator's parameters (``params``: ``get_params()`` of the rnnfast estimator) step by
     step: inputs standardized per feature over the training steps, the time-delay window (``window="auto"``:
-    ⌈T_max/64⌉), torch's LSTM/GRU/RNN with torch's own initialisation, the readout over each sequence's
+    ⌈T_max/32⌉), torch's LSTM/GRU/RNN with torch's own initialisation, the readout over each sequence's
     own steps (mean, max, mean+max, or the last step), a Linear head, mean cross-entropy, Adam/AdamW/SGD
     (momentum 0.9)/RMSprop, clipping by total norm, ⌈max_updates / batches⌉ whole epochs of shuffled
     mini-batches, the learning rate annealed per batch by ``CosineAnnealingLR`` over the budget. Runs on
@@ -302,7 +302,7 @@ def torch_same_recipe(Xtr, ytr, Xte, params: dict, threads: int = 1):
         std[std < 1e-12] = 1.0
         tr, te = [(x - mean) / std for x in tr], [(x - mean) / std for x in te]
     window = p.get("window", "auto")
-    k = -(-max(len(x) for x in tr) // 64) if window == "auto" else int(window or 1)
+    k = -(-max(len(x) for x in tr) // 32) if window == "auto" else int(window or 1)   # rnnfast's rule
 
     def batch(seqs):                                  # windowed, padded (T', B, k·C) and lengths (B,)
         w = [np.concatenate([x, np.zeros((-len(x) % k, x.shape[1]))]).reshape(-1, k * x.shape[1]) for x in seqs]

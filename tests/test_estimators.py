@@ -83,7 +83,7 @@ def test_pipeline_grid_search_cross_val_and_clone():
     rng = np.random.default_rng(0)
     X = rng.standard_normal((90, 6, 2))
     y = (X[:, :, 0].sum(axis=1) > 0).astype(int)
-    est = SequenceClassifier(max_epochs=15, **FAST)
+    est = SequenceClassifier(max_updates=200, **FAST)
     scores = cross_val_score(est, X, y, cv=3)
     assert scores.shape == (3,) and scores.mean() > 0.7
     search = GridSearchCV(est, {"hidden_size": [4, 8], "cell": ["elman", "lstm"]}, cv=2).fit(X, y)

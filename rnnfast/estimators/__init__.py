@@ -5,7 +5,7 @@ Model (one network, two heads of the same shape)::
     x̃_t = (x_t − μ) / σ                     per-feature standardization learned in fit (``scale``)
     x'_τ = [x̃_{kτ}, …, x̃_{kτ+k−1}]          time-delay window of k steps, stride k (``window``)
     h_τ = Elman, LSTM or GRU stack (``cell``, ``hidden_size``, ``num_layers``) over x'_1 … x'_T'   (T', B, D·H)
-    f   = readout(h) over each sequence's own steps ("meanmax": [mean_τ h_τ, max_τ h_τ])  (B, F)
+    f   = readout(h): h at each sequence's own last step ("mean", "max", "meanmax" pool over its steps)  (B, F)
     z   = f Wᵀ + b                                                                        (B, O)
 
 ``output="sequence"`` (many-to-many, no window) reads z_t = h_t Wᵀ + b at every step t ≤ T_b instead.
@@ -20,7 +20,7 @@ Training (``rnnfast._engine``, shared with :class:`~rnnfast.TruncatedBPTT`): min
 epoch, BPTT through each whole sequence (or truncated every ``tbptt`` steps: the state flows on, the
 gradient stops at chunk boundaries and each chunk makes one update), clipping to ``clip_norm``, an
 optimizer step, and the learning rate annealed along a cosine over the budget of ``max_updates``
-mini-batches (whole epochs: a training set of 40 sequences trains as many updates as one of 40,000).
+mini-batches (whole epochs: a training set of 40 sequences trains as many updates as one of 4,000).
 Early stopping is off by default, as in scikit-learn's MLP. All randomness (initial weights, dropout,
 shuffling, the validation split) comes from ``random_state``, so the same seed gives the same model bit for
 bit on the same thread count. A KeyboardInterrupt ends training cleanly after one complete epoch: the

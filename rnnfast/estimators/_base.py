@@ -30,7 +30,7 @@ _OUTPUTS = ("last", "sequence")
 _SCHEDULES = ("cosine", "constant")
 _SGD_MOMENTUM = 0.9          # optimizer="sgd" uses momentum, as scikit-learn's MLP does
 _PREDICT_CHUNK = 1024        # sequences per forward at inference (bounds the memory of predict)
-_WINDOW_STEPS = 64           # window="auto" cuts sequences to at most this many recurrent steps
+_WINDOW_STEPS = 32           # window="auto" cuts sequences to at most this many recurrent steps
 _MIN_EPOCH_UPDATES = 20      # early stopping: an epoch of fewer updates counts as a fraction of one
 _PROGRESS_LINES = 10         # verbose without tqdm: about this many lines per fit
 
@@ -84,9 +84,9 @@ class _SequenceEstimator(BaseEstimator):
 
     def __init__(self, *, cell: str = "lstm", hidden_size: int = 64, num_layers: int = 1,
                  nonlinearity: str = "tanh", dropout: float = 0.0, bidirectional: bool = False,
-                 output: str = "last", readout: str = "meanmax", window: Any = "auto", scale: bool = True,
-                 optimizer: str = "adam", lr: float = 0.01, lr_schedule: str = "cosine",
-                 weight_decay: float = 0.0, batch_size: int = 32, max_updates: Optional[int] = 2000,
+                 output: str = "last", readout: str = "last", window: Any = "auto", scale: bool = True,
+                 optimizer: str = "adam", lr: float = 0.003, lr_schedule: str = "cosine",
+                 weight_decay: float = 0.0, batch_size: int = 16, max_updates: Optional[int] = 1000,
                  max_epochs: Optional[int] = None, clip_norm: Optional[float] = 1.0, tbptt: Optional[int] = None,
                  early_stopping: bool = False, validation_fraction: Optional[float] = 0.1,
                  n_iter_no_change: Optional[int] = 10, tol: float = 1e-4, warm_start: bool = False,
@@ -392,8 +392,8 @@ class _SequenceEstimator(BaseEstimator):
                     self.rnn_.train()
                     perm = train_idx[rng.permutation(len(train_idx))]
                     total, count = 0.0, 0.0
-                    for batch, start in enumerate(range(0, len(perm), p["batch_size"]), 1):
-                        idx = perm[start:start + p["batch_size"]]
+                    # ⌈n / batch_size⌉ batches of equal size (± 1): no small last batch takes a full step
+                    for batch, idx in enumerate(np.array_split(perm, batches), 1):
                         try:
                             s, c = self._train_batch(seqs, targets, weights, idx, engine, p)
                         except Diverged as exc:

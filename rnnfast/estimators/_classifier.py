@@ -46,9 +46,9 @@ class SequenceClassifier(ClassifierMixin, _SequenceEstimator):
 
     def __init__(self, *, cell: str = "lstm", hidden_size: int = 64, num_layers: int = 1,
                  nonlinearity: str = "tanh", dropout: float = 0.0, bidirectional: bool = False,
-                 output: str = "last", readout: str = "meanmax", window: Any = "auto", scale: bool = True,
-                 optimizer: str = "adam", lr: float = 0.01, lr_schedule: str = "cosine",
-                 weight_decay: float = 0.0, batch_size: int = 32, max_updates: Optional[int] = 2000,
+                 output: str = "last", readout: str = "last", window: Any = "auto", scale: bool = True,
+                 optimizer: str = "adam", lr: float = 0.003, lr_schedule: str = "cosine",
+                 weight_decay: float = 0.0, batch_size: int = 16, max_updates: Optional[int] = 1000,
                  max_epochs: Optional[int] = None, clip_norm: Optional[float] = 1.0, tbptt: Optional[int] = None,
                  early_stopping: bool = False, validation_fraction: Optional[float] = 0.1,
                  n_iter_no_change: Optional[int] = 10, tol: float = 1e-4, warm_start: bool = False,

@@ -15,16 +15,16 @@ PARAMETERS = """\
         Read each sequence both ways (needs ``tbptt=None``).
     output : {"last", "sequence"}, default="last"
         "last": one target per sequence (many-to-one); "sequence": one target per step (many-to-many).
-    readout : {"meanmax", "mean", "max", "last"}, default="meanmax"
+    readout : {"last", "mean", "max", "meanmax"}, default="last"
         What the head of ``output="last"`` reads of the top layer's states h_t, over each sequence's own
-        steps: their mean and maximum side by side, either alone, or h at the last step (for a
-        bidirectional stack, the forward half at the last step and the reverse half at the first).
-        The pooled readouts see every step, so gradients reach early steps directly; "last" is needed
-        with ``tbptt``.
+        steps: h at the last step (for a bidirectional stack, the forward half at the last step and the
+        reverse half at the first), their mean, their maximum, or mean and maximum side by side. The
+        pooled readouts reach early steps directly but overfit small training sets more; ``tbptt``
+        needs "last".
     window : "auto", int or None, default="auto"
         Time-delay window: k consecutive steps become one step of k·n_features inputs (stride k), so
-        the recurrence runs ⌈T/k⌉ steps. "auto" picks k = ⌈T_max / 64⌉ from the longest training
-        sequence (1 for sequences of up to 64 steps, and always 1 with ``output="sequence"``); fixed
+        the recurrence runs ⌈T/k⌉ steps. "auto" picks k = ⌈T_max / 32⌉ from the longest training
+        sequence (1 for sequences of up to 32 steps, and always 1 with ``output="sequence"``); fixed
         at fit as ``window_``. None or 1: no window.
     scale : bool, default=True
         Standardize each input feature (and, for the regressor, each target) with the training set's
@@ -32,16 +32,18 @@ PARAMETERS = """\
         predict.
     optimizer : {"adam", "adamw", "sgd", "rmsprop"}, default="adam"
         The update rule ("sgd" with momentum 0.9, as scikit-learn's MLP), with ``lr`` and ``weight_decay``.
-    lr : float, default=0.01
+    lr : float, default=0.003
         The initial learning rate.
     lr_schedule : {"cosine", "constant"}, default="cosine"
         "cosine" anneals the learning rate from ``lr`` to 0 along half a cosine over the planned
         updates (``rnnfast.CosineAnnealingLR``); ``partial_fit`` always uses the constant ``lr``.
     weight_decay : float, default=0.0
         L2 penalty (decoupled for "adamw").
-    batch_size : int, default=32
-        Sequences per mini-batch; the gradient is the batch's mean.
-    max_updates : int or None, default=2000
+    batch_size : int, default=16
+        The largest mini-batch: an epoch splits the shuffled training set into ⌈n / batch_size⌉
+        batches of equal size (± 1), so no small remainder makes an update of its own; the gradient is
+        the batch's mean.
+    max_updates : int or None, default=1000
         The training budget in mini-batch updates: fit trains ⌈max_updates / batches per epoch⌉ whole
         epochs (at least one), so a small training set gets as many updates as a large one. None:
         ``max_epochs`` alone sets the budget.
