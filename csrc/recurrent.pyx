@@ -106,21 +106,12 @@ cdef inline Py_ssize_t _bound(Py_ssize_t n, Py_ssize_t parts, Py_ssize_t k) noex
 #              pointwise passes, and the team meets at a barrier once per step;
 #   _MIXED     (backward only) the pointwise pass by rows, then a barrier, the product dA_t W_hh by units
 #              over all rows, and a barrier again.
-# The products split by units when W_hh has at least _UNIT_SPLIT_BYTES: 2 threads × 16 rows against the
-# whole of a 3 MB W_hh stream it from L3 at every step, while 32 rows against half of it keep it in L2.
-# Measured on a 2-core AVX-512 machine (2 MB L2 per core):
-#   - the step products alone went 1.19× (GRU, B = 32, H = 512) to 1.73× (LSTM, B = 8, H = 1024) faster,
-#     and 0.6–10% slower with W_hh under 1 MB;
-#   - the forward loop then gains at every size tried (B = 4..64, H = 512..1024);
-#   - backward, the pointwise pass by units reads and writes every row in short segments, which costs
-#     more than the split saves unless the batch is small: it gains for H ≥ 128·B (GRU B = 4, H = 1024:
-#     54 → 41 ms), ties at H = 32..64·B and loses 2–3% at H = 16·B (GRU B = 32, H = 512). Below
-#     H = 64·B, _MIXED keeps the pointwise pass by rows and still splits the product. Backward of a
-#     training step by rows / units / mixed (benchmarks/unit_split.py): GRU 32×50×512 40.9 / 42.2 /
-#     40.5 ms, LSTM 32×50×512 55.8 / 55.0 / 54.1 ms, GRU 16×50×512 21.1 / 21.4 / 20.6 ms; a tie for
-#     W_hh of exactly 1 MiB (LSTM H = 256, Elman H = 512).
-cdef Py_ssize_t _UNIT_SPLIT_BYTES = 1 << 20
-cdef int _UNIT_SPLIT_BACKWARD_H_PER_ROW = 64
+# The products split by units when W_hh is big (KernelOptions.unit_split_bytes, 1 MiB by default): a few
+# threads × a few rows against the whole of a big W_hh stream it from L3 at every step, while all the rows
+# against a share of it keep that share in L2. Backward, the pointwise pass by units reads and writes every
+# row in short segments, which costs more than the split saves unless the batch is small; so below
+# H = unit_split_backward_h_per_row · B (64 by default), _MIXED keeps the pointwise pass by rows and still
+# splits the product. The measurements behind both thresholds are in benchmarks/README.md (unit split).
 cdef enum:
     _BY_ROWS = 0
     _BY_UNITS = 1
@@ -128,39 +119,43 @@ cdef enum:
 cdef tuple _PLAN_NAMES = ("rows", "units", "mixed")
 
 
-def set_unit_split(Py_ssize_t nbytes, int backward_h_per_row):
-    """Set when the time loop splits hidden units across threads: the products when W_hh has at least
-    `nbytes` bytes, and backward's pointwise pass too when also H >= backward_h_per_row · B (else the plan
-    is mixed). Returns the previous pair. For tests, which use it to run each plan on small layers."""
-    global _UNIT_SPLIT_BYTES, _UNIT_SPLIT_BACKWARD_H_PER_ROW
+cdef struct _SplitPolicy:           # when the time loop splits the hidden units (per call: KernelOptions)
+    Py_ssize_t nbytes               # the products split by units when W_hh has at least nbytes bytes
+    int backward_h_per_row          # backward's pointwise pass too when also H >= this · B, else _MIXED
+
+
+cdef _SplitPolicy _split_policy(Py_ssize_t nbytes, int backward_h_per_row) except *:
+    cdef _SplitPolicy policy
     if nbytes < 0 or backward_h_per_row < 0:
         raise ValueError(f"nbytes and backward_h_per_row must be >= 0, got {nbytes}, {backward_h_per_row}")
-    previous = (_UNIT_SPLIT_BYTES, _UNIT_SPLIT_BACKWARD_H_PER_ROW)
-    _UNIT_SPLIT_BYTES, _UNIT_SPLIT_BACKWARD_H_PER_ROW = nbytes, backward_h_per_row
-    return previous
+    policy.nbytes = nbytes
+    policy.backward_h_per_row = backward_h_per_row
+    return policy
 
 
 cdef inline Py_ssize_t _loop_team(int num_threads, Py_ssize_t T, Py_ssize_t B, int H, int GH, int itemsize,
-                                  bint backward, int* plan) noexcept nogil:
+                                  bint backward, _SplitPolicy policy, int* plan) noexcept nogil:
     """Threads for the time loop, and their plan (above): the products split by units when W_hh is big
     and H is a whole number of packed panels, so that each thread's columns are whole panels."""
     cdef int nr = 128 // itemsize             # packed panel width (rnnfast_recgemm.h: RF_NR_BYTES)
     cdef Py_ssize_t n
     cdef double flops = 2.0 * T * B * GH * H
     plan[0] = _BY_ROWS
-    if RF_HAVE_BARRIER and <Py_ssize_t> GH * H * itemsize >= _UNIT_SPLIT_BYTES and H % nr == 0:
+    if RF_HAVE_BARRIER and <Py_ssize_t> GH * H * itemsize >= policy.nbytes and H % nr == 0:
         n = _team(num_threads, H // nr, flops)
         if n > 1:
-            plan[0] = _MIXED if backward and H < _UNIT_SPLIT_BACKWARD_H_PER_ROW * B else _BY_UNITS
+            plan[0] = _MIXED if backward and H < policy.backward_h_per_row * B else _BY_UNITS
             return n
     return _team(num_threads, B, flops)
 
 
-def loop_plan(int num_threads, Py_ssize_t T, Py_ssize_t B, int H, int GH, int itemsize, bint backward):
+def loop_plan(int num_threads, Py_ssize_t T, Py_ssize_t B, int H, int GH, int itemsize, bint backward,
+              Py_ssize_t split_bytes, int split_h_per_row):
     """(threads, plan) that forward or backward would use for its time loop; plan is "rows", "units" or
     "mixed" (see above)."""
     cdef int plan
-    cdef Py_ssize_t n = _loop_team(num_threads, T, B, H, GH, itemsize, backward, &plan)
+    cdef _SplitPolicy policy = _split_policy(split_bytes, split_h_per_row)
+    cdef Py_ssize_t n = _loop_team(num_threads, T, B, H, GH, itemsize, backward, policy, &plan)
     return n, _PLAN_NAMES[plan]
 
 
@@ -325,7 +320,9 @@ def forward(int cell,                                   # ELMAN_*, LSTM or GRU
             floating[:, :, ::1] out,                    # OUT  (T, B, H) h_t, zero past each length
             floating[:, ::1] scratch,                   # WORK (B, G·H) GRU, else None
             floating[::1] packed,                       # WORK (packed_size) W_hhᵀ packed, or None: BLAS per step
-            int num_threads):
+            int num_threads,                            # at most this many OpenMP threads
+            Py_ssize_t split_bytes,                     # unit split from this W_hh size on (loop_plan)
+            int split_h_per_row):                       # (backward only; loop_plan)
     """Run the layer over the sequence, keeping in the OUT buffers everything BPTT needs."""
     cdef Py_ssize_t T = x.shape[0], B = x.shape[1]
     cdef int I = <int> x.shape[2], H = <int> w_hh.shape[1], GH = <int> w_hh.shape[0]
@@ -344,7 +341,8 @@ def forward(int cell,                                   # ELMAN_*, LSTM or GRU
         packed_p = &packed[0]
     a_p = &out[0, 0, 0] if gates is None else &gates[0, 0, 0]   # Elman: pre-activations go straight into out
     nblocks = _team(num_threads, T * B, 2.0 * T * B * GH * I)
-    nteam = _loop_team(num_threads, T, B, H, GH, sizeof(floating), False, &plan)
+    nteam = _loop_team(num_threads, T, B, H, GH, sizeof(floating), False, _split_policy(split_bytes, split_h_per_row),
+                       &plan)
     rf_barrier_init(&barrier)
     with nogil, parallel(num_threads=nblocks):
         for k in prange(nblocks, schedule="static"):
@@ -450,21 +448,10 @@ cdef inline void _unit_sums(Py_ssize_t m, int G, int H, int j0, int j1, const fl
             rf_colsum_d(m, j1 - j0, rows + g * H + j0, G * H, sums + g * H + j0)
 
 
-cdef bint _WGRAD_BLAS = False
-
-
-def set_weight_gradient_blas(bint use_blas):
-    """Compute the weight gradients with BLAS (True) or with rnnfast_wgrad.h where the CPU has AVX-512 (False,
-    the default). Returns the previous setting. For tests, which check one path against the other."""
-    global _WGRAD_BLAS
-    previous = _WGRAD_BLAS
-    _WGRAD_BLAS = use_blas
-    return previous
-
-
-cdef inline Py_ssize_t _wgrad_work_size(int itemsize) noexcept nogil:
-    """Elements of one thread's workspace for rnnfast_wgrad.h; 0 when BLAS does the work."""
-    if _WGRAD_BLAS or not rf_wgrad_available():
+cdef inline Py_ssize_t _wgrad_work_size(int itemsize, bint use_blas) noexcept nogil:
+    """Elements of one thread's workspace for rnnfast_wgrad.h; 0 when BLAS does the work (use_blas, or no
+    AVX-512 on this CPU)."""
+    if use_blas or not rf_wgrad_available():
         return 0
     return <Py_ssize_t> rf_wgrad_work_size(itemsize)
 
@@ -489,10 +476,11 @@ cdef inline void* _wgrad_workspace(Py_ssize_t threads, Py_ssize_t wsize, size_t 
     return <void*> ((<size_t> mem[0] + 63) & ~(<size_t> 63)) if mem[0] != NULL else NULL
 
 
-def _wgrad_product(const floating[:, ::1] a, const floating[:, ::1] b, floating[:, ::1] c, int col0):
+def _wgrad_product(const floating[:, ::1] a, const floating[:, ::1] b, floating[:, ::1] c, int col0,
+                   bint use_blas):
     """c (M, N) += a[:, col0:col0 + M]ᵀ b through _wgrad, as the layers call it (for the kernel tests)."""
     cdef int K = <int> a.shape[0], M = <int> c.shape[0], N = <int> c.shape[1]
-    cdef Py_ssize_t size = _wgrad_work_size(sizeof(floating))
+    cdef Py_ssize_t size = _wgrad_work_size(sizeof(floating), use_blas)
     cdef void* work_mem = NULL
     cdef floating* work = NULL
     if b.shape[0] != K or b.shape[1] != N or col0 < 0 or col0 + M > a.shape[1]:
@@ -603,7 +591,10 @@ def backward(int cell,                                  # ELMAN_*, LSTM or GRU
              floating[:, ::1] dh0,                      # OUT   (B, H)
              floating[:, ::1] dc0,                      # OUT   (B, H) LSTM, else None
              floating[::1] packed,                      # WORK  (packed_size) W_hh packed, or None: BLAS per step
-             int num_threads):
+             int num_threads,                           # at most this many OpenMP threads
+             Py_ssize_t split_bytes,                    # unit split from this W_hh size on (loop_plan)
+             int split_h_per_row,                       # pointwise pass by units from H >= this · B on
+             bint wgrad_blas):                          # weight gradients by BLAS, not rnnfast_wgrad.h
     """Backpropagate through time over the buffers of the last forward. Overwrites `gates` (and GRU's `hn`)."""
     cdef Py_ssize_t T = x.shape[0], B = x.shape[1]
     cdef int I = <int> x.shape[2], H = <int> w_hh.shape[1], GH = <int> w_hh.shape[0]
@@ -630,12 +621,13 @@ def backward(int cell,                                  # ELMAN_*, LSTM or GRU
         return
     if packed is not None:
         packed_p = &packed[0]
-    nteam = _loop_team(num_threads, T, B, H, GH, sizeof(floating), True, &plan)
+    nteam = _loop_team(num_threads, T, B, H, GH, sizeof(floating), True, _split_policy(split_bytes, split_h_per_row),
+                       &plan)
     nblocks = _team(num_threads, GH, 2.0 * T * B * GH * (2 * I + H))
     bounds = <Py_ssize_t*> malloc(2 * (nblocks + 1) * sizeof(Py_ssize_t))    # after-loop blocks
     if db_ih_p != NULL or db_hh_p != NULL:    # (nteam, GH + H) each thread's bias sums
         dbias = <floating*> calloc(nteam * (GH + H), sizeof(floating))
-    wsize = _wgrad_work_size(sizeof(floating))        # (nblocks, wsize) each after-loop thread's workspace
+    wsize = _wgrad_work_size(sizeof(floating), wgrad_blas)   # (nblocks, wsize) each after-loop thread's workspace
     if wsize:
         work = <floating*> _wgrad_workspace(nblocks, wsize, sizeof(floating), &work_mem)
     if bounds == NULL or (dbias == NULL and (db_ih_p != NULL or db_hh_p != NULL)) or (wsize and work == NULL):
