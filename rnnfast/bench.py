@@ -60,9 +60,8 @@ VARLEN_SHAPE = (32, 100, 64)
 CELLS = ("lstm", "gru", "elman")
 GATES = {"lstm": 4, "gru": 3, "elman": 1}
 SGEMM_N = 1024
-# Idle time before each timed batch. OpenBLAS's worker threads spin for about 2^28 cycles (~0.1 s) after a
-# threaded call before they sleep, and spinning they take a core from whatever runs next: the contender
-# timed right after the NumPy one ran at half speed (sgemm 1024^3 at 2 threads: 119 against 281 GFLOP/s).
+# Idle time before each timed batch. OpenBLAS's worker threads spin for about 2^28 cycles after a threaded
+# call before they sleep, and spinning they take a core from whatever runs next (benchmarks/README.md).
 # One untimed call follows the pause, so that the batch does not time a wake-up from idle either.
 SETTLE_S = 0.15
 
