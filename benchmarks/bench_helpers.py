@@ -8,7 +8,7 @@ import numpy as np
 
 import rnnfast
 from rnnfast.bench import CELLS, GRID, STREAM_SIZE, VARLEN_SHAPE, train_flops, varlen_lengths  # noqa: F401
-from rnnfast.bench import _make_layer as make_layer  # noqa: F401
+from rnnfast.bench import make_layer  # noqa: F401
 
 ROUND_TIME = 0.005      # s: calls per round are batched up to this, so tiny steps are timeable
 TOTAL_TIME = 0.4        # s: the rounds of one benchmark add up to about this

@@ -335,10 +335,10 @@ def step(cell: CellSpec, weights: Weights, x: np.ndarray, h: np.ndarray, c: Opti
     must be C-contiguous, of one dtype and consistent shapes (the layers check them).
     """
     B, H, dtype = x.shape[0], h.shape[1], x.dtype
-    scratch = workspace.get(("step", B, dtype))
+    scratch = workspace.get(("step", B))           # a layer's workspace holds one dtype
     if scratch is None:
         n_work = _recurrent.step_work_size(cell.code, B, H)
-        scratch = workspace[("step", B, dtype)] = (
+        scratch = workspace[("step", B)] = (
             np.empty((B, cell.width(H)), dtype),                   # (B, GH) gates
             np.empty(n_work, dtype) if n_work else None)           # LSTM tanh(c); GRU h W_hhᵀ, hn
     gates, work = scratch

@@ -184,3 +184,24 @@ def test_zero_grad_fills_any_gradient_array(restore_threads):
     layer.zero_grad()
     for name, p in layer.named_parameters():
         assert not p.grad.any(), name
+
+
+def test_import_without_the_built_kernels_says_what_to_do(tmp_path):
+    """A source checkout imported before a build (or right after `pip install .`, from the checkout): an
+    ImportError that says what to do, not Python's circular-import message."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    shutil.copytree(Path(rnnfast.__file__).parent, tmp_path / "rnnfast",
+                    ignore=shutil.ignore_patterns("*.so", "*.pyd", "__pycache__"))
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    res = subprocess.run([sys.executable, "-c", "import rnnfast"], cwd=tmp_path, env=env, capture_output=True,
+                         text=True, timeout=120)
+    assert res.returncode != 0
+    message = res.stderr.strip().splitlines()[-1]
+    assert message.startswith("ImportError: rnnfast's compiled kernels"), message
+    assert "pip install ." in message and "python setup.py build_ext --inplace" in message
+    assert "circular import" not in res.stderr
