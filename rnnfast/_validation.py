@@ -62,7 +62,7 @@ def check_choice(name: str, value: Any, choices: Collection[Any]) -> Any:
     """Return ``value`` if it is one of ``choices``. Unhashable values (arrays, lists) are never one: an array
     is not compared elementwise, which for a large one would allocate a large boolean array."""
     if not isinstance(value, Hashable) or value not in choices:
-        raise ValueError(f"{name} must be one of {sorted(map(repr, choices))}, got {value!r}")
+        raise ValueError(f"{name} must be one of {', '.join(repr(c) for c in choices)}, got {value!r}")
     return value
 
 
