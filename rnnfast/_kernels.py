@@ -49,11 +49,18 @@ from . import _recurrent  # noqa: E402
 __all__ = ["KernelOptions", "kernel_options", "current_options", "Weights", "ForwardResult", "forward_training",
            "backward", "step", "loop_plan", "kept_elements"]
 
-for _spec in CELLS.values():            # the table of cells and the compiled module name the same codes
-    _compiled = {"elman": f"ELMAN_{(_spec.nonlinearity or '').upper()}"}.get(_spec.family, _spec.family.upper())
-    if getattr(_recurrent, _compiled) != _spec.code:
-        raise ImportError(f"rnnfast._recurrent.{_compiled} = {getattr(_recurrent, _compiled)} but the table of "
-                          f"cells says {_spec.code}: rebuild the extension")
+
+
+def _check_cell_codes() -> None:
+    """The table of cells and the compiled module give every cell the same code (ELMAN_TANH, ..., GRU)."""
+    for spec in CELLS.values():
+        name = f"ELMAN_{(spec.nonlinearity or '').upper()}" if spec.family == "elman" else spec.family.upper()
+        if getattr(_recurrent, name) != spec.code:
+            raise ImportError(f"rnnfast._recurrent.{name} = {getattr(_recurrent, name)} but the table of cells "
+                              f"says {spec.code}: rebuild the extension")
+
+
+_check_cell_codes()
 
 openmp_enabled = _recurrent.openmp_enabled
 packed_size = _recurrent.packed_size
