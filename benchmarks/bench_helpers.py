@@ -8,7 +8,7 @@ import numpy as np
 
 import rnnfast
 from rnnfast.bench import CELLS, GRID, STREAM_SIZE, VARLEN_SHAPE, train_flops, varlen_lengths  # noqa: F401
-from rnnfast.bench import _make_layer as make_layer  # noqa: F401
+from rnnfast.bench import make_layer  # noqa: F401
 
 ROUND_TIME = 0.005      # s: calls per round are batched up to this, so tiny steps are timeable
 TOTAL_TIME = 0.4        # s: the rounds of one benchmark add up to about this
@@ -35,20 +35,22 @@ def run(benchmark, fn, *, group, **info):
 
 def alternate_modes(layer, x, dout, modes, rounds):
     """{mode: (forward seconds, backward seconds)}, medians of ``rounds`` float32 training steps of ``layer``
-    on x (T, B, I) and dout (T, B, H) under each mode, where ``modes`` maps a name to a function that switches
-    the mode on. The modes take turns within every round, so they see the same load; each timed step follows
-    an untimed one in the same mode."""
+    on x (T, B, I) and dout (T, B, H) under each mode, where ``modes`` maps a name to the kernel options
+    (``rnnfast._kernels.KernelOptions`` fields) that make the mode. The modes take turns within every round,
+    so they see the same load; each timed step follows an untimed one in the same mode."""
+    from rnnfast._kernels import kernel_options
+
     times = {m: ([], []) for m in modes}
     for _ in range(rounds):
-        for m, switch_on in modes.items():
-            switch_on()
-            layer(x)
-            layer.backward(dout)
-            t0 = time.perf_counter()
-            layer(x)
-            t1 = time.perf_counter()
-            layer.backward(dout)
-            t2 = time.perf_counter()
+        for m, options in modes.items():
+            with kernel_options(**options):
+                layer(x)
+                layer.backward(dout)
+                t0 = time.perf_counter()
+                layer(x)
+                t1 = time.perf_counter()
+                layer.backward(dout)
+                t2 = time.perf_counter()
             times[m][0].append(t1 - t0)
             times[m][1].append(t2 - t1)
     return {m: (float(np.median(f)), float(np.median(b))) for m, (f, b) in times.items()}

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import rnnfast
-from rnnfast._numpy_rnn import NumpyRNN
+from rnnfast.bench import NumpyRNN
 
 # float32 on both sides; the absolute part is scaled by the array's largest |value|.
 RTOL, ATOL = 2e-4, 2e-5

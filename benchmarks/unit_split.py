@@ -6,33 +6,30 @@ forward then splits by units), and the choice the kernels make by default.
     python benchmarks/unit_split.py --shapes gru:4x50x1024,lstm:32x50x512 --threads 2
 
 Prints the median forward and backward time (ms) of a float32 training step of each mode. The modes take
-turns within every round, so they see the same load. It uses a private hook of the compiled module
-(`_recurrent.set_unit_split`) to force each mode.
+turns within every round, so they see the same load. The kernel options ``unit_split_bytes`` and
+``unit_split_backward_h_per_row`` (`rnnfast._kernels.kernel_options`) force each mode.
 """
 from __future__ import annotations
 
 from bench_helpers import alternate_modes, cell_problem, mode_script_args, parse_cell_shapes
 
-from rnnfast import _recurrent
-
 SHAPES = "gru:4x50x1024,lstm:8x20x1024,gru:16x50x512,gru:32x50x512,lstm:32x50x512,gru:64x100x256"
-MODES = {"rows": (1 << 62, 1 << 30), "units": (0, 0), "mixed": (0, 1 << 30)}      # set_unit_split arguments
+MODES = {  # KernelOptions fields of each mode; "default": the options as they are
+    "rows": dict(unit_split_bytes=1 << 62, unit_split_backward_h_per_row=1 << 30),
+    "units": dict(unit_split_bytes=0, unit_split_backward_h_per_row=0),
+    "mixed": dict(unit_split_bytes=0, unit_split_backward_h_per_row=1 << 30),
+    "default": {},
+}
 
 
 def main() -> None:
     args = mode_script_args(__doc__, SHAPES)
-    default = _recurrent.set_unit_split(*MODES["rows"])
-    _recurrent.set_unit_split(*default)
-    settings = dict(MODES, default=default)
-    modes = {m: (lambda s=s: _recurrent.set_unit_split(*s)) for m, s in settings.items()}
+    modes = MODES
     print(f"threads {args.threads}; median of {args.rounds} rounds, ms per float32 training step")
     print(f"{'cell':5s} {'B':>3s} {'T':>4s} {'H':>5s}  " + "  ".join(f"{m + ' fwd/bwd':>19s}" for m in modes))
     for cell, B, T, H in parse_cell_shapes(args.shapes):
         layer, x, dout = cell_problem(cell, B, T, H)
-        try:
-            times = alternate_modes(layer, x, dout, modes, args.rounds)
-        finally:
-            _recurrent.set_unit_split(*default)
+        times = alternate_modes(layer, x, dout, modes, args.rounds)
         cols = "  ".join(f"{1e3 * f:9.1f}/{1e3 * b:<9.1f}" for f, b in times.values())
         print(f"{cell:5s} {B:3d} {T:4d} {H:5d}  {cols}")
 

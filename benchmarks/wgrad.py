@@ -5,14 +5,12 @@
 
 Prints the median forward and backward time (ms) of a float32 training step with the weight gradients from
 BLAS and from rnnfast_wgrad.h (the default where the CPU has AVX-512), and the backward ratio. The two take
-turns within every round, so they see the same load. It uses a private hook of the compiled module
-(`_recurrent.set_weight_gradient_blas`) to force each.
+turns within every round, so they see the same load. The kernel option ``weight_gradients``
+(`rnnfast._kernels.kernel_options`) forces each.
 """
 from __future__ import annotations
 
 from bench_helpers import alternate_modes, cell_problem, mode_script_args, parse_cell_shapes
-
-from rnnfast import _recurrent
 
 SHAPES = ("lstm:64x100x128,lstm:64x100x256,lstm:32x50x512,gru:64x100x256,gru:32x50x512,elman:64x100x256,"
           "elman:32x50x512")
@@ -20,18 +18,13 @@ SHAPES = ("lstm:64x100x128,lstm:64x100x256,lstm:32x50x512,gru:64x100x256,gru:32x
 
 def main() -> None:
     args = mode_script_args(__doc__, SHAPES)
-    default = _recurrent.set_weight_gradient_blas(False)
-    modes = {"blas": lambda: _recurrent.set_weight_gradient_blas(True),
-             "rnnfast_wgrad": lambda: _recurrent.set_weight_gradient_blas(False)}
+    modes = {"blas": dict(weight_gradients="blas"), "rnnfast_wgrad": dict(weight_gradients="auto")}
     print(f"threads {args.threads}; median of {args.rounds} rounds, ms per float32 training step")
     print(f"{'cell':5s} {'B':>3s} {'T':>4s} {'H':>5s}  {'blas fwd/bwd':>19s}  {'rnnfast_wgrad fwd/bwd':>21s}"
           f"  {'bwd ratio':>9s}")
     for cell, B, T, H in parse_cell_shapes(args.shapes):
         layer, x, dout = cell_problem(cell, B, T, H)
-        try:
-            times = alternate_modes(layer, x, dout, modes, args.rounds)
-        finally:
-            _recurrent.set_weight_gradient_blas(default)
+        times = alternate_modes(layer, x, dout, modes, args.rounds)
         (fb, bb), (fw, bw) = times["blas"], times["rnnfast_wgrad"]
         print(f"{cell:5s} {B:3d} {T:4d} {H:5d}  {1e3 * fb:9.1f}/{1e3 * bb:<9.1f}  {1e3 * fw:11.1f}/{1e3 * bw:<9.1f}"
               f"  {bb / bw:9.3f}")

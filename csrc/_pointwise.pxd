@@ -1,7 +1,7 @@
 # cython: language_level=3
 """Declarations of the C helpers: fused pointwise passes (rnnfast_pointwise.h), the packed
 recurrent GEMM (rnnfast_recgemm.h), the weight-gradient GEMM (rnnfast_wgrad.h) and the team barrier for the
-hidden-unit split (rnnfast_team.h)."""
+hidden-unit split (rnnfast_team.h). The kernels call the _f/_d pairs through the fused wrappers of _fused.pxd."""
 
 cdef extern from "rnnfast_pointwise.h" nogil:
     enum:
@@ -34,6 +34,8 @@ cdef extern from "rnnfast_pointwise.h" nogil:
 
 
 cdef extern from "rnnfast_recgemm.h" nogil:
+    enum:
+        RF_NR_BYTES             # packed panel width in bytes
     void rf_pack_by_team_f(int trans, int K, int N, const float* W, float* P)
     void rf_pack_by_team_d(int trans, int K, int N, const double* W, double* P)
     void rf_recgemm_f(int m, int N, int K, const float* A, int lda, const float* P, int kp, float* C, int ldc,

@@ -2,7 +2,7 @@
  * rnnfast_recgemm.h: the per-step recurrent product C (m, N) (+)= A (m, K) @ B (K, N) for small m.
  *
  * Inside the time loop B (W_hhᵀ forward, W_hh backward) is the same at every step, but a BLAS call
- * re-packs it every time (PERF_NOTES: ~12-19% of a step). Here B is packed once per kernel call into
+ * re-packs it every time, a sizeable part of a small step. Here B is packed once per kernel call into
  * panels of RF_NR columns, each panel K rows of RF_NR contiguous values (zero-padded past N):
  *     P[p][k][j] = B[k][p·RF_NR + j]
  * and a register-blocked micro-kernel computes RF_MR rows × RF_NR columns at a time:
@@ -19,15 +19,12 @@
 
 #include "rnnfast_pointwise.h"   /* RF_CLONES */
 
-#define RF_NR_BYTES 128          /* panel width in bytes: 32 floats or 16 doubles */
+#define RF_NR_BYTES 128          /* panel width in bytes: 32 floats or 16 doubles (recurrent.pyx reads it too) */
 #define RF_MR 4                  /* rows per micro-tile */
-
-/* Number of elements of type T in the packed copy of a (K, N) operand. */
-#define RF_PACKED_SIZE(T, K, N) ((size_t)(K) * ((((size_t)(N)) + RF_NR_BYTES / sizeof(T) - 1) / (RF_NR_BYTES / sizeof(T))) * (RF_NR_BYTES / sizeof(T)))
 
 /* ----------------------------------------------------------------------------------------- packing */
 /* Rows of k per pass of a transposing pack: 64 panel rows (8 KB of floats) stay in L1 while the 32 columns
- * fill them; one pass over all K thrashed it (W_hhᵀ 512 × 1536, one thread: 0.99 → 0.39 ms). */
+ * fill them; one pass over all K thrashes it (benchmarks/README.md, design measurements). */
 #define RF_PACK_KB 64
 
 /* Panel p of P (columns p·nr .. p·nr + nr − 1, zero past N), where B[k][n] = W[n][k] (trans = 1, W is
@@ -168,10 +165,9 @@ RF_RECGEMM(rf_recgemm_any_d, RF_CLONES, double, , rf_tile_d, rf_row_d)
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(RNNFAST_NO_CLONES)
 /* AVX-512 has 32 vector registers, enough for tiles of more rows, which cut the panel traffic from L2 per
- * FMA (what limits the 4-row tile at large K): 12 rows (24 accumulators) run the step products ~11% faster
- * than 8 rows (16), which in turn beat 4 (measured: m = 32, N = 768, K = 512, 172 against 157 GFLOP/s on
- * one core; 10 or 14 rows were slower). AVX2's 16 registers cannot hold them, so these are separate
- * functions chosen at run time rather than target clones. */
+ * FMA (what limits the 4-row tile at large K): 12 rows (24 accumulators) beat 8 rows (16), which in turn
+ * beat 4, and 10 or 14 rows lose (benchmarks/README.md, design measurements). AVX2's 16 registers cannot
+ * hold them, so these are separate functions chosen at run time rather than target clones. */
 #define RF_TILE_ROWS(NAME, T, V, STORE, ROWS)                                                     \
 RF_INLINE void NAME(int K, const T *A, int lda, const T *panel, T *C, int ldc, int ncols,         \
                     int accumulate) {                                                             \

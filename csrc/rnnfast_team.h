@@ -7,7 +7,8 @@
  * h_t, so the team meets at a barrier once per step.
  *
  * An OpenMP barrier under OMP_WAIT_POLICY=PASSIVE (rnnfast's default, so that idle workers sleep) sleeps
- * in the kernel and costs ~30 µs per step; this one spins on an atomic counter, then yields the core
+ * in the kernel, a wake-up per step that costs more than a small step; this one spins on an atomic counter,
+ * then yields the core
  * (sched_yield) if the other threads are slow, so a descheduled peer does not cost a whole time slice.
  *
  *   rf_barrier b;  rf_barrier_init(&b);          (once, before the parallel region)

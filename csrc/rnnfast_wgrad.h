@@ -4,10 +4,8 @@
  * where K = T·B runs over every (step, batch row): dW_ih = Σ_t dA_tᵀ x_t, dW_hh = Σ_t dA_tᵀ h_{t-1}.
  *
  * Why not BLAS: both operands have K as their outer index, the layout OpenBLAS packs slowest, and K is long
- * against M, N (LSTM 64×100×256: K = 6400 against 256 columns). On a 2-core AVX-512 machine, backward of a
- * float32 training step with OpenBLAS 0.3.30 → with this code (python benchmarks/wgrad.py, 2 threads):
- * LSTM 64×100×256 57.6 → 51.9 ms, GRU 64×100×256 45.6 → 41.3 ms, Elman 64×100×256 18.0 → 14.2 ms,
- * GRU 32×50×512 41.2 → 40.9 ms (its threads' blocks of C, 1.5 MB, stay in L2 less well).
+ * against M, N (LSTM 64×100×256: K = 6400 against 256 columns). `python benchmarks/wgrad.py` times a
+ * training step with each (its figures: benchmarks/README.md).
  *
  * Blocking (BLIS's loops, Goto's packing), every block a whole number of cache-sized pieces:
  *     for jc over N by NC:  for pc over K by KC:  pack B[pc:pc+KC, jc:jc+NC] into panels of RF_NR columns
@@ -16,9 +14,8 @@
  *   - a B panel (KC × RF_NR, 32 KB) stays in L1 while the MC / RF_WG_MR micro-panels of A stream by from L2;
  *   - a micro-panel holds the RF_WG_MR values of A for one k side by side ([k][r]), so the tile's inner
  *     loop is two vector loads of B, RF_WG_MR broadcasts from one or two lines of A, 2·RF_WG_MR FMAs;
- *   - the tile prefetches its C rows as it starts (they come from L3: without it the
- *     GEMM ran 8% slower); the caller's workspace starts on a cache line (the packed loads straddled lines
- *     otherwise).
+ *   - the tile prefetches its C rows as it starts (they come from L3); the caller's workspace starts on a
+ *     cache line (the packed loads straddled lines otherwise).
  * Each element of C adds its K products to itself in order, KC at a time, so the result does not depend on
  * how M or N is split among threads.
  *

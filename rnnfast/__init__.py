@@ -1,4 +1,5 @@
 """rnnfast: fast, exact recurrent networks (Elman, LSTM, GRU) on the CPU, with Cython BPTT kernels."""
+from . import _kernels  # noqa: F401  (first: a clear error when the kernels are not built; the OpenMP wait policy)
 from . import distributed, losses, optim
 from ._config import show_config
 from ._module import Module, Parameter

@@ -114,19 +114,24 @@ class Module:
 
     # ---- parameters -------------------------------------------------------------------------
     def named_parameters(self) -> Iterator[tuple[str, Parameter]]:
+        """(name, Parameter) pairs in registration order, with PyTorch's names (``weight_ih_l0``, ...)."""
         yield from self._parameters.items()
 
     def parameters(self) -> list[Parameter]:
+        """The Parameters in registration order (what an optimizer takes)."""
         return list(self._parameters.values())
 
     def zero_grad(self) -> None:
+        """Set every parameter's ``.grad`` to zero (backward adds into it)."""
         zero_arrays([p.grad for p in self._parameters.values()])
 
     def train(self, mode: bool = True) -> "Module":
+        """Training mode (dropout on) when ``mode``, else evaluation mode; returns the module."""
         self.training = bool(mode)
         return self
 
     def eval(self) -> "Module":
+        """Evaluation mode (dropout off); returns the module."""
         return self.train(False)
 
     # ---- state dicts ------------------------------------------------------------------------
@@ -169,6 +174,7 @@ class Module:
             own[name].data[...] = arr
 
     def extra_repr(self) -> str:
+        """The constructor arguments that ``repr`` shows."""
         return ""
 
     def __repr__(self) -> str:

@@ -2,8 +2,8 @@
 
 Numbers: ``check_real`` (any real number, optionally within bounds), ``check_positive`` (> 0),
 ``check_nonnegative`` (>= 0), ``check_int`` (an integer, optionally >= a minimum).
-Choices: ``check_choice``. Arrays: ``check_array`` (ndim and dtype kind). Parameter lists:
-``check_parameters``.
+Choices: ``check_choice``. Arrays: ``check_array`` (ndim and dtype kind), ``as_real_array`` (any real
+dtype, converted), ``check_shape``, ``check_lengths`` (sequence lengths). Parameter lists: ``check_parameters``.
 Wrong types raise ``TypeError``; values out of range raise ``ValueError``. NaN is never in range.
 """
 from __future__ import annotations
@@ -16,7 +16,7 @@ import numpy as np
 from ._module import Parameter
 
 __all__ = ["check_real", "check_positive", "check_nonnegative", "check_int", "check_choice", "check_array",
-           "check_parameters"]
+           "as_real_array", "check_shape", "check_lengths", "check_parameters"]
 
 _KIND_NAMES = {"f": "floating", "i": "signed integer", "u": "unsigned integer", "b": "boolean", "c": "complex"}
 
@@ -62,7 +62,7 @@ def check_choice(name: str, value: Any, choices: Collection[Any]) -> Any:
     """Return ``value`` if it is one of ``choices``. Unhashable values (arrays, lists) are never one: an array
     is not compared elementwise, which for a large one would allocate a large boolean array."""
     if not isinstance(value, Hashable) or value not in choices:
-        raise ValueError(f"{name} must be one of {sorted(map(repr, choices))}, got {value!r}")
+        raise ValueError(f"{name} must be one of {', '.join(repr(c) for c in choices)}, got {value!r}")
     return value
 
 
@@ -82,6 +82,48 @@ def check_array(name: str, x: Any, ndim: int | None = None, dtype_kind: str | No
         raise ValueError(f"{name} must have {ndim} dimension(s), got shape {arr.shape}")
     if min_ndim is not None and arr.ndim < min_ndim:
         raise ValueError(f"{name} must have at least {min_ndim} dimension(s), got shape {arr.shape}")
+    return arr
+
+
+def as_real_array(name: str, value: Any, dtype: np.dtype | None = None) -> np.ndarray:
+    """``value`` as an array of ``dtype`` (None: its own real dtype); TypeError for anything else."""
+    if value is None:
+        raise TypeError(f"{name} must be an array, got None")
+    try:
+        arr = np.asarray(value)
+    except ValueError as exc:  # ragged nested lists
+        raise TypeError(f"{name} must be an array of real numbers: {exc}") from exc
+    if arr.dtype.kind not in "fiub":
+        raise TypeError(f"{name} must be an array of real numbers, got dtype {arr.dtype}")
+    return arr if dtype is None else arr.astype(dtype, copy=False)
+
+
+def check_shape(name: str, arr: np.ndarray, expected: tuple[int, ...], what: str) -> None:
+    """ValueError unless ``arr.shape == expected``; ``what`` names the expected shape, e.g. "(B, H)"."""
+    if arr.shape != tuple(expected):
+        raise ValueError(f"{name} must have shape {what} = {tuple(expected)}, got {arr.shape}")
+
+
+def check_lengths(lengths: Any, B: int | None = None, T: int | None = None, *, minimum: int = 0,
+                  integral_floats: bool = False) -> np.ndarray:
+    """Sequence lengths: an integer array (B,) (any length when ``B`` is None) with values in [minimum, T]
+    (no upper bound when ``T`` is None). Floats with integral values pass when ``integral_floats`` (an
+    empty ``np.array([])`` is float64). Returns the array as given (range-checked before any cast)."""
+    arr = as_real_array("lengths", lengths)
+    if arr.dtype.kind == "b" or (arr.dtype.kind == "f" and not integral_floats):
+        raise TypeError(f"lengths must be an integer array, got dtype {arr.dtype}")
+    if B is not None:
+        check_shape("lengths", arr, (B,), "(B,)")
+    elif arr.ndim != 1:
+        raise ValueError(f"lengths must be a 1-D array (B,), got shape {arr.shape}")
+    if arr.dtype.kind == "f" and not np.all(arr == np.round(arr)):
+        raise TypeError(f"lengths must be an integer array, got non-integer values of dtype {arr.dtype}")
+    if arr.size:
+        if T is not None and (arr.min() < minimum or arr.max() > T):
+            raise ValueError(f"lengths must lie in [{minimum}, T] = [{minimum}, {T}], got min {arr.min()}, "
+                             f"max {arr.max()}")
+        if T is None and arr.min() < minimum:
+            raise ValueError(f"lengths must be >= {minimum}, got {arr.min()}")
     return arr
 
 

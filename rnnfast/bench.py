@@ -3,7 +3,8 @@
 For every shape (B, T, I=H) and cell, one float32 training step (forward + BPTT + parameter gradients, loss
 ``sum(out * dout)`` with a random ``dout``) of:
 - rnnfast (``layer(x)``, ``layer.backward(dout)``);
-- a careful vectorised NumPy BPTT (rnnfast._numpy_rnn);
+- a careful vectorised NumPy BPTT (rnnfast._bench_numpy: written for speed within NumPy, the fair baseline;
+  rnnfast.reference is the specification, written for clarity);
 - PyTorch CPU (``torch.nn.LSTM`` / ``torch.nn.GRU`` / ``torch.nn.RNN``, ``out.backward(dout)``, x requiring grad as rnnfast
   returns dx), when torch is installed;
 - the GEMM floor: the step's FLOPs, 3 × the forward GEMM FLOPs 2·T·B·G·H·(I+H), at the sgemm rate
@@ -49,7 +50,12 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tupl
 
 import numpy as np
 
-__all__ = ["main", "GRID", "QUICK_GRID", "VARLEN_SHAPE", "STREAM_SIZE", "train_flops", "varlen_lengths"]
+from ._cells import cell_spec
+from ._bench_numpy import NumpyRNN
+from ._bench_report import _ratio, render, targets
+
+__all__ = ["main", "GRID", "QUICK_GRID", "VARLEN_SHAPE", "STREAM_SIZE", "CELLS", "train_flops", "varlen_lengths",
+           "make_layer", "NumpyRNN"]
 
 GRID: Tuple[Tuple[int, int, int], ...] = (      # (B, T, I = H)
     (1, 100, 32), (32, 100, 64), (64, 100, 128), (16, 200, 128), (64, 100, 256), (32, 50, 512))
@@ -57,12 +63,10 @@ QUICK_GRID: Tuple[Tuple[int, int, int], ...] = ((1, 100, 32), (32, 100, 64))
 STREAM_SIZE = 64            # streaming: B = 1, I = H = 64
 STREAM_STEPS = 100          # timesteps per timed call
 VARLEN_SHAPE = (32, 100, 64)
-CELLS = ("lstm", "gru", "elman")
-GATES = {"lstm": 4, "gru": 3, "elman": 1}
+CELLS = ("lstm", "gru", "elman")        # rnnfast._cells' families (CELL_NAMES), in the tables' order
 SGEMM_N = 1024
-# Idle time before each timed batch. OpenBLAS's worker threads spin for about 2^28 cycles (~0.1 s) after a
-# threaded call before they sleep, and spinning they take a core from whatever runs next: the contender
-# timed right after the NumPy one ran at half speed (sgemm 1024^3 at 2 threads: 119 against 281 GFLOP/s).
+# Idle time before each timed batch. OpenBLAS's worker threads spin for about 2^28 cycles after a threaded
+# call before they sleep, and spinning they take a core from whatever runs next (benchmarks/README.md).
 # One untimed call follows the pause, so that the batch does not time a wake-up from idle either.
 SETTLE_S = 0.15
 
@@ -70,7 +74,7 @@ SETTLE_S = 0.15
 # ------------------------------------------------------------------------------------------- helpers
 def train_flops(cell: str, B: int, T: int, I: int, H: int) -> float:
     """GEMM FLOPs of one training step: 3 × the forward's 2·T·B·G·H·(I+H) (forward, dX/dh, dW)."""
-    return 3.0 * 2.0 * T * B * GATES[cell] * H * (I + H)
+    return 3.0 * 2.0 * T * B * cell_spec(cell).gates * H * (I + H)
 
 
 def _parse_shape(text: str) -> Tuple[int, int, int]:
@@ -113,11 +117,11 @@ def _import_torch(disabled: bool):
     return torch
 
 
-def _make_layer(cell: str, I: int, H: int, seed: int = 0):
-    import rnnfast
+def make_layer(cell: str, I: int, H: int, seed: int = 0):
+    """The float32 rnnfast layer of a cell ("lstm", "gru", "elman") that the benchmarks time."""
+    from .layers import recurrent_layer
 
-    cls = {"lstm": rnnfast.LSTM, "gru": rnnfast.GRU, "elman": rnnfast.Elman}[cell]
-    return cls(I, H, dtype="float32", seed=seed)
+    return recurrent_layer(cell, I, H, dtype="float32", seed=seed)
 
 
 def _make_torch(torch, cell: str, I: int, H: int, state_dict: Dict[str, np.ndarray]):
@@ -131,19 +135,6 @@ def varlen_lengths(B: int, T: int, seed: int = 0) -> np.ndarray:
     lens = np.linspace(max(1, T // 4), T, B).round().astype(np.int64)
     lens[np.argmax(lens)] = T
     return np.random.default_rng(seed).permutation(lens)
-
-
-def _fmt(v: Optional[float], digits: int = 3) -> str:
-    if v is None or (isinstance(v, float) and not math.isfinite(v)):
-        return "n/a"
-    if v == 0:
-        return "0"
-    mag = math.floor(math.log10(abs(v)))
-    return f"{v:.{max(0, digits - 1 - mag)}f}"
-
-
-def _ratio(a: Optional[float], b: Optional[float]) -> Optional[float]:
-    return a / b if a is not None and b else None
 
 
 # -------------------------------------------------------------------------------------------- timing
@@ -224,13 +215,11 @@ def sgemm_contender(threads: int, n: int = SGEMM_N) -> Contender:
 def _train_fns(cell: str, B: int, T: int, H: int, torch, lengths: Optional[np.ndarray] = None,
                seed: int = 0) -> Dict[str, Callable[[], Any]]:
     """Closures for one training step of each implementation on the same weights and data."""
-    from ._numpy_rnn import NumpyRNN
-
     I = H
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((T, B, I), dtype=np.float32)
     dout = rng.standard_normal((T, B, H), dtype=np.float32)
-    layer = _make_layer(cell, I, H, seed)
+    layer = make_layer(cell, I, H, seed)
     sd = layer.state_dict()
     fns: Dict[str, Callable[[], Any]] = {}
 
@@ -275,7 +264,7 @@ def _stream_fns(cell: str, torch, steps: int = STREAM_STEPS, size: int = STREAM_
     """Closures running ``steps`` streaming timesteps at B = 1, carrying the state."""
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((steps, 1, size), dtype=np.float32)
-    layer = _make_layer(cell, size, size, seed)
+    layer = make_layer(cell, size, size, seed)
     xs = [x[t] for t in range(steps)]                                # (1, I) each
 
     def rnnfast_stream():
@@ -397,93 +386,6 @@ def _environment(threads: int, torch, gflops: Optional[float], args) -> Dict[str
     }
 
 
-def _targets(results: Dict[str, Any]) -> List[Dict[str, Any]]:
-    rows = []
-    for r in results["train"]:
-        shape = f"{r['cell']} B={r['B']} T={r['T']} H={r['H']}"
-        rf, to, fl = r["rnnfast_ms"], r["torch_ms"], r["floor_ms"]
-        if to is None:
-            goal, what = 1.2 * fl, "1.2 floor (no torch)"
-        elif r["cell"] == "gru":         # torch's CPU GRU has no oneDNN path: at least 2x faster
-            goal, what = to / 2, "torch/2"
-        else:
-            goal, what = min(to, max(to / 2, 1.2 * fl)), "min(torch, max(torch/2, 1.2 floor))"
-        rows.append(dict(kind="train", shape=shape, value=rf, target=goal, unit="ms", rule=f"<= {what}",
-                         met=rf <= goal))
-        if r.get("mem_rnnfast_mb") is not None and r.get("mem_torch_mb") is not None:
-            rows.append(dict(kind="memory", shape=shape, value=r["mem_rnnfast_mb"], target=r["mem_torch_mb"],
-                             unit="MB", rule="<= torch", met=r["mem_rnnfast_mb"] <= r["mem_torch_mb"]))
-    for r in results["streaming"]:
-        if r["speedup"] is not None and r["cell"] == "lstm":    # the issue's streaming target is the LSTM's
-            rows.append(dict(kind="streaming", shape=f"{r['cell']} B=1 I=H={r['H']}", value=r["speedup"],
-                             target=5.0, unit="x", rule=">= 5x faster than torch", met=r["speedup"] >= 5.0))
-    for r in results["varlen"]:
-        shape = f"{r['cell']} B={r['B']} T={r['T']} H={r['H']}"
-        if r["torch_packed_speedup"] is not None:
-            rows.append(dict(kind="varlen", shape=shape, value=r["torch_packed_speedup"], target=5.0, unit="x",
-                             rule=">= 5x faster than torch packed", met=r["torch_packed_speedup"] >= 5.0))
-        rows.append(dict(kind="varlen", shape=shape, value=r["rnnfast_ms"], target=r["rnnfast_padded_ms"],
-                         unit="ms", rule="<= rnnfast padded", met=r["rnnfast_ms"] <= r["rnnfast_padded_ms"]))
-    return rows
-
-
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]], left: int = 1) -> str:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)]
-    line = lambda cells: "  ".join(c.ljust(w) if i < left else c.rjust(w)
-                                   for i, (c, w) in enumerate(zip(cells, widths)))
-    return "\n".join([line(header), "  ".join("-" * w for w in widths)] + [line(r) for r in rows])
-
-
-def render(results: Dict[str, Any]) -> str:
-    env = results["environment"]
-    out = [
-        "rnnfast bench: float32 training step (forward + BPTT + parameter grads), median of "
-        f"{env['repeat']} alternating rounds",
-        f"threads {env['threads']} (usable cores {env['usable_cores']}, OpenMP {env['openmp']}), {env['cpu']}, "
-        f"load avg {', '.join(f'{v:.1f}' for v in env['loadavg'] or [])}, "
-        f"OMP_WAIT_POLICY {env['omp_wait_policy'] or 'unset'}",
-        f"rnnfast {env['rnnfast']}, numpy {env['numpy']}, scipy {env['scipy']}, torch {env['torch'] or 'n/a'}; "
-        f"BLAS: {'; '.join(env['blas'])}",
-        f"sgemm {env['sgemm_n']}^3 at {env['threads']} threads: {_fmt(env['sgemm_gflops'])} GFLOP/s "
-        "(median over shapes)",
-        "floor = 3 x forward GEMM FLOPs 2*T*B*G*H*(I+H) at the sgemm rate timed beside each shape",
-        "",
-    ]
-    rows = []
-    for r in results["train"]:
-        mem = lambda k: ("" if r.get(k + "_exact", True) else "~") + _fmt(r.get(k))
-        rows.append([r["cell"], str(r["B"]), str(r["T"]), str(r["H"]), _fmt(r["rnnfast_ms"]),
-                     _fmt(r["numpy_ms"]), _fmt(r["torch_ms"]), _fmt(r["sgemm_gflops"]), _fmt(r["floor_ms"]),
-                     _fmt(r["torch_over_rnnfast"]), _fmt(r["rnnfast_over_floor"]),
-                     _fmt(r["speedup_1to2"]), mem("mem_rnnfast_mb"), mem("mem_torch_mb")])
-    out.append(_table(["cell", "B", "T", "I=H", "rnnfast ms", "numpy ms", "torch ms", "sgemm GF/s", "floor ms",
-                       "torch/rnnfast", "rnnfast/floor", "1->2 thr", "mem rnnfast MB", "mem torch MB"],
-                      rows, left=1))
-    if results["streaming"]:
-        out += ["", f"streaming step, B=1, I=H={STREAM_SIZE} (us per timestep; torch one step at a time "
-                "with its state, inference_mode)"]
-        out.append(_table(["cell", "rnnfast us", "torch us", "torch/rnnfast"],
-                          [[r["cell"], _fmt(r["rnnfast_us"]), _fmt(r["torch_us"]), _fmt(r["speedup"])]
-                           for r in results["streaming"]]))
-    if results["varlen"]:
-        r0 = results["varlen"][0]
-        out += ["", f"variable-length training step, B={r0['B']}, T={r0['T']}, I=H={r0['H']}, lengths spread "
-                "over [T/4, T] (ms)"]
-        out.append(_table(["cell", "rnnfast lengths", "rnnfast padded", "torch packed", "torch padded",
-                           "torch packed/rnnfast", "padded/lengths"],
-                          [[r["cell"], _fmt(r["rnnfast_ms"]), _fmt(r["rnnfast_padded_ms"]),
-                            _fmt(r["torch_packed_ms"]), _fmt(r["torch_padded_ms"]),
-                            _fmt(r["torch_packed_speedup"]), _fmt(r["padded_over_lengths"])]
-                           for r in results["varlen"]]))
-    out += ["", "targets (reported, not asserted)"]
-    t_rows = [["met" if t["met"] else "MISSED", t["kind"], t["shape"], f"{_fmt(t['value'])} {t['unit']}",
-               t["rule"], f"{_fmt(t['target'])} {t['unit']}"] for t in results["targets"]]
-    out.append(_table(["", "what", "shape", "value", "rule", "target"], t_rows, left=6))
-    met = sum(t["met"] for t in results["targets"])
-    out.append(f"{met}/{len(results['targets'])} targets met")
-    return "\n".join(out)
-
-
 # --------------------------------------------------------------------------------------------- main
 def _build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m rnnfast.bench", description=__doc__.split("\n\n")[0],
@@ -593,7 +495,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     rates = [r["sgemm_gflops"] for r in results["train"]]
     results["environment"] = _environment(threads, torch, statistics.median(rates) if rates else None, args)
-    results["targets"] = _targets(results)
+    results["targets"] = targets(results)
     text = render(results)
     if args.json == "-":
         print(json.dumps(results, indent=1))

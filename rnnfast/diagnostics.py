@@ -40,7 +40,7 @@ import numpy as np
 
 from ._module import Module
 from ._validation import check_array, check_int, check_nonnegative, check_positive
-from .layers import LSTM, Elman, Linear
+from .layers import GRU, LSTM, Elman, Linear
 
 __all__ = ["gradient_norms_through_time", "gradcheck", "GradcheckError"]
 
@@ -73,8 +73,8 @@ def _float64_twin(layer: _M, **overrides: Any) -> _M:
     return twin
 
 
-def _is_recurrent(obj: Any) -> TypeGuard[Union[Elman, LSTM]]:
-    return isinstance(obj, (Elman, LSTM))
+def _is_recurrent(obj: Any) -> TypeGuard[Union[Elman, LSTM, GRU]]:
+    return isinstance(obj, (Elman, LSTM, GRU))
 
 
 # ---------------------------------------------------------------------------- gradient norms over time
@@ -85,7 +85,8 @@ def gradient_norms_through_time(layer: Module, x: Any, hx: Any = None,
 
     Parameters
     ----------
-    layer: an ``rnnfast.Elman`` or ``rnnfast.LSTM`` (any num_layers, dtype, layout); left unchanged.
+    layer: an ``rnnfast.Elman``, ``rnnfast.LSTM`` or ``rnnfast.GRU`` (any num_layers, dtype, layout); left
+        unchanged.
     x: (T, B, I) input ((B, T, I) for a ``batch_first`` layer), T >= 1.
     hx: the initial state, as the layer takes it (None: zeros).
     direction: v, the loss direction on the last output: ``"random"`` (a standard normal (B, H) draw
@@ -95,7 +96,7 @@ def gradient_norms_through_time(layer: Module, x: Any, hx: Any = None,
     Returns a float64 array (T,); ``g[T-1] = ‖v‖``. Computed in float64, with dropout off.
     """
     if not _is_recurrent(layer):
-        raise TypeError(f"layer must be an rnnfast.Elman or rnnfast.LSTM, got {type(layer).__name__}")
+        raise TypeError(f"layer must be an rnnfast.Elman, LSTM or GRU, got {type(layer).__name__}")
     max_steps = check_int("max_steps", max_steps, minimum=1)
     xs = check_array("x", x, ndim=3, dtype_kind="fiub").astype(np.float64)
     if layer.batch_first:
@@ -199,7 +200,7 @@ def _split_layer_inputs(layer: Module, inputs: Any) -> Tuple[Any, Any]:
     return inputs, None
 
 
-def _layer_problem(layer: Union[Elman, LSTM, Linear], inputs: Any, lengths: Any, rng: np.random.Generator):
+def _layer_problem(layer: Union[Elman, LSTM, GRU, Linear], inputs: Any, lengths: Any, rng: np.random.Generator):
     """(arrays to perturb by name, analytic gradients by name, loss closure) for a layer."""
     twin = _float64_twin(layer)
     x_in, hx_in = _split_layer_inputs(layer, inputs)
@@ -288,7 +289,7 @@ def gradcheck(layer_or_fn: Union[Module, Callable], inputs: Any, eps: float = 1e
     """Check analytic gradients against central finite differences in float64.
 
     ``layer_or_fn`` is one of
-      * an ``rnnfast.Elman`` / ``rnnfast.LSTM`` (``inputs`` = x, or ``(x, hx)``; ``lengths`` optional):
+      * an ``rnnfast.Elman`` / ``LSTM`` / ``GRU`` (``inputs`` = x, or ``(x, hx)``; ``lengths`` optional):
         checks every parameter, ``x``, ``h0`` (and ``c0``) for L = Σ out·dout + Σ h_n·dh_n (+ Σ c_n·dc_n);
       * an ``rnnfast.Linear`` (``inputs`` = x): weight, bias and x for L = Σ y·dy;
       * a function ``fn(*inputs) -> (value, grad)`` such as ``rnnfast.losses.mse_loss``: checks ``grad``
@@ -314,7 +315,7 @@ def gradcheck(layer_or_fn: Union[Module, Callable], inputs: Any, eps: float = 1e
             raise ValueError("lengths is only for recurrent layers")
         arrays, analytic, loss = _layer_problem(layer_or_fn, inputs, lengths, rng)
     elif isinstance(layer_or_fn, Module):
-        raise TypeError(f"gradcheck supports rnnfast.Elman, LSTM and Linear modules, got "
+        raise TypeError(f"gradcheck supports rnnfast.Elman, LSTM, GRU and Linear modules, got "
                         f"{type(layer_or_fn).__name__}; wrap it in a function returning (value, grad)")
     elif callable(layer_or_fn):
         if lengths is not None:

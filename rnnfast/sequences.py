@@ -17,6 +17,8 @@ from typing import Any, Iterable, List, Tuple
 
 import numpy as np
 
+from ._validation import check_lengths
+
 __all__ = ["pad_sequences", "unpad_sequences", "sequence_mask"]
 
 
@@ -31,14 +33,7 @@ def _numeric_dtype(dtype: Any) -> np.dtype:
 
 
 def _check_lengths(lengths: Any) -> np.ndarray:
-    arr = np.asarray(lengths)
-    if arr.dtype.kind not in "iu":
-        raise TypeError(f"lengths must be an integer array, got dtype {arr.dtype}")
-    if arr.ndim != 1:
-        raise ValueError(f"lengths must be a 1-D array (B,), got shape {arr.shape}")
-    if arr.size and arr.min() < 0:
-        raise ValueError(f"lengths must be >= 0, got {arr.min()}")
-    return arr.astype(np.int64, copy=False)
+    return check_lengths(lengths).astype(np.int64, copy=False)
 
 
 def pad_sequences(sequences: Iterable[Any], dtype: Any = "float32", batch_first: bool = False,

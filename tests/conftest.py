@@ -14,10 +14,12 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # `import reference` under any import mode
-import reference  # noqa: E402
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # `import conftest` under any import mode
 
 import rnnfast  # noqa: E402
+from rnnfast import reference  # noqa: E402
+from rnnfast._cells import CELLS as CELL_TABLE  # noqa: E402
+from rnnfast.layers import recurrent_layer  # noqa: E402
 
 # Child Python processes must import the rnnfast these tests import (the installed one in CI), so they
 # get its folder first on PYTHONPATH and run from a directory with no source checkout in it: `python -c`
@@ -31,7 +33,7 @@ def child_env(**extra: str) -> dict:
     path = os.pathsep.join(filter(None, [PACKAGE_PARENT, os.environ.get("PYTHONPATH")]))
     return {**os.environ, "PYTHONPATH": path, **extra}
 
-CELLS = ("elman-tanh", "elman-relu", "elman-sigmoid", "lstm", "gru")
+CELLS = tuple(CELL_TABLE)          # "elman-tanh", "elman-relu", "elman-sigmoid", "lstm", "gru"
 DTYPES = (np.float32, np.float64)
 
 # Agreement between the layer (in its dtype) and a float64 computation of the same function. The
@@ -47,22 +49,19 @@ FD_TOL = dict(rtol=1e-5, atol=1e-7)
 
 
 def mode_of(cell):
-    """"elman-relu" -> "relu", "lstm" -> "lstm", "gru" -> "gru": the reference's name for a cell."""
-    return cell if cell in ("lstm", "gru") else cell.split("-", 1)[1]
+    """"elman-relu" -> "relu", "lstm" -> "lstm", "gru" -> "gru": Elman's nonlinearity, else the family (as
+    torch names the module or the nonlinearity)."""
+    spec = CELL_TABLE[cell]
+    return spec.nonlinearity or spec.family
 
 
 def is_lstm(cell):
-    return cell == "lstm"
+    """True for a cell whose state is the pair (h, c)."""
+    return CELL_TABLE[cell].has_cell_state
 
 
 def make_layer(cell, input_size, hidden_size, **kwargs):
-    import rnnfast
-
-    if is_lstm(cell):
-        return rnnfast.LSTM(input_size, hidden_size, **kwargs)
-    if cell == "gru":
-        return rnnfast.GRU(input_size, hidden_size, **kwargs)
-    return rnnfast.Elman(input_size, hidden_size, nonlinearity=mode_of(cell), **kwargs)
+    return recurrent_layer(cell, input_size, hidden_size, **kwargs)
 
 
 def time_major(a, batch_first):
@@ -167,9 +166,9 @@ def run_layer(layer, p):
 
 
 def run_reference(p, weights):
-    """The same forward and backward in tests/reference.py (float64), returned in the problem's layout."""
+    """The same forward and backward in rnnfast.reference (float64), returned in the problem's layout."""
     f64 = lambda a: None if a is None else np.asarray(a, dtype=np.float64)  # noqa: E731
-    res = reference.run(mode_of(p.cell), time_major(f64(p.x), p.batch_first), weights,
+    res = reference.run(p.cell, time_major(f64(p.x), p.batch_first), weights,
                         h0=f64(p.h0), c0=f64(p.c0), lengths=p.lengths,
                         dout=time_major(f64(p.dout), p.batch_first), dh_n=f64(p.dh_n), dc_n=f64(p.dc_n))
     grads = dict(res.grads)

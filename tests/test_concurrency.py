@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 import rnnfast
-from rnnfast import layers as layers_mod
+from rnnfast import _kernels
 from conftest import CHILD_CWD, child_env, make_layer
 
 threadpoolctl = pytest.importorskip("threadpoolctl")
@@ -82,8 +82,8 @@ def test_one_layer_used_from_two_threads_raises(cell, method, monkeypatch):
     expected_step = layer.step(x[0])[0]
     if method == "backward":
         layer(x)
-    gate = _Gate(getattr(layers_mod._recurrent, method))
-    monkeypatch.setattr(layers_mod._recurrent, method, gate)
+    gate = _Gate(getattr(_kernels._recurrent, method))
+    monkeypatch.setattr(_kernels._recurrent, method, gate)
     call = {"forward": lambda: layer(x)[0], "backward": lambda: layer.backward(np.ones((6, 3, 8), np.float32))[0],
             "step": lambda: layer.step(x[0])[0]}[method]
     with cf.ThreadPoolExecutor(1) as pool:
@@ -168,12 +168,12 @@ def test_nested_use_holds_blas_to_one_thread_and_restores_it(monkeypatch, restor
     restore the limits early, and afterwards the limits are what they were before."""
     rnnfast.set_num_threads(1)
     seen = []
-    kernel = layers_mod._recurrent.forward
+    kernel = _kernels._recurrent.forward
 
     def spy(*args):
         seen.append({n for _, n in _blas_threads()})
         return kernel(*args)
-    monkeypatch.setattr(layers_mod._recurrent, "forward", spy)
+    monkeypatch.setattr(_kernels._recurrent, "forward", spy)
     with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
         before = _blas_threads()
         assert {n for _, n in before} == {2}

@@ -1,5 +1,5 @@
 """gradient_norms_through_time (exact against a hand recursion and torch autograd; vanishing for a small-weight
-Elman; the LSTM carries further) and gradcheck (passes on correct layers and functions, fails on broken ones)."""
+Elman; the LSTM carries further; Elman, LSTM and GRU) and gradcheck (passes on correct layers and functions, fails on broken ones)."""
 from __future__ import annotations
 
 import numpy as np
@@ -7,8 +7,9 @@ import pytest
 
 import rnnfast
 from rnnfast.diagnostics import GradcheckError, gradcheck, gradient_norms_through_time
+from rnnfast.layers import recurrent_layer
 
-CELLS = ("elman", "lstm")
+CELLS = ("elman", "lstm", "gru")
 
 
 @pytest.fixture(autouse=True)
@@ -19,8 +20,7 @@ def one_thread(restore_threads):
 
 
 def make(cell, I=3, H=5, L=1, dtype="float64", seed=0, **kw):
-    cls = rnnfast.LSTM if cell == "lstm" else rnnfast.Elman
-    return cls(I, H, num_layers=L, dtype=dtype, seed=seed, **kw)
+    return recurrent_layer(cell, I, H, num_layers=L, dtype=dtype, seed=seed, **kw)
 
 
 def grads_of(layer):
@@ -58,7 +58,7 @@ def test_norms_match_torch_autograd_multilayer(cell):
     layer = make(cell, I, H, L, seed=2)
     x = rng.standard_normal((T, B, I))
     got = gradient_norms_through_time(layer, x, direction="ones")
-    tcls = torch.nn.LSTM if cell == "lstm" else torch.nn.RNN
+    tcls = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU}.get(cell, torch.nn.RNN)
     tl = tcls(I, H, num_layers=L).double()
     tl.load_state_dict({k: torch.from_numpy(v) for k, v in layer.state_dict().items()})
     xt = torch.from_numpy(x)
@@ -149,7 +149,7 @@ def test_norms_errors():
 # ---- gradcheck ---------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("lengths", [None, [5, 2, 4]])
 @pytest.mark.parametrize("num_layers", [1, 2])
-@pytest.mark.parametrize("cell", ["elman", "elman-sigmoid", "lstm"])
+@pytest.mark.parametrize("cell", ["elman", "elman-sigmoid", "lstm", "gru"])
 def test_gradcheck_passes_on_correct_layers(cell, num_layers, lengths):
     kw = {"nonlinearity": "sigmoid"} if cell == "elman-sigmoid" else {}
     layer = make(cell.split("-")[0], I=2, H=4, L=num_layers, seed=7, **kw)

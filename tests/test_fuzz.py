@@ -1,7 +1,7 @@
 """Fuzzing: the kernels against the NumPy reference over random problems, and the public API against garbage.
 
 1. ``test_random_problems_match_reference``: hypothesis draws every cell (Elman tanh/relu/sigmoid, LSTM, GRU;
-   tests/reference.py covers all of them, bidirectional too) with T 0..6, B 0..5, I, H 1..6, 1..3 layers,
+   rnnfast.reference covers all of them, bidirectional too) with T 0..6, B 0..5, I, H 1..6, 1..3 layers,
    either direction count and layout, float32/float64 layers fed float16, float32, float64 or integer
    inputs in C, Fortran, strided or read-only memory, with and without lengths, on 1 or 2 threads. Forward
    and backward must equal the float64 reference within the layer dtype's tolerance (conftest.TOL).
@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import rnnfast
-import reference
+from rnnfast import reference
 from conftest import (CELLS, CHILD_CWD, child_env, DTYPES, assert_outcomes_close, make_problem, mode_of, run_layer, run_reference,
                       time_major)
 
@@ -66,7 +66,7 @@ def test_random_problems_match_reference(cell, dtype, T, B, I, H, L, bidirection
     weights = {k: np.asarray(v, np.float64) for k, v in layer.state_dict().items()}
     expected = run_reference(p, weights)                  # the reference reads the same (rounded) input values
     if mode_of(cell) == "relu" and T and B:               # keep float32 rounding from crossing relu's kink
-        cache = reference.forward("relu", time_major(np.asarray(p.x, np.float64), batch_first), weights,
+        cache = reference.forward("elman-relu", time_major(np.asarray(p.x, np.float64), batch_first), weights,
                                   np.asarray(p.h0, np.float64), None, p.lengths)[3]
         assume(reference.min_abs_preactivation(cache) > 1e-5)
     p.x, p.h0, p.c0, p.dout = (_layout(a, layout) for a in (p.x, p.h0, p.c0, p.dout))

@@ -1,7 +1,7 @@
 """GRU and bidirectional layers: what test_layers.py's parametrised checks (finite differences, the reference,
 torch, threads, step, sequences run alone) do not pin down by themselves.
 
-- GRU's cell, one step, from the issue's equations written out here (not from tests/reference.py);
+- GRU's cell, one step, from the issue's equations written out here (not from rnnfast.reference);
 - a bidirectional stack equals unidirectional layers run by hand: the forward direction on the sequences,
   the reverse one on each sequence reversed within its own length, outputs concatenated, states ordered
   [l0 fwd, l0 rev, l1 fwd, ...], gradients summed where the directions share an input;
@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import CELLS, DTYPES, assert_close, is_lstm, make_layer, make_problem, mode_of, run_layer, time_major
+from conftest import CELL_TABLE, CELLS, DTYPES, assert_close, is_lstm, make_layer, make_problem, run_layer, time_major
 
 pytestmark = pytest.mark.usefixtures("single_threaded_blas")
 
@@ -243,7 +243,7 @@ def test_bidirectional_bad_shapes_name_the_argument(cell):
 @pytest.mark.parametrize("cell", ["elman-tanh", "lstm", "gru"])
 def test_bidirectional_layer_input_sizes_and_repr(cell):
     layer = make_layer(cell, 4, 6, num_layers=3, bidirectional=True, seed=0)
-    G = {"lstm": 4, "gru": 3}.get(mode_of(cell), 1)
+    G = CELL_TABLE[cell].gates
     shapes = {k: v.shape for k, v in layer.state_dict().items()}
     for k in range(3):
         for suffix in ("", "_reverse"):

@@ -5,8 +5,8 @@ import pytest
 from scipy.special import expit
 
 import rnnfast
-import rnnfast.layers as layers_mod
-from rnnfast import _recurrent
+from rnnfast import _kernels
+from rnnfast._kernels import KernelOptions, kernel_options
 
 CELLS = [lambda **kw: rnnfast.Elman(nonlinearity="tanh", **kw), lambda **kw: rnnfast.Elman(nonlinearity="relu", **kw),
          lambda **kw: rnnfast.Elman(nonlinearity="sigmoid", **kw), rnnfast.LSTM, rnnfast.GRU]
@@ -29,7 +29,7 @@ def test_float32_approximations_match_numpy(name, ref, max_rel):
     if name == "exp":
         x = x[(x > -87.0) & (x < 88.0)]          # the range where float32 exp is a normal number
     y = np.empty_like(x)
-    _recurrent._float32_approximation(name, x, y)
+    _kernels._float32_approximation(name, x, y)
     exact = ref(x.astype(np.float64))
     assert np.all(np.isfinite(y))
     big = np.abs(exact) > 1e-37                  # relative error where the result is a normal float32
@@ -60,7 +60,7 @@ def test_forward_does_not_depend_on_the_rest_of_the_batch(make, threads, dtype, 
 @pytest.mark.parametrize("T", [9, 40])
 @pytest.mark.parametrize("make", CELLS)
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_packed_step_product_equals_blas(make, dtype, T, monkeypatch):
+def test_packed_step_product_equals_blas(make, dtype, T):
     """The packed recurrent micro-kernel and per-step sgemm/dgemm give the same training step."""
     rng = np.random.default_rng(1)
     x = rng.standard_normal((T, 13, 5))
@@ -68,21 +68,18 @@ def test_packed_step_product_equals_blas(make, dtype, T, monkeypatch):
     lengths = rng.integers(1, T + 1, size=13)
     results = {}
     for mode in ("packed", "blas"):
-        monkeypatch.setattr(layers_mod, "_STEP_GEMM", mode)
-        layer = make(input_size=5, hidden_size=37, dtype=dtype, seed=3)
-        out, _ = layer(x, lengths=lengths)
-        dx, _ = layer.backward(dout)
+        with kernel_options(step_gemm=mode):
+            layer = make(input_size=5, hidden_size=37, dtype=dtype, seed=3)
+            out, _ = layer(x, lengths=lengths)
+            dx, _ = layer.backward(dout)
         results[mode] = [np.array(out), dx] + [p.grad.copy() for p in layer.parameters()]
     rtol = 1e-12 if dtype == "float64" else 1e-4
     for a, b in zip(results["packed"], results["blas"]):
         np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol * np.abs(b).max())
 
 
-@pytest.fixture
-def restore_wgrad():
-    previous = _recurrent.set_weight_gradient_blas(False)
-    yield
-    _recurrent.set_weight_gradient_blas(previous)
+def wgrad_options(use_blas):
+    return KernelOptions(weight_gradients="blas" if use_blas else "auto")
 
 
 # Sizes on both sides of every block edge of rnnfast_wgrad.h: K of its K block (256), M of a tile (12) and of
@@ -94,11 +91,10 @@ WGRAD_SHAPES = [(0, 5, 6), (1, 1, 1), (7, 13, 17), (255, 12, 32), (257, 11, 33),
 @pytest.mark.parametrize("use_blas", [False, True], ids=["rnnfast", "blas"])
 @pytest.mark.parametrize("K, M, N", WGRAD_SHAPES)
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_weight_gradient_product_matches_numpy(dtype, K, M, N, use_blas, restore_wgrad):
+def test_weight_gradient_product_matches_numpy(dtype, K, M, N, use_blas):
     """c += a[:, col0:col0 + M]ᵀ b, with a's rows wider than M (as dA's gate columns are), against float64
     NumPy. The bound is the one of a sum of K products done in the float type, from c's start value:
     |error| <= (K + 1)·ε·(|c| + |a|ᵀ|b|), ε the unit roundoff."""
-    _recurrent.set_weight_gradient_blas(use_blas)
     rng = np.random.default_rng(K * 1000 + M + N)
     col0 = 3
     a = rng.standard_normal((K, col0 + M + 5)).astype(dtype)
@@ -108,22 +104,22 @@ def test_weight_gradient_product_matches_numpy(dtype, K, M, N, use_blas, restore
     exact = c.astype(np.float64) + a_used.T @ b.astype(np.float64)
     bound = (K + 1) * np.finfo(dtype).eps / 2 * (np.abs(c) + np.abs(a_used).T @ np.abs(b.astype(np.float64)))
     out = c.copy()
-    _recurrent._wgrad_product(a, b, out, col0)
+    _kernels._wgrad_product(a, b, out, col0, wgrad_options(use_blas))
     assert np.all(np.abs(out - exact) <= bound), np.max(np.abs(out - exact) - bound)
 
 
 def test_weight_gradient_product_rejects_shapes_that_do_not_fit():
     a, b, c = np.zeros((4, 6)), np.zeros((4, 3)), np.zeros((5, 3))
     with pytest.raises(ValueError, match="do not fit"):
-        _recurrent._wgrad_product(a, b, c, 2)                 # columns 2..6 of a 6-wide a
+        _kernels._wgrad_product(a, b, c, 2)                   # columns 2..6 of a 6-wide a
     with pytest.raises(ValueError, match="do not fit"):
-        _recurrent._wgrad_product(a, np.zeros((3, 3)), c, 0)  # b has 3 rows, a 4
+        _kernels._wgrad_product(a, np.zeros((3, 3)), c, 0)    # b has 3 rows, a 4
 
 
 @pytest.mark.parametrize("lengths", [False, True], ids=["full", "lengths"])
 @pytest.mark.parametrize("make", CELLS)
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_weight_gradients_from_rnnfast_and_blas_agree(make, dtype, lengths, restore_wgrad, restore_threads):
+def test_weight_gradients_from_rnnfast_and_blas_agree(make, dtype, lengths, restore_threads):
     """A training step with the weight gradients from rnnfast_wgrad.h and from BLAS: everything else is
     bit-for-bit the same, and the weight gradients agree to rounding (sums of T·B = 600 products)."""
     rnnfast.set_num_threads(2)
@@ -134,10 +130,10 @@ def test_weight_gradients_from_rnnfast_and_blas_agree(make, dtype, lengths, rest
     lens = rng.integers(1, T + 1, size=B) if lengths else None
     results = {}
     for use_blas in (False, True):
-        _recurrent.set_weight_gradient_blas(use_blas)
-        layer = make(input_size=I, hidden_size=H, dtype=dtype, seed=3)
-        out, _ = layer(x, lengths=lens)
-        dx, _ = layer.backward(dout)
+        with kernel_options(weight_gradients="blas" if use_blas else "auto"):
+            layer = make(input_size=I, hidden_size=H, dtype=dtype, seed=3)
+            out, _ = layer(x, lengths=lens)
+            dx, _ = layer.backward(dout)
         results[use_blas] = dict(out=np.array(out), dx=dx, **{n: p.grad.copy() for n, p in layer.named_parameters()})
     ours, blas = results[False], results[True]
     rtol = 1e-13 if dtype == "float64" else 1e-5
@@ -162,7 +158,7 @@ def test_zero_arrays_fills_every_byte(threads):
         guards.append(offset + n)
         offset += n + 1
     before = base.copy()
-    _recurrent.zero_arrays(arrays, threads)
+    _kernels.zero_arrays(arrays, threads)
     for a in arrays:
         assert not a.any()
     np.testing.assert_array_equal(base[guards], before[guards])
@@ -170,11 +166,11 @@ def test_zero_arrays_fills_every_byte(threads):
 
 def test_zero_arrays_rejects_what_it_cannot_fill():
     with pytest.raises(ValueError, match="C-contiguous"):
-        _recurrent.zero_arrays([np.ones((4, 4))[:, ::2]], 2)
+        _kernels.zero_arrays([np.ones((4, 4))[:, ::2]], 2)
     frozen = np.ones(5)
     frozen.flags.writeable = False
     with pytest.raises(ValueError, match="writable"):
-        _recurrent.zero_arrays([frozen], 2)
+        _kernels.zero_arrays([frozen], 2)
 
 
 def test_zero_grad_fills_any_gradient_array(restore_threads):
@@ -188,3 +184,24 @@ def test_zero_grad_fills_any_gradient_array(restore_threads):
     layer.zero_grad()
     for name, p in layer.named_parameters():
         assert not p.grad.any(), name
+
+
+def test_import_without_the_built_kernels_says_what_to_do(tmp_path):
+    """A source checkout imported before a build (or right after `pip install .`, from the checkout): an
+    ImportError that says what to do, not Python's circular-import message."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    shutil.copytree(Path(rnnfast.__file__).parent, tmp_path / "rnnfast",
+                    ignore=shutil.ignore_patterns("*.so", "*.pyd", "__pycache__"))
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    res = subprocess.run([sys.executable, "-c", "import rnnfast"], cwd=tmp_path, env=env, capture_output=True,
+                         text=True, timeout=120)
+    assert res.returncode != 0
+    message = res.stderr.strip().splitlines()[-1]
+    assert message.startswith("ImportError: rnnfast's compiled kernels"), message
+    assert "pip install ." in message and "python setup.py build_ext --inplace" in message
+    assert "circular import" not in res.stderr

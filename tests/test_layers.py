@@ -1,5 +1,5 @@
 """Elman, LSTM and GRU layers, one- and bidirectional, checked three independent ways (finite differences,
-tests/reference.py, torch autograd), plus threads, step(), lengths, dropout, input handling and errors.
+rnnfast.reference, torch autograd), plus threads, step(), lengths, dropout, input handling and errors.
 Tests specific to GRU or to bidirectional layers live in test_gru_bidirectional.py."""
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import reference
 from conftest import (CELLS, DTYPES, FD_TOL, Outcome, assert_close, assert_outcomes_close, forward, is_lstm,
                       loss_of, make_layer, make_problem, mode_of, numerical_gradient, run_layer, run_reference,
                       time_major)
+from rnnfast import reference
 
 pytestmark = pytest.mark.usefixtures("single_threaded_blas")
 
@@ -121,7 +121,7 @@ def torch_run(p, weights):
 def reference_problem(cell, num_layers, lengths, bias=True, bidirectional=False, **shape):
     p = make_problem(cell, L=num_layers, batch_first=num_layers == 2, lengths=lengths, seed=num_layers,
                      bidirectional=bidirectional, **shape)
-    weights = reference.init_weights(np.random.default_rng(100 + num_layers), mode_of(cell), p.I, p.H,
+    weights = reference.init_weights(np.random.default_rng(100 + num_layers), cell, p.I, p.H,
                                      num_layers, bias=bias, bidirectional=bidirectional)
     return p, weights
 
@@ -143,14 +143,13 @@ def test_reference_matches_torch(cell, num_layers, lengths, bias, bidirectional)
 def test_reference_gradients_finite_differences(cell, num_layers, lengths, bidirectional):
     # small: the reference is a Python loop, called twice per entry of every array
     p, weights = reference_problem(cell, num_layers, lengths, bidirectional=bidirectional, T=4, B=3, I=3, H=3)
-    mode = mode_of(cell)
     ref = run_reference(p, weights)
-    if mode == "relu":
+    if cell == "elman-relu":
         assert reference.min_abs_preactivation(reference.forward(
-            mode, time_major(p.x, p.batch_first), weights, p.h0, p.c0, p.lengths)[3]) > 1e-4  # see smooth_setup
+            cell, time_major(p.x, p.batch_first), weights, p.h0, p.c0, p.lengths)[3]) > 1e-4  # see smooth_setup
 
     def loss():
-        out, h_n, c_n, _ = reference.forward(mode, time_major(p.x, p.batch_first), weights, p.h0, p.c0, p.lengths)
+        out, h_n, c_n, _ = reference.forward(cell, time_major(p.x, p.batch_first), weights, p.h0, p.c0, p.lengths)
         return loss_of(p, time_major(out, p.batch_first), h_n, c_n)
 
     arrays = dict(weights, x=p.x, h0=p.h0, **({"c0": p.c0} if is_lstm(cell) else {}))
@@ -168,9 +167,9 @@ def smooth_setup(cell, num_layers, batch_first, lengths=False, dtype=np.float64,
         p = make_problem(cell, L=num_layers, batch_first=batch_first, dtype=dtype, lengths=lengths, seed=seed,
                          bidirectional=bidirectional, **shape)
         layer = p.layer(seed=seed)
-        if mode_of(cell) != "relu":
+        if cell != "elman-relu":
             return p, layer
-        cache = reference.forward("relu", time_major(p.x, batch_first), weights_of(layer), p.h0, None,
+        cache = reference.forward(cell, time_major(p.x, batch_first), weights_of(layer), p.h0, None,
                                   p.lengths)[3]
         if reference.min_abs_preactivation(cache) > 1e-4:
             return p, layer
@@ -513,7 +512,7 @@ def test_dropout_is_inverted_and_backward_uses_the_forward_mask():
     dpre1 = dout * kept  # through layer 1's relu: live where its input (the dropped output) is > 0
     dout0 = dpre1 * kept / (1 - drop)  # through the identity and the dropout mask
     w0 = {k: v for k, v in state.items() if k.endswith("l0")}
-    ref = reference.run("relu", x, w0, h0=h0[:1], dout=dout0, dh_n=dh_n[:1])
+    ref = reference.run("elman-relu", x, w0, h0=h0[:1], dout=dout0, dh_n=dh_n[:1])
     grads = {name: p.grad for name, p in layer.named_parameters()}
     assert_close(dx, ref.grads["x"], np.float64, "dx")
     assert_close(dh0[0], ref.grads["h0"][0], np.float64, "dh0[0]")

@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 
 import rnnfast
-from rnnfast import layers as layers_mod
+from rnnfast import _buffers, _kernels
 from conftest import CELLS, CHILD_CWD, assert_outcomes_close, child_env, is_lstm, make_layer, make_problem, mode_of, run_layer
 
 pytestmark = pytest.mark.usefixtures("single_threaded_blas")
@@ -221,11 +221,11 @@ def test_memory_error_before_any_allocation_or_kernel(monkeypatch):
     """With the machine's memory pretended to be 1 MiB: constructors, forward and step refuse, and no kernel
     runs."""
     small = rnnfast.LSTM(4, 64, seed=0)
-    monkeypatch.setattr(layers_mod, "_physical_memory", lambda: 2**20)
+    monkeypatch.setattr(_buffers, "physical_memory", lambda: 2**20)
     ran = []
     for name in ("forward", "backward", "step"):
-        kernel = getattr(layers_mod._recurrent, name)
-        monkeypatch.setattr(layers_mod._recurrent, name,
+        kernel = getattr(_kernels._recurrent, name)
+        monkeypatch.setattr(_kernels._recurrent, name,
                             lambda *args, _name=name, _kernel=kernel: ran.append(_name) or _kernel(*args))
     with pytest.raises(MemoryError, match="parameters"):
         rnnfast.GRU(256, 256)

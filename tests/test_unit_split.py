@@ -6,8 +6,8 @@ Every element of the step products sums in the same order under every plan, so e
 results of the batch split at the same thread count (the after-loop GEMMs are then split alike), except the
 bias gradients: each thread sums its own share of dA (rows or units) during the loop, so their summation
 order follows the split, and they must agree to rounding. All of it must match the NumPy reference.
-`_recurrent.set_unit_split` lowers the size threshold so that small layers take a plan; `_recurrent.loop_plan`
-says which plan a call takes, so these tests check that the plan under test really ran.
+`kernel_options(unit_split_bytes=...)` lowers the size threshold so that small layers take a plan;
+`_kernels.loop_plan` says which plan a call takes, so these tests check that the plan under test really ran.
 """
 from __future__ import annotations
 
@@ -15,52 +15,45 @@ import numpy as np
 import pytest
 
 from conftest import CELLS, DTYPES, assert_outcomes_close, make_layer, make_problem, run_layer, run_reference
+from rnnfast import _kernels
+from rnnfast._cells import CELLS as CELL_TABLE
+from rnnfast._kernels import KernelOptions, kernel_options
 
 pytestmark = pytest.mark.usefixtures("single_threaded_blas", "restore_threads")
 
-GATES = {"lstm": 4, "gru": 3}
-
-
 def gate_width(cell, H):
-    return GATES.get(cell, 1) * H
+    return CELL_TABLE[cell].width(H)
 
 
 def weights_of(layer):
     return {k: np.asarray(v, dtype=np.float64) for k, v in layer.state_dict().items()}
 
 
-ALWAYS, MIXED, NEVER = (0, 0), (0, 1 << 30), (1 << 62, 1 << 30)      # set_unit_split arguments
+# KernelOptions fields: the unit split always (whenever there are 2+ threads and H is whole panels, forward
+# and backward), forward by units and backward mixed, never
+ALWAYS = dict(unit_split_bytes=0, unit_split_backward_h_per_row=0)
+MIXED = dict(unit_split_bytes=0, unit_split_backward_h_per_row=1 << 30)
+NEVER = dict(unit_split_bytes=1 << 62, unit_split_backward_h_per_row=1 << 30)
 
 
 @pytest.fixture
 def unit_split_always():
     """Unit split whenever there are 2+ threads and H is whole panels, forward and backward."""
-    from rnnfast import _recurrent
-
-    previous = _recurrent.set_unit_split(*ALWAYS)
-    yield
-    _recurrent.set_unit_split(*previous)
+    with kernel_options(**ALWAYS):
+        yield
 
 
 @pytest.fixture
 def mixed_backward():
     """Forward by units and backward mixed whenever there are 2+ threads and H is whole panels."""
-    from rnnfast import _recurrent
-
-    previous = _recurrent.set_unit_split(*MIXED)
-    yield
-    _recurrent.set_unit_split(*previous)
+    with kernel_options(**MIXED):
+        yield
 
 
 def run_batch_split(threads, cell, p):
     """run_with_threads with the unit split turned off."""
-    from rnnfast import _recurrent
-
-    previous = _recurrent.set_unit_split(*NEVER)
-    try:
+    with kernel_options(**NEVER):
         return run_with_threads(threads, cell, p)
-    finally:
-        _recurrent.set_unit_split(*previous)
 
 
 def panel(dtype):
@@ -98,14 +91,12 @@ def assert_identical(a, b):
 @pytest.mark.parametrize("dtype", DTYPES, ids=[np.dtype(d).name for d in DTYPES])
 @pytest.mark.parametrize("cell", CELLS)
 def test_unit_split_matches_the_batch_split_bit_for_bit(cell, dtype, lengths, bidirectional, unit_split_always):
-    from rnnfast import _recurrent
-
     H = 64                                       # 2 float32 panels or 4 float64 ones
     assert H % panel(dtype) == 0
     p = make_problem(cell, T=100, B=7, I=9, H=H, L=2, dtype=dtype, lengths=lengths, bidirectional=bidirectional)
     itemsize = np.dtype(dtype).itemsize
     for backward in (False, True):               # the plan under test is the one that runs
-        assert _recurrent.loop_plan(2, p.T, p.B, H, gate_width(cell, H), itemsize, backward) == (2, "units")
+        assert _kernels.loop_plan(2, p.T, p.B, H, gate_width(cell, H), itemsize, backward) == (2, "units")
     _, batch = run_batch_split(2, cell, p)
     layer, units = run_with_threads(2, cell, p)
     assert_identical(units, batch)
@@ -117,11 +108,9 @@ def test_unit_split_matches_the_batch_split_bit_for_bit(cell, dtype, lengths, bi
 @pytest.mark.parametrize("dtype", DTYPES, ids=[np.dtype(d).name for d in DTYPES])
 @pytest.mark.parametrize("cell", CELLS)
 def test_mixed_backward_matches_the_batch_split_bit_for_bit(cell, dtype, lengths, bidirectional, mixed_backward):
-    from rnnfast import _recurrent
-
     H = 64
     p = make_problem(cell, T=100, B=7, I=9, H=H, L=2, dtype=dtype, lengths=lengths, bidirectional=bidirectional)
-    assert _recurrent.loop_plan(2, p.T, p.B, H, gate_width(cell, H), np.dtype(dtype).itemsize, True) == (2, "mixed")
+    assert _kernels.loop_plan(2, p.T, p.B, H, gate_width(cell, H), np.dtype(dtype).itemsize, True) == (2, "mixed")
     _, batch = run_batch_split(2, cell, p)
     layer, mixed = run_with_threads(2, cell, p)
     assert_identical(mixed, batch)
@@ -133,30 +122,23 @@ def test_mixed_backward_matches_the_batch_split_bit_for_bit(cell, dtype, lengths
 def test_three_threads_over_two_panels(cell, plan, setting):
     """The team is cut to the two panels, whose batch chunks (the mixed plan's pointwise pass) then differ in
     size, and the result stays exact."""
-    from rnnfast import _recurrent
-
     dtype = np.float32
     H = 2 * panel(dtype)
     p = make_problem(cell, T=40, B=5, I=6, H=H, dtype=dtype, lengths=True)
     _, batch = run_batch_split(3, cell, p)
-    previous = _recurrent.set_unit_split(*setting)
-    try:
-        assert _recurrent.loop_plan(3, p.T, p.B, H, gate_width(cell, H), 4, True) == (2, plan)
+    with kernel_options(**setting):
+        assert _kernels.loop_plan(3, p.T, p.B, H, gate_width(cell, H), 4, True) == (2, plan)
         _, split = run_with_threads(3, cell, p)
-    finally:
-        _recurrent.set_unit_split(*previous)
     assert_identical(split, batch)
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
 def test_default_threshold_takes_the_unit_split_for_a_big_layer(cell):
-    """Without the test hook: a W_hh over 1 MiB and a small batch split by units, and the answer is right."""
-    from rnnfast import _recurrent
-
+    """With the default options: a W_hh over 1 MiB and a small batch split by units, and the answer is right."""
     dtype, H = np.float32, 320                   # GRU W_hh 1.2 MB, LSTM 1.6 MB; 320 = 10 panels
     p = make_problem(cell, T=6, B=3, I=5, H=H, dtype=dtype, lengths=True)
     for backward in (False, True):
-        assert _recurrent.loop_plan(2, p.T, p.B, H, gate_width(cell, H), 4, backward) == (2, "units")
+        assert _kernels.loop_plan(2, p.T, p.B, H, gate_width(cell, H), 4, backward) == (2, "units")
     _, batch = run_batch_split(2, cell, p)
     layer, units = run_with_threads(2, cell, p)
     assert_identical(units, batch)
@@ -164,9 +146,7 @@ def test_default_threshold_takes_the_unit_split_for_a_big_layer(cell):
 
 
 def test_loop_plan_keeps_the_batch_split_where_the_unit_split_does_not_pay():
-    from rnnfast import _recurrent
-
-    plan = _recurrent.loop_plan
+    plan = _kernels.loop_plan
     assert plan(2, 100, 64, 256, 3 * 256, 4, False) == (2, "rows")      # W_hh 0.75 MiB
     assert plan(2, 100, 64, 256, 3 * 256, 4, True) == (2, "rows")
     assert plan(2, 50, 32, 512, 3 * 512, 4, False) == (2, "units")     # 3 MiB: forward splits
@@ -179,13 +159,35 @@ def test_loop_plan_keeps_the_batch_split_where_the_unit_split_does_not_pay():
     assert plan(2, 1, 1, 512, 512, 4, False) == (1, "rows")            # too little work
 
 
-def test_set_unit_split_rejects_negative_values():
-    from rnnfast import _recurrent
+def test_unit_split_options_reject_negative_values():
+    with pytest.raises(ValueError, match="unit_split_bytes"):
+        KernelOptions(unit_split_bytes=-1)
+    with pytest.raises(ValueError, match="unit_split_backward_h_per_row"):
+        KernelOptions(unit_split_backward_h_per_row=-1)
+    from rnnfast import _recurrent          # the kernels check too
 
     with pytest.raises(ValueError, match="nbytes"):
-        _recurrent.set_unit_split(-1, 0)
+        _recurrent.loop_plan(2, 5, 5, 64, 64, 4, False, -1, 0)
     with pytest.raises(ValueError, match="backward_h_per_row"):
-        _recurrent.set_unit_split(0, -1)
+        _recurrent.loop_plan(2, 5, 5, 64, 64, 4, False, 0, -1)
+
+
+def test_kernel_options_are_per_context_and_restored():
+    """kernel_options changes the options of its block only, and a layer call in the block takes them."""
+    default = _kernels.current_options()
+    with kernel_options(**NEVER) as inner:
+        assert _kernels.current_options() is inner and inner.unit_split_bytes == NEVER["unit_split_bytes"]
+        with kernel_options(step_gemm="blas"):
+            assert _kernels.current_options().step_gemm == "blas"
+            assert _kernels.current_options().unit_split_bytes == NEVER["unit_split_bytes"]
+        assert _kernels.current_options() is inner
+    assert _kernels.current_options() is default
+    with pytest.raises(ValueError, match="step_gemm"):
+        KernelOptions(step_gemm="fast")
+    with pytest.raises(ValueError, match="weight_gradients"):
+        KernelOptions(weight_gradients="numpy")
+    with pytest.raises(ValueError, match="num_threads"):
+        KernelOptions(num_threads=0)
 
 
 @pytest.mark.parametrize("bidirectional", [False, True], ids=["uni", "bi"])
@@ -212,10 +214,10 @@ def test_buffers_the_threads_share_start_on_a_cache_line(cell, bidirectional):
 @pytest.mark.parametrize("shape", [(0,), (3,), (2, 0, 5), (7, 3, 5), (1, 1, 1)])
 @pytest.mark.parametrize("dtype", DTYPES, ids=[np.dtype(d).name for d in DTYPES])
 def test_aligned_buffers_are_ordinary_arrays(shape, dtype):
-    from rnnfast.layers import _aligned_empty, _aligned_zeros
+    from rnnfast._buffers import aligned_empty, aligned_zeros
 
-    a = _aligned_empty(shape, dtype)
-    z = _aligned_zeros(shape, dtype)
+    a = aligned_empty(shape, dtype)
+    z = aligned_zeros(shape, dtype)
     for arr in (a, z):
         assert arr.shape == shape and arr.dtype == np.dtype(dtype)
         assert arr.flags.c_contiguous and arr.flags.writeable

@@ -1,7 +1,7 @@
 """Check what rnnfast's sdist and wheels hold (run by tools/build_wheel.sh).
 
   sdist:    everything a build needs: setup.py, pyproject.toml, README.md, MANIFEST.in, every csrc/*.pyx,
-            *.pxd and *.h of the source tree, the rnnfast/ Python files, stubs and py.typed, the tests;
+            *.pxd, *.pxi and *.h of the source tree, the rnnfast/ Python files, stubs and py.typed, the tests;
             no generated C, no compiled module, no build record.
   wheel:    only what runs: rnnfast/*.py (the sdist's, plus the build record _build_info.py), the compiled
             _recurrent module, _recurrent.pyi and py.typed; no C, Cython or header file.
@@ -40,7 +40,7 @@ def check_sdist(path: Path, source: Path) -> list[str]:
     errors = []
     expected = {"setup.py", "pyproject.toml", "README.md", "MANIFEST.in", "rnnfast/py.typed",
                 "rnnfast/_recurrent.pyi"}
-    for pattern in ("csrc/*.pyx", "csrc/*.pxd", "csrc/*.h", "rnnfast/**/*.py", "tests/*.py"):
+    for pattern in ("csrc/*.pyx", "csrc/*.pxd", "csrc/*.pxi", "csrc/*.h", "rnnfast/**/*.py", "tests/*.py"):
         expected |= {p.relative_to(source).as_posix() for p in source.glob(pattern)}
     expected.discard("rnnfast/_build_info.py")
     errors += [f"sdist: missing {n}" for n in sorted(expected - names)]

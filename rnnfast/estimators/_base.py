@@ -16,14 +16,15 @@ from .._engine import Diverged, Engine
 from .._module import resolve_dtype
 from .._threads import get_num_threads, set_num_threads
 from .._validation import check_choice, check_int, check_nonnegative, check_positive, check_real
-from ..layers import GRU, LSTM, Elman, Linear
+from .._cells import ALIASES, CELL_NAMES
+from ..layers import Linear, recurrent_layer
 from ..tbptt import chunk_bounds
 from ._compat import BaseEstimator, ConvergenceWarning, NotFittedError
 from ._data import (_auto_window, _check_target_rows, _check_X, _input_scaler, _make_rng, _scaled, _Sequences,
                     _windowed)
 from ._network import READOUTS, readout_backward, readout_forward, readout_width
 
-_CELLS = {"lstm": "lstm", "gru": "gru", "elman": "elman", "rnn": "elman"}   # "rnn": rnnfast.RNN is Elman
+_CELLS = {**{name: name for name in CELL_NAMES}, **ALIASES}    # family names, and "rnn" for "elman"
 _NONLINEARITIES = ("tanh", "relu", "sigmoid")
 _OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 _OUTPUTS = ("last", "sequence")
@@ -318,11 +319,8 @@ class _SequenceEstimator(BaseEstimator):
         common = dict(dropout=a["dropout"], bidirectional=a.get("bidirectional", False), dtype=a["dtype"],
                       seed=seed_rnn)
         input_size = self.input_size_ * getattr(self, "window_", 1)
-        rnn: Elman | LSTM | GRU
-        if a["cell"] == "elman":
-            rnn = Elman(input_size, a["hidden_size"], a["num_layers"], nonlinearity=a["nonlinearity"], **common)
-        else:
-            rnn = (LSTM if a["cell"] == "lstm" else GRU)(input_size, a["hidden_size"], a["num_layers"], **common)
+        rnn = recurrent_layer(a["cell"], input_size, a["hidden_size"], num_layers=a["num_layers"],
+                              nonlinearity=a["nonlinearity"], **common)
         width = a["hidden_size"] * (2 if common["bidirectional"] else 1)
         if self._output == "last":
             width = readout_width(a.get("readout", "last"), width)

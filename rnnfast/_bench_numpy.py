@@ -1,8 +1,11 @@
-"""A careful vectorised NumPy training step (forward + BPTT) for Elman (tanh), LSTM and GRU: the baseline that
-``python -m rnnfast.bench`` compares rnnfast against. Written for speed within NumPy, not for clarity (the
-clear reference lives in tests/reference.py).
+"""The NumPy baseline of ``python -m rnnfast.bench``: a careful vectorised NumPy training step (forward + BPTT)
+for Elman (tanh), LSTM and GRU, the fastest plain NumPy we know how to write, so that the comparison is fair.
 
-Structure, the one the PERF_NOTES describe for a straightforward kernel:
+It is not the specification: :mod:`rnnfast.reference` is (one Python loop per step, nothing fused, written to
+be read), and it would be a slow strawman here. ``benchmarks/test_numpy_reference.py`` checks that this
+baseline computes what rnnfast computes.
+
+Structure, the one a straightforward kernel has:
 - the input projection as one matmul over all T·B rows:  A = X W_ihᵀ + (b_ih + b_hh)       # (T·B, G·H)
 - per step, one matmul  A_t += h_{t-1} W_hhᵀ  and in-place pointwise ufuncs (``out=``, no temporaries
   in the loop beyond a few preallocated buffers);
@@ -30,6 +33,8 @@ from typing import Dict, Optional, Tuple
 import numpy as np
 from scipy.special import expit
 
+from ._cells import cell_spec
+
 __all__ = ["NumpyRNN"]
 
 
@@ -41,16 +46,17 @@ class NumpyRNN:
     """
 
     def __init__(self, cell: str, w_ih: np.ndarray, w_hh: np.ndarray, b_ih: np.ndarray, b_hh: np.ndarray):
-        if cell not in ("lstm", "gru", "elman"):
-            raise ValueError(f"cell must be 'lstm', 'gru' or 'elman', got {cell!r}")
-        self.cell = cell
-        self.G = {"lstm": 4, "gru": 3, "elman": 1}[cell]
+        spec = cell_spec(cell)
+        if spec.key not in ("elman-tanh", "lstm", "gru"):
+            raise ValueError(f"cell must be 'lstm', 'gru' or 'elman' (tanh), got {cell!r}")
+        self.cell = spec.family
+        self.G = spec.gates
         self.w_ih = np.ascontiguousarray(w_ih)                     # (GH, I)
         self.w_hh = np.ascontiguousarray(w_hh)                     # (GH, H)
         self.dtype = self.w_ih.dtype
         self.H = self.w_hh.shape[1]
         self.bias = (np.asarray(b_ih) + np.asarray(b_hh)).astype(self.dtype)   # (GH,)
-        if cell == "gru":                                           # b_hn stays inside r ⊙ (·)
+        if self.cell == "gru":                                      # b_hn stays inside r ⊙ (·)
             self.bias[2 * self.H:] = np.asarray(b_ih)[2 * self.H:]
             self.b_hn = np.asarray(b_hh, self.dtype)[2 * self.H:]  # (H,)
         self.w_ih_T = np.ascontiguousarray(self.w_ih.T)             # (I, GH): row-major operands for matmul

@@ -1,0 +1,158 @@
+# The reverse time loop and `backward` (included by recurrent.pyx): per step the cell's pointwise pass
+# (_cells.pxi) then dh_{t-1} = dA_t W_hh; after the loop the weight gradients and dx (_wgrad.pxi).
+
+cdef void _backward_block(int cell, Py_ssize_t T, Py_ssize_t B, int H, Py_ssize_t b0, Py_ssize_t b1,
+                          int j0, int j1, int k0, int k1, bint mixed, rf_barrier* barrier, int team,
+                          const floating* w_hh, const floating* packed, const floating* h0,
+                          const floating* c0, const int* lens, floating* gates, const floating* c,
+                          const floating* tanh_c, floating* hn, const floating* out, const floating* dout,
+                          const floating* dh_n, const floating* dc_n, floating* da, floating* dh,
+                          floating* dc, floating* dbias) noexcept nogil:
+    """Reverse time loop, the pointwise passes over rows [b0, b1) and hidden units [j0, j1), the products
+    over units [k0, k1) of rows [b0, b1) (of all rows when mixed): fills da (T, B, GH) (GRU: also
+    hn := its recurrent n-block gradient r ⊙ dA_n, which the product reads with dA_t's r and z blocks) and
+    leaves dh_0, dc_0 in dh, dc. With a barrier, the team meets between the pointwise pass (all of dA_t)
+    and the product dA_t W_hh, and when mixed after the product too (all of dh_{t-1}).
+    dbias (GH + H,), if not NULL, gets this thread's Σ dA_t (and GRU's Σ of the recurrent n-block
+    gradient after it), summed while each step's dA_t is still in cache."""
+    cdef int GH = _gate_width(cell, H)
+    cdef int nu = j1 - j0
+    cdef Py_ssize_t t, m, row0, b, bt, p0 = 0 if mixed else b0    # p0: the products' first row
+    for bt in range(T):
+        t = T - 1 - bt
+        row0 = t * B + b0
+        # A sequence's gradient starts at its own last step: seed the running dh, dc from dh_n, dc_n.
+        for b in range(b0, b1):
+            if (lens == NULL and t == T - 1) or (lens != NULL and lens[b] - 1 == t):
+                memcpy(dh + b * H + j0, dh_n + b * H + j0, nu * sizeof(floating))
+                if dc != NULL:
+                    memcpy(dc + b * H + j0, dc_n + b * H + j0, nu * sizeof(floating))
+        m = _active_rows(lens, b0, b1, t)
+        _backward_step(cell, m, H, j0, j1, t, row0, b0, b1, lens, _prev_rows(h0, out, t, row0, B, b0, H),
+                       _prev_rows(c0, c, t, row0, B, b0, H), gates, tanh_c, hn, out, dout, dh, dc, da)
+        _zero_finished(lens, b0, b1, t, da + row0 * GH, GH // H, H, j0, j1)
+        if dbias != NULL:
+            _unit_sums(m, GH // H, H, j0, j1, da + row0 * GH, dbias)
+            if _recurrent_split(cell, H) < GH:      # GRU: Σ r ⊙ dA_n, the recurrent side's n block
+                _unit_sums(m, 1, H, j0, j1, hn + row0 * H, dbias + GH)
+        if barrier != NULL:
+            rf_barrier_wait(barrier, team)
+        if mixed:             # all rows up to the last active one (finished rows' dA is zero)
+            m = _active_rows(lens, 0, B, t)
+        _backward_product(cell, m, H, k0, k1, t * B + p0, packed, w_hh, da, hn, dh + p0 * H)
+        if mixed:             # dh_{t-1} whole before the next pointwise pass reads its rows
+            rf_barrier_wait(barrier, team)
+
+
+cdef inline void _unit_sums(Py_ssize_t m, int G, int H, int j0, int j1, const floating* rows,
+                            floating* sums) noexcept nogil:
+    """sums (G·H,) += Σ over the m rows (each G·H long) of units [j0, j1) of every gate block."""
+    cdef int g
+    for g in range(G):
+        colsum(m, j1 - j0, rows + g * H + j0, G * H, sums + g * H + j0)
+
+
+def backward(int cell,                                  # ELMAN_*, LSTM or GRU
+             const floating[:, :, ::1] x,               # IN    (T, B, I)
+             const floating[:, ::1] w_ih,               # IN    (G·H, I)
+             const floating[:, ::1] w_hh,               # IN    (G·H, H)
+             const floating[:, ::1] h0,                 # IN    (B, H)
+             const floating[:, ::1] c0,                 # IN    (B, H) LSTM, else None
+             const int[::1] lengths,                    # IN    (B,) or None
+             floating[:, :, ::1] gates,                 # INOUT (T, B, G·H) LSTM, GRU: activated gates in, dA out;
+                                                        #       Elman: workspace for dA
+             const floating[:, :, ::1] c,               # IN    (T, B, H) LSTM, else None
+             const floating[:, :, ::1] tanh_c,          # IN    (T, B, H) LSTM, else None
+             floating[:, :, ::1] hn,                    # INOUT (T, B, H) GRU: hn in, r ⊙ da_n out; else None
+             const floating[:, :, ::1] out,             # IN    (T, B, H) h_t from forward
+             const floating[:, :, ::1] dout,            # IN    (T, B, H) dL/dout
+             const floating[:, ::1] dh_n,               # IN    (B, H) dL/dh_n
+             const floating[:, ::1] dc_n,               # IN    (B, H) dL/dc_n, LSTM, else None
+             floating[:, :, ::1] dx,                    # OUT   (T, B, I)
+             floating[:, ::1] dw_ih,                    # INOUT (G·H, I) accumulated
+             floating[:, ::1] dw_hh,                    # INOUT (G·H, H) accumulated
+             floating[::1] db_ih,                       # INOUT (G·H,) accumulated, or None
+             floating[::1] db_hh,                       # INOUT (G·H,) accumulated, or None
+             floating[:, ::1] dh0,                      # OUT   (B, H)
+             floating[:, ::1] dc0,                      # OUT   (B, H) LSTM, else None
+             floating[::1] packed,                      # WORK  (packed_size) W_hh packed, or None: BLAS per step
+             int num_threads,                           # at most this many OpenMP threads
+             Py_ssize_t split_bytes,                    # unit split from this W_hh size on (loop_plan)
+             int split_h_per_row,                       # pointwise pass by units from H >= this · B on
+             bint wgrad_blas):                          # weight gradients by BLAS, not rnnfast_wgrad.h
+    """Backpropagate through time over the buffers of the last forward. Overwrites `gates` (and GRU's `hn`)."""
+    cdef Py_ssize_t T = x.shape[0], B = x.shape[1]
+    cdef int I = <int> x.shape[2], H = <int> w_hh.shape[1], GH = <int> w_hh.shape[0]
+    cdef int split = _recurrent_split(cell, H)
+    cdef const int* lens = &lengths[0] if lengths is not None else NULL
+    cdef floating* db_ih_p = &db_ih[0] if db_ih is not None else NULL
+    cdef floating* db_hh_p = &db_hh[0] if db_hh is not None else NULL
+    cdef floating* packed_p = NULL
+    cdef floating* hn_p = _ptr3(hn)
+    cdef Py_ssize_t k, p, lo, hi, g0, g1, nblocks, nteam, wsize
+    cdef Py_ssize_t* bounds
+    cdef floating* dbias = NULL
+    cdef floating* work = NULL
+    cdef void* work_mem = NULL
+    cdef _Share share
+    cdef int plan
+    cdef rf_barrier barrier
+    if B == 0:
+        return
+    if T == 0:
+        dh0[...] = dh_n
+        if dc0 is not None:
+            dc0[...] = dc_n
+        return
+    if packed is not None:
+        packed_p = &packed[0]
+    nteam = _loop_team(num_threads, T, B, H, GH, sizeof(floating), True, _split_policy(split_bytes, split_h_per_row),
+                       &plan)
+    nblocks = _team(num_threads, GH, 2.0 * T * B * GH * (2 * I + H))
+    bounds = <Py_ssize_t*> malloc(2 * (nblocks + 1) * sizeof(Py_ssize_t))    # after-loop blocks
+    if db_ih_p != NULL or db_hh_p != NULL:    # (nteam, GH + H) each thread's bias sums
+        dbias = <floating*> calloc(nteam * (GH + H), sizeof(floating))
+    wsize = _wgrad_work_size(sizeof(floating), wgrad_blas)   # (nblocks, wsize) each after-loop thread's workspace
+    if wsize:
+        work = <floating*> _wgrad_workspace(nblocks, wsize, sizeof(floating), &work_mem)
+    if bounds == NULL or (dbias == NULL and (db_ih_p != NULL or db_hh_p != NULL)) or (wsize and work == NULL):
+        free(bounds)
+        free(dbias)
+        free(work_mem)
+        raise MemoryError()
+    rf_barrier_init(&barrier)
+    with nogil, parallel(num_threads=nteam):
+        if packed_p != NULL:
+            pack_by_team(False, GH, H, &w_hh[0, 0], packed_p)              # W_hh
+        share = _loop_share(plan, B, H, sizeof(floating))
+        _backward_block(cell, T, B, H, share.b0, share.b1, share.j0, share.j1, share.k0, share.k1,
+                        plan == _MIXED and share.team > 1,
+                        &barrier if plan != _BY_ROWS and share.team > 1 else NULL, share.team,
+                        &w_hh[0, 0], packed_p, &h0[0, 0], _cptr2(c0), lens,
+                        &gates[0, 0, 0], &c[0, 0, 0] if c is not None else NULL,
+                        &tanh_c[0, 0, 0] if tanh_c is not None else NULL, hn_p,
+                        &out[0, 0, 0], &dout[0, 0, 0], &dh_n[0, 0], _cptr2(dc_n),
+                        &gates[0, 0, 0], &dh0[0, 0], &dc0[0, 0] if dc0 is not None else NULL,
+                        dbias + rf_thread_id() * (GH + H) if dbias != NULL else NULL)
+    _after_loop_bounds(nblocks, T * B, I, H, GH, split, wsize == 0, bounds, bounds + nblocks + 1)
+    with nogil, parallel(num_threads=nblocks):
+        for k in prange(nblocks, schedule="static"):
+            g0 = bounds[k]
+            g1 = bounds[k + 1]
+            lo = bounds[nblocks + 1 + k]
+            hi = bounds[nblocks + 2 + k]
+            _weight_gradients(T, B, I, H, GH, split, g0, g1, lo, hi, &gates[0, 0, 0], hn_p, &x[0, 0, 0],
+                              &h0[0, 0], &out[0, 0, 0], &w_ih[0, 0], &dx[0, 0, 0], &dw_ih[0, 0],
+                              &dw_hh[0, 0], work + k * wsize if work != NULL else NULL)
+    free(bounds)
+    free(work_mem)
+    if dbias != NULL:      # db = Σ dA over the threads' sums; db_hh the same but for GRU's n block
+        for k in range(1, nteam):
+            for p in range(GH + H):
+                dbias[p] += dbias[k * (GH + H) + p]
+        for p in range(GH):
+            if db_ih_p != NULL:
+                db_ih_p[p] += dbias[p]
+            if db_hh_p != NULL:
+                db_hh_p[p] += dbias[p] if p < split else dbias[GH + p - split]
+        free(dbias)

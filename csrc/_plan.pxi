@@ -1,0 +1,133 @@
+# How the threads share the work of a kernel call (included by recurrent.pyx).
+#
+# A team is only as big as the work pays for; the time loop's threads split either the batch or the hidden
+# units (the plan), and every split is into near-equal contiguous blocks.
+
+cdef double _MIN_FLOPS_PER_THREAD = 2e6   # below this much GEMM work a woken thread costs more than it saves
+
+
+cdef inline Py_ssize_t _team(int num_threads, Py_ssize_t units, double flops) noexcept nogil:
+    """Threads worth using for `units` independent blocks of `flops` work in all."""
+    cdef Py_ssize_t n = min(<Py_ssize_t> num_threads, units)
+    return max(1, min(n, <Py_ssize_t> (flops / _MIN_FLOPS_PER_THREAD)))
+
+
+cdef inline Py_ssize_t _bound(Py_ssize_t n, Py_ssize_t parts, Py_ssize_t k) noexcept nogil:
+    """Start of the k-th of `parts` near-equal contiguous blocks of range(n) (k = parts gives n)."""
+    return (n * k) // parts
+
+
+cdef inline int _panel_width(Py_ssize_t itemsize) noexcept nogil:
+    """Columns of a packed panel (rnnfast_recgemm.h: RF_NR_BYTES wide): 32 floats or 16 doubles."""
+    return <int> (RF_NR_BYTES // itemsize)
+
+
+# How the threads share a time loop (rnnfast_team.h):
+#   _BY_ROWS   each thread runs the whole loop for its chunk of the batch, and never waits for another;
+#   _BY_UNITS  each thread computes its share of the hidden units for every row, in the products and the
+#              pointwise passes, and the team meets at a barrier once per step;
+#   _MIXED     (backward only) the pointwise pass by rows, then a barrier, the product dA_t W_hh by units
+#              over all rows, and a barrier again.
+# The products split by units when W_hh is big (KernelOptions.unit_split_bytes, 1 MiB by default): a few
+# threads × a few rows against the whole of a big W_hh stream it from L3 at every step, while all the rows
+# against a share of it keep that share in L2. Backward, the pointwise pass by units reads and writes every
+# row in short segments, which costs more than the split saves unless the batch is small; so below
+# H = unit_split_backward_h_per_row · B (64 by default), _MIXED keeps the pointwise pass by rows and still
+# splits the product. The measurements behind both thresholds are in benchmarks/README.md (unit split).
+cdef enum:
+    _BY_ROWS = 0
+    _BY_UNITS = 1
+    _MIXED = 2
+cdef tuple _PLAN_NAMES = ("rows", "units", "mixed")
+
+
+cdef struct _SplitPolicy:           # when the time loop splits the hidden units (per call: KernelOptions)
+    Py_ssize_t nbytes               # the products split by units when W_hh has at least nbytes bytes
+    int backward_h_per_row          # backward's pointwise pass too when also H >= this · B, else _MIXED
+
+
+cdef _SplitPolicy _split_policy(Py_ssize_t nbytes, int backward_h_per_row) except *:
+    cdef _SplitPolicy policy
+    if nbytes < 0 or backward_h_per_row < 0:
+        raise ValueError(f"nbytes and backward_h_per_row must be >= 0, got {nbytes}, {backward_h_per_row}")
+    policy.nbytes = nbytes
+    policy.backward_h_per_row = backward_h_per_row
+    return policy
+
+
+cdef inline Py_ssize_t _loop_team(int num_threads, Py_ssize_t T, Py_ssize_t B, int H, int GH, int itemsize,
+                                  bint backward, _SplitPolicy policy, int* plan) noexcept nogil:
+    """Threads for the time loop, and their plan (above): the products split by units when W_hh is big
+    and H is a whole number of packed panels, so that each thread's columns are whole panels."""
+    cdef int nr = _panel_width(itemsize)
+    cdef Py_ssize_t n
+    cdef double flops = 2.0 * T * B * GH * H
+    plan[0] = _BY_ROWS
+    if RF_HAVE_BARRIER and <Py_ssize_t> GH * H * itemsize >= policy.nbytes and H % nr == 0:
+        n = _team(num_threads, H // nr, flops)
+        if n > 1:
+            plan[0] = _MIXED if backward and H < policy.backward_h_per_row * B else _BY_UNITS
+            return n
+    return _team(num_threads, B, flops)
+
+
+def loop_plan(int num_threads, Py_ssize_t T, Py_ssize_t B, int H, int GH, int itemsize, bint backward,
+              Py_ssize_t split_bytes, int split_h_per_row):
+    """(threads, plan) that forward or backward would use for its time loop; plan is "rows", "units" or
+    "mixed" (see above)."""
+    cdef int plan
+    cdef _SplitPolicy policy = _split_policy(split_bytes, split_h_per_row)
+    cdef Py_ssize_t n = _loop_team(num_threads, T, B, H, GH, itemsize, backward, policy, &plan)
+    return n, _PLAN_NAMES[plan]
+
+
+cdef struct _Share:                 # a thread's share of the time loop
+    Py_ssize_t b0, b1               # batch rows [b0, b1) of the pointwise passes
+    int j0, j1                      # hidden units [j0, j1) of the pointwise passes
+    int k0, k1                      # hidden units [k0, k1) of the products (of rows [b0, b1), or all: _MIXED)
+    int team                        # threads in the team
+
+
+cdef inline _Share _loop_share(int plan, Py_ssize_t B, int H, int itemsize) noexcept nogil:
+    """The calling thread's share of the time loop. Assign the result directly to a variable of the
+    Cython parallel block: only variables assigned there are made thread-private (bounds written through
+    pointers once stayed shared, and the threads raced on them)."""
+    cdef _Share share
+    cdef int nr = _panel_width(itemsize)    # with the unit split, a thread's units are whole packed panels
+    cdef int tid = rf_thread_id()
+    share.team = rf_team_size()
+    share.b0, share.b1 = _bound(B, share.team, tid), _bound(B, share.team, tid + 1)
+    share.j0, share.j1 = 0, H
+    share.k0, share.k1 = 0, H
+    if plan != _BY_ROWS:
+        share.k0 = nr * <int> _bound(H // nr, share.team, tid)
+        share.k1 = nr * <int> _bound(H // nr, share.team, tid + 1)
+    if plan == _BY_UNITS:
+        share.b0, share.b1 = 0, B
+        share.j0, share.j1 = share.k0, share.k1
+    return share
+
+
+cdef inline Py_ssize_t _active_rows(const int* lens, Py_ssize_t b0, Py_ssize_t b1, Py_ssize_t t) noexcept nogil:
+    """Number of rows from b0 up to and including the last row of [b0, b1) still running at step t."""
+    cdef Py_ssize_t b
+    if lens == NULL:
+        return b1 - b0
+    b = b1
+    while b > b0 and lens[b - 1] <= t:
+        b -= 1
+    return b - b0
+
+
+cdef inline void _zero_finished(const int* lens, Py_ssize_t b0, Py_ssize_t b1, Py_ssize_t t,
+                                floating* rows, int G, int H, int j0, int j1) noexcept nogil:
+    """Zero units [j0, j1) of each of the G gate blocks in the rows (each G·H long, rows[0] is row b0) of
+    sequences that ended before step t."""
+    cdef Py_ssize_t b
+    cdef int g
+    if lens == NULL:
+        return
+    for b in range(b0, b1):
+        if lens[b] <= t:
+            for g in range(G):
+                memset(rows + (b - b0) * G * H + g * H + j0, 0, (j1 - j0) * sizeof(floating))

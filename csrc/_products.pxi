@@ -1,0 +1,50 @@
+# The products of the time loops (included by recurrent.pyx): the input projection, once before the loop,
+# and the recurrent product of every step, by rnnfast's packed micro-kernel (rnnfast_recgemm.h; W_hh packed
+# once per call) or by BLAS (KernelOptions.step_gemm = "blas": no packed buffer).
+
+cdef inline Py_ssize_t _panels(Py_ssize_t N, Py_ssize_t itemsize) noexcept nogil:
+    """Number of packed panels that hold N columns."""
+    cdef Py_ssize_t nr = _panel_width(itemsize)
+    return (N + nr - 1) // nr
+
+
+def packed_size(int itemsize, int K, int N):
+    """Length of the buffer that holds a (K, N) recurrent operand packed for the step product."""
+    return K * _panels(N, itemsize) * _panel_width(itemsize)
+
+
+cdef void _input_projection(Py_ssize_t r0, Py_ssize_t r1, int I, int GH,
+                            const floating* x, const floating* w_ih, floating* a) noexcept nogil:
+    """a[r0:r1] (rows, GH) := x[r0:r1] (rows, I) @ W_ihᵀ (the pointwise passes add the bias)."""
+    if r1 > r0:
+        gemm(False, True, <int> (r1 - r0), GH, I, <floating> 1, x + r0 * I, I, w_ih, I, <floating> 0,
+             a + r0 * GH, GH)
+
+
+cdef inline void _step_product(Py_ssize_t m, int K, const floating* a, int lda, const floating* packed, int kp,
+                               int koff, const floating* w, bint trans_w, int ncols, int n0, int N,
+                               floating* c, int ldc, bint accumulate) noexcept nogil:
+    """c (m, N) := a (m, K) @ B[koff:koff+K, n0:n0+N] + (c if accumulate), a's rows lda apart, c's ldc apart;
+    B = wᵀ or w (kp, ncols). With a packed copy of B (kp rows a panel), n0 must start a panel."""
+    cdef Py_ssize_t nr = _panel_width(sizeof(floating))
+    if packed != NULL:
+        recgemm(<int> m, N, K, a, lda, packed + <Py_ssize_t> n0 * kp + koff * nr, kp, c, ldc, accumulate)
+    elif trans_w:
+        gemm(False, True, <int> m, N, K, <floating> 1, a, lda, w + <Py_ssize_t> n0 * kp + koff, kp,
+             <floating> (1 if accumulate else 0), c, ldc)
+    else:
+        gemm(False, False, <int> m, N, K, <floating> 1, a, lda, w + <Py_ssize_t> koff * ncols + n0, ncols,
+             <floating> (1 if accumulate else 0), c, ldc)
+
+
+cdef inline void _gate_products(int G, int H, int j0, int j1, Py_ssize_t m, const floating* h,
+                                const floating* packed, const floating* w_hh, floating* c,
+                                bint accumulate) noexcept nogil:
+    """Units [j0, j1) of every gate block of c (m, G·H) (+)= h (m, H) @ W_hhᵀ (forward recurrent product)."""
+    cdef int g
+    if j0 == 0 and j1 == H:                     # one product over all gates: panels may straddle gate blocks
+        _step_product(m, H, h, H, packed, H, 0, w_hh, True, G * H, 0, G * H, c, G * H, accumulate)
+        return
+    for g in range(G):
+        _step_product(m, H, h, H, packed, H, 0, w_hh, True, G * H, g * H + j0, j1 - j0, c + g * H + j0, G * H,
+                      accumulate)

@@ -1,0 +1,146 @@
+# The streaming step and the module's small entry points (included by recurrent.pyx): `step` (one timestep,
+# matrix-vector products, no BPTT), `openmp_enabled`, the zeroing of gradient arrays, and a test hook.
+
+cdef void _step_rows(int cell, int B, int I, int H, const floating* x, const floating* w_ih,
+                     const floating* w_hh, const floating* b_ih, const floating* b_hh, const floating* h,
+                     const floating* c, floating* gates, floating* work, floating* h_out,
+                     floating* c_out) noexcept nogil:
+    """One timestep for B rows by matrix-vector products: no packing, no BLAS, no threads.
+    Biases: gates start at b_ih + b_hh (GRU: b_hh's n block, b_hn, stays inside r ⊙ (·))."""
+    cdef int GH = _gate_width(cell, H)
+    cdef int nb = _recurrent_split(cell, H)      # how much of b_hh joins the input side
+    cdef bint apart = nb < GH                    # GRU: h_{t-1} W_hhᵀ kept apart, in work (B, 3H)
+    cdef int b, j
+    for b in range(B):
+        if b_ih != NULL:
+            memcpy(gates + b * GH, b_ih, GH * sizeof(floating))
+            for j in range(nb):
+                gates[b * GH + j] += b_hh[j]
+        else:
+            memset(gates + b * GH, 0, GH * sizeof(floating))
+        if apart:
+            memset(work + b * GH, 0, GH * sizeof(floating))
+        matvec(GH, I, w_ih, x + b * I, gates + b * GH)
+        matvec(GH, H, w_hh, h + b * H, (work if apart else gates) + b * GH)
+    _stream_step(cell, B, H, b_hh, h, c, gates, work, h_out, c_out)
+
+
+cdef inline void* _data(object a):
+    return NULL if a is None else cnp.PyArray_DATA(<cnp.ndarray> a)
+
+
+def step_work_size(int cell, int B, int H):
+    """Length of the `work` buffer that `step` needs."""
+    return _step_work_size(cell, B, H)
+
+
+def step(int cell,
+         cnp.ndarray x,             # IN   (B, I)
+         cnp.ndarray w_ih,          # IN   (G·H, I)
+         cnp.ndarray w_hh,          # IN   (G·H, H)
+         object b_ih,               # IN   (G·H,) or None (no bias)
+         object b_hh,               # IN   (G·H,) or None (no bias)
+         cnp.ndarray h,             # IN   (B, H) h_{t-1}
+         object c,                  # IN   (B, H) c_{t-1} (LSTM), else None
+         cnp.ndarray gates,         # WORK (B, G·H)
+         object work,               # WORK (step_work_size,) LSTM, GRU, else None
+         cnp.ndarray h_out,         # OUT  (B, H) h_t
+         object c_out):             # OUT  (B, H) c_t (LSTM), else None
+    """One timestep of one layer, for streaming. The caller guarantees C-contiguous arrays of one float
+    dtype and consistent shapes (layers.py checks them); taking raw pointers keeps the call cheap."""
+    cdef int B = <int> x.shape[0], I = <int> x.shape[1], H = <int> w_hh.shape[1]
+    cdef void* px = cnp.PyArray_DATA(x)
+    cdef void* pw_ih = cnp.PyArray_DATA(w_ih)
+    cdef void* pw_hh = cnp.PyArray_DATA(w_hh)
+    cdef void* pb_ih = _data(b_ih)
+    cdef void* pb_hh = _data(b_hh)
+    cdef void* ph = cnp.PyArray_DATA(h)
+    cdef void* pc = _data(c)
+    cdef void* pg = cnp.PyArray_DATA(gates)
+    cdef void* pw = _data(work)
+    cdef void* pho = cnp.PyArray_DATA(h_out)
+    cdef void* pco = _data(c_out)
+    if B == 0:
+        return
+    if cnp.PyArray_ITEMSIZE(x) == 4:
+        with nogil:
+            _step_rows[float](cell, B, I, H, <float*> px, <float*> pw_ih, <float*> pw_hh, <float*> pb_ih,
+                              <float*> pb_hh, <float*> ph, <float*> pc, <float*> pg, <float*> pw,
+                              <float*> pho, <float*> pco)
+    else:
+        with nogil:
+            _step_rows[double](cell, B, I, H, <double*> px, <double*> pw_ih, <double*> pw_hh, <double*> pb_ih,
+                               <double*> pb_hh, <double*> ph, <double*> pc, <double*> pg, <double*> pw,
+                               <double*> pho, <double*> pco)
+
+
+def openmp_enabled():
+    """True when the kernels were compiled with OpenMP."""
+    return _OPENMP_ENABLED
+
+
+cdef extern from *:
+    """
+    #ifdef _OPENMP
+    #define RF_OPENMP_ENABLED 1
+    #else
+    #define RF_OPENMP_ENABLED 0
+    #endif
+    """
+    int RF_OPENMP_ENABLED
+
+_OPENMP_ENABLED = bool(RF_OPENMP_ENABLED)
+
+
+def _float32_approximation(str name, const float[::1] x, float[::1] y):
+    """y := the kernels' float32 exp, tanh or sigmoid of x (for the accuracy tests)."""
+    if x.shape[0] != y.shape[0]:
+        raise ValueError("x and y must have the same length")
+    if x.shape[0] == 0:
+        return
+    if name == "exp":
+        rf_expf_array(<int> x.shape[0], &x[0], &y[0])
+    elif name == "tanh":
+        rf_tanhf_array(<int> x.shape[0], &x[0], &y[0])
+    elif name == "sigmoid":
+        rf_sigmoidf_array(<int> x.shape[0], &x[0], &y[0])
+    else:
+        raise ValueError(f"name must be 'exp', 'tanh' or 'sigmoid', got {name!r}")
+
+
+cdef Py_ssize_t _MIN_ZERO_BYTES_PER_THREAD = 1 << 18     # below 256 KB a share, waking a thread costs more
+cdef Py_ssize_t _LINE = 64                               # bytes in a cache line
+
+
+def zero_arrays(list arrays, int num_threads):
+    """Fill writable C-contiguous arrays with zeros, each array split evenly (in whole cache lines) among the
+    threads. The gradients are zeroed right after the backward whose after-loop threads wrote them, each
+    thread an even share of the gate rows (with rnnfast_wgrad.h; BLAS moves one bound for GRU), so thread k
+    zeroes the lines it wrote and already holds, instead of one thread pulling the other core's half across."""
+    cdef Py_ssize_t n = len(arrays), i, k, nthreads, lo, hi, total = 0
+    cdef Py_ssize_t* sizes
+    cdef char** ptrs
+    for a in arrays:
+        if not (isinstance(a, cnp.ndarray) and (<cnp.ndarray> a).flags.c_contiguous
+                and (<cnp.ndarray> a).flags.writeable):
+            raise ValueError(f"zero_arrays takes writable C-contiguous arrays, got {type(a).__name__}")
+    sizes = <Py_ssize_t*> malloc((n + 1) * sizeof(Py_ssize_t))
+    ptrs = <char**> malloc((n + 1) * sizeof(char*))
+    if sizes == NULL or ptrs == NULL:
+        free(sizes)
+        free(ptrs)
+        raise MemoryError()
+    for i in range(n):
+        ptrs[i] = <char*> cnp.PyArray_DATA(<cnp.ndarray> arrays[i])
+        sizes[i] = cnp.PyArray_NBYTES(<cnp.ndarray> arrays[i])
+        total += sizes[i]
+    nthreads = max(1, min(<Py_ssize_t> num_threads, total // _MIN_ZERO_BYTES_PER_THREAD))
+    with nogil, parallel(num_threads=nthreads):
+        for k in prange(nthreads, schedule="static"):
+            for i in range(n):                  # thread k: lines [k/n, (k+1)/n) of each array
+                lo = _bound(sizes[i] // _LINE, nthreads, k) * _LINE
+                hi = sizes[i] if k == nthreads - 1 else _bound(sizes[i] // _LINE, nthreads, k + 1) * _LINE
+                if hi > lo:
+                    memset(ptrs[i] + lo, 0, hi - lo)
+    free(sizes)
+    free(ptrs)

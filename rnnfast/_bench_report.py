@@ -1,0 +1,109 @@
+"""The report of ``python -m rnnfast.bench``: the targets it checks (reported, never asserted) and the text
+tables, from the results dictionary that ``rnnfast.bench.main`` builds (and ``--json`` writes)."""
+from __future__ import annotations
+
+import math
+from typing import Any, Dict, List, Optional, Sequence
+
+__all__ = ["render", "targets"]
+
+
+def _fmt(v: Optional[float], digits: int = 3) -> str:
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "n/a"
+    if v == 0:
+        return "0"
+    mag = math.floor(math.log10(abs(v)))
+    return f"{v:.{max(0, digits - 1 - mag)}f}"
+
+
+def _ratio(a: Optional[float], b: Optional[float]) -> Optional[float]:
+    return a / b if a is not None and b else None
+
+
+def targets(results: Dict[str, Any]) -> List[Dict[str, Any]]:
+    rows = []
+    for r in results["train"]:
+        shape = f"{r['cell']} B={r['B']} T={r['T']} H={r['H']}"
+        rf, to, fl = r["rnnfast_ms"], r["torch_ms"], r["floor_ms"]
+        if to is None:
+            goal, what = 1.2 * fl, "1.2 floor (no torch)"
+        elif r["cell"] == "gru":         # torch's CPU GRU has no oneDNN path: at least 2x faster
+            goal, what = to / 2, "torch/2"
+        else:
+            goal, what = min(to, max(to / 2, 1.2 * fl)), "min(torch, max(torch/2, 1.2 floor))"
+        rows.append(dict(kind="train", shape=shape, value=rf, target=goal, unit="ms", rule=f"<= {what}",
+                         met=rf <= goal))
+        if r.get("mem_rnnfast_mb") is not None and r.get("mem_torch_mb") is not None:
+            rows.append(dict(kind="memory", shape=shape, value=r["mem_rnnfast_mb"], target=r["mem_torch_mb"],
+                             unit="MB", rule="<= torch", met=r["mem_rnnfast_mb"] <= r["mem_torch_mb"]))
+    for r in results["streaming"]:
+        if r["speedup"] is not None and r["cell"] == "lstm":    # the issue's streaming target is the LSTM's
+            rows.append(dict(kind="streaming", shape=f"{r['cell']} B=1 I=H={r['H']}", value=r["speedup"],
+                             target=5.0, unit="x", rule=">= 5x faster than torch", met=r["speedup"] >= 5.0))
+    for r in results["varlen"]:
+        shape = f"{r['cell']} B={r['B']} T={r['T']} H={r['H']}"
+        if r["torch_packed_speedup"] is not None:
+            rows.append(dict(kind="varlen", shape=shape, value=r["torch_packed_speedup"], target=5.0, unit="x",
+                             rule=">= 5x faster than torch packed", met=r["torch_packed_speedup"] >= 5.0))
+        rows.append(dict(kind="varlen", shape=shape, value=r["rnnfast_ms"], target=r["rnnfast_padded_ms"],
+                         unit="ms", rule="<= rnnfast padded", met=r["rnnfast_ms"] <= r["rnnfast_padded_ms"]))
+    return rows
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]], left: int = 1) -> str:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)]
+    line = lambda cells: "  ".join(c.ljust(w) if i < left else c.rjust(w)
+                                   for i, (c, w) in enumerate(zip(cells, widths)))
+    return "\n".join([line(header), "  ".join("-" * w for w in widths)] + [line(r) for r in rows])
+
+
+def render(results: Dict[str, Any]) -> str:
+    env = results["environment"]
+    out = [
+        "rnnfast bench: float32 training step (forward + BPTT + parameter grads), median of "
+        f"{env['repeat']} alternating rounds",
+        f"threads {env['threads']} (usable cores {env['usable_cores']}, OpenMP {env['openmp']}), {env['cpu']}, "
+        f"load avg {', '.join(f'{v:.1f}' for v in env['loadavg'] or [])}, "
+        f"OMP_WAIT_POLICY {env['omp_wait_policy'] or 'unset'}",
+        f"rnnfast {env['rnnfast']}, numpy {env['numpy']}, scipy {env['scipy']}, torch {env['torch'] or 'n/a'}; "
+        f"BLAS: {'; '.join(env['blas'])}",
+        f"sgemm {env['sgemm_n']}^3 at {env['threads']} threads: {_fmt(env['sgemm_gflops'])} GFLOP/s "
+        "(median over shapes)",
+        "floor = 3 x forward GEMM FLOPs 2*T*B*G*H*(I+H) at the sgemm rate timed beside each shape",
+        "",
+    ]
+    rows = []
+    for r in results["train"]:
+        mem = lambda k: ("" if r.get(k + "_exact", True) else "~") + _fmt(r.get(k))
+        rows.append([r["cell"], str(r["B"]), str(r["T"]), str(r["H"]), _fmt(r["rnnfast_ms"]),
+                     _fmt(r["numpy_ms"]), _fmt(r["torch_ms"]), _fmt(r["sgemm_gflops"]), _fmt(r["floor_ms"]),
+                     _fmt(r["torch_over_rnnfast"]), _fmt(r["rnnfast_over_floor"]),
+                     _fmt(r["speedup_1to2"]), mem("mem_rnnfast_mb"), mem("mem_torch_mb")])
+    out.append(_table(["cell", "B", "T", "I=H", "rnnfast ms", "numpy ms", "torch ms", "sgemm GF/s", "floor ms",
+                       "torch/rnnfast", "rnnfast/floor", "1->2 thr", "mem rnnfast MB", "mem torch MB"],
+                      rows, left=1))
+    if results["streaming"]:
+        size = results["streaming"][0]["H"]
+        out += ["", f"streaming step, B=1, I=H={size} (us per timestep; torch one step at a time "
+                "with its state, inference_mode)"]
+        out.append(_table(["cell", "rnnfast us", "torch us", "torch/rnnfast"],
+                          [[r["cell"], _fmt(r["rnnfast_us"]), _fmt(r["torch_us"]), _fmt(r["speedup"])]
+                           for r in results["streaming"]]))
+    if results["varlen"]:
+        r0 = results["varlen"][0]
+        out += ["", f"variable-length training step, B={r0['B']}, T={r0['T']}, I=H={r0['H']}, lengths spread "
+                "over [T/4, T] (ms)"]
+        out.append(_table(["cell", "rnnfast lengths", "rnnfast padded", "torch packed", "torch padded",
+                           "torch packed/rnnfast", "padded/lengths"],
+                          [[r["cell"], _fmt(r["rnnfast_ms"]), _fmt(r["rnnfast_padded_ms"]),
+                            _fmt(r["torch_packed_ms"]), _fmt(r["torch_padded_ms"]),
+                            _fmt(r["torch_packed_speedup"]), _fmt(r["padded_over_lengths"])]
+                           for r in results["varlen"]]))
+    out += ["", "targets (reported, not asserted)"]
+    t_rows = [["met" if t["met"] else "MISSED", t["kind"], t["shape"], f"{_fmt(t['value'])} {t['unit']}",
+               t["rule"], f"{_fmt(t['target'])} {t['unit']}"] for t in results["targets"]]
+    out.append(_table(["", "what", "shape", "value", "rule", "target"], t_rows, left=6))
+    met = sum(t["met"] for t in results["targets"])
+    out.append(f"{met}/{len(results['targets'])} targets met")
+    return "\n".join(out)

@@ -1,0 +1,71 @@
+"""Memory for the kernels: cache-line-aligned arrays, a check against the machine's memory, and the per-layer
+cache of scratch buffers kept across calls.
+
+Every buffer a kernel writes starts on a cache line. With the unit split, the two threads of a time loop
+write the two halves of every row (whole packed panels, so each half is a whole number of lines when the row
+starts on one); NumPy's large arrays start 16 bytes into a line, which would leave the line at each boundary
+written by both threads at every step.
+"""
+from __future__ import annotations
+
+import functools
+import os
+from typing import Any, Hashable, Optional, Tuple
+
+import numpy as np
+
+__all__ = ["CACHE_LINE", "aligned_empty", "aligned_zeros", "check_memory", "physical_memory", "Workspace"]
+
+CACHE_LINE = 64     # bytes
+
+
+def aligned_empty(shape: tuple, dtype: Any) -> np.ndarray:
+    """``np.empty(shape, dtype)`` starting on a cache line."""
+    dtype = np.dtype(dtype)
+    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    raw = np.empty(nbytes + CACHE_LINE, np.uint8)
+    start = -raw.ctypes.data % CACHE_LINE
+    return raw[start:start + nbytes].view(dtype).reshape(shape)
+
+
+def aligned_zeros(shape: tuple, dtype: Any) -> np.ndarray:
+    """``np.zeros(shape, dtype)`` starting on a cache line."""
+    arr = aligned_empty(shape, dtype)
+    arr.fill(0)
+    return arr
+
+
+@functools.lru_cache(maxsize=None)
+def physical_memory() -> Optional[int]:
+    """Bytes of RAM on this machine, or None where the OS does not say."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def check_memory(nbytes: int, what: str, shape: Tuple[int, ...] = (),
+                 hint: str = "split the batch, or the sequence into chunks (rnnfast.TruncatedBPTT)") -> None:
+    """MemoryError now if ``nbytes`` exceed the physical memory: with overcommit such an allocation can
+    succeed and the process be killed later, while the kernel writes into it."""
+    total = physical_memory()
+    if total and nbytes > total:
+        what += f" of shape {shape}" if shape else ""
+        raise MemoryError(f"{what} needs at least {nbytes / 2**30:.3g} GiB, more than this machine's "
+                          f"{total / 2**30:.3g} GiB of memory; {hint}")
+
+
+class Workspace(dict):
+    """A layer's scratch arrays, kept across calls of the same shapes (fresh pages cost page faults).
+
+    A dict from a key (a tuple naming the layer, direction and buffer) to the aligned array last made for it.
+    """
+
+    def buffer(self, key: Hashable, shape: tuple, dtype: Any) -> np.ndarray:
+        """The array kept under ``key`` if it has ``shape`` and ``dtype``, else a new aligned one (kept in its
+        place)."""
+        buf: Optional[np.ndarray] = self.get(key)
+        if buf is None or buf.shape != shape or buf.dtype != dtype:
+            buf = aligned_empty(shape, dtype)
+            self[key] = buf
+        return buf

@@ -1,0 +1,354 @@
+"""The kernel boundary: the one module that imports the compiled extension (``rnnfast._recurrent``).
+
+The layers call a narrow pair per direction of one layer, as thinc's LSTM does::
+
+    fwd = forward_training(cell, weights, x, h0, c0, lengths, options, workspace=..., key=...)
+    dx = backward(dout, dh_n, dc_n, fwd, options, dh0=..., dc0=...)
+
+``forward_training`` runs the layer over the sequence and returns a :class:`ForwardResult`, which holds what
+BPTT needs (the input, the initial state, the outputs and the kept activations); ``backward`` consumes it
+(the kernels overwrite the kept gates with their gradients), adds the weight gradients into the parameters'
+``.grad`` and returns the gradient of the input. :func:`step` is the streaming kernel (one timestep, no BPTT).
+
+How the kernels run is a per-call :class:`KernelOptions` (threads, the recurrent product's GEMM, the time
+loop's plan, the weight gradients' GEMM): by default the context's, which :func:`kernel_options` changes for a
+``with`` block (and only for the calling thread or task).
+"""
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import importlib.util
+import os
+from dataclasses import dataclass, field, replace
+from typing import Any, Iterator, NamedTuple, Optional, Tuple
+
+import numpy as np
+
+from ._cells import CELLS, CellSpec
+
+
+def _missing_extension_error() -> ImportError:
+    here = os.path.dirname(os.path.abspath(__file__))
+    return ImportError(
+        f"rnnfast's compiled kernels (rnnfast._recurrent) are not built in {here}. This looks like a source "
+        "checkout imported before a build: either install rnnfast (`pip install .`) and run Python from "
+        "another directory, so that the installed package is imported, or build the kernels in place "
+        "(`python setup.py build_ext --inplace`).")
+
+
+if importlib.util.find_spec(f"{__package__}._recurrent") is None:
+    raise _missing_extension_error()
+
+# _threads first, explicitly: it sets OMP_WAIT_POLICY=PASSIVE (unless the user chose a policy) around its own
+# import of the extension, and libgomp reads the policy once, when the extension loads it. Importing
+# _recurrent here before _threads would load libgomp with its default, spinning, policy.
+from . import _threads  # noqa: E402,I001  (must precede the extension)
+from . import _recurrent  # noqa: E402
+
+__all__ = ["KernelOptions", "kernel_options", "current_options", "Weights", "ForwardResult", "forward_training",
+           "backward", "step", "loop_plan", "kept_elements"]
+
+
+
+def _check_cell_codes() -> None:
+    """The table of cells and the compiled module give every cell the same code (ELMAN_TANH, ..., GRU)."""
+    for spec in CELLS.values():
+        name = f"ELMAN_{(spec.nonlinearity or '').upper()}" if spec.family == "elman" else spec.family.upper()
+        if getattr(_recurrent, name) != spec.code:
+            raise ImportError(f"rnnfast._recurrent.{name} = {getattr(_recurrent, name)} but the table of cells "
+                              f"says {spec.code}: rebuild the extension")
+
+
+_check_cell_codes()
+
+openmp_enabled = _recurrent.openmp_enabled
+packed_size = _recurrent.packed_size
+zero_arrays = _recurrent.zero_arrays                        # (arrays, num_threads): rnnfast._threads wraps it
+_float32_approximation = _recurrent._float32_approximation  # (name, x, y): for the accuracy tests
+
+
+# ------------------------------------------------------------------------------------------------ options
+@dataclass(frozen=True)
+class KernelOptions:
+    """How a kernel call runs. Results are the same under every choice (bit for bit, but for the order of
+    sums where the docs of the choice say so); only the speed differs.
+
+    Parameters
+    ----------
+    num_threads : int, optional
+        OpenMP threads; None (default) for :func:`rnnfast.get_num_threads` at the call.
+    step_gemm : {"packed", "blas"}
+        The recurrent product of each step: rnnfast's packed micro-kernel (default; W_hh packed once per call)
+        or one BLAS GEMM per step.
+    weight_gradients : {"auto", "blas"}
+        The after-loop weight-gradient GEMMs: rnnfast_wgrad.h where the CPU has AVX-512, else BLAS
+        ("auto", default), or always BLAS.
+    unit_split_bytes : int
+        The time loop splits the hidden units across threads (instead of the batch) when W_hh has at least
+        this many bytes (default 1 MiB); 0 whenever H is whole packed panels, a huge value never.
+    unit_split_backward_h_per_row : int
+        Backward splits its pointwise pass by units too only when H >= this · B (default 64), else the
+        "mixed" plan: pointwise pass by rows, product by units.
+    """
+
+    num_threads: Optional[int] = None
+    step_gemm: str = "packed"
+    weight_gradients: str = "auto"
+    unit_split_bytes: int = 1 << 20
+    unit_split_backward_h_per_row: int = 64
+
+    def __post_init__(self) -> None:
+        if self.num_threads is not None and (isinstance(self.num_threads, bool) or
+                                             not isinstance(self.num_threads, int) or self.num_threads < 1):
+            raise ValueError(f"num_threads must be None or an int >= 1, got {self.num_threads!r}")
+        if self.step_gemm not in ("packed", "blas"):
+            raise ValueError(f"step_gemm must be 'packed' or 'blas', got {self.step_gemm!r}")
+        if self.weight_gradients not in ("auto", "blas"):
+            raise ValueError(f"weight_gradients must be 'auto' or 'blas', got {self.weight_gradients!r}")
+        if self.unit_split_bytes < 0:
+            raise ValueError(f"unit_split_bytes must be >= 0, got {self.unit_split_bytes}")
+        if self.unit_split_backward_h_per_row < 0:
+            raise ValueError(f"unit_split_backward_h_per_row must be >= 0, got {self.unit_split_backward_h_per_row}")
+
+    @property
+    def threads(self) -> int:
+        """The thread count of a call made now."""
+        return _threads.get_num_threads() if self.num_threads is None else self.num_threads
+
+
+_OPTIONS: contextvars.ContextVar[KernelOptions] = contextvars.ContextVar("rnnfast_kernel_options",
+                                                                         default=KernelOptions())
+
+
+def current_options() -> KernelOptions:
+    """The options kernel calls take in this context (thread or task)."""
+    return _OPTIONS.get()
+
+
+@contextlib.contextmanager
+def kernel_options(**changes: Any) -> Iterator[KernelOptions]:
+    """``with kernel_options(step_gemm="blas"): ...``: the layers' kernel calls in the block, in this thread or
+    task only, take the current options with these fields changed (see :class:`KernelOptions`)."""
+    token = _OPTIONS.set(replace(_OPTIONS.get(), **changes))
+    try:
+        yield _OPTIONS.get()
+    finally:
+        _OPTIONS.reset(token)
+
+
+def loop_plan(num_threads: int, T: int, B: int, H: int, GH: int, itemsize: int, backward: bool,
+              options: Optional[KernelOptions] = None) -> Tuple[int, str]:
+    """(threads, plan) that forward or backward would use for its time loop; plan is "rows", "units" or
+    "mixed" (csrc: how the threads share a time loop)."""
+    o = current_options() if options is None else options
+    return _recurrent.loop_plan(num_threads, T, B, H, GH, itemsize, backward, o.unit_split_bytes,
+                                o.unit_split_backward_h_per_row)
+
+
+def _wgrad_product(a: np.ndarray, b: np.ndarray, c: np.ndarray, col0: int,
+                   options: Optional[KernelOptions] = None) -> None:
+    """c (M, N) += a[:, col0:col0 + M]ᵀ b by the weight-gradient GEMM the options choose (for the tests)."""
+    o = current_options() if options is None else options
+    _recurrent._wgrad_product(a, b, c, col0, o.weight_gradients == "blas")
+
+
+# ------------------------------------------------------------------------------------------- the kernels
+class Weights(NamedTuple):
+    """One direction of one layer's parameters (objects with ``.data`` and ``.grad``); biases None without."""
+
+    w_ih: Any       # (G·H, I)
+    w_hh: Any       # (G·H, H)
+    b_ih: Any       # (G·H,) or None
+    b_hh: Any       # (G·H,) or None
+
+
+def kernel_biases(cell: CellSpec, weights: Weights, H: int) -> Tuple[Optional[np.ndarray], Optional[np.ndarray]]:
+    """(bias, b_hn) as the kernels take them: b_ih + b_hh, except GRU's b_hn, which stays apart (inside
+    r ⊙ (h W_hnᵀ + b_hn))."""
+    if weights.b_ih is None:
+        return None, None
+    bias = weights.b_ih.data + weights.b_hh.data                    # (GH,)
+    if cell.family != "gru":
+        return bias, None
+    bias[2 * H:] = weights.b_ih.data[2 * H:]
+    return bias, weights.b_hh.data[2 * H:]
+
+
+def kept_elements(cell: CellSpec, H: int) -> int:
+    """Elements forward keeps per (t, b) row for BPTT: h_t, and the activated gates and c_t, tanh(c_t) (LSTM)
+    or the gates and W_hn h_{t-1} + b_hn (GRU)."""
+    GH = cell.width(H)
+    return H + {"lstm": GH + 2 * H, "gru": GH + H}.get(cell.family, 0)
+
+
+@dataclass
+class ForwardResult:
+    """What one direction of one layer's forward keeps for its backward (thinc's ``fwd_state``).
+
+    The kept arrays live in the layer's workspace; ``backward`` overwrites ``gates`` (and GRU's ``hn``) with
+    their gradients, so a result is consumed by one backward.
+    """
+
+    cell: CellSpec
+    weights: Weights
+    x: np.ndarray                           # (T, B, I) the input
+    h0: np.ndarray                          # (B, H), followed in memory by out: [h_0, h_1 .. h_T]
+    c0: Optional[np.ndarray]                # (B, H) LSTM, else None
+    lengths: Optional[np.ndarray]           # (B,) int32 in [1, T], or None
+    out: np.ndarray                         # (T, B, H) h_t, zero past each length
+    gates: Optional[np.ndarray] = None      # (T, B, G·H) activated gates (LSTM, GRU)
+    c: Optional[np.ndarray] = None          # (T, B, H) c_t (LSTM)
+    tanh_c: Optional[np.ndarray] = None     # (T, B, H) tanh(c_t) (LSTM)
+    hn: Optional[np.ndarray] = None         # (T, B, H) W_hn h_{t-1} + b_hn (GRU)
+    workspace: Any = field(default=None, repr=False)     # the layer's Workspace, for backward's buffers
+    key: tuple = ()                                      # this run's prefix in the workspace
+
+    @property
+    def h_n(self) -> np.ndarray:
+        """(B, H) each row's state at its own last step (h0 when T = 0)."""
+        return _last(self.out, self.h0, self.lengths)
+
+    @property
+    def c_n(self) -> Optional[np.ndarray]:
+        """(B, H) each row's cell state at its own last step (LSTM), else None."""
+        if self.c is None or self.c0 is None:
+            return None
+        return _last(self.c, self.c0, self.lengths)
+
+
+def _last(seq: np.ndarray, initial: np.ndarray, lens: Optional[np.ndarray]) -> np.ndarray:
+    T, B = seq.shape[:2]
+    if T == 0:
+        return initial
+    if lens is None:
+        return seq[T - 1]
+    return seq[lens - 1, np.arange(B)]
+
+
+def _packed(workspace: Any, key: tuple, K: int, N: int, dtype: np.dtype,
+            options: KernelOptions) -> Optional[np.ndarray]:
+    """Workspace for the kernel's packed copy of a (K, N) recurrent operand; None selects BLAS."""
+    if options.step_gemm == "blas":
+        return None
+    return workspace.buffer(key + ("packed",), (_recurrent.packed_size(dtype.itemsize, K, N),), dtype)
+
+
+def forward_training(cell: CellSpec, weights: Weights, x: np.ndarray, h0: np.ndarray, c0: Optional[np.ndarray],
+                     lengths: Optional[np.ndarray], options: KernelOptions, *, workspace: Any, key: tuple,
+                     out: Optional[np.ndarray] = None) -> ForwardResult:
+    """Run one direction of one layer over ``x``, keeping what :func:`backward` needs.
+
+    Parameters
+    ----------
+    cell : CellSpec
+        The row of the table of cells.
+    weights : Weights
+        The parameters (their ``.data`` is read).
+    x : ndarray (T, B, I)
+        C-contiguous, of the weights' dtype.
+    h0, c0 : ndarray (B, H)
+        The initial state (``c0`` None but for LSTM).
+    lengths : ndarray (B,) of int32 in [1, T], or None for all T.
+    options : KernelOptions
+    workspace : Workspace
+        Where the kept activations and scratch live between calls (:class:`rnnfast._buffers.Workspace`).
+    key : tuple
+        This run's prefix in the workspace (layer, direction).
+    out : ndarray (T + 1, B, H), optional
+        Where to write [h_0, h_1 .. h_T]: a fresh array for outputs returned to the user (default: the
+        workspace's).
+
+    Returns
+    -------
+    ForwardResult
+    """
+    T, B = x.shape[:2]
+    dtype = x.dtype
+    H = weights.w_hh.data.shape[1]
+    GH = cell.width(H)
+    bias, b_hn = kernel_biases(cell, weights, H)
+    lstm, gru = cell.family == "lstm", cell.family == "gru"
+    # (T + 1, B, H) h_0, h_1 .. h_T in one array, so that BPTT's dW_hh = Σ_t dA_tᵀ h_{t-1} is one GEMM
+    states = workspace.buffer(key + ("out",), (T + 1, B, H), dtype) if out is None else out
+    states[0] = h0
+    buf = workspace.buffer
+    fwd = ForwardResult(cell, weights, x, states[0], c0, lengths, states[1:],
+                        gates=buf(key + ("gates",), (T, B, GH), dtype) if lstm or gru else None,   # (T, B, GH)
+                        c=buf(key + ("c",), (T, B, H), dtype) if lstm else None,                   # (T, B, H)
+                        tanh_c=buf(key + ("tanh_c",), (T, B, H), dtype) if lstm else None,         # (T, B, H)
+                        hn=buf(key + ("hn",), (T, B, H), dtype) if gru else None,                  # (T, B, H)
+                        workspace=workspace, key=key)
+    if T and B:
+        scratch = buf(key + ("scratch",), (B, GH), dtype) if gru else None                        # (B, GH)
+        _recurrent.forward(cell.code, x, weights.w_ih.data, weights.w_hh.data, bias, b_hn, fwd.h0, c0, lengths,
+                           fwd.gates, fwd.c, fwd.tanh_c, fwd.hn, fwd.out, scratch,
+                           _packed(workspace, key + ("forward",), H, GH, dtype, options), options.threads,
+                           options.unit_split_bytes, options.unit_split_backward_h_per_row)
+    return fwd
+
+
+def backward(dout: np.ndarray, dh_n: np.ndarray, dc_n: Optional[np.ndarray], fwd: ForwardResult,
+             options: KernelOptions, *, dh0: np.ndarray, dc0: Optional[np.ndarray],
+             dx: Optional[np.ndarray] = None) -> np.ndarray:
+    """BPTT through one :class:`ForwardResult` (which it consumes).
+
+    Parameters
+    ----------
+    dout : ndarray (T, B, H)
+        ∂L/∂out, C-contiguous.
+    dh_n, dc_n : ndarray (B, H)
+        ∂L/∂h_n and (LSTM) ∂L/∂c_n; ``dc_n`` None but for LSTM.
+    fwd : ForwardResult
+    options : KernelOptions
+    dh0, dc0 : ndarray (B, H)
+        Filled with ∂L/∂h0 and (LSTM) ∂L/∂c0.
+    dx : ndarray (T, B, I), optional
+        Where to write ∂L/∂x (default: the workspace's).
+
+    Returns
+    -------
+    dx : ndarray (T, B, I)
+        ∂L/∂x. The weight gradients are added into the parameters' ``.grad``.
+    """
+    x, w = fwd.x, fwd.weights
+    T, B = x.shape[:2]
+    dtype = x.dtype
+    H = w.w_hh.data.shape[1]
+    GH = fwd.cell.width(H)
+    if dx is None:
+        dx = fwd.workspace.buffer(fwd.key + ("dx",), x.shape, dtype)                          # (T, B, I)
+    if T == 0 or B == 0:
+        dx[...] = 0
+        dh0[...] = dh_n
+        if dc0 is not None:
+            dc0[...] = dc_n
+        return dx
+    dA = fwd.gates if fwd.gates is not None else fwd.workspace.buffer(fwd.key + ("dA",), (T, B, GH), dtype)
+    _recurrent.backward(fwd.cell.code, x, w.w_ih.data, w.w_hh.data, fwd.h0, fwd.c0, fwd.lengths, dA, fwd.c,
+                        fwd.tanh_c, fwd.hn, fwd.out, dout, dh_n, dc_n, dx, w.w_ih.grad, w.w_hh.grad,
+                        None if w.b_ih is None else w.b_ih.grad, None if w.b_hh is None else w.b_hh.grad,
+                        dh0, dc0, _packed(fwd.workspace, fwd.key + ("backward",), GH, H, dtype, options),
+                        options.threads, options.unit_split_bytes, options.unit_split_backward_h_per_row,
+                        options.weight_gradients == "blas")
+    return dx
+
+
+def step(cell: CellSpec, weights: Weights, x: np.ndarray, h: np.ndarray, c: Optional[np.ndarray],
+         h_out: np.ndarray, c_out: Optional[np.ndarray], workspace: Any) -> None:
+    """One timestep of one layer for streaming: h_out (B, H) (and c_out) from x (B, I), h, c (B, H).
+
+    Matrix-vector products on one thread, no BLAS and nothing kept: a call costs microseconds. The arrays
+    must be C-contiguous, of one dtype and consistent shapes (the layers check them).
+    """
+    B, H, dtype = x.shape[0], h.shape[1], x.dtype
+    scratch = workspace.get(("step", B))           # a layer's workspace holds one dtype
+    if scratch is None:
+        n_work = _recurrent.step_work_size(cell.code, B, H)
+        scratch = workspace[("step", B)] = (
+            np.empty((B, cell.width(H)), dtype),                   # (B, GH) gates
+            np.empty(n_work, dtype) if n_work else None)           # LSTM tanh(c); GRU h W_hhᵀ, hn
+    gates, work = scratch
+    b_ih, b_hh = weights.b_ih, weights.b_hh
+    _recurrent.step(cell.code, x, weights.w_ih.data, weights.w_hh.data, None if b_ih is None else b_ih.data,
+                    None if b_hh is None else b_hh.data, h, c, gates, work, h_out, c_out)

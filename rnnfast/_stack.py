@@ -1,0 +1,398 @@
+"""The machinery Elman, LSTM and GRU share (rnnfast.layers holds their API): parameters, argument checks, the
+stack of layers and directions, dropout between layers, and the calls into the kernel boundary
+(rnnfast._kernels), one direction of one layer at a time.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Optional, Tuple
+
+import numpy as np
+
+from . import _kernels
+from ._buffers import Workspace, aligned_empty, aligned_zeros, check_memory
+from ._cells import CellSpec
+from ._module import Module, one_thread_at_a_time, resolve_dtype
+from ._threads import blas_single_thread
+from ._validation import as_real_array, check_int, check_lengths, check_real, check_shape
+
+_INT_MAX = 2**31 - 1        # the kernels index in 32 bits (C int, BLAS)
+
+
+def _readonly(arr: np.ndarray) -> np.ndarray:
+    view = arr.view()
+    view.flags.writeable = False
+    return view
+
+
+class _Recurrent(Module):
+    """Shared machinery of Elman, LSTM and GRU: parameters, input checks, the layer stack, directions, BPTT."""
+
+    _transient = {**Module._transient, "_cache": lambda: None, "_workspace": Workspace, "_verified": list}
+    # Fixed at construction: the parameters' shapes and dtype, and the kernels' buffers, follow from them.
+    _FROZEN = frozenset({"input_size", "hidden_size", "num_layers", "bidirectional", "dtype", "_spec",
+                         "nonlinearity"})
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
+                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
+                 dtype: Any = "float32", seed: Optional[int] = None, *, cell: CellSpec):
+        super().__init__()
+        self.input_size = check_int("input_size", input_size, 1)
+        self.hidden_size = check_int("hidden_size", hidden_size, 1)
+        self.num_layers = check_int("num_layers", num_layers, 1)
+        self.dropout = check_real("dropout", dropout, 0.0, 1.0, high_inclusive=False)
+        self.bias = bool(bias)
+        self.batch_first = bool(batch_first)
+        self.bidirectional = bool(bidirectional)
+        self.dtype = resolve_dtype(dtype)
+        self.seed = seed
+        self._spec = cell
+        self._rng = np.random.default_rng(seed)
+        D, H, GH = self._directions, self.hidden_size, cell.width(self.hidden_size)
+        if GH * max(self.input_size, D * H) > _INT_MAX:
+            raise ValueError(f"hidden_size {H} and input_size {self.input_size} are too large for "
+                             "32-bit BLAS indexing")
+        n_params = D * GH * (self.input_size + (self.num_layers - 1) * D * H + self.num_layers * (H + 2 * self.bias))
+        check_memory(n_params * (2 * self.dtype.itemsize + 8), "the parameters (data, grad, float64 init)",
+                     hint="use a smaller model")
+        bound = 1.0 / math.sqrt(H)
+        for k in range(self.num_layers):
+            in_k = self.input_size if k == 0 else D * H
+            for suffix in self._suffixes:
+                self._register(f"weight_ih_l{k}{suffix}", self._rng.uniform(-bound, bound, (GH, in_k)), self.dtype)
+                self._register(f"weight_hh_l{k}{suffix}", self._rng.uniform(-bound, bound, (GH, H)), self.dtype)
+                if self.bias:
+                    self._register(f"bias_ih_l{k}{suffix}", self._rng.uniform(-bound, bound, GH), self.dtype)
+                    self._register(f"bias_hh_l{k}{suffix}", self._rng.uniform(-bound, bound, GH), self.dtype)
+        self._cache: Optional[dict] = None
+        self._workspace = Workspace()               # the kernels' buffers, kept across calls
+        self._param_shapes = {name: p.shape for name, p in self._parameters.items()}
+        self._verified: list = []                   # (parameter, data, grad) _check_parameters accepted
+        # the widest row the kernels index in 32 bits: G·H, I or D·H
+        self._width = max(GH, self.input_size, D * H)
+        self._lstm = cell.has_cell_state            # the state is (h, c)
+        # each direction of each layer's parameters, as the kernels take them (the Parameter objects stay)
+        self._weights = {(k, d): self._collect_weights(k, d) for k in range(self.num_layers)
+                         for d in range(D)}
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in self._FROZEN and name in self.__dict__:
+            raise AttributeError(f"{name} is fixed when the layer is built (the parameters' shapes and dtype "
+                                 f"follow from it); build a new layer and load_state_dict into it")
+        super().__setattr__(name, value)
+
+    @property
+    def cell(self) -> CellSpec:
+        """The layer's row in the table of cells (:data:`rnnfast._cells.CELLS`)."""
+        return self._spec
+
+    @property
+    def _directions(self) -> int:
+        return 2 if self.bidirectional else 1
+
+    @property
+    def _suffixes(self) -> Tuple[str, ...]:
+        return ("", "_reverse") if self.bidirectional else ("",)
+
+    # ---- helpers ------------------------------------------------------------------------------------
+    def _collect_weights(self, k: int, d: int) -> _kernels.Weights:
+        """(weight_ih, weight_hh, bias_ih, bias_hh) of layer k, direction d; the biases None without bias."""
+        p, suffix = self._parameters, self._suffixes[d]
+        return _kernels.Weights(p[f"weight_ih_l{k}{suffix}"], p[f"weight_hh_l{k}{suffix}"],
+                                p.get(f"bias_ih_l{k}{suffix}"), p.get(f"bias_hh_l{k}{suffix}"))
+
+    def _layer_params(self, k: int, d: int = 0) -> _kernels.Weights:
+        return self._weights[k, d]
+
+    def _check_parameters(self, grads: bool = False) -> None:
+        """Every parameter's ``.data`` and ``.grad`` is still a C-contiguous array of the layer's dtype and
+        registered shape.
+
+        The kernels size their loops from the buffers and read raw memory, so a parameter replaced by one
+        of another shape (``p.data = ...``) must not reach them. Fast when nothing was replaced: the
+        arrays last accepted are kept (so their ids stay unique) and compared by identity (``.grad`` only
+        when ``grads``, for backward).
+        """
+        for p, data, grad in self._verified:
+            if p.data is not data or (grads and p.grad is not grad):
+                break
+        else:
+            if self._verified:
+                return
+        for name, p in self._parameters.items():
+            shape = self._param_shapes[name]
+            for what, a in (("data", p.data), ("grad", p.grad)):
+                if not (type(a) is np.ndarray and a.shape == shape and a.dtype == self.dtype
+                        and a.flags.c_contiguous):
+                    got = f"{type(a).__name__} {getattr(a, 'dtype', '')} {getattr(a, 'shape', '')}"
+                    raise ValueError(f"{name}.{what} must be a C-contiguous {self.dtype} array of shape "
+                                     f"{shape}, got {got}; assign into it ({name}.{what}[...] = value) or "
+                                     "use load_state_dict")
+        self._verified = [(p, p.data, p.grad) for p in self._parameters.values()]
+
+    def _forward_bytes(self, T: int, B: int) -> int:
+        """A lower bound on what forward allocates: the input copy and every run's kept activations."""
+        kept = _kernels.kept_elements(self._spec, self.hidden_size)
+        return self.dtype.itemsize * T * B * (self.input_size + self.num_layers * self._directions * kept)
+
+    def _check_input(self, x: Any) -> np.ndarray:
+        """x as a C-contiguous (T, B, I) array of the layer's dtype (checked before it is converted)."""
+        arr = as_real_array("x", x)
+        if arr.ndim != 3:
+            layout = "(B, T, input_size)" if self.batch_first else "(T, B, input_size)"
+            raise ValueError(f"x must be a 3-D array {layout}, got shape {arr.shape}")
+        if arr.shape[2] != self.input_size:
+            raise ValueError(f"x must have input_size = {self.input_size} features on its last axis, "
+                             f"got {arr.shape[2]}")
+        if self.batch_first:
+            arr = arr.transpose(1, 0, 2)
+        T, B = arr.shape[:2]
+        if T * B * self._width > _INT_MAX:
+            raise ValueError(f"x has T*B = {T * B} rows, too many for 32-bit BLAS indexing; split the batch")
+        check_memory(self._forward_bytes(T, B), "forward on x", arr.shape)
+        return np.ascontiguousarray(arr, dtype=self.dtype)
+
+    def _check_state(self, name: str, value: Any, B: int) -> np.ndarray:
+        LD, H = self.num_layers * self._directions, self.hidden_size
+        if value is None:
+            return aligned_zeros((LD, B, H), self.dtype)
+        if (type(value) is np.ndarray and value.dtype == self.dtype and value.shape == (LD, B, H)
+                and value.flags.c_contiguous):
+            return value                                            # the streaming fast path: as given
+        arr = as_real_array(name, value)
+        what = "(num_layers * 2, B, hidden_size)" if self.bidirectional else "(num_layers, B, hidden_size)"
+        check_shape(name, arr, (LD, B, H), what)
+        return np.ascontiguousarray(arr, dtype=self.dtype)
+
+    def _to_user_layout(self, arr: np.ndarray) -> np.ndarray:
+        return arr.transpose(1, 0, 2) if self.batch_first else arr
+
+    def _split_hx(self, hx: Any) -> Tuple[Any, Any]:
+        """(h0, c0) from the user's hx; Elman and GRU have no c0."""
+        return hx, None
+
+    def _split_dstate(self, dstate: Any) -> Tuple[Any, Any]:
+        return dstate, None
+
+    def _pack_state(self, h: np.ndarray, c: Optional[np.ndarray]) -> Any:
+        return h
+
+    @staticmethod
+    def _reversal(T: int, B: int, lens: Optional[np.ndarray]):
+        """Index (T, B) that reverses each sequence within its own length (an involution), or None."""
+        if lens is None:
+            return None
+        t = np.arange(T)[:, None]                                       # (T, 1)
+        return np.where(t < lens[None, :], lens[None, :] - 1 - t, t)    # (T, B)
+
+    @staticmethod
+    def _reverse(seq: np.ndarray, rev: Optional[np.ndarray]) -> np.ndarray:
+        """seq (T, B, ...) with each sequence reversed in time within its length, as a contiguous copy."""
+        if rev is None:
+            return np.ascontiguousarray(seq[::-1])
+        return seq[rev, np.arange(seq.shape[1])[None, :]]
+
+    # ---- forward ------------------------------------------------------------------------------------
+    @one_thread_at_a_time
+    def forward(self, x: Any, hx: Any = None, lengths: Any = None):
+        """Run the layers over a batch of sequences, keeping what :meth:`backward` needs.
+
+        Parameters
+        ----------
+        x : array_like (T, B, input_size), or (B, T, input_size) with ``batch_first``
+            Converted to the layer's dtype.
+        hx : array_like (L·D, B, hidden_size), or for LSTM a pair (h0, c0) of them; optional
+            The initial state; zeros by default.
+        lengths : array_like of int (B,), optional
+            Sequence b runs for ``lengths[b]`` in [1, T] steps: its output is zero after them and its state
+            is the one at its own last step. Default: all T.
+
+        Returns
+        -------
+        out : ndarray (T, B, D·hidden_size), or (B, T, D·hidden_size) with ``batch_first``
+            The last layer's outputs h_t, both directions concatenated; read-only (backward reads it).
+        h_n : ndarray (L·D, B, hidden_size)
+            Each layer's and direction's final state; for LSTM the pair ``(h_n, c_n)``.
+        """
+        self._check_parameters()
+        xs = self._check_input(x)                                   # (T, B, I)
+        T, B = xs.shape[:2]
+        h0_in, c0_in = self._split_hx(hx)
+        h0 = self._check_state("h0", h0_in, B)                      # (L·D, B, H)
+        c0 = self._check_state("c0", c0_in, B) if self._lstm else None
+        lens = None if lengths is None else np.ascontiguousarray(
+            check_lengths(lengths, B, T, minimum=1, integral_floats=True), dtype=np.intc)
+        L, D, H = self.num_layers, self._directions, self.hidden_size
+        rev = self._reversal(T, B, lens) if D == 2 else None
+        h_n = np.empty((L * D, B, H), self.dtype)
+        c_n = np.empty((L * D, B, H), self.dtype) if c0 is not None else None
+        options = _kernels.current_options()
+        layers = []
+        layer_in = xs
+        with blas_single_thread():
+            for k in range(L):
+                runs = []
+                for d in range(D):
+                    j = k * D + d                                       # this direction's row in the states
+                    x_kd = layer_in if d == 0 else self._reverse(layer_in, rev)
+                    # the top layer's output is returned to the user, so it is fresh each call
+                    fresh = aligned_empty((T + 1, B, H), self.dtype) if k == L - 1 and D == 1 else None
+                    run = _kernels.forward_training(self._spec, self._layer_params(k, d), x_kd, h0[j],
+                                                    None if c0 is None else c0[j], lens, options,
+                                                    workspace=self._workspace, key=(k, d), out=fresh)
+                    h_n[j] = run.h_n
+                    if c_n is not None:
+                        c_n[j] = run.c_n
+                    runs.append(run)
+                if D == 1:
+                    out = runs[0].out                                   # (T, B, H)
+                else:
+                    out = (aligned_empty((T, B, 2 * H), self.dtype) if k == L - 1
+                           else self._workspace.buffer((k, "cat"), (T, B, 2 * H), self.dtype))
+                    out[..., :H] = runs[0].out
+                    out[..., H:] = self._reverse(runs[1].out, rev)      # (T, B, 2H)
+                mask = None
+                if k < L - 1 and self.training and self.dropout > 0:
+                    mask = (self._rng.random(out.shape) >= self.dropout).astype(self.dtype)
+                    mask /= 1.0 - self.dropout                          # (T, B, D·H) inverted dropout
+                layers.append(dict(runs=runs, mask=mask))
+                layer_in = out if mask is None else np.multiply(
+                    out, mask, out=self._workspace.buffer((k, "dropped"), out.shape, self.dtype))
+        self._cache = dict(layers=layers, lengths=lens, reversal=rev, T=T, B=B)
+        return _readonly(self._to_user_layout(out)), self._pack_state(h_n, c_n)
+
+    __call__ = forward
+
+    # ---- backward -----------------------------------------------------------------------------------
+    @one_thread_at_a_time
+    def backward(self, dout: Any, dstate: Any = None):
+        """Backpropagate through time through the last :meth:`forward` (once per forward).
+
+        Parameters
+        ----------
+        dout : array_like, the shape of the forward's ``out``
+            ∂L/∂out.
+        dstate : array_like (L·D, B, hidden_size), or for LSTM a pair (dh_n, dc_n) of them; optional
+            ∂L/∂h_n (and ∂L/∂c_n); zeros by default.
+
+        Returns
+        -------
+        dx : ndarray, the shape of the forward's ``x``
+            ∂L/∂x.
+        dh0 : ndarray (L·D, B, hidden_size)
+            ∂L/∂h0; for LSTM the pair ``(dh0, dc0)``.
+
+        The gradients of the parameters are added into their ``.grad`` (as torch accumulates).
+        """
+        self._check_parameters(grads=True)
+        if self._cache is None:
+            raise ValueError("backward needs a forward first (and runs once per forward): call the layer "
+                             "on an input, then backward")
+        cache = self._cache
+        T, B, rev = cache["T"], cache["B"], cache["reversal"]
+        L, D, H = self.num_layers, self._directions, self.hidden_size
+        lstm = self._lstm
+        d_out = as_real_array("dout", dout)
+        expected = (B, T, D * H) if self.batch_first else (T, B, D * H)
+        check_shape("dout", d_out, expected, "(the forward output's shape)")
+        g = np.ascontiguousarray(self._to_user_layout(d_out), dtype=self.dtype)   # (T, B, D·H) dL/d(out)
+        dh_in, dc_in = self._split_dstate(dstate)
+        dh_n = self._check_state("dh_n", dh_in, B)                  # (L·D, B, H)
+        dc_n = self._check_state("dc_n", dc_in, B) if lstm else None
+        self._cache = None                                          # the kernels consume the kept gates
+        dh0 = aligned_zeros((L * D, B, H), self.dtype)
+        dc0 = aligned_zeros((L * D, B, H), self.dtype) if lstm else None
+        options = _kernels.current_options()
+        with blas_single_thread():
+            for k in reversed(range(L)):
+                runs = cache["layers"][k]["runs"]
+
+                def direction(d: int, g_d: np.ndarray) -> np.ndarray:
+                    i = k * D + d                                   # this direction's row in the states
+                    # layer 0's dx is returned to the user, so it is fresh each call
+                    fresh = aligned_empty(runs[d].x.shape, self.dtype) if k == 0 and d == 0 else None
+                    return _kernels.backward(g_d, dh_n[i], None if dc_n is None else dc_n[i], runs[d], options,
+                                             dh0=dh0[i], dc0=None if dc0 is None else dc0[i], dx=fresh)
+
+                if D == 1:
+                    dx = direction(0, g)                            # (T, B, I_k)
+                else:
+                    dx = direction(0, np.ascontiguousarray(g[..., :H]))
+                    dx += self._reverse(direction(1, self._reverse(g[..., H:], rev)), rev)
+                if k > 0:
+                    mask = cache["layers"][k - 1]["mask"]
+                    g = dx if mask is None else np.multiply(dx, mask, out=dx)   # through dropout
+        return self._to_user_layout(dx), self._pack_state(dh0, dc0)
+
+    # ---- streaming ----------------------------------------------------------------------------------
+    @one_thread_at_a_time
+    def step(self, x_t: Any, state: Any = None):
+        """One timestep for streaming inference; keeps nothing for backward.
+
+        Single-threaded matrix-vector products, so a call costs microseconds.
+
+        Parameters
+        ----------
+        x_t : array_like (B, input_size)
+        state : array_like (num_layers, B, hidden_size), or for LSTM a pair (h, c) of them; optional
+            The state after the previous step; zeros by default.
+
+        Returns
+        -------
+        h_t : ndarray (B, hidden_size)
+            The last layer's new state (its output).
+        state : ndarray (num_layers, B, hidden_size)
+            Every layer's new state, to pass to the next call; for LSTM the pair ``(h, c)``.
+        """
+        if self.bidirectional:
+            raise ValueError("step is not defined for a bidirectional layer (it needs the future); "
+                             "call the layer on the whole sequence")
+        self._check_parameters()
+        arr = x_t
+        ready = type(arr) is np.ndarray and arr.dtype == self.dtype and arr.flags.c_contiguous
+        if not ready:
+            arr = as_real_array("x_t", x_t)
+        if arr.ndim != 2 or arr.shape[1] != self.input_size:
+            raise ValueError(f"x_t must have shape (B, input_size = {self.input_size}), got {arr.shape}")
+        B = arr.shape[0]
+        L, H = self.num_layers, self.hidden_size
+        GH = self._spec.gates * H
+        if B * max(self._width, 4 * H) > _INT_MAX:
+            raise ValueError(f"x_t has B = {B} rows, too many for 32-bit indexing; split the batch")
+        check_memory(self.dtype.itemsize * B * (self.input_size + GH + 8 * L * H), "step on x_t", arr.shape,
+                     hint="split the batch")
+        if not ready:
+            arr = np.ascontiguousarray(arr, dtype=self.dtype)
+        lstm = self._lstm
+        h_in, c_in = self._split_hx(state)
+        h = self._check_state("h0", h_in, B)                        # (L, B, H)
+        c = self._check_state("c0", c_in, B) if lstm else None
+        h_new = np.empty((L, B, H), self.dtype)
+        c_new = np.empty((L, B, H), self.dtype) if lstm else None
+        layer_in = arr
+        for k in range(L):
+            _kernels.step(self._spec, self._layer_params(k), layer_in, h[k], None if c is None else c[k], h_new[k],
+                          None if c_new is None else c_new[k], self._workspace)
+            layer_in = h_new[k]
+        return h_new[L - 1].copy(), self._pack_state(h_new, c_new)
+
+    def extra_repr(self) -> str:
+        parts = [str(self.input_size), str(self.hidden_size)]
+        if self.num_layers != 1:
+            parts.append(f"num_layers={self.num_layers}")
+        parts += self._extra_args()
+        if not self.bias:
+            parts.append("bias=False")
+        if self.batch_first:
+            parts.append("batch_first=True")
+        if self.dropout:
+            parts.append(f"dropout={self.dropout}")
+        if self.bidirectional:
+            parts.append("bidirectional=True")
+        parts.append(f"dtype='{self.dtype.name}'")
+        if self.seed is not None:
+            parts.append(f"seed={self.seed}")
+        return ", ".join(parts)
+
+    def _extra_args(self) -> list:
+        return []
