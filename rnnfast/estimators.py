@@ -46,7 +46,6 @@ pass ``check_estimator``); without it a minimal base class provides the same ``g
 """
 from __future__ import annotations
 
-import contextlib
 import inspect
 import math
 import numbers
@@ -54,13 +53,13 @@ import os
 import sys
 import warnings
 from collections import defaultdict
-from typing import Any, Iterator, NamedTuple, Optional, cast
+from typing import Any, NamedTuple, Optional, cast
 
 import numpy as np
 
 from . import distributed, optim
 from ._module import resolve_dtype
-from ._threads import get_num_threads, set_num_threads
+from ._threads import thread_limit
 from ._validation import check_choice, check_int, check_nonnegative, check_positive, check_real
 from .clip import clip_grad_norm_
 from .layers import GRU, LSTM, Elman, Linear
@@ -381,18 +380,9 @@ def _make_rng(random_state: Any) -> np.random.Generator:
                     f"{type(random_state).__name__}")
 
 
-@contextlib.contextmanager
-def _num_threads(n: Optional[int]) -> Iterator[None]:
-    """Run the kernels on ``n`` threads inside the block (None: keep the global setting)."""
-    if n is None:
-        yield
-        return
-    old = get_num_threads()
-    set_num_threads(n)
-    try:
-        yield
-    finally:
-        set_num_threads(old)
+def _num_threads(n: Optional[int]) -> thread_limit:
+    """Run the kernels called from this thread on ``n`` threads inside the block (None: keep the setting)."""
+    return thread_limit(n)
 
 
 class _Progress:
