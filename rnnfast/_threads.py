@@ -78,6 +78,7 @@ class _ThreadState(threading.local):
 
 
 _state = _ThreadState()
+_per_thread = False                     # set once a thread_limit or a fork made _state matter (a fast path)
 
 
 def openmp_enabled() -> bool:
@@ -105,6 +106,8 @@ def set_num_threads(n: int) -> None:
 
 def get_num_threads() -> int:
     """The number of threads the kernels called from this thread use."""
+    if not _per_thread:
+        return _num_threads
     state = _state
     if state.forked:
         return 1
@@ -131,7 +134,9 @@ class thread_limit:
     _entry: Optional[_Limit] = None
 
     def __init__(self, n: Optional[int]) -> None:
+        global _per_thread
         self._entry = None if n is None else _Limit(_check_threads(n))
+        _per_thread = True
 
     def __enter__(self) -> "thread_limit":
         if self._entry is not None:
@@ -246,12 +251,12 @@ class blas_single_thread:
 
 
 def _after_fork_in_child() -> None:
-    global _lock
+    global _lock, _per_thread
     _lock = threading.RLock()                       # another parent thread may have held it at the fork
     _holders.clear()                                # ... and its holds have no thread here
     _restore_saved()
     if _state.team:
-        _state.forked = True
+        _state.forked = _per_thread = True
 
 
 if hasattr(os, "register_at_fork"):

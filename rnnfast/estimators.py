@@ -53,11 +53,11 @@ import os
 import sys
 import warnings
 from collections import defaultdict
-from typing import Any, NamedTuple, Optional, cast
+from typing import Any, Iterator, NamedTuple, Optional, cast
 
 import numpy as np
 
-from . import distributed, optim
+from . import distributed, optim, persist
 from ._module import resolve_dtype
 from ._threads import thread_limit
 from ._validation import check_choice, check_int, check_nonnegative, check_positive, check_real
@@ -445,6 +445,11 @@ class _Diverged(Exception):
 class _SequenceEstimator(BaseEstimator):
     """Training and inference shared by both estimators; subclasses define the head and the loss."""
 
+    # What save keeps beside the weights: learned attributes as JSON, and as arrays (see rnnfast.persist)
+    _persisted_attrs = ("n_features_in_", "input_size_", "fit_layout_", "n_outputs_", "history_", "n_epochs_",
+                        "best_epoch_", "_output", "_arch", "_y_has_output_axis")
+    _persisted_arrays = ("classes_",)
+
     def __init__(self, *, cell: str = "lstm", hidden_size: int = 32, num_layers: int = 1,
                  nonlinearity: str = "tanh", dropout: float = 0.0, bidirectional: bool = False,
                  output: str = "last",
@@ -657,6 +662,25 @@ class _SequenceEstimator(BaseEstimator):
         """Copies of every weight, named ``rnn.<torch name>`` and ``head.weight`` / ``head.bias``."""
         return {**{f"rnn.{k}": v for k, v in self.rnn_.state_dict().items()},
                 **{f"head.{k}": v for k, v in self.head_.state_dict().items()}}
+
+    def _weight_spec(self) -> Iterator[tuple[str, tuple[int, ...], str]]:
+        """(name, shape, dtype) of every weight ``_set_weights`` takes, from ``_arch``, ``input_size_`` and the
+        head's outputs, without building a layer: ``load`` checks a file against it before allocating."""
+        a = self._arch
+        G = {"elman": Elman._gate_count, "lstm": LSTM._gate_count, "gru": GRU._gate_count}[a["cell"]]
+        H, L = check_int("hidden_size", a["hidden_size"], 1), check_int("num_layers", a["num_layers"], 1)
+        D = 2 if a.get("bidirectional", False) else 1
+        dtype = resolve_dtype(a["dtype"]).name
+        for k in range(L):
+            width = check_int("input_size_", self.input_size_, 1) if k == 0 else D * H
+            for suffix in ("", "_reverse")[:D]:
+                yield f"rnn.weight_ih_l{k}{suffix}", (G * H, width), dtype
+                yield f"rnn.weight_hh_l{k}{suffix}", (G * H, H), dtype
+                yield f"rnn.bias_ih_l{k}{suffix}", (G * H,), dtype
+                yield f"rnn.bias_hh_l{k}{suffix}", (G * H,), dtype
+        O = self._n_head_outputs()
+        yield "head.weight", (O, D * H), dtype
+        yield "head.bias", (O,), dtype
 
     def _set_weights(self, weights: dict[str, np.ndarray]) -> None:
         """Rebuild ``rnn_`` / ``head_`` from ``_arch`` with these weights; names, shapes and dtypes must match."""
@@ -1035,3 +1059,6 @@ class SequenceRegressor(RegressorMixin, _SequenceEstimator):
         w = seqs.mask() * (1.0 if sample_weight is None else np.asarray(sample_weight, np.float64)[None, :])
         flat = w.ravel() > 0
         return _r2(t.reshape(-1, t.shape[-1])[flat], z.reshape(-1, z.shape[-1])[flat], w.ravel()[flat])
+
+
+persist.register(SequenceClassifier, SequenceRegressor)
