@@ -28,7 +28,8 @@ exist (torch hangs the same way). In a child forked (``os.fork``, multiprocessin
 gunicorn, joblib's fork backends) by a thread that had run the kernels on more than one thread, that thread
 therefore runs the kernels on one thread (``get_num_threads()`` returns 1 there, whatever ``set_num_threads``
 says), as data.table does under ``mclapply``. Threads the child starts get their own pools and the usual count.
-The BLAS limits a kernel of another parent thread held at the fork are restored in the child.
+The BLAS limits that kernels on other parent threads held at the fork are restored by the child's first
+kernel call, and a lock they held is replaced.
 """
 from __future__ import annotations
 
@@ -253,8 +254,9 @@ class blas_single_thread:
 def _after_fork_in_child() -> None:
     global _lock, _per_thread
     _lock = threading.RLock()                       # another parent thread may have held it at the fork
-    _holders.clear()                                # ... and its holds have no thread here
-    _restore_saved()
+    _holders.clear()                                # ... and its holds have no thread here: the child's
+    # first kernel call restores the limits they lowered (_acquire), not this handler, which must not
+    # call into threadpoolctl, whose locks a vanished thread may hold
     if _state.team:
         _state.forked = _per_thread = True
 

@@ -249,6 +249,30 @@ def test_os_fork_child_does_not_hang_after_the_parent_ran_threaded_kernels():
     in_thread(fork_from_fresh_thread)
     assert rnnfast.get_num_threads() == 2               # the parent is unchanged
     np.testing.assert_array_equal(run(), expected)
+
+    # fork while another thread is inside a kernel (it holds BLAS at one thread) and holds rnnfast's lock
+    from rnnfast import _threads
+    blas = lambda: sorted(lc.get_num_threads() for lc in _threads._blas_controllers())
+    assert set(blas()) == {2}
+    inside, leave = threading.Event(), threading.Event()
+
+    def busy():
+        with _threads.blas_single_thread(), _threads._lock:
+            inside.set()
+            leave.wait(30)
+    other = threading.Thread(target=busy)
+    other.start()
+    inside.wait(10)
+
+    def check():
+        assert set(blas()) == {1}
+        np.testing.assert_array_equal(run(), expected)  # no hang on the lock; the limits come back
+        assert set(blas()) == {2}, blas()
+    pid = child(check)
+    leave.set()
+    other.join()
+    wait(pid, "fork while another thread runs a kernel")
+    assert set(blas()) == {2}
     print("ok")
     """)
 
