@@ -477,3 +477,47 @@ def test_registered_classes_save_their_declared_attributes(tmp_path, monkeypatch
         persist.register(type("Bare", (), {"get_params": None}))
     with pytest.raises(ValueError, match="registered already"):
         persist.register(type("SequenceRegressor", (Tagged,), {}))
+
+
+# A file written by the first version-1 writer (rnnfast before the registry; zlib + base64 here so the sdist,
+# which takes tests/*.py, carries it): SequenceClassifier(cell="gru", bidirectional=True, hidden_size=2,
+# max_epochs=2, n_threads=1, random_state=0, validation_fraction=None) fitted on
+# default_rng(0).standard_normal((12, 4, 2)) with object labels "no"/"yes" alternating.
+V1_FILE = (
+    "eNrdWn1sU1UUv2OAyRwbjC7AYKPMkE3p5rp13cT2NbIEgYkZyCCEwMtr+8YrdO18rwwHjjCQSRCJiTLQxDgSw18aiXyYOPYaJ6LzDzFGwx8o"
+    "xvgdg4lfwaCg78G58bzrbbvSDjaa3L1+3PM753e+7ulbW5pzJ1aRG495pHHfWeUfeEwlNiKK7XJMCkoxSRSrIx1dOWQq2T/jxm56ff7R1uUt"
+    "a3NIJ9leEZS1gFqx0F7haXW6GuorHPaKtqgaU6WIGFWDsvnRYimsycb7miJ1yMbrynsd9m77zT/yths2lBurzVhRY6nGajeWZKwYfLbQWHZ4"
+    "bn4egdUG+zTYa3pCRq9DDBbFN3EcCDORbtFYnYCpAm4I9kYY25wMZjI708E1n9cYqxp0VMNrlkPAWGGkR+PgPAY6HzfWFngeAVnzeRMHIwT2"
+    "h5C9rO4OkFHh2s7RT+PsR/419SrgD6prG+jBsnXGqmV0+mF/EK4qyAVQ7Kk/JeCFMWMgQ/3A+lIGmTDHjxuRbKI4hMAvItiA84vNGxpTFicK"
+    "+1mZCOim9mG5IOiJgv4o7GVrqSaB3iDs7QJ5mcO/DfRGUSxpjFh/KChOQZRzqWLOxjuMco/Hga0/WsdPgC4Z+YPmnZZCJ7UzBBxp/uOYighP"
+    "gvc3cvg4Ob6m+DGQpzksga+0FD0mgnKc5lwEYajI9i5OHGPIZoUTO5pn7WAn7Q1dTO9KZiPNQ9yPccxVjl2Uv4Ryn8WkOd2RIL/LmV4W4+Co"
+    "iH8Q1ZuIZCQUezb3HIwv/YhrLI2a7UQ9KoS4s31MhNqjdvN6XTo6qf/9IK+NgOdW2BOCPFfQmRZEPVji5Byu127OGRxCvpMBj3eGYF/IyFdb"
+    "UA1pqHbp/mS1TvfhfOL1qFQ4mAdbM1EGm83XOsSZ10M1Zo7p4uBsR7kfTTALrEOxaDBWI9SteXUZqx6uD8Dn9fBZI9ho7nXDcjCxbYD3G8E3"
+    "9YDjBNkawHYivBpYptx6Tm5EUvTwVDHxM3NhIqxUOGIWe4+IenQA9V82jpnMItk6e7NxDoz2WZXp3DOa82Q2ZqruEcz7uO+NRGcUeG9iuPL0"
+    "0RipKPaJZnz83ac6xZkRQrUXRt9tWEwNzVg8PuuYflQLvSTdOHggFq4EfkiHmzLOudGakJjzNJucbhcPZRzySLeORNTH2PsN8h1eZ3cS95HW"
+    "4WhyHkt1Ot54Ksz3+mT5fLO245nNdQt5sDHLxP7RsDnVnHQ77G2F2Y7aS1eL5W6+fej9Sno330ZsRI1EqrfKoY1KTAwpYriG3tE/BhL0yr+j"
+    "3+Ya0e18t8Nem9kt/Tz31fn6Im25vuTTXzzk7l2DlbuvCMc3XxQGDk70NVU5hQU9c+MXVq0Wnt5UGm851ixYWa9pO/B1AtbKWGa9YeXL3m2n"
+    "hoUXh3/X104fFk7u/mbwSXe+7/sf9uhLG2qEYluV7+fyq3pr0ZDw0tJe3cp60YGH8yjrImDtD0maNdKHYf/h7HDO8F839ryCtbN8i08vFYqa"
+    "Xxd2DsjeLZ97hDPFxT4rt6b1G65xuSljmVuPb0BQBj7Qy2w9+tC6XP3VyScGp53aNWjl5q56rZlym8OpUVGVO2VVk8dq1oZL//BeqFzj3dlQ"
+    "Kjy7tdB3beBNwd1fFn/2XGM89uU1vfvsd3rfKwf19Qcnxv1lO5isvRroOZeAvTIe2P/lvuTtO3RIUE6u9rQPLxbO/7bBW/F3ibDvq8BguLzY"
+    "V0beEi4tO6m/8M70uDZUweT1ilVNRyn7kv/VLMt9rOV3vDonvqD3Ed3+xXl90pIfhc33TfA9997suJXjguEjBVyOynjgaHvonvhTR4p89irn"
+    "6fbCd4UC73zfr0N7mBPnQc8qlXIsNDgqshSENKbE+mFzfzaI1TrsrgwTt7npmcGZ3x4VNv20X592uVfYseKcfqX/Lo9L6tWXFfR5rQQvfub7"
+    "kBKcQgmaUaT09sLWvdmhl3Hc7q87LrxxuYzpNn9+8rGN0sg3aATCkqbJmphe9rXW3SoW9I4nQXdKtetTXs6EqlzrrzbMX2OYayr577Ezx/zL"
+    "/oaDlTanxGPQU20W6Y8MPN7MyCKYExcf4cxMwp2/WARzejkMni+yILw9i3BmGVbenBD48n0lhDMvsPLmKUwZzLHIq7NJ0jOZRTJPND5SxxyS"
+    "9HxjkczTgXIqsSBFSkmSs4LFMTswH2dlGUnSj1kcs8v1QwsrtOC45xK257HCZgfZCw1iikV4hp1Y+wkralYttT/fInrREMU13NI8aTK5viuf"
+    "zMwl5MQ889W/Hf03kQ=="
+)
+V1_PROBA = [[0.613878743105152, 0.3861212568948479], [0.7284108679041215, 0.27158913209587854],
+            [0.6731646602399495, 0.32683533976005047]]
+
+
+def test_version_1_files_of_the_first_writer_still_load(tmp_path):
+    import base64
+    import zlib
+
+    path = tmp_path / "v1.npz"
+    path.write_bytes(zlib.decompress(base64.b64decode(V1_FILE)))
+    est = load(path)
+    assert type(est) is SequenceClassifier and est.classes_.dtype == object and list(est.classes_) == ["no", "yes"]
+    X = np.random.default_rng(0).standard_normal((12, 4, 2))
+    np.testing.assert_array_equal(est.predict_proba(X[:3]), V1_PROBA)           # the same model, bit for bit

@@ -10,6 +10,8 @@ Interrupt and fork tests run in child processes with timeouts, so a hang or a lo
 """
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -24,6 +26,8 @@ from rnnfast import layers as layers_mod
 from conftest import CHILD_CWD, child_env
 
 needs_openmp = pytest.mark.skipif(not rnnfast.openmp_enabled(), reason="the kernels run on one thread anyway")
+needs_fork = pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
+needs_itimer = pytest.mark.skipif(not hasattr(signal, "setitimer"), reason="no interval timers on this platform")
 
 
 def _run_child(script: str, timeout: float = 60) -> str:
@@ -146,6 +150,7 @@ def test_interrupt_at_every_signal_check_point_restores_every_limit():
     """)
 
 
+@needs_itimer
 def test_real_interrupts_at_random_moments_restore_every_limit():
     """SIGALRM at random moments, its handler raising KeyboardInterrupt as Ctrl-C does."""
     _run_child(_CHILD_SETUP + """
@@ -224,6 +229,7 @@ _FORK_SETUP = """
 """
 
 
+@needs_fork
 @needs_openmp
 def test_os_fork_child_does_not_hang_after_the_parent_ran_threaded_kernels():
     _run_child(_FORK_SETUP + """
@@ -277,6 +283,7 @@ def test_os_fork_child_does_not_hang_after_the_parent_ran_threaded_kernels():
     """)
 
 
+@needs_fork
 @needs_openmp
 def test_multiprocessing_fork_children_do_not_hang():
     _run_child(_FORK_SETUP + """
