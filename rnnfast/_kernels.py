@@ -40,11 +40,20 @@ def _missing_extension_error() -> ImportError:
 if importlib.util.find_spec(f"{__package__}._recurrent") is None:
     raise _missing_extension_error()
 
-# _threads first, explicitly: it sets OMP_WAIT_POLICY=PASSIVE (unless the user chose a policy) around its own
-# import of the extension, and libgomp reads the policy once, when the extension loads it. Importing
-# _recurrent here before _threads would load libgomp with its default, spinning, policy.
-from . import _threads  # noqa: E402,I001  (must precede the extension)
-from . import _recurrent  # noqa: E402
+# Idle OpenMP workers sleep instead of spinning (the user's OMP_WAIT_POLICY / GOMP_SPINCOUNT win). A kernel
+# opens few parallel regions per call, so the wake-up is cheap, while spinning workers on a shared or busy
+# machine steal the cores the other threads need (benchmarks/wait_policy.py measures both). libgomp reads the
+# policy once, when this import loads it, so it is set here, around the one import of the extension; it is
+# removed again afterwards. (libgomp is shared: a library that loads it first, torch say, sets it for both.)
+_set_wait_policy = "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ
+if _set_wait_policy:
+    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+try:
+    from . import _recurrent  # noqa: E402
+finally:
+    if _set_wait_policy:
+        del os.environ["OMP_WAIT_POLICY"]
+from . import _threads  # noqa: E402
 
 __all__ = ["KernelOptions", "kernel_options", "current_options", "Weights", "ForwardResult", "forward_training",
            "backward", "step", "loop_plan", "kept_elements"]

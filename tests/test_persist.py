@@ -197,3 +197,330 @@ def test_save_needs_a_fitted_estimator(tmp_path):
     with pytest.raises(NotFittedError):
         SequenceRegressor().save(tmp_path / "x.npz")
     assert not os.listdir(tmp_path)
+
+
+# ---- hostile, foreign and corrupt files: always ValueError naming the file, never an allocation ----------------
+
+import ast        # noqa: E402
+import io         # noqa: E402
+import stat       # noqa: E402
+import tracemalloc  # noqa: E402
+import zipfile    # noqa: E402
+
+from rnnfast import persist  # noqa: E402
+
+
+def _invalid(path):
+    """load(path) raises ValueError naming the file; returns the message."""
+    with pytest.raises(ValueError) as info:
+        load(path)
+    assert repr(str(path)) in str(info.value), info.value
+    return str(info.value)
+
+
+def _members(path):
+    with zipfile.ZipFile(path) as z:
+        return {i.filename: z.read(i) for i in z.infolist()}
+
+
+def _write_zip(path, members, compression=zipfile.ZIP_STORED):
+    with zipfile.ZipFile(path, "w", compression) as z:
+        for name, data in members.items():
+            z.writestr(name, data)
+    return path
+
+
+def _npy(arr, allow_pickle=False):
+    buf = io.BytesIO()
+    np.save(buf, arr, allow_pickle=allow_pickle)
+    return buf.getvalue()
+
+
+@pytest.fixture
+def saved(tmp_path, classifier):
+    path = tmp_path / "good.npz"
+    classifier.save(path)
+    return path
+
+
+def test_plain_npy_and_other_foreign_files(tmp_path):
+    npy = tmp_path / "weights.npy"
+    np.save(npy, np.zeros(3))
+    assert "not a zip archive" in _invalid(npy)
+    empty = tmp_path / "empty.npz"
+    empty.write_bytes(b"")
+    _invalid(empty)
+    plain_zip = _write_zip(tmp_path / "notes.npz", {"notes.txt": b"hello"})
+    assert "not an array of a model" in _invalid(plain_zip)
+    with pytest.raises(IsADirectoryError):           # not a file at all: the OS error, as open() gives it
+        load(tmp_path)
+
+
+@pytest.mark.parametrize("name", ["../evil.npy", "/abs.npy", "a/b.npy", "..\\c.npy", "C:evil.npy"])
+def test_paths_in_the_archive_are_refused(tmp_path, saved, name):
+    members = _members(saved)
+    members[name] = _npy(np.zeros(2))
+    assert "not an array of a model" in _invalid(_write_zip(tmp_path / "m.npz", members))
+
+
+def test_pickle_is_never_needed_nor_used(tmp_path, saved):
+    class Boom:
+        def __reduce__(self):
+            return (os.system, ("echo pwned",))
+
+    payload = _npy(np.array([Boom()], dtype=object), allow_pickle=True)
+    for target in ("head.bias.npy", "__metadata__.npy", "classes_.npy"):
+        members = _members(saved)
+        members[target] = payload
+        assert "Python objects" in _invalid(_write_zip(tmp_path / "p.npz", members))
+
+
+def test_deeply_nested_metadata(tmp_path, saved):
+    members = _members(saved)
+    meta = json.loads(str(np.load(io.BytesIO(members["__metadata__.npy"]))))
+    for depth in (100_000, 500):
+        nested = "[" * depth + "]" * depth
+        members["__metadata__.npy"] = _npy(np.array(json.dumps(meta)[:-1] + f', "x": {nested}}}'))
+        assert "nested" in _invalid(_write_zip(tmp_path / "deep.npz", members))
+
+
+WRONG_FIELDS = {
+    "arrays is a list": lambda m: m.__setitem__("arrays", list(m["arrays"])),
+    "an array entry is a string": lambda m: m["arrays"].__setitem__("head.bias", "float32"),
+    "shape is a string": lambda m: m["arrays"]["head.bias"].__setitem__("shape", "abc"),
+    "shape has a float": lambda m: m["arrays"]["head.bias"].__setitem__("shape", [3.0]),
+    "shape has a bool": lambda m: m["arrays"]["head.bias"].__setitem__("shape", [True]),
+    "dtype is a number": lambda m: m["arrays"]["head.bias"].__setitem__("dtype", 5),
+    "dtype is garbage": lambda m: m["arrays"]["head.bias"].__setitem__("dtype", "(((f4"),
+    "dtype is object": lambda m: m["arrays"]["head.bias"].__setitem__("dtype", "O"),
+    "dtype is structured": lambda m: m["arrays"]["head.bias"].__setitem__("dtype", "f4,i4"),
+    "class is a number": lambda m: m.__setitem__("class", 7),
+    "class is missing": lambda m: m.pop("class"),
+    "params is a list": lambda m: m.__setitem__("params", []),
+    "params has an unknown name": lambda m: m["params"].__setitem__("colour", "red"),
+    "fitted is a list": lambda m: m.__setitem__("fitted", [1]),
+    "fitted has an unknown name": lambda m: m["fitted"].__setitem__("__class__", "x"),
+    "format_version is text": lambda m: m.__setitem__("format_version", "1"),
+    "format_version is a bool": lambda m: m.__setitem__("format_version", True),
+    "format is missing": lambda m: m.pop("format"),
+    "metadata is a list": None,
+    "_arch is text": lambda m: m["fitted"].__setitem__("_arch", "lstm"),
+    "_arch has no cell": lambda m: m["fitted"]["_arch"].pop("cell"),
+    "cell is unknown": lambda m: m["fitted"]["_arch"].__setitem__("cell", "transformer"),
+    "hidden_size is a float": lambda m: m["fitted"]["_arch"].__setitem__("hidden_size", 8.5),
+    "hidden_size is text": lambda m: m["fitted"]["_arch"].__setitem__("hidden_size", "8"),
+    "num_layers is huge": lambda m: m["fitted"]["_arch"].__setitem__("num_layers", 10**12),
+    "num_layers is 0": lambda m: m["fitted"]["_arch"].__setitem__("num_layers", 0),
+    "dtype of the model is text": lambda m: m["fitted"]["_arch"].__setitem__("dtype", "float16"),
+    "input_size_ is text": lambda m: m["fitted"].__setitem__("input_size_", "3"),
+    "input_size_ is missing": lambda m: m["fitted"].pop("input_size_"),
+    "classes_dtype is odd": lambda m: m["fitted"].__setitem__("classes_dtype", 5),
+}
+
+
+@pytest.mark.parametrize("case", list(WRONG_FIELDS))
+def test_wrongly_typed_metadata_fields(tmp_path, saved, case):
+    if WRONG_FIELDS[case] is None:
+        members = _members(saved)
+        members["__metadata__.npy"] = _npy(np.array("[1, 2]"))
+        _invalid(_write_zip(tmp_path / "m.npz", members))
+        return
+    _invalid(_rewrite(saved, tmp_path / "m.npz", edit_meta=WRONG_FIELDS[case]))
+
+
+def test_a_small_file_claiming_a_huge_model_allocates_nothing(tmp_path, saved):
+    def deeper(meta):
+        meta["fitted"]["_arch"].update(num_layers=10**9)
+
+    assert "more weights than the 10 arrays" in _invalid(_rewrite(saved, tmp_path / "deep.npz", edit_meta=deeper))
+
+    def huge(meta):
+        meta["fitted"]["_arch"].update(hidden_size=512, cell="lstm")
+
+    path = _rewrite(saved, tmp_path / "huge.npz", edit_meta=huge)
+    assert path.stat().st_size < 20_000
+    tracemalloc.start()
+    try:
+        message = _invalid(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert "needs" in message and "shape" in message
+    assert peak < 2_000_000, peak                     # the old load built the 512-unit LSTM (> 60 MB) first
+
+
+def test_array_headers_claiming_more_than_the_file_holds(tmp_path, saved, monkeypatch):
+    members = _members(saved)
+    head = np.load(io.BytesIO(members["head.bias.npy"]))
+    members["head.bias.npy"] = _npy(np.zeros((10**6,), head.dtype))[:128] + head.tobytes()  # header: 10**6 values
+    tracemalloc.start()
+    try:
+        message = _invalid(_write_zip(tmp_path / "lie.npz", members))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert "needs 4000000 bytes" in message or "needs 8000000 bytes" in message, message
+    assert peak < 2_000_000, peak
+    monkeypatch.setattr(persist, "_memory_cap", lambda: 1000)
+    assert "more than this machine's memory" in _invalid(saved)
+
+
+def test_zip_features_npz_files_do_not_use(tmp_path, saved):
+    data = bytearray(saved.read_bytes())
+    # head.bias.npy's entry in the central directory: its flags at +8 (bit 0: encrypted), its method at +10
+    at = data.find(b"head.bias.npy", data.find(b"PK\x01\x02")) - 46
+    assert data[at:at + 4] == b"PK\x01\x02"
+    encrypted = bytearray(data)
+    encrypted[at + 8] |= 1
+    (tmp_path / "enc.npz").write_bytes(encrypted)
+    assert "encrypted" in _invalid(tmp_path / "enc.npz")
+    method = bytearray(data)
+    method[at + 10] = 99
+    (tmp_path / "method.npz").write_bytes(method)
+    assert "compression method 99" in _invalid(tmp_path / "method.npz")
+    compressed = _write_zip(tmp_path / "deflated.npz", _members(saved), zipfile.ZIP_DEFLATED)
+    np.testing.assert_array_equal(load(compressed).head_.weight.data, load(saved).head_.weight.data)
+
+
+def test_every_truncation_is_a_value_error(tmp_path, saved):
+    data = saved.read_bytes()
+    cut = tmp_path / "cut.npz"
+    for n in list(range(0, 200, 7)) + list(range(200, len(data), max(1, len(data) // 60))):
+        cut.write_bytes(data[:n])
+        _invalid(cut)
+
+
+def _same_model(a, b):
+    assert type(a) is type(b) and a.get_params() == b.get_params()
+    assert a.history_ == b.history_ and list(a.classes_) == list(b.classes_)
+    wa, wb = a._get_weights(), b._get_weights()
+    assert wa.keys() == wb.keys()
+    for k in wa:
+        np.testing.assert_array_equal(wa[k], wb[k], err_msg=k)
+
+
+def test_single_bit_flips_give_a_value_error_or_the_same_model(tmp_path, saved):
+    """Bounded fuzz: 250 flips anywhere, 250 in the zip and .npy headers; each gives ValueError naming the
+    file or (a flip in a field nobody reads, such as a date) exactly the saved model."""
+    original = load(saved)
+    data = saved.read_bytes()
+    with zipfile.ZipFile(saved) as z:
+        infos = z.infolist()
+    structure = [b for i in infos for b in range(i.header_offset, i.header_offset + 30 + len(i.filename) + 128)]
+    structure += range(data.rfind(b"PK\x01\x02") - 600, len(data))          # the central directory, the end
+    structure = [b for b in structure if 0 <= b < len(data)]
+    rng = np.random.default_rng(0)
+    positions = list(rng.integers(0, len(data), 250)) + list(rng.choice(structure, 250))
+    flipped = tmp_path / "flipped.npz"
+    outcomes = {"ValueError": 0, "same model": 0}
+    for pos in positions:
+        corrupt = bytearray(data)
+        corrupt[pos] ^= 1 << int(rng.integers(8))
+        flipped.write_bytes(corrupt)
+        try:
+            loaded = load(flipped)
+        except ValueError as exc:
+            assert repr(str(flipped)) in str(exc), exc
+            outcomes["ValueError"] += 1
+        else:
+            _same_model(original, loaded)
+            outcomes["same model"] += 1
+    assert outcomes["ValueError"] > 300, outcomes
+
+
+def test_save_honours_the_umask_and_keeps_a_replaced_files_mode(tmp_path, classifier):
+    old = os.umask(0o027)
+    try:
+        new = tmp_path / "new.npz"
+        classifier.save(new)
+        assert stat.S_IMODE(new.stat().st_mode) == 0o640
+        os.umask(0o022)
+        classifier.save(tmp_path / "other.npz")
+        assert stat.S_IMODE((tmp_path / "other.npz").stat().st_mode) == 0o644
+        os.chmod(new, 0o604)
+        classifier.save(new)                                     # replaced: keeps its mode, as open(..., "w")
+        assert stat.S_IMODE(new.stat().st_mode) == 0o604
+    finally:
+        os.umask(old)
+    link = tmp_path / "latest.npz"
+    link.symlink_to(new)
+    classifier.save(link)                                        # writes through the link, as open() does
+    assert link.is_symlink() and load(link).n_epochs_ == classifier.n_epochs_
+    assert sorted(os.listdir(tmp_path)) == ["latest.npz", "new.npz", "other.npz"]
+
+
+def test_save_into_a_missing_folder_names_the_folder(tmp_path, classifier):
+    with pytest.raises(FileNotFoundError, match="no folder"):
+        classifier.save(tmp_path / "nope" / "m.npz")
+
+
+def test_persist_depends_on_nothing_above_it():
+    tree = ast.parse(open(persist.__file__).read())
+    imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    imported |= {a.name for node in ast.walk(tree) if isinstance(node, ast.Import) for a in node.names}
+    assert not {m for m in imported if m and ("estimators" in m or "layers" in m or "distributed" in m)}, imported
+
+
+def test_registered_classes_save_their_declared_attributes(tmp_path, monkeypatch, data):
+    X, _ = data
+
+    class Tagged(SequenceRegressor):
+        _persisted_attrs = SequenceRegressor._persisted_attrs + ("tag_",)
+
+    reg = Tagged(**FAST).fit(X, X[:, -1, 0])
+    reg.tag_ = {"trained_on": "X", "n": [1, 2]}
+    with pytest.raises(TypeError, match="register"):
+        reg.save(tmp_path / "t.npz")
+    monkeypatch.setitem(persist._REGISTRY, "Tagged", Tagged)
+    reg.save(tmp_path / "t.npz")
+    loaded = load(tmp_path / "t.npz")
+    assert type(loaded) is Tagged and loaded.tag_ == reg.tag_
+    np.testing.assert_array_equal(loaded.predict(X), reg.predict(X))
+    with pytest.raises(TypeError, match="_weight_spec"):
+        persist.register(type("Bare", (), {"get_params": None}))
+    with pytest.raises(ValueError, match="registered already"):
+        persist.register(type("SequenceRegressor", (Tagged,), {}))
+
+
+# A file written by the first version-1 writer (rnnfast before the registry; zlib + base64 here so the sdist,
+# which takes tests/*.py, carries it): SequenceClassifier(cell="gru", bidirectional=True, hidden_size=2,
+# max_epochs=2, n_threads=1, random_state=0, validation_fraction=None) fitted on
+# default_rng(0).standard_normal((12, 4, 2)) with object labels "no"/"yes" alternating.
+V1_FILE = (
+    "eNrdWn1sU1UUv2OAyRwbjC7AYKPMkE3p5rp13cT2NbIEgYkZyCCEwMtr+8YrdO18rwwHjjCQSRCJiTLQxDgSw18aiXyYOPYaJ6LzDzFGwx8o"
+    "xvgdg4lfwaCg78G58bzrbbvSDjaa3L1+3PM753e+7ulbW5pzJ1aRG495pHHfWeUfeEwlNiKK7XJMCkoxSRSrIx1dOWQq2T/jxm56ff7R1uUt"
+    "a3NIJ9leEZS1gFqx0F7haXW6GuorHPaKtqgaU6WIGFWDsvnRYimsycb7miJ1yMbrynsd9m77zT/yths2lBurzVhRY6nGajeWZKwYfLbQWHZ4"
+    "bn4egdUG+zTYa3pCRq9DDBbFN3EcCDORbtFYnYCpAm4I9kYY25wMZjI708E1n9cYqxp0VMNrlkPAWGGkR+PgPAY6HzfWFngeAVnzeRMHIwT2"
+    "h5C9rO4OkFHh2s7RT+PsR/419SrgD6prG+jBsnXGqmV0+mF/EK4qyAVQ7Kk/JeCFMWMgQ/3A+lIGmTDHjxuRbKI4hMAvItiA84vNGxpTFicK"
+    "+1mZCOim9mG5IOiJgv4o7GVrqSaB3iDs7QJ5mcO/DfRGUSxpjFh/KChOQZRzqWLOxjuMco/Hga0/WsdPgC4Z+YPmnZZCJ7UzBBxp/uOYighP"
+    "gvc3cvg4Ob6m+DGQpzksga+0FD0mgnKc5lwEYajI9i5OHGPIZoUTO5pn7WAn7Q1dTO9KZiPNQ9yPccxVjl2Uv4Ryn8WkOd2RIL/LmV4W4+Co"
+    "iH8Q1ZuIZCQUezb3HIwv/YhrLI2a7UQ9KoS4s31MhNqjdvN6XTo6qf/9IK+NgOdW2BOCPFfQmRZEPVji5Byu127OGRxCvpMBj3eGYF/IyFdb"
+    "UA1pqHbp/mS1TvfhfOL1qFQ4mAdbM1EGm83XOsSZ10M1Zo7p4uBsR7kfTTALrEOxaDBWI9SteXUZqx6uD8Dn9fBZI9ho7nXDcjCxbYD3G8E3"
+    "9YDjBNkawHYivBpYptx6Tm5EUvTwVDHxM3NhIqxUOGIWe4+IenQA9V82jpnMItk6e7NxDoz2WZXp3DOa82Q2ZqruEcz7uO+NRGcUeG9iuPL0"
+    "0RipKPaJZnz83ac6xZkRQrUXRt9tWEwNzVg8PuuYflQLvSTdOHggFq4EfkiHmzLOudGakJjzNJucbhcPZRzySLeORNTH2PsN8h1eZ3cS95HW"
+    "4WhyHkt1Ot54Ksz3+mT5fLO245nNdQt5sDHLxP7RsDnVnHQ77G2F2Y7aS1eL5W6+fej9Sno330ZsRI1EqrfKoY1KTAwpYriG3tE/BhL0yr+j"
+    "3+Ya0e18t8Nem9kt/Tz31fn6Im25vuTTXzzk7l2DlbuvCMc3XxQGDk70NVU5hQU9c+MXVq0Wnt5UGm851ixYWa9pO/B1AtbKWGa9YeXL3m2n"
+    "hoUXh3/X104fFk7u/mbwSXe+7/sf9uhLG2qEYluV7+fyq3pr0ZDw0tJe3cp60YGH8yjrImDtD0maNdKHYf/h7HDO8F839ryCtbN8i08vFYqa"
+    "Xxd2DsjeLZ97hDPFxT4rt6b1G65xuSljmVuPb0BQBj7Qy2w9+tC6XP3VyScGp53aNWjl5q56rZlym8OpUVGVO2VVk8dq1oZL//BeqFzj3dlQ"
+    "Kjy7tdB3beBNwd1fFn/2XGM89uU1vfvsd3rfKwf19Qcnxv1lO5isvRroOZeAvTIe2P/lvuTtO3RIUE6u9rQPLxbO/7bBW/F3ibDvq8BguLzY"
+    "V0beEi4tO6m/8M70uDZUweT1ilVNRyn7kv/VLMt9rOV3vDonvqD3Ed3+xXl90pIfhc33TfA9997suJXjguEjBVyOynjgaHvonvhTR4p89irn"
+    "6fbCd4UC73zfr0N7mBPnQc8qlXIsNDgqshSENKbE+mFzfzaI1TrsrgwTt7npmcGZ3x4VNv20X592uVfYseKcfqX/Lo9L6tWXFfR5rQQvfub7"
+    "kBKcQgmaUaT09sLWvdmhl3Hc7q87LrxxuYzpNn9+8rGN0sg3aATCkqbJmphe9rXW3SoW9I4nQXdKtetTXs6EqlzrrzbMX2OYayr577Ezx/zL"
+    "/oaDlTanxGPQU20W6Y8MPN7MyCKYExcf4cxMwp2/WARzejkMni+yILw9i3BmGVbenBD48n0lhDMvsPLmKUwZzLHIq7NJ0jOZRTJPND5SxxyS"
+    "9HxjkczTgXIqsSBFSkmSs4LFMTswH2dlGUnSj1kcs8v1QwsrtOC45xK257HCZgfZCw1iikV4hp1Y+wkralYttT/fInrREMU13NI8aTK5viuf"
+    "zMwl5MQ889W/Hf03kQ=="
+)
+V1_PROBA = [[0.613878743105152, 0.3861212568948479], [0.7284108679041215, 0.27158913209587854],
+            [0.6731646602399495, 0.32683533976005047]]
+
+
+def test_version_1_files_of_the_first_writer_still_load(tmp_path):
+    import base64
+    import zlib
+
+    path = tmp_path / "v1.npz"
+    path.write_bytes(zlib.decompress(base64.b64decode(V1_FILE)))
+    est = load(path)
+    assert type(est) is SequenceClassifier and est.classes_.dtype == object and list(est.classes_) == ["no", "yes"]
+    X = np.random.default_rng(0).standard_normal((12, 4, 2))
+    np.testing.assert_array_equal(est.predict_proba(X[:3]), V1_PROBA)           # the same model, bit for bit

@@ -50,5 +50,8 @@ from ._classifier import SequenceClassifier
 from ._compat import NotFittedError, _MinimalBaseEstimator
 from ._data import _softmax
 from ._regressor import SequenceRegressor
+from ..persist import register
+
+register(SequenceClassifier, SequenceRegressor)                  # rnnfast.load knows them by name
 
 __all__ = ["SequenceClassifier", "SequenceRegressor", "NotFittedError"]

@@ -7,16 +7,17 @@ import os
 import sys
 import threading
 import warnings
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
 import numpy as np
 
 from .. import distributed, optim
+from ..persist import save
 from .._engine import Diverged, Engine
 from .._module import resolve_dtype
-from .._threads import get_num_threads, set_num_threads
+from .._threads import thread_limit
 from .._validation import check_choice, check_int, check_nonnegative, check_positive, check_real
-from .._cells import ALIASES, CELL_NAMES
+from .._cells import ALIASES, CELL_NAMES, cell_spec
 from ..layers import Linear, recurrent_layer
 from ..tbptt import chunk_bounds
 from ._compat import BaseEstimator, ConvergenceWarning, NotFittedError
@@ -79,6 +80,7 @@ class _SequenceEstimator(BaseEstimator):
                         "input_scale_", "loss_curve_", "validation_scores_", "best_loss_",
                         "best_validation_score_", "n_iter_", "n_updates_", "t_", "history_", "n_epochs_",
                         "best_epoch_", "_output", "_arch")
+    _persisted_arrays: tuple[str, ...] = ()                  # learned arrays kept as arrays (the classifier's classes_)
     input_mean_: Optional[np.ndarray]
     input_scale_: Optional[np.ndarray]
     history_: dict[str, list[float]]
@@ -385,7 +387,7 @@ class _SequenceEstimator(BaseEstimator):
         progress = _Progress(p["verbose"] > 0 and (comm is None or comm.rank == 0), epochs,
                              f"{type(self).__name__}[{p['cell']}]")
         try:
-            with _num_threads(p["n_threads"]):
+            with thread_limit(p["n_threads"]):
                 for epoch in range(1, epochs + 1):
                     self.rnn_.train()
                     perm = train_idx[rng.permutation(len(train_idx))]
@@ -607,7 +609,7 @@ class _SequenceEstimator(BaseEstimator):
         assert self.head_.bias is not None                                          # _make_layers: bias=True
         b = self.head_.bias.data.astype(np.float64)
         parts = []
-        with _num_threads(self.n_threads):
+        with thread_limit(self.n_threads):
             for start in range(0, len(idx), _PREDICT_CHUNK):
                 rows = idx[start:start + _PREDICT_CHUNK]
                 lengths = None if seqs.lengths is None else seqs.lengths[rows]
@@ -649,6 +651,28 @@ class _SequenceEstimator(BaseEstimator):
         """Copies of every weight, named ``rnn.<torch name>`` and ``head.weight`` / ``head.bias``."""
         return {**{f"rnn.{k}": v for k, v in self.rnn_.state_dict().items()},
                 **{f"head.{k}": v for k, v in self.head_.state_dict().items()}}
+
+    def _weight_spec(self) -> Iterator[tuple[str, tuple[int, ...], str]]:
+        """(name, shape, dtype) of every weight ``_set_weights`` takes, from ``_arch``, ``input_size_``,
+        ``window_`` and the head's outputs, without building a layer: ``load`` checks a file against it
+        before it allocates anything."""
+        a = self._arch
+        G = cell_spec(a["cell"], a.get("nonlinearity")).gates
+        H, L = check_int("hidden_size", a["hidden_size"], 1), check_int("num_layers", a["num_layers"], 1)
+        D = 2 if a.get("bidirectional", False) else 1
+        dtype = resolve_dtype(a["dtype"]).name
+        for k in range(L):
+            width = (check_int("input_size_", self.input_size_, 1) * check_int("window_", getattr(self, "window_", 1), 1)
+                     if k == 0 else D * H)
+            for suffix in ("", "_reverse")[:D]:
+                yield f"rnn.weight_ih_l{k}{suffix}", (G * H, width), dtype
+                yield f"rnn.weight_hh_l{k}{suffix}", (G * H, H), dtype
+                yield f"rnn.bias_ih_l{k}{suffix}", (G * H,), dtype
+                yield f"rnn.bias_hh_l{k}{suffix}", (G * H,), dtype
+        O = self._n_head_outputs()
+        head_in = readout_width(a.get("readout", "last"), D * H) if self._output == "last" else D * H
+        yield "head.weight", (O, head_in), dtype
+        yield "head.bias", (O,), dtype
 
     def _set_weights(self, weights: dict[str, np.ndarray]) -> None:
         """Rebuild ``rnn_`` / ``head_`` from ``_arch`` with these weights; names, shapes and dtypes must match."""
@@ -695,26 +719,7 @@ class _SequenceEstimator(BaseEstimator):
 
         In data-parallel training (``comm``) only rank 0 writes; the other ranks return ``path`` at once.
         """
-        from ..persist import save
-
         comm = self._comm()
         if comm is not None and comm.rank != 0:
             return os.fspath(path)
         return save(self, path)
-
-
-class _num_threads:
-    """Run the kernels on ``n`` threads inside the block (None: keep the global setting)."""
-
-    def __init__(self, n: Optional[int]):
-        self.n, self.old = n, None   # type: Optional[int], Optional[int]
-
-    def __enter__(self) -> None:
-        if self.n is not None:
-            self.old = get_num_threads()
-            set_num_threads(self.n)
-
-    def __exit__(self, *exc: Any) -> None:
-        if self.n is not None and self.old is not None:
-            set_num_threads(self.old)
-

@@ -64,6 +64,8 @@ class SequenceClassifier(ClassifierMixin, _SequenceEstimator):
                          verbose=verbose, dtype=dtype, comm=comm)
         self.class_weight = class_weight
 
+    _persisted_arrays = ("classes_",)
+
     def partial_fit(self, X: Any, y: Any, classes: Any = None, sample_weight: Any = None) -> "SequenceClassifier":
         """One epoch over (X, y) at the constant learning rate ``lr``, from the current model if there is one.
 
