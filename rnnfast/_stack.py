@@ -164,6 +164,16 @@ class _Recurrent(Module):
         check_shape(name, arr, (LD, B, H), what)
         return np.ascontiguousarray(arr, dtype=self.dtype)
 
+    def _kept(self, name: str, arr: np.ndarray, given: Any) -> np.ndarray:
+        """``arr``, which backward reads again, in memory the caller cannot change in between: a copy in the
+        layer's workspace when it is the caller's own array (torch raises when a saved input changed; here
+        backward always computes the gradient of the forward that ran)."""
+        if isinstance(given, np.ndarray) and np.may_share_memory(arr, given):
+            kept = self._workspace.buffer(("kept", name), arr.shape, arr.dtype)
+            np.copyto(kept, arr)
+            return kept
+        return arr
+
     def _to_user_layout(self, arr: np.ndarray) -> np.ndarray:
         return arr.transpose(1, 0, 2) if self.batch_first else arr
 
@@ -215,13 +225,13 @@ class _Recurrent(Module):
             Each layer's and direction's final state; for LSTM the pair ``(h_n, c_n)``.
         """
         self._check_parameters()
-        xs = self._check_input(x)                                   # (T, B, I)
+        xs = self._kept("x", self._check_input(x), x)               # (T, B, I)
         T, B = xs.shape[:2]
         h0_in, c0_in = self._split_hx(hx)
-        h0 = self._check_state("h0", h0_in, B)                      # (L·D, B, H)
-        c0 = self._check_state("c0", c0_in, B) if self._lstm else None
-        lens = None if lengths is None else np.ascontiguousarray(
-            check_lengths(lengths, B, T, minimum=1, integral_floats=True), dtype=np.intc)
+        h0 = self._kept("h0", self._check_state("h0", h0_in, B), h0_in)           # (L·D, B, H)
+        c0 = self._kept("c0", self._check_state("c0", c0_in, B), c0_in) if self._lstm else None
+        lens = None if lengths is None else self._kept("lengths", np.ascontiguousarray(
+            check_lengths(lengths, B, T, minimum=1, integral_floats=True), dtype=np.intc), lengths)
         L, D, H = self.num_layers, self._directions, self.hidden_size
         rev = self._reversal(T, B, lens) if D == 2 else None
         h_n = np.empty((L * D, B, H), self.dtype)

@@ -242,7 +242,8 @@ class Linear(Module):
         arr = as_real_array("x", x, self.dtype)
         if arr.ndim < 1 or arr.shape[-1] != self.in_features:
             raise ValueError(f"x must have in_features = {self.in_features} on its last axis, got shape {arr.shape}")
-        self._x = arr
+        # backward reads x again: keep a copy when it is the caller's array, which may change in between
+        self._x = arr.copy() if isinstance(x, np.ndarray) and np.may_share_memory(arr, x) else arr
         y = arr @ self.weight.data.T                                    # (..., out)
         if self.bias is not None:
             y += self.bias.data

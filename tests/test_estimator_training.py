@@ -340,3 +340,36 @@ def test_predict_from_several_threads_gives_the_serial_results():
         with ThreadPoolExecutor(3) as pool:
             for got in pool.map(lambda i: other.predict_proba(X), range(6)):
                 np.testing.assert_array_equal(got, expected)
+
+
+# ---------------------------------------------------------------- inputs changed before backward
+@pytest.mark.parametrize("cell", ["lstm", "gru", "elman"])
+def test_changing_the_inputs_after_forward_does_not_change_the_gradient(cell):
+    """x, h0, c0 and lengths (already contiguous, of the layer's dtype: the layer would keep them as
+    given) and Linear's x, overwritten between forward and backward: the gradient is forward's."""
+    rng = np.random.default_rng(0)
+    T, B, I, H = 7, 4, 3, 5
+    x = rng.standard_normal((T, B, I))
+    h0 = rng.standard_normal((1, B, H))
+    c0 = rng.standard_normal((1, B, H))
+    lengths = np.array([7, 3, 5, 1], dtype=np.intc)
+    dout = rng.standard_normal((T, B, H))
+    features = rng.standard_normal((B, H))
+
+    def grads(mutate):
+        layer = rnnfast.layers.recurrent_layer(cell, I, H, dtype="float64", seed=0)
+        head = rnnfast.Linear(H, 2, dtype="float64", seed=0)
+        xi, h, c, n = x.copy(), h0.copy(), c0.copy(), lengths.copy()
+        out, _ = layer(xi, (h, c) if cell == "lstm" else h, lengths=n)
+        feats = features.copy()
+        head(feats)
+        if mutate:
+            for a in (xi, h, c, feats):
+                a[...] = 1e3
+            n[...] = 7
+        dfeats = head.backward(np.ones((B, 2)))
+        dx, _ = layer.backward(dout)
+        return [dx, dfeats] + [p.grad.copy() for p in layer.parameters() + head.parameters()]
+
+    for a, b in zip(grads(False), grads(True)):
+        np.testing.assert_array_equal(a, b)
