@@ -36,9 +36,9 @@ def run(benchmark, fn, *, group, **info):
 def alternate_modes(layer, x, dout, modes, rounds):
     """{mode: (forward seconds, backward seconds)}, medians of ``rounds`` float32 training steps of ``layer``
     on x (T, B, I) and dout (T, B, H) under each mode, where ``modes`` maps a name to the kernel options
-    (``rnnfast._kernels.KernelOptions`` fields) that make the mode. The modes take turns within every round,
+    (``rnnfast.KernelOptions`` fields) that make the mode. The modes take turns within every round,
     so they see the same load; each timed step follows an untimed one in the same mode."""
-    from rnnfast._kernels import kernel_options
+    from rnnfast import kernel_options
 
     times = {m: ([], []) for m in modes}
     for _ in range(rounds):

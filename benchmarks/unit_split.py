@@ -7,7 +7,7 @@ forward then splits by units), and the choice the kernels make by default.
 
 Prints the median forward and backward time (ms) of a float32 training step of each mode. The modes take
 turns within every round, so they see the same load. The kernel options ``unit_split_bytes`` and
-``unit_split_backward_h_per_row`` (`rnnfast._kernels.kernel_options`) force each mode.
+``unit_split_backward_h_per_row`` (`rnnfast.kernel_options`) force each mode.
 """
 from __future__ import annotations
 

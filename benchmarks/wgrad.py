@@ -6,7 +6,7 @@
 Prints the median forward and backward time (ms) of a float32 training step with the weight gradients from
 BLAS and from rnnfast_wgrad.h (the default where the CPU has AVX-512), and the backward ratio. The two take
 turns within every round, so they see the same load. The kernel option ``weight_gradients``
-(`rnnfast._kernels.kernel_options`) forces each.
+(`rnnfast.kernel_options`) forces each.
 """
 from __future__ import annotations
 

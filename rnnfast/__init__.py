@@ -2,8 +2,9 @@
 from . import _kernels  # noqa: F401  (first: a clear error when the kernels are not built; the OpenMP wait policy)
 from . import distributed, losses, optim
 from ._config import show_config
+from ._kernels import KernelOptions, kernel_options
 from ._module import Module, Parameter
-from ._threads import get_num_threads, openmp_enabled, set_num_threads
+from ._threads import get_num_threads, openmp_enabled, set_num_threads, thread_limit
 from ._version import __version__
 from .clip import clip_grad_norm_, clip_grad_value_
 from .diagnostics import GradcheckError, gradcheck, gradient_norms_through_time
@@ -18,7 +19,7 @@ from .tbptt import TBPTTResult, TruncatedBPTT, chunk_bounds, detach_state, iter_
 
 __all__ = [
     "Module", "Parameter", "Elman", "RNN", "LSTM", "GRU", "Linear",
-    "set_num_threads", "get_num_threads", "openmp_enabled",
+    "set_num_threads", "get_num_threads", "thread_limit", "openmp_enabled", "kernel_options", "KernelOptions",
     "distributed", "losses", "mse_loss", "cross_entropy", "bce_with_logits",
     "optim", "SGD", "Adam", "AdamW", "RMSprop", "StepLR", "ReduceLROnPlateau", "CosineAnnealingLR",
     "clip_grad_norm_", "clip_grad_value_",

@@ -113,13 +113,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print(f"  test: a fresh stream of {test_len} letters with {int(test_target.sum())} words; "
           f"the detector fires where P(target) > {THRESHOLD}")
     results, total = {}, 0.0
+    if not args.no_progress:
+        print(f"training Elman and LSTM ({updates} updates each) ...", file=sys.stderr, flush=True)
     for name, cell in (("Elman", "elman"), ("LSTM", "lstm")):
         # the estimator's defaults, but for one label per step (and a shorter budget with --quick)
         model = SequenceClassifier(cell=cell, output="sequence", max_updates=updates, random_state=args.seed,
                                    n_threads=args.threads)
-        if not args.no_progress:
-            print(f"training {name} ({updates} updates) ...", end="\r" if sys.stderr.isatty() else "\n",
-                  file=sys.stderr, flush=True)
         t0 = time.perf_counter()
         model.fit(X, y)
         seconds = time.perf_counter() - t0

@@ -31,7 +31,7 @@ def test_demo_quick_runs_end_to_end():
     assert re.search(r"^Elman: 3\d\d updates", res.stdout, re.M) and re.search(r"^ LSTM: 3\d\d updates", res.stdout, re.M)
     assert re.search(r"training time: \d+\.\d s", res.stdout)
     assert "LSTM on the test stream" in res.stdout and "[" in res.stdout
-    assert res.stderr.splitlines() == ["training Elman (300 updates) ...", "training LSTM (300 updates) ..."]
+    assert res.stderr.splitlines() == ["training Elman and LSTM (300 updates each) ..."]   # one progress line
 
 
 def test_command_line_usage_errors_and_help():

@@ -34,26 +34,6 @@ def ragged(n, rng, lo=2, hi=9, features=2):
 
 
 # ---------------------------------------------------------------------------------- scikit-learn contract
-@pytest.mark.parametrize("Estimator", [SequenceClassifier, SequenceRegressor])
-def test_check_estimator(Estimator):
-    """scikit-learn's own estimator checks, all of them, on the defaults (one thread).
-
-    One check compares fitting with integer sample weights against fitting with the samples repeated, to
-    rtol 1e-7. That holds for full-batch training only (scikit-learn checks its MLP with lbfgs for the
-    same reason): the repeated set splits into other mini-batches, and in float32 the two sum the
-    gradient in another order. So it runs below with one batch per epoch in float64, where it must pass. (A 2-D X is sklearn's table: its columns are the timesteps
-    of univariate sequences, and n_features_in_ counts them, as the checks require.)
-    """
-    utils = pytest.importorskip("sklearn.utils.estimator_checks")
-    rounding = "mini-batches of the repeated set differ, and float32 rounding (checked full-batch in float64)"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        utils.check_estimator(Estimator(n_threads=1), on_fail="raise",
-                              expected_failed_checks={"check_sample_weight_equivalence_on_dense_data": rounding})
-        utils.check_sample_weight_equivalence_on_dense_data(
-            Estimator.__name__, Estimator(n_threads=1, max_updates=50, batch_size=10**6, dtype="float64"))
-
-
 def test_constructor_stores_parameters_unchanged_and_validates_at_fit():
     est = SequenceClassifier(cell="transformer", optimizer="adagrad", hidden_size="many")   # no error yet
     assert (est.cell, est.optimizer, est.hidden_size) == ("transformer", "adagrad", "many")

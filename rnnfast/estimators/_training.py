@@ -1,0 +1,295 @@
+"""The estimators' training loop: epochs of shuffled equal-sized mini-batches, each an update (or, with
+``tbptt``, one per chunk) through the shared engine (:mod:`rnnfast._engine`), the cosine schedule, early
+stopping, and what a KeyboardInterrupt keeps."""
+from __future__ import annotations
+
+import math
+import numbers
+import sys
+import warnings
+from typing import TYPE_CHECKING, Any, Optional
+
+import numpy as np
+
+from .. import distributed, optim
+from .._engine import Diverged, Engine
+from .._threads import thread_limit
+from ..tbptt import chunk_bounds
+from ._compat import ConvergenceWarning
+from ._data import _Sequences
+from ._network import readout_backward, readout_forward
+
+_MIN_EPOCH_UPDATES = 20      # early stopping: an epoch of fewer updates counts as a fraction of one
+_PROGRESS_LINES = 10         # verbose without tqdm: about this many lines per fit
+
+
+class _Progress:
+    """Progress on stderr: a tqdm bar when tqdm is installed, else about ``_PROGRESS_LINES`` plain lines."""
+
+    def __init__(self, enabled: bool, total: int, desc: str):
+        self.bar = None
+        self.enabled, self.total, self.desc = enabled, total, desc
+        self.every = max(1, math.ceil(total / _PROGRESS_LINES))
+        if enabled:
+            try:
+                from tqdm.auto import tqdm
+            except ImportError:
+                tqdm = None
+            if tqdm is not None:
+                self.bar = tqdm(total=total, desc=desc, unit="epoch", file=sys.stderr, leave=True)
+
+    def update(self, epoch: int, metrics: dict[str, float]) -> None:
+        if not self.enabled:
+            return
+        if self.bar is not None:
+            self.bar.set_postfix({k: f"{v:.4g}" for k, v in metrics.items()}, refresh=False)
+            self.bar.update(1)
+        elif epoch % self.every == 0 or epoch == self.total:
+            parts = ", ".join(f"{k} {v:.4g}" for k, v in metrics.items())
+            print(f"{self.desc}: epoch {epoch}/{self.total}: {parts}", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+class _Interrupted(Exception):
+    """A KeyboardInterrupt during fit, carried to where the estimator's state is settled."""
+
+
+
+
+class _TrainingLoop:
+    """The training loop of :class:`~rnnfast.estimators._base._SequenceEstimator` (a mixin: the estimator
+    provides the layers, the optimizer, the loss and the attributes it reads)."""
+
+    _rng: np.random.Generator
+    _optimizer: optim.Optimizer
+    _output: str
+    _arch: dict[str, Any]
+    rnn_: Any
+    head_: Any
+    history_: dict[str, list[float]]
+    lr: float
+    clip_norm: Optional[float]
+    random_state: Any
+    validation_fraction: Optional[float]
+
+    if TYPE_CHECKING:                                  # provided by the estimator
+        def _loss(self, z: np.ndarray, target: np.ndarray,
+                  mask: Optional[np.ndarray]) -> tuple[float, np.ndarray]: ...
+
+        def _evaluate(self, seqs: _Sequences, targets: np.ndarray, idx: np.ndarray) -> tuple[float, float]: ...
+
+    def _train(self, seqs: _Sequences, targets: np.ndarray, weights: Optional[np.ndarray], p: dict[str, Any],
+               comm: Optional[distributed.Communicator], partial: bool, continuing: bool) -> None:
+        rng = self._rng
+        if comm is not None:
+            data = [seqs.x, targets] + ([] if seqs.lengths is None else [seqs.lengths])
+            distributed.check_same_on_all_ranks(comm, data, "X and y")
+            if not isinstance(self.random_state, numbers.Integral):
+                rng = self._rng = np.random.default_rng(distributed.shared_seed(comm, rng))
+        n = seqs.n
+        validating = p["early_stopping"] and not partial
+        n_val = math.ceil(p["validation_fraction"] * n) if validating and p["validation_fraction"] > 0 else 0
+        early = validating and p["n_iter_no_change"] is not None          # stop and keep the best epoch
+        if n_val and n - n_val < 1:
+            raise ValueError(f"validation_fraction={self.validation_fraction} leaves no training sequence: "
+                             f"n_samples={n}; pass more samples or validation_fraction=None")
+        order = rng.permutation(n) if n_val else np.arange(n)
+        val_idx, train_idx = np.sort(order[:n_val]), np.sort(order[n_val:])
+        params = self.rnn_.parameters() + self.head_.parameters()
+        # data-parallel: rank 0's initial weights everywhere, and the gradients in one flat buffer
+        dp = None if comm is None else distributed.DataParallel(params, comm)
+        opt = self._optimizer
+        opt.lr = p["lr"]
+        engine = Engine(self.rnn_, self.head_, opt, p["clip_norm"], dp, check_finite=True)
+
+        batches = math.ceil(len(train_idx) / p["batch_size"])          # per epoch
+        if partial:
+            epochs = 1
+        else:
+            limits = [p["max_epochs"] if p["max_epochs"] is not None else math.inf,
+                      math.ceil(p["max_updates"] / batches) if p["max_updates"] is not None else math.inf]
+            epochs = int(min(limits))
+        scheduler = (optim.CosineAnnealingLR(opt, epochs * batches)
+                     if p["lr_schedule"] == "cosine" and not partial else None)
+        patience = (p["n_iter_no_change"] or 0) * max(1.0, _MIN_EPOCH_UPDATES / batches)   # in epochs
+
+        loss_curve = list(getattr(self, "loss_curve_", [])) if continuing else []
+        val_scores = list(getattr(self, "validation_scores_", None) or []) if continuing else []
+        val_losses = list(self.history_.get("val_loss", [])) if continuing and hasattr(self, "history_") else []
+        n_updates = getattr(self, "n_updates_", 0) if continuing else 0
+        seen = getattr(self, "t_", 0) if continuing else 0
+        done_before = len(loss_curve)
+        best, best_epoch, since_best = math.inf, 0, 0.0
+        best_state = last_state = None
+        interrupted = False
+        progress = _Progress(p["verbose"] > 0 and (comm is None or comm.rank == 0), epochs,
+                             f"{type(self).__name__}[{p['cell']}]")
+        try:
+            with thread_limit(p["n_threads"]):
+                for epoch in range(1, epochs + 1):
+                    self.rnn_.train()
+                    perm = train_idx[rng.permutation(len(train_idx))]
+                    total, count = 0.0, 0.0
+                    # ⌈n / batch_size⌉ batches of equal size (± 1): no small last batch takes a full step
+                    for batch, idx in enumerate(np.array_split(perm, batches), 1):
+                        try:
+                            s, c = self._train_batch(seqs, targets, weights, idx, engine, p)
+                        except Diverged as exc:
+                            self.rnn_.eval()
+                            raise FloatingPointError(
+                                f"training diverged in epoch {epoch}, batch {batch}: the loss is {exc.loss} or a "
+                                f"gradient is not finite; the model keeps the weights from before that update. "
+                                f"Lower lr (now {self.lr}), set clip_norm (now {self.clip_norm}), shorten the "
+                                f"recurrence (window, tbptt) or train in dtype='float64'") from None
+                        if scheduler is not None:
+                            scheduler.step()
+                        total, count = total + s, count + c
+                        n_updates += 1
+                        seen += len(idx)
+                    epoch_loss = total / max(count, 1.0)
+                    if not math.isfinite(epoch_loss):
+                        raise FloatingPointError(
+                            f"the training loss diverged to {epoch_loss} in epoch {epoch}; lower lr (now "
+                            f"{self.lr}), shorten the recurrence (window, tbptt) or train in dtype='float64'")
+                    monitored = epoch_loss
+                    if n_val:
+                        val_loss, val_score = self._evaluate(seqs, targets, val_idx)
+                        monitored = val_loss
+                    # the epoch is complete: record it and the weights it ends with, together
+                    loss_curve.append(epoch_loss)
+                    if n_val:
+                        val_losses.append(val_loss)
+                        val_scores.append(val_score)
+                    last_state = (self.rnn_.state_dict(), self.head_.state_dict(), n_updates, seen)
+                    progress.update(epoch, {"loss": epoch_loss, **({"val_loss": val_loss, "val_score": val_score}
+                                                                    if n_val else {})})
+                    if early:
+                        since_best = 0.0 if monitored < best - p["tol"] else since_best + 1
+                        if monitored < best:
+                            best, best_epoch, best_state = monitored, done_before + epoch, last_state
+                        if since_best >= patience:
+                            break
+        except KeyboardInterrupt:
+            if last_state is None:
+                raise _Interrupted from None
+            interrupted = True
+        finally:
+            progress.close()
+        # keep the best epoch's weights (early stopping), or the last complete epoch's after an interrupt
+        kept = best_state if early and best_state is not None else (last_state if interrupted else None)
+        if kept is not None:
+            self.rnn_.load_state_dict(kept[0])
+            self.head_.load_state_dict(kept[1])
+        self.rnn_.eval()
+        if interrupted:
+            assert last_state is not None
+            n_updates, seen = last_state[2], last_state[3]
+        self.loss_curve_ = loss_curve
+        self.validation_scores_ = val_scores if n_val else None
+        self.best_validation_score_ = float(val_scores[best_epoch - 1]) if n_val and best_epoch else None
+        self.best_loss_ = None if n_val else float(min(loss_curve))
+        self.n_iter_ = self.n_epochs_ = len(loss_curve)
+        self.n_updates_, self.t_ = n_updates, seen
+        self.history_ = {"loss": list(loss_curve)}
+        if n_val:
+            self.history_.update(val_loss=val_losses, val_score=list(val_scores))
+        if early and best_epoch:
+            self.best_epoch_ = best_epoch
+        else:
+            self.__dict__.pop("best_epoch_", None)
+        if interrupted:
+            warnings.warn(f"Training interrupted by user after {len(loss_curve) - done_before} epoch(s): the "
+                          f"model keeps the weights of its {'best' if kept is best_state else 'last complete'} "
+                          f"epoch.", ConvergenceWarning, stacklevel=3)
+
+    def _train_batch(self, seqs: _Sequences, targets: np.ndarray, weights: Optional[np.ndarray],
+                     idx: np.ndarray, engine: Engine, p: dict[str, Any]) -> tuple[float, float]:
+        """One mini-batch: one update per truncation chunk (one chunk = full BPTT).
+
+        Data-parallel (``engine.dp``): ``idx`` is the whole batch, which fixes the chunks and the updates;
+        this rank runs its shard of it (possibly none of a chunk's sequences) and each update first
+        averages the ranks' gradients. Returns (Σ loss·entries, entries) over the chunks of the whole
+        batch, for the epoch's mean training loss.
+        """
+        dp = engine.dp
+        lengths = None if seqs.lengths is None else seqs.lengths[idx]             # (B,)
+        T = seqs.T if lengths is None else int(lengths.max())
+        batch_ends = np.full(len(idx), T, np.int64) if lengths is None else lengths   # (B,) steps per sequence
+        bounds = chunk_bounds(T, p["tbptt"] if p["tbptt"] is not None else max(T, 1))
+        idx, ends = (idx, batch_ends) if dp is None else (dp.shard(idx), dp.shard(batch_ends))  # this rank's
+        x = seqs.x[:T, idx]                                                        # (T, B, I)
+        tgt = targets[idx] if self._output == "last" else targets[:T, idx]
+        w = None if weights is None else weights[idx]                              # (B,)
+        L, B, H = p["num_layers"] * (2 if p["bidirectional"] else 1), len(idx), p["hidden_size"]
+        lstm = p["cell"] == "lstm"
+        h = np.zeros((L, B, H), p["dtype"])                                        # state carried over chunks
+        c = np.zeros((L, B, H), p["dtype"]) if lstm else None
+        loss_sum, entries = 0.0, 0.0
+        for s, e in bounds:
+            running = batch_ends > s
+            if not running.any():
+                break
+            # the batch updates after a chunk that scores something: every step, or a sequence's last step
+            update = self._output == "sequence" or bool(np.any(running & (batch_ends <= e)))
+            rows = np.flatnonzero(ends > s)                                        # sequences still running
+            all_rows = rows.size == B
+            lens = np.minimum(ends[rows] - s, e - s)                               # (B',) steps in this chunk
+
+            def objective(out: np.ndarray) -> tuple[float, float, Optional[np.ndarray]]:
+                if self._output == "last":
+                    done = np.flatnonzero(ends[rows] <= e)                         # sequences ending here
+                    if not done.size:
+                        return 0.0, 0.0, None
+                    sub = out if done.size == out.shape[1] else out[:, done]
+                    feats, cache = readout_forward(sub, lens[done], self._arch["readout"], H)  # (m, F')
+                    z = self.head_(feats)                                          # (m, O)
+                    wd = None if w is None else w[rows[done]]
+                    if wd is not None and not wd.any():
+                        return 0.0, 0.0, None                                      # every entry weighs 0
+                    value, dz = self._loss(z, tgt[rows[done]], wd)
+                    dsub = readout_backward(self.head_.backward(dz), cache, out.dtype)
+                    if sub is out:
+                        return value, float(done.size if wd is None else wd.sum()), dsub
+                    dout = np.zeros(out.shape, out.dtype)                          # (k, B', F) zero but there
+                    dout[:, done] = dsub
+                    return value, float(done.size if wd is None else wd.sum()), dout
+                z = self.head_(out)                                                # (k, B', O)
+                t_chunk = tgt[s:e] if all_rows else tgt[s:e, rows]
+                mask = (np.arange(e - s)[:, None] < lens[None, :]).astype(np.float64) \
+                    if lengths is not None else None
+                if w is not None:
+                    mask = (np.ones((e - s, rows.size)) if mask is None else mask) * w[rows][None, :]
+                    if not mask.any():
+                        return 0.0, 0.0, None                                      # every entry weighs 0
+                value, dz = self._loss(z, t_chunk, mask)
+                n_scored = float(lens.sum() if mask is None else mask.sum())
+                return value, n_scored, self.head_.backward(dz)                   # (k, B', H)
+
+            engine.zero_grad()
+            value, n_scored, new_state = 0.0, 0.0, None
+            if rows.size:
+                xc = x[s:e] if all_rows else x[s:e, rows]                          # (k, B', I)
+                if all_rows:
+                    state = (h, c) if lstm else h
+                else:
+                    state = (h[:, rows], c[:, rows]) if lstm else h[:, rows]       # type: ignore[index]
+                value, n_scored, new_state = engine.backprop(
+                    xc, state, objective, None if lengths is None else lens)
+            if update:
+                value, n_scored = engine.update(value, n_scored)
+                loss_sum += value * n_scored
+                entries += n_scored
+            if rows.size:
+                assert new_state is not None                                      # set exactly when rows.size
+                hn, cn = new_state if lstm else (new_state, None)
+                if all_rows:
+                    h, c = hn, cn
+                else:
+                    h[:, rows] = hn
+                    if lstm:
+                        assert c is not None
+                        c[:, rows] = cn
+        return loss_sum, entries
