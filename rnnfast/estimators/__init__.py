@@ -47,8 +47,7 @@ pass ``check_estimator``); without it a minimal base class provides the same ``g
 ``set_params`` and ``repr``.
 """
 from ._classifier import SequenceClassifier
-from ._compat import NotFittedError, _MinimalBaseEstimator
-from ._data import _softmax
+from ._compat import NotFittedError, _MinimalBaseEstimator  # noqa: F401  (the stand-in, for its tests)
 from ._regressor import SequenceRegressor
 from ..persist import register
 

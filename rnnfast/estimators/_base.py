@@ -15,7 +15,7 @@ from ..layers import Linear, recurrent_layer
 from ._compat import BaseEstimator, NotFittedError
 from ._inference import _Inference
 from ._training import _Interrupted, _TrainingLoop
-from ._data import (_auto_window, _check_target_rows, _check_X, _input_scaler, _make_rng, _scaled, _Sequences,
+from ._data import (_auto_window, _check_X, _input_scaler, _make_rng, _scaled, _Sequences,
                     _windowed)
 from ._network import READOUTS, readout_width
 

@@ -57,8 +57,6 @@ class _Interrupted(Exception):
     """A KeyboardInterrupt during fit, carried to where the estimator's state is settled."""
 
 
-
-
 class _TrainingLoop:
     """The training loop of :class:`~rnnfast.estimators._base._SequenceEstimator` (a mixin: the estimator
     provides the layers, the optimizer, the loss and the attributes it reads)."""
