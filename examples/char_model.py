@@ -1,13 +1,15 @@
-"""A character-level LSTM on the Zen of Python, then one-to-many generation with rnnfast.generate.
+"""A character-level LSTM on the Zen of Python, built as PyTorch users build one: Sequential(Embedding, LSTM,
+Linear), trained by forward, loss, backward, clip, step; then one-to-many generation through the LSTM's `step`.
 
 The text ships with Python: the `this` module keeps the Zen ROT13-encoded (`codecs.decode(this.s, "rot13")`).
-The model reads one-hot characters and predicts the next character at every step (output="sequence");
-`rnnfast.generate` then primes it on a few words and feeds each sampled character back as the next input.
+The model reads character ids and predicts the next character at every step (Readout("sequence")). The Zen is
+too short to hold part of it out (a model of 800 characters memorises them), so the loss is the training loss.
 Run: python examples/char_model.py
 """
 import codecs
 import contextlib
 import io
+import math
 import time
 
 import numpy as np
@@ -18,27 +20,57 @@ with contextlib.redirect_stdout(io.StringIO()):   # importing `this` prints the 
     import this
 text = codecs.decode(this.s, "rot13")
 vocab = sorted(set(text))
-onehot = np.eye(len(vocab), dtype=np.float32)
+V = len(vocab)
 codes = np.array([vocab.index(ch) for ch in text])
 
-T, stride = 50, 4                                     # overlapping windows of 50 characters
-starts = range(0, len(text) - T - 1, stride)
-X = np.stack([onehot[codes[s:s + T]] for s in starts])              # (n, T, V)
-y = np.stack([np.array(list(text[s + 1:s + T + 1])) for s in starts])   # (n, T) the next characters
+T, stride, batch_size = 50, 4, 16                     # overlapping windows of 50 characters
+windows = np.stack([codes[s:s + T + 1] for s in range(0, len(codes) - T - 1, stride)], axis=1)
+X, Y = windows[:-1], windows[1:]                      # (T, n) ids and (T, n) the next characters
 
-model = rnnfast.SequenceClassifier(cell="lstm", hidden_size=96, output="sequence", lr=0.01, batch_size=16,
-                                   max_epochs=25, validation_fraction=None, random_state=0, verbose=1)
+model = rnnfast.Sequential(
+    rnnfast.Embedding(V, 32, seed=0),                 # ids (T, B) -> (T, B, 32)
+    rnnfast.LSTM(32, 96, seed=0),
+    rnnfast.Readout("sequence"),                      # every step's output (T, B, 96)
+    rnnfast.Linear(96, V, seed=0),                    # logits (T, B, V)
+)
+opt = rnnfast.Adam(model.parameters(), lr=0.01)
+rng = np.random.default_rng(0)
+
+
 start = time.perf_counter()
-model.fit(X, y)
-print(f"{len(text)} characters, vocabulary of {len(vocab)}; trained {model.n_epochs_} epochs in "
-      f"{time.perf_counter() - start:.1f} s, final loss {model.history_['loss'][-1]:.3f} nats/char")
+for epoch in range(1, 26):
+    order, total = rng.permutation(X.shape[1]), 0.0
+    for b in range(0, len(order), batch_size):
+        cols = order[b:b + batch_size]
+        loss, dlogits = rnnfast.cross_entropy(model(X[:, cols]), Y[:, cols])
+        opt.zero_grad()
+        model.backward(dlogits)
+        rnnfast.clip_grad_norm_(model.parameters(), max_norm=1.0)
+        opt.step()
+        total += loss * len(cols)
+    if epoch % 5 == 0:
+        print(f"epoch {epoch:2d}: training loss {total / len(order) / math.log(2):.3f} bits/char")
+print(f"{len(text)} characters, vocabulary of {V}; trained in {time.perf_counter() - start:.1f} s")
+
+embedding, lstm, _, head = model
+model.eval()
 
 
-def feedback(ch):                                     # a generated character -> the next input
-    return onehot[vocab.index(ch)]
+def generate(prime, n, temperature):
+    """Prime the LSTM on `prime`, then feed each sampled character back in, one `step` at a time."""
+    out, state = lstm(embedding(np.array([vocab.index(ch) for ch in prime]))[:, None])   # (T0, 1, 96)
+    h, chars = out[-1], []
+    for _ in range(n):
+        z = head(h)[0].astype(np.float64)                                             # (V,) logits
+        if temperature == 0:
+            k = int(np.argmax(z))
+        else:
+            p = np.exp((z - z.max()) / temperature)
+            k = int(rng.choice(V, p=p / p.sum()))
+        chars.append(vocab[k])
+        h, state = lstm.step(embedding(np.array([k])), state)                          # (1, 96)
+    return "".join(chars)
 
 
 for temperature in (0.0, 0.5):
-    out = rnnfast.generate(model, "Beautiful is", 200, feedback=feedback, temperature=temperature,
-                           random_state=0)
-    print(f"\n--- generated, temperature {temperature} ---\nBeautiful is{''.join(out)}")
+    print(f"\n--- generated, temperature {temperature} ---\nBeautiful is{generate('Beautiful is', 200, temperature)}")

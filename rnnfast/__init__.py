@@ -7,6 +7,7 @@ from ._module import Module, Parameter
 from ._threads import get_num_threads, openmp_enabled, set_num_threads, thread_limit
 from ._version import __version__
 from .clip import clip_grad_norm_, clip_grad_value_
+from .compose import Dropout, Embedding, Readout, Sequential
 from .diagnostics import GradcheckError, gradcheck, gradient_norms_through_time
 from .estimators import SequenceClassifier, SequenceRegressor
 from .generate import generate
@@ -19,6 +20,7 @@ from .tbptt import TBPTTResult, TruncatedBPTT, chunk_bounds, detach_state, iter_
 
 __all__ = [
     "Module", "Parameter", "Elman", "RNN", "LSTM", "GRU", "Linear",
+    "Sequential", "Readout", "Embedding", "Dropout",
     "set_num_threads", "get_num_threads", "thread_limit", "openmp_enabled", "kernel_options", "KernelOptions",
     "distributed", "losses", "mse_loss", "cross_entropy", "bce_with_logits",
     "optim", "SGD", "Adam", "AdamW", "RMSprop", "StepLR", "ReduceLROnPlateau", "CosineAnnealingLR",

@@ -1,0 +1,287 @@
+r"""Models made of layers: ``Sequential`` chains forwards and backwards, ``Readout`` chooses what a recurrent
+layer passes on.
+
+For modules f₁ … f_n, ``Sequential`` computes y = f_n(… f₂(f₁(x))) and, given ∂L/∂y, the chain rule in
+reverse: g_n = ∂L/∂y, g_{k-1} = f_k.backward(g_k), each backward adding its parameters' gradients into
+their ``.grad``. A training loop is then forward, loss, backward, clip, step::
+
+    model = Sequential(Embedding(V, 32), LSTM(32, 64), Readout("last"), Linear(64, C))
+    loss, dlogits = cross_entropy(model(ids), labels)
+    opt.zero_grad(); model.backward(dlogits); clip_grad_norm_(model.parameters(), 1.0); opt.step()
+
+A recurrent layer returns ``(out, (h_n[, c_n]))`` and its backward takes ``(dout, dh_n[, dc_n])``, so in a
+``Sequential`` it is followed by a ``Readout`` that picks what goes on, and routes the gradient back:
+
+    "sequence":  out          (T, B, D·H)    every step (many-to-many); ∂L/∂out = g, ∂L/∂h_n = 0
+    "last":      [h_n[-D], …, h_n[-1]] concatenated, (B, D·H): the top layer's final state of each
+                 direction, for sequence b at its own last step ``lengths[b]``; ∂L/∂h_n[-D:] = g, ∂L/∂out = 0
+    "state":     h_n          (L·D, B, H)    every layer's final state (c_n is not passed on); ∂L/∂h_n = g
+
+These are PyTorch's idioms ``out``, ``torch.cat([h_n[-2], h_n[-1]], 1)`` (``h_n[-1]`` when D = 1) and ``h_n``.
+"""
+from __future__ import annotations
+
+from typing import Any, Iterator, Optional
+
+import numpy as np
+
+from ._module import Module, one_thread_at_a_time
+from ._stack import _Recurrent
+from ._validation import as_real_array, check_choice, check_shape
+from .dropout import Dropout
+from .embedding import Embedding
+
+# the pieces a model is composed of; Embedding and Dropout live in their own modules
+__all__ = ["Sequential", "Readout", "Embedding", "Dropout"]
+
+_WHAT = ("sequence", "last", "state")
+
+
+class Readout(Module):
+    """What a recurrent layer passes on: ``"sequence"`` (out), ``"last"`` (the final state) or ``"state"`` (h_n).
+
+    ``y = Readout(what)((out, state))`` takes the pair a recurrent layer returns; ``dout, dstate =
+    readout.backward(dy)`` returns the pair its ``backward`` takes, so it also serves a hand-written loop.
+
+    Parameters
+    ----------
+    what : {"sequence", "last", "state"}
+        ``"sequence"``: ``out`` (T, B, D·H) (or (B, T, D·H) with ``batch_first``), one vector per step.
+        ``"last"``: the top layer's final state per direction, concatenated (B, D·H): each sequence's own
+        last step (``lengths``), and for a bidirectional layer the forward direction after the whole
+        sequence beside the reverse one after reading it back to the start.
+        ``"state"``: ``h_n`` (L·D, B, H), every layer's final state (for LSTM the hidden state, not ``c_n``).
+
+    Examples
+    --------
+    >>> import numpy as np, rnnfast
+    >>> lstm, last = rnnfast.LSTM(3, 5, seed=0), rnnfast.Readout("last")
+    >>> y = last(lstm(np.zeros((7, 2, 3), np.float32)))            # h_n[-1], (2, 5)
+    >>> dout, (dh_n, dc_n) = last.backward(np.ones_like(y))         # dout = 0, dh_n[-1] = 1
+    >>> dx, _ = lstm.backward(dout, (dh_n, dc_n))
+    """
+
+    _transient = {**Module._transient, "_shapes": lambda: None}
+
+    def __init__(self, what: str):
+        super().__init__()
+        self.what = check_choice("what", what, _WHAT)
+        self._shapes: Optional[tuple] = None     # (out's shape, h_n's shape, out's dtype, state is a pair)
+
+    @one_thread_at_a_time
+    def forward(self, output: Any) -> np.ndarray:
+        """The chosen part of a recurrent layer's ``(out, state)``.
+
+        Parameters
+        ----------
+        output : tuple (out, h_n) or (out, (h_n, c_n))
+            What a recurrent layer returned.
+
+        Returns
+        -------
+        y : ndarray, out (T, B, D·H), the last states (B, D·H) or h_n (L·D, B, H)
+        """
+        if not (isinstance(output, tuple) and len(output) == 2):
+            raise TypeError(f"Readout takes a recurrent layer's output (out, state), got "
+                            f"{type(output).__name__}; place it right after an Elman, LSTM or GRU layer")
+        out, state = output
+        pair = isinstance(state, tuple)
+        h_n = state[0] if pair else state
+        if not (isinstance(out, np.ndarray) and isinstance(h_n, np.ndarray) and out.ndim == 3 and h_n.ndim == 3
+                and out.shape[-1] % h_n.shape[-1] == 0):
+            raise TypeError("Readout takes a recurrent layer's output (out, state): out (T, B, D·H) and a "
+                            "state (L·D, B, H), or a pair of them")
+        self._shapes = (out.shape, h_n.shape, out.dtype, pair)
+        if self.what == "sequence":
+            return out
+        if self.what == "state":
+            return h_n
+        D = out.shape[-1] // h_n.shape[-1]
+        return np.concatenate(h_n[-D:], axis=-1)                   # (B, D·H), forward direction first
+
+    __call__ = forward
+
+    @one_thread_at_a_time
+    def backward(self, dy: Any) -> tuple:
+        """``(dout, dstate)`` for the recurrent layer's ``backward``: ``dy`` routed where its value came from.
+
+        Parameters
+        ----------
+        dy : array_like, the shape of the forward's ``y``
+            ∂L/∂y.
+
+        Returns
+        -------
+        dout : ndarray, out's shape
+            ∂L/∂out (zeros unless ``what="sequence"``).
+        dstate : ndarray (L·D, B, H), a pair (dh_n, None) for LSTM, or None for ``what="sequence"``
+            ∂L/∂h_n (None stands for zeros, as the layers' ``backward`` takes it).
+        """
+        if self._shapes is None:
+            raise ValueError("backward needs a forward first: call the Readout on a layer's output, then backward")
+        out_shape, h_shape, dtype, pair = self._shapes
+        d = as_real_array("dy", dy)
+        if self.what == "sequence":
+            check_shape("dy", d, out_shape, "(out's shape)")
+            return d, None
+        check_shape("dy", d, h_shape if self.what == "state" else (h_shape[1], out_shape[-1]),
+                    "(h_n's shape)" if self.what == "state" else "(B, D·hidden_size)")
+        dout = np.zeros(out_shape, dtype)                          # out did not reach the loss
+        if self.what == "state":
+            dh_n = d
+        else:
+            LD, B, H = h_shape
+            D = out_shape[-1] // H
+            dh_n = np.zeros(h_shape, dtype)
+            dh_n[-D:] = d.reshape(B, D, H).transpose(1, 0, 2)      # column block d·H… of y came from h_n[-D+d]
+        return dout, ((dh_n, None) if pair else dh_n)
+
+    def extra_repr(self) -> str:
+        return repr(self.what)
+
+
+def _modules_in(module: Module) -> Iterator[Module]:
+    """``module`` and, for a Sequential, every module inside it (depth first)."""
+    yield module
+    if isinstance(module, Sequential):
+        for m in module:
+            yield from _modules_in(m)
+
+
+def _has_recurrent(module: Module) -> bool:
+    """Whether ``module`` is, or (a Sequential) holds, a recurrent layer: the modules that take ``lengths``."""
+    return any(isinstance(m, _Recurrent) for m in _modules_in(module))
+
+
+class Sequential(Module):
+    """Modules applied in order, ``torch.nn.Sequential``-style, with a ``backward`` that chains theirs in reverse.
+
+    Parameters
+    ----------
+    *modules : Module
+        Layers (``Linear``, ``Embedding``, ``Dropout``, ``Elman``/``LSTM``/``GRU`` each followed by a
+        :class:`Readout`, another ``Sequential``). A module object appears once: its forward keeps what its
+        backward reads, for one call.
+
+    Attributes
+    ----------
+    Parameters are named as torch names them in a ``Sequential``, by position: ``"0.weight"``,
+    ``"1.weight_ih_l0"``, and ``state_dict()`` keys are the same names, so weights move across both ways.
+    ``train()`` / ``eval()`` set every module's mode; ``zero_grad()`` zeroes every gradient.
+
+    Examples
+    --------
+    >>> import numpy as np, rnnfast
+    >>> model = rnnfast.Sequential(rnnfast.Embedding(10, 4, seed=0), rnnfast.LSTM(4, 8, seed=0),
+    ...                            rnnfast.Readout("last"), rnnfast.Linear(8, 3, seed=0))
+    >>> ids = np.array([[1, 2], [3, 4], [5, 6]])                    # (T, B) = (3, 2)
+    >>> logits = model(ids)                                         # (2, 3)
+    >>> loss, dlogits = rnnfast.cross_entropy(logits, np.array([0, 2]))
+    >>> model.backward(dlogits)                                     # None: ids have no gradient
+    >>> [name for name, _ in model.named_parameters()][:2]
+    ['0.weight', '1.weight_ih_l0']
+    """
+
+    def __init__(self, *modules: Module):
+        super().__init__()
+        for i, m in enumerate(modules):
+            if not (isinstance(m, Module) and callable(getattr(m, "backward", None))):
+                raise TypeError(f"modules[{i}] must be an rnnfast module with forward and backward, got "
+                                f"{type(m).__name__}")
+        for i, m in enumerate(modules):
+            after = modules[i + 1] if i + 1 < len(modules) else None
+            if isinstance(m, _Recurrent) and not isinstance(after, Readout):
+                raise ValueError(f"modules[{i}] ({type(m).__name__}) returns (out, state): follow it with "
+                                 "rnnfast.Readout('sequence'), Readout('last') or Readout('state') to choose "
+                                 "what it passes on")
+            if isinstance(m, Readout) and (i == 0 or not isinstance(modules[i - 1], _Recurrent)):
+                raise ValueError(f"modules[{i}] (a Readout) must come right after an Elman, LSTM or GRU layer")
+        seen: set = set()
+        for i, m in enumerate(modules):
+            for inner in _modules_in(m):
+                if id(inner) in seen:
+                    raise ValueError(f"modules[{i}] ({type(inner).__name__}) is already in this Sequential; a "
+                                     "module keeps one forward for its backward, so use a new object (or "
+                                     "copy.deepcopy) for each place")
+                seen.add(id(inner))
+        self._modules = list(modules)
+        # the children's own Parameter objects under torch's names: the optimizer, state_dict and
+        # zero_grad of the base Module then act on the children's parameters
+        self._parameters = {f"{i}.{name}": p for i, m in enumerate(modules) for name, p in m.named_parameters()}
+
+    # ---- the chain --------------------------------------------------------------------------------
+    @one_thread_at_a_time
+    def forward(self, x: Any, lengths: Any = None) -> Any:
+        """y = f_n(… f₁(x)): each module's output is the next one's input.
+
+        Parameters
+        ----------
+        x : array_like
+            The first module's input (ids for an ``Embedding``, (T, B, I) for a recurrent layer, ...).
+        lengths : array_like of int (B,), optional
+            Each sequence's length, given to every recurrent layer (its ``lengths``); the layers start
+            from the zero state.
+
+        Returns
+        -------
+        y : ndarray
+            The last module's output.
+        """
+        if lengths is not None and not _has_recurrent(self):
+            raise ValueError("lengths is given but this Sequential has no recurrent layer to take it")
+        y = x
+        for m in self._modules:
+            y = m(y, lengths=lengths) if lengths is not None and _has_recurrent(m) else m(y)
+        return y
+
+    __call__ = forward
+
+    @one_thread_at_a_time
+    def backward(self, dy: Any) -> Any:
+        """Chain the modules' backwards in reverse through the last :meth:`forward` (once per forward).
+
+        Parameters
+        ----------
+        dy : array_like, the shape of the forward's ``y``
+            ∂L/∂y.
+
+        Returns
+        -------
+        dx : ndarray or None
+            ∂L/∂x; None when the first module is an ``Embedding`` (integer ids have no gradient).
+
+        Every module adds its parameters' gradients into their ``.grad`` (as torch accumulates).
+        """
+        g = dy
+        for m in reversed(self._modules):
+            if isinstance(m, _Recurrent):
+                g, _ = m.backward(*g)                              # g is the Readout's (dout, dstate)
+            else:
+                g = m.backward(g)
+        return g
+
+    # ---- the container ----------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self) -> Iterator[Module]:
+        return iter(self._modules)
+
+    def __getitem__(self, index: Any) -> Any:
+        """``model[i]`` the i-th module; ``model[i:j]`` a Sequential of those (the same module objects)."""
+        if isinstance(index, slice):
+            return Sequential(*self._modules[index])
+        return self._modules[index]
+
+    def train(self, mode: bool = True) -> "Sequential":
+        """Training mode for this and every module (dropout on) when ``mode``, else evaluation mode."""
+        super().train(mode)
+        for m in self._modules:
+            m.train(mode)
+        return self
+
+    def __repr__(self) -> str:
+        if not self._modules:
+            return "Sequential()"
+        lines = "".join("  " + repr(m).replace("\n", "\n  ") + ",\n" for m in self._modules)
+        return f"Sequential(\n{lines})"
