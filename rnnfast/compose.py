@@ -231,7 +231,8 @@ class Sequential(Module):
             raise ValueError("lengths is given but this Sequential has no recurrent layer to take it")
         y = x
         for m in self._modules:
-            y = m(y, lengths=lengths) if lengths is not None and _has_recurrent(m) else m(y)
+            call: Any = m                                        # every module is callable (its forward)
+            y = call(y, lengths=lengths) if lengths is not None and _has_recurrent(m) else call(y)
         return y
 
     __call__ = forward
