@@ -276,7 +276,8 @@ def torch_same_recipe(Xtr, ytr, Xte, params: dict, threads: int = 1):
     It follows the estimator's parameters (``params``: ``get_params()`` of the rnnfast estimator) step by
     step: inputs standardized per feature over the training steps, the time-delay window (``window="auto"``:
     ⌈T_max/32⌉), torch's LSTM/GRU/RNN with torch's own initialisation, the readout over each sequence's
-    own steps (mean, max, mean+max, or the last step), a Linear head, mean cross-entropy, Adam/AdamW/SGD
+    own steps (mean, max, mean+max, or the last step), Gaussian jitter of ``input_noise`` on the training
+    batches' inputs, a Linear head, mean cross-entropy, Adam/AdamW/SGD
     (momentum 0.9)/RMSprop, clipping by total norm, ⌈max_updates / batches⌉ whole epochs of shuffled
     mini-batches, the learning rate annealed per batch by ``CosineAnnealingLR`` over the budget. Runs on
     ``threads`` threads (the rnnfast column's). Early stopping is not mirrored (rnnfast's default is off).
@@ -356,6 +357,9 @@ def torch_same_recipe(Xtr, ytr, Xte, params: dict, threads: int = 1):
         for s in range(0, len(perm), bs):
             idx = perm[s:s + bs]
             x, lens = batch([tr[i] for i in idx])
+            if p.get("input_noise", 0.3) > 0:       # jitter on the real steps, a fresh draw every update
+                valid = (torch.arange(x.shape[0])[:, None] < lens[None, :])[:, :, None]
+                x = x + p.get("input_noise", 0.3) * torch.randn_like(x) * valid
             loss = torch.nn.functional.cross_entropy(logits(x, lens), yt[idx])
             opt.zero_grad()
             loss.backward()

@@ -53,7 +53,7 @@ def test_pooled_readout_window_and_scaling_follow_torch_autograd(readout):
 
     def fit(lr):
         return SequenceClassifier(readout=readout, window=2, optimizer="sgd", lr=lr, batch_size=10**6,
-                                  max_epochs=1, clip_norm=None, dtype="float64", hidden_size=5,
+                                  max_epochs=1, clip_norm=None, dtype="float64", hidden_size=5, input_noise=0.0,
                                   random_state=0).fit(X, y)
 
     h1, h2 = 1e-3, 2e-3
@@ -228,7 +228,7 @@ def test_sample_weight_zero_is_removal_and_bad_weights_raise(output):
     y = rng.standard_normal(30) if output == "last" else [rng.standard_normal(len(x)) for x in X]
     sw = (rng.random(30) < 0.7).astype(float)
     keep = np.flatnonzero(sw)
-    kw = dict(output=output, batch_size=10**6, max_updates=20, dtype="float64", **FAST)
+    kw = dict(output=output, batch_size=10**6, max_updates=20, dtype="float64", input_noise=0.0, **FAST)
     a = SequenceRegressor(**kw).fit(X, y, sample_weight=sw)
     b = SequenceRegressor(**kw).fit([X[i] for i in keep], [y[i] for i in keep] if output == "sequence" else y[keep])
     for k, v in weights(a).items():
@@ -373,3 +373,17 @@ def test_changing_the_inputs_after_forward_does_not_change_the_gradient(cell):
 
     for a, b in zip(grads(False), grads(True)):
         np.testing.assert_array_equal(a, b)
+
+
+def test_input_noise_jitters_training_batches_only():
+    rng = np.random.default_rng(0)
+    X = ragged(30, rng, lo=3, hi=9)
+    y = np.arange(30) % 2
+    kw = dict(max_updates=20, batch_size=10, dtype="float64", **FAST)
+    quiet = SequenceClassifier(input_noise=0.0, **kw).fit(X, y)
+    noisy = SequenceClassifier(input_noise=0.3, **kw).fit(X, y)
+    assert not np.array_equal(weights(quiet)["rnn.weight_ih_l0"], weights(noisy)["rnn.weight_ih_l0"])
+    assert_same_weights(noisy, SequenceClassifier(input_noise=0.3, **kw).fit(X, y))   # seeded by random_state
+    np.testing.assert_array_equal(noisy.predict_proba(X), noisy.predict_proba(X))    # predict adds none
+    with pytest.raises(ValueError, match="input_noise"):
+        SequenceClassifier(input_noise=-1).fit(X, y)

@@ -134,7 +134,8 @@ def _first_sgd_step(Estimator, X, y, **kw):
     def fit(lr):
         kw.setdefault("readout", "last")
         return Estimator(optimizer="sgd", lr=lr, batch_size=10**6, max_epochs=1, validation_fraction=None,
-                         n_iter_no_change=None, clip_norm=None, dtype="float64", scale=False, **kw).fit(X, y)
+                         n_iter_no_change=None, clip_norm=None, dtype="float64", scale=False, input_noise=0.0,
+                         **kw).fit(X, y)
 
     h1, h2 = 1e-3, 2e-3
     w1, w2 = weights(fit(h1)), weights(fit(h2))

@@ -45,6 +45,7 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
     def __init__(self, *, cell: str = "lstm", hidden_size: int = 64, num_layers: int = 1,
                  nonlinearity: str = "tanh", dropout: float = 0.0, bidirectional: bool = False,
                  output: str = "last", readout: str = "last", window: Any = "auto", scale: bool = True,
+                 input_noise: float = 0.3,
                  optimizer: str = "adam", lr: float = 0.003, lr_schedule: str = "cosine",
                  weight_decay: float = 0.0, batch_size: int = 16, max_updates: Optional[int] = 1000,
                  max_epochs: Optional[int] = None, clip_norm: Optional[float] = 1.0, tbptt: Optional[int] = None,
@@ -62,6 +63,7 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
         self.readout = readout
         self.window = window
         self.scale = scale
+        self.input_noise = input_noise
         self.optimizer = optimizer
         self.lr = lr
         self.lr_schedule = lr_schedule
@@ -101,6 +103,7 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
             output=check_choice("output", self.output, _OUTPUTS),
             readout=check_choice("readout", self.readout, READOUTS),
             scale=check_choice("scale", self.scale, (False, True)),
+            input_noise=check_nonnegative("input_noise", self.input_noise),
             optimizer=check_choice("optimizer", self.optimizer, _OPTIMIZERS),
             lr=check_positive("lr", self.lr),
             lr_schedule=check_choice("lr_schedule", self.lr_schedule, _SCHEDULES),

@@ -30,6 +30,10 @@ PARAMETERS = """\
         Standardize each input feature (and, for the regressor, each target) with the training set's
         mean and standard deviation, learned in fit (``input_mean_``, ``input_scale_``) and applied in
         predict.
+    input_noise : float, default=0.3
+        Standard deviation of Gaussian noise added to the network's inputs (after scaling and the window)
+        in every training batch, a fresh draw each time: jitter that keeps small training sets from being
+        memorised. 0 turns it off; predict never adds it.
     optimizer : {"adam", "adamw", "sgd", "rmsprop"}, default="adam"
         The update rule ("sgd" with momentum 0.9, as scikit-learn's MLP), with ``lr`` and ``weight_decay``.
     lr : float, default=0.003

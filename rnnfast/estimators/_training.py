@@ -217,8 +217,19 @@ class _TrainingLoop:
         T = seqs.T if lengths is None else int(lengths.max())
         batch_ends = np.full(len(idx), T, np.int64) if lengths is None else lengths   # (B,) steps per sequence
         bounds = chunk_bounds(T, p["tbptt"] if p["tbptt"] is not None else max(T, 1))
+        noise = None
+        if p["input_noise"] > 0:        # drawn for the whole batch, so every rank's stream stays the same
+            noise = self._rng.standard_normal((T, len(idx), seqs.x.shape[2]), dtype=seqs.x.dtype)
+            noise *= seqs.x.dtype.type(p["input_noise"])                           # (T, B_global, I)
+        rows_global = np.arange(len(idx))
+        if dp is not None:
+            rows_global = dp.shard(rows_global)
         idx, ends = (idx, batch_ends) if dp is None else (dp.shard(idx), dp.shard(batch_ends))  # this rank's
         x = seqs.x[:T, idx]                                                        # (T, B, I)
+        if noise is not None:
+            x = x + noise[:, rows_global]                    # jittered inputs: a fresh sample every update
+            if lengths is not None:
+                x *= (np.arange(T)[:, None] < ends[None, :])[:, :, None]             # the padding stays 0
         tgt = targets[idx] if self._output == "last" else targets[:T, idx]
         w = None if weights is None else weights[idx]                              # (B,)
         L, B, H = p["num_layers"] * (2 if p["bidirectional"] else 1), len(idx), p["hidden_size"]
