@@ -266,6 +266,7 @@ def main():
     if args.worker:
         return worker(args)
 
+    load = os.getloadavg()                   # before this run's own processes add to it
     v = versions()
     env = {k: os.environ.get(k) for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OMP_WAIT_POLICY",
                                          "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")}
@@ -279,7 +280,7 @@ def main():
             results[mode] = run_worker(["torch", "rnnfast"] if mode == "torch-first" else ["rnnfast", "torch"], args)
 
     print(f"Whole training loops, float32, ms per step (medians), {args.threads} threads each")
-    print(f"CPU: {cpu_model()}; load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(f"CPU: {cpu_model()}; load average {' '.join(f'{x:.2f}' for x in load)} at the start")
     print(f"Python {platform.python_version()}, numpy {v['numpy']}, scipy {v['scipy']}, torch {v['torch']}, "
           f"rnnfast {v['rnnfast']}")
     blas = next(iter(results.values()))["blas"]

@@ -208,7 +208,8 @@ class Linear(Module):
     """``y = x Wᵀ + b`` on the last axis of any (..., in_features) array (every timestep at once).
 
     ``weight`` (out_features, in_features) and ``bias`` (out_features,), initialised as torch does:
-    U(−1/√in_features, 1/√in_features).
+    U(−1/√in_features, 1/√in_features). The products are one GEMM each over all leading axes, on one BLAS
+    thread (:func:`rnnfast._threads.blas_single_thread`), as inside the recurrent kernels.
     """
 
     _transient = {**Module._transient, "_x": lambda: None}
