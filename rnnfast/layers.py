@@ -45,6 +45,7 @@ import numpy as np
 from ._cells import NONLINEARITIES, cell_spec
 from ._module import Module, one_thread_at_a_time, resolve_dtype
 from ._stack import _Recurrent
+from ._threads import blas_single_thread
 from ._validation import as_real_array, check_int, check_shape
 
 __all__ = ["Elman", "RNN", "LSTM", "GRU", "Linear", "recurrent_layer"]
@@ -207,7 +208,8 @@ class Linear(Module):
     """``y = x Wᵀ + b`` on the last axis of any (..., in_features) array (every timestep at once).
 
     ``weight`` (out_features, in_features) and ``bias`` (out_features,), initialised as torch does:
-    U(−1/√in_features, 1/√in_features).
+    U(−1/√in_features, 1/√in_features). The products are one GEMM each over all leading axes, on one BLAS
+    thread (:func:`rnnfast._threads.blas_single_thread`), as inside the recurrent kernels.
     """
 
     _transient = {**Module._transient, "_x": lambda: None}
@@ -244,10 +246,12 @@ class Linear(Module):
             raise ValueError(f"x must have in_features = {self.in_features} on its last axis, got shape {arr.shape}")
         # backward reads x again: keep a copy when it is the caller's array, which may change in between
         self._x = arr.copy() if isinstance(x, np.ndarray) and np.may_share_memory(arr, x) else arr
-        y = arr @ self.weight.data.T                                    # (..., out)
+        x2 = self._x.reshape(-1, self.in_features)                     # (N, in): one GEMM, not one per slice
+        with blas_single_thread():
+            y = x2 @ self.weight.data.T                                 # (N, out)
         if self.bias is not None:
             y += self.bias.data
-        return y
+        return y.reshape(arr.shape[:-1] + (self.out_features,))
 
     __call__ = forward
 
@@ -271,10 +275,12 @@ class Linear(Module):
         d = as_real_array("dy", dy, self.dtype)
         check_shape("dy", d, x.shape[:-1] + (self.out_features,), "(..., out_features)")
         d2 = d.reshape(-1, self.out_features)                          # (N, out)
-        self.weight.grad += d2.T @ x.reshape(-1, self.in_features)     # (out, in)
+        with blas_single_thread():
+            self.weight.grad += d2.T @ x.reshape(-1, self.in_features)  # (out, in)
+            dx = d2 @ self.weight.data                                  # (N, in)
         if self.bias is not None:
             self.bias.grad += d2.sum(axis=0)
-        return d @ self.weight.data                                     # (..., in)
+        return dx.reshape(x.shape)                                      # (..., in)
 
     def extra_repr(self) -> str:
         s = f"{self.in_features}, {self.out_features}"
