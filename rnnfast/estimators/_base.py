@@ -15,7 +15,7 @@ from ..layers import Linear, recurrent_layer
 from ._compat import BaseEstimator, NotFittedError
 from ._inference import _Inference
 from ._training import _Interrupted, _TrainingLoop
-from ._data import (_auto_window, _check_X, _input_scaler, _make_rng, _scaled, _Sequences,
+from ._data import (_auto_window, _check_X, _input_scaler, _make_rng, _scaled, _Sequences, _standardized,
                     _windowed)
 from ._network import READOUTS, readout_width
 
@@ -250,12 +250,12 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
         """Steps (…, I) standardized as fit learned (unchanged with ``scale=False``)."""
         if getattr(self, "input_mean_", None) is None:                 # scale=False, or a version-1 file
             return x
-        return (x - np.asarray(self.input_mean_)) / np.asarray(self.input_scale_)
+        return _standardized(x, self.input_mean_, self.input_scale_)
 
     def _prepared(self, seqs: _Sequences) -> _Sequences:
         """The sequences as the network reads them: scaled, then windowed."""
         if getattr(self, "input_mean_", None) is not None:             # None: scale=False, or a version-1 file
-            seqs = _scaled(seqs, np.asarray(self.input_mean_), np.asarray(self.input_scale_))
+            seqs = _scaled(seqs, self.input_mean_, self.input_scale_)
         return _windowed(seqs, getattr(self, "window_", 1))
 
     def _comm(self) -> Optional[distributed.Communicator]:

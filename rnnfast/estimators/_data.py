@@ -40,6 +40,13 @@ class _Sequences(NamedTuple):
         """Each sequence's last step (n,)."""
         return (np.full(self.n, self.T, np.int64) if self.lengths is None else self.lengths) - 1
 
+    def real_steps(self, values: np.ndarray, weights: Optional[np.ndarray]) -> tuple[np.ndarray, Optional[np.ndarray]]:
+        """The entries of time-major ``values`` (T, n, ...) at the steps the sequences really have, (N, ...),
+        and each one's weight (N,): its sequence's ``weights`` (None stays None)."""
+        valid = self.mask().astype(bool)                                          # (T, n)
+        w = None if weights is None else np.broadcast_to(weights[None, :], valid.shape)[valid]
+        return values[valid], w
+
     def mask(self) -> np.ndarray:
         """1 at the steps each sequence really has, 0 on the padding (T, n)."""
         if self.lengths is None:
@@ -251,15 +258,18 @@ def _mean_and_scale(values: np.ndarray, weights: Optional[np.ndarray]) -> tuple[
 def _input_scaler(seqs: _Sequences, weights: Optional[np.ndarray] = None) -> tuple[np.ndarray, np.ndarray]:
     """Per-feature mean and standard deviation (I,) over every real step of the training sequences, each
     step weighted by its sequence's weight (so a weight of 2 counts as the sequence given twice)."""
-    valid = seqs.mask().astype(bool)                                              # (T, n)
-    steps = seqs.x.astype(np.float64, copy=False)[valid]                          # (N, I)
-    w = None if weights is None else np.broadcast_to(weights[None, :], valid.shape)[valid]
-    return _mean_and_scale(steps, w)
+    return _mean_and_scale(*seqs.real_steps(seqs.x.astype(np.float64, copy=False), weights))   # (N, I)
 
 
-def _scaled(seqs: _Sequences, mean: np.ndarray, scale: np.ndarray) -> _Sequences:
+def _standardized(x: np.ndarray, mean: Any, scale: Any) -> np.ndarray:
+    """(x − mean) / scale, in x's dtype (the statistics are cast to it)."""
+    mean, scale = np.asarray(mean), np.asarray(scale)
+    return ((x - mean.astype(x.dtype)) / scale.astype(x.dtype)).astype(x.dtype, copy=False)
+
+
+def _scaled(seqs: _Sequences, mean: Any, scale: Any) -> _Sequences:
     """(x − mean) / scale on the real steps; the padding stays 0."""
-    x = ((seqs.x - mean.astype(seqs.x.dtype)) / scale.astype(seqs.x.dtype)).astype(seqs.x.dtype, copy=False)
+    x = _standardized(seqs.x, mean, scale)
     if seqs.lengths is not None:
         x *= seqs.mask()[:, :, None].astype(x.dtype)
     return _Sequences(x, seqs.lengths, seqs.layout)

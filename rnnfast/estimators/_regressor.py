@@ -8,7 +8,8 @@ import numpy as np
 from ..losses import mse_loss
 from ._base import _SequenceEstimator
 from ._compat import RegressorMixin
-from ._data import _check_target_rows, _finite_or_raise, _mean_and_scale, _per_step_targets, _r2, _Sequences
+from ._data import (_check_target_rows, _finite_or_raise, _mean_and_scale, _per_step_targets, _r2, _Sequences,
+                    _standardized)
 from ._docs import ATTRIBUTES, PARAMETERS
 
 
@@ -75,16 +76,12 @@ class SequenceRegressor(RegressorMixin, _SequenceEstimator):
             self.n_outputs_ = t.shape[-1]
             self.target_mean_ = self.target_scale_ = None
             if self.scale:
-                valid = t.reshape(-1, t.shape[-1]) if self._output == "last" else \
-                    t[seqs.mask().astype(bool)]                                      # (N, k) real entries
-                w = None if weights is None else (weights if self._output == "last" else
-                                                  np.broadcast_to(weights[None, :], seqs.mask().shape)[
-                                                      seqs.mask().astype(bool)])
+                valid, w = (t, weights) if self._output == "last" else seqs.real_steps(t, weights)   # (N, k)
                 self.target_mean_, self.target_scale_ = _mean_and_scale(valid, w)
         elif t.shape[-1] != self.n_outputs_:
             raise ValueError(f"y has {t.shape[-1]} outputs, but the model was fitted with {self.n_outputs_}")
         if self.target_mean_ is not None:
-            t = (t - np.asarray(self.target_mean_)) / np.asarray(self.target_scale_)
+            t = _standardized(t, self.target_mean_, self.target_scale_)
         return t.astype(self._arch["dtype"])
 
     def _has_output_axis(self, y: Any) -> bool:
