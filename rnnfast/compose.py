@@ -30,11 +30,13 @@ from ._stack import _Recurrent
 from ._validation import as_real_array, check_choice, check_shape
 from .dropout import Dropout
 from .embedding import Embedding
+from .jordan import Jordan
 
 # the pieces a model is composed of; Embedding and Dropout live in their own modules
 __all__ = ["Sequential", "Readout", "Embedding", "Dropout"]
 
 _WHAT = ("sequence", "last", "state")
+_STATEFUL = (_Recurrent, Jordan)     # the layers that return (out, state), so a Readout follows them
 
 
 class Readout(Module):
@@ -190,12 +192,13 @@ class Sequential(Module):
                                 f"{type(m).__name__}")
         for i, m in enumerate(modules):
             after = modules[i + 1] if i + 1 < len(modules) else None
-            if isinstance(m, _Recurrent) and not isinstance(after, Readout):
+            if isinstance(m, _STATEFUL) and not isinstance(after, Readout):
                 raise ValueError(f"modules[{i}] ({type(m).__name__}) returns (out, state): follow it with "
                                  "rnnfast.Readout('sequence'), Readout('last') or Readout('state') to choose "
                                  "what it passes on")
-            if isinstance(m, Readout) and (i == 0 or not isinstance(modules[i - 1], _Recurrent)):
-                raise ValueError(f"modules[{i}] (a Readout) must come right after an Elman, LSTM or GRU layer")
+            if isinstance(m, Readout) and (i == 0 or not isinstance(modules[i - 1], _STATEFUL)):
+                raise ValueError(f"modules[{i}] (a Readout) must come right after an Elman, LSTM, GRU or Jordan "
+                                 "layer")
         seen: set = set()
         for i, m in enumerate(modules):
             for inner in _modules_in(m):
@@ -255,7 +258,7 @@ class Sequential(Module):
         """
         g = dy
         for m in reversed(self._modules):
-            if isinstance(m, _Recurrent):
+            if isinstance(m, _STATEFUL):
                 g, _ = m.backward(*g)                              # g is the Readout's (dout, dstate)
             else:
                 g = m.backward(g)
