@@ -21,7 +21,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import numpy as np
 
@@ -161,7 +161,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
           f"{', '.join(NEAR_MISSES[3:7])} inserted as often as the word")
     print(f"  test: a fresh stream of {test_len} letters with {int(test_target.sum())} words; "
           f"the detector fires where P(target) > {THRESHOLD}")
-    results, total = {}, 0.0
+    results: dict[str, tuple[Any, np.ndarray]] = {}
+    total = 0.0
     if not args.no_progress:
         print(f"training Elman, LSTM and Jordan ({updates} updates each) ...", file=sys.stderr, flush=True)
     for name, cell in (("Elman", "elman"), ("LSTM", "lstm")):

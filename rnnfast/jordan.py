@@ -29,19 +29,13 @@ from . import _kernels
 from ._buffers import Workspace, aligned_empty, check_memory
 from ._cells import NONLINEARITIES
 from ._module import Module, one_thread_at_a_time, resolve_dtype
+from ._stack import _INT_MAX, _readonly, time_major_input
 from ._threads import blas_single_thread
 from ._validation import as_real_array, check_choice, check_int, check_shape
 
 __all__ = ["Jordan", "OUTPUT_ACTIVATIONS"]
 
 OUTPUT_ACTIVATIONS = ("identity", "tanh", "relu", "sigmoid")
-_INT_MAX = 2**31 - 1        # the kernels index in 32 bits (C int, BLAS)
-
-
-def _readonly(arr: np.ndarray) -> np.ndarray:
-    view = arr.view()
-    view.flags.writeable = False
-    return view
 
 
 class Jordan(Module):
@@ -135,36 +129,15 @@ class Jordan(Module):
 
     # ---- checks -------------------------------------------------------------------------------------
     def _check_parameters(self) -> None:
-        """Every ``.data`` and ``.grad`` is still a C-contiguous array of the layer's dtype and shape: the
-        kernels read raw memory sized from the registered shapes."""
-        for name, p in self._parameters.items():
-            shape = self._param_shapes[name]
-            for what, a in (("data", p.data), ("grad", p.grad)):
-                if not (type(a) is np.ndarray and a.shape == shape and a.dtype == self.dtype
-                        and a.flags.c_contiguous):
-                    got = f"{type(a).__name__} {getattr(a, 'dtype', '')} {getattr(a, 'shape', '')}"
-                    raise ValueError(f"{name}.{what} must be a C-contiguous {self.dtype} array of shape "
-                                     f"{shape}, got {got}; assign into it ({name}.{what}[...] = value) or "
-                                     "use load_state_dict")
+        """The kernels read raw memory sized from the registered shapes: no parameter was replaced by another."""
+        self._check_parameter_arrays(self._param_shapes, self.dtype)
 
     def _check_input(self, x: Any) -> np.ndarray:
         """x as a C-contiguous (T, B, I) array of the layer's dtype, a copy if it shares the caller's memory
         (backward reads it again)."""
-        arr = as_real_array("x", x)
-        if arr.ndim != 3:
-            layout = "(B, T, input_size)" if self.batch_first else "(T, B, input_size)"
-            raise ValueError(f"x must be a 3-D array {layout}, got shape {arr.shape}")
-        if arr.shape[2] != self.input_size:
-            raise ValueError(f"x must have input_size = {self.input_size} features on its last axis, "
-                             f"got {arr.shape[2]}")
-        if self.batch_first:
-            arr = arr.transpose(1, 0, 2)
-        T, B = arr.shape[:2]
-        if T * B * max(self.input_size, self.hidden_size, self.output_size) > _INT_MAX:
-            raise ValueError(f"x has T*B = {T * B} rows, too many for 32-bit BLAS indexing; split the batch")
-        check_memory(self.dtype.itemsize * T * B * (2 * self.input_size + 2 * self.hidden_size
-                                                    + 2 * self.output_size), "forward on x", arr.shape)
-        out = np.ascontiguousarray(arr, dtype=self.dtype)
+        I, H, O = self.input_size, self.hidden_size, self.output_size
+        out = time_major_input(x, I, self.batch_first, max(I, H, O), self.dtype,
+                               lambda T, B: self.dtype.itemsize * T * B * (2 * I + 2 * H + 2 * O))
         return out.copy() if isinstance(x, np.ndarray) and np.may_share_memory(out, x) else out
 
     def _check_state(self, name: str, value: Any, B: int) -> np.ndarray:

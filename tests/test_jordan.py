@@ -9,7 +9,7 @@ import rnnfast
 from rnnfast import reference
 from rnnfast.jordan import OUTPUT_ACTIVATIONS, Jordan
 
-from conftest import FD_EPS, FD_TOL, TOL
+from conftest import FD_EPS, FD_TOL, assert_close, numerical_gradient
 
 PHIS = ("tanh", "relu", "sigmoid")
 PARAMS = ("weight_ih", "weight_yh", "bias_h", "weight_hy", "bias_y")
@@ -30,12 +30,6 @@ def run_layer(net, p):
     grads = {name: prm.grad.copy() for name, prm in net.named_parameters()}
     grads.update(x=dx, y0=dy0[0])
     return np.array(y), y_n[0], grads
-
-
-def assert_close(actual, expected, dtype, what):
-    tol = TOL[np.dtype(dtype)]
-    scale = max(1.0, float(np.abs(expected).max(initial=0)))
-    np.testing.assert_allclose(actual, expected, rtol=tol["rtol"], atol=tol["atol"] * scale, err_msg=what)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -92,15 +86,7 @@ def test_gradients_finite_differences(phi, g):
     arrays = {name: prm.data for name, prm in net.named_parameters()}
     arrays.update(x=p["x"], y0=p["y0"])
     for name, arr in arrays.items():
-        numeric = np.zeros_like(arr)
-        for i in np.ndindex(arr.shape):
-            keep = arr[i]
-            arr[i] = keep + FD_EPS
-            up = loss()
-            arr[i] = keep - FD_EPS
-            down = loss()
-            arr[i] = keep
-            numeric[i] = (up - down) / (2 * FD_EPS)
+        numeric = numerical_gradient(loss, arr)
         analytic = grads[name] if name != "y0" else grads["y0"][None]
         np.testing.assert_allclose(analytic, numeric, err_msg=name, **FD_TOL)
 

@@ -9,7 +9,7 @@ import rnnfast
 from rnnfast.estimators._data import _Sequences, _windowed
 from rnnfast.tdnn import TimeDelay
 
-from conftest import FD_EPS, FD_TOL
+from conftest import FD_TOL, numerical_gradient
 
 CASES = [(7, 3, 2, "drop"), (7, 3, 2, "pad"), (10, 4, 4, "drop"), (10, 4, 4, "pad"), (9, 2, 1, "drop"),
          (5, 5, 3, "pad"), (2, 4, 3, "pad"), (8, 2, 3, "drop"), (8, 2, 3, "pad"), (1, 1, 1, "drop")]
@@ -62,15 +62,7 @@ def test_gradient_finite_differences(T, k, s, tail):
     td = TimeDelay(k, stride=s, tail=tail)
     dy = rng.uniform(-1, 1, td(x).shape)
     dx = td.backward(dy)
-    numeric = np.zeros_like(x)
-    for i in np.ndindex(x.shape):
-        keep = x[i]
-        x[i] = keep + FD_EPS
-        up = np.sum(td(x) * dy)
-        x[i] = keep - FD_EPS
-        down = np.sum(td(x) * dy)
-        x[i] = keep
-        numeric[i] = (up - down) / (2 * FD_EPS)
+    numeric = numerical_gradient(lambda: float(np.sum(td(x) * dy)), x)
     np.testing.assert_allclose(dx, numeric, **FD_TOL)
 
 
