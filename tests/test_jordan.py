@@ -239,3 +239,18 @@ def test_bad_input():
     net.weight_hy.data = np.zeros((8, 5), np.float32)          # replaced by one of the wrong shape
     with pytest.raises(ValueError, match="weight_hy.data must be"):
         net(np.zeros((4, 2, 3)))
+
+
+def test_pickle_and_deepcopy_keep_the_weights():
+    import copy
+    import pickle
+
+    net = Jordan(3, 8, 5, output_activation="tanh", seed=0)
+    x = np.random.default_rng(0).standard_normal((4, 2, 3))
+    y, _ = net(x)
+    for clone in (pickle.loads(pickle.dumps(net)), copy.deepcopy(net)):
+        np.testing.assert_array_equal(clone(x)[0], y)
+        clone.backward(np.ones_like(y))                          # its own forward cache and workspace
+        assert clone.weight_hy.grad.any() and not net.weight_hy.grad.any()
+        clone.weight_hy.data[...] = 0                            # the kernels read the clone's parameters
+        assert not np.array_equal(clone(x)[0], y)
