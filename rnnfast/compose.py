@@ -161,9 +161,10 @@ class Sequential(Module):
     Parameters
     ----------
     *modules : Module
-        Layers (``Linear``, ``Embedding``, ``Dropout``, ``Elman``/``LSTM``/``GRU`` each followed by a
-        :class:`Readout`, another ``Sequential``). A module object appears once: its forward keeps what its
-        backward reads, for one call.
+        Layers (``Linear``, ``Embedding``, ``Dropout``, ``TimeDelay``, ``Elman``/``LSTM``/``GRU``/``Jordan``
+        each followed by a :class:`Readout`, another ``Sequential``). A module object appears once: its
+        forward keeps what its backward reads, for one call. ``lengths`` go to Elman, LSTM and GRU layers
+        only (a Jordan layer runs every sequence T steps).
 
     Attributes
     ----------
