@@ -164,7 +164,7 @@ class Sequential(Module):
         Layers (``Linear``, ``Embedding``, ``Dropout``, ``TimeDelay``, ``Elman``/``LSTM``/``GRU``/``Jordan``
         each followed by a :class:`Readout`, another ``Sequential``). A module object appears once: its
         forward keeps what its backward reads, for one call. ``lengths`` go to Elman, LSTM and GRU layers
-        only (a Jordan layer runs every sequence T steps).
+        (a Jordan layer runs every sequence T steps: with one inside, ``lengths`` raise ValueError).
 
     Attributes
     ----------
@@ -233,6 +233,9 @@ class Sequential(Module):
         """
         if lengths is not None and not _has_recurrent(self):
             raise ValueError("lengths is given but this Sequential has no recurrent layer to take it")
+        if lengths is not None and any(isinstance(m, Jordan) for m in _modules_in(self)):
+            raise ValueError("lengths is given but this Sequential has a Jordan layer, which runs every "
+                             "sequence T steps (it takes no lengths)")
         y = x
         for m in self._modules:
             call: Any = m                                        # every module is callable (its forward)

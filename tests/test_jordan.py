@@ -198,6 +198,11 @@ def test_in_sequential_matches_hand_routing():
         np.testing.assert_allclose(a.grad, b.grad, rtol=1e-12, err_msg=name)
     with pytest.raises(ValueError, match="Readout"):
         rnnfast.Sequential(Jordan(3, 8, 5), rnnfast.Linear(5, 2))
+    mixed = rnnfast.Sequential(rnnfast.LSTM(3, 4), rnnfast.Readout("sequence"), Jordan(4, 8, 5),
+                               rnnfast.Readout("last"))
+    assert mixed(x).shape == (4, 5)
+    with pytest.raises(ValueError, match="Jordan layer, which runs every sequence T steps"):
+        mixed(x, lengths=np.array([6, 5, 4, 3]))
 
 
 def test_state_dict_and_repr():
