@@ -1,4 +1,4 @@
-"""rnnfast: fast, exact recurrent networks (Elman, LSTM, GRU) on the CPU, with Cython BPTT kernels."""
+"""rnnfast: fast, exact recurrent networks (Elman, LSTM, GRU, Jordan) on the CPU, with Cython BPTT kernels."""
 from . import _kernels  # noqa: F401  (first: a clear error when the kernels are not built; the OpenMP wait policy)
 from . import distributed, losses, optim
 from ._config import show_config
@@ -11,16 +11,18 @@ from .compose import Dropout, Embedding, Readout, Sequential
 from .diagnostics import GradcheckError, gradcheck, gradient_norms_through_time
 from .estimators import SequenceClassifier, SequenceRegressor
 from .generate import generate
+from .jordan import Jordan
 from .layers import GRU, LSTM, RNN, Elman, Linear
 from .losses import bce_with_logits, cross_entropy, mse_loss
 from .optim import SGD, Adam, AdamW, CosineAnnealingLR, ReduceLROnPlateau, RMSprop, StepLR
 from .persist import load
 from .sequences import pad_sequences, sequence_mask, unpad_sequences
+from .tdnn import TimeDelay
 from .tbptt import TBPTTResult, TruncatedBPTT, chunk_bounds, detach_state, iter_chunks
 
 __all__ = [
-    "Module", "Parameter", "Elman", "RNN", "LSTM", "GRU", "Linear",
-    "Sequential", "Readout", "Embedding", "Dropout",
+    "Module", "Parameter", "Elman", "RNN", "LSTM", "GRU", "Linear", "Jordan",
+    "Sequential", "Readout", "Embedding", "Dropout", "TimeDelay",
     "set_num_threads", "get_num_threads", "thread_limit", "openmp_enabled", "kernel_options", "KernelOptions",
     "distributed", "losses", "mse_loss", "cross_entropy", "bce_with_logits",
     "optim", "SGD", "Adam", "AdamW", "RMSprop", "StepLR", "ReduceLROnPlateau", "CosineAnnealingLR",

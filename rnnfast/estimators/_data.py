@@ -19,6 +19,7 @@ from typing import Any, NamedTuple, Optional, cast
 import numpy as np
 
 from ..sequences import pad_sequences
+from ..tdnn import time_delay, time_delay_lengths
 from ._compat import DataConversionWarning
 
 class _Sequences(NamedTuple):
@@ -340,14 +341,9 @@ def _auto_window(T: int, target_steps: int) -> int:
 
 
 def _windowed(seqs: _Sequences, k: int) -> _Sequences:
-    """The time-delay view (module docstring): x (T, n, I) → (⌈T/k⌉, n, k·I), lengths ⌈T_b/k⌉."""
+    """The time-delay view (module docstring): x (T, n, I) → (⌈T/k⌉, n, k·I), lengths ⌈T_b/k⌉; rnnfast.TimeDelay(k,
+    tail="pad")'s windows, by the same code."""
     if k == 1:
         return seqs
-    T, n, I = seqs.x.shape
-    Tw = -(-T // k)
-    x = seqs.x
-    if Tw * k != T:
-        x = np.concatenate([x, np.zeros((Tw * k - T, n, I), x.dtype)])           # (Tw·k, n, I)
-    x = x.reshape(Tw, k, n, I).transpose(0, 2, 1, 3).reshape(Tw, n, k * I)       # (Tw, n, k·I)
-    lengths = None if seqs.lengths is None else -(-seqs.lengths // k)
-    return _Sequences(np.ascontiguousarray(x), lengths, seqs.layout)
+    lengths = None if seqs.lengths is None else time_delay_lengths(seqs.lengths, k, k, "pad")
+    return _Sequences(time_delay(seqs.x, k, k, "pad"), lengths, seqs.layout)
