@@ -15,12 +15,13 @@ from .layers import GRU, LSTM, RNN, Elman, Linear
 from .losses import bce_with_logits, cross_entropy, mse_loss
 from .optim import SGD, Adam, AdamW, CosineAnnealingLR, ReduceLROnPlateau, RMSprop, StepLR
 from .persist import load
+from .seq2seq import EncoderDecoder
 from .sequences import pad_sequences, sequence_mask, unpad_sequences
 from .tbptt import TBPTTResult, TruncatedBPTT, chunk_bounds, detach_state, iter_chunks
 
 __all__ = [
     "Module", "Parameter", "Elman", "RNN", "LSTM", "GRU", "Linear",
-    "Sequential", "Readout", "Embedding", "Dropout",
+    "Sequential", "Readout", "Embedding", "Dropout", "EncoderDecoder",
     "set_num_threads", "get_num_threads", "thread_limit", "openmp_enabled", "kernel_options", "KernelOptions",
     "distributed", "losses", "mse_loss", "cross_entropy", "bce_with_logits",
     "optim", "SGD", "Adam", "AdamW", "RMSprop", "StepLR", "ReduceLROnPlateau", "CosineAnnealingLR",
