@@ -9,7 +9,7 @@ from ._version import __version__
 from .clip import clip_grad_norm_, clip_grad_value_
 from .compose import Dropout, Embedding, Readout, Sequential
 from .diagnostics import GradcheckError, gradcheck, gradient_norms_through_time
-from .estimators import SequenceClassifier, SequenceRegressor
+from .estimators import SequenceClassifier, SequenceForecaster, SequenceRegressor
 from .generate import generate
 from .layers import GRU, LSTM, RNN, Elman, Linear
 from .losses import bce_with_logits, cross_entropy, mse_loss
@@ -29,6 +29,6 @@ __all__ = [
     "pad_sequences", "unpad_sequences", "sequence_mask",
     "TruncatedBPTT", "TBPTTResult", "chunk_bounds", "iter_chunks", "detach_state",
     "gradient_norms_through_time", "gradcheck", "GradcheckError",
-    "SequenceClassifier", "SequenceRegressor", "load", "generate",
+    "SequenceClassifier", "SequenceRegressor", "SequenceForecaster", "load", "generate",
     "show_config", "__version__",
 ]
