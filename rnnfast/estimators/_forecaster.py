@@ -121,6 +121,11 @@ class SequenceForecaster(RegressorMixin, BaseEstimator):
     (2, 10)
     """
 
+    input_mean_: Optional[np.ndarray]
+    input_scale_: Optional[np.ndarray]
+    target_mean_: Optional[np.ndarray]
+    target_scale_: Optional[np.ndarray]
+
     def __init__(self, horizon: int = 12, *, cell: str = "lstm", hidden_size: int = 64, num_layers: int = 1,
                  dropout: float = 0.0, scale: bool = True, input_noise: float = 0.1, optimizer: str = "adam",
                  lr: float = 0.003, lr_schedule: str = "cosine", weight_decay: float = 0.0, batch_size: int = 16,
