@@ -22,14 +22,14 @@ def sine_windows(n_series=300, T=24, h=6, seed=0):
 
 def test_forecasts_a_periodic_series_and_beats_persistence():
     X, y = sine_windows()
-    f = rnnfast.SequenceForecaster(horizon=6, hidden_size=32, max_updates=400, random_state=0)
+    f = rnnfast.SequenceForecaster(horizon=6, random_state=0)                      # the defaults
     f.fit(X[:250], y[:250])
     pred = f.predict(X[250:])
     assert pred.shape == (50, 6)
     err = np.sqrt(np.mean((pred - y[250:]) ** 2))
     persistence = np.sqrt(np.mean((X[250:, -1:] - y[250:]) ** 2))
-    assert err < 0.25 * persistence, (err, persistence)
-    assert f.score(X[250:], y[250:]) > 0.9
+    assert err < 0.1 * persistence, (err, persistence)
+    assert f.score(X[250:], y[250:]) > 0.98
 
 
 def test_predict_is_the_models_free_running_decode():

@@ -67,7 +67,8 @@ class SequenceForecaster(RegressorMixin, BaseEstimator):
     lr : float, default=0.003
     lr_schedule : {"cosine", "constant"}, default="cosine"
     weight_decay : float, default=0.0
-    batch_size : int, default=16
+    batch_size : int, default=8
+        Windows per update (the estimators' 16 overfit the small sets forecasting is often given).
     max_updates : int or None, default=1500
         The training budget in mini-batch updates (rounded up to whole epochs).
     max_epochs : int or None, default=None
@@ -128,7 +129,7 @@ class SequenceForecaster(RegressorMixin, BaseEstimator):
 
     def __init__(self, horizon: int = 12, *, cell: str = "lstm", hidden_size: int = 64, num_layers: int = 1,
                  dropout: float = 0.0, scale: bool = True, input_noise: float = 0.1, optimizer: str = "adam",
-                 lr: float = 0.003, lr_schedule: str = "cosine", weight_decay: float = 0.0, batch_size: int = 16,
+                 lr: float = 0.003, lr_schedule: str = "cosine", weight_decay: float = 0.0, batch_size: int = 8,
                  max_updates: Optional[int] = 1500, max_epochs: Optional[int] = None,
                  clip_norm: Optional[float] = 1.0, early_stopping: bool = True,
                  validation_fraction: float = 0.1, n_iter_no_change: int = 10, random_state: Any = None, n_threads: Optional[int] = None,
