@@ -164,13 +164,17 @@ class EncoderDecoder(Module):
 
     @contextlib.contextmanager
     def _evaluating(self) -> Iterator[None]:
-        """Evaluation mode for the duration (inference never drops out), then the mode as it was."""
+        """Evaluation mode for the duration (inference never drops out), then the mode as it was.
+
+        Inference runs the encoder, which replaces what it kept of the last training forward, so a
+        ``backward`` after it raises instead of using the wrong activations."""
         mode = self.training
         self.train(False)
         try:
             yield
         finally:
             self.train(mode)
+            self._cache = None
 
     # ---- inputs -----------------------------------------------------------------------------------
     def _ids(self, name: str, value: Any, vocab: int, ndim: int) -> np.ndarray:
@@ -407,7 +411,6 @@ class EncoderDecoder(Module):
             raise ValueError("log_prob needs output='tokens'")
         with self._evaluating():
             z = self.forward(src, tgt, src_lengths)                        # (T, B, V)
-        self._cache = None
         y = np.asarray(tgt)
         lp = np.take_along_axis(_log_softmax(z), y[..., None], axis=-1)[..., 0]   # (T, B)
         if self.end_token is not None:

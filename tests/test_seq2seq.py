@@ -231,3 +231,7 @@ def test_bad_arguments_name_themselves():
         rnnfast.EncoderDecoder(3, 2, output="tokens", start_token=2)
     with pytest.raises(ValueError, match="backward needs a forward"):
         real.backward(np.zeros((3, 2, 2)))
+    real(np.zeros((4, 2, 3)), np.zeros((3, 2, 2)))
+    real.decode(np.zeros((4, 5, 3)), 3)                  # inference replaces the encoder's kept forward
+    with pytest.raises(ValueError, match="backward needs a forward"):
+        real.backward(np.zeros((3, 2, 2)))
