@@ -9,7 +9,7 @@ For each dataset, on its official train/test split, in one run (nothing is cache
   so the script runs on the old and the new estimator);
 - 1-NN Euclidean, 1-NN DTW (aeon, full window unless the pairwise DTW work is large: see ``dtw_window``),
   ROCKET (aeon's ``RocketClassifier``, seeded) and a ridge classifier on the standardized flattened series;
-- optionally (``--torch``) the same recipe in PyTorch: ``torch_same_recipe`` is a stub for now.
+- optionally (``--torch``) the same recipe in PyTorch (``torch_same_recipe``), at the same thread count.
 
 Data: the UCR/UEA/TSER sets bundled with aeon, read from aeon's own ``datasets/data`` folder with
 ``load_from_ts_file`` (never downloads). aeon's layout (n, channels, T), or a list of (channels, T_i), is
