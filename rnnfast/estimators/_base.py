@@ -28,6 +28,18 @@ _SGD_MOMENTUM = 0.9          # optimizer="sgd" uses momentum, as scikit-learn's 
 _WINDOW_STEPS = 32           # window="auto" cuts sequences to at most this many recurrent steps
 
 
+def _optimizer(params: list, p: dict[str, Any]) -> optim.Optimizer:
+    """The update rule the parameters ``p`` name ("optimizer", "lr", "weight_decay") over ``params``."""
+    lr, wd = p["lr"], p["weight_decay"]
+    if p["optimizer"] == "adam":
+        return optim.Adam(params, lr=lr, weight_decay=wd)
+    if p["optimizer"] == "adamw":
+        return optim.AdamW(params, lr=lr, weight_decay=wd)
+    if p["optimizer"] == "sgd":
+        return optim.SGD(params, lr=lr, momentum=_SGD_MOMENTUM, weight_decay=wd)
+    return optim.RMSprop(params, lr=lr, weight_decay=wd)
+
+
 class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
     """Training and inference shared by both estimators; subclasses define the targets, head and loss."""
 
@@ -299,15 +311,7 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
         return rnn, Linear(width, self._n_head_outputs(), dtype=a["dtype"], seed=seed_head)
 
     def _make_optimizer(self, p: dict[str, Any]) -> optim.Optimizer:
-        params = self.rnn_.parameters() + self.head_.parameters()
-        lr, wd = p["lr"], p["weight_decay"]
-        if p["optimizer"] == "adam":
-            return optim.Adam(params, lr=lr, weight_decay=wd)
-        if p["optimizer"] == "adamw":
-            return optim.AdamW(params, lr=lr, weight_decay=wd)
-        if p["optimizer"] == "sgd":
-            return optim.SGD(params, lr=lr, momentum=_SGD_MOMENTUM, weight_decay=wd)
-        return optim.RMSprop(params, lr=lr, weight_decay=wd)
+        return _optimizer(self.rnn_.parameters() + self.head_.parameters(), p)
 
     # ---- inference --------------------------------------------------------------------------------
     def _check_fitted(self) -> None:

@@ -29,6 +29,7 @@ from .._validation import check_choice, check_int, check_nonnegative, check_posi
 from ..clip import clip_grad_norm_
 from ..losses import mse_loss
 from ..seq2seq import EncoderDecoder
+from ._base import _optimizer
 from ._compat import BaseEstimator, NotFittedError, RegressorMixin
 from ._data import (_check_X, _finite_or_raise, _input_scaling, _make_rng, _mean_and_scale, _r2, _Sequences,
                     _standardized)
@@ -260,7 +261,7 @@ class SequenceForecaster(RegressorMixin, BaseEstimator):
         model = EncoderDecoder(self.input_size_, self.n_outputs_, p["hidden_size"], cell=self.cell,
                                num_layers=p["num_layers"], dropout=p["dropout"], dtype=p["dtype"],
                                seed=int(rng.integers(0, 2**62)))
-        opt = self._make_optimizer(model, p)
+        opt = _optimizer(model.parameters(), p)
         n = seqs.n
         n_val = math.ceil(p["validation_fraction"] * n) if p["early_stopping"] else 0
         if n_val and n - n_val < 1:
@@ -331,17 +332,6 @@ class SequenceForecaster(RegressorMixin, BaseEstimator):
         self.n_iter_ = len(curve)
         self.n_updates_ = len(curve) * batches
         return self
-
-    @staticmethod
-    def _make_optimizer(model: EncoderDecoder, p: dict[str, Any]) -> optim.Optimizer:
-        params, lr, wd = model.parameters(), p["lr"], p["weight_decay"]
-        if p["optimizer"] == "adam":
-            return optim.Adam(params, lr=lr, weight_decay=wd)
-        if p["optimizer"] == "adamw":
-            return optim.AdamW(params, lr=lr, weight_decay=wd)
-        if p["optimizer"] == "sgd":
-            return optim.SGD(params, lr=lr, momentum=0.9, weight_decay=wd)
-        return optim.RMSprop(params, lr=lr, weight_decay=wd)
 
     # ---- predict ----------------------------------------------------------------------------------
     def _check_fitted(self) -> None:
