@@ -263,10 +263,11 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
 
     def _learned_scaling(self) -> Optional[_InputScaling]:
         """What fit learned for ``scale``; None with ``scale=False`` (or from a version-1 file)."""
-        if getattr(self, "input_mean_", None) is None:
+        mean, scale = getattr(self, "input_mean_", None), getattr(self, "input_scale_", None)
+        if mean is None or scale is None:
             return None
         return _InputScaling(getattr(self, "input_asinh_center_", None), getattr(self, "input_asinh_scale_", None),
-                             self.input_mean_, self.input_scale_)
+                             mean, scale)
 
     def _scale_inputs(self, x: np.ndarray) -> np.ndarray:
         """Steps (…, I) scaled as fit learned (unchanged with ``scale=False``)."""
