@@ -1,0 +1,118 @@
+r"""How the kernels' time-major row arrays (x, gates, out, ...: ``(rows, ·)``) hold a batch of sequences.
+
+Padded: every step holds all B sequences, step t's rows are ``t·B .. t·B + B - 1`` (rows = T·B).
+
+Packed, as cuDNN's layout and torch's ``PackedSequence``: the batch is sorted by decreasing length (stable),
+``sorted_indices[i]`` is the original index of the i-th longest sequence, and step t holds only the
+
+    m_t = batch_sizes[t] = #{b : lengths[b] > t}
+
+sequences still running, sorted rows 0 .. m_t - 1, contiguous from row ``offsets[t] = Σ_{s<t} m_s``. So
+rows = Σ_b lengths[b]: the kernels' GEMMs and time loop touch the real steps only. Each sequence reversed
+within its own length has the same lengths, so the same layout; ``reversal`` maps a row to its mirror.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+
+__all__ = ["Layout"]
+
+
+class Layout:
+    """The layout of one batch (see the module docstring); ``Layout.padded(T, B)`` or
+    ``Layout.packed(lengths)``."""
+
+    T: int                                       # steps the kernels run
+    B: int
+    batch_sizes: Optional[np.ndarray]            # (T,) intc m_t, or None (padded)
+    sorted_indices: Optional[np.ndarray]         # (B,) original index of the i-th longest sequence
+    unsorted_indices: Optional[np.ndarray]       # (B,) its inverse
+    index: Optional[np.ndarray]                  # (rows,) row t·B + b of the padded (T, B) batch of each row
+    last: Optional[np.ndarray]                   # (B,) the row of each sorted sequence's last step
+    reversal: Optional[np.ndarray]               # (rows,) the row of the same sequence at its mirrored step
+
+    def __init__(self, T: int, B: int, batch_sizes: Optional[np.ndarray] = None):
+        self.T, self.B = int(T), int(B)
+        self.batch_sizes = self.sorted_indices = self.unsorted_indices = None
+        self.index = self.last = self.reversal = None
+        if batch_sizes is None:
+            self.rows = self.T * self.B
+            return
+        bs = np.ascontiguousarray(batch_sizes, dtype=np.intc)                      # (T,)
+        self.batch_sizes = bs
+        offsets = np.zeros(self.T + 1, np.intp)
+        np.cumsum(bs, out=offsets[1:])                                              # (T + 1,)
+        self.rows = int(offsets[-1])
+        lens = (bs[None, :] > np.arange(self.B)[:, None]).sum(axis=1)               # (B,) sorted lengths
+        t, b = np.nonzero(np.arange(self.T)[:, None] < lens[None, :])               # packed order: t, then b
+        self.last = offsets[lens - 1] + np.arange(self.B)                           # (B,)
+        self.reversal = offsets[lens[b] - 1 - t] + b                                # (rows,)
+        self._t, self._b = t, b
+
+    @classmethod
+    def padded(cls, T: int, B: int) -> "Layout":
+        return cls(T, B)
+
+    @classmethod
+    def packed(cls, lengths: np.ndarray, sorted_indices: Optional[np.ndarray] = None) -> "Layout":
+        """The packed layout of sequences of these lengths (B,), each >= 1; sorted by decreasing length,
+        stably, unless ``sorted_indices`` gives the order."""
+        lengths = np.asarray(lengths, dtype=np.intp)
+        order = (np.argsort(-lengths, kind="stable") if sorted_indices is None
+                 else np.asarray(sorted_indices, dtype=np.intp))
+        ls = lengths[order]                                                         # (B,) decreasing
+        T = int(ls[0]) if len(ls) else 0
+        layout = cls(T, len(ls), np.searchsorted(-ls, -np.arange(T), side="left"))  # m_t = #{ls > t}
+        layout.sorted_indices = order
+        layout.unsorted_indices = np.empty_like(order)
+        layout.unsorted_indices[order] = np.arange(len(order))
+        layout.index = layout._t * layout.B + order[layout._b]                      # (rows,)
+        return layout
+
+    @property
+    def is_packed(self) -> bool:
+        return self.batch_sizes is not None
+
+    def lengths(self) -> np.ndarray:
+        """(B,) each sequence's length, in the original order."""
+        if self.batch_sizes is None:
+            return np.full(self.B, self.T, np.int64)
+        lens = (self.batch_sizes[None, :] > np.arange(self.B)[:, None]).sum(axis=1)
+        return lens[self.unsorted_indices] if self.unsorted_indices is not None else lens
+
+    def to_rows(self, seq: np.ndarray, out: Optional[np.ndarray] = None) -> np.ndarray:
+        """seq (T', B, F), T' >= T, as the layout's C-contiguous rows (rows, F): a view when padded."""
+        if self.index is None:
+            return np.ascontiguousarray(seq[:self.T]).reshape(self.rows, -1)
+        flat = seq.reshape(-1, seq.shape[-1])
+        return np.take(flat, self.index, axis=0, out=out)
+
+    def to_padded(self, rows: np.ndarray, T: int) -> np.ndarray:
+        """rows (rows, F) as a (T, B, F) batch, T >= self.T, zero past each length (a view when padded)."""
+        F = rows.shape[-1]
+        if self.index is None:
+            return rows.reshape(self.T, self.B, F)
+        seq = np.zeros((T, self.B, F), rows.dtype)
+        seq.reshape(T * self.B, F)[self.index] = rows
+        return seq
+
+    def reverse(self, rows: np.ndarray) -> np.ndarray:
+        """rows (rows, F) with each sequence reversed in time within its length, as a contiguous copy."""
+        if self.reversal is None:
+            F = rows.shape[-1]
+            return np.ascontiguousarray(rows.reshape(self.T, self.B, F)[::-1]).reshape(self.rows, F)
+        return np.take(rows, self.reversal, axis=0)
+
+    def sort(self, state: np.ndarray) -> np.ndarray:
+        """state (…, B, H) in the layout's batch order (contiguous)."""
+        if self.sorted_indices is None:
+            return state
+        return np.ascontiguousarray(state[..., self.sorted_indices, :])
+
+    def unsort(self, state: np.ndarray) -> np.ndarray:
+        """state (…, B, H) from the layout's batch order back to the original one."""
+        if self.unsorted_indices is None:
+            return state
+        return np.ascontiguousarray(state[..., self.unsorted_indices, :])
