@@ -85,8 +85,8 @@ class Layout:
     def to_rows(self, seq: np.ndarray, out: Optional[np.ndarray] = None) -> np.ndarray:
         """seq (T', B, F), T' >= T, as the layout's C-contiguous rows (rows, F): a view when padded."""
         if self.index is None:
-            return np.ascontiguousarray(seq[:self.T]).reshape(self.rows, -1)
-        flat = seq.reshape(-1, seq.shape[-1])
+            return np.ascontiguousarray(seq[:self.T]).reshape(self.rows, seq.shape[-1])
+        flat = seq.reshape(seq.shape[0] * seq.shape[1], seq.shape[-1])
         return np.take(flat, self.index, axis=0, out=out)
 
     def to_padded(self, rows: np.ndarray, T: int) -> np.ndarray:
