@@ -139,7 +139,7 @@ def backward(int cell,                                  # ELMAN_*, LSTM or GRU
     with nogil, parallel(num_threads=nteam):
         if packed_p != NULL:
             pack_by_team(False, GH, H, &w_hh[0, 0], packed_p)              # W_hh
-        share = _loop_share(plan, B, H, sizeof(floating))
+        share = _loop_share(plan, T, B, bs, H, sizeof(floating))
         _backward_block(cell, T, B, bs, off, H, share.b0, share.b1, share.j0, share.j1, share.k0, share.k1,
                         plan == _MIXED and share.team > 1,
                         &barrier if plan != _BY_ROWS and share.team > 1 else NULL, share.team,

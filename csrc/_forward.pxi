@@ -89,7 +89,7 @@ def forward(int cell,                                   # ELMAN_*, LSTM or GRU
     with nogil, parallel(num_threads=nteam):
         if packed_p != NULL:
             pack_by_team(True, H, GH, &w_hh[0, 0], packed_p)               # W_hhᵀ
-        share = _loop_share(plan, B, H, sizeof(floating))
+        share = _loop_share(plan, T, B, bs, H, sizeof(floating))
         _forward_block(cell, T, bs, off, H, share.b0, share.b1, share.j0, share.j1,
                        &barrier if plan != _BY_ROWS and share.team > 1 else NULL, share.team,
                        &w_hh[0, 0], packed_p, bias_p, b_hn_p, &h0[0, 0], _cptr2(c0),

@@ -88,7 +88,34 @@ cdef struct _Share:                 # a thread's share of the time loop
     int team                        # threads in the team
 
 
-cdef inline _Share _loop_share(int plan, Py_ssize_t B, int H, int itemsize) noexcept nogil:
+cdef inline Py_ssize_t _steps_before(Py_ssize_t T, const int* batch_sizes, Py_ssize_t b) noexcept nogil:
+    """Σ_{i<b} lengths[i]: the rows of sequences 0 .. b-1 (sorted by decreasing length) over all steps."""
+    cdef Py_ssize_t t, n = 0
+    for t in range(T):
+        n += min(<Py_ssize_t> batch_sizes[t], b)
+    return n
+
+
+cdef inline Py_ssize_t _batch_bound(Py_ssize_t T, Py_ssize_t B, const int* batch_sizes, Py_ssize_t parts,
+                                    Py_ssize_t k) noexcept nogil:
+    """Start of the k-th of `parts` contiguous blocks of the batch: near-equal rows when padded; packed, the
+    first b whose sequences before it hold k/parts of all real steps, so that each thread's time loop does
+    about the same work (the longest sequences in fewer rows)."""
+    cdef Py_ssize_t lo = 0, hi = B, mid, target
+    if batch_sizes == NULL or k == 0 or k >= parts:
+        return _bound(B, parts, k)
+    target = (_steps_before(T, batch_sizes, B) * k) // parts
+    while lo < hi:                              # the least b with _steps_before(b) >= target
+        mid = (lo + hi) // 2
+        if _steps_before(T, batch_sizes, mid) < target:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+cdef inline _Share _loop_share(int plan, Py_ssize_t T, Py_ssize_t B, const int* batch_sizes, int H,
+                               int itemsize) noexcept nogil:
     """The calling thread's share of the time loop. Assign the result directly to a variable of the
     Cython parallel block: only variables assigned there are made thread-private (bounds written through
     pointers once stayed shared, and the threads raced on them)."""
@@ -96,7 +123,8 @@ cdef inline _Share _loop_share(int plan, Py_ssize_t B, int H, int itemsize) noex
     cdef int nr = _panel_width(itemsize)    # with the unit split, a thread's units are whole packed panels
     cdef int tid = rf_thread_id()
     share.team = rf_team_size()
-    share.b0, share.b1 = _bound(B, share.team, tid), _bound(B, share.team, tid + 1)
+    share.b0 = _batch_bound(T, B, batch_sizes, share.team, tid)
+    share.b1 = _batch_bound(T, B, batch_sizes, share.team, tid + 1)
     share.j0, share.j1 = 0, H
     share.k0, share.k1 = 0, H
     if plan != _BY_ROWS:

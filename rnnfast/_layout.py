@@ -24,6 +24,7 @@ class Layout:
     """The layout of one batch (see the module docstring); ``Layout.padded(T, B)`` or
     ``Layout.packed(lengths)``."""
 
+    rows: int                                    # T·B padded, Σ lengths packed
     T: int                                       # steps the kernels run
     B: int
     batch_sizes: Optional[np.ndarray]            # (T,) intc m_t, or None (padded)
@@ -33,23 +34,10 @@ class Layout:
     last: Optional[np.ndarray]                   # (B,) the row of each sorted sequence's last step
     reversal: Optional[np.ndarray]               # (rows,) the row of the same sequence at its mirrored step
 
-    def __init__(self, T: int, B: int, batch_sizes: Optional[np.ndarray] = None):
-        self.T, self.B = int(T), int(B)
+    def __init__(self, T: int, B: int):
+        self.T, self.B, self.rows = int(T), int(B), int(T) * int(B)
         self.batch_sizes = self.sorted_indices = self.unsorted_indices = None
         self.index = self.last = self.reversal = None
-        if batch_sizes is None:
-            self.rows = self.T * self.B
-            return
-        bs = np.ascontiguousarray(batch_sizes, dtype=np.intc)                      # (T,)
-        self.batch_sizes = bs
-        offsets = np.zeros(self.T + 1, np.intp)
-        np.cumsum(bs, out=offsets[1:])                                              # (T + 1,)
-        self.rows = int(offsets[-1])
-        lens = (bs[None, :] > np.arange(self.B)[:, None]).sum(axis=1)               # (B,) sorted lengths
-        t, b = np.nonzero(np.arange(self.T)[:, None] < lens[None, :])               # packed order: t, then b
-        self.last = offsets[lens - 1] + np.arange(self.B)                           # (B,)
-        self.reversal = offsets[lens[b] - 1 - t] + b                                # (rows,)
-        self._t, self._b = t, b
 
     @classmethod
     def padded(cls, T: int, B: int) -> "Layout":
@@ -63,12 +51,23 @@ class Layout:
         order = (np.argsort(-lengths, kind="stable") if sorted_indices is None
                  else np.asarray(sorted_indices, dtype=np.intp))
         ls = lengths[order]                                                         # (B,) decreasing
-        T = int(ls[0]) if len(ls) else 0
-        layout = cls(T, len(ls), np.searchsorted(-ls, -np.arange(T), side="left"))  # m_t = #{ls > t}
+        B = len(ls)
+        T = int(ls[0]) if B else 0
+        layout = cls(T, B)
+        live = np.arange(T)[:, None] < ls[None, :]                                  # (T, B) step t of sequence b
+        t, b = np.nonzero(live)                                                     # packed order: t, then b
+        bs = np.count_nonzero(live, axis=1).astype(np.intc)                         # (T,) m_t = #{ls > t}
+        offsets = np.zeros(T + 1, np.intp)
+        np.cumsum(bs, out=offsets[1:])                                              # (T + 1,)
+        layout.rows = int(offsets[-1])
+        layout.batch_sizes = bs
         layout.sorted_indices = order
         layout.unsorted_indices = np.empty_like(order)
-        layout.unsorted_indices[order] = np.arange(len(order))
-        layout.index = layout._t * layout.B + order[layout._b]                      # (rows,)
+        layout.unsorted_indices[order] = np.arange(B)
+        layout.index = t * B + order[b]                                             # (rows,)
+        layout.last = offsets[ls - 1] + np.arange(B)                                # (B,)
+        layout.reversal = offsets[ls[b] - 1 - t] + b                                # (rows,)
+        layout._lengths = ls
         return layout
 
     @property
@@ -79,8 +78,7 @@ class Layout:
         """(B,) each sequence's length, in the original order."""
         if self.batch_sizes is None:
             return np.full(self.B, self.T, np.int64)
-        lens = (self.batch_sizes[None, :] > np.arange(self.B)[:, None]).sum(axis=1)
-        return lens[self.unsorted_indices] if self.unsorted_indices is not None else lens
+        return self._lengths[self.unsorted_indices].astype(np.int64)
 
     def to_rows(self, seq: np.ndarray, out: Optional[np.ndarray] = None) -> np.ndarray:
         """seq (T', B, F), T' >= T, as the layout's C-contiguous rows (rows, F): a view when padded."""
