@@ -21,12 +21,14 @@ import contextvars
 import importlib.util
 import os
 from dataclasses import dataclass, field, replace
-from typing import Any, Iterator, NamedTuple, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Iterator, NamedTuple, Optional, Tuple
 
 import numpy as np
 
 from ._cells import CELLS, CellSpec
-from ._layout import Layout
+
+if TYPE_CHECKING:
+    from ._layout import Layout
 
 
 def _missing_extension_error() -> ImportError:
@@ -75,6 +77,7 @@ _check_cell_codes()
 openmp_enabled = _recurrent.openmp_enabled
 packed_size = _recurrent.packed_size
 zero_arrays = _recurrent.zero_arrays                        # (arrays, num_threads): rnnfast._threads wraps it
+copy_rows = _recurrent.copy_rows                            # (src, index, dst, num_threads): rnnfast._layout
 _float32_approximation = _recurrent._float32_approximation  # (name, x, y): for the accuracy tests
 
 
@@ -207,7 +210,7 @@ class ForwardResult:
     x: np.ndarray                           # (rows, I) the input
     h0: np.ndarray                          # (B, H), followed in memory by out: [h_0, h_1 .. h_T]
     c0: Optional[np.ndarray]                # (B, H) LSTM, else None
-    layout: Layout
+    layout: "Layout"
     out: np.ndarray                         # (rows, H) h_t
     gates: Optional[np.ndarray] = None      # (rows, G·H) activated gates (LSTM, GRU)
     c: Optional[np.ndarray] = None          # (rows, H) c_t (LSTM)
@@ -229,7 +232,7 @@ class ForwardResult:
         return _last(self.c, self.c0, self.layout)
 
 
-def _last(seq: np.ndarray, initial: np.ndarray, layout: Layout) -> np.ndarray:
+def _last(seq: np.ndarray, initial: np.ndarray, layout: "Layout") -> np.ndarray:
     """(B, H) each sequence's row at its own last step of seq (rows, H); initial when T = 0."""
     if layout.T == 0:
         return initial
@@ -247,7 +250,7 @@ def _packed(workspace: Any, key: tuple, K: int, N: int, dtype: np.dtype,
 
 
 def forward_training(cell: CellSpec, weights: Weights, x: np.ndarray, h0: np.ndarray, c0: Optional[np.ndarray],
-                     layout: Layout, options: KernelOptions, *, workspace: Any, key: tuple,
+                     layout: "Layout", options: KernelOptions, *, workspace: Any, key: tuple,
                      out: Optional[np.ndarray] = None) -> ForwardResult:
     """Run one direction of one layer over ``x``, keeping what :func:`backward` needs.
 

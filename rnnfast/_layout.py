@@ -13,9 +13,11 @@ within its own length has the same lengths, so the same layout; ``reversal`` map
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import Dict, Optional
 
 import numpy as np
+
+from . import _kernels
 
 __all__ = ["Layout"]
 
@@ -38,6 +40,7 @@ class Layout:
         self.T, self.B, self.rows = int(T), int(B), int(T) * int(B)
         self.batch_sizes = self.sorted_indices = self.unsorted_indices = None
         self.index = self.last = self.reversal = None
+        self._pad_index: Dict[int, np.ndarray] = {}
 
     @classmethod
     def padded(cls, T: int, B: int) -> "Layout":
@@ -81,19 +84,27 @@ class Layout:
         return self._lengths[self.unsorted_indices].astype(np.int64)
 
     def to_rows(self, seq: np.ndarray, out: Optional[np.ndarray] = None) -> np.ndarray:
-        """seq (T', B, F), T' >= T, as the layout's C-contiguous rows (rows, F): a view when padded."""
+        """seq (T', B, F), T' >= T, C-contiguous, as the layout's C-contiguous rows (rows, F): a view when
+        padded, else gathered into ``out`` (or a new array)."""
         if self.index is None:
             return np.ascontiguousarray(seq[:self.T]).reshape(self.rows, seq.shape[-1])
         flat = seq.reshape(seq.shape[0] * seq.shape[1], seq.shape[-1])
-        return np.take(flat, self.index, axis=0, out=out)
+        out = np.empty((self.rows, flat.shape[1]), flat.dtype) if out is None else out
+        _kernels.copy_rows(flat, self.index, out, _kernels.current_options().threads)
+        return out
 
     def to_padded(self, rows: np.ndarray, T: int) -> np.ndarray:
-        """rows (rows, F) as a (T, B, F) batch, T >= self.T, zero past each length (a view when padded)."""
+        """rows (rows, F), C-contiguous, as a (T, B, F) batch, T >= self.T, zero past each length (a view
+        when padded, else a new array)."""
         F = rows.shape[-1]
         if self.index is None:
             return rows.reshape(self.T, self.B, F)
-        seq = np.zeros((T, self.B, F), rows.dtype)
-        seq.reshape(T * self.B, F)[self.index] = rows
+        index = self._pad_index.get(T)
+        if index is None:                       # (T·B,) the row of each (t, b), -1 past its length
+            index = self._pad_index[T] = np.full(T * self.B, -1, np.intp)
+            index[self.index] = np.arange(self.rows)
+        seq = np.empty((T, self.B, F), rows.dtype)
+        _kernels.copy_rows(rows, index, seq.reshape(T * self.B, F), _kernels.current_options().threads)
         return seq
 
     def reverse(self, rows: np.ndarray) -> np.ndarray:

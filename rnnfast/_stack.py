@@ -221,7 +221,7 @@ class _Recurrent(Module):
             T, B = xs.shape[:2]
             lens = None if lengths is None else check_lengths(lengths, B, T, minimum=1, integral_floats=True)
             # with lengths, the packed layout: the kernels run the real steps only (rnnfast._layout)
-            layout = Layout.padded(T, B) if lens is None or B == 0 else Layout.packed(lens)
+            layout = Layout.padded(T, B) if lens is None or B == 0 else self._packed_layout(lens)
             rows_in = (self._kept("x", layout.to_rows(xs), x) if not layout.is_packed
                        else layout.to_rows(xs, out=self._workspace.buffer("x", (layout.rows, xs.shape[2]),
                                                                           self.dtype)))
@@ -272,6 +272,14 @@ class _Recurrent(Module):
         if packed_in:
             return x._replace(data=_readonly(out)), state
         return _readonly(self._to_user_layout(layout.to_padded(out, xs.shape[0]))), state
+
+    def _packed_layout(self, lens: np.ndarray) -> Layout:
+        """The packed layout of these lengths; the last one is kept, for batches of the same lengths again."""
+        key = lens.astype(np.int64).tobytes()
+        kept = self._workspace.get("layout")
+        if kept is None or kept[0] != key:
+            kept = self._workspace["layout"] = (key, Layout.packed(lens))
+        return kept[1]
 
     def _check_packed(self, x: "PackedSequence") -> Tuple[Layout, np.ndarray]:
         """The layout of a PackedSequence and its data as the kernels' rows (rows, I)."""
