@@ -35,11 +35,12 @@ class Layout:
     index: Optional[np.ndarray]                  # (rows,) row t·B + b of the padded (T, B) batch of each row
     last: Optional[np.ndarray]                   # (B,) the row of each sorted sequence's last step
     reversal: Optional[np.ndarray]               # (rows,) the row of the same sequence at its mirrored step
+    _lengths: Optional[np.ndarray]               # (B,) the sorted lengths
 
     def __init__(self, T: int, B: int):
         self.T, self.B, self.rows = int(T), int(B), int(T) * int(B)
         self.batch_sizes = self.sorted_indices = self.unsorted_indices = None
-        self.index = self.last = self.reversal = None
+        self.index = self.last = self.reversal = self._lengths = None
         self._pad_index: Dict[int, np.ndarray] = {}
 
     @classmethod
@@ -79,7 +80,7 @@ class Layout:
 
     def lengths(self) -> np.ndarray:
         """(B,) each sequence's length, in the original order."""
-        if self.batch_sizes is None:
+        if self._lengths is None or self.unsorted_indices is None:
             return np.full(self.B, self.T, np.int64)
         return self._lengths[self.unsorted_indices].astype(np.int64)
 

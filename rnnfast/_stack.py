@@ -273,17 +273,19 @@ class _Recurrent(Module):
             return x._replace(data=_readonly(out)), state
         return _readonly(self._to_user_layout(layout.to_padded(out, xs.shape[0]))), state
 
-    def _packed_layout(self, lens: np.ndarray) -> Layout:
-        """The packed layout of these lengths; the last one is kept, for batches of the same lengths again."""
-        key = lens.astype(np.int64).tobytes()
+    def _packed_layout(self, lens: Any, packed: Optional[PackedSequence] = None) -> Layout:
+        """The packed layout of these lengths (B,), or of a PackedSequence; the last one is kept, for batches of
+        the same lengths again."""
+        key = (("packed", np.asarray(packed.batch_sizes).tobytes(), np.asarray(packed.sorted_indices).tobytes())
+               if packed is not None else np.asarray(lens, np.int64).tobytes())
         kept = self._workspace.get("layout")
         if kept is None or kept[0] != key:
-            kept = self._workspace["layout"] = (key, Layout.packed(lens))
+            kept = self._workspace["layout"] = (key, Layout.packed(lens) if packed is None else packed.layout())
         return kept[1]
 
-    def _check_packed(self, x: "PackedSequence") -> Tuple[Layout, np.ndarray]:
+    def _check_packed(self, x: PackedSequence) -> Tuple[Layout, np.ndarray]:
         """The layout of a PackedSequence and its data as the kernels' rows (rows, I)."""
-        layout = x.layout()
+        layout = self._packed_layout(None, x)
         data = self._kept("x", np.ascontiguousarray(as_real_array("x.data", x.data), dtype=self.dtype), x.data)
         check_shape("x.data", data, (layout.rows, self.input_size), "(sum(batch_sizes), input_size)")
         return layout, data

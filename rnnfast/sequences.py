@@ -187,10 +187,11 @@ def pack_sequences(sequences: Any, lengths: Any = None, batch_first: bool = Fals
         if dtype is not None:
             padded = padded.astype(_numeric_dtype(dtype), copy=False)
     layout = Layout.packed(lens)
+    order, unsorted, index, bs = layout.sorted_indices, layout.unsorted_indices, layout.index, layout.batch_sizes
+    assert order is not None and unsorted is not None and index is not None and bs is not None   # packed
     flat = padded.reshape((padded.shape[0] * padded.shape[1],) + padded.shape[2:])
-    order = layout.sorted_indices.astype(np.int64)
-    return PackedSequence(np.take(flat, layout.index, axis=0), layout.batch_sizes.astype(np.int64), order,
-                          layout.unsorted_indices.astype(np.int64))
+    return PackedSequence(np.take(flat, index, axis=0), bs.astype(np.int64), order.astype(np.int64),
+                          unsorted.astype(np.int64))
 
 
 def unpack(packed: PackedSequence, batch_first: bool = False, padding_value: float = 0.0,
@@ -208,7 +209,7 @@ def unpack(packed: PackedSequence, batch_first: bool = False, padding_value: flo
     if T < layout.T:
         raise ValueError(f"total_length = {T} is shorter than the longest sequence ({layout.T})")
     padded = np.full((T * layout.B,) + data.shape[1:], padding_value, dtype=data.dtype)
-    padded[layout.index] = data
+    padded[layout.index if layout.index is not None else slice(None)] = data
     padded = padded.reshape((T, layout.B) + data.shape[1:])
     if batch_first:
         padded = np.ascontiguousarray(np.swapaxes(padded, 0, 1))
