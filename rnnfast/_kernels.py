@@ -77,7 +77,7 @@ _check_cell_codes()
 openmp_enabled = _recurrent.openmp_enabled
 packed_size = _recurrent.packed_size
 zero_arrays = _recurrent.zero_arrays                        # (arrays, num_threads): rnnfast._threads wraps it
-copy_rows = _recurrent.copy_rows                            # (src, index, dst, num_threads): rnnfast._layout
+copy_rows = _recurrent.copy_rows                            # (src, index, dst): rnnfast._layout
 _float32_approximation = _recurrent._float32_approximation  # (name, x, y): for the accuracy tests
 
 

@@ -91,7 +91,7 @@ class Layout:
             return np.ascontiguousarray(seq[:self.T]).reshape(self.rows, seq.shape[-1])
         flat = seq.reshape(seq.shape[0] * seq.shape[1], seq.shape[-1])
         out = np.empty((self.rows, flat.shape[1]), flat.dtype) if out is None else out
-        _kernels.copy_rows(flat, self.index, out, _kernels.current_options().threads)
+        _kernels.copy_rows(flat, self.index, out)
         return out
 
     def to_padded(self, rows: np.ndarray, T: int) -> np.ndarray:
@@ -105,7 +105,7 @@ class Layout:
             index = self._pad_index[T] = np.full(T * self.B, -1, np.intp)
             index[self.index] = np.arange(self.rows)
         seq = np.empty((T, self.B, F), rows.dtype)
-        _kernels.copy_rows(rows, index, seq.reshape(T * self.B, F), _kernels.current_options().threads)
+        _kernels.copy_rows(rows, index, seq.reshape(T * self.B, F))
         return seq
 
     def reverse(self, rows: np.ndarray) -> np.ndarray:
