@@ -9,7 +9,7 @@ For each dataset, on its official train/test split, in one run (nothing is cache
   so the script runs on the old and the new estimator);
 - 1-NN Euclidean, 1-NN DTW (aeon, full window unless the pairwise DTW work is large: see ``dtw_window``),
   ROCKET (aeon's ``RocketClassifier``, seeded) and a ridge classifier on the standardized flattened series;
-- optionally (``--torch``) the same recipe in PyTorch: ``torch_same_recipe`` is a stub for now.
+- optionally (``--torch``) the same recipe in PyTorch (``torch_same_recipe``), at the same thread count.
 
 Data: the UCR/UEA/TSER sets bundled with aeon, read from aeon's own ``datasets/data`` folder with
 ``load_from_ts_file`` (never downloads). aeon's layout (n, channels, T), or a list of (channels, T_i), is
@@ -274,8 +274,8 @@ def torch_same_recipe(Xtr, ytr, Xte, params: dict, threads: int = 1):
     """THE TORCH COLUMN (``--torch``): rnnfast's training recipe re-implemented in PyTorch.
 
     It follows the estimator's parameters (``params``: ``get_params()`` of the rnnfast estimator) step by
-    step: inputs standardized per feature over the training steps, the time-delay window (``window="auto"``:
-    ⌈T_max/32⌉), torch's LSTM/GRU/RNN with torch's own initialisation, the readout over each sequence's
+    step: inputs scaled per feature over the training steps by rnnfast's own scaling, the time-delay window
+    (``window="auto"``: ⌈T_max/32⌉), torch's LSTM/GRU/RNN with torch's own initialisation, the readout over each sequence's
     own steps (mean, max, mean+max, or the last step), Gaussian jitter of ``input_noise`` on the training
     batches' inputs, a Linear head, mean cross-entropy, Adam/AdamW/SGD
     (momentum 0.9)/RMSprop, clipping by total norm, ⌈max_updates / batches⌉ whole epochs of shuffled
@@ -297,11 +297,10 @@ def torch_same_recipe(Xtr, ytr, Xte, params: dict, threads: int = 1):
     classes, y = np.unique(np.asarray(ytr), return_inverse=True)
     as_list = lambda X: [np.asarray(x, np.float64).reshape(len(x), -1) for x in X]      # (T_i, C) each
     tr, te = as_list(Xtr), as_list(Xte)
-    if p.get("scale", True):
-        steps = np.concatenate(tr)
-        mean, std = steps.mean(0), steps.std(0)
-        std[std < 1e-12] = 1.0
-        tr, te = [(x - mean) / std for x in tr], [(x - mean) / std for x in te]
+    if p.get("scale", True):        # the same scaling as rnnfast's (asinh on heavy tails, then standardized)
+        from rnnfast.estimators._data import _check_X, _input_scaling
+        scaling = _input_scaling(_check_X(tr, np.dtype(np.float64)), heavy_tails=p.get("scale", True) != "standard")
+        tr, te = [scaling(x) for x in tr], [scaling(x) for x in te]
     window = p.get("window", "auto")
     k = -(-max(len(x) for x in tr) // 32) if window == "auto" else int(window or 1)   # rnnfast's rule
 

@@ -42,7 +42,8 @@ the fused wrappers of _fused.pxd; the GEMM in _blas.pxd):
   _forward.pxi   the forward time loop and `forward`;
   _backward.pxi  the reverse time loop and `backward`;
   _wgrad.pxi     the after-loop weight gradients and dx;
-  _step.pxi      the streaming step (`step`), and the small entry points (zeroing, test hooks).
+  _step.pxi      the streaming step (`step`), and the small entry points (zeroing, test hooks);
+  _jordan.pxi    the Jordan network (output fed back), forward, backward and step, on the pieces above.
 Python reaches all of it through rnnfast._kernels only.
 """
 from cython cimport floating
@@ -77,3 +78,4 @@ include "_forward.pxi"
 include "_backward.pxi"
 include "_wgrad.pxi"
 include "_step.pxi"
+include "_jordan.pxi"

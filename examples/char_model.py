@@ -3,7 +3,9 @@ Linear), trained by forward, loss, backward, clip, step; then one-to-many genera
 
 The text ships with Python: the `this` module keeps the Zen ROT13-encoded (`codecs.decode(this.s, "rot13")`).
 The model reads character ids and predicts the next character at every step (Readout("sequence")). The Zen is
-too short to hold part of it out (a model of 800 characters memorises them), so the loss is the training loss.
+too short to hold part of it out (a model of 800 characters memorises them), so the loss is the training loss;
+benchmarks/char_model.py trains this model beside torch's (same weights, same batches) on Python's help topics
+and reports held-out bits per character and ms per step.
 Run: python examples/char_model.py
 """
 import codecs

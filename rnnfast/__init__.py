@@ -1,4 +1,4 @@
-"""rnnfast: fast, exact recurrent networks (Elman, LSTM, GRU) on the CPU, with Cython BPTT kernels."""
+"""rnnfast: fast, exact recurrent networks (Elman, LSTM, GRU, Jordan) on the CPU, with Cython BPTT kernels."""
 from . import _kernels  # noqa: F401  (first: a clear error when the kernels are not built; the OpenMP wait policy)
 from . import distributed, losses, optim
 from ._config import show_config
@@ -9,18 +9,21 @@ from ._version import __version__
 from .clip import clip_grad_norm_, clip_grad_value_
 from .compose import Dropout, Embedding, Readout, Sequential
 from .diagnostics import GradcheckError, gradcheck, gradient_norms_through_time
-from .estimators import SequenceClassifier, SequenceRegressor
+from .estimators import SequenceClassifier, SequenceForecaster, SequenceRegressor
 from .generate import generate
+from .jordan import Jordan
 from .layers import GRU, LSTM, RNN, Elman, Linear
 from .losses import bce_with_logits, cross_entropy, mse_loss
 from .optim import SGD, Adam, AdamW, CosineAnnealingLR, ReduceLROnPlateau, RMSprop, StepLR
 from .persist import load
+from .seq2seq import EncoderDecoder
 from .sequences import PackedSequence, pack_sequences, pad_sequences, sequence_mask, unpack, unpad_sequences
+from .tdnn import TimeDelay
 from .tbptt import TBPTTResult, TruncatedBPTT, chunk_bounds, detach_state, iter_chunks
 
 __all__ = [
-    "Module", "Parameter", "Elman", "RNN", "LSTM", "GRU", "Linear",
-    "Sequential", "Readout", "Embedding", "Dropout",
+    "Module", "Parameter", "Elman", "RNN", "LSTM", "GRU", "Linear", "Jordan",
+    "Sequential", "Readout", "Embedding", "Dropout", "TimeDelay", "EncoderDecoder",
     "set_num_threads", "get_num_threads", "thread_limit", "openmp_enabled", "kernel_options", "KernelOptions",
     "distributed", "losses", "mse_loss", "cross_entropy", "bce_with_logits",
     "optim", "SGD", "Adam", "AdamW", "RMSprop", "StepLR", "ReduceLROnPlateau", "CosineAnnealingLR",
@@ -28,6 +31,6 @@ __all__ = [
     "pad_sequences", "unpad_sequences", "sequence_mask", "PackedSequence", "pack_sequences", "unpack",
     "TruncatedBPTT", "TBPTTResult", "chunk_bounds", "iter_chunks", "detach_state",
     "gradient_norms_through_time", "gradcheck", "GradcheckError",
-    "SequenceClassifier", "SequenceRegressor", "load", "generate",
+    "SequenceClassifier", "SequenceRegressor", "SequenceForecaster", "load", "generate",
     "show_config", "__version__",
 ]

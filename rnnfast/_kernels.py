@@ -59,7 +59,8 @@ finally:
 from . import _threads  # noqa: E402
 
 __all__ = ["KernelOptions", "kernel_options", "current_options", "Weights", "ForwardResult", "forward_training",
-           "backward", "step", "loop_plan", "kept_elements"]
+           "backward", "step", "loop_plan", "kept_elements", "JORDAN_ACTIVATIONS", "JordanWeights", "JordanForward",
+           "jordan_forward_training", "jordan_backward", "jordan_step"]
 
 
 
@@ -370,3 +371,86 @@ def step(cell: CellSpec, weights: Weights, x: np.ndarray, h: np.ndarray, c: Opti
     b_ih, b_hh = weights.b_ih, weights.b_hh
     _recurrent.step(cell.code, x, weights.w_ih.data, weights.w_hh.data, None if b_ih is None else b_ih.data,
                     None if b_hh is None else b_hh.data, h, c, gates, work, h_out, c_out)
+
+
+# ------------------------------------------------------------------------------------------------ Jordan
+JORDAN_ACTIVATIONS = dict(_recurrent.JORDAN_ACTIVATIONS)   # φ and g by name -> the kernels' code
+
+
+class JordanWeights(NamedTuple):
+    """The Jordan network's parameters (objects with ``.data`` and ``.grad``); biases None without."""
+
+    w_ih: Any       # (H, I)
+    w_yh: Any       # (H, O) output feedback
+    b_h: Any        # (H,) or None
+    w_hy: Any       # (O, H) the head
+    b_y: Any        # (O,) or None
+
+
+@dataclass
+class JordanForward:
+    """What a Jordan forward keeps for its backward: the input, s_t and [y_0, y_1 .. y_T]."""
+
+    act: int                    # φ's code
+    out_act: int                # g's code
+    weights: JordanWeights
+    x: np.ndarray               # (T, B, I)
+    s: np.ndarray               # (T, B, H) s_t
+    ys: np.ndarray              # (T + 1, B, O) y_0 .. y_T
+    workspace: Any = field(default=None, repr=False)
+
+
+def _data_or_none(p: Any) -> Optional[np.ndarray]:
+    return None if p is None else p.data
+
+
+def _jordan_packed(workspace: Any, name: str, K: int, N: int, dtype: np.dtype,
+                   options: KernelOptions) -> Optional[np.ndarray]:
+    return _packed(workspace, ("jordan", name), K, N, dtype, options)
+
+
+def jordan_forward_training(act: int, out_act: int, weights: JordanWeights, x: np.ndarray, y0: np.ndarray,
+                            options: KernelOptions, *, workspace: Any, ys: np.ndarray) -> JordanForward:
+    """Run the Jordan network over ``x`` (T, B, I), C-contiguous of the weights' dtype, from ``y0`` (B, O);
+    ``ys`` (T + 1, B, O) receives [y_0, y_1 .. y_T]. Returns what :func:`jordan_backward` needs."""
+    T, B = x.shape[:2]
+    dtype = x.dtype
+    H, O = weights.w_ih.data.shape[0], weights.w_hy.data.shape[0]
+    ys[0] = y0
+    s = workspace.buffer(("jordan", "s"), (T, B, H), dtype)                               # (T, B, H)
+    if T and B:
+        _recurrent.jordan_forward(act, out_act, x, weights.w_ih.data, weights.w_yh.data, _data_or_none(weights.b_h),
+                                  weights.w_hy.data, _data_or_none(weights.b_y), s, ys,
+                                  _jordan_packed(workspace, "forward_yh", O, H, dtype, options),
+                                  _jordan_packed(workspace, "forward_hy", H, O, dtype, options), options.threads)
+    return JordanForward(act, out_act, weights, x, s, ys, workspace)
+
+
+def jordan_backward(dy: np.ndarray, fwd: JordanForward, options: KernelOptions, *, dy0: np.ndarray,
+                    dx: np.ndarray) -> np.ndarray:
+    """BPTT through a :class:`JordanForward`: ``dy`` (T, B, O) is ∂L/∂y_t from outside (with ∂L/∂y_n already
+    added at the last step), a C-contiguous array the kernel overwrites; fills ``dy0`` (B, O) and ``dx``
+    (T, B, I), adds the weight gradients into ``.grad`` and returns ``dx``."""
+    w, x = fwd.weights, fwd.x
+    T, B = x.shape[:2]
+    dtype = x.dtype
+    H, O = w.w_ih.data.shape[0], w.w_hy.data.shape[0]
+    if T == 0 or B == 0:
+        dx[...] = 0
+        return dx
+    da = fwd.workspace.buffer(("jordan", "da"), (T, B, H), dtype)                        # (T, B, H)
+    _recurrent.jordan_backward(fwd.act, fwd.out_act, x, w.w_ih.data, w.w_yh.data, w.w_hy.data, fwd.s, fwd.ys, dy,
+                               da, dx, w.w_ih.grad, w.w_yh.grad, None if w.b_h is None else w.b_h.grad,
+                               w.w_hy.grad, None if w.b_y is None else w.b_y.grad, dy0,
+                               _jordan_packed(fwd.workspace, "backward_yh", H, O, dtype, options),
+                               _jordan_packed(fwd.workspace, "backward_hy", O, H, dtype, options),
+                               options.threads, options.weight_gradients == "blas")
+    return dx
+
+
+def jordan_step(act: int, out_act: int, weights: JordanWeights, x: np.ndarray, y: np.ndarray,
+                s_out: np.ndarray, y_out: np.ndarray) -> None:
+    """One Jordan timestep for streaming: s_out (B, H) and y_out (B, O) from x (B, I) and y (B, O).
+    Matrix-vector products on one thread; C-contiguous arrays of one dtype (the layer checks them)."""
+    _recurrent.jordan_step(act, out_act, x, weights.w_ih.data, weights.w_yh.data, _data_or_none(weights.b_h),
+                           weights.w_hy.data, _data_or_none(weights.b_y), y, s_out, y_out)

@@ -117,6 +117,17 @@ class Module:
         """(name, Parameter) pairs in registration order, with PyTorch's names (``weight_ih_l0``, ...)."""
         yield from self._parameters.items()
 
+    def _check_parameter_arrays(self, shapes: Mapping[str, tuple], dtype: np.dtype) -> None:
+        """ValueError unless every parameter's ``.data`` and ``.grad`` is a C-contiguous ``dtype`` array of its
+        shape in ``shapes``: kernels that read raw memory sized from those shapes check this first."""
+        for name, p in self._parameters.items():
+            shape = shapes[name]
+            for what, a in (("data", p.data), ("grad", p.grad)):
+                if not (type(a) is np.ndarray and a.shape == shape and a.dtype == dtype and a.flags.c_contiguous):
+                    got = f"{type(a).__name__} {getattr(a, 'dtype', '')} {getattr(a, 'shape', '')}"
+                    raise ValueError(f"{name}.{what} must be a C-contiguous {dtype} array of shape {shape}, got "
+                                     f"{got}; assign into it ({name}.{what}[...] = value) or use load_state_dict")
+
     def parameters(self) -> list[Parameter]:
         """The Parameters in registration order (what an optimizer takes)."""
         return list(self._parameters.values())

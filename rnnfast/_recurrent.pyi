@@ -94,3 +94,57 @@ def step(
 ) -> None: ...
 def openmp_enabled() -> bool: ...
 def _float32_approximation(name: str, x: NDArray[Any], y: NDArray[Any]) -> None: ...
+
+JORDAN_ACTIVATIONS: dict[str, int]
+
+def jordan_forward(
+    act: int,                # φ: ELMAN_TANH, ELMAN_RELU or ELMAN_SIGMOID
+    out_act: int,            # g: JORDAN_ACTIVATIONS["identity"] or one of φ's codes
+    x: _Arr,                 # IN    (T, B, I)
+    w_ih: _Arr,              # IN    (H, I)
+    w_yh: _Arr,              # IN    (H, O)
+    b_h: _Opt,               # IN    (H,) or None
+    w_hy: _Arr,              # IN    (O, H)
+    b_y: _Opt,               # IN    (O,) or None
+    s: _Arr,                 # OUT   (T, B, H)
+    ys: _Arr,                # INOUT (T + 1, B, O)
+    packed_yh: _Opt,         # WORK  (packed_size(O, H),) or None
+    packed_hy: _Opt,         # WORK  (packed_size(H, O),) or None
+    num_threads: int,
+) -> None: ...
+def jordan_backward(
+    act: int,
+    out_act: int,
+    x: _Arr,                 # IN    (T, B, I)
+    w_ih: _Arr,              # IN    (H, I)
+    w_yh: _Arr,              # IN    (H, O)
+    w_hy: _Arr,              # IN    (O, H)
+    s: _Arr,                 # IN    (T, B, H)
+    ys: _Arr,                # IN    (T + 1, B, O)
+    dz: _Arr,                # INOUT (T, B, O)
+    da: _Arr,                # OUT   (T, B, H)
+    dx: _Arr,                # OUT   (T, B, I)
+    dw_ih: _Arr,             # INOUT (H, I)
+    dw_yh: _Arr,             # INOUT (H, O)
+    db_h: _Opt,              # INOUT (H,) or None
+    dw_hy: _Arr,             # INOUT (O, H)
+    db_y: _Opt,              # INOUT (O,) or None
+    dy0: _Arr,               # OUT   (B, O)
+    packed_yh: _Opt,         # WORK  (packed_size(H, O),) or None
+    packed_hy: _Opt,         # WORK  (packed_size(O, H),) or None
+    num_threads: int,
+    wgrad_blas: bool,
+) -> None: ...
+def jordan_step(
+    act: int,
+    out_act: int,
+    x: _Arr,                 # IN  (B, I)
+    w_ih: _Arr,              # IN  (H, I)
+    w_yh: _Arr,              # IN  (H, O)
+    b_h: _Opt,               # IN  (H,) or None
+    w_hy: _Arr,              # IN  (O, H)
+    b_y: _Opt,               # IN  (O,) or None
+    y: _Arr,                 # IN  (B, O)
+    s_out: _Arr,             # OUT (B, H)
+    y_out: _Arr,             # OUT (B, O)
+) -> None: ...

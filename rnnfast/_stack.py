@@ -5,7 +5,7 @@ stack of layers and directions, dropout between layers, and the calls into the k
 from __future__ import annotations
 
 import math
-from typing import Any, Optional, Tuple
+from typing import Any, Callable, Optional, Tuple
 
 import numpy as np
 
@@ -25,6 +25,26 @@ def _readonly(arr: np.ndarray) -> np.ndarray:
     view = arr.view()
     view.flags.writeable = False
     return view
+
+
+def time_major_input(x: Any, input_size: int, batch_first: bool, width: int, dtype: np.dtype,
+                     forward_bytes: Callable[[int, int], int]) -> np.ndarray:
+    """A recurrent layer's x as a C-contiguous (T, B, input_size) array of ``dtype``, checked before it is
+    converted: 3-D, input_size features, T·B rows of ``width`` within 32-bit indexing, and the
+    ``forward_bytes(T, B)`` forward allocates within the machine's memory."""
+    arr = as_real_array("x", x)
+    if arr.ndim != 3:
+        layout = "(B, T, input_size)" if batch_first else "(T, B, input_size)"
+        raise ValueError(f"x must be a 3-D array {layout}, got shape {arr.shape}")
+    if arr.shape[2] != input_size:
+        raise ValueError(f"x must have input_size = {input_size} features on its last axis, got {arr.shape[2]}")
+    if batch_first:
+        arr = arr.transpose(1, 0, 2)
+    T, B = arr.shape[:2]
+    if T * B * width > _INT_MAX:
+        raise ValueError(f"x has T*B = {T * B} rows, too many for 32-bit BLAS indexing; split the batch")
+    check_memory(forward_bytes(T, B), "forward on x", arr.shape)
+    return np.ascontiguousarray(arr, dtype=dtype)
 
 
 class _Recurrent(Module):
@@ -121,15 +141,7 @@ class _Recurrent(Module):
         else:
             if self._verified:
                 return
-        for name, p in self._parameters.items():
-            shape = self._param_shapes[name]
-            for what, a in (("data", p.data), ("grad", p.grad)):
-                if not (type(a) is np.ndarray and a.shape == shape and a.dtype == self.dtype
-                        and a.flags.c_contiguous):
-                    got = f"{type(a).__name__} {getattr(a, 'dtype', '')} {getattr(a, 'shape', '')}"
-                    raise ValueError(f"{name}.{what} must be a C-contiguous {self.dtype} array of shape "
-                                     f"{shape}, got {got}; assign into it ({name}.{what}[...] = value) or "
-                                     "use load_state_dict")
+        self._check_parameter_arrays(self._param_shapes, self.dtype)
         self._verified = [(p, p.data, p.grad) for p in self._parameters.values()]
 
     def _forward_bytes(self, T: int, B: int) -> int:
@@ -139,20 +151,7 @@ class _Recurrent(Module):
 
     def _check_input(self, x: Any) -> np.ndarray:
         """x as a C-contiguous (T, B, I) array of the layer's dtype (checked before it is converted)."""
-        arr = as_real_array("x", x)
-        if arr.ndim != 3:
-            layout = "(B, T, input_size)" if self.batch_first else "(T, B, input_size)"
-            raise ValueError(f"x must be a 3-D array {layout}, got shape {arr.shape}")
-        if arr.shape[2] != self.input_size:
-            raise ValueError(f"x must have input_size = {self.input_size} features on its last axis, "
-                             f"got {arr.shape[2]}")
-        if self.batch_first:
-            arr = arr.transpose(1, 0, 2)
-        T, B = arr.shape[:2]
-        if T * B * self._width > _INT_MAX:
-            raise ValueError(f"x has T*B = {T * B} rows, too many for 32-bit BLAS indexing; split the batch")
-        check_memory(self._forward_bytes(T, B), "forward on x", arr.shape)
-        return np.ascontiguousarray(arr, dtype=self.dtype)
+        return time_major_input(x, self.input_size, self.batch_first, self._width, self.dtype, self._forward_bytes)
 
     def _check_state(self, name: str, value: Any, B: int) -> np.ndarray:
         LD, H = self.num_layers * self._directions, self.hidden_size

@@ -30,11 +30,13 @@ from ._stack import _Recurrent
 from ._validation import as_real_array, check_choice, check_shape
 from .dropout import Dropout
 from .embedding import Embedding
+from .jordan import Jordan
 
 # the pieces a model is composed of; Embedding and Dropout live in their own modules
 __all__ = ["Sequential", "Readout", "Embedding", "Dropout"]
 
 _WHAT = ("sequence", "last", "state")
+_STATEFUL = (_Recurrent, Jordan)     # the layers that return (out, state), so a Readout follows them
 
 
 class Readout(Module):
@@ -159,9 +161,10 @@ class Sequential(Module):
     Parameters
     ----------
     *modules : Module
-        Layers (``Linear``, ``Embedding``, ``Dropout``, ``Elman``/``LSTM``/``GRU`` each followed by a
-        :class:`Readout`, another ``Sequential``). A module object appears once: its forward keeps what its
-        backward reads, for one call.
+        Layers (``Linear``, ``Embedding``, ``Dropout``, ``TimeDelay``, ``Elman``/``LSTM``/``GRU``/``Jordan``
+        each followed by a :class:`Readout`, another ``Sequential``). A module object appears once: its
+        forward keeps what its backward reads, for one call. ``lengths`` go to Elman, LSTM and GRU layers
+        (a Jordan layer runs every sequence T steps: with one inside, ``lengths`` raise ValueError).
 
     Attributes
     ----------
@@ -190,12 +193,13 @@ class Sequential(Module):
                                 f"{type(m).__name__}")
         for i, m in enumerate(modules):
             after = modules[i + 1] if i + 1 < len(modules) else None
-            if isinstance(m, _Recurrent) and not isinstance(after, Readout):
+            if isinstance(m, _STATEFUL) and not isinstance(after, Readout):
                 raise ValueError(f"modules[{i}] ({type(m).__name__}) returns (out, state): follow it with "
                                  "rnnfast.Readout('sequence'), Readout('last') or Readout('state') to choose "
                                  "what it passes on")
-            if isinstance(m, Readout) and (i == 0 or not isinstance(modules[i - 1], _Recurrent)):
-                raise ValueError(f"modules[{i}] (a Readout) must come right after an Elman, LSTM or GRU layer")
+            if isinstance(m, Readout) and (i == 0 or not isinstance(modules[i - 1], _STATEFUL)):
+                raise ValueError(f"modules[{i}] (a Readout) must come right after an Elman, LSTM, GRU or Jordan "
+                                 "layer")
         seen: set = set()
         for i, m in enumerate(modules):
             for inner in _modules_in(m):
@@ -229,6 +233,9 @@ class Sequential(Module):
         """
         if lengths is not None and not _has_recurrent(self):
             raise ValueError("lengths is given but this Sequential has no recurrent layer to take it")
+        if lengths is not None and any(isinstance(m, Jordan) for m in _modules_in(self)):
+            raise ValueError("lengths is given but this Sequential has a Jordan layer, which runs every "
+                             "sequence T steps (it takes no lengths)")
         y = x
         for m in self._modules:
             call: Any = m                                        # every module is callable (its forward)
@@ -255,7 +262,7 @@ class Sequential(Module):
         """
         g = dy
         for m in reversed(self._modules):
-            if isinstance(m, _Recurrent):
+            if isinstance(m, _STATEFUL):
                 g, _ = m.backward(*g)                              # g is the Readout's (dout, dstate)
             else:
                 g = m.backward(g)

@@ -1,4 +1,4 @@
-"""``python -m rnnfast demo``: the "udacity" sequence detector, Elman and LSTM side by side.
+"""``python -m rnnfast demo``: the "udacity" sequence detector, Elman, LSTM and Jordan networks side by side.
 
 The input is a stream of letters from the seven-letter alphabet of "udacity" (u, d, a, c, i, t, y),
 one-hot encoded: random letters, the word "udacity" inserted now and then, and near misses ("udaci",
@@ -7,17 +7,30 @@ exactly on the final "y" of a complete "udacity" (the last seven letters spell i
 ``SequenceClassifier(output="sequence")`` learns it per step; the detector fires where
 P(target) > 0.9, the threshold of the original exercise. Precision and recall are measured on a fresh
 stream the models never saw, run through them as one long sequence.
+
+Beside them a Jordan network (``rnnfast.Jordan``), trained by a hand-written loop with the estimator's
+recipe (mini-batches of 16, Adam at 3e-3 annealed to 0 along a cosine, clipping to norm 1, the same number
+of updates): s_t = tanh(x_t W_ihᵀ + y_{t-1} W_yhᵀ + b_h), y_t = s_t W_hyᵀ + b_y, where y_t[0] is the logit of
+P(target) and the other ``--jordan-outputs`` − 1 output units are fed back with it, untrained by the loss but
+by BPTT through the feedback: the fed-back outputs are the network's only memory. With a single output
+(``--jordan-outputs 1``, the detector's own logit as its whole state) it cannot hold the last six letters
+and does not learn to fire.
 """
 from __future__ import annotations
 
 import argparse
 import sys
 import time
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import numpy as np
 
+from ._threads import thread_limit
+from .clip import clip_grad_norm_
 from .estimators import SequenceClassifier
+from .jordan import Jordan
+from .losses import bce_with_logits
+from .optim import Adam, CosineAnnealingLR
 
 WORD = "udacity"
 ALPHABET = "udacity"                      # the one-hot order: u, d, a, c, i, t, y
@@ -53,6 +66,40 @@ def training_set(n_seq: int, T: int, rng: np.random.Generator) -> tuple[np.ndarr
     """``n_seq`` independent streams of ``T`` letters: X (n_seq, T, 7), y (n_seq, T)."""
     streams = [make_stream(T, rng) for _ in range(n_seq)]
     return np.stack([one_hot(s) for s, _ in streams]), np.stack([t for _, t in streams])
+
+
+def train_jordan(X: np.ndarray, y: np.ndarray, outputs: int, updates: int, seed: int,
+                 threads: int) -> tuple[Jordan, list]:
+    """A Jordan network (7 → 64 → ``outputs``, output 0 the detector's logit) trained on X (n, T, 7), y (n, T)
+    by ``updates`` mini-batches with the estimator's recipe (module docstring); returns it and its losses."""
+    net = Jordan(len(ALPHABET), 64, outputs, seed=seed)
+    opt = Adam(net.parameters(), lr=3e-3)
+    schedule = CosineAnnealingLR(opt, T_max=updates)
+    xs = np.ascontiguousarray(X.transpose(1, 0, 2))                     # (T, n, 7)
+    targets = y.T[:, :, None].astype(np.float32)                        # (T, n, 1)
+    rng, order, losses = np.random.default_rng(seed), np.zeros(0, np.int64), []
+    with thread_limit(threads):
+        for _ in range(updates):
+            if len(order) < 16:                                         # whole epochs, reshuffled
+                order = np.concatenate([order, rng.permutation(len(X))])
+            batch, order = order[:16], order[16:]
+            out, _ = net(xs[:, batch])                                  # (T, 16, outputs)
+            loss, dlogit = bce_with_logits(out[..., :1], targets[:, batch])
+            dout = np.zeros_like(out)
+            dout[..., :1] = dlogit                                      # only output 0 meets the loss
+            opt.zero_grad()
+            net.backward(dout)
+            clip_grad_norm_(net.parameters(), max_norm=1.0)
+            opt.step()
+            schedule.step()
+            losses.append(float(loss))
+    return net, losses
+
+
+def jordan_proba(net: Jordan, X: np.ndarray) -> np.ndarray:
+    """P(target) (n, T) of X (n, T, 7): the sigmoid of output 0."""
+    out, _ = net(np.ascontiguousarray(X.transpose(1, 0, 2)))            # (T, n, outputs)
+    return (1.0 / (1.0 + np.exp(-out[..., 0].astype(np.float64)))).T
 
 
 def precision_recall(fired: np.ndarray, target: np.ndarray) -> tuple[float, float]:
@@ -98,6 +145,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--quick", action="store_true", help="a smaller, faster run (a smoke test)")
     parser.add_argument("--threads", type=int, default=1,
                         help="kernel threads (default 1: the batches here are too small to share)")
+    parser.add_argument("--jordan-outputs", type=int, default=8,
+                        help="output units of the Jordan network, all fed back; output 0 is the detector (default 8)")
     parser.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
     args = parser.parse_args(argv)
 
@@ -112,9 +161,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
           f"{', '.join(NEAR_MISSES[3:7])} inserted as often as the word")
     print(f"  test: a fresh stream of {test_len} letters with {int(test_target.sum())} words; "
           f"the detector fires where P(target) > {THRESHOLD}")
-    results, total = {}, 0.0
+    results: dict[str, tuple[Any, np.ndarray]] = {}
+    total = 0.0
     if not args.no_progress:
-        print(f"training Elman and LSTM ({updates} updates each) ...", file=sys.stderr, flush=True)
+        print(f"training Elman, LSTM and Jordan ({updates} updates each) ...", file=sys.stderr, flush=True)
     for name, cell in (("Elman", "elman"), ("LSTM", "lstm")):
         # the estimator's defaults, but for one label per step (and a shorter budget with --quick)
         model = SequenceClassifier(cell=cell, output="sequence", max_updates=updates, random_state=args.seed,
@@ -131,11 +181,24 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
               f"{model.loss_curve_[-1]:.4f}, training accuracy per step {model.score(X, y):.4f}, {seconds:.1f} s")
         print(f"{'':>5}  precision {precision:.3f}  recall {recall:.3f}  "
               f"(fired {int(fired.sum())} times, {int(test_target.sum())} words in the test stream)")
-    for name in ("LSTM", "Elman"):
+    t0 = time.perf_counter()
+    net, losses = train_jordan(X, y, args.jordan_outputs, updates, args.seed, args.threads)
+    seconds = time.perf_counter() - t0
+    total += seconds
+    with thread_limit(args.threads):
+        fired = jordan_proba(net, X_test)[0] > THRESHOLD
+        accuracy = float(np.mean((jordan_proba(net, X) > 0.5) == y))
+    precision, recall = precision_recall(fired, test_target)
+    results["Jordan"] = (net, fired)
+    print(f"Jordan: {updates} updates ({updates * 16 // n_seq} epochs), {args.jordan_outputs} outputs fed back, "
+          f"final training loss {losses[-1]:.4f}, training accuracy per step {accuracy:.4f}, {seconds:.1f} s")
+    print(f"{'':>5}  precision {precision:.3f}  recall {recall:.3f}  "
+          f"(fired {int(fired.sum())} times, {int(test_target.sum())} words in the test stream)")
+    for name in ("LSTM", "Elman", "Jordan"):
         model, fired = results[name]
         print(f"\n{name} on the test stream (^ fired on a word, ! false alarm, ? missed word):")
         print("\n".join(excerpts(test_text, fired, test_target, rng=np.random.default_rng(args.seed))))
-    print(f"\ntraining time: {total:.1f} s for both models ({args.threads} thread(s))")
+    print(f"\ntraining time: {total:.1f} s for the three models ({args.threads} thread(s))")
     return 0
 
 

@@ -47,6 +47,17 @@ pre-activations (input side) and ``da'`` of the recurrent side::
             da' = da with its n block r ⊙ dn
     all:    dW_ih += daᵀ x_t,  dW_hh += da'ᵀ h_{t-1},  db_ih += Σ_b da,  db_hh += Σ_b da',
             dx_t = da W_ih,  dh_{t-1} = da' W_hh (+ dh ⊙ z for GRU)
+
+Jordan network
+--------------
+:func:`jordan_forward` and :func:`jordan_backward`: the previous output is fed back, not the state::
+
+    s_t = φ(x_t W_ihᵀ + y_{t-1} W_yhᵀ + b_h)        φ ∈ {tanh, relu, sigmoid}
+    y_t = g(s_t W_hyᵀ + b_y)                        g ∈ {identity, tanh, relu, sigmoid}
+
+with y_0 given (zeros by default). The head is inside the recurrence, so with dy = ∂L/∂y_t (from ``dout_t``
+and from step t + 1): dz = dy ⊙ g'(·), da = (dz W_hy) ⊙ φ'(·), and ∂L/∂y_{t-1} gets da W_yh;
+dW_ih += daᵀ x_t, dW_yh += daᵀ y_{t-1}, dW_hy += dzᵀ s_t, db_h += Σ_b da, db_y += Σ_b dz, dx_t = da W_ih.
 """
 from __future__ import annotations
 
@@ -57,7 +68,8 @@ import numpy as np
 
 from ._cells import CellSpec, cell_spec
 
-__all__ = ["forward", "backward", "run", "init_weights", "min_abs_preactivation", "Cache", "Result", "Run"]
+__all__ = ["forward", "backward", "run", "init_weights", "min_abs_preactivation", "Cache", "Result", "Run",
+           "jordan_forward", "jordan_backward", "jordan_init_weights"]
 
 SUFFIXES = ("", "_reverse")  # direction d's parameter suffix
 
@@ -383,4 +395,79 @@ def init_weights(rng, cell: Any, input_size, hidden_size, num_layers, bias=True,
             if bias:
                 weights[f"bias_ih_l{k}{s}"] = rng.uniform(-bound, bound, G * H)
                 weights[f"bias_hh_l{k}{s}"] = rng.uniform(-bound, bound, G * H)
+    return weights
+
+
+# ------------------------------------------------------------------------------------------------ Jordan
+def _output_activation(g, pre):
+    return pre.copy() if g == "identity" else activation(g, pre)
+
+
+def _output_activation_grad(g, pre, y):
+    return np.ones_like(pre) if g == "identity" else activation_grad(g, pre, y)
+
+
+def jordan_forward(x, weights, y0=None, nonlinearity="tanh", output_activation="identity"):
+    """The Jordan network over x (T, B, I): returns (y (T, B, O), y_n (B, O), cache).
+
+    ``weights``: ``weight_ih`` (H, I), ``weight_yh`` (H, O), ``weight_hy`` (O, H) and optionally ``bias_h``
+    (H,), ``bias_y`` (O,) (zeros when absent).
+    """
+    x = np.asarray(x, np.float64)
+    T, B, _ = x.shape
+    w_ih, w_yh, w_hy = (np.asarray(weights[k], np.float64) for k in ("weight_ih", "weight_yh", "weight_hy"))
+    H, O = w_ih.shape[0], w_hy.shape[0]
+    b_h = np.asarray(weights.get("bias_h", np.zeros(H)), np.float64)
+    b_y = np.asarray(weights.get("bias_y", np.zeros(O)), np.float64)
+    y_prev = np.zeros((B, O)) if y0 is None else np.asarray(y0, np.float64)
+    y_prevs, s_pre, s, y_pre, y = [], [], [], [], []
+    for t in range(T):
+        y_prevs.append(y_prev)
+        a = x[t] @ w_ih.T + y_prev @ w_yh.T + b_h           # (B, H)
+        s_t = activation(nonlinearity, a)
+        z = s_t @ w_hy.T + b_y                              # (B, O)
+        y_t = _output_activation(output_activation, z)
+        s_pre.append(a), s.append(s_t), y_pre.append(z), y.append(y_t)
+        y_prev = y_t
+    stack = lambda seq, n: np.stack(seq) if seq else np.zeros((0, B, n))   # noqa: E731
+    cache = dict(x=x, weights=dict(weight_ih=w_ih, weight_yh=w_yh, weight_hy=w_hy, bias_h=b_h, bias_y=b_y),
+                 nonlinearity=nonlinearity, output_activation=output_activation,
+                 y_prev=stack(y_prevs, O), s_pre=stack(s_pre, H), s=stack(s, H), y_pre=stack(y_pre, O),
+                 y=stack(y, O))
+    return cache["y"], y_prev, cache
+
+
+def jordan_backward(cache, dy, dy_n=None):
+    """BPTT through :func:`jordan_forward`: ∂L/∂ of every weight (its name), of ``"x"`` and of ``"y0"``,
+    given dy = ∂L/∂y (T, B, O) and dy_n = ∂L/∂y_n (B, O)."""
+    w = cache["weights"]
+    x, phi, g = cache["x"], cache["nonlinearity"], cache["output_activation"]
+    T, B, _ = x.shape
+    grads = {name: np.zeros_like(value) for name, value in w.items()}
+    dx = np.zeros_like(x)
+    d_next = np.zeros((B, w["weight_hy"].shape[0])) if dy_n is None else np.array(dy_n, np.float64)
+    for t in reversed(range(T)):
+        d_y = np.asarray(dy[t], np.float64) + d_next                     # ∂L/∂y_t
+        dz = d_y * _output_activation_grad(g, cache["y_pre"][t], cache["y"][t])
+        da = (dz @ w["weight_hy"]) * activation_grad(phi, cache["s_pre"][t], cache["s"][t])
+        grads["weight_hy"] += dz.T @ cache["s"][t]
+        grads["bias_y"] += dz.sum(0)
+        grads["weight_ih"] += da.T @ x[t]
+        grads["weight_yh"] += da.T @ cache["y_prev"][t]
+        grads["bias_h"] += da.sum(0)
+        dx[t] = da @ w["weight_ih"]
+        d_next = da @ w["weight_yh"]                                      # ∂L/∂y_{t-1} through s_t
+    grads["x"], grads["y0"] = dx, d_next
+    return grads
+
+
+def jordan_init_weights(rng, input_size, hidden_size, output_size, bias=True):
+    """Random Jordan weights, U(-1/sqrt(H), 1/sqrt(H)) (the head's U(-1/sqrt(H), ·) too, as a Linear(H, O))."""
+    bound = 1.0 / np.sqrt(hidden_size)
+    weights = dict(weight_ih=rng.uniform(-bound, bound, (hidden_size, input_size)),
+                   weight_yh=rng.uniform(-bound, bound, (hidden_size, output_size)),
+                   weight_hy=rng.uniform(-bound, bound, (output_size, hidden_size)))
+    if bias:
+        weights["bias_h"] = rng.uniform(-bound, bound, hidden_size)
+        weights["bias_y"] = rng.uniform(-bound, bound, output_size)
     return weights

@@ -25,13 +25,14 @@ def test_demo_quick_runs_end_to_end():
     res = _run("demo", "--quick", "--seed", "1")
     assert res.returncode == 0, res.stderr
     found = re.findall(r"precision (\d\.\d{3})\s+recall (\d\.\d{3})", res.stdout)
-    assert len(found) == 2                                           # Elman and LSTM
+    assert len(found) == 3                                           # Elman, LSTM and Jordan
     for precision, recall in found:
         assert 0.0 <= float(precision) <= 1.0 and 0.0 <= float(recall) <= 1.0
     assert re.search(r"^Elman: 3\d\d updates", res.stdout, re.M) and re.search(r"^ LSTM: 3\d\d updates", res.stdout, re.M)
+    assert re.search(r"^Jordan: 300 updates \(24 epochs\), 8 outputs fed back", res.stdout, re.M)
     assert re.search(r"training time: \d+\.\d s", res.stdout)
-    assert "LSTM on the test stream" in res.stdout and "[" in res.stdout
-    assert res.stderr.splitlines() == ["training Elman and LSTM (300 updates each) ..."]   # one progress line
+    assert "LSTM on the test stream" in res.stdout and "Jordan on the test stream" in res.stdout
+    assert res.stderr.splitlines() == ["training Elman, LSTM and Jordan (300 updates each) ..."]   # one line
 
 
 def test_command_line_usage_errors_and_help():
@@ -82,3 +83,16 @@ def test_precision_recall_and_excerpts():
     marks = lines.splitlines()[1]
     start = lines.splitlines()[0].index("udacity")
     assert marks[start + 6] == "^" and marks[start + 10] == "!" and marks[start + 13] == "?"
+
+
+def test_jordan_detector_trains():
+    """The demo's Jordan loop lowers its loss on a small set, and only output 0 is read as P(target)."""
+    rng = np.random.default_rng(0)
+    X, y = demo.training_set(32, 30, rng)
+    net, losses = demo.train_jordan(X, y, outputs=4, updates=60, seed=0, threads=1)
+    assert net.output_size == 4 and len(losses) == 60
+    assert np.mean(losses[-10:]) < 0.5 * np.mean(losses[:10])
+    proba = demo.jordan_proba(net, X)
+    assert proba.shape == (32, 30) and np.all((proba > 0) & (proba < 1))
+    out, _ = net(np.ascontiguousarray(X.transpose(1, 0, 2)))
+    np.testing.assert_allclose(proba, 1 / (1 + np.exp(-out[..., 0].astype(np.float64))).T)

@@ -9,7 +9,7 @@ import pytest
 
 import rnnfast
 from rnnfast.estimators import SequenceClassifier, SequenceRegressor
-from rnnfast.estimators._data import _check_X, _input_scaler, _windowed
+from rnnfast.estimators._data import _check_X, _input_scaling, _windowed
 from rnnfast.estimators._network import readout_backward, readout_forward
 
 from test_estimators import assert_same_weights, ragged, weights  # noqa: E402  (tests/ is on sys.path)
@@ -122,16 +122,51 @@ def test_scaling_ignores_padding_and_weighs_sequences():
     rng = np.random.default_rng(0)
     X = [rng.standard_normal((t, 2)) * 5 + 1 for t in (4, 1, 7)]
     seqs = _check_X(X, np.dtype(np.float64))
-    mean, scale = _input_scaler(seqs)
+    _, _, mean, scale = _input_scaling(seqs)
     steps = np.concatenate(X)
     np.testing.assert_allclose(mean, steps.mean(0), rtol=1e-12)
     np.testing.assert_allclose(scale, steps.std(0), rtol=1e-12)
-    mean_w, scale_w = _input_scaler(seqs, np.array([2.0, 0.0, 1.0]))   # weight 2 = the sequence twice
+    _, _, mean_w, scale_w = _input_scaling(seqs, np.array([2.0, 0.0, 1.0]))   # weight 2 = the sequence twice
     twice = np.concatenate([X[0], X[0], X[2]])
     np.testing.assert_allclose(mean_w, twice.mean(0), rtol=1e-12)
     np.testing.assert_allclose(scale_w, twice.std(0), rtol=1e-12)
-    const = _input_scaler(_check_X(np.full((3, 4, 1), 7.0), np.dtype(np.float64)))
-    assert const[0][0] == 7.0 and const[1][0] == 1.0                  # a constant feature: scale 1
+    const = _input_scaling(_check_X(np.full((3, 4, 1), 7.0), np.dtype(np.float64)))
+    assert const.mean[0] == 7.0 and const.scale[0] == 1.0              # a constant feature: scale 1
+    assert const.asinh_scale is None                                   # and not a heavy-tailed one
+
+
+def test_heavy_tailed_features_are_compressed_before_standardization():
+    rng = np.random.default_rng(5)
+    n, T = 30, 12
+    counts = np.round(rng.lognormal(1.0, 2.5, size=(n, T)))           # counts with a few huge values
+    normal = rng.standard_normal((n, T))
+    onehot = (rng.random((n, T)) < 0.02).astype(float)                 # rare symbol: 4th moment ~ 50
+    X = np.stack([counts, normal, onehot], axis=2)                     # (n, T, 3)
+    seqs = _check_X(X, np.dtype(np.float64))
+    sc = _input_scaling(seqs)
+    v = counts.ravel()
+    center = np.median(v)
+    dev = np.abs(v - center)
+    assert sc.asinh_center[0] == center and sc.asinh_scale[0] == np.median(dev[dev > 0])
+    assert sc.asinh_scale[1] == 0                                      # the normal feature is left alone
+    z = np.arcsinh((v - center) / sc.asinh_scale[0])
+    np.testing.assert_allclose(sc.mean[0], z.mean(), rtol=1e-12)
+    np.testing.assert_allclose(sc.scale[0], z.std(), rtol=1e-12)
+    plain = _input_scaling(seqs, heavy_tails=False)
+    assert plain.asinh_scale is None
+    out, out_plain = sc(seqs.x), plain(seqs.x)                         # (T, n, 3)
+    np.testing.assert_allclose(out[..., 0], (np.arcsinh((seqs.x[..., 0] - center) / sc.asinh_scale[0])
+                                             - sc.mean[0]) / sc.scale[0], rtol=1e-12)
+    assert np.abs(out[..., 0]).max() < 0.5 * np.abs(out_plain[..., 0]).max()   # the tail no longer dominates
+    np.testing.assert_allclose(out[..., 1:], out_plain[..., 1:], rtol=1e-12, atol=1e-12)  # two values: as before
+    y = (counts.sum(1) > np.median(counts.sum(1))).astype(int)
+    kw = dict(max_updates=10, dtype="float64", **FAST)
+    a = SequenceClassifier(**kw).fit(X, y)
+    b = SequenceClassifier(**kw).fit(X * 1000 + 50, y)                 # units do not matter
+    np.testing.assert_allclose(a.predict_proba(X), b.predict_proba(X * 1000 + 50), rtol=1e-8)
+    std = SequenceClassifier(scale="standard", **kw).fit(X, y)
+    assert std.input_asinh_scale_ is None and a.input_asinh_scale_[0] > 0
+    assert not np.allclose(a.predict_proba(X), std.predict_proba(X))
 
 
 def test_scaling_makes_the_model_invariant_to_the_inputs_units():

@@ -48,9 +48,10 @@ pass ``check_estimator``); without it a minimal base class provides the same ``g
 """
 from ._classifier import SequenceClassifier
 from ._compat import NotFittedError, _MinimalBaseEstimator  # noqa: F401  (the stand-in, for its tests)
+from ._forecaster import SequenceForecaster
 from ._regressor import SequenceRegressor
 from ..persist import register
 
 register(SequenceClassifier, SequenceRegressor)                  # rnnfast.load knows them by name
 
-__all__ = ["SequenceClassifier", "SequenceRegressor", "NotFittedError"]
+__all__ = ["SequenceClassifier", "SequenceRegressor", "SequenceForecaster", "NotFittedError"]

@@ -15,7 +15,7 @@ from ..layers import Linear, recurrent_layer
 from ._compat import BaseEstimator, NotFittedError
 from ._inference import _Inference
 from ._training import _Interrupted, _TrainingLoop
-from ._data import (_auto_window, _check_X, _input_scaler, _make_rng, _scaled, _Sequences, _standardized,
+from ._data import (_auto_window, _check_X, _input_scaling, _InputScaling, _make_rng, _scaled, _Sequences,
                     _windowed)
 from ._network import READOUTS, readout_width
 
@@ -28,23 +28,37 @@ _SGD_MOMENTUM = 0.9          # optimizer="sgd" uses momentum, as scikit-learn's 
 _WINDOW_STEPS = 32           # window="auto" cuts sequences to at most this many recurrent steps
 
 
+def _optimizer(params: list, p: dict[str, Any]) -> optim.Optimizer:
+    """The update rule the parameters ``p`` name ("optimizer", "lr", "weight_decay") over ``params``."""
+    lr, wd = p["lr"], p["weight_decay"]
+    if p["optimizer"] == "adam":
+        return optim.Adam(params, lr=lr, weight_decay=wd)
+    if p["optimizer"] == "adamw":
+        return optim.AdamW(params, lr=lr, weight_decay=wd)
+    if p["optimizer"] == "sgd":
+        return optim.SGD(params, lr=lr, momentum=_SGD_MOMENTUM, weight_decay=wd)
+    return optim.RMSprop(params, lr=lr, weight_decay=wd)
+
+
 class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
     """Training and inference shared by both estimators; subclasses define the targets, head and loss."""
 
     # Learned attributes that describe a fit, restored when a fit is interrupted before its first epoch
     # (the weights rnn_ / head_ included) and saved by rnnfast.persist (besides the weights).
-    _persisted_attrs: tuple[str, ...] = ("n_features_in_", "input_size_", "fit_layout_", "window_", "input_mean_",
-                        "input_scale_", "loss_curve_", "validation_scores_", "best_loss_",
+    _persisted_attrs: tuple[str, ...] = ("n_features_in_", "input_size_", "fit_layout_", "window_",
+                        "input_asinh_center_", "input_asinh_scale_", "input_mean_", "input_scale_", "loss_curve_", "validation_scores_", "best_loss_",
                         "best_validation_score_", "n_iter_", "n_updates_", "t_", "history_", "n_epochs_",
                         "best_epoch_", "_output", "_arch")
     _persisted_arrays: tuple[str, ...] = ()                  # learned arrays kept as arrays (the classifier's classes_)
+    input_asinh_center_: Optional[np.ndarray]
+    input_asinh_scale_: Optional[np.ndarray]
     input_mean_: Optional[np.ndarray]
     input_scale_: Optional[np.ndarray]
     history_: dict[str, list[float]]
 
     def __init__(self, *, cell: str = "lstm", hidden_size: int = 64, num_layers: int = 1,
                  nonlinearity: str = "tanh", dropout: float = 0.0, bidirectional: bool = False,
-                 output: str = "last", readout: str = "last", window: Any = "auto", scale: bool = True,
+                 output: str = "last", readout: str = "last", window: Any = "auto", scale: Any = True,
                  input_noise: float = 0.3,
                  optimizer: str = "adam", lr: float = 0.003, lr_schedule: str = "cosine",
                  weight_decay: float = 0.0, batch_size: int = 16, max_updates: Optional[int] = 1000,
@@ -102,7 +116,7 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
             bidirectional=check_choice("bidirectional", self.bidirectional, (False, True)),
             output=check_choice("output", self.output, _OUTPUTS),
             readout=check_choice("readout", self.readout, READOUTS),
-            scale=check_choice("scale", self.scale, (False, True)),
+            scale=check_choice("scale", self.scale, (False, True, "standard")),
             input_noise=check_nonnegative("input_noise", self.input_noise),
             optimizer=check_choice("optimizer", self.optimizer, _OPTIMIZERS),
             lr=check_positive("lr", self.lr),
@@ -234,9 +248,10 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
         self.input_size_ = seqs.x.shape[2]
         self.fit_layout_ = seqs.layout
         if p["scale"]:
-            self.input_mean_, self.input_scale_ = _input_scaler(seqs, weights)
+            (self.input_asinh_center_, self.input_asinh_scale_, self.input_mean_,
+             self.input_scale_) = _input_scaling(seqs, weights, heavy_tails=p["scale"] != "standard")
         else:
-            self.input_mean_ = self.input_scale_ = None
+            self.input_asinh_center_ = self.input_asinh_scale_ = self.input_mean_ = self.input_scale_ = None
         if p["window"] == "auto":
             longest = seqs.T if seqs.lengths is None else int(seqs.lengths.max())
             self.window_ = 1 if p["output"] == "sequence" else _auto_window(longest, _WINDOW_STEPS)
@@ -246,16 +261,24 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
                                         "bidirectional", "readout")}
         self._arch["dtype"] = p["dtype"].name
 
+    def _learned_scaling(self) -> Optional[_InputScaling]:
+        """What fit learned for ``scale``; None with ``scale=False`` (or from a version-1 file)."""
+        mean, scale = getattr(self, "input_mean_", None), getattr(self, "input_scale_", None)
+        if mean is None or scale is None:
+            return None
+        return _InputScaling(getattr(self, "input_asinh_center_", None), getattr(self, "input_asinh_scale_", None),
+                             mean, scale)
+
     def _scale_inputs(self, x: np.ndarray) -> np.ndarray:
-        """Steps (…, I) standardized as fit learned (unchanged with ``scale=False``)."""
-        if getattr(self, "input_mean_", None) is None:                 # scale=False, or a version-1 file
-            return x
-        return _standardized(x, self.input_mean_, self.input_scale_)
+        """Steps (…, I) scaled as fit learned (unchanged with ``scale=False``)."""
+        scaling = self._learned_scaling()
+        return x if scaling is None else scaling(x)
 
     def _prepared(self, seqs: _Sequences) -> _Sequences:
         """The sequences as the network reads them: scaled, then windowed."""
-        if getattr(self, "input_mean_", None) is not None:             # None: scale=False, or a version-1 file
-            seqs = _scaled(seqs, self.input_mean_, self.input_scale_)
+        scaling = self._learned_scaling()
+        if scaling is not None:
+            seqs = _scaled(seqs, scaling)
         return _windowed(seqs, getattr(self, "window_", 1))
 
     def _comm(self) -> Optional[distributed.Communicator]:
@@ -289,15 +312,7 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
         return rnn, Linear(width, self._n_head_outputs(), dtype=a["dtype"], seed=seed_head)
 
     def _make_optimizer(self, p: dict[str, Any]) -> optim.Optimizer:
-        params = self.rnn_.parameters() + self.head_.parameters()
-        lr, wd = p["lr"], p["weight_decay"]
-        if p["optimizer"] == "adam":
-            return optim.Adam(params, lr=lr, weight_decay=wd)
-        if p["optimizer"] == "adamw":
-            return optim.AdamW(params, lr=lr, weight_decay=wd)
-        if p["optimizer"] == "sgd":
-            return optim.SGD(params, lr=lr, momentum=_SGD_MOMENTUM, weight_decay=wd)
-        return optim.RMSprop(params, lr=lr, weight_decay=wd)
+        return _optimizer(self.rnn_.parameters() + self.head_.parameters(), p)
 
     # ---- inference --------------------------------------------------------------------------------
     def _check_fitted(self) -> None:

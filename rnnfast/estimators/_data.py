@@ -19,6 +19,7 @@ from typing import Any, NamedTuple, Optional, cast
 import numpy as np
 
 from ..sequences import pad_sequences
+from ..tdnn import time_delay, time_delay_lengths
 from ._compat import DataConversionWarning
 
 class _Sequences(NamedTuple):
@@ -255,10 +256,69 @@ def _mean_and_scale(values: np.ndarray, weights: Optional[np.ndarray]) -> tuple[
     return mean, scale
 
 
-def _input_scaler(seqs: _Sequences, weights: Optional[np.ndarray] = None) -> tuple[np.ndarray, np.ndarray]:
-    """Per-feature mean and standard deviation (I,) over every real step of the training sequences, each
-    step weighted by its sequence's weight (so a weight of 2 counts as the sequence given twice)."""
-    return _mean_and_scale(*seqs.real_steps(seqs.x.astype(np.float64, copy=False), weights))   # (N, I)
+# A feature whose standardized values have a fourth moment above this (a normal 3, a Laplace 6, an
+# exponential 9, a lognormal with σ = 1 114) has tails that would squeeze its bulk into a sliver near 0 after
+# standardization (counts, prices, spikes); such a feature passes through asinh first. For a two-valued
+# feature (one-hot) this changes nothing: any increasing map of it standardizes to the same two values.
+_HEAVY_TAIL_KURTOSIS = 20.0
+
+
+def _weighted_median(values: np.ndarray, weights: Optional[np.ndarray]) -> float:
+    """The median of ``values`` (N,), each counted ``weights`` times (None: once)."""
+    order = np.argsort(values, kind="stable")
+    cum = np.cumsum(np.ones(len(values)) if weights is None else weights[order])
+    return float(values[order][np.searchsorted(cum, 0.5 * cum[-1])])
+
+
+def _asinh_compression(values: np.ndarray, weights: Optional[np.ndarray]
+                       ) -> tuple[Optional[np.ndarray], Optional[np.ndarray]]:
+    """Center and scale (k,) of asinh((x − center) / scale) for the heavy-tailed columns of ``values`` (N, k):
+    center the median, scale the median of the nonzero |x − center| (the bulk's own spread); scale 0 marks a
+    column left as it is. (None, None) when no column is heavy-tailed."""
+    mean, std = _mean_and_scale(values, weights)
+    kurtosis = np.average(((values - mean) / std) ** 4, axis=0, weights=weights)            # (k,)
+    center, scale = np.zeros(values.shape[1]), np.zeros(values.shape[1])
+    for j in np.flatnonzero(kurtosis > _HEAVY_TAIL_KURTOSIS):
+        center[j] = _weighted_median(values[:, j], weights)
+        dev = np.abs(values[:, j] - center[j])
+        nonzero = dev > 0
+        scale[j] = _weighted_median(dev[nonzero], None if weights is None else weights[nonzero])
+    return (center, scale) if scale.any() else (None, None)
+
+
+def _asinh_compressed(x: np.ndarray, center: Any, scale: Any) -> np.ndarray:
+    """x (…, k) with each column of nonzero ``scale`` replaced by asinh((x − center) / scale); a copy."""
+    x = np.array(x, copy=True)
+    cols = np.flatnonzero(np.asarray(scale))
+    x[..., cols] = np.arcsinh((x[..., cols] - np.asarray(center)[cols]) / np.asarray(scale)[cols])
+    return x
+
+
+class _InputScaling(NamedTuple):
+    """What ``scale`` learns: asinh compression of the heavy-tailed features (None: none is), then the mean
+    and standard deviation (I,) of every feature."""
+    asinh_center: Optional[np.ndarray]
+    asinh_scale: Optional[np.ndarray]
+    mean: np.ndarray
+    scale: np.ndarray
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        """Steps (…, I) as the network reads them, in x's dtype."""
+        if self.asinh_scale is not None:
+            x = _asinh_compressed(x, self.asinh_center, self.asinh_scale)
+        return _standardized(x, self.mean, self.scale)
+
+
+def _input_scaling(seqs: _Sequences, weights: Optional[np.ndarray] = None, heavy_tails: bool = True
+                   ) -> _InputScaling:
+    """Per-feature statistics (I,) over every real step of the training sequences, each step weighted by its
+    sequence's weight (so a weight of 2 counts as the sequence given twice): asinh compression of the
+    heavy-tailed features (with ``heavy_tails``), then the mean and standard deviation."""
+    values, w = seqs.real_steps(seqs.x.astype(np.float64, copy=False), weights)                # (N, I)
+    center, scale = _asinh_compression(values, w) if heavy_tails else (None, None)
+    if scale is not None:
+        values = _asinh_compressed(values, center, scale)
+    return _InputScaling(center, scale, *_mean_and_scale(values, w))
 
 
 def _standardized(x: np.ndarray, mean: Any, scale: Any) -> np.ndarray:
@@ -267,9 +327,9 @@ def _standardized(x: np.ndarray, mean: Any, scale: Any) -> np.ndarray:
     return ((x - mean.astype(x.dtype)) / scale.astype(x.dtype)).astype(x.dtype, copy=False)
 
 
-def _scaled(seqs: _Sequences, mean: Any, scale: Any) -> _Sequences:
-    """(x − mean) / scale on the real steps; the padding stays 0."""
-    x = _standardized(seqs.x, mean, scale)
+def _scaled(seqs: _Sequences, scaling: _InputScaling) -> _Sequences:
+    """The real steps transformed by ``scaling``; the padding stays 0."""
+    x = scaling(seqs.x)
     if seqs.lengths is not None:
         x *= seqs.mask()[:, :, None].astype(x.dtype)
     return _Sequences(x, seqs.lengths, seqs.layout)
@@ -281,14 +341,9 @@ def _auto_window(T: int, target_steps: int) -> int:
 
 
 def _windowed(seqs: _Sequences, k: int) -> _Sequences:
-    """The time-delay view (module docstring): x (T, n, I) → (⌈T/k⌉, n, k·I), lengths ⌈T_b/k⌉."""
+    """The time-delay view (module docstring): x (T, n, I) → (⌈T/k⌉, n, k·I), lengths ⌈T_b/k⌉; rnnfast.TimeDelay(k,
+    tail="pad")'s windows, by the same code."""
     if k == 1:
         return seqs
-    T, n, I = seqs.x.shape
-    Tw = -(-T // k)
-    x = seqs.x
-    if Tw * k != T:
-        x = np.concatenate([x, np.zeros((Tw * k - T, n, I), x.dtype)])           # (Tw·k, n, I)
-    x = x.reshape(Tw, k, n, I).transpose(0, 2, 1, 3).reshape(Tw, n, k * I)       # (Tw, n, k·I)
-    lengths = None if seqs.lengths is None else -(-seqs.lengths // k)
-    return _Sequences(np.ascontiguousarray(x), lengths, seqs.layout)
+    lengths = None if seqs.lengths is None else time_delay_lengths(seqs.lengths, k, k, "pad")
+    return _Sequences(time_delay(seqs.x, k, k, "pad"), lengths, seqs.layout)

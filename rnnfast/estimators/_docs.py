@@ -26,10 +26,13 @@ PARAMETERS = """\
         the recurrence runs ⌈T/k⌉ steps. "auto" picks k = ⌈T_max / 32⌉ from the longest training
         sequence (1 for sequences of up to 32 steps, and always 1 with ``output="sequence"``); fixed
         at fit as ``window_``. None or 1: no window.
-    scale : bool, default=True
+    scale : bool or "standard", default=True
         Standardize each input feature (and, for the regressor, each target) with the training set's
         mean and standard deviation, learned in fit (``input_mean_``, ``input_scale_``) and applied in
-        predict.
+        predict. With True, an input feature with heavy tails (standardized fourth moment above 20:
+        counts, prices, spikes) first passes through asinh((x − median) / s), s the median of its nonzero
+        deviations from the median (``input_asinh_center_``, ``input_asinh_scale_``), so that a few huge
+        values do not squeeze the rest to 0. "standard": standardization alone. False: inputs as given.
     input_noise : float, default=0.3
         Standard deviation of Gaussian noise added to the network's inputs (after scaling and the window)
         in every training batch, a fresh draw each time: jitter that keeps small training sets from being
@@ -91,6 +94,9 @@ ATTRIBUTES = """\
         Features per step as the data gives them (before the window).
     window_ : int
         The time-delay window the model reads with (1: none).
+    input_asinh_center_, input_asinh_scale_ : ndarray (input_size_,) or None
+        The asinh compression of the heavy-tailed input features (``scale``), applied before the
+        standardization; a scale of 0 leaves a feature as it is. None when no feature is compressed.
     input_mean_, input_scale_ : ndarray (input_size_,) or None
         The inputs' standardization (None with ``scale=False``).
     rnn_ : rnnfast.LSTM, rnnfast.GRU or rnnfast.Elman

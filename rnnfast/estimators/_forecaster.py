@@ -1,0 +1,377 @@
+r"""SequenceForecaster: multi-step forecasting with an encoder–decoder (:class:`rnnfast.EncoderDecoder`).
+
+Given a window of the past x_1 … x_T (n_features per step), predict the next ``horizon`` values
+y_1 … y_h (k outputs per step):
+
+    x̃_t = (x_t − μ_x) / σ_x,   ỹ_j = (y_j − μ_y) / σ_y           standardization learned in fit (``scale``)
+    state = Encoder(x̃_1 … x̃_T)
+    ỹ_0   = the last input step in the targets' units, (x_T − μ_y) / σ_y, when k = n_features (the series
+            forecast is the series read); zeros otherwise
+    ŷ_j   = Head(Decoder(ỹ_{j−1}, state_{j−1}))                     j = 1 … h
+
+Training minimises the mean of ½ (ŷ_j − ỹ_j)² over the horizon with teacher forcing (the decoder reads the
+true ỹ_{j−1}, jittered by ``input_noise`` like the encoder's inputs, so it learns to read imperfect
+values); ``predict`` runs free, each forecast fed back as the next input. Mini-batches are reshuffled every
+epoch, gradients clipped to ``clip_norm``, the learning rate annealed along a cosine over ``max_updates``
+updates (whole epochs), as in the other estimators.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Optional
+
+import numpy as np
+
+from .. import optim
+from .._module import resolve_dtype
+from .._threads import thread_limit
+from .._validation import check_choice, check_int, check_nonnegative, check_positive, check_real
+from ..clip import clip_grad_norm_
+from ..losses import mse_loss
+from ..seq2seq import EncoderDecoder
+from ._base import _optimizer
+from ._compat import BaseEstimator, NotFittedError, RegressorMixin
+from ._data import (_check_X, _finite_or_raise, _input_scaling, _make_rng, _mean_and_scale, _r2, _Sequences,
+                    _standardized)
+from ._training import _Progress
+
+_OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
+_PREDICT_CHUNK = 1024        # windows per encoder–decoder pass at inference
+
+
+class SequenceForecaster(RegressorMixin, BaseEstimator):
+    """Forecast the next ``horizon`` values of a series from a window of its past, with an encoder–decoder.
+
+    ``fit(X, y)``: X the input windows (n_samples, T, n_features), (n_samples, T) for a univariate series,
+    or a list of (T_i[, n_features]) windows of different lengths; y the values that follow each window,
+    (n_samples, horizon) or (n_samples, horizon, k). ``predict(X)`` returns y's shape.
+
+    Parameters
+    ----------
+    horizon : int, default=12
+        h, the steps ahead to predict.
+    cell : {"lstm", "gru", "elman"}, default="lstm"
+        The cell of the encoder and the decoder.
+    hidden_size : int, default=64
+        Units of each layer's state.
+    num_layers : int, default=1
+        Stacked layers in the encoder and in the decoder.
+    dropout : float, default=0.0
+        Dropout between stacked layers during training.
+    scale : bool, default=True
+        Standardize the inputs (per feature) and the targets (per output) with the training set's mean and
+        standard deviation; ``predict`` undoes it.
+    input_noise : float, default=0.1
+        Standard deviation of the Gaussian noise added, in the standardized units, to the encoder's inputs
+        and to the decoder's teacher-forced inputs in every training batch (0: off).
+    optimizer : {"adam", "adamw", "sgd", "rmsprop"}, default="adam"
+    lr : float, default=0.003
+    lr_schedule : {"cosine", "constant"}, default="cosine"
+    weight_decay : float, default=0.0
+    batch_size : int, default=8
+        Windows per update (the estimators' 16 overfit the small sets forecasting is often given).
+    max_updates : int or None, default=1500
+        The training budget in mini-batch updates (rounded up to whole epochs).
+    max_epochs : int or None, default=None
+        An upper limit on the epochs.
+    clip_norm : float or None, default=1.0
+        Clip each update's gradient to this total 2-norm.
+    early_stopping : bool, default=True
+        Hold out the last ``validation_fraction`` of the windows, in the order given (for windows cut from
+        one series in time order, the most recent ones), forecast them free-running after every epoch,
+        stop when their error has not improved for ``n_iter_no_change`` epochs, and keep the best epoch's
+        weights. Small training sets overfit long before the update budget is spent.
+    validation_fraction : float, default=0.1
+    n_iter_no_change : int, default=10
+    random_state : None, int or numpy Generator, default=None
+        Seeds the weights, the noise and the shuffling.
+    n_threads : int or None, default=None
+        Kernel threads during fit and predict.
+    verbose : int, default=0
+    dtype : {"float32", "float64"}, default="float32"
+
+    Attributes
+    ----------
+    model_ : rnnfast.EncoderDecoder
+        The trained network (in the standardized units).
+    n_features_in_ : int
+        Features per input step (for a 2-D X, its number of columns T, as scikit-learn's tables count them).
+    input_size_, n_outputs_ : int
+        Features per input step, outputs per forecast step (k).
+    input_mean_, input_scale_, target_mean_, target_scale_ : ndarray or None
+        The standardization (None with ``scale=False``).
+    loss_curve_ : list of float
+        The mean training loss of each epoch (standardized units).
+    validation_scores_ : list of float or None
+        With ``early_stopping``: each epoch's validation loss (½ squared error of the free-running
+        forecasts, standardized units).
+    best_epoch_ : int
+        The epoch whose weights the model keeps (the last one without early stopping).
+    n_iter_, n_updates_ : int
+        Epochs and mini-batch updates trained.
+    horizon_ : int
+        The horizon the model forecasts.
+
+    Examples
+    --------
+    >>> import numpy as np, rnnfast
+    >>> series = np.sin(np.arange(400) / 5)
+    >>> windows = np.lib.stride_tricks.sliding_window_view(series, 30)       # (371, 30)
+    >>> X, y = windows[:, :20], windows[:, 20:]                               # 20 in, 10 ahead
+    >>> f = rnnfast.SequenceForecaster(horizon=10, max_updates=200, random_state=0).fit(X, y)
+    >>> f.predict(X[:2]).shape
+    (2, 10)
+    """
+
+    input_mean_: Optional[np.ndarray]
+    input_scale_: Optional[np.ndarray]
+    target_mean_: Optional[np.ndarray]
+    target_scale_: Optional[np.ndarray]
+
+    def __init__(self, horizon: int = 12, *, cell: str = "lstm", hidden_size: int = 64, num_layers: int = 1,
+                 dropout: float = 0.0, scale: bool = True, input_noise: float = 0.1, optimizer: str = "adam",
+                 lr: float = 0.003, lr_schedule: str = "cosine", weight_decay: float = 0.0, batch_size: int = 8,
+                 max_updates: Optional[int] = 1500, max_epochs: Optional[int] = None,
+                 clip_norm: Optional[float] = 1.0, early_stopping: bool = True,
+                 validation_fraction: float = 0.1, n_iter_no_change: int = 10, random_state: Any = None, n_threads: Optional[int] = None,
+                 verbose: int = 0, dtype: str = "float32"):
+        self.horizon = horizon
+        self.cell = cell
+        self.hidden_size = hidden_size
+        self.num_layers = num_layers
+        self.dropout = dropout
+        self.scale = scale
+        self.input_noise = input_noise
+        self.optimizer = optimizer
+        self.lr = lr
+        self.lr_schedule = lr_schedule
+        self.weight_decay = weight_decay
+        self.batch_size = batch_size
+        self.max_updates = max_updates
+        self.max_epochs = max_epochs
+        self.clip_norm = clip_norm
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.random_state = random_state
+        self.n_threads = n_threads
+        self.verbose = verbose
+        self.dtype = dtype
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.three_d_array = True
+        tags.target_tags.multi_output = True
+        return tags
+
+    # ---- parameters -------------------------------------------------------------------------------
+    def _checked_params(self) -> dict[str, Any]:
+        p = dict(
+            horizon=check_int("horizon", self.horizon, 1),
+            hidden_size=check_int("hidden_size", self.hidden_size, 1),
+            num_layers=check_int("num_layers", self.num_layers, 1),
+            dropout=check_real("dropout", self.dropout, 0.0, 1.0, high_inclusive=False),
+            scale=check_choice("scale", self.scale, (False, True)),
+            input_noise=check_nonnegative("input_noise", self.input_noise),
+            optimizer=check_choice("optimizer", self.optimizer, _OPTIMIZERS),
+            lr=check_positive("lr", self.lr),
+            lr_schedule=check_choice("lr_schedule", self.lr_schedule, ("cosine", "constant")),
+            weight_decay=check_nonnegative("weight_decay", self.weight_decay),
+            batch_size=check_int("batch_size", self.batch_size, 1),
+            max_updates=None if self.max_updates is None else check_int("max_updates", self.max_updates, 1),
+            max_epochs=None if self.max_epochs is None else check_int("max_epochs", self.max_epochs, 1),
+            clip_norm=None if self.clip_norm is None else check_positive("clip_norm", self.clip_norm),
+            early_stopping=check_choice("early_stopping", self.early_stopping, (False, True)),
+            validation_fraction=check_real("validation_fraction", self.validation_fraction, 0.0, 1.0,
+                                           high_inclusive=False),
+            n_iter_no_change=check_int("n_iter_no_change", self.n_iter_no_change, 1),
+            n_threads=None if self.n_threads is None else check_int("n_threads", self.n_threads, 1),
+            verbose=check_int("verbose", int(self.verbose), 0),
+        )
+        if not isinstance(self.cell, str) or self.cell not in ("lstm", "gru", "elman", "rnn"):
+            raise ValueError(f"cell must be one of 'lstm', 'gru', 'elman', got {self.cell!r}")
+        if p["max_updates"] is None and p["max_epochs"] is None:
+            raise ValueError("max_updates and max_epochs are both None: set at least one training budget")
+        try:
+            p["dtype"] = resolve_dtype(self.dtype)
+        except ValueError as exc:
+            raise ValueError(f"dtype: {exc}") from None
+        return p
+
+    # ---- data -------------------------------------------------------------------------------------
+    def _targets(self, y: Any, n: int, horizon: int) -> np.ndarray:
+        """y as float64 (n, h, k)."""
+        if y is None:
+            raise ValueError("requires y to be passed, but the target y is None")
+        t = np.asarray(y)
+        if t.dtype.kind not in "biuf":
+            raise ValueError(f"y must hold real numbers, got dtype {t.dtype}")
+        t = t.astype(np.float64)
+        if t.ndim not in (2, 3) or t.shape[:2] != (n, horizon):
+            raise ValueError(f"y must have shape (n_samples, horizon) = ({n}, {horizon}) or (n_samples, horizon, k), "
+                             f"got {t.shape}")
+        _finite_or_raise(t, "y")
+        return t if t.ndim == 3 else t[:, :, None]
+
+    def _last_steps(self, seqs: _Sequences) -> np.ndarray:
+        """Each window's last input step (n, I), in the inputs' units."""
+        return np.asarray(seqs.x[seqs.ends(), np.arange(seqs.n)], np.float64)
+
+    def _encoder_inputs(self, seqs: _Sequences) -> np.ndarray:
+        x = seqs.x.astype(np.float64)
+        if self.input_mean_ is not None:
+            x = _standardized(x, self.input_mean_, self.input_scale_)
+            if seqs.lengths is not None:
+                x *= seqs.mask()[:, :, None]                                        # the padding stays 0
+        return x                                                                    # (T, n, I)
+
+    def _starts(self, seqs: _Sequences) -> np.ndarray:
+        """ỹ_0 (n, k): the last input step in the targets' units when k = n_features, else zeros."""
+        if self.n_outputs_ != self.input_size_:
+            return np.zeros((seqs.n, self.n_outputs_))
+        last = self._last_steps(seqs)
+        return last if self.target_mean_ is None else _standardized(last, self.target_mean_, self.target_scale_)
+
+    # ---- fit --------------------------------------------------------------------------------------
+    def fit(self, X: Any, y: Any) -> "SequenceForecaster":
+        """Train on input windows X and the ``horizon`` values after each, y; returns self."""
+        p = self._checked_params()
+        seqs = _check_X(X, np.dtype(np.float64))
+        t = self._targets(y, seqs.n, p["horizon"])                                  # (n, h, k)
+        for name in ("model_", "loss_curve_", "n_iter_", "n_updates_"):
+            self.__dict__.pop(name, None)
+        rng = _make_rng(self.random_state)
+        self.horizon_ = p["horizon"]
+        self.n_features_in_ = seqs.T if seqs.layout == "2d" else seqs.x.shape[2]
+        self.input_size_ = seqs.x.shape[2]
+        self.n_outputs_ = t.shape[2]
+        self.fit_layout_ = seqs.layout
+        self._y_ndim = np.ndim(y)
+        if p["scale"]:
+            # standardization alone: the decoder's inputs are targets, in the inputs' units
+            _, _, self.input_mean_, self.input_scale_ = _input_scaling(seqs, heavy_tails=False)
+            self.target_mean_, self.target_scale_ = _mean_and_scale(t.reshape(-1, self.n_outputs_), None)
+        else:
+            self.input_mean_ = self.input_scale_ = self.target_mean_ = self.target_scale_ = None
+        x = self._encoder_inputs(seqs).astype(p["dtype"])                           # (T, n, I)
+        t_scaled = t if self.target_mean_ is None else _standardized(t, self.target_mean_, self.target_scale_)
+        tgt = np.ascontiguousarray(t_scaled.transpose(1, 0, 2), dtype=p["dtype"])  # (h, n, k) time-major
+        starts = self._starts(seqs).astype(p["dtype"])                              # (n, k)
+
+        model = EncoderDecoder(self.input_size_, self.n_outputs_, p["hidden_size"], cell=self.cell,
+                               num_layers=p["num_layers"], dropout=p["dropout"], dtype=p["dtype"],
+                               seed=int(rng.integers(0, 2**62)))
+        opt = _optimizer(model.parameters(), p)
+        n = seqs.n
+        n_val = math.ceil(p["validation_fraction"] * n) if p["early_stopping"] else 0
+        if n_val and n - n_val < 1:
+            raise ValueError(f"validation_fraction={self.validation_fraction} leaves no training window: "
+                             f"n_samples={n}; pass more samples or early_stopping=False")
+        train_idx, val_idx = np.arange(n - n_val), np.arange(n - n_val, n)          # the last windows validate
+        batches = math.ceil(len(train_idx) / p["batch_size"])
+        epochs = int(min(p["max_epochs"] if p["max_epochs"] is not None else math.inf,
+                         math.ceil(p["max_updates"] / batches) if p["max_updates"] is not None else math.inf))
+        scheduler = optim.CosineAnnealingLR(opt, epochs * batches) if p["lr_schedule"] == "cosine" else None
+        noise = p["dtype"].type(p["input_noise"])
+        curve: list[float] = []
+        val_curve: list[float] = []
+        best, best_epoch, best_state = math.inf, 0, None
+        progress = _Progress(p["verbose"] > 0, epochs, "SequenceForecaster")
+        try:
+            with thread_limit(p["n_threads"]):
+                for epoch in range(1, epochs + 1):
+                    model.train()
+                    total = 0.0
+                    for idx in np.array_split(train_idx[rng.permutation(len(train_idx))], batches):
+                        lens = None if seqs.lengths is None else seqs.lengths[idx]
+                        T = seqs.T if lens is None else int(lens.max())
+                        xb, tb, sb = x[:T, idx], tgt[:, idx], starts[idx]
+                        if noise > 0:       # jitter what the network reads: the inputs and the fed-back values
+                            xb = xb + noise * rng.standard_normal(xb.shape, dtype=p["dtype"])
+                            if lens is not None:
+                                xb *= (np.arange(T)[:, None] < lens[None, :])[:, :, None]
+                            fed = tb + noise * rng.standard_normal(tb.shape, dtype=p["dtype"])
+                            sb = sb + noise * rng.standard_normal(sb.shape, dtype=p["dtype"])
+                        else:
+                            fed = tb
+                        z = model(xb, fed, src_lengths=lens, start=sb)                  # (h, B, k)
+                        loss, dz = mse_loss(z, tb)
+                        if not math.isfinite(loss):
+                            raise FloatingPointError(f"training diverged in epoch {epoch} (loss {loss}); lower "
+                                                     f"lr (now {self.lr}) or train in dtype='float64'")
+                        opt.zero_grad()
+                        model.backward(dz)
+                        if p["clip_norm"] is not None:
+                            clip_grad_norm_(model.parameters(), p["clip_norm"])
+                        opt.step()
+                        if scheduler is not None:
+                            scheduler.step()
+                        total += float(loss) * len(idx)
+                    curve.append(total / len(train_idx))
+                    metrics = {"loss": curve[-1]}
+                    if n_val:
+                        # the validation windows forecast as predict does: free running
+                        lens = None if seqs.lengths is None else seqs.lengths[val_idx]
+                        z = model.decode(x[:, val_idx], p["horizon"], src_lengths=lens, start=starts[val_idx])
+                        val_curve.append(float(mse_loss(z, tgt[:, val_idx])[0]))
+                        metrics["val_loss"] = val_curve[-1]
+                        if val_curve[-1] < best:
+                            best, best_epoch, best_state = val_curve[-1], epoch, model.state_dict()
+                    progress.update(epoch, metrics)
+                    if n_val and epoch - best_epoch >= p["n_iter_no_change"]:
+                        break
+        finally:
+            progress.close()
+        if best_state is not None:
+            model.load_state_dict(best_state)                                          # the best epoch's weights
+        model.eval()
+        self.model_ = model
+        self.loss_curve_ = curve
+        self.validation_scores_ = val_curve if n_val else None
+        self.best_epoch_ = best_epoch if n_val else len(curve)
+        self.n_iter_ = len(curve)
+        self.n_updates_ = len(curve) * batches
+        return self
+
+    # ---- predict ----------------------------------------------------------------------------------
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "model_"):
+            raise NotFittedError(f"This {type(self).__name__} instance is not fitted yet. Call 'fit' with "
+                                 f"appropriate arguments before using this estimator.")
+
+    def _forecast(self, X: Any) -> np.ndarray:
+        """Free-running forecasts (n, h, k) in the targets' units."""
+        self._check_fitted()
+        seqs = _check_X(X, np.dtype(np.float64))
+        if seqs.layout == "2d" and self.fit_layout_ == "2d" and seqs.T != self.n_features_in_:
+            raise ValueError(f"X has {seqs.T} features, but {type(self).__name__} is expecting "
+                             f"{self.n_features_in_} features as input.")
+        if seqs.x.shape[2] != self.input_size_:
+            raise ValueError(f"X has {seqs.x.shape[2]} features per step, but {type(self).__name__} is "
+                             f"expecting {self.input_size_}")
+        model = self.model_
+        x = self._encoder_inputs(seqs).astype(model.dtype)
+        starts = self._starts(seqs).astype(model.dtype)
+        parts = []
+        with thread_limit(self.n_threads):
+            for s in range(0, seqs.n, _PREDICT_CHUNK):
+                rows = np.arange(s, min(s + _PREDICT_CHUNK, seqs.n))
+                lens = None if seqs.lengths is None else seqs.lengths[rows]
+                T = seqs.T if lens is None else int(lens.max())
+                z = model.decode(x[:T, rows], self.horizon_, src_lengths=lens, start=starts[rows])  # (h, B, k)
+                parts.append(np.asarray(z, np.float64).transpose(1, 0, 2))
+        z = np.concatenate(parts)                                                     # (n, h, k)
+        if self.target_mean_ is not None:
+            z = z * self.target_scale_ + self.target_mean_
+        return z
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Forecasts (float64) shaped like the y of fit: (n_samples, horizon) or (n_samples, horizon, k)."""
+        z = self._forecast(X)
+        return z[:, :, 0] if self._y_ndim == 2 else z
+
+    def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
+        """R² of the forecasts, each (horizon step, output) a column, averaged uniformly."""
+        z = self._forecast(X)
+        t = self._targets(y, len(z), z.shape[1])
+        return _r2(t.reshape(len(t), -1), z.reshape(len(z), -1), sample_weight)
