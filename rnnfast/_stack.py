@@ -328,8 +328,9 @@ class _Recurrent(Module):
             d_out = as_real_array("dout", dout)
             expected = (B, T, D * H) if self.batch_first else (T, B, D * H)
             check_shape("dout", d_out, expected, "(the forward output's shape)")
-            g = layout.to_rows(np.ascontiguousarray(self._to_user_layout(d_out), dtype=self.dtype))
-            g = np.ascontiguousarray(g, dtype=self.dtype)               # (rows, D·H) dL/d(out)
+            g = np.ascontiguousarray(self._to_user_layout(d_out), dtype=self.dtype)
+            g = layout.to_rows(g, out=self._workspace.buffer("dout", (layout.rows, D * H), self.dtype)
+                               if layout.is_packed else None)           # (rows, D·H) dL/d(out)
         dh_in, dc_in = self._split_dstate(dstate)
         dh_n = layout.sort(self._check_state("dh_n", dh_in, B))     # (L·D, B, H)
         dc_n = layout.sort(self._check_state("dc_n", dc_in, B)) if lstm else None
