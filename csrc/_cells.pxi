@@ -4,8 +4,8 @@
 # (rnnfast_pointwise.h, wrapped in _fused.pxd), and here its gate width, forward step, backward step and
 # streaming step, each in the dispatch below it.
 #
-# Arrays are (T·B, ·) rows; row0 is the first row of this block at step t. h_prev and c_prev are the rows of
-# the state before step t (_prev_rows); `a` holds the step's input projection (without bias) and becomes the
+# Arrays are time-major (rows, ·) (_plan.pxi: the layout); row0 is the first row of this block at step t, prev0
+# its first row at step t-1. h_prev and c_prev are the rows of the state before step t (_prev_rows); `a` holds the step's input projection (without bias) and becomes the
 # activated gates, which backward turns into dA.
 
 
@@ -20,13 +20,13 @@ cdef inline int _recurrent_split(int cell, int H) noexcept nogil:
     return 2 * H if cell == _GRU else _gate_width(cell, H)
 
 
-cdef inline const floating* _prev_rows(const floating* init, const floating* seq, Py_ssize_t t, Py_ssize_t row0,
-                                       Py_ssize_t B, Py_ssize_t b0, int H) noexcept nogil:
-    """Rows of a state before step t: the initial state's at t = 0, else step t-1's in seq; NULL when the cell
-    has no such state (seq NULL)."""
+cdef inline const floating* _prev_rows(const floating* init, const floating* seq, Py_ssize_t t, Py_ssize_t prev0,
+                                       Py_ssize_t b0, int H) noexcept nogil:
+    """Rows of a state before step t: the initial state's at t = 0, else step t-1's in seq (from row prev0);
+    NULL when the cell has no such state (seq NULL)."""
     if seq == NULL:
         return NULL
-    return (init + b0 * H) if t == 0 else (seq + (row0 - B) * H)
+    return (init + b0 * H) if t == 0 else (seq + prev0 * H)
 
 
 # ---- LSTM: [i f g o] = [σ σ tanh σ](a + h W_hhᵀ + b), c = f ⊙ c_prev + i ⊙ g, h = o ⊙ tanh(c) ----------
@@ -55,13 +55,11 @@ cdef inline void _gru_forward(Py_ssize_t m, int H, int j0, int j1, Py_ssize_t ro
     gru_fwd(<int> m, H, j0, j1, bias, a, s, b_hn, h_prev, hn + row0 * H, out + row0 * H)
 
 
-cdef inline void _gru_backward(Py_ssize_t m, int H, int j0, int j1, Py_ssize_t t, Py_ssize_t row0,
-                               Py_ssize_t b0, Py_ssize_t b1, const int* lens, const floating* h_prev,
-                               floating* gates, floating* hn, const floating* dout, floating* dh) noexcept nogil:
+cdef inline void _gru_backward(Py_ssize_t m, int H, int j0, int j1, Py_ssize_t row0, Py_ssize_t b0,
+                               const floating* h_prev, floating* gates, floating* hn, const floating* dout,
+                               floating* dh) noexcept nogil:
     gru_bwd(<int> m, H, j0, j1, gates + row0 * 3 * H, hn + row0 * H, h_prev, dout + row0 * H, dh + b0 * H,
             hn + row0 * H, dh + b0 * H)                 # gates := dA; hn := r ⊙ dA_n; dh := dh ⊙ z
-    _zero_finished(lens, b0, b1, t, hn + row0 * H, 1, H, j0, j1)    # finished rows carry nothing back
-    _zero_finished(lens, b0, b1, t, dh + b0 * H, 1, H, j0, j1)
 
 
 # ---- Elman: h = φ(a + h W_hhᵀ + b) ----------------------------------------------------------------------
@@ -94,8 +92,8 @@ cdef inline void _forward_step(int cell, Py_ssize_t m, int H, int j0, int j1, Py
         _elman_forward(cell, m, H, j0, j1, row0, h_prev, packed, w_hh, bias, a, out)
 
 
-cdef inline void _backward_step(int cell, Py_ssize_t m, int H, int j0, int j1, Py_ssize_t t, Py_ssize_t row0,
-                                Py_ssize_t b0, Py_ssize_t b1, const int* lens, const floating* h_prev,
+cdef inline void _backward_step(int cell, Py_ssize_t m, int H, int j0, int j1, Py_ssize_t row0,
+                                Py_ssize_t b0, const floating* h_prev,
                                 const floating* c_prev, floating* gates, const floating* tanh_c, floating* hn,
                                 const floating* out, const floating* dout, floating* dh, floating* dc,
                                 floating* da) noexcept nogil:
@@ -104,7 +102,7 @@ cdef inline void _backward_step(int cell, Py_ssize_t m, int H, int j0, int j1, P
     if cell == _LSTM:
         _lstm_backward(m, H, j0, j1, row0, b0, c_prev, gates, tanh_c, dout, dh, dc)
     elif cell == _GRU:
-        _gru_backward(m, H, j0, j1, t, row0, b0, b1, lens, h_prev, gates, hn, dout, dh)
+        _gru_backward(m, H, j0, j1, row0, b0, h_prev, gates, hn, dout, dh)
     else:
         _elman_backward(cell, m, H, j0, j1, row0, b0, out, dout, dh, da)
 

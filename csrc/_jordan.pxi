@@ -102,7 +102,7 @@ def jordan_forward(int act,                                 # φ: RF_TANH, RF_RE
         if p_yh != NULL:
             pack_by_team(True, O, H, &w_yh[0, 0], p_yh)                                 # W_yhᵀ (O, H)
             pack_by_team(True, H, O, &w_hy[0, 0], p_hy)                                 # W_hyᵀ (H, O)
-        share = _loop_share(_BY_ROWS, B, H, sizeof(floating))                      # this thread's rows
+        share = _loop_share(_BY_ROWS, T, B, NULL, H, sizeof(floating))  # this thread's rows
         _jordan_forward_block(act, out_act, T, B, H, O, share.b0, share.b1, &w_yh[0, 0], &w_hy[0, 0], p_yh, p_hy,
                               _cptr1(b_h), _cptr1(b_y), &s[0, 0, 0], &ys[0, 0, 0])
 
@@ -213,7 +213,7 @@ def jordan_backward(int act,                                # φ, as forward
         if p_yh != NULL:
             pack_by_team(False, H, O, &w_yh[0, 0], p_yh)                                # W_yh (H, O)
             pack_by_team(False, O, H, &w_hy[0, 0], p_hy)                                # W_hy (O, H)
-        share = _loop_share(_BY_ROWS, B, H, sizeof(floating))                      # this thread's rows
+        share = _loop_share(_BY_ROWS, T, B, NULL, H, sizeof(floating))  # this thread's rows
         _jordan_backward_block(act, out_act, T, B, H, O, share.b0, share.b1, &w_yh[0, 0], &w_hy[0, 0], p_yh, p_hy,
                                &s[0, 0, 0], &ys[0, 0, 0], &dz[0, 0, 0], &da[0, 0, 0], &dy0[0, 0], zero)
     free(zero)

@@ -55,13 +55,13 @@ cdef _SplitPolicy _split_policy(Py_ssize_t nbytes, int backward_h_per_row) excep
     return policy
 
 
-cdef inline Py_ssize_t _loop_team(int num_threads, Py_ssize_t T, Py_ssize_t B, int H, int GH, int itemsize,
+cdef inline Py_ssize_t _loop_team(int num_threads, Py_ssize_t rows, Py_ssize_t B, int H, int GH, int itemsize,
                                   bint backward, _SplitPolicy policy, int* plan) noexcept nogil:
     """Threads for the time loop, and their plan (above): the products split by units when W_hh is big
     and H is a whole number of packed panels, so that each thread's columns are whole panels."""
     cdef int nr = _panel_width(itemsize)
     cdef Py_ssize_t n
-    cdef double flops = 2.0 * T * B * GH * H
+    cdef double flops = 2.0 * rows * GH * H
     plan[0] = _BY_ROWS
     if RF_HAVE_BARRIER and <Py_ssize_t> GH * H * itemsize >= policy.nbytes and H % nr == 0:
         n = _team(num_threads, H // nr, flops)
@@ -77,7 +77,7 @@ def loop_plan(int num_threads, Py_ssize_t T, Py_ssize_t B, int H, int GH, int it
     "mixed" (see above)."""
     cdef int plan
     cdef _SplitPolicy policy = _split_policy(split_bytes, split_h_per_row)
-    cdef Py_ssize_t n = _loop_team(num_threads, T, B, H, GH, itemsize, backward, policy, &plan)
+    cdef Py_ssize_t n = _loop_team(num_threads, T * B, B, H, GH, itemsize, backward, policy, &plan)
     return n, _PLAN_NAMES[plan]
 
 
@@ -88,7 +88,34 @@ cdef struct _Share:                 # a thread's share of the time loop
     int team                        # threads in the team
 
 
-cdef inline _Share _loop_share(int plan, Py_ssize_t B, int H, int itemsize) noexcept nogil:
+cdef inline Py_ssize_t _steps_before(Py_ssize_t T, const int* batch_sizes, Py_ssize_t b) noexcept nogil:
+    """Σ_{i<b} lengths[i]: the rows of sequences 0 .. b-1 (sorted by decreasing length) over all steps."""
+    cdef Py_ssize_t t, n = 0
+    for t in range(T):
+        n += min(<Py_ssize_t> batch_sizes[t], b)
+    return n
+
+
+cdef inline Py_ssize_t _batch_bound(Py_ssize_t T, Py_ssize_t B, const int* batch_sizes, Py_ssize_t parts,
+                                    Py_ssize_t k) noexcept nogil:
+    """Start of the k-th of `parts` contiguous blocks of the batch: near-equal rows when padded; packed, the
+    first b whose sequences before it hold k/parts of all real steps, so that each thread's time loop does
+    about the same work (the longest sequences in fewer rows)."""
+    cdef Py_ssize_t lo = 0, hi = B, mid, target
+    if batch_sizes == NULL or k == 0 or k >= parts:
+        return _bound(B, parts, k)
+    target = (_steps_before(T, batch_sizes, B) * k) // parts
+    while lo < hi:                              # the least b with _steps_before(b) >= target
+        mid = (lo + hi) // 2
+        if _steps_before(T, batch_sizes, mid) < target:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+cdef inline _Share _loop_share(int plan, Py_ssize_t T, Py_ssize_t B, const int* batch_sizes, int H,
+                               int itemsize) noexcept nogil:
     """The calling thread's share of the time loop. Assign the result directly to a variable of the
     Cython parallel block: only variables assigned there are made thread-private (bounds written through
     pointers once stayed shared, and the threads raced on them)."""
@@ -96,7 +123,8 @@ cdef inline _Share _loop_share(int plan, Py_ssize_t B, int H, int itemsize) noex
     cdef int nr = _panel_width(itemsize)    # with the unit split, a thread's units are whole packed panels
     cdef int tid = rf_thread_id()
     share.team = rf_team_size()
-    share.b0, share.b1 = _bound(B, share.team, tid), _bound(B, share.team, tid + 1)
+    share.b0 = _batch_bound(T, B, batch_sizes, share.team, tid)
+    share.b1 = _batch_bound(T, B, batch_sizes, share.team, tid + 1)
     share.j0, share.j1 = 0, H
     share.k0, share.k1 = 0, H
     if plan != _BY_ROWS:
@@ -108,26 +136,52 @@ cdef inline _Share _loop_share(int plan, Py_ssize_t B, int H, int itemsize) noex
     return share
 
 
-cdef inline Py_ssize_t _active_rows(const int* lens, Py_ssize_t b0, Py_ssize_t b1, Py_ssize_t t) noexcept nogil:
-    """Number of rows from b0 up to and including the last row of [b0, b1) still running at step t."""
-    cdef Py_ssize_t b
-    if lens == NULL:
+# The layout of the time-major row arrays (x, gates, out, ...: (rows, ·)). Padded: step t's B rows start at
+# row t·B. Packed (batch_sizes, as cuDNN's and torch's PackedSequence): the batch is sorted by decreasing length,
+# step t holds the m_t = batch_sizes[t] sequences still running, rows 0 .. m_t - 1 of the batch, contiguous from
+# row off[t] = Σ_{s<t} m_s. No row of a finished sequence exists, so no step, product or GEMM touches one.
+
+cdef inline Py_ssize_t _batch_at(const int* batch_sizes, Py_ssize_t B, Py_ssize_t T, Py_ssize_t t) noexcept nogil:
+    """m_t: rows of step t (0 for t >= T)."""
+    if t >= T:
+        return 0
+    return B if batch_sizes == NULL else batch_sizes[t]
+
+
+cdef inline Py_ssize_t _active(const int* batch_sizes, Py_ssize_t b0, Py_ssize_t b1, Py_ssize_t t) noexcept nogil:
+    """Rows of the block [b0, b1) that step t has (the batch is sorted by decreasing length)."""
+    if batch_sizes == NULL:
         return b1 - b0
-    b = b1
-    while b > b0 and lens[b - 1] <= t:
-        b -= 1
-    return b - b0
+    return max(0, min(b1, <Py_ssize_t> batch_sizes[t]) - b0)
 
 
-cdef inline void _zero_finished(const int* lens, Py_ssize_t b0, Py_ssize_t b1, Py_ssize_t t,
-                                floating* rows, int G, int H, int j0, int j1) noexcept nogil:
-    """Zero units [j0, j1) of each of the G gate blocks in the rows (each G·H long, rows[0] is row b0) of
-    sequences that ended before step t."""
-    cdef Py_ssize_t b
-    cdef int g
-    if lens == NULL:
-        return
-    for b in range(b0, b1):
-        if lens[b] <= t:
-            for g in range(G):
-                memset(rows + (b - b0) * G * H + g * H + j0, 0, (j1 - j0) * sizeof(floating))
+cdef Py_ssize_t* _offsets(const int* batch_sizes, Py_ssize_t T, Py_ssize_t B) noexcept nogil:
+    """off (T + 1,): step t's first row, off[T] the number of rows (malloc'd: the caller frees; NULL when
+    malloc fails)."""
+    cdef Py_ssize_t t
+    cdef Py_ssize_t* off = <Py_ssize_t*> malloc((T + 1) * sizeof(Py_ssize_t))
+    if off == NULL:
+        return NULL
+    off[0] = 0
+    for t in range(T):
+        off[t + 1] = off[t] + _batch_at(batch_sizes, B, T, t)
+    return off
+
+
+cdef Py_ssize_t _check_layout(Py_ssize_t T, Py_ssize_t B, const int[::1] batch_sizes, Py_ssize_t rows) except -1:
+    """ValueError unless batch_sizes (T,) is None (padded: rows = T·B) or non-increasing from B down to >= 1
+    with Σ = rows."""
+    cdef Py_ssize_t t, total = 0
+    if batch_sizes is None:
+        if rows != T * B:
+            raise ValueError(f"the arrays have {rows} rows, not T·B = {T * B}")
+        return 0
+    if batch_sizes.shape[0] != T:
+        raise ValueError(f"batch_sizes must have T = {T} entries, got {batch_sizes.shape[0]}")
+    for t in range(T):
+        if batch_sizes[t] < 1 or batch_sizes[t] > (B if t == 0 else batch_sizes[t - 1]) or (t == 0 and batch_sizes[0] != B):
+            raise ValueError("batch_sizes must start at B and not increase, each >= 1")
+        total += batch_sizes[t]
+    if total != rows:
+        raise ValueError(f"the arrays have {rows} rows, not Σ batch_sizes = {total}")
+    return 0

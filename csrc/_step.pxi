@@ -144,3 +144,26 @@ def zero_arrays(list arrays, int num_threads):
                     memset(ptrs[i] + lo, 0, hi - lo)
     free(sizes)
     free(ptrs)
+
+
+def copy_rows(const floating[:, ::1] src,             # IN  (n_src, F)
+              const Py_ssize_t[::1] index,            # IN  (n_dst,) a row of src, or -1 for a row of zeros
+              floating[:, ::1] dst):                  # OUT (n_dst, F)
+    """dst[r] := src[index[r]] (zeros where index[r] < 0): the padded batch to the packed layout's rows and
+    back (rnnfast._layout), in one pass. One thread: waking a second costs more than it saves here
+    (benchmarks/README.md, variable lengths)."""
+    cdef Py_ssize_t n = dst.shape[0], F = dst.shape[1], r, src_rows = src.shape[0]
+    cdef size_t row_bytes = F * sizeof(floating)
+    if index.shape[0] != n or src.shape[1] != F:
+        raise ValueError(f"index ({index.shape[0]},), src (·, {src.shape[1]}) and dst ({n}, {F}) do not fit")
+    for r in range(n):
+        if index[r] >= src_rows:
+            raise ValueError(f"index[{r}] = {index[r]} is past src's {src_rows} rows")
+    if n == 0 or F == 0:
+        return
+    with nogil:
+        for r in range(n):
+            if index[r] >= 0:
+                memcpy(&dst[r, 0], &src[index[r], 0], row_bytes)
+            else:
+                memset(&dst[r, 0], 0, row_bytes)

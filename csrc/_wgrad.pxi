@@ -49,22 +49,26 @@ def _wgrad_product(const floating[:, ::1] a, const floating[:, ::1] b, floating[
     free(work_mem)
 
 
-cdef void _weight_gradients(Py_ssize_t T, Py_ssize_t B, int I, int H, int GH, int split,
+cdef void _weight_gradients(Py_ssize_t T, Py_ssize_t B, Py_ssize_t rows, int I, int H, int GH, int split,
                             Py_ssize_t g0, Py_ssize_t g1, Py_ssize_t r0, Py_ssize_t r1,
                             const floating* da, const floating* da_n, const floating* x,
-                            const floating* h0, const floating* out, const floating* w_ih,
-                            floating* dx, floating* dw_ih, floating* dw_hh, floating* work) noexcept nogil:
+                            const floating* h0, const floating* out, const floating* h_prev,
+                            const floating* w_ih, floating* dx, floating* dw_ih, floating* dw_hh,
+                            floating* work) noexcept nogil:
     """Gate rows [g0, g1) of dW_ih, dW_hh (accumulated) and rows [r0, r1) of dx (overwritten); work: the
     thread's workspace for rnnfast_wgrad.h, or NULL for BLAS.
 
-    The input side reads dA (T·B, GH). The recurrent side reads dA for gate rows < split and, for rows
-    from split on (GRU's n block, whose recurrent gradient is r ⊙ da_n), da_n (T·B, GH − split)."""
+    The input side reads dA (rows, GH). The recurrent side reads dA for gate rows < split and, for rows
+    from split on (GRU's n block, whose recurrent gradient is r ⊙ da_n), da_n (rows, GH − split), against
+    h_prev (rows, H) when given (packed layout), else against [h_0 .. h_{T-1}] (padded: rows = T·B)."""
     cdef Py_ssize_t lo, hi, ld
     cdef const floating* src
     cdef int ng = <int> (g1 - g0)
     cdef bint joined = T > 1 and h0 + B * H == out     # h_0 stored just before h_1: [h_0 .. h_{T-1}] is one operand
+    if h_prev != NULL:
+        h0, joined = h_prev, True                       # one operand, beside dA row for row
     if ng > 0:
-        _wgrad(ng, I, <int> (T * B), da + g0, GH, x, I, dw_ih + g0 * I, I, work)       # Σ_t dA_tᵀ x_t
+        _wgrad(ng, I, <int> rows, da + g0, GH, x, I, dw_ih + g0 * I, I, work)          # Σ_t dA_tᵀ x_t
         for part in range(2):                  # recurrent side: rows below split, then from split on
             lo = g0 if part == 0 else max(g0, <Py_ssize_t> split)
             hi = min(g1, <Py_ssize_t> split) if part == 0 else g1
@@ -73,7 +77,7 @@ cdef void _weight_gradients(Py_ssize_t T, Py_ssize_t B, int I, int H, int GH, in
             src = (da + lo) if part == 0 else (da_n + (lo - split))
             ld = GH if part == 0 else GH - split
             if joined:
-                _wgrad(<int> (hi - lo), H, <int> (T * B), src, <int> ld, h0, H, dw_hh + lo * H, H,
+                _wgrad(<int> (hi - lo), H, <int> rows, src, <int> ld, h0, H, dw_hh + lo * H, H,
                        work)                                                    # Σ_t dA_tᵀ h_{t-1}
                 continue
             _wgrad(<int> (hi - lo), H, <int> B, src, <int> ld, h0, H, dw_hh + lo * H, H, work)  # dA_0ᵀ h_0

@@ -15,7 +15,7 @@ only recurrent term is  dh_{t-1} = dA_t W_hh  (GRU: dh ⊙ z + dA^h_t W_hh, wher
 differs from dA in the n block by the factor r). rnnfast.reference is the specification these implement.
 
 Structure (oneDNN's and haste's):
-  1. input projection A = X W_ihᵀ for all T·B rows, as GEMMs over row blocks, one per thread;
+  1. input projection A = X W_ihᵀ for all rows, as GEMMs over row blocks, one per thread;
   2. the time loop, with the batch split into contiguous chunks, one per thread: per step one recurrent
      GEMM of the chunk's rows and one fused pointwise pass (rnnfast_pointwise.h) that adds the bias and keeps
      what BPTT needs. When W_hh is too big for one core's cache, the threads split the hidden units instead
@@ -28,9 +28,11 @@ backward allocates before it (each thread's bias sums, the after-loop block boun
 thread's workspace for rnnfast_wgrad.h). BLAS must be held to one thread by the caller (rnnfast._threads does
 it), since the threads here are OpenMP's.
 
-Variable lengths: lengths[b] in [1, T]. For t >= lengths[b], row b's output is zero, its state is frozen
-(h_n is its state at its own last step) and it receives no gradient. The recurrent GEMM of a step covers only
-the chunk's rows up to its last active one, so a batch sorted by decreasing length skips finished rows.
+Variable lengths: the packed layout (_plan.pxi), as cuDNN's and torch's PackedSequence: the batch sorted by
+decreasing length, step t holds the batch_sizes[t] sequences still running, contiguous. Every array is
+(rows, ·) with rows = Σ batch_sizes, so the input projection, dx and the weight gradients are GEMMs over the
+real steps only (dW_hh reads h_{t-1} gathered beside each row), and each thread's block of the batch shrinks
+as its sequences end. Without batch_sizes the layout is padded: T·B rows, B a step.
 
 One file per concern, included here in order (the float/double branch of every C helper is written once, in
 the fused wrappers of _fused.pxd; the GEMM in _blas.pxd):

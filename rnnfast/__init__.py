@@ -17,7 +17,7 @@ from .losses import bce_with_logits, cross_entropy, mse_loss
 from .optim import SGD, Adam, AdamW, CosineAnnealingLR, ReduceLROnPlateau, RMSprop, StepLR
 from .persist import load
 from .seq2seq import EncoderDecoder
-from .sequences import pad_sequences, sequence_mask, unpad_sequences
+from .sequences import PackedSequence, pack_sequences, pad_sequences, sequence_mask, unpack, unpad_sequences
 from .tdnn import TimeDelay
 from .tbptt import TBPTTResult, TruncatedBPTT, chunk_bounds, detach_state, iter_chunks
 
@@ -28,7 +28,7 @@ __all__ = [
     "distributed", "losses", "mse_loss", "cross_entropy", "bce_with_logits",
     "optim", "SGD", "Adam", "AdamW", "RMSprop", "StepLR", "ReduceLROnPlateau", "CosineAnnealingLR",
     "clip_grad_norm_", "clip_grad_value_",
-    "pad_sequences", "unpad_sequences", "sequence_mask",
+    "pad_sequences", "unpad_sequences", "sequence_mask", "PackedSequence", "pack_sequences", "unpack",
     "TruncatedBPTT", "TBPTTResult", "chunk_bounds", "iter_chunks", "detach_state",
     "gradient_norms_through_time", "gradcheck", "GradcheckError",
     "SequenceClassifier", "SequenceRegressor", "SequenceForecaster", "load", "generate",

@@ -2,7 +2,7 @@
 
 The layers call a narrow pair per direction of one layer, as thinc's LSTM does::
 
-    fwd = forward_training(cell, weights, x, h0, c0, lengths, options, workspace=..., key=...)
+    fwd = forward_training(cell, weights, x, h0, c0, layout, options, workspace=..., key=...)
     dx = backward(dout, dh_n, dc_n, fwd, options, dh0=..., dc0=...)
 
 ``forward_training`` runs the layer over the sequence and returns a :class:`ForwardResult`, which holds what
@@ -21,11 +21,14 @@ import contextvars
 import importlib.util
 import os
 from dataclasses import dataclass, field, replace
-from typing import Any, Iterator, NamedTuple, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Iterator, NamedTuple, Optional, Tuple
 
 import numpy as np
 
 from ._cells import CELLS, CellSpec
+
+if TYPE_CHECKING:
+    from ._layout import Layout
 
 
 def _missing_extension_error() -> ImportError:
@@ -75,6 +78,7 @@ _check_cell_codes()
 openmp_enabled = _recurrent.openmp_enabled
 packed_size = _recurrent.packed_size
 zero_arrays = _recurrent.zero_arrays                        # (arrays, num_threads): rnnfast._threads wraps it
+copy_rows = _recurrent.copy_rows                            # (src, index, dst): rnnfast._layout
 _float32_approximation = _recurrent._float32_approximation  # (name, x, y): for the accuracy tests
 
 
@@ -198,42 +202,44 @@ class ForwardResult:
 
     The kept arrays live in the layer's workspace; ``backward`` overwrites ``gates`` (and GRU's ``hn``) with
     their gradients, so a result is consumed by one backward.
+    Arrays are time-major rows (rows, ·) in the :class:`rnnfast._layout.Layout` (padded: T·B rows; packed:
+    the real steps only, the batch sorted by decreasing length).
     """
 
     cell: CellSpec
     weights: Weights
-    x: np.ndarray                           # (T, B, I) the input
+    x: np.ndarray                           # (rows, I) the input
     h0: np.ndarray                          # (B, H), followed in memory by out: [h_0, h_1 .. h_T]
     c0: Optional[np.ndarray]                # (B, H) LSTM, else None
-    lengths: Optional[np.ndarray]           # (B,) int32 in [1, T], or None
-    out: np.ndarray                         # (T, B, H) h_t, zero past each length
-    gates: Optional[np.ndarray] = None      # (T, B, G·H) activated gates (LSTM, GRU)
-    c: Optional[np.ndarray] = None          # (T, B, H) c_t (LSTM)
-    tanh_c: Optional[np.ndarray] = None     # (T, B, H) tanh(c_t) (LSTM)
-    hn: Optional[np.ndarray] = None         # (T, B, H) W_hn h_{t-1} + b_hn (GRU)
+    layout: "Layout"
+    out: np.ndarray                         # (rows, H) h_t
+    gates: Optional[np.ndarray] = None      # (rows, G·H) activated gates (LSTM, GRU)
+    c: Optional[np.ndarray] = None          # (rows, H) c_t (LSTM)
+    tanh_c: Optional[np.ndarray] = None     # (rows, H) tanh(c_t) (LSTM)
+    hn: Optional[np.ndarray] = None         # (rows, H) W_hn h_{t-1} + b_hn (GRU)
     workspace: Any = field(default=None, repr=False)     # the layer's Workspace, for backward's buffers
     key: tuple = ()                                      # this run's prefix in the workspace
 
     @property
     def h_n(self) -> np.ndarray:
         """(B, H) each row's state at its own last step (h0 when T = 0)."""
-        return _last(self.out, self.h0, self.lengths)
+        return _last(self.out, self.h0, self.layout)
 
     @property
     def c_n(self) -> Optional[np.ndarray]:
         """(B, H) each row's cell state at its own last step (LSTM), else None."""
         if self.c is None or self.c0 is None:
             return None
-        return _last(self.c, self.c0, self.lengths)
+        return _last(self.c, self.c0, self.layout)
 
 
-def _last(seq: np.ndarray, initial: np.ndarray, lens: Optional[np.ndarray]) -> np.ndarray:
-    T, B = seq.shape[:2]
-    if T == 0:
+def _last(seq: np.ndarray, initial: np.ndarray, layout: "Layout") -> np.ndarray:
+    """(B, H) each sequence's row at its own last step of seq (rows, H); initial when T = 0."""
+    if layout.T == 0:
         return initial
-    if lens is None:
-        return seq[T - 1]
-    return seq[lens - 1, np.arange(B)]
+    if layout.last is None:
+        return seq[(layout.T - 1) * layout.B:]
+    return seq[layout.last]
 
 
 def _packed(workspace: Any, key: tuple, K: int, N: int, dtype: np.dtype,
@@ -245,7 +251,7 @@ def _packed(workspace: Any, key: tuple, K: int, N: int, dtype: np.dtype,
 
 
 def forward_training(cell: CellSpec, weights: Weights, x: np.ndarray, h0: np.ndarray, c0: Optional[np.ndarray],
-                     lengths: Optional[np.ndarray], options: KernelOptions, *, workspace: Any, key: tuple,
+                     layout: "Layout", options: KernelOptions, *, workspace: Any, key: tuple,
                      out: Optional[np.ndarray] = None) -> ForwardResult:
     """Run one direction of one layer over ``x``, keeping what :func:`backward` needs.
 
@@ -255,17 +261,18 @@ def forward_training(cell: CellSpec, weights: Weights, x: np.ndarray, h0: np.nda
         The row of the table of cells.
     weights : Weights
         The parameters (their ``.data`` is read).
-    x : ndarray (T, B, I)
-        C-contiguous, of the weights' dtype.
+    x : ndarray (rows, I)
+        The layout's rows, C-contiguous, of the weights' dtype.
     h0, c0 : ndarray (B, H)
-        The initial state (``c0`` None but for LSTM).
-    lengths : ndarray (B,) of int32 in [1, T], or None for all T.
+        The initial state (``c0`` None but for LSTM), in the layout's batch order.
+    layout : Layout
+        Padded (T·B rows) or packed (the real steps, sorted by decreasing length).
     options : KernelOptions
     workspace : Workspace
         Where the kept activations and scratch live between calls (:class:`rnnfast._buffers.Workspace`).
     key : tuple
         This run's prefix in the workspace (layer, direction).
-    out : ndarray (T + 1, B, H), optional
+    out : ndarray (B + rows, H), optional
         Where to write [h_0, h_1 .. h_T]: a fresh array for outputs returned to the user (default: the
         workspace's).
 
@@ -273,26 +280,26 @@ def forward_training(cell: CellSpec, weights: Weights, x: np.ndarray, h0: np.nda
     -------
     ForwardResult
     """
-    T, B = x.shape[:2]
+    T, B, rows = layout.T, layout.B, layout.rows
     dtype = x.dtype
     H = weights.w_hh.data.shape[1]
     GH = cell.width(H)
     bias, b_hn = kernel_biases(cell, weights, H)
     lstm, gru = cell.family == "lstm", cell.family == "gru"
-    # (T + 1, B, H) h_0, h_1 .. h_T in one array, so that BPTT's dW_hh = Σ_t dA_tᵀ h_{t-1} is one GEMM
-    states = workspace.buffer(key + ("out",), (T + 1, B, H), dtype) if out is None else out
-    states[0] = h0
+    # (B + rows, H) h_0, h_1 .. h_T in one array, so that padded BPTT's dW_hh = Σ_t dA_tᵀ h_{t-1} is one GEMM
+    states = workspace.buffer(key + ("out",), (B + rows, H), dtype) if out is None else out
+    states[:B] = h0
     buf = workspace.buffer
-    fwd = ForwardResult(cell, weights, x, states[0], c0, lengths, states[1:],
-                        gates=buf(key + ("gates",), (T, B, GH), dtype) if lstm or gru else None,   # (T, B, GH)
-                        c=buf(key + ("c",), (T, B, H), dtype) if lstm else None,                   # (T, B, H)
-                        tanh_c=buf(key + ("tanh_c",), (T, B, H), dtype) if lstm else None,         # (T, B, H)
-                        hn=buf(key + ("hn",), (T, B, H), dtype) if gru else None,                  # (T, B, H)
+    fwd = ForwardResult(cell, weights, x, states[:B], c0, layout, states[B:],
+                        gates=buf(key + ("gates",), (rows, GH), dtype) if lstm or gru else None,   # (rows, GH)
+                        c=buf(key + ("c",), (rows, H), dtype) if lstm else None,                   # (rows, H)
+                        tanh_c=buf(key + ("tanh_c",), (rows, H), dtype) if lstm else None,         # (rows, H)
+                        hn=buf(key + ("hn",), (rows, H), dtype) if gru else None,                  # (rows, H)
                         workspace=workspace, key=key)
     if T and B:
         scratch = buf(key + ("scratch",), (B, GH), dtype) if gru else None                        # (B, GH)
-        _recurrent.forward(cell.code, x, weights.w_ih.data, weights.w_hh.data, bias, b_hn, fwd.h0, c0, lengths,
-                           fwd.gates, fwd.c, fwd.tanh_c, fwd.hn, fwd.out, scratch,
+        _recurrent.forward(cell.code, T, layout.batch_sizes, x, weights.w_ih.data, weights.w_hh.data, bias,
+                           b_hn, fwd.h0, c0, fwd.gates, fwd.c, fwd.tanh_c, fwd.hn, fwd.out, scratch,
                            _packed(workspace, key + ("forward",), H, GH, dtype, options), options.threads,
                            options.unit_split_bytes, options.unit_split_backward_h_per_row)
     return fwd
@@ -305,40 +312,42 @@ def backward(dout: np.ndarray, dh_n: np.ndarray, dc_n: Optional[np.ndarray], fwd
 
     Parameters
     ----------
-    dout : ndarray (T, B, H)
-        ∂L/∂out, C-contiguous.
+    dout : ndarray (rows, H)
+        ∂L/∂out in the forward's layout, C-contiguous.
     dh_n, dc_n : ndarray (B, H)
         ∂L/∂h_n and (LSTM) ∂L/∂c_n; ``dc_n`` None but for LSTM.
     fwd : ForwardResult
     options : KernelOptions
     dh0, dc0 : ndarray (B, H)
         Filled with ∂L/∂h0 and (LSTM) ∂L/∂c0.
-    dx : ndarray (T, B, I), optional
+    dx : ndarray (rows, I), optional
         Where to write ∂L/∂x (default: the workspace's).
 
     Returns
     -------
-    dx : ndarray (T, B, I)
+    dx : ndarray (rows, I)
         ∂L/∂x. The weight gradients are added into the parameters' ``.grad``.
     """
-    x, w = fwd.x, fwd.weights
-    T, B = x.shape[:2]
+    x, w, layout = fwd.x, fwd.weights, fwd.layout
+    T, B, rows = layout.T, layout.B, layout.rows
     dtype = x.dtype
     H = w.w_hh.data.shape[1]
     GH = fwd.cell.width(H)
     if dx is None:
-        dx = fwd.workspace.buffer(fwd.key + ("dx",), x.shape, dtype)                          # (T, B, I)
+        dx = fwd.workspace.buffer(fwd.key + ("dx",), x.shape, dtype)                          # (rows, I)
     if T == 0 or B == 0:
         dx[...] = 0
         dh0[...] = dh_n
         if dc0 is not None:
             dc0[...] = dc_n
         return dx
-    dA = fwd.gates if fwd.gates is not None else fwd.workspace.buffer(fwd.key + ("dA",), (T, B, GH), dtype)
-    _recurrent.backward(fwd.cell.code, x, w.w_ih.data, w.w_hh.data, fwd.h0, fwd.c0, fwd.lengths, dA, fwd.c,
-                        fwd.tanh_c, fwd.hn, fwd.out, dout, dh_n, dc_n, dx, w.w_ih.grad, w.w_hh.grad,
+    dA = fwd.gates if fwd.gates is not None else fwd.workspace.buffer(fwd.key + ("dA",), (rows, GH), dtype)
+    # packed: h_{t-1} beside each row, for dW_hh as one GEMM
+    h_prev = fwd.workspace.buffer(fwd.key + ("h_prev",), (rows, H), dtype) if layout.is_packed else None
+    _recurrent.backward(fwd.cell.code, T, layout.batch_sizes, x, w.w_ih.data, w.w_hh.data, fwd.h0, fwd.c0, dA,
+                        fwd.c, fwd.tanh_c, fwd.hn, fwd.out, dout, dh_n, dc_n, dx, w.w_ih.grad, w.w_hh.grad,
                         None if w.b_ih is None else w.b_ih.grad, None if w.b_hh is None else w.b_hh.grad,
-                        dh0, dc0, _packed(fwd.workspace, fwd.key + ("backward",), GH, H, dtype, options),
+                        dh0, dc0, h_prev, _packed(fwd.workspace, fwd.key + ("backward",), GH, H, dtype, options),
                         options.threads, options.unit_split_bytes, options.unit_split_backward_h_per_row,
                         options.weight_gradients == "blas")
     return dx

@@ -22,22 +22,24 @@ def packed_size(itemsize: int, K: int, N: int) -> int: ...
 def loop_plan(num_threads: int, T: int, B: int, H: int, GH: int, itemsize: int, backward: bool,
               split_bytes: int, split_h_per_row: int) -> tuple[int, str]: ...
 def zero_arrays(arrays: list[_Arr], num_threads: int) -> None: ...
+def copy_rows(src: _Arr, index: _Arr, dst: _Arr) -> None: ...
 def _wgrad_product(a: _Arr, b: _Arr, c: _Arr, col0: int, use_blas: bool) -> None: ...
 def forward(
     cell: int,               # ELMAN_*, LSTM or GRU
-    x: _Arr,                 # IN   (T, B, I)
+    T: int,                  # steps
+    batch_sizes: _Opt,       # IN   (T,) int32 rows of each step (packed), or None (padded: B each)
+    x: _Arr,                 # IN   (rows, I) time-major
     w_ih: _Arr,              # IN   (G·H, I)
     w_hh: _Arr,              # IN   (G·H, H)
     bias: _Opt,              # IN   (G·H,) or None
     b_hn: _Opt,              # IN   (H,) GRU, else None
     h0: _Arr,                # IN   (B, H)
     c0: _Opt,                # IN   (B, H) LSTM, else None
-    lengths: _Opt,           # IN   (B,) int32, or None
-    gates: _Opt,             # OUT  (T, B, G·H) LSTM, GRU; Elman: None
-    c: _Opt,                 # OUT  (T, B, H) LSTM, else None
-    tanh_c: _Opt,            # OUT  (T, B, H) LSTM, else None
-    hn: _Opt,                # OUT  (T, B, H) GRU, else None
-    out: _Arr,               # OUT  (T, B, H)
+    gates: _Opt,             # OUT  (rows, G·H) LSTM, GRU; Elman: None
+    c: _Opt,                 # OUT  (rows, H) LSTM, else None
+    tanh_c: _Opt,            # OUT  (rows, H) LSTM, else None
+    hn: _Opt,                # OUT  (rows, H) GRU, else None
+    out: _Arr,               # OUT  (rows, H)
     scratch: _Opt,           # WORK (B, G·H) GRU, else None
     packed: _Opt,            # WORK (packed_size,) or None
     num_threads: int,
@@ -46,27 +48,29 @@ def forward(
 ) -> None: ...
 def backward(
     cell: int,
-    x: _Arr,                 # IN    (T, B, I)
+    T: int,                  # steps
+    batch_sizes: _Opt,       # IN    (T,) int32 rows of each step (packed), or None (padded: B each)
+    x: _Arr,                 # IN    (rows, I) time-major
     w_ih: _Arr,              # IN    (G·H, I)
     w_hh: _Arr,              # IN    (G·H, H)
     h0: _Arr,                # IN    (B, H)
     c0: _Opt,                # IN    (B, H) LSTM, else None
-    lengths: _Opt,           # IN    (B,) int32, or None
-    gates: _Arr,             # INOUT (T, B, G·H)
-    c: _Opt,                 # IN    (T, B, H) LSTM, else None
-    tanh_c: _Opt,            # IN    (T, B, H) LSTM, else None
-    hn: _Opt,                # INOUT (T, B, H) GRU, else None
-    out: _Arr,               # IN    (T, B, H)
-    dout: _Arr,              # IN    (T, B, H)
+    gates: _Arr,             # INOUT (rows, G·H)
+    c: _Opt,                 # IN    (rows, H) LSTM, else None
+    tanh_c: _Opt,            # IN    (rows, H) LSTM, else None
+    hn: _Opt,                # INOUT (rows, H) GRU, else None
+    out: _Arr,               # IN    (rows, H)
+    dout: _Arr,              # IN    (rows, H)
     dh_n: _Arr,              # IN    (B, H)
     dc_n: _Opt,              # IN    (B, H) LSTM, else None
-    dx: _Arr,                # OUT   (T, B, I)
+    dx: _Arr,                # OUT   (rows, I)
     dw_ih: _Arr,             # INOUT (G·H, I)
     dw_hh: _Arr,             # INOUT (G·H, H)
     db_ih: _Opt,             # INOUT (G·H,) or None
     db_hh: _Opt,             # INOUT (G·H,) or None
     dh0: _Arr,               # OUT   (B, H)
     dc0: _Opt,               # OUT   (B, H) LSTM, else None
+    h_prev: _Opt,            # WORK  (rows, H) packed, else None
     packed: _Opt,            # WORK  (packed_size,) or None
     num_threads: int,
     split_bytes: int,

@@ -12,7 +12,9 @@ import numpy as np
 from . import _kernels
 from ._buffers import Workspace, aligned_empty, aligned_zeros, check_memory
 from ._cells import CellSpec
+from ._layout import Layout
 from ._module import Module, one_thread_at_a_time, resolve_dtype
+from .sequences import PackedSequence
 from ._threads import blas_single_thread
 from ._validation import as_real_array, check_int, check_lengths, check_real, check_shape
 
@@ -186,21 +188,6 @@ class _Recurrent(Module):
     def _pack_state(self, h: np.ndarray, c: Optional[np.ndarray]) -> Any:
         return h
 
-    @staticmethod
-    def _reversal(T: int, B: int, lens: Optional[np.ndarray]):
-        """Index (T, B) that reverses each sequence within its own length (an involution), or None."""
-        if lens is None:
-            return None
-        t = np.arange(T)[:, None]                                       # (T, 1)
-        return np.where(t < lens[None, :], lens[None, :] - 1 - t, t)    # (T, B)
-
-    @staticmethod
-    def _reverse(seq: np.ndarray, rev: Optional[np.ndarray]) -> np.ndarray:
-        """seq (T, B, ...) with each sequence reversed in time within its length, as a contiguous copy."""
-        if rev is None:
-            return np.ascontiguousarray(seq[::-1])
-        return seq[rev, np.arange(seq.shape[1])[None, :]]
-
     # ---- forward ------------------------------------------------------------------------------------
     @one_thread_at_a_time
     def forward(self, x: Any, hx: Any = None, lengths: Any = None):
@@ -224,51 +211,83 @@ class _Recurrent(Module):
             Each layer's and direction's final state; for LSTM the pair ``(h_n, c_n)``.
         """
         self._check_parameters()
-        xs = self._kept("x", self._check_input(x), x)               # (T, B, I)
-        T, B = xs.shape[:2]
+        packed_in = isinstance(x, PackedSequence)
+        if packed_in:
+            layout, rows_in = self._check_packed(x)
+            T, B = layout.T, layout.B
+        else:
+            xs = self._check_input(x)                                   # (T, B, I)
+            T, B = xs.shape[:2]
+            lens = None if lengths is None else check_lengths(lengths, B, T, minimum=1, integral_floats=True)
+            # with lengths, the packed layout: the kernels run the real steps only (rnnfast._layout)
+            layout = Layout.padded(T, B) if lens is None or B == 0 else self._packed_layout(lens)
+            rows_in = (self._kept("x", layout.to_rows(xs), x) if not layout.is_packed
+                       else layout.to_rows(xs, out=self._workspace.buffer("x", (layout.rows, xs.shape[2]),
+                                                                          self.dtype)))
         h0_in, c0_in = self._split_hx(hx)
-        h0 = self._kept("h0", self._check_state("h0", h0_in, B), h0_in)           # (L·D, B, H)
-        c0 = self._kept("c0", self._check_state("c0", c0_in, B), c0_in) if self._lstm else None
-        lens = None if lengths is None else self._kept("lengths", np.ascontiguousarray(
-            check_lengths(lengths, B, T, minimum=1, integral_floats=True), dtype=np.intc), lengths)
+        h0 = layout.sort(self._kept("h0", self._check_state("h0", h0_in, B), h0_in))        # (L·D, B, H)
+        c0 = layout.sort(self._kept("c0", self._check_state("c0", c0_in, B), c0_in)) if self._lstm else None
         L, D, H = self.num_layers, self._directions, self.hidden_size
-        rev = self._reversal(T, B, lens) if D == 2 else None
         h_n = np.empty((L * D, B, H), self.dtype)
         c_n = np.empty((L * D, B, H), self.dtype) if c0 is not None else None
         options = _kernels.current_options()
         layers = []
-        layer_in = xs
+        layer_in = rows_in                                              # (rows, I)
+        rows = layout.rows
+        fresh_out = not layout.is_packed or packed_in                   # the top layer's out goes to the user
         with blas_single_thread():
             for k in range(L):
                 runs = []
                 for d in range(D):
                     j = k * D + d                                       # this direction's row in the states
-                    x_kd = layer_in if d == 0 else self._reverse(layer_in, rev)
+                    x_kd = layer_in if d == 0 else layout.reverse(layer_in)
                     # the top layer's output is returned to the user, so it is fresh each call
-                    fresh = aligned_empty((T + 1, B, H), self.dtype) if k == L - 1 and D == 1 else None
+                    fresh = (aligned_empty((B + rows, H), self.dtype) if k == L - 1 and D == 1 and fresh_out
+                             else None)
                     run = _kernels.forward_training(self._spec, self._layer_params(k, d), x_kd, h0[j],
-                                                    None if c0 is None else c0[j], lens, options,
+                                                    None if c0 is None else c0[j], layout, options,
                                                     workspace=self._workspace, key=(k, d), out=fresh)
                     h_n[j] = run.h_n
                     if c_n is not None:
                         c_n[j] = run.c_n
                     runs.append(run)
                 if D == 1:
-                    out = runs[0].out                                   # (T, B, H)
+                    out = runs[0].out                                   # (rows, H)
                 else:
-                    out = (aligned_empty((T, B, 2 * H), self.dtype) if k == L - 1
-                           else self._workspace.buffer((k, "cat"), (T, B, 2 * H), self.dtype))
-                    out[..., :H] = runs[0].out
-                    out[..., H:] = self._reverse(runs[1].out, rev)      # (T, B, 2H)
+                    out = (aligned_empty((rows, 2 * H), self.dtype) if k == L - 1 and fresh_out
+                           else self._workspace.buffer((k, "cat"), (rows, 2 * H), self.dtype))
+                    out[:, :H] = runs[0].out
+                    out[:, H:] = layout.reverse(runs[1].out)            # (rows, 2H)
                 mask = None
                 if k < L - 1 and self.training and self.dropout > 0:
                     mask = (self._rng.random(out.shape) >= self.dropout).astype(self.dtype)
-                    mask /= 1.0 - self.dropout                          # (T, B, D·H) inverted dropout
+                    mask /= 1.0 - self.dropout                          # (rows, D·H) inverted dropout
                 layers.append(dict(runs=runs, mask=mask))
                 layer_in = out if mask is None else np.multiply(
                     out, mask, out=self._workspace.buffer((k, "dropped"), out.shape, self.dtype))
-        self._cache = dict(layers=layers, lengths=lens, reversal=rev, T=T, B=B)
-        return _readonly(self._to_user_layout(out)), self._pack_state(h_n, c_n)
+        self._cache = dict(layers=layers, layout=layout, T=T if packed_in else xs.shape[0], B=B,
+                           packed=x if packed_in else None)
+        state = self._pack_state(layout.unsort(h_n), None if c_n is None else layout.unsort(c_n))
+        if packed_in:
+            return x._replace(data=_readonly(out)), state
+        return _readonly(self._to_user_layout(layout.to_padded(out, xs.shape[0]))), state
+
+    def _packed_layout(self, lens: Any, packed: Optional[PackedSequence] = None) -> Layout:
+        """The packed layout of these lengths (B,), or of a PackedSequence; the last one is kept, for batches of
+        the same lengths again."""
+        key = (("packed", np.asarray(packed.batch_sizes).tobytes(), np.asarray(packed.sorted_indices).tobytes())
+               if packed is not None else np.asarray(lens, np.int64).tobytes())
+        kept = self._workspace.get("layout")
+        if kept is None or kept[0] != key:
+            kept = self._workspace["layout"] = (key, Layout.packed(lens) if packed is None else packed.layout())
+        return kept[1]
+
+    def _check_packed(self, x: PackedSequence) -> Tuple[Layout, np.ndarray]:
+        """The layout of a PackedSequence and its data as the kernels' rows (rows, I)."""
+        layout = self._packed_layout(None, x)
+        data = self._kept("x", np.ascontiguousarray(as_real_array("x.data", x.data), dtype=self.dtype), x.data)
+        check_shape("x.data", data, (layout.rows, self.input_size), "(sum(batch_sizes), input_size)")
+        return layout, data
 
     __call__ = forward
 
@@ -298,16 +317,23 @@ class _Recurrent(Module):
             raise ValueError("backward needs a forward first (and runs once per forward): call the layer "
                              "on an input, then backward")
         cache = self._cache
-        T, B, rev = cache["T"], cache["B"], cache["reversal"]
+        T, B, layout, packed_in = cache["T"], cache["B"], cache["layout"], cache["packed"] is not None
         L, D, H = self.num_layers, self._directions, self.hidden_size
         lstm = self._lstm
-        d_out = as_real_array("dout", dout)
-        expected = (B, T, D * H) if self.batch_first else (T, B, D * H)
-        check_shape("dout", d_out, expected, "(the forward output's shape)")
-        g = np.ascontiguousarray(self._to_user_layout(d_out), dtype=self.dtype)   # (T, B, D·H) dL/d(out)
+        if packed_in:
+            d_out = as_real_array("dout", dout.data if isinstance(dout, PackedSequence) else dout)
+            check_shape("dout", d_out, (layout.rows, D * H), "(the forward output's data shape)")
+            g = np.ascontiguousarray(d_out, dtype=self.dtype)           # (rows, D·H) dL/d(out)
+        else:
+            d_out = as_real_array("dout", dout)
+            expected = (B, T, D * H) if self.batch_first else (T, B, D * H)
+            check_shape("dout", d_out, expected, "(the forward output's shape)")
+            g = np.ascontiguousarray(self._to_user_layout(d_out), dtype=self.dtype)
+            g = layout.to_rows(g, out=self._workspace.buffer("dout", (layout.rows, D * H), self.dtype)
+                               if layout.is_packed else None)           # (rows, D·H) dL/d(out)
         dh_in, dc_in = self._split_dstate(dstate)
-        dh_n = self._check_state("dh_n", dh_in, B)                  # (L·D, B, H)
-        dc_n = self._check_state("dc_n", dc_in, B) if lstm else None
+        dh_n = layout.sort(self._check_state("dh_n", dh_in, B))     # (L·D, B, H)
+        dc_n = layout.sort(self._check_state("dc_n", dc_in, B)) if lstm else None
         self._cache = None                                          # the kernels consume the kept gates
         dh0 = aligned_zeros((L * D, B, H), self.dtype)
         dc0 = aligned_zeros((L * D, B, H), self.dtype) if lstm else None
@@ -319,19 +345,23 @@ class _Recurrent(Module):
                 def direction(d: int, g_d: np.ndarray) -> np.ndarray:
                     i = k * D + d                                   # this direction's row in the states
                     # layer 0's dx is returned to the user, so it is fresh each call
-                    fresh = aligned_empty(runs[d].x.shape, self.dtype) if k == 0 and d == 0 else None
+                    fresh = (aligned_empty(runs[d].x.shape, self.dtype)
+                             if k == 0 and d == 0 and (packed_in or not layout.is_packed) else None)
                     return _kernels.backward(g_d, dh_n[i], None if dc_n is None else dc_n[i], runs[d], options,
                                              dh0=dh0[i], dc0=None if dc0 is None else dc0[i], dx=fresh)
 
                 if D == 1:
-                    dx = direction(0, g)                            # (T, B, I_k)
+                    dx = direction(0, g)                            # (rows, I_k)
                 else:
-                    dx = direction(0, np.ascontiguousarray(g[..., :H]))
-                    dx += self._reverse(direction(1, self._reverse(g[..., H:], rev)), rev)
+                    dx = direction(0, np.ascontiguousarray(g[:, :H]))
+                    dx += layout.reverse(direction(1, layout.reverse(g[:, H:])))
                 if k > 0:
                     mask = cache["layers"][k - 1]["mask"]
                     g = dx if mask is None else np.multiply(dx, mask, out=dx)   # through dropout
-        return self._to_user_layout(dx), self._pack_state(dh0, dc0)
+        dstate0 = self._pack_state(layout.unsort(dh0), None if dc0 is None else layout.unsort(dc0))
+        if packed_in:
+            return cache["packed"]._replace(data=dx), dstate0
+        return self._to_user_layout(layout.to_padded(dx, T)), dstate0
 
     # ---- streaming ----------------------------------------------------------------------------------
     @one_thread_at_a_time

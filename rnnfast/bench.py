@@ -23,13 +23,16 @@ the peak-RSS mark (Linux ``/proc/self/clear_refs``) and runs two training steps;
 difference of ``ru_maxrss`` is used (marked with ``~``), which misses peaks lower than the import peak.
 
 Extra rows: streaming ``step`` at B=1, I=H=64 (µs per timestep, rnnfast ``layer.step`` against torch called
-one step at a time with its state under ``torch.inference_mode``), and a variable-length batch (lengths
-spread evenly over [T/4, T], shuffled): rnnfast with ``lengths``, rnnfast padded (no lengths), torch through
-``pack_padded_sequence(enforce_sorted=False)`` and torch padded; training steps.
+one step at a time with its state under ``torch.inference_mode``), and variable-length batches (B=32, T=100,
+H=64 and B=64, T=100, H=128; lengths spread evenly over [T/4, T], shuffled): rnnfast with ``lengths``
+(padded arrays in and out), rnnfast on a ``PackedSequence`` (no padding at all), rnnfast padded (no lengths),
+torch through ``pack_padded_sequence(enforce_sorted=False)`` and torch padded; training steps. The
+work-proportional ideal is rnnfast padded × Σ lengths / (B·T).
 
 The closing "targets" section reports, never asserts: training step ≤ min(torch, max(torch/2, 1.2 × floor))
 (GRU: ≤ torch/2, since torch's CPU GRU has no oneDNN path);
-streaming LSTM ≥ 5× faster than torch (Elman and GRU reported); variable-length ≥ 5× faster than torch packed and no slower than padded;
+streaming LSTM ≥ 5× faster than torch (Elman and GRU reported); variable-length (with ``lengths``) ≤ 1.15 × the
+work-proportional ideal, faster than torch padded and ≥ 4× faster than torch packed;
 peak memory ≤ torch's.
 """
 from __future__ import annotations
@@ -54,7 +57,7 @@ from ._cells import cell_spec
 from ._bench_numpy import NumpyRNN
 from ._bench_report import _ratio, render, targets
 
-__all__ = ["main", "GRID", "QUICK_GRID", "VARLEN_SHAPE", "STREAM_SIZE", "CELLS", "train_flops", "varlen_lengths",
+__all__ = ["main", "GRID", "QUICK_GRID", "VARLEN_SHAPE", "VARLEN_SHAPES", "STREAM_SIZE", "CELLS", "train_flops", "varlen_lengths",
            "make_layer", "NumpyRNN"]
 
 GRID: Tuple[Tuple[int, int, int], ...] = (      # (B, T, I = H)
@@ -62,7 +65,8 @@ GRID: Tuple[Tuple[int, int, int], ...] = (      # (B, T, I = H)
 QUICK_GRID: Tuple[Tuple[int, int, int], ...] = ((1, 100, 32), (32, 100, 64))
 STREAM_SIZE = 64            # streaming: B = 1, I = H = 64
 STREAM_STEPS = 100          # timesteps per timed call
-VARLEN_SHAPE = (32, 100, 64)
+VARLEN_SHAPES = ((32, 100, 64), (64, 100, 128))
+VARLEN_SHAPE = VARLEN_SHAPES[0]
 CELLS = ("lstm", "gru", "elman")        # rnnfast._cells' families (CELL_NAMES), in the tables' order
 SGEMM_N = 1024
 # Idle time before each timed batch. OpenBLAS's worker threads spin for about 2^28 cycles after a threaded
@@ -230,6 +234,15 @@ def _train_fns(cell: str, B: int, T: int, H: int, torch, lengths: Optional[np.nd
 
     fns["rnnfast"] = rnnfast_step
     if lengths is not None:
+        from rnnfast import pack_sequences
+        x_packed, dout_packed = pack_sequences(x, lengths), pack_sequences(dout, lengths).data
+
+        def rnnfast_packed_step():
+            layer.zero_grad()
+            layer(x_packed)
+            layer.backward(dout_packed)
+
+        fns["rnnfast packed"] = rnnfast_packed_step
         fns["rnnfast padded"] = lambda: rnnfast_step(None)
     else:
         ref = NumpyRNN.from_state_dict(cell, sd)
@@ -410,8 +423,10 @@ def _build_parser() -> argparse.ArgumentParser:
                    help="measure peak memory in subprocesses (default on; off with --quick)")
     p.add_argument("--no-torch", action="store_true", help="leave torch out, as if it were not installed")
     p.add_argument("--no-extras", action="store_true", help="skip the streaming and variable-length rows")
-    p.add_argument("--varlen-shape", type=_parse_shape, default=VARLEN_SHAPE, metavar="BxTxH",
-                   help="shape of the variable-length batch (default " + "x".join(map(str, VARLEN_SHAPE)) + ")")
+    p.add_argument("--varlen-shapes", "--varlen-shape", dest="varlen_shapes", type=_parse_shapes,
+                   default=list(VARLEN_SHAPES), metavar="BxTxH,...",
+                   help="comma-separated shapes of the variable-length batches (default "
+                        + ",".join("x".join(map(str, v)) for v in VARLEN_SHAPES) + ")")
     p.add_argument("--_memory-probe", dest="memory_probe", default=None, help=argparse.SUPPRESS)
     return p
 
@@ -471,19 +486,26 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             results["streaming"].append(dict(cell=cell, B=1, I=STREAM_SIZE, H=STREAM_SIZE,
                                              rnnfast_us=us["rnnfast"], torch_us=us.get("torch"),
                                              speedup=_ratio(us.get("torch"), us["rnnfast"])))
-        B, T, H = args.varlen_shape
-        lengths = varlen_lengths(B, T)
-        for cell in args.cells:
-            log(f"varlen {cell} B={B} T={T} H={H}")
-            varlen_cons = [Contender(k, f, threads) for k, f in _train_fns(cell, B, T, H, torch, lengths).items()]
-            measure(varlen_cons, setter, args.repeat, args.min_time, settle=args.settle)
-            ms = {c.name: c.median * 1e3 for c in varlen_cons}
-            results["varlen"].append(dict(
-                cell=cell, B=B, T=T, I=H, H=H, lengths_min=int(lengths.min()), lengths_max=int(lengths.max()),
-                rnnfast_ms=ms["rnnfast"], rnnfast_padded_ms=ms["rnnfast padded"],
-                torch_packed_ms=ms.get("torch packed"), torch_padded_ms=ms.get("torch padded"),
-                torch_packed_speedup=_ratio(ms.get("torch packed"), ms["rnnfast"]),
-                padded_over_lengths=ms["rnnfast padded"] / ms["rnnfast"]))
+        for B, T, H in args.varlen_shapes:
+            lengths = varlen_lengths(B, T)
+            real = float(lengths.sum()) / (B * T)           # the real steps' share of the padded batch
+            for cell in args.cells:
+                log(f"varlen {cell} B={B} T={T} H={H}")
+                varlen_cons = [Contender(k, f, threads)
+                               for k, f in _train_fns(cell, B, T, H, torch, lengths).items()]
+                measure(varlen_cons, setter, args.repeat, args.min_time, settle=args.settle)
+                ms = {c.name: c.median * 1e3 for c in varlen_cons}
+                ideal = ms["rnnfast padded"] * real
+                results["varlen"].append(dict(
+                    cell=cell, B=B, T=T, I=H, H=H, lengths_min=int(lengths.min()),
+                    lengths_max=int(lengths.max()), real_fraction=real,
+                    rnnfast_ms=ms["rnnfast"], rnnfast_packed_ms=ms["rnnfast packed"],
+                    rnnfast_padded_ms=ms["rnnfast padded"], ideal_ms=ideal,
+                    torch_packed_ms=ms.get("torch packed"), torch_padded_ms=ms.get("torch padded"),
+                    torch_packed_speedup=_ratio(ms.get("torch packed"), ms["rnnfast"]),
+                    torch_padded_speedup=_ratio(ms.get("torch padded"), ms["rnnfast"]),
+                    lengths_over_ideal=ms["rnnfast"] / ideal, packed_over_ideal=ms["rnnfast packed"] / ideal,
+                    padded_over_lengths=ms["rnnfast padded"] / ms["rnnfast"]))
 
     if memory:
         for r in results["train"]:

@@ -10,16 +10,23 @@ Pass both to a layer, ``out, h_n = rnn(padded, lengths=lengths)``: each sequence
 length, ``out`` is zero past it and ``h_n`` holds each sequence's state at its own last step, exactly as if
 it had run alone (and as ``torch.nn.utils.rnn.pack_padded_sequence``). ``sequence_mask(lengths)`` gives the
 ``(T_max, B)`` 0/1 weights that make a loss (``rnnfast.losses``' ``mask=``) ignore the padding.
+
+Packed sequences skip the padding altogether, as ``torch.nn.utils.rnn.PackedSequence``:
+``pack_sequences(padded, lengths)`` (or a list of arrays) gives a :class:`PackedSequence` whose ``data``
+``(Σ T_b, *F)`` holds the real steps only, time-major, the batch sorted by decreasing length at each step;
+a layer takes it and returns its output packed the same way; ``unpack`` gives ``(padded, lengths)`` back.
+A layer given ``lengths=`` packs internally, so both cost what the real steps cost.
 """
 from __future__ import annotations
 
-from typing import Any, Iterable, List, Tuple
+from typing import Any, Iterable, List, NamedTuple, Tuple
 
 import numpy as np
 
+from ._layout import Layout
 from ._validation import check_lengths
 
-__all__ = ["pad_sequences", "unpad_sequences", "sequence_mask"]
+__all__ = ["pad_sequences", "unpad_sequences", "sequence_mask", "PackedSequence", "pack_sequences", "unpack"]
 
 
 def _numeric_dtype(dtype: Any) -> np.dtype:
@@ -120,3 +127,90 @@ def sequence_mask(lengths: Any, max_len: int | None = None, batch_first: bool = 
         raise ValueError(f"max_len = {T} is shorter than the longest sequence ({lens.max()})")
     m = (np.arange(T)[:, None] < lens[None, :]).astype(_numeric_dtype(dtype))   # (T, B)
     return np.ascontiguousarray(m.T) if batch_first else m
+
+
+class PackedSequence(NamedTuple):
+    """A batch of variable-length sequences without padding, as ``torch.nn.utils.rnn.PackedSequence``.
+
+    Attributes
+    ----------
+    data : ndarray (Σ_b T_b, *F)
+        The real steps, time-major: step t's ``batch_sizes[t]`` rows, the sequences still running at step t
+        in decreasing order of length, then step t + 1's.
+    batch_sizes : ndarray (T_max,) int64
+        Sequences running at each step, non-increasing.
+    sorted_indices : ndarray (B,) int64
+        The original index of the i-th longest sequence (ties keep their order).
+    unsorted_indices : ndarray (B,) int64
+        Its inverse: where sequence b sits in the sorted order.
+    """
+
+    data: np.ndarray
+    batch_sizes: np.ndarray
+    sorted_indices: np.ndarray
+    unsorted_indices: np.ndarray
+
+    def layout(self) -> Layout:
+        """The kernels' packed layout of this batch (checked)."""
+        bs = np.asarray(self.batch_sizes)
+        if bs.ndim != 1 or bs.dtype.kind not in "iu" or (bs.size and (bs.min() < 1 or np.any(np.diff(bs) > 0))):
+            raise ValueError("batch_sizes must be a 1-D integer array, non-increasing, each >= 1")
+        B = int(bs[0]) if bs.size else 0
+        order = np.asarray(self.sorted_indices)
+        if order.shape != (B,) or order.dtype.kind not in "iu" or not np.array_equal(np.sort(order), np.arange(B)):
+            raise ValueError(f"sorted_indices must be a permutation of range(B = {B})")
+        sorted_lengths = (bs[None, :] > np.arange(B)[:, None]).sum(axis=1)    # (B,)
+        lengths = np.empty(B, np.int64)
+        lengths[order] = sorted_lengths
+        return Layout.packed(lengths, order)
+
+
+def pack_sequences(sequences: Any, lengths: Any = None, batch_first: bool = False,
+                   dtype: Any = None) -> PackedSequence:
+    """Pack a padded batch ``(T_max, B, *F)`` (``(B, T_max, *F)`` with ``batch_first``) of these lengths, or a
+    list of ``(T_b, *F)`` arrays (``lengths`` None), into a :class:`PackedSequence` (torch's
+    ``pack_padded_sequence(..., enforce_sorted=False)`` / ``pack_sequence``).
+
+    Sequences are sorted by decreasing length, stably; ``dtype`` defaults to the input's (float32 for a list).
+    """
+    if lengths is None:
+        if not isinstance(sequences, (list, tuple)):
+            raise TypeError("pack_sequences needs lengths with a padded array, or a list of (T_b, *F) arrays")
+        padded, lens = pad_sequences(sequences, dtype="float32" if dtype is None else dtype)
+    else:
+        padded = np.asarray(sequences)
+        if padded.ndim < 2:
+            raise ValueError(f"sequences must have a time and a batch axis, got shape {padded.shape}")
+        if batch_first:
+            padded = np.swapaxes(padded, 0, 1)                              # (T_max, B, *F)
+        lens = check_lengths(lengths, padded.shape[1], padded.shape[0], minimum=1)
+        if dtype is not None:
+            padded = padded.astype(_numeric_dtype(dtype), copy=False)
+    layout = Layout.packed(lens)
+    order, unsorted, index, bs = layout.sorted_indices, layout.unsorted_indices, layout.index, layout.batch_sizes
+    assert order is not None and unsorted is not None and index is not None and bs is not None   # packed
+    flat = padded.reshape((padded.shape[0] * padded.shape[1],) + padded.shape[2:])
+    return PackedSequence(np.take(flat, index, axis=0), bs.astype(np.int64), order.astype(np.int64),
+                          unsorted.astype(np.int64))
+
+
+def unpack(packed: PackedSequence, batch_first: bool = False, padding_value: float = 0.0,
+           total_length: int | None = None) -> Tuple[np.ndarray, np.ndarray]:
+    """The inverse of :func:`pack_sequences` (torch's ``pad_packed_sequence``): ``(padded, lengths)``, padded
+    ``(T, B, *F)`` (``(B, T, *F)`` with ``batch_first``), T = ``total_length`` or the longest length, in the
+    original batch order."""
+    if not isinstance(packed, PackedSequence):
+        raise TypeError(f"packed must be a PackedSequence, got {type(packed).__name__}")
+    layout = packed.layout()
+    data = np.asarray(packed.data)
+    if data.shape[0] != layout.rows:
+        raise ValueError(f"packed.data must have sum(batch_sizes) = {layout.rows} rows, got {data.shape[0]}")
+    T = layout.T if total_length is None else int(total_length)
+    if T < layout.T:
+        raise ValueError(f"total_length = {T} is shorter than the longest sequence ({layout.T})")
+    padded = np.full((T * layout.B,) + data.shape[1:], padding_value, dtype=data.dtype)
+    padded[layout.index if layout.index is not None else slice(None)] = data
+    padded = padded.reshape((T, layout.B) + data.shape[1:])
+    if batch_first:
+        padded = np.ascontiguousarray(np.swapaxes(padded, 0, 1))
+    return padded, layout.lengths()

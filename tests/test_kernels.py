@@ -121,7 +121,9 @@ def test_weight_gradient_product_rejects_shapes_that_do_not_fit():
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_weight_gradients_from_rnnfast_and_blas_agree(make, dtype, lengths, restore_threads):
     """A training step with the weight gradients from rnnfast_wgrad.h and from BLAS: everything else is
-    bit-for-bit the same, and the weight gradients agree to rounding (sums of T·B = 600 products)."""
+    bit-for-bit the same, and the weight gradients agree to rounding (sums of T·B = 600 products). So does
+    dx: BLAS computes it in both, but over row blocks that differ between the two (the GRU's gate bound moves
+    onto its split), and OpenBLAS picks its small-matrix kernel, which sums in another order, by size."""
     rnnfast.set_num_threads(2)
     rng = np.random.default_rng(2)
     T, B, I, H = 30, 20, 24, 64
@@ -138,7 +140,7 @@ def test_weight_gradients_from_rnnfast_and_blas_agree(make, dtype, lengths, rest
     ours, blas = results[False], results[True]
     rtol = 1e-13 if dtype == "float64" else 1e-5
     for name in ours:
-        if name.startswith("weight"):
+        if name.startswith("weight") or name == "dx":
             np.testing.assert_allclose(ours[name], blas[name], rtol=rtol, atol=rtol * np.abs(blas[name]).max())
         else:
             np.testing.assert_array_equal(ours[name], blas[name], err_msg=name)
