@@ -422,3 +422,43 @@ def test_input_noise_jitters_training_batches_only():
     np.testing.assert_array_equal(noisy.predict_proba(X), noisy.predict_proba(X))    # predict adds none
     with pytest.raises(ValueError, match="input_noise"):
         SequenceClassifier(input_noise=-1).fit(X, y)
+
+
+def test_bucketing_batches_sequences_of_similar_length():
+    from rnnfast.estimators._data import _BUCKET_POOL, _epoch_batches
+    rng = np.random.default_rng(0)
+    n, batches = 1000, 63                                              # 15-16 per batch, pools of 32 batches
+    lengths = rng.integers(30, 3001, size=n)
+    order = rng.permutation(n)
+    plain = _epoch_batches(order, batches, lengths, False, np.random.default_rng(1))
+    for a, b in zip(plain, np.array_split(order, batches)):
+        np.testing.assert_array_equal(a, b)
+    equal = _epoch_batches(order, batches, np.full(n, 7), True, np.random.default_rng(1))
+    for a, b in zip(equal, np.array_split(order, batches)):             # equal lengths: as without buckets
+        np.testing.assert_array_equal(a, b)
+    bucketed = _epoch_batches(order, batches, lengths, True, np.random.default_rng(1))
+    assert len(bucketed) == batches and {len(b) for b in bucketed} <= {n // batches, n // batches + 1}
+    np.testing.assert_array_equal(np.sort(np.concatenate(bucketed)), np.arange(n))   # every index once
+    spread = lambda bs: np.mean([lengths[b].max() - lengths[b].min() for b in bs])
+    assert spread(bucketed) < 0.1 * spread(plain)                       # similar lengths in a batch
+    padded = lambda bs: sum(len(b) * lengths[b].max() for b in bs)
+    assert padded(bucketed) < 1.1 * lengths.sum() < 0.75 * padded(plain)   # near the real steps
+    first = [b[0] for b in bucketed]
+    assert not np.all(np.diff(lengths[first]) >= 0)                     # the batches' order is shuffled
+    assert _BUCKET_POOL * 16 < n                                        # (more than one pool was sorted)
+
+
+def test_bucketing_changes_nothing_for_equal_lengths_and_trains_ragged_sets():
+    rng = np.random.default_rng(2)
+    X = rng.standard_normal((40, 12, 2))
+    y = (X[:, :, 0].sum(1) > 0).astype(int)
+    kw = dict(max_updates=12, batch_size=8, dtype="float64", **FAST)
+    a = SequenceClassifier(bucket=True, **kw).fit(X, y)
+    b = SequenceClassifier(bucket=False, **kw).fit(X, y)
+    np.testing.assert_array_equal(a.predict_proba(X), b.predict_proba(X))
+    ragged = [x[: rng.integers(3, 13)] for x in X]
+    c = SequenceClassifier(bucket=True, **kw).fit(ragged, y)
+    d = SequenceClassifier(bucket=False, **kw).fit(ragged, y)
+    assert c.n_updates_ == d.n_updates_ and not np.allclose(c.predict_proba(ragged), d.predict_proba(ragged))
+    with pytest.raises(ValueError, match="bucket"):
+        SequenceClassifier(bucket="yes").fit(X, y)

@@ -61,7 +61,8 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
                  output: str = "last", readout: str = "last", window: Any = "auto", scale: Any = True,
                  input_noise: float = 0.3,
                  optimizer: str = "adam", lr: float = 0.003, lr_schedule: str = "cosine",
-                 weight_decay: float = 0.0, batch_size: int = 16, max_updates: Optional[int] = 1000,
+                 weight_decay: float = 0.0, batch_size: int = 16, bucket: bool = True,
+                 max_updates: Optional[int] = 1000,
                  max_epochs: Optional[int] = None, clip_norm: Optional[float] = 1.0, tbptt: Optional[int] = None,
                  early_stopping: bool = False, validation_fraction: Optional[float] = 0.1,
                  n_iter_no_change: Optional[int] = 10, tol: float = 1e-4, warm_start: bool = False,
@@ -83,6 +84,7 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
         self.lr_schedule = lr_schedule
         self.weight_decay = weight_decay
         self.batch_size = batch_size
+        self.bucket = bucket
         self.max_updates = max_updates
         self.max_epochs = max_epochs
         self.clip_norm = clip_norm
@@ -123,6 +125,7 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
             lr_schedule=check_choice("lr_schedule", self.lr_schedule, _SCHEDULES),
             weight_decay=check_nonnegative("weight_decay", self.weight_decay),
             batch_size=check_int("batch_size", self.batch_size, 1),
+            bucket=check_choice("bucket", self.bucket, (False, True)),
             max_updates=None if self.max_updates is None else check_int("max_updates", self.max_updates, 1),
             max_epochs=None if self.max_epochs is None else check_int("max_epochs", self.max_epochs, 1),
             clip_norm=None if self.clip_norm is None else check_positive("clip_norm", self.clip_norm),

@@ -246,6 +246,27 @@ def _make_rng(random_state: Any) -> np.random.Generator:
 
 
 
+# ------------------------------------------------------------------------------------------ batching
+_BUCKET_POOL = 32            # bucket=True sorts pools of this many batches by length
+
+
+def _epoch_batches(order: np.ndarray, batches: int, lengths: Optional[np.ndarray], bucket: bool,
+                   rng: np.random.Generator) -> list[np.ndarray]:
+    """An epoch's mini-batches: ``order`` (the shuffled training indices) cut into ``batches`` batches of
+    equal size (± 1), so no small remainder makes an update of its own. With ``bucket`` and unequal
+    ``lengths`` (n,), each pool of ``_BUCKET_POOL`` batches is first sorted by length (stable: ties keep
+    their shuffled order) and the batches are then shuffled, so that a batch holds sequences of similar
+    length and costs about its real steps (as Keras' ``bucket_by_sequence_length``)."""
+    if not bucket or lengths is None or lengths.min() == lengths.max():
+        return np.array_split(order, batches)
+    pool = _BUCKET_POOL * -(-len(order) // batches)                          # sequences per pool
+    keys = lengths[order]
+    order = np.concatenate([order[i:i + pool][np.argsort(keys[i:i + pool], kind="stable")]
+                            for i in range(0, len(order), pool)])
+    parts = np.array_split(order, batches)
+    return [parts[i] for i in rng.permutation(batches)]
+
+
 # ------------------------------------------------------------------------------ scaling and the window
 def _mean_and_scale(values: np.ndarray, weights: Optional[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """Weighted mean and standard deviation of the rows of ``values`` (N, k), each (k,); a constant column

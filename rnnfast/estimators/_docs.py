@@ -50,6 +50,11 @@ PARAMETERS = """\
         The largest mini-batch: an epoch splits the shuffled training set into ⌈n / batch_size⌉
         batches of equal size (± 1), so no small remainder makes an update of its own; the gradient is
         the batch's mean.
+    bucket : bool, default=True
+        For sequences of unequal lengths, batch those of similar length together, so that a ragged set
+        trains at about the cost of its real steps: each epoch's shuffled order is cut into pools of
+        32 batches, each pool is sorted by length (ties in their shuffled order), cut into batches, and
+        the batches are shuffled. Equal-length data is unaffected.
     max_updates : int or None, default=1000
         The training budget in mini-batch updates: fit trains ⌈max_updates / batches per epoch⌉ whole
         epochs (at least one), so a small training set gets as many updates as a large one. None:

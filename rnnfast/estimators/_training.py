@@ -16,7 +16,7 @@ from .._engine import Diverged, Engine
 from .._threads import thread_limit
 from ..tbptt import chunk_bounds
 from ._compat import ConvergenceWarning
-from ._data import _Sequences
+from ._data import _epoch_batches, _Sequences
 from ._network import readout_backward, readout_forward
 
 _MIN_EPOCH_UPDATES = 20      # early stopping: an epoch of fewer updates counts as a fraction of one
@@ -131,8 +131,7 @@ class _TrainingLoop:
                     self.rnn_.train()
                     perm = train_idx[rng.permutation(len(train_idx))]
                     total, count = 0.0, 0.0
-                    # ⌈n / batch_size⌉ batches of equal size (± 1): no small last batch takes a full step
-                    for batch, idx in enumerate(np.array_split(perm, batches), 1):
+                    for batch, idx in enumerate(_epoch_batches(perm, batches, seqs.lengths, p["bucket"], rng), 1):
                         try:
                             s, c = self._train_batch(seqs, targets, weights, idx, engine, p)
                         except Diverged as exc:
