@@ -97,7 +97,8 @@ class KernelOptions:
         or one BLAS GEMM per step.
     weight_gradients : {"auto", "blas"}
         The after-loop weight-gradient GEMMs: rnnfast_wgrad.h where the CPU has AVX-512, else BLAS
-        ("auto", default), or always BLAS.
+        ("auto", default), or always BLAS. The two sum the weight gradients in another order, and split
+        dx's GEMM into other row blocks, so these and dx agree to rounding, not bit for bit.
     unit_split_bytes : int
         The time loop splits the hidden units across threads (instead of the batch) when W_hh has at least
         this many bytes (default 1 MiB); 0 whenever H is whole packed panels, a huge value never.
