@@ -30,12 +30,12 @@ cdef inline const floating* _prev_rows(const floating* init, const floating* seq
 
 
 # ---- LSTM: [i f g o] = [σ σ tanh σ](a + h W_hhᵀ + b), c = f ⊙ c_prev + i ⊙ g, h = o ⊙ tanh(c) ----------
-cdef inline void _lstm_forward(Py_ssize_t m, int H, int j0, int j1, Py_ssize_t row0, const floating* h_prev,
+cdef inline void _lstm_forward(Py_ssize_t m, int H, int j0, int j1, const floating* h_prev,
                                const floating* c_prev, const floating* packed, const floating* w_hh,
                                const floating* bias, floating* a, floating* c, floating* tanh_c,
-                               floating* out) noexcept nogil:
-    _gate_products(4, H, j0, j1, m, h_prev, packed, w_hh, a, True)          # a += h_{t-1} W_hhᵀ
-    lstm_fwd(<int> m, H, j0, j1, bias, a, c_prev, c + row0 * H, tanh_c + row0 * H, out + row0 * H)
+                               floating* h) noexcept nogil:
+    _gate_products(4, H, H, j0, j1, m, h_prev, packed, w_hh, a, True)       # a += h_{t-1} W_hhᵀ
+    lstm_fwd(<int> m, H, j0, j1, bias, a, c_prev, c, tanh_c, h)
 
 
 cdef inline void _lstm_backward(Py_ssize_t m, int H, int j0, int j1, Py_ssize_t row0, Py_ssize_t b0,
@@ -47,12 +47,12 @@ cdef inline void _lstm_backward(Py_ssize_t m, int H, int j0, int j1, Py_ssize_t 
 
 # ---- GRU: r, z = σ(a_{r,z} + h W_h{r,z}ᵀ + b), n = tanh(a_n + b_n + r ⊙ (h W_hnᵀ + b_hn)), -------------
 #      h = (1 − z) ⊙ n + z ⊙ h_prev
-cdef inline void _gru_forward(Py_ssize_t m, int H, int j0, int j1, Py_ssize_t row0, const floating* h_prev,
+cdef inline void _gru_forward(Py_ssize_t m, int H, int j0, int j1, const floating* h_prev,
                               const floating* packed, const floating* w_hh, const floating* bias,
                               const floating* b_hn, floating* a, floating* s, floating* hn,
-                              floating* out) noexcept nogil:
-    _gate_products(3, H, j0, j1, m, h_prev, packed, w_hh, s, False)         # s = h_{t-1} W_hhᵀ
-    gru_fwd(<int> m, H, j0, j1, bias, a, s, b_hn, h_prev, hn + row0 * H, out + row0 * H)
+                              floating* h) noexcept nogil:
+    _gate_products(3, H, H, j0, j1, m, h_prev, packed, w_hh, s, False)      # s = h_{t-1} W_hhᵀ
+    gru_fwd(<int> m, H, j0, j1, bias, a, s, b_hn, h_prev, hn, h)
 
 
 cdef inline void _gru_backward(Py_ssize_t m, int H, int j0, int j1, Py_ssize_t row0, Py_ssize_t b0,
@@ -63,11 +63,11 @@ cdef inline void _gru_backward(Py_ssize_t m, int H, int j0, int j1, Py_ssize_t r
 
 
 # ---- Elman: h = φ(a + h W_hhᵀ + b) ----------------------------------------------------------------------
-cdef inline void _elman_forward(int act, Py_ssize_t m, int H, int j0, int j1, Py_ssize_t row0,
-                                const floating* h_prev, const floating* packed, const floating* w_hh,
-                                const floating* bias, floating* a, floating* out) noexcept nogil:
-    _gate_products(1, H, j0, j1, m, h_prev, packed, w_hh, a, True)          # a += h_{t-1} W_hhᵀ
-    elman_fwd(<int> m, H, j0, j1, bias, act, a, out + row0 * H)
+cdef inline void _elman_forward(int act, Py_ssize_t m, int H, int j0, int j1, const floating* h_prev,
+                                const floating* packed, const floating* w_hh, const floating* bias,
+                                floating* a, floating* h) noexcept nogil:
+    _gate_products(1, H, H, j0, j1, m, h_prev, packed, w_hh, a, True)       # a += h_{t-1} W_hhᵀ
+    elman_fwd(<int> m, H, j0, j1, bias, act, a, h)
 
 
 cdef inline void _elman_backward(int act, Py_ssize_t m, int H, int j0, int j1, Py_ssize_t row0, Py_ssize_t b0,
@@ -77,19 +77,20 @@ cdef inline void _elman_backward(int act, Py_ssize_t m, int H, int j0, int j1, P
 
 
 # ---- dispatch ---------------------------------------------------------------------------------------------
-cdef inline void _forward_step(int cell, Py_ssize_t m, int H, int j0, int j1, Py_ssize_t row0,
-                               const floating* h_prev, const floating* c_prev, const floating* packed,
-                               const floating* w_hh, const floating* bias, const floating* b_hn, floating* a,
-                               floating* s, floating* c, floating* tanh_c, floating* hn,
-                               floating* out) noexcept nogil:
-    """Step t of rows [row0, row0 + m), units [j0, j1): a (the input projection) becomes the activated gates;
-    h_t into out, and c_t, tanh(c_t) (LSTM) or hn (GRU) kept for BPTT; s: GRU's (m, 3H) scratch."""
+cdef inline void _forward_step(int cell, Py_ssize_t m, int H, int j0, int j1, const floating* h_prev,
+                               const floating* c_prev, const floating* packed, const floating* w_hh,
+                               const floating* bias, const floating* b_hn, floating* a, floating* s,
+                               floating* c, floating* tanh_c, floating* hn, floating* h) noexcept nogil:
+    """Step t of m rows, units [j0, j1): a (m, G·H) (the input projection) becomes the activated gates; h_t
+    into h, and c_t, tanh(c_t) (LSTM) or hn (GRU) into c, tanh_c or hn (m, H) (kept for BPTT by the training
+    forward, scratch at inference; c may be c_prev, updated in place); s: GRU's (m, 3H) scratch. Every
+    pointer is at the block's first row."""
     if cell == _LSTM:
-        _lstm_forward(m, H, j0, j1, row0, h_prev, c_prev, packed, w_hh, bias, a, c, tanh_c, out)
+        _lstm_forward(m, H, j0, j1, h_prev, c_prev, packed, w_hh, bias, a, c, tanh_c, h)
     elif cell == _GRU:
-        _gru_forward(m, H, j0, j1, row0, h_prev, packed, w_hh, bias, b_hn, a, s, hn, out)
+        _gru_forward(m, H, j0, j1, h_prev, packed, w_hh, bias, b_hn, a, s, hn, h)
     else:
-        _elman_forward(cell, m, H, j0, j1, row0, h_prev, packed, w_hh, bias, a, out)
+        _elman_forward(cell, m, H, j0, j1, h_prev, packed, w_hh, bias, a, h)
 
 
 cdef inline void _backward_step(int cell, Py_ssize_t m, int H, int j0, int j1, Py_ssize_t row0,

@@ -18,11 +18,16 @@ cdef void _forward_block(int cell, Py_ssize_t T, const int* batch_sizes, const P
         if t > 0:
             prev0 = off[t - 1] + b0
         if m > 0:
-            _forward_step(cell, m, H, j0, j1, row0, _prev_rows(h0, out, t, prev0, b0, H),
-                          _prev_rows(c0, c, t, prev0, b0, H), packed, w_hh, bias, b_hn, gates + row0 * GH, s, c,
-                          tanh_c, hn, out)
+            _forward_step(cell, m, H, j0, j1, _prev_rows(h0, out, t, prev0, b0, H),
+                          _prev_rows(c0, c, t, prev0, b0, H), packed, w_hh, bias, b_hn, gates + row0 * GH, s,
+                          _row(c, row0, H), _row(tanh_c, row0, H), _row(hn, row0, H), out + row0 * H)
         if barrier != NULL:
             rf_barrier_wait(barrier, team)
+
+
+cdef inline floating* _row(floating* a, Py_ssize_t row, int width) noexcept nogil:
+    """Row `row` of a (·, width), or NULL when the cell has no such array (a NULL)."""
+    return a + row * width if a != NULL else NULL
 
 
 cdef inline floating* _ptr2(floating[:, ::1] a) noexcept nogil:

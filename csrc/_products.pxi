@@ -37,14 +37,15 @@ cdef inline void _step_product(Py_ssize_t m, int K, const floating* a, int lda, 
              <floating> (1 if accumulate else 0), c, ldc)
 
 
-cdef inline void _gate_products(int G, int H, int j0, int j1, Py_ssize_t m, const floating* h,
-                                const floating* packed, const floating* w_hh, floating* c,
+cdef inline void _gate_products(int G, int H, int K, int j0, int j1, Py_ssize_t m, const floating* h,
+                                const floating* packed, const floating* w, floating* c,
                                 bint accumulate) noexcept nogil:
-    """Units [j0, j1) of every gate block of c (m, G·H) (+)= h (m, H) @ W_hhᵀ (forward recurrent product)."""
+    """Units [j0, j1) of every gate block of c (m, G·H) (+)= h (m, K) @ wᵀ, w (G·H, K): the forward recurrent
+    product (w = W_hh, K = H), or the inference forward's input projection of a step (w = W_ih, K = I)."""
     cdef int g
     if j0 == 0 and j1 == H:                     # one product over all gates: panels may straddle gate blocks
-        _step_product(m, H, h, H, packed, H, 0, w_hh, True, G * H, 0, G * H, c, G * H, accumulate)
+        _step_product(m, K, h, K, packed, K, 0, w, True, G * H, 0, G * H, c, G * H, accumulate)
         return
     for g in range(G):
-        _step_product(m, H, h, H, packed, H, 0, w_hh, True, G * H, g * H + j0, j1 - j0, c + g * H + j0, G * H,
+        _step_product(m, K, h, K, packed, K, 0, w, True, G * H, g * H + j0, j1 - j0, c + g * H + j0, G * H,
                       accumulate)

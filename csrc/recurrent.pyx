@@ -40,6 +40,7 @@ the fused wrappers of _fused.pxd; the GEMM in _blas.pxd):
   _products.pxi  the recurrent product of a step (packed micro-kernel or BLAS) and the input projection;
   _cells.pxi     each cell's step, forward beside backward: the one file a new cell adds to;
   _forward.pxi   the forward time loop and `forward`;
+  _inference.pxi the forward that keeps nothing for BPTT (`forward_inference`: each step projects its own rows);
   _backward.pxi  the reverse time loop and `backward`;
   _wgrad.pxi     the after-loop weight gradients and dx;
   _step.pxi      the streaming step (`step`), and the small entry points (zeroing, test hooks);
@@ -75,6 +76,7 @@ include "_plan.pxi"
 include "_products.pxi"
 include "_cells.pxi"
 include "_forward.pxi"
+include "_inference.pxi"
 include "_backward.pxi"
 include "_wgrad.pxi"
 include "_step.pxi"

@@ -3,7 +3,7 @@ from . import _kernels  # noqa: F401  (first: a clear error when the kernels are
 from . import distributed, losses, optim
 from ._config import show_config
 from ._kernels import KernelOptions, kernel_options
-from ._module import Module, Parameter
+from ._module import Module, Parameter, is_grad_enabled, no_grad
 from ._threads import get_num_threads, openmp_enabled, set_num_threads, thread_limit
 from ._version import __version__
 from .clip import clip_grad_norm_, clip_grad_value_
@@ -22,7 +22,7 @@ from .tdnn import TimeDelay
 from .tbptt import TBPTTResult, TruncatedBPTT, chunk_bounds, detach_state, iter_chunks
 
 __all__ = [
-    "Module", "Parameter", "Elman", "RNN", "LSTM", "GRU", "Linear", "Jordan",
+    "Module", "Parameter", "no_grad", "is_grad_enabled", "Elman", "RNN", "LSTM", "GRU", "Linear", "Jordan",
     "Sequential", "Readout", "Embedding", "Dropout", "TimeDelay", "EncoderDecoder",
     "set_num_threads", "get_num_threads", "thread_limit", "openmp_enabled", "kernel_options", "KernelOptions",
     "distributed", "losses", "mse_loss", "cross_entropy", "bce_with_logits",

@@ -8,7 +8,10 @@ The layers call a narrow pair per direction of one layer, as thinc's LSTM does::
 ``forward_training`` runs the layer over the sequence and returns a :class:`ForwardResult`, which holds what
 BPTT needs (the input, the initial state, the outputs and the kept activations); ``backward`` consumes it
 (the kernels overwrite the kept gates with their gradients), adds the weight gradients into the parameters'
-``.grad`` and returns the gradient of the input. :func:`step` is the streaming kernel (one timestep, no BPTT).
+``.grad`` and returns the gradient of the input. :func:`forward_inference` is the forward that no backward
+follows: it keeps nothing (each step projects its own rows into a small buffer that stays in cache; no
+(rows, G·H) projection, no history of the gates or of c) and returns an :class:`InferenceResult`, the
+outputs and final states only. :func:`step` is the streaming kernel (one timestep, no BPTT).
 
 How the kernels run is a per-call :class:`KernelOptions` (threads, the recurrent product's GEMM, the time
 loop's plan, the weight gradients' GEMM): by default the context's, which :func:`kernel_options` changes for a
@@ -59,7 +62,7 @@ finally:
 from . import _threads  # noqa: E402
 
 __all__ = ["KernelOptions", "kernel_options", "current_options", "Weights", "ForwardResult", "forward_training",
-           "backward", "step", "loop_plan", "kept_elements", "JORDAN_ACTIVATIONS", "JordanWeights", "JordanForward",
+           "InferenceResult", "forward_inference", "backward", "step", "loop_plan", "kept_elements", "JORDAN_ACTIVATIONS", "JordanWeights", "JordanForward",
            "jordan_forward_training", "jordan_backward", "jordan_step"]
 
 
@@ -304,6 +307,55 @@ def forward_training(cell: CellSpec, weights: Weights, x: np.ndarray, h0: np.nda
                            _packed(workspace, key + ("forward",), H, GH, dtype, options), options.threads,
                            options.unit_split_bytes, options.unit_split_backward_h_per_row)
     return fwd
+
+
+class InferenceResult(NamedTuple):
+    """What one direction of one layer's :func:`forward_inference` leaves: the outputs and the final states
+    (in the layout's batch order)."""
+
+    out: np.ndarray                 # (rows, H) h_t
+    h_n: np.ndarray                 # (B, H) each row's state at its own last step
+    c_n: Optional[np.ndarray]       # (B, H) LSTM, else None
+
+
+def forward_inference(cell: CellSpec, weights: Weights, x: np.ndarray, h0: np.ndarray, c0: Optional[np.ndarray],
+                      layout: "Layout", options: KernelOptions, *, workspace: Any, key: tuple,
+                      out: Optional[np.ndarray] = None) -> InferenceResult:
+    """Run one direction of one layer over ``x`` keeping nothing for BPTT (csrc/_inference.pxi).
+
+    The arguments are :func:`forward_training`'s, but ``out`` (rows, H) (default: the workspace's) receives
+    h_1 .. h_T only. The workspace holds O(B·G·H) scratch and the packed weights, never a (rows, ·) array
+    but ``out``. The results equal :func:`forward_training`'s to rounding (the input projection sums in
+    another order: the step micro-kernel's instead of BLAS's GEMM).
+
+    Returns
+    -------
+    InferenceResult
+    """
+    T, B, rows = layout.T, layout.B, layout.rows
+    dtype = x.dtype
+    H = weights.w_hh.data.shape[1]
+    GH = cell.width(H)
+    bias, b_hn = kernel_biases(cell, weights, H)
+    lstm, gru = cell.family == "lstm", cell.family == "gru"
+    buf, k = workspace.buffer, key + ("inference",)
+    if out is None:
+        out = buf(k + ("out",), (rows, H), dtype)                                             # (rows, H)
+    c = None
+    if lstm:
+        c = buf(k + ("c",), (B, H), dtype)                                                    # (B, H) c_t
+        c[...] = c0
+    if T and B:
+        packed_ih = _packed(workspace, k + ("ih",), x.shape[1], GH, dtype, options)
+        _recurrent.forward_inference(
+            cell.code, T, layout.batch_sizes, x, weights.w_ih.data, weights.w_hh.data, bias, b_hn, h0, c, out,
+            buf(k + ("gates",), (B, GH), dtype) if lstm or gru else None,                     # (B, GH)
+            buf(k + ("tanh_c",), (B, H), dtype) if lstm else None,                            # (B, H)
+            buf(k + ("hn",), (B, H), dtype) if gru else None,                                 # (B, H)
+            buf(k + ("scratch",), (B, GH), dtype) if gru else None,                           # (B, GH)
+            packed_ih, None if packed_ih is None else _packed(workspace, k + ("hh",), H, GH, dtype, options),
+            options.threads, options.unit_split_bytes, options.unit_split_backward_h_per_row)
+    return InferenceResult(out, _last(out, h0, layout), c)
 
 
 def backward(dout: np.ndarray, dh_n: np.ndarray, dc_n: Optional[np.ndarray], fwd: ForwardResult,

@@ -7,6 +7,8 @@ PyTorch's names in ``named_parameters()`` and ``state_dict()``; ``backward`` met
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 import threading
 from typing import Any, Callable, Iterator, Mapping, TypeVar
@@ -15,11 +17,36 @@ import numpy as np
 
 from ._threads import zero_arrays
 
-__all__ = ["Parameter", "Module", "resolve_dtype", "one_thread_at_a_time"]
+__all__ = ["Parameter", "Module", "resolve_dtype", "one_thread_at_a_time", "no_grad", "is_grad_enabled"]
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
 _FLOAT_DTYPES = {np.dtype(np.float32), np.dtype(np.float64)}
+
+
+_GRAD_ENABLED: contextvars.ContextVar[bool] = contextvars.ContextVar("rnnfast_grad_enabled", default=True)
+
+
+def is_grad_enabled() -> bool:
+    """False inside :func:`no_grad` (in this thread or task), else True."""
+    return _GRAD_ENABLED.get()
+
+
+@contextlib.contextmanager
+def no_grad() -> Iterator[None]:
+    """``with rnnfast.no_grad():`` (or ``@rnnfast.no_grad()``), as ``torch.no_grad``: no backward follows the
+    forwards in the block, in this thread or task only.
+
+    The recurrent layers (Elman, LSTM, GRU, and the models built of them) then run their inference forward:
+    it keeps no activations (no input projection of all steps, no history of the gates or of c, no copies of
+    the caller's inputs), so it needs less memory and runs faster than the training forward, with the same
+    results to rounding. ``backward`` after such a forward raises ``RuntimeError``.
+    """
+    token = _GRAD_ENABLED.set(False)
+    try:
+        yield
+    finally:
+        _GRAD_ENABLED.reset(token)
 
 
 def resolve_dtype(dtype: Any) -> np.dtype:

@@ -46,6 +46,28 @@ def forward(
     split_bytes: int,
     split_h_per_row: int,
 ) -> None: ...
+def forward_inference(
+    cell: int,               # ELMAN_*, LSTM or GRU
+    T: int,                  # steps
+    batch_sizes: _Opt,       # IN     (T,) int32 rows of each step (packed), or None (padded: B each)
+    x: _Arr,                 # IN     (rows, I) time-major
+    w_ih: _Arr,              # IN     (G·H, I)
+    w_hh: _Arr,              # IN     (G·H, H)
+    bias: _Opt,              # IN     (G·H,) or None
+    b_hn: _Opt,              # IN     (H,) GRU, else None
+    h0: _Arr,                # IN     (B, H)
+    c: _Opt,                 # IN/OUT (B, H) LSTM: c0 in, the final c out; else None
+    out: _Arr,               # OUT    (rows, H)
+    gates: _Opt,             # WORK   (B, G·H) LSTM, GRU; Elman: None
+    tanh_c: _Opt,            # WORK   (B, H) LSTM, else None
+    hn: _Opt,                # WORK   (B, H) GRU, else None
+    scratch: _Opt,           # WORK   (B, G·H) GRU, else None
+    packed_ih: _Opt,         # WORK   (packed_size(I, G·H),) or None
+    packed_hh: _Opt,         # WORK   (packed_size(H, G·H),) or None
+    num_threads: int,
+    split_bytes: int,
+    split_h_per_row: int,
+) -> None: ...
 def backward(
     cell: int,
     T: int,                  # steps

@@ -13,7 +13,7 @@ from . import _kernels
 from ._buffers import Workspace, aligned_empty, aligned_zeros, check_memory
 from ._cells import CellSpec
 from ._layout import Layout
-from ._module import Module, one_thread_at_a_time, resolve_dtype
+from ._module import Module, is_grad_enabled, one_thread_at_a_time, resolve_dtype
 from .sequences import PackedSequence
 from ._threads import blas_single_thread
 from ._validation import as_real_array, check_int, check_lengths, check_real, check_shape
@@ -145,8 +145,10 @@ class _Recurrent(Module):
         self._verified = [(p, p.data, p.grad) for p in self._parameters.values()]
 
     def _forward_bytes(self, T: int, B: int) -> int:
-        """A lower bound on what forward allocates: the input copy and every run's kept activations."""
-        kept = _kernels.kept_elements(self._spec, self.hidden_size)
+        """A lower bound on what forward allocates: the input copy and every run's kept activations (the
+        inference forward: every run's h_t only)."""
+        H = self.hidden_size
+        kept = _kernels.kept_elements(self._spec, H) if is_grad_enabled() else H
         return self.dtype.itemsize * T * B * (self.input_size + self.num_layers * self._directions * kept)
 
     def _check_input(self, x: Any) -> np.ndarray:
@@ -168,8 +170,9 @@ class _Recurrent(Module):
     def _kept(self, name: str, arr: np.ndarray, given: Any) -> np.ndarray:
         """``arr``, which backward reads again, in memory the caller cannot change in between: a copy in the
         layer's workspace when it is the caller's own array (torch raises when a saved input changed; here
-        backward always computes the gradient of the forward that ran)."""
-        if isinstance(given, np.ndarray) and np.may_share_memory(arr, given):
+        backward always computes the gradient of the forward that ran). Under no_grad no backward reads it:
+        ``arr`` as it is."""
+        if is_grad_enabled() and isinstance(given, np.ndarray) and np.may_share_memory(arr, given):
             kept = self._workspace.buffer(("kept", name), arr.shape, arr.dtype)
             np.copyto(kept, arr)
             return kept
@@ -191,7 +194,8 @@ class _Recurrent(Module):
     # ---- forward ------------------------------------------------------------------------------------
     @one_thread_at_a_time
     def forward(self, x: Any, hx: Any = None, lengths: Any = None):
-        """Run the layers over a batch of sequences, keeping what :meth:`backward` needs.
+        """Run the layers over a batch of sequences, keeping what :meth:`backward` needs; inside
+        ``with rnnfast.no_grad():`` the inference forward, which keeps nothing (``backward`` then raises).
 
         Parameters
         ----------
@@ -206,7 +210,8 @@ class _Recurrent(Module):
         Returns
         -------
         out : ndarray (T, B, D·hidden_size), or (B, T, D·hidden_size) with ``batch_first``
-            The last layer's outputs h_t, both directions concatenated; read-only (backward reads it).
+            The last layer's outputs h_t, both directions concatenated; read-only (backward reads it; under
+            no_grad a fresh writable array).
         h_n : ndarray (L·D, B, hidden_size)
             Each layer's and direction's final state; for LSTM the pair ``(h_n, c_n)``.
         """
@@ -231,6 +236,7 @@ class _Recurrent(Module):
         h_n = np.empty((L * D, B, H), self.dtype)
         c_n = np.empty((L * D, B, H), self.dtype) if c0 is not None else None
         options = _kernels.current_options()
+        grad = is_grad_enabled()
         layers = []
         layer_in = rows_in                                              # (rows, I)
         rows = layout.rows
@@ -241,12 +247,13 @@ class _Recurrent(Module):
                 for d in range(D):
                     j = k * D + d                                       # this direction's row in the states
                     x_kd = layer_in if d == 0 else layout.reverse(layer_in)
-                    # the top layer's output is returned to the user, so it is fresh each call
-                    fresh = (aligned_empty((B + rows, H), self.dtype) if k == L - 1 and D == 1 and fresh_out
+                    # the top layer's output is returned to the user, so it is fresh each call ([h_0, out]
+                    # for the training forward's BPTT, out alone at inference)
+                    fresh = (aligned_empty((B * grad + rows, H), self.dtype) if k == L - 1 and D == 1 and fresh_out
                              else None)
-                    run = _kernels.forward_training(self._spec, self._layer_params(k, d), x_kd, h0[j],
-                                                    None if c0 is None else c0[j], layout, options,
-                                                    workspace=self._workspace, key=(k, d), out=fresh)
+                    kernel = _kernels.forward_training if grad else _kernels.forward_inference
+                    run = kernel(self._spec, self._layer_params(k, d), x_kd, h0[j], None if c0 is None else c0[j],
+                                 layout, options, workspace=self._workspace, key=(k, d), out=fresh)
                     h_n[j] = run.h_n
                     if c_n is not None:
                         c_n[j] = run.c_n
@@ -266,11 +273,12 @@ class _Recurrent(Module):
                 layer_in = out if mask is None else np.multiply(
                     out, mask, out=self._workspace.buffer((k, "dropped"), out.shape, self.dtype))
         self._cache = dict(layers=layers, layout=layout, T=T if packed_in else xs.shape[0], B=B,
-                           packed=x if packed_in else None)
+                           packed=x if packed_in else None) if grad else dict(no_grad=True)
         state = self._pack_state(layout.unsort(h_n), None if c_n is None else layout.unsort(c_n))
+        view = _readonly if grad else (lambda a: a)
         if packed_in:
-            return x._replace(data=_readonly(out)), state
-        return _readonly(self._to_user_layout(layout.to_padded(out, xs.shape[0]))), state
+            return x._replace(data=view(out)), state
+        return view(self._to_user_layout(layout.to_padded(out, xs.shape[0]))), state
 
     def _packed_layout(self, lens: Any, packed: Optional[PackedSequence] = None) -> Layout:
         """The packed layout of these lengths (B,), or of a PackedSequence; the last one is kept, for batches of
@@ -317,6 +325,9 @@ class _Recurrent(Module):
             raise ValueError("backward needs a forward first (and runs once per forward): call the layer "
                              "on an input, then backward")
         cache = self._cache
+        if cache.get("no_grad"):
+            raise RuntimeError("backward after a forward run under rnnfast.no_grad(): that forward kept nothing "
+                               "for backward; run the forward outside no_grad to train")
         T, B, layout, packed_in = cache["T"], cache["B"], cache["layout"], cache["packed"] is not None
         L, D, H = self.num_layers, self._directions, self.hidden_size
         lstm = self._lstm
