@@ -20,6 +20,7 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
+from ._module import no_grad
 from .estimators import SequenceClassifier, SequenceRegressor
 from .estimators._data import _softmax
 
@@ -99,7 +100,8 @@ def generate(estimator: Any, prime: Any, n_steps: int, *, feedback: Optional[Cal
     rnn, head = estimator.rnn_, estimator.head_
     rnn.eval()
     x0 = estimator._scale_inputs(p.astype(np.float64))                 # as fit scaled them (T0, I)
-    out, state = rnn(x0[:, None, :].astype(rnn.dtype))                # prime: (T0, 1, I) → state after T0
+    with no_grad():                                                    # the inference forward: nothing kept
+        out, state = rnn(x0[:, None, :].astype(rnn.dtype))            # prime: (T0, 1, I) → state after T0
     h = np.asarray(out[-1], np.float64)                                # (1, H)
     assert head.bias is not None                                       # the estimators' head has a bias
     W, b = head.weight.data.astype(np.float64), head.bias.data.astype(np.float64)

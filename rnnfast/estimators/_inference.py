@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 import numpy as np
 
+from .._module import no_grad
 from .._threads import thread_limit
 from ._data import _Sequences
 from ._network import readout_forward
@@ -66,7 +67,7 @@ class _Inference:
         assert self.head_.bias is not None                                          # _make_layers: bias=True
         b = self.head_.bias.data.astype(np.float64)
         parts = []
-        with thread_limit(self.n_threads):
+        with thread_limit(self.n_threads), no_grad():                      # the inference forward: nothing kept
             for start in range(0, len(idx), _PREDICT_CHUNK):
                 rows = idx[start:start + _PREDICT_CHUNK]
                 lengths = None if seqs.lengths is None else seqs.lengths[rows]
