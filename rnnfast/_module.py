@@ -49,6 +49,12 @@ def no_grad() -> Iterator[None]:
         _GRAD_ENABLED.reset(token)
 
 
+def no_backward_error() -> RuntimeError:
+    """What ``backward`` raises after a forward run under :func:`no_grad`."""
+    return RuntimeError("backward after a forward run under rnnfast.no_grad(): that forward kept nothing for "
+                        "backward; run the forward outside no_grad to train")
+
+
 def resolve_dtype(dtype: Any) -> np.dtype:
     """Return ``np.float32`` or ``np.float64`` for a dtype spec, or raise ``ValueError``."""
     try:

@@ -13,7 +13,7 @@ from . import _kernels
 from ._buffers import Workspace, aligned_empty, aligned_zeros, check_memory
 from ._cells import CellSpec
 from ._layout import Layout
-from ._module import Module, is_grad_enabled, one_thread_at_a_time, resolve_dtype
+from ._module import Module, is_grad_enabled, no_backward_error, one_thread_at_a_time, resolve_dtype
 from .sequences import PackedSequence
 from ._threads import blas_single_thread
 from ._validation import as_real_array, check_int, check_lengths, check_real, check_shape
@@ -326,8 +326,7 @@ class _Recurrent(Module):
                              "on an input, then backward")
         cache = self._cache
         if cache.get("no_grad"):
-            raise RuntimeError("backward after a forward run under rnnfast.no_grad(): that forward kept nothing "
-                               "for backward; run the forward outside no_grad to train")
+            raise no_backward_error()
         T, B, layout, packed_in = cache["T"], cache["B"], cache["layout"], cache["packed"] is not None
         L, D, H = self.num_layers, self._directions, self.hidden_size
         lstm = self._lstm

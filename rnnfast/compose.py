@@ -25,7 +25,7 @@ from typing import Any, Iterator, Optional
 
 import numpy as np
 
-from ._module import Module, one_thread_at_a_time
+from ._module import Module, is_grad_enabled, no_backward_error, one_thread_at_a_time
 from ._stack import _Recurrent
 from ._validation import as_real_array, check_choice, check_shape
 from .dropout import Dropout
@@ -240,6 +240,7 @@ class Sequential(Module):
         for m in self._modules:
             call: Any = m                                        # every module is callable (its forward)
             y = call(y, lengths=lengths) if lengths is not None and _has_recurrent(m) else call(y)
+        self._grad_forward = is_grad_enabled()                   # under no_grad no backward may follow
         return y
 
     __call__ = forward
@@ -260,6 +261,8 @@ class Sequential(Module):
 
         Every module adds its parameters' gradients into their ``.grad`` (as torch accumulates).
         """
+        if not self.__dict__.get("_grad_forward", True):       # before any module adds into a .grad
+            raise no_backward_error()
         g = dy
         for m in reversed(self._modules):
             if isinstance(m, _STATEFUL):
