@@ -34,7 +34,8 @@ cdef inline void _lstm_forward(Py_ssize_t m, int H, int j0, int j1, const floati
                                const floating* c_prev, const floating* packed, const floating* w_hh,
                                const floating* bias, floating* a, floating* c, floating* tanh_c,
                                floating* h) noexcept nogil:
-    _gate_products(4, H, H, j0, j1, m, h_prev, packed, w_hh, a, True)       # a += h_{t-1} W_hhᵀ
+    if w_hh != NULL:
+        _gate_products(4, H, H, j0, j1, m, h_prev, packed, w_hh, a, True)   # a += h_{t-1} W_hhᵀ
     lstm_fwd(<int> m, H, j0, j1, bias, a, c_prev, c, tanh_c, h)
 
 
@@ -66,7 +67,8 @@ cdef inline void _gru_backward(Py_ssize_t m, int H, int j0, int j1, Py_ssize_t r
 cdef inline void _elman_forward(int act, Py_ssize_t m, int H, int j0, int j1, const floating* h_prev,
                                 const floating* packed, const floating* w_hh, const floating* bias,
                                 floating* a, floating* h) noexcept nogil:
-    _gate_products(1, H, H, j0, j1, m, h_prev, packed, w_hh, a, True)       # a += h_{t-1} W_hhᵀ
+    if w_hh != NULL:
+        _gate_products(1, H, H, j0, j1, m, h_prev, packed, w_hh, a, True)   # a += h_{t-1} W_hhᵀ
     elman_fwd(<int> m, H, j0, j1, bias, act, a, h)
 
 
@@ -84,7 +86,7 @@ cdef inline void _forward_step(int cell, Py_ssize_t m, int H, int j0, int j1, co
     """Step t of m rows, units [j0, j1): a (m, G·H) (the input projection) becomes the activated gates; h_t
     into h, and c_t, tanh(c_t) (LSTM) or hn (GRU) into c, tanh_c or hn (m, H) (kept for BPTT by the training
     forward, scratch at inference; c may be c_prev, updated in place); s: GRU's (m, 3H) scratch. Every
-    pointer is at the block's first row."""
+    pointer is at the block's first row. LSTM and Elman with w_hh NULL: a holds h_{t-1} W_hhᵀ already."""
     if cell == _LSTM:
         _lstm_forward(m, H, j0, j1, h_prev, c_prev, packed, w_hh, bias, a, c, tanh_c, h)
     elif cell == _GRU:

@@ -12,18 +12,53 @@
 # of BLAS's GEMM), so the two agree to rounding, not bit for bit. The threads share the loop as in the
 # training forward (_loop_team: by rows, or by units with a barrier per step), each thread projecting the
 # rows and units it then steps, so the rows plan needs no barrier at all.
+#
+# Fused (LSTM and Elman when the threads split the rows): the two products of a step are one,
+#     a_t = [x_t | h_{t-1}] [W_ih | W_hh]ᵀ     (m_t, I + H) @ (I + H, G·H),
+# with each row's [x_t | h_{t-1}] copied into a (B, I + H) buffer (m_t·(I + H) values against m_t·G·H·(I + H)
+# multiply-adds), so a_t is written once instead of written and read back, in one call. GRU keeps the two
+# products: its n gate needs h_{t-1} W_hnᵀ apart.
+#
+# The plan (_inference_team): LSTM and Elman split the rows and run fused whenever the batch has a row for
+# each thread the unit split would take; the unit split's barrier per step cost more than the fused rows
+# plan's streaming of the whole [W_ih | W_hh] saved, even at B = 8 and H = 512 (benchmarks/inference.py). GRU
+# and smaller batches follow the training forward's plan (KernelOptions.unit_split_bytes).
+
+
+cdef Py_ssize_t _inference_team(int cell, int num_threads, Py_ssize_t rows, Py_ssize_t B, int H, int GH,
+                                int itemsize, _SplitPolicy policy, int* plan) noexcept nogil:
+    """Threads for the inference time loop, and their plan: _BY_ROWS (fused for LSTM and Elman) or _BY_UNITS."""
+    cdef Py_ssize_t n = _loop_team(num_threads, rows, B, H, GH, itemsize, False, policy, plan)
+    if cell != _GRU and plan[0] != _BY_ROWS and B >= n:
+        policy.nbytes = (<Py_ssize_t> 1) << 62                  # never the unit split
+        n = _loop_team(num_threads, rows, B, H, GH, itemsize, False, policy, plan)
+    return n
+
+
+def inference_plan(int cell, int num_threads, Py_ssize_t T, Py_ssize_t B, int H, int itemsize,
+                   Py_ssize_t split_bytes):
+    """(threads, plan, fused) that forward_inference would use on a padded batch; plan is "rows" or "units"."""
+    cdef int plan
+    cdef Py_ssize_t n = _inference_team(cell, num_threads, T * B, B, H, _gate_width(cell, H), itemsize,
+                                        _split_policy(split_bytes, 0), &plan)
+    return n, _PLAN_NAMES[plan], cell != _GRU and plan == _BY_ROWS
 
 cdef void _inference_block(int cell, Py_ssize_t T, const int* batch_sizes, const Py_ssize_t* off, int I, int H,
                            Py_ssize_t b0, Py_ssize_t b1, int j0, int j1, rf_barrier* barrier, int team,
                            const floating* x, const floating* w_ih, const floating* packed_ih,
                            const floating* w_hh, const floating* packed_hh, const floating* bias,
                            const floating* b_hn, const floating* h0, floating* c, floating* gates,
-                           floating* tanh_c, floating* hn, floating* scratch, floating* out) noexcept nogil:
-    """The time loop for batch rows [b0, b1) and hidden units [j0, j1); gates, c, tanh_c, hn and scratch are
-    (B, ·), indexed by the batch row (a sequence keeps its row at every step, packed or padded)."""
+                           floating* tanh_c, floating* hn, floating* scratch, floating* out, const floating* w_cat,
+                           const floating* packed_cat, floating* z) noexcept nogil:
+    """The time loop for batch rows [b0, b1) and hidden units [j0, j1); gates, c, tanh_c, hn, scratch and z
+    are (B, ·), indexed by the batch row (a sequence keeps its row at every step, packed or padded). Fused
+    when z is not NULL: w_cat = [W_ih | W_hh] (G·H, I + H), packed_cat its packed copy (or NULL: BLAS)."""
     cdef int GH = _gate_width(cell, H)
     cdef int G = GH // H
-    cdef Py_ssize_t t, m, row0, prev0 = 0
+    cdef int K = I + H
+    cdef Py_ssize_t t, m, r, row0, prev0 = 0
+    cdef const floating* h_prev
+    cdef floating* zb = _row(z, b0, K)                          # (m, I + H) [x_t | h_{t-1}]
     cdef floating* a
     cdef floating* s = _row(scratch, b0, GH)                    # (m, GH) GRU: h_{t-1} W_hhᵀ
     for t in range(T):
@@ -34,10 +69,18 @@ cdef void _inference_block(int cell, Py_ssize_t T, const int* batch_sizes, const
         if m > 0:
             # Elman: the pre-activations go straight into out, as in the training forward
             a = out + row0 * H if gates == NULL else gates + b0 * GH
-            _gate_products(G, H, I, j0, j1, m, x + row0 * I, packed_ih, w_ih, a, False)   # a := x_t W_ihᵀ
-            _forward_step(cell, m, H, j0, j1, _prev_rows(h0, out, t, prev0, b0, H), _row(c, b0, H), packed_hh,
-                          w_hh, bias, b_hn, a, s, _row(c, b0, H), _row(tanh_c, b0, H), _row(hn, b0, H),
-                          out + row0 * H)
+            h_prev = _prev_rows(h0, out, t, prev0, b0, H)
+            if zb != NULL:
+                for r in range(m):
+                    memcpy(zb + r * K, x + (row0 + r) * I, I * sizeof(floating))
+                    memcpy(zb + r * K + I, h_prev + r * H, H * sizeof(floating))
+                _gate_products(G, H, K, j0, j1, m, zb, packed_cat, w_cat, a, False)    # a := [x_t | h] W_catᵀ
+                _forward_step(cell, m, H, j0, j1, h_prev, _row(c, b0, H), NULL, NULL, bias, b_hn, a, s,
+                              _row(c, b0, H), _row(tanh_c, b0, H), NULL, out + row0 * H)
+            else:
+                _gate_products(G, H, I, j0, j1, m, x + row0 * I, packed_ih, w_ih, a, False)   # a := x_t W_ihᵀ
+                _forward_step(cell, m, H, j0, j1, h_prev, _row(c, b0, H), packed_hh, w_hh, bias, b_hn, a, s,
+                              _row(c, b0, H), _row(tanh_c, b0, H), _row(hn, b0, H), out + row0 * H)
         if barrier != NULL:
             rf_barrier_wait(barrier, team)
 
@@ -57,8 +100,9 @@ def forward_inference(int cell,                         # ELMAN_*, LSTM or GRU
                       floating[:, ::1] tanh_c,          # WORK   (B, H) LSTM, else None
                       floating[:, ::1] hn,              # WORK   (B, H) GRU, else None
                       floating[:, ::1] scratch,         # WORK   (B, G·H) GRU, else None
-                      floating[::1] packed_ih,          # WORK   (packed_size(I, G·H)) W_ihᵀ packed, or None: BLAS per step
-                      floating[::1] packed_hh,          # WORK   (packed_size(H, G·H)) W_hhᵀ packed, or None
+                      floating[::1] packed,             # WORK   (packed_size(I + H, G·H)) W_ihᵀ, W_hhᵀ or [W_ih | W_hh]ᵀ packed, or None: BLAS per step
+                      floating[:, ::1] w_cat,           # WORK   (G·H, I + H) [W_ih | W_hh] (LSTM, Elman), else None
+                      floating[:, ::1] z,               # WORK   (B, I + H) [x_t | h_{t-1}] (LSTM, Elman), else None
                       int num_threads,                  # at most this many OpenMP threads
                       Py_ssize_t split_bytes,           # unit split from this W_hh size on (loop_plan)
                       int split_h_per_row):             # (backward only; loop_plan)
@@ -71,7 +115,9 @@ def forward_inference(int cell,                         # ELMAN_*, LSTM or GRU
     cdef const int* bs = NULL
     cdef floating* pih = NULL
     cdef floating* phh = NULL
-    cdef Py_ssize_t nteam
+    cdef floating* pz = NULL
+    cdef floating* pcat = NULL
+    cdef Py_ssize_t nteam, n
     cdef Py_ssize_t* off
     cdef _Share share
     cdef int plan
@@ -79,30 +125,43 @@ def forward_inference(int cell,                         # ELMAN_*, LSTM or GRU
     _check_layout(T, B, batch_sizes, rows)
     if out.shape[0] != rows or out.shape[1] != H or w_ih.shape[1] != I or w_ih.shape[0] != GH:
         raise ValueError("forward_inference: inconsistent shapes of x, w_ih, w_hh and out")
-    if (packed_ih is None) != (packed_hh is None):
-        raise ValueError("forward_inference: pack both W_ih and W_hh, or neither")
+    if packed is not None and packed.shape[0] < packed_size(sizeof(floating), I + H, GH):
+        raise ValueError("forward_inference: packed is too small")
+    if (w_cat is None) != (z is None) or (z is not None and (z.shape[0] < B or z.shape[1] != I + H or
+                                                             w_cat.shape[0] != GH or w_cat.shape[1] != I + H)):
+        raise ValueError("forward_inference: w_cat (G·H, I + H) and z (B, I + H) go together")
     if (gates is None) != (cell != _LSTM and cell != _GRU):
         raise ValueError("forward_inference: gates is needed by LSTM and GRU only")
     if T == 0 or B == 0:
         return
     if batch_sizes is not None:
         bs = &batch_sizes[0]
-    if packed_ih is not None:
-        pih = &packed_ih[0]
-        phh = &packed_hh[0]
     off = _offsets(bs, T, B)
     if off == NULL:
         raise MemoryError()
-    nteam = _loop_team(num_threads, rows, B, H, GH, sizeof(floating), False,
-                       _split_policy(split_bytes, split_h_per_row), &plan)
+    nteam = _inference_team(cell, num_threads, rows, B, H, GH, sizeof(floating),
+                            _split_policy(split_bytes, split_h_per_row), &plan)
+    if z is not None and plan == _BY_ROWS:                          # fused: w_cat := [W_ih | W_hh]
+        pz = &z[0, 0]
+        for n in range(GH):
+            memcpy(&w_cat[n, 0], &w_ih[n, 0], I * sizeof(floating))
+            memcpy(&w_cat[n, I], &w_hh[n, 0], H * sizeof(floating))
+        if packed is not None:
+            pcat = &packed[0]
+    elif packed is not None:                                        # W_ihᵀ, then W_hhᵀ, in the one buffer
+        pih = &packed[0]
+        phh = pih + I * _panels(GH, sizeof(floating)) * _panel_width(sizeof(floating))
     rf_barrier_init(&barrier)
     with nogil, parallel(num_threads=nteam):
-        if pih != NULL:
+        if pcat != NULL:
+            pack_by_team(True, I + H, GH, &w_cat[0, 0], pcat)              # [W_ih | W_hh]ᵀ
+        elif pih != NULL:
             pack_by_team(True, I, GH, &w_ih[0, 0], pih)                     # W_ihᵀ
             pack_by_team(True, H, GH, &w_hh[0, 0], phh)                     # W_hhᵀ
         share = _loop_share(plan, T, B, bs, H, sizeof(floating))
         _inference_block(cell, T, bs, off, I, H, share.b0, share.b1, share.j0, share.j1,
                          &barrier if plan != _BY_ROWS and share.team > 1 else NULL, share.team,
                          &x[0, 0], &w_ih[0, 0], pih, &w_hh[0, 0], phh, bias_p, b_hn_p, &h0[0, 0], _ptr2(c),
-                         _ptr2(gates), _ptr2(tanh_c), _ptr2(hn), _ptr2(scratch), &out[0, 0])
+                         _ptr2(gates), _ptr2(tanh_c), _ptr2(hn), _ptr2(scratch), &out[0, 0],
+                         &w_cat[0, 0] if pz != NULL else NULL, pcat, pz)
     free(off)

@@ -318,6 +318,14 @@ class InferenceResult(NamedTuple):
     c_n: Optional[np.ndarray]       # (B, H) LSTM, else None
 
 
+def inference_plan(cell: CellSpec, T: int, B: int, H: int, itemsize: int,
+                   options: Optional[KernelOptions] = None) -> Tuple[int, str, bool]:
+    """(threads, plan, fused) that :func:`forward_inference` would use on a padded batch: plan "rows" or
+    "units"; fused: one product a step, [x_t | h_{t-1}] [W_ih | W_hh]ᵀ (LSTM and Elman by rows)."""
+    o = current_options() if options is None else options
+    return _recurrent.inference_plan(cell.code, o.threads, T, B, H, itemsize, o.unit_split_bytes)
+
+
 def forward_inference(cell: CellSpec, weights: Weights, x: np.ndarray, h0: np.ndarray, c0: Optional[np.ndarray],
                       layout: "Layout", options: KernelOptions, *, workspace: Any, key: tuple,
                       out: Optional[np.ndarray] = None) -> InferenceResult:
@@ -346,14 +354,16 @@ def forward_inference(cell: CellSpec, weights: Weights, x: np.ndarray, h0: np.nd
         c = buf(k + ("c",), (B, H), dtype)                                                    # (B, H) c_t
         c[...] = c0
     if T and B:
-        packed_ih = _packed(workspace, k + ("ih",), x.shape[1], GH, dtype, options)
+        K = x.shape[1] + H                  # LSTM, Elman: one product a step, [x_t | h_{t-1}] [W_ih | W_hh]ᵀ
         _recurrent.forward_inference(
             cell.code, T, layout.batch_sizes, x, weights.w_ih.data, weights.w_hh.data, bias, b_hn, h0, c, out,
             buf(k + ("gates",), (B, GH), dtype) if lstm or gru else None,                     # (B, GH)
             buf(k + ("tanh_c",), (B, H), dtype) if lstm else None,                            # (B, H)
             buf(k + ("hn",), (B, H), dtype) if gru else None,                                 # (B, H)
             buf(k + ("scratch",), (B, GH), dtype) if gru else None,                           # (B, GH)
-            packed_ih, None if packed_ih is None else _packed(workspace, k + ("hh",), H, GH, dtype, options),
+            _packed(workspace, k, K, GH, dtype, options),
+            None if gru else buf(k + ("w_cat",), (GH, K), dtype),                             # (GH, I + H)
+            None if gru else buf(k + ("z",), (B, K), dtype),                                  # (B, I + H)
             options.threads, options.unit_split_bytes, options.unit_split_backward_h_per_row)
     return InferenceResult(out, _last(out, h0, layout), c)
 

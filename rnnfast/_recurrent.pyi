@@ -46,6 +46,8 @@ def forward(
     split_bytes: int,
     split_h_per_row: int,
 ) -> None: ...
+def inference_plan(cell: int, num_threads: int, T: int, B: int, H: int, itemsize: int,
+                   split_bytes: int) -> tuple[int, str, bool]: ...
 def forward_inference(
     cell: int,               # ELMAN_*, LSTM or GRU
     T: int,                  # steps
@@ -62,8 +64,9 @@ def forward_inference(
     tanh_c: _Opt,            # WORK   (B, H) LSTM, else None
     hn: _Opt,                # WORK   (B, H) GRU, else None
     scratch: _Opt,           # WORK   (B, G·H) GRU, else None
-    packed_ih: _Opt,         # WORK   (packed_size(I, G·H),) or None
-    packed_hh: _Opt,         # WORK   (packed_size(H, G·H),) or None
+    packed: _Opt,            # WORK   (packed_size(I + H, G·H),) or None
+    w_cat: _Opt,             # WORK   (G·H, I + H) LSTM, Elman, else None
+    z: _Opt,                 # WORK   (B, I + H) LSTM, Elman, else None
     num_threads: int,
     split_bytes: int,
     split_h_per_row: int,

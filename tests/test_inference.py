@@ -27,8 +27,9 @@ from conftest import CELLS, DTYPES, assert_close, is_lstm, make_layer, make_prob
 pytestmark = pytest.mark.usefixtures("single_threaded_blas")
 
 param_dtype = pytest.mark.parametrize("dtype", DTYPES, ids=[np.dtype(d).name for d in DTYPES])
-# (threads, KernelOptions changes): one thread; two by rows; two splitting the hidden units (H = 64 is two
-# packed panels of floats, four of doubles, so unit_split_bytes=0 makes the time loop split the units)
+# (threads, KernelOptions changes): one thread; two by rows; two with unit_split_bytes=0 (H = 64 is two packed
+# panels of floats, four of doubles: GRU splits the units, LSTM and Elman still run fused by rows, see
+# test_unit_split); the step product by BLAS
 PLANS = {"1 thread": (1, {}), "2 threads, rows": (2, {"unit_split_bytes": 1 << 40}),
          "2 threads, units": (2, {"unit_split_bytes": 0}), "blas step": (2, {"step_gemm": "blas"})}
 
@@ -69,10 +70,25 @@ def test_equals_training_forward(cell, dtype, lengths, bidirectional, num_layers
     rnnfast.set_num_threads(threads)
     kwargs = {} if p.lengths is None else {"lengths": p.lengths}
     with rnnfast.kernel_options(**changes):
-        if plan == "2 threads, units" and not lengths:   # the plan this case is here for
-            assert _kernels.loop_plan(2, p.T, p.B, p.H, layer.cell.width(p.H), np.dtype(dtype).itemsize,
-                                      False)[1] == "units"
+        if threads == 2 and not lengths:                # the plan this case is here for
+            gru = layer.cell.family == "gru"
+            want = ("units" if gru and plan == "2 threads, units" else "rows", not gru)
+            assert _kernels.inference_plan(layer.cell, p.T, p.B, p.H, np.dtype(dtype).itemsize)[1:] == want
         train, infer = _both(layer, p.x, p.hx, **kwargs)
+    _assert_same(train, infer, dtype)
+
+
+@pytest.mark.parametrize("bidirectional", [False, True], ids=["uni", "bi"])
+@param_dtype
+@pytest.mark.parametrize("cell", CELLS)
+def test_unit_split(cell, dtype, bidirectional, restore_threads):
+    """Fewer rows than threads: every cell splits the hidden units (LSTM and Elman unfused)."""
+    p = make_problem(cell, T=130, B=1, I=5, H=128, L=2, dtype=dtype, bidirectional=bidirectional, seed=3)
+    layer = p.layer(seed=3)
+    rnnfast.set_num_threads(2)
+    with rnnfast.kernel_options(unit_split_bytes=0):
+        assert _kernels.inference_plan(layer.cell, p.T, p.B, p.H, np.dtype(dtype).itemsize) == (2, "units", False)
+        train, infer = _both(layer, p.x, p.hx)
     _assert_same(train, infer, dtype)
 
 
