@@ -254,6 +254,13 @@ def _packed(workspace: Any, key: tuple, K: int, N: int, dtype: np.dtype,
     return workspace.buffer(key + ("packed",), (_recurrent.packed_size(dtype.itemsize, K, N),), dtype)
 
 
+def _widths_and_biases(cell: CellSpec, weights: Weights) -> Tuple[int, int, Optional[np.ndarray],
+                                                                    Optional[np.ndarray]]:
+    """(H, G·H, bias, b_hn) of one direction of one layer, as the forward kernels take them."""
+    H = weights.w_hh.data.shape[1]
+    return (H, cell.width(H)) + kernel_biases(cell, weights, H)
+
+
 def forward_training(cell: CellSpec, weights: Weights, x: np.ndarray, h0: np.ndarray, c0: Optional[np.ndarray],
                      layout: "Layout", options: KernelOptions, *, workspace: Any, key: tuple,
                      out: Optional[np.ndarray] = None) -> ForwardResult:
@@ -286,9 +293,7 @@ def forward_training(cell: CellSpec, weights: Weights, x: np.ndarray, h0: np.nda
     """
     T, B, rows = layout.T, layout.B, layout.rows
     dtype = x.dtype
-    H = weights.w_hh.data.shape[1]
-    GH = cell.width(H)
-    bias, b_hn = kernel_biases(cell, weights, H)
+    H, GH, bias, b_hn = _widths_and_biases(cell, weights)
     lstm, gru = cell.family == "lstm", cell.family == "gru"
     # (B + rows, H) h_0, h_1 .. h_T in one array, so that padded BPTT's dW_hh = Σ_t dA_tᵀ h_{t-1} is one GEMM
     states = workspace.buffer(key + ("out",), (B + rows, H), dtype) if out is None else out
@@ -334,7 +339,8 @@ def forward_inference(cell: CellSpec, weights: Weights, x: np.ndarray, h0: np.nd
     The arguments are :func:`forward_training`'s, but ``out`` (rows, H) (default: the workspace's) receives
     h_1 .. h_T only. The workspace holds O(B·G·H) scratch and the packed weights, never a (rows, ·) array
     but ``out``. The results equal :func:`forward_training`'s to rounding (the input projection sums in
-    another order: the step micro-kernel's instead of BLAS's GEMM).
+    another order: the step micro-kernel's instead of BLAS's GEMM, for LSTM and Elman in one sum with the
+    recurrent product; :func:`inference_plan`).
 
     Returns
     -------
@@ -342,9 +348,7 @@ def forward_inference(cell: CellSpec, weights: Weights, x: np.ndarray, h0: np.nd
     """
     T, B, rows = layout.T, layout.B, layout.rows
     dtype = x.dtype
-    H = weights.w_hh.data.shape[1]
-    GH = cell.width(H)
-    bias, b_hn = kernel_biases(cell, weights, H)
+    H, GH, bias, b_hn = _widths_and_biases(cell, weights)
     lstm, gru = cell.family == "lstm", cell.family == "gru"
     buf, k = workspace.buffer, key + ("inference",)
     if out is None:
