@@ -271,6 +271,53 @@ class Sequential(Module):
                 g = m.backward(g)
         return g
 
+    # ---- streaming ----------------------------------------------------------------------------------
+    @one_thread_at_a_time
+    def step(self, x_t: Any, state: Any = None) -> tuple:
+        """One timestep through every module, keeping nothing for :meth:`backward` (one-to-many generation,
+        as :func:`rnnfast.generate` runs a Sequential).
+
+        Each recurrent layer runs its ``step`` from its state; a ``Readout("sequence")`` or ``("last")``
+        passes on the new top state h_t (after one step, the sequence's last output is h_t), ``("state")``
+        every layer's h; ``Linear`` and ``Embedding`` map the step; ``Dropout`` passes it through, as in
+        eval mode. A ``TimeDelay`` (which needs the steps before) raises TypeError.
+
+        Parameters
+        ----------
+        x_t : array_like
+            The first module's input for one step: ids (B,) for an ``Embedding``, else (B, I).
+        state : list, optional
+            What the previous call returned: one entry per recurrent layer (or inner Sequential), in
+            order. None: every recurrent layer starts from zeros.
+
+        Returns
+        -------
+        y_t : ndarray
+            The last module's output for this step, (B, O).
+        state : list
+            The new states, to pass to the next call.
+        """
+        holders = [m for m in self._modules if isinstance(m, (*_STATEFUL, Sequential))]
+        old = [None] * len(holders) if state is None else list(state)
+        if len(old) != len(holders):
+            raise ValueError(f"state must hold {len(holders)} entries (one per recurrent layer or inner "
+                             f"Sequential), got {len(old)}")
+        new: list = []
+        y, last = x_t, None
+        for m in self._modules:
+            if isinstance(m, (*_STATEFUL, Sequential)):
+                y, last = m.step(y, old[len(new)])
+                new.append(last)
+            elif isinstance(m, Readout):
+                if m.what == "state":
+                    y = last[0] if isinstance(last, tuple) else last    # every layer's h, (L, B, H)
+            elif callable(getattr(m, "step", None)):
+                y = m.step(y)
+            else:
+                raise TypeError(f"{type(m).__name__} has no step (it needs the timesteps before this one); "
+                                "run the model on whole sequences instead")
+        return y, new
+
     # ---- the container ----------------------------------------------------------------------------
     def __len__(self) -> int:
         return len(self._modules)

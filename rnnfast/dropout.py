@@ -97,6 +97,11 @@ class Dropout(Module):
 
     __call__ = forward
 
+    def step(self, x_t: Any) -> np.ndarray:
+        """One timestep of a generation (:meth:`rnnfast.Sequential.step`): x_t itself, as in eval mode."""
+        arr = as_real_array("x_t", x_t)
+        return arr if arr.dtype.kind == "f" else arr.astype(np.float64)
+
     @one_thread_at_a_time
     def backward(self, dy: Any) -> np.ndarray:
         """∂L/∂x through the last :meth:`forward`'s mask (the identity if that forward was in eval mode).

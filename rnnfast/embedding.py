@@ -90,17 +90,25 @@ class Embedding(Module):
         -------
         y : ndarray (*ids.shape, embedding_dim)
         """
+        arr = self._checked(ids)
+        # backward reads ids again: keep a copy when it is the caller's array, which may change in between
+        self._ids = arr.copy() if isinstance(ids, np.ndarray) and np.may_share_memory(arr, ids) else arr
+        return self.weight.data[arr]                                # (..., E), a fresh array
+
+    __call__ = forward
+
+    def step(self, ids_t: Any) -> np.ndarray:
+        """The rows of ``weight`` at one timestep's ids (B,), keeping nothing for :meth:`backward`."""
+        return self.weight.data[self._checked(ids_t)]
+
+    def _checked(self, ids: Any) -> np.ndarray:
         arr = as_real_array("ids", ids)
         if arr.dtype.kind not in "iu":
             raise TypeError(f"ids must be an integer array, got dtype {arr.dtype}")
         if arr.size and (arr.min() < 0 or arr.max() >= self.num_embeddings):
             raise ValueError(f"ids must lie in [0, num_embeddings) = [0, {self.num_embeddings}), got min "
                              f"{arr.min()}, max {arr.max()}")
-        # backward reads ids again: keep a copy when it is the caller's array, which may change in between
-        self._ids = arr.copy() if isinstance(ids, np.ndarray) and np.may_share_memory(arr, ids) else arr
-        return self.weight.data[arr]                                # (..., E), a fresh array
-
-    __call__ = forward
+        return arr
 
     @one_thread_at_a_time
     def backward(self, dy: Any) -> None:

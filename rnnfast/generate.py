@@ -9,7 +9,11 @@ recurrent state on a given sequence, then repeats::
                = z_t                                   (regressor)
     x_{t+1}    = feedback(y_t)                 # default: one-hot of y_t (classifier), y_t itself (regressor)
 
-and returns y_1 … y_n. The classifier's default feedback is the one-hot vector at ``y_t``'s position in
+and returns y_1 … y_n. A :class:`rnnfast.Sequential` runs the same way through its ``step``: its outputs are
+logits over tokens, sampled as the classifier's (the token's id fed back: as it is to a model that starts
+with an ``Embedding``, else one-hot), or with ``temperature=None`` values fed back as they are.
+
+The classifier's default feedback is the one-hot vector at ``y_t``'s position in
 ``classes_`` when the model has one input per class; when the labels are the integers 0 … I−1 (a
 vocabulary index, say) it is the one-hot vector at ``y_t`` itself, which also holds when some index never
 occurred as a target.
@@ -21,6 +25,8 @@ from typing import Any, Callable, Optional
 import numpy as np
 
 from ._module import no_grad
+from .compose import Sequential
+from .embedding import Embedding
 from .estimators import SequenceClassifier, SequenceRegressor
 from .estimators._data import _softmax
 
@@ -56,31 +62,44 @@ def _default_feedback(est: Any) -> Callable[[Any], np.ndarray]:
 
 
 def generate(estimator: Any, prime: Any, n_steps: int, *, feedback: Optional[Callable[[Any], Any]] = None,
-             temperature: float = 1.0, random_state: Any = None) -> np.ndarray:
-    """Generate ``n_steps`` outputs from a fitted ``output="sequence"`` estimator, feeding each back in.
+             temperature: Optional[float] = 1.0, random_state: Any = None) -> np.ndarray:
+    """Generate ``n_steps`` outputs from a fitted ``output="sequence"`` estimator, or from a
+    :class:`rnnfast.Sequential`, feeding each back in.
 
     Parameters
     ----------
-    estimator : a fitted SequenceClassifier or SequenceRegressor with ``output="sequence"``.
+    estimator : a fitted SequenceClassifier or SequenceRegressor with ``output="sequence"``, or a
+        Sequential with one output per step (recurrent layers followed by ``Readout("sequence")``).
     prime : the sequence to start from: inputs (T0, n_features), or (T0,) with one feature; for a
-        classifier also a 1-D sequence of labels (each encoded by ``feedback``), e.g. ``list("the ")``.
+        classifier also a 1-D sequence of labels (each encoded by ``feedback``), e.g. ``list("the ")``;
+        for a Sequential of tokens, their ids (T0,).
     n_steps : the number of outputs to generate (>= 0).
-    feedback : maps one output (a label, or a (k,) vector) to the next input (n_features,).
-    temperature : classifier only: sample from softmax(z / temperature); 0 takes the most probable label.
+    feedback : maps one output (a label, or a (k,) vector) to the next input (n_features,); for a
+        Sequential, a token id to the next input (an id for an ``Embedding``, else a vector).
+    temperature : classifier (or a Sequential's logits): sample from softmax(z / temperature); 0 takes the
+        most probable label. A Sequential with ``temperature=None`` outputs values, fed back as they are.
     random_state : seed of the sampling.
 
-    Returns labels (n_steps,) for a classifier, values (n_steps, k) for a regressor ((n_steps,) if k = 1).
+    Returns labels (n_steps,) for a classifier (token ids for a Sequential), values (n_steps, k) for a
+    regressor or a Sequential with ``temperature=None`` ((n_steps,) if k = 1).
     """
+    if isinstance(n_steps, bool) or not isinstance(n_steps, (int, np.integer)) or n_steps < 0:
+        raise ValueError(f"n_steps must be an int >= 0, got {n_steps!r}")
+    if temperature is not None and (isinstance(temperature, bool) or not isinstance(temperature, (int, float))
+                                    or not temperature >= 0):
+        raise ValueError(f"temperature must be a number >= 0 (or None for a Sequential's values), got "
+                         f"{temperature!r}")
+    if isinstance(estimator, Sequential):
+        return _generate_from_sequential(estimator, prime, int(n_steps), feedback, temperature,
+                                         np.random.default_rng(random_state))
     if not isinstance(estimator, (SequenceClassifier, SequenceRegressor)):
-        raise TypeError(f"estimator must be an rnnfast SequenceClassifier or SequenceRegressor, got "
+        raise TypeError(f"estimator must be an rnnfast SequenceClassifier, SequenceRegressor or Sequential, got "
                         f"{type(estimator).__name__}")
     estimator._check_fitted()
     if estimator._output != "sequence":
         raise ValueError("generate needs a model fitted with output='sequence' (one prediction per step)")
-    if isinstance(n_steps, bool) or not isinstance(n_steps, (int, np.integer)) or n_steps < 0:
-        raise ValueError(f"n_steps must be an int >= 0, got {n_steps!r}")
-    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not temperature >= 0:
-        raise ValueError(f"temperature must be a number >= 0, got {temperature!r}")
+    if temperature is None:
+        raise ValueError("temperature=None is for a Sequential's values; an estimator knows its outputs")
     classifier = isinstance(estimator, SequenceClassifier)
     feed = feedback if feedback is not None else _default_feedback(estimator)
     I = estimator.input_size_
@@ -109,11 +128,7 @@ def generate(estimator: Any, prime: Any, n_steps: int, *, feedback: Optional[Cal
     for _ in range(n_steps):
         z = (h @ W.T + b)[0]                                           # (O,)
         if classifier:
-            if temperature == 0:
-                k = int(np.argmax(z))
-            else:
-                k = int(rng.choice(len(z), p=_softmax(z / temperature)))
-            y = estimator.classes_[k]
+            y = estimator.classes_[_sample(z, temperature, rng)]
         else:
             y = estimator._unscaled(z)                                 # in the targets' units
         results.append(y)
@@ -122,5 +137,53 @@ def generate(estimator: Any, prime: Any, n_steps: int, *, feedback: Optional[Cal
         h = np.asarray(h_t, np.float64)
     if classifier:
         return np.array(results, dtype=estimator.classes_.dtype)
+    values = np.array(results).reshape(n_steps, -1)
+    return values[:, 0] if values.shape[1] == 1 else values
+
+
+def _sample(z: np.ndarray, temperature: float, rng: np.random.Generator) -> int:
+    """An index drawn from softmax(z / temperature) (O,); the largest z at temperature 0."""
+    if temperature == 0:
+        return int(np.argmax(z))
+    return int(rng.choice(len(z), p=_softmax(z / temperature)))
+
+
+def _generate_from_sequential(model: Sequential, prime: Any, n_steps: int, feedback: Optional[Callable[[Any], Any]],
+                              temperature: Optional[float], rng: np.random.Generator) -> np.ndarray:
+    """generate() for a Sequential: prime the states through ``model.step``, then sample and feed back."""
+    if len(model) == 0:
+        raise ValueError("the Sequential is empty")
+    first = model[0]
+    ids_in = isinstance(first, Embedding)
+    width = getattr(first, "input_size", getattr(first, "in_features", None))
+
+    def to_input(v: Any) -> np.ndarray:                    # one step's input, batch of 1
+        if feedback is not None:
+            v = feedback(v)
+        if ids_in:
+            return np.asarray(v).reshape(1)
+        arr = np.asarray(v, np.float64)
+        if temperature is not None and feedback is None:   # a token id, one-hot
+            if width is None:
+                raise ValueError("pass a feedback function: the first module's input size is unknown")
+            arr = np.zeros(width)
+            arr[int(v)] = 1.0
+        return arr.reshape(1, -1)
+
+    p = np.asarray(prime)
+    if p.ndim == 0 or len(p) == 0:
+        raise ValueError(f"prime must be a non-empty sequence, got shape {p.shape}")
+    model.eval()
+    state, y = None, None
+    for v in p:                                            # the prime, a step at a time
+        y, state = model.step(to_input(v), state)
+    results = []
+    for _ in range(n_steps):
+        z = np.asarray(y, np.float64).reshape(-1)          # (O,): the last step's output, batch of 1
+        out: Any = z.copy() if temperature is None else _sample(z, temperature, rng)
+        results.append(out)
+        y, state = model.step(to_input(out), state)
+    if temperature is not None:
+        return np.array(results, dtype=np.int64)
     values = np.array(results).reshape(n_steps, -1)
     return values[:, 0] if values.shape[1] == 1 else values

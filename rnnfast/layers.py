@@ -241,19 +241,30 @@ class Linear(Module):
         -------
         y : ndarray (..., out_features)
         """
+        arr = self._checked(x)
+        # backward reads x again: keep a copy when it is the caller's array, which may change in between
+        self._x = arr.copy() if isinstance(x, np.ndarray) and np.may_share_memory(arr, x) else arr
+        return self._apply(self._x)
+
+    __call__ = forward
+
+    def step(self, x_t: Any) -> np.ndarray:
+        """y = x Wᵀ + b for one timestep (x_t (B, in_features)), keeping nothing for :meth:`backward`."""
+        return self._apply(self._checked(x_t))
+
+    def _checked(self, x: Any) -> np.ndarray:
         arr = as_real_array("x", x, self.dtype)
         if arr.ndim < 1 or arr.shape[-1] != self.in_features:
             raise ValueError(f"x must have in_features = {self.in_features} on its last axis, got shape {arr.shape}")
-        # backward reads x again: keep a copy when it is the caller's array, which may change in between
-        self._x = arr.copy() if isinstance(x, np.ndarray) and np.may_share_memory(arr, x) else arr
-        x2 = self._x.reshape(-1, self.in_features)                     # (N, in): one GEMM, not one per slice
+        return arr
+
+    def _apply(self, arr: np.ndarray) -> np.ndarray:
+        x2 = arr.reshape(-1, self.in_features)                          # (N, in): one GEMM, not one per slice
         with blas_single_thread():
             y = x2 @ self.weight.data.T                                 # (N, out)
         if self.bias is not None:
             y += self.bias.data
         return y.reshape(arr.shape[:-1] + (self.out_features,))
-
-    __call__ = forward
 
     @one_thread_at_a_time
     def backward(self, dy: Any) -> np.ndarray:

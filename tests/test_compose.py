@@ -493,3 +493,65 @@ def test_sequential_backward_checks_dy():
     model(model_inputs("embedding-lstm-last", np.float32))
     with pytest.raises(ValueError, match=r"dy must have shape"):
         model.backward(np.zeros((3, 5)))
+
+
+# ---- Sequential.step and generate on a Sequential ----------------------------------------------------
+def _token_model(seed=0):
+    return rnnfast.Sequential(rnnfast.Embedding(7, 5, dtype="float64", seed=seed),
+                              rnnfast.LSTM(5, 6, num_layers=2, dtype="float64", seed=seed),
+                              rnnfast.Readout("sequence"), rnnfast.Dropout(0.5, seed=seed),
+                              rnnfast.GRU(6, 4, dtype="float64", seed=seed + 1), rnnfast.Readout("sequence"),
+                              rnnfast.Linear(4, 7, dtype="float64", seed=seed))
+
+
+def test_sequential_step_equals_the_forward_one_step_at_a_time():
+    model = _token_model().eval()
+    ids = np.random.default_rng(0).integers(0, 7, size=(9, 3))               # (T, B)
+    y = model(ids)                                                           # (T, B, 7)
+    state = None
+    for t in range(9):
+        y_t, state = model.step(ids[t], state)
+        np.testing.assert_allclose(y_t, y[t], rtol=1e-12, atol=1e-12)
+    assert len(state) == 2 and isinstance(state[0], tuple)                   # LSTM (h, c), GRU h
+    jordan = rnnfast.Sequential(rnnfast.Jordan(3, 5, 3, dtype="float64", seed=1), rnnfast.Readout("last"),
+                                rnnfast.Linear(3, 2, dtype="float64", seed=1))
+    x = np.random.default_rng(1).standard_normal((6, 2, 3))
+    state = None
+    for t in range(6):
+        y_t, state = jordan.step(x[t], state)
+    np.testing.assert_allclose(y_t, jordan(x), rtol=1e-12, atol=1e-12)     # "last" after 6 steps
+    with pytest.raises(ValueError, match="state must hold 2"):
+        model.step(ids[0], [None])
+    with pytest.raises(TypeError, match="TimeDelay has no step"):
+        rnnfast.Sequential(rnnfast.TimeDelay(2), rnnfast.Linear(4, 1)).step(np.zeros((1, 2)))
+
+
+def test_generate_from_a_sequential_matches_a_greedy_loop_over_whole_sequences():
+    model = _token_model(seed=3)
+    prime = np.array([1, 4, 2])
+    out = rnnfast.generate(model, prime, 6, temperature=0)
+    seq = list(prime)
+    for _ in range(6):                                                       # the reference: full forwards
+        logits = model(np.array(seq)[:, None])                               # (T, 1, 7)
+        seq.append(int(np.argmax(logits[-1, 0])))
+    np.testing.assert_array_equal(out, seq[3:])
+    a = rnnfast.generate(model, prime, 20, temperature=1.0, random_state=5)
+    b = rnnfast.generate(model, prime, 20, temperature=1.0, random_state=5)
+    np.testing.assert_array_equal(a, b)
+    assert a.dtype == np.int64 and a.min() >= 0 and a.max() < 7
+
+
+def test_generate_values_from_a_sequential_feeds_outputs_back():
+    model = rnnfast.Sequential(rnnfast.GRU(2, 5, dtype="float64", seed=0), rnnfast.Readout("sequence"),
+                               rnnfast.Linear(5, 2, dtype="float64", seed=0))
+    prime = np.random.default_rng(2).standard_normal((4, 2))
+    out = rnnfast.generate(model, prime, 5, temperature=None)
+    seq = list(prime)
+    for _ in range(5):
+        seq.append(model(np.array(seq)[:, None, :])[-1, 0])
+    np.testing.assert_allclose(out, np.array(seq[4:]), rtol=1e-12, atol=1e-12)
+    onehot = rnnfast.Sequential(rnnfast.LSTM(3, 4, seed=0), rnnfast.Readout("sequence"), rnnfast.Linear(4, 3, seed=0))
+    ids = rnnfast.generate(onehot, [0, 2], 4, temperature=0)                  # ids fed back one-hot
+    assert ids.shape == (4,) and set(ids.tolist()) <= {0, 1, 2}
+    with pytest.raises(ValueError, match="temperature"):
+        rnnfast.generate(model, prime, 2, temperature=-1)
