@@ -43,7 +43,7 @@ from typing import Any, Optional, Tuple
 import numpy as np
 
 from ._cells import NONLINEARITIES, cell_spec
-from ._module import Module, one_thread_at_a_time, resolve_dtype
+from ._module import Module, is_grad_enabled, no_backward_error, one_thread_at_a_time, resolve_dtype
 from ._stack import _Recurrent
 from ._threads import blas_single_thread
 from ._validation import as_real_array, check_int, check_shape
@@ -212,7 +212,7 @@ class Linear(Module):
     thread (:func:`rnnfast._threads.blas_single_thread`), as inside the recurrent kernels.
     """
 
-    _transient = {**Module._transient, "_x": lambda: None}
+    _transient = {**Module._transient, "_x": lambda: None, "_no_grad": lambda: False}
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, dtype: Any = "float32",
                  seed: Optional[int] = None):
@@ -227,6 +227,7 @@ class Linear(Module):
                                      self.dtype)
         self.bias = self._register("bias", rng.uniform(-bound, bound, self.out_features), self.dtype) if bias else None
         self._x: Optional[np.ndarray] = None
+        self._no_grad = False                                           # the last forward ran under no_grad
 
     @one_thread_at_a_time
     def forward(self, x: Any) -> np.ndarray:
@@ -242,8 +243,12 @@ class Linear(Module):
         y : ndarray (..., out_features)
         """
         arr = self._checked(x)
+        if not is_grad_enabled():                                       # no backward follows: keep nothing
+            self._x, self._no_grad = None, True
+            return self._apply(arr)
         # backward reads x again: keep a copy when it is the caller's array, which may change in between
         self._x = arr.copy() if isinstance(x, np.ndarray) and np.may_share_memory(arr, x) else arr
+        self._no_grad = False
         return self._apply(self._x)
 
     __call__ = forward
@@ -281,6 +286,8 @@ class Linear(Module):
             ∂L/∂x = dy W.
         """
         if self._x is None:
+            if self._no_grad:
+                raise no_backward_error()
             raise ValueError("backward needs a forward first: call the layer on an input, then backward")
         x = self._x
         d = as_real_array("dy", dy, self.dtype)

@@ -167,6 +167,14 @@ def test_backward_after_inference_forward_raises(cell):
     with pytest.raises(RuntimeError, match="no_grad"):
         model.backward(np.ones_like(y))
     assert all(not q.grad.any() for q in model.parameters())           # raised before any .grad changed
+    head = rnnfast.Linear(3, 2, seed=0)
+    with rnnfast.no_grad():
+        y = head(p.x)
+    assert head._x is None                                              # kept nothing
+    with pytest.raises(RuntimeError, match="no_grad"):
+        head.backward(np.ones_like(y))
+    y = head(p.x)
+    assert head.backward(np.ones_like(y)).shape == p.x.shape            # a training forward: works again
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru", "elman-tanh"])
