@@ -173,11 +173,10 @@ def _generate_from_sequential(model: Sequential, prime: Any, n_steps: int, feedb
     p = np.asarray(prime)
     if p.ndim == 0 or len(p) == 0:
         raise ValueError(f"prime must be a non-empty sequence, got shape {p.shape}")
-    model.eval()
     state, y = None, None
-    for v in p:                                            # the prime, a step at a time
-        y, state = model.step(to_input(v), state)
     results = []
+    for v in p:                                            # the prime, a step at a time
+        y, state = model.step(to_input(v), state)         # (step runs dropout as in eval mode)
     for _ in range(n_steps):
         z = np.asarray(y, np.float64).reshape(-1)          # (O,): the last step's output, batch of 1
         out: Any = z.copy() if temperature is None else _sample(z, temperature, rng)

@@ -529,7 +529,10 @@ def test_sequential_step_equals_the_forward_one_step_at_a_time():
 def test_generate_from_a_sequential_matches_a_greedy_loop_over_whole_sequences():
     model = _token_model(seed=3)
     prime = np.array([1, 4, 2])
+    assert model.training
     out = rnnfast.generate(model, prime, 6, temperature=0)
+    assert model.training                                                    # generate leaves the mode alone
+    model.eval()                                                             # the reference: no dropout
     seq = list(prime)
     for _ in range(6):                                                       # the reference: full forwards
         logits = model(np.array(seq)[:, None])                               # (T, 1, 7)
