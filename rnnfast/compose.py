@@ -297,7 +297,8 @@ class Sequential(Module):
         state : list
             The new states, to pass to the next call.
         """
-        holders = [m for m in self._modules if isinstance(m, (*_STATEFUL, Sequential))]
+        with_state = (*_STATEFUL, Sequential)                      # the modules whose step carries a state
+        holders = [m for m in self._modules if isinstance(m, with_state)]
         old = [None] * len(holders) if state is None else list(state)
         if len(old) != len(holders):
             raise ValueError(f"state must hold {len(holders)} entries (one per recurrent layer or inner "
@@ -305,7 +306,7 @@ class Sequential(Module):
         new: list = []
         y, last = x_t, None
         for m in self._modules:
-            if isinstance(m, (*_STATEFUL, Sequential)):
+            if isinstance(m, with_state):
                 y, last = m.step(y, old[len(new)])
                 new.append(last)
             elif isinstance(m, Readout):

@@ -16,6 +16,12 @@ from ._validation import as_real_array, check_real, check_shape
 __all__ = ["Dropout"]
 
 
+def _floats(name: str, x: Any) -> np.ndarray:
+    """``x`` as a real array, integers as float64 (what dropout returns for them)."""
+    arr = as_real_array(name, x)
+    return arr if arr.dtype.kind == "f" else arr.astype(np.float64)
+
+
 class Dropout(Module):
     """Zero each entry with probability ``p`` in training, scaling the rest by 1/(1 − p); identity in eval.
 
@@ -72,9 +78,7 @@ class Dropout(Module):
         -------
         y : ndarray, x's shape
         """
-        arr = as_real_array("x", x)
-        if arr.dtype.kind != "f":
-            arr = arr.astype(np.float64)
+        arr = _floats("x", x)
         self._shape = arr.shape
         if not self.training or (self.p == 0 and mask is None):
             self._keep = None
@@ -99,8 +103,7 @@ class Dropout(Module):
 
     def step(self, x_t: Any) -> np.ndarray:
         """One timestep of a generation (:meth:`rnnfast.Sequential.step`): x_t itself, as in eval mode."""
-        arr = as_real_array("x_t", x_t)
-        return arr if arr.dtype.kind == "f" else arr.astype(np.float64)
+        return _floats("x_t", x_t)
 
     @one_thread_at_a_time
     def backward(self, dy: Any) -> np.ndarray:
@@ -116,10 +119,8 @@ class Dropout(Module):
         """
         if self._shape is None:
             raise ValueError("backward needs a forward first: call the layer on an input, then backward")
-        d = as_real_array("dy", dy)
+        d = _floats("dy", dy)
         check_shape("dy", d, self._shape, "(the forward input's shape)")
-        if d.dtype.kind != "f":
-            d = d.astype(np.float64)
         if self._keep is None:
             return d
         dx = d * self._keep                                             # through the same mask

@@ -137,8 +137,7 @@ def generate(estimator: Any, prime: Any, n_steps: int, *, feedback: Optional[Cal
         h = np.asarray(h_t, np.float64)
     if classifier:
         return np.array(results, dtype=estimator.classes_.dtype)
-    values = np.array(results).reshape(n_steps, -1)
-    return values[:, 0] if values.shape[1] == 1 else values
+    return _values(results, n_steps)
 
 
 def _sample(z: np.ndarray, temperature: float, rng: np.random.Generator) -> int:
@@ -162,13 +161,13 @@ def _generate_from_sequential(model: Sequential, prime: Any, n_steps: int, feedb
             v = feedback(v)
         if ids_in:
             return np.asarray(v).reshape(1)
-        arr = np.asarray(v, np.float64)
-        if temperature is not None and feedback is None:   # a token id, one-hot
-            if width is None:
-                raise ValueError("pass a feedback function: the first module's input size is unknown")
-            arr = np.zeros(width)
-            arr[int(v)] = 1.0
-        return arr.reshape(1, -1)
+        if temperature is None or feedback is not None:
+            return np.asarray(v, np.float64).reshape(1, -1)
+        if width is None:                                  # a token id, fed back one-hot
+            raise ValueError("pass a feedback function: the first module's input size is unknown")
+        one_hot = np.zeros((1, width))
+        one_hot[0, int(v)] = 1.0
+        return one_hot
 
     p = np.asarray(prime)
     if p.ndim == 0 or len(p) == 0:
@@ -184,5 +183,10 @@ def _generate_from_sequential(model: Sequential, prime: Any, n_steps: int, feedb
         y, state = model.step(to_input(out), state)
     if temperature is not None:
         return np.array(results, dtype=np.int64)
+    return _values(results, n_steps)
+
+
+def _values(results: list, n_steps: int) -> np.ndarray:
+    """Generated values (n_steps, k), or (n_steps,) when k = 1."""
     values = np.array(results).reshape(n_steps, -1)
     return values[:, 0] if values.shape[1] == 1 else values

@@ -46,9 +46,9 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
     # Learned attributes that describe a fit, restored when a fit is interrupted before its first epoch
     # (the weights rnn_ / head_ included) and saved by rnnfast.persist (besides the weights).
     _persisted_attrs: tuple[str, ...] = ("n_features_in_", "input_size_", "fit_layout_", "window_",
-                        "input_asinh_center_", "input_asinh_scale_", "input_mean_", "input_scale_", "loss_curve_", "validation_scores_", "best_loss_",
-                        "best_validation_score_", "n_iter_", "n_updates_", "t_", "history_", "n_epochs_",
-                        "best_epoch_", "_output", "_arch")
+                        "input_asinh_center_", "input_asinh_scale_", "input_mean_", "input_scale_",
+                        "loss_curve_", "validation_scores_", "best_loss_", "best_validation_score_", "n_iter_",
+                        "n_updates_", "t_", "history_", "n_epochs_", "best_epoch_", "_output", "_arch")
     _persisted_arrays: tuple[str, ...] = ()                  # learned arrays kept as arrays (the classifier's classes_)
     input_asinh_center_: Optional[np.ndarray]
     input_asinh_scale_: Optional[np.ndarray]
