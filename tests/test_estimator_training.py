@@ -52,7 +52,7 @@ def test_pooled_readout_window_and_scaling_follow_torch_autograd(readout):
     y = rng.integers(0, 3, size=9)
 
     def fit(lr):
-        return SequenceClassifier(readout=readout, window=2, optimizer="sgd", lr=lr, batch_size=10**6,
+        return SequenceClassifier(readout=readout, window=2, window_offset=0, optimizer="sgd", lr=lr, batch_size=10**6,
                                   max_epochs=1, clip_norm=None, dtype="float64", hidden_size=5, input_noise=0.0,
                                   random_state=0).fit(X, y)
 

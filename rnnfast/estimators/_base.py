@@ -58,11 +58,11 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
 
     def __init__(self, *, cell: str = "lstm", hidden_size: int = 64, num_layers: int = 1,
                  nonlinearity: str = "tanh", dropout: float = 0.0, bidirectional: bool = False,
-                 output: str = "last", readout: str = "last", window: Any = "auto", scale: Any = True,
-                 input_noise: float = 0.3,
+                 output: str = "last", readout: str = "last", window: Any = "auto",
+                 window_offset: Any = "random", scale: Any = True, input_noise: float = 0.3,
                  optimizer: str = "adam", lr: float = 0.003, lr_schedule: str = "cosine",
                  weight_decay: float = 0.0, batch_size: int = 16, bucket: bool = True,
-                 max_updates: Optional[int] = 1000,
+                 max_updates: Optional[int] = 2000,
                  max_epochs: Optional[int] = None, clip_norm: Optional[float] = 1.0, tbptt: Optional[int] = None,
                  early_stopping: bool = False, validation_fraction: Optional[float] = 0.1,
                  n_iter_no_change: Optional[int] = 10, tol: float = 1e-4, warm_start: bool = False,
@@ -77,6 +77,7 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
         self.output = output
         self.readout = readout
         self.window = window
+        self.window_offset = window_offset
         self.scale = scale
         self.input_noise = input_noise
         self.optimizer = optimizer
@@ -145,6 +146,7 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
             p["window"] = check_choice("window", self.window, ("auto",))
         else:
             p["window"] = 1 if self.window is None else check_int("window", self.window, 1)
+        p["window_offset"] = check_choice("window_offset", self.window_offset, ("random", 0))
         if p["max_updates"] is None and p["max_epochs"] is None:
             raise ValueError("max_updates and max_epochs are both None: set at least one training budget")
         if p["bidirectional"] and p["tbptt"] is not None:
@@ -219,18 +221,18 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
         try:
             sw = self._check_sample_weight(sample_weight, seqs.n)
             if continuing:
-                seqs = self._prepared(self._check_X_fitted(seqs))
+                seqs = self._scaled_steps(self._check_X_fitted(seqs))
                 targets = self._encode_targets(y, seqs, first=False)
             else:
                 self._start(seqs, p, sw)
                 targets = self._encode_targets(y, seqs, first=True, classes=classes, weights=sw)
-                seqs = self._prepared(seqs)
+                seqs = self._scaled_steps(seqs)
             weights = self._loss_weights(sw, targets)
             comm = self._comm()
             if not continuing:
                 self._build(self._rng, rank=0 if comm is None else comm.rank)
                 self._optimizer = self._make_optimizer(p)
-            self._train(seqs, targets, weights, p, comm, partial, continuing)
+            self._train(seqs, targets, weights, p, comm, partial, continuing)    # windows itself
             self._concurrent_inference()
         except _Interrupted:
             # Interrupted before one epoch was complete: nothing to keep, the estimator is as it was.
@@ -277,12 +279,14 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
         scaling = self._learned_scaling()
         return x if scaling is None else scaling(x)
 
+    def _scaled_steps(self, seqs: _Sequences) -> _Sequences:
+        """The sequences' steps scaled as fit learned (the padding stays 0), before the window."""
+        scaling = self._learned_scaling()
+        return seqs if scaling is None else _scaled(seqs, scaling)
+
     def _prepared(self, seqs: _Sequences) -> _Sequences:
         """The sequences as the network reads them: scaled, then windowed."""
-        scaling = self._learned_scaling()
-        if scaling is not None:
-            seqs = _scaled(seqs, scaling)
-        return _windowed(seqs, getattr(self, "window_", 1))
+        return _windowed(self._scaled_steps(seqs), getattr(self, "window_", 1))
 
     def _comm(self) -> Optional[distributed.Communicator]:
         """The communicator of data-parallel training; None when this process trains alone."""

@@ -46,11 +46,11 @@ class SequenceClassifier(ClassifierMixin, _SequenceEstimator):
 
     def __init__(self, *, cell: str = "lstm", hidden_size: int = 64, num_layers: int = 1,
                  nonlinearity: str = "tanh", dropout: float = 0.0, bidirectional: bool = False,
-                 output: str = "last", readout: str = "last", window: Any = "auto", scale: Any = True,
-                 input_noise: float = 0.3,
+                 output: str = "last", readout: str = "last", window: Any = "auto",
+                 window_offset: Any = "random", scale: Any = True, input_noise: float = 0.3,
                  optimizer: str = "adam", lr: float = 0.003, lr_schedule: str = "cosine",
                  weight_decay: float = 0.0, batch_size: int = 16, bucket: bool = True,
-                 max_updates: Optional[int] = 1000,
+                 max_updates: Optional[int] = 2000,
                  max_epochs: Optional[int] = None, clip_norm: Optional[float] = 1.0, tbptt: Optional[int] = None,
                  early_stopping: bool = False, validation_fraction: Optional[float] = 0.1,
                  n_iter_no_change: Optional[int] = 10, tol: float = 1e-4, warm_start: bool = False,
@@ -58,7 +58,7 @@ class SequenceClassifier(ClassifierMixin, _SequenceEstimator):
                  verbose: int = 0, dtype: str = "float32", comm: Any = None):
         super().__init__(cell=cell, hidden_size=hidden_size, num_layers=num_layers, nonlinearity=nonlinearity,
                          dropout=dropout, bidirectional=bidirectional, output=output, readout=readout,
-                         window=window, scale=scale, input_noise=input_noise, optimizer=optimizer, lr=lr,
+                         window=window, window_offset=window_offset, scale=scale, input_noise=input_noise, optimizer=optimizer, lr=lr,
                          lr_schedule=lr_schedule,
                          weight_decay=weight_decay, batch_size=batch_size, bucket=bucket, max_updates=max_updates,
                          max_epochs=max_epochs, clip_norm=clip_norm, tbptt=tbptt, early_stopping=early_stopping,

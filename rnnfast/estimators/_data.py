@@ -361,6 +361,19 @@ def _auto_window(T: int, target_steps: int) -> int:
     return max(1, -(-T // target_steps))
 
 
+def _offset_windowed(seqs: _Sequences, idx: np.ndarray, k: int, rng: np.random.Generator) -> _Sequences:
+    """Sequences ``idx`` of ``seqs`` (B,), each starting at its own random step φ_b ∈ {0 … min(k, T_b) − 1} (its
+    first φ_b steps dropped), then windowed: x (T'', B, k·I), lengths ⌈(T_b − φ_b)/k⌉. Over many draws the model
+    sees every alignment of the window grid on every sequence (``window_offset="random"``)."""
+    lengths = seqs.ends()[idx] + 1                                                  # (B,) T_b
+    phase = np.minimum(rng.integers(0, k, size=len(idx)), lengths - 1)              # (B,) φ_b
+    lengths = lengths - phase
+    t = np.arange(int(lengths.max()))[:, None]                                      # (T'', 1)
+    x = seqs.x[np.minimum(t + phase[None, :], seqs.T - 1), idx[None, :]]            # (T'', B, I) a copy
+    x *= (t < lengths[None, :])[:, :, None]                                         # zero past each end
+    return _windowed(_Sequences(x, lengths, seqs.layout), k)
+
+
 def _windowed(seqs: _Sequences, k: int) -> _Sequences:
     """The time-delay view (module docstring): x (T, n, I) → (⌈T/k⌉, n, k·I), lengths ⌈T_b/k⌉; rnnfast.TimeDelay(k,
     tail="pad")'s windows, by the same code."""

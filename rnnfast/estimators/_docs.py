@@ -26,6 +26,12 @@ PARAMETERS = """\
         the recurrence runs ⌈T/k⌉ steps. "auto" picks k = ⌈T_max / 32⌉ from the longest training
         sequence (1 for sequences of up to 32 steps, and always 1 with ``output="sequence"``); fixed
         at fit as ``window_``. None or 1: no window.
+    window_offset : "random" or 0, default="random"
+        Where a training sequence's windows start. "random": at a step φ ∈ {0 … k − 1} drawn afresh each
+        time the sequence enters a batch (its first φ steps are dropped), so that the model learns from
+        every alignment of the window grid, as random crops augment images; with ``max_updates`` of a
+        few thousand it draws each alignment many times. 0: always the grid predict uses (windows from
+        step 0). No effect without a window (k = 1).
     scale : bool or "standard", default=True
         Standardize each input feature (and, for the regressor, each target) with the training set's
         mean and standard deviation, learned in fit (``input_mean_``, ``input_scale_``) and applied in
@@ -55,7 +61,7 @@ PARAMETERS = """\
         trains at about the cost of its real steps: each epoch's shuffled order is cut into pools of
         32 batches, each pool is sorted by length (ties in their shuffled order), cut into batches, and
         the batches are shuffled. Equal-length data is unaffected.
-    max_updates : int or None, default=1000
+    max_updates : int or None, default=2000
         The training budget in mini-batch updates: fit trains ⌈max_updates / batches per epoch⌉ whole
         epochs (at least one), so a small training set gets as many updates as a large one. None:
         ``max_epochs`` alone sets the budget.

@@ -16,7 +16,7 @@ from .._engine import Diverged, Engine
 from .._threads import thread_limit
 from ..tbptt import chunk_bounds
 from ._compat import ConvergenceWarning
-from ._data import _epoch_batches, _Sequences
+from ._data import _epoch_batches, _offset_windowed, _Sequences, _windowed
 from ._network import readout_backward, readout_forward
 
 _MIN_EPOCH_UPDATES = 20      # early stopping: an epoch of fewer updates counts as a fraction of one
@@ -79,9 +79,14 @@ class _TrainingLoop:
 
         def _evaluate(self, seqs: _Sequences, targets: np.ndarray, idx: np.ndarray) -> tuple[float, float]: ...
 
-    def _train(self, seqs: _Sequences, targets: np.ndarray, weights: Optional[np.ndarray], p: dict[str, Any],
+    def _train(self, steps: _Sequences, targets: np.ndarray, weights: Optional[np.ndarray], p: dict[str, Any],
                comm: Optional[distributed.Communicator], partial: bool, continuing: bool) -> None:
+        """Train on ``steps``, the scaled sequences before the time-delay window: the batches are windowed
+        from them (at a random offset with ``window_offset="random"``), the validation set on the fixed grid."""
         rng = self._rng
+        k = getattr(self, "window_", 1)
+        seqs = _windowed(steps, k)
+        offsets = steps if p["window_offset"] == "random" and k > 1 else None
         if comm is not None:
             data = [seqs.x, targets] + ([] if seqs.lengths is None else [seqs.lengths])
             distributed.check_same_on_all_ranks(comm, data, "X and y")
@@ -133,7 +138,7 @@ class _TrainingLoop:
                     total, count = 0.0, 0.0
                     for batch, idx in enumerate(_epoch_batches(perm, batches, seqs.lengths, p["bucket"], rng), 1):
                         try:
-                            s, c = self._train_batch(seqs, targets, weights, idx, engine, p)
+                            s, c = self._train_batch(seqs, targets, weights, idx, engine, p, offsets)
                         except Diverged as exc:
                             self.rnn_.eval()
                             raise FloatingPointError(
@@ -203,8 +208,11 @@ class _TrainingLoop:
                           f"epoch.", ConvergenceWarning, stacklevel=3)
 
     def _train_batch(self, seqs: _Sequences, targets: np.ndarray, weights: Optional[np.ndarray],
-                     idx: np.ndarray, engine: Engine, p: dict[str, Any]) -> tuple[float, float]:
-        """One mini-batch: one update per truncation chunk (one chunk = full BPTT).
+                     idx: np.ndarray, engine: Engine, p: dict[str, Any],
+                     offsets: Optional[_Sequences] = None) -> tuple[float, float]:
+        """One mini-batch: one update per truncation chunk (one chunk = full BPTT). ``seqs`` are windowed;
+        with ``offsets`` (the same sequences before the window) the batch is windowed afresh from each
+        sequence's own random offset instead.
 
         Data-parallel (``engine.dp``): ``idx`` is the whole batch, which fixes the chunks and the updates;
         this rank runs its shard of it (possibly none of a chunk's sequences) and each update first
@@ -212,7 +220,10 @@ class _TrainingLoop:
         batch, for the epoch's mean training loss.
         """
         dp = engine.dp
-        lengths = None if seqs.lengths is None else seqs.lengths[idx]             # (B,)
+        rows = idx                                                                 # (B,) idx's columns of seqs
+        if offsets is not None:
+            seqs, rows = _offset_windowed(offsets, idx, getattr(self, "window_", 1), self._rng), np.arange(len(idx))
+        lengths = None if seqs.lengths is None else seqs.lengths[rows]            # (B,)
         T = seqs.T if lengths is None else int(lengths.max())
         batch_ends = np.full(len(idx), T, np.int64) if lengths is None else lengths   # (B,) steps per sequence
         bounds = chunk_bounds(T, p["tbptt"] if p["tbptt"] is not None else max(T, 1))
@@ -224,7 +235,7 @@ class _TrainingLoop:
         if dp is not None:
             rows_global = dp.shard(rows_global)
         idx, ends = (idx, batch_ends) if dp is None else (dp.shard(idx), dp.shard(batch_ends))  # this rank's
-        x = seqs.x[:T, idx]                                                        # (T, B, I)
+        x = seqs.x[:T, rows if dp is None else dp.shard(rows)]                     # (T, B, I)
         if noise is not None:
             x = x + noise[:, rows_global]                    # jittered inputs: a fresh sample every update
             if lengths is not None:
