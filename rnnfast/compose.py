@@ -125,11 +125,11 @@ class Readout(Module):
                 and out.shape[-1] % h_n.shape[-1] == 0):
             raise TypeError("Readout takes a recurrent layer's output (out, state): out (T, B, D·H) and a "
                             "state (L·D, B, H), or a pair of them")
-        seq = out.swapaxes(0, 1) if self.batch_first else out                     # (T, B, F) time-major view
-        T, B = seq.shape[:2]
-        lens = None if lengths is None else check_lengths(lengths, B, T, minimum=1, integral_floats=True)
         self._shapes = (out.shape, h_n.shape, out.dtype, pair)
         self._pooled = None
+        if not self.pools:          # the layer applied the lengths: only their count is checked here
+            if lengths is not None:
+                check_lengths(lengths, h_n.shape[1], minimum=1, integral_floats=True)
         if self.what == "sequence":
             return out
         if self.what == "state":
@@ -137,6 +137,9 @@ class Readout(Module):
         if self.what == "last":
             D = out.shape[-1] // h_n.shape[-1]
             return np.concatenate(h_n[-D:], axis=-1)               # (B, D·H), forward direction first
+        seq = out.swapaxes(0, 1) if self.batch_first else out                     # (T, B, F) time-major view
+        T, B = seq.shape[:2]
+        lens = None if lengths is None else check_lengths(lengths, B, T, minimum=1, integral_floats=True)
         steps = np.full(B, T, np.int64) if lens is None else lens.astype(np.int64)   # (B,) T_b
         valid = None if lens is None or steps.min() == T else np.arange(T)[:, None] < steps[None, :]  # (T, B)
         parts, argmax = [], None

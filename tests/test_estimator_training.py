@@ -10,7 +10,6 @@ import pytest
 import rnnfast
 from rnnfast.estimators import SequenceClassifier, SequenceRegressor
 from rnnfast.estimators._data import _check_X, _input_scaling, _windowed
-from rnnfast.estimators._network import readout_backward, readout_forward
 
 from test_estimators import assert_same_weights, ragged, weights  # noqa: E402  (tests/ is on sys.path)
 
@@ -18,29 +17,6 @@ FAST = dict(hidden_size=8, n_threads=1, random_state=0)
 
 
 # ----------------------------------------------------------------------------------------- readouts
-@pytest.mark.parametrize("readout", ["last", "mean", "max", "meanmax"])
-@pytest.mark.parametrize("bidirectional", [False, True])
-def test_readout_backward_is_the_gradient_of_its_forward(readout, bidirectional):
-    """Finite differences of Σ c·readout(out) over the layer output, on ragged lengths (float64)."""
-    rng = np.random.default_rng(0)
-    T, B, H = 6, 4, 3
-    F = 2 * H if bidirectional else H
-    lengths = np.array([6, 2, 5, 1])
-    out = rng.standard_normal((T, B, F))
-    out[np.arange(T)[:, None] >= lengths[None, :]] = 0.0            # the layer's zeros past each end
-    feats, cache = readout_forward(out, lengths, readout, H)
-    c = rng.standard_normal(feats.shape)
-    dout = readout_backward(c, cache, np.float64)
-    num = np.zeros_like(out)
-    for idx in zip(*np.nonzero(np.arange(T)[:, None, None] < lengths[None, :, None] + 0 * out)):
-        for sign in (1, -1):
-            o = out.copy()
-            o[idx] += sign * 1e-6
-            num[idx] += sign * (c * readout_forward(o, lengths, readout, H)[0]).sum() / 2e-6
-    np.testing.assert_allclose(dout, num, atol=1e-8)
-    assert not dout[np.arange(T)[:, None] >= lengths[None, :]].any()   # nothing flows into the padding
-
-
 @pytest.mark.parametrize("readout", ["mean", "max", "meanmax"])
 def test_pooled_readout_window_and_scaling_follow_torch_autograd(readout):
     """One full-batch SGD step of the classifier against torch autograd on the same network: inputs
