@@ -259,11 +259,12 @@ def seq_embedding_dropout_gru_sequence(dtype):
                               rnnfast.Readout("sequence"), rnnfast.Linear(12, 4, dtype=d, seed=2))
 
 
-def seq_embedding_bilstm_last(dtype):
+def seq_embedding_bilstm(dtype, what="last"):
+    """A stacked bidirectional LSTM's last states, or ``what="mean"``: out.mean(0) over each sequence's steps."""
     d = dname(dtype)
     return rnnfast.Sequential(rnnfast.Embedding(10, 5, dtype=d, seed=0),
                               rnnfast.LSTM(5, 3, num_layers=2, bidirectional=True, dtype=d, seed=1),
-                              rnnfast.Readout("last"), rnnfast.Linear(6, 4, dtype=d, seed=2))
+                              rnnfast.Readout(what), rnnfast.Linear(6, 4, dtype=d, seed=2))
 
 
 def seq_linear_elman_state(dtype):
@@ -272,14 +273,6 @@ def seq_linear_elman_state(dtype):
     return rnnfast.Sequential(rnnfast.Linear(3, 5, dtype=d, seed=0),
                               rnnfast.Elman(5, 6, num_layers=2, dtype=d, seed=1),
                               rnnfast.Readout("state"), rnnfast.Linear(6, 4, dtype=d, seed=2))
-
-
-def seq_embedding_bilstm_mean(dtype):
-    """out.mean(0) of a stacked bidirectional LSTM, over each sequence's own steps."""
-    d = dname(dtype)
-    return rnnfast.Sequential(rnnfast.Embedding(10, 5, dtype=d, seed=0),
-                              rnnfast.LSTM(5, 3, num_layers=2, bidirectional=True, dtype=d, seed=1),
-                              rnnfast.Readout("mean"), rnnfast.Linear(6, 4, dtype=d, seed=2))
 
 
 def seq_linear_elman_max(dtype):
@@ -298,9 +291,9 @@ def seq_linear_bigru_meanmax_bf(dtype):
 
 MODELS = {"embedding-lstm-last": seq_embedding_lstm_last,
           "embedding-dropout-bigru-sequence": seq_embedding_dropout_gru_sequence,
-          "embedding-bilstm-last": seq_embedding_bilstm_last,
+          "embedding-bilstm-last": seq_embedding_bilstm,
           "linear-elman-state": seq_linear_elman_state,
-          "embedding-bilstm-mean": seq_embedding_bilstm_mean,
+          "embedding-bilstm-mean": lambda dtype: seq_embedding_bilstm(dtype, "mean"),
           "linear-elman-max": seq_linear_elman_max,
           "linear-bigru-meanmax-bf": seq_linear_bigru_meanmax_bf}
 

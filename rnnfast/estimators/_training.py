@@ -34,17 +34,15 @@ def _scatter_rows(grad: tuple[np.ndarray, Any], rows: np.ndarray, output: tuple[
                   ) -> tuple[np.ndarray, Any]:
     """The ``(dout, dstate)`` of the batch rows ``rows`` placed in zeros shaped as the whole ``output``
     (the other rows did not reach the loss); a None state gradient stays None."""
-    def place(g: Optional[np.ndarray], like: np.ndarray) -> Optional[np.ndarray]:
-        if g is None:
-            return None
-        full = np.zeros(like.shape, like.dtype)
+    def place(g: np.ndarray, like: np.ndarray) -> np.ndarray:
+        full = np.zeros(like.shape, like.dtype)                # (k or L, B, F or H)
         full[:, rows] = g
         return full
 
     (dout, dstate), (out, state) = grad, output
     if isinstance(state, tuple):
-        dstate = tuple(place(g, a) for a, g in zip(state, dstate or (None,) * len(state)))
-    else:
+        dstate = tuple(None if g is None else place(g, a) for a, g in zip(state, dstate or (None,) * len(state)))
+    elif dstate is not None:
         dstate = place(dstate, state)
     return place(dout, out), dstate
 
