@@ -48,6 +48,39 @@ def _weight_names(model: Sequential, value: Any) -> dict[str, Any]:
             for name, p in module.named_parameters()}
 
 
+def _recurrent_weight_spec(prefix: str, arch: dict[str, Any], input_size: int,
+                           dtype: str) -> Iterator[tuple[str, tuple[int, ...], str]]:
+    """(name, shape, dtype) of a recurrent stack's weights, ``<prefix>.<torch name>``, from an ``_arch``
+    (cell, nonlinearity, hidden_size, num_layers, bidirectional) and its input width: what ``load`` checks a
+    file against before it allocates anything."""
+    G = cell_spec(arch["cell"], arch.get("nonlinearity")).gates
+    H, L = check_int("hidden_size", arch["hidden_size"], 1), check_int("num_layers", arch["num_layers"], 1)
+    D = 2 if arch.get("bidirectional", False) else 1
+    for k in range(L):
+        width = input_size if k == 0 else D * H
+        for suffix in ("", "_reverse")[:D]:
+            yield f"{prefix}.weight_ih_l{k}{suffix}", (G * H, width), dtype
+            yield f"{prefix}.weight_hh_l{k}{suffix}", (G * H, H), dtype
+            yield f"{prefix}.bias_ih_l{k}{suffix}", (G * H,), dtype
+            yield f"{prefix}.bias_hh_l{k}{suffix}", (G * H,), dtype
+
+
+def _copy_weights(own: dict[str, Any], weights: dict[str, np.ndarray]) -> None:
+    """Copy ``weights`` into the parameters ``own`` (name → Parameter); every name, shape and dtype must match,
+    checked before anything is copied."""
+    missing, unexpected = sorted(set(own) - set(weights)), sorted(set(weights) - set(own))
+    if missing or unexpected:
+        raise ValueError(f"weights do not match the model: missing {missing}, unexpected {unexpected}")
+    arrays = {name: np.asarray(weights[name]) for name in own}
+    for name, param in own.items():
+        arr = arrays[name]
+        if arr.shape != param.shape or arr.dtype != param.dtype:
+            raise ValueError(f"weight {name!r} has shape {arr.shape} and dtype {arr.dtype}, expected "
+                             f"{param.shape} and {param.dtype}")
+    for name, param in own.items():
+        param.data[...] = arrays[name]
+
+
 class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
     """Training and inference shared by both estimators; subclasses define the targets, head and loss."""
 
@@ -368,18 +401,10 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
         ``window_`` and the head's outputs, without building a layer: ``load`` checks a file against it
         before it allocates anything."""
         a = self._arch
-        G = cell_spec(a["cell"], a.get("nonlinearity")).gates
-        H, L = check_int("hidden_size", a["hidden_size"], 1), check_int("num_layers", a["num_layers"], 1)
-        D = 2 if a.get("bidirectional", False) else 1
+        H, D = check_int("hidden_size", a["hidden_size"], 1), 2 if a.get("bidirectional", False) else 1
         dtype = resolve_dtype(a["dtype"]).name
-        for k in range(L):
-            width = (check_int("input_size_", self.input_size_, 1) * check_int("window_", getattr(self, "window_", 1), 1)
-                     if k == 0 else D * H)
-            for suffix in ("", "_reverse")[:D]:
-                yield f"rnn.weight_ih_l{k}{suffix}", (G * H, width), dtype
-                yield f"rnn.weight_hh_l{k}{suffix}", (G * H, H), dtype
-                yield f"rnn.bias_ih_l{k}{suffix}", (G * H,), dtype
-                yield f"rnn.bias_hh_l{k}{suffix}", (G * H,), dtype
+        width = check_int("input_size_", self.input_size_, 1) * check_int("window_", getattr(self, "window_", 1), 1)
+        yield from _recurrent_weight_spec("rnn", a, width, dtype)
         O = self._n_head_outputs()
         head_in = Readout(a.get("readout", "last")).width(D * H) if self._output == "last" else D * H
         yield "head.weight", (O, head_in), dtype
@@ -388,16 +413,7 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
     def _set_weights(self, weights: dict[str, np.ndarray]) -> None:
         """Rebuild ``model_`` from ``_arch`` with these weights; names, shapes and dtypes must match."""
         model = self._make_layers()
-        own = _weight_names(model, lambda p: p)
-        missing, unexpected = sorted(set(own) - set(weights)), sorted(set(weights) - set(own))
-        if missing or unexpected:
-            raise ValueError(f"weights do not match the model: missing {missing}, unexpected {unexpected}")
-        for name, param in own.items():
-            arr = np.asarray(weights[name])
-            if arr.shape != param.shape or arr.dtype != param.dtype:
-                raise ValueError(f"weight {name!r} has shape {arr.shape} and dtype {arr.dtype}, expected "
-                                 f"{param.shape} and {param.dtype}")
-            param.data[...] = arr
+        _copy_weights(_weight_names(model, lambda p: p), weights)
         self.model_ = model.eval()
         self._concurrent_inference()
 
