@@ -613,3 +613,23 @@ def test_files_and_pickles_from_before_the_sequential_still_load(tmp_path, kind)
     again = tmp_path / "again.npz"
     est.save(again)
     np.testing.assert_array_equal(load(again).predict_proba(main_model_data()[:3]), MAIN_PROBA)
+
+
+def test_forecaster_files_are_checked_against_the_model_they_describe(tmp_path):
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((30, 12)), rng.standard_normal((30, 4))
+    good = rnnfast.SequenceForecaster(horizon=4, hidden_size=4, max_updates=5, random_state=0).fit(X, y).save(
+        tmp_path / "f.npz")
+    assert load(good).predict(X).shape == (30, 4)
+
+    def wider(meta):
+        meta["fitted"]["_arch"]["hidden_size"] = 5                                  # the arrays are for 4
+
+    with pytest.raises(ValueError, match="the model its metadata describes needs"):
+        load(_rewrite(good, tmp_path / "wider.npz", edit_meta=wider))
+
+    def drop(arrays):
+        del arrays["decoder.bias_hh_l0"]
+
+    with pytest.raises(ValueError, match="do not match the metadata"):
+        load(_rewrite(good, tmp_path / "missing.npz", edit_arrays=drop))
