@@ -625,11 +625,8 @@ def test_forecaster_files_are_checked_against_the_model_they_describe(tmp_path):
     def wider(meta):
         meta["fitted"]["_arch"]["hidden_size"] = 5                                  # the arrays are for 4
 
-    with pytest.raises(ValueError, match="the model its metadata describes needs"):
-        load(_rewrite(good, tmp_path / "wider.npz", edit_meta=wider))
-
-    def drop(arrays):
-        del arrays["decoder.bias_hh_l0"]
-
-    with pytest.raises(ValueError, match="do not match the metadata"):
-        load(_rewrite(good, tmp_path / "missing.npz", edit_arrays=drop))
+    edits = [(dict(edit_meta=wider), "the model its metadata describes needs"),
+             (dict(edit_arrays=lambda arrays: arrays.pop("decoder.bias_hh_l0")), "do not match the metadata")]
+    for i, (edit, match) in enumerate(edits):
+        with pytest.raises(ValueError, match=match):
+            load(_rewrite(good, tmp_path / f"bad{i}.npz", **edit))
