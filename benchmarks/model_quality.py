@@ -275,7 +275,8 @@ def torch_same_recipe(Xtr, ytr, Xte, params: dict, threads: int = 1):
 
     It follows the estimator's parameters (``params``: ``get_params()`` of the rnnfast estimator) step by
     step: inputs scaled per feature over the training steps by rnnfast's own scaling, the time-delay window
-    (``window="auto"``: ⌈T_max/32⌉), torch's LSTM/GRU/RNN with torch's own initialisation, the readout over each sequence's
+    (``window="auto"``: ⌈T_max/32⌉; each training sequence cropped by a random 0 … k − 1 first steps per batch,
+    as ``window_offset="random"``), torch's LSTM/GRU/RNN with torch's own initialisation, the readout over each sequence's
     own steps (mean, max, mean+max, or the last step), Gaussian jitter of ``input_noise`` on the training
     batches' inputs, a Linear head, mean cross-entropy, Adam/AdamW/SGD
     (momentum 0.9)/RMSprop, clipping by total norm, ⌈max_updates / batches⌉ whole epochs of shuffled
@@ -355,7 +356,10 @@ def torch_same_recipe(Xtr, ytr, Xte, params: dict, threads: int = 1):
         perm = rng.permutation(len(tr))
         for s in range(0, len(perm), bs):
             idx = perm[s:s + bs]
-            x, lens = batch([tr[i] for i in idx])
+            # window_offset="random": each sequence's windows start at its own step 0 … k − 1 (that many dropped)
+            crop = (rng.integers(0, k, size=len(idx)) if k > 1 and p.get("window_offset", "random") == "random"
+                    else np.zeros(len(idx), np.int64))
+            x, lens = batch([tr[i][min(c, len(tr[i]) - 1):] for i, c in zip(idx, crop)])
             if p.get("input_noise", 0.3) > 0:       # jitter on the real steps, a fresh draw every update
                 valid = (torch.arange(x.shape[0])[:, None] < lens[None, :])[:, :, None]
                 x = x + p.get("input_noise", 0.3) * torch.randn_like(x) * valid

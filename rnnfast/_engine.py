@@ -3,14 +3,21 @@ r"""The training engine: the one update rule that the estimators and :class:`~rn
 One update over a chunk ``[s, e)`` of a batch, from the state S_s carried over from the chunk before::
 
     out, S_e    = layer(x[s:e], S_s)               (lengths: each sequence's steps in the chunk)
-    L, n, dout  = objective(out)                    head, loss (and readout): L over n scored entries
-    ∇           = BPTT of L through the chunk       ∂L/∂S_e = 0 and S_s is a constant: the truncation
+    L, n, g     = objective((out, S_e))             readout, head and loss: L over n scored entries, and
+                                                    g = (∂L/∂out, ∂L/∂S_e) through what the loss read
+    ∇           = BPTT of L through the chunk       nothing flows into S_e from later chunks and S_s is a
+                                                    constant: the truncation
     ∇           ← Σ_r n_r ∇_r / Σ_r n_r             data-parallel only: the ranks' gradients, one Allreduce
     θ           ← optimizer step on clip(∇, max_norm)
 
 Without an optimizer nothing is updated and each chunk's (clipped) gradient is added to ``.grad``, so a
 pass leaves the TBPTT gradient Σ_j ∇_j of the whole stream at fixed θ there. A chunk always starts from
 zero gradients: whatever ``.grad`` held before never leaks into an update.
+
+The model is the recurrent layer alone or an ``rnnfast.Sequential`` that begins with it (an estimator's
+``Sequential(layer, Readout(...), Linear)``): the engine runs the layer from the carried state, the
+objective applies the rest (``Readout`` and head, which also serve a hand-written loop), and every
+parameter of the model is updated and clipped.
 """
 from __future__ import annotations
 
@@ -21,11 +28,13 @@ import numpy as np
 
 from ._module import Parameter
 from .clip import clip_grad_norm_
+from .compose import Sequential
 
 __all__ = ["Engine", "Diverged", "Objective"]
 
-# objective(out) -> (loss value L, scored entries n, dL/dout or None when the chunk scores nothing)
-Objective = Callable[[np.ndarray], Tuple[float, float, Optional[np.ndarray]]]
+# objective((out, state)) -> (loss value L, scored entries n, g): g is what the layer's backward takes,
+# (dL/dout, dL/dstate) with None for a zero state gradient, or None when the chunk scores nothing
+Objective = Callable[[Tuple[np.ndarray, Any]], Tuple[float, float, Optional[Tuple[Any, Any]]]]
 
 
 class _Layer(Protocol):
@@ -57,11 +66,12 @@ class Diverged(Exception):
 
 
 class Engine:
-    """Forward, truncated backward, (average), check, clip and step for one layer and an optional head.
+    """Forward, truncated backward, (average), check, clip and step for one model and an optional head.
 
     Parameters
     ----------
-    layer : the recurrent layer.
+    model : the recurrent layer, or an ``rnnfast.Sequential`` whose first module is the recurrent layer
+        (the modules after it are the ones the objective applies).
     head : an optional module applied by the objective (its parameters are updated and clipped too).
     optimizer : anything with ``step()`` and ``zero_grad()`` over the parameters; None accumulates.
     max_norm : clip each update's gradient to this total 2-norm (None: no clipping).
@@ -69,15 +79,16 @@ class Engine:
     check_finite : raise :class:`Diverged` before an update whose loss or gradient is not finite.
     """
 
-    def __init__(self, layer: _Layer, head: Optional[_Head] = None, optimizer: Any = None,
+    def __init__(self, model: Any, head: Optional[_Head] = None, optimizer: Any = None,
                  max_norm: Optional[float] = None, dp: Any = None, check_finite: bool = False):
-        self.layer, self.head, self.optimizer = layer, head, optimizer
+        self.model, self.head, self.optimizer = model, head, optimizer
+        self.layer: _Layer = model[0] if isinstance(model, Sequential) else model
         self.max_norm, self.dp, self.check_finite = max_norm, dp, check_finite
-        self.params: List[Parameter] = layer.parameters() + (head.parameters() if head is not None else [])
+        self.params: List[Parameter] = model.parameters() + (head.parameters() if head is not None else [])
 
     def zero_grad(self) -> None:
-        """Zero the layer's and the head's ``.grad`` (with the kernels' threads, through ``zero_grad``)."""
-        for module in (self.layer, self.head):
+        """Zero the model's and the head's ``.grad`` (with the kernels' threads, through ``zero_grad``)."""
+        for module in (self.model, self.head):
             if module is None:
                 continue
             if hasattr(module, "zero_grad"):
@@ -93,9 +104,9 @@ class Engine:
         Returns ``(L, n, state after the chunk)``; the state is the layer's (not detached).
         """
         out, new_state = self.layer(x, state) if lengths is None else self.layer(x, state, lengths=lengths)
-        value, n, dout = objective(out)
-        if dout is not None:
-            self.layer.backward(dout, None)                  # ∂L/∂S_e = 0: the gradient is cut here
+        value, n, grad = objective((out, new_state))
+        if grad is not None:
+            self.layer.backward(*grad)                       # ∂L/∂S_e only from this chunk's loss: the cut
         return value, n, new_state
 
     def update(self, value: float, n: float) -> Tuple[float, float]:

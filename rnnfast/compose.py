@@ -10,14 +10,21 @@ their ``.grad``. A training loop is then forward, loss, backward, clip, step::
     opt.zero_grad(); model.backward(dlogits); clip_grad_norm_(model.parameters(), 1.0); opt.step()
 
 A recurrent layer returns ``(out, (h_n[, c_n]))`` and its backward takes ``(dout, dh_n[, dc_n])``, so in a
-``Sequential`` it is followed by a ``Readout`` that picks what goes on, and routes the gradient back:
+``Sequential`` it is followed by a ``Readout`` that picks what goes on, and routes the gradient back. With
+sequence b running T_b = ``lengths[b]`` steps (all T without lengths) and h_t = out[t] (T, B, F = D·H):
 
     "sequence":  out          (T, B, D·H)    every step (many-to-many); ∂L/∂out = g, ∂L/∂h_n = 0
     "last":      [h_n[-D], …, h_n[-1]] concatenated, (B, D·H): the top layer's final state of each
-                 direction, for sequence b at its own last step ``lengths[b]``; ∂L/∂h_n[-D:] = g, ∂L/∂out = 0
+                 direction, for sequence b at its own last step T_b; ∂L/∂h_n[-D:] = g, ∂L/∂out = 0
     "state":     h_n          (L·D, B, H)    every layer's final state (c_n is not passed on); ∂L/∂h_n = g
+    "mean":      m_b = Σ_{t<T_b} h_{t,b} / T_b                  (B, F);  ∂L/∂h_{t,b} = g_b / T_b for t < T_b
+    "max":       M_{b,f} = max_{t<T_b} h_{t,b,f}               (B, F);  ∂L/∂h_{t,b,f} = g_{b,f} at the step
+                 t*_{b,f} that attains it (the first one on a tie), 0 elsewhere
+    "meanmax":   [m, M] side by side                          (B, 2F); the two gradients added
 
-These are PyTorch's idioms ``out``, ``torch.cat([h_n[-2], h_n[-1]], 1)`` (``h_n[-1]`` when D = 1) and ``h_n``.
+These are PyTorch's idioms ``out``, ``torch.cat([h_n[-2], h_n[-1]], 1)`` (``h_n[-1]`` when D = 1), ``h_n``,
+``out.mean(0)`` and ``out.max(0).values`` (for equal lengths; with lengths, over each sequence's own steps,
+which the readout is given as the layer is: ``Sequential`` passes its ``lengths`` to both).
 """
 from __future__ import annotations
 
@@ -27,7 +34,7 @@ import numpy as np
 
 from ._module import Module, is_grad_enabled, no_backward_error, one_thread_at_a_time
 from ._stack import _Recurrent
-from ._validation import as_real_array, check_choice, check_shape
+from ._validation import as_real_array, check_choice, check_lengths, check_shape
 from .dropout import Dropout
 from .embedding import Embedding
 from .jordan import Jordan
@@ -35,24 +42,31 @@ from .jordan import Jordan
 # the pieces a model is composed of; Embedding and Dropout live in their own modules
 __all__ = ["Sequential", "Readout", "Embedding", "Dropout"]
 
-_WHAT = ("sequence", "last", "state")
+_POOLED = ("mean", "max", "meanmax")                # the readouts that pool out over time
+_WHAT = ("sequence", "last", "state") + _POOLED
 _STATEFUL = (_Recurrent, Jordan)     # the layers that return (out, state), so a Readout follows them
 
 
 class Readout(Module):
-    """What a recurrent layer passes on: ``"sequence"`` (out), ``"last"`` (the final state) or ``"state"`` (h_n).
+    """What a recurrent layer passes on: its outputs, its final state, or a pooling of its outputs over time.
 
-    ``y = Readout(what)((out, state))`` takes the pair a recurrent layer returns; ``dout, dstate =
-    readout.backward(dy)`` returns the pair its ``backward`` takes, so it also serves a hand-written loop.
+    ``y = Readout(what)((out, state), lengths)`` takes the pair a recurrent layer returns (and the
+    ``lengths`` the layer was given); ``dout, dstate = readout.backward(dy)`` returns the pair the layer's
+    ``backward`` takes, so it also serves a hand-written loop. The module docstring has the equations.
 
     Parameters
     ----------
-    what : {"sequence", "last", "state"}
+    what : {"sequence", "last", "state", "mean", "max", "meanmax"}
         ``"sequence"``: ``out`` (T, B, D·H) (or (B, T, D·H) with ``batch_first``), one vector per step.
         ``"last"``: the top layer's final state per direction, concatenated (B, D·H): each sequence's own
         last step (``lengths``), and for a bidirectional layer the forward direction after the whole
         sequence beside the reverse one after reading it back to the start.
         ``"state"``: ``h_n`` (L·D, B, H), every layer's final state (for LSTM the hidden state, not ``c_n``).
+        ``"mean"``, ``"max"``: the mean, or the per-feature maximum, of ``out`` over each sequence's own
+        steps (B, D·H); ``"meanmax"``: both side by side (B, 2·D·H).
+    batch_first : bool, default False
+        ``out`` is (B, T, D·H), as a layer made with ``batch_first=True`` returns it (only the pooled
+        readouts read ``out``'s time axis; a ``Sequential`` checks that this matches its layer).
 
     Examples
     --------
@@ -61,27 +75,45 @@ class Readout(Module):
     >>> y = last(lstm(np.zeros((7, 2, 3), np.float32)))            # h_n[-1], (2, 5)
     >>> dout, (dh_n, dc_n) = last.backward(np.ones_like(y))         # dout = 0, dh_n[-1] = 1
     >>> dx, _ = lstm.backward(dout, (dh_n, dc_n))
+    >>> lengths = np.array([7, 3])
+    >>> pooled = rnnfast.Readout("mean")(lstm(np.ones((7, 2, 3), np.float32), lengths=lengths), lengths)  # (2, 5)
     """
 
-    _transient = {**Module._transient, "_shapes": lambda: None}
+    _transient = {**Module._transient, "_shapes": lambda: None, "_pooled": lambda: None}
 
-    def __init__(self, what: str):
+    def __init__(self, what: str, batch_first: bool = False):
         super().__init__()
         self.what = check_choice("what", what, _WHAT)
+        self.batch_first = check_choice("batch_first", batch_first, (False, True))
         self._shapes: Optional[tuple] = None     # (out's shape, h_n's shape, out's dtype, state is a pair)
+        self._pooled: Optional[tuple] = None     # (lengths (B,), argmax (B, F) or None): what pooling's backward reads
+
+    @property
+    def pools(self) -> bool:
+        """Whether this readout pools ``out`` over time ("mean", "max", "meanmax")."""
+        return self.what in _POOLED
+
+    def width(self, features: int) -> int:
+        """The width of one sequence's readout from a layer output of ``features`` = D·H per step (for
+        ``"state"``, H per layer): twice that for ``"meanmax"``."""
+        return 2 * features if self.what == "meanmax" else features
 
     @one_thread_at_a_time
-    def forward(self, output: Any) -> np.ndarray:
+    def forward(self, output: Any, lengths: Any = None) -> np.ndarray:
         """The chosen part of a recurrent layer's ``(out, state)``.
 
         Parameters
         ----------
         output : tuple (out, h_n) or (out, (h_n, c_n))
             What a recurrent layer returned.
+        lengths : array_like of int (B,), optional
+            The lengths the layer was given: the pooled readouts read each sequence's first ``lengths[b]``
+            steps (default all T). The layer's own h_n already stops there for "last" and "state".
 
         Returns
         -------
-        y : ndarray, out (T, B, D·H), the last states (B, D·H) or h_n (L·D, B, H)
+        y : ndarray, out (T, B, D·H), the last states (B, D·H), h_n (L·D, B, H) or the pooling (B, D·H)
+            ((B, 2·D·H) for "meanmax")
         """
         if not (isinstance(output, tuple) and len(output) == 2):
             raise TypeError(f"Readout takes a recurrent layer's output (out, state), got "
@@ -94,12 +126,33 @@ class Readout(Module):
             raise TypeError("Readout takes a recurrent layer's output (out, state): out (T, B, D·H) and a "
                             "state (L·D, B, H), or a pair of them")
         self._shapes = (out.shape, h_n.shape, out.dtype, pair)
+        self._pooled = None
+        if not self.pools:          # the layer applied the lengths: only their count is checked here
+            if lengths is not None:
+                check_lengths(lengths, h_n.shape[1], minimum=1, integral_floats=True)
         if self.what == "sequence":
             return out
         if self.what == "state":
             return h_n
-        D = out.shape[-1] // h_n.shape[-1]
-        return np.concatenate(h_n[-D:], axis=-1)                   # (B, D·H), forward direction first
+        if self.what == "last":
+            D = out.shape[-1] // h_n.shape[-1]
+            return np.concatenate(h_n[-D:], axis=-1)               # (B, D·H), forward direction first
+        seq = out.swapaxes(0, 1) if self.batch_first else out                     # (T, B, F) time-major view
+        T, B = seq.shape[:2]
+        lens = None if lengths is None else check_lengths(lengths, B, T, minimum=1, integral_floats=True)
+        steps = np.full(B, T, np.int64) if lens is None else lens.astype(np.int64)   # (B,) T_b
+        valid = None if lens is None or steps.min() == T else np.arange(T)[:, None] < steps[None, :]  # (T, B)
+        parts, argmax = [], None
+        if self.what in ("mean", "meanmax"):
+            kept = seq if valid is None else np.where(valid[:, :, None], seq, 0)
+            parts.append(kept.sum(axis=0) / steps[:, None].astype(out.dtype))       # (B, F)
+        if self.what in ("max", "meanmax"):
+            masked = seq if valid is None else np.where(valid[:, :, None], seq, -np.inf)
+            argmax = masked.argmax(axis=0)                                           # (B, F) t*: the first max
+            parts.append(np.take_along_axis(seq, argmax[None], axis=0)[0])          # (B, F)
+        if is_grad_enabled():
+            self._pooled = (steps, argmax)
+        return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
 
     __call__ = forward
 
@@ -115,8 +168,9 @@ class Readout(Module):
         Returns
         -------
         dout : ndarray, out's shape
-            ∂L/∂out (zeros unless ``what="sequence"``).
-        dstate : ndarray (L·D, B, H), a pair (dh_n, None) for LSTM, or None for ``what="sequence"``
+            ∂L/∂out (zeros for "last" and "state"; zero past each sequence's end for the pooled readouts).
+        dstate : ndarray (L·D, B, H), a pair (dh_n, None) for LSTM, or None for ``what="sequence"`` and the
+            pooled readouts
             ∂L/∂h_n (None stands for zeros, as the layers' ``backward`` takes it).
         """
         if self._shapes is None:
@@ -126,20 +180,34 @@ class Readout(Module):
         if self.what == "sequence":
             check_shape("dy", d, out_shape, "(out's shape)")
             return d, None
-        check_shape("dy", d, h_shape if self.what == "state" else (h_shape[1], out_shape[-1]),
-                    "(h_n's shape)" if self.what == "state" else "(B, D·hidden_size)")
-        dout = np.zeros(out_shape, dtype)                          # out did not reach the loss
+        F = out_shape[-1]
+        expected = {"state": (h_shape, "(h_n's shape)"), "meanmax": ((h_shape[1], 2 * F), "(B, 2·D·hidden_size)")}
+        check_shape("dy", d, *expected.get(self.what, ((h_shape[1], F), "(B, D·hidden_size)")))
+        dout = np.zeros(out_shape, dtype)                          # (T, B, F) or (B, T, F)
         if self.what == "state":
-            dh_n = d
-        else:
+            return dout, ((d, None) if pair else d)
+        if self.what == "last":
             LD, B, H = h_shape
-            D = out_shape[-1] // H
             dh_n = np.zeros(h_shape, dtype)
-            dh_n[-D:] = d.reshape(B, D, H).transpose(1, 0, 2)      # column block d·H… of y came from h_n[-D+d]
-        return dout, ((dh_n, None) if pair else dh_n)
+            dh_n[-(F // H):] = d.reshape(B, F // H, H).transpose(1, 0, 2)   # column block d·H… came from h_n[-D+d]
+            return dout, ((dh_n, None) if pair else dh_n)
+        if self._pooled is None:
+            raise no_backward_error()
+        steps, argmax = self._pooled
+        seq = dout.swapaxes(0, 1) if self.batch_first else dout    # (T, B, F), a view: writes land in dout
+        T, B = seq.shape[:2]
+        if self.what in ("mean", "meanmax"):
+            # ∂m_b/∂h_{t,b} = 1/T_b for t < T_b: the gradient spread evenly over the real steps
+            share = d[:, :F] / steps[:, None].astype(dtype)                       # (B, F)
+            seq += (np.arange(T)[:, None] < steps[None, :])[:, :, None] * share[None]
+        if self.what in ("max", "meanmax"):
+            assert argmax is not None
+            # the maximum passes its gradient to the one step that attained it
+            seq[argmax, np.arange(B)[:, None], np.arange(F)[None, :]] += d[:, -F:]
+        return dout, None
 
     def extra_repr(self) -> str:
-        return repr(self.what)
+        return repr(self.what) + (", batch_first=True" if self.batch_first else "")
 
 
 def _modules_in(module: Module) -> Iterator[Module]:
@@ -200,6 +268,10 @@ class Sequential(Module):
             if isinstance(m, Readout) and (i == 0 or not isinstance(modules[i - 1], _STATEFUL)):
                 raise ValueError(f"modules[{i}] (a Readout) must come right after an Elman, LSTM, GRU or Jordan "
                                  "layer")
+            if (isinstance(m, Readout) and m.pools
+                    and m.batch_first != bool(getattr(modules[i - 1], "batch_first", False))):
+                raise ValueError(f"modules[{i}] (Readout({m.what!r})) has batch_first={m.batch_first} but the "
+                                 f"layer before it has batch_first={not m.batch_first}: give both the same")
         seen: set = set()
         for i, m in enumerate(modules):
             for inner in _modules_in(m):
@@ -223,8 +295,8 @@ class Sequential(Module):
         x : array_like
             The first module's input (ids for an ``Embedding``, (T, B, I) for a recurrent layer, ...).
         lengths : array_like of int (B,), optional
-            Each sequence's length, given to every recurrent layer (its ``lengths``); the layers start
-            from the zero state.
+            Each sequence's length, given to every recurrent layer (its ``lengths``) and to the
+            ``Readout`` after it; the layers start from the zero state.
 
         Returns
         -------
@@ -239,7 +311,8 @@ class Sequential(Module):
         y = x
         for m in self._modules:
             call: Any = m                                        # every module is callable (its forward)
-            y = call(y, lengths=lengths) if lengths is not None and _has_recurrent(m) else call(y)
+            takes_lengths = lengths is not None and (_has_recurrent(m) or isinstance(m, Readout))
+            y = call(y, lengths=lengths) if takes_lengths else call(y)
         self._grad_forward = is_grad_enabled()                   # under no_grad no backward may follow
         return y
 
@@ -280,7 +353,7 @@ class Sequential(Module):
         Each recurrent layer runs its ``step`` from its state; a ``Readout("sequence")`` or ``("last")``
         passes on the new top state h_t (after one step, the sequence's last output is h_t), ``("state")``
         every layer's h; ``Linear`` and ``Embedding`` map the step; ``Dropout`` passes it through, as in
-        eval mode. A ``TimeDelay`` (which needs the steps before) raises TypeError.
+        eval mode. A ``TimeDelay`` or a pooling ``Readout`` (which need the steps before) raise TypeError.
 
         Parameters
         ----------
@@ -310,6 +383,9 @@ class Sequential(Module):
                 y, last = m.step(y, old[len(new)])
                 new.append(last)
             elif isinstance(m, Readout):
+                if m.pools:
+                    raise TypeError(f"Readout({m.what!r}) pools over every step of a sequence, which one step "
+                                    "does not have; step runs Readout 'sequence', 'last' or 'state'")
                 if m.what == "state":
                     y = last[0] if isinstance(last, tuple) else last    # every layer's h, (L, B, H)
             elif callable(getattr(m, "step", None)):

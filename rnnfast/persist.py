@@ -223,7 +223,7 @@ class _Reader:
         if total > cap:
             raise self.fail(f"its arrays need {total} bytes, more than this machine's memory ({cap} bytes)")
         try:
-            est = cls(**meta["params"])
+            est = cls(**{**getattr(cls, "_earlier_defaults", {}), **meta["params"]})
         except (TypeError, ValueError) as exc:
             raise self.fail(f"its params do not fit {cls.__name__}: {exc}") from exc
         self.set_learned(est, cls, meta["fitted"], members)

@@ -192,10 +192,10 @@ class TruncatedBPTT:
         if len(shape) > self.time_axis and shape[self.time_axis] == 0:
             raise ValueError("x_chunk has no timesteps; every chunk needs at least one step")
 
-        def objective(out: np.ndarray) -> Tuple[float, float, np.ndarray]:
-            pred = self.head(out) if self.head is not None else out
+        def objective(output: Tuple[np.ndarray, Any]) -> Tuple[float, float, Tuple[np.ndarray, None]]:
+            pred = self.head(output[0]) if self.head is not None else output[0]
             value, dpred = self._call_loss(pred, target_chunk)
-            return value, 1.0, (self.head.backward(dpred) if self.head is not None else dpred)
+            return value, 1.0, (self.head.backward(dpred) if self.head is not None else dpred, None)
 
         engine = Engine(self.layer, self.head, self.optimizer, self.max_norm)
         value, _, new_state = engine.step(x_chunk, state, objective)

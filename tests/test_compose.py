@@ -52,7 +52,14 @@ def torch_forward(torch, twin, model, x, lengths=None):
     Dropout drew in its last forward."""
     y = x
     for t, m in zip(twin, model):
-        if isinstance(m, rnnfast.Readout):
+        if isinstance(m, rnnfast.Readout) and m.what in ("mean", "max", "meanmax"):
+            seq = y[0].transpose(0, 1) if m.batch_first else y[0]                   # (T, B, F)
+            steps = [seq.shape[0]] * seq.shape[1] if lengths is None else lengths
+            # out.mean(0) / out.max(0).values over each sequence's own steps
+            mean = torch.stack([seq[:n, b].mean(0) for b, n in enumerate(steps)])
+            top = torch.stack([seq[:n, b].max(0).values for b, n in enumerate(steps)])
+            y = {"mean": mean, "max": top, "meanmax": torch.cat([mean, top], dim=-1)}[m.what]
+        elif isinstance(m, rnnfast.Readout):
             out, state = y
             h_n = state[0] if isinstance(state, tuple) else state
             D = out.shape[-1] // h_n.shape[-1]
@@ -252,11 +259,12 @@ def seq_embedding_dropout_gru_sequence(dtype):
                               rnnfast.Readout("sequence"), rnnfast.Linear(12, 4, dtype=d, seed=2))
 
 
-def seq_embedding_bilstm_last(dtype):
+def seq_embedding_bilstm(dtype, what="last"):
+    """A stacked bidirectional LSTM's last states, or ``what="mean"``: out.mean(0) over each sequence's steps."""
     d = dname(dtype)
     return rnnfast.Sequential(rnnfast.Embedding(10, 5, dtype=d, seed=0),
                               rnnfast.LSTM(5, 3, num_layers=2, bidirectional=True, dtype=d, seed=1),
-                              rnnfast.Readout("last"), rnnfast.Linear(6, 4, dtype=d, seed=2))
+                              rnnfast.Readout(what), rnnfast.Linear(6, 4, dtype=d, seed=2))
 
 
 def seq_linear_elman_state(dtype):
@@ -267,16 +275,33 @@ def seq_linear_elman_state(dtype):
                               rnnfast.Readout("state"), rnnfast.Linear(6, 4, dtype=d, seed=2))
 
 
+def seq_linear_elman_max(dtype):
+    d = dname(dtype)
+    return rnnfast.Sequential(rnnfast.Linear(3, 5, dtype=d, seed=0), rnnfast.Elman(5, 6, dtype=d, seed=1),
+                              rnnfast.Readout("max"), rnnfast.Linear(6, 4, dtype=d, seed=2))
+
+
+def seq_linear_bigru_meanmax_bf(dtype):
+    """Mean and max side by side, batch first, bidirectional."""
+    d = dname(dtype)
+    return rnnfast.Sequential(rnnfast.Linear(3, 5, dtype=d, seed=0),
+                              rnnfast.GRU(5, 6, batch_first=True, bidirectional=True, dtype=d, seed=1),
+                              rnnfast.Readout("meanmax", batch_first=True), rnnfast.Linear(24, 4, dtype=d, seed=2))
+
+
 MODELS = {"embedding-lstm-last": seq_embedding_lstm_last,
           "embedding-dropout-bigru-sequence": seq_embedding_dropout_gru_sequence,
-          "embedding-bilstm-last": seq_embedding_bilstm_last,
-          "linear-elman-state": seq_linear_elman_state}
+          "embedding-bilstm-last": seq_embedding_bilstm,
+          "linear-elman-state": seq_linear_elman_state,
+          "embedding-bilstm-mean": lambda dtype: seq_embedding_bilstm(dtype, "mean"),
+          "linear-elman-max": seq_linear_elman_max,
+          "linear-bigru-meanmax-bf": seq_linear_bigru_meanmax_bf}
 
 
 def model_inputs(name, dtype, T=7, B=3, seed=0):
     """Inputs (ids, or floats for a Linear first), in the model's layout, and labels for every output row."""
     rng = np.random.default_rng(seed)
-    batch_first = name == "embedding-dropout-bigru-sequence"
+    batch_first = name == "embedding-dropout-bigru-sequence" or name.endswith("-bf")
     shape = (B, T) if batch_first else (T, B)
     if name.startswith("linear"):
         return rng.uniform(-1, 1, shape + (3,)).astype(dtype)
@@ -334,14 +359,119 @@ def test_readout_last_is_each_sequences_own_last_step():
     np.testing.assert_array_equal(y, out[lengths - 1, np.arange(3)])
 
 
+# ---- Readout's pooling over time: a plain NumPy loop, finite differences, its checks -------------------------
+def numpy_pooled(seq, steps, what):
+    """The pooled readout and its gradient map by a loop over sequences: seq (T, B, F) time-major, steps (B,).
+    Returns y (B, F or 2F) and grad(dy) -> dseq (T, B, F)."""
+    T, B, F = seq.shape
+    mean = np.stack([seq[:steps[b], b].mean(axis=0) for b in range(B)])
+    top = np.stack([seq[:steps[b], b].max(axis=0) for b in range(B)])
+    y = {"mean": mean, "max": top, "meanmax": np.concatenate([mean, top], axis=1)}[what]
+
+    def grad(dy):
+        dseq = np.zeros(seq.shape)
+        for b in range(B):
+            if what in ("mean", "meanmax"):
+                dseq[:steps[b], b] += dy[b, :F] / steps[b]                 # mean: spread over the real steps
+            if what in ("max", "meanmax"):
+                for f in range(F):
+                    t = int(np.argmax(seq[:steps[b], b, f]))               # max: the one step that won
+                    dseq[t, b, f] += dy[b, -F:][f]
+        return dseq
+    return y, grad
+
+
+@pytest.mark.parametrize("batch_first", [False, True], ids=["time-major", "batch-first"])
+@pytest.mark.parametrize("what", ["mean", "max", "meanmax"])
+@param_dtype
+def test_readout_pooling_matches_numpy_by_hand(dtype, what, batch_first):
+    """A bidirectional LSTM's output with ragged lengths through the pooled readouts, forward and backward,
+    against a loop over each sequence's own steps; the padding gets no gradient."""
+    lstm = rnnfast.LSTM(3, 4, bidirectional=True, batch_first=batch_first, dtype=dname(dtype), seed=0)
+    lengths = np.array([6, 2, 5, 1])
+    shape = (4, 6, 3) if batch_first else (6, 4, 3)
+    x = np.random.default_rng(0).standard_normal(shape).astype(dtype)
+    readout = rnnfast.Readout(what, batch_first=batch_first)
+    output = lstm(x, lengths=lengths)
+    y = readout(output, lengths=lengths)
+    seq = output[0].swapaxes(0, 1) if batch_first else output[0]                   # (T, B, 8)
+    want, grad = numpy_pooled(seq.astype(np.float64), lengths, what)
+    assert y.dtype == dtype and y.shape == (4, 16 if what == "meanmax" else 8)
+    assert_close(y, want, dtype, "y")
+    dy = np.random.default_rng(1).standard_normal(y.shape).astype(dtype)
+    dout, dstate = readout.backward(dy)
+    assert dstate is None and dout.shape == output[0].shape and dout.dtype == dtype
+    dseq = dout.swapaxes(0, 1) if batch_first else dout
+    assert_close(dseq, grad(dy.astype(np.float64)), dtype, "dout")
+    assert not dseq[np.arange(6)[:, None] >= lengths[None, :]].any()             # nothing into the padding
+    lstm.backward(dout, dstate)                                                     # the pair the layer takes
+
+
+@pytest.mark.parametrize("what", ["last", "mean", "max", "meanmax"])
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_readout_backward_is_the_gradient_of_its_forward(what, bidirectional):
+    """Finite differences of Σ c·readout((out, h_n)) over out and h_n, with ragged lengths (float64)."""
+    rng = np.random.default_rng(0)
+    T, B, H = 6, 4, 3
+    D = 2 if bidirectional else 1
+    lengths = np.array([6, 2, 5, 1])
+    out = rng.standard_normal((T, B, D * H))
+    out[np.arange(T)[:, None] >= lengths[None, :]] = 0.0                           # the layer's zeros past each end
+    h_n = rng.standard_normal((2 * D, B, H))                                        # two layers' final states
+    readout = rnnfast.Readout(what)
+    c = rng.standard_normal(readout((out, h_n), lengths).shape)
+    dout, dh_n = readout.backward(c)
+
+    def loss():
+        return float(np.sum(c * readout((out, h_n), lengths)))
+
+    num_out, num_h = numerical_gradient(loss, out), numerical_gradient(loss, h_n)
+    np.testing.assert_allclose(dout, num_out, **FD_TOL)
+    np.testing.assert_allclose(np.zeros_like(h_n) if dh_n is None else dh_n, num_h, **FD_TOL)
+    assert not dout[np.arange(T)[:, None] >= lengths[None, :]].any()
+
+
+def test_readout_pooling_without_lengths_is_torchs_mean_and_max_over_time():
+    out = np.random.default_rng(0).standard_normal((5, 3, 4))
+    h_n = np.zeros((1, 3, 4))
+    np.testing.assert_array_equal(rnnfast.Readout("mean")((out, h_n)), out.sum(0) / 5)
+    np.testing.assert_array_equal(rnnfast.Readout("max")((out, h_n)), out.max(0))
+    np.testing.assert_array_equal(rnnfast.Readout("meanmax")((out, h_n)),
+                                  np.concatenate([out.sum(0) / 5, out.max(0)], axis=1))
+
+
+def test_readout_pooling_checks():
+    lstm = rnnfast.LSTM(2, 3, dtype="float64", seed=0)
+    x = np.zeros((4, 2, 2))
+    with pytest.raises(ValueError, match="lengths must lie in"):
+        rnnfast.Readout("mean")(lstm(x), lengths=[5, 1])
+    with pytest.raises(ValueError, match="lengths must have shape"):
+        rnnfast.Readout("max")(lstm(x), lengths=[1, 2, 3])
+    meanmax = rnnfast.Readout("meanmax")
+    meanmax(lstm(x))
+    with pytest.raises(ValueError, match=r"dy must have shape .* = \(2, 6\)"):
+        meanmax.backward(np.zeros((2, 3)))
+    with rnnfast.no_grad():
+        pooled = rnnfast.Readout("mean")
+        pooled(lstm(x))
+    with pytest.raises(RuntimeError, match="no_grad"):
+        pooled.backward(np.zeros((2, 3)))
+    with pytest.raises(ValueError, match=r"Readout\('max'\)\) has batch_first=False but the layer"):
+        rnnfast.Sequential(rnnfast.GRU(2, 3, batch_first=True), rnnfast.Readout("max"))
+    model = rnnfast.Sequential(rnnfast.GRU(2, 3, dtype="float64"), rnnfast.Readout("mean"))
+    with pytest.raises(TypeError, match=r"Readout\('mean'\) pools over every step"):
+        model.step(np.zeros((2, 2)))
+    assert repr(rnnfast.Readout("max", batch_first=True)) == "Readout('max', batch_first=True)"
+
+
 # ---- Sequential: finite differences -----------------------------------------------------------------------
 @pytest.mark.parametrize("cell, bidirectional", [("lstm", False), ("lstm", True), ("gru", True), ("elman", False)])
-@pytest.mark.parametrize("what", ["sequence", "last", "state"])
+@pytest.mark.parametrize("what", ["sequence", "last", "state", "mean", "max", "meanmax"])
 def test_sequential_backward_finite_differences(what, cell, bidirectional):
     D = 2 if bidirectional else 1
     layer = rnnfast.layers.recurrent_layer(cell, 4, 3, num_layers=2, bidirectional=bidirectional,
                                            dtype="float64", seed=1)
-    width = 3 if what == "state" else D * 3
+    width = rnnfast.Readout(what).width(3 if what == "state" else D * 3)
     model = rnnfast.Sequential(rnnfast.Linear(2, 4, dtype="float64", seed=0), layer, rnnfast.Readout(what),
                                rnnfast.Linear(width, 2, dtype="float64", seed=2))
     rng = np.random.default_rng(0)

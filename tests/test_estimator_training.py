@@ -10,7 +10,6 @@ import pytest
 import rnnfast
 from rnnfast.estimators import SequenceClassifier, SequenceRegressor
 from rnnfast.estimators._data import _check_X, _input_scaling, _windowed
-from rnnfast.estimators._network import readout_backward, readout_forward
 
 from test_estimators import assert_same_weights, ragged, weights  # noqa: E402  (tests/ is on sys.path)
 
@@ -18,29 +17,6 @@ FAST = dict(hidden_size=8, n_threads=1, random_state=0)
 
 
 # ----------------------------------------------------------------------------------------- readouts
-@pytest.mark.parametrize("readout", ["last", "mean", "max", "meanmax"])
-@pytest.mark.parametrize("bidirectional", [False, True])
-def test_readout_backward_is_the_gradient_of_its_forward(readout, bidirectional):
-    """Finite differences of Σ c·readout(out) over the layer output, on ragged lengths (float64)."""
-    rng = np.random.default_rng(0)
-    T, B, H = 6, 4, 3
-    F = 2 * H if bidirectional else H
-    lengths = np.array([6, 2, 5, 1])
-    out = rng.standard_normal((T, B, F))
-    out[np.arange(T)[:, None] >= lengths[None, :]] = 0.0            # the layer's zeros past each end
-    feats, cache = readout_forward(out, lengths, readout, H)
-    c = rng.standard_normal(feats.shape)
-    dout = readout_backward(c, cache, np.float64)
-    num = np.zeros_like(out)
-    for idx in zip(*np.nonzero(np.arange(T)[:, None, None] < lengths[None, :, None] + 0 * out)):
-        for sign in (1, -1):
-            o = out.copy()
-            o[idx] += sign * 1e-6
-            num[idx] += sign * (c * readout_forward(o, lengths, readout, H)[0]).sum() / 2e-6
-    np.testing.assert_allclose(dout, num, atol=1e-8)
-    assert not dout[np.arange(T)[:, None] >= lengths[None, :]].any()   # nothing flows into the padding
-
-
 @pytest.mark.parametrize("readout", ["mean", "max", "meanmax"])
 def test_pooled_readout_window_and_scaling_follow_torch_autograd(readout):
     """One full-batch SGD step of the classifier against torch autograd on the same network: inputs
@@ -323,7 +299,7 @@ def test_an_interrupt_before_the_first_epoch_leaves_the_estimator_as_it_was(monk
     with pytest.raises(KeyboardInterrupt):
         clf.fit(X[:, :3], 1 - y)                                     # another shape of model, interrupted
     assert clf.__dict__.keys() == attrs.keys() and clf.n_epochs_ == attrs["n_epochs_"]
-    assert clf.rnn_ is attrs["rnn_"]
+    assert clf.model_ is attrs["model_"] and clf.rnn_ is clf.model_[0] and clf.head_ is clf.model_[2]
     assert all(np.array_equal(v, weights(clf)[k]) for k, v in before.items())
     np.testing.assert_array_equal(clf.predict_proba(X), proba)
     fresh = SequenceClassifier(**FAST)
@@ -462,3 +438,84 @@ def test_bucketing_changes_nothing_for_equal_lengths_and_trains_ragged_sets():
     assert c.n_updates_ == d.n_updates_ and not np.allclose(c.predict_proba(ragged), d.predict_proba(ragged))
     with pytest.raises(ValueError, match="bucket"):
         SequenceClassifier(bucket="yes").fit(X, y)
+
+
+# ------------------------------------------------------------------- the estimator is its Sequential, trained
+def reference_fit(X, y, *, cell, readout, bidirectional, hidden_size, max_epochs, batch_size, lr, random_state):
+    """The classifier's recipe written out with rnnfast's public pieces (scale=False, input_noise=0,
+    window=1, no validation, bucket=False): the same seeds drawn in the same order, Sequential(layer,
+    Readout, Linear), Adam, the cosine schedule, clipping to 1 and the mean cross-entropy of each batch.
+    ``readout="sequence"`` trains one label per step (y (n, T), masked past each length).
+    Returns (model, loss curve)."""
+    n = len(X)
+    lengths = np.array([len(x) for x in X])                                       # (n,)
+    T = int(lengths.max())
+    xs = np.zeros((T, n, X[0].shape[1]), np.float32)                               # (T, n, I) zero padded
+    for b, x in enumerate(X):
+        xs[:len(x), b] = x
+    rng = np.random.default_rng(random_state)
+    seed_rnn, seed_head = (int(v) for v in rng.integers(0, 2**63 - 1, size=2))
+    rnn = rnnfast.layers.recurrent_layer(cell, xs.shape[2], hidden_size, bidirectional=bidirectional, seed=seed_rnn)
+    read = rnnfast.Readout(readout)
+    classes = int(np.max(np.concatenate([np.ravel(t) for t in y]))) + 1
+    model = rnnfast.Sequential(rnn, read, rnnfast.Linear(read.width(hidden_size * (1 + bidirectional)), classes,
+                                                         seed=seed_head))
+    opt = rnnfast.optim.Adam(model.parameters(), lr=lr)
+    batches = -(-n // batch_size)
+    schedule = rnnfast.optim.CosineAnnealingLR(opt, max_epochs * batches)
+    curve = []
+    for _ in range(max_epochs):
+        model.train()
+        total = count = 0.0
+        for idx in np.array_split(rng.permutation(n), batches):
+            steps = int(lengths[idx].max())
+            z = model(xs[:steps, idx], lengths=lengths[idx])                    # (B, C) or (steps, B, C)
+            if readout == "sequence":
+                mask = (np.arange(steps)[:, None] < lengths[idx][None, :]).astype(np.float64)   # (steps, B)
+                target = np.zeros((steps, len(idx)), np.int64)
+                for j, b in enumerate(idx):
+                    target[:lengths[b], j] = y[b]
+                value, dz = rnnfast.cross_entropy(z, target, mask=mask)
+                scored = mask.sum()
+            else:
+                value, dz = rnnfast.cross_entropy(z, np.asarray(y)[idx])
+                scored = len(idx)
+            opt.zero_grad()
+            model.backward(dz)
+            rnnfast.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            schedule.step()
+            total, count = total + value * scored, count + scored
+        curve.append(total / count)
+    return model.eval(), curve
+
+
+@pytest.mark.parametrize("cell, readout, bidirectional", [
+    ("lstm", "meanmax", True), ("gru", "last", False), ("elman", "max", False), ("lstm", "sequence", False)])
+def test_the_classifier_trains_and_predicts_as_its_sequential_in_a_plain_loop(cell, readout, bidirectional):
+    """Same weights and the same loss curve bit for bit as the reference loop over public pieces, and the
+    same probabilities (the estimator applies the head's affine map in float64)."""
+    rng = np.random.default_rng(5)
+    X = ragged(20, rng, lo=2, hi=10, features=3)
+    sequence = readout == "sequence"
+    y = [rng.integers(0, 3, len(x)) for x in X] if sequence else rng.integers(0, 3, 20)
+    kw = dict(hidden_size=5, max_epochs=3, batch_size=6, lr=0.01, random_state=0)
+    clf = SequenceClassifier(cell=cell, bidirectional=bidirectional, output="sequence" if sequence else "last",
+                             readout="last" if sequence else readout, scale=False, input_noise=0.0, window=1,
+                             bucket=False, max_updates=None, n_threads=1, **kw).fit(X, y)
+    model, curve = reference_fit(X, y, cell=cell, readout=readout, bidirectional=bidirectional, **kw)
+    assert clf.loss_curve_ == curve
+    assert isinstance(clf.model_, rnnfast.Sequential) and clf.model_[1].what == readout
+    for name, w in model.state_dict().items():
+        np.testing.assert_array_equal(clf.model_.state_dict()[name], w, err_msg=name)
+    head = model[2]
+    proba = []
+    with rnnfast.no_grad():
+        for x in X:
+            feats = model[:2](x[:, None].astype(np.float32)).astype(np.float64)    # (1, F') or (T, 1, F)
+            z = feats @ head.weight.data.T.astype(np.float64) + head.bias.data.astype(np.float64)
+            e = np.exp(z - z.max(axis=-1, keepdims=True))
+            proba.append((e / e.sum(axis=-1, keepdims=True))[..., 0, :] if sequence else e[0] / e[0].sum())
+    got = clf.predict_proba(X)
+    for p_ref, p in zip(proba, got if sequence else list(got)):
+        np.testing.assert_allclose(p, p_ref, rtol=1e-12, atol=1e-15)

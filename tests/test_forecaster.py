@@ -96,3 +96,54 @@ def test_bad_arguments_name_themselves():
     f = rnnfast.SequenceForecaster(horizon=6, hidden_size=4, max_updates=2).fit(X, y)
     with pytest.raises(ValueError, match="features"):
         f.predict(X[:, :10])
+
+
+# ---- save / load, warm_start and partial_fit ------------------------------------------------------------
+def test_partial_fit_and_warm_start_continue_one_long_fit_bit_for_bit():
+    """Three partial_fit calls are the three epochs of one fit at a constant rate (same stream, same optimizer
+    state); a warm start continues, a cold second fit starts over."""
+    X, y = sine_windows(n_series=40, h=5)
+    kw = dict(horizon=5, hidden_size=6, lr_schedule="constant", early_stopping=False, n_threads=1, random_state=2)
+    long = rnnfast.SequenceForecaster(max_epochs=3, **kw).fit(X, y)
+    partial = rnnfast.SequenceForecaster(max_epochs=1, **kw)
+    for _ in range(3):
+        partial.partial_fit(X, y)
+    assert partial.loss_curve_ == long.loss_curve_ and partial.n_iter_ == 3 and partial.n_updates_ == long.n_updates_
+    np.testing.assert_array_equal(partial.predict(X), long.predict(X))
+    warm = rnnfast.SequenceForecaster(max_epochs=1, warm_start=True, **kw).fit(X, y)
+    warm.fit(X, y).fit(X, y)
+    assert warm.loss_curve_ == long.loss_curve_ and warm.best_epoch_ == 3
+    np.testing.assert_array_equal(warm.predict(X), long.predict(X))
+    cold = rnnfast.SequenceForecaster(max_epochs=1, **kw).fit(X, y).fit(X, y)
+    assert cold.n_iter_ == 1 and cold.loss_curve_ == long.loss_curve_[:1]
+
+
+def test_warm_start_with_early_stopping_counts_epochs_over_every_call():
+    X, y = sine_windows(n_series=60, h=5)
+    f = rnnfast.SequenceForecaster(horizon=5, hidden_size=6, max_epochs=2, warm_start=True, random_state=0).fit(X, y)
+    f.fit(X, y)
+    # the curves run on over both calls; the kept epoch is this call's best (as the other estimators keep it)
+    assert f.n_iter_ == 4 and len(f.validation_scores_) == 4 and len(f.loss_curve_) == 4
+    assert f.best_epoch_ == 3 + int(np.argmin(f.validation_scores_[2:]))
+
+
+@pytest.mark.parametrize("multi", [False, True], ids=["univariate", "multivariate"])
+def test_save_load_and_continue(tmp_path, multi):
+    X, y = sine_windows(n_series=40, h=5)
+    if multi:
+        X = np.stack([X, -X], axis=-1)                                               # (n, T, 2)
+        y = np.stack([y, -y], axis=-1)                                               # (n, 5, 2)
+    f = rnnfast.SequenceForecaster(horizon=5, hidden_size=6, num_layers=2, cell="gru", max_updates=20,
+                                   random_state=0).fit(X, y)
+    path = f.save(tmp_path / "forecaster.npz")
+    g = rnnfast.load(path)
+    assert type(g) is rnnfast.SequenceForecaster and g.get_params() == f.get_params()
+    np.testing.assert_array_equal(g.predict(X), f.predict(X))                         # the same model, bit for bit
+    assert g.loss_curve_ == f.loss_curve_ and g.best_epoch_ == f.best_epoch_ and g.horizon_ == 5
+    assert sorted(g._get_weights()) == sorted(f.model_.state_dict())
+    g.partial_fit(X, y)                                                              # a new optimizer, from the weights
+    assert g.n_iter_ == f.n_iter_ + 1 and np.isfinite(g.predict(X)).all()
+    with pytest.raises(ValueError, match="features per step"):
+        g.partial_fit(X[..., :1] if multi else X[:, :, None].repeat(2, axis=2), y)
+    with pytest.raises(ValueError, match="horizon"):
+        g.partial_fit(X, y[:, :4])

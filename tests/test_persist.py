@@ -9,6 +9,7 @@ import pickle
 import numpy as np
 import pytest
 
+import rnnfast
 from rnnfast.estimators import NotFittedError, SequenceClassifier, SequenceRegressor
 from rnnfast.persist import FORMAT_VERSION, load
 
@@ -524,3 +525,109 @@ def test_version_1_files_of_the_first_writer_still_load(tmp_path):
     assert type(est) is SequenceClassifier and est.classes_.dtype == object and list(est.classes_) == ["no", "yes"]
     X = np.random.default_rng(0).standard_normal((12, 4, 2))
     np.testing.assert_array_equal(est.predict_proba(X[:3]), V1_PROBA)           # the same model, bit for bit
+
+
+# A file and a pickle written by rnnfast before the estimators held their network as a Sequential (rnn_ and
+# head_ were attributes of their own then; the format is the same): SequenceClassifier(cell="lstm",
+# bidirectional=True, readout="meanmax", hidden_size=2, max_epochs=2, n_threads=1, random_state=0,
+# validation_fraction=None) fitted on the ragged X of main_model_data() with y = arange(12) % 3.
+MAIN_FILE = (
+    "eNrdWntsVFUav1BbsVLo1oKKRKctUKhtnc5MSzEz9+quShR0u7qgCHj3tnPLjE5n6r3T1loIiujqWiLBR9oobtdIlpiqG41v5wwi/yDLuiHGxi"
+    "gGjWYfRtysgo+YZe/V7+g3H+fOg5li6yQnd+7c871+3+N8585pW1Z0SoP0/adKal+z6uFj8CmXKiVV7dLjWlCLa6raGO3unyKVSyOu72fz6/1X"
+    "rbiybdUUqVcaqA3qZodRe6Gr1r/C425uqa131XbGjLihRdWYEdTtR5dpEVO3fjdDWrdu3S9cVO/a4DrxT+mApUO1NTqtEbOGYY0ua2jWiMOzC6"
+    "3hgu/28yiMTphnwlwbCR3dhwkvzt/mU494OslWrdELPA3gG4a5UaJbE+GZTs9c+Nrf3dZoBBmNcE9t6LBGBMkxBXyuAZk3W6MHvkeB1v7+KwGP"
+    "MOgfRvpS2d1AY8C1SyCf+7kd4WvLDQEeXNatIIdi20JktsP8IFwNoOtAvud4amAX5hkHGo4D5d0DvG6C5/Ec6DmeEYHcaviNx0JXlr60MeoDvr"
+    "Zt6wA7qlcUdOKyRXzD4DMV5uPYp7jzeKN8YjC/Kwf5QZATA/kxmEttcDvIDcLcfqDXBdh2gtwYijOvNTwCnHUUtxHgqyLfcD27AbMo4I5ldqL4"
+    "MgWxEEJxGkQ5lynmPYQPl9+NMMP+CyP5Iiy9hF8E5bIId3caGq47z18dbON+F/mFx4yJbNEFPuH19xaQo6NY4fLMDFhRHj3AI4hiQhfwaUK209"
+    "jjPgsjeoP4QEU6aihedAc5Iv5xoDdQfAYddKX0vN5FCMY8xsMof6h/4kjnkMAvPK+7QE9en/rJOpZOR55PeG3G8W8I9NKQ30S1EteQbod6Uk3q"
+    "aVzAx0D2B1F9w/UAxw7NG8oL+y6WRq8uNDdKYpfqyHNOc8izdGtSHNY1jn8u6wavhZEM9cIt8Hkv0jdMchCv0SrUUu4H0Tqerb64t2pHdSeT3/"
+    "pQroh8bwhwy1T/ndZsFa0HHSiXslkH+1B+8/jqc8idHuQ/+7cNgt43jGKC13JR74b9pCM/9qCYN1Gd5PNPZF2ja2MmPtgOWp9ihLdoT6GBf9YR"
+    "DLLBXc1Q95xs1Mh6GEJrCO8T6FqTbQ7kKlNUWwohj9Y3ynM1iXO751hijcXW8FmjGXztg+eL4Te+J2hGNBh3zNMDdC3AxwM0Xvidy7NHK4wWmL"
+    "c2h3jNhN9q0lN7kD7cJg88a4HBayrdA3H7liC9W8AmN+LZDDKWwHDDfRPQrRX0eDGy7+hAOd6bhW28v2mGayvIaiJ2eYnN1EbKz4fsbIbvXmQX"
+    "vm+Fq09gYy5rkol6V1rjss2NdvJeQnXAWbT3ytf2THrki0UuOKTrodPV9mgWfXwmHnGHOT6H/ZpJ3hn1C+gHHHJmMuXFBgesnfZdmXBWC9iTq6"
+    "jv6kD7Eop/vu9bCrVHL8Qeabz3cfm+gxnP927jtW8qxHujDYJc4f4wkJ+d3nvi98GNGfYFYdSXRdD7XsrTRO8aRHathnyvR/G69gSw8QM+Poc9"
+    "RC62hSa5bTz+NbLXKaRNP5UdoUloR655pKI6Q/+D0X/mefZzsj3bPBxPmydSnk42O0NkrW/M8v+tXHTH/1+cTDuoz/LRfzx0Fv2/6LSPOln6hs"
+    "FHuNeyR1vKCYcz2X3/5iccKqVKyYhGG/v08LpQXA2H1Iibn3LYBRT8Kj7l0OnL6ohDa73Lk98xh9Itc2az8mt09spX6/wvnzGSWDJQpBS/dkDe"
+    "mZym9FxQJS+/sya56YVL5LqRmuTSRz3yu+tXBh4oYvLmZ75l/wu8JqeiULGvq9YBhdBERsH9wZ7ES95ypfvTOFu/aalccWaTMvucI+ys096QD/"
+    "9pPatYOUs5WO2XA54d8s6xkUDle8vltjfnKF+89JR897S3GEFh5VtLOQoVgEJ7WDNTI2EE5o8UBoM8j7u4Ss8eGmT9T40lZoU2JVprahLNe8cC"
+    "8fn3BqrrG+Sjvz5dSbUxfvbuY0IbQxPZxju0P8sHP6pOFg97ku/cVZTcvOAw2/HcFtYwVpr8fK9O/Pjqsc+mcRvnCnJaNfRe3TD1iRrVXwbK5L"
+    "rRrXJg0dZXhrep8tsXbwuUTD9dvvu6eYmjJb9Qrv/tbvn9159ngb0zk89trFJuePFr9uxwkB3615vM9+QRktufjK543wGN0GRA45axYuXg8Kzk"
+    "/d6q5AtDM5Qh7Xf++afuk3ufXqAcuWqb3F9yvrL/mXvYY6N/YAu21CVHTzvKLm4qlx860KTcvNBF0PhLbO0wR2POcTlOsZhoeTBjzWzlkZ1r2L"
+    "XXnevfMdWrfPr4Vnkw2cg+Xl+snOGrIrnu//0vXUJbQ5PB1o2732G7V93Ghr6Zymq3fybPuGsPq7qyKPnYxi2BryrvIH6d+fl9H3FbZ1q2hnQt"
+    "CGHODTwEkw8VwkBvvas1z8DePiYlri3vlR/1+9h5xfWydt4jrOec37x643+XssXbBwLFHZvlF/8hsZ7EH+X9j1/Ohv5+BRu9sUK+dN89bL+xUN"
+    "5aWiYvv31XYOSy/yTMv+ps3senJr7pNuS/PV3HtpU8GSDBULa4mQNUxgGyo4HDMwhTBwsDT97+j2560H/1t3PZmoYPEqmmfHlRxQ8923TLlI6I"
+    "Zpq6+cOJ1CGYOZTWknDrybIE1JCmwHUqXNuWTZnaUJR62tY+RWuPcunHz23fEdKzt5Ta7mR3Qd2uTKH+0OIn6mspB7sLFHP4Z5Uk7AmP42B1UC"
+    "NQQypSOByulgT9FKW3uxMx/YEaSdCrUHp75ecWzE2hf36elLYPoJzsVVPMac98Ke0aSjnZKw63aU6qTQukNOsP5WNXczEfViulqe2Uj10pD0EZ"
+    "nJnC54mFEq2bxylhVZFBKBJlKcT7FkmpNYWS2lk7BFk5PYX0oTopJYfblhWXSN/Nmi6dVWTtLM+37/4PGBg1dQ=="
+)
+MAIN_PICKLE = (
+    "eNqNVXtwFEUa3+xmH9kscQ0QuWCpAeUSNKuQiK/sDFTUlCyuKCJ4xdnOzvZuD87OrPNIWM0dEgkm2KmiyOiFK+JxFJTcFWAVFueL7T05qxQVtf"
+    "TqIiqWXJ13PgpFPVApy7tvZjY8YgDnj5np7u/x+37fox+qfOzdsMd56EWaomQE3Yhh3ZBygqFqegyJsqDrUkbCmkVrF+H7TayIuP3k5qDVtMr6"
+    "jdVIK0UsyxatlHUjZ9FqIqXTWEG69AC2El4aVswckoUC1nQrUUEjiqrIkoIFTTIKoGQICrFoMK2pedU0rA5P+aETUlJa0rBoSKoiyFYfDcB5Hk"
+    "TAEUAFHQ0LaVuHBnNYUHLCCosGuiQlrXaBjGAaqkX9uijIGJSrJQV0kaJKOrY6+HdanIdWqXkIGJBqtkpaAPxeWQMBMmjsWf7b47Ra1pAuEpw2"
+    "wQwNiKoO2C0a6cJSlhgojUWhcArocEowRFKOPUoDKVO8Dxu2f4CHzHxaMLBu3fqJj4btDZxXRaLbLFWJspQHeFoOnB8pW/MbqbxhWElaA3TJBa"
+    "Qbaj4vKVmrn07sFGQJrAE5KKMJDksgGFWQZGANDCGRCEoWUISpz1BlsFo/55+fX9jeTMNdgpYDW4JmgKGIJgBjztoAaQ+tUpBBbGqddAU7sZZS"
+    "defEnzYKeQg+mJFVwWiZDZSJai4HbiNOrSCXFFhXIg1Q0kmQ+nwh5nqIobwk3mezGEUoixWs2XWGRHhBKZEYnYRQSjJ+ekQnjjEjZue0QmoXtn"
+    "fAd9Dqte5wynDCadonBKAGnNBAhNyw9vyIfudXu7+5/ZqdM/6MVh9u+p2H+iRFtNZG/6SvuHFPy6qlPfXfXv/+ewPzTBomgo5MSbFDBSpC9i/O"
+    "Qqms9e/4umvAY9L605CN8T8VoXwBkq64caNFGKdH28iOeC6NjNmaP23zZ77kIxBPY8IDhNe55pGoajiWM2VDEjQN6o1GEDSGquiGZoqGTZHfkY"
+    "TUKGlXZBAS1mu1V6Qs11xForLXIvNHcwgqXrPV6u9zT320os1KJpPz/weP80p4DCvV3x4Nfj73xznXz7lt2LMr+eQDv3/Fgu1EZRO811gpm3ka"
+    "ROW+JDW0BooRC4apYR1JCrILu9x4dke46wywBOMAlBA0lCZkszgNOXbFBGgvgkSs2EUMhVR76rbTy/Zu2abd9cgit5AFdqwkORqpFxaLqDdz7c"
+    "n4yJJxo8tkMse7797Cw/ffNyU38nZ0NFJG7Hob33wOlJsPPH3DYvEI73vnZXxk4ZeuctAdQMguGD8SNJE4hecnARJMeEkoUUGqSJhUnxgZJNJH"
+    "ziNR0nSyrUwacvoJSBzHvc+NTjpndFNGXVSUv97y1wFaLavQsaKpdUKQv7YaO/ivdqqHFi9eDD87HtkPP5jWnjJkdLsIdZv9uhTcEmjskX0Sdk"
+    "4cw9YJM1CT7kxyxpxSnnnIvRpGR6Kz9EJFJKbQEJFg0GkFBMzBrAdrZ8Cn01B55OjOAIjCLRYrD2aJIPmqcdgLJbxr3OpoPRd/cwfq61h0EWYv"
+    "fJdte37ipuJ1D/p4/4tvc9tKId68soFb0Du91PPMjdzMTdNLHU/M5t7vvitu+Ri3etcP7Mf4i5zD86mgyFlBDYPLqw69VHyuJcrnDxusu6eDq7"
+    "1gFl839SibUvUq98Ufu1ntXZP5g9PauPjsrdy2kU3xSR8s4Ba+Wc//97mdXF/o78xxWWO7TEkwvM7IQq/j7pJfDFFW2DlSnEx6itdOn168et9I"
+    "3Ljs0fi0K5q5Y7dV82PMkXOYe1h4kjv4r2kl/4bZpQNrfKXVM75gW3cPsOaRcOmbfdhFN2VslmCWwSUDV8zZiPk2PoGbuX0dF29a98KG9Yj7x7"
+    "z18UCkmutbemnxWOB8/ld37uU+/NtfWHzfeaXdKxv4e579nj29Ic0++vRN1rrjKPcT1+Rnu14x4ucPbphcGmxpKD0zVMMPCfe2XRZ8jet8agZ/"
+    "NLmeKwQu5/fv6mebt69lMwZmlrZXHWPzZkW5x9+exd/feInruu70nJzNcZnMmmV1/MZty9iSpRe1bfW28Ie3rONoKcY+7vbzE1sb+DFmyc80u3"
+    "LvAbb37ofY0HEv++Xwl1zNmpdYw62+0uaVA/HvJj3soq0mcP+XmRpvBCVCLjf3Do94ikuindwTba3sYv8VnHDxRmZOvX3P8q872DXDD8b94mru"
+    "2f94mFn8A7d/yy1s6K35bPvyWu6m1/rZfq2RWxeewC1Y9df4ppuPFPXXMbv042DxeF7j3nhqJlsf2BF30FQ5aOwozzAOAUlE6Xms7Y4fLmTLmg"
+    "8VbS3TTMX+D4GBY4I="
+)
+MAIN_PROBA = [[0.3513967088971039, 0.3148646625160997, 0.3337386285867963], [0.3624615599448588, 0.2878175376749404, 0.3497209023802009], [0.3538887644328831, 0.30513180677602886, 0.34097942879108817]]
+
+
+def main_model_data():
+    X = np.random.default_rng(0).standard_normal((12, 5, 2))
+    return [x[:n] for x, n in zip(X, [5, 3, 4, 2, 5, 1, 5, 3, 4, 2, 5, 1])]
+
+
+@pytest.mark.parametrize("kind", ["file", "pickle"])
+def test_files_and_pickles_from_before_the_sequential_still_load(tmp_path, kind):
+    import base64
+    import zlib
+
+    blob = zlib.decompress(base64.b64decode(MAIN_FILE if kind == "file" else MAIN_PICKLE))
+    if kind == "file":
+        path = tmp_path / "main.npz"
+        path.write_bytes(blob)
+        est = load(path)
+    else:
+        est = pickle.loads(blob)
+    assert isinstance(est.model_, rnnfast.Sequential) and est.rnn_ is est.model_[0] and est.head_ is est.model_[2]
+    assert est.model_[1].what == "meanmax" and est.head_.in_features == 8
+    assert est.window_offset == 0                  # added later: the value that reproduces how it trained
+    np.testing.assert_array_equal(est.predict_proba(main_model_data()[:3]), MAIN_PROBA)   # bit for bit
+    names = sorted(est._get_weights())
+    assert names[:2] == ["head.bias", "head.weight"] and names[2:] == sorted(
+        f"rnn.{n}" for n, _ in est.rnn_.named_parameters())                      # the names files hold
+    again = tmp_path / "again.npz"
+    est.save(again)
+    np.testing.assert_array_equal(load(again).predict_proba(main_model_data()[:3]), MAIN_PROBA)
+
+
+def test_forecaster_files_are_checked_against_the_model_they_describe(tmp_path):
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((30, 12)), rng.standard_normal((30, 4))
+    good = rnnfast.SequenceForecaster(horizon=4, hidden_size=4, max_updates=5, random_state=0).fit(X, y).save(
+        tmp_path / "f.npz")
+    assert load(good).predict(X).shape == (30, 4)
+
+    def wider(meta):
+        meta["fitted"]["_arch"]["hidden_size"] = 5                                  # the arrays are for 4
+
+    edits = [(dict(edit_meta=wider), "the model its metadata describes needs"),
+             (dict(edit_arrays=lambda arrays: arrays.pop("decoder.bias_hh_l0")), "do not match the metadata")]
+    for i, (edit, match) in enumerate(edits):
+        with pytest.raises(ValueError, match=match):
+            load(_rewrite(good, tmp_path / f"bad{i}.npz", **edit))

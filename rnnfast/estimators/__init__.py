@@ -52,6 +52,6 @@ from ._forecaster import SequenceForecaster
 from ._regressor import SequenceRegressor
 from ..persist import register
 
-register(SequenceClassifier, SequenceRegressor)                  # rnnfast.load knows them by name
+register(SequenceClassifier, SequenceRegressor, SequenceForecaster)   # rnnfast.load knows them by name
 
 __all__ = ["SequenceClassifier", "SequenceRegressor", "SequenceForecaster", "NotFittedError"]

@@ -11,18 +11,19 @@ from ..persist import save
 from .._module import resolve_dtype
 from .._validation import check_choice, check_int, check_nonnegative, check_positive, check_real
 from .._cells import ALIASES, CELL_NAMES, cell_spec
+from ..compose import Readout, Sequential
 from ..layers import Linear, recurrent_layer
 from ._compat import BaseEstimator, NotFittedError
 from ._inference import _Inference
 from ._training import _Interrupted, _TrainingLoop
 from ._data import (_auto_window, _check_X, _input_scaling, _InputScaling, _make_rng, _scaled, _Sequences,
                     _windowed)
-from ._network import READOUTS, readout_width
 
 _CELLS = {**{name: name for name in CELL_NAMES}, **ALIASES}    # family names, and "rnn" for "elman"
 _NONLINEARITIES = ("tanh", "relu", "sigmoid")
 _OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 _OUTPUTS = ("last", "sequence")
+_READOUTS = ("last", "mean", "max", "meanmax")   # rnnfast.Readout's many-to-one choices
 _SCHEDULES = ("cosine", "constant")
 _SGD_MOMENTUM = 0.9          # optimizer="sgd" uses momentum, as scikit-learn's MLP does
 _WINDOW_STEPS = 32           # window="auto" cuts sequences to at most this many recurrent steps
@@ -40,11 +41,54 @@ def _optimizer(params: list, p: dict[str, Any]) -> optim.Optimizer:
     return optim.RMSprop(params, lr=lr, weight_decay=wd)
 
 
+def _weight_names(model: Sequential, value: Any) -> dict[str, Any]:
+    """``value(parameter)`` of every parameter of an estimator's ``Sequential(rnn, Readout, head)``, under the
+    names its files and pickles use: ``rnn.<torch name>`` and ``head.weight`` / ``head.bias``."""
+    return {f"{part}.{name}": value(p) for part, module in (("rnn", model[0]), ("head", model[2]))
+            for name, p in module.named_parameters()}
+
+
+def _recurrent_weight_spec(prefix: str, arch: dict[str, Any], input_size: int,
+                           dtype: str) -> Iterator[tuple[str, tuple[int, ...], str]]:
+    """(name, shape, dtype) of a recurrent stack's weights, ``<prefix>.<torch name>``, from an ``_arch``
+    (cell, nonlinearity, hidden_size, num_layers, bidirectional) and its input width: what ``load`` checks a
+    file against before it allocates anything."""
+    G = cell_spec(arch["cell"], arch.get("nonlinearity")).gates
+    H, L = check_int("hidden_size", arch["hidden_size"], 1), check_int("num_layers", arch["num_layers"], 1)
+    D = 2 if arch.get("bidirectional", False) else 1
+    for k in range(L):
+        width = input_size if k == 0 else D * H
+        for suffix in ("", "_reverse")[:D]:
+            yield f"{prefix}.weight_ih_l{k}{suffix}", (G * H, width), dtype
+            yield f"{prefix}.weight_hh_l{k}{suffix}", (G * H, H), dtype
+            yield f"{prefix}.bias_ih_l{k}{suffix}", (G * H,), dtype
+            yield f"{prefix}.bias_hh_l{k}{suffix}", (G * H,), dtype
+
+
+def _copy_weights(own: dict[str, Any], weights: dict[str, np.ndarray]) -> None:
+    """Copy ``weights`` into the parameters ``own`` (name → Parameter); every name, shape and dtype must match,
+    checked before anything is copied."""
+    missing, unexpected = sorted(set(own) - set(weights)), sorted(set(weights) - set(own))
+    if missing or unexpected:
+        raise ValueError(f"weights do not match the model: missing {missing}, unexpected {unexpected}")
+    arrays = {name: np.asarray(weights[name]) for name in own}
+    for name, param in own.items():
+        arr = arrays[name]
+        if arr.shape != param.shape or arr.dtype != param.dtype:
+            raise ValueError(f"weight {name!r} has shape {arr.shape} and dtype {arr.dtype}, expected "
+                             f"{param.shape} and {param.dtype}")
+    for name, param in own.items():
+        param.data[...] = arrays[name]
+
+
 class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
     """Training and inference shared by both estimators; subclasses define the targets, head and loss."""
 
     # Learned attributes that describe a fit, restored when a fit is interrupted before its first epoch
-    # (the weights rnn_ / head_ included) and saved by rnnfast.persist (besides the weights).
+    # (the weights, model_, included) and saved by rnnfast.persist (besides the weights).
+    # parameters added after files and pickles of this class were first written, with the value that
+    # reproduces how such a model trained (rnnfast.load and unpickling fill them in)
+    _earlier_defaults: dict[str, Any] = {"window_offset": 0}
     _persisted_attrs: tuple[str, ...] = ("n_features_in_", "input_size_", "fit_layout_", "window_",
                         "input_asinh_center_", "input_asinh_scale_", "input_mean_", "input_scale_",
                         "loss_curve_", "validation_scores_", "best_loss_", "best_validation_score_", "n_iter_",
@@ -118,7 +162,7 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
             dropout=check_real("dropout", self.dropout, 0.0, 1.0, high_inclusive=False),
             bidirectional=check_choice("bidirectional", self.bidirectional, (False, True)),
             output=check_choice("output", self.output, _OUTPUTS),
-            readout=check_choice("readout", self.readout, READOUTS),
+            readout=check_choice("readout", self.readout, _READOUTS),
             scale=check_choice("scale", self.scale, (False, True, "standard")),
             input_noise=check_nonnegative("input_noise", self.input_noise),
             optimizer=check_choice("optimizer", self.optimizer, _OPTIMIZERS),
@@ -214,7 +258,7 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
 
     def _fit(self, X: Any, y: Any, sample_weight: Any, partial: bool, classes: Any = None) -> "_SequenceEstimator":
         p = self._checked_params()
-        continuing = (partial or p["warm_start"]) and hasattr(self, "rnn_")
+        continuing = (partial or p["warm_start"]) and hasattr(self, "model_")
         seqs = _check_X(X, p["dtype"] if not continuing else self.rnn_.dtype)
         previous = dict(self.__dict__)                      # the estimator as it was, for an interrupt
         weights_before = self._get_weights() if continuing else None
@@ -303,27 +347,37 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
         seed_rnn, seed_head = (int(v) for v in rng.integers(0, 2**63 - 1, size=2))
         if rank:    # data-parallel: rank 0's weights are broadcast; each rank draws its own dropout masks
             seed_rnn = int(np.random.SeedSequence([seed_rnn, rank]).generate_state(1, np.uint64)[0] >> 1)
-        self.rnn_, self.head_ = self._make_layers(seed_rnn, seed_head)
+        self.model_ = self._make_layers(seed_rnn, seed_head)
 
-    def _make_layers(self, seed_rnn: Optional[int] = None, seed_head: Optional[int] = None) -> tuple[Any, Linear]:
-        """The recurrent stack and the Linear head that ``_arch`` (fixed at fit) describes."""
+    def _make_layers(self, seed_rnn: Optional[int] = None, seed_head: Optional[int] = None) -> Sequential:
+        """The network that ``_arch`` (fixed at fit) describes: ``Sequential(recurrent stack, Readout, Linear
+        head)``, the readout ``readout`` for ``output="last"`` and ``"sequence"`` for ``output="sequence"``."""
         a = self._arch
         common = dict(dropout=a["dropout"], bidirectional=a.get("bidirectional", False), dtype=a["dtype"],
                       seed=seed_rnn)
         input_size = self.input_size_ * getattr(self, "window_", 1)
         rnn = recurrent_layer(a["cell"], input_size, a["hidden_size"], num_layers=a["num_layers"],
                               nonlinearity=a["nonlinearity"], **common)
-        width = a["hidden_size"] * (2 if common["bidirectional"] else 1)
-        if self._output == "last":
-            width = readout_width(a.get("readout", "last"), width)
-        return rnn, Linear(width, self._n_head_outputs(), dtype=a["dtype"], seed=seed_head)
+        readout = Readout(a.get("readout", "last") if self._output == "last" else "sequence")
+        width = readout.width(a["hidden_size"] * (2 if common["bidirectional"] else 1))
+        return Sequential(rnn, readout, Linear(width, self._n_head_outputs(), dtype=a["dtype"], seed=seed_head))
+
+    @property
+    def rnn_(self) -> Any:
+        """The recurrent stack: ``model_[0]``."""
+        return self.model_[0]
+
+    @property
+    def head_(self) -> Linear:
+        """The Linear head: ``model_[2]``."""
+        return self.model_[2]
 
     def _make_optimizer(self, p: dict[str, Any]) -> optim.Optimizer:
-        return _optimizer(self.rnn_.parameters() + self.head_.parameters(), p)
+        return _optimizer(self.model_.parameters(), p)
 
     # ---- inference --------------------------------------------------------------------------------
     def _check_fitted(self) -> None:
-        if not hasattr(self, "rnn_"):
+        if not hasattr(self, "model_"):
             raise NotFittedError(f"This {type(self).__name__} instance is not fitted yet. Call 'fit' with "
                                  f"appropriate arguments before using this estimator.")
 
@@ -347,46 +401,27 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
     # ---- weights, pickling, saving ----------------------------------------------------------------
     def _get_weights(self) -> dict[str, np.ndarray]:
         """Copies of every weight, named ``rnn.<torch name>`` and ``head.weight`` / ``head.bias``."""
-        return {**{f"rnn.{k}": v for k, v in self.rnn_.state_dict().items()},
-                **{f"head.{k}": v for k, v in self.head_.state_dict().items()}}
+        return _weight_names(self.model_, lambda p: p.data.copy())
 
     def _weight_spec(self) -> Iterator[tuple[str, tuple[int, ...], str]]:
         """(name, shape, dtype) of every weight ``_set_weights`` takes, from ``_arch``, ``input_size_``,
         ``window_`` and the head's outputs, without building a layer: ``load`` checks a file against it
         before it allocates anything."""
         a = self._arch
-        G = cell_spec(a["cell"], a.get("nonlinearity")).gates
-        H, L = check_int("hidden_size", a["hidden_size"], 1), check_int("num_layers", a["num_layers"], 1)
-        D = 2 if a.get("bidirectional", False) else 1
+        H, D = check_int("hidden_size", a["hidden_size"], 1), 2 if a.get("bidirectional", False) else 1
         dtype = resolve_dtype(a["dtype"]).name
-        for k in range(L):
-            width = (check_int("input_size_", self.input_size_, 1) * check_int("window_", getattr(self, "window_", 1), 1)
-                     if k == 0 else D * H)
-            for suffix in ("", "_reverse")[:D]:
-                yield f"rnn.weight_ih_l{k}{suffix}", (G * H, width), dtype
-                yield f"rnn.weight_hh_l{k}{suffix}", (G * H, H), dtype
-                yield f"rnn.bias_ih_l{k}{suffix}", (G * H,), dtype
-                yield f"rnn.bias_hh_l{k}{suffix}", (G * H,), dtype
+        width = check_int("input_size_", self.input_size_, 1) * check_int("window_", getattr(self, "window_", 1), 1)
+        yield from _recurrent_weight_spec("rnn", a, width, dtype)
         O = self._n_head_outputs()
-        head_in = readout_width(a.get("readout", "last"), D * H) if self._output == "last" else D * H
+        head_in = Readout(a.get("readout", "last")).width(D * H) if self._output == "last" else D * H
         yield "head.weight", (O, head_in), dtype
         yield "head.bias", (O,), dtype
 
     def _set_weights(self, weights: dict[str, np.ndarray]) -> None:
-        """Rebuild ``rnn_`` / ``head_`` from ``_arch`` with these weights; names, shapes and dtypes must match."""
-        rnn, head = self._make_layers()
-        own = {**{f"rnn.{k}": v for k, v in rnn.named_parameters()},
-               **{f"head.{k}": v for k, v in head.named_parameters()}}
-        missing, unexpected = sorted(set(own) - set(weights)), sorted(set(weights) - set(own))
-        if missing or unexpected:
-            raise ValueError(f"weights do not match the model: missing {missing}, unexpected {unexpected}")
-        for name, param in own.items():
-            arr = np.asarray(weights[name])
-            if arr.shape != param.shape or arr.dtype != param.dtype:
-                raise ValueError(f"weight {name!r} has shape {arr.shape} and dtype {arr.dtype}, expected "
-                                 f"{param.shape} and {param.dtype}")
-            param.data[...] = arr
-        self.rnn_, self.head_ = rnn.eval(), head
+        """Rebuild ``model_`` from ``_arch`` with these weights; names, shapes and dtypes must match."""
+        model = self._make_layers()
+        _copy_weights(_weight_names(model, lambda p: p), weights)
+        self.model_ = model.eval()
         self._concurrent_inference()
 
     def __getstate__(self) -> dict[str, Any]:
@@ -396,13 +431,13 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
         state = dict(getstate() if getstate is not None else self.__dict__)
         for name in ("_optimizer", "_predict_lock", "_thread_layers", "_weights_version"):
             state.pop(name, None)
-        if "rnn_" in state:
+        if "model_" in state:
             state["_weights"] = self._get_weights()
-            del state["rnn_"], state["head_"]
+            del state["model_"]
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        state = dict(state)
+        state = {**self._earlier_defaults, **state}
         weights = state.pop("_weights", None)
         setstate = getattr(super(), "__setstate__", None)
         if setstate is not None:

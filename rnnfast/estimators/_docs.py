@@ -17,8 +17,9 @@ PARAMETERS = """\
         "last": one target per sequence (many-to-one); "sequence": one target per step (many-to-many).
     readout : {"last", "mean", "max", "meanmax"}, default="last"
         What the head of ``output="last"`` reads of the top layer's states h_t, over each sequence's own
-        steps: h at the last step (for a bidirectional stack, the forward half at the last step and the
-        reverse half at the first), their mean, their maximum, or mean and maximum side by side. The
+        steps (``rnnfast.Readout``): h at the last step (for a bidirectional stack, the forward half at the
+        last step and the reverse half at the first), their mean, their maximum, or mean and maximum side
+        by side. The
         pooled readouts reach early steps directly but overfit small training sets more; ``tbptt``
         needs "last".
     window : "auto", int or None, default="auto"
@@ -110,10 +111,14 @@ ATTRIBUTES = """\
         standardization; a scale of 0 leaves a feature as it is. None when no feature is compressed.
     input_mean_, input_scale_ : ndarray (input_size_,) or None
         The inputs' standardization (None with ``scale=False``).
+    model_ : rnnfast.Sequential
+        The network: ``Sequential(rnn_, Readout(readout), head_)`` (``Readout("sequence")`` with
+        ``output="sequence"``), trained through ``rnnfast``'s training engine; predict applies the head's
+        affine map in float64.
     rnn_ : rnnfast.LSTM, rnnfast.GRU or rnnfast.Elman
-        The recurrent stack.
+        The recurrent stack, ``model_[0]``.
     head_ : rnnfast.Linear
-        The output layer.
+        The output layer, ``model_[2]``.
     loss_curve_ : list of float
         The mean training loss of each epoch.
     best_loss_ : float or None

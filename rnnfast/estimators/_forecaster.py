@@ -18,7 +18,7 @@ updates (whole epochs), as in the other estimators.
 from __future__ import annotations
 
 import math
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
 import numpy as np
 
@@ -28,8 +28,9 @@ from .._threads import thread_limit
 from .._validation import check_choice, check_int, check_nonnegative, check_positive, check_real
 from ..clip import clip_grad_norm_
 from ..losses import mse_loss
+from ..persist import save
 from ..seq2seq import EncoderDecoder
-from ._base import _optimizer
+from ._base import _CELLS, _copy_weights, _optimizer, _recurrent_weight_spec
 from ._compat import BaseEstimator, NotFittedError, RegressorMixin
 from ._data import (_check_X, _finite_or_raise, _input_scaling, _make_rng, _mean_and_scale, _r2, _Sequences,
                     _standardized)
@@ -83,6 +84,10 @@ class SequenceForecaster(RegressorMixin, BaseEstimator):
         weights. Small training sets overfit long before the update budget is spent.
     validation_fraction : float, default=0.1
     n_iter_no_change : int, default=10
+    warm_start : bool, default=False
+        Continue from the fitted model (weights, standardization, horizon, optimizer state) instead of
+        starting over; the learning-rate schedule restarts over the new call's budget. ``partial_fit``
+        always continues (one epoch at the constant ``lr``, no early stopping).
     random_state : None, int or numpy Generator, default=None
         Seeds the weights, the noise and the shuffling.
     n_threads : int or None, default=None
@@ -108,7 +113,7 @@ class SequenceForecaster(RegressorMixin, BaseEstimator):
     best_epoch_ : int
         The epoch whose weights the model keeps (the last one without early stopping).
     n_iter_, n_updates_ : int
-        Epochs and mini-batch updates trained.
+        Epochs and mini-batch updates trained (over every ``partial_fit`` / warm-started ``fit``).
     horizon_ : int
         The horizon the model forecasts.
 
@@ -123,6 +128,17 @@ class SequenceForecaster(RegressorMixin, BaseEstimator):
     (2, 10)
     """
 
+    # the learned attributes rnnfast.persist saves besides the weights
+    _persisted_attrs: tuple[str, ...] = ("horizon_", "n_features_in_", "input_size_", "n_outputs_", "fit_layout_",
+                                         "input_mean_", "input_scale_", "target_mean_", "target_scale_",
+                                         "loss_curve_", "validation_scores_", "best_epoch_", "n_iter_",
+                                         "n_updates_", "_y_ndim", "_arch")
+    model_: EncoderDecoder
+    horizon_: int
+    n_outputs_: int
+    loss_curve_: list[float]
+    validation_scores_: Optional[list[float]]
+    n_updates_: int
     input_mean_: Optional[np.ndarray]
     input_scale_: Optional[np.ndarray]
     target_mean_: Optional[np.ndarray]
@@ -133,8 +149,9 @@ class SequenceForecaster(RegressorMixin, BaseEstimator):
                  lr: float = 0.003, lr_schedule: str = "cosine", weight_decay: float = 0.0, batch_size: int = 8,
                  max_updates: Optional[int] = 1500, max_epochs: Optional[int] = None,
                  clip_norm: Optional[float] = 1.0, early_stopping: bool = True,
-                 validation_fraction: float = 0.1, n_iter_no_change: int = 10, random_state: Any = None, n_threads: Optional[int] = None,
-                 verbose: int = 0, dtype: str = "float32"):
+                 validation_fraction: float = 0.1, n_iter_no_change: int = 10, warm_start: bool = False,
+                 random_state: Any = None, n_threads: Optional[int] = None, verbose: int = 0,
+                 dtype: str = "float32"):
         self.horizon = horizon
         self.cell = cell
         self.hidden_size = hidden_size
@@ -153,6 +170,7 @@ class SequenceForecaster(RegressorMixin, BaseEstimator):
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
+        self.warm_start = warm_start
         self.random_state = random_state
         self.n_threads = n_threads
         self.verbose = verbose
@@ -185,6 +203,7 @@ class SequenceForecaster(RegressorMixin, BaseEstimator):
             validation_fraction=check_real("validation_fraction", self.validation_fraction, 0.0, 1.0,
                                            high_inclusive=False),
             n_iter_no_change=check_int("n_iter_no_change", self.n_iter_no_change, 1),
+            warm_start=check_choice("warm_start", self.warm_start, (False, True)),
             n_threads=None if self.n_threads is None else check_int("n_threads", self.n_threads, 1),
             verbose=check_int("verbose", int(self.verbose), 0),
         )
@@ -234,52 +253,62 @@ class SequenceForecaster(RegressorMixin, BaseEstimator):
 
     # ---- fit --------------------------------------------------------------------------------------
     def fit(self, X: Any, y: Any) -> "SequenceForecaster":
-        """Train on input windows X and the ``horizon`` values after each, y; returns self."""
-        p = self._checked_params()
-        seqs = _check_X(X, np.dtype(np.float64))
-        t = self._targets(y, seqs.n, p["horizon"])                                  # (n, h, k)
-        for name in ("model_", "loss_curve_", "n_iter_", "n_updates_"):
-            self.__dict__.pop(name, None)
-        rng = _make_rng(self.random_state)
-        self.horizon_ = p["horizon"]
-        self.n_features_in_ = seqs.T if seqs.layout == "2d" else seqs.x.shape[2]
-        self.input_size_ = seqs.x.shape[2]
-        self.n_outputs_ = t.shape[2]
-        self.fit_layout_ = seqs.layout
-        self._y_ndim = np.ndim(y)
-        if p["scale"]:
-            # standardization alone: the decoder's inputs are targets, in the inputs' units
-            _, _, self.input_mean_, self.input_scale_ = _input_scaling(seqs, heavy_tails=False)
-            self.target_mean_, self.target_scale_ = _mean_and_scale(t.reshape(-1, self.n_outputs_), None)
-        else:
-            self.input_mean_ = self.input_scale_ = self.target_mean_ = self.target_scale_ = None
-        x = self._encoder_inputs(seqs).astype(p["dtype"])                           # (T, n, I)
-        t_scaled = t if self.target_mean_ is None else _standardized(t, self.target_mean_, self.target_scale_)
-        tgt = np.ascontiguousarray(t_scaled.transpose(1, 0, 2), dtype=p["dtype"])  # (h, n, k) time-major
-        starts = self._starts(seqs).astype(p["dtype"])                              # (n, k)
+        """Train on input windows X and the ``horizon`` values after each, y; returns self.
 
-        model = EncoderDecoder(self.input_size_, self.n_outputs_, p["hidden_size"], cell=self.cell,
-                               num_layers=p["num_layers"], dropout=p["dropout"], dtype=p["dtype"],
-                               seed=int(rng.integers(0, 2**62)))
-        opt = _optimizer(model.parameters(), p)
+        With ``warm_start=True`` and a fitted model, training continues from its weights, standardization
+        and optimizer state (a new learning-rate schedule over this call's budget)."""
+        return self._fit(X, y, partial=False)
+
+    def partial_fit(self, X: Any, y: Any) -> "SequenceForecaster":
+        """One epoch over (X, y) at the constant learning rate ``lr``, from the current model if there is one.
+
+        The first call fixes the model (standardization, architecture, horizon). No early stopping."""
+        return self._fit(X, y, partial=True)
+
+    def _fit(self, X: Any, y: Any, partial: bool) -> "SequenceForecaster":
+        p = self._checked_params()
+        continuing = (partial or p["warm_start"]) and hasattr(self, "model_")
+        seqs = _check_X(X, np.dtype(np.float64))
+        if continuing:
+            self._check_X_fitted(seqs)
+        t = self._targets(y, seqs.n, self.horizon_ if continuing else p["horizon"])   # (n, h, k)
+        if continuing and t.shape[2] != self.n_outputs_:
+            raise ValueError(f"y has {t.shape[2]} outputs per step, but {type(self).__name__} is expecting "
+                             f"{self.n_outputs_}")
+        if not continuing:
+            self._start(seqs, t, y, p)
+        elif getattr(self, "_optimizer", None) is None:     # unpickled or loaded: a new optimizer (and stream)
+            self._optimizer = _optimizer(self.model_.parameters(), p)
+            self._rng = getattr(self, "_rng", None) or _make_rng(self.random_state)
+        rng, model, opt = self._rng, self.model_, self._optimizer
+        opt.lr = p["lr"]
+        dtype = model.dtype
+        x = self._encoder_inputs(seqs).astype(dtype)                                # (T, n, I)
+        t_scaled = t if self.target_mean_ is None else _standardized(t, self.target_mean_, self.target_scale_)
+        tgt = np.ascontiguousarray(t_scaled.transpose(1, 0, 2), dtype=dtype)       # (h, n, k) time-major
+        starts = self._starts(seqs).astype(dtype)                                   # (n, k)
+
         n = seqs.n
-        n_val = math.ceil(p["validation_fraction"] * n) if p["early_stopping"] else 0
+        n_val = math.ceil(p["validation_fraction"] * n) if p["early_stopping"] and not partial else 0
         if n_val and n - n_val < 1:
             raise ValueError(f"validation_fraction={self.validation_fraction} leaves no training window: "
                              f"n_samples={n}; pass more samples or early_stopping=False")
         train_idx, val_idx = np.arange(n - n_val), np.arange(n - n_val, n)          # the last windows validate
         batches = math.ceil(len(train_idx) / p["batch_size"])
-        epochs = int(min(p["max_epochs"] if p["max_epochs"] is not None else math.inf,
-                         math.ceil(p["max_updates"] / batches) if p["max_updates"] is not None else math.inf))
-        scheduler = optim.CosineAnnealingLR(opt, epochs * batches) if p["lr_schedule"] == "cosine" else None
-        noise = p["dtype"].type(p["input_noise"])
-        curve: list[float] = []
-        val_curve: list[float] = []
+        epochs = 1 if partial else int(min(
+            p["max_epochs"] if p["max_epochs"] is not None else math.inf,
+            math.ceil(p["max_updates"] / batches) if p["max_updates"] is not None else math.inf))
+        scheduler = (optim.CosineAnnealingLR(opt, epochs * batches)
+                     if p["lr_schedule"] == "cosine" and not partial else None)
+        noise = dtype.type(p["input_noise"])
+        curve: list[float] = list(self.loss_curve_) if continuing else []
+        val_curve: list[float] = list(self.validation_scores_ or []) if continuing and n_val else []
+        done_before = len(curve)
         best, best_epoch, best_state = math.inf, 0, None
         progress = _Progress(p["verbose"] > 0, epochs, "SequenceForecaster")
         try:
             with thread_limit(p["n_threads"]):
-                for epoch in range(1, epochs + 1):
+                for epoch in range(done_before + 1, done_before + epochs + 1):
                     model.train()
                     total = 0.0
                     for idx in np.array_split(train_idx[rng.permutation(len(train_idx))], batches):
@@ -287,11 +316,11 @@ class SequenceForecaster(RegressorMixin, BaseEstimator):
                         T = seqs.T if lens is None else int(lens.max())
                         xb, tb, sb = x[:T, idx], tgt[:, idx], starts[idx]
                         if noise > 0:       # jitter what the network reads: the inputs and the fed-back values
-                            xb = xb + noise * rng.standard_normal(xb.shape, dtype=p["dtype"])
+                            xb = xb + noise * rng.standard_normal(xb.shape, dtype=dtype)
                             if lens is not None:
                                 xb *= (np.arange(T)[:, None] < lens[None, :])[:, :, None]
-                            fed = tb + noise * rng.standard_normal(tb.shape, dtype=p["dtype"])
-                            sb = sb + noise * rng.standard_normal(sb.shape, dtype=p["dtype"])
+                            fed = tb + noise * rng.standard_normal(tb.shape, dtype=dtype)
+                            sb = sb + noise * rng.standard_normal(sb.shape, dtype=dtype)
                         else:
                             fed = tb
                         z = model(xb, fed, src_lengths=lens, start=sb)                  # (h, B, k)
@@ -312,26 +341,90 @@ class SequenceForecaster(RegressorMixin, BaseEstimator):
                     if n_val:
                         # the validation windows forecast as predict does: free running
                         lens = None if seqs.lengths is None else seqs.lengths[val_idx]
-                        z = model.decode(x[:, val_idx], p["horizon"], src_lengths=lens, start=starts[val_idx])
+                        z = model.decode(x[:, val_idx], self.horizon_, src_lengths=lens, start=starts[val_idx])
                         val_curve.append(float(mse_loss(z, tgt[:, val_idx])[0]))
                         metrics["val_loss"] = val_curve[-1]
                         if val_curve[-1] < best:
                             best, best_epoch, best_state = val_curve[-1], epoch, model.state_dict()
-                    progress.update(epoch, metrics)
-                    if n_val and epoch - best_epoch >= p["n_iter_no_change"]:
+                    progress.update(epoch - done_before, metrics)
+                    if n_val and epoch - max(best_epoch, done_before) >= p["n_iter_no_change"]:
                         break
         finally:
             progress.close()
         if best_state is not None:
             model.load_state_dict(best_state)                                          # the best epoch's weights
         model.eval()
-        self.model_ = model
         self.loss_curve_ = curve
         self.validation_scores_ = val_curve if n_val else None
         self.best_epoch_ = best_epoch if n_val else len(curve)
         self.n_iter_ = len(curve)
-        self.n_updates_ = len(curve) * batches
+        self.n_updates_ = (self.n_updates_ if continuing else 0) + (len(curve) - done_before) * batches
         return self
+
+    def _start(self, seqs: _Sequences, t: np.ndarray, y: Any, p: dict[str, Any]) -> None:
+        """Fix what a new model is made of (input shape, standardization, architecture) and build it, with
+        its optimizer."""
+        for name in self._persisted_attrs + ("model_",):
+            self.__dict__.pop(name, None)                     # from an earlier fit
+        self._rng = _make_rng(self.random_state)
+        seed = int(self._rng.integers(0, 2**62))
+        self.horizon_ = p["horizon"]
+        self.n_features_in_ = seqs.T if seqs.layout == "2d" else seqs.x.shape[2]
+        self.input_size_ = seqs.x.shape[2]
+        self.n_outputs_ = t.shape[2]
+        self.fit_layout_ = seqs.layout
+        self._y_ndim = np.ndim(y)
+        if p["scale"]:
+            # standardization alone: the decoder's inputs are targets, in the inputs' units
+            _, _, self.input_mean_, self.input_scale_ = _input_scaling(seqs, heavy_tails=False)
+            self.target_mean_, self.target_scale_ = _mean_and_scale(t.reshape(-1, self.n_outputs_), None)
+        else:
+            self.input_mean_ = self.input_scale_ = self.target_mean_ = self.target_scale_ = None
+        self._arch = {"cell": _CELLS[self.cell], "nonlinearity": "tanh", "hidden_size": p["hidden_size"],
+                      "num_layers": p["num_layers"], "dropout": p["dropout"], "dtype": p["dtype"].name}
+        self.model_ = self._make_model(seed)
+        self._optimizer = _optimizer(self.model_.parameters(), p)
+
+    def _make_model(self, seed: Optional[int] = None) -> EncoderDecoder:
+        """The encoder–decoder that ``_arch``, ``input_size_`` and ``n_outputs_`` (fixed at fit) describe."""
+        a = self._arch
+        return EncoderDecoder(self.input_size_, self.n_outputs_, a["hidden_size"], cell=a["cell"],
+                              num_layers=a["num_layers"], nonlinearity=a["nonlinearity"], dropout=a["dropout"],
+                              dtype=a["dtype"], seed=seed)
+
+    # ---- weights, pickling, saving ----------------------------------------------------------------
+    def _get_weights(self) -> dict[str, np.ndarray]:
+        """Copies of every weight under the model's names: ``encoder.<torch name>``, ``decoder.…``, ``head.…``."""
+        return self.model_.state_dict()
+
+    def _weight_spec(self) -> Iterator[tuple[str, tuple[int, ...], str]]:
+        """(name, shape, dtype) of every weight ``_set_weights`` takes, from ``_arch``, ``input_size_`` and
+        ``n_outputs_``, without building a layer (``load`` checks a file against it first)."""
+        a = self._arch
+        dtype = resolve_dtype(a["dtype"]).name
+        k = check_int("n_outputs_", self.n_outputs_, 1)
+        yield from _recurrent_weight_spec("encoder", a, check_int("input_size_", self.input_size_, 1), dtype)
+        yield from _recurrent_weight_spec("decoder", a, k, dtype)
+        yield "head.weight", (k, check_int("hidden_size", a["hidden_size"], 1)), dtype
+        yield "head.bias", (k,), dtype
+
+    def _set_weights(self, weights: dict[str, np.ndarray]) -> None:
+        """Rebuild ``model_`` from ``_arch`` with these weights; names, shapes and dtypes must match."""
+        model = self._make_model()
+        _copy_weights(dict(model.named_parameters()), weights)
+        model.eval()
+        self.model_ = model
+
+    def __getstate__(self) -> dict[str, Any]:
+        # not the optimizer (it holds the model's parameters): a warm start after unpickling starts a new one
+        getstate = getattr(super(), "__getstate__", None)
+        state = dict(getstate() if getstate is not None else self.__dict__)
+        state.pop("_optimizer", None)
+        return state
+
+    def save(self, path: Any) -> str:
+        """Write the fitted model to ``path`` (.npz of weights + JSON metadata); see :func:`rnnfast.load`."""
+        return save(self, path)
 
     # ---- predict ----------------------------------------------------------------------------------
     def _check_fitted(self) -> None:
@@ -339,16 +432,20 @@ class SequenceForecaster(RegressorMixin, BaseEstimator):
             raise NotFittedError(f"This {type(self).__name__} instance is not fitted yet. Call 'fit' with "
                                  f"appropriate arguments before using this estimator.")
 
-    def _forecast(self, X: Any) -> np.ndarray:
-        """Free-running forecasts (n, h, k) in the targets' units."""
-        self._check_fitted()
-        seqs = _check_X(X, np.dtype(np.float64))
+    def _check_X_fitted(self, seqs: _Sequences) -> None:
+        """``seqs`` checked against the shape the model was fitted on."""
         if seqs.layout == "2d" and self.fit_layout_ == "2d" and seqs.T != self.n_features_in_:
             raise ValueError(f"X has {seqs.T} features, but {type(self).__name__} is expecting "
                              f"{self.n_features_in_} features as input.")
         if seqs.x.shape[2] != self.input_size_:
             raise ValueError(f"X has {seqs.x.shape[2]} features per step, but {type(self).__name__} is "
                              f"expecting {self.input_size_}")
+
+    def _forecast(self, X: Any) -> np.ndarray:
+        """Free-running forecasts (n, h, k) in the targets' units."""
+        self._check_fitted()
+        seqs = _check_X(X, np.dtype(np.float64))
+        self._check_X_fitted(seqs)
         model = self.model_
         x = self._encoder_inputs(seqs).astype(model.dtype)
         starts = self._starts(seqs).astype(model.dtype)
@@ -362,7 +459,7 @@ class SequenceForecaster(RegressorMixin, BaseEstimator):
                 parts.append(np.asarray(z, np.float64).transpose(1, 0, 2))
         z = np.concatenate(parts)                                                     # (n, h, k)
         if self.target_mean_ is not None:
-            z = z * self.target_scale_ + self.target_mean_
+            z = z * np.asarray(self.target_scale_) + np.asarray(self.target_mean_)
         return z
 
     def predict(self, X: Any) -> np.ndarray:

@@ -10,7 +10,6 @@ import numpy as np
 from .._module import no_grad
 from .._threads import thread_limit
 from ._data import _Sequences
-from ._network import readout_forward
 
 _PREDICT_CHUNK = 1024        # sequences per forward at inference (bounds the memory of predict)
 
@@ -22,8 +21,7 @@ class _Inference:
     _arch: dict[str, Any]
     _weights_version: int
     _thread_layers: threading.local
-    rnn_: Any
-    head_: Any
+    model_: Any                      # Sequential(rnn_, Readout, head_)
     n_threads: Optional[int]
 
     if TYPE_CHECKING:                                  # provided by the estimator
@@ -32,27 +30,27 @@ class _Inference:
 
         def _metric(self, z: np.ndarray, target: np.ndarray, weights: Optional[np.ndarray]) -> float: ...
 
-        def _make_layers(self, seed_rnn: Optional[int] = None, seed_head: Optional[int] = None) -> tuple[Any, Any]: ...
+        def _make_layers(self, seed_rnn: Optional[int] = None, seed_head: Optional[int] = None) -> Any: ...
 
     def _forward(self, seqs: _Sequences, idx: Optional[np.ndarray] = None) -> np.ndarray:
         """Head outputs z in float64, in eval mode: "last" (n, O), "sequence" (T, n, O) (0 on padding),
         from prepared (scaled, windowed) sequences.
 
-        Safe to call from several threads at once: the first takes the model's own layer, the others
+        Safe to call from several threads at once: the first takes the model's own ``model_``, the others
         each run a copy of it that their thread keeps (a layer holds its activations between calls)."""
         lock = self.__dict__.get("_predict_lock")
         if lock is None or lock.acquire(blocking=False):
             try:
-                return self._forward_with(self.rnn_, seqs, idx)
+                return self._forward_with(self.model_, seqs, idx)
             finally:
                 if lock is not None:
                     lock.release()
         local = self._thread_layers
         if getattr(local, "version", None) != self._weights_version:
-            rnn, _ = self._make_layers()
-            rnn.load_state_dict(self.rnn_.state_dict())
-            local.rnn, local.version = rnn, self._weights_version
-        return self._forward_with(local.rnn, seqs, idx)
+            model = self._make_layers()
+            model.load_state_dict(self.model_.state_dict())
+            local.model, local.version = model, self._weights_version
+        return self._forward_with(local.model, seqs, idx)
 
     def _concurrent_inference(self) -> None:
         """A new version of the weights: threads that predict beside another make fresh copies of them."""
@@ -60,25 +58,26 @@ class _Inference:
         self._thread_layers = threading.local()
         self._weights_version = getattr(self, "_weights_version", 0) + 1
 
-    def _forward_with(self, rnn: Any, seqs: _Sequences, idx: Optional[np.ndarray]) -> np.ndarray:
+    def _forward_with(self, model: Any, seqs: _Sequences, idx: Optional[np.ndarray]) -> np.ndarray:
+        """``model`` = Sequential(rnn, readout, head) over the sequences ``idx``: the recurrent layer and the
+        readout in the model's dtype, the head's affine map in float64 (the returned z is float64)."""
         idx = np.arange(seqs.n) if idx is None else idx
-        rnn.eval()
-        W = self.head_.weight.data.astype(np.float64)                               # (O, F')
-        assert self.head_.bias is not None                                          # _make_layers: bias=True
-        b = self.head_.bias.data.astype(np.float64)
+        rnn, readout, head = model
+        model.eval()
+        W = head.weight.data.astype(np.float64)                                     # (O, F')
+        assert head.bias is not None                                                # _make_layers: bias=True
+        b = head.bias.data.astype(np.float64)
         parts = []
         with thread_limit(self.n_threads), no_grad():                      # the inference forward: nothing kept
             for start in range(0, len(idx), _PREDICT_CHUNK):
                 rows = idx[start:start + _PREDICT_CHUNK]
                 lengths = None if seqs.lengths is None else seqs.lengths[rows]
                 T = seqs.T if lengths is None else int(lengths.max())
-                out, _ = rnn(seqs.x[:T, rows], lengths=lengths)                   # (T, B, F)
+                feats = readout(rnn(seqs.x[:T, rows], lengths=lengths), lengths=lengths)  # (B, F') or (T, B, F)
                 if self._output == "last":
-                    feats, _ = readout_forward(out, lengths, self._arch.get("readout", "last"),
-                                               self._arch["hidden_size"])
                     parts.append(feats.astype(np.float64) @ W.T + b)
                 else:
-                    z = out.astype(np.float64) @ W.T + b                                 # (T, B, O)
+                    z = feats.astype(np.float64) @ W.T + b                               # (T, B, O)
                     if T < seqs.T:
                         z = np.concatenate([z, np.zeros((seqs.T - T,) + z.shape[1:])])
                     parts.append(z)

@@ -17,10 +17,34 @@ from .._threads import thread_limit
 from ..tbptt import chunk_bounds
 from ._compat import ConvergenceWarning
 from ._data import _epoch_batches, _offset_windowed, _Sequences, _windowed
-from ._network import readout_backward, readout_forward
 
 _MIN_EPOCH_UPDATES = 20      # early stopping: an epoch of fewer updates counts as a fraction of one
 _PROGRESS_LINES = 10         # verbose without tqdm: about this many lines per fit
+
+
+def _rows_of(output: tuple[np.ndarray, Any], rows: np.ndarray) -> tuple[np.ndarray, Any]:
+    """A recurrent layer's ``(out, state)`` restricted to the batch rows ``rows``: out (k, B, F) → (k, m, F),
+    each state (L, B, H) → (L, m, H)."""
+    out, state = output
+    pick = (lambda a: a[:, rows])
+    return pick(out), (tuple(pick(a) for a in state) if isinstance(state, tuple) else pick(state))
+
+
+def _scatter_rows(grad: tuple[np.ndarray, Any], rows: np.ndarray, output: tuple[np.ndarray, Any]
+                  ) -> tuple[np.ndarray, Any]:
+    """The ``(dout, dstate)`` of the batch rows ``rows`` placed in zeros shaped as the whole ``output``
+    (the other rows did not reach the loss); a None state gradient stays None."""
+    def place(g: np.ndarray, like: np.ndarray) -> np.ndarray:
+        full = np.zeros(like.shape, like.dtype)                # (k or L, B, F or H)
+        full[:, rows] = g
+        return full
+
+    (dout, dstate), (out, state) = grad, output
+    if isinstance(state, tuple):
+        dstate = tuple(None if g is None else place(g, a) for a, g in zip(state, dstate or (None,) * len(state)))
+    elif dstate is not None:
+        dstate = place(dstate, state)
+    return place(dout, out), dstate
 
 
 class _Progress:
@@ -65,6 +89,7 @@ class _TrainingLoop:
     _optimizer: optim.Optimizer
     _output: str
     _arch: dict[str, Any]
+    model_: Any                      # Sequential(rnn_, Readout, head_)
     rnn_: Any
     head_: Any
     history_: dict[str, list[float]]
@@ -101,12 +126,12 @@ class _TrainingLoop:
                              f"n_samples={n}; pass more samples or validation_fraction=None")
         order = rng.permutation(n) if n_val else np.arange(n)
         val_idx, train_idx = np.sort(order[:n_val]), np.sort(order[n_val:])
-        params = self.rnn_.parameters() + self.head_.parameters()
+        params = self.model_.parameters()                                 # the layer's, then the head's
         # data-parallel: rank 0's initial weights everywhere, and the gradients in one flat buffer
         dp = None if comm is None else distributed.DataParallel(params, comm)
         opt = self._optimizer
         opt.lr = p["lr"]
-        engine = Engine(self.rnn_, self.head_, opt, p["clip_norm"], dp, check_finite=True)
+        engine = Engine(self.model_, None, opt, p["clip_norm"], dp, check_finite=True)
 
         batches = math.ceil(len(train_idx) / p["batch_size"])          # per epoch
         if partial:
@@ -133,14 +158,14 @@ class _TrainingLoop:
         try:
             with thread_limit(p["n_threads"]):
                 for epoch in range(1, epochs + 1):
-                    self.rnn_.train()
+                    self.model_.train()
                     perm = train_idx[rng.permutation(len(train_idx))]
                     total, count = 0.0, 0.0
                     for batch, idx in enumerate(_epoch_batches(perm, batches, seqs.lengths, p["bucket"], rng), 1):
                         try:
                             s, c = self._train_batch(seqs, targets, weights, idx, engine, p, offsets)
                         except Diverged as exc:
-                            self.rnn_.eval()
+                            self.model_.eval()
                             raise FloatingPointError(
                                 f"training diverged in epoch {epoch}, batch {batch}: the loss is {exc.loss} or a "
                                 f"gradient is not finite; the model keeps the weights from before that update. "
@@ -165,7 +190,7 @@ class _TrainingLoop:
                     if n_val:
                         val_losses.append(val_loss)
                         val_scores.append(val_score)
-                    last_state = (self.rnn_.state_dict(), self.head_.state_dict(), n_updates, seen)
+                    last_state = (self.model_.state_dict(), n_updates, seen)
                     progress.update(epoch, {"loss": epoch_loss, **({"val_loss": val_loss, "val_score": val_score}
                                                                     if n_val else {})})
                     if early:
@@ -183,12 +208,11 @@ class _TrainingLoop:
         # keep the best epoch's weights (early stopping), or the last complete epoch's after an interrupt
         kept = best_state if early and best_state is not None else (last_state if interrupted else None)
         if kept is not None:
-            self.rnn_.load_state_dict(kept[0])
-            self.head_.load_state_dict(kept[1])
-        self.rnn_.eval()
+            self.model_.load_state_dict(kept[0])
+        self.model_.eval()
         if interrupted:
             assert last_state is not None
-            n_updates, seen = last_state[2], last_state[3]
+            n_updates, seen = last_state[1], last_state[2]
         self.loss_curve_ = loss_curve
         self.validation_scores_ = val_scores if n_val else None
         self.best_validation_score_ = float(val_scores[best_epoch - 1]) if n_val and best_epoch else None
@@ -220,10 +244,10 @@ class _TrainingLoop:
         batch, for the epoch's mean training loss.
         """
         dp = engine.dp
-        rows = idx                                                                 # (B,) idx's columns of seqs
+        cols = idx                                                                 # (B,) the batch's columns of seqs
         if offsets is not None:
-            seqs, rows = _offset_windowed(offsets, idx, getattr(self, "window_", 1), self._rng), np.arange(len(idx))
-        lengths = None if seqs.lengths is None else seqs.lengths[rows]            # (B,)
+            seqs, cols = _offset_windowed(offsets, idx, getattr(self, "window_", 1), self._rng), np.arange(len(idx))
+        lengths = None if seqs.lengths is None else seqs.lengths[cols]            # (B,)
         T = seqs.T if lengths is None else int(lengths.max())
         batch_ends = np.full(len(idx), T, np.int64) if lengths is None else lengths   # (B,) steps per sequence
         bounds = chunk_bounds(T, p["tbptt"] if p["tbptt"] is not None else max(T, 1))
@@ -235,7 +259,7 @@ class _TrainingLoop:
         if dp is not None:
             rows_global = dp.shard(rows_global)
         idx, ends = (idx, batch_ends) if dp is None else (dp.shard(idx), dp.shard(batch_ends))  # this rank's
-        x = seqs.x[:T, rows if dp is None else dp.shard(rows)]                     # (T, B, I)
+        x = seqs.x[:T, cols if dp is None else dp.shard(cols)]                     # (T, B, I)
         if noise is not None:
             x = x + noise[:, rows_global]                    # jittered inputs: a fresh sample every update
             if lengths is not None:
@@ -257,25 +281,21 @@ class _TrainingLoop:
             all_rows = rows.size == B
             lens = np.minimum(ends[rows] - s, e - s)                               # (B',) steps in this chunk
 
-            def objective(out: np.ndarray) -> tuple[float, float, Optional[np.ndarray]]:
+            def objective(output: tuple[np.ndarray, Any]) -> tuple[float, float, Optional[tuple[Any, Any]]]:
+                # model_ = Sequential(rnn_, Readout, head_): the layer ran in the engine, the rest runs here
+                readout, head = self.model_[1], self.model_[2]
                 if self._output == "last":
                     done = np.flatnonzero(ends[rows] <= e)                         # sequences ending here
-                    if not done.size:
-                        return 0.0, 0.0, None
-                    sub = out if done.size == out.shape[1] else out[:, done]
-                    feats, cache = readout_forward(sub, lens[done], self._arch["readout"], H)  # (m, F')
-                    z = self.head_(feats)                                          # (m, O)
                     wd = None if w is None else w[rows[done]]
-                    if wd is not None and not wd.any():
-                        return 0.0, 0.0, None                                      # every entry weighs 0
+                    if not done.size or (wd is not None and not wd.any()):
+                        return 0.0, 0.0, None                                      # nothing scored here
+                    whole = done.size == output[0].shape[1]
+                    z = head(readout(output if whole else _rows_of(output, done), lengths=lens[done]))  # (m, O)
                     value, dz = self._loss(z, tgt[rows[done]], wd)
-                    dsub = readout_backward(self.head_.backward(dz), cache, out.dtype)
-                    if sub is out:
-                        return value, float(done.size if wd is None else wd.sum()), dsub
-                    dout = np.zeros(out.shape, out.dtype)                          # (k, B', F) zero but there
-                    dout[:, done] = dsub
-                    return value, float(done.size if wd is None else wd.sum()), dout
-                z = self.head_(out)                                                # (k, B', O)
+                    grad = readout.backward(head.backward(dz))                     # (dout, dstate) of the m
+                    n_scored = float(done.size if wd is None else wd.sum())
+                    return value, n_scored, grad if whole else _scatter_rows(grad, done, output)
+                z = head(readout(output, lengths=lens))                            # (k, B', O)
                 t_chunk = tgt[s:e] if all_rows else tgt[s:e, rows]
                 mask = (np.arange(e - s)[:, None] < lens[None, :]).astype(np.float64) \
                     if lengths is not None else None
@@ -285,7 +305,7 @@ class _TrainingLoop:
                         return 0.0, 0.0, None                                      # every entry weighs 0
                 value, dz = self._loss(z, t_chunk, mask)
                 n_scored = float(lens.sum() if mask is None else mask.sum())
-                return value, n_scored, self.head_.backward(dz)                   # (k, B', H)
+                return value, n_scored, readout.backward(head.backward(dz))       # ((k, B', D·H), None)
 
             engine.zero_grad()
             value, n_scored, new_state = 0.0, 0.0, None
