@@ -104,12 +104,12 @@ def _object_marker(name: str) -> str:
 
 # --------------------------------------------------------------------------------------------------- save
 def save(estimator: Any, path: str | os.PathLike) -> str:
-    """Write a fitted estimator of a registered class (``SequenceClassifier``, ``SequenceRegressor``) to
-    ``path``, atomically; returns ``path``."""
+    """Write a fitted estimator of a registered class (``SequenceClassifier``, ``SequenceRegressor``,
+    ``SequenceForecaster``) to ``path``, atomically; returns ``path``."""
     cls: Any = type(estimator)
     if _REGISTRY.get(cls.__name__) != cls:                # (identity: classes compare by it)
-        raise TypeError(f"save needs an rnnfast SequenceClassifier or SequenceRegressor (or a class given to "
-                        f"rnnfast.persist.register), got {cls.__name__}")
+        raise TypeError(f"save needs a fitted rnnfast estimator of a registered class "
+                        f"({', '.join(sorted(_REGISTRY))}; rnnfast.persist.register adds one), got {cls.__name__}")
     estimator._check_fitted()
     path = os.fspath(path)
     arrays = dict(estimator._get_weights())
