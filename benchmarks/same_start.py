@@ -1,8 +1,9 @@
 """rnnfast and PyTorch trained from the same weights on the same batches: do they end at the same model?
 
-The estimators' default recipe, written out as a plain loop in both frameworks (inputs standardized,
-windowed to 32 steps, LSTM 64, the last step's state, Linear, cross-entropy, Adam 3e-3 with clipping to 1.0,
-equal batches of at most 16, cosine over 1000 updates): torch starts from rnnfast's initial weights and sees
+The estimators' recipe as it was before ``window_offset`` and the 2,000-update budget, written out as a
+plain loop in both frameworks (inputs standardized, windowed to 32 steps on a fixed grid, LSTM 64, the last
+step's state, Linear, cross-entropy, Adam 3e-3 with clipping to 1.0, equal batches of at most 16, cosine over
+1000 updates, no input noise): torch starts from rnnfast's initial weights and sees
 the same batches in the same order. The losses agree to float32 rounding at first; how far the two
 trajectories then drift apart, and the test accuracy each ends at, shows how much of a dataset's score is
 the luck of rounding rather than the library (used for ArrowHead in issue 16).
