@@ -97,7 +97,7 @@ def jordan_forward(int act,                                 # φ: RF_TANH, RF_RE
         for k in prange(nblocks, schedule="static"):
             lo = _bound(T * B, nblocks, k)
             hi = _bound(T * B, nblocks, k + 1)
-            _input_projection(lo, hi, I, H, &x[0, 0, 0], &w_ih[0, 0], &s[0, 0, 0])    # s := x W_ihᵀ
+            _input_projection(lo, hi, I, H, &x[0, 0, 0], &w_ih[0, 0], NULL, &s[0, 0, 0])    # s := x W_ihᵀ
     with nogil, parallel(num_threads=nteam):
         if p_yh != NULL:
             pack_by_team(True, O, H, &w_yh[0, 0], p_yh)                                 # W_yhᵀ (O, H)
