@@ -71,7 +71,7 @@ def backward(int cell,                                  # ELMAN_*, LSTM or GRU
              const floating[:, ::1] dout,               # IN    (rows, H) dL/dout
              const floating[:, ::1] dh_n,               # IN    (B, H) dL/dh_n
              const floating[:, ::1] dc_n,               # IN    (B, H) dL/dc_n, LSTM, else None
-             floating[:, ::1] dx,                       # OUT   (rows, I)
+             floating[:, ::1] dx,                       # OUT   (rows, I), or None: not wanted (not computed)
              floating[:, ::1] dw_ih,                    # INOUT (G·H, I) accumulated
              floating[:, ::1] dw_hh,                    # INOUT (G·H, H) accumulated
              floating[::1] db_ih,                       # INOUT (G·H,) accumulated, or None
@@ -160,7 +160,7 @@ def backward(int cell,                                  # ELMAN_*, LSTM or GRU
                 memcpy(h_prev_p + off[t] * H, &h0[0, 0] if t == 0 else &out[0, 0] + off[t - 1] * H,
                        bs[t] * H * sizeof(floating))
     _after_loop_bounds(nblocks, rows, I, H, GH, split, wsize == 0, <double> nnz / rows if nnz >= 0 else I,
-                       bounds, bounds + nblocks + 1)
+                       rows if dx is not None else 0, bounds, bounds + nblocks + 1)
     with nogil, parallel(num_threads=nblocks):
         for k in prange(nblocks, schedule="static"):
             g0 = bounds[k]
@@ -168,7 +168,7 @@ def backward(int cell,                                  # ELMAN_*, LSTM or GRU
             lo = bounds[nblocks + 1 + k]
             hi = bounds[nblocks + 2 + k]
             _weight_gradients(T, B, rows, I, H, GH, split, g0, g1, lo, hi, &gates[0, 0], hn_p, &x[0, 0],
-                              &h0[0, 0], &out[0, 0], h_prev_p, &w_ih[0, 0], &dx[0, 0], &dw_ih[0, 0],
+                              &h0[0, 0], &out[0, 0], h_prev_p, &w_ih[0, 0], _ptr2(dx), &dw_ih[0, 0],
                               &dw_hh[0, 0], work + k * wsize if work != NULL else NULL, g_iht)
     free(off)
     free(bounds)

@@ -106,7 +106,7 @@ cdef inline Py_ssize_t _distance(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
 
 
 cdef void _after_loop_bounds(Py_ssize_t n, Py_ssize_t rows, int I, int H, int GH, int split,
-                             bint blas_wgrad, double x_width, Py_ssize_t* gate_bounds,
+                             bint blas_wgrad, double x_width, Py_ssize_t dx_rows, Py_ssize_t* gate_bounds,
                              Py_ssize_t* row_bounds) noexcept nogil:
     """Block k of the after-loop work: gate rows [gate_bounds[k], gate_bounds[k+1]) of the weight
     gradients and rows [row_bounds[k], row_bounds[k+1]) of dx, k < n.
@@ -116,7 +116,8 @@ cdef void _after_loop_bounds(Py_ssize_t n, Py_ssize_t rows, int I, int H, int GH
     packing h again) where one would do. rnnfast_wgrad.h packs h in blocks anyway, and loses more to the
     bigger share of C that the moved bound gives one thread (benchmarks/README.md, weight gradients). The dx
     rows then even out the work: a block with more gate rows gets fewer dx rows. x_width is what one row of x
-    costs dW_ih per gate row: I, or its nonzeros per row when x is sparse."""
+    costs dW_ih per gate row: I, or its nonzeros per row when x is sparse. dx_rows: rows (or 0 when no dx is
+    wanted: every block's dx rows are then empty)."""
     cdef Py_ssize_t k, best = 0
     cdef double per_gate = <double> rows * (x_width + H)  # dW_ih and dW_hh work of one gate row
     cdef double per_row = <double> GH * I                 # dx work of one row
@@ -128,10 +129,10 @@ cdef void _after_loop_bounds(Py_ssize_t n, Py_ssize_t rows, int I, int H, int GH
             if best == 0 or _distance(gate_bounds[k], split) < _distance(gate_bounds[best], split):
                 best = k
         gate_bounds[best] = split
-    target = (GH * per_gate + rows * per_row) / n
+    target = (GH * per_gate + dx_rows * per_row) / n
     for k in range(n):
         total += max(0.0, target - (gate_bounds[k + 1] - gate_bounds[k]) * per_gate)
     row_bounds[0] = 0
     for k in range(n):
         acc += max(0.0, target - (gate_bounds[k + 1] - gate_bounds[k]) * per_gate)
-        row_bounds[k + 1] = rows if k == n - 1 else <Py_ssize_t> (rows * acc / total + 0.5)
+        row_bounds[k + 1] = dx_rows if k == n - 1 or total <= 0 else <Py_ssize_t> (dx_rows * acc / total + 0.5)

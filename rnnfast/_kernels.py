@@ -374,7 +374,7 @@ def forward_inference(cell: CellSpec, weights: Weights, x: np.ndarray, h0: np.nd
 
 def backward(dout: np.ndarray, dh_n: np.ndarray, dc_n: Optional[np.ndarray], fwd: ForwardResult,
              options: KernelOptions, *, dh0: np.ndarray, dc0: Optional[np.ndarray],
-             dx: Optional[np.ndarray] = None) -> np.ndarray:
+             dx: Optional[np.ndarray] = None, input_grad: bool = True) -> Optional[np.ndarray]:
     """BPTT through one :class:`ForwardResult` (which it consumes).
 
     Parameters
@@ -389,10 +389,12 @@ def backward(dout: np.ndarray, dh_n: np.ndarray, dc_n: Optional[np.ndarray], fwd
         Filled with ∂L/∂h0 and (LSTM) ∂L/∂c0.
     dx : ndarray (rows, I), optional
         Where to write ∂L/∂x (default: the workspace's).
+    input_grad : bool
+        False: ∂L/∂x is not wanted, and the kernel skips its GEMM (dx_t = dA_t W_ih); None is returned.
 
     Returns
     -------
-    dx : ndarray (rows, I)
+    dx : ndarray (rows, I), or None without ``input_grad``
         ∂L/∂x. The weight gradients are added into the parameters' ``.grad``.
     """
     x, w, layout = fwd.x, fwd.weights, fwd.layout
@@ -400,10 +402,13 @@ def backward(dout: np.ndarray, dh_n: np.ndarray, dc_n: Optional[np.ndarray], fwd
     dtype = x.dtype
     H = w.w_hh.data.shape[1]
     GH = fwd.cell.width(H)
-    if dx is None:
+    if dx is None and input_grad:
         dx = fwd.workspace.buffer(fwd.key + ("dx",), x.shape, dtype)                          # (rows, I)
+    if not input_grad:
+        dx = None
     if T == 0 or B == 0:
-        dx[...] = 0
+        if dx is not None:
+            dx[...] = 0
         dh0[...] = dh_n
         if dc0 is not None:
             dc0[...] = dc_n

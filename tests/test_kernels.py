@@ -292,3 +292,37 @@ def test_sparse_input_matches_torch(cell):
     layer = make_layer(cell, p.I, p.H, dtype=np.float32, seed=6)
     assert_outcomes_close(run_layer(layer, p), torch_run(p, {n: q.data for n, q in layer.named_parameters()}),
                           np.float32)
+
+
+# ---- backward(input_grad=False): no dx = dA W_ih for the first layer ------------------------------------
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("layers, bidirectional", [(1, False), (2, False), (2, True)])
+@pytest.mark.parametrize("lengths", [False, True], ids=["full", "lengths"])
+@pytest.mark.parametrize("make", [rnnfast.LSTM, rnnfast.GRU, rnnfast.Elman])
+def test_backward_without_input_grad(make, lengths, layers, bidirectional, threads, restore_threads):
+    """The same weight and state gradients, bit for bit, with and without dx; dx is then None."""
+    rnnfast.set_num_threads(threads)
+    rng = np.random.default_rng(3)
+    T, B, I, H = 7, 5, 6, 9
+    x = rng.standard_normal((T, B, I))
+    dout = rng.standard_normal((T, B, (1 + bidirectional) * H))
+    lens = rng.integers(1, T + 1, size=B) if lengths else None
+    results = []
+    for input_grad in (True, False):
+        layer = make(I, H, num_layers=layers, bidirectional=bidirectional, dtype="float64", seed=2)
+        layer(x, lengths=lens)
+        dx, dstate = layer.backward(dout, input_grad=input_grad)
+        assert (dx is None) == (not input_grad)
+        states = dstate if isinstance(dstate, tuple) else (dstate,)
+        results.append([np.array(s) for s in states] + [p.grad.copy() for p in layer.parameters()])
+    for a, b in zip(*results):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_backward_input_grad_must_be_a_bool():
+    layer = rnnfast.LSTM(3, 4)
+    layer(np.zeros((2, 1, 3), np.float32))
+    with pytest.raises(TypeError, match="input_grad"):
+        layer.backward(np.zeros((2, 1, 4), np.float32), input_grad="no")
