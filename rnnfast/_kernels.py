@@ -498,6 +498,25 @@ def jordan_forward_training(act: int, out_act: int, weights: JordanWeights, x: n
     return JordanForward(act, out_act, weights, x, s, ys, workspace)
 
 
+def jordan_forward_inference(act: int, out_act: int, weights: JordanWeights, x: np.ndarray, y0: np.ndarray,
+                             options: KernelOptions, *, workspace: Any, ys: np.ndarray) -> None:
+    """As :func:`jordan_forward_training`, keeping nothing for a backward: each step projects its own x_t into
+    one step's s (B, H), so only ``ys`` (T + 1, B, O) is written."""
+    T, B = x.shape[:2]
+    dtype = x.dtype
+    I = x.shape[2]
+    H, O = weights.w_ih.data.shape[0], weights.w_hy.data.shape[0]
+    ys[0] = y0
+    if T and B:
+        packed_yh = _jordan_packed(workspace, "forward_yh", O, H, dtype, options)
+        _recurrent.jordan_forward(act, out_act, x, weights.w_ih.data, weights.w_yh.data, _data_or_none(weights.b_h),
+                                  weights.w_hy.data, _data_or_none(weights.b_y),
+                                  workspace.buffer(("jordan", "s_step"), (1, B, H), dtype), ys, packed_yh,
+                                  _jordan_packed(workspace, "forward_hy", H, O, dtype, options), options.threads,
+                                  True, None if packed_yh is None else
+                                  _jordan_packed(workspace, "forward_ih", I, H, dtype, options))
+
+
 def jordan_backward(dy: np.ndarray, fwd: JordanForward, options: KernelOptions, *, dy0: np.ndarray,
                     dx: np.ndarray) -> np.ndarray:
     """BPTT through a :class:`JordanForward`: ``dy`` (T, B, O) is ∂L/∂y_t from outside (with ∂L/∂y_n already
