@@ -357,7 +357,7 @@ class _Recurrent(Module):
             for k in reversed(range(L)):
                 runs = cache["layers"][k]["runs"]
 
-                def direction(d: int, g_d: np.ndarray) -> np.ndarray:
+                def direction(d: int, g_d: np.ndarray) -> Optional[np.ndarray]:
                     i = k * D + d                                   # this direction's row in the states
                     # layer 0's dx is returned to the user, so it is fresh each call
                     fresh = (aligned_empty(runs[d].x.shape, self.dtype)
@@ -374,6 +374,7 @@ class _Recurrent(Module):
                     if dx is not None:                              # (None at layer 0 without input_grad)
                         dx += layout.reverse(dx_reverse)
                 if k > 0:
+                    assert dx is not None                           # layers above the first always compute it
                     mask = cache["layers"][k - 1]["mask"]
                     g = dx if mask is None else np.multiply(dx, mask, out=dx)   # through dropout
         dstate0 = self._pack_state(layout.unsort(dh0), None if dc0 is None else layout.unsort(dc0))
