@@ -16,6 +16,9 @@ time the same work). Loops (float32):
 
 A step is ``zero_grad``, forward, head, loss, backward (head then layer), ``clip_grad_norm_`` and
 ``optimizer.step()``, as a user writes it (rnnfast's losses return the gradient; torch's ``loss.backward()``).
+The input is data in both: torch's ``x`` does not require grad, so autograd skips dL/dx; rnnfast's layer is told
+the same (``backward(..., input_grad=False)``). Both get the same dense float32 arrays (char-LM: one-hot rows,
+which rnnfast's kernels detect as sparse and multiply by their nonzeros only; torch multiplies them densely).
 Both frameworks run at ``--threads`` (``rnnfast.set_num_threads``, ``torch.set_num_threads``); NumPy's BLAS is
 left at its defaults, as a user has it. Process layouts (``--modes``): ``separate`` (each framework in its own
 fresh process), ``torch-first`` and ``rnnfast-first`` (both in one process, imported in that order; they then
@@ -127,7 +130,7 @@ def rnnfast_loop(name, np):
             dout[-1] = dh
         else:
             dout = dh
-        layer.backward(dout)
+        layer.backward(dout, input_grad=False)                      # x is data: no dL/dx, as in torch
         rnnfast.clip_grad_norm_(params, clip)
         opt.step()
         return loss

@@ -71,7 +71,7 @@ def backward(int cell,                                  # ELMAN_*, LSTM or GRU
              const floating[:, ::1] dout,               # IN    (rows, H) dL/dout
              const floating[:, ::1] dh_n,               # IN    (B, H) dL/dh_n
              const floating[:, ::1] dc_n,               # IN    (B, H) dL/dc_n, LSTM, else None
-             floating[:, ::1] dx,                       # OUT   (rows, I)
+             floating[:, ::1] dx,                       # OUT   (rows, I), or None: not wanted (not computed)
              floating[:, ::1] dw_ih,                    # INOUT (G·H, I) accumulated
              floating[:, ::1] dw_hh,                    # INOUT (G·H, H) accumulated
              floating[::1] db_ih,                       # INOUT (G·H,) accumulated, or None
@@ -100,6 +100,8 @@ def backward(int cell,                                  # ELMAN_*, LSTM or GRU
     cdef floating* dbias = NULL
     cdef floating* work = NULL
     cdef void* work_mem = NULL
+    cdef floating* g_iht = NULL
+    cdef Py_ssize_t nnz = _sparse_nnz(rows, I, &x[0, 0])
     cdef _Share share
     cdef int plan
     cdef rf_barrier barrier
@@ -128,12 +130,15 @@ def backward(int cell,                                  # ELMAN_*, LSTM or GRU
     wsize = _wgrad_work_size(sizeof(floating), wgrad_blas)   # (nblocks, wsize) each after-loop thread's workspace
     if wsize:
         work = <floating*> _wgrad_workspace(nblocks, wsize, sizeof(floating), &work_mem)
+    if nnz >= 0:                              # a sparse x: dW_ih by its nonzeros, through (I, GH) zeros
+        g_iht = <floating*> calloc(<size_t> I * GH, sizeof(floating))
     if (off == NULL or bounds == NULL or (dbias == NULL and (db_ih_p != NULL or db_hh_p != NULL))
-            or (wsize and work == NULL)):
+            or (wsize and work == NULL) or (nnz >= 0 and g_iht == NULL)):
         free(off)
         free(bounds)
         free(dbias)
         free(work_mem)
+        free(g_iht)
         raise MemoryError()
     rf_barrier_init(&barrier)
     with nogil, parallel(num_threads=nteam):
@@ -154,7 +159,8 @@ def backward(int cell,                                  # ELMAN_*, LSTM or GRU
             for t in range(T):
                 memcpy(h_prev_p + off[t] * H, &h0[0, 0] if t == 0 else &out[0, 0] + off[t - 1] * H,
                        bs[t] * H * sizeof(floating))
-    _after_loop_bounds(nblocks, rows, I, H, GH, split, wsize == 0, bounds, bounds + nblocks + 1)
+    _after_loop_bounds(nblocks, rows, I, H, GH, split, wsize == 0, <double> nnz / rows if nnz >= 0 else I,
+                       rows if dx is not None else 0, bounds, bounds + nblocks + 1)
     with nogil, parallel(num_threads=nblocks):
         for k in prange(nblocks, schedule="static"):
             g0 = bounds[k]
@@ -162,11 +168,12 @@ def backward(int cell,                                  # ELMAN_*, LSTM or GRU
             lo = bounds[nblocks + 1 + k]
             hi = bounds[nblocks + 2 + k]
             _weight_gradients(T, B, rows, I, H, GH, split, g0, g1, lo, hi, &gates[0, 0], hn_p, &x[0, 0],
-                              &h0[0, 0], &out[0, 0], h_prev_p, &w_ih[0, 0], &dx[0, 0], &dw_ih[0, 0],
-                              &dw_hh[0, 0], work + k * wsize if work != NULL else NULL)
+                              &h0[0, 0], &out[0, 0], h_prev_p, &w_ih[0, 0], _ptr2(dx), &dw_ih[0, 0],
+                              &dw_hh[0, 0], work + k * wsize if work != NULL else NULL, g_iht)
     free(off)
     free(bounds)
     free(work_mem)
+    free(g_iht)
     if dbias != NULL:      # db = Σ dA over the threads' sums; db_hh the same but for GRU's n block
         for k in range(1, nteam):
             for p in range(GH + H):

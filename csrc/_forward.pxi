@@ -65,6 +65,7 @@ def forward(int cell,                                   # ELMAN_*, LSTM or GRU
     cdef const floating* b_hn_p = &b_hn[0] if b_hn is not None else NULL
     cdef const int* bs = NULL
     cdef floating* packed_p = NULL
+    cdef floating* w_iht = NULL
     cdef floating* a_p
     cdef Py_ssize_t k, lo, hi, nblocks, nteam
     cdef Py_ssize_t* off
@@ -83,6 +84,11 @@ def forward(int cell,                                   # ELMAN_*, LSTM or GRU
         raise MemoryError()
     a_p = &out[0, 0] if gates is None else &gates[0, 0]         # Elman: pre-activations go straight into out
     nblocks = _team(num_threads, rows, 2.0 * rows * GH * I)
+    if _sparse_nnz(rows, I, &x[0, 0]) >= 0:                     # a sparse x: the projection by its nonzeros
+        w_iht = _transposed(GH, I, &w_ih[0, 0])                 # (I, GH) W_ihᵀ
+        if w_iht == NULL:
+            free(off)
+            raise MemoryError()
     nteam = _loop_team(num_threads, rows, B, H, GH, sizeof(floating), False,
                        _split_policy(split_bytes, split_h_per_row), &plan)
     rf_barrier_init(&barrier)
@@ -90,7 +96,7 @@ def forward(int cell,                                   # ELMAN_*, LSTM or GRU
         for k in prange(nblocks, schedule="static"):
             lo = _bound(rows, nblocks, k)
             hi = _bound(rows, nblocks, k + 1)
-            _input_projection(lo, hi, I, GH, &x[0, 0], &w_ih[0, 0], a_p)
+            _input_projection(lo, hi, I, GH, &x[0, 0], &w_ih[0, 0], w_iht, a_p)
     with nogil, parallel(num_threads=nteam):
         if packed_p != NULL:
             pack_by_team(True, H, GH, &w_hh[0, 0], packed_p)               # W_hhᵀ
@@ -101,3 +107,4 @@ def forward(int cell,                                   # ELMAN_*, LSTM or GRU
                        a_p, _ptr2(c), _ptr2(tanh_c), _ptr2(hn), &out[0, 0],
                        &scratch[0, 0] if scratch is not None else NULL)
     free(off)
+    free(w_iht)

@@ -49,10 +49,11 @@ cdef void _inference_block(int cell, Py_ssize_t T, const int* batch_sizes, const
                            const floating* w_hh, const floating* packed_hh, const floating* bias,
                            const floating* b_hn, const floating* h0, floating* c, floating* gates,
                            floating* tanh_c, floating* hn, floating* scratch, floating* out, const floating* w_cat,
-                           const floating* packed_cat, floating* z) noexcept nogil:
+                           const floating* packed_cat, floating* z, const floating* w_iht) noexcept nogil:
     """The time loop for batch rows [b0, b1) and hidden units [j0, j1); gates, c, tanh_c, hn, scratch and z
     are (B, ·), indexed by the batch row (a sequence keeps its row at every step, packed or padded). Fused
-    when z is not NULL: w_cat = [W_ih | W_hh] (G·H, I + H), packed_cat its packed copy (or NULL: BLAS)."""
+    when z is not NULL: w_cat = [W_ih | W_hh] (G·H, I + H), packed_cat its packed copy (or NULL: BLAS).
+    With w_iht = W_ihᵀ (I, G·H) (a sparse x, all units), each step's projection goes by x's nonzeros."""
     cdef int GH = _gate_width(cell, H)
     cdef int G = GH // H
     cdef int K = I + H
@@ -78,7 +79,10 @@ cdef void _inference_block(int cell, Py_ssize_t T, const int* batch_sizes, const
                 _forward_step(cell, m, H, j0, j1, h_prev, _row(c, b0, H), NULL, NULL, bias, b_hn, a, s,
                               _row(c, b0, H), _row(tanh_c, b0, H), NULL, out + row0 * H)
             else:
-                _gate_products(G, H, I, j0, j1, m, x + row0 * I, packed_ih, w_ih, a, False)   # a := x_t W_ihᵀ
+                if w_iht != NULL:
+                    _input_projection(0, m, I, GH, x + row0 * I, w_ih, w_iht, a)           # a := x_t W_ihᵀ
+                else:
+                    _gate_products(G, H, I, j0, j1, m, x + row0 * I, packed_ih, w_ih, a, False)
                 _forward_step(cell, m, H, j0, j1, h_prev, _row(c, b0, H), packed_hh, w_hh, bias, b_hn, a, s,
                               _row(c, b0, H), _row(tanh_c, b0, H), _row(hn, b0, H), out + row0 * H)
         if barrier != NULL:
@@ -117,6 +121,7 @@ def forward_inference(int cell,                         # ELMAN_*, LSTM or GRU
     cdef floating* phh = NULL
     cdef floating* pz = NULL
     cdef floating* pcat = NULL
+    cdef floating* w_iht = NULL
     cdef Py_ssize_t nteam, n
     cdef Py_ssize_t* off
     cdef _Share share
@@ -141,7 +146,12 @@ def forward_inference(int cell,                         # ELMAN_*, LSTM or GRU
         raise MemoryError()
     nteam = _inference_team(cell, num_threads, rows, B, H, GH, sizeof(floating),
                             _split_policy(split_bytes, split_h_per_row), &plan)
-    if z is not None and plan == _BY_ROWS:                          # fused: w_cat := [W_ih | W_hh]
+    if plan == _BY_ROWS and _sparse_nnz(rows, I, &x[0, 0]) >= 0:   # a sparse x: each step's projection by
+        w_iht = _transposed(GH, I, &w_ih[0, 0])                     # its nonzeros, through W_ihᵀ (I, GH)
+        if w_iht == NULL:
+            free(off)
+            raise MemoryError()
+    if z is not None and plan == _BY_ROWS and w_iht == NULL:        # fused: w_cat := [W_ih | W_hh]
         pz = &z[0, 0]
         for n in range(GH):
             memcpy(&w_cat[n, 0], &w_ih[n, 0], I * sizeof(floating))
@@ -156,12 +166,14 @@ def forward_inference(int cell,                         # ELMAN_*, LSTM or GRU
         if pcat != NULL:
             pack_by_team(True, I + H, GH, &w_cat[0, 0], pcat)              # [W_ih | W_hh]ᵀ
         elif pih != NULL:
-            pack_by_team(True, I, GH, &w_ih[0, 0], pih)                     # W_ihᵀ
+            if w_iht == NULL:
+                pack_by_team(True, I, GH, &w_ih[0, 0], pih)                 # W_ihᵀ
             pack_by_team(True, H, GH, &w_hh[0, 0], phh)                     # W_hhᵀ
         share = _loop_share(plan, T, B, bs, H, sizeof(floating))
         _inference_block(cell, T, bs, off, I, H, share.b0, share.b1, share.j0, share.j1,
                          &barrier if plan != _BY_ROWS and share.team > 1 else NULL, share.team,
                          &x[0, 0], &w_ih[0, 0], pih, &w_hh[0, 0], phh, bias_p, b_hn_p, &h0[0, 0], _ptr2(c),
                          _ptr2(gates), _ptr2(tanh_c), _ptr2(hn), _ptr2(scratch), &out[0, 0],
-                         &w_cat[0, 0] if pz != NULL else NULL, pcat, pz)
+                         &w_cat[0, 0] if pz != NULL else NULL, pcat, pz, w_iht)
     free(off)
+    free(w_iht)

@@ -39,16 +39,23 @@ cdef inline void _add_rows(Py_ssize_t m, int n, const floating* v, floating* c) 
 cdef void _jordan_forward_block(int act, int out_act, Py_ssize_t T, Py_ssize_t B, int H, int O,
                                 Py_ssize_t b0, Py_ssize_t b1, const floating* w_yh, const floating* w_hy,
                                 const floating* p_yh, const floating* p_hy, const floating* b_h,
-                                const floating* b_y, floating* s, floating* ys) noexcept nogil:
-    """The time loop for batch rows [b0, b1): s (T, B, H) holds the input projection on entry and s_t on
-    exit; ys (T + 1, B, O) holds y_0 in ys[0] and gets y_t in ys[t + 1]."""
+                                const floating* b_y, floating* s, floating* ys, int I, const floating* x,
+                                const floating* w_ih, const floating* p_ih) noexcept nogil:
+    """The time loop for batch rows [b0, b1); ys (T + 1, B, O) holds y_0 in ys[0] and gets y_t in ys[t + 1].
+    Training (x NULL): s (T, B, H) holds the input projection on entry and s_t on exit. Inference (x given,
+    (T, B, I)): s is one step's (B, H), and each step projects its own rows, s_t := x_t W_ihᵀ (p_ih: W_ihᵀ
+    packed, or NULL: BLAS), so nothing of size T·B·H is written."""
     cdef Py_ssize_t t, m = b1 - b0
     cdef floating* s_t
     cdef floating* y_t
     if m <= 0:
         return
     for t in range(T):
-        s_t = s + (t * B + b0) * H
+        if x != NULL:
+            s_t = s + b0 * H
+            _step_product(m, I, x + (t * B + b0) * I, I, p_ih, I, 0, w_ih, True, H, 0, H, s_t, H, False)
+        else:
+            s_t = s + (t * B + b0) * H
         y_t = ys + ((t + 1) * B + b0) * O
         # s_t += y_{t-1} W_yhᵀ, then s_t = φ(s_t + b_h)
         _step_product(m, O, y_t - B * O, O, p_yh, O, 0, w_yh, True, H, 0, H, s_t, H, True)
@@ -73,38 +80,52 @@ def jordan_forward(int act,                                 # φ: RF_TANH, RF_RE
                    const floating[::1] b_h,                 # IN    (H,) or None
                    const floating[:, ::1] w_hy,             # IN    (O, H) the head
                    const floating[::1] b_y,                 # IN    (O,) or None
-                   floating[:, :, ::1] s,                   # OUT   (T, B, H) s_t, kept for BPTT
+                   floating[:, :, ::1] s,                   # OUT   (T, B, H) s_t, kept for BPTT; inference:
+                                                            #       WORK (1, B, H), one step's s_t
                    floating[:, :, ::1] ys,                  # INOUT (T + 1, B, O) y_0 in ys[0]; y_t out in ys[t + 1]
                    floating[::1] packed_yh,                 # WORK  (packed_size(O, H)) W_yhᵀ packed, or None: BLAS
                    floating[::1] packed_hy,                 # WORK  (packed_size(H, O)) W_hyᵀ packed, or None
-                   int num_threads):                        # at most this many OpenMP threads
-    """Run the Jordan network over the sequence, keeping s_t and y_t for BPTT."""
+                   int num_threads,                         # at most this many OpenMP threads
+                   bint inference=False,                    # keep nothing for BPTT: s is (1, B, H)
+                   floating[::1] packed_ih=None):           # WORK  (packed_size(I, H)) W_ihᵀ packed (inference), or None
+    """Run the Jordan network over the sequence, keeping s_t and y_t for BPTT; with `inference`, keeping only
+    y_t (each step projects its own x_t, into one step's s)."""
     cdef Py_ssize_t T = x.shape[0], B = x.shape[1]
     cdef int I = <int> x.shape[2], H = <int> w_ih.shape[0], O = <int> w_hy.shape[0]
     cdef floating* p_yh = NULL
     cdef floating* p_hy = NULL
+    cdef floating* p_ih = NULL
     cdef Py_ssize_t k, lo, hi, nblocks, nteam
     cdef _Share share
+    if s.shape[0] != (1 if inference else T) or s.shape[1] != B or s.shape[2] != H:
+        raise ValueError(f"s must be ({1 if inference else T}, {B}, {H}), got ({s.shape[0]}, {s.shape[1]}, {s.shape[2]})")
     if T == 0 or B == 0:
         return
-    if (packed_yh is None) != (packed_hy is None):
-        raise ValueError("packed_yh and packed_hy must both be given or both be None")
+    if (packed_yh is None) != (packed_hy is None) or (packed_ih is not None and (packed_yh is None or not inference)):
+        raise ValueError("packed_yh and packed_hy must both be given or both be None, and packed_ih only with "
+                         "them, at inference")
     if packed_yh is not None:
         p_yh, p_hy = &packed_yh[0], &packed_hy[0]
+    if packed_ih is not None:
+        p_ih = &packed_ih[0]
     nblocks = _team(num_threads, T * B, 2.0 * T * B * H * I)
-    nteam = _team(num_threads, B, 4.0 * T * B * H * O)
-    with nogil, parallel(num_threads=nblocks):
-        for k in prange(nblocks, schedule="static"):
-            lo = _bound(T * B, nblocks, k)
-            hi = _bound(T * B, nblocks, k + 1)
-            _input_projection(lo, hi, I, H, &x[0, 0, 0], &w_ih[0, 0], &s[0, 0, 0])    # s := x W_ihᵀ
+    nteam = _team(num_threads, B, (4.0 * O + (2.0 * I if inference else 0)) * T * B * H)
+    if not inference:
+        with nogil, parallel(num_threads=nblocks):
+            for k in prange(nblocks, schedule="static"):
+                lo = _bound(T * B, nblocks, k)
+                hi = _bound(T * B, nblocks, k + 1)
+                _input_projection(lo, hi, I, H, &x[0, 0, 0], &w_ih[0, 0], NULL, &s[0, 0, 0])    # s := x W_ihᵀ
     with nogil, parallel(num_threads=nteam):
         if p_yh != NULL:
             pack_by_team(True, O, H, &w_yh[0, 0], p_yh)                                 # W_yhᵀ (O, H)
             pack_by_team(True, H, O, &w_hy[0, 0], p_hy)                                 # W_hyᵀ (H, O)
+        if p_ih != NULL:
+            pack_by_team(True, I, H, &w_ih[0, 0], p_ih)                                 # W_ihᵀ (I, H)
         share = _loop_share(_BY_ROWS, T, B, NULL, H, sizeof(floating))  # this thread's rows
         _jordan_forward_block(act, out_act, T, B, H, O, share.b0, share.b1, &w_yh[0, 0], &w_hy[0, 0], p_yh, p_hy,
-                              _cptr1(b_h), _cptr1(b_y), &s[0, 0, 0], &ys[0, 0, 0])
+                              _cptr1(b_h), _cptr1(b_y), &s[0, 0, 0], &ys[0, 0, 0], I,
+                              &x[0, 0, 0] if inference else NULL, &w_ih[0, 0], p_ih)
 
 
 cdef void _jordan_backward_block(int act, int out_act, Py_ssize_t T, Py_ssize_t B, int H, int O,

@@ -13,10 +13,64 @@ def packed_size(int itemsize, int K, int N):
     return K * _panels(N, itemsize) * _panel_width(itemsize)
 
 
-cdef void _input_projection(Py_ssize_t r0, Py_ssize_t r1, int I, int GH,
-                            const floating* x, const floating* w_ih, floating* a) noexcept nogil:
-    """a[r0:r1] (rows, GH) := x[r0:r1] (rows, I) @ W_ihᵀ (the pointwise passes add the bias)."""
-    if r1 > r0:
+cdef extern from "rnnfast_sparse.h" nogil:
+    size_t rf_sparse_count_f(size_t n, const float* x, size_t limit)
+    size_t rf_sparse_count_d(size_t n, const double* x, size_t limit)
+    void rf_sparse_project_f(size_t n, int I, int N, const float* x, const float* wt, float* a, size_t lda)
+    void rf_sparse_project_d(size_t n, int I, int N, const double* x, const double* wt, double* a, size_t lda)
+    void rf_sparse_wgrad_f(size_t n, int I, int N, const float* x, const float* da, size_t lda, float* g,
+                           size_t ldg)
+    void rf_sparse_wgrad_d(size_t n, int I, int N, const double* x, const double* da, size_t lda, double* g,
+                           size_t ldg)
+
+
+# Sparse inputs (rnnfast_sparse.h): when at most one value of x in _SPARSE_FRACTION is nonzero (one-hot
+# characters: 1 in I) and I is at least _SPARSE_MIN_I (below that the dense product is cheap anyway), the
+# input projection and dW_ih go through x's nonzeros only; dx = dA W_ih stays a dense GEMM.
+cdef int _SPARSE_FRACTION = 8
+cdef int _SPARSE_MIN_I = 16
+
+
+cdef Py_ssize_t _sparse_nnz(Py_ssize_t rows, int I, const floating* x) noexcept nogil:
+    """The nonzeros of x (rows, I) when the input side should take the sparse path, else -1."""
+    cdef size_t n = <size_t> rows * I, limit = n // _SPARSE_FRACTION, nnz
+    if I < _SPARSE_MIN_I or rows == 0:
+        return -1
+    if floating is float:
+        nnz = rf_sparse_count_f(n, x, limit)
+    else:
+        nnz = rf_sparse_count_d(n, x, limit)
+    return <Py_ssize_t> nnz if nnz <= limit else -1
+
+
+cdef floating* _transposed(int N, int K, const floating* w) noexcept nogil:
+    """A malloc'd (K, N) copy of wᵀ, w (N, K) (the caller frees; NULL when malloc fails)."""
+    cdef floating* wt = <floating*> malloc(<size_t> N * K * sizeof(floating))
+    cdef Py_ssize_t n, k
+    if wt != NULL:
+        for n in range(N):
+            for k in range(K):
+                wt[k * N + n] = w[n * K + k]
+    return wt
+
+
+def sparse_input(const floating[:, ::1] x):
+    """Whether the kernels take x (rows, I) as sparse (the projection and dW_ih by its nonzeros)."""
+    return _sparse_nnz(x.shape[0], <int> x.shape[1], &x[0, 0] if x.shape[0] else NULL) >= 0
+
+
+cdef void _input_projection(Py_ssize_t r0, Py_ssize_t r1, int I, int GH, const floating* x,
+                            const floating* w_ih, const floating* w_iht, floating* a) noexcept nogil:
+    """a[r0:r1] (rows, GH) := x[r0:r1] (rows, I) @ W_ihᵀ (the pointwise passes add the bias): by x's nonzeros
+    when given w_iht = W_ihᵀ (I, GH) (a sparse x), else by BLAS."""
+    if r1 <= r0:
+        return
+    if w_iht != NULL:
+        if floating is float:
+            rf_sparse_project_f(r1 - r0, I, GH, x + r0 * I, w_iht, a + r0 * GH, GH)
+        else:
+            rf_sparse_project_d(r1 - r0, I, GH, x + r0 * I, w_iht, a + r0 * GH, GH)
+    else:
         gemm(False, True, <int> (r1 - r0), GH, I, <floating> 1, x + r0 * I, I, w_ih, I, <floating> 0,
              a + r0 * GH, GH)
 

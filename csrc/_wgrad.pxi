@@ -54,9 +54,11 @@ cdef void _weight_gradients(Py_ssize_t T, Py_ssize_t B, Py_ssize_t rows, int I, 
                             const floating* da, const floating* da_n, const floating* x,
                             const floating* h0, const floating* out, const floating* h_prev,
                             const floating* w_ih, floating* dx, floating* dw_ih, floating* dw_hh,
-                            floating* work) noexcept nogil:
+                            floating* work, floating* g_iht) noexcept nogil:
     """Gate rows [g0, g1) of dW_ih, dW_hh (accumulated) and rows [r0, r1) of dx (overwritten); work: the
-    thread's workspace for rnnfast_wgrad.h, or NULL for BLAS.
+    thread's workspace for rnnfast_wgrad.h, or NULL for BLAS. With g_iht, zeros (I, GH) shared by the
+    threads (each writes its own columns), x is sparse and dW_ih goes by its nonzeros (rnnfast_sparse.h):
+    G = dW_ihᵀ summed into g_iht's columns [g0, g1), then added into dW_ih.
 
     The input side reads dA (rows, GH). The recurrent side reads dA for gate rows < split and, for rows
     from split on (GRU's n block, whose recurrent gradient is r ⊙ da_n), da_n (rows, GH − split), against
@@ -64,11 +66,21 @@ cdef void _weight_gradients(Py_ssize_t T, Py_ssize_t B, Py_ssize_t rows, int I, 
     cdef Py_ssize_t lo, hi, ld
     cdef const floating* src
     cdef int ng = <int> (g1 - g0)
+    cdef Py_ssize_t n, k
     cdef bint joined = T > 1 and h0 + B * H == out     # h_0 stored just before h_1: [h_0 .. h_{T-1}] is one operand
     if h_prev != NULL:
         h0, joined = h_prev, True                       # one operand, beside dA row for row
     if ng > 0:
-        _wgrad(ng, I, <int> rows, da + g0, GH, x, I, dw_ih + g0 * I, I, work)          # Σ_t dA_tᵀ x_t
+        if g_iht != NULL:                                                               # Σ_t x_tᵀ dA_t
+            if floating is float:
+                rf_sparse_wgrad_f(rows, I, ng, x, da + g0, GH, g_iht + g0, GH)
+            else:
+                rf_sparse_wgrad_d(rows, I, ng, x, da + g0, GH, g_iht + g0, GH)
+            for n in range(g0, g1):
+                for k in range(I):
+                    dw_ih[n * I + k] += g_iht[k * GH + n]
+        else:
+            _wgrad(ng, I, <int> rows, da + g0, GH, x, I, dw_ih + g0 * I, I, work)      # Σ_t dA_tᵀ x_t
         for part in range(2):                  # recurrent side: rows below split, then from split on
             lo = g0 if part == 0 else max(g0, <Py_ssize_t> split)
             hi = min(g1, <Py_ssize_t> split) if part == 0 else g1
@@ -94,7 +106,8 @@ cdef inline Py_ssize_t _distance(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
 
 
 cdef void _after_loop_bounds(Py_ssize_t n, Py_ssize_t rows, int I, int H, int GH, int split,
-                             bint blas_wgrad, Py_ssize_t* gate_bounds, Py_ssize_t* row_bounds) noexcept nogil:
+                             bint blas_wgrad, double x_width, Py_ssize_t dx_rows, Py_ssize_t* gate_bounds,
+                             Py_ssize_t* row_bounds) noexcept nogil:
     """Block k of the after-loop work: gate rows [gate_bounds[k], gate_bounds[k+1]) of the weight
     gradients and rows [row_bounds[k], row_bounds[k+1]) of dx, k < n.
 
@@ -102,9 +115,11 @@ cdef void _after_loop_bounds(Py_ssize_t n, Py_ssize_t rows, int I, int H, int GH
     (GRU's n block), the nearest inner bound moves onto it, so that no block runs two recurrent GEMMs (each
     packing h again) where one would do. rnnfast_wgrad.h packs h in blocks anyway, and loses more to the
     bigger share of C that the moved bound gives one thread (benchmarks/README.md, weight gradients). The dx
-    rows then even out the work: a block with more gate rows gets fewer dx rows."""
+    rows then even out the work: a block with more gate rows gets fewer dx rows. x_width is what one row of x
+    costs dW_ih per gate row: I, or its nonzeros per row when x is sparse. dx_rows: rows (or 0 when no dx is
+    wanted: every block's dx rows are then empty)."""
     cdef Py_ssize_t k, best = 0
-    cdef double per_gate = <double> rows * (I + H)        # dW_ih and dW_hh work of one gate row
+    cdef double per_gate = <double> rows * (x_width + H)  # dW_ih and dW_hh work of one gate row
     cdef double per_row = <double> GH * I                 # dx work of one row
     cdef double target, total = 0, acc = 0
     for k in range(n + 1):
@@ -114,10 +129,10 @@ cdef void _after_loop_bounds(Py_ssize_t n, Py_ssize_t rows, int I, int H, int GH
             if best == 0 or _distance(gate_bounds[k], split) < _distance(gate_bounds[best], split):
                 best = k
         gate_bounds[best] = split
-    target = (GH * per_gate + rows * per_row) / n
+    target = (GH * per_gate + dx_rows * per_row) / n
     for k in range(n):
         total += max(0.0, target - (gate_bounds[k + 1] - gate_bounds[k]) * per_gate)
     row_bounds[0] = 0
     for k in range(n):
         acc += max(0.0, target - (gate_bounds[k + 1] - gate_bounds[k]) * per_gate)
-        row_bounds[k + 1] = rows if k == n - 1 else <Py_ssize_t> (rows * acc / total + 0.5)
+        row_bounds[k + 1] = dx_rows if k == n - 1 or total <= 0 else <Py_ssize_t> (dx_rows * acc / total + 0.5)

@@ -374,7 +374,7 @@ def forward_inference(cell: CellSpec, weights: Weights, x: np.ndarray, h0: np.nd
 
 def backward(dout: np.ndarray, dh_n: np.ndarray, dc_n: Optional[np.ndarray], fwd: ForwardResult,
              options: KernelOptions, *, dh0: np.ndarray, dc0: Optional[np.ndarray],
-             dx: Optional[np.ndarray] = None) -> np.ndarray:
+             dx: Optional[np.ndarray] = None, input_grad: bool = True) -> Optional[np.ndarray]:
     """BPTT through one :class:`ForwardResult` (which it consumes).
 
     Parameters
@@ -389,10 +389,12 @@ def backward(dout: np.ndarray, dh_n: np.ndarray, dc_n: Optional[np.ndarray], fwd
         Filled with ∂L/∂h0 and (LSTM) ∂L/∂c0.
     dx : ndarray (rows, I), optional
         Where to write ∂L/∂x (default: the workspace's).
+    input_grad : bool
+        False: ∂L/∂x is not wanted, and the kernel skips its GEMM (dx_t = dA_t W_ih); None is returned.
 
     Returns
     -------
-    dx : ndarray (rows, I)
+    dx : ndarray (rows, I), or None without ``input_grad``
         ∂L/∂x. The weight gradients are added into the parameters' ``.grad``.
     """
     x, w, layout = fwd.x, fwd.weights, fwd.layout
@@ -400,10 +402,13 @@ def backward(dout: np.ndarray, dh_n: np.ndarray, dc_n: Optional[np.ndarray], fwd
     dtype = x.dtype
     H = w.w_hh.data.shape[1]
     GH = fwd.cell.width(H)
-    if dx is None:
+    if dx is None and input_grad:
         dx = fwd.workspace.buffer(fwd.key + ("dx",), x.shape, dtype)                          # (rows, I)
+    if not input_grad:
+        dx = None
     if T == 0 or B == 0:
-        dx[...] = 0
+        if dx is not None:
+            dx[...] = 0
         dh0[...] = dh_n
         if dc0 is not None:
             dc0[...] = dc_n
@@ -491,6 +496,25 @@ def jordan_forward_training(act: int, out_act: int, weights: JordanWeights, x: n
                                   _jordan_packed(workspace, "forward_yh", O, H, dtype, options),
                                   _jordan_packed(workspace, "forward_hy", H, O, dtype, options), options.threads)
     return JordanForward(act, out_act, weights, x, s, ys, workspace)
+
+
+def jordan_forward_inference(act: int, out_act: int, weights: JordanWeights, x: np.ndarray, y0: np.ndarray,
+                             options: KernelOptions, *, workspace: Any, ys: np.ndarray) -> None:
+    """As :func:`jordan_forward_training`, keeping nothing for a backward: each step projects its own x_t into
+    one step's s (B, H), so only ``ys`` (T + 1, B, O) is written."""
+    T, B = x.shape[:2]
+    dtype = x.dtype
+    I = x.shape[2]
+    H, O = weights.w_ih.data.shape[0], weights.w_hy.data.shape[0]
+    ys[0] = y0
+    if T and B:
+        packed_yh = _jordan_packed(workspace, "forward_yh", O, H, dtype, options)
+        _recurrent.jordan_forward(act, out_act, x, weights.w_ih.data, weights.w_yh.data, _data_or_none(weights.b_h),
+                                  weights.w_hy.data, _data_or_none(weights.b_y),
+                                  workspace.buffer(("jordan", "s_step"), (1, B, H), dtype), ys, packed_yh,
+                                  _jordan_packed(workspace, "forward_hy", H, O, dtype, options), options.threads,
+                                  True, None if packed_yh is None else
+                                  _jordan_packed(workspace, "forward_ih", I, H, dtype, options))
 
 
 def jordan_backward(dy: np.ndarray, fwd: JordanForward, options: KernelOptions, *, dy0: np.ndarray,

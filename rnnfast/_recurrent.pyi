@@ -19,6 +19,7 @@ GRU: int
 _OPENMP_ENABLED: bool
 
 def packed_size(itemsize: int, K: int, N: int) -> int: ...
+def sparse_input(x: _Arr) -> bool: ...
 def loop_plan(num_threads: int, T: int, B: int, H: int, GH: int, itemsize: int, backward: bool,
               split_bytes: int, split_h_per_row: int) -> tuple[int, str]: ...
 def zero_arrays(arrays: list[_Arr], num_threads: int) -> None: ...
@@ -88,7 +89,7 @@ def backward(
     dout: _Arr,              # IN    (rows, H)
     dh_n: _Arr,              # IN    (B, H)
     dc_n: _Opt,              # IN    (B, H) LSTM, else None
-    dx: _Arr,                # OUT   (rows, I)
+    dx: _Opt,                # OUT   (rows, I), or None: not computed
     dw_ih: _Arr,             # INOUT (G·H, I)
     dw_hh: _Arr,             # INOUT (G·H, H)
     db_ih: _Opt,             # INOUT (G·H,) or None
@@ -131,11 +132,13 @@ def jordan_forward(
     b_h: _Opt,               # IN    (H,) or None
     w_hy: _Arr,              # IN    (O, H)
     b_y: _Opt,               # IN    (O,) or None
-    s: _Arr,                 # OUT   (T, B, H)
+    s: _Arr,                 # OUT   (T, B, H); inference: WORK (1, B, H)
     ys: _Arr,                # INOUT (T + 1, B, O)
     packed_yh: _Opt,         # WORK  (packed_size(O, H),) or None
     packed_hy: _Opt,         # WORK  (packed_size(H, O),) or None
     num_threads: int,
+    inference: bool = ...,   # keep nothing for BPTT
+    packed_ih: _Opt = ...,   # WORK  (packed_size(I, H),) or None (inference)
 ) -> None: ...
 def jordan_backward(
     act: int,

@@ -301,7 +301,7 @@ class _Recurrent(Module):
 
     # ---- backward -----------------------------------------------------------------------------------
     @one_thread_at_a_time
-    def backward(self, dout: Any, dstate: Any = None):
+    def backward(self, dout: Any, dstate: Any = None, *, input_grad: bool = True):
         """Backpropagate through time through the last :meth:`forward` (once per forward).
 
         Parameters
@@ -310,10 +310,13 @@ class _Recurrent(Module):
             ∂L/∂out.
         dstate : array_like (L·D, B, hidden_size), or for LSTM a pair (dh_n, dc_n) of them; optional
             ∂L/∂h_n (and ∂L/∂c_n); zeros by default.
+        input_grad : bool, default True
+            False when nothing upstream needs ∂L/∂x (a one-hot or data input, as a torch input without
+            ``requires_grad``): the first layer then skips dx = dA W_ih and ``dx`` is None.
 
         Returns
         -------
-        dx : ndarray, the shape of the forward's ``x``
+        dx : ndarray, the shape of the forward's ``x``; None when ``input_grad`` is False
             ∂L/∂x.
         dh0 : ndarray (L·D, B, hidden_size)
             ∂L/∂h0; for LSTM the pair ``(dh0, dc0)``.
@@ -321,6 +324,8 @@ class _Recurrent(Module):
         The gradients of the parameters are added into their ``.grad`` (as torch accumulates).
         """
         self._check_parameters(grads=True)
+        if not isinstance(input_grad, (bool, np.bool_)):
+            raise TypeError(f"input_grad must be True or False, got {input_grad!r}")
         if self._cache is None:
             raise ValueError("backward needs a forward first (and runs once per forward): call the layer "
                              "on an input, then backward")
@@ -352,23 +357,29 @@ class _Recurrent(Module):
             for k in reversed(range(L)):
                 runs = cache["layers"][k]["runs"]
 
-                def direction(d: int, g_d: np.ndarray) -> np.ndarray:
+                def direction(d: int, g_d: np.ndarray) -> Optional[np.ndarray]:
                     i = k * D + d                                   # this direction's row in the states
                     # layer 0's dx is returned to the user, so it is fresh each call
                     fresh = (aligned_empty(runs[d].x.shape, self.dtype)
-                             if k == 0 and d == 0 and (packed_in or not layout.is_packed) else None)
+                             if k == 0 and d == 0 and input_grad and (packed_in or not layout.is_packed) else None)
                     return _kernels.backward(g_d, dh_n[i], None if dc_n is None else dc_n[i], runs[d], options,
-                                             dh0=dh0[i], dc0=None if dc0 is None else dc0[i], dx=fresh)
+                                             dh0=dh0[i], dc0=None if dc0 is None else dc0[i], dx=fresh,
+                                             input_grad=input_grad or k > 0)
 
                 if D == 1:
                     dx = direction(0, g)                            # (rows, I_k)
                 else:
                     dx = direction(0, np.ascontiguousarray(g[:, :H]))
-                    dx += layout.reverse(direction(1, layout.reverse(g[:, H:])))
+                    dx_reverse = direction(1, layout.reverse(g[:, H:]))
+                    if dx is not None:                              # (None at layer 0 without input_grad)
+                        dx += layout.reverse(dx_reverse)
                 if k > 0:
+                    assert dx is not None                           # layers above the first always compute it
                     mask = cache["layers"][k - 1]["mask"]
                     g = dx if mask is None else np.multiply(dx, mask, out=dx)   # through dropout
         dstate0 = self._pack_state(layout.unsort(dh0), None if dc0 is None else layout.unsort(dc0))
+        if not input_grad:
+            return None, dstate0
         if packed_in:
             return cache["packed"]._replace(data=dx), dstate0
         return self._to_user_layout(layout.to_padded(dx, T)), dstate0

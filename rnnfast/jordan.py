@@ -28,7 +28,7 @@ import numpy as np
 from . import _kernels
 from ._buffers import Workspace, aligned_empty, check_memory
 from ._cells import NONLINEARITIES
-from ._module import Module, one_thread_at_a_time, resolve_dtype
+from ._module import Module, is_grad_enabled, no_backward_error, one_thread_at_a_time, resolve_dtype
 from ._stack import _INT_MAX, _readonly, time_major_input
 from ._threads import blas_single_thread
 from ._validation import as_real_array, check_choice, check_int, check_shape
@@ -83,7 +83,7 @@ class Jordan(Module):
     (7, 4, 3)
     """
 
-    _transient = {**Module._transient, "_cache": lambda: None, "_workspace": Workspace}
+    _transient = {**Module._transient, "_cache": lambda: None, "_workspace": Workspace, "_no_grad": lambda: False}
     _FROZEN = frozenset({"input_size", "hidden_size", "output_size", "dtype", "nonlinearity",
                          "output_activation", "bias"})
 
@@ -119,6 +119,7 @@ class Jordan(Module):
                        _kernels.JORDAN_ACTIVATIONS[self.output_activation])
         self._param_shapes = {name: p.shape for name, p in self._parameters.items()}
         self._cache: Optional[_kernels.JordanForward] = None
+        self._no_grad = False                                           # the last forward ran under no_grad
         self._workspace = Workspace()
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -152,7 +153,8 @@ class Jordan(Module):
     # ---- forward, backward, step --------------------------------------------------------------------
     @one_thread_at_a_time
     def forward(self, x: Any, y0: Any = None):
-        """Run the network over a batch of sequences, keeping what :meth:`backward` needs.
+        """Run the network over a batch of sequences, keeping what :meth:`backward` needs; inside
+        ``with rnnfast.no_grad():`` the inference forward, which keeps nothing (``backward`` then raises).
 
         Parameters
         ----------
@@ -163,7 +165,7 @@ class Jordan(Module):
         Returns
         -------
         y : ndarray (T, B, output_size), or (B, T, output_size) with ``batch_first``
-            y_1 .. y_T; read-only (backward reads it).
+            y_1 .. y_T; read-only (backward reads it; under no_grad writable).
         y_n : ndarray (1, B, output_size)
             The last output (y0 when T = 0).
         """
@@ -172,12 +174,20 @@ class Jordan(Module):
         T, B = xs.shape[:2]
         y_init = self._check_state("y0", y0, B)                         # (B, O)
         ys = aligned_empty((T + 1, B, self.output_size), self.dtype)    # (T + 1, B, O) y_0 .. y_T
+        grad = is_grad_enabled()
         with blas_single_thread():
-            self._cache = _kernels.jordan_forward_training(*self._codes, self._weights, xs, y_init,
-                                                           _kernels.current_options(), workspace=self._workspace,
-                                                           ys=ys)
+            if grad:
+                self._cache = _kernels.jordan_forward_training(*self._codes, self._weights, xs, y_init,
+                                                               _kernels.current_options(), workspace=self._workspace,
+                                                               ys=ys)
+            else:                                                       # no backward follows: keep nothing
+                self._cache = None
+                _kernels.jordan_forward_inference(*self._codes, self._weights, xs, y_init,
+                                                  _kernels.current_options(), workspace=self._workspace, ys=ys)
+        self._no_grad = not grad
         y = ys[1:]
-        return _readonly(y.transpose(1, 0, 2) if self.batch_first else y), ys[T][None].copy()
+        y = y.transpose(1, 0, 2) if self.batch_first else y
+        return (_readonly(y) if grad else y), ys[T][None].copy()
 
     __call__ = forward
 
@@ -203,6 +213,8 @@ class Jordan(Module):
         """
         self._check_parameters()
         fwd = self._cache
+        if fwd is None and self._no_grad:
+            raise no_backward_error()
         if fwd is None:
             raise ValueError("backward needs a forward first (and runs once per forward): call the layer "
                              "on an input, then backward")

@@ -232,3 +232,50 @@ def test_estimators_predict_and_generate_run_the_inference_forward(monkeypatch):
     assert clf.predict(X).shape == y.shape
     assert clf.predict_proba(X[:3]).shape == (3, 12, 2)
     assert rnnfast.generate(clf, X[0], 3, feedback=lambda label: np.array([label, 0.0])).shape == (3,)
+
+
+# ---- the Jordan network: the inference forward projects each step's x_t and keeps no s_t -----------------
+
+
+@param_dtype
+@pytest.mark.parametrize("plan", list(PLANS))
+@pytest.mark.parametrize("phi, g", [("tanh", "identity"), ("relu", "sigmoid"), ("sigmoid", "tanh")])
+def test_jordan_inference_matches_training_and_reference(phi, g, plan, dtype, restore_threads):
+    from rnnfast import reference
+    from rnnfast.jordan import Jordan
+
+    threads, changes = PLANS[plan]
+    rnnfast.set_num_threads(threads)
+    rng = np.random.default_rng(5)
+    T, B, I, H, O = 9, 7, 5, 33, 6
+    x = rng.standard_normal((T, B, I)).astype(dtype)
+    y0 = rng.standard_normal((1, B, O)).astype(dtype)
+    with _kernels.kernel_options(**changes):
+        net = Jordan(I, H, O, nonlinearity=phi, output_activation=g, dtype=dtype, seed=2)
+        y, y_n = net(x, y0)
+        with rnnfast.no_grad():
+            yi, yi_n = net(x, y0)
+    assert yi.flags.writeable and not y.flags.writeable
+    tol = dict(rtol=2e-6, atol=2e-6) if dtype == np.float32 else dict(rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(yi, y, **tol)
+    np.testing.assert_allclose(yi_n, y_n, **tol)
+    ry, ry_n, _ = reference.jordan_forward(x.astype(np.float64), {n: q.data.astype(np.float64) for n, q in
+                                                                  net.named_parameters()}, y0[0].astype(np.float64),
+                                           phi, g)
+    assert_close(yi, ry, dtype, "y")
+    assert_close(yi_n[0], ry_n, dtype, "y_n")
+
+
+def test_jordan_inference_keeps_nothing_and_backward_raises():
+    from rnnfast.jordan import Jordan
+
+    net = Jordan(4, 16, 3, seed=0)
+    x = np.random.default_rng(0).standard_normal((50, 8, 4)).astype(np.float32)
+    with rnnfast.no_grad():
+        net(x)
+    assert all(np.asarray(a).size < 50 * 8 * 16 for a in net._workspace.values() if isinstance(a, np.ndarray))
+    with pytest.raises(RuntimeError, match="no_grad"):
+        net.backward(np.zeros((50, 8, 3), np.float32))
+    y, _ = net(x)                                      # a training forward: backward works again
+    dx, _ = net.backward(np.ones_like(y))
+    assert dx.shape == x.shape

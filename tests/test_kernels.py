@@ -207,3 +207,122 @@ def test_import_without_the_built_kernels_says_what_to_do(tmp_path):
     assert message.startswith("ImportError: rnnfast's compiled kernels"), message
     assert "pip install ." in message and "python setup.py build_ext --inplace" in message
     assert "circular import" not in res.stderr
+
+
+# ---- sparse inputs (rnnfast_sparse.h): the input projection and dW_ih by x's nonzeros --------------------
+
+
+def _sparse_problem(cell, dtype, lengths=False, threads_seed=0, T=6, B=5, I=20, H=7):
+    """A conftest problem whose x is sparse as one-hot inputs are: mostly one nonzero a row (1, or a random
+    scale), one row with two, one row of zeros."""
+    from conftest import make_problem
+
+    p = make_problem(cell, T=T, B=B, I=I, H=H, dtype=dtype, lengths=lengths, seed=threads_seed)
+    rng = np.random.default_rng(7 + threads_seed)
+    x = np.zeros((T, B, I), dtype)
+    cols = rng.integers(0, I, (T, B))
+    x[np.arange(T)[:, None], np.arange(B)[None, :], cols] = np.where(rng.random((T, B)) < 0.5, 1.0,
+                                                                     rng.uniform(-2, 2, (T, B)))
+    x[1, 0, (cols[1, 0] + 3) % I] = 0.75          # two nonzeros
+    x[2, 1] = 0                                   # none
+    p.x = x
+    return p
+
+
+def test_sparse_input_detection():
+    from rnnfast import _recurrent
+
+    eye = np.eye(40, dtype=np.float32)[np.random.default_rng(0).integers(0, 40, 100)]   # (100, 40) one-hot
+    assert _recurrent.sparse_input(eye)
+    assert _recurrent.sparse_input(np.zeros((3, 16)))
+    assert not _recurrent.sparse_input(eye + np.float32(1e-30))                      # dense, if tiny
+    assert not _recurrent.sparse_input(np.eye(8)[[0, 3, 5]])                          # I < 16: dense anyway
+    half = np.zeros((10, 32))
+    half[:, :5] = 1                                                                   # 5 of 32 > 1 in 8
+    assert not _recurrent.sparse_input(half)
+    assert _recurrent.sparse_input(np.pad(half[:, :4], ((0, 0), (0, 28))))           # 4 of 32
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("lengths", [False, True], ids=["full", "lengths"])
+@pytest.mark.parametrize("cell", ["elman-tanh", "elman-relu", "lstm", "gru"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sparse_input_matches_reference(cell, dtype, lengths, threads, restore_threads):
+    """A training step on one-hot-like x (the sparse path) against rnnfast.reference in float64, and the
+    inference forward's output against the training forward's."""
+    from conftest import assert_outcomes_close, make_layer, run_layer, run_reference
+    from rnnfast import _recurrent
+
+    rnnfast.set_num_threads(threads)
+    p = _sparse_problem(cell, dtype, lengths)
+    assert _recurrent.sparse_input(p.x.reshape(-1, p.I))
+    layer = make_layer(cell, p.I, p.H, dtype=dtype, seed=4)
+    got = run_layer(layer, p)
+    assert_outcomes_close(got, run_reference(p, {n: q.data for n, q in layer.named_parameters()}), dtype)
+    kw = {} if p.lengths is None else {"lengths": p.lengths}
+    with rnnfast.no_grad():
+        out, _ = layer(p.x, p.hx, **kw)
+    np.testing.assert_allclose(out, got.out, rtol=2e-6 if dtype == np.float32 else 1e-13, atol=1e-6)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_sparse_input_gradients_finite_differences(cell):
+    from conftest import FD_TOL, forward, loss_of, make_layer, numerical_gradient, run_layer
+
+    p = _sparse_problem(cell, np.float64, T=4, B=3, I=16, H=4)
+    layer = make_layer(cell, p.I, p.H, dtype=np.float64, seed=5)
+    got = run_layer(layer, p)
+
+    def loss():
+        return loss_of(p, *forward(layer, p))
+
+    for name in ("weight_ih_l0", "bias_ih_l0"):
+        param = dict(layer.named_parameters())[name]
+        np.testing.assert_allclose(got.grads[name], numerical_gradient(loss, param.data), **FD_TOL, err_msg=name)
+    np.testing.assert_allclose(got.grads["x"], numerical_gradient(loss, p.x), **FD_TOL, err_msg="x")
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_sparse_input_matches_torch(cell):
+    from conftest import assert_outcomes_close, make_layer, run_layer
+    from test_layers import torch_run
+
+    pytest.importorskip("torch")
+    p = _sparse_problem(cell, np.float32, lengths=True, T=9, B=6, I=30, H=12)
+    layer = make_layer(cell, p.I, p.H, dtype=np.float32, seed=6)
+    assert_outcomes_close(run_layer(layer, p), torch_run(p, {n: q.data for n, q in layer.named_parameters()}),
+                          np.float32)
+
+
+# ---- backward(input_grad=False): no dx = dA W_ih for the first layer ------------------------------------
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("layers, bidirectional", [(1, False), (2, False), (2, True)])
+@pytest.mark.parametrize("lengths", [False, True], ids=["full", "lengths"])
+@pytest.mark.parametrize("make", [rnnfast.LSTM, rnnfast.GRU, rnnfast.Elman])
+def test_backward_without_input_grad(make, lengths, layers, bidirectional, threads, restore_threads):
+    """The same weight and state gradients, bit for bit, with and without dx; dx is then None."""
+    rnnfast.set_num_threads(threads)
+    rng = np.random.default_rng(3)
+    T, B, I, H = 7, 5, 6, 9
+    x = rng.standard_normal((T, B, I))
+    dout = rng.standard_normal((T, B, (1 + bidirectional) * H))
+    lens = rng.integers(1, T + 1, size=B) if lengths else None
+    results = []
+    for input_grad in (True, False):
+        layer = make(I, H, num_layers=layers, bidirectional=bidirectional, dtype="float64", seed=2)
+        layer(x, lengths=lens)
+        dx, dstate = layer.backward(dout, input_grad=input_grad)
+        assert (dx is None) == (not input_grad)
+        states = dstate if isinstance(dstate, tuple) else (dstate,)
+        results.append([np.array(s) for s in states] + [p.grad.copy() for p in layer.parameters()])
+    for a, b in zip(*results):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_backward_input_grad_must_be_a_bool():
+    layer = rnnfast.LSTM(3, 4)
+    layer(np.zeros((2, 1, 3), np.float32))
+    with pytest.raises(TypeError, match="input_grad"):
+        layer.backward(np.zeros((2, 1, 4), np.float32), input_grad="no")
