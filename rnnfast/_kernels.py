@@ -263,7 +263,8 @@ def _widths_and_biases(cell: CellSpec, weights: Weights) -> Tuple[int, int, Opti
 
 def forward_training(cell: CellSpec, weights: Weights, x: np.ndarray, h0: np.ndarray, c0: Optional[np.ndarray],
                      layout: "Layout", options: KernelOptions, *, workspace: Any, key: tuple,
-                     out: Optional[np.ndarray] = None) -> ForwardResult:
+                     out: Optional[np.ndarray] = None, x_padded: Optional[np.ndarray] = None,
+                     out_padded: Optional[np.ndarray] = None) -> ForwardResult:
     """Run one direction of one layer over ``x``, keeping what :func:`backward` needs.
 
     Parameters
@@ -286,6 +287,10 @@ def forward_training(cell: CellSpec, weights: Weights, x: np.ndarray, h0: np.nda
     out : ndarray (B + rows, H), optional
         Where to write [h_0, h_1 .. h_T]: a fresh array for outputs returned to the user (default: the
         workspace's).
+    x_padded : ndarray (T'·B, I), optional
+        Packed layout only: the padded input, from which the kernel gathers ``x`` (then its output).
+    out_padded : ndarray (T'·B, H), optional
+        Packed layout only: also receives h_t padded, zero past each length (steps >= T untouched).
 
     Returns
     -------
@@ -310,7 +315,9 @@ def forward_training(cell: CellSpec, weights: Weights, x: np.ndarray, h0: np.nda
         _recurrent.forward(cell.code, T, layout.batch_sizes, x, weights.w_ih.data, weights.w_hh.data, bias,
                            b_hn, fwd.h0, c0, fwd.gates, fwd.c, fwd.tanh_c, fwd.hn, fwd.out, scratch,
                            _packed(workspace, key + ("forward",), H, GH, dtype, options), options.threads,
-                           options.unit_split_bytes, options.unit_split_backward_h_per_row)
+                           options.unit_split_bytes, options.unit_split_backward_h_per_row,
+                           x_padded, layout.index if x_padded is not None or out_padded is not None else None,
+                           layout.sorted_indices if out_padded is not None else None, out_padded)
     return fwd
 
 
@@ -374,7 +381,7 @@ def forward_inference(cell: CellSpec, weights: Weights, x: np.ndarray, h0: np.nd
 
 def backward(dout: np.ndarray, dh_n: np.ndarray, dc_n: Optional[np.ndarray], fwd: ForwardResult,
              options: KernelOptions, *, dh0: np.ndarray, dc0: Optional[np.ndarray],
-             dx: Optional[np.ndarray] = None) -> np.ndarray:
+             dx: Optional[np.ndarray] = None, dout_padded: Optional[np.ndarray] = None) -> np.ndarray:
     """BPTT through one :class:`ForwardResult` (which it consumes).
 
     Parameters
@@ -389,6 +396,8 @@ def backward(dout: np.ndarray, dh_n: np.ndarray, dc_n: Optional[np.ndarray], fwd
         Filled with ∂L/∂h0 and (LSTM) ∂L/∂c0.
     dx : ndarray (rows, I), optional
         Where to write ∂L/∂x (default: the workspace's).
+    dout_padded : ndarray (T'·B, H), optional
+        Packed layout only: ∂L/∂out padded, from which the kernel gathers ``dout`` (then a workspace).
 
     Returns
     -------
@@ -416,7 +425,8 @@ def backward(dout: np.ndarray, dh_n: np.ndarray, dc_n: Optional[np.ndarray], fwd
                         None if w.b_ih is None else w.b_ih.grad, None if w.b_hh is None else w.b_hh.grad,
                         dh0, dc0, h_prev, _packed(fwd.workspace, fwd.key + ("backward",), GH, H, dtype, options),
                         options.threads, options.unit_split_bytes, options.unit_split_backward_h_per_row,
-                        options.weight_gradients == "blas")
+                        options.weight_gradients == "blas", dout_padded,
+                        layout.index if dout_padded is not None else None)
     return dx
 
 

@@ -226,9 +226,15 @@ class _Recurrent(Module):
             lens = None if lengths is None else check_lengths(lengths, B, T, minimum=1, integral_floats=True)
             # with lengths, the packed layout: the kernels run the real steps only (rnnfast._layout)
             layout = Layout.padded(T, B) if lens is None or B == 0 else self._packed_layout(lens)
-            rows_in = (self._kept("x", layout.to_rows(xs), x) if not layout.is_packed
-                       else layout.to_rows(xs, out=self._workspace.buffer("x", (layout.rows, xs.shape[2]),
-                                                                          self.dtype)))
+            if not layout.is_packed:
+                rows_in = self._kept("x", layout.to_rows(xs), x)
+            else:
+                rows_in = self._workspace.buffer("x", (layout.rows, xs.shape[2]), self.dtype)    # (rows, I)
+        # with lengths (padded arrays, packed kernels) and one direction, the training kernels gather x's rows
+        # and scatter the top layer's h_t into the padded output themselves, on rows in cache
+        fused = layout.is_packed and not packed_in and self._directions == 1 and is_grad_enabled()
+        if layout.is_packed and not packed_in and not fused:
+            layout.to_rows(xs, out=rows_in)
         h0_in, c0_in = self._split_hx(hx)
         h0 = layout.sort(self._kept("h0", self._check_state("h0", h0_in, B), h0_in))        # (L·D, B, H)
         c0 = layout.sort(self._kept("c0", self._check_state("c0", c0_in, B), c0_in)) if self._lstm else None
@@ -241,6 +247,7 @@ class _Recurrent(Module):
         layer_in = rows_in                                              # (rows, I)
         rows = layout.rows
         fresh_out = not layout.is_packed or packed_in                   # the top layer's out goes to the user
+        out_padded = aligned_empty(xs.shape[:2] + (H,), self.dtype) if fused else None     # (T', B, H)
         with blas_single_thread():
             for k in range(L):
                 runs = []
@@ -252,8 +259,11 @@ class _Recurrent(Module):
                     fresh = (aligned_empty((B * grad + rows, H), self.dtype) if k == L - 1 and D == 1 and fresh_out
                              else None)
                     kernel = _kernels.forward_training if grad else _kernels.forward_inference
+                    padded = {} if not fused else dict(
+                        x_padded=xs.reshape(-1, xs.shape[2]) if k == 0 else None,
+                        out_padded=out_padded.reshape(-1, H) if k == L - 1 else None)
                     run = kernel(self._spec, self._layer_params(k, d), x_kd, h0[j], None if c0 is None else c0[j],
-                                 layout, options, workspace=self._workspace, key=(k, d), out=fresh)
+                                 layout, options, workspace=self._workspace, key=(k, d), out=fresh, **padded)
                     h_n[j] = run.h_n
                     if c_n is not None:
                         c_n[j] = run.c_n
@@ -278,6 +288,9 @@ class _Recurrent(Module):
         view = _readonly if grad else (lambda a: a)
         if packed_in:
             return x._replace(data=view(out)), state
+        if out_padded is not None:
+            out_padded[layout.T:] = 0                                   # the steps past the longest sequence
+            return view(self._to_user_layout(out_padded)), state
         return view(self._to_user_layout(layout.to_padded(out, xs.shape[0]))), state
 
     def _packed_layout(self, lens: Any, packed: Optional[PackedSequence] = None) -> Layout:
@@ -330,6 +343,7 @@ class _Recurrent(Module):
         T, B, layout, packed_in = cache["T"], cache["B"], cache["layout"], cache["packed"] is not None
         L, D, H = self.num_layers, self._directions, self.hidden_size
         lstm = self._lstm
+        g_padded: Optional[np.ndarray] = None                           # (T'·B, H) dL/d(out) padded, or None
         if packed_in:
             d_out = as_real_array("dout", dout.data if isinstance(dout, PackedSequence) else dout)
             check_shape("dout", d_out, (layout.rows, D * H), "(the forward output's data shape)")
@@ -339,8 +353,13 @@ class _Recurrent(Module):
             expected = (B, T, D * H) if self.batch_first else (T, B, D * H)
             check_shape("dout", d_out, expected, "(the forward output's shape)")
             g = np.ascontiguousarray(self._to_user_layout(d_out), dtype=self.dtype)
-            g = layout.to_rows(g, out=self._workspace.buffer("dout", (layout.rows, D * H), self.dtype)
-                               if layout.is_packed else None)           # (rows, D·H) dL/d(out)
+            if layout.is_packed:                                        # (rows, D·H) dL/d(out)
+                rows_g = self._workspace.buffer("dout", (layout.rows, D * H), self.dtype)
+                # one direction: the kernel gathers the rows itself, step by step (forward's `fused`)
+                g_padded = g.reshape(-1, D * H) if D == 1 else None
+                g = rows_g if D == 1 else layout.to_rows(g, out=rows_g)
+            else:
+                g = layout.to_rows(g)
         dh_in, dc_in = self._split_dstate(dstate)
         dh_n = layout.sort(self._check_state("dh_n", dh_in, B))     # (L·D, B, H)
         dc_n = layout.sort(self._check_state("dc_n", dc_in, B)) if lstm else None
@@ -358,7 +377,8 @@ class _Recurrent(Module):
                     fresh = (aligned_empty(runs[d].x.shape, self.dtype)
                              if k == 0 and d == 0 and (packed_in or not layout.is_packed) else None)
                     return _kernels.backward(g_d, dh_n[i], None if dc_n is None else dc_n[i], runs[d], options,
-                                             dh0=dh0[i], dc0=None if dc0 is None else dc0[i], dx=fresh)
+                                             dh0=dh0[i], dc0=None if dc0 is None else dc0[i], dx=fresh,
+                                             dout_padded=g_padded if k == L - 1 else None)
 
                 if D == 1:
                     dx = direction(0, g)                            # (rows, I_k)

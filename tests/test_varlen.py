@@ -139,7 +139,7 @@ def test_pack_sequences_and_unpack_equal_torch():
     np.testing.assert_array_equal(bf, np.swapaxes(padded[:lengths.max()], 0, 1))
 
 
-@pytest.mark.parametrize("L, bidirectional", [(1, False), (2, True)], ids=["1-layer", "2-layer-bi"])
+@pytest.mark.parametrize("L, bidirectional", [(1, False), (2, False), (2, True)], ids=["1-layer", "2-layer", "2-layer-bi"])
 @param_dtype
 @param_cell
 def test_packed_input_equals_lengths_and_torch(cell, dtype, L, bidirectional):
