@@ -91,10 +91,14 @@ def backward(int cell,                                  # ELMAN_*, LSTM or GRU
              bint wgrad_blas,                           # weight gradients by BLAS, not rnnfast_wgrad.h
              const floating[:, ::1] dout_padded=None,   # IN    (T'·B, H) packed: dL/dout padded; then dout is
                                                         #       WORK, its rows gathered from here step by step
-             const Py_ssize_t[::1] index=None):         # IN    (rows,) packed: the padded row of each row
+             const Py_ssize_t[::1] index=None,          # IN    (rows,) packed: the padded row of each row
+             const Py_ssize_t[::1] order=None,          # IN    (B,) packed: the original index of each sorted row
+             floating[:, ::1] dx_padded=None):          # OUT   (T'·B, I) packed: dx padded (zero past each
+                                                        #       length; steps >= T untouched), or None
     """Backpropagate through time over the buffers of the last forward. Overwrites `gates` (and GRU's `hn`).
     Packed, with dout_padded, the gather of dout into the layout's rows runs inside the time loop, on the
-    rows each step reads, instead of as a pass of its own."""
+    rows each step reads, and with dx_padded each after-loop thread scatters the dx rows it has just
+    computed, instead of as passes of their own."""
     cdef Py_ssize_t B = h0.shape[0], rows = x.shape[0]
     cdef int I = <int> x.shape[1], H = <int> w_hh.shape[1], GH = <int> w_hh.shape[0]
     cdef int split = _recurrent_split(cell, H)
@@ -115,8 +119,11 @@ def backward(int cell,                                  # ELMAN_*, LSTM or GRU
     cdef rf_barrier barrier
     _check_layout(T, B, batch_sizes, rows)
     _check_padded(dout_padded, index, B, rows, H, "dout_padded")
-    if dout_padded is not None and batch_sizes is None:
-        raise ValueError("dout_padded is for the packed layout (batch_sizes)")
+    _check_padded(dx_padded, index, B, rows, I, "dx_padded")
+    if (dout_padded is not None or dx_padded is not None) and batch_sizes is None:
+        raise ValueError("dout_padded and dx_padded are for the packed layout (batch_sizes)")
+    if dx_padded is not None and (order is None or order.shape[0] != B):
+        raise ValueError(f"dx_padded needs order ({B},)")
     if B == 0:
         return
     if T == 0:
@@ -179,6 +186,10 @@ def backward(int cell,                                  # ELMAN_*, LSTM or GRU
             _weight_gradients(T, B, rows, I, H, GH, split, g0, g1, lo, hi, &gates[0, 0], hn_p, &x[0, 0],
                               &h0[0, 0], &out[0, 0], h_prev_p, &w_ih[0, 0], &dx[0, 0], &dw_ih[0, 0],
                               &dw_hh[0, 0], work + k * wsize if work != NULL else NULL)
+            if dx_padded is not None:         # dx rows [lo, hi) while in cache, and the ended rows of a share of steps
+                _scatter_rows(lo, hi, I, &index[0], &dx[0, 0], &dx_padded[0, 0])
+                for t in range(_bound(T, nblocks, k), _bound(T, nblocks, k + 1)):
+                    _scatter_step(t, B, bs[t], B, 0, 0, I, I, &order[0], NULL, &dx_padded[0, 0])
     free(off)
     free(bounds)
     free(work_mem)

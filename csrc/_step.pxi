@@ -195,6 +195,14 @@ cdef inline void _gather_rows(Py_ssize_t r0, Py_ssize_t r1, int j0, int j1, int 
         memcpy(dst + r * F + j0, src + index[r] * F + j0, (j1 - j0) * sizeof(floating))
 
 
+cdef inline void _scatter_rows(Py_ssize_t r0, Py_ssize_t r1, int F, const Py_ssize_t* index,
+                               const floating* src, floating* dst) noexcept nogil:
+    """dst[index[r]] := src[r] for the rows r in [r0, r1) (rows of F)."""
+    cdef Py_ssize_t r
+    for r in range(r0, r1):
+        memcpy(dst + index[r] * F, src + r * F, F * sizeof(floating))
+
+
 cdef inline void _scatter_step(Py_ssize_t t, Py_ssize_t B, Py_ssize_t b0, Py_ssize_t b1, Py_ssize_t m, int j0,
                                int j1, int H, const Py_ssize_t* order, const floating* rows,
                                floating* padded) noexcept nogil:

@@ -381,7 +381,8 @@ def forward_inference(cell: CellSpec, weights: Weights, x: np.ndarray, h0: np.nd
 
 def backward(dout: np.ndarray, dh_n: np.ndarray, dc_n: Optional[np.ndarray], fwd: ForwardResult,
              options: KernelOptions, *, dh0: np.ndarray, dc0: Optional[np.ndarray],
-             dx: Optional[np.ndarray] = None, dout_padded: Optional[np.ndarray] = None) -> np.ndarray:
+             dx: Optional[np.ndarray] = None, dout_padded: Optional[np.ndarray] = None,
+             dx_padded: Optional[np.ndarray] = None) -> np.ndarray:
     """BPTT through one :class:`ForwardResult` (which it consumes).
 
     Parameters
@@ -398,6 +399,8 @@ def backward(dout: np.ndarray, dh_n: np.ndarray, dc_n: Optional[np.ndarray], fwd
         Where to write ∂L/∂x (default: the workspace's).
     dout_padded : ndarray (T'·B, H), optional
         Packed layout only: ∂L/∂out padded, from which the kernel gathers ``dout`` (then a workspace).
+    dx_padded : ndarray (T'·B, I), optional
+        Packed layout only: also receives ∂L/∂x padded, zero past each length (steps >= T untouched).
 
     Returns
     -------
@@ -426,7 +429,8 @@ def backward(dout: np.ndarray, dh_n: np.ndarray, dc_n: Optional[np.ndarray], fwd
                         dh0, dc0, h_prev, _packed(fwd.workspace, fwd.key + ("backward",), GH, H, dtype, options),
                         options.threads, options.unit_split_bytes, options.unit_split_backward_h_per_row,
                         options.weight_gradients == "blas", dout_padded,
-                        layout.index if dout_padded is not None else None)
+                        layout.index if dout_padded is not None or dx_padded is not None else None,
+                        layout.sorted_indices if dx_padded is not None else None, dx_padded)
     return dx
 
 
