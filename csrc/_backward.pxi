@@ -8,7 +8,7 @@ cdef void _backward_block(int cell, Py_ssize_t T, Py_ssize_t B, const int* batch
                           const floating* tanh_c, floating* hn, const floating* out, const floating* dout,
                           const floating* dh_n, const floating* dc_n, floating* da, floating* dh,
                           floating* dc, floating* dbias, const Py_ssize_t* index,
-                          const floating* dout_padded) noexcept nogil:
+                          const floating* dout_padded, floating* h_prev) noexcept nogil:
     """Reverse time loop, the pointwise passes over rows [b0, b1) and hidden units [j0, j1), the products
     over units [k0, k1) of rows [b0, b1) (of all rows when mixed): fills da (rows, GH) (GRU: also
     hn := its recurrent n-block gradient r ⊙ dA_n, which the product reads with dA_t's r and z blocks) and
@@ -17,10 +17,13 @@ cdef void _backward_block(int cell, Py_ssize_t T, Py_ssize_t B, const int* batch
     dbias (GH + H,), if not NULL, gets this thread's Σ dA_t (and GRU's Σ of the recurrent n-block
     gradient after it), summed while each step's dA_t is still in cache.
     With dout_padded (packed only), each step first gathers the dout rows (units [j0, j1)) that its
-    pointwise pass reads from the padded (·, B, H) batch through index (_step.pxi: _gather_rows)."""
+    pointwise pass reads from the padded (·, B, H) batch through index (_step.pxi: _gather_rows).
+    h_prev (rows, H), if not NULL (packed), gets each row's h_{t-1} (units [j0, j1)) as the step reads it,
+    so that dW_hh is one GEMM after the loop."""
     cdef int GH = _gate_width(cell, H)
     cdef int nu = j1 - j0
     cdef Py_ssize_t t, m, row0, prev0, b, bt, p0 = 0 if mixed else b0    # p0: the products' first row
+    cdef const floating* prev
     for bt in range(T):
         t = T - 1 - bt
         row0 = off[t] + b0
@@ -34,6 +37,10 @@ cdef void _backward_block(int cell, Py_ssize_t T, Py_ssize_t B, const int* batch
         m = _active(batch_sizes, b0, b1, t)
         if m > 0 and dout_padded != NULL:
             _gather_rows(row0, row0 + m, j0, j1, H, index, dout_padded, <floating*> dout)
+        if m > 0 and h_prev != NULL:
+            prev = _prev_rows(h0, out, t, prev0, b0, H)
+            for b in range(m):
+                memcpy(h_prev + (row0 + b) * H + j0, prev + b * H + j0, nu * sizeof(floating))
         if m > 0:
             _backward_step(cell, m, H, j0, j1, row0, b0, _prev_rows(h0, out, t, prev0, b0, H),
                            _prev_rows(c0, c, t, prev0, b0, H), gates, tanh_c, hn, out, dout, dh, dc, da)
@@ -170,12 +177,7 @@ def backward(int cell,                                  # ELMAN_*, LSTM or GRU
                         &gates[0, 0], &dh0[0, 0], &dc0[0, 0] if dc0 is not None else NULL,
                         dbias + rf_thread_id() * (GH + H) if dbias != NULL else NULL,
                         &index[0] if dout_padded is not None else NULL,
-                        &dout_padded[0, 0] if dout_padded is not None else NULL)
-    if h_prev_p != NULL:      # packed: h_{t-1} of each row of step t, so that dW_hh is one GEMM over the rows
-        with nogil:
-            for t in range(T):
-                memcpy(h_prev_p + off[t] * H, &h0[0, 0] if t == 0 else &out[0, 0] + off[t - 1] * H,
-                       bs[t] * H * sizeof(floating))
+                        &dout_padded[0, 0] if dout_padded is not None else NULL, h_prev_p)
     _after_loop_bounds(nblocks, rows, I, H, GH, split, wsize == 0, bounds, bounds + nblocks + 1)
     with nogil, parallel(num_threads=nblocks):
         for k in prange(nblocks, schedule="static"):

@@ -24,7 +24,7 @@ import contextvars
 import importlib.util
 import os
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Iterator, NamedTuple, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, Iterator, NamedTuple, Optional, Tuple
 
 import numpy as np
 
@@ -246,6 +246,17 @@ def _last(seq: np.ndarray, initial: np.ndarray, layout: "Layout") -> np.ndarray:
     return seq[layout.last]
 
 
+def _padded_arrays(layout: "Layout", **arrays: Optional[np.ndarray]) -> Dict[str, Optional[np.ndarray]]:
+    """The packed kernels' keyword arguments for the padded arrays they gather from or scatter to (those
+    given), with the layout's index (and sorted_indices for a scatter, which zeros where sequences ended)."""
+    given: Dict[str, Optional[np.ndarray]] = {name: a for name, a in arrays.items() if a is not None}
+    if given:
+        given["index"] = layout.index
+        if "out_padded" in given or "dx_padded" in given:
+            given["order"] = layout.sorted_indices
+    return given
+
+
 def _packed(workspace: Any, key: tuple, K: int, N: int, dtype: np.dtype,
             options: KernelOptions) -> Optional[np.ndarray]:
     """Workspace for the kernel's packed copy of a (K, N) recurrent operand; None selects BLAS."""
@@ -316,8 +327,7 @@ def forward_training(cell: CellSpec, weights: Weights, x: np.ndarray, h0: np.nda
                            b_hn, fwd.h0, c0, fwd.gates, fwd.c, fwd.tanh_c, fwd.hn, fwd.out, scratch,
                            _packed(workspace, key + ("forward",), H, GH, dtype, options), options.threads,
                            options.unit_split_bytes, options.unit_split_backward_h_per_row,
-                           x_padded, layout.index if x_padded is not None or out_padded is not None else None,
-                           layout.sorted_indices if out_padded is not None else None, out_padded)
+                           **_padded_arrays(layout, x_padded=x_padded, out_padded=out_padded))
     return fwd
 
 
@@ -428,9 +438,8 @@ def backward(dout: np.ndarray, dh_n: np.ndarray, dc_n: Optional[np.ndarray], fwd
                         None if w.b_ih is None else w.b_ih.grad, None if w.b_hh is None else w.b_hh.grad,
                         dh0, dc0, h_prev, _packed(fwd.workspace, fwd.key + ("backward",), GH, H, dtype, options),
                         options.threads, options.unit_split_bytes, options.unit_split_backward_h_per_row,
-                        options.weight_gradients == "blas", dout_padded,
-                        layout.index if dout_padded is not None or dx_padded is not None else None,
-                        layout.sorted_indices if dx_padded is not None else None, dx_padded)
+                        options.weight_gradients == "blas",
+                        **_padded_arrays(layout, dout_padded=dout_padded, dx_padded=dx_padded))
     return dx
 
 

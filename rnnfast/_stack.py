@@ -259,7 +259,7 @@ class _Recurrent(Module):
                     fresh = (aligned_empty((B * grad + rows, H), self.dtype) if k == L - 1 and D == 1 and fresh_out
                              else None)
                     kernel = _kernels.forward_training if grad else _kernels.forward_inference
-                    padded = {} if not fused else dict(
+                    padded = {} if out_padded is None else dict(
                         x_padded=xs.reshape(-1, xs.shape[2]) if k == 0 else None,
                         out_padded=out_padded.reshape(-1, H) if k == L - 1 else None)
                     run = kernel(self._spec, self._layer_params(k, d), x_kd, h0[j], None if c0 is None else c0[j],

@@ -77,9 +77,9 @@ def test_kernels_receive_the_real_steps_only(cell, monkeypatch):
     forward, backward = _kernels._recurrent.forward, _kernels._recurrent.backward
 
     def spy(kernel, name):
-        def call(*args):
+        def call(*args, **kw):
             seen.append((name, args[1], args[2], args[3].shape[0]))    # T, batch_sizes, rows of x
-            return kernel(*args)
+            return kernel(*args, **kw)
         return call
     monkeypatch.setattr(_kernels._recurrent, "forward", spy(forward, "forward"))
     monkeypatch.setattr(_kernels._recurrent, "backward", spy(backward, "backward"))
