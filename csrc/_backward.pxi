@@ -7,23 +7,17 @@ cdef void _backward_block(int cell, Py_ssize_t T, Py_ssize_t B, const int* batch
                           const floating* h0, const floating* c0, floating* gates, const floating* c,
                           const floating* tanh_c, floating* hn, const floating* out, const floating* dout,
                           const floating* dh_n, const floating* dc_n, floating* da, floating* dh,
-                          floating* dc, floating* dbias, const Py_ssize_t* index,
-                          const floating* dout_padded, floating* h_prev) noexcept nogil:
+                          floating* dc, floating* dbias) noexcept nogil:
     """Reverse time loop, the pointwise passes over rows [b0, b1) and hidden units [j0, j1), the products
     over units [k0, k1) of rows [b0, b1) (of all rows when mixed): fills da (rows, GH) (GRU: also
     hn := its recurrent n-block gradient r ⊙ dA_n, which the product reads with dA_t's r and z blocks) and
     leaves dh_0, dc_0 in dh, dc. With a barrier, the team meets between the pointwise pass (all of dA_t)
     and the product dA_t W_hh, and when mixed after the product too (all of dh_{t-1}).
     dbias (GH + H,), if not NULL, gets this thread's Σ dA_t (and GRU's Σ of the recurrent n-block
-    gradient after it), summed while each step's dA_t is still in cache.
-    With dout_padded (packed only), each step first gathers the dout rows (units [j0, j1)) that its
-    pointwise pass reads from the padded (·, B, H) batch through index (_step.pxi: _gather_rows).
-    h_prev (rows, H), if not NULL (packed), gets each row's h_{t-1} (units [j0, j1)) as the step reads it,
-    so that dW_hh is one GEMM after the loop."""
+    gradient after it), summed while each step's dA_t is still in cache."""
     cdef int GH = _gate_width(cell, H)
     cdef int nu = j1 - j0
     cdef Py_ssize_t t, m, row0, prev0, b, bt, p0 = 0 if mixed else b0    # p0: the products' first row
-    cdef const floating* prev
     for bt in range(T):
         t = T - 1 - bt
         row0 = off[t] + b0
@@ -35,12 +29,6 @@ cdef void _backward_block(int cell, Py_ssize_t T, Py_ssize_t B, const int* batch
             if dc != NULL:
                 memcpy(dc + b * H + j0, dc_n + b * H + j0, nu * sizeof(floating))
         m = _active(batch_sizes, b0, b1, t)
-        if m > 0 and dout_padded != NULL:
-            _gather_rows(row0, row0 + m, j0, j1, H, index, dout_padded, <floating*> dout)
-        if m > 0 and h_prev != NULL:
-            prev = _prev_rows(h0, out, t, prev0, b0, H)
-            for b in range(m):
-                memcpy(h_prev + (row0 + b) * H + j0, prev + b * H + j0, nu * sizeof(floating))
         if m > 0:
             _backward_step(cell, m, H, j0, j1, row0, b0, _prev_rows(h0, out, t, prev0, b0, H),
                            _prev_rows(c0, c, t, prev0, b0, H), gates, tanh_c, hn, out, dout, dh, dc, da)
@@ -95,17 +83,8 @@ def backward(int cell,                                  # ELMAN_*, LSTM or GRU
              int num_threads,                           # at most this many OpenMP threads
              Py_ssize_t split_bytes,                    # unit split from this W_hh size on (loop_plan)
              int split_h_per_row,                       # pointwise pass by units from H >= this · B on
-             bint wgrad_blas,                           # weight gradients by BLAS, not rnnfast_wgrad.h
-             const floating[:, ::1] dout_padded=None,   # IN    (T'·B, H) packed: dL/dout padded; then dout is
-                                                        #       WORK, its rows gathered from here step by step
-             const Py_ssize_t[::1] index=None,          # IN    (rows,) packed: the padded row of each row
-             const Py_ssize_t[::1] order=None,          # IN    (B,) packed: the original index of each sorted row
-             floating[:, ::1] dx_padded=None):          # OUT   (T'·B, I) packed: dx padded (zero past each
-                                                        #       length; steps >= T untouched), or None
-    """Backpropagate through time over the buffers of the last forward. Overwrites `gates` (and GRU's `hn`).
-    Packed, with dout_padded, the gather of dout into the layout's rows runs inside the time loop, on the
-    rows each step reads, and with dx_padded each after-loop thread scatters the dx rows it has just
-    computed, instead of as passes of their own."""
+             bint wgrad_blas):                          # weight gradients by BLAS, not rnnfast_wgrad.h
+    """Backpropagate through time over the buffers of the last forward. Overwrites `gates` (and GRU's `hn`)."""
     cdef Py_ssize_t B = h0.shape[0], rows = x.shape[0]
     cdef int I = <int> x.shape[1], H = <int> w_hh.shape[1], GH = <int> w_hh.shape[0]
     cdef int split = _recurrent_split(cell, H)
@@ -125,12 +104,6 @@ def backward(int cell,                                  # ELMAN_*, LSTM or GRU
     cdef int plan
     cdef rf_barrier barrier
     _check_layout(T, B, batch_sizes, rows)
-    _check_padded(dout_padded, index, B, rows, H, "dout_padded")
-    _check_padded(dx_padded, index, B, rows, I, "dx_padded")
-    if (dout_padded is not None or dx_padded is not None) and batch_sizes is None:
-        raise ValueError("dout_padded and dx_padded are for the packed layout (batch_sizes)")
-    if dx_padded is not None and (order is None or order.shape[0] != B):
-        raise ValueError(f"dx_padded needs order ({B},)")
     if B == 0:
         return
     if T == 0:
@@ -175,9 +148,12 @@ def backward(int cell,                                  # ELMAN_*, LSTM or GRU
                         &tanh_c[0, 0] if tanh_c is not None else NULL, hn_p,
                         &out[0, 0], &dout[0, 0], &dh_n[0, 0], _cptr2(dc_n),
                         &gates[0, 0], &dh0[0, 0], &dc0[0, 0] if dc0 is not None else NULL,
-                        dbias + rf_thread_id() * (GH + H) if dbias != NULL else NULL,
-                        &index[0] if dout_padded is not None else NULL,
-                        &dout_padded[0, 0] if dout_padded is not None else NULL, h_prev_p)
+                        dbias + rf_thread_id() * (GH + H) if dbias != NULL else NULL)
+    if h_prev_p != NULL:      # packed: h_{t-1} of each row of step t, so that dW_hh is one GEMM over the rows
+        with nogil:
+            for t in range(T):
+                memcpy(h_prev_p + off[t] * H, &h0[0, 0] if t == 0 else &out[0, 0] + off[t - 1] * H,
+                       bs[t] * H * sizeof(floating))
     _after_loop_bounds(nblocks, rows, I, H, GH, split, wsize == 0, bounds, bounds + nblocks + 1)
     with nogil, parallel(num_threads=nblocks):
         for k in prange(nblocks, schedule="static"):
@@ -188,10 +164,6 @@ def backward(int cell,                                  # ELMAN_*, LSTM or GRU
             _weight_gradients(T, B, rows, I, H, GH, split, g0, g1, lo, hi, &gates[0, 0], hn_p, &x[0, 0],
                               &h0[0, 0], &out[0, 0], h_prev_p, &w_ih[0, 0], &dx[0, 0], &dw_ih[0, 0],
                               &dw_hh[0, 0], work + k * wsize if work != NULL else NULL)
-            if dx_padded is not None:         # dx rows [lo, hi) while in cache, and the ended rows of a share of steps
-                _scatter_rows(lo, hi, I, &index[0], &dx[0, 0], &dx_padded[0, 0])
-                for t in range(_bound(T, nblocks, k), _bound(T, nblocks, k + 1)):
-                    _scatter_step(t, B, bs[t], B, 0, 0, I, I, &order[0], NULL, &dx_padded[0, 0])
     free(off)
     free(bounds)
     free(work_mem)

@@ -94,6 +94,9 @@ def forward(int cell,                                   # ELMAN_*, LSTM or GRU
         raise ValueError("x_padded and out_padded are for the packed layout (batch_sizes)")
     if out_padded is not None and (order is None or order.shape[0] != B):
         raise ValueError(f"out_padded needs order ({B},)")
+    for k in range(B if out_padded is not None else 0):
+        if order[k] < 0 or order[k] >= B:
+            raise ValueError(f"order[{k}] = {order[k]} is not a sequence of the batch of {B}")
     if T == 0 or B == 0:
         return
     if batch_sizes is not None:
@@ -118,7 +121,7 @@ def forward(int cell,                                   # ELMAN_*, LSTM or GRU
             lo = _bound(rows, nblocks, k)
             hi = _bound(rows, nblocks, k + 1)
             if x_pad != NULL:
-                _gather_rows(lo, hi, 0, I, I, &index[0], x_pad, x_rows)
+                _gather_rows(lo, hi, I, &index[0], x_pad, x_rows)
             _input_projection(lo, hi, I, GH, &x[0, 0], &w_ih[0, 0], a_p)
     with nogil, parallel(num_threads=nteam):
         if packed_p != NULL:

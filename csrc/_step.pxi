@@ -169,8 +169,8 @@ def copy_rows(const floating[:, ::1] src,             # IN  (n_src, F)
                 memset(&dst[r, 0], 0, row_bytes)
 
 
-# Packed kernels that read the padded input and write the padded output themselves (forward, backward): the
-# gather and scatter of copy_rows, done by the kernel's threads on the rows they are working on.
+# The packed forward that reads the padded input and writes the padded output itself: the gather and scatter
+# of copy_rows, done by the kernel's threads on the rows they are working on.
 
 cdef _check_padded(const floating[:, ::1] padded, const Py_ssize_t[::1] index, Py_ssize_t B, Py_ssize_t rows,
                    Py_ssize_t F, str name):
@@ -187,20 +187,12 @@ cdef _check_padded(const floating[:, ::1] padded, const Py_ssize_t[::1] index, P
             raise ValueError(f"index[{r}] = {index[r]} is outside {name}'s {padded.shape[0]} rows")
 
 
-cdef inline void _gather_rows(Py_ssize_t r0, Py_ssize_t r1, int j0, int j1, int F, const Py_ssize_t* index,
+cdef inline void _gather_rows(Py_ssize_t r0, Py_ssize_t r1, int F, const Py_ssize_t* index,
                               const floating* src, floating* dst) noexcept nogil:
-    """dst[r, j0:j1] := src[index[r], j0:j1] for the rows r in [r0, r1) (rows of F)."""
+    """dst[r] := src[index[r]] for the rows r in [r0, r1) (rows of F)."""
     cdef Py_ssize_t r
     for r in range(r0, r1):
-        memcpy(dst + r * F + j0, src + index[r] * F + j0, (j1 - j0) * sizeof(floating))
-
-
-cdef inline void _scatter_rows(Py_ssize_t r0, Py_ssize_t r1, int F, const Py_ssize_t* index,
-                               const floating* src, floating* dst) noexcept nogil:
-    """dst[index[r]] := src[r] for the rows r in [r0, r1) (rows of F)."""
-    cdef Py_ssize_t r
-    for r in range(r0, r1):
-        memcpy(dst + index[r] * F, src + r * F, F * sizeof(floating))
+        memcpy(dst + r * F, src + index[r] * F, F * sizeof(floating))
 
 
 cdef inline void _scatter_step(Py_ssize_t t, Py_ssize_t B, Py_ssize_t b0, Py_ssize_t b1, Py_ssize_t m, int j0,

@@ -246,14 +246,18 @@ def _last(seq: np.ndarray, initial: np.ndarray, layout: "Layout") -> np.ndarray:
     return seq[layout.last]
 
 
-def _padded_arrays(layout: "Layout", **arrays: Optional[np.ndarray]) -> Dict[str, Optional[np.ndarray]]:
-    """The packed kernels' keyword arguments for the padded arrays they gather from or scatter to (those
-    given), with the layout's index (and sorted_indices for a scatter, which zeros where sequences ended)."""
-    given: Dict[str, Optional[np.ndarray]] = {name: a for name, a in arrays.items() if a is not None}
+def _padded_arrays(layout: "Layout", x_padded: Optional[np.ndarray],
+                   out_padded: Optional[np.ndarray]) -> Dict[str, Optional[np.ndarray]]:
+    """The packed forward's keyword arguments for the padded arrays it gathers x from and scatters h_t to
+    (those given), with the layout's index (and sorted_indices for the scatter, which zeros where sequences
+    ended); none for the other calls, so that their arguments stay positional."""
+    given: Dict[str, Optional[np.ndarray]] = {}
+    if x_padded is not None:
+        given["x_padded"] = x_padded
+    if out_padded is not None:
+        given.update(out_padded=out_padded, order=layout.sorted_indices)
     if given:
         given["index"] = layout.index
-        if "out_padded" in given or "dx_padded" in given:
-            given["order"] = layout.sorted_indices
     return given
 
 
@@ -391,8 +395,7 @@ def forward_inference(cell: CellSpec, weights: Weights, x: np.ndarray, h0: np.nd
 
 def backward(dout: np.ndarray, dh_n: np.ndarray, dc_n: Optional[np.ndarray], fwd: ForwardResult,
              options: KernelOptions, *, dh0: np.ndarray, dc0: Optional[np.ndarray],
-             dx: Optional[np.ndarray] = None, dout_padded: Optional[np.ndarray] = None,
-             dx_padded: Optional[np.ndarray] = None) -> np.ndarray:
+             dx: Optional[np.ndarray] = None) -> np.ndarray:
     """BPTT through one :class:`ForwardResult` (which it consumes).
 
     Parameters
@@ -407,10 +410,6 @@ def backward(dout: np.ndarray, dh_n: np.ndarray, dc_n: Optional[np.ndarray], fwd
         Filled with ∂L/∂h0 and (LSTM) ∂L/∂c0.
     dx : ndarray (rows, I), optional
         Where to write ∂L/∂x (default: the workspace's).
-    dout_padded : ndarray (T'·B, H), optional
-        Packed layout only: ∂L/∂out padded, from which the kernel gathers ``dout`` (then a workspace).
-    dx_padded : ndarray (T'·B, I), optional
-        Packed layout only: also receives ∂L/∂x padded, zero past each length (steps >= T untouched).
 
     Returns
     -------
@@ -438,8 +437,7 @@ def backward(dout: np.ndarray, dh_n: np.ndarray, dc_n: Optional[np.ndarray], fwd
                         None if w.b_ih is None else w.b_ih.grad, None if w.b_hh is None else w.b_hh.grad,
                         dh0, dc0, h_prev, _packed(fwd.workspace, fwd.key + ("backward",), GH, H, dtype, options),
                         options.threads, options.unit_split_bytes, options.unit_split_backward_h_per_row,
-                        options.weight_gradients == "blas",
-                        **_padded_arrays(layout, dout_padded=dout_padded, dx_padded=dx_padded))
+                        options.weight_gradients == "blas")
     return dx
 
 

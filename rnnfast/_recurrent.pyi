@@ -105,10 +105,6 @@ def backward(
     split_bytes: int,
     split_h_per_row: int,
     wgrad_blas: bool,
-    dout_padded: _Opt = ..., # IN    (T'·B, H) packed: dout gathered from here (dout then WORK)
-    index: _Opt = ...,       # IN    (rows,) intp packed: the padded row of each row
-    order: _Opt = ...,       # IN    (B,) intp packed: sorted_indices
-    dx_padded: _Opt = ...,   # OUT   (T'·B, I) packed: dx padded
 ) -> None: ...
 def step_work_size(cell: int, B: int, H: int) -> int: ...
 def step(

@@ -343,8 +343,6 @@ class _Recurrent(Module):
         T, B, layout, packed_in = cache["T"], cache["B"], cache["layout"], cache["packed"] is not None
         L, D, H = self.num_layers, self._directions, self.hidden_size
         lstm = self._lstm
-        g_padded: Optional[np.ndarray] = None                           # (T'·B, H) dL/d(out) padded, or None
-        dx_padded: Optional[np.ndarray] = None                          # (T', B, I) dL/dx padded, or None
         if packed_in:
             d_out = as_real_array("dout", dout.data if isinstance(dout, PackedSequence) else dout)
             check_shape("dout", d_out, (layout.rows, D * H), "(the forward output's data shape)")
@@ -354,15 +352,8 @@ class _Recurrent(Module):
             expected = (B, T, D * H) if self.batch_first else (T, B, D * H)
             check_shape("dout", d_out, expected, "(the forward output's shape)")
             g = np.ascontiguousarray(self._to_user_layout(d_out), dtype=self.dtype)
-            if layout.is_packed:                                        # (rows, D·H) dL/d(out)
-                rows_g = self._workspace.buffer("dout", (layout.rows, D * H), self.dtype)
-                # one direction: the kernels gather these rows step by step and scatter dx (forward's `fused`)
-                g_padded = g.reshape(-1, D * H) if D == 1 else None
-                if D == 1:
-                    dx_padded = aligned_empty((T, B, self.input_size), self.dtype)     # (T, B, I)
-                g = rows_g if D == 1 else layout.to_rows(g, out=rows_g)
-            else:
-                g = layout.to_rows(g)
+            g = layout.to_rows(g, out=self._workspace.buffer("dout", (layout.rows, D * H), self.dtype)
+                               if layout.is_packed else None)           # (rows, D·H) dL/d(out)
         dh_in, dc_in = self._split_dstate(dstate)
         dh_n = layout.sort(self._check_state("dh_n", dh_in, B))     # (L·D, B, H)
         dc_n = layout.sort(self._check_state("dc_n", dc_in, B)) if lstm else None
@@ -380,10 +371,7 @@ class _Recurrent(Module):
                     fresh = (aligned_empty(runs[d].x.shape, self.dtype)
                              if k == 0 and d == 0 and (packed_in or not layout.is_packed) else None)
                     return _kernels.backward(g_d, dh_n[i], None if dc_n is None else dc_n[i], runs[d], options,
-                                             dh0=dh0[i], dc0=None if dc0 is None else dc0[i], dx=fresh,
-                                             dout_padded=g_padded if k == L - 1 else None,
-                                             dx_padded=dx_padded.reshape(-1, dx_padded.shape[2])
-                                             if k == 0 and dx_padded is not None else None)
+                                             dh0=dh0[i], dc0=None if dc0 is None else dc0[i], dx=fresh)
 
                 if D == 1:
                     dx = direction(0, g)                            # (rows, I_k)
@@ -396,9 +384,6 @@ class _Recurrent(Module):
         dstate0 = self._pack_state(layout.unsort(dh0), None if dc0 is None else layout.unsort(dc0))
         if packed_in:
             return cache["packed"]._replace(data=dx), dstate0
-        if dx_padded is not None:
-            dx_padded[layout.T:] = 0                                    # the steps past the longest sequence
-            return self._to_user_layout(dx_padded), dstate0
         return self._to_user_layout(layout.to_padded(dx, T)), dstate0
 
     # ---- streaming ----------------------------------------------------------------------------------
