@@ -31,9 +31,11 @@ cdef int _SPARSE_FRACTION = 8
 cdef int _SPARSE_MIN_I = 16
 
 
-cdef Py_ssize_t _sparse_nnz(Py_ssize_t rows, int I, const floating* x) noexcept nogil:
-    """The nonzeros of x (rows, I) when the input side should take the sparse path, else -1."""
-    cdef size_t n = <size_t> rows * I, limit = n // _SPARSE_FRACTION, nnz
+cdef Py_ssize_t _sparse_nnz(Py_ssize_t rows, int I, const floating* x, Py_ssize_t real_rows=-1) noexcept nogil:
+    """The nonzeros of x (rows, I) when the input side should take the sparse path, else -1. With real_rows,
+    x is a padded batch of that many real rows (the rest padding): the limit counts those only."""
+    cdef size_t n = <size_t> rows * I, nnz
+    cdef size_t limit = <size_t> (real_rows if real_rows >= 0 else rows) * I // _SPARSE_FRACTION
     if I < _SPARSE_MIN_I or rows == 0:
         return -1
     if floating is float:

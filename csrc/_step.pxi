@@ -167,3 +167,44 @@ def copy_rows(const floating[:, ::1] src,             # IN  (n_src, F)
                 memcpy(&dst[r, 0], &src[index[r], 0], row_bytes)
             else:
                 memset(&dst[r, 0], 0, row_bytes)
+
+
+# The packed forward that reads the padded input and writes the padded output itself: the gather and scatter
+# of copy_rows, done by the kernel's threads on the rows they are working on.
+
+cdef _check_padded(const floating[:, ::1] padded, const Py_ssize_t[::1] index, Py_ssize_t B, Py_ssize_t rows,
+                   Py_ssize_t F, str name):
+    """padded (T'·B, F) with index (rows,) into it, or padded None."""
+    cdef Py_ssize_t r
+    if padded is None:
+        return
+    if index is None or index.shape[0] != rows:
+        raise ValueError(f"{name} needs index ({rows},)")
+    if padded.shape[1] != F or B == 0 or padded.shape[0] % B:
+        raise ValueError(f"{name} must be (T' * {B}, {F}), got ({padded.shape[0]}, {padded.shape[1]})")
+    for r in range(rows):
+        if index[r] < 0 or index[r] >= padded.shape[0]:
+            raise ValueError(f"index[{r}] = {index[r]} is outside {name}'s {padded.shape[0]} rows")
+
+
+cdef inline void _gather_rows(Py_ssize_t r0, Py_ssize_t r1, int F, const Py_ssize_t* index,
+                              const floating* src, floating* dst) noexcept nogil:
+    """dst[r] := src[index[r]] for the rows r in [r0, r1) (rows of F)."""
+    cdef Py_ssize_t r
+    for r in range(r0, r1):
+        memcpy(dst + r * F, src + index[r] * F, F * sizeof(floating))
+
+
+cdef inline void _scatter_step(Py_ssize_t t, Py_ssize_t B, Py_ssize_t b0, Py_ssize_t b1, Py_ssize_t m, int j0,
+                               int j1, int H, const Py_ssize_t* order, const floating* rows,
+                               floating* padded) noexcept nogil:
+    """Step t of the sorted rows [b0, b1), units [j0, j1), into the padded (·, B, H) batch: padded[t, order[b]]
+    := rows[b] (rows: step t's (m_t, H)) for the m of them still running, zeros for the ended ones."""
+    cdef Py_ssize_t b
+    cdef floating* dst
+    for b in range(b0, b1):
+        dst = padded + (t * B + order[b]) * H + j0
+        if b < b0 + m:
+            memcpy(dst, rows + b * H + j0, (j1 - j0) * sizeof(floating))
+        else:
+            memset(dst, 0, (j1 - j0) * sizeof(floating))

@@ -24,7 +24,7 @@ import contextvars
 import importlib.util
 import os
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Iterator, NamedTuple, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, Iterator, NamedTuple, Optional, Tuple
 
 import numpy as np
 
@@ -246,6 +246,21 @@ def _last(seq: np.ndarray, initial: np.ndarray, layout: "Layout") -> np.ndarray:
     return seq[layout.last]
 
 
+def _padded_arrays(layout: "Layout", x_padded: Optional[np.ndarray],
+                   out_padded: Optional[np.ndarray]) -> Dict[str, Optional[np.ndarray]]:
+    """The packed forward's keyword arguments for the padded arrays it gathers x from and scatters h_t to
+    (those given), with the layout's index (and sorted_indices for the scatter, which zeros where sequences
+    ended); none for the other calls, so that their arguments stay positional."""
+    given: Dict[str, Optional[np.ndarray]] = {}
+    if x_padded is not None:
+        given["x_padded"] = x_padded
+    if out_padded is not None:
+        given.update(out_padded=out_padded, order=layout.sorted_indices)
+    if given:
+        given["index"] = layout.index
+    return given
+
+
 def _packed(workspace: Any, key: tuple, K: int, N: int, dtype: np.dtype,
             options: KernelOptions) -> Optional[np.ndarray]:
     """Workspace for the kernel's packed copy of a (K, N) recurrent operand; None selects BLAS."""
@@ -263,7 +278,8 @@ def _widths_and_biases(cell: CellSpec, weights: Weights) -> Tuple[int, int, Opti
 
 def forward_training(cell: CellSpec, weights: Weights, x: np.ndarray, h0: np.ndarray, c0: Optional[np.ndarray],
                      layout: "Layout", options: KernelOptions, *, workspace: Any, key: tuple,
-                     out: Optional[np.ndarray] = None) -> ForwardResult:
+                     out: Optional[np.ndarray] = None, x_padded: Optional[np.ndarray] = None,
+                     out_padded: Optional[np.ndarray] = None) -> ForwardResult:
     """Run one direction of one layer over ``x``, keeping what :func:`backward` needs.
 
     Parameters
@@ -286,6 +302,10 @@ def forward_training(cell: CellSpec, weights: Weights, x: np.ndarray, h0: np.nda
     out : ndarray (B + rows, H), optional
         Where to write [h_0, h_1 .. h_T]: a fresh array for outputs returned to the user (default: the
         workspace's).
+    x_padded : ndarray (T'·B, I), optional
+        Packed layout only: the padded input, from which the kernel gathers ``x`` (then its output).
+    out_padded : ndarray (T'·B, H), optional
+        Packed layout only: also receives h_t padded, zero past each length (steps >= T untouched).
 
     Returns
     -------
@@ -310,7 +330,8 @@ def forward_training(cell: CellSpec, weights: Weights, x: np.ndarray, h0: np.nda
         _recurrent.forward(cell.code, T, layout.batch_sizes, x, weights.w_ih.data, weights.w_hh.data, bias,
                            b_hn, fwd.h0, c0, fwd.gates, fwd.c, fwd.tanh_c, fwd.hn, fwd.out, scratch,
                            _packed(workspace, key + ("forward",), H, GH, dtype, options), options.threads,
-                           options.unit_split_bytes, options.unit_split_backward_h_per_row)
+                           options.unit_split_bytes, options.unit_split_backward_h_per_row,
+                           **_padded_arrays(layout, x_padded=x_padded, out_padded=out_padded))
     return fwd
 
 

@@ -46,6 +46,10 @@ def forward(
     num_threads: int,
     split_bytes: int,
     split_h_per_row: int,
+    x_padded: _Opt = ...,    # IN   (T'·B, I) packed: x gathered from here (x then OUT)
+    index: _Opt = ...,       # IN   (rows,) intp packed: the padded row of each row
+    order: _Opt = ...,       # IN   (B,) intp packed: sorted_indices
+    out_padded: _Opt = ...,  # OUT  (T'·B, H) packed: h_t padded
 ) -> None: ...
 def inference_plan(cell: int, num_threads: int, T: int, B: int, H: int, itemsize: int,
                    split_bytes: int) -> tuple[int, str, bool]: ...

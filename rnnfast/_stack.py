@@ -226,9 +226,15 @@ class _Recurrent(Module):
             lens = None if lengths is None else check_lengths(lengths, B, T, minimum=1, integral_floats=True)
             # with lengths, the packed layout: the kernels run the real steps only (rnnfast._layout)
             layout = Layout.padded(T, B) if lens is None or B == 0 else self._packed_layout(lens)
-            rows_in = (self._kept("x", layout.to_rows(xs), x) if not layout.is_packed
-                       else layout.to_rows(xs, out=self._workspace.buffer("x", (layout.rows, xs.shape[2]),
-                                                                          self.dtype)))
+            if not layout.is_packed:
+                rows_in = self._kept("x", layout.to_rows(xs), x)
+            else:
+                rows_in = self._workspace.buffer("x", (layout.rows, xs.shape[2]), self.dtype)    # (rows, I)
+        # with lengths (padded arrays, packed kernels) and one direction, the training kernels gather x's rows
+        # and scatter the top layer's h_t into the padded output themselves, on rows in cache
+        fused = layout.is_packed and not packed_in and self._directions == 1 and is_grad_enabled()
+        if layout.is_packed and not packed_in and not fused:
+            layout.to_rows(xs, out=rows_in)
         h0_in, c0_in = self._split_hx(hx)
         h0 = layout.sort(self._kept("h0", self._check_state("h0", h0_in, B), h0_in))        # (L·D, B, H)
         c0 = layout.sort(self._kept("c0", self._check_state("c0", c0_in, B), c0_in)) if self._lstm else None
@@ -241,6 +247,7 @@ class _Recurrent(Module):
         layer_in = rows_in                                              # (rows, I)
         rows = layout.rows
         fresh_out = not layout.is_packed or packed_in                   # the top layer's out goes to the user
+        out_padded = aligned_empty(xs.shape[:2] + (H,), self.dtype) if fused else None     # (T', B, H)
         with blas_single_thread():
             for k in range(L):
                 runs = []
@@ -252,8 +259,11 @@ class _Recurrent(Module):
                     fresh = (aligned_empty((B * grad + rows, H), self.dtype) if k == L - 1 and D == 1 and fresh_out
                              else None)
                     kernel = _kernels.forward_training if grad else _kernels.forward_inference
+                    padded = {} if out_padded is None else dict(
+                        x_padded=xs.reshape(-1, xs.shape[2]) if k == 0 else None,
+                        out_padded=out_padded.reshape(-1, H) if k == L - 1 else None)
                     run = kernel(self._spec, self._layer_params(k, d), x_kd, h0[j], None if c0 is None else c0[j],
-                                 layout, options, workspace=self._workspace, key=(k, d), out=fresh)
+                                 layout, options, workspace=self._workspace, key=(k, d), out=fresh, **padded)
                     h_n[j] = run.h_n
                     if c_n is not None:
                         c_n[j] = run.c_n
@@ -278,6 +288,9 @@ class _Recurrent(Module):
         view = _readonly if grad else (lambda a: a)
         if packed_in:
             return x._replace(data=view(out)), state
+        if out_padded is not None:
+            out_padded[layout.T:] = 0                                   # the steps past the longest sequence
+            return view(self._to_user_layout(out_padded)), state
         return view(self._to_user_layout(layout.to_padded(out, xs.shape[0]))), state
 
     def _packed_layout(self, lens: Any, packed: Optional[PackedSequence] = None) -> Layout:

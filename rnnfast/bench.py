@@ -111,6 +111,17 @@ def _parse_cells(text: str) -> List[str]:
     return list(dict.fromkeys(cells))
 
 
+SECTIONS = ("train", "streaming", "varlen")
+
+
+def _parse_sections(text: str) -> List[str]:
+    sections = [t.strip() for t in text.split(",") if t.strip()]
+    if not sections or any(t not in SECTIONS for t in sections):
+        raise argparse.ArgumentTypeError(f"--only takes a comma-separated subset of {','.join(SECTIONS)}, "
+                                         f"got {text!r}")
+    return sections
+
+
 def _import_torch(disabled: bool):
     if disabled:
         return None
@@ -423,6 +434,9 @@ def _build_parser() -> argparse.ArgumentParser:
                    help="measure peak memory in subprocesses (default on; off with --quick)")
     p.add_argument("--no-torch", action="store_true", help="leave torch out, as if it were not installed")
     p.add_argument("--no-extras", action="store_true", help="skip the streaming and variable-length rows")
+    p.add_argument("--only", type=_parse_sections, default=list(SECTIONS), metavar="SECTION,...",
+                   help="run only these rows: comma-separated train,streaming,varlen (default all); e.g. "
+                        "--only varlen for the variable-length rows alone")
     p.add_argument("--varlen-shapes", "--varlen-shape", dest="varlen_shapes", type=_parse_shapes,
                    default=list(VARLEN_SHAPES), metavar="BxTxH,...",
                    help="comma-separated shapes of the variable-length batches (default "
@@ -453,7 +467,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     results: Dict[str, Any] = {"train": [], "streaming": [], "varlen": []}
     gemm = sgemm_contender(threads)
 
-    for cell in args.cells:
+    sections = [t for t in args.only if t == "train" or not args.no_extras]
+    for cell in args.cells if "train" in sections else ():
         for B, T, H in shapes:
             log(f"train {cell} B={B} T={T} H={H}")
             fns = _train_fns(cell, B, T, H, torch)
@@ -476,7 +491,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 samples_ms={k: [s / c.per_call * 1e3 for s in c.samples] for k, c in cons.items()
                             if k != "sgemm"}))
 
-    if not args.no_extras:
+    if "streaming" in sections:
         for cell in args.cells:
             log(f"streaming {cell}")
             stream_cons = [Contender(k, f, threads, per_call=STREAM_STEPS)
@@ -486,6 +501,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             results["streaming"].append(dict(cell=cell, B=1, I=STREAM_SIZE, H=STREAM_SIZE,
                                              rnnfast_us=us["rnnfast"], torch_us=us.get("torch"),
                                              speedup=_ratio(us.get("torch"), us["rnnfast"])))
+    if "varlen" in sections:
         for B, T, H in args.varlen_shapes:
             lengths = varlen_lengths(B, T)
             real = float(lengths.sum()) / (B * T)           # the real steps' share of the padded batch

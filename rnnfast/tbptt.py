@@ -20,6 +20,18 @@ exists in memory as a whole; :meth:`TruncatedBPTT.run` cuts an array that does.
 Without an optimizer nothing is updated and each chunk's (clipped) gradient is *added* to ``.grad``:
 after a pass, ``.grad`` holds the TBPTT gradient Σ_j ∇_j of the whole stream at fixed θ. With
 ``k >= T`` that is exactly full BPTT.
+
+Ragged batches (``lengths`` (B,), sequence b real for its first ``lengths[b]`` steps): chunk j holds
+
+    n_b,j = clip(lengths[b] − s_j, 0, e_j − s_j)          the real steps of sequence b in chunk j
+
+The chunk runs the layer's packed path (``lengths=``) over the sequences with n_b,j > 0 only; a sequence
+that has ended (n_b,j = 0) is left out and carries its final state S_b (the state after its own last step)
+unchanged to the end. The loss sees the real steps only: ``loss(pred[real], target[real])`` on the (N, ...)
+rows where ``real`` is the chunk's (steps, B) mask of real steps, in the layer's layout (time-major: step
+by step; ``batch_first``: sequence by sequence), and the padding gets no gradient. So with ``k >= T`` a
+ragged pass is full BPTT of the layer with ``lengths``, and with ``k < T`` each sequence's gradient is the
+one it would get truncated alone (for a loss that sums over the rows).
 """
 from __future__ import annotations
 
@@ -30,7 +42,7 @@ import numpy as np
 
 from ._engine import Engine, _Head, _Layer
 from ._module import Parameter
-from ._validation import check_int, check_positive
+from ._validation import check_int, check_lengths, check_positive
 
 __all__ = ["chunk_bounds", "iter_chunks", "detach_state", "TruncatedBPTT", "TBPTTResult"]
 
@@ -183,14 +195,21 @@ class TruncatedBPTT:
         return self.layer.parameters() + (self.head.parameters() if self.head is not None else [])
 
     # ---- one chunk ----------------------------------------------------------------------------------
-    def step(self, x_chunk: Any, target_chunk: Any, state: Any = None) -> Tuple[float, Any]:
+    def step(self, x_chunk: Any, target_chunk: Any, state: Any = None,
+             lengths: Any = None) -> Tuple[float, Any]:
         """Forward, loss, truncated backward, (clip), update on one chunk from ``state``.
+
+        ``lengths`` (B,), optional: the real steps of each sequence in this chunk, in [0, k_j] (0: the
+        sequence has ended; it is left out and keeps its state). The loss then sees the real steps only
+        (module docstring); a chunk where every sequence has ended scores nothing: loss 0, no update.
 
         Returns ``(loss value, detached state after the chunk)``.
         """
         shape = np.shape(x_chunk)
         if len(shape) > self.time_axis and shape[self.time_axis] == 0:
             raise ValueError("x_chunk has no timesteps; every chunk needs at least one step")
+        if lengths is not None:
+            return self._ragged_step(x_chunk, target_chunk, state, lengths)
 
         def objective(output: Tuple[np.ndarray, Any]) -> Tuple[float, float, Tuple[np.ndarray, None]]:
             pred = self.head(output[0]) if self.head is not None else output[0]
@@ -200,6 +219,39 @@ class TruncatedBPTT:
         engine = Engine(self.layer, self.head, self.optimizer, self.max_norm)
         value, _, new_state = engine.step(x_chunk, state, objective)
         return value, detach_state(new_state)
+
+    def _ragged_step(self, x_chunk: Any, target_chunk: Any, state: Any, lengths: Any) -> Tuple[float, Any]:
+        """:meth:`step` on a chunk with ``lengths``: the running sequences through the packed path, the loss
+        on their real steps."""
+        ta, ba = self.time_axis, 1 - self.time_axis             # time and batch axes of x and the targets
+        xs = np.asarray(x_chunk)
+        if xs.ndim != 3:
+            raise ValueError(f"x_chunk must be a 3-D array, got shape {xs.shape}")
+        k, B = xs.shape[ta], xs.shape[ba]
+        lens = np.asarray(check_lengths(lengths, B, k, minimum=0), np.int64)                 # (B,)
+        ys = None if target_chunk is None else np.asarray(target_chunk)
+        if ys is not None and (ys.ndim < 2 or ys.shape[ta] != k or ys.shape[ba] != B):
+            raise ValueError(f"target_chunk must have x_chunk's steps and batch ({k}, {B}) on its axes "
+                             f"{ta}, {ba}, got shape {ys.shape}")
+        live = np.flatnonzero(lens)                             # (B_a,) the sequences still running
+        if live.size == 0:
+            return 0.0, detach_state(state)
+        whole = live.size == B
+        pick = (lambda a: a) if whole else (lambda a: np.take(a, live, axis=ba))
+        steps = np.arange(k)
+        real = (steps[:, None] < lens[live][None, :]) if ta == 0 else (steps[None, :] < lens[live][:, None])
+        target = None if ys is None else pick(ys)[real]         # (N, ...) the real steps' targets
+
+        def objective(out: np.ndarray) -> Tuple[float, float, np.ndarray]:
+            pred = self.head(out) if self.head is not None else out     # (k, B_a, O) or (B_a, k, O)
+            value, d_real = self._call_loss(pred[real], target)
+            dpred = np.zeros_like(pred)
+            dpred[real] = d_real                                # the padding gets no gradient
+            return value, 1.0, (self.head.backward(dpred) if self.head is not None else dpred)
+
+        engine = Engine(self.layer, self.head, self.optimizer, self.max_norm)
+        value, _, new_state = engine.step(pick(xs), _state_rows(state, live, whole), objective, lens[live])
+        return value, _merge_state(state, new_state, live, B)
 
     def _call_loss(self, pred: np.ndarray, target: Any) -> Tuple[float, np.ndarray]:
         result = self.loss(pred, target)
@@ -213,8 +265,9 @@ class TruncatedBPTT:
         return float(np.sum(value)), grad
 
     # ---- passes -------------------------------------------------------------------------------------
-    def run_chunks(self, chunks: Iterable[Tuple[Any, Any]], state: Any = None) -> TBPTTResult:
-        """One pass over an iterable of ``(x_chunk, target_chunk)`` pairs, each one truncation window.
+    def run_chunks(self, chunks: Iterable[Tuple[Any, ...]], state: Any = None) -> TBPTTResult:
+        """One pass over an iterable of ``(x_chunk, target_chunk)`` pairs, each one truncation window, or of
+        ``(x_chunk, target_chunk, lengths_chunk)`` triples for a ragged batch (:meth:`step`'s ``lengths``).
 
         ``x_chunk`` is ``(k_j, B, I)`` (``(B, k_j, I)`` for a ``batch_first`` layer); chunks may differ in
         length. The iterable is consumed lazily, so a generator can feed an arbitrarily long stream in
@@ -225,18 +278,51 @@ class TruncatedBPTT:
         steps = 0
         state = detach_state(state)
         for j, item in enumerate(chunks):
-            if not (isinstance(item, (tuple, list)) and len(item) == 2):
-                raise TypeError(f"chunks must yield (x_chunk, target_chunk) pairs; item {j} is a "
-                                f"{type(item).__name__}")
-            x_chunk, target_chunk = item
-            value, state = self.step(x_chunk, target_chunk, state)
+            if not (isinstance(item, (tuple, list)) and len(item) in (2, 3)):
+                raise TypeError(f"chunks must yield (x_chunk, target_chunk) pairs or (x_chunk, target_chunk, "
+                                f"lengths) triples; item {j} is a {type(item).__name__}")
+            value, state = self.step(item[0], item[1], state, item[2] if len(item) == 3 else None)
             losses.append(value)
-            steps += np.shape(x_chunk)[self.time_axis]
+            steps += np.shape(item[0])[self.time_axis]
         return TBPTTResult(np.asarray(losses, dtype=np.float64), state, steps)
 
-    def run(self, x: Any, targets: Any, state: Any = None) -> TBPTTResult:
+    def run(self, x: Any, targets: Any, state: Any = None, lengths: Any = None) -> TBPTTResult:
         """One pass over a whole sequence ``x`` (T, B, I) with ``targets`` (T, ...), cut into chunks of ``k``.
 
+        ``lengths`` (B,), optional, in [1, T]: a ragged batch, sequence b real for its first ``lengths[b]``
+        steps; each chunk gets the real steps of each sequence in it (module docstring).
         Chunks are views of ``x``: nothing of size T is allocated beyond the inputs themselves.
         """
-        return self.run_chunks(iter_chunks(x, targets, self.k, self.time_axis), state)
+        chunks = iter_chunks(x, targets, self.k, self.time_axis)
+        if lengths is None:
+            return self.run_chunks(chunks, state)
+        shape = np.shape(x)
+        if len(shape) != 3:
+            raise ValueError(f"x must be a 3-D array, got shape {shape}")
+        T, B = shape[self.time_axis], shape[1 - self.time_axis]
+        lens = np.asarray(check_lengths(lengths, B, T, minimum=1), np.int64)                  # (B,)
+        return self.run_chunks(((xc, yc, np.clip(lens - s, 0, e - s)) for (xc, yc), (s, e)
+                                in zip(chunks, chunk_bounds(T, self.k))), state)
+
+
+def _state_rows(state: Any, rows: np.ndarray, whole: bool) -> Any:
+    """The state (L·D, B, H), or a pair of them, of the sequences ``rows`` only (all: as it is)."""
+    if state is None or whole:
+        return state
+    if isinstance(state, (tuple, list)):
+        return tuple(None if s is None else np.asarray(s)[:, rows] for s in state)
+    return np.asarray(state)[:, rows]
+
+
+def _merge_state(state: Any, new: Any, rows: np.ndarray, B: int) -> Any:
+    """A detached state of all B sequences: ``new`` (of the sequences ``rows``) in their places, ``state``
+    (zeros if None) elsewhere, for the sequences that have ended."""
+    if isinstance(new, tuple):
+        old = state if isinstance(state, (tuple, list)) else (None,) * len(new)
+        return tuple(_merge_state(o, n, rows, B) for o, n in zip(old, new))
+    new = np.asarray(new)
+    merged = np.zeros(new.shape[:1] + (B,) + new.shape[2:], new.dtype)        # (L·D, B, H)
+    if state is not None:
+        merged[...] = state
+    merged[:, rows] = new
+    return merged

@@ -1,5 +1,7 @@
 """Truncated BPTT: chunking, detached states, gradients against full BPTT (k >= T) and against chunk-by-chunk
-BPTT written by hand on tests/reference.py (k < T), updates, clipping, and O(k) memory on a 10⁶-step stream."""
+BPTT written by hand on tests/reference.py (k < T), updates, clipping, and O(k) memory on a 10⁶-step stream;
+ragged batches (lengths) against full BPTT with lengths (k >= T) and against each sequence truncated alone
+(k < T)."""
 from __future__ import annotations
 
 import functools
@@ -234,6 +236,122 @@ def test_stream_of_a_million_steps_in_bounded_memory():
         tracemalloc.stop()
     assert res.steps == N and res.losses.shape == (N // K,) and np.all(np.isfinite(res.losses))
     assert peak < 2e6, f"peak traced memory grew by {peak / 1e6:.1f} MB over a 10⁶-step stream"
+
+
+# ---- ragged batches (lengths) ------------------------------------------------------------------------------
+RAGGED = np.array([11, 3, 6])                                       # B = 3, T = 11
+
+
+def ragged(x, y, lengths):
+    """x, y with NaN past each length (the padding must reach neither the layer nor the loss), and the
+    (T, B) mask of real steps."""
+    real = np.arange(x.shape[0])[:, None] < lengths[None, :]
+    x, y = x.copy(), y.copy()
+    x[~real], y[~real] = np.nan, np.nan
+    return x, y, real
+
+
+def initial_state(cell, B=3, seed=9):
+    rng = np.random.default_rng(seed)
+    h0 = rng.uniform(-0.5, 0.5, (2, B, 4))
+    return (h0, rng.uniform(-0.5, 0.5, (2, B, 4))) if is_lstm(cell) else h0
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_ragged_one_chunk_equals_full_bptt_with_lengths(cell):
+    layer, head, x, y = problem(cell, seed=11)
+    x, y, real = ragged(x, y, RAGGED)
+    twin = make_layer(cell, 2, 4, num_layers=2, dtype="float64", seed=11)
+    twin_head = rnnfast.Linear(4, 2, dtype="float64", seed=12)
+    state = initial_state(cell)
+    for k in (11, 16):
+        layer.zero_grad(), head.zero_grad()
+        res = TruncatedBPTT(layer, mse_loss, k=k, head=head).run(x, y, state, lengths=RAGGED)
+        assert res.losses.shape == (1,) and res.steps == 11
+        # full BPTT with lengths, the loss a mean over the real steps only
+        twin.zero_grad(), twin_head.zero_grad()
+        out, h_n = twin(x, state, lengths=RAGGED)
+        pred = twin_head(out)
+        value, d_real = mse_loss(pred[real], y[real])
+        dpred = np.zeros_like(pred)
+        dpred[real] = d_real
+        twin.backward(twin_head.backward(dpred))
+        assert np.isfinite(value) and res.losses[0] == pytest.approx(value, rel=1e-12)
+        full, got = grads_of(twin, twin_head), grads_of(layer, head)
+        for name in full:
+            assert np.all(np.isfinite(got[name])), name
+            np.testing.assert_allclose(got[name], full[name], rtol=1e-10, atol=1e-12, err_msg=name)
+        for a, b in zip(res.state if is_lstm(cell) else (res.state,), h_n if is_lstm(cell) else (h_n,)):
+            np.testing.assert_allclose(a, b, rtol=1e-12)
+
+
+@pytest.mark.parametrize("k", [1, 4, 5])
+@pytest.mark.parametrize("cell", CELLS)
+def test_ragged_chunks_equal_each_sequence_truncated_alone(cell, k):
+    """k < T: each chunk runs the sequences still running from the states they carry, and a summed loss over
+    the real steps splits into the sequences' own; so the pass's losses, gradients and final states are
+    those of each sequence cut into the same chunks alone (B = 1, no lengths: the padded path), summed."""
+    layer, head, x, y = problem(cell, T=11, seed=13)
+    x, y, _ = ragged(x, y, RAGGED)
+    state = initial_state(cell)
+    layer.zero_grad(), head.zero_grad()
+    res = TruncatedBPTT(layer, sum_mse, k=k, head=head).run(x, y, state, lengths=RAGGED)
+    got = grads_of(layer, head)
+    losses, total = np.zeros_like(res.losses), None
+    for b, n in enumerate(RAGGED):
+        layer.zero_grad(), head.zero_grad()
+        alone = TruncatedBPTT(layer, sum_mse, k=k, head=head).run(
+            x[:n, b:b + 1], y[:n, b:b + 1], tuple(s[:, b:b + 1] for s in state) if is_lstm(cell) else state[:, b:b + 1])
+        losses[:len(alone.losses)] += alone.losses                  # chunk j of sequence b is chunk j of the batch
+        g = grads_of(layer, head)
+        total = g if total is None else {name: total[name] + g[name] for name in total}
+        mine = res.state if is_lstm(cell) else (res.state,)         # sequence b's state: kept since it ended
+        for a, s_alone in zip(mine, alone.state if is_lstm(cell) else (alone.state,)):
+            np.testing.assert_allclose(a[:, b:b + 1], s_alone, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(res.losses, losses, rtol=1e-11)
+    for name in total:
+        np.testing.assert_allclose(got[name], total[name], rtol=1e-9, atol=1e-11, err_msg=name)
+
+
+def test_ragged_batch_first_equals_time_major_and_ended_sequences_keep_their_state():
+    tm, head, x, y = problem("gru", seed=14)
+    bf = make_layer("gru", 2, 4, num_layers=2, dtype="float64", seed=14, batch_first=True)
+    head_bf = rnnfast.Linear(4, 2, dtype="float64", seed=15)
+    x, y, _ = ragged(x, y, RAGGED)
+    a = TruncatedBPTT(tm, sum_mse, k=4, head=head).run(x, y, lengths=RAGGED)
+    b = TruncatedBPTT(bf, sum_mse, k=4, head=head_bf).run(x.swapaxes(0, 1), y.swapaxes(0, 1), lengths=RAGGED)
+    np.testing.assert_allclose(b.losses, a.losses, rtol=1e-12)
+    np.testing.assert_allclose(b.state, a.state, rtol=1e-12)
+    for (n, p), q in zip(tm.named_parameters(), bf.parameters()):
+        np.testing.assert_allclose(q.grad, p.grad, rtol=1e-10, atol=1e-12, err_msg=n)
+    # one chunk by hand: sequence 1 has ended (0 real steps) and keeps its state bit for bit
+    trainer = TruncatedBPTT(tm, sum_mse, k=4, head=head)
+    h = initial_state("gru")
+    value, after = trainer.step(x[:4], y[:4], h, lengths=[4, 0, 2])
+    np.testing.assert_array_equal(after[:, 1], h[:, 1])
+    assert np.isfinite(value) and not np.allclose(after[:, [0, 2]], h[:, [0, 2]])
+    assert trainer.step(x[:4], y[:4], h, lengths=[0, 0, 0]) == (0.0, pytest.approx(h))   # nothing runs
+
+
+def test_ragged_errors():
+    layer, head, x, y = problem("lstm")
+    trainer = TruncatedBPTT(layer, mse_loss, k=4, head=head)
+    with pytest.raises(ValueError, match="lengths must have shape"):
+        trainer.run(x, y, lengths=[5, 6])
+    with pytest.raises(ValueError, match=r"lengths must lie in \[1, T\]"):
+        trainer.run(x, y, lengths=[5, 12, 3])
+    with pytest.raises(ValueError, match=r"lengths must lie in \[1, T\]"):
+        trainer.run(x, y, lengths=[5, 0, 3])
+    with pytest.raises(TypeError, match="lengths must be an integer array"):
+        trainer.run(x, y, lengths=[5.5, 2, 3])
+    with pytest.raises(ValueError, match=r"lengths must lie in \[0, T\] = \[0, 4\]"):
+        trainer.step(x[:4], y[:4], lengths=[5, 1, 1])
+    with pytest.raises(ValueError, match=r"lengths must lie in \[0, T\]"):
+        trainer.run_chunks([(x[:4], y[:4], [4, 4, -1])])
+    with pytest.raises(ValueError, match="target_chunk must have"):
+        trainer.step(x[:4], y[:4, :2], lengths=[4, 1, 1])
+    with pytest.raises(TypeError, match="triples"):
+        trainer.run_chunks([(x, y, RAGGED, None)])
 
 
 def test_errors():

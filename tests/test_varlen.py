@@ -77,9 +77,9 @@ def test_kernels_receive_the_real_steps_only(cell, monkeypatch):
     forward, backward = _kernels._recurrent.forward, _kernels._recurrent.backward
 
     def spy(kernel, name):
-        def call(*args):
+        def call(*args, **kw):
             seen.append((name, args[1], args[2], args[3].shape[0]))    # T, batch_sizes, rows of x
-            return kernel(*args)
+            return kernel(*args, **kw)
         return call
     monkeypatch.setattr(_kernels._recurrent, "forward", spy(forward, "forward"))
     monkeypatch.setattr(_kernels._recurrent, "backward", spy(backward, "backward"))
@@ -139,7 +139,7 @@ def test_pack_sequences_and_unpack_equal_torch():
     np.testing.assert_array_equal(bf, np.swapaxes(padded[:lengths.max()], 0, 1))
 
 
-@pytest.mark.parametrize("L, bidirectional", [(1, False), (2, True)], ids=["1-layer", "2-layer-bi"])
+@pytest.mark.parametrize("L, bidirectional", [(1, False), (2, False), (2, True)], ids=["1-layer", "2-layer", "2-layer-bi"])
 @param_dtype
 @param_cell
 def test_packed_input_equals_lengths_and_torch(cell, dtype, L, bidirectional):
@@ -275,6 +275,35 @@ def test_kernel_rejects_bad_batch_sizes():
     for T, bs in [(3, [3, 1, 2]), (2, [2, 4]), (2, [3, 2]), (3, [3, 3, 0]), (2, [3])]:
         with pytest.raises(ValueError, match="batch_sizes|rows"):
             _kernels._recurrent.forward(*args(T, np.array(bs, np.intc)))
+
+
+def test_kernels_reject_bad_padded_arrays():
+    """The packed kernels' padded input and output (the gather and scatter they do for lengths=) are checked
+    against the layout before any pointer is read."""
+    lay = Layout.packed(np.array([3, 1, 2]))                         # rows = 6, B = 3, T = 3
+    code = rnnfast._cells.CELLS["elman-tanh"].code
+    x, w_ih, w_hh, h0 = np.zeros((6, 2)), np.zeros((3, 2)), np.zeros((3, 3)), np.zeros((3, 3))
+
+    def forward(**kw):
+        _kernels._recurrent.forward(code, 3, lay.batch_sizes, x, w_ih, w_hh, None, None, h0, None, None, None,
+                                    None, None, np.zeros((6, 3)), None, None, 1, 1 << 20, 64, **kw)
+    forward(x_padded=np.zeros((9, 2)), index=lay.index, order=lay.sorted_indices, out_padded=np.zeros((12, 3)))
+    with pytest.raises(ValueError, match="x_padded needs index"):
+        forward(x_padded=np.zeros((9, 2)))
+    with pytest.raises(ValueError, match="x_padded must be"):
+        forward(x_padded=np.zeros((9, 3)), index=lay.index)
+    with pytest.raises(ValueError, match="x_padded must be"):
+        forward(x_padded=np.zeros((8, 2)), index=lay.index)
+    with pytest.raises(ValueError, match="outside x_padded"):
+        forward(x_padded=np.zeros((6, 2)), index=lay.index)          # index reaches row 6..8
+    with pytest.raises(ValueError, match="out_padded needs order"):
+        forward(out_padded=np.zeros((9, 3)), index=lay.index)
+    with pytest.raises(ValueError, match="order.2. = 3 is not a sequence"):
+        forward(out_padded=np.zeros((9, 3)), index=lay.index, order=np.array([0, 1, 3]))
+    with pytest.raises(ValueError, match="packed layout"):
+        _kernels._recurrent.forward(code, 2, None, x, w_ih, w_hh, None, None, h0, None, None, None, None, None,
+                                    np.zeros((6, 3)), None, None, 1, 1 << 20, 64, x_padded=np.zeros((6, 2)),
+                                    index=np.arange(6))
 
 
 def test_bad_packed_sequences():
