@@ -242,12 +242,13 @@ class TruncatedBPTT:
         real = (steps[:, None] < lens[live][None, :]) if ta == 0 else (steps[None, :] < lens[live][:, None])
         target = None if ys is None else pick(ys)[real]         # (N, ...) the real steps' targets
 
-        def objective(out: np.ndarray) -> Tuple[float, float, np.ndarray]:
+        def objective(output: Tuple[np.ndarray, Any]) -> Tuple[float, float, Tuple[np.ndarray, None]]:
+            out = output[0]
             pred = self.head(out) if self.head is not None else out     # (k, B_a, O) or (B_a, k, O)
             value, d_real = self._call_loss(pred[real], target)
             dpred = np.zeros_like(pred)
             dpred[real] = d_real                                # the padding gets no gradient
-            return value, 1.0, (self.head.backward(dpred) if self.head is not None else dpred)
+            return value, 1.0, (self.head.backward(dpred) if self.head is not None else dpred, None)
 
         engine = Engine(self.layer, self.head, self.optimizer, self.max_norm)
         value, _, new_state = engine.step(pick(xs), _state_rows(state, live, whole), objective, lens[live])
