@@ -82,6 +82,8 @@ openmp_enabled = _recurrent.openmp_enabled
 packed_size = _recurrent.packed_size
 zero_arrays = _recurrent.zero_arrays                        # (arrays, num_threads): rnnfast._threads wraps it
 copy_rows = _recurrent.copy_rows                            # (src, index, dst): rnnfast._layout
+linear_forward = _recurrent.linear_forward                  # (x, w, y, num_threads): rnnfast.Linear
+linear_backward = _recurrent.linear_backward                # (dy, x, w, dw, dx or None, num_threads)
 _float32_approximation = _recurrent._float32_approximation  # (name, x, y): for the accuracy tests
 
 

@@ -45,7 +45,8 @@ import numpy as np
 from ._cells import NONLINEARITIES, cell_spec
 from ._module import Module, is_grad_enabled, no_backward_error, one_thread_at_a_time, resolve_dtype
 from ._stack import _Recurrent
-from ._threads import blas_single_thread
+from . import _kernels
+from ._threads import blas_single_thread, get_num_threads
 from ._validation import as_real_array, check_int, check_shape
 
 __all__ = ["Elman", "RNN", "LSTM", "GRU", "Linear", "recurrent_layer"]
@@ -264,9 +265,10 @@ class Linear(Module):
         return arr
 
     def _apply(self, arr: np.ndarray) -> np.ndarray:
-        x2 = arr.reshape(-1, self.in_features)                          # (N, in): one GEMM, not one per slice
-        with blas_single_thread():
-            y = x2 @ self.weight.data.T                                 # (N, out)
+        x2 = np.ascontiguousarray(arr.reshape(-1, self.in_features))    # (N, in): one GEMM, not one per slice
+        y = np.empty((x2.shape[0], self.out_features), self.dtype)      # (N, out)
+        with blas_single_thread():                                      # its rows split over rnnfast's threads
+            _kernels.linear_forward(x2, self.weight.data, y, get_num_threads())
         if self.bias is not None:
             y += self.bias.data
         return y.reshape(arr.shape[:-1] + (self.out_features,))
@@ -292,10 +294,11 @@ class Linear(Module):
         x = self._x
         d = as_real_array("dy", dy, self.dtype)
         check_shape("dy", d, x.shape[:-1] + (self.out_features,), "(..., out_features)")
-        d2 = d.reshape(-1, self.out_features)                          # (N, out)
-        with blas_single_thread():
-            self.weight.grad += d2.T @ x.reshape(-1, self.in_features)  # (out, in)
-            dx = d2 @ self.weight.data                                  # (N, in)
+        d2 = np.ascontiguousarray(d.reshape(-1, self.out_features))    # (N, out)
+        dx = np.empty((d2.shape[0], self.in_features), self.dtype)      # (N, in)
+        with blas_single_thread():                                      # rows split over rnnfast's threads
+            _kernels.linear_backward(d2, np.ascontiguousarray(x.reshape(-1, self.in_features)), self.weight.data,
+                                     self.weight.grad, dx, get_num_threads())   # dW += dyᵀ x, dx = dy W
         if self.bias is not None:
             self.bias.grad += d2.sum(axis=0)
         return dx.reshape(x.shape)                                      # (..., in)

@@ -184,3 +184,44 @@ def test_bad_inputs():
         lin.load_state_dict({"weight": np.zeros((3, 4))})
     with pytest.raises(ValueError, match="weight"):
         lin.load_state_dict({"weight": np.zeros((4, 3)), "bias": np.zeros(3)})
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("N, I, O", [(1, 1, 1), (7, 3, 5), (2048, 128, 127), (300, 64, 1), (5, 0, 4), (0, 3, 2)])
+def test_linear_kernels_match_numpy_on_any_thread_count(dtype, N, I, O):
+    """The row-split products (csrc/_linear.pxi) against NumPy: y = x Wᵀ, dW += dyᵀ x, dx = dy W; the same
+    bits on 1 and 2 threads (each thread's block is a BLAS call of its own rows)."""
+    from rnnfast import _kernels
+    from rnnfast._threads import blas_single_thread
+    rng = np.random.default_rng(N + I + O)
+    x, w = rng.standard_normal((N, I)).astype(dtype), rng.standard_normal((O, I)).astype(dtype)
+    dy, g0 = rng.standard_normal((N, O)).astype(dtype), rng.standard_normal((O, I)).astype(dtype)
+    x64, w64, dy64 = (a.astype(np.float64) for a in (x, w, dy))
+    results = []
+    for threads in (1, 2):
+        y, dw, dx = np.full((N, O), np.nan, dtype), g0.copy(), np.full((N, I), np.nan, dtype)
+        with blas_single_thread():
+            _kernels.linear_forward(x, w, y, threads)
+            _kernels.linear_backward(dy, x, w, dw, dx, threads)
+        tol = dict(rtol=1e-4, atol=1e-4) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(y, x64 @ w64.T, **tol)
+        np.testing.assert_allclose(dw, g0 + dy64.T @ x64, **tol)
+        np.testing.assert_allclose(dx, dy64 @ w64, **tol)
+        results.append((y, dw, dx))
+    for a, b in zip(*results):
+        np.testing.assert_array_equal(a, b)
+    dw = g0.copy()
+    _kernels.linear_backward(dy, x, w, dw, None, 2)                       # dx skipped
+    np.testing.assert_array_equal(dw, results[0][1])
+
+
+def test_linear_kernels_refuse_shapes_that_do_not_fit():
+    from rnnfast import _kernels
+    x, w = np.zeros((4, 3), np.float32), np.zeros((2, 3), np.float32)
+    with pytest.raises(ValueError, match="do not fit"):
+        _kernels.linear_forward(x, w, np.zeros((4, 3), np.float32), 1)
+    with pytest.raises(ValueError, match="do not fit"):
+        _kernels.linear_backward(np.zeros((4, 2), np.float32), x, w, np.zeros((3, 2), np.float32), None, 1)
+    with pytest.raises(ValueError, match="do not fit"):
+        _kernels.linear_backward(np.zeros((4, 2), np.float32), x, w, np.zeros((2, 3), np.float32),
+                                 np.zeros((5, 3), np.float32), 1)
