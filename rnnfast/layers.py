@@ -268,7 +268,7 @@ class Linear(Module):
         x2 = np.ascontiguousarray(arr.reshape(-1, self.in_features))    # (N, in): one GEMM, not one per slice
         y = np.empty((x2.shape[0], self.out_features), self.dtype)      # (N, out)
         with blas_single_thread():                                      # its rows split over rnnfast's threads
-            _kernels.linear_forward(x2, self.weight.data, y, get_num_threads())
+            _kernels.linear_forward(x2, np.ascontiguousarray(self.weight.data), y, get_num_threads())
         if self.bias is not None:
             y += self.bias.data
         return y.reshape(arr.shape[:-1] + (self.out_features,))
@@ -296,9 +296,14 @@ class Linear(Module):
         check_shape("dy", d, x.shape[:-1] + (self.out_features,), "(..., out_features)")
         d2 = np.ascontiguousarray(d.reshape(-1, self.out_features))    # (N, out)
         dx = np.empty((d2.shape[0], self.in_features), self.dtype)      # (N, in)
+        grad = self.weight.grad                                         # (out, in) accumulated in place
+        dw = grad if grad.flags.c_contiguous else np.zeros(grad.shape, self.dtype)   # (a user's layout: add after)
         with blas_single_thread():                                      # rows split over rnnfast's threads
-            _kernels.linear_backward(d2, np.ascontiguousarray(x.reshape(-1, self.in_features)), self.weight.data,
-                                     self.weight.grad, dx, get_num_threads())   # dW += dyᵀ x, dx = dy W
+            _kernels.linear_backward(d2, np.ascontiguousarray(x.reshape(-1, self.in_features)),
+                                     np.ascontiguousarray(self.weight.data), dw, dx,
+                                     get_num_threads())                 # dW += dyᵀ x, dx = dy W
+        if dw is not grad:
+            grad += dw
         if self.bias is not None:
             self.bias.grad += d2.sum(axis=0)
         return dx.reshape(x.shape)                                      # (..., in)

@@ -225,3 +225,18 @@ def test_linear_kernels_refuse_shapes_that_do_not_fit():
     with pytest.raises(ValueError, match="do not fit"):
         _kernels.linear_backward(np.zeros((4, 2), np.float32), x, w, np.zeros((2, 3), np.float32),
                                  np.zeros((5, 3), np.float32), 1)
+
+
+def test_weights_in_any_memory_layout():
+    """A weight (and its gradient) given in Fortran order, by assignment or load_state_dict, works as NumPy's."""
+    import rnnfast
+    rng = np.random.default_rng(0)
+    w = np.asfortranarray(rng.standard_normal((3, 4)).astype(np.float32))
+    x, dy = rng.standard_normal((5, 4)).astype(np.float32), rng.standard_normal((5, 3)).astype(np.float32)
+    lin = rnnfast.Linear(4, 3, seed=0)
+    lin.load_state_dict({"weight": w, "bias": np.zeros(3, np.float32)})
+    lin.weight.data = w.copy(order="F")
+    lin.weight.grad = np.asfortranarray(np.ones((3, 4), np.float32))
+    np.testing.assert_allclose(lin(x), x @ w.T, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(lin.backward(dy), dy @ w, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(lin.weight.grad, 1 + dy.T @ x, rtol=1e-5, atol=1e-5)
