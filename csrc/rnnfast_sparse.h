@@ -10,8 +10,9 @@
  * projection is bit for bit the dense one). They differ only where the dense product would multiply a
  * zero of x by an infinite or NaN weight (0 · inf = NaN), which these skip.
  *
- * rf_sparse_count decides: it counts nonzeros and stops as soon as the count passes `limit`, so a dense
- * input costs a scan of its first `limit` + 1 nonzeros (a few cache lines), not of all of x.
+ * rf_sparse_count decides: it counts nonzeros and stops, at the end of a 1024-value block, as soon as the
+ * count passes `limit` (an eighth of the values), so a dense input costs a scan of about an eighth of x,
+ * not of all of it.
  */
 #ifndef RNNFAST_SPARSE_H
 #define RNNFAST_SPARSE_H

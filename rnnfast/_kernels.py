@@ -24,7 +24,7 @@ import contextvars
 import importlib.util
 import os
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Dict, Iterator, NamedTuple, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Iterator, NamedTuple, Optional, Tuple
 
 import numpy as np
 
@@ -248,21 +248,6 @@ def _last(seq: np.ndarray, initial: np.ndarray, layout: "Layout") -> np.ndarray:
     return seq[layout.last]
 
 
-def _padded_arrays(layout: "Layout", x_padded: Optional[np.ndarray],
-                   out_padded: Optional[np.ndarray]) -> Dict[str, Optional[np.ndarray]]:
-    """The packed forward's keyword arguments for the padded arrays it gathers x from and scatters h_t to
-    (those given), with the layout's index (and sorted_indices for the scatter, which zeros where sequences
-    ended); none for the other calls, so that their arguments stay positional."""
-    given: Dict[str, Optional[np.ndarray]] = {}
-    if x_padded is not None:
-        given["x_padded"] = x_padded
-    if out_padded is not None:
-        given.update(out_padded=out_padded, order=layout.sorted_indices)
-    if given:
-        given["index"] = layout.index
-    return given
-
-
 def _packed(workspace: Any, key: tuple, K: int, N: int, dtype: np.dtype,
             options: KernelOptions) -> Optional[np.ndarray]:
     """Workspace for the kernel's packed copy of a (K, N) recurrent operand; None selects BLAS."""
@@ -333,7 +318,8 @@ def forward_training(cell: CellSpec, weights: Weights, x: np.ndarray, h0: np.nda
                            b_hn, fwd.h0, c0, fwd.gates, fwd.c, fwd.tanh_c, fwd.hn, fwd.out, scratch,
                            _packed(workspace, key + ("forward",), H, GH, dtype, options), options.threads,
                            options.unit_split_bytes, options.unit_split_backward_h_per_row,
-                           **_padded_arrays(layout, x_padded=x_padded, out_padded=out_padded))
+                           x_padded=x_padded, index=layout.index, order=layout.sorted_indices,
+                           out_padded=out_padded)      # (index and order are read only with a padded array)
     return fwd
 
 

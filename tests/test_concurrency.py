@@ -65,11 +65,11 @@ class _Gate:
     def __init__(self, kernel):
         self.kernel, self.inside, self.release = kernel, threading.Event(), threading.Event()
 
-    def __call__(self, *args):
+    def __call__(self, *args, **kw):
         if not self.inside.is_set():
             self.inside.set()
             assert self.release.wait(30), "the test never released the kernel"
-        return self.kernel(*args)
+        return self.kernel(*args, **kw)
 
 
 @pytest.mark.parametrize("method", ["forward", "backward", "step"])
@@ -170,9 +170,9 @@ def test_nested_use_holds_blas_to_one_thread_and_restores_it(monkeypatch, restor
     seen = []
     kernel = _kernels._recurrent.forward
 
-    def spy(*args):
+    def spy(*args, **kw):
         seen.append({n for _, n in _blas_threads()})
-        return kernel(*args)
+        return kernel(*args, **kw)
     monkeypatch.setattr(_kernels._recurrent, "forward", spy)
     with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
         before = _blas_threads()

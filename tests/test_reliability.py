@@ -226,7 +226,7 @@ def test_memory_error_before_any_allocation_or_kernel(monkeypatch):
     for name in ("forward", "backward", "step"):
         kernel = getattr(_kernels._recurrent, name)
         monkeypatch.setattr(_kernels._recurrent, name,
-                            lambda *args, _name=name, _kernel=kernel: ran.append(_name) or _kernel(*args))
+                            lambda *args, _name=name, _kernel=kernel, **kw: ran.append(_name) or _kernel(*args, **kw))
     with pytest.raises(MemoryError, match="parameters"):
         rnnfast.GRU(256, 256)
     x = np.zeros((100, 20, 4), np.float32)                      # 100·20·(4 + 64·7)·4 B ≈ 3.6 MB

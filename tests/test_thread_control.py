@@ -363,10 +363,10 @@ def test_the_kernels_get_the_calling_threads_limit(monkeypatch, restore_threads)
     got = {}
     kernel = _kernels._recurrent.forward
 
-    def spy(*args):
-        # the kernels' thread count: forward(..., workspace, num_threads, unit_split_bytes, h_per_row)
+    def spy(*args, **kw):
+        # the kernels' thread count: forward(..., workspace, num_threads, unit_split_bytes, h_per_row, **padded)
         got.setdefault(threading.current_thread().name, set()).add(args[-3])
-        return kernel(*args)
+        return kernel(*args, **kw)
     monkeypatch.setattr(_kernels._recurrent, "forward", spy)
     barrier = threading.Barrier(2)
 

@@ -11,7 +11,7 @@ from ..persist import save
 from .._module import resolve_dtype
 from .._validation import check_choice, check_int, check_nonnegative, check_positive, check_real
 from .._cells import ALIASES, CELL_NAMES, cell_spec
-from ..compose import Readout, Sequential
+from ..compose import _POOLED, Readout, Sequential
 from ..layers import Linear, recurrent_layer
 from ._compat import BaseEstimator, NotFittedError
 from ._inference import _Inference
@@ -23,7 +23,7 @@ _CELLS = {**{name: name for name in CELL_NAMES}, **ALIASES}    # family names, a
 _NONLINEARITIES = ("tanh", "relu", "sigmoid")
 _OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 _OUTPUTS = ("last", "sequence")
-_READOUTS = ("last", "mean", "max", "meanmax")   # rnnfast.Readout's many-to-one choices
+_READOUTS = ("last",) + _POOLED                  # rnnfast.Readout's many-to-one choices
 _SCHEDULES = ("cosine", "constant")
 _SGD_MOMENTUM = 0.9          # optimizer="sgd" uses momentum, as scikit-learn's MLP does
 _WINDOW_STEPS = 32           # window="auto" cuts sequences to at most this many recurrent steps

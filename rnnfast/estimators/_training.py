@@ -111,7 +111,7 @@ class _TrainingLoop:
         rng = self._rng
         k = getattr(self, "window_", 1)
         seqs = _windowed(steps, k)
-        offsets = steps if p["window_offset"] == "random" and k > 1 else None
+        crop_from = steps if p["window_offset"] == "random" and k > 1 else None   # each batch windowed afresh
         if comm is not None:
             data = [seqs.x, targets] + ([] if seqs.lengths is None else [seqs.lengths])
             distributed.check_same_on_all_ranks(comm, data, "X and y")
@@ -163,7 +163,7 @@ class _TrainingLoop:
                     total, count = 0.0, 0.0
                     for batch, idx in enumerate(_epoch_batches(perm, batches, seqs.lengths, p["bucket"], rng), 1):
                         try:
-                            s, c = self._train_batch(seqs, targets, weights, idx, engine, p, offsets)
+                            s, c = self._train_batch(seqs, targets, weights, idx, engine, p, crop_from)
                         except Diverged as exc:
                             self.model_.eval()
                             raise FloatingPointError(
@@ -233,10 +233,10 @@ class _TrainingLoop:
 
     def _train_batch(self, seqs: _Sequences, targets: np.ndarray, weights: Optional[np.ndarray],
                      idx: np.ndarray, engine: Engine, p: dict[str, Any],
-                     offsets: Optional[_Sequences] = None) -> tuple[float, float]:
+                     crop_from: Optional[_Sequences] = None) -> tuple[float, float]:
         """One mini-batch: one update per truncation chunk (one chunk = full BPTT). ``seqs`` are windowed;
-        with ``offsets`` (the same sequences before the window) the batch is windowed afresh from each
-        sequence's own random offset instead.
+        with ``crop_from`` (the same sequences before the window) the batch is windowed afresh from each
+        sequence's own random offset instead (``window_offset="random"``).
 
         Data-parallel (``engine.dp``): ``idx`` is the whole batch, which fixes the chunks and the updates;
         this rank runs its shard of it (possibly none of a chunk's sequences) and each update first
@@ -245,8 +245,8 @@ class _TrainingLoop:
         """
         dp = engine.dp
         cols = idx                                                                 # (B,) the batch's columns of seqs
-        if offsets is not None:
-            seqs, cols = _offset_windowed(offsets, idx, getattr(self, "window_", 1), self._rng), np.arange(len(idx))
+        if crop_from is not None:
+            seqs, cols = _offset_windowed(crop_from, idx, getattr(self, "window_", 1), self._rng), np.arange(len(idx))
         lengths = None if seqs.lengths is None else seqs.lengths[cols]            # (B,)
         T = seqs.T if lengths is None else int(lengths.max())
         batch_ends = np.full(len(idx), T, np.int64) if lengths is None else lengths   # (B,) steps per sequence
