@@ -141,6 +141,9 @@ def test_save_load_and_continue(tmp_path, multi):
     np.testing.assert_array_equal(g.predict(X), f.predict(X))                         # the same model, bit for bit
     assert g.loss_curve_ == f.loss_curve_ and g.best_epoch_ == f.best_epoch_ and g.horizon_ == 5
     assert sorted(g._get_weights()) == sorted(f.model_.state_dict())
+    for name in ("input_mean_", "input_scale_", "target_mean_", "target_scale_"):     # arrays, as fit left them
+        assert isinstance(getattr(g, name), np.ndarray), name
+        np.testing.assert_array_equal(getattr(g, name), getattr(f, name))
     g.partial_fit(X, y)                                                              # a new optimizer, from the weights
     assert g.n_iter_ == f.n_iter_ + 1 and np.isfinite(g.predict(X)).all()
     with pytest.raises(ValueError, match="features per step"):

@@ -61,8 +61,9 @@ def test_round_trip_classifier_with_object_labels(tmp_path, data, classifier):
     assert loaded.best_epoch_ == classifier.best_epoch_
     assert loaded.n_features_in_ == 3 and loaded.window_ == 2 and loaded.rnn_.input_size == 6
     assert loaded.loss_curve_ == classifier.loss_curve_ and loaded.n_updates_ == classifier.n_updates_
-    np.testing.assert_array_equal(loaded.input_mean_, classifier.input_mean_)   # exact through JSON
-    np.testing.assert_array_equal(loaded.input_scale_, classifier.input_scale_)
+    for name in ("input_mean_", "input_scale_"):         # exact through JSON, and arrays again
+        assert isinstance(getattr(loaded, name), np.ndarray) and getattr(loaded, name).dtype == np.float64
+        np.testing.assert_array_equal(getattr(loaded, name), getattr(classifier, name))
     assert_same_predictions(classifier, loaded, X)
     assert loaded.score(X, classifier.predict(X)) == 1.0
 
@@ -77,6 +78,10 @@ def test_round_trip_regressor_ragged_multi_output(tmp_path, data, output):
     reg.save(path)
     loaded = load(path)
     assert loaded.n_outputs_ == 2 and loaded.rnn_.dtype == np.float64 and not hasattr(loaded, "best_epoch_")
+    for name in ("input_mean_", "input_scale_", "target_mean_", "target_scale_"):
+        value = getattr(loaded, name)
+        assert isinstance(value, np.ndarray) and value.shape == getattr(reg, name).shape, name
+        np.testing.assert_array_equal(value, getattr(reg, name))
     assert_same_predictions(reg, loaded, ragged)
 
 

@@ -93,6 +93,9 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
                         "input_asinh_center_", "input_asinh_scale_", "input_mean_", "input_scale_",
                         "loss_curve_", "validation_scores_", "best_loss_", "best_validation_score_", "n_iter_",
                         "n_updates_", "t_", "history_", "n_epochs_", "best_epoch_", "_output", "_arch")
+    # of those, the float64 arrays (or None) that rnnfast.load gives back as arrays rather than JSON's lists
+    _persisted_float_arrays: tuple[str, ...] = ("input_asinh_center_", "input_asinh_scale_", "input_mean_",
+                                                "input_scale_")
     _persisted_arrays: tuple[str, ...] = ()                  # learned arrays kept as arrays (the classifier's classes_)
     input_asinh_center_: Optional[np.ndarray]
     input_asinh_scale_: Optional[np.ndarray]

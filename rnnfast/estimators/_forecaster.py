@@ -133,6 +133,7 @@ class SequenceForecaster(RegressorMixin, BaseEstimator):
                                          "input_mean_", "input_scale_", "target_mean_", "target_scale_",
                                          "loss_curve_", "validation_scores_", "best_epoch_", "n_iter_",
                                          "n_updates_", "_y_ndim", "_arch")
+    _persisted_float_arrays: tuple[str, ...] = ("input_mean_", "input_scale_", "target_mean_", "target_scale_")
     model_: EncoderDecoder
     horizon_: int
     n_outputs_: int

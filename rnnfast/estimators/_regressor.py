@@ -36,6 +36,7 @@ class SequenceRegressor(RegressorMixin, _SequenceEstimator):
 
     _persisted_attrs = _SequenceEstimator._persisted_attrs + ("n_outputs_", "target_mean_", "target_scale_",
                                                               "_y_has_output_axis")
+    _persisted_float_arrays = _SequenceEstimator._persisted_float_arrays + ("target_mean_", "target_scale_")
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
