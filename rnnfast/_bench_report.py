@@ -64,18 +64,18 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]], left: int = 1) 
 def render(results: Dict[str, Any]) -> str:
     env = results["environment"]
     out = [
-        "rnnfast bench: float32 training step (forward + BPTT + parameter grads), median of "
+        f"rnnfast bench: float32 training steps (forward + BPTT + parameter grads), median of "
         f"{env['repeat']} alternating rounds",
         f"threads {env['threads']} (usable cores {env['usable_cores']}, OpenMP {env['openmp']}), {env['cpu']}, "
         f"load avg {', '.join(f'{v:.1f}' for v in env['loadavg'] or [])}, "
         f"OMP_WAIT_POLICY {env['omp_wait_policy'] or 'unset'}",
         f"rnnfast {env['rnnfast']}, numpy {env['numpy']}, scipy {env['scipy']}, torch {env['torch'] or 'n/a'}; "
         f"BLAS: {'; '.join(env['blas'])}",
-        f"sgemm {env['sgemm_n']}^3 at {env['threads']} threads: {_fmt(env['sgemm_gflops'])} GFLOP/s "
-        "(median over shapes)",
-        "floor = 3 x forward GEMM FLOPs 2*T*B*G*H*(I+H) at the sgemm rate timed beside each shape",
-        "",
     ]
+    if results["train"]:                 # (--only may leave it out: no empty table then)
+        out += [f"sgemm {env['sgemm_n']}^3 at {env['threads']} threads: {_fmt(env['sgemm_gflops'])} GFLOP/s "
+                "(median over shapes)",
+                "floor = 3 x forward GEMM FLOPs 2*T*B*G*H*(I+H) at the sgemm rate timed beside each shape", ""]
     rows = []
     for r in results["train"]:
         mem = lambda k: ("" if r.get(k + "_exact", True) else "~") + _fmt(r.get(k))
@@ -83,9 +83,10 @@ def render(results: Dict[str, Any]) -> str:
                      _fmt(r["numpy_ms"]), _fmt(r["torch_ms"]), _fmt(r["sgemm_gflops"]), _fmt(r["floor_ms"]),
                      _fmt(r["torch_over_rnnfast"]), _fmt(r["rnnfast_over_floor"]),
                      _fmt(r["speedup_1to2"]), mem("mem_rnnfast_mb"), mem("mem_torch_mb")])
-    out.append(_table(["cell", "B", "T", "I=H", "rnnfast ms", "numpy ms", "torch ms", "sgemm GF/s", "floor ms",
-                       "torch/rnnfast", "rnnfast/floor", "1->2 thr", "mem rnnfast MB", "mem torch MB"],
-                      rows, left=1))
+    if rows:
+        out.append(_table(["cell", "B", "T", "I=H", "rnnfast ms", "numpy ms", "torch ms", "sgemm GF/s", "floor ms",
+                           "torch/rnnfast", "rnnfast/floor", "1->2 thr", "mem rnnfast MB", "mem torch MB"],
+                          rows, left=1))
     if results["streaming"]:
         size = results["streaming"][0]["H"]
         out += ["", f"streaming step, B=1, I=H={size} (us per timestep; torch one step at a time "
