@@ -9,6 +9,7 @@ written by both threads at every step.
 from __future__ import annotations
 
 import functools
+import math
 import os
 from typing import Any, Hashable, Optional, Tuple
 
@@ -22,7 +23,7 @@ CACHE_LINE = 64     # bytes
 def aligned_empty(shape: tuple, dtype: Any) -> np.ndarray:
     """``np.empty(shape, dtype)`` starting on a cache line."""
     dtype = np.dtype(dtype)
-    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    nbytes = math.prod(shape) * dtype.itemsize             # (math.prod: np.prod costs µs a call)
     raw = np.empty(nbytes + CACHE_LINE, np.uint8)
     start = -raw.ctypes.data % CACHE_LINE
     return raw[start:start + nbytes].view(dtype).reshape(shape)

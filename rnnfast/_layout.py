@@ -58,12 +58,13 @@ class Layout:
         B = len(ls)
         T = int(ls[0]) if B else 0
         layout = cls(T, B)
-        live = np.arange(T)[:, None] < ls[None, :]                                  # (T, B) step t of sequence b
-        t, b = np.nonzero(live)                                                     # packed order: t, then b
-        bs = np.count_nonzero(live, axis=1).astype(np.intc)                         # (T,) m_t = #{ls > t}
+        # O(rows) work, not O(T·B): a batch of a few long sequences among short ones builds in time with its rows
+        bs = (B - np.cumsum(np.bincount(ls, minlength=T + 1)[:T])).astype(np.intc)     # (T,) m_t = B - #{ls <= t}
         offsets = np.zeros(T + 1, np.intp)
         np.cumsum(bs, out=offsets[1:])                                              # (T + 1,)
-        layout.rows = int(offsets[-1])
+        layout.rows = rows = int(offsets[-1])
+        t = np.repeat(np.arange(T), bs)                                             # (rows,) step of each row
+        b = np.arange(rows) - offsets[t]                                            # (rows,) its sorted sequence
         layout.batch_sizes = bs
         layout.sorted_indices = order
         layout.unsorted_indices = np.empty_like(order)
