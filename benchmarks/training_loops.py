@@ -103,6 +103,9 @@ def problem(name, np):
 
 
 # ------------------------------------------------------------------------------------------ the two loops
+def _no_mark(phase):
+    """A step's ``mark(phase)`` when its phases are not timed (``--phases`` passes a recorder)."""
+
 def rnnfast_loop(name, np):
     import rnnfast
 
@@ -117,22 +120,30 @@ def rnnfast_loop(name, np):
     loss_fn = rnnfast.mse_loss if loss_name == "mse" else rnnfast.cross_entropy
     i = [0]
 
-    def step():
+    def step(mark=_no_mark):
         x, target = batches[i[0] % N_BATCHES]
         i[0] += 1
         opt.zero_grad()
+        mark("zero_grad")
         out, _ = layer(x)                                           # (T, B, H)
+        mark("layer forward")
         y = head(out[-1] if head_on == "last" else out)
+        mark("head forward")
         loss, dy = loss_fn(y, target)
+        mark("loss")
         dh = head.backward(dy)
         if head_on == "last":
             dout = np.zeros(out.shape, out.dtype)
             dout[-1] = dh
         else:
             dout = dh
+        mark("head backward")
         layer.backward(dout, input_grad=False)                      # x is data: no dL/dx, as in torch
+        mark("layer backward")
         rnnfast.clip_grad_norm_(params, clip)
+        mark("clip")
         opt.step()
+        mark("optimizer")
         return loss
 
     return step
@@ -154,19 +165,26 @@ def torch_loop(name, np):
     tb = [(torch.from_numpy(x), torch.from_numpy(t)) for x, t in batches]
     i = [0]
 
-    def step():
+    def step(mark=_no_mark):
         x, target = tb[i[0] % N_BATCHES]
         i[0] += 1
         opt.zero_grad()
+        mark("zero_grad")
         out, _ = layer(x)
+        mark("layer forward")
         y = head(out[-1] if head_on == "last" else out)
+        mark("head forward")
         if loss_name == "mse":
             loss = 0.5 * torch.nn.functional.mse_loss(y, target)    # rnnfast's mse_loss is ½·MSE
         else:
             loss = torch.nn.functional.cross_entropy(y.reshape(-1, O), target.reshape(-1))
+        mark("loss")
         loss.backward()
+        mark("backward (head + layer)")
         torch.nn.utils.clip_grad_norm_(params, clip)
+        mark("clip")
         opt.step()
+        mark("optimizer")
         return loss.item()
 
     return step
@@ -185,7 +203,12 @@ def worker(args):
     fws = args.worker.split(",")
     sys.path.insert(0, os.getcwd())          # as ``python -c`` does: a built checkout run from its root
     for fw in fws:
+        added = [kv.split("=", 1) for kv in args.rnnfast_env] if fw == "rnnfast" else []
+        added = [(k, v) for k, v in added if k not in os.environ]
+        os.environ.update(dict(added))       # what rnnfast's import sees, as if the user had set it
         __import__(fw)
+        for k, _ in added:
+            del os.environ[k]
     import numpy as np
 
     if "torch" in fws:
@@ -219,15 +242,33 @@ def worker(args):
                     t0 = time.perf_counter()
                     step()
                     burst[fw].append(time.perf_counter() - t0)
-        result["loops"][name] = {fw: {"first_loss": first[fw], "b2b_ms": 1e3 * statistics.median(b2b[fw]),
+        phases = {fw: _phase_times(steps[fw], args.phase_steps) for fw in fws} if args.phase_steps else {}
+        result["loops"][name] = {fw: {"phases_ms": phases.get(fw, {}), "first_loss": first[fw], "b2b_ms": 1e3 * statistics.median(b2b[fw]),
                                       "burst_ms": 1e3 * statistics.median(burst[fw])} for fw in fws}
     print(json.dumps(result))
+
+
+def _phase_times(step, n):
+    """Median ms of each phase of ``step`` over n back-to-back steps, in the order the step marks them."""
+    times = {}
+
+    for _ in range(n):
+        last = [time.perf_counter()]
+
+        def mark(phase):
+            now = time.perf_counter()
+            times.setdefault(phase, []).append(now - last[0])
+            last[0] = now
+
+        step(mark)
+    return {phase: 1e3 * statistics.median(t) for phase, t in times.items()}
 
 
 def run_worker(frameworks, args):
     cmd = [sys.executable, os.path.abspath(__file__), "--worker", ",".join(frameworks), "--loops", args.loops,
            "--threads", str(args.threads), "--steps", str(args.steps), "--rounds", str(args.rounds),
            "--warmup", str(args.warmup), "--pause", str(args.pause), "--burst-steps", str(args.burst_steps)]
+    cmd += [f"--rnnfast-env={kv}" for kv in args.rnnfast_env] + ["--phases", str(args.phase_steps)]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
@@ -263,6 +304,13 @@ def main():
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--pause", type=float, default=0.25, help="idle seconds before each burst")
     p.add_argument("--burst-steps", type=int, default=10)
+    p.add_argument("--busy", type=int, default=0,
+                   help="processes spinning on a core-bound Python loop beside the timed ones, for the whole run")
+    p.add_argument("--rnnfast-env", action="append", default=[], metavar="NAME=VALUE",
+                   help="set in the environment only while rnnfast is imported (as a user's setting would be, "
+                        "but torch alone never sees it): to compare wait policies, e.g. GOMP_SPINCOUNT=10000")
+    p.add_argument("--phases", dest="phase_steps", type=int, default=0, metavar="N",
+                   help="also time each phase of a step (median of N back-to-back steps) and print a table")
     p.add_argument("--json", action="store_true", help="print the results as JSON after the table")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -274,13 +322,20 @@ def main():
     env = {k: os.environ.get(k) for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OMP_WAIT_POLICY",
                                          "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")}
     results = {}
-    for mode in args.modes.split(","):
-        if mode == "separate":
-            r = {"rnnfast": run_worker(["rnnfast"], args), "torch": run_worker(["torch"], args)}
-            results[mode] = {"blas": r["rnnfast"]["blas"],
-                             "loops": {n: {fw: r[fw]["loops"][n][fw] for fw in r} for n in r["rnnfast"]["loops"]}}
-        else:
-            results[mode] = run_worker(["torch", "rnnfast"] if mode == "torch-first" else ["rnnfast", "torch"], args)
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.busy)]
+    try:
+        for mode in args.modes.split(","):
+            if mode == "separate":
+                r = {"rnnfast": run_worker(["rnnfast"], args), "torch": run_worker(["torch"], args)}
+                results[mode] = {"blas": r["rnnfast"]["blas"], "loops": {n: {fw: r[fw]["loops"][n][fw] for fw in r}
+                                                                         for n in r["rnnfast"]["loops"]}}
+            else:
+                results[mode] = run_worker(["torch", "rnnfast"] if mode == "torch-first" else ["rnnfast", "torch"],
+                                           args)
+    finally:
+        for h in hogs:
+            h.kill()
+            h.wait()
 
     print(f"Whole training loops, float32, ms per step (medians), {args.threads} threads each")
     print(f"CPU: {cpu_model()}; load average {' '.join(f'{x:.2f}' for x in load)} at the start")
@@ -289,6 +344,8 @@ def main():
     blas = next(iter(results.values()))["blas"]
     print("BLAS (threadpoolctl, in the rnnfast worker): " + "; ".join(blas))
     print("environment: " + ", ".join(f"{k}={v if v is not None else 'unset'}" for k, v in env.items()))
+    print(f"busy processes beside the timed ones: {args.busy}; set only for rnnfast's import: "
+          f"{', '.join(args.rnnfast_env) or 'nothing'}")
     print(f"b2b: {args.rounds}×{args.steps} back-to-back steps; burst: {args.rounds}×{args.burst_steps} steps, "
           f"each burst after {args.pause} s idle")
     print()
@@ -305,6 +362,13 @@ def main():
             print(f"| {DESCRIPTION[name]} | {mode} | {r['b2b_ms']:.2f} | {t['b2b_ms']:.2f} "
                   f"| {t['b2b_ms'] / r['b2b_ms']:.2f} | {r['burst_ms']:.2f} | {t['burst_ms']:.2f} "
                   f"| {t['burst_ms'] / r['burst_ms']:.2f} | {r['first_loss']:.6g} / {t['first_loss']:.6g} |")
+    if args.phase_steps:
+        print(f"\nPer phase, ms (median of {args.phase_steps} back-to-back steps; torch's backward is one call)")
+        for mode, res in results.items():
+            for name in args.loops.split(","):
+                for fw, r in res["loops"][name].items():
+                    cells = ", ".join(f"{ph} {ms:.3f}" for ph, ms in r["phases_ms"].items())
+                    print(f"{name:7s} {mode:13s} {fw:8s} total {sum(r['phases_ms'].values()):.2f}: {cells}")
     if args.json:
         print(json.dumps({"args": vars(args), "versions": v, "environment": env, "results": results}))
     if bad:

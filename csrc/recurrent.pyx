@@ -45,7 +45,8 @@ the fused wrappers of _fused.pxd; the GEMM in _blas.pxd):
   _wgrad.pxi     the after-loop weight gradients and dx;
   _step.pxi      the streaming step (`step`), and the small entry points (zeroing, test hooks);
   _jordan.pxi    the Jordan network (output fed back), forward, backward and step, on the pieces above;
-  _linear.pxi    the per-timestep Linear's products (rnnfast.Linear), split by rows over the same threads.
+  _linear.pxi    the per-timestep Linear's products (rnnfast.Linear), split by rows over the same threads;
+  _loss.pxi      softmax cross-entropy, loss and gradient in one pass (rnnfast.cross_entropy).
 Python reaches all of it through rnnfast._kernels only.
 """
 from cython cimport floating
@@ -83,3 +84,4 @@ include "_wgrad.pxi"
 include "_step.pxi"
 include "_jordan.pxi"
 include "_linear.pxi"
+include "_loss.pxi"

@@ -84,6 +84,7 @@ zero_arrays = _recurrent.zero_arrays                        # (arrays, num_threa
 copy_rows = _recurrent.copy_rows                            # (src, index, dst): rnnfast._layout
 linear_forward = _recurrent.linear_forward                  # (x, w, y, num_threads): rnnfast.Linear
 linear_backward = _recurrent.linear_backward                # (dy, x, w, dw, dx or None, num_threads)
+cross_entropy_rows = _recurrent.cross_entropy_rows          # (x, labels, w, scale, grad, loss, n): losses
 _float32_approximation = _recurrent._float32_approximation  # (name, x, y): for the accuracy tests
 
 

@@ -21,7 +21,8 @@ Losses, per element (``d`` prediction, ``y`` target):
 
     mse_loss:         l = ½ (d − y)²                        ∂l/∂d = d − y
         Note the ½: this is ½ × ``torch.nn.functional.mse_loss`` (which has no ½).
-    cross_entropy:    logits x (..., C), integer labels k (...), class axis last;
+    cross_entropy:    logits x (..., C), integer labels k (...), class axis last; loss and gradient in one
+                      threaded pass over the rows (csrc/_loss.pxi), to rounding what NumPy computes:
                       log p = x − max(x) − log Σ_c exp(x_c − max(x))   (stable log-softmax)
                       l = −log p_k                          ∂l/∂x = softmax(x) − onehot(k)
     bce_with_logits:  l = max(x, 0) − x·t + log(1 + exp(−|x|))   (= −t log σ(x) − (1−t) log(1−σ(x)),
@@ -35,11 +36,15 @@ from typing import Any
 import numpy as np
 from scipy.special import expit
 
+from . import _kernels
+from ._threads import get_num_threads
 from ._validation import check_array, check_choice
 
 __all__ = ["mse_loss", "cross_entropy", "bce_with_logits"]
 
 _REDUCTIONS = ("mean", "sum", "none")
+_EMPTY_MEAN = ("reduction='mean' over no entries (an empty prediction, or mask weights summing to zero) is "
+               "undefined; use reduction='sum'")
 
 
 def _weights(mask: Any, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray | None:
@@ -80,8 +85,7 @@ def _reduce(loss: np.ndarray, grad: np.ndarray, w: np.ndarray | None,
     value = float(np.sum(loss, dtype=np.float64))
     if reduction == "mean":
         if total == 0:
-            raise ValueError("reduction='mean' over no entries (an empty prediction, or mask weights summing "
-                             "to zero) is undefined; use reduction='sum'")
+            raise ValueError(_EMPTY_MEAN)
         value /= total
         grad *= 1.0 / total
     return value, grad
@@ -127,23 +131,25 @@ def cross_entropy(logits: Any, labels: Any, mask: Any = None,
     if n_classes == 0:
         raise ValueError("logits must have at least one class (last axis of length 0)")
     w = _weights(mask, k.shape, x.dtype)
-    bad = (k < 0) | (k >= n_classes)
-    if w is not None:
-        bad &= w != 0
-    if bad.any():
+    total = float(k.size) if w is None else float(np.sum(w, dtype=np.float64))
+    if reduction == "mean" and total == 0:
+        raise ValueError(_EMPTY_MEAN)
+    # one threaded pass (csrc/_loss.pxi): per-row w·(−log p_k), and the gradient already scaled by 1/Σw
+    x2 = np.ascontiguousarray(x.reshape(-1, n_classes))                     # (N, C)
+    grad = np.empty(x2.shape, x.dtype)                                      # (N, C)
+    rows = np.empty(x2.shape[0], np.float64)                                # (N,) w·l per row
+    bad = _kernels.cross_entropy_rows(
+        x2, np.ascontiguousarray(k.reshape(-1), dtype=np.int64),
+        None if w is None else np.ascontiguousarray(w.reshape(-1)),
+        1.0 / total if reduction == "mean" else 1.0, grad, rows, get_num_threads())
+    if bad >= 0:
         raise ValueError(f"labels must be in [0, {n_classes}) where the mask is nonzero, got "
-                         f"{k[bad].ravel()[0]}")
-    k = np.where((k < 0) | (k >= n_classes), 0, k).reshape(-1)  # ignored labels → any valid class
-
-    z = x - x.max(axis=-1, keepdims=True)          # (..., C) shifted logits: exp cannot overflow
-    e = np.exp(z)
-    s = e.sum(axis=-1, keepdims=True)              # (..., 1)
-    rows = np.arange(k.size)
-    z_k = z.reshape(-1, n_classes)[rows, k].reshape(x.shape[:-1])
-    loss = np.log(s[..., 0]) - z_k                 # −log p_k = log Σ exp(z) − z_k
-    e /= s                                         # softmax
-    e.reshape(-1, n_classes)[rows, k] -= 1         # softmax − onehot
-    return _reduce(loss, e, w, reduction)
+                         f"{k.reshape(-1)[bad]}")
+    grad = grad.reshape(x.shape)
+    if reduction == "none":
+        return rows.astype(x.dtype).reshape(k.shape), grad
+    value = float(rows.sum())
+    return (value / total if reduction == "mean" else value), grad
 
 
 def bce_with_logits(logits: Any, targets: Any, mask: Any = None,
