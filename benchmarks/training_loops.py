@@ -106,6 +106,7 @@ def problem(name, np):
 def _no_mark(phase):
     """A step's ``mark(phase)`` when its phases are not timed (``--phases`` passes a recorder)."""
 
+
 def rnnfast_loop(name, np):
     import rnnfast
 
@@ -243,7 +244,8 @@ def worker(args):
                     step()
                     burst[fw].append(time.perf_counter() - t0)
         phases = {fw: _phase_times(steps[fw], args.phase_steps) for fw in fws} if args.phase_steps else {}
-        result["loops"][name] = {fw: {"phases_ms": phases.get(fw, {}), "first_loss": first[fw], "b2b_ms": 1e3 * statistics.median(b2b[fw]),
+        result["loops"][name] = {fw: {"phases_ms": phases.get(fw, {}), "first_loss": first[fw],
+                                      "b2b_ms": 1e3 * statistics.median(b2b[fw]),
                                       "burst_ms": 1e3 * statistics.median(burst[fw])} for fw in fws}
     print(json.dumps(result))
 

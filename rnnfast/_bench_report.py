@@ -64,7 +64,7 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]], left: int = 1) 
 def render(results: Dict[str, Any]) -> str:
     env = results["environment"]
     out = [
-        f"rnnfast bench: float32 training steps (forward + BPTT + parameter grads), median of "
+        "rnnfast bench: float32 training steps (forward + BPTT + parameter grads), median of "
         f"{env['repeat']} alternating rounds",
         f"threads {env['threads']} (usable cores {env['usable_cores']}, OpenMP {env['openmp']}), {env['cpu']}, "
         f"load avg {', '.join(f'{v:.1f}' for v in env['loadavg'] or [])}, "

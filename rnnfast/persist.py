@@ -63,7 +63,8 @@ def register(*classes: type) -> type:
 
     A file names its class by ``__name__``. A registered class provides ``get_params(deep=False)`` (its
     constructor takes them back), ``_check_fitted()``, ``_persisted_attrs`` (the learned attributes kept as
-    JSON; those named in an optional ``_persisted_float_arrays`` come back as float64 arrays), ``_persisted_arrays`` (learned attributes kept as arrays, such as ``classes_``; labels held as
+    JSON; those named in an optional ``_persisted_float_arrays`` come back as float64 arrays),
+    ``_persisted_arrays`` (learned attributes kept as arrays, such as ``classes_``; labels held as
     Python objects are saved as numbers or text and restored as objects), ``_get_weights()`` ->
     ``{name: array}``, ``_weight_spec()`` -> ``(name, shape, dtype)`` of every weight, computed from the
     learned attributes without allocating, and ``_set_weights(weights)``."""
