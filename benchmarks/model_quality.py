@@ -373,21 +373,21 @@ def torch_same_recipe(Xtr, ytr, Xte, params: dict, threads: int = 1):
     kwargs = {} if cell is not torch.nn.RNN else {"nonlinearity": p.get("nonlinearity", "tanh")}
     rnn = cell(k * tr[0].shape[1], H, p.get("num_layers", 1), dropout=p.get("dropout", 0.0),
                bidirectional=bi, **kwargs)
-    readout = p.get("readout", "meanmax")
+    readout = p["readout"]
     width = H * (2 if bi else 1)
-    head = torch.nn.Linear(width * (2 if readout == "meanmax" else 1), len(classes))
+    head = torch.nn.Linear(width * {"meanmax": 2, "lastmeanmax": 3}.get(readout, 1), len(classes))
 
     def logits(x, lens):
         packed = torch.nn.utils.rnn.pack_padded_sequence(x, lens, enforce_sorted=False)
         out = torch.nn.utils.rnn.pad_packed_sequence(rnn(packed)[0], total_length=x.shape[0])[0]   # (T', B, F)
         valid = (torch.arange(x.shape[0])[:, None] < lens[None, :])[:, :, None]
         feats = []
-        if readout == "last":
+        if readout in ("last", "lastmeanmax"):
             last = out[lens - 1, torch.arange(len(lens))]
             feats.append(last if not bi else torch.cat([last[:, :H], out[0, :, H:]], 1))
-        if readout in ("mean", "meanmax"):
+        if readout in ("mean", "meanmax", "lastmeanmax"):
             feats.append(out.sum(0) / lens[:, None])
-        if readout in ("max", "meanmax"):
+        if readout in ("max", "meanmax", "lastmeanmax"):
             feats.append(out.masked_fill(~valid, float("-inf")).max(0).values)
         return head(torch.cat(feats, 1))
 

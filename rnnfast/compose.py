@@ -21,6 +21,8 @@ sequence b running T_b = ``lengths[b]`` steps (all T without lengths) and h_t = 
     "max":       M_{b,f} = max_{t<T_b} h_{t,b,f}               (B, F);  ∂L/∂h_{t,b,f} = g_{b,f} at the step
                  t*_{b,f} that attains it (the first one on a tie), 0 elsewhere
     "meanmax":   [m, M] side by side                          (B, 2F); the two gradients added
+    "lastmeanmax": [last, m, M] side by side                  (B, 3F); ∂L/∂h_n[-D:] from the first F
+                 columns, ∂L/∂out from the others (ULMFiT's "concat pooling", mean and max in this order)
 
 These are PyTorch's idioms ``out``, ``torch.cat([h_n[-2], h_n[-1]], 1)`` (``h_n[-1]`` when D = 1), ``h_n``,
 ``out.mean(0)`` and ``out.max(0).values`` (for equal lengths; with lengths, over each sequence's own steps,
@@ -42,7 +44,7 @@ from .jordan import Jordan
 # the pieces a model is composed of; Embedding and Dropout live in their own modules
 __all__ = ["Sequential", "Readout", "Embedding", "Dropout"]
 
-_POOLED = ("mean", "max", "meanmax")                # the readouts that pool out over time
+_POOLED = ("mean", "max", "meanmax", "lastmeanmax")  # the readouts that pool out over time
 _WHAT = ("sequence", "last", "state") + _POOLED
 _STATEFUL = (_Recurrent, Jordan)     # the layers that return (out, state), so a Readout follows them
 
@@ -56,14 +58,15 @@ class Readout(Module):
 
     Parameters
     ----------
-    what : {"sequence", "last", "state", "mean", "max", "meanmax"}
+    what : {"sequence", "last", "state", "mean", "max", "meanmax", "lastmeanmax"}
         ``"sequence"``: ``out`` (T, B, D·H) (or (B, T, D·H) with ``batch_first``), one vector per step.
         ``"last"``: the top layer's final state per direction, concatenated (B, D·H): each sequence's own
         last step (``lengths``), and for a bidirectional layer the forward direction after the whole
         sequence beside the reverse one after reading it back to the start.
         ``"state"``: ``h_n`` (L·D, B, H), every layer's final state (for LSTM the hidden state, not ``c_n``).
         ``"mean"``, ``"max"``: the mean, or the per-feature maximum, of ``out`` over each sequence's own
-        steps (B, D·H); ``"meanmax"``: both side by side (B, 2·D·H).
+        steps (B, D·H); ``"meanmax"``: both side by side (B, 2·D·H); ``"lastmeanmax"``: ``"last"``,
+        then both pools (B, 3·D·H).
     batch_first : bool, default False
         ``out`` is (B, T, D·H), as a layer made with ``batch_first=True`` returns it (only the pooled
         readouts read ``out``'s time axis; a ``Sequential`` checks that this matches its layer).
@@ -90,13 +93,13 @@ class Readout(Module):
 
     @property
     def pools(self) -> bool:
-        """Whether this readout pools ``out`` over time ("mean", "max", "meanmax")."""
+        """Whether this readout pools ``out`` over time ("mean", "max", "meanmax", "lastmeanmax")."""
         return self.what in _POOLED
 
     def width(self, features: int) -> int:
         """The width of one sequence's readout from a layer output of ``features`` = D·H per step (for
-        ``"state"``, H per layer): twice that for ``"meanmax"``."""
-        return 2 * features if self.what == "meanmax" else features
+        ``"state"``, H per layer): twice that for ``"meanmax"``, three times for ``"lastmeanmax"``."""
+        return {"meanmax": 2, "lastmeanmax": 3}.get(self.what, 1) * features
 
     @one_thread_at_a_time
     def forward(self, output: Any, lengths: Any = None) -> np.ndarray:
@@ -113,7 +116,7 @@ class Readout(Module):
         Returns
         -------
         y : ndarray, out (T, B, D·H), the last states (B, D·H), h_n (L·D, B, H) or the pooling (B, D·H)
-            ((B, 2·D·H) for "meanmax")
+            ((B, 2·D·H) for "meanmax", (B, 3·D·H) for "lastmeanmax")
         """
         if not (isinstance(output, tuple) and len(output) == 2):
             raise TypeError(f"Readout takes a recurrent layer's output (out, state), got "
@@ -134,19 +137,20 @@ class Readout(Module):
             return out
         if self.what == "state":
             return h_n
+        D = out.shape[-1] // h_n.shape[-1]
+        last = np.concatenate(h_n[-D:], axis=-1) if self.what in ("last", "lastmeanmax") else None  # (B, D·H)
         if self.what == "last":
-            D = out.shape[-1] // h_n.shape[-1]
-            return np.concatenate(h_n[-D:], axis=-1)               # (B, D·H), forward direction first
+            return last                                            # forward direction first
         seq = out.swapaxes(0, 1) if self.batch_first else out                     # (T, B, F) time-major view
         T, B = seq.shape[:2]
         lens = None if lengths is None else check_lengths(lengths, B, T, minimum=1, integral_floats=True)
         steps = np.full(B, T, np.int64) if lens is None else lens.astype(np.int64)   # (B,) T_b
         valid = None if lens is None or steps.min() == T else np.arange(T)[:, None] < steps[None, :]  # (T, B)
-        parts, argmax = [], None
-        if self.what in ("mean", "meanmax"):
+        parts, argmax = ([] if last is None else [last]), None
+        if self.what in ("mean", "meanmax", "lastmeanmax"):
             kept = seq if valid is None else np.where(valid[:, :, None], seq, 0)
             parts.append(kept.sum(axis=0) / steps[:, None].astype(out.dtype))       # (B, F)
-        if self.what in ("max", "meanmax"):
+        if self.what in ("max", "meanmax", "lastmeanmax"):
             masked = seq if valid is None else np.where(valid[:, :, None], seq, -np.inf)
             argmax = masked.argmax(axis=0)                                           # (B, F) t*: the first max
             parts.append(np.take_along_axis(seq, argmax[None], axis=0)[0])          # (B, F)
@@ -181,30 +185,35 @@ class Readout(Module):
             check_shape("dy", d, out_shape, "(out's shape)")
             return d, None
         F = out_shape[-1]
-        expected = {"state": (h_shape, "(h_n's shape)"), "meanmax": ((h_shape[1], 2 * F), "(B, 2·D·hidden_size)")}
+        expected = {"state": (h_shape, "(h_n's shape)"), "meanmax": ((h_shape[1], 2 * F), "(B, 2·D·hidden_size)"),
+                    "lastmeanmax": ((h_shape[1], 3 * F), "(B, 3·D·hidden_size)")}
         check_shape("dy", d, *expected.get(self.what, ((h_shape[1], F), "(B, D·hidden_size)")))
         dout = np.zeros(out_shape, dtype)                          # (T, B, F) or (B, T, F)
         if self.what == "state":
             return dout, ((d, None) if pair else d)
-        if self.what == "last":
+        dstate = None
+        if self.what in ("last", "lastmeanmax"):
             LD, B, H = h_shape
             dh_n = np.zeros(h_shape, dtype)
-            dh_n[-(F // H):] = d.reshape(B, F // H, H).transpose(1, 0, 2)   # column block d·H… came from h_n[-D+d]
-            return dout, ((dh_n, None) if pair else dh_n)
+            dh_n[-(F // H):] = d[:, :F].reshape(B, F // H, H).transpose(1, 0, 2)   # column block d·H… from h_n[-D+d]
+            dstate = (dh_n, None) if pair else dh_n
+            if self.what == "last":
+                return dout, dstate
         if self._pooled is None:
             raise no_backward_error()
         steps, argmax = self._pooled
         seq = dout.swapaxes(0, 1) if self.batch_first else dout    # (T, B, F), a view: writes land in dout
         T, B = seq.shape[:2]
-        if self.what in ("mean", "meanmax"):
+        first = F if self.what == "lastmeanmax" else 0              # the mean's columns start here
+        if self.what in ("mean", "meanmax", "lastmeanmax"):
             # ∂m_b/∂h_{t,b} = 1/T_b for t < T_b: the gradient spread evenly over the real steps
-            share = d[:, :F] / steps[:, None].astype(dtype)                       # (B, F)
+            share = d[:, first:first + F] / steps[:, None].astype(dtype)          # (B, F)
             seq += (np.arange(T)[:, None] < steps[None, :])[:, :, None] * share[None]
-        if self.what in ("max", "meanmax"):
+        if self.what in ("max", "meanmax", "lastmeanmax"):
             assert argmax is not None
             # the maximum passes its gradient to the one step that attained it
             seq[argmax, np.arange(B)[:, None], np.arange(F)[None, :]] += d[:, -F:]
-        return dout, None
+        return dout, dstate
 
     def extra_repr(self) -> str:
         return repr(self.what) + (", batch_first=True" if self.batch_first else "")

@@ -52,13 +52,16 @@ def torch_forward(torch, twin, model, x, lengths=None):
     Dropout drew in its last forward."""
     y = x
     for t, m in zip(twin, model):
-        if isinstance(m, rnnfast.Readout) and m.what in ("mean", "max", "meanmax"):
+        if isinstance(m, rnnfast.Readout) and m.what in ("mean", "max", "meanmax", "lastmeanmax"):
             seq = y[0].transpose(0, 1) if m.batch_first else y[0]                   # (T, B, F)
             steps = [seq.shape[0]] * seq.shape[1] if lengths is None else lengths
             # out.mean(0) / out.max(0).values over each sequence's own steps
             mean = torch.stack([seq[:n, b].mean(0) for b, n in enumerate(steps)])
             top = torch.stack([seq[:n, b].max(0).values for b, n in enumerate(steps)])
-            y = {"mean": mean, "max": top, "meanmax": torch.cat([mean, top], dim=-1)}[m.what]
+            h_n = y[1][0] if isinstance(y[1], tuple) else y[1]
+            last = torch.cat(list(h_n[-(seq.shape[-1] // h_n.shape[-1]):]), dim=-1)
+            y = {"mean": mean, "max": top, "meanmax": torch.cat([mean, top], dim=-1),
+                 "lastmeanmax": torch.cat([last, mean, top], dim=-1)}[m.what]
         elif isinstance(m, rnnfast.Readout):
             out, state = y
             h_n = state[0] if isinstance(state, tuple) else state
@@ -260,11 +263,13 @@ def seq_embedding_dropout_gru_sequence(dtype):
 
 
 def seq_embedding_bilstm(dtype, what="last"):
-    """A stacked bidirectional LSTM's last states, or ``what="mean"``: out.mean(0) over each sequence's steps."""
+    """A stacked bidirectional LSTM's last states, or ``what="mean"``: out.mean(0) over each sequence's steps
+    (``"lastmeanmax"``: the last states, the mean and the max side by side)."""
     d = dname(dtype)
+    readout = rnnfast.Readout(what)
     return rnnfast.Sequential(rnnfast.Embedding(10, 5, dtype=d, seed=0),
                               rnnfast.LSTM(5, 3, num_layers=2, bidirectional=True, dtype=d, seed=1),
-                              rnnfast.Readout(what), rnnfast.Linear(6, 4, dtype=d, seed=2))
+                              readout, rnnfast.Linear(readout.width(6), 4, dtype=d, seed=2))
 
 
 def seq_linear_elman_state(dtype):
@@ -294,6 +299,7 @@ MODELS = {"embedding-lstm-last": seq_embedding_lstm_last,
           "embedding-bilstm-last": seq_embedding_bilstm,
           "linear-elman-state": seq_linear_elman_state,
           "embedding-bilstm-mean": lambda dtype: seq_embedding_bilstm(dtype, "mean"),
+          "embedding-bilstm-lastmeanmax": lambda dtype: seq_embedding_bilstm(dtype, "lastmeanmax"),
           "linear-elman-max": seq_linear_elman_max,
           "linear-bigru-meanmax-bf": seq_linear_bigru_meanmax_bf}
 
@@ -360,20 +366,23 @@ def test_readout_last_is_each_sequences_own_last_step():
 
 
 # ---- Readout's pooling over time: a plain NumPy loop, finite differences, its checks -------------------------
-def numpy_pooled(seq, steps, what):
-    """The pooled readout and its gradient map by a loop over sequences: seq (T, B, F) time-major, steps (B,).
-    Returns y (B, F or 2F) and grad(dy) -> dseq (T, B, F)."""
+def numpy_pooled(seq, steps, what, last=None):
+    """The pooled readout and its gradient map by a loop over sequences: seq (T, B, F) time-major, steps (B,),
+    ``last`` (B, F) the final states "lastmeanmax" puts first. Returns y (B, F, 2F or 3F) and
+    grad(dy) -> dseq (T, B, F)."""
     T, B, F = seq.shape
     mean = np.stack([seq[:steps[b], b].mean(axis=0) for b in range(B)])
     top = np.stack([seq[:steps[b], b].max(axis=0) for b in range(B)])
-    y = {"mean": mean, "max": top, "meanmax": np.concatenate([mean, top], axis=1)}[what]
+    y = {"mean": mean, "max": top, "meanmax": np.concatenate([mean, top], axis=1),
+         "lastmeanmax": None if last is None else np.concatenate([last, mean, top], axis=1)}[what]
+    first = F if what == "lastmeanmax" else 0                              # where the mean's columns start
 
     def grad(dy):
         dseq = np.zeros(seq.shape)
         for b in range(B):
-            if what in ("mean", "meanmax"):
-                dseq[:steps[b], b] += dy[b, :F] / steps[b]                 # mean: spread over the real steps
-            if what in ("max", "meanmax"):
+            if what in ("mean", "meanmax", "lastmeanmax"):
+                dseq[:steps[b], b] += dy[b, first:first + F] / steps[b]    # mean: spread over the real steps
+            if what in ("max", "meanmax", "lastmeanmax"):
                 for f in range(F):
                     t = int(np.argmax(seq[:steps[b], b, f]))               # max: the one step that won
                     dseq[t, b, f] += dy[b, -F:][f]
@@ -382,7 +391,7 @@ def numpy_pooled(seq, steps, what):
 
 
 @pytest.mark.parametrize("batch_first", [False, True], ids=["time-major", "batch-first"])
-@pytest.mark.parametrize("what", ["mean", "max", "meanmax"])
+@pytest.mark.parametrize("what", ["mean", "max", "meanmax", "lastmeanmax"])
 @param_dtype
 def test_readout_pooling_matches_numpy_by_hand(dtype, what, batch_first):
     """A bidirectional LSTM's output with ragged lengths through the pooled readouts, forward and backward,
@@ -395,19 +404,27 @@ def test_readout_pooling_matches_numpy_by_hand(dtype, what, batch_first):
     output = lstm(x, lengths=lengths)
     y = readout(output, lengths=lengths)
     seq = output[0].swapaxes(0, 1) if batch_first else output[0]                   # (T, B, 8)
-    want, grad = numpy_pooled(seq.astype(np.float64), lengths, what)
-    assert y.dtype == dtype and y.shape == (4, 16 if what == "meanmax" else 8)
+    h_n = output[1][0].astype(np.float64)                                          # (2, B, 4)
+    last = np.concatenate([h_n[0], h_n[1]], axis=1)           # forward direction's last state, then reverse's
+    want, grad = numpy_pooled(seq.astype(np.float64), lengths, what, last)
+    assert y.dtype == dtype and y.shape == (4, {"meanmax": 16, "lastmeanmax": 24}.get(what, 8))
     assert_close(y, want, dtype, "y")
     dy = np.random.default_rng(1).standard_normal(y.shape).astype(dtype)
     dout, dstate = readout.backward(dy)
-    assert dstate is None and dout.shape == output[0].shape and dout.dtype == dtype
+    if what == "lastmeanmax":                  # the first 8 columns go to h_n, forward direction first
+        dh_n, dc_n = dstate
+        assert dc_n is None and dh_n.dtype == dtype
+        assert_close(dh_n, dy.astype(np.float64)[:, :8].reshape(4, 2, 4).transpose(1, 0, 2), dtype, "dh_n")
+    else:
+        assert dstate is None
+    assert dout.shape == output[0].shape and dout.dtype == dtype
     dseq = dout.swapaxes(0, 1) if batch_first else dout
     assert_close(dseq, grad(dy.astype(np.float64)), dtype, "dout")
     assert not dseq[np.arange(6)[:, None] >= lengths[None, :]].any()             # nothing into the padding
     lstm.backward(dout, dstate)                                                     # the pair the layer takes
 
 
-@pytest.mark.parametrize("what", ["last", "mean", "max", "meanmax"])
+@pytest.mark.parametrize("what", ["last", "mean", "max", "meanmax", "lastmeanmax"])
 @pytest.mark.parametrize("bidirectional", [False, True])
 def test_readout_backward_is_the_gradient_of_its_forward(what, bidirectional):
     """Finite differences of Σ c·readout((out, h_n)) over out and h_n, with ragged lengths (float64)."""
@@ -438,6 +455,8 @@ def test_readout_pooling_without_lengths_is_torchs_mean_and_max_over_time():
     np.testing.assert_array_equal(rnnfast.Readout("max")((out, h_n)), out.max(0))
     np.testing.assert_array_equal(rnnfast.Readout("meanmax")((out, h_n)),
                                   np.concatenate([out.sum(0) / 5, out.max(0)], axis=1))
+    np.testing.assert_array_equal(rnnfast.Readout("lastmeanmax")((out, h_n)),
+                                  np.concatenate([h_n[-1], out.sum(0) / 5, out.max(0)], axis=1))
 
 
 def test_readout_pooling_checks():
@@ -466,7 +485,7 @@ def test_readout_pooling_checks():
 
 # ---- Sequential: finite differences -----------------------------------------------------------------------
 @pytest.mark.parametrize("cell, bidirectional", [("lstm", False), ("lstm", True), ("gru", True), ("elman", False)])
-@pytest.mark.parametrize("what", ["sequence", "last", "state", "mean", "max", "meanmax"])
+@pytest.mark.parametrize("what", ["sequence", "last", "state", "mean", "max", "meanmax", "lastmeanmax"])
 def test_sequential_backward_finite_differences(what, cell, bidirectional):
     D = 2 if bidirectional else 1
     layer = rnnfast.layers.recurrent_layer(cell, 4, 3, num_layers=2, bidirectional=bidirectional,

@@ -17,7 +17,7 @@ FAST = dict(hidden_size=8, n_threads=1, random_state=0)
 
 
 # ----------------------------------------------------------------------------------------- readouts
-@pytest.mark.parametrize("readout", ["mean", "max", "meanmax"])
+@pytest.mark.parametrize("readout", ["mean", "max", "meanmax", "lastmeanmax", "auto"])
 def test_pooled_readout_window_and_scaling_follow_torch_autograd(readout):
     """One full-batch SGD step of the classifier against torch autograd on the same network: inputs
     standardized with the training set's statistics, windowed (k = 2, stride 2, zeros after the end),
@@ -52,6 +52,7 @@ def test_pooled_readout_window_and_scaling_follow_torch_autograd(readout):
         s = np.concatenate([s, np.zeros((len(s) % 2, 3))]).reshape(-1, 6)   # (⌈T_i/2⌉, 2·3)
         out = rnn(torch.tensor(s)[:, None])[0][:, 0]                         # (T'_i, H)
         parts = {"mean": [out.mean(0)], "max": [out.max(0).values], "meanmax": [out.mean(0), out.max(0).values]}
+        parts["lastmeanmax"] = parts["auto"] = [out[-1], out.mean(0), out.max(0).values]   # "auto" without tbptt
         z = torch.cat(parts[readout]) @ W.T + b
         losses.append(torch.nn.functional.cross_entropy(z[None], torch.tensor([int(y_i)])))
     torch.stack(losses).mean().backward()
@@ -59,6 +60,19 @@ def test_pooled_readout_window_and_scaling_follow_torch_autograd(readout):
     ref.update({"head.weight": W.grad.numpy(), "head.bias": b.grad.numpy()})
     for k in ref:
         np.testing.assert_allclose(g[k], ref[k], rtol=1e-6, atol=1e-9, err_msg=k)
+
+
+def test_auto_readout_is_last_mean_and_max_and_only_last_with_tbptt():
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((12, 10, 2)), np.arange(12) % 2
+    clf = SequenceClassifier(max_updates=1, **FAST).fit(X, y)
+    assert clf.readout == "auto" and clf.model_[1].what == "lastmeanmax" and clf.head_.in_features == 3 * 8
+    reg = SequenceRegressor(max_updates=1, tbptt=4, **FAST).fit(X, rng.standard_normal(12))
+    assert reg.model_[1].what == "last" and reg.head_.in_features == 8
+    with pytest.raises(ValueError, match="readout='lastmeanmax' pools over every step"):
+        SequenceClassifier(readout="lastmeanmax", tbptt=4, **FAST).fit(X, y)
+    with pytest.raises(ValueError, match="readout"):
+        SequenceClassifier(readout="first", **FAST).fit(X, y)
 
 
 # ------------------------------------------------------------------------------ window and scaling

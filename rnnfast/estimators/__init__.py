@@ -5,7 +5,7 @@ Model (one network, two heads of the same shape)::
     x̃_t = (x_t − μ) / σ                     per-feature standardization learned in fit (``scale``)
     x'_τ = [x̃_{kτ}, …, x̃_{kτ+k−1}]          time-delay window of k steps, stride k (``window``)
     h_τ = Elman, LSTM or GRU stack (``cell``, ``hidden_size``, ``num_layers``) over x'_1 … x'_T'   (T', B, D·H)
-    f   = readout(h): h at each sequence's own last step ("mean", "max", "meanmax" pool over its steps)  (B, F)
+    f   = readout(h): [h at each sequence's own last step, mean of h, max of h] (``readout="auto"``)   (B, 3F)
     z   = f Wᵀ + b                                                                        (B, O)
 
 ``output="sequence"`` (many-to-many, no window) reads z_t = h_t Wᵀ + b at every step t ≤ T_b instead.

@@ -23,7 +23,7 @@ _CELLS = {**{name: name for name in CELL_NAMES}, **ALIASES}    # family names, a
 _NONLINEARITIES = ("tanh", "relu", "sigmoid")
 _OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 _OUTPUTS = ("last", "sequence")
-_READOUTS = ("last",) + _POOLED                  # rnnfast.Readout's many-to-one choices
+_READOUTS = ("auto", "last") + _POOLED          # rnnfast.Readout's many-to-one choices, and "auto"
 _SCHEDULES = ("cosine", "constant")
 _SGD_MOMENTUM = 0.9          # optimizer="sgd" uses momentum, as scikit-learn's MLP does
 _WINDOW_STEPS = 32           # window="auto" cuts sequences to at most this many recurrent steps
@@ -105,7 +105,7 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
 
     def __init__(self, *, cell: str = "lstm", hidden_size: int = 64, num_layers: int = 1,
                  nonlinearity: str = "tanh", dropout: float = 0.0, bidirectional: bool = False,
-                 output: str = "last", readout: str = "last", window: Any = "auto",
+                 output: str = "last", readout: str = "auto", window: Any = "auto",
                  window_offset: Any = "random", scale: Any = True, input_noise: float = 0.3,
                  optimizer: str = "adam", lr: float = 0.003, lr_schedule: str = "cosine",
                  weight_decay: float = 0.0, batch_size: int = 16, bucket: bool = True,
@@ -199,6 +199,8 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
         if p["bidirectional"] and p["tbptt"] is not None:
             raise ValueError("tbptt: truncated BPTT needs a unidirectional cell (the reverse direction reads "
                              "each whole sequence); use tbptt=None with bidirectional=True")
+        if p["readout"] == "auto":            # pooled unless truncated BPTT, which cannot backpropagate a pool
+            p["readout"] = "last" if p["tbptt"] is not None else "lastmeanmax"
         if p["output"] == "last" and p["tbptt"] is not None and p["readout"] != "last":
             raise ValueError(f"readout={self.readout!r} pools over every step, which truncated BPTT cannot "
                              f"backpropagate through; use readout='last' with tbptt, or tbptt=None")

@@ -46,7 +46,7 @@ class SequenceClassifier(ClassifierMixin, _SequenceEstimator):
 
     def __init__(self, *, cell: str = "lstm", hidden_size: int = 64, num_layers: int = 1,
                  nonlinearity: str = "tanh", dropout: float = 0.0, bidirectional: bool = False,
-                 output: str = "last", readout: str = "last", window: Any = "auto",
+                 output: str = "last", readout: str = "auto", window: Any = "auto",
                  window_offset: Any = "random", scale: Any = True, input_noise: float = 0.3,
                  optimizer: str = "adam", lr: float = 0.003, lr_schedule: str = "cosine",
                  weight_decay: float = 0.0, batch_size: int = 16, bucket: bool = True,

@@ -15,13 +15,12 @@ PARAMETERS = """\
         Read each sequence both ways (needs ``tbptt=None``).
     output : {"last", "sequence"}, default="last"
         "last": one target per sequence (many-to-one); "sequence": one target per step (many-to-many).
-    readout : {"last", "mean", "max", "meanmax"}, default="last"
+    readout : {"auto", "last", "mean", "max", "meanmax", "lastmeanmax"}, default="auto"
         What the head of ``output="last"`` reads of the top layer's states h_t, over each sequence's own
         steps (``rnnfast.Readout``): h at the last step (for a bidirectional stack, the forward half at the
-        last step and the reverse half at the first), their mean, their maximum, or mean and maximum side
-        by side. The
-        pooled readouts reach early steps directly but overfit small training sets more; ``tbptt``
-        needs "last".
+        last step and the reverse half at the first), their mean, their maximum, mean and maximum side by
+        side, or all three side by side ("lastmeanmax", ULMFiT's concat pooling). "auto" is
+        "lastmeanmax", or "last" with ``tbptt``, which cannot backpropagate through a pool over every step.
     window : "auto", int or None, default="auto"
         Time-delay window: k consecutive steps become one step of k·n_features inputs (stride k), so
         the recurrence runs ⌈T/k⌉ steps. "auto" picks k = ⌈T_max / 32⌉ from the longest training
