@@ -52,3 +52,22 @@ def test_group_all_skips_a_missing_package_and_naming_its_set_fails(monkeypatch,
     assert "Coffee" in capsys.readouterr().err
     with pytest.raises(FileNotFoundError, match="no_such_package_rnnfast"):
         mq.load_split("Coffee", "train")
+
+
+def test_cross_validation_reads_only_the_training_split(monkeypatch):
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((12, 1, 8)), np.array(["a", "b"] * 6)
+    read = []
+
+    def load(name, split):
+        read.append(split)
+        return X + (y == "b")[:, None, None], y, None
+
+    monkeypatch.setattr(mq, "load_split", load)
+    monkeypatch.setattr(mq, "is_regression", lambda name: False)
+    table = mq.cross_validate([("tuned", "Toy")], [{"max_updates": 2, "hidden_size": 4}, {"max_updates": 3}], folds=3)
+    assert set(read) == {"train"}
+    rows = [line.split("|")[1:-1] for line in table.splitlines() if line.startswith("| Toy")]
+    scores = [float(c) for c in rows[0][2:]]
+    assert len(scores) == 2 and all(0.0 <= v <= 1.0 for v in scores)
+    assert "max_updates=2 hidden_size=4" in table
