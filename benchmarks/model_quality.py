@@ -332,7 +332,7 @@ def torch_same_recipe(Xtr, ytr, Xte, params: dict, threads: int = 1):
     step: inputs scaled per feature over the training steps by rnnfast's own scaling, the time-delay window
     (``window="auto"``: ⌈T_max/32⌉; each training sequence cropped by a random 0 … k − 1 first steps per batch,
     as ``window_offset="random"``), torch's LSTM/GRU/RNN with torch's own initialisation, the readout over each sequence's
-    own steps (mean, max, mean+max, or the last step), Gaussian jitter of ``input_noise`` on the training
+    own steps (mean, max, mean+max, the last step, or all three), Gaussian jitter of ``input_noise`` on the training
     batches' inputs, a Linear head, mean cross-entropy, Adam/AdamW/SGD
     (momentum 0.9)/RMSprop, clipping by total norm, ⌈max_updates / batches⌉ whole epochs of shuffled
     mini-batches, the learning rate annealed per batch by ``CosineAnnealingLR`` over the budget. Runs on
@@ -373,7 +373,7 @@ def torch_same_recipe(Xtr, ytr, Xte, params: dict, threads: int = 1):
     kwargs = {} if cell is not torch.nn.RNN else {"nonlinearity": p.get("nonlinearity", "tanh")}
     rnn = cell(k * tr[0].shape[1], H, p.get("num_layers", 1), dropout=p.get("dropout", 0.0),
                bidirectional=bi, **kwargs)
-    readout = p["readout"]
+    readout = p["readout"] if p["readout"] != "auto" else ("last" if p.get("tbptt") else "lastmeanmax")  # as fit
     width = H * (2 if bi else 1)
     head = torch.nn.Linear(width * {"meanmax": 2, "lastmeanmax": 3}.get(readout, 1), len(classes))
 
