@@ -166,8 +166,10 @@ RF_RECGEMM(rf_recgemm_any_d, RF_CLONES, double, , rf_tile_d, rf_row_d)
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(RNNFAST_NO_CLONES)
 /* AVX-512 has 32 vector registers, enough for tiles of more rows, which cut the panel traffic from L2 per
  * FMA (what limits the 4-row tile at large K): 12 rows (24 accumulators) beat 8 rows (16), which in turn
- * beat 4, and 10 or 14 rows lose (benchmarks/README.md, design measurements). AVX2's 16 registers cannot
- * hold them, so these are separate functions chosen at run time rather than target clones. */
+ * beat 4, and m = 32 in tiles of 10 or 14 rows lost (benchmarks/README.md, design measurements); in tiles
+ * of 11, 11 and 10 it runs as fast as in 12, 12 and 8 (what counts is the number of tiles, each a pass
+ * over the panel). AVX2's 16 registers cannot hold them, so these are separate functions chosen at run
+ * time rather than target clones. */
 #define RF_TILE_ROWS(NAME, T, V, STORE, ROWS)                                                     \
 RF_INLINE void NAME(int K, const T *A, int lda, const T *panel, T *C, int ldc, int ncols,         \
                     int accumulate) {                                                             \
@@ -192,7 +194,7 @@ RF_TILE_ROWS(P##1, T, V, STORE, 1)   RF_TILE_ROWS(P##2, T, V, STORE, 2)   RF_TIL
 RF_TILE_ROWS(P##4, T, V, STORE, 4)   RF_TILE_ROWS(P##5, T, V, STORE, 5)   RF_TILE_ROWS(P##6, T, V, STORE, 6)   \
 RF_TILE_ROWS(P##7, T, V, STORE, 7)   RF_TILE_ROWS(P##8, T, V, STORE, 8)   RF_TILE_ROWS(P##9, T, V, STORE, 9)   \
 RF_TILE_ROWS(P##10, T, V, STORE, 10) RF_TILE_ROWS(P##11, T, V, STORE, 11) RF_TILE_ROWS(P##12, T, V, STORE, 12) \
-RF_INLINE void P##any(int rows, int K, const T *A, int lda, const T *panel, T *C, int ldc, int ncols,       \
+RF_INLINE void P##_any(int rows, int K, const T *A, int lda, const T *panel, T *C, int ldc, int ncols,      \
                       int accumulate) {                                                           \
     switch (rows) {                                                                               \
     case 1: P##1(K, A, lda, panel, C, ldc, ncols, accumulate); break;                             \
@@ -224,9 +226,9 @@ RF_TILES_OF_EVERY_HEIGHT(rf_tile_rows_d, double, rf_vd, rf_store_d)
         TILE(rows, K, A + (size_t)i0 * lda, lda, panel, C + (size_t)i0 * ldc + p0, ldc, ncols, accumulate); \
         i0 += rows;                                                                               \
     }
-RF_RECGEMM(rf_recgemm512_f, __attribute__((target("avx512f"))), float, RF_WIDE_ROWS(rf_tile_rows_fany),
+RF_RECGEMM(rf_recgemm512_f, __attribute__((target("avx512f"))), float, RF_WIDE_ROWS(rf_tile_rows_f_any),
            rf_tile_f, rf_row_f)
-RF_RECGEMM(rf_recgemm512_d, __attribute__((target("avx512f"))), double, RF_WIDE_ROWS(rf_tile_rows_dany),
+RF_RECGEMM(rf_recgemm512_d, __attribute__((target("avx512f"))), double, RF_WIDE_ROWS(rf_tile_rows_d_any),
            rf_tile_d, rf_row_d)
 
 static int rf_has_avx512(void) {
