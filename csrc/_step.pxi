@@ -108,6 +108,28 @@ def _float32_approximation(str name, const float[::1] x, float[::1] y):
         raise ValueError(f"name must be 'exp', 'tanh' or 'sigmoid', got {name!r}")
 
 
+def _recurrent_product(const floating[:, ::1] a,        # IN  (m, K)
+                       const floating[:, ::1] w,        # IN  (N, K)
+                       floating[:, ::1] c,              # INOUT (m, N)
+                       bint accumulate):
+    """c := a @ wᵀ (+ c if accumulate) by the time loop's packed micro-kernel (rnnfast_recgemm.h), w packed
+    here as the forward packs W_hh (for the tests of its row tiles)."""
+    cdef int m = <int> a.shape[0], K = <int> a.shape[1], N = <int> w.shape[0]
+    cdef floating* packed
+    if w.shape[1] != K or c.shape[0] != m or c.shape[1] != N:
+        raise ValueError(f"a ({m}, {K}), w ({N}, {w.shape[1]}) and c ({c.shape[0]}, {c.shape[1]}) do not fit")
+    if m == 0 or N == 0 or K == 0:
+        return
+    packed = <floating*> malloc(<size_t> K * _panels(N, sizeof(floating)) * _panel_width(sizeof(floating))
+                                * sizeof(floating))
+    if packed == NULL:
+        raise MemoryError()
+    with nogil:
+        pack_by_team(True, K, N, &w[0, 0], packed)                 # B = wᵀ, as the forward packs W_hhᵀ
+        recgemm(m, N, K, &a[0, 0], K, packed, K, &c[0, 0], N, accumulate)
+    free(packed)
+
+
 cdef Py_ssize_t _MIN_ZERO_BYTES_PER_THREAD = 1 << 18     # below 256 KB a share, waking a thread costs more
 cdef Py_ssize_t _LINE = 64                               # bytes in a cache line
 

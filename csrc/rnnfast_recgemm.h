@@ -166,8 +166,10 @@ RF_RECGEMM(rf_recgemm_any_d, RF_CLONES, double, , rf_tile_d, rf_row_d)
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(RNNFAST_NO_CLONES)
 /* AVX-512 has 32 vector registers, enough for tiles of more rows, which cut the panel traffic from L2 per
  * FMA (what limits the 4-row tile at large K): 12 rows (24 accumulators) beat 8 rows (16), which in turn
- * beat 4, and 10 or 14 rows lose (benchmarks/README.md, design measurements). AVX2's 16 registers cannot
- * hold them, so these are separate functions chosen at run time rather than target clones. */
+ * beat 4, and m = 32 in tiles of 10 or 14 rows lost (benchmarks/README.md, design measurements); in tiles
+ * of 11, 11 and 10 it runs as fast as in 12, 12 and 8 (what counts is the number of tiles, each a pass
+ * over the panel). AVX2's 16 registers cannot hold them, so these are separate functions chosen at run
+ * time rather than target clones. */
 #define RF_TILE_ROWS(NAME, T, V, STORE, ROWS)                                                     \
 RF_INLINE void NAME(int K, const T *A, int lda, const T *panel, T *C, int ldc, int ncols,         \
                     int accumulate) {                                                             \
@@ -187,27 +189,46 @@ RF_INLINE void NAME(int K, const T *A, int lda, const T *panel, T *C, int ldc, i
     }                                                                                             \
     for (int r = 0; r < ROWS; ++r) STORE(acc[r], C + (size_t)r * ldc, ncols, accumulate);         \
 }
-RF_TILE_ROWS(rf_tile12_f, float, rf_vf, rf_store_f, 12)
-RF_TILE_ROWS(rf_tile12_d, double, rf_vd, rf_store_d, 12)
-RF_TILE_ROWS(rf_tile8_f, float, rf_vf, rf_store_f, 8)
-RF_TILE_ROWS(rf_tile8_d, double, rf_vd, rf_store_d, 8)
-
-/* Rows [0, m) as 12-row tiles, then 8-row ones, then what RF_RECGEMM's 4-row tiles and single rows take.
- * As many 12-row tiles as leave a multiple of 8 rows (m = 16: 8 + 8, not 12 + 4), else as many as fit. */
-static inline int rf_rows_in_twelves(int m) {
-    for (int n = m / 12; n >= 0; --n)
-        if ((m - 12 * n) % 8 == 0) return 12 * n;
-    return 12 * (m / 12);
+#define RF_TILES_OF_EVERY_HEIGHT(P, T, V, STORE)                                                 \
+RF_TILE_ROWS(P##1, T, V, STORE, 1)   RF_TILE_ROWS(P##2, T, V, STORE, 2)   RF_TILE_ROWS(P##3, T, V, STORE, 3)   \
+RF_TILE_ROWS(P##4, T, V, STORE, 4)   RF_TILE_ROWS(P##5, T, V, STORE, 5)   RF_TILE_ROWS(P##6, T, V, STORE, 6)   \
+RF_TILE_ROWS(P##7, T, V, STORE, 7)   RF_TILE_ROWS(P##8, T, V, STORE, 8)   RF_TILE_ROWS(P##9, T, V, STORE, 9)   \
+RF_TILE_ROWS(P##10, T, V, STORE, 10) RF_TILE_ROWS(P##11, T, V, STORE, 11) RF_TILE_ROWS(P##12, T, V, STORE, 12) \
+RF_INLINE void P##_any(int rows, int K, const T *A, int lda, const T *panel, T *C, int ldc, int ncols,      \
+                      int accumulate) {                                                           \
+    switch (rows) {                                                                               \
+    case 1: P##1(K, A, lda, panel, C, ldc, ncols, accumulate); break;                             \
+    case 2: P##2(K, A, lda, panel, C, ldc, ncols, accumulate); break;                             \
+    case 3: P##3(K, A, lda, panel, C, ldc, ncols, accumulate); break;                             \
+    case 4: P##4(K, A, lda, panel, C, ldc, ncols, accumulate); break;                             \
+    case 5: P##5(K, A, lda, panel, C, ldc, ncols, accumulate); break;                             \
+    case 6: P##6(K, A, lda, panel, C, ldc, ncols, accumulate); break;                             \
+    case 7: P##7(K, A, lda, panel, C, ldc, ncols, accumulate); break;                             \
+    case 8: P##8(K, A, lda, panel, C, ldc, ncols, accumulate); break;                             \
+    case 9: P##9(K, A, lda, panel, C, ldc, ncols, accumulate); break;                             \
+    case 10: P##10(K, A, lda, panel, C, ldc, ncols, accumulate); break;                           \
+    case 11: P##11(K, A, lda, panel, C, ldc, ncols, accumulate); break;                           \
+    default: P##12(K, A, lda, panel, C, ldc, ncols, accumulate); break;                           \
+    }                                                                                             \
 }
-#define RF_WIDE_ROWS(TILE12, TILE8)                                                               \
-    const int m12 = rf_rows_in_twelves(m);                                                        \
-    for (; i0 + 12 <= m12; i0 += 12)                                                              \
-        TILE12(K, A + (size_t)i0 * lda, lda, panel, C + (size_t)i0 * ldc + p0, ldc, ncols, accumulate); \
-    for (; i0 + 8 <= m; i0 += 8)                                                                  \
-        TILE8(K, A + (size_t)i0 * lda, lda, panel, C + (size_t)i0 * ldc + p0, ldc, ncols, accumulate);
-RF_RECGEMM(rf_recgemm512_f, __attribute__((target("avx512f"))), float, RF_WIDE_ROWS(rf_tile12_f, rf_tile8_f),
+RF_TILES_OF_EVERY_HEIGHT(rf_tile_rows_f, float, rf_vf, rf_store_f)
+RF_TILES_OF_EVERY_HEIGHT(rf_tile_rows_d, double, rf_vd, rf_store_d)
+
+/* Rows [0, m) as ⌈m/12⌉ tiles of near-equal height (m = 16: 8 + 8; m = 13: 7 + 6, not 12 + 1): as few panel
+ * passes as 12-row tiles take, and no tile so short that its few accumulator chains wait on the FMA latency
+ * (a lone row costs about what 2 rows of a taller tile cost). In a packed batch the active rows shrink step
+ * by step through every count, so the remainders are the common case (benchmarks/README.md, variable
+ * lengths, fourth pass). */
+#define RF_WIDE_ROWS(TILE)                                                                        \
+    const int ntiles = (m + 11) / 12;                                                             \
+    for (int t = 0; t < ntiles; ++t) {                                                            \
+        const int rows = (int)(((long)m * (t + 1)) / ntiles - ((long)m * t) / ntiles);            \
+        TILE(rows, K, A + (size_t)i0 * lda, lda, panel, C + (size_t)i0 * ldc + p0, ldc, ncols, accumulate); \
+        i0 += rows;                                                                               \
+    }
+RF_RECGEMM(rf_recgemm512_f, __attribute__((target("avx512f"))), float, RF_WIDE_ROWS(rf_tile_rows_f_any),
            rf_tile_f, rf_row_f)
-RF_RECGEMM(rf_recgemm512_d, __attribute__((target("avx512f"))), double, RF_WIDE_ROWS(rf_tile12_d, rf_tile8_d),
+RF_RECGEMM(rf_recgemm512_d, __attribute__((target("avx512f"))), double, RF_WIDE_ROWS(rf_tile_rows_d_any),
            rf_tile_d, rf_row_d)
 
 static int rf_has_avx512(void) {
