@@ -21,6 +21,9 @@ Adam (β₁, β₂, ε)::
     v̂ ← max(v̂, v) if amsgrad, else v̂ = v
     θ ← θ − γ/(1 − β₁ᵗ) · m / (√v̂ / √(1 − β₂ᵗ) + ε)
 
+Adam's update runs as one pass over each parameter's elements (csrc/_optim.pxi), to rounding the NumPy
+operations it replaces (which remain for parameters that are not C-contiguous).
+
 AdamW: Adam with decoupled weight decay, ``θ ← θ (1 − γλ)`` before the Adam update, and no L2 term.
 
 RMSprop (α, ε, momentum μ)::
@@ -55,8 +58,9 @@ from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 
+from . import _kernels
 from ._module import Parameter
-from ._threads import zero_arrays
+from ._threads import get_num_threads, zero_arrays
 from ._validation import check_choice, check_int, check_nonnegative, check_parameters, check_real
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "LRScheduler", "StepLR", "ReduceLROnPlateau",
@@ -275,6 +279,14 @@ class Adam(Optimizer):
         t = state["step"] = state.get("step", 0) + 1
         m = _buffer(state, "exp_avg", p.data)
         v = _buffer(state, "exp_avg_sq", p.data)
+        vmax = _buffer(state, "max_exp_avg_sq", p.data) if group["amsgrad"] else None
+        step_size = lr / (1 - beta1 ** t)
+        bias2_sqrt = (1 - beta2 ** t) ** 0.5
+        arrays = (p.data, g, m, v) if vmax is None else (p.data, g, m, v, vmax)
+        if all(a.flags.c_contiguous for a in arrays):       # one pass over the elements (csrc/_optim.pxi)
+            _kernels.adam_update(*(a.reshape(-1) for a in arrays[:4]), None if vmax is None else vmax.reshape(-1),
+                                 beta1, beta2, bias2_sqrt, eps, step_size, get_num_threads())
+            return
         np.subtract(g, m, out=s1)                        # m ← m + (1 − β₁)(g − m)
         s1 *= 1 - beta1
         m += s1
@@ -282,11 +294,10 @@ class Adam(Optimizer):
         s1 *= 1 - beta2
         v *= beta2
         v += s1
-        if group["amsgrad"]:
-            v = np.maximum(_buffer(state, "max_exp_avg_sq", p.data), v, out=state["max_exp_avg_sq"])
-        step_size = lr / (1 - beta1 ** t)
+        if vmax is not None:
+            v = np.maximum(vmax, v, out=vmax)
         np.sqrt(v, out=s1)                               # denominator √v̂ / √(1 − β₂ᵗ) + ε
-        s1 /= (1 - beta2 ** t) ** 0.5
+        s1 /= bias2_sqrt
         s1 += eps
         np.divide(m, s1, out=s1)
         s1 *= step_size
