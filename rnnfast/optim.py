@@ -21,8 +21,9 @@ Adam (β₁, β₂, ε)::
     v̂ ← max(v̂, v) if amsgrad, else v̂ = v
     θ ← θ − γ/(1 − β₁ᵗ) · m / (√v̂ / √(1 − β₂ᵗ) + ε)
 
-Adam's update runs as one pass over each parameter's elements (csrc/_optim.pxi), to rounding the NumPy
-operations it replaces (which remain for parameters that are not C-contiguous).
+Adam's and AdamW's whole rule (sign, L2 term or decoupled decay, moments, AMSGrad, update) runs as one pass
+over each parameter's elements (csrc/_optim.pxi, split over the threads for long parameters), equal to the
+NumPy operations it replaces to rounding; those remain for arrays that are not C-contiguous.
 
 AdamW: Adam with decoupled weight decay, ``θ ← θ (1 − γλ)`` before the Adam update, and no L2 term.
 
@@ -268,25 +269,26 @@ class Adam(Optimizer):
         super().__init__(params, defaults)
 
     def _update(self, p, state, group, s0, s1):
-        lr, eps, wd = group["lr"], group["eps"], group["weight_decay"]
+        lr, eps, wd, maximize = group["lr"], group["eps"], group["weight_decay"], group["maximize"]
         beta1, beta2 = group["betas"]
-        if self._decoupled:
-            g = _grad(p, 0, group["maximize"], s0)
-            if wd != 0:
-                p.data *= 1 - lr * wd                    # θ ← θ (1 − γλ)
-        else:
-            g = _grad(p, wd, group["maximize"], s0)
         t = state["step"] = state.get("step", 0) + 1
         m = _buffer(state, "exp_avg", p.data)
         v = _buffer(state, "exp_avg_sq", p.data)
         vmax = _buffer(state, "max_exp_avg_sq", p.data) if group["amsgrad"] else None
         step_size = lr / (1 - beta1 ** t)
         bias2_sqrt = (1 - beta2 ** t) ** 0.5
-        arrays = (p.data, g, m, v) if vmax is None else (p.data, g, m, v, vmax)
-        if all(a.flags.c_contiguous for a in arrays):       # one pass over the elements (csrc/_optim.pxi)
-            _kernels.adam_update(*(a.reshape(-1) for a in arrays[:4]), None if vmax is None else vmax.reshape(-1),
-                                 beta1, beta2, bias2_sqrt, eps, step_size, get_num_threads())
+        decay = 1 - lr * wd if self._decoupled else 1.0
+        arrays = (p.data, p.grad, m, v) if vmax is None else (p.data, p.grad, m, v, vmax)
+        if all(a.flags.c_contiguous and a.dtype == p.data.dtype for a in arrays):
+            # the whole rule in one pass over the elements (csrc/_optim.pxi)
+            _kernels.adam_update(p.data.reshape(-1), p.grad.reshape(-1), m.reshape(-1), v.reshape(-1),
+                                 None if vmax is None else vmax.reshape(-1), maximize,
+                                 0.0 if self._decoupled else wd, decay, beta1, beta2, bias2_sqrt, eps, step_size,
+                                 get_num_threads())
             return
+        g = _grad(p, 0 if self._decoupled else wd, maximize, s0)
+        if decay != 1:
+            p.data *= decay                              # θ ← θ (1 − γλ)
         np.subtract(g, m, out=s1)                        # m ← m + (1 − β₁)(g − m)
         s1 *= 1 - beta1
         m += s1
