@@ -13,6 +13,9 @@
  *
  * The constants come in the parameter's dtype, as NumPy's in-place operations with Python floats use them.
  *
+ * The build passes -fno-math-errno (setup.py): otherwise GCC keeps sqrt scalar, with a branch to libm to set
+ * errno for a negative input, and the pass does not vectorise.
+ *
  * Σ g² for clip_grad_norm_'s 2-norm: each square in the gradient's dtype (so a float32 square under- or
  * overflows where torch's float32 norm does), summed in double.
  */
@@ -24,7 +27,7 @@
 #include "rnnfast_pointwise.h"
 
 /* NAME##_body is inlined with has_l2 and has_vmax constant, so each of the four copies vectorises. */
-#define RF_ADAM(NAME, T, SQRT)                                                                        \
+#define RF_ADAM(NAME, T, SQRT)                                                                             \
 RF_PW_INLINE void NAME##_body(int64_t n, T *p, const T *grad, T *m, T *v, T *vmax, const int has_l2,  \
                               const int has_vmax, T sign, T l2, T decay, T one_minus_beta1, T beta2,  \
                               T one_minus_beta2, T bias2_sqrt, T eps, T step_size) {                  \
