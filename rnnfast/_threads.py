@@ -9,13 +9,14 @@ it is what the layers pass to the kernels.
 BLAS. The kernels parallelise over batch chunks with OpenMP and call BLAS from inside those threads, so a threaded
 BLAS there would oversubscribe the cores and pay a thread hand-off per small GEMM. While a kernel runs,
 :func:`blas_single_thread` holds every BLAS that threadpoolctl sees (scipy's OpenBLAS among them) to one thread,
-and restores the previous limits afterwards. The rest of a training step holds it too: ``Linear``'s products and
-``clip_grad_norm_``'s norms (a BLAS dot, which OpenBLAS threads above 10⁴ entries). A threaded call there would
-wake the BLAS pool, whose workers then keep spinning and take a core from the next kernel call
-(benchmarks/training_loops.py measures whole steps). Every caller registers a hold; the first hold lowers the
-limits and the last release restores them, so concurrent calls from several Python threads restore the limits only
-when the last one leaves, and it works from any thread (rnnfast inside a thread pool included): see
-:func:`_set_blas_threads`.
+and restores the previous limits afterwards. The rest of a training step holds it too (``Linear``'s products), or
+calls no BLAS (``clip_grad_norm_``'s 2-norm is a pass of rnnfast's own, not a BLAS dot, which OpenBLAS threads
+above 10⁴ entries). A threaded call there would wake the BLAS pool, whose workers then keep spinning and take a
+core from the next kernel call (benchmarks/training_loops.py measures whole steps). Every caller registers a hold;
+the first hold lowers the limits and the last release restores them, so concurrent calls from several Python
+threads restore the limits only when the last one leaves, and it works from any thread (rnnfast inside a thread
+pool included): see :func:`_set_blas_threads` and :func:`_switch`. A hold reads each library's limit afresh, so a
+limit the user sets (threadpoolctl, ``openblas_set_num_threads``) between kernel calls is what it restores.
 
 Interrupts. CPython raises KeyboardInterrupt (and whatever a signal handler raises) on the main thread at
 function entries, after calls and at loop ends. A limit is recorded before it is lowered, releasing is
