@@ -78,8 +78,10 @@ if omp_compile is None:
 if sys.platform == "win32":
     extra_compile = ["/O2"] + omp_compile
 else:
-    # -fopenmp-simd keeps the `omp simd` loops vectorised even without the OpenMP runtime.
-    extra_compile = ["-O0" if DEBUG else "-O3", "-fopenmp-simd", "-Wno-unused-function"] + omp_compile
+    # -fopenmp-simd keeps the `omp simd` loops vectorised even without the OpenMP runtime; -fno-math-errno lets
+    # sqrt vectorise (rnnfast_optim.h): the kernels never read errno, and no result changes.
+    extra_compile = ["-O0" if DEBUG else "-O3", "-fopenmp-simd", "-fno-math-errno", "-Wno-unused-function"]
+    extra_compile += omp_compile
     if DEBUG:
         extra_compile.append("-g")
 

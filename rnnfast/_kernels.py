@@ -85,6 +85,8 @@ copy_rows = _recurrent.copy_rows                            # (src, index, dst):
 linear_forward = _recurrent.linear_forward                  # (x, w, y, num_threads): rnnfast.Linear
 linear_backward = _recurrent.linear_backward                # (dy, x, w, dw, dx or None, num_threads)
 cross_entropy_rows = _recurrent.cross_entropy_rows          # (x, labels, w, scale, grad, loss, n): losses
+adam_update = _recurrent.adam_update                        # (p, g, m, v, vmax, maximize, ...): optim.Adam
+sum_of_squares = _recurrent.sum_of_squares                  # (g,) -> Σ g² in double: clip.py
 _float32_approximation = _recurrent._float32_approximation  # (name, x, y): for the accuracy tests
 
 

@@ -9,13 +9,14 @@ it is what the layers pass to the kernels.
 BLAS. The kernels parallelise over batch chunks with OpenMP and call BLAS from inside those threads, so a threaded
 BLAS there would oversubscribe the cores and pay a thread hand-off per small GEMM. While a kernel runs,
 :func:`blas_single_thread` holds every BLAS that threadpoolctl sees (scipy's OpenBLAS among them) to one thread,
-and restores the previous limits afterwards. The rest of a training step holds it too: ``Linear``'s products and
-``clip_grad_norm_``'s norms (a BLAS dot, which OpenBLAS threads above 10⁴ entries). A threaded call there would
-wake the BLAS pool, whose workers then keep spinning and take a core from the next kernel call
-(benchmarks/training_loops.py measures whole steps). Every caller registers a hold; the first hold lowers the
-limits and the last release restores them, so concurrent calls from several Python threads restore the limits only
-when the last one leaves, and it works from any thread (rnnfast inside a thread pool included): see
-:func:`_set_blas_threads`.
+and restores the previous limits afterwards. The rest of a training step holds it too (``Linear``'s products), or
+calls no BLAS (``clip_grad_norm_``'s 2-norm is a pass of rnnfast's own, not a BLAS dot, which OpenBLAS threads
+above 10⁴ entries). A threaded call there would wake the BLAS pool, whose workers then keep spinning and take a
+core from the next kernel call (benchmarks/training_loops.py measures whole steps). Every caller registers a hold;
+the first hold lowers the limits and the last release restores them, so concurrent calls from several Python
+threads restore the limits only when the last one leaves, and it works from any thread (rnnfast inside a thread
+pool included): see :func:`_set_blas_threads` and :func:`_switch`. A hold reads each library's limit afresh, so a
+limit the user sets (threadpoolctl, ``openblas_set_num_threads``) between kernel calls is what it restores.
 
 Interrupts. CPython raises KeyboardInterrupt (and whatever a signal handler raises) on the main thread at
 function entries, after calls and at loop ends. A limit is recorded before it is lowered, releasing is
@@ -38,7 +39,7 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 
@@ -161,7 +162,7 @@ class thread_limit:
 
 _lock = threading.RLock()
 _holders: set[int] = set()                          # ids of the blas_single_thread blocks open in any thread
-_saved: list[tuple[object, int]] = []               # (library, its limit before the first hold lowered it)
+_saved: list[tuple[Callable[[int], Any], int]] = []  # (a library's setter, its limit before the first hold)
 _controllers: list | None = None
 _RELEASE_TRIES = 3                                   # a release that fails 3 times raises the error
 
@@ -191,10 +192,36 @@ def _set_blas_threads(lc, n: int) -> None:
         clear()
 
 
+def _switch(lc) -> tuple[Callable[[], Any], Callable[[int], Any]]:
+    """(get, set) of one library's thread limit, as a hold calls them.
+
+    For OpenBLAS on its own threads, its C functions themselves (what threadpoolctl calls in the end): a hold
+    runs at every kernel call, several times a training step, and threadpoolctl's path (its controlling-thread
+    rule and lock, taken and handed back: :func:`_set_blas_threads`) costs several times the C call. Any other
+    library, or a threadpoolctl without the symbol lookup, goes through threadpoolctl.
+    """
+    symbol = getattr(lc, "_get_symbol", None)
+    if symbol is not None and lc.internal_api == "openblas" and getattr(lc, "threading_layer", "") == "pthreads":
+        get, set_ = symbol("openblas_get_num_threads"), symbol("openblas_set_num_threads")
+        if get is not None and set_ is not None:
+            return get, set_
+    return lc.get_num_threads, lambda n: _set_blas_threads(lc, n)
+
+
+_switches: list | None = None
+
+
+def _blas_switches() -> list:
+    global _switches
+    if _switches is None:
+        _switches = [_switch(lc) for lc in _blas_controllers()]
+    return _switches
+
+
 def _restore_saved() -> None:
     """Put back the limits the first hold lowered. Idempotent: ``_saved`` is emptied only once all are back."""
-    for lc, n in _saved:
-        _set_blas_threads(lc, n)
+    for set_threads, n in _saved:
+        set_threads(n)
     _saved.clear()
 
 
@@ -202,11 +229,11 @@ def _acquire(key: int) -> None:
     with _lock:
         if not _holders:
             _restore_saved()                        # left by a release that two interrupts cut short
-            for lc in _blas_controllers():
-                n = lc.get_num_threads()
+            for get_threads, set_threads in _blas_switches():
+                n = get_threads()
                 if n is not None and n != 1:
-                    _saved.append((lc, n))          # recorded before it is lowered: a release restores it
-                    _set_blas_threads(lc, 1)
+                    _saved.append((set_threads, n))  # recorded before it is lowered: a release restores it
+                    set_threads(1)
         _holders.add(key)
 
 

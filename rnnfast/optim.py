@@ -21,6 +21,10 @@ Adam (β₁, β₂, ε)::
     v̂ ← max(v̂, v) if amsgrad, else v̂ = v
     θ ← θ − γ/(1 − β₁ᵗ) · m / (√v̂ / √(1 − β₂ᵗ) + ε)
 
+Adam's and AdamW's whole rule (sign, L2 term or decoupled decay, moments, AMSGrad, update) runs as one pass
+over each parameter's elements (csrc/_optim.pxi, split over the threads for long parameters), equal to the
+NumPy operations it replaces to rounding; those remain for arrays that are not C-contiguous.
+
 AdamW: Adam with decoupled weight decay, ``θ ← θ (1 − γλ)`` before the Adam update, and no L2 term.
 
 RMSprop (α, ε, momentum μ)::
@@ -55,8 +59,9 @@ from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 
+from . import _kernels
 from ._module import Parameter
-from ._threads import zero_arrays
+from ._threads import get_num_threads, zero_arrays
 from ._validation import check_choice, check_int, check_nonnegative, check_parameters, check_real
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "LRScheduler", "StepLR", "ReduceLROnPlateau",
@@ -101,7 +106,8 @@ class Optimizer:
     """Base class: one parameter group, per-parameter state, ``step``/``zero_grad``/state dicts.
 
     Subclasses implement ``_update(p, state, group, s0, s1)`` for one parameter, with two scratch arrays
-    of its shape and dtype.
+    of its shape and dtype, and may implement ``_update_in_one_pass(p, state, group)``, which returns True
+    when it has done the update by a kernel that needs no scratch (none is then allocated).
     """
 
     def __init__(self, params: Iterable[Parameter], defaults: dict[str, Any]) -> None:
@@ -133,11 +139,17 @@ class Optimizer:
         """Update every parameter once; if given, ``closure()`` is called first and its result returned."""
         loss = closure() if closure is not None else None
         for i, p, group in self._indexed_params():
+            state = self.state.setdefault(i, {})
+            if self._update_in_one_pass(p, state, group):
+                continue
             scratch = self._scratch.get(i)
             if scratch is None or scratch[0].shape != p.data.shape or scratch[0].dtype != p.data.dtype:
                 scratch = self._scratch[i] = (np.empty_like(p.data), np.empty_like(p.data))
-            self._update(p, self.state.setdefault(i, {}), group, *scratch)
+            self._update(p, state, group, *scratch)
         return loss
+
+    def _update_in_one_pass(self, p: Parameter, state: dict[str, Any], group: dict[str, Any]) -> bool:
+        return False
 
     def _update(self, p: Parameter, state: dict[str, Any], group: dict[str, Any],
                 s0: np.ndarray, s1: np.ndarray) -> None:
@@ -263,18 +275,38 @@ class Adam(Optimizer):
                     "amsgrad": bool(amsgrad), "maximize": bool(maximize)}
         super().__init__(params, defaults)
 
-    def _update(self, p, state, group, s0, s1):
-        lr, eps, wd = group["lr"], group["eps"], group["weight_decay"]
+    def _hyper(self, state: dict[str, Any], group: dict[str, Any]) -> tuple:
+        """(λ of the L2 term, decay of θ, step size γ/(1 − β₁ᵗ), √(1 − β₂ᵗ)) of this step t; counts the step."""
+        lr, wd = group["lr"], group["weight_decay"]
         beta1, beta2 = group["betas"]
-        if self._decoupled:
-            g = _grad(p, 0, group["maximize"], s0)
-            if wd != 0:
-                p.data *= 1 - lr * wd                    # θ ← θ (1 − γλ)
-        else:
-            g = _grad(p, wd, group["maximize"], s0)
         t = state["step"] = state.get("step", 0) + 1
-        m = _buffer(state, "exp_avg", p.data)
-        v = _buffer(state, "exp_avg_sq", p.data)
+        return (0.0 if self._decoupled else wd, 1 - lr * wd if self._decoupled else 1.0,
+                lr / (1 - beta1 ** t), (1 - beta2 ** t) ** 0.5)
+
+    def _moments(self, p: Parameter, state: dict[str, Any], group: dict[str, Any]) -> tuple:
+        """(m, v, v̂ or None), created as zeros on first use."""
+        return (_buffer(state, "exp_avg", p.data), _buffer(state, "exp_avg_sq", p.data),
+                _buffer(state, "max_exp_avg_sq", p.data) if group["amsgrad"] else None)
+
+    def _update_in_one_pass(self, p, state, group):
+        m, v, vmax = self._moments(p, state, group)
+        dtype = p.data.dtype
+        if not all(a is None or a.flags.c_contiguous and a.dtype == dtype for a in (p.data, p.grad, m, v, vmax)):
+            return False                                 # a user's layout: the NumPy operations of _update
+        l2, decay, step_size, bias2_sqrt = self._hyper(state, group)
+        beta1, beta2 = group["betas"]
+        _kernels.adam_update(p.data.reshape(-1), p.grad.reshape(-1), m.reshape(-1), v.reshape(-1),
+                             None if vmax is None else vmax.reshape(-1), group["maximize"], l2, decay, beta1, beta2,
+                             bias2_sqrt, group["eps"], step_size, get_num_threads())
+        return True
+
+    def _update(self, p, state, group, s0, s1):
+        beta1, beta2 = group["betas"]
+        m, v, vmax = self._moments(p, state, group)
+        l2, decay, step_size, bias2_sqrt = self._hyper(state, group)
+        g = _grad(p, l2, group["maximize"], s0)
+        if decay != 1:
+            p.data *= decay                              # θ ← θ (1 − γλ)
         np.subtract(g, m, out=s1)                        # m ← m + (1 − β₁)(g − m)
         s1 *= 1 - beta1
         m += s1
@@ -282,12 +314,11 @@ class Adam(Optimizer):
         s1 *= 1 - beta2
         v *= beta2
         v += s1
-        if group["amsgrad"]:
-            v = np.maximum(_buffer(state, "max_exp_avg_sq", p.data), v, out=state["max_exp_avg_sq"])
-        step_size = lr / (1 - beta1 ** t)
+        if vmax is not None:
+            v = np.maximum(vmax, v, out=vmax)
         np.sqrt(v, out=s1)                               # denominator √v̂ / √(1 − β₂ᵗ) + ε
-        s1 /= (1 - beta2 ** t) ** 0.5
-        s1 += eps
+        s1 /= bias2_sqrt
+        s1 += group["eps"]
         np.divide(m, s1, out=s1)
         s1 *= step_size
         p.data -= s1
