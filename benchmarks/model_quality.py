@@ -889,7 +889,7 @@ def cross_validate(datasets: list[tuple[str, str]], variants: list[dict], folds:
     from sklearn.model_selection import KFold, StratifiedKFold
     rnnfast.set_num_threads(threads)
     labels = [" ".join(f"{k}={v!r}" for k, v in v.items()) or "defaults" for v in variants]
-    body, sums = [], np.zeros(len(variants))
+    body, sums, counts = [], {"accuracy": np.zeros(len(variants)), "R²": np.zeros(len(variants))}, {"accuracy": 0, "R²": 0}
     for _, name in datasets:
         Xtr, ytr, _ = load_split(name, "train")
         X, regression = to_rnnfast(Xtr), is_regression(name)
@@ -897,7 +897,9 @@ def cross_validate(datasets: list[tuple[str, str]], variants: list[dict], folds:
         k = folds if regression else int(min(folds, np.unique(y, return_counts=True)[1].min()))
         splitter = (KFold(folds, shuffle=True, random_state=0) if regression or k < 2
                     else StratifiedKFold(k, shuffle=True, random_state=0))
-        row = [name, "R²" if regression else "accuracy"]
+        kind = "R²" if regression else "accuracy"
+        counts[kind] += 1
+        row = [name, kind]
         for j, params in enumerate(variants):
             scores = []
             for tr, va in splitter.split(np.zeros(len(y)), y):
@@ -907,10 +909,11 @@ def cross_validate(datasets: list[tuple[str, str]], variants: list[dict], folds:
                     est = make_rnnfast(regression, params).fit(pick(tr), y[tr])
                 pred = est.predict(pick(va))
                 scores.append(r2_score(y[va], pred) if regression else float(np.mean(pred == y[va])))
-            sums[j] += np.mean(scores)
+            sums[kind][j] += np.mean(scores)
             row.append(f"{np.mean(scores):.3f}")
         body.append(row)
-    body.append(["mean", ""] + [f"{v / max(len(datasets), 1):.3f}" for v in sums])
+    body += [[f"mean ({counts[kind]} sets)", kind] + [f"{v / counts[kind]:.3f}" for v in sums[kind]]
+             for kind in sums if counts[kind]]
     return "\n".join([f"{folds}-fold cross-validation inside the official training splits (random_state=0, "
                       f"{threads} thread(s); the test splits are not read)", ""]
                      + _table(["dataset", "score"] + labels, body))

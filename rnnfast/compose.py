@@ -138,15 +138,15 @@ class Readout(Module):
         if self.what == "state":
             return h_n
         D = out.shape[-1] // h_n.shape[-1]
-        last = np.concatenate(h_n[-D:], axis=-1) if self.what in ("last", "lastmeanmax") else None  # (B, D·H)
         if self.what == "last":
-            return last                                            # forward direction first
+            return np.concatenate(h_n[-D:], axis=-1)               # (B, D·H), forward direction first
+        parts: list[np.ndarray] = [np.concatenate(h_n[-D:], axis=-1)] if self.what == "lastmeanmax" else []
         seq = out.swapaxes(0, 1) if self.batch_first else out                     # (T, B, F) time-major view
         T, B = seq.shape[:2]
         lens = None if lengths is None else check_lengths(lengths, B, T, minimum=1, integral_floats=True)
         steps = np.full(B, T, np.int64) if lens is None else lens.astype(np.int64)   # (B,) T_b
         valid = None if lens is None or steps.min() == T else np.arange(T)[:, None] < steps[None, :]  # (T, B)
-        parts, argmax = ([] if last is None else [last]), None
+        argmax = None
         if self.what in ("mean", "meanmax", "lastmeanmax"):
             kept = seq if valid is None else np.where(valid[:, :, None], seq, 0)
             parts.append(kept.sum(axis=0) / steps[:, None].astype(out.dtype))       # (B, F)
