@@ -1,5 +1,6 @@
-"""How long idle OpenMP workers should spin: rnnfast's default (they sleep at once, OMP_WAIT_POLICY=PASSIVE)
-against GOMP_SPINCOUNT settings, on an idle machine and with busy processes beside it.
+"""How long idle OpenMP workers should spin: rnnfast's default (GOMP_SPINCOUNT=10000, set around its import)
+against sleeping at once (OMP_WAIT_POLICY=PASSIVE) and other GOMP_SPINCOUNT settings, on an idle machine and
+with busy processes beside it.
 
     python benchmarks/wait_policy.py                   # LSTM 32x100x64, 2 threads, 0 and 3 busy processes
     python benchmarks/wait_policy.py --busy 0,6 --spincounts 1000,10000
@@ -38,12 +39,12 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--steps", type=int, default=60)
     p.add_argument("--busy", default="0,3", help="comma-separated numbers of busy processes")
-    p.add_argument("--spincounts", default="10000", help="comma-separated GOMP_SPINCOUNT values to try")
+    p.add_argument("--spincounts", default="200000", help="comma-separated GOMP_SPINCOUNT values to try")
     args = p.parse_args()
     B, T, H = (int(v) for v in args.shape.split("x"))
     code = CHILD.format(threads=args.threads, B=B, T=T, H=H, steps=args.steps)
-    settings = [("default (passive)", {})] + [(f"GOMP_SPINCOUNT={n}", {"GOMP_SPINCOUNT": n})
-                                              for n in args.spincounts.split(",")]
+    settings = [("default (spin 10000)", {}), ("OMP_WAIT_POLICY=PASSIVE", {"OMP_WAIT_POLICY": "PASSIVE"})]
+    settings += [(f"GOMP_SPINCOUNT={n}", {"GOMP_SPINCOUNT": n}) for n in args.spincounts.split(",")]
     base = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
     print(f"LSTM B={B} T={T} H={H}, {args.threads} threads, ms per training step (median, p90)")
     for busy in (int(n) for n in args.busy.split(",")):

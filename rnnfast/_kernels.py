@@ -46,19 +46,22 @@ def _missing_extension_error() -> ImportError:
 if importlib.util.find_spec(f"{__package__}._recurrent") is None:
     raise _missing_extension_error()
 
-# Idle OpenMP workers sleep instead of spinning (the user's OMP_WAIT_POLICY / GOMP_SPINCOUNT win). A kernel
-# opens few parallel regions per call, so the wake-up is cheap, while spinning workers on a shared or busy
-# machine steal the cores the other threads need (benchmarks/wait_policy.py measures both). libgomp reads the
-# policy once, when this import loads it, so it is set here, around the one import of the extension; it is
-# removed again afterwards. (libgomp is shared: a library that loads it first, torch say, sets it for both.)
+# Idle OpenMP workers spin briefly, then sleep: GOMP_SPINCOUNT=10000 (the user's OMP_WAIT_POLICY /
+# GOMP_SPINCOUNT win). libgomp reads this once, when the first library that uses it loads, so it is set here,
+# around the one import of the extension, and removed again afterwards. libgomp is shared: when rnnfast loads it
+# first, torch runs under this setting too. Sleeping at once (OMP_WAIT_POLICY=PASSIVE, the earlier default) made
+# torch's training steps 3-9x slower when rnnfast was imported first (a futex wake-up per parallel region), and
+# rnnfast's own no faster; libgomp's own default (300,000 spins) lets idle workers take the cores of busy
+# machines (benchmarks/wait_policy.py and training_loops.py measure all three; benchmarks/README.md).
+_SPINCOUNT = "10000"
 _set_wait_policy = "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ
 if _set_wait_policy:
-    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+    os.environ["GOMP_SPINCOUNT"] = _SPINCOUNT
 try:
     from . import _recurrent  # noqa: E402
 finally:
     if _set_wait_policy:
-        del os.environ["OMP_WAIT_POLICY"]
+        del os.environ["GOMP_SPINCOUNT"]
 from . import _threads  # noqa: E402
 
 __all__ = ["KernelOptions", "kernel_options", "current_options", "Weights", "ForwardResult", "forward_training",

@@ -412,3 +412,18 @@ def test_two_estimators_fitting_in_two_threads(restore_threads):
     assert seen <= {2} and rnnfast.get_num_threads() == 2
     for n in (1, 2):
         np.testing.assert_array_equal(results[n], alone[n])
+
+
+@pytest.mark.parametrize("user", [{}, {"OMP_WAIT_POLICY": "PASSIVE"}, {"GOMP_SPINCOUNT": "5"}])
+def test_the_wait_policy_is_set_only_around_the_import_and_the_users_wins(user):
+    """rnnfast sets GOMP_SPINCOUNT=10000 for libgomp while its extension loads, unless the user set a wait
+    policy; the process environment afterwards is the user's, unchanged."""
+    code = ("import os, rnnfast, rnnfast._kernels as k; "
+            "print(k._set_wait_policy, os.environ.get('GOMP_SPINCOUNT'), os.environ.get('OMP_WAIT_POLICY'))")
+    env = {k: v for k, v in child_env(**user).items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY") or k in user}
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120,
+                         cwd=CHILD_CWD)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split() == [str(not user), user.get("GOMP_SPINCOUNT", "None"),
+                                  user.get("OMP_WAIT_POLICY", "None")]
+    assert _kernels._SPINCOUNT == "10000"
