@@ -373,7 +373,7 @@ def torch_same_recipe(Xtr, ytr, Xte, params: dict, threads: int = 1):
     kwargs = {} if cell is not torch.nn.RNN else {"nonlinearity": p.get("nonlinearity", "tanh")}
     rnn = cell(k * tr[0].shape[1], H, p.get("num_layers", 1), dropout=p.get("dropout", 0.0),
                bidirectional=bi, **kwargs)
-    readout = p["readout"] if p["readout"] != "auto" else ("last" if p.get("tbptt") else "lastmeanmax")  # as fit
+    readout = make_rnnfast(False, p)._checked_params()["readout"]          # "auto" resolved as fit resolves it
     width = H * (2 if bi else 1)
     head = torch.nn.Linear(width * {"meanmax": 2, "lastmeanmax": 3}.get(readout, 1), len(classes))
 
@@ -885,7 +885,6 @@ def cross_validate(datasets: list[tuple[str, str]], variants: list[dict], folds:
     overrides, ``random_state=0`` beside them) under ``folds``-fold cross-validation inside each set's official
     TRAINING split (stratified and shuffled with seed 0; fewer folds where a class has fewer members): a way
     to choose defaults that never reads a test split. Returns the table as text."""
-    from sklearn.metrics import r2_score
     from sklearn.model_selection import KFold, StratifiedKFold
     rnnfast.set_num_threads(threads)
     labels = [" ".join(f"{k}={v!r}" for k, v in v.items()) or "defaults" for v in variants]
@@ -900,15 +899,15 @@ def cross_validate(datasets: list[tuple[str, str]], variants: list[dict], folds:
         kind = "R²" if regression else "accuracy"
         counts[kind] += 1
         row = [name, kind]
+        pick = (lambda idx: [X[i] for i in idx]) if isinstance(X, list) else (lambda idx: X[idx])  # noqa: E731
         for j, params in enumerate(variants):
             scores = []
             for tr, va in splitter.split(np.zeros(len(y)), y):
-                pick = (lambda idx: [X[i] for i in idx]) if isinstance(X, list) else (lambda idx: X[idx])  # noqa: E731
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     est = make_rnnfast(regression, params).fit(pick(tr), y[tr])
                 pred = est.predict(pick(va))
-                scores.append(r2_score(y[va], pred) if regression else float(np.mean(pred == y[va])))
+                scores.append(_regression_scores(y[va], pred)["r2"] if regression else float(np.mean(pred == y[va])))
             sums[kind][j] += np.mean(scores)
             row.append(f"{np.mean(scores):.3f}")
         body.append(row)
