@@ -44,6 +44,8 @@ import subprocess
 import sys
 import time
 
+from _busy import busy_processes
+
 LOOPS = {
     # name: (cell, I, H, O, T, B, head on "last" step or "all" steps, loss, clip, lr)
     "adding": ("lstm", 2, 64, 1, 100, 64, "last", "mse", 1.0, 1e-3),
@@ -322,10 +324,9 @@ def main():
     load = os.getloadavg()                   # before this run's own processes add to it
     v = versions()
     env = {k: os.environ.get(k) for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OMP_WAIT_POLICY",
-                                         "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")}
+                                         "GOMP_SPINCOUNT", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")}
     results = {}
-    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.busy)]
-    try:
+    with busy_processes(args.busy):
         for mode in args.modes.split(","):
             if mode == "separate":
                 r = {"rnnfast": run_worker(["rnnfast"], args), "torch": run_worker(["torch"], args)}
@@ -334,10 +335,6 @@ def main():
             else:
                 results[mode] = run_worker(["torch", "rnnfast"] if mode == "torch-first" else ["rnnfast", "torch"],
                                            args)
-    finally:
-        for h in hogs:
-            h.kill()
-            h.wait()
 
     print(f"Whole training loops, float32, ms per step (medians), {args.threads} threads each")
     print(f"CPU: {cpu_model()}; load average {' '.join(f'{x:.2f}' for x in load)} at the start")

@@ -17,6 +17,8 @@ import subprocess
 import sys
 import time
 
+from _busy import busy_processes
+
 CHILD = r"""
 import time, numpy as np, rnnfast
 rnnfast.set_num_threads({threads})
@@ -29,8 +31,6 @@ for _ in range({steps}):
     t0 = time.perf_counter(); layer(x); layer.backward(x); times.append(time.perf_counter() - t0)
 print(1e3 * np.median(times), 1e3 * np.percentile(times, 90))
 """
-
-BUSY = "while True: pass"
 
 
 def main() -> None:
@@ -48,17 +48,12 @@ def main() -> None:
     base = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
     print(f"LSTM B={B} T={T} H={H}, {args.threads} threads, ms per training step (median, p90)")
     for busy in (int(n) for n in args.busy.split(",")):
-        hogs = [subprocess.Popen([sys.executable, "-c", BUSY]) for _ in range(busy)]
-        try:
+        with busy_processes(busy):
             time.sleep(0.5)
             for name, env in settings:
                 out = subprocess.run([sys.executable, "-c", code], env={**base, **env}, check=True,
                                      capture_output=True, text=True).stdout.split()
                 print(f"busy {busy}  {name:24s} {float(out[0]):7.2f} {float(out[1]):7.2f}")
-        finally:
-            for h in hogs:
-                h.kill()
-                h.wait()
 
 
 if __name__ == "__main__":
