@@ -45,6 +45,10 @@ from .jordan import Jordan
 __all__ = ["Sequential", "Readout", "Embedding", "Dropout"]
 
 _POOLED = ("mean", "max", "meanmax", "lastmeanmax")  # the readouts that pool out over time
+# the parts each readout puts side by side, in this order: the final state, the mean, the max
+_HAS_LAST = ("last", "lastmeanmax")
+_HAS_MEAN = ("mean", "meanmax", "lastmeanmax")
+_HAS_MAX = ("max", "meanmax", "lastmeanmax")
 _WHAT = ("sequence", "last", "state") + _POOLED
 _STATEFUL = (_Recurrent, Jordan)     # the layers that return (out, state), so a Readout follows them
 
@@ -147,10 +151,10 @@ class Readout(Module):
         steps = np.full(B, T, np.int64) if lens is None else lens.astype(np.int64)   # (B,) T_b
         valid = None if lens is None or steps.min() == T else np.arange(T)[:, None] < steps[None, :]  # (T, B)
         argmax = None
-        if self.what in ("mean", "meanmax", "lastmeanmax"):
+        if self.what in _HAS_MEAN:
             kept = seq if valid is None else np.where(valid[:, :, None], seq, 0)
             parts.append(kept.sum(axis=0) / steps[:, None].astype(out.dtype))       # (B, F)
-        if self.what in ("max", "meanmax", "lastmeanmax"):
+        if self.what in _HAS_MAX:
             masked = seq if valid is None else np.where(valid[:, :, None], seq, -np.inf)
             argmax = masked.argmax(axis=0)                                           # (B, F) t*: the first max
             parts.append(np.take_along_axis(seq, argmax[None], axis=0)[0])          # (B, F)
@@ -192,7 +196,7 @@ class Readout(Module):
         if self.what == "state":
             return dout, ((d, None) if pair else d)
         dstate = None
-        if self.what in ("last", "lastmeanmax"):
+        if self.what in _HAS_LAST:
             LD, B, H = h_shape
             dh_n = np.zeros(h_shape, dtype)
             dh_n[-(F // H):] = d[:, :F].reshape(B, F // H, H).transpose(1, 0, 2)   # column block d·H… from h_n[-D+d]
@@ -205,11 +209,11 @@ class Readout(Module):
         seq = dout.swapaxes(0, 1) if self.batch_first else dout    # (T, B, F), a view: writes land in dout
         T, B = seq.shape[:2]
         first = F if self.what == "lastmeanmax" else 0              # the mean's columns start here
-        if self.what in ("mean", "meanmax", "lastmeanmax"):
+        if self.what in _HAS_MEAN:
             # ∂m_b/∂h_{t,b} = 1/T_b for t < T_b: the gradient spread evenly over the real steps
             share = d[:, first:first + F] / steps[:, None].astype(dtype)          # (B, F)
             seq += (np.arange(T)[:, None] < steps[None, :])[:, :, None] * share[None]
-        if self.what in ("max", "meanmax", "lastmeanmax"):
+        if self.what in _HAS_MAX:
             assert argmax is not None
             # the maximum passes its gradient to the one step that attained it
             seq[argmax, np.arange(B)[:, None], np.arange(F)[None, :]] += d[:, -F:]
