@@ -1,0 +1,101 @@
+"""The padded boundary of ``lengths=`` inside the packed kernels (csrc/_forward.pxi, _backward.pxi, _step.pxi:
+_move_steps): h_t's scatter after the forward's time loop, dout's gather before the backward's and dx's scatter
+after its weight gradients, each by a team's slabs of steps.
+
+- a layer given ``lengths=`` equals the same layer given the PackedSequence (unpacked), bit for bit, on 1, 2
+  and 3 threads, under the batch split, the unit split and the mixed backward, with steps past the longest
+  sequence (T > max length), stacked, in float32 and float64;
+- the backward kernel checks its padded arrays before it reads them.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import rnnfast
+from rnnfast import _kernels
+from rnnfast._kernels import kernel_options
+from rnnfast._layout import Layout
+
+from conftest import is_lstm, make_layer
+
+pytestmark = pytest.mark.usefixtures("single_threaded_blas")
+
+PLANS = {                                                   # KernelOptions for each time-loop plan
+    "rows": dict(unit_split_bytes=1 << 60),
+    "units": dict(unit_split_bytes=0, unit_split_backward_h_per_row=0),
+    "mixed": dict(unit_split_bytes=0, unit_split_backward_h_per_row=1 << 20),
+}
+
+
+def _state(cell, rng, L, B, H, dtype):
+    h = rng.uniform(-0.5, 0.5, (L, B, H)).astype(dtype)
+    return (h, rng.uniform(-0.5, 0.5, (L, B, H)).astype(dtype)) if is_lstm(cell) else h
+
+
+def _arrays(cell, state):
+    """A state as a list of its arrays: [h] or [h, c] (LSTM)."""
+    return list(state) if is_lstm(cell) else [state]
+
+
+@pytest.mark.parametrize("plan", PLANS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+@pytest.mark.parametrize("cell", ["lstm", "gru", "elman-tanh"])
+def test_lengths_equal_the_packed_sequence_on_every_plan(cell, dtype, plan, restore_threads):
+    rng = np.random.default_rng(7)
+    T, B, I, H, L = 60, 29, 5, 64, 2            # H: whole packed panels, so that the unit split can split it
+    lengths = rng.integers(10, 50, B)            # T > every length: steps nobody runs; ~900 rows, enough
+    lengths[3] = 1                               # work for 2-3 threads in every kernel (loop_plan)
+    x = rng.uniform(-1, 1, (T, B, I)).astype(dtype)
+    dout = rng.uniform(-1, 1, (T, B, H)).astype(dtype)
+    mask = (np.arange(T)[:, None] < lengths[None, :])[..., None]
+    h0, dh_n = _state(cell, rng, L, B, H, dtype), _state(cell, rng, L, B, H, dtype)
+    layer = make_layer(cell, I, H, num_layers=L, dtype=np.dtype(dtype).name, seed=1)
+    for threads in (1, 2, 3):
+        rnnfast.set_num_threads(threads)
+        with kernel_options(**PLANS[plan]):
+            layer.zero_grad()
+            out, hn = layer(x, h0, lengths=lengths)
+            dx, dh0 = layer.backward(dout, dh_n)
+            grads = {n: p.grad.copy() for n, p in layer.named_parameters()}
+            layer.zero_grad()
+            packed = rnnfast.pack_sequences(x, lengths)
+            out_p, hn_p = layer(packed, h0)
+            dx_p, dh0_p = layer.backward(rnnfast.pack_sequences(dout * mask, lengths), dh_n)
+        np.testing.assert_array_equal(out, rnnfast.unpack(out_p, total_length=T)[0])
+        np.testing.assert_array_equal(dx, rnnfast.unpack(dx_p, total_length=T)[0])
+        assert not out[~mask[..., 0]].any() and not dx[~mask[..., 0]].any()     # zeros past each length
+        for a, b in zip(_arrays(cell, hn) + _arrays(cell, dh0), _arrays(cell, hn_p) + _arrays(cell, dh0_p)):
+            np.testing.assert_array_equal(a, b)
+        for n, p in layer.named_parameters():
+            np.testing.assert_array_equal(grads[n], p.grad, err_msg=f"{n}, {threads} threads")
+
+
+def test_backward_kernel_rejects_bad_padded_arrays():
+    lay = Layout.packed(np.array([3, 1, 2]))                         # rows = 6, B = 3, T = 3
+    code = rnnfast._cells.CELLS["elman-tanh"].code
+    z = np.zeros
+
+    def backward(batch_sizes=lay.batch_sizes, dx=z((6, 2)), **kw):
+        _kernels._recurrent.backward(code, 3, batch_sizes, z((6, 2)), z((3, 2)), z((3, 3)), z((3, 3)), None,
+                                     z((6, 3)), None, None, None, z((6, 3)), z((6, 3)), z((3, 3)), None, dx,
+                                     z((3, 2)), z((3, 3)), None, None, z((3, 3)), None, z((6, 3)), None, 1,
+                                     1 << 20, 64, False, **kw)
+    backward(dout_padded=z((9, 3)), dx_padded=z((12, 2)), order=lay.sorted_indices)
+    with pytest.raises(ValueError, match=r"dout_padded must be \(T' \* 3, 3\) with T' >= T = 3"):
+        backward(dout_padded=z((6, 3)), order=lay.sorted_indices)
+    with pytest.raises(ValueError, match=r"dout_padded must be"):
+        backward(dout_padded=z((9, 2)), order=lay.sorted_indices)
+    with pytest.raises(ValueError, match=r"dx_padded must be"):
+        backward(dx_padded=z((10, 2)), order=lay.sorted_indices)
+    with pytest.raises(ValueError, match="dx_padded needs dx"):
+        backward(dx=None, dx_padded=z((9, 2)), order=lay.sorted_indices)
+    with pytest.raises(ValueError, match="a padded array needs order|needs order"):
+        backward(dout_padded=z((9, 3)))
+    with pytest.raises(ValueError, match="order.0. = -1"):
+        backward(dout_padded=z((9, 3)), order=np.array([-1, 0, 1]))
+    with pytest.raises(ValueError, match="packed layout"):
+        _kernels._recurrent.backward(code, 2, None, z((6, 2)), z((3, 2)), z((3, 3)), z((3, 3)), None, z((6, 3)),
+                                     None, None, None, z((6, 3)), z((6, 3)), z((3, 3)), None, z((6, 2)),
+                                     z((3, 2)), z((3, 3)), None, None, z((3, 3)), None, None, None, 1, 1 << 20, 64,
+                                     False, dout_padded=z((6, 3)), order=np.arange(3))
