@@ -68,7 +68,7 @@ def backward(int cell,                                  # ELMAN_*, LSTM or GRU
              const floating[:, ::1] tanh_c,             # IN    (rows, H) LSTM, else None
              floating[:, ::1] hn,                       # INOUT (rows, H) GRU: hn in, r ⊙ da_n out; else None
              const floating[:, ::1] out,                # IN    (rows, H) h_t from forward
-             const floating[:, ::1] dout,               # IN    (rows, H) dL/dout; OUT with dout_padded
+             const floating[:, ::1] dout,               # IN    (rows, H) dL/dout
              const floating[:, ::1] dh_n,               # IN    (B, H) dL/dh_n
              const floating[:, ::1] dc_n,               # IN    (B, H) dL/dc_n, LSTM, else None
              floating[:, ::1] dx,                       # OUT   (rows, I), or None: not wanted (not computed)
@@ -83,17 +83,8 @@ def backward(int cell,                                  # ELMAN_*, LSTM or GRU
              int num_threads,                           # at most this many OpenMP threads
              Py_ssize_t split_bytes,                    # unit split from this W_hh size on (loop_plan)
              int split_h_per_row,                       # pointwise pass by units from H >= this · B on
-             bint wgrad_blas,                           # weight gradients by BLAS, not rnnfast_wgrad.h
-             const floating[:, ::1] dout_padded=None,   # IN    (T'·B, H) packed: dL/dout padded; dout's rows are
-                                                        #       then gathered from here, by the time loop's team
-             floating[:, ::1] dx_padded=None,           # OUT   (T'·B, I) packed: dx padded (zero past each length;
-                                                        #       steps >= T untouched), scattered from dx's rows
-             const Py_ssize_t[::1] order=None):         # IN    (B,) with a padded array: the original index of
-                                                        #       each sorted row
-    """Backpropagate through time over the buffers of the last forward. Overwrites `gates` (and GRU's `hn`).
-    Packed, with dout_padded or dx_padded, the gather of dout into the layout's rows and the scatter of dx
-    back into the padded batch run inside the kernel's parallel regions, each thread a slab of steps: the
-    gather before the time loop, the scatter after the weight gradients' GEMMs."""
+             bint wgrad_blas):                          # weight gradients by BLAS, not rnnfast_wgrad.h
+    """Backpropagate through time over the buffers of the last forward. Overwrites `gates` (and GRU's `hn`)."""
     cdef Py_ssize_t B = h0.shape[0], rows = x.shape[0]
     cdef int I = <int> x.shape[1], H = <int> w_hh.shape[1], GH = <int> w_hh.shape[0]
     cdef int split = _recurrent_split(cell, H)
@@ -114,16 +105,7 @@ def backward(int cell,                                  # ELMAN_*, LSTM or GRU
     cdef _Share share
     cdef int plan
     cdef rf_barrier barrier
-    cdef Py_ssize_t* inv = NULL                   # (B,) with a padded array: the sorted position of each sequence
-    cdef floating* dout_pad = NULL
-    cdef floating* dx_pad = NULL
     _check_layout(T, B, batch_sizes, rows)
-    _check_steps_padded(dout_padded, T, B, H, "dout_padded")
-    _check_steps_padded(dx_padded, T, B, I, "dx_padded")
-    if (dout_padded is not None or dx_padded is not None) and batch_sizes is None:
-        raise ValueError("dout_padded and dx_padded are for the packed layout (batch_sizes)")
-    if dx_padded is not None and dx is None:
-        raise ValueError("dx_padded needs dx, the rows it is scattered from")
     if B == 0:
         return
     if T == 0:
@@ -138,10 +120,6 @@ def backward(int cell,                                  # ELMAN_*, LSTM or GRU
         h_prev_p = &h_prev[0, 0]
     if packed is not None:
         packed_p = &packed[0]
-    if dout_padded is not None or dx_padded is not None:
-        inv = _inverse_order(order, B)
-        dout_pad = <floating*> &dout_padded[0, 0] if dout_padded is not None else NULL
-        dx_pad = &dx_padded[0, 0] if dx_padded is not None else NULL
     nteam = _loop_team(num_threads, rows, B, H, GH, sizeof(floating), True,
                        _split_policy(split_bytes, split_h_per_row), &plan)
     nblocks = _team(num_threads, GH, 2.0 * rows * GH * (2 * I + H))
@@ -161,20 +139,12 @@ def backward(int cell,                                  # ELMAN_*, LSTM or GRU
         free(dbias)
         free(work_mem)
         free(g_iht)
-        free(inv)
         raise MemoryError()
-    if dout_pad != NULL and not RF_HAVE_BARRIER:     # no barrier to meet at: gathered before the time loop
-        _move_steps(False, 0, T, B, H, bs, off, inv, <floating*> &dout[0, 0], dout_pad)
     rf_barrier_init(&barrier)
     with nogil, parallel(num_threads=nteam):
         if packed_p != NULL:
             pack_by_team(False, GH, H, &w_hh[0, 0], packed_p)              # W_hh
         share = _loop_share(plan, T, B, bs, H, sizeof(floating))
-        if dout_pad != NULL and RF_HAVE_BARRIER:     # dout's rows, each thread a slab of steps, whole before the loop
-            _move_steps(False, _bound(T, share.team, rf_thread_id()), _bound(T, share.team, rf_thread_id() + 1),
-                        B, H, bs, off, inv, <floating*> &dout[0, 0], dout_pad)
-            if share.team > 1:
-                rf_barrier_wait(&barrier, share.team)
         _backward_block(cell, T, B, bs, off, H, share.b0, share.b1, share.j0, share.j1, share.k0, share.k1,
                         plan == _MIXED and share.team > 1,
                         &barrier if plan != _BY_ROWS and share.team > 1 else NULL, share.team,
@@ -184,9 +154,9 @@ def backward(int cell,                                  # ELMAN_*, LSTM or GRU
                         &out[0, 0], &dout[0, 0], &dh_n[0, 0], _cptr2(dc_n),
                         &gates[0, 0], &dh0[0, 0], &dc0[0, 0] if dc0 is not None else NULL,
                         dbias + rf_thread_id() * (GH + H) if dbias != NULL else NULL)
-        if h_prev_p != NULL:      # packed: h_{t-1} beside each row of step t, so that dW_hh is one GEMM over the
-            # rows; it needs only the forward's states, so each thread copies a slab of steps once its loop is done
-            for t in range(_bound(T, share.team, rf_thread_id()), _bound(T, share.team, rf_thread_id() + 1)):
+    if h_prev_p != NULL:      # packed: h_{t-1} of each row of step t, so that dW_hh is one GEMM over the rows
+        with nogil:
+            for t in range(T):
                 memcpy(h_prev_p + off[t] * H, &h0[0, 0] if t == 0 else &out[0, 0] + off[t - 1] * H,
                        bs[t] * H * sizeof(floating))
     _after_loop_bounds(nblocks, rows, I, H, GH, split, wsize == 0, <double> nnz / rows if nnz >= 0 else I,
@@ -200,16 +170,10 @@ def backward(int cell,                                  # ELMAN_*, LSTM or GRU
             _weight_gradients(T, B, rows, I, H, GH, split, g0, g1, lo, hi, &gates[0, 0], hn_p, &x[0, 0],
                               &h0[0, 0], &out[0, 0], h_prev_p, &w_ih[0, 0], _ptr2(dx), &dw_ih[0, 0],
                               &dw_hh[0, 0], work + k * wsize if work != NULL else NULL, g_iht)
-        # dx's rows into the padded batch once they are all written (the loop above ends at a barrier), each
-        # thread a slab of steps, in the team already awake
-        for k in prange(nblocks if dx_pad != NULL else 0, schedule="static"):
-            _move_steps(True, _bound(T, nblocks, k), _bound(T, nblocks, k + 1), B, I, bs, off, inv, &dx[0, 0],
-                        dx_pad)
     free(off)
     free(bounds)
     free(work_mem)
     free(g_iht)
-    free(inv)
     if dbias != NULL:      # db = Σ dA over the threads' sums; db_hh the same but for GRU's n block
         for k in range(1, nteam):
             for p in range(GH + H):

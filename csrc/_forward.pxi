@@ -5,10 +5,13 @@ cdef void _forward_block(int cell, Py_ssize_t T, const int* batch_sizes, const P
                          const floating* w_hh, const floating* packed, const floating* bias,
                          const floating* b_hn, const floating* h0, const floating* c0,
                          floating* gates, floating* c, floating* tanh_c, floating* hn, floating* out,
-                         floating* scratch) noexcept nogil:
+                         floating* scratch, Py_ssize_t B, const Py_ssize_t* order,
+                         floating* out_padded) noexcept nogil:
     """The time loop for batch rows [b0, b1) and hidden units [j0, j1); `gates` holds the input projection
     (without bias) on entry. Step t covers the block's rows that step t has (all of them when padded). With a
-    barrier, the team splits the units and meets after each step, when h_t is whole."""
+    barrier, the team splits the units and meets after each step, when h_t is whole. With out_padded
+    (packed only), each step also writes the block's h_t into the padded (·, B, H) batch, and zeros where a
+    sequence has ended, while h_t is in cache (_step.pxi: _scatter_step)."""
     cdef int GH = _gate_width(cell, H)
     cdef Py_ssize_t t, m, row0, prev0 = 0
     cdef floating* s = scratch + b0 * GH if scratch != NULL else NULL    # (m, GH) GRU: h_{t-1} W_hhᵀ
@@ -21,6 +24,8 @@ cdef void _forward_block(int cell, Py_ssize_t T, const int* batch_sizes, const P
             _forward_step(cell, m, H, j0, j1, _prev_rows(h0, out, t, prev0, b0, H),
                           _prev_rows(c0, c, t, prev0, b0, H), packed, w_hh, bias, b_hn, gates + row0 * GH, s,
                           _row(c, row0, H), _row(tanh_c, row0, H), _row(hn, row0, H), out + row0 * H)
+        if out_padded != NULL:
+            _scatter_step(t, B, b0, b1, m, j0, j1, H, order, out + off[t] * H, out_padded)
         if barrier != NULL:
             rf_barrier_wait(barrier, team)
 
@@ -60,15 +65,13 @@ def forward(int cell,                                   # ELMAN_*, LSTM or GRU
             int split_h_per_row,                        # (backward only; loop_plan)
             const floating[:, ::1] x_padded=None,       # IN   (T'·B, I) packed: x padded; then x is OUT, its rows
                                                         #      gathered from here by the input projection's threads
-            const Py_ssize_t[::1] index=None,           # IN   (rows,) packed, x_padded: the padded row of each row
-            const Py_ssize_t[::1] order=None,           # IN   (B,) packed, out_padded: the original index of each
-                                                        #      sorted row
+            const Py_ssize_t[::1] index=None,           # IN   (rows,) packed: the padded row of each row
+            const Py_ssize_t[::1] order=None,           # IN   (B,) packed: the original index of each sorted row
             floating[:, ::1] out_padded=None):          # OUT  (T'·B, H) packed: h_t padded (zero past each length;
                                                         #      steps >= T untouched), or None
     """Run the layer over the sequence, keeping in the OUT buffers everything BPTT needs. Packed, with
     x_padded or out_padded, the gather of x into the layout's rows and the scatter of h_t back into the
-    padded batch run inside the kernel's threads: the gather by each input-projection thread just before its
-    GEMM reads the rows, the scatter after the time loop, each thread of its team a slab of steps."""
+    padded batch run inside the kernel's threads, on rows in cache, instead of as passes of their own."""
     cdef Py_ssize_t B = h0.shape[0], rows = x.shape[0]
     cdef int I = <int> x.shape[1], H = <int> w_hh.shape[1], GH = <int> w_hh.shape[0]
     cdef const floating* bias_p = &bias[0] if bias is not None else NULL
@@ -85,12 +88,16 @@ def forward(int cell,                                   # ELMAN_*, LSTM or GRU
     cdef floating* x_rows = NULL
     cdef const floating* x_pad = NULL
     cdef floating* out_pad = NULL
-    cdef Py_ssize_t* inv = NULL                   # (B,) out_padded: the sorted position of each sequence
     _check_layout(T, B, batch_sizes, rows)
     _check_padded(x_padded, index, B, rows, I, "x_padded")
-    _check_steps_padded(out_padded, T, B, H, "out_padded")
+    _check_padded(out_padded, index, B, rows, H, "out_padded")
     if (x_padded is not None or out_padded is not None) and batch_sizes is None:
         raise ValueError("x_padded and out_padded are for the packed layout (batch_sizes)")
+    if out_padded is not None and (order is None or order.shape[0] != B):
+        raise ValueError(f"out_padded needs order ({B},)")
+    for k in range(B if out_padded is not None else 0):
+        if order[k] < 0 or order[k] >= B:
+            raise ValueError(f"order[{k}] = {order[k]} is not a sequence of the batch of {B}")
     if T == 0 or B == 0:
         return
     if batch_sizes is not None:
@@ -100,12 +107,10 @@ def forward(int cell,                                   # ELMAN_*, LSTM or GRU
         x_rows = <floating*> &x[0, 0]                # the caller's workspace: written here
     if out_padded is not None:
         out_pad = &out_padded[0, 0]
-        inv = _inverse_order(order, B)
     if packed is not None:
         packed_p = &packed[0]
     off = _offsets(bs, T, B)
     if off == NULL:
-        free(inv)
         raise MemoryError()
     a_p = &out[0, 0] if gates is None else &gates[0, 0]         # Elman: pre-activations go straight into out
     nblocks = _team(num_threads, rows, 2.0 * rows * GH * I)
@@ -114,7 +119,6 @@ def forward(int cell,                                   # ELMAN_*, LSTM or GRU
         w_iht = _transposed(GH, I, &w_ih[0, 0])                 # (I, GH) W_ihᵀ
         if w_iht == NULL:
             free(off)
-            free(inv)
             raise MemoryError()
     nteam = _loop_team(num_threads, rows, B, H, GH, sizeof(floating), False,
                        _split_policy(split_bytes, split_h_per_row), &plan)
@@ -134,16 +138,7 @@ def forward(int cell,                                   # ELMAN_*, LSTM or GRU
                        &barrier if plan != _BY_ROWS and share.team > 1 else NULL, share.team,
                        &w_hh[0, 0], packed_p, bias_p, b_hn_p, &h0[0, 0], _cptr2(c0),
                        a_p, _ptr2(c), _ptr2(tanh_c), _ptr2(hn), &out[0, 0],
-                       &scratch[0, 0] if scratch is not None else NULL)
-        if out_pad != NULL and RF_HAVE_BARRIER:
-            # h_t into the padded batch once the loop is done, each thread a slab of steps: the stores run in
-            # order through memory, not scattered through the time loop, where they stalled the steps
-            if share.team > 1:
-                rf_barrier_wait(&barrier, share.team)
-            _move_steps(True, _bound(T, share.team, rf_thread_id()), _bound(T, share.team, rf_thread_id() + 1),
-                        B, H, bs, off, inv, &out[0, 0], out_pad)
-    if out_pad != NULL and not RF_HAVE_BARRIER:
-        _move_steps(True, 0, T, B, H, bs, off, inv, &out[0, 0], out_pad)
+                       &scratch[0, 0] if scratch is not None else NULL,
+                       B, &order[0] if out_pad != NULL else NULL, out_pad)
     free(off)
     free(w_iht)
-    free(inv)

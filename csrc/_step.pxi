@@ -217,50 +217,16 @@ cdef inline void _gather_rows(Py_ssize_t r0, Py_ssize_t r1, int F, const Py_ssiz
         memcpy(dst + r * F, src + index[r] * F, F * sizeof(floating))
 
 
-cdef Py_ssize_t* _inverse_order(const Py_ssize_t[::1] order, Py_ssize_t B) except NULL:
-    """(B,) the sorted position of each original sequence, order's inverse (malloc'd: the caller frees);
-    ValueError unless order (B,) is a permutation of range(B)."""
+cdef inline void _scatter_step(Py_ssize_t t, Py_ssize_t B, Py_ssize_t b0, Py_ssize_t b1, Py_ssize_t m, int j0,
+                               int j1, int H, const Py_ssize_t* order, const floating* rows,
+                               floating* padded) noexcept nogil:
+    """Step t of the sorted rows [b0, b1), units [j0, j1), into the padded (·, B, H) batch: padded[t, order[b]]
+    := rows[b] (rows: step t's (m_t, H)) for the m of them still running, zeros for the ended ones."""
     cdef Py_ssize_t b
-    cdef Py_ssize_t* inv
-    if order is None or order.shape[0] != B:
-        raise ValueError(f"out_padded needs order ({B},)")
-    inv = <Py_ssize_t*> malloc(max(B, 1) * sizeof(Py_ssize_t))
-    if inv == NULL:
-        raise MemoryError()
-    for b in range(B):
-        inv[b] = -1
-    for b in range(B):
-        if order[b] < 0 or order[b] >= B or inv[order[b]] >= 0:
-            free(inv)
-            raise ValueError(f"order[{b}] = {order[b]}: order must be a permutation of the batch of {B}")
-        inv[order[b]] = b
-    return inv
-
-
-cdef _check_steps_padded(const floating[:, ::1] padded, Py_ssize_t T, Py_ssize_t B, Py_ssize_t F, str name):
-    """padded None, or (T'·B, F) with T' >= T."""
-    if padded is not None and (padded.shape[1] != F or B == 0 or padded.shape[0] % B or padded.shape[0] < T * B):
-        raise ValueError(f"{name} must be (T' * {B}, {F}) with T' >= T = {T}, got ({padded.shape[0]}, "
-                         f"{padded.shape[1]})")
-
-
-cdef inline void _move_steps(bint to_padded, Py_ssize_t t0, Py_ssize_t t1, Py_ssize_t B, int F,
-                             const int* batch_sizes, const Py_ssize_t* off, const Py_ssize_t* inv, floating* rows,
-                             floating* padded) noexcept nogil:
-    """Steps [t0, t1) between the packed rows (rows, F) and the padded (·, B, F) batch, by the sorted position
-    inv[b] of each sequence b: to_padded, padded[t, b] := rows[off[t] + inv[b]] while inv[b] < m_t, else zeros
-    (the sequence has ended); else rows[off[t] + inv[b]] := padded[t, b] for the sequences still running.
-    The padded rows go by in order, one contiguous stretch of memory per step, which the hardware prefetcher
-    follows; a team splits the steps (each step is B padded rows)."""
-    cdef Py_ssize_t t, b
-    cdef floating* pad
-    for t in range(t0, t1):
-        pad = padded + t * B * F
-        for b in range(B):
-            if inv[b] >= batch_sizes[t]:
-                if to_padded:
-                    memset(pad + b * F, 0, F * sizeof(floating))
-            elif to_padded:
-                memcpy(pad + b * F, rows + (off[t] + inv[b]) * F, F * sizeof(floating))
-            else:
-                memcpy(rows + (off[t] + inv[b]) * F, pad + b * F, F * sizeof(floating))
+    cdef floating* dst
+    for b in range(b0, b1):
+        dst = padded + (t * B + order[b]) * H + j0
+        if b < b0 + m:
+            memcpy(dst, rows + b * H + j0, (j1 - j0) * sizeof(floating))
+        else:
+            memset(dst, 0, (j1 - j0) * sizeof(floating))

@@ -389,14 +389,13 @@ def forward_inference(cell: CellSpec, weights: Weights, x: np.ndarray, h0: np.nd
 
 def backward(dout: np.ndarray, dh_n: np.ndarray, dc_n: Optional[np.ndarray], fwd: ForwardResult,
              options: KernelOptions, *, dh0: np.ndarray, dc0: Optional[np.ndarray],
-             dx: Optional[np.ndarray] = None, input_grad: bool = True, dout_padded: Optional[np.ndarray] = None,
-             dx_padded: Optional[np.ndarray] = None) -> Optional[np.ndarray]:
+             dx: Optional[np.ndarray] = None, input_grad: bool = True) -> Optional[np.ndarray]:
     """BPTT through one :class:`ForwardResult` (which it consumes).
 
     Parameters
     ----------
     dout : ndarray (rows, H)
-        ∂L/∂out in the forward's layout, C-contiguous (with ``dout_padded``, a workspace the kernel fills).
+        ∂L/∂out in the forward's layout, C-contiguous.
     dh_n, dc_n : ndarray (B, H)
         ∂L/∂h_n and (LSTM) ∂L/∂c_n; ``dc_n`` None but for LSTM.
     fwd : ForwardResult
@@ -407,10 +406,6 @@ def backward(dout: np.ndarray, dh_n: np.ndarray, dc_n: Optional[np.ndarray], fwd
         Where to write ∂L/∂x (default: the workspace's).
     input_grad : bool
         False: ∂L/∂x is not wanted, and the kernel skips its GEMM (dx_t = dA_t W_ih); None is returned.
-    dout_padded : ndarray (T'·B, H), optional
-        Packed layout only: ∂L/∂out padded, gathered into ``dout``'s rows by the kernel.
-    dx_padded : ndarray (T'·B, I), optional
-        Packed layout only: also receives ∂L/∂x padded, zero past each length (steps >= T untouched).
 
     Returns
     -------
@@ -441,8 +436,7 @@ def backward(dout: np.ndarray, dh_n: np.ndarray, dc_n: Optional[np.ndarray], fwd
                         None if w.b_ih is None else w.b_ih.grad, None if w.b_hh is None else w.b_hh.grad,
                         dh0, dc0, h_prev, _packed(fwd.workspace, fwd.key + ("backward",), GH, H, dtype, options),
                         options.threads, options.unit_split_bytes, options.unit_split_backward_h_per_row,
-                        options.weight_gradients == "blas", dout_padded=dout_padded, dx_padded=dx_padded,
-                        order=layout.sorted_indices)   # (order is read only with a padded array)
+                        options.weight_gradients == "blas")
     return dx
 
 

@@ -98,7 +98,7 @@ def backward(
     tanh_c: _Opt,            # IN    (rows, H) LSTM, else None
     hn: _Opt,                # INOUT (rows, H) GRU, else None
     out: _Arr,               # IN    (rows, H)
-    dout: _Arr,              # IN    (rows, H); OUT with dout_padded (its rows gathered from it)
+    dout: _Arr,              # IN    (rows, H)
     dh_n: _Arr,              # IN    (B, H)
     dc_n: _Opt,              # IN    (B, H) LSTM, else None
     dx: _Opt,                # OUT   (rows, I), or None: not computed
@@ -114,9 +114,6 @@ def backward(
     split_bytes: int,
     split_h_per_row: int,
     wgrad_blas: bool,
-    dout_padded: _Opt = ...,  # IN    (T'·B, H) packed: dL/dout padded
-    dx_padded: _Opt = ...,    # OUT   (T'·B, I) packed: dx padded
-    order: _Opt = ...,        # IN    (B,) with a padded array: the original index of each sorted row
 ) -> None: ...
 def step_work_size(cell: int, B: int, H: int) -> int: ...
 def step(

@@ -364,13 +364,9 @@ class _Recurrent(Module):
             d_out = as_real_array("dout", dout)
             expected = (B, T, D * H) if self.batch_first else (T, B, D * H)
             check_shape("dout", d_out, expected, "(the forward output's shape)")
-            g = np.ascontiguousarray(self._to_user_layout(d_out), dtype=self.dtype)     # (T, B, D·H)
-            if layout.is_packed and D == 1:     # the kernel gathers the rows (rows, H) from g itself, and
-                g_padded = g.reshape(-1, H)     # scatters layer 0's dx into a padded array (below)
-                g = self._workspace.buffer("dout", (layout.rows, H), self.dtype)
-            else:
-                g = layout.to_rows(g, out=self._workspace.buffer("dout", (layout.rows, D * H), self.dtype)
-                                   if layout.is_packed else None)       # (rows, D·H) dL/d(out)
+            g = np.ascontiguousarray(self._to_user_layout(d_out), dtype=self.dtype)
+            g = layout.to_rows(g, out=self._workspace.buffer("dout", (layout.rows, D * H), self.dtype)
+                               if layout.is_packed else None)           # (rows, D·H) dL/d(out)
         dh_in, dc_in = self._split_dstate(dstate)
         dh_n = self._sorted_state(layout, "dh_n", dh_in, B)        # (L·D, B, H)
         dc_n = self._sorted_state(layout, "dc_n", dc_in, B) if lstm else None
@@ -378,25 +374,18 @@ class _Recurrent(Module):
         dh0 = aligned_zeros((L * D, B, H), self.dtype)
         dc0 = aligned_zeros((L * D, B, H), self.dtype) if lstm else None
         options = _kernels.current_options()
-        fused = layout.is_packed and not packed_in and D == 1
-        # layer 0's dx is returned to the user, so it is fresh each call; with lengths and one direction the
-        # kernel scatters it into the padded (T, B, I) itself
-        dx_padded = aligned_empty((T, B, self.input_size), self.dtype) if fused and input_grad else None
         with blas_single_thread():
             for k in reversed(range(L)):
                 runs = cache["layers"][k]["runs"]
 
                 def direction(d: int, g_d: np.ndarray) -> Optional[np.ndarray]:
                     i = k * D + d                                   # this direction's row in the states
+                    # layer 0's dx is returned to the user, so it is fresh each call
                     fresh = (aligned_empty(runs[d].x.shape, self.dtype)
                              if k == 0 and d == 0 and input_grad and (packed_in or not layout.is_packed) else None)
-                    padded = {} if not fused else dict(
-                        dout_padded=g_padded if k == L - 1 else None,
-                        dx_padded=dx_padded.reshape(-1, self.input_size) if k == 0 and dx_padded is not None
-                        else None)
                     return _kernels.backward(g_d, dh_n[i], None if dc_n is None else dc_n[i], runs[d], options,
                                              dh0=dh0[i], dc0=None if dc0 is None else dc0[i], dx=fresh,
-                                             input_grad=input_grad or k > 0, **padded)
+                                             input_grad=input_grad or k > 0)
 
                 if D == 1:
                     dx = direction(0, g)                            # (rows, I_k)
@@ -414,9 +403,6 @@ class _Recurrent(Module):
             return None, dstate0
         if packed_in:
             return cache["packed"]._replace(data=dx), dstate0
-        if dx_padded is not None:
-            dx_padded[layout.T:] = 0                                # the steps past the longest sequence
-            return self._to_user_layout(dx_padded), dstate0
         return self._to_user_layout(layout.to_padded(dx, T)), dstate0
 
     # ---- streaming ----------------------------------------------------------------------------------

@@ -298,12 +298,8 @@ def test_kernels_reject_bad_padded_arrays():
         forward(x_padded=np.zeros((6, 2)), index=lay.index)          # index reaches row 6..8
     with pytest.raises(ValueError, match="out_padded needs order"):
         forward(out_padded=np.zeros((9, 3)), index=lay.index)
-    with pytest.raises(ValueError, match="order.2. = 3: order must be a permutation"):
+    with pytest.raises(ValueError, match="order.2. = 3 is not a sequence"):
         forward(out_padded=np.zeros((9, 3)), index=lay.index, order=np.array([0, 1, 3]))
-    with pytest.raises(ValueError, match="order.1. = 0: order must be a permutation"):
-        forward(out_padded=np.zeros((9, 3)), index=lay.index, order=np.array([0, 0, 1]))
-    with pytest.raises(ValueError, match=r"out_padded must be \(T' \* 3, 3\) with T' >= T = 3"):
-        forward(out_padded=np.zeros((6, 3)), index=np.array([0, 1, 2, 3, 4, 5]), order=lay.sorted_indices)
     with pytest.raises(ValueError, match="packed layout"):
         _kernels._recurrent.forward(code, 2, None, x, w_ih, w_hh, None, None, h0, None, None, None, None, None,
                                     np.zeros((6, 3)), None, None, 1, 1 << 20, 64, x_padded=np.zeros((6, 2)),
