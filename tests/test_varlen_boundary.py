@@ -64,3 +64,21 @@ def test_lengths_equal_the_packed_sequence_on_every_plan(cell, dtype, plan, rest
             np.testing.assert_array_equal(a, b)
         for n, p in layer.named_parameters():
             np.testing.assert_array_equal(grads[n], p.grad, err_msg=f"{n}, {threads} threads")
+
+
+def test_workspace_keeps_each_keys_memory_at_its_largest():
+    """A ragged batch's (rows, ·) arrays change shape with every new set of lengths: a smaller or equal size
+    takes a view of the key's memory, a larger one grows it; every array starts on a cache line."""
+    from rnnfast._buffers import CACHE_LINE, Workspace
+
+    ws = Workspace()
+    a = ws.buffer("x", (10, 7), np.float32)
+    b = ws.buffer("x", (6, 3), np.float64)                      # 144 bytes of a's 280: the same memory
+    assert b.shape == (6, 3) and b.dtype == np.float64 and b.flags.c_contiguous and b.flags.writeable
+    assert np.shares_memory(a, b) and ws["x"] is b
+    assert ws.buffer("x", (6, 3), np.float64) is b              # the same shape again: the same array
+    c = ws.buffer("x", (20, 7), np.float32)                     # larger: new memory
+    assert not np.shares_memory(b, c) and c.shape == (20, 7)
+    assert not np.shares_memory(c, ws.buffer("y", (20, 7), np.float32))      # keys never share
+    for arr in (a, b, c):
+        assert arr.ctypes.data % CACHE_LINE == 0
