@@ -18,6 +18,8 @@ synthetic set of 2,000 series of 100 steps × 8 features (random walks, labels f
 Usage::
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/estimator_epochs.py [--epochs 20] [--threads 2]
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/estimator_epochs.py --ragged-only \
+        --ragged-data JapaneseVowels --epochs 30 --rounds 5      # part 2 alone, alternating rounds
 """
 from __future__ import annotations
 
@@ -66,29 +68,51 @@ def epoch_seconds(X, y, epochs, **params):
     return (time.perf_counter() - t) / est.n_epochs_, est
 
 
-def ragged_table(epochs):
+def ragged_table(epochs, rounds=1, data=("JapaneseVowels", "random walks")):
+    """Ragged / ideal per data set, bucketed and not. With ``rounds`` > 1 the three fits (ideal, bucket=True,
+    bucket=False) alternate, each round in another order, and the table gives the medians over the rounds of
+    s/epoch and of each round's ratio (with its range), so that a load spike in one fit does not make the
+    ratio."""
     print()
-    print("| data | n, lengths | bucket | s/epoch | ideal s/epoch | ragged / ideal |")
+    print(f"| data | n, lengths | bucket | s/epoch | ideal s/epoch | ragged / ideal (median of {rounds}, range) |")
     print("|---|---|---|---|---|---|")
-    Xjv, yjv, _ = model_quality.load_split("JapaneseVowels", "train")
-    for name, (X, y) in (("JapaneseVowels", (model_quality.to_rnnfast(Xjv), yjv)),
-                         ("random walks", ragged_walks())):
+    sets = {}
+    if "JapaneseVowels" in data:
+        Xjv, yjv, _ = model_quality.load_split("JapaneseVowels", "train")
+        sets["JapaneseVowels"] = (model_quality.to_rnnfast(Xjv), yjv)
+    if "random walks" in data:
+        sets["random walks"] = ragged_walks()
+    for name, (X, y) in sets.items():
         lens = np.array([len(x) for x in X])
         mean_len = int(round(lens.mean()))
         _, est = epoch_seconds(X, y, 1)
         k = est.window_                                                # the same network for the ideal
         equal = [np.resize(x, (mean_len, x.shape[1])) for x in X]      # same n, same real steps
-        ideal, _ = epoch_seconds(equal, y, epochs, window=k)
+        fits = {"ideal": lambda: epoch_seconds(equal, y, epochs, window=k)[0],
+                True: lambda: epoch_seconds(X, y, epochs, window=k, bucket=True)[0],
+                False: lambda: epoch_seconds(X, y, epochs, window=k, bucket=False)[0]}
+        times = {key: [] for key in fits}
+        order = list(fits)
+        for r in range(rounds):
+            for key in order[r % 3:] + order[:r % 3]:
+                times[key].append(fits[key]())
+        ideal = float(np.median(times["ideal"]))
         for bucket in (True, False):
-            t, _ = epoch_seconds(X, y, epochs, window=k, bucket=bucket)
-            print(f"| {name} | {len(X)}, {lens.min()}–{lens.max()} (window {k}) | {bucket} | {t:.4f} | "
-                  f"{ideal:.4f} | {t / ideal:.2f} |", flush=True)
+            ratios = np.array(times[bucket]) / np.array(times["ideal"])
+            spread = f" ({ratios.min():.2f}–{ratios.max():.2f})" if rounds > 1 else ""
+            print(f"| {name} | {len(X)}, {lens.min()}–{lens.max()} (window {k}) | {bucket} | "
+                  f"{np.median(times[bucket]):.4f} | {ideal:.4f} | {np.median(ratios):.2f}{spread} |", flush=True)
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--ragged-only", action="store_true", help="only part 2, the ragged sets against their ideal")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="part 2: alternating rounds of (ideal, bucketed, not bucketed); medians reported")
+    p.add_argument("--ragged-data", default="JapaneseVowels,random walks",
+                   help="part 2: comma-separated, of JapaneseVowels and 'random walks'")
     args = p.parse_args(argv)
     rnnfast.set_num_threads(args.threads)
     import torch
@@ -101,6 +125,9 @@ def main(argv=None):
     print("# BLAS: " + "; ".join(f"{i['internal_api']} {i.get('version')} {i.get('architecture')} "
                                  f"({os.path.basename(i['filepath'])})" for i in threadpool_info()
                                  if i["user_api"] == "blas"))
+    if args.ragged_only:
+        ragged_table(args.epochs, args.rounds, tuple(args.ragged_data.split(",")))
+        return
     print("| data | n, T | rnnfast s/epoch | torch s/epoch | torch / rnnfast |")
     print("|---|---|---|---|---|")
     for name, Xtr, ytr, Xte in datasets():
@@ -117,7 +144,7 @@ def main(argv=None):
         lens = [len(x) for x in Xtr]
         shape = f"{len(Xtr)}, {min(lens)}–{max(lens)}" if min(lens) != max(lens) else f"{len(Xtr)}, {lens[0]}"
         print(f"| {name} | {shape} | {t_rnnfast:.3f} | {t_torch:.3f} | {t_torch / t_rnnfast:.2f} |", flush=True)
-    ragged_table(args.epochs)
+    ragged_table(args.epochs, args.rounds, tuple(args.ragged_data.split(",")))
 
 
 if __name__ == "__main__":

@@ -57,16 +57,27 @@ def check_memory(nbytes: int, what: str, shape: Tuple[int, ...] = (),
 
 
 class Workspace(dict):
-    """A layer's scratch arrays, kept across calls of the same shapes (fresh pages cost page faults).
+    """A layer's scratch arrays, kept across calls (fresh pages cost page faults).
 
     A dict from a key (a tuple naming the layer, direction and buffer) to the aligned array last made for it.
+    Each key's memory is kept at the largest size asked for: a ragged batch's (rows, ·) arrays change shape
+    with every new set of lengths, and take a view of the memory already there instead of a new array.
     """
 
+    def __init__(self) -> None:
+        super().__init__()
+        self._memory: dict = {}                     # key -> the aligned bytes its arrays are views of
+
     def buffer(self, key: Hashable, shape: tuple, dtype: Any) -> np.ndarray:
-        """The array kept under ``key`` if it has ``shape`` and ``dtype``, else a new aligned one (kept in its
-        place)."""
+        """The array kept under ``key`` if it has ``shape`` and ``dtype``, else one of that shape in the key's
+        memory (grown when too small), kept in its place. The previous array under ``key`` shares that memory."""
         buf: Optional[np.ndarray] = self.get(key)
         if buf is None or buf.shape != shape or buf.dtype != dtype:
-            buf = aligned_empty(shape, dtype)
+            dtype = np.dtype(dtype)
+            nbytes = math.prod(shape) * dtype.itemsize
+            memory = self._memory.get(key)
+            if memory is None or memory.nbytes < nbytes:
+                memory = self._memory[key] = aligned_empty((nbytes,), np.uint8)
+            buf = memory[:nbytes].view(dtype).reshape(shape)
             self[key] = buf
         return buf

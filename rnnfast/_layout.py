@@ -34,13 +34,14 @@ class Layout:
     unsorted_indices: Optional[np.ndarray]       # (B,) its inverse
     index: Optional[np.ndarray]                  # (rows,) row t·B + b of the padded (T, B) batch of each row
     last: Optional[np.ndarray]                   # (B,) the row of each sorted sequence's last step
-    reversal: Optional[np.ndarray]               # (rows,) the row of the same sequence at its mirrored step
     _lengths: Optional[np.ndarray]               # (B,) the sorted lengths
 
     def __init__(self, T: int, B: int):
         self.T, self.B, self.rows = int(T), int(B), int(T) * int(B)
         self.batch_sizes = self.sorted_indices = self.unsorted_indices = None
-        self.index = self.last = self.reversal = self._lengths = None
+        self.index = self.last = self._lengths = None
+        self._reversal: Optional[np.ndarray] = None
+        self._offsets: Optional[np.ndarray] = None      # (T + 1,) packed: the first row of each step
         self._pad_index: Dict[int, np.ndarray] = {}
 
     @classmethod
@@ -71,9 +72,21 @@ class Layout:
         layout.unsorted_indices[order] = np.arange(B)
         layout.index = t * B + order[b]                                             # (rows,)
         layout.last = offsets[ls - 1] + np.arange(B)                                # (B,)
-        layout.reversal = offsets[ls[b] - 1 - t] + b                                # (rows,)
+        layout._offsets = offsets
         layout._lengths = ls
         return layout
+
+    @property
+    def reversal(self) -> Optional[np.ndarray]:
+        """(rows,) packed: the row of the same sequence at its mirrored step (None when padded). Built on first
+        use (only the bidirectional layers read it)."""
+        if self._reversal is None and self._offsets is not None and self.batch_sizes is not None:
+            offsets, ls = self._offsets, self._lengths
+            assert ls is not None
+            t = np.repeat(np.arange(self.T), self.batch_sizes)                      # (rows,) step of each row
+            b = np.arange(self.rows) - offsets[t]                                   # (rows,) its sorted sequence
+            self._reversal = offsets[ls[b] - 1 - t] + b                             # (rows,)
+        return self._reversal
 
     @property
     def is_packed(self) -> bool:

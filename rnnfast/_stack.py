@@ -167,6 +167,14 @@ class _Recurrent(Module):
         check_shape(name, arr, (LD, B, H), what)
         return np.ascontiguousarray(arr, dtype=self.dtype)
 
+    def _sorted_state(self, layout: Layout, name: str, value: Any, B: int, kept: bool = False) -> np.ndarray:
+        """A state argument checked (zeros when None) and in the layout's batch order; zeros need no sorting.
+        ``kept``: backward reads it again (see :meth:`_kept`)."""
+        state = self._check_state(name, value, B)
+        if value is None:
+            return state
+        return layout.sort(self._kept(name, state, value) if kept else state)
+
     def _kept(self, name: str, arr: np.ndarray, given: Any) -> np.ndarray:
         """``arr``, which backward reads again, in memory the caller cannot change in between: a copy in the
         layer's workspace when it is the caller's own array (torch raises when a saved input changed; here
@@ -236,8 +244,8 @@ class _Recurrent(Module):
         if layout.is_packed and not packed_in and not fused:
             layout.to_rows(xs, out=rows_in)
         h0_in, c0_in = self._split_hx(hx)
-        h0 = layout.sort(self._kept("h0", self._check_state("h0", h0_in, B), h0_in))        # (L·D, B, H)
-        c0 = layout.sort(self._kept("c0", self._check_state("c0", c0_in, B), c0_in)) if self._lstm else None
+        h0 = self._sorted_state(layout, "h0", h0_in, B, kept=True)                        # (L·D, B, H)
+        c0 = self._sorted_state(layout, "c0", c0_in, B, kept=True) if self._lstm else None
         L, D, H = self.num_layers, self._directions, self.hidden_size
         h_n = np.empty((L * D, B, H), self.dtype)
         c_n = np.empty((L * D, B, H), self.dtype) if c0 is not None else None
@@ -360,8 +368,8 @@ class _Recurrent(Module):
             g = layout.to_rows(g, out=self._workspace.buffer("dout", (layout.rows, D * H), self.dtype)
                                if layout.is_packed else None)           # (rows, D·H) dL/d(out)
         dh_in, dc_in = self._split_dstate(dstate)
-        dh_n = layout.sort(self._check_state("dh_n", dh_in, B))     # (L·D, B, H)
-        dc_n = layout.sort(self._check_state("dc_n", dc_in, B)) if lstm else None
+        dh_n = self._sorted_state(layout, "dh_n", dh_in, B)        # (L·D, B, H)
+        dc_n = self._sorted_state(layout, "dc_n", dc_in, B) if lstm else None
         self._cache = None                                          # the kernels consume the kept gates
         dh0 = aligned_zeros((L * D, B, H), self.dtype)
         dc0 = aligned_zeros((L * D, B, H), self.dtype) if lstm else None
