@@ -12,6 +12,12 @@ cdef inline Py_ssize_t _team(int num_threads, Py_ssize_t units, double flops) no
     return max(1, min(n, <Py_ssize_t> (flops / _MIN_FLOPS_PER_THREAD)))
 
 
+cdef inline Py_ssize_t _memory_team(int num_threads, Py_ssize_t size, Py_ssize_t minimum) noexcept nogil:
+    """Threads worth using for a memory-bound pass over `size` elements (or bytes): at least `minimum` a
+    thread, since below that a woken thread costs more than it saves."""
+    return max(1, min(<Py_ssize_t> num_threads, size // minimum))
+
+
 cdef inline Py_ssize_t _bound(Py_ssize_t n, Py_ssize_t parts, Py_ssize_t k) noexcept nogil:
     """Start of the k-th of `parts` near-equal contiguous blocks of range(n) (k = parts gives n)."""
     return (n * k) // parts
