@@ -339,7 +339,7 @@ def forward_training(cell: CellSpec, weights: Weights, x: np.ndarray, h0: np.nda
                         workspace=workspace, key=key)
     if T and B:
         scratch = buf(key + ("scratch",), (B, GH), dtype) if gru else None                        # (B, GH)
-        by_step = options.input_by_step(dtype, x.shape[1], GH)    # packed: W_hhᵀ, then W_ihᵀ if the loop projects x_t
+        by_step = _input_by_step(T, B, x, H, GH, False, layout, options)   # packed: W_hhᵀ, then W_ihᵀ if so
         _recurrent.forward(cell.code, T, layout.batch_sizes, x, weights.w_ih.data, weights.w_hh.data, bias,
                            b_hn, fwd.h0, c0, fwd.gates, fwd.c, fwd.tanh_c, fwd.hn, fwd.out, scratch,
                            _packed(workspace, key + ("forward",), H + (x.shape[1] if by_step else 0), GH, dtype,
@@ -452,7 +452,7 @@ def backward(dout: np.ndarray, dh_n: np.ndarray, dc_n: Optional[np.ndarray], fwd
     dA = fwd.gates if fwd.gates is not None else fwd.workspace.buffer(fwd.key + ("dA",), (rows, GH), dtype)
     # packed: h_{t-1} beside each row, for dW_hh as one GEMM
     h_prev = fwd.workspace.buffer(fwd.key + ("h_prev",), (rows, H), dtype) if layout.is_packed else None
-    by_step = dx is not None and options.input_by_step(dtype, x.shape[1], GH)  # packed: W_hh, then W_ih if so
+    by_step = dx is not None and _input_by_step(T, B, x, H, GH, True, layout, options)   # packed: W_hh, W_ih
     packed = _packed(fwd.workspace, fwd.key + ("backward",), GH, H + (x.shape[1] if by_step else 0), dtype, options)
     _recurrent.backward(fwd.cell.code, T, layout.batch_sizes, x, w.w_ih.data, w.w_hh.data, fwd.h0, fwd.c0, dA,
                         fwd.c, fwd.tanh_c, fwd.hn, fwd.out, dout, dh_n, dc_n, dx, w.w_ih.grad, w.w_hh.grad,
@@ -619,6 +619,15 @@ def input_plan(T: int, B: int, I: int, H: int, GH: int, dtype: Any, backward: bo
     return _recurrent.input_plan(o.threads, T, B, I, H, GH, dt.itemsize, backward, o.unit_split_bytes,
                                  o.unit_split_backward_h_per_row, o.input_by_step(dt, I, GH),
                                  o.step_gemm != "blas", packed_layout, sparse)
+
+
+def _input_by_step(T: int, B: int, x: np.ndarray, H: int, GH: int, backward: bool, layout: "Layout",
+                   options: KernelOptions) -> bool:
+    """Whether forward (backward) will run the input side's products inside the loop, as :func:`input_plan`."""
+    if layout.is_packed or not options.input_by_step(x.dtype, x.shape[1], GH):
+        return False
+    sparse = not backward and bool(_recurrent.sparse_input(x))
+    return input_plan(T, B, x.shape[1], H, GH, x.dtype, backward, sparse=sparse, options=options) == "step"
 
 
 def _calibrate_input_gemm(dtype: np.dtype, I: int, GH: int, m: int) -> str:
