@@ -177,3 +177,32 @@ def test_the_kernel_rejects_a_packed_buffer_without_room_for_w_ih():
     with pytest.raises(ValueError, match="packed must hold"):
         _recurrent.forward(spec.code, T, None, x, w_ih, w_hh, None, None, np.zeros((B, H), np.float32), None,
                            None, None, None, None, out, None, small, 1, 1 << 62, 64, step_input=True)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=[np.dtype(d).name for d in DTYPES])
+@pytest.mark.parametrize("N1, N2", [(64, 9), (32, 600), (512, 64), (128, 128)])
+def test_weight_gradients_in_one_pass_equal_two_products_bit_for_bit(dtype, N1, N2):
+    """Backward computes dW_hh and dW_ih in one pass of rnnfast_wgrad.h over dA (packed once): each element
+    must sum as in a product of its own (N1 + N2 over one block of packed columns, or several)."""
+    from rnnfast import _recurrent
+
+    rng = np.random.default_rng(1)
+    K, M = 700, 37
+    if N1 % (128 // np.dtype(dtype).itemsize):
+        pytest.skip("N1 is not whole panels of this dtype")
+    a = rng.standard_normal((K, M)).astype(dtype)
+    b1, b2 = (rng.standard_normal((K, n)).astype(dtype) for n in (N1, N2))
+    c1, c2 = (rng.standard_normal((M, n)).astype(dtype) for n in (N1, N2))
+    one1, one2 = c1.copy(), c2.copy()
+    if not _recurrent._wgrad_pair(a, b1, one1, b2, one2):
+        pytest.skip("rnnfast_wgrad.h needs AVX-512")
+    sep1, sep2 = c1.copy(), c2.copy()
+    _recurrent._wgrad_product(a, b1, sep1, 0, False)
+    _recurrent._wgrad_product(a, b2, sep2, 0, False)
+    np.testing.assert_array_equal(one1, sep1)
+    np.testing.assert_array_equal(one2, sep2)
+    np.testing.assert_allclose(one1, c1 + a.T.astype(np.float64) @ b1, rtol=1e-4 if dtype == np.float32 else 1e-12,
+                               atol=1e-3 if dtype == np.float32 else 1e-10)
+    with pytest.raises(ValueError, match="whole panels"):
+        _recurrent._wgrad_pair(a, b2, c2, b1, c1) if N2 % (128 // np.dtype(dtype).itemsize) else \
+            _recurrent._wgrad_pair(a, b1[:1], c1, b2, c2)
