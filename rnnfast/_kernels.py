@@ -589,23 +589,32 @@ _CALIBRATION_ROWS = 16              # rows a step of the calibration's micro-ker
 _input_gemm_choices: dict = {}      # (dtype, I, G·H) -> "step" or "blas", measured once per process
 
 
+def _read_input_gemm_env() -> Optional[str]:
+    """RNNFAST_INPUT_GEMM as read when rnnfast is imported (a lookup per call would cost more than the rest of
+    the decision): "step", "blas" or None (unset or empty)."""
+    env = os.environ.get(_INPUT_GEMM_ENV, "").strip().lower()
+    if env and env not in ("step", "blas"):
+        raise ValueError(f"{_INPUT_GEMM_ENV} must be 'step' or 'blas', got {env!r}")
+    return env or None
+
+
+_input_gemm_env = _read_input_gemm_env()
+
+
 def input_gemm_choice(dtype: Any, I: int, GH: int) -> str:
     """What ``KernelOptions(input_gemm="auto")`` takes for the input side's products of a layer with I inputs
     and G·H gate rows: ``RNNFAST_INPUT_GEMM`` ("step" or "blas") if set, else the result of a calibration run
     once per process and shape, like an FFTW plan: x_t W_ihᵀ and dx_t = dA_t W_ih timed on the calling
     thread (CPU time, best of 5 alternations, a few ms) by the packed micro-kernel 16 rows at a time and by
     one BLAS GEMM; "step" if the micro-kernel takes no longer. The choice does not depend on the batch or the
-    thread count, so a layer's results do not either; both ways agree to rounding."""
-    env = os.environ.get(_INPUT_GEMM_ENV, "").strip().lower()
-    if env:
-        if env not in ("step", "blas"):
-            raise ValueError(f"{_INPUT_GEMM_ENV} must be 'step' or 'blas', got {env!r}")
-        return env
-    dt = np.dtype(dtype)
-    key = (dt.str, I, GH)
+    thread count, so a layer's results do not either; both ways agree to rounding. The environment variable
+    is read when rnnfast is imported."""
+    if _input_gemm_env is not None:
+        return _input_gemm_env
+    key = (dtype, I, GH)
     choice = _input_gemm_choices.get(key)
     if choice is None:
-        choice = _input_gemm_choices[key] = _calibrate_input_gemm(dt, I, GH, _CALIBRATION_ROWS)
+        choice = _input_gemm_choices[key] = _calibrate_input_gemm(np.dtype(dtype), I, GH, _CALIBRATION_ROWS)
     return choice
 
 
@@ -623,11 +632,11 @@ def input_plan(T: int, B: int, I: int, H: int, GH: int, dtype: Any, backward: bo
 
 def _input_by_step(T: int, B: int, x: np.ndarray, H: int, GH: int, backward: bool, layout: "Layout",
                    options: KernelOptions) -> bool:
-    """Whether forward (backward) will run the input side's products inside the loop, as :func:`input_plan`."""
+    """Whether forward (backward) may run the input side's products inside the loop, as :func:`input_plan` says
+    for a dense x (the forward kernel declines for a sparse one itself, rather than x being scanned twice)."""
     if layout.is_packed or not options.input_by_step(x.dtype, x.shape[1], GH):
         return False
-    sparse = not backward and bool(_recurrent.sparse_input(x))
-    return input_plan(T, B, x.shape[1], H, GH, x.dtype, backward, sparse=sparse, options=options) == "step"
+    return input_plan(T, B, x.shape[1], H, GH, x.dtype, backward, options=options) == "step"
 
 
 def _calibrate_input_gemm(dtype: np.dtype, I: int, GH: int, m: int) -> str:

@@ -131,20 +131,24 @@ def test_the_kernels_decline_where_step_does_not_apply():
 
 
 def test_auto_is_a_calibration_cached_per_shape_and_the_environment_overrides_it(monkeypatch):
-    monkeypatch.delenv(_kernels._INPUT_GEMM_ENV, raising=False)
+    monkeypatch.setattr(_kernels, "_input_gemm_env", None)
     monkeypatch.setattr(_kernels, "_input_gemm_choices", {})
-    choice = _kernels.input_gemm_choice(np.float32, 48, 192)
+    choice = _kernels.input_gemm_choice(np.dtype(np.float32), 48, 192)
     assert choice in ("step", "blas")
-    assert _kernels._input_gemm_choices == {(np.dtype(np.float32).str, 48, 192): choice}
-    _kernels._input_gemm_choices[(np.dtype(np.float32).str, 48, 192)] = "other"   # cached: not measured again
-    assert _kernels.input_gemm_choice(np.float32, 48, 192) == "other"
+    assert list(_kernels._input_gemm_choices.values()) == [choice]
+    key, = _kernels._input_gemm_choices
+    _kernels._input_gemm_choices[key] = "other"                                  # cached: not measured again
+    assert _kernels.input_gemm_choice(np.dtype(np.float32), 48, 192) == "other"
     for forced in ("step", "blas"):
-        monkeypatch.setenv(_kernels._INPUT_GEMM_ENV, forced)
-        assert _kernels.input_gemm_choice(np.float32, 48, 192) == forced
-        assert KernelOptions(input_gemm="auto").input_by_step(np.float32, 48, 192) == (forced == "step")
+        monkeypatch.setenv(_kernels._INPUT_GEMM_ENV, f" {forced.upper()} ")
+        monkeypatch.setattr(_kernels, "_input_gemm_env", _kernels._read_input_gemm_env())
+        assert _kernels.input_gemm_choice(np.dtype(np.float32), 48, 192) == forced
+        assert KernelOptions(input_gemm="auto").input_by_step(np.dtype(np.float32), 48, 192) == (forced == "step")
     monkeypatch.setenv(_kernels._INPUT_GEMM_ENV, "fast")
     with pytest.raises(ValueError, match="RNNFAST_INPUT_GEMM"):
-        _kernels.input_gemm_choice(np.float32, 48, 192)
+        _kernels._read_input_gemm_env()
+    monkeypatch.setenv(_kernels._INPUT_GEMM_ENV, "")
+    assert _kernels._read_input_gemm_env() is None
     with pytest.raises(ValueError, match="input_gemm"):
         KernelOptions(input_gemm="fast")
 
