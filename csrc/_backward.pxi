@@ -1,5 +1,6 @@
 # The reverse time loop and `backward` (included by recurrent.pyx): per step the cell's pointwise pass
-# (_cells.pxi) then dh_{t-1} = dA_t W_hh; after the loop the weight gradients and dx (_wgrad.pxi).
+# (_cells.pxi) then dh_{t-1} = dA_t W_hh (and dx_t = dA_t W_ih with KernelOptions.input_gemm); after the loop
+# the weight gradients and dx (_wgrad.pxi).
 
 cdef void _backward_block(int cell, Py_ssize_t T, Py_ssize_t B, const int* batch_sizes, const Py_ssize_t* off,
                           int H, Py_ssize_t b0, Py_ssize_t b1, int j0, int j1, int k0, int k1, bint mixed,

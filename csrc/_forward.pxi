@@ -1,4 +1,5 @@
-# The forward time loop (included by recurrent.pyx): the input projection of all rows, then the steps.
+# The forward time loop (included by recurrent.pyx): the input projection of all rows, then the steps (or each
+# step projecting its own rows: KernelOptions.input_gemm).
 
 cdef void _forward_block(int cell, Py_ssize_t T, const int* batch_sizes, const Py_ssize_t* off, int H,
                          Py_ssize_t b0, Py_ssize_t b1, int j0, int j1, rf_barrier* barrier, int team,

@@ -1,6 +1,7 @@
-# The products of the time loops (included by recurrent.pyx): the input projection, once before the loop,
-# and the recurrent product of every step, by rnnfast's packed micro-kernel (rnnfast_recgemm.h; W_hh packed
-# once per call) or by BLAS (KernelOptions.step_gemm = "blas": no packed buffer).
+# The products of the time loops (included by recurrent.pyx): the input projection, once before the loop (or,
+# with KernelOptions.input_gemm, each step's inside it: _plan.pxi, _input_by_step), and the recurrent product
+# of every step, by rnnfast's packed micro-kernel (rnnfast_recgemm.h; W_hh packed once per call) or by BLAS
+# (KernelOptions.step_gemm = "blas": no packed buffer); and the calibration that chooses input_gemm="auto".
 
 cdef inline Py_ssize_t _panels(Py_ssize_t N, Py_ssize_t itemsize) noexcept nogil:
     """Number of packed panels that hold N columns."""

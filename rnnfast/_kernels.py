@@ -14,8 +14,8 @@ follows: it keeps nothing (each step projects its own rows into a small buffer t
 outputs and final states only. :func:`step` is the streaming kernel (one timestep, no BPTT).
 
 How the kernels run is a per-call :class:`KernelOptions` (threads, the recurrent product's GEMM, the time
-loop's plan, the weight gradients' GEMM): by default the context's, which :func:`kernel_options` changes for a
-``with`` block (and only for the calling thread or task).
+loop's plan, the weight gradients' GEMM, where the input side's products run): by default the context's, which
+:func:`kernel_options` changes for a ``with`` block (and only for the calling thread or task).
 """
 from __future__ import annotations
 
