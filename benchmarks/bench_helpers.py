@@ -33,27 +33,33 @@ def run(benchmark, fn, *, group, **info):
     benchmark.pedantic(fn, rounds=rounds, iterations=iterations, warmup_rounds=1)
 
 
-def alternate_modes(layer, x, dout, modes, rounds):
+def alternate_modes(layer, x, dout, modes, rounds, cpu_time=False, per_round=False):
     """{mode: (forward seconds, backward seconds)}, medians of ``rounds`` float32 training steps of ``layer``
     on x (T, B, I) and dout (T, B, H) under each mode, where ``modes`` maps a name to the kernel options
     (``rnnfast.KernelOptions`` fields) that make the mode. The modes take turns within every round,
-    so they see the same load; each timed step follows an untimed one in the same mode."""
+    so they see the same load; each timed step follows an untimed one in the same mode. ``cpu_time``: the
+    process's CPU time instead of wall time (for one thread); ``per_round``: also return {mode: (forward
+    times, backward times)} of every round, for per-round ratios."""
     from rnnfast import kernel_options
 
+    clock = time.process_time if cpu_time else time.perf_counter
     times = {m: ([], []) for m in modes}
     for _ in range(rounds):
         for m, options in modes.items():
             with kernel_options(**options):
                 layer(x)
                 layer.backward(dout)
-                t0 = time.perf_counter()
+                t0 = clock()
                 layer(x)
-                t1 = time.perf_counter()
+                t1 = clock()
                 layer.backward(dout)
-                t2 = time.perf_counter()
+                t2 = clock()
             times[m][0].append(t1 - t0)
             times[m][1].append(t2 - t1)
-    return {m: (float(np.median(f)), float(np.median(b))) for m, (f, b) in times.items()}
+    medians = {m: (float(np.median(f)), float(np.median(b))) for m, (f, b) in times.items()}
+    if per_round:
+        return medians, {m: (np.array(f), np.array(b)) for m, (f, b) in times.items()}
+    return medians
 
 
 def mode_script_args(doc, shapes):

@@ -1,5 +1,6 @@
 # The reverse time loop and `backward` (included by recurrent.pyx): per step the cell's pointwise pass
-# (_cells.pxi) then dh_{t-1} = dA_t W_hh; after the loop the weight gradients and dx (_wgrad.pxi).
+# (_cells.pxi) then dh_{t-1} = dA_t W_hh (and dx_t = dA_t W_ih with KernelOptions.input_gemm); after the loop
+# the weight gradients and dx (_wgrad.pxi).
 
 cdef void _backward_block(int cell, Py_ssize_t T, Py_ssize_t B, const int* batch_sizes, const Py_ssize_t* off,
                           int H, Py_ssize_t b0, Py_ssize_t b1, int j0, int j1, int k0, int k1, bint mixed,
@@ -7,14 +8,16 @@ cdef void _backward_block(int cell, Py_ssize_t T, Py_ssize_t B, const int* batch
                           const floating* h0, const floating* c0, floating* gates, const floating* c,
                           const floating* tanh_c, floating* hn, const floating* out, const floating* dout,
                           const floating* dh_n, const floating* dc_n, floating* da, floating* dh,
-                          floating* dc, floating* dbias) noexcept nogil:
+                          floating* dc, floating* dbias, int I, const floating* packed_ih,
+                          floating* dx) noexcept nogil:
     """Reverse time loop, the pointwise passes over rows [b0, b1) and hidden units [j0, j1), the products
     over units [k0, k1) of rows [b0, b1) (of all rows when mixed): fills da (rows, GH) (GRU: also
     hn := its recurrent n-block gradient r ⊙ dA_n, which the product reads with dA_t's r and z blocks) and
     leaves dh_0, dc_0 in dh, dc. With a barrier, the team meets between the pointwise pass (all of dA_t)
     and the product dA_t W_hh, and when mixed after the product too (all of dh_{t-1}).
     dbias (GH + H,), if not NULL, gets this thread's Σ dA_t (and GRU's Σ of the recurrent n-block
-    gradient after it), summed while each step's dA_t is still in cache."""
+    gradient after it), summed while each step's dA_t is still in cache. With packed_ih (W_ih packed; rows
+    plan only), each step also writes its rows of dx (rows, I): dx_t := dA_t W_ih, while dA_t is in cache."""
     cdef int GH = _gate_width(cell, H)
     cdef int nu = j1 - j0
     cdef Py_ssize_t t, m, row0, prev0, b, bt, p0 = 0 if mixed else b0    # p0: the products' first row
@@ -42,6 +45,9 @@ cdef void _backward_block(int cell, Py_ssize_t T, Py_ssize_t B, const int* batch
             m = _active(batch_sizes, 0, B, t)
         if m > 0:
             _backward_product(cell, m, H, k0, k1, off[t] + p0, packed, w_hh, da, hn, dh + p0 * H)
+            if packed_ih != NULL:               # dx_t := dA_t W_ih   (m, I)
+                _step_product(m, GH, da + row0 * GH, GH, packed_ih, GH, 0, NULL, False, I, 0, I, dx + row0 * I, I,
+                              False)
         if mixed:             # dh_{t-1} whole before the next pointwise pass reads its rows
             rf_barrier_wait(barrier, team)
 
@@ -83,7 +89,9 @@ def backward(int cell,                                  # ELMAN_*, LSTM or GRU
              int num_threads,                           # at most this many OpenMP threads
              Py_ssize_t split_bytes,                    # unit split from this W_hh size on (loop_plan)
              int split_h_per_row,                       # pointwise pass by units from H >= this · B on
-             bint wgrad_blas):                          # weight gradients by BLAS, not rnnfast_wgrad.h
+             bint wgrad_blas,                           # weight gradients by BLAS, not rnnfast_wgrad.h
+             bint step_input=False):                    # dx_t inside the loop (_input_by_step); packed then
+                                                        #       holds W_hh and W_ih (packed_size(G·H, H + I))
     """Backpropagate through time over the buffers of the last forward. Overwrites `gates` (and GRU's `hn`)."""
     cdef Py_ssize_t B = h0.shape[0], rows = x.shape[0]
     cdef int I = <int> x.shape[1], H = <int> w_hh.shape[1], GH = <int> w_hh.shape[0]
@@ -92,6 +100,7 @@ def backward(int cell,                                  # ELMAN_*, LSTM or GRU
     cdef floating* db_ih_p = &db_ih[0] if db_ih is not None else NULL
     cdef floating* db_hh_p = &db_hh[0] if db_hh is not None else NULL
     cdef floating* packed_p = NULL
+    cdef floating* packed_ih = NULL
     cdef floating* hn_p = _ptr2(hn)
     cdef floating* h_prev_p = NULL
     cdef Py_ssize_t k, p, lo, hi, g0, g1, nblocks, nteam, wsize, t
@@ -122,7 +131,12 @@ def backward(int cell,                                  # ELMAN_*, LSTM or GRU
         packed_p = &packed[0]
     nteam = _loop_team(num_threads, rows, B, H, GH, sizeof(floating), True,
                        _split_policy(split_bytes, split_h_per_row), &plan)
-    nblocks = _team(num_threads, GH, 2.0 * rows * GH * (2 * I + H))
+    if dx is not None and _input_by_step(step_input, packed_p != NULL, bs, NULL, plan, I, sizeof(floating), True):
+        if packed.shape[0] < _packed_size(sizeof(floating), GH, H + I):
+            raise ValueError(f"packed must hold W_hh and W_ih with step_input: "
+                             f"{packed_size(sizeof(floating), GH, H + I)} elements, got {packed.shape[0]}")
+        packed_ih = packed_p + _packed_size(sizeof(floating), GH, H)
+    nblocks = _team(num_threads, GH, 2.0 * rows * GH * ((2 * I + H) if packed_ih == NULL else (I + H)))
     off = _offsets(bs, T, B)
     bounds = <Py_ssize_t*> malloc(2 * (nblocks + 1) * sizeof(Py_ssize_t))    # after-loop blocks
     if db_ih_p != NULL or db_hh_p != NULL:    # (nteam, GH + H) each thread's bias sums
@@ -144,6 +158,8 @@ def backward(int cell,                                  # ELMAN_*, LSTM or GRU
     with nogil, parallel(num_threads=nteam):
         if packed_p != NULL:
             pack_by_team(False, GH, H, &w_hh[0, 0], packed_p)              # W_hh
+        if packed_ih != NULL:
+            pack_by_team(False, GH, I, &w_ih[0, 0], packed_ih)             # W_ih
         share = _loop_share(plan, T, B, bs, H, sizeof(floating))
         _backward_block(cell, T, B, bs, off, H, share.b0, share.b1, share.j0, share.j1, share.k0, share.k1,
                         plan == _MIXED and share.team > 1,
@@ -153,14 +169,15 @@ def backward(int cell,                                  # ELMAN_*, LSTM or GRU
                         &tanh_c[0, 0] if tanh_c is not None else NULL, hn_p,
                         &out[0, 0], &dout[0, 0], &dh_n[0, 0], _cptr2(dc_n),
                         &gates[0, 0], &dh0[0, 0], &dc0[0, 0] if dc0 is not None else NULL,
-                        dbias + rf_thread_id() * (GH + H) if dbias != NULL else NULL)
+                        dbias + rf_thread_id() * (GH + H) if dbias != NULL else NULL, I, packed_ih,
+                        _ptr2(dx) if packed_ih != NULL else NULL)
     if h_prev_p != NULL:      # packed: h_{t-1} of each row of step t, so that dW_hh is one GEMM over the rows
         with nogil:
             for t in range(T):
                 memcpy(h_prev_p + off[t] * H, &h0[0, 0] if t == 0 else &out[0, 0] + off[t - 1] * H,
                        bs[t] * H * sizeof(floating))
     _after_loop_bounds(nblocks, rows, I, H, GH, split, wsize == 0, <double> nnz / rows if nnz >= 0 else I,
-                       rows if dx is not None else 0, bounds, bounds + nblocks + 1)
+                       rows if dx is not None and packed_ih == NULL else 0, bounds, bounds + nblocks + 1)
     with nogil, parallel(num_threads=nblocks):
         for k in prange(nblocks, schedule="static"):
             g0 = bounds[k]

@@ -1,4 +1,5 @@
-# The forward time loop (included by recurrent.pyx): the input projection of all rows, then the steps.
+# The forward time loop (included by recurrent.pyx): the input projection of all rows, then the steps (or each
+# step projecting its own rows: KernelOptions.input_gemm).
 
 cdef void _forward_block(int cell, Py_ssize_t T, const int* batch_sizes, const Py_ssize_t* off, int H,
                          Py_ssize_t b0, Py_ssize_t b1, int j0, int j1, rf_barrier* barrier, int team,
@@ -6,12 +7,14 @@ cdef void _forward_block(int cell, Py_ssize_t T, const int* batch_sizes, const P
                          const floating* b_hn, const floating* h0, const floating* c0,
                          floating* gates, floating* c, floating* tanh_c, floating* hn, floating* out,
                          floating* scratch, Py_ssize_t B, const Py_ssize_t* order,
-                         floating* out_padded) noexcept nogil:
+                         floating* out_padded, int I, const floating* x, const floating* packed_ih) noexcept nogil:
     """The time loop for batch rows [b0, b1) and hidden units [j0, j1); `gates` holds the input projection
-    (without bias) on entry. Step t covers the block's rows that step t has (all of them when padded). With a
-    barrier, the team splits the units and meets after each step, when h_t is whole. With out_padded
-    (packed only), each step also writes the block's h_t into the padded (·, B, H) batch, and zeros where a
-    sequence has ended, while h_t is in cache (_step.pxi: _scatter_step)."""
+    (without bias) on entry, unless packed_ih (W_ihᵀ packed) is given: then each step projects its own rows
+    first, a_t := x_t W_ihᵀ (x (rows, I)), by the packed micro-kernel while they are in cache. Step t covers
+    the block's rows that step t has (all of them when padded). With a barrier, the team splits the units and
+    meets after each step, when h_t is whole. With out_padded (packed only), each step also writes the
+    block's h_t into the padded (·, B, H) batch, and zeros where a sequence has ended, while h_t is in cache
+    (_step.pxi: _scatter_step)."""
     cdef int GH = _gate_width(cell, H)
     cdef Py_ssize_t t, m, row0, prev0 = 0
     cdef floating* s = scratch + b0 * GH if scratch != NULL else NULL    # (m, GH) GRU: h_{t-1} W_hhᵀ
@@ -21,6 +24,9 @@ cdef void _forward_block(int cell, Py_ssize_t T, const int* batch_sizes, const P
         if t > 0:
             prev0 = off[t - 1] + b0
         if m > 0:
+            if packed_ih != NULL:               # a_t := x_t W_ihᵀ   (m, GH)
+                _gate_products(GH // H, H, I, j0, j1, m, x + row0 * I, packed_ih, NULL, gates + row0 * GH,
+                               False)
             _forward_step(cell, m, H, j0, j1, _prev_rows(h0, out, t, prev0, b0, H),
                           _prev_rows(c0, c, t, prev0, b0, H), packed, w_hh, bias, b_hn, gates + row0 * GH, s,
                           _row(c, row0, H), _row(tanh_c, row0, H), _row(hn, row0, H), out + row0 * H)
@@ -67,8 +73,10 @@ def forward(int cell,                                   # ELMAN_*, LSTM or GRU
                                                         #      gathered from here by the input projection's threads
             const Py_ssize_t[::1] index=None,           # IN   (rows,) packed: the padded row of each row
             const Py_ssize_t[::1] order=None,           # IN   (B,) packed: the original index of each sorted row
-            floating[:, ::1] out_padded=None):          # OUT  (T'·B, H) packed: h_t padded (zero past each length;
+            floating[:, ::1] out_padded=None,           # OUT  (T'·B, H) packed: h_t padded (zero past each length;
                                                         #      steps >= T untouched), or None
+            bint step_input=False):                     # the input projection inside the loop (_input_by_step);
+                                                        #      packed then holds W_hhᵀ and W_ihᵀ (packed_size(H + I, G·H))
     """Run the layer over the sequence, keeping in the OUT buffers everything BPTT needs. Packed, with
     x_padded or out_padded, the gather of x into the layout's rows and the scatter of h_t back into the
     padded batch run inside the kernel's threads, on rows in cache, instead of as passes of their own."""
@@ -78,6 +86,7 @@ def forward(int cell,                                   # ELMAN_*, LSTM or GRU
     cdef const floating* b_hn_p = &b_hn[0] if b_hn is not None else NULL
     cdef const int* bs = NULL
     cdef floating* packed_p = NULL
+    cdef floating* packed_ih = NULL
     cdef floating* w_iht = NULL
     cdef floating* a_p
     cdef Py_ssize_t k, lo, hi, nblocks, nteam
@@ -114,31 +123,40 @@ def forward(int cell,                                   # ELMAN_*, LSTM or GRU
         raise MemoryError()
     a_p = &out[0, 0] if gates is None else &gates[0, 0]         # Elman: pre-activations go straight into out
     nblocks = _team(num_threads, rows, 2.0 * rows * GH * I)
+    nteam = _loop_team(num_threads, rows, B, H, GH, sizeof(floating), False,
+                       _split_policy(split_bytes, split_h_per_row), &plan)
     # a sparse x: the projection by its nonzeros (x_padded's rows when x is the workspace still to be gathered)
     if (_sparse_nnz(x_padded.shape[0], I, x_pad, rows) if x_pad != NULL else _sparse_nnz(rows, I, &x[0, 0])) >= 0:
         w_iht = _transposed(GH, I, &w_ih[0, 0])                 # (I, GH) W_ihᵀ
         if w_iht == NULL:
             free(off)
             raise MemoryError()
-    nteam = _loop_team(num_threads, rows, B, H, GH, sizeof(floating), False,
-                       _split_policy(split_bytes, split_h_per_row), &plan)
+    if _input_by_step(step_input, packed_p != NULL, bs, <void*> w_iht, plan, I, sizeof(floating), False):
+        if packed.shape[0] < _packed_size(sizeof(floating), H + I, GH):
+            free(off)
+            raise ValueError(f"packed must hold W_hhᵀ and W_ihᵀ with step_input: "
+                             f"{packed_size(sizeof(floating), H + I, GH)} elements, got {packed.shape[0]}")
+        packed_ih = packed_p + _packed_size(sizeof(floating), H, GH)
     rf_barrier_init(&barrier)
-    with nogil, parallel(num_threads=nblocks):
-        for k in prange(nblocks, schedule="static"):
-            lo = _bound(rows, nblocks, k)
-            hi = _bound(rows, nblocks, k + 1)
-            if x_pad != NULL:
-                _gather_rows(lo, hi, I, &index[0], x_pad, x_rows)
-            _input_projection(lo, hi, I, GH, &x[0, 0], &w_ih[0, 0], w_iht, a_p)
+    if packed_ih == NULL:
+        with nogil, parallel(num_threads=nblocks):
+            for k in prange(nblocks, schedule="static"):
+                lo = _bound(rows, nblocks, k)
+                hi = _bound(rows, nblocks, k + 1)
+                if x_pad != NULL:
+                    _gather_rows(lo, hi, I, &index[0], x_pad, x_rows)
+                _input_projection(lo, hi, I, GH, &x[0, 0], &w_ih[0, 0], w_iht, a_p)
     with nogil, parallel(num_threads=nteam):
         if packed_p != NULL:
             pack_by_team(True, H, GH, &w_hh[0, 0], packed_p)               # W_hhᵀ
+        if packed_ih != NULL:
+            pack_by_team(True, I, GH, &w_ih[0, 0], packed_ih)              # W_ihᵀ
         share = _loop_share(plan, T, B, bs, H, sizeof(floating))
         _forward_block(cell, T, bs, off, H, share.b0, share.b1, share.j0, share.j1,
                        &barrier if plan != _BY_ROWS and share.team > 1 else NULL, share.team,
                        &w_hh[0, 0], packed_p, bias_p, b_hn_p, &h0[0, 0], _cptr2(c0),
                        a_p, _ptr2(c), _ptr2(tanh_c), _ptr2(hn), &out[0, 0],
                        &scratch[0, 0] if scratch is not None else NULL,
-                       B, &order[0] if out_pad != NULL else NULL, out_pad)
+                       B, &order[0] if out_pad != NULL else NULL, out_pad, I, &x[0, 0], packed_ih)
     free(off)
     free(w_iht)

@@ -53,7 +53,7 @@ def adam_update(floating[::1] p,                    # IN/OUT (n,) θ
         return
     if vmax is not None:
         vmax_p = &vmax[0]
-    nblocks = max(1, min(<Py_ssize_t> num_threads, n // _MIN_ELEMENTS_PER_THREAD))
+    nblocks = _memory_team(num_threads, n, _MIN_ELEMENTS_PER_THREAD)
     with nogil:
         if nblocks == 1:
             _adam(n, &p[0], &g[0], &m[0], &v[0], vmax_p, sign, l2, decay, beta1, beta2, bias2_sqrt, eps, step_size)

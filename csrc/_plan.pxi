@@ -12,6 +12,12 @@ cdef inline Py_ssize_t _team(int num_threads, Py_ssize_t units, double flops) no
     return max(1, min(n, <Py_ssize_t> (flops / _MIN_FLOPS_PER_THREAD)))
 
 
+cdef inline Py_ssize_t _memory_team(int num_threads, Py_ssize_t size, Py_ssize_t minimum) noexcept nogil:
+    """Threads worth using for a memory-bound pass over `size` elements (or bytes): at least `minimum` a
+    thread, since below that a woken thread costs more than it saves."""
+    return max(1, min(<Py_ssize_t> num_threads, size // minimum))
+
+
 cdef inline Py_ssize_t _bound(Py_ssize_t n, Py_ssize_t parts, Py_ssize_t k) noexcept nogil:
     """Start of the k-th of `parts` near-equal contiguous blocks of range(n) (k = parts gives n)."""
     return (n * k) // parts
@@ -71,6 +77,20 @@ cdef inline Py_ssize_t _loop_team(int num_threads, Py_ssize_t rows, Py_ssize_t B
     return _team(num_threads, B, flops)
 
 
+cdef inline bint _input_by_step(bint wanted, bint packed, const int* batch_sizes, const void* w_iht, int plan,
+                               int I, Py_ssize_t itemsize, bint backward) noexcept nogil:
+    """Whether the time loop does the input side's product of each step itself, on the packed micro-kernel
+    while the step's rows are in cache (forward a_t = x_t W_ihᵀ, backward dx_t = dA_t W_ih), instead of one
+    BLAS GEMM over all rows before (after) the loop: when asked (KernelOptions.input_gemm), with the packed
+    micro-kernel, the padded layout, a dense x (w_iht NULL) and the threads splitting the batch rows.
+    Backward also needs I to fill its packed panels nearly (dx's columns are whole panels: I = 2 computes
+    32 columns), within 1/8."""
+    cdef Py_ssize_t nr = _panel_width(itemsize)
+    if not wanted or not packed or batch_sizes != NULL or w_iht != NULL or plan != _BY_ROWS:
+        return False
+    return not backward or 8 * nr * ((I + nr - 1) // nr) <= 9 * I
+
+
 def loop_plan(int num_threads, Py_ssize_t T, Py_ssize_t B, int H, int GH, int itemsize, bint backward,
               Py_ssize_t split_bytes, int split_h_per_row):
     """(threads, plan) that forward or backward would use for its time loop; plan is "rows", "units" or
@@ -79,6 +99,19 @@ def loop_plan(int num_threads, Py_ssize_t T, Py_ssize_t B, int H, int GH, int it
     cdef _SplitPolicy policy = _split_policy(split_bytes, split_h_per_row)
     cdef Py_ssize_t n = _loop_team(num_threads, T * B, B, H, GH, itemsize, backward, policy, &plan)
     return n, _PLAN_NAMES[plan]
+
+
+def input_plan(int num_threads, Py_ssize_t T, Py_ssize_t B, int I, int H, int GH, int itemsize, bint backward,
+               Py_ssize_t split_bytes, int split_h_per_row, bint step_input, bint packed, bint packed_layout,
+               bint sparse):
+    """"step" or "blas": whether forward or backward would run the input side's products inside the time loop
+    (_input_by_step), given the request step_input and whether the recurrent product is packed."""
+    cdef int plan
+    cdef int one = 1
+    _loop_team(num_threads, T * B, B, H, GH, itemsize, backward, _split_policy(split_bytes, split_h_per_row),
+               &plan)
+    return "step" if _input_by_step(step_input, packed, &one if packed_layout else NULL,
+                                    <void*> &one if sparse else NULL, plan, I, itemsize, backward) else "blas"
 
 
 cdef struct _Share:                 # a thread's share of the time loop

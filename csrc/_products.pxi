@@ -1,6 +1,7 @@
-# The products of the time loops (included by recurrent.pyx): the input projection, once before the loop,
-# and the recurrent product of every step, by rnnfast's packed micro-kernel (rnnfast_recgemm.h; W_hh packed
-# once per call) or by BLAS (KernelOptions.step_gemm = "blas": no packed buffer).
+# The products of the time loops (included by recurrent.pyx): the input projection, once before the loop (or,
+# with KernelOptions.input_gemm, each step's inside it: _plan.pxi, _input_by_step), and the recurrent product
+# of every step, by rnnfast's packed micro-kernel (rnnfast_recgemm.h; W_hh packed once per call) or by BLAS
+# (KernelOptions.step_gemm = "blas": no packed buffer); and the calibration that chooses input_gemm="auto".
 
 cdef inline Py_ssize_t _panels(Py_ssize_t N, Py_ssize_t itemsize) noexcept nogil:
     """Number of packed panels that hold N columns."""
@@ -8,9 +9,13 @@ cdef inline Py_ssize_t _panels(Py_ssize_t N, Py_ssize_t itemsize) noexcept nogil
     return (N + nr - 1) // nr
 
 
+cdef inline Py_ssize_t _packed_size(Py_ssize_t itemsize, Py_ssize_t K, Py_ssize_t N) noexcept nogil:
+    return K * _panels(N, itemsize) * _panel_width(itemsize)
+
+
 def packed_size(int itemsize, int K, int N):
     """Length of the buffer that holds a (K, N) recurrent operand packed for the step product."""
-    return K * _panels(N, itemsize) * _panel_width(itemsize)
+    return _packed_size(itemsize, K, N)
 
 
 cdef extern from "rnnfast_sparse.h" nogil:
@@ -105,3 +110,45 @@ cdef inline void _gate_products(int G, int H, int K, int j0, int j1, Py_ssize_t 
     for g in range(G):
         _step_product(m, K, h, K, packed, K, 0, w, True, G * H, g * H + j0, j1 - j0, c + g * H + j0, G * H,
                       accumulate)
+
+
+from posix.time cimport clock_gettime, timespec, CLOCK_THREAD_CPUTIME_ID
+
+
+cdef inline double _thread_seconds() noexcept nogil:
+    """CPU time of the calling thread (s): what the calibration below compares, blind to other processes."""
+    cdef timespec ts
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts)
+    return ts.tv_sec + 1e-9 * ts.tv_nsec
+
+
+def _time_input_gemm(const floating[:, ::1] a,          # IN   (steps·m, K)
+                     const floating[:, ::1] w,          # IN   (N, K)
+                     floating[:, ::1] c,                # OUT  (steps·m, N)
+                     floating[::1] packed,              # WORK (packed_size(K, N))
+                     int m,                             # rows of a step
+                     int repeats):
+    """(packed, blas): the least CPU seconds of the calling thread, over `repeats` alternations, of
+    c := a @ wᵀ by the packed micro-kernel a step of m rows at a time, as the time loop runs it with
+    KernelOptions.input_gemm = "step" (w packed once beforehand), and by one BLAS GEMM over all rows, as
+    "blas" runs it. BLAS must be held to one thread by the caller. What input_gemm = "auto" compares."""
+    cdef Py_ssize_t rows = a.shape[0], i
+    cdef int K = <int> a.shape[1], N = <int> w.shape[0], r
+    cdef double t0, best_packed = 1e300, best_blas = 1e300
+    if (w.shape[1] != K or c.shape[0] != rows or c.shape[1] != N or m < 1 or repeats < 1 or rows == 0
+            or K == 0 or N == 0 or packed.shape[0] < _packed_size(sizeof(floating), K, N)):
+        raise ValueError(f"a ({rows}, {K}), w ({N}, {w.shape[1]}), c ({c.shape[0]}, {c.shape[1]}), packed "
+                         f"({packed.shape[0]},), m = {m} and repeats = {repeats} do not fit")
+    with nogil:
+        pack_by_team(True, K, N, &w[0, 0], &packed[0])
+        for r in range(repeats):
+            t0 = _thread_seconds()
+            i = 0
+            while i < rows:
+                recgemm(<int> min(<Py_ssize_t> m, rows - i), N, K, &a[i, 0], K, &packed[0], K, &c[i, 0], N, False)
+                i += m
+            best_packed = min(best_packed, _thread_seconds() - t0)
+            t0 = _thread_seconds()
+            gemm(False, True, <int> rows, N, K, <floating> 1, &a[0, 0], K, &w[0, 0], K, <floating> 0, &c[0, 0], N)
+            best_blas = min(best_blas, _thread_seconds() - t0)
+    return best_packed, best_blas

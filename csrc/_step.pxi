@@ -156,7 +156,7 @@ def zero_arrays(list arrays, int num_threads):
         ptrs[i] = <char*> cnp.PyArray_DATA(<cnp.ndarray> arrays[i])
         sizes[i] = cnp.PyArray_NBYTES(<cnp.ndarray> arrays[i])
         total += sizes[i]
-    nthreads = max(1, min(<Py_ssize_t> num_threads, total // _MIN_ZERO_BYTES_PER_THREAD))
+    nthreads = _memory_team(num_threads, total, _MIN_ZERO_BYTES_PER_THREAD)
     with nogil, parallel(num_threads=nthreads):
         for k in prange(nthreads, schedule="static"):
             for i in range(n):                  # thread k: lines [k/n, (k+1)/n) of each array

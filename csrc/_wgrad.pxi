@@ -1,6 +1,7 @@
 # The after-loop work of backward (included by recurrent.pyx): dW_ih = Σ_t dA_tᵀ x_t, dW_hh = Σ_t dA_tᵀ h_{t-1}
 # by rnnfast_wgrad.h where the CPU has AVX-512 (else, or with KernelOptions.weight_gradients = "blas", by
-# BLAS), and dx_t = dA_t W_ih by BLAS, split across threads by output block.
+# BLAS), dW_hh and dW_ih in one pass over dA where they can be, and dx_t = dA_t W_ih by BLAS (unless the time
+# loop computed it: KernelOptions.input_gemm), split across threads by output block.
 
 cdef inline Py_ssize_t _wgrad_work_size(int itemsize, bint use_blas) noexcept nogil:
     """Elements of one thread's workspace for rnnfast_wgrad.h; 0 when BLAS does the work (use_blas, or no
@@ -17,6 +18,23 @@ cdef inline void _wgrad(int M, int N, int K, const floating* a, int lda, const f
         gemm(True, False, M, N, K, <floating> 1, a, lda, b, ldb, <floating> 1, c, ldc)
     else:
         wgrad(M, N, K, a, lda, b, ldb, c, ldc, work)
+
+
+cdef extern from "rnnfast_wgrad.h" nogil:
+    void rf_wgrad2_f(int M, int N1, int N2, int K, const float* A, int lda, const float* B1, int ldb1, float* C1,
+                     int ldc1, const float* B2, int ldb2, float* C2, int ldc2, float* work)
+    void rf_wgrad2_d(int M, int N1, int N2, int K, const double* A, int lda, const double* B1, int ldb1,
+                     double* C1, int ldc1, const double* B2, int ldb2, double* C2, int ldc2, double* work)
+
+
+cdef inline void _wgrad2(int M, int N1, int N2, int K, const floating* a, int lda, const floating* b1, int ldb1,
+                         floating* c1, int ldc1, const floating* b2, int ldb2, floating* c2, int ldc2,
+                         floating* work) noexcept nogil:
+    """[c1 | c2] (M, N1 + N2) += aᵀ [b1 | b2] by rnnfast_wgrad.h in one pass (a packed once; N1 whole panels)."""
+    if floating is float:
+        rf_wgrad2_f(M, N1, N2, K, a, lda, b1, ldb1, c1, ldc1, b2, ldb2, c2, ldc2, work)
+    else:
+        rf_wgrad2_d(M, N1, N2, K, a, lda, b1, ldb1, c1, ldc1, b2, ldb2, c2, ldc2, work)
 
 
 cdef inline void* _wgrad_workspace(Py_ssize_t threads, Py_ssize_t wsize, size_t itemsize,
@@ -49,6 +67,29 @@ def _wgrad_product(const floating[:, ::1] a, const floating[:, ::1] b, floating[
     free(work_mem)
 
 
+def _wgrad_pair(const floating[:, ::1] a, const floating[:, ::1] b1, floating[:, ::1] c1,
+                const floating[:, ::1] b2, floating[:, ::1] c2):
+    """c1 (M, N1) += aᵀ b1 and c2 (M, N2) += aᵀ b2 in one pass of rnnfast_wgrad.h, a (K, M) packed once, as
+    backward computes dW_hh and dW_ih (for the kernel tests; N1 whole panels). False, untouched, without
+    AVX-512."""
+    cdef int K = <int> a.shape[0], M = <int> a.shape[1], N1 = <int> b1.shape[1], N2 = <int> b2.shape[1]
+    cdef Py_ssize_t size = _wgrad_work_size(sizeof(floating), False)
+    cdef void* work_mem = NULL
+    cdef floating* work
+    if (b1.shape[0] != K or b2.shape[0] != K or c1.shape[0] != M or c2.shape[0] != M or c1.shape[1] != N1
+            or c2.shape[1] != N2 or K == 0 or M == 0 or N2 == 0 or N1 % _panel_width(sizeof(floating))):
+        raise ValueError("a (K, M), b1 (K, N1), b2 (K, N2), c1 (M, N1), c2 (M, N2) do not fit (N1 whole panels)")
+    if size == 0:
+        return False
+    work = <floating*> _wgrad_workspace(1, size, sizeof(floating), &work_mem)
+    if work == NULL:
+        raise MemoryError()
+    with nogil:
+        _wgrad2(M, N1, N2, K, &a[0, 0], M, &b1[0, 0], N1, &c1[0, 0], N1, &b2[0, 0], N2, &c2[0, 0], N2, work)
+    free(work_mem)
+    return True
+
+
 cdef void _weight_gradients(Py_ssize_t T, Py_ssize_t B, Py_ssize_t rows, int I, int H, int GH, int split,
                             Py_ssize_t g0, Py_ssize_t g1, Py_ssize_t r0, Py_ssize_t r1,
                             const floating* da, const floating* da_n, const floating* x,
@@ -67,9 +108,15 @@ cdef void _weight_gradients(Py_ssize_t T, Py_ssize_t B, Py_ssize_t rows, int I, 
     cdef const floating* src
     cdef int ng = <int> (g1 - g0)
     cdef Py_ssize_t n, k
+    cdef Py_ssize_t m1 = g0         # gate rows [g0, m1): dW_hh and dW_ih in one pass over dA (packed once)
     cdef bint joined = T > 1 and h0 + B * H == out     # h_0 stored just before h_1: [h_0 .. h_{T-1}] is one operand
     if h_prev != NULL:
         h0, joined = h_prev, True                       # one operand, beside dA row for row
+    if ng > 0 and g_iht == NULL and work != NULL and joined and H % _panel_width(sizeof(floating)) == 0:
+        m1 = max(g0, min(g1, <Py_ssize_t> split))
+        if m1 > g0:                                     # Σ_t dA_tᵀ [h_{t-1} | x_t]
+            _wgrad2(<int> (m1 - g0), H, I, <int> rows, da + g0, GH, h0, H, dw_hh + g0 * H, H, x, I,
+                    dw_ih + g0 * I, I, work)
     if ng > 0:
         if g_iht != NULL:                                                               # Σ_t x_tᵀ dA_t
             if floating is float:
@@ -79,10 +126,10 @@ cdef void _weight_gradients(Py_ssize_t T, Py_ssize_t B, Py_ssize_t rows, int I, 
             for n in range(g0, g1):
                 for k in range(I):
                     dw_ih[n * I + k] += g_iht[k * GH + n]
-        else:
-            _wgrad(ng, I, <int> rows, da + g0, GH, x, I, dw_ih + g0 * I, I, work)      # Σ_t dA_tᵀ x_t
+        elif g1 > m1:
+            _wgrad(<int> (g1 - m1), I, <int> rows, da + m1, GH, x, I, dw_ih + m1 * I, I, work)   # Σ_t dA_tᵀ x_t
         for part in range(2):                  # recurrent side: rows below split, then from split on
-            lo = g0 if part == 0 else max(g0, <Py_ssize_t> split)
+            lo = m1 if part == 0 else max(g0, <Py_ssize_t> split)
             hi = min(g1, <Py_ssize_t> split) if part == 0 else g1
             if hi <= lo:
                 continue

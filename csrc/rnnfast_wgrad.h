@@ -114,28 +114,43 @@ void rf_wg_tile_##S(int kc, const T *a, const T *b, T *C, int ldc, int rows, int
         for (int r = 0; r < rows; ++r) memcpy(C + (size_t)r * ldc, acc[r], (size_t)ncols * sizeof(T)); \
     }                                                                                             \
 }                                                                                                 \
-/* C (M, N) += Aᵀ B as above; work holds rf_wgrad_work_size(sizeof(T)) elements. */                \
-RF_WG_TARGET static void rf_wgrad_##S(int M, int N, int K, const T *A, int lda, const T *B, int ldb, \
-                                      T *C, int ldc, T *work) {                                   \
-    const int nr = RF_NR_BYTES / (int)sizeof(T), NC = RF_WG_NC_BYTES / (int)sizeof(T);            \
+/* [C1 | C2] (M, N1 + N2) += Aᵀ [B1 | B2]: two products that share A in one pass, A packed once for both  \
+ * (dW_hh and dW_ih from dA); N1 must be whole panels when N2 > 0, so that no panel straddles the two.    \
+ * Each element of C sums exactly as in a product of its own. work: rf_wgrad_work_size(sizeof(T)). */     \
+RF_WG_TARGET static void rf_wgrad2_##S(int M, int N1, int N2, int K, const T *A, int lda,          \
+                                       const T *B1, int ldb1, T *C1, int ldc1,                    \
+                                       const T *B2, int ldb2, T *C2, int ldc2, T *work) {         \
+    const int nr = RF_NR_BYTES / (int)sizeof(T), NC = RF_WG_NC_BYTES / (int)sizeof(T), N = N1 + N2; \
     T *Pb = work, *Pa = work + (size_t)RF_WG_KC * NC;                                             \
     for (int jc = 0; jc < N; jc += NC) {                                                          \
         const int nc = N - jc < NC ? N - jc : NC;                                                 \
+        const int n1 = jc >= N1 ? 0 : (N1 - jc < nc ? N1 - jc : nc);   /* columns of part 1 here */ \
         for (int pc = 0; pc < K; pc += RF_WG_KC) {                                                \
             const int kc = K - pc < RF_WG_KC ? K - pc : RF_WG_KC;                                 \
-            rf_wg_pack_b_##S(kc, nc, B + (size_t)pc * ldb + jc, ldb, Pb);                         \
+            if (n1 > 0) rf_wg_pack_b_##S(kc, n1, B1 + (size_t)pc * ldb1 + jc, ldb1, Pb);          \
+            if (nc > n1) rf_wg_pack_b_##S(kc, nc - n1, B2 + (size_t)pc * ldb2 + (jc + n1 - N1), ldb2, \
+                                          Pb + (size_t)n1 * kc);                                  \
             for (int ic = 0; ic < M; ic += RF_WG_MC) {                                            \
                 const int mc = M - ic < RF_WG_MC ? M - ic : RF_WG_MC;                             \
                 rf_wg_pack_a_##S(kc, mc, A + (size_t)pc * lda + ic, lda, Pa);                     \
-                for (int p0 = 0; p0 < nc; p0 += nr)                                               \
+                for (int p0 = 0; p0 < nc; p0 += nr) {                                             \
+                    const int v = jc + p0, one = p0 < n1;                                         \
+                    T *c = one ? C1 + v : C2 + (v - N1);                                          \
+                    const int ldc = one ? ldc1 : ldc2, end = one ? n1 : nc;                       \
                     for (int i0 = 0; i0 < mc; i0 += RF_WG_MR)                                     \
                         rf_wg_tile_##S(kc, Pa + (size_t)i0 * kc, Pb + (size_t)p0 * kc,            \
-                                       C + (size_t)(ic + i0) * ldc + jc + p0, ldc,                \
+                                       c + (size_t)(ic + i0) * ldc, ldc,                          \
                                        mc - i0 < RF_WG_MR ? mc - i0 : RF_WG_MR,                   \
-                                       nc - p0 < nr ? nc - p0 : nr);                              \
+                                       end - p0 < nr ? end - p0 : nr);                            \
+                }                                                                                 \
             }                                                                                     \
         }                                                                                         \
     }                                                                                             \
+}                                                                                                 \
+/* C (M, N) += Aᵀ B as above. */                                                                  \
+RF_WG_TARGET static void rf_wgrad_##S(int M, int N, int K, const T *A, int lda, const T *B, int ldb, \
+                                      T *C, int ldc, T *work) {                                   \
+    rf_wgrad2_##S(M, N, 0, K, A, lda, B, ldb, C, ldc, NULL, 0, NULL, 0, work);                    \
 }
 RF_WGRAD(f, float, rf_vf)
 RF_WGRAD(d, double, rf_vd)
@@ -143,6 +158,14 @@ RF_WGRAD(d, double, rf_vd)
 static int rf_wgrad_available(void) { return rf_has_avx512(); }
 #else
 static int rf_wgrad_available(void) { return 0; }
+#define RF_WGRAD2_NONE(S, T)                                                                      \
+static void rf_wgrad2_##S(int M, int N1, int N2, int K, const T *A, int lda, const T *B1, int ldb1, T *C1, \
+                          int ldc1, const T *B2, int ldb2, T *C2, int ldc2, T *work) {            \
+    (void)M; (void)N1; (void)N2; (void)K; (void)A; (void)lda; (void)B1; (void)ldb1; (void)C1; (void)ldc1; \
+    (void)B2; (void)ldb2; (void)C2; (void)ldc2; (void)work;                                      \
+}
+RF_WGRAD2_NONE(f, float)
+RF_WGRAD2_NONE(d, double)
 static void rf_wgrad_f(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C, int ldc,
                        float *work) {
     (void)M; (void)N; (void)K; (void)A; (void)lda; (void)B; (void)ldb; (void)C; (void)ldc; (void)work;

@@ -14,8 +14,8 @@ follows: it keeps nothing (each step projects its own rows into a small buffer t
 outputs and final states only. :func:`step` is the streaming kernel (one timestep, no BPTT).
 
 How the kernels run is a per-call :class:`KernelOptions` (threads, the recurrent product's GEMM, the time
-loop's plan, the weight gradients' GEMM): by default the context's, which :func:`kernel_options` changes for a
-``with`` block (and only for the calling thread or task).
+loop's plan, the weight gradients' GEMM, where the input side's products run): by default the context's, which
+:func:`kernel_options` changes for a ``with`` block (and only for the calling thread or task).
 """
 from __future__ import annotations
 
@@ -116,6 +116,14 @@ class KernelOptions:
     unit_split_backward_h_per_row : int
         Backward splits its pointwise pass by units too only when H >= this · B (default 64), else the
         "mixed" plan: pointwise pass by rows, product by units.
+    input_gemm : {"auto", "step", "blas"}
+        The input side's products, x_t W_ihᵀ (forward) and dx_t = dA_t W_ih (backward): "step", inside the time
+        loop, each step's rows on the packed micro-kernel while they are in cache (where the loop splits the
+        batch rows, the layout is padded, x is dense and ``step_gemm`` is "packed"; backward also needs I
+        within 1/8 of a whole number of 32-float panels), else "blas", one BLAS GEMM over all rows before
+        (after) the loop; "auto" (default) takes "step" where the micro-kernel outruns this process's BLAS
+        on this CPU (:func:`input_gemm_choice`, measured once per process; ``RNNFAST_INPUT_GEMM`` sets it).
+        The two sum x_t W_ihᵀ and dx in another order, so they agree to rounding, not bit for bit.
     """
 
     num_threads: Optional[int] = None
@@ -123,6 +131,7 @@ class KernelOptions:
     weight_gradients: str = "auto"
     unit_split_bytes: int = 1 << 20
     unit_split_backward_h_per_row: int = 64
+    input_gemm: str = "auto"
 
     def __post_init__(self) -> None:
         if self.num_threads is not None and (isinstance(self.num_threads, bool) or
@@ -132,6 +141,8 @@ class KernelOptions:
             raise ValueError(f"step_gemm must be 'packed' or 'blas', got {self.step_gemm!r}")
         if self.weight_gradients not in ("auto", "blas"):
             raise ValueError(f"weight_gradients must be 'auto' or 'blas', got {self.weight_gradients!r}")
+        if self.input_gemm not in ("auto", "step", "blas"):
+            raise ValueError(f"input_gemm must be 'auto', 'step' or 'blas', got {self.input_gemm!r}")
         if self.unit_split_bytes < 0:
             raise ValueError(f"unit_split_bytes must be >= 0, got {self.unit_split_bytes}")
         if self.unit_split_backward_h_per_row < 0:
@@ -141,6 +152,14 @@ class KernelOptions:
     def threads(self) -> int:
         """The thread count of a call made now."""
         return _threads.get_num_threads() if self.num_threads is None else self.num_threads
+
+    def input_by_step(self, dtype: Any, I: int, GH: int) -> bool:
+        """Whether the kernels are asked to do the input side's products of a layer (I inputs, G·H gate rows)
+        inside the time loop (``input_gemm``); the kernel still declines where the loop's plan or the layout
+        does not allow it (:func:`input_plan`)."""
+        if self.step_gemm == "blas" or self.input_gemm == "blas":
+            return False
+        return self.input_gemm == "step" or input_gemm_choice(dtype, I, GH) == "step"
 
 
 _OPTIONS: contextvars.ContextVar[KernelOptions] = contextvars.ContextVar("rnnfast_kernel_options",
@@ -320,12 +339,14 @@ def forward_training(cell: CellSpec, weights: Weights, x: np.ndarray, h0: np.nda
                         workspace=workspace, key=key)
     if T and B:
         scratch = buf(key + ("scratch",), (B, GH), dtype) if gru else None                        # (B, GH)
+        by_step = _input_by_step(T, B, x, H, GH, False, layout, options)   # packed: W_hhᵀ, then W_ihᵀ if so
         _recurrent.forward(cell.code, T, layout.batch_sizes, x, weights.w_ih.data, weights.w_hh.data, bias,
                            b_hn, fwd.h0, c0, fwd.gates, fwd.c, fwd.tanh_c, fwd.hn, fwd.out, scratch,
-                           _packed(workspace, key + ("forward",), H, GH, dtype, options), options.threads,
+                           _packed(workspace, key + ("forward",), H + (x.shape[1] if by_step else 0), GH, dtype,
+                                   options), options.threads,
                            options.unit_split_bytes, options.unit_split_backward_h_per_row,
                            x_padded=x_padded, index=layout.index, order=layout.sorted_indices,
-                           out_padded=out_padded)      # (index and order are read only with a padded array)
+                           out_padded=out_padded, step_input=by_step)   # (index, order: read only when padded)
     return fwd
 
 
@@ -431,12 +452,13 @@ def backward(dout: np.ndarray, dh_n: np.ndarray, dc_n: Optional[np.ndarray], fwd
     dA = fwd.gates if fwd.gates is not None else fwd.workspace.buffer(fwd.key + ("dA",), (rows, GH), dtype)
     # packed: h_{t-1} beside each row, for dW_hh as one GEMM
     h_prev = fwd.workspace.buffer(fwd.key + ("h_prev",), (rows, H), dtype) if layout.is_packed else None
+    by_step = dx is not None and _input_by_step(T, B, x, H, GH, True, layout, options)   # packed: W_hh, W_ih
+    packed = _packed(fwd.workspace, fwd.key + ("backward",), GH, H + (x.shape[1] if by_step else 0), dtype, options)
     _recurrent.backward(fwd.cell.code, T, layout.batch_sizes, x, w.w_ih.data, w.w_hh.data, fwd.h0, fwd.c0, dA,
                         fwd.c, fwd.tanh_c, fwd.hn, fwd.out, dout, dh_n, dc_n, dx, w.w_ih.grad, w.w_hh.grad,
                         None if w.b_ih is None else w.b_ih.grad, None if w.b_hh is None else w.b_hh.grad,
-                        dh0, dc0, h_prev, _packed(fwd.workspace, fwd.key + ("backward",), GH, H, dtype, options),
-                        options.threads, options.unit_split_bytes, options.unit_split_backward_h_per_row,
-                        options.weight_gradients == "blas")
+                        dh0, dc0, h_prev, packed, options.threads, options.unit_split_bytes,
+                        options.unit_split_backward_h_per_row, options.weight_gradients == "blas", by_step)
     return dx
 
 
@@ -560,3 +582,74 @@ def jordan_step(act: int, out_act: int, weights: JordanWeights, x: np.ndarray, y
     Matrix-vector products on one thread; C-contiguous arrays of one dtype (the layer checks them)."""
     _recurrent.jordan_step(act, out_act, x, weights.w_ih.data, weights.w_yh.data, _data_or_none(weights.b_h),
                            weights.w_hy.data, _data_or_none(weights.b_y), y, s_out, y_out)
+
+
+_INPUT_GEMM_ENV = "RNNFAST_INPUT_GEMM"
+_CALIBRATION_ROWS = 16              # rows a step of the calibration's micro-kernel runs (a thread's batch chunk)
+_input_gemm_choices: dict = {}      # (dtype, I, G·H) -> "step" or "blas", measured once per process
+
+
+def _read_input_gemm_env() -> Optional[str]:
+    """RNNFAST_INPUT_GEMM as read when rnnfast is imported (a lookup per call would cost more than the rest of
+    the decision): "step", "blas" or None (unset or empty)."""
+    env = os.environ.get(_INPUT_GEMM_ENV, "").strip().lower()
+    if env and env not in ("step", "blas"):
+        raise ValueError(f"{_INPUT_GEMM_ENV} must be 'step' or 'blas', got {env!r}")
+    return env or None
+
+
+_input_gemm_env = _read_input_gemm_env()
+
+
+def input_gemm_choice(dtype: Any, I: int, GH: int) -> str:
+    """What ``KernelOptions(input_gemm="auto")`` takes for the input side's products of a layer with I inputs
+    and G·H gate rows: ``RNNFAST_INPUT_GEMM`` ("step" or "blas") if set, else the result of a calibration run
+    once per process and shape, like an FFTW plan: x_t W_ihᵀ and dx_t = dA_t W_ih timed on the calling
+    thread (CPU time, best of 5 alternations, a few ms) by the packed micro-kernel 16 rows at a time and by
+    one BLAS GEMM; "step" if the micro-kernel takes no longer. The choice does not depend on the batch or the
+    thread count, so a layer's results do not either; both ways agree to rounding. The environment variable
+    is read when rnnfast is imported."""
+    if _input_gemm_env is not None:
+        return _input_gemm_env
+    key = (dtype, I, GH)
+    choice = _input_gemm_choices.get(key)
+    if choice is None:
+        choice = _input_gemm_choices[key] = _calibrate_input_gemm(np.dtype(dtype), I, GH, _CALIBRATION_ROWS)
+    return choice
+
+
+def input_plan(T: int, B: int, I: int, H: int, GH: int, dtype: Any, backward: bool, *, packed_layout: bool = False,
+               sparse: bool = False, options: Optional[KernelOptions] = None) -> str:
+    """"step" or "blas": how forward (backward) of a layer would run its input side's products (``input_gemm``),
+    the kernel's own decision (csrc/_plan.pxi: _input_by_step) after the options' (packed_layout: a
+    ``lengths`` batch; sparse: an x the kernels take as sparse, ``_recurrent.sparse_input``)."""
+    o = current_options() if options is None else options
+    dt = np.dtype(dtype)
+    return _recurrent.input_plan(o.threads, T, B, I, H, GH, dt.itemsize, backward, o.unit_split_bytes,
+                                 o.unit_split_backward_h_per_row, o.input_by_step(dt, I, GH),
+                                 o.step_gemm != "blas", packed_layout, sparse)
+
+
+def _input_by_step(T: int, B: int, x: np.ndarray, H: int, GH: int, backward: bool, layout: "Layout",
+                   options: KernelOptions) -> bool:
+    """Whether forward (backward) may run the input side's products inside the loop, as :func:`input_plan` says
+    for a dense x (the forward kernel declines for a sparse one itself, rather than x being scanned twice)."""
+    if layout.is_packed or not options.input_by_step(x.dtype, x.shape[1], GH):
+        return False
+    return input_plan(T, B, x.shape[1], H, GH, x.dtype, backward, options=options) == "step"
+
+
+def _calibrate_input_gemm(dtype: np.dtype, I: int, GH: int, m: int) -> str:
+    """"step" or "blas": which runs the input side's two products faster here (input_gemm_choice)."""
+    steps = max(1, min(64, int(2e7 / (2.0 * m * I * GH))))     # about 20 MFLOP a product
+    rng = np.random.default_rng(0)
+    packed = blas = 0.0
+    with _threads.blas_single_thread():
+        for K, N in ((I, GH), (GH, I)):                       # forward x_t W_ihᵀ, backward dA_t W_ih
+            a = rng.standard_normal((steps * m, K)).astype(dtype)
+            w = rng.standard_normal((N, K)).astype(dtype)
+            c = np.empty((steps * m, N), dtype)
+            work = np.empty(_recurrent.packed_size(dtype.itemsize, K, N), dtype)
+            p, b = _recurrent._time_input_gemm(a, w, c, work, m, 5)
+            packed, blas = packed + p, blas + b
+    return "step" if packed <= blas else "blas"
