@@ -22,7 +22,8 @@ Structure (oneDNN's and haste's):
      and meet at a barrier once per step (_loop_team, rnnfast_team.h);
   3. backward: the time loop in reverse (pointwise pass, then dh_{t-1} = dA_t W_hh; with a big W_hh and
      batch, the pass by rows and the product by units), then the after-loop GEMMs, split across threads by
-     output block: dx by BLAS, the weight gradients by rnnfast_wgrad.h where the CPU has AVX-512 (else BLAS).
+     output block: dx by BLAS (or inside the loop, step by step, with input_gemm), the weight gradients by
+     rnnfast_wgrad.h where the CPU has AVX-512 (else BLAS).
 Nothing is allocated and no Python runs inside the time loop; the caller owns every buffer but three that
 backward allocates before it (each thread's bias sums, the after-loop block bounds, and each after-loop
 thread's workspace for rnnfast_wgrad.h). BLAS must be held to one thread by the caller (rnnfast._threads does

@@ -120,10 +120,12 @@ class KernelOptions:
         The input side's products, x_t W_ihᵀ (forward) and dx_t = dA_t W_ih (backward): "step", inside the time
         loop, each step's rows on the packed micro-kernel while they are in cache (where the loop splits the
         batch rows, the layout is padded, x is dense and ``step_gemm`` is "packed"; backward also needs I
-        within 1/8 of a whole number of 32-float panels), else "blas", one BLAS GEMM over all rows before
-        (after) the loop; "auto" (default) takes "step" where the micro-kernel outruns this process's BLAS
-        on this CPU (:func:`input_gemm_choice`, measured once per process; ``RNNFAST_INPUT_GEMM`` sets it).
-        The two sum x_t W_ihᵀ and dx in another order, so they agree to rounding, not bit for bit.
+        within 1/8 of a whole number of 32-float panels), else "blas" (default), one BLAS GEMM over all rows
+        before (after) the loop; "auto" takes "step" where the micro-kernel outruns this process's BLAS on
+        this CPU (:func:`input_gemm_choice`, measured once per process; ``RNNFAST_INPUT_GEMM`` sets it).
+        The two sum x_t W_ihᵀ and dx in another order, so they agree to rounding, not bit for bit; that is
+        why "auto" is not the default: a timing decides it, and two runs of one script with one seed could
+        then differ in their last bits (as PyTorch keeps ``torch.backends.cudnn.benchmark`` off by default).
     """
 
     num_threads: Optional[int] = None
@@ -131,7 +133,7 @@ class KernelOptions:
     weight_gradients: str = "auto"
     unit_split_bytes: int = 1 << 20
     unit_split_backward_h_per_row: int = 64
-    input_gemm: str = "auto"
+    input_gemm: str = "blas"
 
     def __post_init__(self) -> None:
         if self.num_threads is not None and (isinstance(self.num_threads, bool) or
