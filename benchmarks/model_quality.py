@@ -336,7 +336,8 @@ def torch_same_recipe(Xtr, ytr, Xte, params: dict, threads: int = 1):
     batches' inputs, a Linear head, mean cross-entropy, Adam/AdamW/SGD
     (momentum 0.9)/RMSprop, clipping by total norm, ⌈max_updates / batches⌉ whole epochs of shuffled
     mini-batches, the learning rate annealed per batch by ``CosineAnnealingLR`` over the budget. Runs on
-    ``threads`` threads (the rnnfast column's). Early stopping is not mirrored (rnnfast's default is off).
+    ``threads`` threads (the rnnfast column's). Each sequence's own standardization is appended first where
+    rnnfast's ``instance_norm`` appends it. Early stopping is not mirrored (rnnfast's default is off).
     Returns the predicted labels for ``Xte`` and ``{"n_updates_": ...}``.
     """
     import torch
@@ -353,8 +354,12 @@ def torch_same_recipe(Xtr, ytr, Xte, params: dict, threads: int = 1):
     classes, y = np.unique(np.asarray(ytr), return_inverse=True)
     as_list = lambda X: [np.asarray(x, np.float64).reshape(len(x), -1) for x in X]      # (T_i, C) each
     tr, te = as_list(Xtr), as_list(Xte)
+    from rnnfast.estimators._data import _check_X, _input_scaling, _instance_normalized, _scales_differ
+    norm = p.get("instance_norm", False)    # each sequence's own standardization beside it, as rnnfast decides
+    if norm is True or (norm == "auto" and _scales_differ(_check_X(tr, np.dtype(np.float64)))):
+        own = lambda x: _instance_normalized(_check_X([x], np.dtype(np.float64))).x[:, 0]   # (T_i, 2C)
+        tr, te = [own(x) for x in tr], [own(x) for x in te]
     if p.get("scale", True):        # the same scaling as rnnfast's (asinh on heavy tails, then standardized)
-        from rnnfast.estimators._data import _check_X, _input_scaling
         scaling = _input_scaling(_check_X(tr, np.dtype(np.float64)), heavy_tails=p.get("scale", True) != "standard")
         tr, te = [scaling(x) for x in tr], [scaling(x) for x in te]
     window = p.get("window", "auto")

@@ -16,8 +16,8 @@ from ..layers import Linear, recurrent_layer
 from ._compat import BaseEstimator, NotFittedError
 from ._inference import _Inference
 from ._training import _Interrupted, _TrainingLoop
-from ._data import (_auto_window, _check_X, _input_scaling, _InputScaling, _make_rng, _scaled, _Sequences,
-                    _windowed)
+from ._data import (_auto_window, _check_X, _input_scaling, _InputScaling, _instance_normalized, _make_rng,
+                    _scaled, _scales_differ, _Sequences, _windowed)
 
 _CELLS = {**{name: name for name in CELL_NAMES}, **ALIASES}    # family names, and "rnn" for "elman"
 _NONLINEARITIES = ("tanh", "relu", "sigmoid")
@@ -88,8 +88,8 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
     # (the weights, model_, included) and saved by rnnfast.persist (besides the weights).
     # parameters added after files and pickles of this class were first written, with the value that
     # reproduces how such a model trained (rnnfast.load and unpickling fill them in)
-    _earlier_defaults: dict[str, Any] = {"window_offset": 0}
-    _persisted_attrs: tuple[str, ...] = ("n_features_in_", "input_size_", "fit_layout_", "window_",
+    _earlier_defaults: dict[str, Any] = {"window_offset": 0, "instance_norm": False}
+    _persisted_attrs: tuple[str, ...] = ("n_features_in_", "input_size_", "fit_layout_", "window_", "instance_norm_",
                         "input_asinh_center_", "input_asinh_scale_", "input_mean_", "input_scale_",
                         "loss_curve_", "validation_scores_", "best_loss_", "best_validation_score_", "n_iter_",
                         "n_updates_", "t_", "history_", "n_epochs_", "best_epoch_", "_output", "_arch")
@@ -106,7 +106,8 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
     def __init__(self, *, cell: str = "lstm", hidden_size: int = 64, num_layers: int = 1,
                  nonlinearity: str = "tanh", dropout: float = 0.0, bidirectional: bool = False,
                  output: str = "last", readout: str = "auto", window: Any = "auto",
-                 window_offset: Any = "random", scale: Any = True, input_noise: float = 0.3,
+                 window_offset: Any = "random", scale: Any = True, instance_norm: Any = False,
+                 input_noise: float = 0.3,
                  optimizer: str = "adam", lr: float = 0.003, lr_schedule: str = "cosine",
                  weight_decay: float = 0.0, batch_size: int = 16, bucket: bool = True,
                  max_updates: Optional[int] = 2000,
@@ -126,6 +127,7 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
         self.window = window
         self.window_offset = window_offset
         self.scale = scale
+        self.instance_norm = instance_norm
         self.input_noise = input_noise
         self.optimizer = optimizer
         self.lr = lr
@@ -167,6 +169,7 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
             output=check_choice("output", self.output, _OUTPUTS),
             readout=check_choice("readout", self.readout, _READOUTS),
             scale=check_choice("scale", self.scale, (False, True, "standard")),
+            instance_norm=check_choice("instance_norm", self.instance_norm, ("auto", False, True)),
             input_noise=check_nonnegative("input_noise", self.input_noise),
             optimizer=check_choice("optimizer", self.optimizer, _OPTIMIZERS),
             lr=check_positive("lr", self.lr),
@@ -204,6 +207,10 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
         if p["output"] == "last" and p["tbptt"] is not None and p["readout"] != "last":
             raise ValueError(f"readout={self.readout!r} pools over every step, which truncated BPTT cannot "
                              f"backpropagate through; use readout='last' with tbptt, or tbptt=None")
+        if p["output"] == "sequence" and p["instance_norm"] is True:
+            raise ValueError("instance_norm=True: output='sequence' predicts each step from the steps so far, and "
+                             "a sequence's own mean and deviation come from all of its steps; use instance_norm="
+                             "False (instance_norm='auto' is False there)")
         if p["output"] == "sequence" and isinstance(p["window"], int) and p["window"] > 1:
             raise ValueError(f"window={self.window!r}: output='sequence' needs one output per input step; use "
                              f"window=1 (window='auto' is 1 there)")
@@ -301,9 +308,11 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
         self.n_features_in_ = seqs.T if seqs.layout == "2d" else seqs.x.shape[2]
         self.input_size_ = seqs.x.shape[2]
         self.fit_layout_ = seqs.layout
+        self.instance_norm_ = (p["instance_norm"] if p["instance_norm"] != "auto"
+                               else p["output"] == "last" and _scales_differ(seqs))
         if p["scale"]:
-            (self.input_asinh_center_, self.input_asinh_scale_, self.input_mean_,
-             self.input_scale_) = _input_scaling(seqs, weights, heavy_tails=p["scale"] != "standard")
+            (self.input_asinh_center_, self.input_asinh_scale_, self.input_mean_, self.input_scale_) = \
+                _input_scaling(self._own_scales_added(seqs), weights, heavy_tails=p["scale"] != "standard")
         else:
             self.input_asinh_center_ = self.input_asinh_scale_ = self.input_mean_ = self.input_scale_ = None
         if p["window"] == "auto":
@@ -328,8 +337,21 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
         scaling = self._learned_scaling()
         return x if scaling is None else scaling(x)
 
+    def _own_scales_added(self, seqs: _Sequences) -> _Sequences:
+        """The sequences with each one's own standardization appended when fit chose it (``instance_norm_``)."""
+        return _instance_normalized(seqs) if getattr(self, "instance_norm_", False) else seqs
+
+    @property
+    def _network_input_size(self) -> int:
+        """Features per step the recurrent layer reads: ``input_size_``, twice that with ``instance_norm_``,
+        times the window."""
+        features = check_int("input_size_", self.input_size_, 1) * (2 if getattr(self, "instance_norm_", False) else 1)
+        return features * check_int("window_", getattr(self, "window_", 1), 1)
+
     def _scaled_steps(self, seqs: _Sequences) -> _Sequences:
-        """The sequences' steps scaled as fit learned (the padding stays 0), before the window."""
+        """The sequences' steps as fit learned to scale them (each one's own standardization appended with
+        ``instance_norm_``, then ``scale``; the padding stays 0), before the window."""
+        seqs = self._own_scales_added(seqs)
         scaling = self._learned_scaling()
         return seqs if scaling is None else _scaled(seqs, scaling)
 
@@ -360,8 +382,7 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
         a = self._arch
         common = dict(dropout=a["dropout"], bidirectional=a.get("bidirectional", False), dtype=a["dtype"],
                       seed=seed_rnn)
-        input_size = self.input_size_ * getattr(self, "window_", 1)
-        rnn = recurrent_layer(a["cell"], input_size, a["hidden_size"], num_layers=a["num_layers"],
+        rnn = recurrent_layer(a["cell"], self._network_input_size, a["hidden_size"], num_layers=a["num_layers"],
                               nonlinearity=a["nonlinearity"], **common)
         readout = Readout(a.get("readout", "last") if self._output == "last" else "sequence")
         width = readout.width(a["hidden_size"] * (2 if common["bidirectional"] else 1))
@@ -415,8 +436,7 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
         a = self._arch
         H, D = check_int("hidden_size", a["hidden_size"], 1), 2 if a.get("bidirectional", False) else 1
         dtype = resolve_dtype(a["dtype"]).name
-        width = check_int("input_size_", self.input_size_, 1) * check_int("window_", getattr(self, "window_", 1), 1)
-        yield from _recurrent_weight_spec("rnn", a, width, dtype)
+        yield from _recurrent_weight_spec("rnn", a, self._network_input_size, dtype)
         O = self._n_head_outputs()
         head_in = Readout(a.get("readout", "last")).width(D * H) if self._output == "last" else D * H
         yield "head.weight", (O, head_in), dtype

@@ -356,6 +356,49 @@ def _scaled(seqs: _Sequences, scaling: _InputScaling) -> _Sequences:
     return _Sequences(x, seqs.lengths, seqs.layout)
 
 
+# instance_norm="auto" appends each sequence's own standardization when the training sequences do not share
+# a scale: their standard deviations span more than this factor (90th over 10th percentile, per feature), or
+# their means differ by more than their typical own standard deviation. Only sequences of at least
+# _SCALE_STEPS real steps count: the moments of a few steps of noise spread that much by chance alone.
+_SCALE_SPAN = 10.0
+_SCALE_STEPS = 10
+
+
+def _own_moments(seqs: _Sequences) -> tuple[np.ndarray, np.ndarray]:
+    """Each sequence's mean and standard deviation of each feature over its real steps, (n, I) each, in
+    float64. A sequence whose feature is constant to within its dtype's rounding gets the deviation 1 (its
+    standardized values are then 0), so rounding noise is never blown up to unit size."""
+    mask = seqs.mask()[:, :, None]                                            # (T, n, 1)
+    x = seqs.x.astype(np.float64)                                            # (T, n, I)
+    steps = mask.sum(axis=0)                                                  # (n, 1)
+    mean = (x * mask).sum(axis=0) / steps                                     # (n, I)
+    std = np.sqrt((((x - mean) * mask) ** 2).sum(axis=0) / steps)             # (n, I)
+    tiny = 100 * np.finfo(seqs.x.dtype).eps * np.abs(x * mask).max(axis=0)   # (n, I)
+    std[std <= tiny] = 1.0
+    return mean, std
+
+
+def _scales_differ(seqs: _Sequences) -> bool:
+    """instance_norm="auto"'s test on the training sequences (see ``_SCALE_SPAN``)."""
+    long_enough = seqs.ends() + 1 >= _SCALE_STEPS                             # (n,)
+    if not long_enough.any():
+        return False
+    mean, std = (m[long_enough] for m in _own_moments(seqs))                 # (n', I) each
+    lo, mid, hi = np.percentile(std, [10, 50, 90], axis=0)                    # (I,) each
+    return bool(np.any(hi > _SCALE_SPAN * lo) or np.any(mean.std(axis=0) > mid))
+
+
+def _instance_normalized(seqs: _Sequences) -> _Sequences:
+    """The sequences with each one's own standardization appended to its features: x (T, n, I) →
+    [x, (x − mean_b) / std_b] (T, n, 2I), the moments over sequence b's real steps (``_own_moments``);
+    the padding stays 0."""
+    mean, std = _own_moments(seqs)                                            # (n, I) each
+    own = ((seqs.x - mean.astype(seqs.x.dtype)) / std.astype(seqs.x.dtype)).astype(seqs.x.dtype, copy=False)
+    if seqs.lengths is not None:
+        own *= seqs.mask()[:, :, None].astype(own.dtype)
+    return _Sequences(np.concatenate([seqs.x, own], axis=2), seqs.lengths, seqs.layout)
+
+
 def _auto_window(T: int, target_steps: int) -> int:
     """The window that brings T steps down to at most ``target_steps``: ⌈T / target_steps⌉."""
     return max(1, -(-T // target_steps))

@@ -39,6 +39,17 @@ PARAMETERS = """\
         counts, prices, spikes) first passes through asinh((x − median) / s), s the median of its nonzero
         deviations from the median (``input_asinh_center_``, ``input_asinh_scale_``), so that a few huge
         values do not squeeze the rest to 0. "standard": standardization alone. False: inputs as given.
+    instance_norm : "auto" or bool, default="auto" for the classifier, False for the regressor
+        Append to each sequence's features its own standardization, (x_t − mean) / std with the mean and
+        standard deviation of that sequence's real steps, per feature (instance normalization; the
+        "standard normal variate" of spectroscopy), so that sequences recorded at gains or offsets that
+        differ by orders of magnitude can be told apart by their shape; the network reads both, then
+        ``scale`` applies. Computed in predict from each sequence itself. "auto": when the training
+        sequences do not share a scale (among those of 10 or more steps, some feature's per-sequence
+        standard deviations span more than 10× from their 10th to their 90th percentile, or its
+        per-sequence means spread more than its median per-sequence deviation), and never with
+        ``output="sequence"``, whose steps must not read the steps after them. Fixed at fit as
+        ``instance_norm_``.
     input_noise : float, default=0.3
         Standard deviation of Gaussian noise added to the network's inputs (after scaling and the window)
         in every training batch, a fresh draw each time: jitter that keeps small training sets from being
@@ -105,9 +116,13 @@ ATTRIBUTES = """\
         Features per step as the data gives them (before the window).
     window_ : int
         The time-delay window the model reads with (1: none).
+    instance_norm_ : bool
+        Whether each sequence's own standardization is appended to its features (``instance_norm``).
     input_asinh_center_, input_asinh_scale_ : ndarray (input_size_,) or None
         The asinh compression of the heavy-tailed input features (``scale``), applied before the
         standardization; a scale of 0 leaves a feature as it is. None when no feature is compressed.
+        With ``instance_norm_`` these and the two below hold 2·input_size_ entries: the features as
+        given, then their per-sequence standardization.
     input_mean_, input_scale_ : ndarray (input_size_,) or None
         The inputs' standardization (None with ``scale=False``).
     model_ : rnnfast.Sequential
