@@ -280,9 +280,9 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
                 seqs = self._scaled_steps(self._check_X_fitted(seqs))
                 targets = self._encode_targets(y, seqs, first=False)
             else:
-                self._start(seqs, p, sw)
+                features = self._start(seqs, p, sw)
                 targets = self._encode_targets(y, seqs, first=True, classes=classes, weights=sw)
-                seqs = self._scaled_steps(seqs)
+                seqs = self._scaled_features(features)
             weights = self._loss_weights(sw, targets)
             comm = self._comm()
             if not continuing:
@@ -299,8 +299,9 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
             raise KeyboardInterrupt from None
         return self
 
-    def _start(self, seqs: _Sequences, p: dict[str, Any], weights: Optional[np.ndarray]) -> None:
-        """Fix what a new model is made of: the input's shape, scaling, window and architecture."""
+    def _start(self, seqs: _Sequences, p: dict[str, Any], weights: Optional[np.ndarray]) -> _Sequences:
+        """Fix what a new model is made of: the input's shape, scaling, window and architecture. Returns the
+        sequences with each one's own standardization appended where ``instance_norm_`` says so, unscaled."""
         for name in self._persisted_attrs + ("classes_", "n_outputs_"):
             self.__dict__.pop(name, None)                     # from an earlier fit
         self._rng = _make_rng(self.random_state)
@@ -310,9 +311,10 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
         self.fit_layout_ = seqs.layout
         self.instance_norm_ = (p["instance_norm"] if p["instance_norm"] != "auto"
                                else p["output"] == "last" and _scales_differ(seqs))
+        features = self._own_scales_added(seqs)
         if p["scale"]:
             (self.input_asinh_center_, self.input_asinh_scale_, self.input_mean_, self.input_scale_) = \
-                _input_scaling(self._own_scales_added(seqs), weights, heavy_tails=p["scale"] != "standard")
+                _input_scaling(features, weights, heavy_tails=p["scale"] != "standard")
         else:
             self.input_asinh_center_ = self.input_asinh_scale_ = self.input_mean_ = self.input_scale_ = None
         if p["window"] == "auto":
@@ -323,6 +325,7 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
         self._arch = {k: p[k] for k in ("cell", "hidden_size", "num_layers", "nonlinearity", "dropout",
                                         "bidirectional", "readout")}
         self._arch["dtype"] = p["dtype"].name
+        return features
 
     def _learned_scaling(self) -> Optional[_InputScaling]:
         """What fit learned for ``scale``; None with ``scale=False`` (or from a version-1 file)."""
@@ -351,9 +354,12 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
     def _scaled_steps(self, seqs: _Sequences) -> _Sequences:
         """The sequences' steps as fit learned to scale them (each one's own standardization appended with
         ``instance_norm_``, then ``scale``; the padding stays 0), before the window."""
-        seqs = self._own_scales_added(seqs)
+        return self._scaled_features(self._own_scales_added(seqs))
+
+    def _scaled_features(self, features: _Sequences) -> _Sequences:
+        """``scale`` as fit learned it, on the features the network reads (own standardization appended)."""
         scaling = self._learned_scaling()
-        return seqs if scaling is None else _scaled(seqs, scaling)
+        return features if scaling is None else _scaled(features, scaling)
 
     def _prepared(self, seqs: _Sequences) -> _Sequences:
         """The sequences as the network reads them: scaled, then windowed."""
