@@ -393,7 +393,7 @@ def _instance_normalized(seqs: _Sequences) -> _Sequences:
     [x, (x − mean_b) / std_b] (T, n, 2I), the moments over sequence b's real steps (``_own_moments``);
     the padding stays 0."""
     mean, std = _own_moments(seqs)                                            # (n, I) each
-    own = ((seqs.x - mean.astype(seqs.x.dtype)) / std.astype(seqs.x.dtype)).astype(seqs.x.dtype, copy=False)
+    own = _standardized(seqs.x, mean, std)                                   # (T, n, I)
     if seqs.lengths is not None:
         own *= seqs.mask()[:, :, None].astype(own.dtype)
     return _Sequences(np.concatenate([seqs.x, own], axis=2), seqs.lengths, seqs.layout)
