@@ -46,6 +46,7 @@ try:                                   # an installed rnnfast, else the checkout
 except ImportError:                    # pragma: no cover
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     import rnnfast  # noqa: F401
+from rnnfast.estimators._training import _planned_epochs  # noqa: E402  the estimators' budget, mirrored by torch
 
 # ------------------------------------------------------------------------------------------- datasets
 TUNED = ["ArrowHead", "GunPoint", "ItalyPowerDemand", "BasicMotions", "JapaneseVowels"]
@@ -334,7 +335,7 @@ def torch_same_recipe(Xtr, ytr, Xte, params: dict, threads: int = 1):
     as ``window_offset="random"``), torch's LSTM/GRU/RNN with torch's own initialisation, the readout over each sequence's
     own steps (mean, max, mean+max, the last step, or all three), Gaussian jitter of ``input_noise`` on the training
     batches' inputs, a Linear head, mean cross-entropy, Adam/AdamW/SGD
-    (momentum 0.9)/RMSprop, clipping by total norm, ⌈max_updates / batches⌉ whole epochs of shuffled
+    (momentum 0.9)/RMSprop, clipping by total norm, the estimator's whole epochs (``max_updates``) of shuffled
     mini-batches, the learning rate annealed per batch by ``CosineAnnealingLR`` over the budget. Runs on
     ``threads`` threads (the rnnfast column's). Each sequence's own standardization is appended first where
     rnnfast's ``instance_norm`` appends it. Early stopping is not mirrored (rnnfast's default is off).
@@ -404,9 +405,7 @@ def torch_same_recipe(Xtr, ytr, Xte, params: dict, threads: int = 1):
            "rmsprop": lambda: torch.optim.RMSprop(params_, lr=lr, weight_decay=wd)}[p.get("optimizer", "adam")]()
     bs = p.get("batch_size", 32)
     batches = -(-len(tr) // bs)
-    limits = [p["max_epochs"] if p.get("max_epochs") else float("inf"),
-              -(-p["max_updates"] // batches) if p.get("max_updates") else float("inf")]
-    epochs = int(min(limits))
+    epochs = _planned_epochs(p.get("max_updates"), p.get("max_epochs"), batches)
     sched = (torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs * batches)
              if p.get("lr_schedule", "cosine") == "cosine" else None)
     yt = torch.from_numpy(y)

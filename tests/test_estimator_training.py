@@ -10,6 +10,7 @@ import pytest
 import rnnfast
 from rnnfast.estimators import SequenceClassifier, SequenceRegressor
 from rnnfast.estimators._data import _check_X, _input_scaling, _windowed
+from rnnfast.estimators._training import _planned_epochs
 
 from test_estimators import assert_same_weights, ragged, weights  # noqa: E402  (tests/ is on sys.path)
 
@@ -190,6 +191,23 @@ def test_update_budget_counts_whole_epochs_and_the_schedule_spans_it():
     with pytest.raises(ValueError, match="max_updates and max_epochs"):
         SequenceClassifier(max_updates=None, max_epochs=None).fit(X, y)
 
+
+
+def test_auto_budget_is_2000_updates_or_10_epochs_whichever_is_more():
+    assert _planned_epochs("auto", None, 4) == 500 and _planned_epochs("auto", None, 199) == 11
+    assert _planned_epochs("auto", None, 200) == 10 and _planned_epochs("auto", None, 6250) == 10
+    assert _planned_epochs("auto", 3, 6250) == 3 and _planned_epochs(2000, None, 6250) == 1
+    assert _planned_epochs(None, 7, 6250) == 7
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((250, 3, 1)), np.arange(250) % 2        # 250 batches of 1 per epoch
+    small = dict(batch_size=1, hidden_size=2, n_threads=1, random_state=0, window=None)
+    clf = SequenceClassifier(**small).fit(X, y)
+    assert clf.max_updates == "auto" and clf.n_epochs_ == 10 and clf.n_updates_ == 2500
+    assert SequenceClassifier(max_updates=2000, **small).fit(X, y).n_epochs_ == 8
+    with pytest.raises(ValueError, match="max_updates must be one of 'auto'"):
+        SequenceRegressor(max_updates="many").fit(X, y)
+    with pytest.raises(TypeError, match="max_updates must be an integer"):
+        SequenceRegressor(max_updates=2.5).fit(X, y)
 
 # ----------------------------------------------------------------------- warm_start and partial_fit
 @pytest.mark.parametrize("Estimator", [SequenceClassifier, SequenceRegressor])

@@ -81,6 +81,13 @@ def _copy_weights(own: dict[str, Any], weights: dict[str, np.ndarray]) -> None:
         param.data[...] = arrays[name]
 
 
+def _check_max_updates(value: Any) -> Any:
+    """``max_updates``: "auto", None or an integer >= 1."""
+    if value is None or isinstance(value, str) and check_choice("max_updates", value, ("auto",)):
+        return value
+    return check_int("max_updates", value, 1)
+
+
 class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
     """Training and inference shared by both estimators; subclasses define the targets, head and loss."""
 
@@ -110,7 +117,7 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
                  input_noise: float = 0.3,
                  optimizer: str = "adam", lr: float = 0.003, lr_schedule: str = "cosine",
                  weight_decay: float = 0.0, batch_size: int = 16, bucket: bool = True,
-                 max_updates: Optional[int] = 2000,
+                 max_updates: Any = "auto",
                  max_epochs: Optional[int] = None, clip_norm: Optional[float] = 1.0, tbptt: Optional[int] = None,
                  early_stopping: bool = False, validation_fraction: Optional[float] = 0.1,
                  n_iter_no_change: Optional[int] = 10, tol: float = 1e-4, warm_start: bool = False,
@@ -177,7 +184,7 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
             weight_decay=check_nonnegative("weight_decay", self.weight_decay),
             batch_size=check_int("batch_size", self.batch_size, 1),
             bucket=check_choice("bucket", self.bucket, (False, True)),
-            max_updates=None if self.max_updates is None else check_int("max_updates", self.max_updates, 1),
+            max_updates=_check_max_updates(self.max_updates),
             max_epochs=None if self.max_epochs is None else check_int("max_epochs", self.max_epochs, 1),
             clip_norm=None if self.clip_norm is None else check_positive("clip_norm", self.clip_norm),
             tbptt=None if self.tbptt is None else check_int("tbptt", self.tbptt, 1),

@@ -51,7 +51,7 @@ class SequenceClassifier(ClassifierMixin, _SequenceEstimator):
                  input_noise: float = 0.3,
                  optimizer: str = "adam", lr: float = 0.003, lr_schedule: str = "cosine",
                  weight_decay: float = 0.0, batch_size: int = 16, bucket: bool = True,
-                 max_updates: Optional[int] = 2000,
+                 max_updates: Any = "auto",
                  max_epochs: Optional[int] = None, clip_norm: Optional[float] = 1.0, tbptt: Optional[int] = None,
                  early_stopping: bool = False, validation_fraction: Optional[float] = 0.1,
                  n_iter_no_change: Optional[int] = 10, tol: float = 1e-4, warm_start: bool = False,

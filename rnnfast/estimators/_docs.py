@@ -72,10 +72,12 @@ PARAMETERS = """\
         trains at about the cost of its real steps: each epoch's shuffled order is cut into pools of
         32 batches, each pool is sorted by length (ties in their shuffled order), cut into batches, and
         the batches are shuffled. Equal-length data is unaffected.
-    max_updates : int or None, default=2000
+    max_updates : "auto", int or None, default="auto"
         The training budget in mini-batch updates: fit trains ⌈max_updates / batches per epoch⌉ whole
-        epochs (at least one), so a small training set gets as many updates as a large one. None:
-        ``max_epochs`` alone sets the budget.
+        epochs (at least one), so a small training set gets as many updates as a large one. "auto":
+        2000 updates, or 10 epochs where that is more (training sets of over 3,200 sequences at
+        ``batch_size=16``), so that a large set is not cut to an epoch or two. None: ``max_epochs``
+        alone sets the budget.
     max_epochs : int or None, default=None
         An upper limit on the epochs (passes over the training set); None: no limit beyond the budget.
     clip_norm : float or None, default=1.0

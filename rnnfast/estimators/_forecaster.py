@@ -34,7 +34,7 @@ from ._base import _CELLS, _copy_weights, _optimizer, _recurrent_weight_spec
 from ._compat import BaseEstimator, NotFittedError, RegressorMixin
 from ._data import (_check_X, _finite_or_raise, _input_scaling, _make_rng, _mean_and_scale, _r2, _Sequences,
                     _standardized)
-from ._training import _Progress
+from ._training import _planned_epochs, _Progress
 
 _OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 _PREDICT_CHUNK = 1024        # windows per encoder–decoder pass at inference
@@ -296,9 +296,7 @@ class SequenceForecaster(RegressorMixin, BaseEstimator):
                              f"n_samples={n}; pass more samples or early_stopping=False")
         train_idx, val_idx = np.arange(n - n_val), np.arange(n - n_val, n)          # the last windows validate
         batches = math.ceil(len(train_idx) / p["batch_size"])
-        epochs = 1 if partial else int(min(
-            p["max_epochs"] if p["max_epochs"] is not None else math.inf,
-            math.ceil(p["max_updates"] / batches) if p["max_updates"] is not None else math.inf))
+        epochs = 1 if partial else _planned_epochs(p["max_updates"], p["max_epochs"], batches)
         scheduler = (optim.CosineAnnealingLR(opt, epochs * batches)
                      if p["lr_schedule"] == "cosine" and not partial else None)
         noise = dtype.type(p["input_noise"])

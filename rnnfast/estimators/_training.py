@@ -19,7 +19,17 @@ from ._compat import ConvergenceWarning
 from ._data import _epoch_batches, _offset_windowed, _Sequences, _windowed
 
 _MIN_EPOCH_UPDATES = 20      # early stopping: an epoch of fewer updates counts as a fraction of one
+_AUTO_UPDATES = 2000         # max_updates="auto": this many updates ...
+_AUTO_MIN_EPOCHS = 10        # ... or this many epochs when that is more (a large training set)
 _PROGRESS_LINES = 10         # verbose without tqdm: about this many lines per fit
+
+
+def _planned_epochs(max_updates: Any, max_epochs: Optional[int], batches: int) -> int:
+    """The whole epochs a fit plans for ``batches`` updates per epoch: ⌈max_updates / batches⌉ (at least one),
+    "auto" ⌈2000 / batches⌉ or 10 epochs, whichever is more, and at most ``max_epochs`` (None: no limit)."""
+    by_updates: float = (max(math.ceil(_AUTO_UPDATES / batches), _AUTO_MIN_EPOCHS) if max_updates == "auto" else
+                         math.ceil(max_updates / batches) if max_updates is not None else math.inf)
+    return int(min(max_epochs if max_epochs is not None else math.inf, by_updates))
 
 
 def _rows_of(output: tuple[np.ndarray, Any], rows: np.ndarray) -> tuple[np.ndarray, Any]:
@@ -134,12 +144,7 @@ class _TrainingLoop:
         engine = Engine(self.model_, None, opt, p["clip_norm"], dp, check_finite=True)
 
         batches = math.ceil(len(train_idx) / p["batch_size"])          # per epoch
-        if partial:
-            epochs = 1
-        else:
-            limits = [p["max_epochs"] if p["max_epochs"] is not None else math.inf,
-                      math.ceil(p["max_updates"] / batches) if p["max_updates"] is not None else math.inf]
-            epochs = int(min(limits))
+        epochs = 1 if partial else _planned_epochs(p["max_updates"], p["max_epochs"], batches)
         scheduler = (optim.CosineAnnealingLR(opt, epochs * batches)
                      if p["lr_schedule"] == "cosine" and not partial else None)
         patience = (p["n_iter_no_change"] or 0) * max(1.0, _MIN_EPOCH_UPDATES / batches)   # in epochs
