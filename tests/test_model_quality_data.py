@@ -71,3 +71,24 @@ def test_cross_validation_reads_only_the_training_split(monkeypatch):
     scores = [float(c) for c in rows[0][2:]]
     assert len(scores) == 2 and all(0.0 <= v <= 1.0 for v in scores)
     assert "max_updates=2 hidden_size=4" in table
+
+
+def test_large_training_sets_motif_task_and_nearest_neighbour():
+    """benchmarks/large_training_sets.py: each series is noise plus its class's motif at one place (checked
+    against a plain loop), and its BLAS 1-NN Euclidean equals the brute-force one."""
+    import large_training_sets as lts
+    X, y = lts.motif_task(30, seed=5)
+    motifs = np.random.default_rng(0).standard_normal((lts.CLASSES, lts.CHANNELS, lts.MOTIF))
+    rng = np.random.default_rng(5)
+    y_ref = rng.integers(0, lts.CLASSES, 30)
+    noise = rng.standard_normal((30, lts.CHANNELS, lts.T)).astype(np.float32)
+    start = rng.integers(0, lts.T - lts.MOTIF + 1, 30)
+    assert X.shape == (30, lts.CHANNELS, lts.T) and X.dtype == np.float32 and np.array_equal(y, y_ref)
+    for i in range(30):
+        ref = noise[i].copy()
+        ref[:, start[i]:start[i] + lts.MOTIF] += lts.AMPLITUDE * motifs[y[i]]
+        np.testing.assert_array_equal(X[i], ref)
+    data = lts.MotifData(40)
+    flat_tr, flat_te = data.Xtr.reshape(40, -1), data.Xte.reshape(len(data.Xte), -1)
+    d = np.stack([((flat_te.astype(np.float64) - row) ** 2).sum(1) for row in flat_tr], axis=1)  # (N_TEST, 40)
+    assert lts.knn_ed(data)["accuracy"] == np.mean(data.ytr[d.argmin(1)] == data.yte)
