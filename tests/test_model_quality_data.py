@@ -92,3 +92,17 @@ def test_large_training_sets_motif_task_and_nearest_neighbour():
     flat_tr, flat_te = data.Xtr.reshape(40, -1), data.Xte.reshape(len(data.Xte), -1)
     d = np.stack([((flat_te.astype(np.float64) - row) ** 2).sum(1) for row in flat_tr], axis=1)  # (N_TEST, 40)
     assert lts.knn_ed(data)["accuracy"] == np.mean(data.ytr[d.argmin(1)] == data.yte)
+
+
+def test_digits_are_scikit_learns_halves_read_row_by_row():
+    """"Digits": scikit-learn's bundled digits, the first half to train and the second to test (its digits
+    example's ``train_test_split(test_size=0.5, shuffle=False)``), each image's rows as its 8 steps."""
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+    digits = load_digits()
+    images_tr, images_te, y_tr, y_te = train_test_split(digits.images, digits.target, test_size=0.5, shuffle=False)
+    for split, images, y in (("train", images_tr, y_tr), ("test", images_te, y_te)):
+        X, labels, _ = mq.load_split("Digits", split)
+        assert X.shape == (len(images), 8, 8) and not mq.is_regression("Digits")
+        np.testing.assert_array_equal(mq.to_rnnfast(X), images)                  # (n, T = row, C = column)
+        np.testing.assert_array_equal(labels.astype(int), y)
