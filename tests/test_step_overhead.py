@@ -1,0 +1,88 @@
+"""Buffers kept across training steps (issue 17's per-step fixed cost) never reach the user: the zeros used for
+an initial state that is not given are shared by every call, and must stay zeros and stay out of every array
+the user holds. Each check compares a call that uses them with the same call given explicit zeros."""
+import numpy as np
+import pytest
+
+import rnnfast
+
+LAYERS = [rnnfast.LSTM, rnnfast.GRU, rnnfast.Elman]
+
+
+def _layer(cls, **kw):
+    return cls(3, 5, num_layers=2, seed=0, dtype="float64", **kw)
+
+
+def _rng_x(seed, T=4, B=3):
+    return np.random.default_rng(seed).standard_normal((T, B, 3))
+
+
+def _zeros_like_state(layer, B):
+    h = np.zeros((layer.num_layers, B, layer.hidden_size))
+    return (h, h.copy()) if isinstance(layer, rnnfast.LSTM) else h
+
+
+def _flat(state):
+    return list(state) if isinstance(state, tuple) else [state]
+
+
+@pytest.mark.parametrize("cls", LAYERS)
+@pytest.mark.parametrize("lengths", [None, [4, 2, 3]])
+def test_default_state_matches_explicit_zeros_over_steps(cls, lengths):
+    """Forward + backward three times with the state left out equals the same with explicit zeros, bit for bit
+    (the kept zeros are not written by one step and read by the next)."""
+    a, b = _layer(cls), _layer(cls)
+    for step in range(3):
+        x = _rng_x(step)
+        g = np.random.default_rng(10 + step).standard_normal((4, 3, 5))
+        out_a, st_a = a.forward(x, lengths=lengths)
+        out_b, st_b = b.forward(x, _zeros_like_state(b, 3), lengths=lengths)
+        np.testing.assert_array_equal(out_a, out_b)
+        for s_a, s_b in zip(_flat(st_a), _flat(st_b)):
+            np.testing.assert_array_equal(s_a, s_b)
+        dx_a, d0_a = a.backward(g)
+        dx_b, d0_b = b.backward(g, _zeros_like_state(b, 3))
+        np.testing.assert_array_equal(dx_a, dx_b)
+        for s_a, s_b in zip(_flat(d0_a), _flat(d0_b)):
+            np.testing.assert_array_equal(s_a, s_b)
+        for (name, p_a), (_, p_b) in zip(a.named_parameters(), b.named_parameters()):
+            np.testing.assert_array_equal(p_a.grad, p_b.grad, err_msg=name)
+
+
+@pytest.mark.parametrize("cls", LAYERS)
+def test_outputs_of_consecutive_calls_stay_distinct(cls):
+    """What two consecutive forwards/backwards return shares no memory with each other nor with the kept zeros,
+    and the first call's arrays keep their values after the second."""
+    layer = _layer(cls)
+    out1, st1 = layer.forward(_rng_x(1))
+    held = [out1.copy()] + [s.copy() for s in _flat(st1)]
+    dx1, d01 = layer.backward(np.ones((4, 3, 5)))
+    held_d = [dx1.copy()] + [s.copy() for s in _flat(d01)]
+    out2, st2 = layer.forward(_rng_x(2))
+    dx2, d02 = layer.backward(np.full((4, 3, 5), 2.0))
+    first = [out1] + _flat(st1) + [dx1] + _flat(d01)
+    second = [out2] + _flat(st2) + [dx2] + _flat(d02)
+    kept = [v for k, v in layer._workspace.items() if isinstance(k, tuple) and k[0] == "zeros"]
+    assert kept, "the layer keeps no zero state: the test would check nothing"
+    for arr in first:
+        for other in second + kept:
+            assert not np.shares_memory(arr, other)
+    for before, now in zip(held + held_d, [out1] + _flat(st1) + [dx1] + _flat(d01)):
+        np.testing.assert_array_equal(before, now)
+    for z in kept:
+        assert not z.flags.writeable and not z.any()
+
+
+@pytest.mark.parametrize("cls", LAYERS)
+def test_streaming_step_default_state(cls):
+    """step() with no state twice gives the same as with explicit zeros and returns fresh arrays."""
+    layer = _layer(cls)
+    x_t = _rng_x(3)[0]
+    y1, s1 = layer.step(x_t)
+    y2, s2 = layer.step(x_t)
+    y3, _ = layer.step(x_t, _zeros_like_state(layer, 3))
+    np.testing.assert_array_equal(y1, y3)
+    np.testing.assert_array_equal(y1, y2)
+    assert not np.shares_memory(y1, y2)
+    for a, b in zip(_flat(s1), _flat(s2)):
+        assert not np.shares_memory(a, b)
