@@ -81,3 +81,13 @@ class Workspace(dict):
             buf = memory[:nbytes].view(dtype).reshape(shape)
             self[key] = buf
         return buf
+
+    def zeros(self, key: Hashable, shape: tuple, dtype: Any) -> np.ndarray:
+        """Zeros kept under ``key`` as :meth:`buffer` keeps its arrays, read-only: for inputs the kernels only
+        read (an initial state not given), so that a write raises instead of changing the next call's. A new
+        shape takes a view of the key's memory, filled with zeros once."""
+        buf = self.buffer(key, shape, dtype)
+        if buf.flags.writeable:                     # just made by buffer (the kept one is read-only)
+            buf.fill(0)
+            buf.flags.writeable = False
+        return buf

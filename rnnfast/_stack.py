@@ -158,7 +158,7 @@ class _Recurrent(Module):
     def _check_state(self, name: str, value: Any, B: int) -> np.ndarray:
         LD, H = self.num_layers * self._directions, self.hidden_size
         if value is None:
-            return self._zero_state(name, (LD, B, H))
+            return self._workspace.zeros(("zeros", name), (LD, B, H), self.dtype)   # h_n, dh0, ... are fresh copies
         if (type(value) is np.ndarray and value.dtype == self.dtype and value.shape == (LD, B, H)
                 and value.flags.c_contiguous):
             return value                                            # the streaming fast path: as given
@@ -166,18 +166,6 @@ class _Recurrent(Module):
         what = "(num_layers * 2, B, hidden_size)" if self.bidirectional else "(num_layers, B, hidden_size)"
         check_shape(name, arr, (LD, B, H), what)
         return np.ascontiguousarray(arr, dtype=self.dtype)
-
-    def _zero_state(self, name: str, shape: Tuple[int, ...]) -> np.ndarray:
-        """Zeros for a state argument not given, kept in the workspace across calls: read-only, since the
-        kernels only read initial states and a write would change the next call's; no array returned to the
-        user is a view of it (h_n, c_n, dh0, dc0 are fresh copies)."""
-        key = ("zeros", name)
-        zeros: Optional[np.ndarray] = self._workspace.get(key)
-        if zeros is None or zeros.shape != shape or zeros.dtype != self.dtype:
-            zeros = aligned_zeros(shape, self.dtype)                # (L·D, B, H)
-            zeros.flags.writeable = False
-            self._workspace[key] = zeros
-        return zeros
 
     def _sorted_state(self, layout: Layout, name: str, value: Any, B: int, kept: bool = False) -> np.ndarray:
         """A state argument checked (zeros when None) and in the layout's batch order; zeros need no sorting.
