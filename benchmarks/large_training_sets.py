@@ -23,12 +23,12 @@ import os
 import sys
 
 import numpy as np
-import threadpoolctl
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import model_quality as mq  # noqa: E402
 
 import rnnfast  # noqa: E402
+from rnnfast.bench import blas_kernels  # noqa: E402
 
 CLASSES, T, CHANNELS, MOTIF, AMPLITUDE, N_TEST = 4, 60, 3, 12, 0.8, 4000
 
@@ -77,9 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     rnnfast.set_num_threads(args.threads)
     info = mq.machine_info(args.threads)
-    blas = sorted({f"{p.get('internal_api')} {p.get('version')} ({p.get('architecture')})"
-                   for p in threadpoolctl.threadpool_info() if p.get("user_api") == "blas"})
-    print(f"# {info['cpu']}; numpy's BLAS {', '.join(blas) or '?'}; rnnfast {rnnfast.__version__} on "
+    print(f"# {info['cpu']}; numpy's BLAS {', '.join(blas_kernels()) or '?'}; rnnfast {rnnfast.__version__} on "
           f"{args.threads} threads, baselines on 1; load average {info['loadavg'][0]:.1f}")
     cols = ["rnnfast defaults", "rnnfast max_updates=2000"] + (["torch, same recipe"] if args.torch else []) + \
         ["1-NN ED", "ridge"]

@@ -381,9 +381,16 @@ def measure_memory(lib: str, cell: str, B: int, T: int, H: int, threads: int) ->
 
 
 # --------------------------------------------------------------------------------------- the report
+def blas_kernels() -> list:
+    """The BLAS libraries threadpoolctl sees, each as "openblas 0.3.30 (SkylakeX)": the kernel beside every
+    figure."""
+    from threadpoolctl import threadpool_info
+    return sorted({f"{i.get('internal_api')} {i.get('version')} ({i.get('architecture')})"
+                   for i in threadpool_info() if i.get("user_api") == "blas"})
+
+
 def _environment(threads: int, torch, gflops: Optional[float], args) -> Dict[str, Any]:
     import scipy
-    from threadpoolctl import threadpool_info
 
     import rnnfast
 
@@ -398,13 +405,11 @@ def _environment(threads: int, torch, gflops: Optional[float], args) -> Dict[str
         usable = len(os.sched_getaffinity(0))
     except AttributeError:
         usable = os.cpu_count()
-    blas = sorted({f"{i.get('internal_api')} {i.get('version')} ({i.get('architecture')})"
-                   for i in threadpool_info() if i.get("user_api") == "blas"})
     return {
         "threads": threads, "usable_cores": usable, "cpu": cpu, "python": platform.python_version(),
         "rnnfast": rnnfast.__version__, "openmp": rnnfast.openmp_enabled(), "numpy": np.__version__,
         "scipy": scipy.__version__, "torch": torch.__version__ if torch is not None else None,
-        "blas": blas, "sgemm_gflops": gflops, "sgemm_n": SGEMM_N, "repeat": args.repeat,
+        "blas": blas_kernels(), "sgemm_gflops": gflops, "sgemm_n": SGEMM_N, "repeat": args.repeat,
         "min_time_s": args.min_time, "settle_s": args.settle, "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
         "loadavg": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
     }
