@@ -86,3 +86,19 @@ def test_streaming_step_default_state(cls):
     assert not np.shares_memory(y1, y2)
     for a, b in zip(_flat(s1), _flat(s2)):
         assert not np.shares_memory(a, b)
+
+
+@pytest.mark.parametrize("cls", LAYERS)
+def test_default_state_follows_the_batch_size_up_and_down(cls):
+    """Batch sizes 3, 5, 2, 5 (a larger one grows the kept memory, a smaller one takes a view of it): each
+    forward without a state equals the one given explicit zeros, and the kept zeros stay zero and read-only."""
+    a, b = _layer(cls), _layer(cls)
+    for step, B in enumerate((3, 5, 2, 5)):
+        x = _rng_x(step, B=B)
+        out_a, st_a = a.forward(x)
+        out_b, st_b = b.forward(x, _zeros_like_state(b, B))
+        np.testing.assert_array_equal(out_a, out_b)
+        for s_a, s_b in zip(_flat(st_a), _flat(st_b)):
+            np.testing.assert_array_equal(s_a, s_b)
+    kept = [v for k, v in a._workspace.items() if isinstance(k, tuple) and k[0] == "zeros"]
+    assert kept and all(not z.flags.writeable and not z.any() for z in kept)
