@@ -46,6 +46,7 @@ try:                                   # an installed rnnfast, else the checkout
 except ImportError:                    # pragma: no cover
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     import rnnfast  # noqa: F401
+from rnnfast.bench import blas_kernels, cpu_name  # noqa: E402
 from rnnfast.estimators._training import _planned_epochs  # noqa: E402  the estimators' budget, mirrored by torch
 
 # ------------------------------------------------------------------------------------------- datasets
@@ -332,9 +333,6 @@ def run_rnnfast(data: Data, params: dict) -> dict:
 
 
 # ------------------------------------------------------------------------------------------- torch
-TORCH_RECIPE_READY = True
-
-
 def torch_same_recipe(Xtr, ytr, Xte, params: dict, threads: int = 1):
     """THE TORCH COLUMN (``--torch``): rnnfast's training recipe re-implemented in PyTorch.
 
@@ -573,15 +571,6 @@ def run_dataset(name: str, params: dict, *, baselines: bool = True, torch: bool 
 # ------------------------------------------------------------------------------------------- header
 def machine_info(threads: int) -> dict:
     import importlib.metadata as md
-    cpu = platform.processor() or "unknown"
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
     versions = {"rnnfast": getattr(rnnfast, "__version__", "?"), "python": platform.python_version()}
     for pkg in ("numpy", "scikit-learn", "aeon", "numba", "torch"):
         try:
@@ -592,7 +581,7 @@ def machine_info(threads: int) -> dict:
         affinity = len(os.sched_getaffinity(0))
     except AttributeError:                                  # pragma: no cover
         affinity = os.cpu_count()
-    return dict(cpu=cpu, cores=os.cpu_count(), usable_cores=affinity, rnnfast_threads=threads,
+    return dict(cpu=cpu_name(), blas=blas_kernels(), cores=os.cpu_count(), usable_cores=affinity, rnnfast_threads=threads,
                 baseline_threads=1, versions=versions, loadavg=list(os.getloadavg()),
                 date=time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()), openmp=rnnfast.openmp_enabled())
 
@@ -805,13 +794,11 @@ def format_report(result: dict) -> str:
              f"CPU: {mi['cpu']}, {mi['cores']} cores ({mi['usable_cores']} usable); rnnfast threads "
              f"{mi['rnnfast_threads']} (OpenMP {'on' if mi['openmp'] else 'off'}), baselines 1 thread; "
              f"load average {' '.join(f'{x:.2f}' for x in mi['loadavg'])} at start; {mi['date']}",
+             "BLAS: " + (", ".join(mi.get("blas") or []) or "?"),
              "versions: " + ", ".join(f"{k} {x}" for k, x in v.items()),
              "estimators: " + "; ".join(sorted({r["models"]["rnnfast"]["estimator"] for rows in result["groups"].values()
                                                 for r in rows})),
              ""]
-    if not result["torch"] and not TORCH_RECIPE_READY:
-        lines[-1:-1] = ["torch column: not yet (torch_same_recipe is a stub: the same recipe in PyTorch is being "
-                        "designed; --torch adds the column)"]
     if not result["baselines"]:
         lines += ["(--skip-baselines: rnnfast only)", ""]
     else:

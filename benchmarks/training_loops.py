@@ -279,16 +279,9 @@ def run_worker(frameworks, args):
 
 # ------------------------------------------------------------------------------------------ the table
 def cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            info = f.read()
-    except OSError:
-        return platform.processor() or platform.machine()
-    model = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")),
-                 platform.machine())
-    flags = next((line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), [])
-    isa = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2"
-    return f"{model} ({isa}, {os.cpu_count()} logical CPUs)"
+    from rnnfast.bench import cpu_name     # here, not at the top: a worker imports the frameworks in its own order
+
+    return f"{cpu_name()}, {os.cpu_count()} logical CPUs"
 
 
 def versions():
