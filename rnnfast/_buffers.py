@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import math
 import os
+import sys
 from typing import Any, Hashable, Optional, Tuple
 
 import numpy as np
@@ -24,9 +25,14 @@ def aligned_empty(shape: tuple, dtype: Any) -> np.ndarray:
     """``np.empty(shape, dtype)`` starting on a cache line."""
     dtype = np.dtype(dtype)
     nbytes = math.prod(shape) * dtype.itemsize             # (math.prod: np.prod costs µs a call)
-    raw = np.empty(nbytes + CACHE_LINE, np.uint8)
+    return _aligned_in(np.empty(nbytes + CACHE_LINE, np.uint8), shape, dtype)
+
+
+def _aligned_in(raw: np.ndarray, shape: tuple, dtype: np.dtype) -> np.ndarray:
+    """An array of ``shape`` in the bytes ``raw`` (1-D uint8, at least one cache line longer), starting on a
+    cache line; its ``base`` is ``raw``."""
     start = -raw.ctypes.data % CACHE_LINE
-    return raw[start:start + nbytes].view(dtype).reshape(shape)
+    return raw[start:start + math.prod(shape) * dtype.itemsize].view(dtype).reshape(shape)
 
 
 def aligned_zeros(shape: tuple, dtype: Any) -> np.ndarray:
@@ -56,6 +62,10 @@ def check_memory(nbytes: int, what: str, shape: Tuple[int, ...] = (),
                           f"{total / 2**30:.3g} GiB of memory; {hint}")
 
 
+_RETURNED = 2           # arrays per key that Workspace.returned recycles: this call's and the previous one's
+_refcount = getattr(sys, "getrefcount", lambda obj: 0)     # 0 where there are no reference counts: never reused
+
+
 class Workspace(dict):
     """A layer's scratch arrays, kept across calls (fresh pages cost page faults).
 
@@ -67,6 +77,7 @@ class Workspace(dict):
     def __init__(self) -> None:
         super().__init__()
         self._memory: dict = {}                     # key -> the aligned bytes its arrays are views of
+        self._returned: dict = {}                   # key -> the bytes of its last arrays handed to the caller
 
     def buffer(self, key: Hashable, shape: tuple, dtype: Any) -> np.ndarray:
         """The array kept under ``key`` if it has ``shape`` and ``dtype``, else one of that shape in the key's
@@ -81,6 +92,28 @@ class Workspace(dict):
             buf = memory[:nbytes].view(dtype).reshape(shape)
             self[key] = buf
         return buf
+
+    def returned(self, key: Hashable, shape: tuple, dtype: Any) -> np.ndarray:
+        """An aligned array of ``shape`` for the caller to keep (a layer's output, dx): in the memory of one of
+        the last _RETURNED arrays made under ``key`` that nothing outside this workspace references any more
+        (the caller has dropped it and every view of it), else in fresh memory. Its contents are undefined.
+
+        A training step's outputs are megabytes, and the fresh pages of a new array cost a page fault each at
+        their first write (10% of a small LSTM's training step, benchmarks/README.md); a loop that drops its
+        previous step's output gets that memory back instead. An array the caller still holds is never
+        handed out again, as with a fresh allocation. (Without reference counts, as on PyPy: always fresh.)"""
+        dtype = np.dtype(dtype)
+        nbytes = math.prod(shape) * dtype.itemsize + CACHE_LINE
+        ring: list = self._returned.setdefault(key, [])
+        for i in range(len(ring)):
+            # 2: the ring's reference and getrefcount's argument; every view anyone holds adds one
+            if _refcount(ring[i]) == 2 and ring[i].nbytes >= nbytes:
+                ring.append(ring.pop(i))             # most recently handed out last
+                return _aligned_in(ring[-1], shape, dtype)
+        if len(ring) >= _RETURNED:
+            ring.pop(0)                             # forget the oldest (its holder keeps it alive)
+        ring.append(np.empty(nbytes, np.uint8))
+        return _aligned_in(ring[-1], shape, dtype)
 
     def zeros(self, key: Hashable, shape: tuple, dtype: Any) -> np.ndarray:
         """Zeros kept under ``key`` as :meth:`buffer` keeps its arrays, read-only: for inputs the kernels only

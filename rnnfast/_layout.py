@@ -108,9 +108,9 @@ class Layout:
         _kernels.copy_rows(flat, self.index, out)
         return out
 
-    def to_padded(self, rows: np.ndarray, T: int) -> np.ndarray:
+    def to_padded(self, rows: np.ndarray, T: int, out: Optional[np.ndarray] = None) -> np.ndarray:
         """rows (rows, F), C-contiguous, as a (T, B, F) batch, T >= self.T, zero past each length (a view
-        when padded, else a new array)."""
+        when padded, else written into ``out`` (T, B, F), C-contiguous, or a new array)."""
         F = rows.shape[-1]
         if self.index is None:
             return rows.reshape(self.T, self.B, F)
@@ -118,7 +118,7 @@ class Layout:
         if index is None:                       # (T·B,) the row of each (t, b), -1 past its length
             index = self._pad_index[T] = np.full(T * self.B, -1, np.intp)
             index[self.index] = np.arange(self.rows)
-        seq = np.empty((T, self.B, F), rows.dtype)
+        seq = np.empty((T, self.B, F), rows.dtype) if out is None else out
         _kernels.copy_rows(rows, index, seq.reshape(T * self.B, F))
         return seq
 

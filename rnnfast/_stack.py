@@ -10,7 +10,7 @@ from typing import Any, Callable, Optional, Tuple
 import numpy as np
 
 from . import _kernels
-from ._buffers import Workspace, aligned_empty, aligned_zeros, check_memory
+from ._buffers import Workspace, aligned_zeros, check_memory
 from ._cells import CellSpec
 from ._layout import Layout
 from ._module import Module, is_grad_enabled, no_backward_error, one_thread_at_a_time, resolve_dtype
@@ -255,16 +255,18 @@ class _Recurrent(Module):
         layer_in = rows_in                                              # (rows, I)
         rows = layout.rows
         fresh_out = not layout.is_packed or packed_in                   # the top layer's out goes to the user
-        out_padded = aligned_empty(xs.shape[:2] + (H,), self.dtype) if fused else None     # (T', B, H)
+        returned = self._workspace.returned                             # memory for arrays the user keeps
+        out_padded = returned("out_padded", xs.shape[:2] + (H,), self.dtype) if fused else None     # (T', B, H)
         with blas_single_thread():
             for k in range(L):
                 runs = []
                 for d in range(D):
                     j = k * D + d                                       # this direction's row in the states
                     x_kd = layer_in if d == 0 else layout.reverse(layer_in)
-                    # the top layer's output is returned to the user, so it is fresh each call ([h_0, out]
+                    # the top layer's output is returned to the user, so it is never a buffer the next call
+                    # writes (Workspace.returned: memory the user has let go of, or fresh) ([h_0, out]
                     # for the training forward's BPTT, out alone at inference)
-                    fresh = (aligned_empty((B * grad + rows, H), self.dtype) if k == L - 1 and D == 1 and fresh_out
+                    fresh = (returned("out", (B * grad + rows, H), self.dtype) if k == L - 1 and D == 1 and fresh_out
                              else None)
                     kernel = _kernels.forward_training if grad else _kernels.forward_inference
                     padded = {} if out_padded is None else dict(
@@ -279,7 +281,7 @@ class _Recurrent(Module):
                 if D == 1:
                     out = runs[0].out                                   # (rows, H)
                 else:
-                    out = (aligned_empty((rows, 2 * H), self.dtype) if k == L - 1 and fresh_out
+                    out = (returned("out", (rows, 2 * H), self.dtype) if k == L - 1 and fresh_out
                            else self._workspace.buffer((k, "cat"), (rows, 2 * H), self.dtype))
                     out[:, :H] = runs[0].out
                     out[:, H:] = layout.reverse(runs[1].out)            # (rows, 2H)
@@ -299,7 +301,9 @@ class _Recurrent(Module):
         if out_padded is not None:
             out_padded[layout.T:] = 0                                   # the steps past the longest sequence
             return view(self._to_user_layout(out_padded)), state
-        return view(self._to_user_layout(layout.to_padded(out, xs.shape[0]))), state
+        T_out = xs.shape[0]
+        user_out = returned("out_padded", (T_out, B, out.shape[1]), self.dtype) if layout.is_packed else None
+        return view(self._to_user_layout(layout.to_padded(out, T_out, out=user_out))), state
 
     def _packed_layout(self, lens: Any, packed: Optional[PackedSequence] = None) -> Layout:
         """The packed layout of these lengths (B,), or of a PackedSequence; the last one is kept, for batches of
@@ -380,8 +384,8 @@ class _Recurrent(Module):
 
                 def direction(d: int, g_d: np.ndarray) -> Optional[np.ndarray]:
                     i = k * D + d                                   # this direction's row in the states
-                    # layer 0's dx is returned to the user, so it is fresh each call
-                    fresh = (aligned_empty(runs[d].x.shape, self.dtype)
+                    # layer 0's dx is returned to the user: memory the user has let go of, or fresh
+                    fresh = (self._workspace.returned("dx", runs[d].x.shape, self.dtype)
                              if k == 0 and d == 0 and input_grad and (packed_in or not layout.is_packed) else None)
                     return _kernels.backward(g_d, dh_n[i], None if dc_n is None else dc_n[i], runs[d], options,
                                              dh0=dh0[i], dc0=None if dc0 is None else dc0[i], dx=fresh,
@@ -403,7 +407,9 @@ class _Recurrent(Module):
             return None, dstate0
         if packed_in:
             return cache["packed"]._replace(data=dx), dstate0
-        return self._to_user_layout(layout.to_padded(dx, T)), dstate0
+        assert dx is not None                                       # input_grad: layer 0 computed it
+        user_dx = self._workspace.returned("dx_padded", (T, B, dx.shape[1]), self.dtype) if layout.is_packed else None
+        return self._to_user_layout(layout.to_padded(dx, T, out=user_dx)), dstate0
 
     # ---- streaming ----------------------------------------------------------------------------------
     @one_thread_at_a_time

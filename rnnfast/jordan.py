@@ -26,7 +26,7 @@ from typing import Any, Optional
 import numpy as np
 
 from . import _kernels
-from ._buffers import Workspace, aligned_empty, check_memory
+from ._buffers import Workspace, check_memory
 from ._cells import NONLINEARITIES
 from ._module import Module, is_grad_enabled, no_backward_error, one_thread_at_a_time, resolve_dtype
 from ._stack import _INT_MAX, _readonly, time_major_input
@@ -173,7 +173,7 @@ class Jordan(Module):
         xs = self._check_input(x)                                       # (T, B, I)
         T, B = xs.shape[:2]
         y_init = self._check_state("y0", y0, B)                         # (B, O)
-        ys = aligned_empty((T + 1, B, self.output_size), self.dtype)    # (T + 1, B, O) y_0 .. y_T
+        ys = self._workspace.returned("ys", (T + 1, B, self.output_size), self.dtype)   # (T + 1, B, O) y_0 .. y_T
         grad = is_grad_enabled()
         with blas_single_thread():
             if grad:
@@ -228,7 +228,7 @@ class Jordan(Module):
             dz[T - 1] += d_n
         self._cache = None
         dy0 = np.empty((1, B, O), self.dtype)
-        dx = aligned_empty(fwd.x.shape, self.dtype)                     # (T, B, I)
+        dx = self._workspace.returned("dx", fwd.x.shape, self.dtype)   # (T, B, I)
         with blas_single_thread():
             _kernels.jordan_backward(dz, fwd, _kernels.current_options(), dy0=dy0[0], dx=dx)
         if T == 0:

@@ -102,3 +102,59 @@ def test_default_state_follows_the_batch_size_up_and_down(cls):
             np.testing.assert_array_equal(s_a, s_b)
     kept = [v for k, v in a._workspace.items() if isinstance(k, tuple) and k[0] == "zeros"]
     assert kept and all(not z.flags.writeable and not z.any() for z in kept)
+
+
+# Outputs the user has let go of (rnnfast._buffers.Workspace.returned): the next call may write its output into
+# their memory, and must never write into memory the user still holds, through any view.
+recycling = pytest.mark.skipif(not hasattr(__import__("sys"), "getrefcount"), reason="needs reference counts")
+
+
+def _address(a):
+    return a.__array_interface__["data"][0]
+
+
+@recycling
+@pytest.mark.parametrize("cls", LAYERS)
+@pytest.mark.parametrize("bidirectional", [False, True])
+@pytest.mark.parametrize("lengths", [None, [4, 2, 3]])
+def test_dropped_outputs_are_recycled_and_held_ones_never(cls, bidirectional, lengths):
+    """A loop that keeps only its last step's arrays gets the memory of the step before back: out and dx of
+    step k + 2 reuse step k's once the loop dropped them, while step k + 1's, still held (a view of out's last
+    step, dx whole), keep their values. Every step's results equal a fresh layer's, bit for bit."""
+    layer = _layer(cls, bidirectional=bidirectional)
+    reference = _layer(cls, bidirectional=bidirectional)
+    g = np.random.default_rng(7).standard_normal((4, 3, 5 * (2 if bidirectional else 1)))
+    addresses = []
+    held = None
+    for step in range(4):
+        x = _rng_x(step)
+        out, _ = layer.forward(x, lengths=lengths)
+        dx, _ = layer.backward(g)
+        ref_out, _ = reference.forward(x, lengths=lengths)
+        ref_dx, _ = reference.backward(g)
+        np.testing.assert_array_equal(out, ref_out)
+        np.testing.assert_array_equal(dx, ref_dx)
+        if held is not None:                         # the previous step's arrays, held through a view and whole
+            np.testing.assert_array_equal(held[0], held[1])
+            np.testing.assert_array_equal(held[2], held[3])
+            assert not np.shares_memory(held[0], out) and not np.shares_memory(held[2], dx)
+        addresses.append((_address(out), _address(dx)))
+        held = (out[-1], out[-1].copy(), dx, dx.copy())
+        del out, dx, ref_out, ref_dx
+    assert addresses[2] == addresses[0] and addresses[3] == addresses[1]     # dropped: recycled
+    assert addresses[1][0] != addresses[0][0] and addresses[1][1] != addresses[0][1]
+
+
+@recycling
+def test_outputs_kept_in_a_list_are_never_overwritten():
+    """A user who keeps every step's output (a list) gets fresh memory each time, none of it overwritten."""
+    layer = _layer(rnnfast.LSTM)
+    kept, copies = [], []
+    for step in range(5):
+        out, _ = layer.forward(_rng_x(step))
+        layer.backward(np.ones((4, 3, 5)))
+        kept.append(out)
+        copies.append(out.copy())
+    for out, copy in zip(kept, copies):
+        np.testing.assert_array_equal(out, copy)
+    assert len({_address(out) for out in kept}) == len(kept)
