@@ -43,6 +43,7 @@ from typing import Any, Optional, Tuple
 import numpy as np
 
 from ._cells import NONLINEARITIES, cell_spec
+from ._buffers import Workspace
 from ._module import Module, is_grad_enabled, no_backward_error, one_thread_at_a_time, resolve_dtype
 from ._stack import _Recurrent
 from . import _kernels
@@ -213,7 +214,7 @@ class Linear(Module):
     thread (:func:`rnnfast._threads.blas_single_thread`), as inside the recurrent kernels.
     """
 
-    _transient = {**Module._transient, "_x": lambda: None, "_no_grad": lambda: False}
+    _transient = {**Module._transient, "_x": lambda: None, "_no_grad": lambda: False, "_workspace": Workspace}
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, dtype: Any = "float32",
                  seed: Optional[int] = None):
@@ -229,6 +230,7 @@ class Linear(Module):
         self.bias = self._register("bias", rng.uniform(-bound, bound, self.out_features), self.dtype) if bias else None
         self._x: Optional[np.ndarray] = None
         self._no_grad = False                                           # the last forward ran under no_grad
+        self._workspace = Workspace()                                   # x kept for backward; y and dx memory
 
     @one_thread_at_a_time
     def forward(self, x: Any) -> np.ndarray:
@@ -244,13 +246,18 @@ class Linear(Module):
         y : ndarray (..., out_features)
         """
         arr = self._checked(x)
+        y = self._workspace.returned("y", arr.shape[:-1] + (self.out_features,), self.dtype)
         if not is_grad_enabled():                                       # no backward follows: keep nothing
             self._x, self._no_grad = None, True
-            return self._apply(arr)
+            return self._apply(arr, y)
         # backward reads x again: keep a copy when it is the caller's array, which may change in between
-        self._x = arr.copy() if isinstance(x, np.ndarray) and np.may_share_memory(arr, x) else arr
+        if isinstance(x, np.ndarray) and np.may_share_memory(arr, x):
+            kept = self._workspace.buffer("x", arr.shape, self.dtype)
+            np.copyto(kept, arr)
+            arr = kept
+        self._x = arr
         self._no_grad = False
-        return self._apply(self._x)
+        return self._apply(self._x, y)
 
     __call__ = forward
 
@@ -264,9 +271,11 @@ class Linear(Module):
             raise ValueError(f"x must have in_features = {self.in_features} on its last axis, got shape {arr.shape}")
         return arr
 
-    def _apply(self, arr: np.ndarray) -> np.ndarray:
+    def _apply(self, arr: np.ndarray, out: Optional[np.ndarray] = None) -> np.ndarray:
+        """y = arr Wᵀ + b, written into ``out`` (arr.shape[:-1] + (out_features,), C-contiguous) or a new array."""
         x2 = np.ascontiguousarray(arr.reshape(-1, self.in_features))    # (N, in): one GEMM, not one per slice
-        y = np.empty((x2.shape[0], self.out_features), self.dtype)      # (N, out)
+        y = (np.empty((x2.shape[0], self.out_features), self.dtype) if out is None
+             else out.reshape(x2.shape[0], self.out_features))          # (N, out)
         with blas_single_thread():                                      # its rows split over rnnfast's threads
             _kernels.linear_forward(x2, np.ascontiguousarray(self.weight.data), y, get_num_threads())
         if self.bias is not None:
@@ -295,7 +304,7 @@ class Linear(Module):
         d = as_real_array("dy", dy, self.dtype)
         check_shape("dy", d, x.shape[:-1] + (self.out_features,), "(..., out_features)")
         d2 = np.ascontiguousarray(d.reshape(-1, self.out_features))    # (N, out)
-        dx = np.empty((d2.shape[0], self.in_features), self.dtype)      # (N, in)
+        dx = self._workspace.returned("dx", (d2.shape[0], self.in_features), self.dtype)   # (N, in)
         grad = self.weight.grad                                         # (out, in) accumulated in place
         dw = grad if grad.flags.c_contiguous else np.zeros(grad.shape, self.dtype)   # (a user's layout: add after)
         with blas_single_thread():                                      # rows split over rnnfast's threads

@@ -31,12 +31,14 @@ Losses, per element (``d`` prediction, ``y`` target):
 """
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import numpy as np
 from scipy.special import expit
 
 from . import _kernels
+from ._buffers import Workspace
 from ._threads import get_num_threads
 from ._validation import check_array, check_choice
 
@@ -45,6 +47,17 @@ __all__ = ["mse_loss", "cross_entropy", "bce_with_logits"]
 _REDUCTIONS = ("mean", "sum", "none")
 _EMPTY_MEAN = ("reduction='mean' over no entries (an empty prediction, or mask weights summing to zero) is "
                "undefined; use reduction='sum'")
+
+
+_memory = threading.local()     # per thread: the Workspace that recycles the gradients it returned (fresh pages)
+
+
+def _returned(key: str, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    """Memory for a gradient handed to the caller: a dropped earlier one's, or fresh (Workspace.returned)."""
+    workspace = getattr(_memory, "workspace", None)
+    if workspace is None:
+        workspace = _memory.workspace = Workspace()
+    return workspace.returned(key, shape, dtype)
 
 
 def _weights(mask: Any, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray | None:
@@ -136,7 +149,7 @@ def cross_entropy(logits: Any, labels: Any, mask: Any = None,
         raise ValueError(_EMPTY_MEAN)
     # one threaded pass (csrc/_loss.pxi): per-row w·(−log p_k), and the gradient already scaled by 1/Σw
     x2 = np.ascontiguousarray(x.reshape(-1, n_classes))                     # (N, C)
-    grad = np.empty(x2.shape, x.dtype)                                      # (N, C)
+    grad = _returned("cross_entropy", x2.shape, x.dtype)                   # (N, C)
     rows = np.empty(x2.shape[0], np.float64)                                # (N,) w·l per row
     bad = _kernels.cross_entropy_rows(
         x2, np.ascontiguousarray(k.reshape(-1), dtype=np.int64),

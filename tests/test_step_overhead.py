@@ -1,6 +1,9 @@
 """Buffers kept across training steps (issue 17's per-step fixed cost) never reach the user: the zeros used for
 an initial state that is not given are shared by every call, and must stay zeros and stay out of every array
 the user holds. Each check compares a call that uses them with the same call given explicit zeros."""
+import weakref
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pytest
 
@@ -109,8 +112,13 @@ def test_default_state_follows_the_batch_size_up_and_down(cls):
 recycling = pytest.mark.skipif(not hasattr(__import__("sys"), "getrefcount"), reason="needs reference counts")
 
 
-def _address(a):
-    return a.__array_interface__["data"][0]
+def _owner(a):
+    """A weak reference to the array that owns a's memory (the memory is recycled while it stays alive)."""
+    return weakref.ref(a if a.base is None else a.base)
+
+
+def _same_owner(a, ref):
+    return ref() is not None and (a if a.base is None else a.base) is ref()
 
 
 @recycling
@@ -124,7 +132,7 @@ def test_dropped_outputs_are_recycled_and_held_ones_never(cls, bidirectional, le
     layer = _layer(cls, bidirectional=bidirectional)
     reference = _layer(cls, bidirectional=bidirectional)
     g = np.random.default_rng(7).standard_normal((4, 3, 5 * (2 if bidirectional else 1)))
-    addresses = []
+    owners = []
     held = None
     for step in range(4):
         x = _rng_x(step)
@@ -138,11 +146,11 @@ def test_dropped_outputs_are_recycled_and_held_ones_never(cls, bidirectional, le
             np.testing.assert_array_equal(held[0], held[1])
             np.testing.assert_array_equal(held[2], held[3])
             assert not np.shares_memory(held[0], out) and not np.shares_memory(held[2], dx)
-        addresses.append((_address(out), _address(dx)))
+        if step >= 2:                                # step - 2's arrays were dropped: their memory is back
+            assert _same_owner(out, owners[step - 2][0]) and _same_owner(dx, owners[step - 2][1])
+        owners.append((_owner(out), _owner(dx)))
         held = (out[-1], out[-1].copy(), dx, dx.copy())
         del out, dx, ref_out, ref_dx
-    assert addresses[2] == addresses[0] and addresses[3] == addresses[1]     # dropped: recycled
-    assert addresses[1][0] != addresses[0][0] and addresses[1][1] != addresses[0][1]
 
 
 @recycling
@@ -157,4 +165,35 @@ def test_outputs_kept_in_a_list_are_never_overwritten():
         copies.append(out.copy())
     for out, copy in zip(kept, copies):
         np.testing.assert_array_equal(out, copy)
-    assert len({_address(out) for out in kept}) == len(kept)
+    assert not any(np.shares_memory(a, b) for i, a in enumerate(kept) for b in kept[:i])
+
+
+@recycling
+def test_linear_and_cross_entropy_recycle_only_what_was_dropped():
+    """Linear's y and dx and cross_entropy's gradient: a dropped one's memory comes back two calls later, one
+    still held keeps its values, and every result equals a fresh module's."""
+    head, reference = rnnfast.Linear(5, 4, seed=0), rnnfast.Linear(5, 4, seed=0)
+    rng = np.random.default_rng(3)
+    owners, held = [], None
+    for step in range(4):
+        x = rng.standard_normal((6, 2, 5)).astype(np.float32)
+        labels = rng.integers(0, 4, (6, 2))
+        y = head(x)
+        loss, dy = rnnfast.cross_entropy(y, labels)
+        dx = head.backward(dy)
+        # the reference on another thread: cross_entropy's recycling is per thread, so it leaves this one's alone
+        with ThreadPoolExecutor(1) as pool:
+            ref_loss, ref_dy = pool.submit(rnnfast.cross_entropy, reference(x.copy()), labels).result()
+        ref_dx = reference.backward(ref_dy.copy())
+        assert loss == ref_loss
+        for a, b in ((dy, ref_dy), (dx, ref_dx)):
+            np.testing.assert_array_equal(a, b)
+        if held is not None:
+            assert all(np.array_equal(kept, copy) for kept, copy in held)
+            assert not any(np.shares_memory(kept, a) for kept, _ in held for a in (y, dy, dx))
+        if step >= 2:
+            assert all(_same_owner(a, ref) for a, ref in zip((y, dy, dx), owners[step - 2]))
+        owners.append([_owner(a) for a in (y, dy, dx)])
+        held = [(a[0], a[0].copy()) for a in (y, dy, dx)]                 # a view of each: holds all of it
+        del y, dy, dx, ref_dy, ref_dx
+    np.testing.assert_array_equal(head.weight.grad, reference.weight.grad)
