@@ -16,6 +16,8 @@ time the same work). Loops (float32):
 
 A step is ``zero_grad``, forward, head, loss, backward (head then layer), ``clip_grad_norm_`` and
 ``optimizer.step()``, as a user writes it (rnnfast's losses return the gradient; torch's ``loss.backward()``).
+"On the last step" is the final state in both: ``head(h_n[-1])``, and rnnfast's layer backpropagates from
+``dstate`` alone (``backward(None, dstate)``: no (T, B, H) array of zeros for dL/dout).
 The input is data in both: torch's ``x`` does not require grad, so autograd skips dL/dx; rnnfast's layer is told
 the same (``backward(..., input_grad=False)``). Both get the same dense float32 arrays (char-LM: one-hot rows,
 which rnnfast's kernels detect as sparse and multiply by their nonzeros only; torch multiplies them densely).
@@ -128,20 +130,21 @@ def rnnfast_loop(name, np):
         i[0] += 1
         opt.zero_grad()
         mark("zero_grad")
-        out, _ = layer(x)                                           # (T, B, H)
+        out, state = layer(x)                                       # (T, B, H), h_n (1, B, H) (LSTM: (h_n, c_n))
+        h_n = state[0] if cell == "lstm" else state
         mark("layer forward")
-        y = head(out[-1] if head_on == "last" else out)
+        y = head(h_n[-1] if head_on == "last" else out)             # many-to-one: the final state
         mark("head forward")
         loss, dy = loss_fn(y, target)
         mark("loss")
         dh = head.backward(dy)
-        if head_on == "last":
-            dout = np.zeros(out.shape, out.dtype)
-            dout[-1] = dh
-        else:
-            dout = dh
         mark("head backward")
-        layer.backward(dout, input_grad=False)                      # x is data: no dL/dx, as in torch
+        if head_on == "last":                                       # no dL/dout: only h_n is scored
+            dh_n = np.zeros(h_n.shape, h_n.dtype)
+            dh_n[-1] = dh
+            layer.backward(None, (dh_n, None) if cell == "lstm" else dh_n, input_grad=False)
+        else:
+            layer.backward(dh, input_grad=False)                    # x is data: no dL/dx, as in torch
         mark("layer backward")
         rnnfast.clip_grad_norm_(params, clip)
         mark("clip")
@@ -173,9 +176,10 @@ def torch_loop(name, np):
         i[0] += 1
         opt.zero_grad()
         mark("zero_grad")
-        out, _ = layer(x)
+        out, state = layer(x)
+        h_n = state[0] if cell == "lstm" else state
         mark("layer forward")
-        y = head(out[-1] if head_on == "last" else out)
+        y = head(h_n[-1] if head_on == "last" else out)
         mark("head forward")
         if loss_name == "mse":
             loss = 0.5 * torch.nn.functional.mse_loss(y, target)    # rnnfast's mse_loss is ½·MSE

@@ -331,8 +331,9 @@ class _Recurrent(Module):
 
         Parameters
         ----------
-        dout : array_like, the shape of the forward's ``out``
-            ∂L/∂out.
+        dout : array_like, the shape of the forward's ``out``, or None
+            ∂L/∂out; None when the loss does not read ``out``, only the final state (many-to-one from
+            ``h_n``, as ``head(h_n[-1])`` in torch): zeros without an array to allocate and fill.
         dstate : array_like (L·D, B, hidden_size), or for LSTM a pair (dh_n, dc_n) of them; optional
             ∂L/∂h_n (and ∂L/∂c_n); zeros by default.
         input_grad : bool, default True
@@ -360,7 +361,9 @@ class _Recurrent(Module):
         T, B, layout, packed_in = cache["T"], cache["B"], cache["layout"], cache["packed"] is not None
         L, D, H = self.num_layers, self._directions, self.hidden_size
         lstm = self._lstm
-        if packed_in:
+        if dout is None:                                                # only the final state is scored
+            g = self._workspace.zeros("no dout", (layout.rows, D * H), self.dtype)   # (rows, D·H), read-only
+        elif packed_in:
             d_out = as_real_array("dout", dout.data if isinstance(dout, PackedSequence) else dout)
             check_shape("dout", d_out, (layout.rows, D * H), "(the forward output's data shape)")
             g = np.ascontiguousarray(d_out, dtype=self.dtype)           # (rows, D·H) dL/d(out)

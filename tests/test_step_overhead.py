@@ -197,3 +197,28 @@ def test_linear_and_cross_entropy_recycle_only_what_was_dropped():
         held = [(a[0], a[0].copy()) for a in (y, dy, dx)]                 # a view of each: holds all of it
         del y, dy, dx, ref_dy, ref_dx
     np.testing.assert_array_equal(head.weight.grad, reference.weight.grad)
+
+
+@pytest.mark.parametrize("cls", LAYERS)
+@pytest.mark.parametrize("kw", [{}, {"bidirectional": True, "num_layers": 2}])
+@pytest.mark.parametrize("lengths", [None, [4, 2, 3], "packed"])
+def test_backward_without_dout_equals_zeros(cls, kw, lengths):
+    """backward(None, dstate) (a loss on the final state only) equals backward(zeros, dstate) bit for bit, for
+    padded, ragged and packed input; twice in a row, so its kept zeros stay zeros."""
+    a, b = (cls(3, 5, seed=0, dtype="float64", **kw) for _ in range(2))
+    for step in range(2):
+        x = _rng_x(step)
+        if lengths == "packed":
+            x = rnnfast.pack_sequences(x, [4, 2, 3])
+        out_a, st_a = a(x, lengths=None if lengths == "packed" else lengths)
+        out_b, _ = b(x, lengths=None if lengths == "packed" else lengths)
+        ds = tuple(np.ones_like(s) for s in st_a) if isinstance(st_a, tuple) else np.ones_like(st_a)
+        zeros = (out_b._replace(data=np.zeros_like(out_b.data)) if lengths == "packed" else np.zeros_like(out_b))
+        dx_a, d0_a = a.backward(None, ds)
+        dx_b, d0_b = b.backward(zeros, ds)
+        np.testing.assert_array_equal(dx_a.data if lengths == "packed" else dx_a,
+                                      dx_b.data if lengths == "packed" else dx_b)
+        for s_a, s_b in zip(_flat(d0_a), _flat(d0_b)):
+            np.testing.assert_array_equal(s_a, s_b)
+        for (name, p_a), (_, p_b) in zip(a.named_parameters(), b.named_parameters()):
+            np.testing.assert_array_equal(p_a.grad, p_b.grad, err_msg=name)
