@@ -63,7 +63,26 @@ def check_memory(nbytes: int, what: str, shape: Tuple[int, ...] = (),
 
 
 _RETURNED = 2           # arrays per key that Workspace.returned recycles: this call's and the previous one's
-_refcount = getattr(sys, "getrefcount", lambda obj: 0)     # 0 where there are no reference counts: never reused
+
+
+def _references(ring: list, i: int) -> int:
+    """References to ``ring[i]`` as this very expression counts them (sys.getrefcount; -1 without it)."""
+    return sys.getrefcount(ring[i]) if hasattr(sys, "getrefcount") else -1
+
+
+def _unreferenced_count() -> Optional[int]:
+    """What :func:`_references` gives for an array that only its ring references, measured on this interpreter
+    (an interpreter may count the argument's reference or not), or None (never recycle) when a view held
+    elsewhere does not raise the count by one."""
+    ring = [np.empty(8, np.uint8)]
+    alone = _references(ring, 0)
+    view = ring[0][2:]                              # held elsewhere: a view keeps its base alive
+    held = _references(ring, 0)
+    del view
+    return alone if alone > 0 and held == alone + 1 and _references(ring, 0) == alone else None
+
+
+_UNREFERENCED = _unreferenced_count()
 
 
 class Workspace(dict):
@@ -101,13 +120,14 @@ class Workspace(dict):
         A training step's outputs are megabytes, and the fresh pages of a new array cost a page fault each at
         their first write (10% of a small LSTM's training step, benchmarks/README.md); a loop that drops its
         previous step's output gets that memory back instead. An array the caller still holds is never
-        handed out again, as with a fresh allocation. (Without reference counts, as on PyPy: always fresh.)"""
+        handed out again, as with a fresh allocation. (Where reference counts do not behave so, as on PyPy,
+        always fresh: _unreferenced_count checks at import.)"""
         dtype = np.dtype(dtype)
         nbytes = math.prod(shape) * dtype.itemsize + CACHE_LINE
         ring: list = self._returned.setdefault(key, [])
-        for i in range(len(ring)):
-            # 2: the ring's reference and getrefcount's argument; every view anyone holds adds one
-            if _refcount(ring[i]) == 2 and ring[i].nbytes >= nbytes:
+        for i in range(len(ring) if _UNREFERENCED is not None else 0):
+            # referenced by the ring alone: every view anyone holds adds one
+            if _references(ring, i) == _UNREFERENCED and ring[i].nbytes >= nbytes:
                 ring.append(ring.pop(i))             # most recently handed out last
                 return _aligned_in(ring[-1], shape, dtype)
         if len(ring) >= _RETURNED:
