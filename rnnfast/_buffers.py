@@ -16,6 +16,8 @@ from typing import Any, Hashable, Optional, Tuple
 
 import numpy as np
 
+from ._module import is_grad_enabled
+
 __all__ = ["CACHE_LINE", "aligned_empty", "aligned_zeros", "check_memory", "physical_memory", "Workspace"]
 
 CACHE_LINE = 64     # bytes
@@ -120,8 +122,11 @@ class Workspace(dict):
         A training step's outputs are megabytes, and the fresh pages of a new array cost a page fault each at
         their first write (10% of a small LSTM's training step, benchmarks/README.md); a loop that drops its
         previous step's output gets that memory back instead. An array the caller still holds is never
-        handed out again, as with a fresh allocation. (Where reference counts do not behave so, as on PyPy,
-        always fresh: _unreferenced_count checks at import.)"""
+        handed out again, as with a fresh allocation. Under ``no_grad`` (an inference loop, which keeps
+        nothing between calls) always fresh, and where reference counts do not behave so, as on PyPy, too
+        (_unreferenced_count checks at import)."""
+        if not is_grad_enabled():                   # inference keeps nothing between calls: fresh memory
+            return aligned_empty(shape, dtype)
         dtype = np.dtype(dtype)
         nbytes = math.prod(shape) * dtype.itemsize + CACHE_LINE
         ring: list = self._returned.setdefault(key, [])

@@ -223,3 +223,15 @@ def test_backward_without_dout_equals_zeros(cls, kw, lengths):
             np.testing.assert_array_equal(s_a, s_b)
         for (name, p_a), (_, p_b) in zip(a.named_parameters(), b.named_parameters()):
             np.testing.assert_array_equal(p_a.grad, p_b.grad, err_msg=name)
+
+
+@pytest.mark.parametrize("cls", LAYERS)
+def test_inference_keeps_no_output_memory(cls):
+    """Under no_grad nothing is kept between calls: a dropped output's memory is freed, not recycled."""
+    layer, head = _layer(cls), rnnfast.Linear(5, 2, seed=0, dtype="float64")
+    with rnnfast.no_grad():
+        out, _ = layer(_rng_x(0))
+        y = head(out)
+        refs = [_owner(out), _owner(y)]
+        del out, y
+    assert all(ref() is None for ref in refs)
