@@ -124,7 +124,8 @@ class Workspace(dict):
         previous step's output gets that memory back instead. An array the caller still holds is never
         handed out again, as with a fresh allocation. Under ``no_grad`` (an inference loop, which keeps
         nothing between calls) always fresh, and where reference counts do not behave so, as on PyPy, too
-        (_unreferenced_count checks at import)."""
+        (_unreferenced_count checks at import). Up to _RETURNED dropped arrays per key stay allocated as long
+        as the workspace, as its other buffers do."""
         if not is_grad_enabled():                   # inference keeps nothing between calls: fresh memory
             return aligned_empty(shape, dtype)
         dtype = np.dtype(dtype)
