@@ -581,8 +581,8 @@ def machine_info(threads: int) -> dict:
         affinity = len(os.sched_getaffinity(0))
     except AttributeError:                                  # pragma: no cover
         affinity = os.cpu_count()
-    return dict(cpu=cpu_name(), blas=blas_kernels(), cores=os.cpu_count(), usable_cores=affinity, rnnfast_threads=threads,
-                baseline_threads=1, versions=versions, loadavg=list(os.getloadavg()),
+    return dict(cpu=cpu_name(), blas=blas_kernels(), cores=os.cpu_count(), usable_cores=affinity,
+                rnnfast_threads=threads, baseline_threads=1, versions=versions, loadavg=list(os.getloadavg()),
                 date=time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()), openmp=rnnfast.openmp_enabled())
 
 
