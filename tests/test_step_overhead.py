@@ -30,6 +30,14 @@ def _flat(state):
     return list(state) if isinstance(state, tuple) else [state]
 
 
+def _assert_same_backward(a, b, d0_a, d0_b):
+    """The two layers' backward results agree bit for bit: dh0 (and dc0), and every parameter's gradient."""
+    for s_a, s_b in zip(_flat(d0_a), _flat(d0_b)):
+        np.testing.assert_array_equal(s_a, s_b)
+    for (name, p_a), (_, p_b) in zip(a.named_parameters(), b.named_parameters()):
+        np.testing.assert_array_equal(p_a.grad, p_b.grad, err_msg=name)
+
+
 @pytest.mark.parametrize("cls", LAYERS)
 @pytest.mark.parametrize("lengths", [None, [4, 2, 3]])
 def test_default_state_matches_explicit_zeros_over_steps(cls, lengths):
@@ -47,10 +55,7 @@ def test_default_state_matches_explicit_zeros_over_steps(cls, lengths):
         dx_a, d0_a = a.backward(g)
         dx_b, d0_b = b.backward(g, _zeros_like_state(b, 3))
         np.testing.assert_array_equal(dx_a, dx_b)
-        for s_a, s_b in zip(_flat(d0_a), _flat(d0_b)):
-            np.testing.assert_array_equal(s_a, s_b)
-        for (name, p_a), (_, p_b) in zip(a.named_parameters(), b.named_parameters()):
-            np.testing.assert_array_equal(p_a.grad, p_b.grad, err_msg=name)
+        _assert_same_backward(a, b, d0_a, d0_b)
 
 
 @pytest.mark.parametrize("cls", LAYERS)
@@ -219,10 +224,7 @@ def test_backward_without_dout_equals_zeros(cls, kw, lengths):
         dx_b, d0_b = b.backward(zeros, ds)
         np.testing.assert_array_equal(dx_a.data if lengths == "packed" else dx_a,
                                       dx_b.data if lengths == "packed" else dx_b)
-        for s_a, s_b in zip(_flat(d0_a), _flat(d0_b)):
-            np.testing.assert_array_equal(s_a, s_b)
-        for (name, p_a), (_, p_b) in zip(a.named_parameters(), b.named_parameters()):
-            np.testing.assert_array_equal(p_a.grad, p_b.grad, err_msg=name)
+        _assert_same_backward(a, b, d0_a, d0_b)
 
 
 @pytest.mark.parametrize("cls", LAYERS)
