@@ -136,8 +136,11 @@ def test_interrupt_at_every_signal_check_point_restores_every_limit():
         n, interrupted = counter.seen, 0
         assert n > 5, (name, n)
         for at in range(1, n + 1):
+            # held here too: a trace function that raises is unset, and CPython 3.11 can then call it once
+            # more after its last reference went (a __del__ traced inside call_trace's frame creation)
+            injector = Injector(at)
             try:
-                sys.settrace(Injector(at))
+                sys.settrace(injector)
                 op()
             except KeyboardInterrupt:
                 interrupted += 1
@@ -198,6 +201,12 @@ _FORK_SETUP = """
         rnnfast.Adam(layer.parameters()).zero_grad()
         return np.array(out)
 
+    def run_on_one_thread():
+        # what a forked child on one thread must reproduce: the row blocks a thread count gives its BLAS
+        # products change their sums on some CPUs (OpenBLAS's Haswell sgemm: blocks of 12 rows)
+        with rnnfast.thread_limit(1):
+            return run()
+
     def in_thread(f):
         box = []
         t = threading.Thread(target=lambda: box.append(f()))
@@ -234,15 +243,16 @@ _FORK_SETUP = """
 def test_os_fork_child_does_not_hang_after_the_parent_ran_threaded_kernels():
     _run_child(_FORK_SETUP + """
     expected = run()                                    # the main thread now has a libgomp pool
+    expected_1 = run_on_one_thread()
 
     def check():
         assert rnnfast.get_num_threads() == 1           # the forking thread: its pool is gone
-        np.testing.assert_array_equal(run(), expected)
+        np.testing.assert_array_equal(run(), expected_1)
         assert in_thread(rnnfast.get_num_threads) == 2  # a new thread gets its own pool
         np.testing.assert_array_equal(in_thread(run), expected)
         rnnfast.set_num_threads(2)
         assert rnnfast.get_num_threads() == 1
-        grandchild = child(lambda: np.testing.assert_array_equal(run(), expected))
+        grandchild = child(lambda: np.testing.assert_array_equal(run(), expected_1))
         wait(grandchild, "grandchild")
     wait(child(check), "os.fork")
 
@@ -272,7 +282,7 @@ def test_os_fork_child_does_not_hang_after_the_parent_ran_threaded_kernels():
 
     def check():
         assert set(blas()) == {1}
-        np.testing.assert_array_equal(run(), expected)  # no hang on the lock; the limits come back
+        np.testing.assert_array_equal(run(), expected_1)  # no hang on the lock; the limits come back
         assert set(blas()) == {2}, blas()
     pid = child(check)
     leave.set()
@@ -287,10 +297,11 @@ def test_os_fork_child_does_not_hang_after_the_parent_ran_threaded_kernels():
 @needs_openmp
 def test_multiprocessing_fork_children_do_not_hang():
     _run_child(_FORK_SETUP + """
-    expected = run()
+    run()                                               # the main thread now has a libgomp pool
+    expected_1 = run_on_one_thread()
 
     def worker(i):
-        return rnnfast.get_num_threads(), bool(np.array_equal(run(), expected))
+        return rnnfast.get_num_threads(), bool(np.array_equal(run(), expected_1))
 
     ctx = mp.get_context("fork")
     with ctx.Pool(2) as pool:                           # workers forked by the main thread: one thread each
