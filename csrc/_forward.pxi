@@ -141,8 +141,8 @@ def forward(int cell,                                   # ELMAN_*, LSTM or GRU
     if packed_ih == NULL:
         with nogil, parallel(num_threads=nblocks):
             for k in prange(nblocks, schedule="static"):
-                lo = _bound(rows, nblocks, k)
-                hi = _bound(rows, nblocks, k + 1)
+                lo = _blas_bound(rows, nblocks, k)
+                hi = _blas_bound(rows, nblocks, k + 1)
                 if x_pad != NULL:
                     _gather_rows(lo, hi, I, &index[0], x_pad, x_rows)
                 _input_projection(lo, hi, I, GH, &x[0, 0], &w_ih[0, 0], w_iht, a_p)

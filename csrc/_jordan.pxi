@@ -113,8 +113,8 @@ def jordan_forward(int act,                                 # φ: RF_TANH, RF_RE
     if not inference:
         with nogil, parallel(num_threads=nblocks):
             for k in prange(nblocks, schedule="static"):
-                lo = _bound(T * B, nblocks, k)
-                hi = _bound(T * B, nblocks, k + 1)
+                lo = _blas_bound(T * B, nblocks, k)
+                hi = _blas_bound(T * B, nblocks, k + 1)
                 _input_projection(lo, hi, I, H, &x[0, 0, 0], &w_ih[0, 0], NULL, &s[0, 0, 0])    # s := x W_ihᵀ
     with nogil, parallel(num_threads=nteam):
         if p_yh != NULL:
@@ -241,9 +241,10 @@ def jordan_backward(int act,                                # φ, as forward
     with nogil, parallel(num_threads=nblocks):
         for k in prange(nblocks, schedule="static"):
             # block k: an even share of the H rows, of the O rows and of the T·B rows of dx
-            _jordan_weight_gradients(T * B, I, H, O, <int> _bound(H, nblocks, k), <int> _bound(H, nblocks, k + 1),
-                                     <int> _bound(O, nblocks, k), <int> _bound(O, nblocks, k + 1),
-                                     _bound(T * B, nblocks, k), _bound(T * B, nblocks, k + 1),
+            _jordan_weight_gradients(T * B, I, H, O, <int> _blas_bound(H, nblocks, k),
+                                     <int> _blas_bound(H, nblocks, k + 1),
+                                     <int> _blas_bound(O, nblocks, k), <int> _blas_bound(O, nblocks, k + 1),
+                                     _blas_bound(T * B, nblocks, k), _blas_bound(T * B, nblocks, k + 1),
                                      &x[0, 0, 0], &s[0, 0, 0], &ys[0, 0, 0], &w_ih[0, 0], &dz[0, 0, 0],
                                      &da[0, 0, 0], &dx[0, 0, 0], &dw_ih[0, 0], &dw_yh[0, 0], _cptr1(db_h),
                                      &dw_hy[0, 0], _cptr1(db_y), work + k * wsize if work != NULL else NULL)

@@ -26,8 +26,8 @@ def linear_forward(const floating[:, ::1] x,          # IN  (N, I)
     nblocks = _team(num_threads, N, 2.0 * N * O * I)
     with nogil, parallel(num_threads=nblocks):
         for k in prange(nblocks, schedule="static"):
-            lo = _bound(N, nblocks, k)
-            hi = _bound(N, nblocks, k + 1)
+            lo = _blas_bound(N, nblocks, k)
+            hi = _blas_bound(N, nblocks, k + 1)
             gemm(False, True, <int> (hi - lo), O, I, <floating> 1, &x[lo, 0], I, &w[0, 0], I,
                  <floating> 0, &y[lo, 0], O)
 
@@ -55,12 +55,12 @@ def linear_backward(const floating[:, ::1] dy,        # IN  (N, O)
     nblocks = _team(num_threads, min(N, <Py_ssize_t> O), 4.0 * N * O * I)
     with nogil, parallel(num_threads=nblocks):
         for k in prange(nblocks, schedule="static"):
-            lo = _bound(O, nblocks, k)                                  # dW rows [lo, hi): Σ_n dy[n, lo:hi]ᵀ x[n]
-            hi = _bound(O, nblocks, k + 1)
+            lo = _blas_bound(O, nblocks, k)                                  # dW rows [lo, hi): Σ_n dy[n, lo:hi]ᵀ x[n]
+            hi = _blas_bound(O, nblocks, k + 1)
             gemm(True, False, <int> (hi - lo), I, <int> N, <floating> 1, &dy[0, 0] + lo, O, &x[0, 0], I,
                  <floating> 1, &dw[lo, 0], I)
             if dx_p != NULL:
-                lo = _bound(N, nblocks, k)                              # dx rows [lo, hi) = dy[lo:hi] W
-                hi = _bound(N, nblocks, k + 1)
+                lo = _blas_bound(N, nblocks, k)                              # dx rows [lo, hi) = dy[lo:hi] W
+                hi = _blas_bound(N, nblocks, k + 1)
                 gemm(False, False, <int> (hi - lo), I, O, <floating> 1, &dy[lo, 0], O, &w[0, 0], I,
                      <floating> 0, dx_p + lo * I, I)

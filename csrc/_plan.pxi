@@ -23,6 +23,19 @@ cdef inline Py_ssize_t _bound(Py_ssize_t n, Py_ssize_t parts, Py_ssize_t k) noex
     return (n * k) // parts
 
 
+cdef Py_ssize_t _BLAS_ROWS = 48   # a multiple of every BLAS micro-kernel's row unroll (OpenBLAS: 12 Haswell sgemm, 2-16 others)
+
+
+cdef inline Py_ssize_t _blas_bound(Py_ssize_t n, Py_ssize_t parts, Py_ssize_t k) noexcept nogil:
+    """:func:`_bound` moved to the nearest multiple of _BLAS_ROWS (k = parts gives n), for blocks of rows that
+    each go to one BLAS call. A BLAS kernel sums a row by another code path at the ragged end of its unroll
+    (OpenBLAS's Haswell sgemm: the last n % 12 rows of a call), so blocks that start on such multiples give
+    every row the sums of one call over all rows: the results do not depend on the thread count."""
+    if k >= parts:
+        return n
+    return min(n, (_bound(n, parts, k) + _BLAS_ROWS // 2) // _BLAS_ROWS * _BLAS_ROWS)
+
+
 cdef inline int _panel_width(Py_ssize_t itemsize) noexcept nogil:
     """Columns of a packed panel (rnnfast_recgemm.h: RF_NR_BYTES wide): 32 floats or 16 doubles."""
     return <int> (RF_NR_BYTES // itemsize)

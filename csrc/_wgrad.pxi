@@ -159,7 +159,7 @@ cdef void _after_loop_bounds(Py_ssize_t n, Py_ssize_t rows, int I, int H, int GH
     gradients and rows [row_bounds[k], row_bounds[k+1]) of dx, k < n.
 
     The gate rows are split evenly, except that when BLAS computes the weight gradients and there is a split
-    (GRU's n block), the nearest inner bound moves onto it, so that no block runs two recurrent GEMMs (each
+    (GRU's n block) on a multiple of _BLAS_ROWS, the nearest inner bound moves onto it, so that no block runs two recurrent GEMMs (each
     packing h again) where one would do. rnnfast_wgrad.h packs h in blocks anyway, and loses more to the
     bigger share of C that the moved bound gives one thread (benchmarks/README.md, weight gradients). The dx
     rows then even out the work: a block with more gate rows gets fewer dx rows. x_width is what one row of x
@@ -170,8 +170,8 @@ cdef void _after_loop_bounds(Py_ssize_t n, Py_ssize_t rows, int I, int H, int GH
     cdef double per_row = <double> GH * I                 # dx work of one row
     cdef double target, total = 0, acc = 0
     for k in range(n + 1):
-        gate_bounds[k] = _bound(GH, n, k)
-    if split < GH and n > 1 and blas_wgrad:
+        gate_bounds[k] = _blas_bound(GH, n, k) if blas_wgrad else _bound(GH, n, k)
+    if split < GH and n > 1 and blas_wgrad and split % _BLAS_ROWS == 0:   # (else dW_ih's sums would move)
         for k in range(1, n):                             # the inner bound nearest to split
             if best == 0 or _distance(gate_bounds[k], split) < _distance(gate_bounds[best], split):
                 best = k
@@ -182,4 +182,5 @@ cdef void _after_loop_bounds(Py_ssize_t n, Py_ssize_t rows, int I, int H, int GH
     row_bounds[0] = 0
     for k in range(n):
         acc += max(0.0, target - (gate_bounds[k + 1] - gate_bounds[k]) * per_gate)
-        row_bounds[k + 1] = dx_rows if k == n - 1 or total <= 0 else <Py_ssize_t> (dx_rows * acc / total + 0.5)
+        row_bounds[k + 1] = dx_rows if k == n - 1 or total <= 0 else min(dx_rows, (<Py_ssize_t> (
+            dx_rows * acc / total / _BLAS_ROWS + 0.5)) * _BLAS_ROWS)        # dx's BLAS row blocks: _blas_bound

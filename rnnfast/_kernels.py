@@ -105,7 +105,8 @@ class KernelOptions:
         OpenMP threads; None (default) for :func:`rnnfast.get_num_threads` at the call.
     step_gemm : {"packed", "blas"}
         The recurrent product of each step: rnnfast's packed micro-kernel (default; W_hh packed once per call)
-        or one BLAS GEMM per step.
+        or one BLAS GEMM per step (each thread's rows one call: where BLAS sums a row by its place in
+        the call, as OpenBLAS's Haswell sgemm does, the last bits then depend on the thread count).
     weight_gradients : {"auto", "blas"}
         The after-loop weight-gradient GEMMs: rnnfast_wgrad.h where the CPU has AVX-512, else BLAS
         ("auto", default), or always BLAS. The two sum the weight gradients in another order, and split

@@ -133,7 +133,10 @@ def test_threads_and_step_gemm_agree(dtype, step_gemm):
         with rnnfast.kernel_options(num_threads=threads, step_gemm=step_gemm):
             results.append(run_layer(net, p))
     (y1, yn1, g1), (y2, yn2, g2) = results
-    np.testing.assert_array_equal(y1, y2)          # rows never mix forward: bit for bit
+    if step_gemm == "packed":
+        np.testing.assert_array_equal(y1, y2)      # rows never mix forward: bit for bit
+    else:                                          # BLAS may sum a row by its place in the call (KernelOptions)
+        assert_close(y2, y1, dtype, "y")
     for name in g1:
         assert_close(g2[name], g1[name], dtype, name)
 
