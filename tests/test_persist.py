@@ -529,7 +529,8 @@ def test_version_1_files_of_the_first_writer_still_load(tmp_path):
     est = load(path)
     assert type(est) is SequenceClassifier and est.classes_.dtype == object and list(est.classes_) == ["no", "yes"]
     X = np.random.default_rng(0).standard_normal((12, 4, 2))
-    np.testing.assert_array_equal(est.predict_proba(X[:3]), V1_PROBA)           # the same model, bit for bit
+    # the same model: V1_PROBA came from an AVX-512 machine, and other CPUs' kernels round in another order
+    np.testing.assert_allclose(est.predict_proba(X[:3]), V1_PROBA, rtol=1e-6, atol=0)
 
 
 # A file and a pickle written by rnnfast before the estimators held their network as a Sequential (rnn_ and
@@ -613,13 +614,15 @@ def test_files_and_pickles_from_before_the_sequential_still_load(tmp_path, kind)
     assert est.model_[1].what == "meanmax" and est.head_.in_features == 8
     assert est.window_offset == 0                  # added later: the value that reproduces how it trained
     assert est.instance_norm is False and not getattr(est, "instance_norm_", False)   # likewise
-    np.testing.assert_array_equal(est.predict_proba(main_model_data()[:3]), MAIN_PROBA)   # bit for bit
+    # the same model, to float32 rounding (MAIN_PROBA came from an AVX-512 machine)
+    np.testing.assert_allclose(est.predict_proba(main_model_data()[:3]), MAIN_PROBA, rtol=1e-6, atol=0)
     names = sorted(est._get_weights())
     assert names[:2] == ["head.bias", "head.weight"] and names[2:] == sorted(
         f"rnn.{n}" for n, _ in est.rnn_.named_parameters())                      # the names files hold
     again = tmp_path / "again.npz"
     est.save(again)
-    np.testing.assert_array_equal(load(again).predict_proba(main_model_data()[:3]), MAIN_PROBA)
+    np.testing.assert_array_equal(load(again).predict_proba(main_model_data()[:3]),
+                                  est.predict_proba(main_model_data()[:3]))   # saved again: bit for bit
 
 
 def test_forecaster_files_are_checked_against_the_model_they_describe(tmp_path):
