@@ -79,8 +79,12 @@ if sys.platform == "win32":
     extra_compile = ["/O2"] + omp_compile
 else:
     # -fopenmp-simd keeps the `omp simd` loops vectorised even without the OpenMP runtime; -fno-math-errno lets
-    # sqrt vectorise (rnnfast_optim.h): the kernels never read errno, and no result changes.
-    extra_compile = ["-O0" if DEBUG else "-O3", "-fopenmp-simd", "-fno-math-errno", "-Wno-unused-function"]
+    # sqrt vectorise (rnnfast_optim.h): the kernels never read errno, and no result changes. -fno-trapping-math
+    # lets GCC compute both sides of a select (the clamps of rf_expf), without which the AVX2 and baseline clones
+    # of every pointwise pass stayed scalar (only AVX-512's masks vectorised them): the kernels never read the
+    # floating-point exception flags, and no result changes.
+    extra_compile = ["-O0" if DEBUG else "-O3", "-fopenmp-simd", "-fno-math-errno", "-fno-trapping-math",
+                     "-Wno-unused-function"]
     extra_compile += omp_compile
     if DEBUG:
         extra_compile.append("-g")

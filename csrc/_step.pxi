@@ -130,6 +130,15 @@ def _recurrent_product(const floating[:, ::1] a,        # IN  (m, K)
     free(packed)
 
 
+def _set_isa_limit(int level):
+    """Cap the instruction set of the hand-written products (2 AVX-512, 1 AVX2 + FMA, 0 the portable loop; a
+    level the CPU lacks falls to the next below) and return the cap before: for the tests, which check each path
+    against the others on one machine. Not thread-safe; the pointwise passes pick their clone at load time."""
+    if level not in (0, 1, 2):
+        raise ValueError(f"level must be 0, 1 or 2, got {level!r}")
+    return rf_set_isa_limit(level)
+
+
 cdef Py_ssize_t _MIN_ZERO_BYTES_PER_THREAD = 1 << 18     # below 256 KB a share, waking a thread costs more
 cdef Py_ssize_t _LINE = 64                               # bytes in a cache line
 

@@ -64,7 +64,7 @@ from _fused cimport (lstm_fwd, lstm_bwd, elman_fwd, elman_bwd, gru_fwd, gru_bwd,
                      recgemm, matvec, wgrad)
 from _pointwise cimport (RF_TANH, RF_RELU, RF_SIGMOID, RF_NR_BYTES, rf_expf_array, rf_tanhf_array,
                          rf_sigmoidf_array, rf_wgrad_work_size, rf_wgrad_available, RF_HAVE_BARRIER, rf_barrier,
-                         rf_barrier_init, rf_barrier_wait, rf_team_size, rf_thread_id)
+                         rf_barrier_init, rf_barrier_wait, rf_team_size, rf_thread_id, rf_set_isa_limit)
 
 # Cell codes (rnnfast._cells.CELLS holds the same numbers; rnnfast._kernels checks they agree).
 ELMAN_TANH = RF_TANH

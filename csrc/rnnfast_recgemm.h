@@ -65,6 +65,12 @@ RF_PACK_BY_TEAM(rf_pack_by_team_d, rf_pack_panel_d, double)
 #if defined(__GNUC__) || defined(__clang__)
 typedef float rf_vf __attribute__((vector_size(64), aligned(4)));    /* 16 floats, unaligned loads */
 typedef double rf_vd __attribute__((vector_size(64), aligned(8)));   /* 8 doubles */
+/* Halves and quarters of them. GCC keeps a vector wider than the target's registers in memory (a 64-byte
+ * vector in an AVX2 clone goes through the stack at every operation), so code that AVX2 runs uses these. */
+typedef float rf_vf8 __attribute__((vector_size(32), aligned(4)));
+typedef float rf_vf4 __attribute__((vector_size(16), aligned(4)));
+typedef double rf_vd4 __attribute__((vector_size(32), aligned(8)));
+typedef double rf_vd2 __attribute__((vector_size(16), aligned(8)));
 
 #define RF_INLINE static inline __attribute__((always_inline))
 
@@ -163,6 +169,11 @@ ATTR static void NAME(int m, int N, int K, const T *A, int lda, const T *P, int 
 RF_RECGEMM(rf_recgemm_any_f, RF_CLONES, float, , rf_tile_f, rf_row_f)
 RF_RECGEMM(rf_recgemm_any_d, RF_CLONES, double, , rf_tile_d, rf_row_d)
 
+/* The widest instruction set the hand-written products may use (set_isa_limit): 2 AVX-512, 1 AVX2 + FMA,
+ * 0 the portable loop (target clones of it). Lowered only by the tests, to check every path on one machine. */
+static int rf_isa_limit = 2;
+static int rf_set_isa_limit(int level) { int old = rf_isa_limit; rf_isa_limit = level; return old; }
+
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(RNNFAST_NO_CLONES)
 /* AVX-512 has 32 vector registers, enough for tiles of more rows, which cut the panel traffic from L2 per
  * FMA (what limits the 4-row tile at large K): 12 rows (24 accumulators) beat 8 rows (16), which in turn
@@ -231,28 +242,109 @@ RF_RECGEMM(rf_recgemm512_f, __attribute__((target("avx512f"))), float, RF_WIDE_R
 RF_RECGEMM(rf_recgemm512_d, __attribute__((target("avx512f"))), double, RF_WIDE_ROWS(rf_tile_rows_d_any),
            rf_tile_d, rf_row_d)
 
+/* AVX2 + FMA (Haswell and later, Zen): 16 ymm registers. The 64-byte vectors above, compiled for AVX2,
+ * leave GCC broadcasting each a[k] through the stack and no FMA (the "avx2" clone has none): 79% of an
+ * LSTM step on an AMD EPYC without AVX-512, 15x slower than torch. Here each half of a panel (64 bytes,
+ * two ymm) is a pass of tiles of up to 6 rows: 12 accumulators, two panel vectors and a broadcast, the
+ * classic 6 x 16 Haswell micro-tile. Every element still sums k ascending in one FMA chain, so a row's
+ * result is the same bits as on the AVX-512 path and does not depend on its tile. */
+#define RF_HALF_ROWS(NAME, T, V, ROWS)                                                            \
+RF_INLINE void NAME(int K, const T *A, int lda, const T *half, T *C, int ldc, int ncols,          \
+                    int accumulate) {                                                             \
+    const int vl = 32 / (int)sizeof(T), nr = RF_NR_BYTES / (int)sizeof(T);                        \
+    const V zero = {0};                                                                           \
+    V acc[ROWS][2];                                                                               \
+    _Pragma("GCC unroll 8")                                                                       \
+    for (int r = 0; r < ROWS; ++r) acc[r][0] = acc[r][1] = zero;                                  \
+    for (int k = 0; k < K; ++k) {                                                                 \
+        V w0 = *(const V *)(half + (size_t)k * nr);                                               \
+        V w1 = *(const V *)(half + (size_t)k * nr + vl);                                          \
+        _Pragma("GCC unroll 8")                                                                   \
+        for (int r = 0; r < ROWS; ++r) {                                                          \
+            T a = A[(size_t)r * lda + k];                                                         \
+            acc[r][0] += a * w0; acc[r][1] += a * w1;                                             \
+        }                                                                                         \
+    }                                                                                             \
+    for (int r = 0; r < ROWS; ++r) {                                                              \
+        T out[2 * 32 / sizeof(T)];                                                                \
+        T *c = C + (size_t)r * ldc;                                                               \
+        memcpy(out, acc[r], sizeof out);                                                          \
+        if (accumulate) { for (int j = 0; j < ncols; ++j) c[j] += out[j]; }                       \
+        else { for (int j = 0; j < ncols; ++j) c[j] = out[j]; }                                   \
+    }                                                                                             \
+}
+#define RF_HALVES_OF_EVERY_HEIGHT(P, T, V)                                                        \
+RF_HALF_ROWS(P##1, T, V, 1) RF_HALF_ROWS(P##2, T, V, 2) RF_HALF_ROWS(P##3, T, V, 3)              \
+RF_HALF_ROWS(P##4, T, V, 4) RF_HALF_ROWS(P##5, T, V, 5) RF_HALF_ROWS(P##6, T, V, 6)              \
+RF_INLINE void P##_any(int rows, int K, const T *A, int lda, const T *half, T *C, int ldc, int ncols, \
+                       int accumulate) {                                                          \
+    switch (rows) {                                                                               \
+    case 1: P##1(K, A, lda, half, C, ldc, ncols, accumulate); break;                              \
+    case 2: P##2(K, A, lda, half, C, ldc, ncols, accumulate); break;                              \
+    case 3: P##3(K, A, lda, half, C, ldc, ncols, accumulate); break;                              \
+    case 4: P##4(K, A, lda, half, C, ldc, ncols, accumulate); break;                              \
+    case 5: P##5(K, A, lda, half, C, ldc, ncols, accumulate); break;                              \
+    default: P##6(K, A, lda, half, C, ldc, ncols, accumulate); break;                             \
+    }                                                                                             \
+}
+RF_HALVES_OF_EVERY_HEIGHT(rf_half_rows_f, float, rf_vf8)
+RF_HALVES_OF_EVERY_HEIGHT(rf_half_rows_d, double, rf_vd4)
+
+/* Rows [0, m) as ceil(m/6) tiles of near-equal height, for each half of each panel. */
+#define RF_RECGEMM256(NAME, T, TILE)                                                              \
+__attribute__((target("avx2,fma"))) static void NAME(int m, int N, int K, const T *A, int lda,   \
+                                                     const T *P, int kp, T *C, int ldc, int accumulate) { \
+    const int nr = RF_NR_BYTES / (int)sizeof(T), hw = nr / 2;                                     \
+    const int ntiles = (m + 5) / 6;                                                               \
+    for (int p0 = 0; p0 < N; p0 += nr) {                                                          \
+        const T *panel = P + (size_t)p0 * kp;                                                     \
+        for (int h0 = 0; h0 < nr && p0 + h0 < N; h0 += hw) {                                      \
+            const int ncols = N - p0 - h0 < hw ? N - p0 - h0 : hw;                                \
+            int i0 = 0;                                                                           \
+            for (int t = 0; t < ntiles; ++t) {                                                    \
+                const int rows = (int)(((long)m * (t + 1)) / ntiles - ((long)m * t) / ntiles);    \
+                TILE(rows, K, A + (size_t)i0 * lda, lda, panel + h0, C + (size_t)i0 * ldc + p0 + h0, ldc, \
+                     ncols, accumulate);                                                          \
+                i0 += rows;                                                                       \
+            }                                                                                     \
+        }                                                                                         \
+    }                                                                                             \
+}
+RF_RECGEMM256(rf_recgemm256_f, float, rf_half_rows_f_any)
+RF_RECGEMM256(rf_recgemm256_d, double, rf_half_rows_d_any)
+
 static int rf_has_avx512(void) {
     static int has = -1;                        /* a benign race: every thread stores the same value */
     if (has < 0) {
         __builtin_cpu_init();
         has = __builtin_cpu_supports("avx512f") != 0;
     }
-    return has;
+    return has && rf_isa_limit >= 2;
 }
-#define RF_DISPATCH(FAST, ...) if (rf_has_avx512()) { FAST(__VA_ARGS__); return; }
+static int rf_has_avx2_fma(void) {
+    static int has = -1;
+    if (has < 0) {
+        __builtin_cpu_init();
+        has = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    }
+    return has && rf_isa_limit >= 1;
+}
+#define RF_DISPATCH(FAST, MID, ...)                                                               \
+    if (rf_has_avx512()) { FAST(__VA_ARGS__); return; }                                           \
+    if (rf_has_avx2_fma()) { MID(__VA_ARGS__); return; }
 #else
-#define RF_DISPATCH(FAST, ...)
+#define RF_DISPATCH(FAST, MID, ...)
 #endif
 
 static void rf_recgemm_f(int m, int N, int K, const float *A, int lda, const float *P, int kp, float *C, int ldc,
                          int accumulate) {
-    RF_DISPATCH(rf_recgemm512_f, m, N, K, A, lda, P, kp, C, ldc, accumulate)
+    RF_DISPATCH(rf_recgemm512_f, rf_recgemm256_f, m, N, K, A, lda, P, kp, C, ldc, accumulate)
     rf_recgemm_any_f(m, N, K, A, lda, P, kp, C, ldc, accumulate);
 }
 
 static void rf_recgemm_d(int m, int N, int K, const double *A, int lda, const double *P, int kp, double *C,
                          int ldc, int accumulate) {
-    RF_DISPATCH(rf_recgemm512_d, m, N, K, A, lda, P, kp, C, ldc, accumulate)
+    RF_DISPATCH(rf_recgemm512_d, rf_recgemm256_d, m, N, K, A, lda, P, kp, C, ldc, accumulate)
     rf_recgemm_any_d(m, N, K, A, lda, P, kp, C, ldc, accumulate);
 }
 
@@ -261,48 +353,48 @@ static void rf_recgemm_d(int m, int N, int K, const double *A, int lda, const do
  * dot keeps one vector of lane sums, folded by halves at the end (a strict left-to-right sum of the
  * lanes would make every row wait on a 16-add dependency chain). */
 #if defined(__GNUC__) || defined(__clang__)
-typedef float rf_vf8 __attribute__((vector_size(32), aligned(4)));
-typedef float rf_vf4 __attribute__((vector_size(16), aligned(4)));
-typedef double rf_vd4 __attribute__((vector_size(32), aligned(8)));
-typedef double rf_vd2 __attribute__((vector_size(16), aligned(8)));
-
-/* Sum of a vector's lanes, folded by halves. */
-RF_INLINE float rf_hsum_f(rf_vf v) {
-    rf_vf8 a, b;
-    memcpy(&a, &v, 32); memcpy(&b, (const char *)&v + 32, 32); a += b;
+/* Sum of the lanes of a 64-byte vector held as its two halves, folded by halves. */
+RF_INLINE float rf_hsum_f(rf_vf8 lo, rf_vf8 hi) {
+    rf_vf8 a = lo + hi;
     rf_vf4 c, d;
     memcpy(&c, &a, 16); memcpy(&d, (const char *)&a + 16, 16); c += d;
     return (c[0] + c[2]) + (c[1] + c[3]);
 }
-RF_INLINE double rf_hsum_d(rf_vd v) {
-    rf_vd4 a, b;
-    memcpy(&a, &v, 32); memcpy(&b, (const char *)&v + 32, 32); a += b;
+RF_INLINE double rf_hsum_d(rf_vd4 lo, rf_vd4 hi) {
+    rf_vd4 a = lo + hi;
     rf_vd2 c, d;
     memcpy(&c, &a, 16); memcpy(&d, (const char *)&a + 16, 16); c += d;
     return c[0] + c[1];
 }
 
+/* Two 64-byte accumulators of lane sums, each held as two 32-byte halves (V) so that the AVX2 clone keeps them
+ * in registers; the lanes and their order of summation are those of 64-byte vectors. */
 #define RF_MATVEC(NAME, T, V, HSUM)                                                               \
 RF_CLONES static void NAME(int N, int K, const T *W, const T *x, T *a) {                          \
-    enum { VL = 64 / sizeof(T) };                                                                 \
+    enum { VL = 64 / sizeof(T), HL = 32 / sizeof(T) };                                            \
     const V zero = {0};                                                                           \
     int kv = K - K % VL;                                                                          \
     for (int n = 0; n < N; ++n) {                                                                 \
         const T *w = W + (size_t)n * K;                                                           \
-        V acc0 = zero, acc1 = zero;                                                               \
+        V a0l = zero, a0h = zero, a1l = zero, a1h = zero;                                         \
         int k = 0;                                                                                \
         for (; k + 2 * VL <= kv; k += 2 * VL) {                                                   \
-            acc0 += *(const V *)(w + k) * *(const V *)(x + k);                                    \
-            acc1 += *(const V *)(w + k + VL) * *(const V *)(x + k + VL);                          \
+            a0l += *(const V *)(w + k) * *(const V *)(x + k);                                     \
+            a0h += *(const V *)(w + k + HL) * *(const V *)(x + k + HL);                           \
+            a1l += *(const V *)(w + k + VL) * *(const V *)(x + k + VL);                           \
+            a1h += *(const V *)(w + k + VL + HL) * *(const V *)(x + k + VL + HL);                 \
         }                                                                                         \
-        for (; k < kv; k += VL) acc0 += *(const V *)(w + k) * *(const V *)(x + k);                \
-        T s = HSUM(acc0 + acc1);                                                                  \
+        for (; k < kv; k += VL) {                                                                 \
+            a0l += *(const V *)(w + k) * *(const V *)(x + k);                                     \
+            a0h += *(const V *)(w + k + HL) * *(const V *)(x + k + HL);                           \
+        }                                                                                         \
+        T s = HSUM(a0l + a1l, a0h + a1h);                                                         \
         for (; k < K; ++k) s += w[k] * x[k];                                                      \
         a[n] += s;                                                                                \
     }                                                                                             \
 }
-RF_MATVEC(rf_matvec_f, float, rf_vf, rf_hsum_f)
-RF_MATVEC(rf_matvec_d, double, rf_vd, rf_hsum_d)
+RF_MATVEC(rf_matvec_f, float, rf_vf8, rf_hsum_f)
+RF_MATVEC(rf_matvec_d, double, rf_vd4, rf_hsum_d)
 #else
 #define RF_MATVEC(NAME, T)                                                                        \
 static void NAME(int N, int K, const T *W, const T *x, T *a) {                                    \
