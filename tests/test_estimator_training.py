@@ -109,6 +109,49 @@ def test_window_is_the_time_delay_view():
     np.testing.assert_array_equal(w.x[2, 1], 0)                      # padding stays padding
 
 
+@pytest.mark.parametrize("kind", ["classifier", "regressor"])
+def test_predict_offsets_all_averages_the_crops_of_every_alignment(kind):
+    """predict_offsets="all": the mean, over φ = 0 … k − 1, of what the grid alone predicts for the sequences
+    with their first φ steps dropped (the classifier's probabilities, the regressor's outputs); a ragged
+    sequence shorter than φ + 1 steps keeps its last step. 0: the grid alone."""
+    rng = np.random.default_rng(3)
+    X = [rng.standard_normal((int(t), 2)) for t in rng.integers(2, 12, size=40)]   # ragged, some shorter than k
+    if kind == "classifier":
+        y = np.array([int(x[:, 0].sum() > 0) for x in X])
+        est = SequenceClassifier(window=3, max_updates=30, dtype="float64", **FAST).fit(X, y)
+        out = est.predict_proba
+    else:
+        y = np.array([x[:, 0].sum() for x in X])
+        est = SequenceRegressor(window=3, max_updates=30, dtype="float64", predict_offsets="all", **FAST).fit(X, y)
+        out = est.predict
+    assert SequenceClassifier().predict_offsets == "all" and SequenceRegressor().predict_offsets == 0
+    assert est.predict_offsets == "all" and est.window_ == 3
+    averaged = out(X)
+    est.set_params(predict_offsets=0)
+    grid = out(X)
+    crops = [out([x[min(phi, len(x) - 1):] for x in X]) for phi in range(3)]
+    np.testing.assert_array_equal(crops[0], grid)
+    np.testing.assert_allclose(averaged, np.mean(crops, axis=0), rtol=1e-12, atol=1e-15)
+    assert np.abs(averaged - grid).max() > 1e-6                        # the other alignments do count
+    est.set_params(predict_offsets="all", window_offset=0)             # trained on random offsets, but the
+    np.testing.assert_array_equal(out(X), grid)                        # user asks for the grid alone
+    if kind == "classifier":                                           # predict and score follow the average
+        est.set_params(predict_offsets="all")
+        labels = est.classes_[averaged.argmax(axis=1)]
+        np.testing.assert_array_equal(est.predict(X), labels)
+        assert est.score(X, y) == np.mean(labels == y)
+
+
+def test_predict_offsets_rejects_other_values():
+    X, y = np.zeros((6, 8, 1)), np.arange(6) % 2
+    with pytest.raises(ValueError, match="predict_offsets"):
+        SequenceClassifier(predict_offsets="mean", **FAST).fit(X, y)
+    est = SequenceClassifier(window=2, max_updates=2, **FAST).fit(X, y)
+    est.set_params(predict_offsets=1)
+    with pytest.raises(ValueError, match="predict_offsets"):
+        est.predict(X)
+
+
 def test_scaling_ignores_padding_and_weighs_sequences():
     rng = np.random.default_rng(0)
     X = [rng.standard_normal((t, 2)) * 5 + 1 for t in (4, 1, 7)]

@@ -613,6 +613,7 @@ def test_files_and_pickles_from_before_the_sequential_still_load(tmp_path, kind)
     assert isinstance(est.model_, rnnfast.Sequential) and est.rnn_ is est.model_[0] and est.head_ is est.model_[2]
     assert est.model_[1].what == "meanmax" and est.head_.in_features == 8
     assert est.window_offset == 0                  # added later: the value that reproduces how it trained
+    assert est.predict_offsets == 0                # likewise (files before it predicted on the grid alone)
     assert est.instance_norm is False and not getattr(est, "instance_norm_", False)   # likewise
     # the same model, to float32 rounding (MAIN_PROBA came from an AVX-512 machine)
     np.testing.assert_allclose(est.predict_proba(main_model_data()[:3]), MAIN_PROBA, rtol=1e-6, atol=0)

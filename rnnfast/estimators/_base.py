@@ -17,7 +17,7 @@ from ._compat import BaseEstimator, NotFittedError
 from ._inference import _Inference
 from ._training import _Interrupted, _TrainingLoop
 from ._data import (_auto_window, _check_X, _input_scaling, _InputScaling, _instance_normalized, _make_rng,
-                    _scaled, _scales_differ, _Sequences, _windowed)
+                    _cropped_windowed, _scaled, _scales_differ, _Sequences, _windowed)
 
 _CELLS = {**{name: name for name in CELL_NAMES}, **ALIASES}    # family names, and "rnn" for "elman"
 _NONLINEARITIES = ("tanh", "relu", "sigmoid")
@@ -95,7 +95,7 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
     # (the weights, model_, included) and saved by rnnfast.persist (besides the weights).
     # parameters added after files and pickles of this class were first written, with the value that
     # reproduces how such a model trained (rnnfast.load and unpickling fill them in)
-    _earlier_defaults: dict[str, Any] = {"window_offset": 0, "instance_norm": False}
+    _earlier_defaults: dict[str, Any] = {"window_offset": 0, "instance_norm": False, "predict_offsets": 0}
     _persisted_attrs: tuple[str, ...] = ("n_features_in_", "input_size_", "fit_layout_", "window_", "instance_norm_",
                         "input_asinh_center_", "input_asinh_scale_", "input_mean_", "input_scale_",
                         "loss_curve_", "validation_scores_", "best_loss_", "best_validation_score_", "n_iter_",
@@ -113,8 +113,8 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
     def __init__(self, *, cell: str = "lstm", hidden_size: int = 64, num_layers: int = 1,
                  nonlinearity: str = "tanh", dropout: float = 0.0, bidirectional: bool = False,
                  output: str = "last", readout: str = "auto", window: Any = "auto",
-                 window_offset: Any = "random", scale: Any = True, instance_norm: Any = False,
-                 input_noise: float = 0.3,
+                 window_offset: Any = "random", predict_offsets: Any = 0, scale: Any = True,
+                 instance_norm: Any = False, input_noise: float = 0.3,
                  optimizer: str = "adam", lr: float = 0.003, lr_schedule: str = "cosine",
                  weight_decay: float = 0.0, batch_size: int = 16, bucket: bool = True,
                  max_updates: Any = "auto",
@@ -133,6 +133,7 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
         self.readout = readout
         self.window = window
         self.window_offset = window_offset
+        self.predict_offsets = predict_offsets
         self.scale = scale
         self.instance_norm = instance_norm
         self.input_noise = input_noise
@@ -204,6 +205,7 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
         else:
             p["window"] = 1 if self.window is None else check_int("window", self.window, 1)
         p["window_offset"] = check_choice("window_offset", self.window_offset, ("random", 0))
+        p["predict_offsets"] = check_choice("predict_offsets", self.predict_offsets, ("all", 0))
         if p["max_updates"] is None and p["max_epochs"] is None:
             raise ValueError("max_updates and max_epochs are both None: set at least one training budget")
         if p["bidirectional"] and p["tbptt"] is not None:
@@ -432,10 +434,28 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
                              f"features per step as input.")
         return seqs
 
-    def _check_X_predict(self, X: Any) -> _Sequences:
-        """X checked, scaled and windowed for the network."""
+    def _predicted(self, X: Any) -> tuple[np.ndarray, _Sequences]:
+        """(head outputs z in float64, X prepared on the window grid from step 0). With a window (k > 1),
+        ``output="last"`` and ``predict_offsets="all"``, z is the average over the k alignments of the window
+        grid, each sequence's windows starting at step φ = 0 … k − 1 (``_averaged_outputs``): the alignments
+        that ``window_offset="random"`` trained on, so that no prediction hangs on one of them (with
+        ``window_offset=0`` the model trained on the grid alone, and predicts on it alone)."""
         self._check_fitted()
-        return self._prepared(self._check_X_fitted(_check_X(X, self.rnn_.dtype)))
+        steps = self._scaled_steps(self._check_X_fitted(_check_X(X, self.rnn_.dtype)))
+        k = getattr(self, "window_", 1)
+        seqs = _windowed(steps, k)
+        z = self._forward(seqs)
+        offsets = check_choice("predict_offsets", getattr(self, "predict_offsets", 0), ("all", 0))
+        if offsets == "all" and k > 1 and self._output == "last" and self.window_offset == "random":
+            idx = np.arange(steps.n)
+            crops = (_cropped_windowed(steps, idx, np.full(steps.n, phi), k) for phi in range(1, k))
+            z = self._averaged_outputs([z] + [self._forward(crop) for crop in crops])
+        return z, seqs
+
+    def _averaged_outputs(self, zs: list[np.ndarray]) -> np.ndarray:
+        """One output from the outputs of several alignments (each (n, O)): their mean (the classifier
+        averages probabilities instead)."""
+        return np.mean(zs, axis=0)
 
     # ---- weights, pickling, saving ----------------------------------------------------------------
     def _get_weights(self) -> dict[str, np.ndarray]:

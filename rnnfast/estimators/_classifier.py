@@ -47,8 +47,8 @@ class SequenceClassifier(ClassifierMixin, _SequenceEstimator):
     def __init__(self, *, cell: str = "lstm", hidden_size: int = 64, num_layers: int = 1,
                  nonlinearity: str = "tanh", dropout: float = 0.0, bidirectional: bool = False,
                  output: str = "last", readout: str = "auto", window: Any = "auto",
-                 window_offset: Any = "random", scale: Any = True, instance_norm: Any = "auto",
-                 input_noise: float = 0.3,
+                 window_offset: Any = "random", predict_offsets: Any = "all", scale: Any = True,
+                 instance_norm: Any = "auto", input_noise: float = 0.3,
                  optimizer: str = "adam", lr: float = 0.003, lr_schedule: str = "cosine",
                  weight_decay: float = 0.0, batch_size: int = 16, bucket: bool = True,
                  max_updates: Any = "auto",
@@ -59,7 +59,8 @@ class SequenceClassifier(ClassifierMixin, _SequenceEstimator):
                  verbose: int = 0, dtype: str = "float32", comm: Any = None):
         super().__init__(cell=cell, hidden_size=hidden_size, num_layers=num_layers, nonlinearity=nonlinearity,
                          dropout=dropout, bidirectional=bidirectional, output=output, readout=readout,
-                         window=window, window_offset=window_offset, scale=scale, instance_norm=instance_norm,
+                         window=window, window_offset=window_offset, predict_offsets=predict_offsets,
+                         scale=scale, instance_norm=instance_norm,
                          input_noise=input_noise, optimizer=optimizer, lr=lr, lr_schedule=lr_schedule,
                          weight_decay=weight_decay, batch_size=batch_size, bucket=bucket, max_updates=max_updates,
                          max_epochs=max_epochs, clip_norm=clip_norm, tbptt=tbptt, early_stopping=early_stopping,
@@ -152,17 +153,21 @@ class SequenceClassifier(ClassifierMixin, _SequenceEstimator):
     def _metric(self, z, target, weights):
         return _accuracy(target, z.argmax(axis=-1), weights)
 
+    def _averaged_outputs(self, zs):
+        """The log of the alignments' mean probabilities (softmax gives back that mean)."""
+        return np.log(np.mean([_softmax(z) for z in zs], axis=0))
+
     def predict_proba(self, X: Any):
         """Class probabilities: (n_samples, n_classes); per step (n_samples, T, n_classes) with
         output="sequence" (a list of (T_i, n_classes) arrays for ragged X)."""
-        seqs = self._check_X_predict(X)
-        proba = _softmax(self._forward(seqs))
+        z, seqs = self._predicted(X)
+        proba = _softmax(z)
         return proba if self._output == "last" else self._per_sequence(proba, seqs)
 
     def predict(self, X: Any):
         """The most probable class: (n_samples,), or per step (n_samples, T) / a list for ragged X."""
-        seqs = self._check_X_predict(X)
-        labels = self.classes_[self._forward(seqs).argmax(axis=-1)]
+        z, seqs = self._predicted(X)
+        labels = self.classes_[z.argmax(axis=-1)]
         return labels if self._output == "last" else self._per_sequence(labels, seqs)
 
     def predict_log_proba(self, X: Any):
@@ -174,8 +179,8 @@ class SequenceClassifier(ClassifierMixin, _SequenceEstimator):
 
     def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
         """Accuracy: of the sequences' labels ("last") or of every step's label ("sequence")."""
-        seqs = self._check_X_predict(X)
-        pred = self.classes_[self._forward(seqs).argmax(axis=-1)]
+        z, seqs = self._predicted(X)
+        pred = self.classes_[z.argmax(axis=-1)]
         if self._output == "last":
             truth = _column_or_1d(np.asarray(_check_target_rows(y, seqs, False)))
             return _accuracy(truth, pred, sample_weight)

@@ -408,8 +408,14 @@ def _offset_windowed(seqs: _Sequences, idx: np.ndarray, k: int, rng: np.random.G
     """Sequences ``idx`` of ``seqs`` (B,), each starting at its own random step φ_b ∈ {0 … min(k, T_b) − 1} (its
     first φ_b steps dropped), then windowed: x (T'', B, k·I), lengths ⌈(T_b − φ_b)/k⌉. Over many draws the model
     sees every alignment of the window grid on every sequence (``window_offset="random"``)."""
+    return _cropped_windowed(seqs, idx, rng.integers(0, k, size=len(idx)), k)
+
+
+def _cropped_windowed(seqs: _Sequences, idx: np.ndarray, phase: np.ndarray, k: int) -> _Sequences:
+    """Sequences ``idx`` of ``seqs`` (B,), each with its first φ_b = min(phase_b, T_b − 1) steps dropped
+    (phase: (B,) ints), then windowed."""
     lengths = seqs.ends()[idx] + 1                                                  # (B,) T_b
-    phase = np.minimum(rng.integers(0, k, size=len(idx)), lengths - 1)              # (B,) φ_b
+    phase = np.minimum(phase, lengths - 1)                                          # (B,) φ_b
     lengths = lengths - phase
     t = np.arange(int(lengths.max()))[:, None]                                      # (T'', 1)
     x = seqs.x[np.minimum(t + phase[None, :], seqs.T - 1), idx[None, :]]            # (T'', B, I) a copy

@@ -108,14 +108,14 @@ class SequenceRegressor(RegressorMixin, _SequenceEstimator):
 
     def predict(self, X: Any):
         """Predictions (float64) shaped like the y of fit: (n_samples[, k]) or (n_samples, T[, k])."""
-        seqs = self._check_X_predict(X)
-        z = self._shape_output(self._unscaled(self._forward(seqs)))
+        z, seqs = self._predicted(X)
+        z = self._shape_output(self._unscaled(z))
         return z if self._output == "last" else self._per_sequence(z, seqs)
 
     def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
         """R² (uniform average over outputs), over sequences ("last") or over every step ("sequence")."""
-        seqs = self._check_X_predict(X)
-        z = self._unscaled(self._forward(seqs))
+        z, seqs = self._predicted(X)
+        z = self._unscaled(z)
         t = self._regression_targets(y, seqs)
         if self._output == "last":
             return _r2(t, z, sample_weight)
