@@ -1,11 +1,11 @@
 # The after-loop work of backward (included by recurrent.pyx): dW_ih = Σ_t dA_tᵀ x_t, dW_hh = Σ_t dA_tᵀ h_{t-1}
-# by rnnfast_wgrad.h where the CPU has AVX-512 (else, or with KernelOptions.weight_gradients = "blas", by
-# BLAS), dW_hh and dW_ih in one pass over dA where they can be, and dx_t = dA_t W_ih by BLAS (unless the time
+# by rnnfast_wgrad.h where the CPU has AVX-512 or AVX2 + FMA (else, or with KernelOptions.weight_gradients =
+# "blas", by BLAS), dW_hh and dW_ih in one pass over dA where they can be, and dx_t = dA_t W_ih by BLAS (unless the time
 # loop computed it: KernelOptions.input_gemm), split across threads by output block.
 
 cdef inline Py_ssize_t _wgrad_work_size(int itemsize, bint use_blas) noexcept nogil:
-    """Elements of one thread's workspace for rnnfast_wgrad.h; 0 when BLAS does the work (use_blas, or no
-    AVX-512 on this CPU)."""
+    """Elements of one thread's workspace for rnnfast_wgrad.h; 0 when BLAS does the work (use_blas, or neither
+    AVX-512 nor AVX2 + FMA on this CPU)."""
     if use_blas or not rf_wgrad_available():
         return 0
     return <Py_ssize_t> rf_wgrad_work_size(itemsize)

@@ -108,7 +108,7 @@ class KernelOptions:
         or one BLAS GEMM per step (each thread's rows one call: where BLAS sums a row by its place in
         the call, as OpenBLAS's Haswell sgemm does, the last bits then depend on the thread count).
     weight_gradients : {"auto", "blas"}
-        The after-loop weight-gradient GEMMs: rnnfast_wgrad.h where the CPU has AVX-512, else BLAS
+        The after-loop weight-gradient GEMMs: rnnfast_wgrad.h where the CPU has AVX-512 or AVX2 + FMA, else BLAS
         ("auto", default), or always BLAS. The two sum the weight gradients in another order, and split
         dx's GEMM into other row blocks, so these and dx agree to rounding, not bit for bit.
     unit_split_bytes : int

@@ -108,6 +108,29 @@ def test_weight_gradient_product_matches_numpy(dtype, K, M, N, use_blas):
     assert np.all(np.abs(out - exact) <= bound), np.max(np.abs(out - exact) - bound)
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_weight_gradient_tiles_of_avx512_and_avx2_give_the_same_bits(dtype):
+    """The AVX-512 tile (12 rows × a panel) and the AVX2 + FMA one (four passes of 6 rows × half a panel)
+    add each element's products in the same order; with the instruction set capped at 0 the product is
+    BLAS's, to rounding. (Where the CPU lacks AVX-512 both of the first two take the AVX2 path.)"""
+    from rnnfast import _recurrent
+    rng = np.random.default_rng(11)
+    a = rng.standard_normal((300, 3 + 191 + 5)).astype(dtype)      # K = 300 crosses the K block, M = 191
+    b = rng.standard_normal((300, 257)).astype(dtype)              # N = 257: partial panels and halves
+    c = rng.standard_normal((191, 257)).astype(dtype)
+    out = {}
+    for level in (2, 1, 0):
+        old = _recurrent._set_isa_limit(level)
+        try:
+            out[level] = c.copy()
+            _kernels._wgrad_product(a, b, out[level], 3, wgrad_options(False))
+        finally:
+            _recurrent._set_isa_limit(old)
+    np.testing.assert_array_equal(out[1], out[2])
+    tol = 1e-4 if dtype == "float32" else 1e-12
+    np.testing.assert_allclose(out[0], out[1], rtol=tol, atol=tol * np.abs(out[1]).max())
+
+
 def test_weight_gradient_product_rejects_shapes_that_do_not_fit():
     a, b, c = np.zeros((4, 6)), np.zeros((4, 3)), np.zeros((5, 3))
     with pytest.raises(ValueError, match="do not fit"):
