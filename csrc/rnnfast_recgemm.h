@@ -77,13 +77,15 @@ typedef double rf_vd2 __attribute__((vector_size(16), aligned(8)));
 /* One row of a tile's result, two vectors: c[0:ncols] (+)= acc. */
 #define RF_STORE(NAME, T, V)                                                                      \
 RF_INLINE void NAME(const V *acc, T *c, int ncols, int accumulate) {                              \
-    T out[2 * 64 / sizeof(T)];                                                                    \
+    T out[2 * sizeof(V) / sizeof(T)];                                                             \
     memcpy(out, acc, sizeof out);                                                                 \
     if (accumulate) { for (int j = 0; j < ncols; ++j) c[j] += out[j]; }                           \
     else { for (int j = 0; j < ncols; ++j) c[j] = out[j]; }                                       \
 }
 RF_STORE(rf_store_f, float, rf_vf)
 RF_STORE(rf_store_d, double, rf_vd)
+RF_STORE(rf_store8_f, float, rf_vf8)        /* half a panel: the AVX2 tiles */
+RF_STORE(rf_store4_d, double, rf_vd4)
 
 /* C rows [0, RF_MR), the columns of one panel (ncols valid): C (+)= A @ panel. */
 #define RF_TILE(NAME, T, V, STORE)                                                                \
@@ -181,17 +183,19 @@ static int rf_set_isa_limit(int level) { int old = rf_isa_limit; rf_isa_limit = 
  * of 11, 11 and 10 it runs as fast as in 12, 12 and 8 (what counts is the number of tiles, each a pass
  * over the panel). AVX2's 16 registers cannot hold them, so these are separate functions chosen at run
  * time rather than target clones. */
+/* ROWS rows × two vectors V of columns (a whole panel with 64-byte V, half of one with 32-byte V), the panel's
+ * rows RF_NR_BYTES apart. */
 #define RF_TILE_ROWS(NAME, T, V, STORE, ROWS)                                                     \
 RF_INLINE void NAME(int K, const T *A, int lda, const T *panel, T *C, int ldc, int ncols,         \
                     int accumulate) {                                                             \
-    const int vl = 64 / (int)sizeof(T);                                                           \
+    const int vl = (int)(sizeof(V) / sizeof(T)), nr = RF_NR_BYTES / (int)sizeof(T);               \
     const V zero = {0};                                                                           \
     V acc[ROWS][2];                                                                               \
     _Pragma("GCC unroll 16")                                                                      \
     for (int r = 0; r < ROWS; ++r) acc[r][0] = acc[r][1] = zero;                                  \
     for (int k = 0; k < K; ++k) {                                                                 \
-        V w0 = *(const V *)(panel + (size_t)k * 2 * vl);                                          \
-        V w1 = *(const V *)(panel + (size_t)k * 2 * vl + vl);                                     \
+        V w0 = *(const V *)(panel + (size_t)k * nr);                                              \
+        V w1 = *(const V *)(panel + (size_t)k * nr + vl);                                         \
         _Pragma("GCC unroll 16")                                                                  \
         for (int r = 0; r < ROWS; ++r) {                                                          \
             T a = A[(size_t)r * lda + k];                                                         \
@@ -230,13 +234,13 @@ RF_TILES_OF_EVERY_HEIGHT(rf_tile_rows_d, double, rf_vd, rf_store_d)
  * (a lone row costs about what 2 rows of a taller tile cost). In a packed batch the active rows shrink step
  * by step through every count, so the remainders are the common case (benchmarks/README.md, variable
  * lengths, fourth pass). */
-#define RF_WIDE_ROWS(TILE)                                                                        \
-    const int ntiles = (m + 11) / 12;                                                             \
-    for (int t = 0; t < ntiles; ++t) {                                                            \
+#define RF_EQUAL_TILES(TILE, MAXROWS, PANEL, COL0, NCOLS)                                        \
+    for (int t = 0, ntiles = (m + MAXROWS - 1) / MAXROWS; t < ntiles; ++t) {                      \
         const int rows = (int)(((long)m * (t + 1)) / ntiles - ((long)m * t) / ntiles);            \
-        TILE(rows, K, A + (size_t)i0 * lda, lda, panel, C + (size_t)i0 * ldc + p0, ldc, ncols, accumulate); \
+        TILE(rows, K, A + (size_t)i0 * lda, lda, PANEL, C + (size_t)i0 * ldc + (COL0), ldc, NCOLS, accumulate); \
         i0 += rows;                                                                               \
     }
+#define RF_WIDE_ROWS(TILE) RF_EQUAL_TILES(TILE, 12, panel, p0, ncols)
 RF_RECGEMM(rf_recgemm512_f, __attribute__((target("avx512f"))), float, RF_WIDE_ROWS(rf_tile_rows_f_any),
            rf_tile_f, rf_row_f)
 RF_RECGEMM(rf_recgemm512_d, __attribute__((target("avx512f"))), double, RF_WIDE_ROWS(rf_tile_rows_d_any),
@@ -248,65 +252,20 @@ RF_RECGEMM(rf_recgemm512_d, __attribute__((target("avx512f"))), double, RF_WIDE_
  * two ymm) is a pass of tiles of up to 6 rows: 12 accumulators, two panel vectors and a broadcast, the
  * classic 6 x 16 Haswell micro-tile. Every element still sums k ascending in one FMA chain, so a row's
  * result is the same bits as on the AVX-512 path and does not depend on its tile. */
-#define RF_HALF_ROWS(NAME, T, V, ROWS)                                                            \
-RF_INLINE void NAME(int K, const T *A, int lda, const T *half, T *C, int ldc, int ncols,          \
-                    int accumulate) {                                                             \
-    const int vl = 32 / (int)sizeof(T), nr = RF_NR_BYTES / (int)sizeof(T);                        \
-    const V zero = {0};                                                                           \
-    V acc[ROWS][2];                                                                               \
-    _Pragma("GCC unroll 8")                                                                       \
-    for (int r = 0; r < ROWS; ++r) acc[r][0] = acc[r][1] = zero;                                  \
-    for (int k = 0; k < K; ++k) {                                                                 \
-        V w0 = *(const V *)(half + (size_t)k * nr);                                               \
-        V w1 = *(const V *)(half + (size_t)k * nr + vl);                                          \
-        _Pragma("GCC unroll 8")                                                                   \
-        for (int r = 0; r < ROWS; ++r) {                                                          \
-            T a = A[(size_t)r * lda + k];                                                         \
-            acc[r][0] += a * w0; acc[r][1] += a * w1;                                             \
-        }                                                                                         \
-    }                                                                                             \
-    for (int r = 0; r < ROWS; ++r) {                                                              \
-        T out[2 * 32 / sizeof(T)];                                                                \
-        T *c = C + (size_t)r * ldc;                                                               \
-        memcpy(out, acc[r], sizeof out);                                                          \
-        if (accumulate) { for (int j = 0; j < ncols; ++j) c[j] += out[j]; }                       \
-        else { for (int j = 0; j < ncols; ++j) c[j] = out[j]; }                                   \
-    }                                                                                             \
-}
-#define RF_HALVES_OF_EVERY_HEIGHT(P, T, V)                                                        \
-RF_HALF_ROWS(P##1, T, V, 1) RF_HALF_ROWS(P##2, T, V, 2) RF_HALF_ROWS(P##3, T, V, 3)              \
-RF_HALF_ROWS(P##4, T, V, 4) RF_HALF_ROWS(P##5, T, V, 5) RF_HALF_ROWS(P##6, T, V, 6)              \
-RF_INLINE void P##_any(int rows, int K, const T *A, int lda, const T *half, T *C, int ldc, int ncols, \
-                       int accumulate) {                                                          \
-    switch (rows) {                                                                               \
-    case 1: P##1(K, A, lda, half, C, ldc, ncols, accumulate); break;                              \
-    case 2: P##2(K, A, lda, half, C, ldc, ncols, accumulate); break;                              \
-    case 3: P##3(K, A, lda, half, C, ldc, ncols, accumulate); break;                              \
-    case 4: P##4(K, A, lda, half, C, ldc, ncols, accumulate); break;                              \
-    case 5: P##5(K, A, lda, half, C, ldc, ncols, accumulate); break;                              \
-    default: P##6(K, A, lda, half, C, ldc, ncols, accumulate); break;                             \
-    }                                                                                             \
-}
-RF_HALVES_OF_EVERY_HEIGHT(rf_half_rows_f, float, rf_vf8)
-RF_HALVES_OF_EVERY_HEIGHT(rf_half_rows_d, double, rf_vd4)
+RF_TILES_OF_EVERY_HEIGHT(rf_half_rows_f, float, rf_vf8, rf_store8_f)      /* used up to 6 rows */
+RF_TILES_OF_EVERY_HEIGHT(rf_half_rows_d, double, rf_vd4, rf_store4_d)
 
 /* Rows [0, m) as ceil(m/6) tiles of near-equal height, for each half of each panel. */
 #define RF_RECGEMM256(NAME, T, TILE)                                                              \
 __attribute__((target("avx2,fma"))) static void NAME(int m, int N, int K, const T *A, int lda,   \
                                                      const T *P, int kp, T *C, int ldc, int accumulate) { \
     const int nr = RF_NR_BYTES / (int)sizeof(T), hw = nr / 2;                                     \
-    const int ntiles = (m + 5) / 6;                                                               \
     for (int p0 = 0; p0 < N; p0 += nr) {                                                          \
         const T *panel = P + (size_t)p0 * kp;                                                     \
         for (int h0 = 0; h0 < nr && p0 + h0 < N; h0 += hw) {                                      \
             const int ncols = N - p0 - h0 < hw ? N - p0 - h0 : hw;                                \
             int i0 = 0;                                                                           \
-            for (int t = 0; t < ntiles; ++t) {                                                    \
-                const int rows = (int)(((long)m * (t + 1)) / ntiles - ((long)m * t) / ntiles);    \
-                TILE(rows, K, A + (size_t)i0 * lda, lda, panel + h0, C + (size_t)i0 * ldc + p0 + h0, ldc, \
-                     ncols, accumulate);                                                          \
-                i0 += rows;                                                                       \
-            }                                                                                     \
+            RF_EQUAL_TILES(TILE, 6, panel + h0, p0 + h0, ncols)                                   \
         }                                                                                         \
     }                                                                                             \
 }
