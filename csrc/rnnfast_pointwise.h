@@ -26,7 +26,9 @@
  * with j0 = 0, j1 = H, or one thread's share of the units when the threads split the columns.
  *
  * Small x86-64 builds get AVX2 / AVX-512 clones of each pass chosen at run time (GCC target_clones),
- * so a wheel built for the baseline still uses wide vectors where the CPU has them.
+ * so a wheel built for the baseline still uses wide vectors where the CPU has them. The AVX2 clone is the
+ * ISA level x86-64-v3 (GCC 12 and later), which has FMA: GCC's "avx2" clone has none, and on an AMD EPYC
+ * without AVX-512 the whole training loops ran 5-40% slower with it (benchmarks/training_loops.py).
  */
 #ifndef RNNFAST_POINTWISE_H
 #define RNNFAST_POINTWISE_H
@@ -36,7 +38,11 @@
 #include <string.h>
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) && !defined(RNNFAST_NO_CLONES)
+#if __GNUC__ >= 12        /* x86-64-v3: AVX2 + FMA + ..., dispatched on those features, not on the CPU model */
+#define RF_CLONES __attribute__((target_clones("avx512f", "arch=x86-64-v3", "default")))
+#else
 #define RF_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#endif
 #else
 #define RF_CLONES
 #endif

@@ -247,7 +247,7 @@ RF_RECGEMM(rf_recgemm512_d, __attribute__((target("avx512f"))), double, RF_WIDE_
            rf_tile_d, rf_row_d)
 
 /* AVX2 + FMA (Haswell and later, Zen): 16 ymm registers. The 64-byte vectors above, compiled for AVX2,
- * leave GCC broadcasting each a[k] through the stack and no FMA (the "avx2" clone has none): 79% of an
+ * leave GCC broadcasting each a[k] through the stack and, before the clones were x86-64-v3, no FMA: 79% of an
  * LSTM step on an AMD EPYC without AVX-512, 15x slower than torch. Here each half of a panel (64 bytes,
  * two ymm) is a pass of tiles of up to 6 rows: 12 accumulators, two panel vectors and a broadcast, the
  * classic 6 x 16 Haswell micro-tile. Every element still sums k ascending in one FMA chain, so a row's
