@@ -43,8 +43,8 @@ cdef extern from "rnnfast_recgemm.h" nogil:
     void rf_recgemm_d(int m, int N, int K, const double* A, int lda, const double* P, int kp, double* C, int ldc,
                       int accumulate)
     void rf_matvec_f(int N, int K, const float* W, const float* x, float* a)
-    int rf_set_isa_limit(int level)
     void rf_matvec_d(int N, int K, const double* W, const double* x, double* a)
+    int rf_set_isa_limit(int level)
 
 
 cdef extern from "rnnfast_wgrad.h" nogil:

@@ -90,7 +90,7 @@ def test_the_network_reads_the_sequence_then_its_standardization_both_scaled(rag
     est = SequenceRegressor(instance_norm=True, window=1, max_updates=3, **FAST).fit(Xs, y.astype(float))
     assert est.instance_norm_ is True and est.rnn_.input_size == 2 and est.input_size_ == 1
     assert est.input_mean_.shape == est.input_scale_.shape == (2,)
-    seqs = est._prepared(_check_X(Xs, np.dtype(np.float32)))
+    seqs = est._scaled_steps(_check_X(Xs, np.dtype(np.float32)))       # window=1: what the network reads
     for b, x in enumerate(Xs):
         want = own_standardization(np.asarray(x, np.float64))
         if est.input_asinh_scale_ is not None:

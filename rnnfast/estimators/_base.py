@@ -370,10 +370,6 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
         scaling = self._learned_scaling()
         return features if scaling is None else _scaled(features, scaling)
 
-    def _prepared(self, seqs: _Sequences) -> _Sequences:
-        """The sequences as the network reads them: scaled, then windowed."""
-        return _windowed(self._scaled_steps(seqs), getattr(self, "window_", 1))
-
     def _comm(self) -> Optional[distributed.Communicator]:
         """The communicator of data-parallel training; None when this process trains alone."""
         if self.comm is None:
