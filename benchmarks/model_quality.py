@@ -880,15 +880,21 @@ def _quiet_numba() -> None:
         pass
 
 
-def cross_validate(datasets: list[tuple[str, str]], variants: list[dict], folds: int = 3, threads: int = 1) -> str:
+def cross_validate(datasets: list[tuple[str, str]], variants: list[dict], folds: int = 3, threads: int = 1,
+                   seeds: int = 1) -> str:
     """Mean accuracy (classification) or R² (regression) of rnnfast with each of ``variants`` (estimator
     overrides, ``random_state=0`` beside them) under ``folds``-fold cross-validation inside each set's official
     TRAINING split (stratified and shuffled with seed 0; fewer folds where a class has fewer members): a way
-    to choose defaults that never reads a test split. Returns the table as text."""
+    to choose defaults that never reads a test split. With ``seeds`` > 1 each variant is fitted with
+    random_state 0 … seeds − 1 and gets two columns: the mean score of those single models, and the score of
+    their ensemble (class probabilities, or regression predictions, averaged). Returns the table as text."""
     from sklearn.model_selection import KFold, StratifiedKFold
     rnnfast.set_num_threads(threads)
     labels = [" ".join(f"{k}={v!r}" for k, v in v.items()) or "defaults" for v in variants]
-    body, sums, counts = [], {"accuracy": np.zeros(len(variants)), "R²": np.zeros(len(variants))}, {"accuracy": 0, "R²": 0}
+    if seeds > 1:
+        labels = [f"{lab}, {what}" for lab in labels for what in (f"mean of {seeds} seeds", f"ensemble of {seeds}")]
+    columns = len(labels)
+    body, sums, counts = [], {"accuracy": np.zeros(columns), "R²": np.zeros(columns)}, {"accuracy": 0, "R²": 0}
     for _, name in datasets:
         Xtr, ytr, _ = load_split(name, "train")
         X, regression = to_rnnfast(Xtr), is_regression(name)
@@ -900,16 +906,29 @@ def cross_validate(datasets: list[tuple[str, str]], variants: list[dict], folds:
         counts[kind] += 1
         row = [name, kind]
         pick = (lambda idx: [X[i] for i in idx]) if isinstance(X, list) else (lambda idx: X[idx])  # noqa: E731
-        for j, params in enumerate(variants):
-            scores = []
+
+        def score(truth: np.ndarray, out: np.ndarray, classes: Any) -> float:   # out: predictions or probabilities
+            return (_regression_scores(truth, out)["r2"] if regression
+                    else float(np.mean(classes[out.argmax(1)] == truth)))
+
+        scores: list[float] = []
+        for params in variants:
+            singles, ensembles = [], []
             for tr, va in splitter.split(np.zeros(len(y)), y):
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    est = make_rnnfast(regression, params).fit(pick(tr), y[tr])
-                pred = est.predict(pick(va))
-                scores.append(_regression_scores(y[va], pred)["r2"] if regression else float(np.mean(pred == y[va])))
-            sums[kind][j] += np.mean(scores)
-            row.append(f"{np.mean(scores):.3f}")
+                outs = []
+                for seed in range(seeds):
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")
+                        est = make_rnnfast(regression, {"random_state": seed, **params} if seeds > 1 else params)
+                        est.fit(pick(tr), y[tr])
+                    out = est.predict(pick(va)) if regression else est.predict_proba(pick(va))
+                    classes = None if regression else est.classes_
+                    outs.append(out)
+                    singles.append(score(y[va], out, classes))
+                ensembles.append(score(y[va], np.mean(outs, axis=0), classes))
+            scores += [float(np.mean(singles)), float(np.mean(ensembles))] if seeds > 1 else [float(np.mean(singles))]
+        sums[kind] += scores
+        row += [f"{v:.3f}" for v in scores]
         body.append(row)
     body += [[f"mean ({counts[kind]} sets)", kind] + [f"{v / counts[kind]:.3f}" for v in sums[kind]]
              for kind in sums if counts[kind]]
@@ -955,6 +974,9 @@ def main(argv: Optional[list[str]] = None) -> int:
                     "splits only, rnnfast alone, for each --variant (a way to choose defaults without the test sets)")
     ap.add_argument("--variant", action="append", type=ast.literal_eval, default=[], metavar="DICT",
                     help="with --cv: estimator overrides as a Python dict, repeatable (default: the defaults)")
+    ap.add_argument("--seeds", type=int, default=1, metavar="N",
+                    help="with --cv: fit each variant with random_state 0 .. N-1 and report the seeds' mean score "
+                    "and their ensemble's (probabilities or predictions averaged)")
     ap.add_argument("--check-estimator", action="store_true",
                     help="instead: scikit-learn's check_estimator on both estimators, untouched defaults")
     args = ap.parse_args(argv)
@@ -973,7 +995,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     if args.cv is not None:
         _quiet_numba()
         variants = [{**params, **v} for v in (args.variant or [{}])]
-        print(cross_validate(datasets, variants, args.cv, args.threads))
+        print(cross_validate(datasets, variants, args.cv, args.threads, args.seeds))
         return 0
     _quiet_numba()
     t0 = time.perf_counter()

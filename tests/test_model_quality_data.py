@@ -106,3 +106,30 @@ def test_digits_are_scikit_learns_halves_read_row_by_row():
         assert X.shape == (len(images), 8, 8) and not mq.is_regression("Digits")
         np.testing.assert_array_equal(mq.to_rnnfast(X), images)                  # (n, T = row, C = column)
         np.testing.assert_array_equal(labels.astype(int), y)
+
+
+def test_cross_validation_seeds_reports_the_seeds_mean_and_their_ensemble(monkeypatch):
+    """--seeds N: per variant, the mean of the N single models' fold scores, and the fold scores of their
+    averaged probabilities, which equal a hand-made average of the same N fits."""
+    rng = np.random.default_rng(1)
+    X, y = rng.standard_normal((12, 1, 8)), np.array(["a", "b"] * 6)
+    Xs = X + (y == "b")[:, None, None]
+    monkeypatch.setattr(mq, "load_split", lambda name, split: (Xs, y, None))
+    monkeypatch.setattr(mq, "is_regression", lambda name: False)
+    params = {"max_updates": 3, "hidden_size": 4}
+    table = mq.cross_validate([("tuned", "Toy")], [params], folds=2, seeds=2)
+    assert "mean of 2 seeds" in table and "ensemble of 2" in table
+    row = [line.split("|")[1:-1] for line in table.splitlines() if line.startswith("| Toy")][0]
+    mean_single, ensemble = (float(c) for c in row[2:])
+    from sklearn.model_selection import StratifiedKFold
+    singles, ensembles = [], []
+    X2 = mq.to_rnnfast(Xs)
+    for tr, va in StratifiedKFold(2, shuffle=True, random_state=0).split(np.zeros(12), y):
+        probs = []
+        for seed in range(2):
+            est = mq.make_rnnfast(False, {**params, "random_state": seed}).fit(X2[tr], y[tr])
+            probs.append(est.predict_proba(X2[va]))
+            singles.append(np.mean(est.predict(X2[va]) == y[va]))
+        ensembles.append(np.mean(est.classes_[np.mean(probs, axis=0).argmax(1)] == y[va]))
+    assert mean_single == pytest.approx(np.mean(singles), abs=6e-4)
+    assert ensemble == pytest.approx(np.mean(ensembles), abs=6e-4)
