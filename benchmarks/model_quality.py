@@ -880,19 +880,34 @@ def _quiet_numba() -> None:
         pass
 
 
+def _knn_ed_fold(Xtr: Any, ytr: np.ndarray, Xva: Any, regression: bool) -> np.ndarray:
+    """1-NN Euclidean (scikit-learn, brute force) on one fold, aeon's (n, C, T) series flattened; ragged sets
+    resampled to the fold's longest training series, as the test-split baseline does."""
+    from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
+    if isinstance(Xtr, list):
+        T = int(lengths_of(Xtr).max())
+        Xtr, Xva = resample(Xtr, T), resample(Xva, T)
+    flat = lambda X: np.asarray(X, dtype=np.float64).reshape(len(X), -1)      # noqa: E731
+    est = (KNeighborsRegressor if regression else KNeighborsClassifier)(n_neighbors=1, algorithm="brute")
+    return est.fit(flat(Xtr), ytr).predict(flat(Xva))
+
+
 def cross_validate(datasets: list[tuple[str, str]], variants: list[dict], folds: int = 3, threads: int = 1,
-                   seeds: int = 1) -> str:
+                   seeds: int = 1, nearest_neighbour: bool = False) -> str:
     """Mean accuracy (classification) or R² (regression) of rnnfast with each of ``variants`` (estimator
     overrides, ``random_state=0`` beside them) under ``folds``-fold cross-validation inside each set's official
     TRAINING split (stratified and shuffled with seed 0; fewer folds where a class has fewer members): a way
     to choose defaults that never reads a test split. With ``seeds`` > 1 each variant is fitted with
     random_state 0 … seeds − 1 and gets two columns: the mean score of those single models, and the score of
-    their ensemble (class probabilities, or regression predictions, averaged). Returns the table as text."""
+    their ensemble (class probabilities, or regression predictions, averaged). With ``nearest_neighbour`` a
+    last column scores 1-NN Euclidean on the same folds. Returns the table as text."""
     from sklearn.model_selection import KFold, StratifiedKFold
     rnnfast.set_num_threads(threads)
     labels = [" ".join(f"{k}={v!r}" for k, v in v.items()) or "defaults" for v in variants]
     if seeds > 1:
         labels = [f"{lab}, {what}" for lab in labels for what in (f"mean of {seeds} seeds", f"ensemble of {seeds}")]
+    if nearest_neighbour:
+        labels.append("1-NN ED")
     columns = len(labels)
     body, sums, counts = [], {"accuracy": np.zeros(columns), "R²": np.zeros(columns)}, {"accuracy": 0, "R²": 0}
     for _, name in datasets:
@@ -927,6 +942,13 @@ def cross_validate(datasets: list[tuple[str, str]], variants: list[dict], folds:
                     singles.append(score(y[va], out, classes))
                 ensembles.append(score(y[va], np.mean(outs, axis=0), classes))
             scores += [float(np.mean(singles)), float(np.mean(ensembles))] if seeds > 1 else [float(np.mean(singles))]
+        if nearest_neighbour:
+            aeon_pick = (lambda idx: [Xtr[i] for i in idx]) if isinstance(Xtr, list) else (lambda idx: Xtr[idx])  # noqa: E731
+            knn = []
+            for tr, va in splitter.split(np.zeros(len(y)), y):
+                pred = _knn_ed_fold(aeon_pick(tr), y[tr], aeon_pick(va), regression)
+                knn.append(_regression_scores(y[va], pred)["r2"] if regression else float(np.mean(pred == y[va])))
+            scores.append(float(np.mean(knn)))
         sums[kind] += scores
         row += [f"{v:.3f}" for v in scores]
         body.append(row)
@@ -977,6 +999,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--seeds", type=int, default=1, metavar="N",
                     help="with --cv: fit each variant with random_state 0 .. N-1 and report the seeds' mean score "
                     "and their ensemble's (probabilities or predictions averaged)")
+    ap.add_argument("--knn", action="store_true",
+                    help="with --cv: add a column for 1-NN Euclidean on the same folds")
     ap.add_argument("--check-estimator", action="store_true",
                     help="instead: scikit-learn's check_estimator on both estimators, untouched defaults")
     args = ap.parse_args(argv)
@@ -995,7 +1019,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     if args.cv is not None:
         _quiet_numba()
         variants = [{**params, **v} for v in (args.variant or [{}])]
-        print(cross_validate(datasets, variants, args.cv, args.threads, args.seeds))
+        print(cross_validate(datasets, variants, args.cv, args.threads, args.seeds, args.knn))
         return 0
     _quiet_numba()
     t0 = time.perf_counter()

@@ -133,3 +133,27 @@ def test_cross_validation_seeds_reports_the_seeds_mean_and_their_ensemble(monkey
         ensembles.append(np.mean(est.classes_[np.mean(probs, axis=0).argmax(1)] == y[va]))
     assert mean_single == pytest.approx(np.mean(singles), abs=6e-4)
     assert ensemble == pytest.approx(np.mean(ensembles), abs=6e-4)
+
+
+def test_cross_validation_nearest_neighbour_column_scores_1nn_on_the_same_folds(monkeypatch):
+    """--knn: the last column is 1-NN Euclidean on the cross-validation's own folds; ragged series are
+    resampled to the fold's longest training series first."""
+    rng = np.random.default_rng(2)
+    y = np.array(["a", "b", "c"] * 4)
+    ragged = [rng.standard_normal((2, 6 + i % 3)) + (y[i] == "b") for i in range(12)]
+    monkeypatch.setattr(mq, "load_split", lambda name, split: (ragged, y, None))
+    monkeypatch.setattr(mq, "is_regression", lambda name: False)
+    table = mq.cross_validate([("tuned", "Toy")], [{"max_updates": 2, "hidden_size": 4}], folds=2,
+                              nearest_neighbour=True)
+    row = [line.split("|")[1:-1] for line in table.splitlines() if line.startswith("| Toy")][0]
+    assert "1-NN ED" in table and len(row) == 4
+    from sklearn.model_selection import StratifiedKFold
+    scores = []
+    for tr, va in StratifiedKFold(2, shuffle=True, random_state=0).split(np.zeros(12), y):
+        T = max(ragged[i].shape[1] for i in tr)
+        grid = np.linspace(0, 1, T)
+        flat = lambda idx: np.array([np.concatenate([np.interp(grid, np.linspace(0, 1, ragged[i].shape[1]), c)  # noqa: E731
+                                                     for c in ragged[i]]) for i in idx])
+        d = ((flat(va)[:, None, :] - flat(tr)[None, :, :]) ** 2).sum(-1)       # (n_va, n_tr) squared distances
+        scores.append(np.mean(y[tr][d.argmin(1)] == y[va]))
+    assert float(row[3]) == pytest.approx(np.mean(scores), abs=6e-4)
