@@ -889,7 +889,9 @@ def _knn_ed_fold(Xtr: Any, ytr: np.ndarray, Xva: Any, regression: bool) -> np.nd
         Xtr, Xva = resample(Xtr, T), resample(Xva, T)
     flat = lambda X: np.asarray(X, dtype=np.float64).reshape(len(X), -1)      # noqa: E731
     est = (KNeighborsRegressor if regression else KNeighborsClassifier)(n_neighbors=1, algorithm="brute")
-    return est.fit(flat(Xtr), ytr).predict(flat(Xva))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")          # "more unique classes than half the samples" (PigCVP's folds)
+        return est.fit(flat(Xtr), ytr).predict(flat(Xva))
 
 
 def cross_validate(datasets: list[tuple[str, str]], variants: list[dict], folds: int = 3, threads: int = 1,
