@@ -465,12 +465,16 @@ def dtw_window(data: Data, full: bool = False) -> Optional[float]:
     return DTW_WINDOW
 
 
-def knn_ed(data: Data) -> dict:
+def knn_ed_predict(Xtr_eq: np.ndarray, ytr: np.ndarray, Xte_eq: np.ndarray, regression: bool) -> np.ndarray:
+    """aeon's 1-NN Euclidean on equal-length (n, C, T) series: the test split's baseline and --cv --knn's."""
     from aeon.classification.distance_based import KNeighborsTimeSeriesClassifier
     from aeon.regression.distance_based import KNeighborsTimeSeriesRegressor
-    cls = KNeighborsTimeSeriesRegressor if data.regression else KNeighborsTimeSeriesClassifier
-    est = cls(distance="euclidean", n_neighbors=1, n_jobs=1).fit(data.Xtr_eq, data.ytr)
-    return _score(data, est.predict(data.Xte_eq))
+    cls = KNeighborsTimeSeriesRegressor if regression else KNeighborsTimeSeriesClassifier
+    return cls(distance="euclidean", n_neighbors=1, n_jobs=1).fit(Xtr_eq, ytr).predict(Xte_eq)
+
+
+def knn_ed(data: Data) -> dict:
+    return _score(data, knn_ed_predict(data.Xtr_eq, data.ytr, data.Xte_eq, data.regression))
 
 
 def knn_ed_native_ragged(data: Data) -> dict:
@@ -880,18 +884,18 @@ def _quiet_numba() -> None:
         pass
 
 
+def _subset(data: Any, idx: np.ndarray) -> Any:
+    """The series ``idx`` of an array (n, ...) or of a list of ragged series."""
+    return [data[i] for i in idx] if isinstance(data, list) else data[idx]
+
+
 def _knn_ed_fold(Xtr: Any, ytr: np.ndarray, Xva: Any, regression: bool) -> np.ndarray:
-    """1-NN Euclidean (scikit-learn, brute force) on one fold, aeon's (n, C, T) series flattened; ragged sets
-    resampled to the fold's longest training series, as the test-split baseline does."""
-    from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
+    """1-NN Euclidean (knn_ed_predict) on one fold of aeon's (n, C, T) series; ragged sets resampled to the
+    fold's longest training series, as Data does for the test-split baseline."""
     if isinstance(Xtr, list):
         T = int(lengths_of(Xtr).max())
         Xtr, Xva = resample(Xtr, T), resample(Xva, T)
-    flat = lambda X: np.asarray(X, dtype=np.float64).reshape(len(X), -1)      # noqa: E731
-    est = (KNeighborsRegressor if regression else KNeighborsClassifier)(n_neighbors=1, algorithm="brute")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")          # "more unique classes than half the samples" (PigCVP's folds)
-        return est.fit(flat(Xtr), ytr).predict(flat(Xva))
+    return knn_ed_predict(Xtr, ytr, Xva, regression)
 
 
 def cross_validate(datasets: list[tuple[str, str]], variants: list[dict], folds: int = 3, threads: int = 1,
@@ -922,35 +926,29 @@ def cross_validate(datasets: list[tuple[str, str]], variants: list[dict], folds:
         kind = "R²" if regression else "accuracy"
         counts[kind] += 1
         row = [name, kind]
-        pick = (lambda idx: [X[i] for i in idx]) if isinstance(X, list) else (lambda idx: X[idx])  # noqa: E731
 
-        def score(truth: np.ndarray, out: np.ndarray, classes: Any) -> float:   # out: predictions or probabilities
-            return (_regression_scores(truth, out)["r2"] if regression
-                    else float(np.mean(classes[out.argmax(1)] == truth)))
+        def score(truth: np.ndarray, pred: np.ndarray) -> float:
+            return _regression_scores(truth, pred)["r2"] if regression else float(np.mean(pred == truth))
 
         scores: list[float] = []
         for params in variants:
             singles, ensembles = [], []
             for tr, va in splitter.split(np.zeros(len(y)), y):
-                outs = []
+                outs = []                                  # each seed's predictions, or class probabilities
                 for seed in range(seeds):
                     with warnings.catch_warnings():
                         warnings.simplefilter("ignore")
                         est = make_rnnfast(regression, {"random_state": seed, **params} if seeds > 1 else params)
-                        est.fit(pick(tr), y[tr])
-                    out = est.predict(pick(va)) if regression else est.predict_proba(pick(va))
-                    classes = None if regression else est.classes_
-                    outs.append(out)
-                    singles.append(score(y[va], out, classes))
-                ensembles.append(score(y[va], np.mean(outs, axis=0), classes))
-            scores += [float(np.mean(singles)), float(np.mean(ensembles))] if seeds > 1 else [float(np.mean(singles))]
+                        est.fit(_subset(X, tr), y[tr])
+                    outs.append(est.predict(_subset(X, va)) if regression else est.predict_proba(_subset(X, va)))
+                labelled = (lambda out: out) if regression else (lambda out: est.classes_[out.argmax(1)])  # noqa: E731
+                singles += [score(y[va], labelled(out)) for out in outs]
+                if seeds > 1:
+                    ensembles.append(score(y[va], labelled(np.mean(outs, axis=0))))
+            scores += [float(np.mean(singles))] + ([float(np.mean(ensembles))] if seeds > 1 else [])
         if nearest_neighbour:
-            aeon_pick = (lambda idx: [Xtr[i] for i in idx]) if isinstance(Xtr, list) else (lambda idx: Xtr[idx])  # noqa: E731
-            knn = []
-            for tr, va in splitter.split(np.zeros(len(y)), y):
-                pred = _knn_ed_fold(aeon_pick(tr), y[tr], aeon_pick(va), regression)
-                knn.append(_regression_scores(y[va], pred)["r2"] if regression else float(np.mean(pred == y[va])))
-            scores.append(float(np.mean(knn)))
+            scores.append(float(np.mean([score(y[va], _knn_ed_fold(_subset(Xtr, tr), y[tr], _subset(Xtr, va), regression))
+                                         for tr, va in splitter.split(np.zeros(len(y)), y)])))
         sums[kind] += scores
         row += [f"{v:.3f}" for v in scores]
         body.append(row)

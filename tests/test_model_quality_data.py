@@ -138,6 +138,7 @@ def test_cross_validation_seeds_reports_the_seeds_mean_and_their_ensemble(monkey
 def test_cross_validation_nearest_neighbour_column_scores_1nn_on_the_same_folds(monkeypatch):
     """--knn: the last column is 1-NN Euclidean on the cross-validation's own folds; ragged series are
     resampled to the fold's longest training series first."""
+    pytest.importorskip("aeon")                                 # the baselines' 1-NN
     rng = np.random.default_rng(2)
     y = np.array(["a", "b", "c"] * 4)
     ragged = [rng.standard_normal((2, 6 + i % 3)) + (y[i] == "b") for i in range(12)]
