@@ -61,6 +61,23 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]], left: int = 1) 
     return "\n".join([line(header), "  ".join("-" * w for w in widths)] + [line(r) for r in rows])
 
 
+def _jax_note(env: Dict[str, Any], rows: Sequence[Dict[str, Any]]) -> str:
+    """What JAX ran with: the XLA CPU pool size the bench set (or that it could not), and the cores it kept
+    busy, measured (CPU time over wall time of its timed batches, the median per shape; min-max over shapes)."""
+    info = env["jax"]
+    busy = [r["jax_cores_busy"] for r in rows]
+    measured = f"cores busy in its timed batches {_fmt(min(busy))}-{_fmt(max(busy))} (CPU time / wall time)"
+    if max(busy) > 1.05 * env["threads"]:
+        measured += f", more than {env['threads']}"
+    if info["held"]:
+        # The pool's threads work beside the thread that runs the computation: N + 1 at most, not N.
+        pool = (f"XLA CPU thread pool of {info['threads']} (PJRT_NPROC={info['pjrt_nproc']} when its backend "
+                f"started) beside the thread running the step, so up to {info['threads'] + 1} cores")
+    else:
+        pool = f"thread pool NOT held to {env['threads']} threads ({info['why']})"
+    return f"jax {info['version']}: {pool}; {measured}"
+
+
 def render(results: Dict[str, Any]) -> str:
     env = results["environment"]
     out = [
@@ -72,21 +89,27 @@ def render(results: Dict[str, Any]) -> str:
         f"rnnfast {env['rnnfast']}, numpy {env['numpy']}, scipy {env['scipy']}, torch {env['torch'] or 'n/a'}; "
         f"BLAS: {'; '.join(env['blas'])}",
     ]
+    jax = "jax_ms" in (results["train"] or [{}])[0]        # --jax: two more columns and a line on its threads
     if results["train"]:                 # (--only may leave it out: no empty table then)
         out += [f"sgemm {env['sgemm_n']}^3 at {env['threads']} threads: {_fmt(env['sgemm_gflops'])} GFLOP/s "
                 "(median over shapes)",
-                "floor = 3 x forward GEMM FLOPs 2*T*B*G*H*(I+H) at the sgemm rate timed beside each shape", ""]
+                "floor = 3 x forward GEMM FLOPs 2*T*B*G*H*(I+H) at the sgemm rate timed beside each shape"]
+        if jax:
+            out.append(_jax_note(env, results["train"]))
+        out.append("")
     rows = []
     for r in results["train"]:
         mem = lambda k: ("" if r.get(k + "_exact", True) else "~") + _fmt(r.get(k))
+        jax_ms, jax_ratio = ([_fmt(r["jax_ms"])], [_fmt(r["jax_over_rnnfast"])]) if jax else ([], [])
         rows.append([r["cell"], str(r["B"]), str(r["T"]), str(r["H"]), _fmt(r["rnnfast_ms"]),
-                     _fmt(r["numpy_ms"]), _fmt(r["torch_ms"]), _fmt(r["sgemm_gflops"]), _fmt(r["floor_ms"]),
-                     _fmt(r["torch_over_rnnfast"]), _fmt(r["rnnfast_over_floor"]),
+                     _fmt(r["numpy_ms"]), _fmt(r["torch_ms"]), *jax_ms, _fmt(r["sgemm_gflops"]),
+                     _fmt(r["floor_ms"]), _fmt(r["torch_over_rnnfast"]), *jax_ratio, _fmt(r["rnnfast_over_floor"]),
                      _fmt(r["speedup_1to2"]), mem("mem_rnnfast_mb"), mem("mem_torch_mb")])
     if rows:
-        out.append(_table(["cell", "B", "T", "I=H", "rnnfast ms", "numpy ms", "torch ms", "sgemm GF/s", "floor ms",
-                           "torch/rnnfast", "rnnfast/floor", "1->2 thr", "mem rnnfast MB", "mem torch MB"],
-                          rows, left=1))
+        jax_ms, jax_ratio = (["jax ms"], ["jax/rnnfast"]) if jax else ([], [])
+        out.append(_table(["cell", "B", "T", "I=H", "rnnfast ms", "numpy ms", "torch ms", *jax_ms, "sgemm GF/s",
+                           "floor ms", "torch/rnnfast", *jax_ratio, "rnnfast/floor", "1->2 thr", "mem rnnfast MB",
+                           "mem torch MB"], rows, left=1))
     if results["streaming"]:
         size = results["streaming"][0]["H"]
         out += ["", f"streaming step, B=1, I=H={size} (us per timestep; torch one step at a time "

@@ -7,6 +7,10 @@ For every shape (B, T, I=H) and cell, one float32 training step (forward + BPTT 
   rnnfast.reference is the specification, written for clarity);
 - PyTorch CPU (``torch.nn.LSTM`` / ``torch.nn.GRU`` / ``torch.nn.RNN``, ``out.backward(dout)``, x requiring grad as rnnfast
   returns dx), when torch is installed;
+- JAX CPU with ``--jax`` (rnnfast._bench_jax: ``jax.lax.scan`` over time, ``jax.value_and_grad`` for the
+  parameter gradients and dx, compiled ahead of timing), its XLA thread pool sized to ``--threads`` where it
+  can be; that pool works beside the thread running the step, so the cores JAX keeps busy are measured and
+  printed rather than assumed;
 - the GEMM floor: the step's FLOPs, 3 × the forward GEMM FLOPs 2·T·B·G·H·(I+H), at the sgemm rate
   (scipy.linalg.blas.sgemm, n = 1024, same thread count) timed as one more contender of the same shape, so
   that the floor sees the same machine load as the steps it is compared with.
@@ -49,6 +53,7 @@ import statistics
 import subprocess
 import sys
 import time
+from types import ModuleType
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -154,12 +159,16 @@ def varlen_lengths(B: int, T: int, seed: int = 0) -> np.ndarray:
 
 # -------------------------------------------------------------------------------------------- timing
 class Contender:
-    """One thing to time: ``fn`` does one unit of work; it runs with ``threads`` threads everywhere."""
+    """One thing to time: ``fn`` does one unit of work; it runs with ``threads`` threads everywhere.
+
+    ``samples`` holds the seconds per call of each timed batch, ``cores`` the process's CPU time over the
+    wall time of the same batch (how many cores were busy: a check of ``threads`` where nothing sets it)."""
 
     def __init__(self, name: str, fn: Callable[[], Any], threads: int, per_call: int = 1):
         self.name, self.fn, self.threads, self.per_call = name, fn, threads, per_call
         self.inner = 1
         self.samples: List[float] = []
+        self.cores: List[float] = []
 
     @property
     def median(self) -> float:
@@ -211,7 +220,9 @@ def measure(contenders: Sequence[Contender], setter: _ThreadSetter, repeat: int,
             time.sleep(settle)
             with setter.threads(c.threads):
                 c.fn()                            # untimed: the batch then times back-to-back calls, as in training
+                cpu0 = time.process_time()
                 c.samples.append(_timed(c.fn, c.inner))
+                c.cores.append((time.process_time() - cpu0) / (c.samples[-1] * c.inner))
 
 
 def sgemm_contender(threads: int, n: int = SGEMM_N) -> Contender:
@@ -228,8 +239,9 @@ def sgemm_contender(threads: int, n: int = SGEMM_N) -> Contender:
 
 # ---------------------------------------------------------------------------------------- workloads
 def _train_fns(cell: str, B: int, T: int, H: int, torch, lengths: Optional[np.ndarray] = None,
-               seed: int = 0) -> Dict[str, Callable[[], Any]]:
-    """Closures for one training step of each implementation on the same weights and data."""
+               seed: int = 0, jax_bench=None) -> Dict[str, Callable[[], Any]]:
+    """Closures for one training step of each implementation on the same weights and data; ``jax_bench``
+    (the module rnnfast._bench_jax, its backend started) adds JAX's to the padded ones."""
     I = H
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((T, B, I), dtype=np.float32)
@@ -258,6 +270,8 @@ def _train_fns(cell: str, B: int, T: int, H: int, torch, lengths: Optional[np.nd
     else:
         ref = NumpyRNN.from_state_dict(cell, sd)
         fns["numpy"] = lambda: ref.train_step(x, dout)
+        if jax_bench is not None:
+            fns["jax"] = jax_bench.train_step(cell, sd, x, dout)      # compiled here, before any timing
     if torch is not None:
         mod = _make_torch(torch, cell, I, H, sd)
         params = list(mod.parameters())
@@ -452,6 +466,10 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--memory", action=argparse.BooleanOptionalAction, default=None,
                    help="measure peak memory in subprocesses (default on; off with --quick)")
     p.add_argument("--no-torch", action="store_true", help="leave torch out, as if it were not installed")
+    p.add_argument("--jax", action="store_true",
+                   help='add JAX CPU to the training-step rows (needs pip install "jax[cpu]"); its XLA thread '
+                        "pool is sized to --threads when its backend starts, and the cores it keeps busy are "
+                        "measured and printed (the pool's threads work beside the one running the step)")
     p.add_argument("--no-extras", action="store_true", help="skip the streaming and variable-length rows")
     p.add_argument("--only", type=_parse_sections, default=list(SECTIONS), metavar="SECTION,...",
                    help="run only these rows: comma-separated train,streaming,varlen (default all); e.g. "
@@ -479,6 +497,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if threads < 1 or args.repeat < 1:
         raise SystemExit("--threads and --repeat must be positive")
     torch = _import_torch(args.no_torch)
+    jax_bench: Optional[ModuleType] = None
+    jax_info: Optional[Dict[str, Any]] = None
+    if args.jax and "train" in args.only:
+        from . import _bench_jax                         # imports no JAX: start() does, sizing its thread pool
+
+        try:
+            jax_info = _bench_jax.start(threads)
+        except ImportError as exc:
+            raise SystemExit(f"error: {exc}") from None
+        jax_bench = _bench_jax
     log = lambda msg: print(msg, file=sys.stderr, flush=True)
     setter = _ThreadSetter(torch)
     thread_counts = list(dict.fromkeys([threads, 1, 2]))
@@ -490,10 +518,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     for cell in args.cells if "train" in sections else ():
         for B, T, H in shapes:
             log(f"train {cell} B={B} T={T} H={H}")
-            fns = _train_fns(cell, B, T, H, torch)
+            fns = _train_fns(cell, B, T, H, torch, jax_bench=jax_bench)
             cons = {f"rnnfast@{n}": Contender(f"rnnfast@{n}", fns["rnnfast"], n) for n in thread_counts}
             cons.update({k: Contender(k, f, threads) for k, f in fns.items() if k != "rnnfast"})
-            gemm.samples = []
+            gemm.samples, gemm.cores = [], []
             cons["sgemm"] = gemm
             measure(list(cons.values()), setter, args.repeat, args.min_time, settle=args.settle)
             gflops = 1e-9 / gemm.median
@@ -501,14 +529,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             flops = train_flops(cell, B, T, H, H)
             rf, to = ms[f"rnnfast@{threads}"], ms.get("torch")
             floor = flops / (gflops * 1e9) * 1e3
-            results["train"].append(dict(
+            row = dict(
                 cell=cell, B=B, T=T, I=H, H=H, train_gflop=flops / 1e9, sgemm_gflops=gflops, rnnfast_ms=rf,
                 numpy_ms=ms["numpy"],
                 torch_ms=to, floor_ms=floor, torch_over_rnnfast=_ratio(to, rf), rnnfast_over_floor=rf / floor,
                 numpy_over_rnnfast=ms["numpy"] / rf, rnnfast_1thread_ms=ms["rnnfast@1"],
                 rnnfast_2thread_ms=ms["rnnfast@2"], speedup_1to2=ms["rnnfast@1"] / ms["rnnfast@2"],
                 samples_ms={k: [s / c.per_call * 1e3 for s in c.samples] for k, c in cons.items()
-                            if k != "sgemm"}))
+                            if k != "sgemm"})
+            if "jax" in cons:           # keys only with --jax, so that the output without it is unchanged
+                row.update(jax_ms=ms["jax"], jax_over_rnnfast=ms["jax"] / rf,
+                           jax_cores_busy=statistics.median(cons["jax"].cores))
+            results["train"].append(row)
 
     if "streaming" in sections:
         for cell in args.cells:
@@ -552,6 +584,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     rates = [r["sgemm_gflops"] for r in results["train"]]
     results["environment"] = _environment(threads, torch, statistics.median(rates) if rates else None, args)
+    if jax_info is not None:
+        results["environment"]["jax"] = jax_info
     results["targets"] = targets(results)
     text = render(results)
     if args.json == "-":
