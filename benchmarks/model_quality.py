@@ -1003,8 +1003,16 @@ def main(argv: Optional[list[str]] = None) -> int:
                     help="with --cv: add a column for 1-NN Euclidean on the same folds")
     ap.add_argument("--check-estimator", action="store_true",
                     help="instead: scikit-learn's check_estimator on both estimators, untouched defaults")
+    ap.add_argument("--window-steps", type=int, metavar="N",
+                    help="the recurrent steps window='auto' aims at, for both estimators (their defaults: 32 "
+                         "for the classifier, 16 for the regressor); a way to compare that default itself")
     args = ap.parse_args(argv)
     params = dict(args.param)
+    if args.window_steps is not None:
+        if args.window_steps < 1:
+            ap.error(f"--window-steps must be >= 1, got {args.window_steps}")
+        for cls in (rnnfast.SequenceClassifier, rnnfast.SequenceRegressor):
+            cls._window_steps = args.window_steps     # the class attribute behind window="auto"
     if args.check_estimator:
         return check_estimators(params)
     names = [n.strip() for n in args.datasets.split(",") if n.strip()] if args.datasets else None

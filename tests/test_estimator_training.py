@@ -77,7 +77,7 @@ def test_auto_readout_is_last_mean_and_max_and_only_last_with_tbptt():
 
 
 # ------------------------------------------------------------------------------ window and scaling
-def test_auto_window_keeps_at_most_32_steps_and_is_fixed_at_fit():
+def test_auto_window_keeps_at_most_32_steps_16_for_the_regressor_and_is_fixed_at_fit():
     rng = np.random.default_rng(0)
     y = np.arange(12) % 2
     for T, k in ((20, 1), (32, 1), (33, 2), (150, 5), (1500, 47)):
@@ -90,6 +90,9 @@ def test_auto_window_keeps_at_most_32_steps_and_is_fixed_at_fit():
     assert clf.window_ == -(-longest // 32) and clf.rnn_.input_size == 2 * clf.window_
     assert SequenceClassifier(window=5, max_updates=1, **FAST).fit(ragged_X, y).window_ == 5
     assert SequenceClassifier(window=None, max_updates=1, **FAST).fit(ragged_X, y).window_ == 1
+    for T, k in ((16, 1), (17, 2), (100, 7)):                         # the regressor: at most 16 steps
+        reg = SequenceRegressor(max_updates=1, **FAST).fit(rng.standard_normal((12, T)), rng.standard_normal(12))
+        assert reg.window_ == k and reg.rnn_.input_size == k
     seq = SequenceRegressor(output="sequence", max_updates=1, **FAST).fit(rng.standard_normal((12, 300)),
                                                                           rng.standard_normal((12, 300)))
     assert seq.window_ == 1                                          # one output per input step

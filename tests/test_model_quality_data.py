@@ -158,3 +158,24 @@ def test_cross_validation_nearest_neighbour_column_scores_1nn_on_the_same_folds(
         d = ((flat(va)[:, None, :] - flat(tr)[None, :, :]) ** 2).sum(-1)       # (n_va, n_tr) squared distances
         scores.append(np.mean(y[tr][d.argmin(1)] == y[va]))
     assert float(row[3]) == pytest.approx(np.mean(scores), abs=6e-4)
+
+
+def test_window_steps_sets_the_target_of_the_auto_window_for_both_estimators(monkeypatch):
+    import rnnfast
+    for cls in (rnnfast.SequenceClassifier, rnnfast.SequenceRegressor):
+        monkeypatch.setattr(cls, "_window_steps", cls._window_steps)    # restored after the test
+    seen = {}
+
+    def cv(datasets, variants, *args):
+        seen["steps"] = (rnnfast.SequenceClassifier._window_steps, rnnfast.SequenceRegressor._window_steps)
+        y = np.arange(12) % 2
+        seen["window"] = rnnfast.SequenceRegressor(max_updates=1, hidden_size=4).fit(
+            np.zeros((12, 17)), y.astype(float)).window_
+        return ""
+
+    monkeypatch.setattr(mq, "select", lambda group, names: [("tuned", "Toy")])
+    monkeypatch.setattr(mq, "cross_validate", cv)
+    assert mq.main(["--cv", "3", "--window-steps", "8"]) == 0
+    assert seen == {"steps": (8, 8), "window": 3}                      # ⌈17 / 8⌉
+    with pytest.raises(SystemExit):
+        mq.main(["--cv", "3", "--window-steps", "0"])

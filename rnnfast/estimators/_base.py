@@ -26,7 +26,6 @@ _OUTPUTS = ("last", "sequence")
 _READOUTS = ("auto", "last") + _POOLED          # rnnfast.Readout's many-to-one choices, and "auto"
 _SCHEDULES = ("cosine", "constant")
 _SGD_MOMENTUM = 0.9          # optimizer="sgd" uses momentum, as scikit-learn's MLP does
-_WINDOW_STEPS = 32           # window="auto" cuts sequences to at most this many recurrent steps
 
 
 def _optimizer(params: list, p: dict[str, Any]) -> optim.Optimizer:
@@ -90,6 +89,9 @@ def _check_max_updates(value: Any) -> Any:
 
 class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
     """Training and inference shared by both estimators; subclasses define the targets, head and loss."""
+
+    # window="auto" cuts sequences to at most this many recurrent steps (SequenceRegressor: 16)
+    _window_steps = 32
 
     # Learned attributes that describe a fit, restored when a fit is interrupted before its first epoch
     # (the weights, model_, included) and saved by rnnfast.persist (besides the weights).
@@ -328,7 +330,7 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
             self.input_asinh_center_ = self.input_asinh_scale_ = self.input_mean_ = self.input_scale_ = None
         if p["window"] == "auto":
             longest = seqs.T if seqs.lengths is None else int(seqs.lengths.max())
-            self.window_ = 1 if p["output"] == "sequence" else _auto_window(longest, _WINDOW_STEPS)
+            self.window_ = 1 if p["output"] == "sequence" else _auto_window(longest, self._window_steps)
         else:
             self.window_ = p["window"]
         self._arch = {k: p[k] for k in ("cell", "hidden_size", "num_layers", "nonlinearity", "dropout",

@@ -23,9 +23,9 @@ PARAMETERS = """\
         "lastmeanmax", or "last" with ``tbptt``, which cannot backpropagate through a pool over every step.
     window : "auto", int or None, default="auto"
         Time-delay window: k consecutive steps become one step of k·n_features inputs (stride k), so
-        the recurrence runs ⌈T/k⌉ steps. "auto" picks k = ⌈T_max / 32⌉ from the longest training
-        sequence (1 for sequences of up to 32 steps, and always 1 with ``output="sequence"``); fixed
-        at fit as ``window_``. None or 1: no window.
+        the recurrence runs ⌈T/k⌉ steps. "auto" picks k = ⌈T_max / 32⌉ (classifier) or ⌈T_max / 16⌉
+        (regressor) from the longest training sequence (1 for sequences of up to 32 or 16 steps, and
+        always 1 with ``output="sequence"``); fixed at fit as ``window_``. None or 1: no window.
     window_offset : "random" or 0, default="random"
         Where a training sequence's windows start. "random": at a step φ ∈ {0 … k − 1} drawn afresh each
         time the sequence enters a batch (its first φ steps are dropped), so that the model learns from
