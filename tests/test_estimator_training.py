@@ -125,9 +125,9 @@ def test_predict_offsets_all_averages_the_crops_of_every_alignment(kind):
         out = est.predict_proba
     else:
         y = np.array([x[:, 0].sum() for x in X])
-        est = SequenceRegressor(window=3, max_updates=30, dtype="float64", predict_offsets="all", **FAST).fit(X, y)
+        est = SequenceRegressor(window=3, max_updates=30, dtype="float64", **FAST).fit(X, y)
         out = est.predict
-    assert SequenceClassifier().predict_offsets == "all" and SequenceRegressor().predict_offsets == 0
+    assert SequenceClassifier().predict_offsets == "all" and SequenceRegressor().predict_offsets == "all"
     assert est.predict_offsets == "all" and est.window_ == 3
     averaged = out(X)
     est.set_params(predict_offsets=0)

@@ -115,7 +115,7 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
     def __init__(self, *, cell: str = "lstm", hidden_size: int = 64, num_layers: int = 1,
                  nonlinearity: str = "tanh", dropout: float = 0.0, bidirectional: bool = False,
                  output: str = "last", readout: str = "auto", window: Any = "auto",
-                 window_offset: Any = "random", predict_offsets: Any = 0, scale: Any = True,
+                 window_offset: Any = "random", predict_offsets: Any = "all", scale: Any = True,
                  instance_norm: Any = False, input_noise: float = 0.3,
                  optimizer: str = "adam", lr: float = 0.003, lr_schedule: str = "cosine",
                  weight_decay: float = 0.0, batch_size: int = 16, bucket: bool = True,

@@ -32,7 +32,7 @@ PARAMETERS = """\
         every alignment of the window grid, as random crops augment images; with ``max_updates`` of a
         few thousand it draws each alignment many times. 0: always the grid predict uses (windows from
         step 0). No effect without a window (k = 1).
-    predict_offsets : "all" or 0, default="all" for the classifier, 0 for the regressor
+    predict_offsets : "all" or 0, default="all"
         Where predict's windows start, with ``output="last"``. "all": the outputs are averaged over the k
         alignments of the window grid, each sequence's windows starting at step 0 … k − 1 (the classifier
         averages the probabilities), the alignments ``window_offset="random"`` trains on: k forward passes
@@ -40,7 +40,7 @@ PARAMETERS = """\
         (``set_params``). No effect without a window, or with ``window_offset=0`` (a model trained on
         the grid alone predicts on it alone). Chosen by 3-fold cross-validation inside the training
         splits (README, model quality): better on 4 of 13 classification sets with a window, worse on 1;
-        for the regressor worse on 1 of 2.
+        for the regressor, with its 16-step window, a higher mean R² for each of three seeds.
     scale : bool or "standard", default=True
         Standardize each input feature (and, for the regressor, each target) with the training set's
         mean and standard deviation, learned in fit (``input_mean_``, ``input_scale_``) and applied in
