@@ -68,8 +68,7 @@ def start(threads: int) -> Dict[str, Any]:
     dict
         ``version``; ``threads``: the pool size in force when the bench set it, else None; ``held``: True when
         the bench set it; False when it could not (the pool is then whatever the backend started with) or
-        cannot tell, with the reason in ``why``; ``pjrt_nproc``: ``PJRT_NPROC`` as the backend saw it, where
-        known.
+        cannot tell, with the reason in ``why`` (when held, the backend saw ``PJRT_NPROC`` = ``threads``).
 
     Raises
     ------
@@ -80,8 +79,7 @@ def start(threads: int) -> Dict[str, Any]:
         import jax
     except ImportError as exc:
         raise ImportError(INSTALL_HINT) from exc
-    info: Dict[str, Any] = {"version": jax.__version__, "threads": None, "held": False, "pjrt_nproc": None,
-                            "why": None}
+    info: Dict[str, Any] = {"version": jax.__version__, "threads": None, "held": False, "why": None}
     started = _backends_started()
     if started:
         info["why"] = "its backend had started before the bench could size its pool"
@@ -98,7 +96,7 @@ def start(threads: int) -> Dict[str, Any]:
     if started is None:
         info["why"] = f"PJRT_NPROC={threads} was set, but this JAX does not tell whether its backend had started"
     else:
-        info.update(threads=threads, held=True, pjrt_nproc=str(threads))
+        info.update(threads=threads, held=True)
     return info
 
 

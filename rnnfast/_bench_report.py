@@ -71,7 +71,7 @@ def _jax_note(env: Dict[str, Any], rows: Sequence[Dict[str, Any]]) -> str:
         measured += f", more than {env['threads']}"
     if info["held"]:
         # The pool's threads work beside the thread that runs the computation: N + 1 at most, not N.
-        pool = (f"XLA CPU thread pool of {info['threads']} (PJRT_NPROC={info['pjrt_nproc']} when its backend "
+        pool = (f"XLA CPU thread pool of {info['threads']} (PJRT_NPROC={info['threads']} when its backend "
                 f"started) beside the thread running the step, so up to {info['threads'] + 1} cores")
     else:
         pool = f"thread pool NOT held to {env['threads']} threads ({info['why']})"
