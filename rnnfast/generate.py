@@ -28,7 +28,7 @@ from ._module import no_grad
 from .compose import Sequential
 from .embedding import Embedding
 from .estimators import SequenceClassifier, SequenceRegressor
-from .estimators._data import _softmax
+from .estimators._data import _check_X, _softmax
 
 __all__ = ["generate"]
 
@@ -118,9 +118,11 @@ def generate(estimator: Any, prime: Any, n_steps: int, *, feedback: Optional[Cal
     rng = np.random.default_rng(random_state)
     rnn, head = estimator.rnn_, estimator.head_
     rnn.eval()
-    x0 = estimator._scale_inputs(p.astype(np.float64))                 # as fit scaled them (T0, I)
+    slopes = getattr(estimator, "derivative_", False)                  # [x_t, x_t − x_{t−1}] with derivative_
+    x0 = estimator._scaled_steps(_check_X([p.astype(np.float64)], np.dtype(np.float64))).x   # (T0, 1, F) as fit
     with no_grad():                                                    # the inference forward: nothing kept
-        out, state = rnn(x0[:, None, :].astype(rnn.dtype))            # prime: (T0, 1, I) → state after T0
+        out, state = rnn(x0.astype(rnn.dtype))                        # prime: (T0, 1, F) → state after T0
+    prev = p[-1:].astype(np.float64)                                   # (1, I) the last input, unscaled
     h = np.asarray(out[-1], np.float64)                                # (1, H)
     assert head.bias is not None                                       # the estimators' head has a bias
     W, b = head.weight.data.astype(np.float64), head.bias.data.astype(np.float64)
@@ -132,7 +134,8 @@ def generate(estimator: Any, prime: Any, n_steps: int, *, feedback: Optional[Cal
         else:
             y = estimator._unscaled(z)                                 # in the targets' units
         results.append(y)
-        x = estimator._scale_inputs(np.asarray(feed(y), np.float64).reshape(1, I))
+        x = np.asarray(feed(y), np.float64).reshape(1, I)
+        x, prev = estimator._scale_inputs(np.concatenate([x, x - prev], axis=1) if slopes else x), x   # (1, F)
         h_t, state = rnn.step(x.astype(rnn.dtype), state)
         h = np.asarray(h_t, np.float64)
     if classifier:

@@ -21,7 +21,8 @@ FAST = dict(hidden_size=8, n_threads=1, random_state=0)
 @pytest.mark.parametrize("readout", ["mean", "max", "meanmax", "lastmeanmax", "auto"])
 def test_pooled_readout_window_and_scaling_follow_torch_autograd(readout):
     """One full-batch SGD step of the classifier against torch autograd on the same network: inputs
-    standardized with the training set's statistics, windowed (k = 2, stride 2, zeros after the end),
+    with their first differences appended (derivative="auto"), standardized with the training set's
+    statistics, windowed (k = 2, stride 2, zeros after the end),
     an LSTM, the readout over each sequence's own windowed steps, a Linear head, mean cross-entropy."""
     torch = pytest.importorskip("torch")
     rng = np.random.default_rng(3)
@@ -38,19 +39,20 @@ def test_pooled_readout_window_and_scaling_follow_torch_autograd(readout):
     w1, w2 = weights(e1), weights(e2)
     g = {k: (w1[k] - w2[k]) / (h2 - h1) for k in w1}
     w0 = {k: w1[k] + h1 * g[k] for k in w1}
-    steps = np.concatenate(X)
-    mean, std = steps.mean(axis=0), steps.std(axis=0)
+    features = [np.concatenate([x, np.diff(x, axis=0, prepend=x[:1])], axis=1) for x in X]   # [x_t, x_t − x_{t−1}]
+    steps = np.concatenate(features)
+    mean, std = steps.mean(axis=0), steps.std(axis=0)                       # (6,)
     np.testing.assert_allclose(e1.input_mean_, mean, rtol=1e-12)
     np.testing.assert_allclose(e1.input_scale_, std, rtol=1e-12)
-    rnn = torch.nn.LSTM(6, 5, dtype=torch.float64)
+    rnn = torch.nn.LSTM(12, 5, dtype=torch.float64)
     for name, p in rnn.named_parameters():
         p.data = torch.tensor(w0[f"rnn.{name}"])
     W = torch.tensor(w0["head.weight"], requires_grad=True)
     b = torch.tensor(w0["head.bias"], requires_grad=True)
     losses = []
-    for x_i, y_i in zip(X, y):
-        s = (x_i - mean) / std
-        s = np.concatenate([s, np.zeros((len(s) % 2, 3))]).reshape(-1, 6)   # (⌈T_i/2⌉, 2·3)
+    for f_i, y_i in zip(features, y):
+        s = (f_i - mean) / std
+        s = np.concatenate([s, np.zeros((len(s) % 2, 6))]).reshape(-1, 12)  # (⌈T_i/2⌉, 2·6)
         out = rnn(torch.tensor(s)[:, None])[0][:, 0]                         # (T'_i, H)
         parts = {"mean": [out.mean(0)], "max": [out.max(0).values], "meanmax": [out.mean(0), out.max(0).values]}
         parts["lastmeanmax"] = parts["auto"] = [out[-1], out.mean(0), out.max(0).values]   # "auto" without tbptt
@@ -82,17 +84,17 @@ def test_auto_window_keeps_at_most_32_steps_16_for_the_regressor_and_is_fixed_at
     y = np.arange(12) % 2
     for T, k in ((20, 1), (32, 1), (33, 2), (150, 5), (1500, 47)):
         clf = SequenceClassifier(max_updates=1, **FAST).fit(rng.standard_normal((12, T)), y)
-        assert clf.window_ == k and clf.rnn_.input_size == k
+        assert clf.window_ == k and clf.rnn_.input_size == 2 * k          # each step and its difference
         assert clf.predict(rng.standard_normal((3, T))).shape == (3,)
     ragged_X = [rng.standard_normal((int(t), 2)) for t in rng.integers(10, 200, size=12)]
     clf = SequenceClassifier(max_updates=1, **FAST).fit(ragged_X, y)
     longest = max(len(x) for x in ragged_X)
-    assert clf.window_ == -(-longest // 32) and clf.rnn_.input_size == 2 * clf.window_
+    assert clf.window_ == -(-longest // 32) and clf.rnn_.input_size == 2 * 2 * clf.window_
     assert SequenceClassifier(window=5, max_updates=1, **FAST).fit(ragged_X, y).window_ == 5
     assert SequenceClassifier(window=None, max_updates=1, **FAST).fit(ragged_X, y).window_ == 1
     for T, k in ((16, 1), (17, 2), (100, 7)):                         # the regressor: at most 16 steps
         reg = SequenceRegressor(max_updates=1, **FAST).fit(rng.standard_normal((12, T)), rng.standard_normal(12))
-        assert reg.window_ == k and reg.rnn_.input_size == k
+        assert reg.window_ == k and reg.rnn_.input_size == 2 * k
     seq = SequenceRegressor(output="sequence", max_updates=1, **FAST).fit(rng.standard_normal((12, 300)),
                                                                           rng.standard_normal((12, 300)))
     assert seq.window_ == 1                                          # one output per input step
@@ -116,16 +118,17 @@ def test_window_is_the_time_delay_view():
 def test_predict_offsets_all_averages_the_crops_of_every_alignment(kind):
     """predict_offsets="all": the mean, over φ = 0 … k − 1, of what the grid alone predicts for the sequences
     with their first φ steps dropped (the classifier's probabilities, the regressor's outputs); a ragged
-    sequence shorter than φ + 1 steps keeps its last step. 0: the grid alone."""
+    sequence shorter than φ + 1 steps keeps its last step. 0: the grid alone. (derivative=False: a crop made
+    here would start its differences afresh, where predict crops the differences of the whole sequence.)"""
     rng = np.random.default_rng(3)
     X = [rng.standard_normal((int(t), 2)) for t in rng.integers(2, 12, size=40)]   # ragged, some shorter than k
     if kind == "classifier":
         y = np.array([int(x[:, 0].sum() > 0) for x in X])
-        est = SequenceClassifier(window=3, max_updates=30, dtype="float64", **FAST).fit(X, y)
+        est = SequenceClassifier(window=3, derivative=False, max_updates=30, dtype="float64", **FAST).fit(X, y)
         out = est.predict_proba
     else:
         y = np.array([x[:, 0].sum() for x in X])
-        est = SequenceRegressor(window=3, max_updates=30, dtype="float64", **FAST).fit(X, y)
+        est = SequenceRegressor(window=3, derivative=False, max_updates=30, dtype="float64", **FAST).fit(X, y)
         out = est.predict
     assert SequenceClassifier().predict_offsets == "all" and SequenceRegressor().predict_offsets == "all"
     assert est.predict_offsets == "all" and est.window_ == 3
@@ -579,7 +582,7 @@ def test_the_classifier_trains_and_predicts_as_its_sequential_in_a_plain_loop(ce
     y = [rng.integers(0, 3, len(x)) for x in X] if sequence else rng.integers(0, 3, 20)
     kw = dict(hidden_size=5, max_epochs=3, batch_size=6, lr=0.01, random_state=0)
     clf = SequenceClassifier(cell=cell, bidirectional=bidirectional, output="sequence" if sequence else "last",
-                             readout="last" if sequence else readout, scale=False, input_noise=0.0, window=1,
+                             readout="last" if sequence else readout, scale=False, derivative=False, input_noise=0.0, window=1,
                              bucket=False, max_updates=None, n_threads=1, **kw).fit(X, y)
     model, curve = reference_fit(X, y, cell=cell, readout=readout, bidirectional=bidirectional, **kw)
     assert clf.loss_curve_ == curve

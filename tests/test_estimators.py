@@ -133,6 +133,7 @@ def _first_sgd_step(Estimator, X, y, **kw):
     """Weights before and the gradient of one full-batch SGD step: W(h) = W0 − h·g (momentum starts at g)."""
     def fit(lr):
         kw.setdefault("readout", "last")
+        kw.setdefault("derivative", False)                  # the network reads X as given
         return Estimator(optimizer="sgd", lr=lr, batch_size=10**6, max_epochs=1, validation_fraction=None,
                          n_iter_no_change=None, clip_norm=None, dtype="float64", scale=False, input_noise=0.0,
                          **kw).fit(X, y)
@@ -478,12 +479,14 @@ def test_generate_classifier_continues_a_cycle_and_matches_the_forward_pass():
     np.testing.assert_array_equal(sampled, generate(clf, ["a"], 50, temperature=1.0, random_state=0))
 
 
-def test_generate_regressor_feeds_values_back():
+@pytest.mark.parametrize("derivative", [False, True])
+def test_generate_regressor_feeds_values_back(derivative):
     t = np.arange(2000) * 0.3
     wave = np.sin(t)
     X = np.stack([wave[s:s + 30] for s in range(0, 1900, 5)])[:, :, None]
     Y = np.stack([wave[s + 1:s + 31] for s in range(0, 1900, 5)])[:, :, None]
-    reg = SequenceRegressor(output="sequence", cell="lstm", max_epochs=30, **FAST).fit(X, Y)
+    reg = SequenceRegressor(output="sequence", cell="lstm", derivative=derivative, max_epochs=30, **FAST).fit(X, Y)
+    assert reg.derivative_ is derivative and reg.rnn_.input_size == 1 + derivative
     prime = wave[:20]
     out = generate(reg, prime, 15)
     assert out.shape == (15,)

@@ -59,7 +59,8 @@ def test_round_trip_classifier_with_object_labels(tmp_path, data, classifier):
     assert loaded.classes_.dtype == object and list(loaded.classes_) == ["cat", "dog", "emu"]
     assert loaded.history_ == classifier.history_ and loaded.n_epochs_ == classifier.n_epochs_
     assert loaded.best_epoch_ == classifier.best_epoch_
-    assert loaded.n_features_in_ == 3 and loaded.window_ == 2 and loaded.rnn_.input_size == 6
+    assert loaded.n_features_in_ == 3 and loaded.window_ == 2 and loaded.derivative_ is True
+    assert loaded.rnn_.input_size == 12                   # 3 features and their differences, window 2
     assert loaded.loss_curve_ == classifier.loss_curve_ and loaded.n_updates_ == classifier.n_updates_
     for name in ("input_mean_", "input_scale_"):         # exact through JSON, and arrays again
         assert isinstance(getattr(loaded, name), np.ndarray) and getattr(loaded, name).dtype == np.float64
@@ -615,6 +616,7 @@ def test_files_and_pickles_from_before_the_sequential_still_load(tmp_path, kind)
     assert est.window_offset == 0                  # added later: the value that reproduces how it trained
     assert est.predict_offsets == 0                # likewise (files before it predicted on the grid alone)
     assert est.instance_norm is False and not getattr(est, "instance_norm_", False)   # likewise
+    assert est.derivative is False and not getattr(est, "derivative_", False)         # likewise
     # the same model, to float32 rounding (MAIN_PROBA came from an AVX-512 machine)
     np.testing.assert_allclose(est.predict_proba(main_model_data()[:3]), MAIN_PROBA, rtol=1e-6, atol=0)
     names = sorted(est._get_weights())

@@ -17,7 +17,7 @@ from ._compat import BaseEstimator, NotFittedError
 from ._inference import _Inference
 from ._training import _Interrupted, _TrainingLoop
 from ._data import (_auto_window, _check_X, _input_scaling, _InputScaling, _instance_normalized, _make_rng,
-                    _cropped_windowed, _scaled, _scales_differ, _Sequences, _windowed)
+                    _cropped_windowed, _scaled, _scales_differ, _Sequences, _windowed, _with_differences)
 
 _CELLS = {**{name: name for name in CELL_NAMES}, **ALIASES}    # family names, and "rnn" for "elman"
 _NONLINEARITIES = ("tanh", "relu", "sigmoid")
@@ -97,8 +97,9 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
     # (the weights, model_, included) and saved by rnnfast.persist (besides the weights).
     # parameters added after files and pickles of this class were first written, with the value that
     # reproduces how such a model trained (rnnfast.load and unpickling fill them in)
-    _earlier_defaults: dict[str, Any] = {"window_offset": 0, "instance_norm": False, "predict_offsets": 0}
-    _persisted_attrs: tuple[str, ...] = ("n_features_in_", "input_size_", "fit_layout_", "window_", "instance_norm_",
+    _earlier_defaults: dict[str, Any] = {"window_offset": 0, "instance_norm": False, "predict_offsets": 0,
+                                         "derivative": False}
+    _persisted_attrs: tuple[str, ...] = ("n_features_in_", "input_size_", "fit_layout_", "window_", "derivative_", "instance_norm_",
                         "input_asinh_center_", "input_asinh_scale_", "input_mean_", "input_scale_",
                         "loss_curve_", "validation_scores_", "best_loss_", "best_validation_score_", "n_iter_",
                         "n_updates_", "t_", "history_", "n_epochs_", "best_epoch_", "_output", "_arch")
@@ -116,7 +117,7 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
                  nonlinearity: str = "tanh", dropout: float = 0.0, bidirectional: bool = False,
                  output: str = "last", readout: str = "auto", window: Any = "auto",
                  window_offset: Any = "random", predict_offsets: Any = "all", scale: Any = True,
-                 instance_norm: Any = False, input_noise: float = 0.3,
+                 derivative: Any = "auto", instance_norm: Any = False, input_noise: float = 0.3,
                  optimizer: str = "adam", lr: float = 0.003, lr_schedule: str = "cosine",
                  weight_decay: float = 0.0, batch_size: int = 16, bucket: bool = True,
                  max_updates: Any = "auto",
@@ -137,6 +138,7 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
         self.window_offset = window_offset
         self.predict_offsets = predict_offsets
         self.scale = scale
+        self.derivative = derivative
         self.instance_norm = instance_norm
         self.input_noise = input_noise
         self.optimizer = optimizer
@@ -179,6 +181,7 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
             output=check_choice("output", self.output, _OUTPUTS),
             readout=check_choice("readout", self.readout, _READOUTS),
             scale=check_choice("scale", self.scale, (False, True, "standard")),
+            derivative=check_choice("derivative", self.derivative, ("auto", False, True)),
             instance_norm=check_choice("instance_norm", self.instance_norm, ("auto", False, True)),
             input_noise=check_nonnegative("input_noise", self.input_noise),
             optimizer=check_choice("optimizer", self.optimizer, _OPTIMIZERS),
@@ -312,7 +315,8 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
 
     def _start(self, seqs: _Sequences, p: dict[str, Any], weights: Optional[np.ndarray]) -> _Sequences:
         """Fix what a new model is made of: the input's shape, scaling, window and architecture. Returns the
-        sequences with each one's own standardization appended where ``instance_norm_`` says so, unscaled."""
+        features the network reads, unscaled: the sequences with their first differences (``derivative_``)
+        and then each one's own standardization (``instance_norm_``) appended where fit chose them."""
         for name in self._persisted_attrs + ("classes_", "n_outputs_"):
             self.__dict__.pop(name, None)                     # from an earlier fit
         self._rng = _make_rng(self.random_state)
@@ -320,9 +324,11 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
         self.n_features_in_ = seqs.T if seqs.layout == "2d" else seqs.x.shape[2]
         self.input_size_ = seqs.x.shape[2]
         self.fit_layout_ = seqs.layout
+        self.derivative_ = p["derivative"] if p["derivative"] != "auto" else p["output"] == "last"
+        with_slopes = self._differences_added(seqs)
         self.instance_norm_ = (p["instance_norm"] if p["instance_norm"] != "auto"
-                               else p["output"] == "last" and _scales_differ(seqs))
-        features = self._own_scales_added(seqs)
+                               else p["output"] == "last" and _scales_differ(with_slopes))
+        features = self._own_scales_added(with_slopes)
         if p["scale"]:
             (self.input_asinh_center_, self.input_asinh_scale_, self.input_mean_, self.input_scale_) = \
                 _input_scaling(features, weights, heavy_tails=p["scale"] != "standard")
@@ -351,21 +357,27 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
         scaling = self._learned_scaling()
         return x if scaling is None else scaling(x)
 
+    def _differences_added(self, seqs: _Sequences) -> _Sequences:
+        """The sequences with each feature's first difference appended when fit chose it (``derivative_``)."""
+        return _with_differences(seqs) if getattr(self, "derivative_", False) else seqs
+
     def _own_scales_added(self, seqs: _Sequences) -> _Sequences:
         """The sequences with each one's own standardization appended when fit chose it (``instance_norm_``)."""
         return _instance_normalized(seqs) if getattr(self, "instance_norm_", False) else seqs
 
     @property
     def _network_input_size(self) -> int:
-        """Features per step the recurrent layer reads: ``input_size_``, twice that with ``instance_norm_``,
-        times the window."""
-        features = check_int("input_size_", self.input_size_, 1) * (2 if getattr(self, "instance_norm_", False) else 1)
+        """Features per step the recurrent layer reads: ``input_size_``, twice that with ``derivative_``,
+        twice that again with ``instance_norm_``, times the window."""
+        features = (check_int("input_size_", self.input_size_, 1) * (2 if getattr(self, "derivative_", False) else 1)
+                    * (2 if getattr(self, "instance_norm_", False) else 1))
         return features * check_int("window_", getattr(self, "window_", 1), 1)
 
     def _scaled_steps(self, seqs: _Sequences) -> _Sequences:
-        """The sequences' steps as fit learned to scale them (each one's own standardization appended with
-        ``instance_norm_``, then ``scale``; the padding stays 0), before the window."""
-        return self._scaled_features(self._own_scales_added(seqs))
+        """The sequences' steps as fit learned to scale them (first differences appended with
+        ``derivative_``, then each one's own standardization with ``instance_norm_``, then ``scale``; the
+        padding stays 0), before the window."""
+        return self._scaled_features(self._own_scales_added(self._differences_added(seqs)))
 
     def _scaled_features(self, features: _Sequences) -> _Sequences:
         """``scale`` as fit learned it, on the features the network reads (own standardization appended)."""

@@ -399,6 +399,19 @@ def _instance_normalized(seqs: _Sequences) -> _Sequences:
     return _Sequences(np.concatenate([seqs.x, own], axis=2), seqs.lengths, seqs.layout)
 
 
+def _with_differences(seqs: _Sequences) -> _Sequences:
+    """The sequences with each feature's first difference appended: x (T, n, I) → [x, Δx] (T, n, 2I),
+
+        Δx_0 = 0,   Δx_t = x_t − x_{t−1}   (t < T_b),   0 on the padding,
+
+    so the network reads each step's slope beside its level (``derivative``)."""
+    diff = np.zeros_like(seqs.x)                                             # (T, n, I)
+    np.subtract(seqs.x[1:], seqs.x[:-1], out=diff[1:])
+    if seqs.lengths is not None:
+        diff *= seqs.mask()[:, :, None].astype(diff.dtype)                  # no step from a last value to 0
+    return _Sequences(np.concatenate([seqs.x, diff], axis=2), seqs.lengths, seqs.layout)
+
+
 def _auto_window(T: int, target_steps: int) -> int:
     """The window that brings T steps down to at most ``target_steps``: ⌈T / target_steps⌉."""
     return max(1, -(-T // target_steps))
