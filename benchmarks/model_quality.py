@@ -344,8 +344,8 @@ def torch_same_recipe(Xtr, ytr, Xte, params: dict, threads: int = 1):
     batches' inputs, a Linear head, mean cross-entropy, Adam/AdamW/SGD
     (momentum 0.9)/RMSprop, clipping by total norm, the estimator's whole epochs (``max_updates``) of shuffled
     mini-batches, the learning rate annealed per batch by ``CosineAnnealingLR`` over the budget. Runs on
-    ``threads`` threads (the rnnfast column's). Each sequence's own standardization is appended first where
-    rnnfast's ``instance_norm`` appends it. Early stopping is not mirrored (rnnfast's default is off).
+    ``threads`` threads (the rnnfast column's). The first differences and then each sequence's own
+    standardization are appended first where rnnfast's ``derivative`` and ``instance_norm`` append them. Early stopping is not mirrored (rnnfast's default is off).
     Returns the predicted labels for ``Xte`` and ``{"n_updates_": ...}``.
     """
     import torch
@@ -362,7 +362,11 @@ def torch_same_recipe(Xtr, ytr, Xte, params: dict, threads: int = 1):
     classes, y = np.unique(np.asarray(ytr), return_inverse=True)
     as_list = lambda X: [np.asarray(x, np.float64).reshape(len(x), -1) for x in X]      # (T_i, C) each
     tr, te = as_list(Xtr), as_list(Xte)
-    from rnnfast.estimators._data import _check_X, _input_scaling, _instance_normalized, _scales_differ
+    from rnnfast.estimators._data import (_check_X, _input_scaling, _instance_normalized, _scales_differ,
+                                          _with_differences)
+    if p.get("derivative", "auto") in (True, "auto"):       # [x_t, x_t − x_{t−1}], as rnnfast ("auto": on here)
+        slopes = lambda x: _with_differences(_check_X([x], np.dtype(np.float64))).x[:, 0]  # (T_i, 2C)
+        tr, te = [slopes(x) for x in tr], [slopes(x) for x in te]
     norm = p.get("instance_norm", False)    # each sequence's own standardization beside it, as rnnfast decides
     if norm is True or (norm == "auto" and _scales_differ(_check_X(tr, np.dtype(np.float64)))):
         own = lambda x: _instance_normalized(_check_X([x], np.dtype(np.float64))).x[:, 0]   # (T_i, 2C)
