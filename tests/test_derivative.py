@@ -1,13 +1,11 @@
 """The estimators' ``derivative``: each feature's first difference appended to the features, when "auto"
-appends it, the order of the features the network reads, and what fit, predict and files keep of it."""
+appends it, the order of the features the network reads, and what fit and predict keep of it (files and
+pickles: tests/test_persist.py)."""
 from __future__ import annotations
-
-import pickle
 
 import numpy as np
 import pytest
 
-import rnnfast
 from rnnfast.estimators import SequenceClassifier, SequenceRegressor
 from rnnfast.estimators._data import _check_X, _with_differences
 
@@ -87,17 +85,3 @@ def test_a_label_carried_by_the_slope_alone_is_learned():
     without = SequenceClassifier(derivative=False, max_updates=300, **FAST).fit(X[:160], y[:160])
     assert without.score(X[160:], y[160:]) <= 0.9                                       # 0.85 on our machine
 
-
-@pytest.mark.parametrize("kind", ["file", "pickle"])
-def test_files_and_pickles_keep_it(tmp_path, kind):
-    rng = np.random.default_rng(5)
-    X, y = rng.standard_normal((30, 20, 2)), np.arange(30) % 3
-    est = SequenceClassifier(max_updates=3, **FAST).fit(X, y)
-    assert est.derivative_ is True
-    if kind == "file":
-        est.save(tmp_path / "m.npz")
-        again = rnnfast.load(tmp_path / "m.npz")
-    else:
-        again = pickle.loads(pickle.dumps(est))
-    assert again.derivative_ is True and again.derivative == "auto"
-    np.testing.assert_array_equal(again.predict_proba(X), est.predict_proba(X))
