@@ -345,7 +345,8 @@ def torch_same_recipe(Xtr, ytr, Xte, params: dict, threads: int = 1):
     (momentum 0.9)/RMSprop, clipping by total norm, the estimator's whole epochs (``max_updates``) of shuffled
     mini-batches, the learning rate annealed per batch by ``CosineAnnealingLR`` over the budget. Runs on
     ``threads`` threads (the rnnfast column's). The first differences and then each sequence's own
-    standardization are appended first where rnnfast's ``derivative`` and ``instance_norm`` append them. Early stopping is not mirrored (rnnfast's default is off).
+    standardization are appended first where rnnfast's ``derivative`` and ``instance_norm`` append them.
+    Early stopping is not mirrored (rnnfast's default is off).
     Returns the predicted labels for ``Xte`` and ``{"n_updates_": ...}``.
     """
     import torch
