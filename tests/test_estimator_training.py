@@ -582,8 +582,8 @@ def test_the_classifier_trains_and_predicts_as_its_sequential_in_a_plain_loop(ce
     y = [rng.integers(0, 3, len(x)) for x in X] if sequence else rng.integers(0, 3, 20)
     kw = dict(hidden_size=5, max_epochs=3, batch_size=6, lr=0.01, random_state=0)
     clf = SequenceClassifier(cell=cell, bidirectional=bidirectional, output="sequence" if sequence else "last",
-                             readout="last" if sequence else readout, scale=False, derivative=False, input_noise=0.0, window=1,
-                             bucket=False, max_updates=None, n_threads=1, **kw).fit(X, y)
+                             readout="last" if sequence else readout, scale=False, derivative=False,
+                             input_noise=0.0, window=1, bucket=False, max_updates=None, n_threads=1, **kw).fit(X, y)
     model, curve = reference_fit(X, y, cell=cell, readout=readout, bidirectional=bidirectional, **kw)
     assert clf.loss_curve_ == curve
     assert isinstance(clf.model_, rnnfast.Sequential) and clf.model_[1].what == readout
