@@ -9,7 +9,7 @@ import pytest
 
 import rnnfast
 from rnnfast.estimators import SequenceClassifier, SequenceRegressor
-from rnnfast.estimators._data import _check_X, _input_scaling, _windowed
+from rnnfast.estimators._data import _check_X, _cropped_windowed, _input_scaling, _windowed
 from rnnfast.estimators._training import _planned_epochs
 
 from test_estimators import assert_same_weights, ragged, weights  # noqa: E402  (tests/ is on sys.path)
@@ -112,6 +112,21 @@ def test_window_is_the_time_delay_view():
     np.testing.assert_array_equal(w.x[2, 0], np.r_[X[0][4], 0, 0])   # past the end: zeros
     np.testing.assert_array_equal(w.x[1, 1], np.r_[X[1][2], 0, 0])
     np.testing.assert_array_equal(w.x[2, 1], 0)                      # padding stays padding
+
+
+def test_a_cropped_window_is_the_time_delay_view_of_each_sequence_after_its_first_steps():
+    """_cropped_windowed(seqs, idx, phase, k): sequence idx[b] without its first min(phase[b], T_b − 1)
+    steps, windowed as _windowed windows it (zeros past its end), for ragged and equal lengths."""
+    rng = np.random.default_rng(1)
+    for X in ([rng.standard_normal((int(t), 3)) for t in rng.integers(1, 30, 12)], rng.standard_normal((12, 29, 3))):
+        seqs = _check_X(X, np.dtype(np.float64))
+        for k in (1, 2, 5):
+            idx, phase = rng.integers(0, 12, 7), rng.integers(0, k + 3, 7)
+            got = _cropped_windowed(seqs, idx, phase, k)
+            crops = [X[i][min(f, len(X[i]) - 1):] for i, f in zip(idx, phase)]
+            want = _windowed(_check_X(crops, np.dtype(np.float64)), k)
+            np.testing.assert_array_equal(got.x, want.x)
+            np.testing.assert_array_equal(got.lengths, [-(-len(c) // k) for c in crops])
 
 
 @pytest.mark.parametrize("kind", ["classifier", "regressor"])

@@ -429,11 +429,18 @@ def _cropped_windowed(seqs: _Sequences, idx: np.ndarray, phase: np.ndarray, k: i
     (phase: (B,) ints), then windowed."""
     lengths = seqs.ends()[idx] + 1                                                  # (B,) T_b
     phase = np.minimum(phase, lengths - 1)                                          # (B,) φ_b
-    lengths = lengths - phase
-    t = np.arange(int(lengths.max()))[:, None]                                      # (T'', 1)
-    x = seqs.x[np.minimum(t + phase[None, :], seqs.T - 1), idx[None, :]]            # (T'', B, I) a copy
-    x *= (t < lengths[None, :])[:, :, None]                                         # zero past each end
-    return _windowed(_Sequences(x, lengths, seqs.layout), k)
+    lengths = lengths - phase                                                       # (B,) T_b − φ_b
+    steps = -(-lengths // k)                                                        # (B,) ⌈(T_b − φ_b)/k⌉
+    I = seqs.x.shape[2]
+    # straight into the windowed layout: window τ of sequence b is its steps φ_b + kτ … φ_b + kτ + k − 1,
+    # zeros past its end (the time-delay view of the cropped sequences, one strided copy per sequence)
+    x = np.zeros((int(steps.max()), len(idx), k, I), seqs.x.dtype)                 # (T', B, k, I)
+    for b, (i, start, n) in enumerate(zip(idx.tolist(), phase.tolist(), lengths.tolist())):
+        full = n // k                                                               # whole windows
+        x[:full, b] = seqs.x[start:start + full * k, i].reshape(full, k, I)
+        if n > full * k:
+            x[full, b, :n - full * k] = seqs.x[start + full * k:start + n, i]
+    return _Sequences(x.reshape(x.shape[0], len(idx), k * I), steps, seqs.layout)
 
 
 def _windowed(seqs: _Sequences, k: int) -> _Sequences:
