@@ -118,8 +118,12 @@ def generate(estimator: Any, prime: Any, n_steps: int, *, feedback: Optional[Cal
     rng = np.random.default_rng(random_state)
     rnn, head = estimator.rnn_, estimator.head_
     rnn.eval()
-    slopes = getattr(estimator, "derivative_", False)                  # [x_t, x_t − x_{t−1}] with derivative_
-    x0 = estimator._scaled_steps(_check_X([p.astype(np.float64)], np.dtype(np.float64))).x   # (T0, 1, F) as fit
+
+    def features(steps: np.ndarray) -> np.ndarray:
+        """Inputs (t, I), unscaled, as the network reads them after fit's pipeline: (t, 1, F)."""
+        return estimator._scaled_steps(_check_X([steps], np.dtype(np.float64))).x
+
+    x0 = features(p.astype(np.float64))                                # (T0, 1, F) as fit
     with no_grad():                                                    # the inference forward: nothing kept
         out, state = rnn(x0.astype(rnn.dtype))                        # prime: (T0, 1, F) → state after T0
     prev = p[-1:].astype(np.float64)                                   # (1, I) the last input, unscaled
@@ -135,7 +139,8 @@ def generate(estimator: Any, prime: Any, n_steps: int, *, feedback: Optional[Cal
             y = estimator._unscaled(z)                                 # in the targets' units
         results.append(y)
         x = np.asarray(feed(y), np.float64).reshape(1, I)
-        x, prev = estimator._scale_inputs(np.concatenate([x, x - prev], axis=1) if slopes else x), x   # (1, F)
+        # the step's features from it and the step before (derivative_ reads x_t − x_{t−1})
+        x, prev = features(np.concatenate([prev, x]))[-1], x                      # (1, F)
         h_t, state = rnn.step(x.astype(rnn.dtype), state)
         h = np.asarray(h_t, np.float64)
     if classifier:
