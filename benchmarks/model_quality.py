@@ -365,13 +365,15 @@ def torch_same_recipe(Xtr, ytr, Xte, params: dict, threads: int = 1):
     tr, te = as_list(Xtr), as_list(Xte)
     from rnnfast.estimators._data import (_check_X, _input_scaling, _instance_normalized, _scales_differ,
                                           _with_differences)
+
+    def appended(transform, seqs):    # rnnfast's per-sequence feature transform: (T_i, C) → (T_i, 2C) each
+        return [transform(_check_X([x], np.dtype(np.float64))).x[:, 0] for x in seqs]
+
     if p.get("derivative", "auto") in (True, "auto"):       # [x_t, x_t − x_{t−1}], as rnnfast ("auto": on here)
-        slopes = lambda x: _with_differences(_check_X([x], np.dtype(np.float64))).x[:, 0]  # (T_i, 2C)
-        tr, te = [slopes(x) for x in tr], [slopes(x) for x in te]
+        tr, te = appended(_with_differences, tr), appended(_with_differences, te)
     norm = p.get("instance_norm", False)    # each sequence's own standardization beside it, as rnnfast decides
     if norm is True or (norm == "auto" and _scales_differ(_check_X(tr, np.dtype(np.float64)))):
-        own = lambda x: _instance_normalized(_check_X([x], np.dtype(np.float64))).x[:, 0]   # (T_i, 2C)
-        tr, te = [own(x) for x in tr], [own(x) for x in te]
+        tr, te = appended(_instance_normalized, tr), appended(_instance_normalized, te)
     if p.get("scale", True):        # the same scaling as rnnfast's (asinh on heavy tails, then standardized)
         scaling = _input_scaling(_check_X(tr, np.dtype(np.float64)), heavy_tails=p.get("scale", True) != "standard")
         tr, te = [scaling(x) for x in tr], [scaling(x) for x in te]
