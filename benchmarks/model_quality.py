@@ -389,7 +389,7 @@ def torch_same_recipe(Xtr, ytr, Xte, params: dict, threads: int = 1):
         return torch.from_numpy(out), torch.from_numpy(lens)
 
     cell = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU}.get(p.get("cell", "lstm"), torch.nn.RNN)
-    H, bi = p.get("hidden_size", 64), bool(p.get("bidirectional", False))
+    H, bi = make_rnnfast(False, p).hidden_size, bool(p.get("bidirectional", False))      # the classifier's default
     kwargs = {} if cell is not torch.nn.RNN else {"nonlinearity": p.get("nonlinearity", "tanh")}
     rnn = cell(k * tr[0].shape[1], H, p.get("num_layers", 1), dropout=p.get("dropout", 0.0),
                bidirectional=bi, **kwargs)

@@ -419,8 +419,11 @@ def test_defaults_train_on_series_of_1500_steps_without_diverging():
     with warnings.catch_warnings():
         warnings.simplefilter("error")                              # no overflow warning either
         clf = SequenceClassifier(max_updates=60, random_state=0).fit(X, y)
+        reg = SequenceRegressor(max_updates=60, random_state=0).fit(X, X[:, -1] - X[:, 0])
     assert clf.window_ == 47 and np.isfinite(clf.loss_curve_).all()
     assert clf.score(X, y) > 0.8
+    assert reg.window_ == 94 and np.isfinite(reg.loss_curve_).all()
+    assert reg.score(X, X[:, -1] - X[:, 0]) > 0.8
 
 
 # ------------------------------------------------------------------------------ concurrent predict

@@ -52,6 +52,23 @@ def test_constructor_stores_parameters_unchanged_and_validates_at_fit():
         SequenceRegressor(hidden_size="many").fit(X, y)
 
 
+@pytest.mark.parametrize("cls, role", [(SequenceClassifier, "classifier"), (SequenceRegressor, "regressor")])
+def test_documented_defaults_are_the_constructors(cls, role):
+    """Each ``name : type, default=…`` line of the docstring gives the signature's default; where the two
+    estimators differ the line reads "default=A for the classifier, B for the regressor"."""
+    import ast
+    import inspect
+    import re
+
+    signature = inspect.signature(cls.__init__).parameters
+    documented = dict(re.findall(r"^    (\w+) : .*?default=(.+)$", cls.__doc__, flags=re.M))
+    assert set(documented) == set(signature) - {"self"}
+    for name, text in documented.items():
+        per_estimator = dict((who, value) for value, who in re.findall(r"(\S+) for the (classifier|regressor)", text))
+        value = ast.literal_eval(per_estimator.get(role, text))
+        assert signature[name].default == value and type(signature[name].default) is type(value), name
+
+
 def test_pipeline_grid_search_cross_val_and_clone():
     sk = pytest.importorskip("sklearn")
     from sklearn.base import clone

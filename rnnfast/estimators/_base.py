@@ -113,7 +113,7 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
     input_scale_: Optional[np.ndarray]
     history_: dict[str, list[float]]
 
-    def __init__(self, *, cell: str = "lstm", hidden_size: int = 64, num_layers: int = 1,
+    def __init__(self, *, cell: str = "lstm", hidden_size: int = 128, num_layers: int = 1,
                  nonlinearity: str = "tanh", dropout: float = 0.0, bidirectional: bool = False,
                  output: str = "last", readout: str = "auto", window: Any = "auto",
                  window_offset: Any = "random", predict_offsets: Any = "all", scale: Any = True,

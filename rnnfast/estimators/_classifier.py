@@ -23,7 +23,7 @@ class SequenceClassifier(ClassifierMixin, _SequenceEstimator):
     Parameters
     ----------
 {PARAMETERS}
-    class_weight : None, "balanced" or dict {{label: weight}}
+    class_weight : None, "balanced" or dict {{label: weight}}, default=None
         Weights of the classes in the loss (multiplying ``sample_weight``); "balanced" uses
         n_samples / (n_classes · count(label)), as scikit-learn does. Per-step labels are counted per step.
 

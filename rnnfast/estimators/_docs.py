@@ -3,7 +3,7 @@
 PARAMETERS = """\
     cell : {"lstm", "gru", "elman"}, default="lstm"
         The recurrent cell ("rnn" is accepted for "elman", as ``rnnfast.RNN`` is ``rnnfast.Elman``).
-    hidden_size : int, default=64
+    hidden_size : int, default=64 for the classifier, 128 for the regressor
         Hidden units per layer (and direction).
     num_layers : int, default=1
         Stacked recurrent layers.
