@@ -151,14 +151,18 @@ class Readout(Module):
         steps = np.full(B, T, np.int64) if lens is None else lens.astype(np.int64)   # (B,) T_b
         valid = None if lens is None or steps.min() == T else np.arange(T)[:, None] < steps[None, :]  # (T, B)
         argmax = None
+        grad = is_grad_enabled()
         if self.what in _HAS_MEAN:
             kept = seq if valid is None else np.where(valid[:, :, None], seq, 0)
             parts.append(kept.sum(axis=0) / steps[:, None].astype(out.dtype))       # (B, F)
         if self.what in _HAS_MAX:
             masked = seq if valid is None else np.where(valid[:, :, None], seq, -np.inf)
-            argmax = masked.argmax(axis=0)                                           # (B, F) t*: the first max
-            parts.append(np.take_along_axis(seq, argmax[None], axis=0)[0])          # (B, F)
-        if is_grad_enabled():
+            if grad:                # backward needs where each maximum was: t*, the first step attaining it
+                argmax = masked.argmax(axis=0)                                       # (B, F)
+                parts.append(np.take_along_axis(seq, argmax[None], axis=0)[0])      # (B, F)
+            else:                   # the same values, without numpy's slow argmax across the leading axis
+                parts.append(masked.max(axis=0))                                     # (B, F)
+        if grad:
             self._pooled = (steps, argmax)
         return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
 

@@ -409,6 +409,8 @@ def test_readout_pooling_matches_numpy_by_hand(dtype, what, batch_first):
     want, grad = numpy_pooled(seq.astype(np.float64), lengths, what, last)
     assert y.dtype == dtype and y.shape == (4, {"meanmax": 16, "lastmeanmax": 24}.get(what, 8))
     assert_close(y, want, dtype, "y")
+    with rnnfast.no_grad():                     # inference pools without recording the maxima's steps
+        np.testing.assert_array_equal(rnnfast.Readout(what, batch_first=batch_first)(output, lengths=lengths), y)
     dy = np.random.default_rng(1).standard_normal(y.shape).astype(dtype)
     dout, dstate = readout.backward(dy)
     if what == "lastmeanmax":                  # the first 8 columns go to h_n, forward direction first

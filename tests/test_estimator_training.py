@@ -114,14 +114,24 @@ def test_window_is_the_time_delay_view():
     np.testing.assert_array_equal(w.x[2, 1], 0)                      # padding stays padding
 
 
-def test_a_cropped_window_is_the_time_delay_view_of_each_sequence_after_its_first_steps():
+@pytest.mark.parametrize("alike", ["none", "most", "all"])
+def test_a_cropped_window_is_the_time_delay_view_of_each_sequence_after_its_first_steps(alike):
     """_cropped_windowed(seqs, idx, phase, k): sequence idx[b] without its first min(phase[b], T_b − 1)
-    steps, windowed as _windowed windows it (zeros past its end), for ragged and equal lengths."""
+    steps, windowed as _windowed windows it (zeros past its end, whatever the padding holds), for ragged and
+    equal lengths; with random phases (training batches), and with one phase for 32 or more (predict's
+    alignments, copied together): most of a batch, or all of the sequences in their order."""
     rng = np.random.default_rng(1)
-    for X in ([rng.standard_normal((int(t), 3)) for t in rng.integers(1, 30, 12)], rng.standard_normal((12, 29, 3))):
+    n, B = (12, 7) if alike == "none" else (40, 36)
+    for X in ([rng.standard_normal((int(t), 3)) for t in rng.integers(1, 30, n)], rng.standard_normal((n, 29, 3))):
         seqs = _check_X(X, np.dtype(np.float64))
+        if seqs.lengths is not None:
+            seqs.x[np.arange(seqs.T)[:, None] >= seqs.lengths[None, :]] = 7.0    # padding the crops must not read
         for k in (1, 2, 5):
-            idx, phase = rng.integers(0, 12, 7), rng.integers(0, k + 3, 7)
+            idx, phase = rng.integers(0, n, B), rng.integers(0, k + 3, B)
+            if alike == "most":
+                phase[3:] = k - 1
+            elif alike == "all":
+                idx, phase = np.arange(n), np.full(n, k + 1)
             got = _cropped_windowed(seqs, idx, phase, k)
             crops = [X[i][min(f, len(X[i]) - 1):] for i, f in zip(idx, phase)]
             want = _windowed(_check_X(crops, np.dtype(np.float64)), k)

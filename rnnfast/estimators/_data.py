@@ -433,9 +433,26 @@ def _cropped_windowed(seqs: _Sequences, idx: np.ndarray, phase: np.ndarray, k: i
     steps = -(-lengths // k)                                                        # (B,) ⌈(T_b − φ_b)/k⌉
     I = seqs.x.shape[2]
     # straight into the windowed layout: window τ of sequence b is its steps φ_b + kτ … φ_b + kτ + k − 1,
-    # zeros past its end (the time-delay view of the cropped sequences, one strided copy per sequence)
+    # zeros past its end (the time-delay view of the cropped sequences)
     x = np.zeros((int(steps.max()), len(idx), k, I), seqs.x.dtype)                 # (T', B, k, I)
-    for b, (i, start, n) in enumerate(zip(idx.tolist(), phase.tolist(), lengths.tolist())):
+    apart = np.arange(len(idx))                                                     # the columns copied one by one
+    common = int(np.bincount(phase).argmax()) if len(idx) else 0
+    alike = np.flatnonzero(phase == common)
+    if alike.size >= 32:        # predict's alignments: one strided copy per position j in the window, for them all
+        every = alike.size == len(idx)
+        cols = slice(None) if every else alike                                      # slices copy faster
+        sources = idx[alike]
+        if every and np.array_equal(sources, np.arange(seqs.n)):
+            sources = slice(None)
+        src = seqs.x[common:common + x.shape[0] * k, sources]                       # (m, B', I)
+        if seqs.lengths is not None:                                                # zeros past each end
+            src = src * (np.arange(src.shape[0])[:, None] < lengths[alike][None, :])[:, :, None]
+        for j in range(min(k, src.shape[0])):
+            part = src[j::k]                                                        # steps φ + kτ + j, τ = 0, 1, …
+            x[:part.shape[0], cols, j] = part
+        apart = np.flatnonzero(phase != common)
+    for b in apart.tolist():    # one strided copy per sequence
+        i, start, n = int(idx[b]), int(phase[b]), int(lengths[b])
         full = n // k                                                               # whole windows
         x[:full, b] = seqs.x[start:start + full * k, i].reshape(full, k, I)
         if n > full * k:
