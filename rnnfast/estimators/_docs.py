@@ -4,7 +4,10 @@ PARAMETERS = """\
     cell : {"lstm", "gru", "elman"}, default="lstm"
         The recurrent cell ("rnn" is accepted for "elman", as ``rnnfast.RNN`` is ``rnnfast.Elman``).
     hidden_size : int, default=64 for the classifier, 128 for the regressor
-        Hidden units per layer (and direction).
+        Hidden units per layer (and direction). The two defaults come from 3-fold cross-validation inside
+        the training splits (benchmarks/README.md, how the defaults were chosen): 128 units gave the
+        regressor a higher mean R² over three regression sets for each of three seeds, while the
+        classifier's mean accuracy was mixed.
     num_layers : int, default=1
         Stacked recurrent layers.
     nonlinearity : {"tanh", "relu", "sigmoid"}, default="tanh"
@@ -39,8 +42,9 @@ PARAMETERS = """\
         of ⌈T/k⌉ steps each. 0: the grid from step 0 alone, one pass. May be changed after fit
         (``set_params``). No effect without a window, or with ``window_offset=0`` (a model trained on
         the grid alone predicts on it alone). Chosen by 3-fold cross-validation inside the training
-        splits (README, model quality): better on 4 of 13 classification sets with a window, worse on 1;
-        for the regressor, with its 16-step window, a higher mean R² for each of three seeds.
+        splits (benchmarks/README.md, how the defaults were chosen): better on 4 of 13 classification
+        sets with a window, worse on 1; for the regressor, with its 16-step window, a higher mean R² for
+        each of three seeds.
     scale : bool or "standard", default=True
         Standardize each input feature (and, for the regressor, each target) with the training set's
         mean and standard deviation, learned in fit (``input_mean_``, ``input_scale_``) and applied in
@@ -52,10 +56,11 @@ PARAMETERS = """\
         Append to each step's features their first differences, x_t − x_{t−1} (0 at a sequence's first
         step), so that the network reads each step's slope beside its level (as derivative DTW does for
         nearest neighbours); ``instance_norm`` and ``scale`` then apply to both. "auto": on for
-        ``output="last"``, where 3-fold cross-validation inside the training splits chose it (README, model
-        quality: a higher mean accuracy over fifteen classification sets and a higher mean R² over three
-        regression sets, for each of three seeds but one regression seed), off for ``output="sequence"``,
-        where it was not measured. Fixed at fit as ``derivative_``.
+        ``output="last"``, where 3-fold cross-validation inside the training splits chose it
+        (benchmarks/README.md, how the defaults were chosen: a higher mean accuracy over fifteen
+        classification sets and a higher mean R² over three regression sets, for each of three seeds but
+        one regression seed), off for ``output="sequence"``, where it was not measured. Fixed at fit as
+        ``derivative_``.
     instance_norm : "auto" or bool, default="auto" for the classifier, False for the regressor
         Append to each sequence's features its own standardization, (x_t − mean) / std with the mean and
         standard deviation of that sequence's real steps, per feature (instance normalization; the
