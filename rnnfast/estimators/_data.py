@@ -440,10 +440,8 @@ def _cropped_windowed(seqs: _Sequences, idx: np.ndarray, phase: np.ndarray, k: i
     alike = np.flatnonzero(phase == common)
     if alike.size >= 32:        # predict's alignments: one strided copy per position j in the window, for them all
         every = alike.size == len(idx)
-        cols = slice(None) if every else alike                                      # slices copy faster
-        sources = idx[alike]
-        if every and np.array_equal(sources, np.arange(seqs.n)):
-            sources = slice(None)
+        cols: Any = slice(None) if every else alike                                 # slices copy faster
+        sources: Any = slice(None) if every and np.array_equal(idx, np.arange(seqs.n)) else idx[alike]
         src = seqs.x[common:common + x.shape[0] * k, sources]                       # (m, B', I)
         if seqs.lengths is not None:                                                # zeros past each end
             src = src * (np.arange(src.shape[0])[:, None] < lengths[alike][None, :])[:, :, None]
