@@ -34,6 +34,7 @@ from typing import Any, Iterator, Optional
 
 import numpy as np
 
+from . import _kernels
 from ._module import Module, is_grad_enabled, no_backward_error, one_thread_at_a_time
 from ._stack import _Recurrent
 from ._validation import as_real_array, check_choice, check_lengths, check_shape
@@ -151,18 +152,19 @@ class Readout(Module):
         steps = np.full(B, T, np.int64) if lens is None else lens.astype(np.int64)   # (B,) T_b
         valid = None if lens is None or steps.min() == T else np.arange(T)[:, None] < steps[None, :]  # (T, B)
         argmax = None
-        grad = is_grad_enabled()
         if self.what in _HAS_MEAN:
             kept = seq if valid is None else np.where(valid[:, :, None], seq, 0)
             parts.append(kept.sum(axis=0) / steps[:, None].astype(out.dtype))       # (B, F)
-        if self.what in _HAS_MAX:
-            masked = seq if valid is None else np.where(valid[:, :, None], seq, -np.inf)
-            if grad:                # backward needs where each maximum was: t*, the first step attaining it
-                argmax = masked.argmax(axis=0)                                       # (B, F)
-                parts.append(np.take_along_axis(seq, argmax[None], axis=0)[0])      # (B, F)
-            else:                   # the same values, without numpy's slow argmax across the leading axis
-                parts.append(masked.max(axis=0))                                     # (B, F)
-        if grad:
+        if self.what in _HAS_MAX:   # each maximum over the real steps, and t*, the first step attaining it
+            if seq.dtype not in (np.float32, np.float64):
+                raise TypeError(f"Readout({self.what!r}) pools float32 or float64 outputs, got {seq.dtype}")
+            peak = np.empty((B, seq.shape[2]), seq.dtype)                            # (B, F)
+            if is_grad_enabled():                           # backward routes each maximum's gradient to t*
+                argmax = np.empty((B, seq.shape[2]), np.int64)                       # (B, F)
+            contiguous = seq if seq.strides[2] == seq.itemsize else np.ascontiguousarray(seq)
+            _kernels.max_over_time(contiguous, steps, peak, argmax)
+            parts.append(peak)
+        if is_grad_enabled():
             self._pooled = (steps, argmax)
         return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
 
@@ -220,7 +222,7 @@ class Readout(Module):
         if self.what in _HAS_MAX:
             assert argmax is not None
             # the maximum passes its gradient to the one step that attained it
-            seq[argmax, np.arange(B)[:, None], np.arange(F)[None, :]] += d[:, -F:]
+            _kernels.max_over_time_backward(argmax, d[:, -F:].astype(dtype, copy=False), seq)
         return dout, dstate
 
     def extra_repr(self) -> str:

@@ -461,6 +461,39 @@ def test_readout_pooling_without_lengths_is_torchs_mean_and_max_over_time():
                                   np.concatenate([h_n[-1], out.sum(0) / 5, out.max(0)], axis=1))
 
 
+@param_dtype
+@pytest.mark.parametrize("batch_first", [False, True], ids=["time-major", "batch-first"])
+def test_max_over_time_kernel_is_numpys_argmax_over_each_sequences_own_steps(dtype, batch_first):
+    """csrc/_pool.pxi against numpy: the first step attaining the maximum (ties included, a NaN counting as
+    largest, as np.argmax has it), over each sequence's first T_b steps only; its backward adds dy there."""
+    from rnnfast import _kernels
+
+    rng = np.random.default_rng(0)
+    T, B, F = 7, 6, 5
+    seq = rng.integers(-3, 4, (B, T, F) if batch_first else (T, B, F)).astype(dtype)    # small ints: ties
+    seq[rng.random(seq.shape) < 0.05] = np.nan
+    view = seq.swapaxes(0, 1) if batch_first else seq                              # (T, B, F), strided if batch-first
+    steps = np.array([7, 1, 3, 7, 2, 5], np.int64)
+    y, argmax = np.empty((B, F), dtype), np.empty((B, F), np.int64)
+    _kernels.max_over_time(view, steps, y, argmax)
+    masked = np.where(np.arange(T)[:, None, None] < steps[None, :, None], view, -np.inf)
+    np.testing.assert_array_equal(argmax, masked.argmax(axis=0))
+    np.testing.assert_array_equal(y, np.take_along_axis(view, argmax[None], axis=0)[0])
+    dout = rng.standard_normal(seq.shape).astype(dtype)
+    want = dout.copy()
+    want_view = want.swapaxes(0, 1) if batch_first else want
+    dy = rng.standard_normal((B, F)).astype(dtype)
+    want_view[argmax, np.arange(B)[:, None], np.arange(F)[None, :]] += dy
+    _kernels.max_over_time_backward(argmax, dy, dout.swapaxes(0, 1) if batch_first else dout)
+    np.testing.assert_array_equal(dout, want)
+    with pytest.raises(ValueError, match=r"steps\[1\] = 0 is outside \[1, 7\]"):
+        _kernels.max_over_time(view, np.array([7, 0, 3, 7, 2, 5]), y, argmax)
+    with pytest.raises(ValueError, match=r"argmax\[0, 0\] = 7 is outside \[0, 7\)"):
+        _kernels.max_over_time_backward(np.full((B, F), 7, np.int64), dy, view)
+    with pytest.raises(TypeError, match=r"Readout\('max'\) pools float32 or float64 outputs, got int64"):
+        rnnfast.Readout("max")((np.zeros((T, B, F), np.int64), np.zeros((1, B, F))))
+
+
 def test_readout_pooling_checks():
     lstm = rnnfast.LSTM(2, 3, dtype="float64", seed=0)
     x = np.zeros((4, 2, 2))
