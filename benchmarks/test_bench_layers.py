@@ -61,3 +61,22 @@ def test_varlen_train_step(benchmark, cell, padded):
     lengths = None if padded else varlen_lengths(B, T)
     run(benchmark, _train_step(layer, x, dout, lengths),
         group=f"varlen train {cell} {shape_id(VARLEN_SHAPE)}")
+
+
+@pytest.mark.parametrize("what", ["mean", "max", "lastmeanmax"])
+def test_readout_train_step(benchmark, what):
+    """A pooled readout's forward + backward over a ragged estimator-sized batch (B=16, T=32, H=64), as
+    SequenceClassifier runs it once per update (its default readout is "lastmeanmax")."""
+    import rnnfast
+
+    B, T, H = 16, 32, 64
+    out, _ = _data(B, T, H)
+    h_n = np.zeros((1, B, H), np.float32)
+    lengths = varlen_lengths(B, T)
+    readout = rnnfast.Readout(what)
+
+    def step():
+        y = readout((out, (h_n, h_n)), lengths=lengths)
+        readout.backward(np.ones_like(y))
+
+    run(benchmark, step, group="readout train B=16 T=32 H=64")

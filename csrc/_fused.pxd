@@ -7,7 +7,7 @@ from cython cimport floating
 from _pointwise cimport (rf_lstm_fwd_f, rf_lstm_fwd_d, rf_lstm_bwd_f, rf_lstm_bwd_d,
                          rf_elman_fwd_f, rf_elman_fwd_d, rf_elman_bwd_f, rf_elman_bwd_d,
                          rf_gru_fwd_f, rf_gru_fwd_d, rf_gru_bwd_f, rf_gru_bwd_d, rf_colsum_f, rf_colsum_d,
-                         rf_pack_by_team_f, rf_pack_by_team_d, rf_recgemm_f, rf_recgemm_d, rf_matvec_f,
+                         rf_colmax_f, rf_colmax_d, rf_pack_by_team_f, rf_pack_by_team_d, rf_recgemm_f, rf_recgemm_d, rf_matvec_f,
                          rf_matvec_d, rf_wgrad_f, rf_wgrad_d)
 
 
@@ -74,6 +74,14 @@ cdef inline void colsum(size_t rows, int n, const floating* a, size_t lda, float
         rf_colsum_f(rows, n, a, lda, out)
     else:
         rf_colsum_d(rows, n, a, lda, out)
+
+
+cdef inline void colmax(size_t rows, int n, const floating* a, size_t lda, floating* out) noexcept nogil:
+    """out (n,) := the maximum over the rows of a (rows >= 1, n), rows lda apart (a NaN, once met, stays)."""
+    if floating is float:
+        rf_colmax_f(rows, n, a, lda, out)
+    else:
+        rf_colmax_d(rows, n, a, lda, out)
 
 
 # ---- the recurrent product (rnnfast_recgemm.h) --------------------------------------------------------

@@ -28,6 +28,8 @@ cdef extern from "rnnfast_pointwise.h" nogil:
                       const double* dh_in, double* dhn, double* dh_out)
     void rf_colsum_f(size_t rows, int n, const float* a, size_t lda, float* out)
     void rf_colsum_d(size_t rows, int n, const double* a, size_t lda, double* out)
+    void rf_colmax_f(size_t rows, int n, const float* a, size_t lda, float* out)
+    void rf_colmax_d(size_t rows, int n, const double* a, size_t lda, double* out)
     void rf_expf_array(int n, const float* x, float* y)
     void rf_tanhf_array(int n, const float* x, float* y)
     void rf_sigmoidf_array(int n, const float* x, float* y)

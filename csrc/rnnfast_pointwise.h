@@ -288,6 +288,23 @@ RF_CLONES static void NAME(size_t rows, int n, const T *a, size_t lda, T *out) {
 RF_COLSUM(rf_colsum_f, float)
 RF_COLSUM(rf_colsum_d, double)
 
+/* ------------------------------------------------------------------------------- max over rows */
+/* out[j] = max_r a[r·lda + j] for j < n over rows >= 1 rows, in the rows' order; a NaN, once met, stays (as
+ * numpy's max has it). The max-pooling readout's maxima over time (csrc/_pool.pxi). */
+#define RF_COLMAX(NAME, T)                                                                        \
+RF_CLONES static void NAME(size_t rows, int n, const T *a, size_t lda, T *out) {                  \
+    for (int j = 0; j < n; ++j) out[j] = a[j];                                                    \
+    for (size_t r = 1; r < rows; ++r) {                                                           \
+        const T *ar = a + r * lda;                                                                \
+        RF_SIMD for (int j = 0; j < n; ++j) {                                                     \
+            const T v = ar[j], m = out[j];                                                        \
+            out[j] = (v > m) | (v != v) ? v : m;                                                  \
+        }                                                                                         \
+    }                                                                                             \
+}
+RF_COLMAX(rf_colmax_f, float)
+RF_COLMAX(rf_colmax_d, double)
+
 /* Exposed for the accuracy tests of the float32 approximations. */
 static void rf_expf_array(int n, const float *x, float *y) { for (int j = 0; j < n; ++j) y[j] = rf_expf(x[j]); }
 static void rf_tanhf_array(int n, const float *x, float *y) { for (int j = 0; j < n; ++j) y[j] = rf_tanhf(x[j]); }

@@ -150,19 +150,21 @@ class Readout(Module):
         T, B = seq.shape[:2]
         lens = None if lengths is None else check_lengths(lengths, B, T, minimum=1, integral_floats=True)
         steps = np.full(B, T, np.int64) if lens is None else lens.astype(np.int64)   # (B,) T_b
-        valid = None if lens is None or steps.min() == T else np.arange(T)[:, None] < steps[None, :]  # (T, B)
+        if seq.dtype not in (np.float32, np.float64):
+            raise TypeError(f"Readout({self.what!r}) pools float32 or float64 outputs, got {seq.dtype}")
         argmax = None
-        if self.what in _HAS_MEAN:
-            kept = seq if valid is None else np.where(valid[:, :, None], seq, 0)
-            parts.append(kept.sum(axis=0) / steps[:, None].astype(out.dtype))       # (B, F)
+        F = seq.shape[2]
+        readable = seq.strides[2] == seq.itemsize and seq.strides[0] > 0    # the kernels read rows of F, steps ahead
+        rows = seq if readable else np.ascontiguousarray(seq)
+        if self.what in _HAS_MEAN:  # over each sequence's real steps (csrc/_pool.pxi)
+            total = np.empty((B, F), seq.dtype)                                      # (B, F)
+            _kernels.sum_over_time(rows, steps, total)
+            parts.append(total / steps[:, None].astype(out.dtype))                  # (B, F)
         if self.what in _HAS_MAX:   # each maximum over the real steps, and t*, the first step attaining it
-            if seq.dtype not in (np.float32, np.float64):
-                raise TypeError(f"Readout({self.what!r}) pools float32 or float64 outputs, got {seq.dtype}")
-            peak = np.empty((B, seq.shape[2]), seq.dtype)                            # (B, F)
+            peak = np.empty((B, F), seq.dtype)                                       # (B, F)
             if is_grad_enabled():                           # backward routes each maximum's gradient to t*
-                argmax = np.empty((B, seq.shape[2]), np.int64)                       # (B, F)
-            contiguous = seq if seq.strides[2] == seq.itemsize else np.ascontiguousarray(seq)
-            _kernels.max_over_time(contiguous, steps, peak, argmax)
+                argmax = np.empty((B, F), np.int64)                                  # (B, F)
+            _kernels.max_over_time(rows, steps, peak, argmax)
             parts.append(peak)
         if is_grad_enabled():
             self._pooled = (steps, argmax)
@@ -213,12 +215,11 @@ class Readout(Module):
             raise no_backward_error()
         steps, argmax = self._pooled
         seq = dout.swapaxes(0, 1) if self.batch_first else dout    # (T, B, F), a view: writes land in dout
-        T, B = seq.shape[:2]
         first = F if self.what == "lastmeanmax" else 0              # the mean's columns start here
         if self.what in _HAS_MEAN:
             # ∂m_b/∂h_{t,b} = 1/T_b for t < T_b: the gradient spread evenly over the real steps
             share = d[:, first:first + F] / steps[:, None].astype(dtype)          # (B, F)
-            seq += (np.arange(T)[:, None] < steps[None, :])[:, :, None] * share[None]
+            _kernels.spread_over_time(share.astype(dtype, copy=False), steps, seq)
         if self.what in _HAS_MAX:
             assert argmax is not None
             # the maximum passes its gradient to the one step that attained it

@@ -463,9 +463,10 @@ def test_readout_pooling_without_lengths_is_torchs_mean_and_max_over_time():
 
 @param_dtype
 @pytest.mark.parametrize("batch_first", [False, True], ids=["time-major", "batch-first"])
-def test_max_over_time_kernel_is_numpys_argmax_over_each_sequences_own_steps(dtype, batch_first):
+def test_pooling_kernels_are_numpys_argmax_and_sum_over_each_sequences_own_steps(dtype, batch_first):
     """csrc/_pool.pxi against numpy: the first step attaining the maximum (ties included, a NaN counting as
-    largest, as np.argmax has it), over each sequence's first T_b steps only; its backward adds dy there."""
+    largest, as np.argmax has it), over each sequence's first T_b steps only, and its backward adding dy
+    there; the sum over the same steps, and its backward adding g at each of them."""
     from rnnfast import _kernels
 
     rng = np.random.default_rng(0)
@@ -486,8 +487,30 @@ def test_max_over_time_kernel_is_numpys_argmax_over_each_sequences_own_steps(dty
     want_view[argmax, np.arange(B)[:, None], np.arange(F)[None, :]] += dy
     _kernels.max_over_time_backward(argmax, dy, dout.swapaxes(0, 1) if batch_first else dout)
     np.testing.assert_array_equal(dout, want)
+    finite = np.nan_to_num(view)                                                   # the sum and its spread
+    total = np.empty((B, F), dtype)
+    _kernels.sum_over_time(finite, steps, total)
+    want_total = np.where(np.arange(T)[:, None, None] < steps[None, :, None], finite, 0).sum(axis=0)
+    np.testing.assert_array_equal(total, want_total)
+    spread = np.zeros_like(finite)
+    _kernels.spread_over_time(dy, steps, spread)
+    np.testing.assert_array_equal(spread, (np.arange(T)[:, None] < steps[None, :])[:, :, None] * dy[None])
     with pytest.raises(ValueError, match=r"steps\[1\] = 0 is outside \[1, 7\]"):
         _kernels.max_over_time(view, np.array([7, 0, 3, 7, 2, 5]), y, argmax)
+    with pytest.raises(ValueError, match=r"steps\[5\] = 8 is outside \[1, 7\]"):
+        _kernels.sum_over_time(finite, np.array([7, 1, 3, 7, 2, 8]), total)
+    wide = np.repeat(finite, 2, axis=2)                                            # (T, B, 2F)
+    with pytest.raises(ValueError, match="last axis must be contiguous"):
+        _kernels.sum_over_time(wide[:, :, ::2], steps, total)
+    pooled = rnnfast.Readout("lastmeanmax")                                        # copies such rows first
+    state = np.zeros((1, B, F), dtype)
+    np.testing.assert_array_equal(pooled((wide[:, :, ::2], state), lengths=steps),
+                                  pooled((np.ascontiguousarray(finite), state), lengths=steps))
+    backwards = np.ascontiguousarray(finite[::-1])                                 # a time-reversed view of it
+    with pytest.raises(ValueError, match="positive whole number of elements apart"):
+        _kernels.max_over_time(backwards[::-1], steps, y)
+    np.testing.assert_array_equal(pooled((backwards[::-1], state), lengths=steps),
+                                  pooled((np.ascontiguousarray(finite), state), lengths=steps))
     with pytest.raises(ValueError, match=r"argmax\[0, 0\] = 7 is outside \[0, 7\)"):
         _kernels.max_over_time_backward(np.full((B, F), 7, np.int64), dy, view)
     with pytest.raises(TypeError, match=r"Readout\('max'\) pools float32 or float64 outputs, got int64"):
