@@ -7,8 +7,8 @@ from cython cimport floating
 from _pointwise cimport (rf_lstm_fwd_f, rf_lstm_fwd_d, rf_lstm_bwd_f, rf_lstm_bwd_d,
                          rf_elman_fwd_f, rf_elman_fwd_d, rf_elman_bwd_f, rf_elman_bwd_d,
                          rf_gru_fwd_f, rf_gru_fwd_d, rf_gru_bwd_f, rf_gru_bwd_d, rf_colsum_f, rf_colsum_d,
-                         rf_colmax_f, rf_colmax_d, rf_pack_by_team_f, rf_pack_by_team_d, rf_recgemm_f, rf_recgemm_d, rf_matvec_f,
-                         rf_matvec_d, rf_wgrad_f, rf_wgrad_d)
+                         rf_colmax_f, rf_colmax_d, rf_pack_by_team_f, rf_pack_by_team_d, rf_recgemm_f,
+                         rf_recgemm_d, rf_matvec_f, rf_matvec_d, rf_wgrad_f, rf_wgrad_d)
 
 
 # ---- pointwise passes (rnnfast_pointwise.h): units [j0, j1) of n rows -----------------------------------

@@ -48,7 +48,7 @@ the fused wrappers of _fused.pxd; the GEMM in _blas.pxd):
   _jordan.pxi    the Jordan network (output fed back), forward, backward and step, on the pieces above;
   _linear.pxi    the per-timestep Linear's products (rnnfast.Linear), split by rows over the same threads;
   _loss.pxi      softmax cross-entropy, loss and gradient in one pass (rnnfast.cross_entropy);
-  _pool.pxi      the max over time of the pooled readouts and its backward (rnnfast.Readout);
+  _pool.pxi      the pooled readouts' sum and max over each sequence's real steps, and their backward (Readout);
   _optim.pxi     Adam's update of a parameter in one pass, and Σ g² for clip_grad_norm_.
 Python reaches all of it through rnnfast._kernels only.
 """

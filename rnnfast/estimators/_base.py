@@ -113,6 +113,8 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
     input_scale_: Optional[np.ndarray]
     history_: dict[str, list[float]]
 
+    # The defaults here are SequenceRegressor's; SequenceClassifier's own __init__ differs in hidden_size (64),
+    # instance_norm ("auto") and class_weight. The docstrings say which (tests/test_estimators.py checks them).
     def __init__(self, *, cell: str = "lstm", hidden_size: int = 128, num_layers: int = 1,
                  nonlinearity: str = "tanh", dropout: float = 0.0, bidirectional: bool = False,
                  output: str = "last", readout: str = "auto", window: Any = "auto",
