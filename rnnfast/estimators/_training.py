@@ -264,9 +264,16 @@ class _TrainingLoop:
         if dp is not None:
             rows_global = dp.shard(rows_global)
         idx, ends = (idx, batch_ends) if dp is None else (dp.shard(idx), dp.shard(batch_ends))  # this rank's
-        x = seqs.x[:T, cols if dp is None else dp.shard(cols)]                     # (T, B, I)
-        if noise is not None:
-            x = x + noise[:, rows_global]                    # jittered inputs: a fresh sample every update
+        if dp is None and crop_from is not None:    # the batch's own fresh crop, in the batch's order: no copy
+            x = seqs.x[:T]                                                         # (T, B, I)
+        else:
+            x = seqs.x[:T, cols if dp is None else dp.shard(cols)]                 # (T, B, I)
+        if noise is not None:                                # jittered inputs: a fresh sample every update
+            if dp is None:                                   # the whole draw is this rank's: add x into it
+                noise += x
+                x = noise
+            else:
+                x = x + noise[:, rows_global]
             if lengths is not None:
                 x *= (np.arange(T)[:, None] < ends[None, :])[:, :, None]             # the padding stays 0
         tgt = targets[idx] if self._output == "last" else targets[:T, idx]
