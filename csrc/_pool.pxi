@@ -8,7 +8,8 @@
 #
 # numpy's argmax across the leading (time) axis runs one short inner loop per (b, f), and the masked copies
 # that kept the padding out cost as much again; here each step is one pass over a row of F contiguous values.
-# One thread: a training batch's call takes microseconds, and predict's chunks are as fast as numpy's max.
+# One thread: a training batch's call takes microseconds. Under no_grad at B = 250-1,000 the readout is 10-20%
+# slower than numpy's max and sum over the whole batch (strided per-sequence rows), a small share of predict.
 
 
 cdef _check_rows(const floating[:, :, :] seq):

@@ -260,9 +260,6 @@ class _TrainingLoop:
         if p["input_noise"] > 0:        # drawn for the whole batch, so every rank's stream stays the same
             noise = self._rng.standard_normal((T, len(idx), seqs.x.shape[2]), dtype=seqs.x.dtype)
             noise *= seqs.x.dtype.type(p["input_noise"])                           # (T, B_global, I)
-        rows_global = np.arange(len(idx))
-        if dp is not None:
-            rows_global = dp.shard(rows_global)
         idx, ends = (idx, batch_ends) if dp is None else (dp.shard(idx), dp.shard(batch_ends))  # this rank's
         if dp is None and crop_from is not None:    # the batch's own fresh crop, in the batch's order: no copy
             x = seqs.x[:T]                                                         # (T, B, I)
@@ -272,8 +269,8 @@ class _TrainingLoop:
             if dp is None:                                   # the whole draw is this rank's: add x into it
                 noise += x
                 x = noise
-            else:
-                x = x + noise[:, rows_global]
+            else:                                            # this rank's columns of the whole draw
+                x = x + noise[:, dp.shard(np.arange(noise.shape[1]))]
             if lengths is not None:
                 x *= (np.arange(T)[:, None] < ends[None, :])[:, :, None]             # the padding stays 0
         tgt = targets[idx] if self._output == "last" else targets[:T, idx]
