@@ -49,7 +49,8 @@ the fused wrappers of _fused.pxd; the GEMM in _blas.pxd):
   _linear.pxi    the per-timestep Linear's products (rnnfast.Linear), split by rows over the same threads;
   _loss.pxi      softmax cross-entropy, loss and gradient in one pass (rnnfast.cross_entropy);
   _pool.pxi      the pooled readouts' sum and max over each sequence's real steps, and their backward (Readout);
-  _optim.pxi     Adam's update of a parameter in one pass, and Σ g² for clip_grad_norm_.
+  _optim.pxi     Adam's update of a parameter in one pass, and Σ g² for clip_grad_norm_;
+  _random.pxi    standard normal numbers, the same for every thread count (the estimators' input noise).
 Python reaches all of it through rnnfast._kernels only.
 """
 from cython cimport floating
@@ -90,3 +91,4 @@ include "_linear.pxi"
 include "_loss.pxi"
 include "_pool.pxi"
 include "_optim.pxi"
+include "_random.pxi"

@@ -94,6 +94,7 @@ max_over_time = _recurrent.max_over_time                    # (seq, steps, y, ar
 max_over_time_backward = _recurrent.max_over_time_backward  # (argmax, dy, dout)
 adam_update = _recurrent.adam_update                        # (p, g, m, v, vmax, maximize, ...): optim.Adam
 sum_of_squares = _recurrent.sum_of_squares                  # (g,) -> Σ g² in double: clip.py
+add_normal = _recurrent.add_normal                          # (out, x or None, σ, seed, n): estimators' input noise
 _float32_approximation = _recurrent._float32_approximation  # (name, x, y): for the accuracy tests
 
 

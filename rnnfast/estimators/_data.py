@@ -18,6 +18,8 @@ from typing import Any, NamedTuple, Optional, cast
 
 import numpy as np
 
+from .. import _kernels
+from .._threads import get_num_threads
 from ..sequences import pad_sequences
 from ..tdnn import time_delay, time_delay_lengths
 from ._compat import DataConversionWarning
@@ -242,6 +244,24 @@ def _make_rng(random_state: Any) -> np.random.Generator:
         return np.random.default_rng(random_state.randint(2**31 - 1))
     raise TypeError(f"random_state must be None, an int or a numpy random generator, got "
                     f"{type(random_state).__name__}")
+
+
+def _jittered(x: np.ndarray, sigma: float, rng: np.random.Generator, out: Optional[np.ndarray] = None
+              ) -> np.ndarray:
+    """x + σ·z, z standard normal, into ``out`` (a fresh array by default; x itself, C-contiguous, to jitter in
+    place).
+
+    The kernels draw z (csrc/rnnfast_random.h, 4-5x faster than NumPy's float32 draw, in parallel) from one seed
+    that ``rng`` gives, so ``random_state`` fixes the noise, every thread count draws the same numbers, and
+    ``rng`` advances by one number a call whatever the size of x."""
+    seed = int(rng.integers(0, 2**64, dtype=np.uint64))
+    contiguous = np.ascontiguousarray(x)
+    if out is None:                                     # a copy made here is jittered in place
+        out = np.empty_like(x) if contiguous is x else contiguous
+    elif out.shape != x.shape or out.dtype != x.dtype or not out.flags.c_contiguous:
+        raise ValueError(f"out must be a C-contiguous {x.dtype} array of shape {x.shape}")
+    _kernels.add_normal(out.reshape(-1), contiguous.reshape(-1), sigma, seed, get_num_threads())
+    return out
 
 
 

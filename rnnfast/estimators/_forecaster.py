@@ -32,8 +32,8 @@ from ..persist import save
 from ..seq2seq import EncoderDecoder
 from ._base import _CELLS, _copy_weights, _optimizer, _recurrent_weight_spec
 from ._compat import BaseEstimator, NotFittedError, RegressorMixin
-from ._data import (_check_X, _finite_or_raise, _input_scaling, _make_rng, _mean_and_scale, _r2, _Sequences,
-                    _standardized)
+from ._data import (_check_X, _finite_or_raise, _input_scaling, _jittered, _make_rng, _mean_and_scale, _r2,
+                    _Sequences, _standardized)
 from ._training import _planned_epochs, _Progress
 
 _OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
@@ -299,7 +299,7 @@ class SequenceForecaster(RegressorMixin, BaseEstimator):
         epochs = 1 if partial else _planned_epochs(p["max_updates"], p["max_epochs"], batches)
         scheduler = (optim.CosineAnnealingLR(opt, epochs * batches)
                      if p["lr_schedule"] == "cosine" and not partial else None)
-        noise = dtype.type(p["input_noise"])
+        noise = float(p["input_noise"])
         curve: list[float] = list(self.loss_curve_) if continuing else []
         val_curve: list[float] = list(self.validation_scores_ or []) if continuing and n_val else []
         done_before = len(curve)
@@ -315,11 +315,11 @@ class SequenceForecaster(RegressorMixin, BaseEstimator):
                         T = seqs.T if lens is None else int(lens.max())
                         xb, tb, sb = x[:T, idx], tgt[:, idx], starts[idx]
                         if noise > 0:       # jitter what the network reads: the inputs and the fed-back values
-                            xb = xb + noise * rng.standard_normal(xb.shape, dtype=dtype)
+                            xb = _jittered(xb, noise, rng)
                             if lens is not None:
                                 xb *= (np.arange(T)[:, None] < lens[None, :])[:, :, None]
-                            fed = tb + noise * rng.standard_normal(tb.shape, dtype=dtype)
-                            sb = sb + noise * rng.standard_normal(sb.shape, dtype=dtype)
+                            fed = _jittered(tb, noise, rng)
+                            sb = _jittered(sb, noise, rng)
                         else:
                             fed = tb
                         z = model(xb, fed, src_lengths=lens, start=sb)                  # (h, B, k)

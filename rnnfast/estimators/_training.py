@@ -16,7 +16,7 @@ from .._engine import Diverged, Engine
 from .._threads import thread_limit
 from ..tbptt import chunk_bounds
 from ._compat import ConvergenceWarning
-from ._data import _epoch_batches, _offset_windowed, _Sequences, _windowed
+from ._data import _epoch_batches, _jittered, _offset_windowed, _Sequences, _windowed
 
 _MIN_EPOCH_UPDATES = 20      # early stopping: an epoch of fewer updates counts as a fraction of one
 _AUTO_UPDATES = 2000         # max_updates="auto": this many updates ...
@@ -256,20 +256,20 @@ class _TrainingLoop:
         T = seqs.T if lengths is None else int(lengths.max())
         batch_ends = np.full(len(idx), T, np.int64) if lengths is None else lengths   # (B,) steps per sequence
         bounds = chunk_bounds(T, p["tbptt"] if p["tbptt"] is not None else max(T, 1))
+        sigma = p["input_noise"]
         noise = None
-        if p["input_noise"] > 0:        # drawn for the whole batch, so every rank's stream stays the same
-            noise = self._rng.standard_normal((T, len(idx), seqs.x.shape[2]), dtype=seqs.x.dtype)
-            noise *= seqs.x.dtype.type(p["input_noise"])                           # (T, B_global, I)
+        if sigma > 0 and dp is not None:   # the whole batch's draw, so each rank adds its columns of it
+            noise = _jittered(np.zeros((T, len(idx), seqs.x.shape[2]), seqs.x.dtype), sigma, self._rng)  # (T, B_global, I)
         idx, ends = (idx, batch_ends) if dp is None else (dp.shard(idx), dp.shard(batch_ends))  # this rank's
         if dp is None and crop_from is not None:    # the batch's own fresh crop, in the batch's order: no copy
             x = seqs.x[:T]                                                         # (T, B, I)
         else:
             x = seqs.x[:T, cols if dp is None else dp.shard(cols)]                 # (T, B, I)
-        if noise is not None:                                # jittered inputs: a fresh sample every update
-            if dp is None:                                   # the whole draw is this rank's: add x into it
-                noise += x
-                x = noise
+        if sigma > 0:                                        # jittered inputs: a fresh sample every update
+            if dp is None:                                   # x is this batch's own copy: jittered in place
+                x = _jittered(x, sigma, self._rng, out=x if x.flags.c_contiguous else None)   # (T, B, I)
             else:                                            # this rank's columns of the whole draw
+                assert noise is not None
                 x = x + noise[:, dp.shard(np.arange(noise.shape[1]))]
             if lengths is not None:
                 x *= (np.arange(T)[:, None] < ends[None, :])[:, :, None]             # the padding stays 0
