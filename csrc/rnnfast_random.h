@@ -13,7 +13,7 @@
  *   x_{i+1} = √(−2 ln(v / x_i + f(x_i)))       i = 1 … 126;   x_128 = 0
  *
  * One 64-bit draw u gives the layer i (its low 7 bits), the sign (bit 7) and a 53-bit uniform U (the top 53
- * bits); x = U·x_i is returned at once when x < x_{i+1} (98.8% of draws, one integer comparison). Otherwise:
+ * bits); x = U·x_i is returned at once when x < x_{i+1} (97.2% of draws, one integer comparison). Otherwise:
  * in the base layer, a tail value r + a, a = −ln(U₁)/r, accepted when −2 ln(U₂) > a²; in layer i ≥ 1, x itself
  * when f(x_i) + U₃·(f(x_{i+1}) − f(x_i)) < f(x) (the wedge); else a fresh draw. The layer index and the value
  * come from disjoint bits (Doornik's fix of the original's correlation between them).
