@@ -17,7 +17,8 @@ from ._compat import BaseEstimator, NotFittedError
 from ._inference import _Inference
 from ._training import _Interrupted, _TrainingLoop
 from ._data import (_auto_window, _check_X, _input_scaling, _InputScaling, _instance_normalized, _make_rng,
-                    _cropped_windowed, _scaled, _scales_differ, _Sequences, _windowed, _with_differences)
+                    _cropped_windowed, _own_moments, _scaled, _scales_differ, _Sequences, _windowed,
+                    _with_differences)
 
 _CELLS = {**{name: name for name in CELL_NAMES}, **ALIASES}    # family names, and "rnn" for "elman"
 _NONLINEARITIES = ("tanh", "relu", "sigmoid")
@@ -328,9 +329,12 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
         self.fit_layout_ = seqs.layout
         self.derivative_ = p["derivative"] if p["derivative"] != "auto" else p["output"] == "last"
         with_slopes = self._differences_added(seqs)
+        moments = None                                        # each sequence's own, computed once for both uses
+        if p["instance_norm"] is True or (p["instance_norm"] == "auto" and p["output"] == "last"):
+            moments = _own_moments(with_slopes)
         self.instance_norm_ = (p["instance_norm"] if p["instance_norm"] != "auto"
-                               else p["output"] == "last" and _scales_differ(with_slopes))
-        features = self._own_scales_added(with_slopes)
+                               else p["output"] == "last" and _scales_differ(with_slopes, moments))
+        features = self._own_scales_added(with_slopes, moments)
         if p["scale"]:
             (self.input_asinh_center_, self.input_asinh_scale_, self.input_mean_, self.input_scale_) = \
                 _input_scaling(features, weights, heavy_tails=p["scale"] != "standard")
@@ -363,9 +367,11 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
         """The sequences with each feature's first difference appended when fit chose it (``derivative_``)."""
         return _with_differences(seqs) if getattr(self, "derivative_", False) else seqs
 
-    def _own_scales_added(self, seqs: _Sequences) -> _Sequences:
-        """The sequences with each one's own standardization appended when fit chose it (``instance_norm_``)."""
-        return _instance_normalized(seqs) if getattr(self, "instance_norm_", False) else seqs
+    def _own_scales_added(self, seqs: _Sequences, moments: Optional[tuple[np.ndarray, np.ndarray]] = None
+                          ) -> _Sequences:
+        """The sequences with each one's own standardization appended when fit chose it (``instance_norm_``);
+        ``moments``: their ``_own_moments``, when already computed."""
+        return _instance_normalized(seqs, moments) if getattr(self, "instance_norm_", False) else seqs
 
     @property
     def _network_input_size(self) -> int:
