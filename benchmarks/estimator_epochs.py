@@ -110,7 +110,8 @@ def main(argv=None):
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--ragged-only", action="store_true", help="only part 2, the ragged sets against their ideal")
     p.add_argument("--rounds", type=int, default=1,
-                   help="part 2: alternating rounds of (ideal, bucketed, not bucketed); medians reported")
+                   help="alternating rounds (part 1: rnnfast and torch; part 2: ideal, bucketed, not bucketed); "
+                        "medians reported")
     p.add_argument("--ragged-data", default="JapaneseVowels,random walks",
                    help="part 2: comma-separated, of JapaneseVowels and 'random walks'")
     args = p.parse_args(argv)
@@ -128,22 +129,34 @@ def main(argv=None):
     if args.ragged_only:
         ragged_table(args.epochs, args.rounds, tuple(args.ragged_data.split(",")))
         return
-    print("| data | n, T | rnnfast s/epoch | torch s/epoch | torch / rnnfast |")
+    print(f"| data | n, T | rnnfast s/epoch | torch s/epoch | torch / rnnfast (median of {args.rounds}, range) |")
     print("|---|---|---|---|---|")
     for name, Xtr, ytr, Xte in datasets():
-        est = rnnfast.SequenceClassifier(random_state=0, max_epochs=args.epochs, max_updates=None)
-        params = est.get_params()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        params = rnnfast.SequenceClassifier(random_state=0, max_epochs=args.epochs, max_updates=None).get_params()
+
+        def fit_rnnfast():
+            est = rnnfast.SequenceClassifier(**params)
             t = time.perf_counter()
             est.fit(Xtr, ytr)
-            t_rnnfast = (time.perf_counter() - t) / est.n_epochs_
+            return (time.perf_counter() - t) / est.n_epochs_
+
+        def fit_torch():
             t = time.perf_counter()
             model_quality.torch_same_recipe(Xtr, ytr, Xte[:1], params, threads=args.threads)
-            t_torch = (time.perf_counter() - t) / args.epochs
+            return (time.perf_counter() - t) / args.epochs
+
+        times: dict[str, list[float]] = {"rnnfast": [], "torch": []}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for r in range(args.rounds):              # the two take turns, each round in the other order
+                for key, fit in (("rnnfast", fit_rnnfast), ("torch", fit_torch))[::1 if r % 2 == 0 else -1]:
+                    times[key].append(fit())
+        ratios = np.array(times["torch"]) / np.array(times["rnnfast"])
+        spread = f" ({ratios.min():.2f}–{ratios.max():.2f})" if args.rounds > 1 else ""
         lens = [len(x) for x in Xtr]
         shape = f"{len(Xtr)}, {min(lens)}–{max(lens)}" if min(lens) != max(lens) else f"{len(Xtr)}, {lens[0]}"
-        print(f"| {name} | {shape} | {t_rnnfast:.3f} | {t_torch:.3f} | {t_torch / t_rnnfast:.2f} |", flush=True)
+        print(f"| {name} | {shape} | {np.median(times['rnnfast']):.3f} | {np.median(times['torch']):.3f} | "
+              f"{np.median(ratios):.2f}{spread} |", flush=True)
     ragged_table(args.epochs, args.rounds, tuple(args.ragged_data.split(",")))
 
 

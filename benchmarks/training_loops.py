@@ -205,10 +205,16 @@ def blas_info():
             f"threads, {os.path.basename(i.get('filepath', ''))})" for i in threadpool_info()]
 
 
+def _checkout_on_path():
+    """As ``python -c`` does: rnnfast from the built checkout this runs from (its root), else the installed one."""
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+
+
 def worker(args):
     """Import the frameworks in the given order, build every loop, time them; print one JSON line."""
     fws = args.worker.split(",")
-    sys.path.insert(0, os.getcwd())          # as ``python -c`` does: a built checkout run from its root
+    _checkout_on_path()
     for fw in fws:
         added = [kv.split("=", 1) for kv in args.rnnfast_env] if fw == "rnnfast" else []
         added = [(k, v) for k, v in added if k not in os.environ]
@@ -283,6 +289,7 @@ def run_worker(frameworks, args):
 
 # ------------------------------------------------------------------------------------------ the table
 def cpu_model():
+    _checkout_on_path()
     from rnnfast.bench import cpu_name     # here, not at the top: a worker imports the frameworks in its own order
 
     return f"{cpu_name()}, {os.cpu_count()} logical CPUs"

@@ -75,7 +75,8 @@ PARAMETERS = """\
     input_noise : float, default=0.3
         Standard deviation of Gaussian noise added to the network's inputs (after scaling and the window)
         in every training batch, a fresh draw each time: jitter that keeps small training sets from being
-        memorised. 0 turns it off; predict never adds it.
+        memorised. 0 turns it off; predict never adds it. The kernels draw it (a ziggurat on xoshiro256++
+        streams, the same numbers for every thread count) from a seed that ``random_state`` fixes.
     optimizer : {"adam", "adamw", "sgd", "rmsprop"}, default="adam"
         The update rule ("sgd" with momentum 0.9, as scikit-learn's MLP), with ``lr`` and ``weight_decay``.
     lr : float, default=0.003
