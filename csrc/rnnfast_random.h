@@ -12,11 +12,15 @@
  *   x_1 = r = 3.442619855899,  v = 9.91256303526217e-3,  x_0 = v / f(r)        (the base layer with the tail)
  *   x_{i+1} = √(−2 ln(v / x_i + f(x_i)))       i = 1 … 126;   x_128 = 0
  *
- * One 64-bit draw u gives the layer i (its low 7 bits), the sign (bit 7) and a 53-bit uniform U (the top 53
- * bits); x = U·x_i is returned at once when x < x_{i+1} (97.2% of draws, one integer comparison). Otherwise:
- * in the base layer, a tail value r + a, a = −ln(U₁)/r, accepted when −2 ln(U₂) > a²; in layer i ≥ 1, x itself
- * when f(x_i) + U₃·(f(x_{i+1}) − f(x_i)) < f(x) (the wedge); else a fresh draw. The layer index and the value
- * come from disjoint bits (Doornik's fix of the original's correlation between them).
+ * One 64-bit draw u gives the layer i (its low 7 bits), the sign (bit 7) and a uniform U (its top 52 bits, 53
+ * in the fix-up's fresh draws); x = U·x_i is returned at once when x < x_{i+1} (97.2% of draws, one integer
+ * comparison). Otherwise: in the base layer, a tail value r + a, a = −ln(U₁)/r, accepted when −2 ln(U₂) > a²;
+ * in layer i ≥ 1, x itself when f(x_i) + U₃·(f(x_{i+1}) − f(x_i)) < f(x) (the wedge); else a fresh draw. The
+ * layer index and the value come from disjoint bits (Doornik's fix of the original's correlation between them).
+ *
+ * A block runs in two passes: the fast pass draws every element's first u from 8 streams side by side (AVX2
+ * where the CPU has it) and keeps the accepted x; the fix-up then finishes each rejected draw, in order, on a
+ * ninth stream of the block.
  */
 #ifndef RNNFAST_RANDOM_H
 #define RNNFAST_RANDOM_H
@@ -32,8 +36,8 @@ static double rf_zig_x[RF_ZIG_LAYERS + 1];    /* x_i, the layers' right edges */
 static double rf_zig_f[RF_ZIG_LAYERS + 1];    /* f(x_i) */
 static double rf_zig_w[RF_ZIG_LAYERS];        /* x_i / 2⁵³: U's 53 bits times this is U·x_i */
 static int64_t rf_zig_k[RF_ZIG_LAYERS];       /* ⌊2⁵³ x_{i+1}/x_i⌋: U's bits below this give x < x_{i+1} */
-static double rf_zig_w52[RF_ZIG_LAYERS];      /* x_i / 2⁵², and ⌊2⁵² x_{i+1}/x_i⌋: the same for the fast pass's 52 bits */
-static int64_t rf_zig_k52[RF_ZIG_LAYERS];
+static double rf_zig_w52[RF_ZIG_LAYERS];      /* x_i / 2⁵², and ⌊2⁵² x_{i+1}/x_i⌋: the same for the fast */
+static int64_t rf_zig_k52[RF_ZIG_LAYERS];     /* pass's 52 bits */
 static const double rf_zig_r = 3.442619855899;
 
 /* The tables, once, when the module is imported (before any thread reads them). */

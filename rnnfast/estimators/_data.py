@@ -254,7 +254,7 @@ def _jittered(x: np.ndarray, sigma: float, rng: np.random.Generator, out: Option
     """x + σ·z, z standard normal, into ``out`` (a fresh array by default; x itself, C-contiguous, to jitter in
     place).
 
-    The kernels draw z (csrc/rnnfast_random.h, 4-5x faster than NumPy's float32 draw, in parallel) from one seed
+    The kernels draw z (csrc/rnnfast_random.h: about 4x faster than NumPy's float32 draw on one thread) from one seed
     that ``rng`` gives, so ``random_state`` fixes the noise, every thread count draws the same numbers, and
     ``rng`` advances by one number a call whatever the size of x."""
     seed = int(rng.integers(0, 2**64, dtype=np.uint64))
