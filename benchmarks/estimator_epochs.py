@@ -33,7 +33,7 @@ import warnings
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import model_quality  # noqa: E402  (loads rnnfast: installed, or this checkout)
+import model_quality  # noqa: E402  (loads rnnfast: this checkout when built in place, else the installed one)
 import rnnfast  # noqa: E402
 
 
@@ -121,7 +121,8 @@ def main(argv=None):
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
                platform.processor() or platform.machine())
     print(f"# CPU: {cpu}")
-    print(f"# rnnfast {rnnfast.__version__}, torch {torch.__version__}, numpy {np.__version__}, "
+    print(f"# rnnfast {rnnfast.__version__} (from {os.path.dirname(rnnfast.__file__)}), torch {torch.__version__}, "
+          f"numpy {np.__version__}, "
           f"{args.threads} threads, {args.epochs} epochs, load {os.getloadavg()[0]:.2f}")
     print("# BLAS: " + "; ".join(f"{i['internal_api']} {i.get('version')} {i.get('architecture')} "
                                  f"({os.path.basename(i['filepath'])})" for i in threadpool_info()

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import glob
 import json
 import math
 import os
@@ -41,11 +42,13 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
-try:                                   # an installed rnnfast, else the checkout this script sits in (built in place)
-    import rnnfast  # noqa: F401
-except ImportError:                    # pragma: no cover
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    import rnnfast  # noqa: F401
+# The checkout this script sits in when it is built in place (its compiled kernels beside its sources), else an
+# installed rnnfast: an installed copy must not shadow the checkout a developer is measuring. The report names
+# the directory it came from.
+_CHECKOUT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if glob.glob(os.path.join(_CHECKOUT, "rnnfast", "_recurrent*")):
+    sys.path.insert(0, _CHECKOUT)
+import rnnfast  # noqa: E402,F401
 from rnnfast.bench import blas_kernels, cpu_name  # noqa: E402
 from rnnfast.estimators._training import _planned_epochs  # noqa: E402  the estimators' budget, mirrored by torch
 
@@ -582,7 +585,8 @@ def run_dataset(name: str, params: dict, *, baselines: bool = True, torch: bool 
 # ------------------------------------------------------------------------------------------- header
 def machine_info(threads: int) -> dict:
     import importlib.metadata as md
-    versions = {"rnnfast": getattr(rnnfast, "__version__", "?"), "python": platform.python_version()}
+    versions = {"rnnfast": f"{getattr(rnnfast, '__version__', '?')} (from {os.path.dirname(rnnfast.__file__)})",
+                "python": platform.python_version()}    # from: which copy of rnnfast this run measured
     for pkg in ("numpy", "scikit-learn", "aeon", "numba", "torch"):
         try:
             versions[pkg] = md.version(pkg)
