@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import argparse
 import ast
-import glob
+import importlib.machinery
 import json
 import math
 import os
@@ -46,7 +46,8 @@ import numpy as np
 # installed rnnfast: an installed copy must not shadow the checkout a developer is measuring. The report names
 # the directory it came from.
 _CHECKOUT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if glob.glob(os.path.join(_CHECKOUT, "rnnfast", "_recurrent*")):
+if any(os.path.exists(os.path.join(_CHECKOUT, "rnnfast", "_recurrent" + suffix))
+       for suffix in importlib.machinery.EXTENSION_SUFFIXES):           # the compiled module, not the .pyi stub
     sys.path.insert(0, _CHECKOUT)
 import rnnfast  # noqa: E402,F401
 from rnnfast.bench import blas_kernels, cpu_name  # noqa: E402
