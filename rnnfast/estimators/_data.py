@@ -394,17 +394,15 @@ def _own_moments(seqs: _Sequences) -> tuple[np.ndarray, np.ndarray]:
     float64. A sequence whose feature is constant to within its dtype's rounding gets the deviation 1 (its
     standardized values are then 0), so rounding noise is never blown up to unit size."""
     x = seqs.x.astype(np.float64)                                            # (T, n, I)
-    if seqs.lengths is None:                                                  # every step is real: no mask
-        steps = np.full((seqs.n, 1), float(seqs.T))                           # (n, 1)
-        mean = x.sum(axis=0) / steps                                          # (n, I)
-        std = np.sqrt(((x - mean) ** 2).sum(axis=0) / steps)                  # (n, I)
-        tiny = 100 * np.finfo(seqs.x.dtype).eps * np.abs(x).max(axis=0)       # (n, I)
-    else:
-        mask = seqs.mask()[:, :, None]                                        # (T, n, 1)
-        steps = mask.sum(axis=0)                                              # (n, 1)
-        mean = (x * mask).sum(axis=0) / steps                                 # (n, I)
-        std = np.sqrt((((x - mean) * mask) ** 2).sum(axis=0) / steps)         # (n, I)
-        tiny = 100 * np.finfo(seqs.x.dtype).eps * np.abs(x * mask).max(axis=0)   # (n, I)
+    mask = None if seqs.lengths is None else seqs.mask()[:, :, None]         # (T, n, 1); None: every step real
+    real = x if mask is None else x * mask                                    # (T, n, I) the padding 0
+    steps = np.full((seqs.n, 1), float(seqs.T)) if mask is None else mask.sum(axis=0)   # (n, 1)
+    mean = real.sum(axis=0) / steps                                           # (n, I)
+    dev = x - mean                                                            # (T, n, I)
+    if mask is not None:
+        dev *= mask
+    std = np.sqrt((dev ** 2).sum(axis=0) / steps)                             # (n, I)
+    tiny = 100 * np.finfo(seqs.x.dtype).eps * np.abs(real).max(axis=0)        # (n, I)
     std[std <= tiny] = 1.0
     return mean, std
 

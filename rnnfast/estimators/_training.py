@@ -259,8 +259,8 @@ class _TrainingLoop:
         sigma = p["input_noise"]
         noise = None
         if sigma > 0 and dp is not None:   # the whole batch's draw, so each rank adds its columns of it
-            noise = _jittered(np.zeros((T, len(idx), seqs.x.shape[2]), seqs.x.dtype), sigma,
-                              self._rng)                                                  # (T, B_global, I)
+            noise = np.zeros((T, len(idx), seqs.x.shape[2]), seqs.x.dtype)        # (T, B_global, I)
+            _jittered(noise, sigma, self._rng, out=noise)                          # σ·z in place
         idx, ends = (idx, batch_ends) if dp is None else (dp.shard(idx), dp.shard(batch_ends))  # this rank's
         if dp is None and crop_from is not None:    # the batch's own fresh crop, in the batch's order: no copy
             x = seqs.x[:T]                                                         # (T, B, I)
