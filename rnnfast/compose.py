@@ -153,6 +153,7 @@ class Readout(Module):
         if seq.dtype not in (np.float32, np.float64):
             raise TypeError(f"Readout({self.what!r}) pools float32 or float64 outputs, got {seq.dtype}")
         argmax = None
+        grad = is_grad_enabled()
         F = seq.shape[2]
         readable = seq.strides[2] == seq.itemsize and seq.strides[0] > 0    # the kernels read rows of F, steps ahead
         rows = seq if readable else np.ascontiguousarray(seq)
@@ -162,11 +163,11 @@ class Readout(Module):
             parts.append(total / steps[:, None].astype(out.dtype))                  # (B, F)
         if self.what in _HAS_MAX:   # each maximum over the real steps, and t*, the first step attaining it
             peak = np.empty((B, F), seq.dtype)                                       # (B, F)
-            if is_grad_enabled():                           # backward routes each maximum's gradient to t*
+            if grad:                                        # backward routes each maximum's gradient to t*
                 argmax = np.empty((B, F), np.int64)                                  # (B, F)
             _kernels.max_over_time(rows, steps, peak, argmax)
             parts.append(peak)
-        if is_grad_enabled():
+        if grad:
             self._pooled = (steps, argmax)
         return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
 
