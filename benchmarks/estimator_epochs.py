@@ -68,6 +68,18 @@ def epoch_seconds(X, y, epochs, **params):
     return (time.perf_counter() - t) / est.n_epochs_, est
 
 
+def alternating(fits, rounds):
+    """Each of ``fits`` (name -> a function returning seconds per epoch) run ``rounds`` times, taking turns,
+    each round starting one further along, so that a load spike does not always fall on the same one; the
+    times per name, in rounds."""
+    times = {key: [] for key in fits}
+    order = list(fits)
+    for r in range(rounds):
+        for key in order[r % len(order):] + order[:r % len(order)]:
+            times[key].append(fits[key]())
+    return times
+
+
 def ragged_table(epochs, rounds=1, data=("JapaneseVowels", "random walks")):
     """Ragged / ideal per data set, bucketed and not. With ``rounds`` > 1 the three fits (ideal, bucket=True,
     bucket=False) alternate, each round in another order, and the table gives the medians over the rounds of
@@ -91,11 +103,7 @@ def ragged_table(epochs, rounds=1, data=("JapaneseVowels", "random walks")):
         fits = {"ideal": lambda: epoch_seconds(equal, y, epochs, window=k)[0],
                 True: lambda: epoch_seconds(X, y, epochs, window=k, bucket=True)[0],
                 False: lambda: epoch_seconds(X, y, epochs, window=k, bucket=False)[0]}
-        times = {key: [] for key in fits}
-        order = list(fits)
-        for r in range(rounds):
-            for key in order[r % 3:] + order[:r % 3]:
-                times[key].append(fits[key]())
+        times = alternating(fits, rounds)
         ideal = float(np.median(times["ideal"]))
         for bucket in (True, False):
             ratios = np.array(times[bucket]) / np.array(times["ideal"])
@@ -146,12 +154,9 @@ def main(argv=None):
             model_quality.torch_same_recipe(Xtr, ytr, Xte[:1], params, threads=args.threads)
             return (time.perf_counter() - t) / args.epochs
 
-        times: dict[str, list[float]] = {"rnnfast": [], "torch": []}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            for r in range(args.rounds):              # the two take turns, each round in the other order
-                for key, fit in (("rnnfast", fit_rnnfast), ("torch", fit_torch))[::1 if r % 2 == 0 else -1]:
-                    times[key].append(fit())
+            times = alternating({"rnnfast": fit_rnnfast, "torch": fit_torch}, args.rounds)
         ratios = np.array(times["torch"]) / np.array(times["rnnfast"])
         spread = f" ({ratios.min():.2f}–{ratios.max():.2f})" if args.rounds > 1 else ""
         lens = [len(x) for x in Xtr]
