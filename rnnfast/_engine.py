@@ -58,7 +58,8 @@ class _Head(Protocol):
 
 
 class Diverged(Exception):
-    """An update's loss or gradient is not finite; raised before the update, so the weights stay good."""
+    """An update's loss or gradient is not finite (with clipping: the gradient's norm, whose sum of squares
+    overflows also when an entry passes √(largest float)); raised before the step, so the weights stay good."""
 
     def __init__(self, loss: float):
         super().__init__(loss)
@@ -116,10 +117,12 @@ class Engine:
             value, n = self.dp.average_gradients_(value, n)
         if n == 0:
             return value, n
-        if self.check_finite and not (math.isfinite(value) and all(np.isfinite(p.grad).all() for p in self.params)):
+        if self.max_norm is not None:    # the norm before clipping is finite exactly when every gradient is
+            total = clip_grad_norm_(self.params, self.max_norm)          # (and its squares' sum fits the dtype)
+            if self.check_finite and not (math.isfinite(value) and math.isfinite(total)):
+                raise Diverged(value)    # clipping changed .grad only, never the weights
+        elif self.check_finite and not (math.isfinite(value) and all(np.isfinite(p.grad).all() for p in self.params)):
             raise Diverged(value)
-        if self.max_norm is not None:
-            clip_grad_norm_(self.params, self.max_norm)
         if self.optimizer is not None:
             self.optimizer.step()
         return value, n

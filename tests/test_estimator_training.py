@@ -436,6 +436,38 @@ def test_defaults_train_on_series_of_1500_steps_without_diverging():
     assert reg.score(X, X[:, -1] - X[:, 0]) > 0.8
 
 
+@pytest.mark.parametrize("max_norm", [1.0, None])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, 1e30])
+def test_the_engine_refuses_a_non_finite_update_and_leaves_the_weights(max_norm, bad):
+    """With clipping the check reads the gradient's norm (1e30 is finite, but its square overflows float32,
+    so the norm is inf); without it each gradient. Either way Diverged comes before the step."""
+    from rnnfast._engine import Diverged, Engine
+    lstm = rnnfast.LSTM(3, 4, seed=0)
+    engine = Engine(lstm, None, rnnfast.SGD(lstm.parameters(), lr=0.1), max_norm, check_finite=True)
+    before = [p.data.copy() for p in lstm.parameters()]
+    x = np.ones((5, 2, 3), np.float32)
+
+    def objective(output):
+        dout = np.zeros_like(output[0])
+        dout[2, 1, 3] = bad
+        return 1.0, 1.0, (dout, None)
+
+    engine.zero_grad()
+    engine.backprop(x, None, objective)
+    if bad == 1e30 and max_norm is None:     # finite gradients, no norm taken: a (huge) step is made
+        engine.update(1.0, 1.0)
+        assert not np.array_equal(lstm.weight_hh_l0.data, before[1])
+        return
+    with pytest.raises(Diverged):
+        engine.update(1.0, 1.0)
+    for p, w in zip(lstm.parameters(), before):
+        np.testing.assert_array_equal(p.data, w)
+    engine.zero_grad()
+    engine.backprop(x, None, lambda output: (float("nan"), 1.0, (np.zeros_like(output[0]), None)))
+    with pytest.raises(Diverged):                                   # a NaN loss alone
+        engine.update(float("nan"), 1.0)
+
+
 # ------------------------------------------------------------------------------ concurrent predict
 def test_predict_from_several_threads_gives_the_serial_results():
     """Threaded servers and joblib's threading backend call predict on one fitted estimator at once."""
