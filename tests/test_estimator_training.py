@@ -178,9 +178,30 @@ def test_predict_offsets_rejects_other_values():
     with pytest.raises(ValueError, match="predict_offsets"):
         SequenceClassifier(predict_offsets="mean", **FAST).fit(X, y)
     est = SequenceClassifier(window=2, max_updates=2, **FAST).fit(X, y)
-    est.set_params(predict_offsets=1)
-    with pytest.raises(ValueError, match="predict_offsets"):
-        est.predict(X)
+    for bad, error in (("mean", ValueError), (-1, ValueError), (None, ValueError), (1.5, TypeError),
+                       (True, TypeError)):
+        est.set_params(predict_offsets=bad)
+        with pytest.raises(error, match="predict_offsets"):
+            est.predict(X)
+
+
+@pytest.mark.parametrize("m", [0, 1, 2, 3, 5, 7, 8, 100])
+def test_predict_offsets_m_averages_m_alignments_spread_over_the_window(m):
+    """An integer m: the mean of the grid predictions for the sequences cropped by φ_i = ⌊i·k/m⌋, i < m (all
+    k alignments when m >= k; 0 and 1 the grid alone), for a window of k = 7 steps."""
+    from rnnfast.estimators._base import _alignments
+    assert _alignments(7, "all") == list(range(7)) and _alignments(7, 100) == list(range(7))
+    phases = _alignments(7, m)
+    assert phases == ([0] if m <= 1 else sorted({(i * 7) // min(m, 7) for i in range(min(m, 7))}))
+    assert len(phases) == max(1, min(m, 7))
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((30, 40, 2))
+    y = (X[:, :, 0].sum(axis=1) > 0).astype(int)
+    est = SequenceClassifier(window=7, derivative=False, max_updates=10, dtype="float64", **FAST).fit(X, y)
+    est.set_params(predict_offsets=0)
+    crops = [est.predict_proba(X[:, phi:]) for phi in phases]
+    est.set_params(predict_offsets=m)
+    np.testing.assert_allclose(est.predict_proba(X), np.mean(crops, axis=0), rtol=1e-12, atol=1e-15)
 
 
 def test_scaling_ignores_padding_and_weighs_sequences():

@@ -1,6 +1,7 @@
 """What both estimators share: parameters, ``fit`` / ``partial_fit``, the training loop and inference."""
 from __future__ import annotations
 
+import numbers
 import os
 from typing import Any, Iterator, Optional
 
@@ -86,6 +87,23 @@ def _check_max_updates(value: Any) -> Any:
     if value is None or isinstance(value, str) and check_choice("max_updates", value, ("auto",)):
         return value
     return check_int("max_updates", value, 1)
+
+
+def _check_offsets(value: Any) -> Any:
+    """``predict_offsets``: "all" or an integer m >= 0."""
+    if isinstance(value, str) or value is None:
+        return check_choice("predict_offsets", value, ("all",))
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"predict_offsets must be 'all' or an integer >= 0, got {value!r}")
+    return check_int("predict_offsets", value, 0)
+
+
+def _alignments(k: int, offsets: Any) -> list[int]:
+    """The window offsets φ that predict averages over, for a window of k steps: all k for "all", else the
+    m = min(offsets, k) offsets φ_i = ⌊i·k/m⌋ (i = 0 … m − 1), spread evenly over the window and starting at
+    the grid from step 0 (0 and 1: that grid alone)."""
+    m = k if offsets == "all" else max(1, min(offsets, k))
+    return [(i * k) // m for i in range(m)]
 
 
 class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
@@ -213,7 +231,7 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
         else:
             p["window"] = 1 if self.window is None else check_int("window", self.window, 1)
         p["window_offset"] = check_choice("window_offset", self.window_offset, ("random", 0))
-        p["predict_offsets"] = check_choice("predict_offsets", self.predict_offsets, ("all", 0))
+        p["predict_offsets"] = _check_offsets(self.predict_offsets)
         if p["max_updates"] is None and p["max_epochs"] is None:
             raise ValueError("max_updates and max_epochs are both None: set at least one training budget")
         if p["bidirectional"] and p["tbptt"] is not None:
@@ -455,7 +473,8 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
     def _predicted(self, X: Any) -> tuple[np.ndarray, _Sequences]:
         """(head outputs z in float64, X prepared on the window grid from step 0). With a window (k > 1),
         ``output="last"`` and ``predict_offsets="all"``, z is the average over the k alignments of the window
-        grid, each sequence's windows starting at step φ = 0 … k − 1 (``_averaged_outputs``): the alignments
+        grid, each sequence's windows starting at step φ = 0 … k − 1 (``_averaged_outputs``; an integer m:
+        the m alignments :func:`_alignments` spreads over the window): the alignments
         that ``window_offset="random"`` trained on, so that no prediction hangs on one of them (with
         ``window_offset=0`` the model trained on the grid alone, and predicts on it alone)."""
         self._check_fitted()
@@ -463,10 +482,10 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
         k = getattr(self, "window_", 1)
         seqs = _windowed(steps, k)
         z = self._forward(seqs)
-        offsets = check_choice("predict_offsets", getattr(self, "predict_offsets", 0), ("all", 0))
-        if offsets == "all" and k > 1 and self._output == "last" and self.window_offset == "random":
+        phases = _alignments(k, _check_offsets(getattr(self, "predict_offsets", 0)))
+        if len(phases) > 1 and self._output == "last" and self.window_offset == "random":
             idx = np.arange(steps.n)
-            crops = (_cropped_windowed(steps, idx, np.full(steps.n, phi), k) for phi in range(1, k))
+            crops = (_cropped_windowed(steps, idx, np.full(steps.n, phi), k) for phi in phases[1:])
             z = self._averaged_outputs([z] + [self._forward(crop) for crop in crops])
         return z, seqs
 

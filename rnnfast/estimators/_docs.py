@@ -35,11 +35,14 @@ PARAMETERS = """\
         every alignment of the window grid, as random crops augment images; with ``max_updates`` of a
         few thousand it draws each alignment many times. 0: always the grid predict uses (windows from
         step 0). No effect without a window (k = 1).
-    predict_offsets : "all" or 0, default="all"
+    predict_offsets : "all" or int, default="all"
         Where predict's windows start, with ``output="last"``. "all": the outputs are averaged over the k
         alignments of the window grid, each sequence's windows starting at step 0 … k − 1 (the classifier
         averages the probabilities), the alignments ``window_offset="random"`` trains on: k forward passes
-        of ⌈T/k⌉ steps each. 0: the grid from step 0 alone, one pass. May be changed after fit
+        of ⌈T/k⌉ steps each. An integer m: the m alignments φ_i = ⌊i·k/m⌋ (i = 0 … m − 1) spread evenly
+        over the window, m passes (all k when m >= k), for a predict of long sequences at a fraction of the
+        cost (k = 63 for 2,000 steps: m = 8 cuts predict about 6x; benchmarks/README.md has its
+        cross-validation). 0 or 1: the grid from step 0 alone, one pass. May be changed after fit
         (``set_params``). No effect without a window, or with ``window_offset=0`` (a model trained on
         the grid alone predicts on it alone). Chosen by 3-fold cross-validation inside the training
         splits (benchmarks/README.md, how the defaults were chosen): better on 4 of 13 classification
