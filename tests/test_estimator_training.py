@@ -173,6 +173,20 @@ def test_predict_offsets_all_averages_the_crops_of_every_alignment(kind):
         assert est.score(X, y) == np.mean(labels == y)
 
 
+@pytest.mark.parametrize("n", [1, 3, 13, 64])
+def test_alignments_batched_together_give_the_alignments_one_by_one(n):
+    """A few sequences' crops for several φ share one forward (up to 64 sequences): the same average, to
+    rounding, as one forward per alignment, for ragged sequences some shorter than the window."""
+    rng = np.random.default_rng(7)
+    X = [rng.standard_normal((int(t), 2)) for t in rng.integers(3, 40, size=64)]
+    y = np.array([int(x[:, 0].sum() > 0) for x in X])
+    est = SequenceClassifier(window=9, derivative=False, max_updates=10, dtype="float64", **FAST).fit(X, y)
+    est.set_params(predict_offsets=0)
+    crops = [est.predict_proba([x[min(phi, len(x) - 1):] for x in X[:n]]) for phi in range(9)]
+    est.set_params(predict_offsets="all")
+    np.testing.assert_allclose(est.predict_proba(X[:n]), np.mean(crops, axis=0), rtol=1e-12, atol=1e-15)
+
+
 def test_predict_offsets_rejects_other_values():
     X, y = np.zeros((6, 8, 1)), np.arange(6) % 2
     with pytest.raises(ValueError, match="predict_offsets"):
