@@ -97,11 +97,12 @@ _ALIGNMENT_BATCH = 64
 
 def _check_offsets(value: Any) -> Any:
     """``predict_offsets``: "all" or an integer m >= 0."""
-    if isinstance(value, str) or value is None:
-        return check_choice("predict_offsets", value, ("all",))
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"predict_offsets must be 'all' or an integer >= 0, got {value!r}")
-    return check_int("predict_offsets", value, 0)
+    message = f"predict_offsets must be 'all' or an integer >= 0, got {value!r}"
+    if isinstance(value, bool) or not (value is None or isinstance(value, (str, numbers.Integral))):
+        raise TypeError(message)
+    if value == "all" or value is not None and not isinstance(value, str) and int(value) >= 0:
+        return value if isinstance(value, str) else int(value)
+    raise ValueError(message)
 
 
 def _alignments(k: int, offsets: Any) -> list[int]:

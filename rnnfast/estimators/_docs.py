@@ -41,8 +41,8 @@ PARAMETERS = """\
         averages the probabilities), the alignments ``window_offset="random"`` trains on: k forward passes
         of ⌈T/k⌉ steps each. An integer m: the m alignments φ_i = ⌊i·k/m⌋ (i = 0 … m − 1) spread evenly
         over the window, m passes (all k when m >= k), for a predict of long sequences at a fraction of the
-        cost (k = 63 for 2,000 steps: m = 8 cuts predict about 6x; benchmarks/README.md has its
-        cross-validation). 0 or 1: the grid from step 0 alone, one pass. May be changed after fit
+        cost (64 series of 2,000 steps, k = 63: 613 ms with "all", 108 ms with m = 8; benchmarks/README.md
+        has the timing and the cross-validation). 0 or 1: the grid from step 0 alone, one pass. May be changed after fit
         (``set_params``). No effect without a window, or with ``window_offset=0`` (a model trained on
         the grid alone predicts on it alone). Chosen by 3-fold cross-validation inside the training
         splits (benchmarks/README.md, how the defaults were chosen): better on 4 of 13 classification
