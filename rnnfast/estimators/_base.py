@@ -1,7 +1,6 @@
 """What both estimators share: parameters, ``fit`` / ``partial_fit``, the training loop and inference."""
 from __future__ import annotations
 
-import numbers
 import os
 from typing import Any, Iterator, Optional
 
@@ -96,13 +95,11 @@ _ALIGNMENT_BATCH = 64
 
 
 def _check_offsets(value: Any) -> Any:
-    """``predict_offsets``: "all" or an integer m >= 0."""
-    message = f"predict_offsets must be 'all' or an integer >= 0, got {value!r}"
-    if isinstance(value, bool) or not (value is None or isinstance(value, (str, numbers.Integral))):
-        raise TypeError(message)
-    if value == "all" or value is not None and not isinstance(value, str) and int(value) >= 0:
-        return value if isinstance(value, str) else int(value)
-    raise ValueError(message)
+    """``predict_offsets``: "all" or an integer m >= 0 (checked as ``window`` and ``max_updates`` are: a string
+    among the choices, else an integer)."""
+    if value is None or isinstance(value, str):
+        return check_choice("predict_offsets", value, ("all",))
+    return check_int("predict_offsets", value, 0)
 
 
 def _alignments(k: int, offsets: Any) -> list[int]:

@@ -272,8 +272,9 @@ class _TrainingLoop:
             else:                                            # this rank's columns of the whole draw
                 assert noise is not None
                 x = x + noise[:, dp.shard(np.arange(noise.shape[1]))]
-            for b in ([] if lengths is None else np.flatnonzero(ends < T).tolist()):
-                x[ends[b]:, b] = 0                                                  # the padding stays 0
+            if lengths is not None:                          # the padding stays 0
+                for b in np.flatnonzero(ends < T).tolist():
+                    x[ends[b]:, b] = 0
         tgt = targets[idx] if self._output == "last" else targets[:T, idx]
         w = None if weights is None else weights[idx]                              # (B,)
         L, B, H = p["num_layers"] * (2 if p["bidirectional"] else 1), len(idx), p["hidden_size"]
