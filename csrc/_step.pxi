@@ -200,6 +200,57 @@ def copy_rows(const floating[:, ::1] src,             # IN  (n_src, F)
                 memset(&dst[r, 0], 0, row_bytes)
 
 
+
+cdef enum:
+    _INLINE_COPY = 8            # crop_windows copies rows of at most this many features by a loop, not memcpy
+
+
+def crop_windows(const floating[:, :, ::1] src,       # IN  (T, n, I) time-major sequences
+                 const Py_ssize_t[::1] idx,             # IN  (B,) the sequence of src each column takes
+                 const Py_ssize_t[::1] start,           # IN  (B,) its first step φ_b
+                 const Py_ssize_t[::1] end,             # IN  (B,) one past its last step T_b
+                 floating[:, :, ::1] dst):              # OUT (T', B, k·I) its windows of k steps
+    """dst[τ, b, j·I:(j+1)·I] := src[φ_b + kτ + j, idx_b] where φ_b + kτ + j < T_b, else 0: column b holds
+    sequence idx_b from step φ_b on, cut into windows of k = dst.shape[2] / I steps (the estimators'
+    time-delay view of a crop), in one pass written in order. One thread, as copy_rows."""
+    cdef Py_ssize_t T = src.shape[0], n = src.shape[1], I = src.shape[2], B = dst.shape[1], Tw = dst.shape[0]
+    cdef Py_ssize_t k, b, tau, j, i, s, stop
+    cdef size_t row_bytes = I * sizeof(floating)
+    cdef floating* out
+    cdef const floating* row
+    if idx.shape[0] != B or start.shape[0] != B or end.shape[0] != B:
+        raise ValueError(f"idx ({idx.shape[0]},), start ({start.shape[0]},) and end ({end.shape[0]},) must each "
+                         f"hold dst's {B} columns")
+    if I == 0 or dst.shape[2] % I:
+        raise ValueError(f"dst's last axis ({dst.shape[2]}) must be a whole number of windows of src's {I} "
+                         f"features")
+    for b in range(B):
+        if idx[b] < 0 or idx[b] >= n:
+            raise ValueError(f"idx[{b}] = {idx[b]} is not a sequence of src's {n}")
+        if start[b] < 0 or start[b] > end[b] or end[b] > T:
+            raise ValueError(f"start[{b}] = {start[b]} and end[{b}] = {end[b]} must satisfy "
+                             f"0 <= start <= end <= {T}")
+    k = dst.shape[2] // I
+    if Tw == 0 or B == 0:
+        return
+    with nogil:
+        for tau in range(Tw):
+            for b in range(B):
+                out = &dst[tau, b, 0]
+                s = start[b] + k * tau                  # the window's first step
+                stop = min(k, max(end[b] - s, 0))       # its steps before the sequence's end
+                if I <= _INLINE_COPY:                   # a few features: a call to memcpy a row costs more
+                    for j in range(stop):
+                        row = &src[s + j, idx[b], 0]
+                        for i in range(I):
+                            out[j * I + i] = row[i]
+                else:
+                    for j in range(stop):
+                        memcpy(out + j * I, &src[s + j, idx[b], 0], row_bytes)
+                if stop < k:
+                    memset(out + stop * I, 0, (k - stop) * row_bytes)
+
+
 # The packed forward that reads the padded input and writes the padded output itself: the gather and scatter
 # of copy_rows, done by the kernel's threads on the rows they are working on.
 

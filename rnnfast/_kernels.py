@@ -85,6 +85,7 @@ openmp_enabled = _recurrent.openmp_enabled
 packed_size = _recurrent.packed_size
 zero_arrays = _recurrent.zero_arrays                        # (arrays, num_threads): rnnfast._threads wraps it
 copy_rows = _recurrent.copy_rows                            # (src, index, dst): rnnfast._layout
+crop_windows = _recurrent.crop_windows                      # (src, idx, start, end, dst): the estimators' crops
 linear_forward = _recurrent.linear_forward                  # (x, w, y, num_threads): rnnfast.Linear
 linear_backward = _recurrent.linear_backward                # (dy, x, w, dw, dx or None, num_threads)
 cross_entropy_rows = _recurrent.cross_entropy_rows          # (x, labels, w, scale, grad, loss, n): losses

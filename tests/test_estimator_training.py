@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import rnnfast
+from rnnfast import _kernels
 from rnnfast.estimators import SequenceClassifier, SequenceRegressor
 from rnnfast.estimators._data import _check_X, _cropped_windowed, _input_scaling, _windowed
 from rnnfast.estimators._training import _planned_epochs
@@ -114,29 +115,47 @@ def test_window_is_the_time_delay_view():
     np.testing.assert_array_equal(w.x[2, 1], 0)                      # padding stays padding
 
 
-@pytest.mark.parametrize("alike", ["none", "most", "all"])
-def test_a_cropped_window_is_the_time_delay_view_of_each_sequence_after_its_first_steps(alike):
+@pytest.mark.parametrize("features", [3, 11])                # a loop copies up to 8 features a row, memcpy more
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_a_cropped_window_is_the_time_delay_view_of_each_sequence_after_its_first_steps(features, dtype):
     """_cropped_windowed(seqs, idx, phase, k): sequence idx[b] without its first min(phase[b], T_b − 1)
     steps, windowed as _windowed windows it (zeros past its end, whatever the padding holds), for ragged and
-    equal lengths; with random phases (training batches), and with one phase for 32 or more (predict's
-    alignments, copied together): most of a batch, or all of the sequences in their order."""
+    equal lengths; with random phases and repeated sequences (training batches), and with one phase for all
+    the sequences in their order (predict's alignments)."""
     rng = np.random.default_rng(1)
-    n, B = (12, 7) if alike == "none" else (40, 36)
-    for X in ([rng.standard_normal((int(t), 3)) for t in rng.integers(1, 30, n)], rng.standard_normal((n, 29, 3))):
-        seqs = _check_X(X, np.dtype(np.float64))
+    n = 40
+    for X in ([rng.standard_normal((int(t), features)) for t in rng.integers(1, 30, n)],
+              rng.standard_normal((n, 29, features))):
+        seqs = _check_X(X, np.dtype(dtype))
         if seqs.lengths is not None:
             seqs.x[np.arange(seqs.T)[:, None] >= seqs.lengths[None, :]] = 7.0    # padding the crops must not read
         for k in (1, 2, 5):
-            idx, phase = rng.integers(0, n, B), rng.integers(0, k + 3, B)
-            if alike == "most":
-                phase[3:] = k - 1
-            elif alike == "all":
-                idx, phase = np.arange(n), np.full(n, k + 1)
-            got = _cropped_windowed(seqs, idx, phase, k)
-            crops = [X[i][min(f, len(X[i]) - 1):] for i, f in zip(idx, phase)]
-            want = _windowed(_check_X(crops, np.dtype(np.float64)), k)
-            np.testing.assert_array_equal(got.x, want.x)
-            np.testing.assert_array_equal(got.lengths, [-(-len(c) // k) for c in crops])
+            for idx, phase in ((rng.integers(0, n, 36), rng.integers(0, k + 3, 36)), (np.arange(n), np.full(n, k + 1))):
+                got = _cropped_windowed(seqs, idx, phase, k)
+                crops = [X[i][min(f, len(X[i]) - 1):] for i, f in zip(idx, phase)]
+                want = _windowed(_check_X(crops, np.dtype(dtype)), k)
+                assert got.x.dtype == dtype
+                np.testing.assert_array_equal(got.x, want.x)
+                np.testing.assert_array_equal(got.lengths, [-(-len(c) // k) for c in crops])
+
+
+def test_the_crop_kernel_refuses_what_does_not_fit():
+    """_kernels.crop_windows names what is wrong instead of reading outside its arrays."""
+    src = np.zeros((10, 4, 3))                                   # (T, n, I)
+    ok = dict(idx=np.array([0, 3]), start=np.array([0, 2]), end=np.array([10, 7]))
+    dst = np.empty((5, 2, 6))                                    # windows of 2 steps
+    _kernels.crop_windows(src, ok["idx"], ok["start"], ok["end"], dst)
+    for change, message in ((dict(idx=np.array([0, 4])), "idx\\[1\\] = 4 is not a sequence"),
+                            (dict(idx=np.array([-1, 0])), "idx\\[0\\] = -1"),
+                            (dict(start=np.array([0, 8])), "start\\[1\\] = 8 and end\\[1\\] = 7"),
+                            (dict(end=np.array([11, 7])), "end\\[0\\] = 11"),
+                            (dict(start=np.array([-1, 0])), "start\\[0\\] = -1"),
+                            (dict(idx=np.array([0])), "must each hold dst's 2 columns")):
+        args = {**ok, **change}
+        with pytest.raises(ValueError, match=message):
+            _kernels.crop_windows(src, args["idx"], args["start"], args["end"], dst)
+    with pytest.raises(ValueError, match="whole number of windows of src's 3 features"):
+        _kernels.crop_windows(src, ok["idx"], ok["start"], ok["end"], np.empty((5, 2, 7)))
 
 
 @pytest.mark.parametrize("kind", ["classifier", "regressor"])

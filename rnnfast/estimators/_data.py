@@ -457,39 +457,16 @@ def _offset_windowed(seqs: _Sequences, idx: np.ndarray, k: int, rng: np.random.G
 
 def _cropped_windowed(seqs: _Sequences, idx: np.ndarray, phase: np.ndarray, k: int) -> _Sequences:
     """Sequences ``idx`` of ``seqs`` (B,), each with its first φ_b = min(phase_b, T_b − 1) steps dropped
-    (phase: (B,) ints), then windowed."""
+    (phase: (B,) ints), then windowed: window τ of sequence b is its steps φ_b + kτ … φ_b + kτ + k − 1, zeros
+    past its end (the time-delay view of the cropped sequences), copied straight into that layout by one
+    kernel pass (``_kernels.crop_windows``)."""
     ends = seqs.ends()[idx] + 1                                                     # (B,) T_b
     phase = np.minimum(phase, ends - 1)                                             # (B,) φ_b
-    lengths = ends - phase                                                          # (B,) T_b − φ_b
-    steps = -(-lengths // k)                                                        # (B,) ⌈(T_b − φ_b)/k⌉
-    I = seqs.x.shape[2]
-    # straight into the windowed layout: window τ of sequence b is its steps φ_b + kτ … φ_b + kτ + k − 1,
-    # zeros past its end (the time-delay view of the cropped sequences)
-    x = np.zeros((int(steps.max()), len(idx), k, I), seqs.x.dtype)                 # (T', B, k, I)
-    apart = np.arange(len(idx))                                                     # the columns gathered by rows
-    common = int(np.bincount(phase).argmax()) if len(idx) else 0
-    alike = np.flatnonzero(phase == common)
-    if alike.size >= 32:        # predict's alignments: one strided copy per position j in the window, for them all
-        every = alike.size == len(idx)
-        cols: Any = slice(None) if every else alike                                 # slices copy faster
-        sources: Any = slice(None) if every and np.array_equal(idx, np.arange(seqs.n)) else idx[alike]
-        src = seqs.x[common:common + x.shape[0] * k, sources]                       # (m, B', I)
-        if seqs.lengths is not None:                                                # zeros past each end
-            src = src * (np.arange(src.shape[0])[:, None] < lengths[alike][None, :])[:, :, None]
-        for j in range(min(k, src.shape[0])):
-            part = src[j::k]                                                        # steps φ + kτ + j, τ = 0, 1, …
-            x[:part.shape[0], cols, j] = part
-        apart = np.flatnonzero(phase != common)
-    if apart.size:              # a training batch's own phases: one row gather (a row: I features of one step)
-        at = (phase[apart][None, :, None] + k * np.arange(x.shape[0])[:, None, None]
-              + np.arange(k)[None, None, :])                                        # (T', m, k) steps read
-        rows = np.where(at < ends[apart][None, :, None], at * seqs.n + idx[apart][None, :, None], -1)
-        flat = np.ascontiguousarray(seqs.x).reshape(-1, I)                          # (T·n, I) row t·n + i
-        into = x if apart.size == len(idx) else np.empty((x.shape[0], apart.size, k, I), x.dtype)
-        _kernels.copy_rows(flat, rows.reshape(-1), into.reshape(-1, I))             # -1: a row of zeros
-        if into is not x:
-            x[:, apart] = into
-    return _Sequences(x.reshape(x.shape[0], len(idx), k * I), steps, seqs.layout)
+    steps = -(-(ends - phase) // k)                                                 # (B,) ⌈(T_b − φ_b)/k⌉
+    x = np.empty((int(steps.max()), len(idx), k * seqs.x.shape[2]), seqs.x.dtype)  # (T', B, k·I)
+    _kernels.crop_windows(np.ascontiguousarray(seqs.x), np.ascontiguousarray(idx, np.intp),
+                          phase.astype(np.intp), ends.astype(np.intp), x)
+    return _Sequences(x, steps, seqs.layout)
 
 
 def _windowed(seqs: _Sequences, k: int) -> _Sequences:
