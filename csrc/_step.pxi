@@ -200,7 +200,6 @@ def copy_rows(const floating[:, ::1] src,             # IN  (n_src, F)
                 memset(&dst[r, 0], 0, row_bytes)
 
 
-
 cdef enum:
     _INLINE_COPY = 8            # crop_windows copies rows of at most this many features by a loop, not memcpy
 
