@@ -76,7 +76,8 @@ typedef double rf_vd2 __attribute__((vector_size(16), aligned(8)));
 
 /* One row of a tile's result, two vectors: c[0:ncols] (+)= acc. A whole row (every tile but the last panel's)
  * goes by two vector stores (loads and adds when accumulating): the element-wise loop that a partial row
- * needs cost a tenth of a product with K = 128 on AVX2. The same additions either way, so the same bits. */
+ * needs cost about 8% of a product with K = 128 on AVX2 (benchmarks/README.md, design measurements). The
+ * same additions either way, so the same bits. */
 #define RF_STORE(NAME, T, V)                                                                      \
 RF_INLINE void NAME(const V *acc, T *c, int ncols, int accumulate) {                              \
     const int vl = (int)(sizeof(V) / sizeof(T));                                                  \
