@@ -3,12 +3,14 @@
 _cython_blas wraps sgemm/dgemm (the GEMM itself is in _blas.pxd). Each is `noexcept nogil` and inlined, so a
 call costs what the C call costs."""
 from cython cimport floating
+from libc.stdint cimport int64_t
 
 from _pointwise cimport (rf_lstm_fwd_f, rf_lstm_fwd_d, rf_lstm_bwd_f, rf_lstm_bwd_d,
                          rf_elman_fwd_f, rf_elman_fwd_d, rf_elman_bwd_f, rf_elman_bwd_d,
                          rf_gru_fwd_f, rf_gru_fwd_d, rf_gru_bwd_f, rf_gru_bwd_d, rf_colsum_f, rf_colsum_d,
-                         rf_colmax_f, rf_colmax_d, rf_pack_by_team_f, rf_pack_by_team_d, rf_recgemm_f,
-                         rf_recgemm_d, rf_matvec_f, rf_matvec_d, rf_wgrad_f, rf_wgrad_d)
+                         rf_colmax_f, rf_colmax_d, rf_colfirst_f, rf_colfirst_d, rf_pack_by_team_f,
+                         rf_pack_by_team_d, rf_recgemm_f, rf_recgemm_d, rf_matvec_f, rf_matvec_d, rf_wgrad_f,
+                         rf_wgrad_d)
 
 
 # ---- pointwise passes (rnnfast_pointwise.h): units [j0, j1) of n rows -----------------------------------
@@ -82,6 +84,16 @@ cdef inline void colmax(size_t rows, int n, const floating* a, size_t lda, float
         rf_colmax_f(rows, n, a, lda, out)
     else:
         rf_colmax_d(rows, n, a, lda, out)
+
+
+cdef inline void colfirst(size_t rows, int n, const floating* a, size_t lda, const floating* m,
+                          int64_t* first) noexcept nogil:
+    """first (n,) := the first row of a (rows, n), rows lda apart, equal to m (n,) in each column, or the first
+    NaN where m is NaN; −1 where none is."""
+    if floating is float:
+        rf_colfirst_f(rows, n, a, lda, m, first)
+    else:
+        rf_colfirst_d(rows, n, a, lda, m, first)
 
 
 # ---- the recurrent product (rnnfast_recgemm.h) --------------------------------------------------------

@@ -3,6 +3,8 @@
 recurrent GEMM (rnnfast_recgemm.h), the weight-gradient GEMM (rnnfast_wgrad.h) and the team barrier for the
 hidden-unit split (rnnfast_team.h). The kernels call the _f/_d pairs through the fused wrappers of _fused.pxd."""
 
+from libc.stdint cimport int64_t
+
 cdef extern from "rnnfast_pointwise.h" nogil:
     enum:
         RF_TANH
@@ -30,6 +32,8 @@ cdef extern from "rnnfast_pointwise.h" nogil:
     void rf_colsum_d(size_t rows, int n, const double* a, size_t lda, double* out)
     void rf_colmax_f(size_t rows, int n, const float* a, size_t lda, float* out)
     void rf_colmax_d(size_t rows, int n, const double* a, size_t lda, double* out)
+    void rf_colfirst_f(size_t rows, int n, const float* a, size_t lda, const float* m, int64_t* first)
+    void rf_colfirst_d(size_t rows, int n, const double* a, size_t lda, const double* m, int64_t* first)
     void rf_expf_array(int n, const float* x, float* y)
     void rf_tanhf_array(int n, const float* x, float* y)
     void rf_sigmoidf_array(int n, const float* x, float* y)

@@ -83,13 +83,11 @@ def max_over_time(const floating[:, :, :] seq,       # IN  (T, B, F) h_t, rows o
                   floating[:, ::1] y,                 # OUT (B, F) the maxima
                   int64_t[:, ::1] argmax=None):       # OUT (B, F) the first step attaining each, or None
     """Two passes per sequence: the maxima (rnnfast_pointwise.h's rf_colmax, vectorised; a NaN sticks once
-    seen), then, for backward only, the first step equal to each (or NaN where it is)."""
+    seen), then, for backward only, the first step equal to each, or the first NaN where it is (rf_colfirst,
+    vectorised too)."""
     cdef Py_ssize_t T = seq.shape[0], B = seq.shape[1], F = seq.shape[2], b, t, f
     cdef size_t ld = seq.strides[0] // sizeof(floating)
-    cdef const floating* row
     cdef floating* peak
-    cdef int64_t* first
-    cdef floating v, m
     cdef bint whole
     if y.shape[0] != B or y.shape[1] != F or (argmax is not None and (argmax.shape[0] != B or argmax.shape[1] != F)):
         raise ValueError(f"y and argmax must have shape ({B}, {F})")
@@ -107,16 +105,7 @@ def max_over_time(const floating[:, :, :] seq,       # IN  (T, B, F) h_t, rows o
                 colmax(steps[b], <int> F, &seq[0, b, 0], ld, peak)
             if argmax is None:
                 continue
-            first = &argmax[b, 0]
-            for f in range(F):
-                first[f] = -1
-            for t in range(steps[b]):
-                row = &seq[t, b, 0]
-                for f in range(F):
-                    v = row[f]
-                    m = peak[f]
-                    if first[f] < 0 and (v == m or (v != v and m != m)):
-                        first[f] = t
+            colfirst(steps[b], <int> F, &seq[0, b, 0], ld, peak, &argmax[b, 0])     # rnnfast_pointwise.h
 
 
 def max_over_time_backward(const int64_t[:, ::1] argmax,   # IN  (B, F) from max_over_time

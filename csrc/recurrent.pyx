@@ -62,7 +62,7 @@ cimport numpy as cnp
 cnp.import_array()
 
 from _blas cimport gemm
-from _fused cimport (lstm_fwd, lstm_bwd, elman_fwd, elman_bwd, gru_fwd, gru_bwd, colsum, colmax, pack_by_team,
+from _fused cimport (lstm_fwd, lstm_bwd, elman_fwd, elman_bwd, gru_fwd, gru_bwd, colsum, colmax, colfirst, pack_by_team,
                      recgemm, matvec, wgrad)
 from _pointwise cimport (RF_TANH, RF_RELU, RF_SIGMOID, RF_NR_BYTES, rf_expf_array, rf_tanhf_array,
                          rf_sigmoidf_array, rf_wgrad_work_size, rf_wgrad_available, RF_HAVE_BARRIER, rf_barrier,
