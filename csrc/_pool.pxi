@@ -85,7 +85,7 @@ def max_over_time(const floating[:, :, :] seq,       # IN  (T, B, F) h_t, rows o
     """Two passes per sequence: the maxima (rnnfast_pointwise.h's rf_colmax, vectorised; a NaN sticks once
     seen), then, for backward only, the first step equal to each, or the first NaN where it is (rf_colfirst,
     vectorised too)."""
-    cdef Py_ssize_t T = seq.shape[0], B = seq.shape[1], F = seq.shape[2], b, t, f
+    cdef Py_ssize_t T = seq.shape[0], B = seq.shape[1], F = seq.shape[2], b
     cdef size_t ld = seq.strides[0] // sizeof(floating)
     cdef floating* peak
     cdef bint whole
