@@ -87,25 +87,23 @@ def max_over_time(const floating[:, :, :] seq,       # IN  (T, B, F) h_t, rows o
     vectorised too)."""
     cdef Py_ssize_t T = seq.shape[0], B = seq.shape[1], F = seq.shape[2], b
     cdef size_t ld = seq.strides[0] // sizeof(floating)
-    cdef floating* peak
-    cdef bint whole
-    if y.shape[0] != B or y.shape[1] != F or (argmax is not None and (argmax.shape[0] != B or argmax.shape[1] != F)):
+    cdef bint first = argmax is not None
+    if y.shape[0] != B or y.shape[1] != F or (first and (argmax.shape[0] != B or argmax.shape[1] != F)):
         raise ValueError(f"y and argmax must have shape ({B}, {F})")
     _check_steps(steps, B, T)
     _check_rows(seq)
     if F == 0:
         return
     with nogil:
-        whole = _one_block(seq, steps)          # every sequence all T steps: one sweep over rows of B·F
-        if whole:
+        if _one_block(seq, steps):              # every sequence all T steps: one sweep over rows of B·F each
             colmax(T, <int> (B * F), &seq[0, 0, 0], ld, &y[0, 0])               # rnnfast_pointwise.h
-        for b in range(B):
-            peak = &y[b, 0]
-            if not whole:
-                colmax(steps[b], <int> F, &seq[0, b, 0], ld, peak)
-            if argmax is None:
-                continue
-            colfirst(steps[b], <int> F, &seq[0, b, 0], ld, peak, &argmax[b, 0])     # rnnfast_pointwise.h
+            if first:
+                colfirst(T, <int> (B * F), &seq[0, 0, 0], ld, &y[0, 0], &argmax[0, 0])
+        else:
+            for b in range(B):
+                colmax(steps[b], <int> F, &seq[0, b, 0], ld, &y[b, 0])
+                if first:
+                    colfirst(steps[b], <int> F, &seq[0, b, 0], ld, &y[b, 0], &argmax[b, 0])
 
 
 def max_over_time_backward(const int64_t[:, ::1] argmax,   # IN  (B, F) from max_over_time

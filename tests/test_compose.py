@@ -463,7 +463,8 @@ def test_readout_pooling_without_lengths_is_torchs_mean_and_max_over_time():
 
 @param_dtype
 @pytest.mark.parametrize("batch_first", [False, True], ids=["time-major", "batch-first"])
-def test_pooling_kernels_are_numpys_argmax_and_sum_over_each_sequences_own_steps(dtype, batch_first):
+@pytest.mark.parametrize("ragged", [True, False], ids=["ragged", "all-steps"])   # all T: one sweep over B·F
+def test_pooling_kernels_are_numpys_argmax_and_sum_over_each_sequences_own_steps(dtype, batch_first, ragged):
     """csrc/_pool.pxi against numpy: the first step attaining the maximum (ties included, a NaN counting as
     largest, as np.argmax has it), over each sequence's first T_b steps only, and its backward adding dy
     there; the sum over the same steps, and its backward adding g at each of them."""
@@ -474,7 +475,7 @@ def test_pooling_kernels_are_numpys_argmax_and_sum_over_each_sequences_own_steps
     seq = rng.integers(-3, 4, (B, T, F) if batch_first else (T, B, F)).astype(dtype)    # small ints: ties
     seq[rng.random(seq.shape) < 0.05] = np.nan
     view = seq.swapaxes(0, 1) if batch_first else seq                              # (T, B, F), strided if batch-first
-    steps = np.array([7, 1, 3, 7, 2, 5], np.int64)
+    steps = np.array([7, 1, 3, 7, 2, 5], np.int64) if ragged else np.full(B, T, np.int64)
     y, argmax = np.empty((B, F), dtype), np.empty((B, F), np.int64)
     _kernels.max_over_time(view, steps, y, argmax)
     masked = np.where(np.arange(T)[:, None, None] < steps[None, :, None], view, -np.inf)
