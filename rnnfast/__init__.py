@@ -14,7 +14,8 @@ from .generate import generate
 from .jordan import Jordan
 from .layers import GRU, LSTM, RNN, Elman, Linear
 from .losses import bce_with_logits, cross_entropy, mse_loss
-from .optim import SGD, Adam, AdamW, CosineAnnealingLR, ReduceLROnPlateau, RMSprop, StepLR
+from .lr_scheduler import CosineAnnealingLR, ReduceLROnPlateau, StepLR
+from .optim import SGD, Adam, AdamW, RMSprop
 from .persist import load
 from .seq2seq import EncoderDecoder
 from .sequences import PackedSequence, pack_sequences, pad_sequences, sequence_mask, unpack, unpad_sequences

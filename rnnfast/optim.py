@@ -40,20 +40,11 @@ Every optimizer keeps torch's shape: ``param_groups[0]`` is a dict of the hyper-
 optimizer and N/2 more steps, bit for bit. Unlike torch's ``zero_grad`` (which sets grads to ``None``),
 ``zero_grad`` here fills the ``.grad`` arrays with zeros.
 
-Schedules, on torch's semantics (call ``scheduler.step()`` after ``optimizer.step()``):
-
-    StepLR:             γ ← γ · gamma whenever the epoch count reaches a multiple of step_size
-    ReduceLROnPlateau:  γ ← max(γ · factor, min_lr) after more than ``patience`` epochs without the
-                        metric improving on the best by more than ``threshold`` (relative: best·(1 ∓ thr),
-                        absolute: best ∓ thr), then ``cooldown`` epochs before counting again; changes
-                        smaller than ``eps`` are skipped.
-    CosineAnnealingLR:  γ_t = η_min + (γ_0 − η_min)·(1 + cos(π t / T_max))/2 after t calls of ``step()``,
-                        computed as torch computes it (a ratio of consecutive cosines applied to the current
-                        γ, so a γ changed by hand is annealed from where it is).
+The learning-rate schedules (``StepLR``, ``ReduceLROnPlateau``, ``CosineAnnealingLR``) live in
+``rnnfast.lr_scheduler``, as torch's in ``torch.optim.lr_scheduler``; ``rnnfast.optim`` names them too.
 """
 from __future__ import annotations
 
-import copy
 import math
 from typing import Any, Callable, Iterable, Mapping
 
@@ -62,7 +53,7 @@ import numpy as np
 from . import _kernels
 from ._module import Parameter
 from ._threads import get_num_threads, zero_arrays
-from ._validation import check_choice, check_int, check_nonnegative, check_parameters, check_real
+from ._validation import check_int, check_parameters, check_real
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "LRScheduler", "StepLR", "ReduceLROnPlateau",
            "CosineAnnealingLR"]
@@ -379,124 +370,5 @@ class RMSprop(Optimizer):
         p.data -= s1
 
 
-# ---- learning-rate schedules ----------------------------------------------------------------
-class LRScheduler:
-    """Base class: holds the optimizer, ``last_epoch``, ``get_last_lr()`` and the state dicts."""
-
-    def __init__(self, optimizer: Optimizer) -> None:
-        if not isinstance(optimizer, Optimizer):
-            raise TypeError(f"optimizer must be an rnnfast.optim.Optimizer, got {type(optimizer).__name__}")
-        self.optimizer = optimizer
-        self.base_lrs = [group["lr"] for group in optimizer.param_groups]
-        self.last_epoch = 0
-        self._last_lr = list(self.base_lrs)
-
-    def get_last_lr(self) -> list[float]:
-        """The learning rate of each parameter group after the last ``step``."""
-        return list(self._last_lr)
-
-    def _record_lr(self) -> None:
-        self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
-
-    def state_dict(self) -> dict[str, Any]:
-        """Every attribute except the optimizer (copied)."""
-        return {k: copy.deepcopy(v) for k, v in self.__dict__.items() if k != "optimizer"}
-
-    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
-        """Restore attributes saved by ``state_dict()`` of the same scheduler class."""
-        own = set(self.__dict__) - {"optimizer"}
-        if set(state_dict) != own:
-            raise KeyError(f"state_dict keys {sorted(state_dict)} do not match {type(self).__name__}'s "
-                           f"{sorted(own)}")
-        self.__dict__.update(copy.deepcopy(dict(state_dict)))
-
-
-class StepLR(LRScheduler):
-    """Multiply the learning rate by ``gamma`` every ``step_size`` calls of ``step()``."""
-
-    def __init__(self, optimizer: Optimizer, step_size: int, gamma: float = 0.1) -> None:
-        self.step_size = check_int("step_size", step_size, 1)
-        self.gamma = check_real("gamma", gamma, 0.0, math.inf, low_inclusive=False, high_inclusive=False)
-        super().__init__(optimizer)
-
-    def step(self) -> None:
-        self.last_epoch += 1
-        if self.last_epoch % self.step_size == 0:
-            for group in self.optimizer.param_groups:
-                group["lr"] = group["lr"] * self.gamma
-        self._record_lr()
-
-
-class ReduceLROnPlateau(LRScheduler):
-    """Multiply the learning rate by ``factor`` when a metric passed to ``step(metric)`` stops improving."""
-
-    def __init__(self, optimizer: Optimizer, mode: str = "min", factor: float = 0.1, patience: int = 10,
-                 threshold: float = 1e-4, threshold_mode: str = "rel", cooldown: int = 0,
-                 min_lr: float | list[float] = 0, eps: float = 1e-8) -> None:
-        super().__init__(optimizer)
-        self.mode = check_choice("mode", mode, ("min", "max"))
-        self.threshold_mode = check_choice("threshold_mode", threshold_mode, ("rel", "abs"))
-        self.factor = check_real("factor", factor, 0.0, 1.0, high_inclusive=False)
-        self.patience = check_int("patience", patience, 0)
-        self.threshold = check_nonnegative("threshold", threshold)
-        self.cooldown = check_int("cooldown", cooldown, 0)
-        self.eps = check_nonnegative("eps", eps)
-        n_groups = len(optimizer.param_groups)
-        if isinstance(min_lr, (list, tuple)):
-            if len(min_lr) != n_groups:
-                raise ValueError(f"min_lr has {len(min_lr)} entries, expected one per group ({n_groups})")
-            self.min_lrs = [check_nonnegative("min_lr", v) for v in min_lr]
-        else:
-            self.min_lrs = [check_nonnegative("min_lr", min_lr)] * n_groups
-        self.best = math.inf if self.mode == "min" else -math.inf
-        self.num_bad_epochs = 0
-        self.cooldown_counter = 0
-
-    def _is_better(self, a: float) -> bool:
-        rel = self.threshold_mode == "rel"
-        if self.mode == "min":
-            return a < (self.best * (1.0 - self.threshold) if rel else self.best - self.threshold)
-        return a > (self.best * (1.0 + self.threshold) if rel else self.best + self.threshold)
-
-    def step(self, metrics: float) -> None:  # type: ignore[override]
-        current = float(metrics)
-        self.last_epoch += 1
-        if self._is_better(current):
-            self.best = current
-            self.num_bad_epochs = 0
-        else:
-            self.num_bad_epochs += 1
-        if self.cooldown_counter > 0:
-            self.cooldown_counter -= 1
-            self.num_bad_epochs = 0                      # bad epochs in cooldown do not count
-        if self.num_bad_epochs > self.patience:
-            for group, min_lr in zip(self.optimizer.param_groups, self.min_lrs):
-                old = float(group["lr"])
-                new = max(old * self.factor, min_lr)
-                if old - new > self.eps:
-                    group["lr"] = new
-            self.cooldown_counter = self.cooldown
-            self.num_bad_epochs = 0
-        self._record_lr()
-
-
-class CosineAnnealingLR(LRScheduler):
-    """Anneal the learning rate from its initial value to ``eta_min`` over ``T_max`` calls of ``step()``,
-    along half a cosine (torch's ``CosineAnnealingLR``, with its recursive update; past ``T_max`` the
-    cosine continues and the rate rises again, as in torch)."""
-
-    def __init__(self, optimizer: Optimizer, T_max: int, eta_min: float = 0.0) -> None:
-        self.T_max = check_int("T_max", T_max, 1)
-        self.eta_min = check_nonnegative("eta_min", eta_min)
-        super().__init__(optimizer)
-
-    def step(self) -> None:
-        self.last_epoch += 1
-        t, T, lo = self.last_epoch, self.T_max, self.eta_min
-        for group, base in zip(self.optimizer.param_groups, self.base_lrs):
-            if (t - 1 - T) % (2 * T) == 0:               # the trough: restart the climb from eta_min
-                group["lr"] = group["lr"] + (base - lo) * (1 - math.cos(math.pi / T)) / 2
-            else:
-                group["lr"] = ((1 + math.cos(math.pi * t / T)) / (1 + math.cos(math.pi * (t - 1) / T))
-                               * (group["lr"] - lo) + lo)
-        self._record_lr()
+# the schedules, under this module's name too (as torch.optim.StepLR is torch.optim.lr_scheduler.StepLR)
+from .lr_scheduler import CosineAnnealingLR, LRScheduler, ReduceLROnPlateau, StepLR  # noqa: E402
