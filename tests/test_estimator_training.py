@@ -10,7 +10,7 @@ import pytest
 import rnnfast
 from rnnfast import _kernels
 from rnnfast.estimators import SequenceClassifier, SequenceRegressor
-from rnnfast.estimators._data import _check_X, _cropped_windowed, _input_scaling, _windowed
+from rnnfast.estimators._data import _check_X, _cropped_windowed, _input_scaling, _offset_windowed, _windowed
 from rnnfast.estimators._training import _planned_epochs
 
 from test_estimators import assert_same_weights, ragged, weights  # noqa: E402  (tests/ is on sys.path)
@@ -137,6 +137,51 @@ def test_a_cropped_window_is_the_time_delay_view_of_each_sequence_after_its_firs
                 assert got.x.dtype == dtype
                 np.testing.assert_array_equal(got.x, want.x)
                 np.testing.assert_array_equal(got.lengths, [-(-len(c) // k) for c in crops])
+
+
+def test_a_crop_with_stops_keeps_the_steps_before_them():
+    """_cropped_windowed(..., stops=s): sequence idx[b] from step min(phase[b], s_b − 1) to s_b − 1 (the rest
+    dropped), windowed as _windowed windows it."""
+    rng = np.random.default_rng(2)
+    X = [rng.standard_normal((int(t), 3)) for t in rng.integers(1, 30, 40)]
+    seqs = _check_X(X, np.dtype(np.float64))
+    for k in (1, 2, 5):
+        idx = rng.integers(0, len(X), 36)
+        stops = np.array([rng.integers(1, len(X[i]) + 1) for i in idx])
+        phase = rng.integers(0, k + 3, 36)
+        got = _cropped_windowed(seqs, idx, phase, k, stops=stops)
+        crops = [X[i][min(f, s - 1):s] for i, f, s in zip(idx, phase, stops)]
+        want = _windowed(_check_X(crops, np.dtype(np.float64)), k)
+        np.testing.assert_array_equal(got.x, want.x)
+        np.testing.assert_array_equal(got.lengths, [-(-len(c) // k) for c in crops])
+
+
+@pytest.mark.parametrize("k", [1, 4])
+def test_random_crops_keep_a_segment_of_at_least_the_share_asked(k):
+    """_offset_windowed(..., crop=c): each draw is the time-delay view of one contiguous segment of its
+    sequence, at least ⌈(1 − c)·T_b⌉ − (k − 1) steps long (the crop, then the window's offset); over many
+    draws the segments start and end all over the allowed range. crop=0: the whole sequence from an offset
+    below k."""
+    rng = np.random.default_rng(5)
+    X = [rng.standard_normal((int(t), 2)) for t in (40, 57, 90)]
+    seqs = _check_X(X, np.dtype(np.float64))
+    idx = np.repeat(np.arange(3), 200)
+    for crop in (0.0, 0.3):
+        got = _offset_windowed(seqs, idx, k, np.random.default_rng(0), crop=crop)
+        starts, stops = [], []
+        for b, i in enumerate(idx):
+            rows = got.x[:got.lengths[b], b].reshape(-1, 2)                       # windows back to steps
+            rows = rows[:np.flatnonzero(np.any(rows != 0, axis=1)).max() + 1]     # the last window's zeros dropped
+            a = int(np.flatnonzero(np.all(X[i] == rows[0], axis=1))[0])
+            np.testing.assert_array_equal(rows, X[i][a:a + len(rows)])            # one contiguous segment
+            assert len(rows) >= -(-len(X[i]) * (1 - crop) // 1) - (k - 1)
+            starts.append(a)
+            stops.append(a + len(rows) - len(X[i]))                               # ≤ 0: steps dropped at the end
+        starts, stops = np.array(starts), np.array(stops)
+        if crop == 0:
+            assert starts.max() == k - 1 and (stops == 0).all()
+        else:
+            assert starts.max() > 0.2 * 40 and stops.min() < -0.2 * 40 and (stops == 0).any()
 
 
 def test_the_crop_kernel_refuses_what_does_not_fit():
@@ -714,3 +759,25 @@ def test_the_classifier_trains_and_predicts_as_its_sequential_in_a_plain_loop(ce
     got = clf.predict_proba(X)
     for p_ref, p in zip(proba, got if sequence else list(got)):
         np.testing.assert_allclose(p, p_ref, rtol=1e-12, atol=1e-15)
+
+
+def test_random_crop_trains_on_segments_and_checks_its_value():
+    """random_crop > 0 changes what a fit trains on (with or without a window), keeps predict's shapes, and a
+    value outside [0, 1) or a crop with output="sequence" is refused by name."""
+    rng = np.random.default_rng(4)
+    X = [rng.standard_normal((int(t), 2)) for t in rng.integers(5, 60, size=40)]
+    y = np.array([int(x[:, 0].sum() > 0) for x in X])
+    for window in (None, 3):
+        plain = SequenceClassifier(window=window, max_updates=20, **FAST).fit(X, y)
+        cropped = SequenceClassifier(window=window, random_crop=0.3, max_updates=20, **FAST).fit(X, y)
+        assert cropped.predict_proba(X).shape == (40, 2)
+        assert np.abs(cropped.predict_proba(X) - plain.predict_proba(X)).max() > 1e-6
+    assert SequenceClassifier().random_crop == 0.0 and SequenceRegressor().random_crop == 0.0
+    for bad in (-0.1, 1.0, float("nan")):
+        with pytest.raises(ValueError, match="random_crop"):
+            SequenceClassifier(random_crop=bad).fit(X, y)
+    with pytest.raises(TypeError, match="random_crop"):
+        SequenceClassifier(random_crop="auto").fit(X, y)
+    with pytest.raises(ValueError, match="random_crop"):
+        SequenceRegressor(output="sequence", random_crop=0.2).fit(rng.standard_normal((12, 30)),
+                                                                    rng.standard_normal((12, 30)))

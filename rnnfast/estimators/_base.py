@@ -121,7 +121,7 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
     # parameters added after files and pickles of this class were first written, with the value that
     # reproduces how such a model trained (rnnfast.load and unpickling fill them in)
     _earlier_defaults: dict[str, Any] = {"window_offset": 0, "instance_norm": False, "predict_offsets": 0,
-                                         "derivative": False}
+                                         "derivative": False, "random_crop": 0.0}
     _persisted_attrs: tuple[str, ...] = ("n_features_in_", "input_size_", "fit_layout_", "window_", "derivative_",
                         "instance_norm_", "input_asinh_center_", "input_asinh_scale_", "input_mean_", "input_scale_",
                         "loss_curve_", "validation_scores_", "best_loss_", "best_validation_score_", "n_iter_",
@@ -141,7 +141,8 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
     def __init__(self, *, cell: str = "lstm", hidden_size: int = 128, num_layers: int = 1,
                  nonlinearity: str = "tanh", dropout: float = 0.0, bidirectional: bool = False,
                  output: str = "last", readout: str = "auto", window: Any = "auto",
-                 window_offset: Any = "random", predict_offsets: Any = "all", scale: Any = True,
+                 window_offset: Any = "random", random_crop: float = 0.0, predict_offsets: Any = "all",
+                 scale: Any = True,
                  derivative: Any = "auto", instance_norm: Any = False, input_noise: float = 0.3,
                  optimizer: str = "adam", lr: float = 0.003, lr_schedule: str = "cosine",
                  weight_decay: float = 0.0, batch_size: int = 16, bucket: bool = True,
@@ -161,6 +162,7 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
         self.readout = readout
         self.window = window
         self.window_offset = window_offset
+        self.random_crop = random_crop
         self.predict_offsets = predict_offsets
         self.scale = scale
         self.derivative = derivative
@@ -235,6 +237,7 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
         else:
             p["window"] = 1 if self.window is None else check_int("window", self.window, 1)
         p["window_offset"] = check_choice("window_offset", self.window_offset, ("random", 0))
+        p["random_crop"] = check_real("random_crop", self.random_crop, 0.0, 1.0, high_inclusive=False)
         p["predict_offsets"] = _check_offsets(self.predict_offsets)
         if p["max_updates"] is None and p["max_epochs"] is None:
             raise ValueError("max_updates and max_epochs are both None: set at least one training budget")
@@ -250,6 +253,9 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
             raise ValueError("instance_norm=True: output='sequence' predicts each step from the steps so far, and "
                              "a sequence's own mean and deviation come from all of its steps; use instance_norm="
                              "False (instance_norm='auto' is False there)")
+        if p["output"] == "sequence" and p["random_crop"] > 0:
+            raise ValueError(f"random_crop={self.random_crop!r}: output='sequence' scores every step, so its "
+                             "sequences are not cropped; use random_crop=0")
         if p["output"] == "sequence" and isinstance(p["window"], int) and p["window"] > 1:
             raise ValueError(f"window={self.window!r}: output='sequence' needs one output per input step; use "
                              f"window=1 (window='auto' is 1 there)")

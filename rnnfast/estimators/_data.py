@@ -448,19 +448,32 @@ def _auto_window(T: int, target_steps: int) -> int:
     return max(1, -(-T // target_steps))
 
 
-def _offset_windowed(seqs: _Sequences, idx: np.ndarray, k: int, rng: np.random.Generator) -> _Sequences:
+def _offset_windowed(seqs: _Sequences, idx: np.ndarray, k: int, rng: np.random.Generator, random_offset: bool = True,
+                     crop: float = 0.0) -> _Sequences:
     """Sequences ``idx`` of ``seqs`` (B,), each starting at its own random step φ_b ∈ {0 … min(k, T_b) − 1} (its
-    first φ_b steps dropped), then windowed: x (T'', B, k·I), lengths ⌈(T_b − φ_b)/k⌉. Over many draws the model
-    sees every alignment of the window grid on every sequence (``window_offset="random"``)."""
-    return _cropped_windowed(seqs, idx, rng.integers(0, k, size=len(idx)), k)
+    first φ_b steps dropped; φ_b = 0 without ``random_offset``), then windowed: x (T'', B, k·I), lengths
+    ⌈(T_b − φ_b)/k⌉. Over many draws the model sees every alignment of the window grid on every sequence
+    (``window_offset="random"``).
+
+    With ``crop`` = c > 0 (``random_crop``) each sequence first keeps a random segment of its steps,
+    ℓ_b = ⌈u_b·T_b⌉ of them (u_b uniform in [1 − c, 1]) from a uniform start s_b ∈ {0 … T_b − ℓ_b}, and the
+    window grid starts at s_b + φ_b: x holds steps s_b + φ_b … s_b + ℓ_b − 1."""
+    phase = rng.integers(0, k, size=len(idx)) if random_offset else np.zeros(len(idx), np.int64)   # (B,) φ_b
+    if crop == 0.0:
+        return _cropped_windowed(seqs, idx, phase, k)
+    T = seqs.ends()[idx] + 1                                                        # (B,) T_b
+    keep = np.maximum(1, np.ceil(T * rng.uniform(1.0 - crop, 1.0, size=len(idx)))).astype(np.int64)  # ℓ_b
+    start = rng.integers(0, T - keep + 1)                                           # (B,) s_b
+    return _cropped_windowed(seqs, idx, start + phase, k, stops=start + keep)
 
 
-def _cropped_windowed(seqs: _Sequences, idx: np.ndarray, phase: np.ndarray, k: int) -> _Sequences:
+def _cropped_windowed(seqs: _Sequences, idx: np.ndarray, phase: np.ndarray, k: int,
+                      stops: Optional[np.ndarray] = None) -> _Sequences:
     """Sequences ``idx`` of ``seqs`` (B,), each with its first φ_b = min(phase_b, T_b − 1) steps dropped
     (phase: (B,) ints), then windowed: window τ of sequence b is its steps φ_b + kτ … φ_b + kτ + k − 1, zeros
-    past its end (the time-delay view of the cropped sequences), copied straight into that layout by one
-    kernel pass (``_kernels.crop_windows``)."""
-    ends = seqs.ends()[idx] + 1                                                     # (B,) T_b
+    past its end T_b (or past ``stops``_b ≤ T_b: the steps before it kept), the time-delay view of the cropped
+    sequences, copied straight into that layout by one kernel pass (``_kernels.crop_windows``)."""
+    ends = seqs.ends()[idx] + 1 if stops is None else stops                         # (B,) T_b
     phase = np.minimum(phase, ends - 1)                                             # (B,) φ_b
     steps = -(-(ends - phase) // k)                                                 # (B,) ⌈(T_b − φ_b)/k⌉
     x = np.empty((int(steps.max()), len(idx), k * seqs.x.shape[2]), seqs.x.dtype)  # (T', B, k·I)

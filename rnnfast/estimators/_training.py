@@ -121,7 +121,8 @@ class _TrainingLoop:
         rng = self._rng
         k = getattr(self, "window_", 1)
         seqs = _windowed(steps, k)
-        crop_from = steps if p["window_offset"] == "random" and k > 1 else None   # each batch windowed afresh
+        # each batch windowed afresh: at random offsets, or from random crops
+        crop_from = steps if (p["window_offset"] == "random" and k > 1) or p["random_crop"] > 0 else None
         if comm is not None:
             data = [seqs.x, targets] + ([] if seqs.lengths is None else [seqs.lengths])
             distributed.check_same_on_all_ranks(comm, data, "X and y")
@@ -251,7 +252,9 @@ class _TrainingLoop:
         dp = engine.dp
         cols = idx                                                                 # (B,) the batch's columns of seqs
         if crop_from is not None:
-            seqs, cols = _offset_windowed(crop_from, idx, getattr(self, "window_", 1), self._rng), np.arange(len(idx))
+            seqs = _offset_windowed(crop_from, idx, getattr(self, "window_", 1), self._rng,
+                                    p["window_offset"] == "random", p["random_crop"])
+            cols = np.arange(len(idx))
         lengths = None if seqs.lengths is None else seqs.lengths[cols]            # (B,)
         T = seqs.T if lengths is None else int(lengths.max())
         batch_ends = np.full(len(idx), T, np.int64) if lengths is None else lengths   # (B,) steps per sequence
