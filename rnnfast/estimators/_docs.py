@@ -41,8 +41,8 @@ PARAMETERS = """\
         random offset), as random crops augment images; predict reads whole sequences. 0: no crop. Must be
         0 with ``output="sequence"``. Not a default: in 3-fold cross-validation inside the training splits
         it helped some long series a lot (PigCVP 0.17–0.18 → 0.30–0.44, OSULeaf 0.77–0.79 → 0.81–0.85)
-        and cost others (PickupGestureWiimoteZ 0.78–0.82 → 0.66–0.76, and every set of 24–29 steps)
-        (benchmarks/README.md, how the defaults were chosen).
+        and cost others (PickupGestureWiimoteZ 0.78–0.82 → 0.66–0.76, ItalyPowerDemand and UnitTest of 24
+        steps) (benchmarks/README.md, how the defaults were chosen).
     predict_offsets : "all" or int, default="all"
         Where predict's windows start, with ``output="last"``. "all": the outputs are averaged over the k
         alignments of the window grid, each sequence's windows starting at step 0 … k − 1 (the classifier
