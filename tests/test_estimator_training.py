@@ -120,8 +120,9 @@ def test_window_is_the_time_delay_view():
 def test_a_cropped_window_is_the_time_delay_view_of_each_sequence_after_its_first_steps(features, dtype):
     """_cropped_windowed(seqs, idx, phase, k): sequence idx[b] without its first min(phase[b], T_b − 1)
     steps, windowed as _windowed windows it (zeros past its end, whatever the padding holds), for ragged and
-    equal lengths; with random phases and repeated sequences (training batches), and with one phase for all
-    the sequences in their order (predict's alignments)."""
+    equal lengths; with random phases and repeated sequences (training batches), with one phase for all
+    the sequences in their order (predict's alignments), and with ``stops`` s_b (random_crop's segments:
+    steps min(phase[b], s_b − 1) … s_b − 1)."""
     rng = np.random.default_rng(1)
     n = 40
     for X in ([rng.standard_normal((int(t), features)) for t in rng.integers(1, 30, n)],
@@ -130,30 +131,17 @@ def test_a_cropped_window_is_the_time_delay_view_of_each_sequence_after_its_firs
         if seqs.lengths is not None:
             seqs.x[np.arange(seqs.T)[:, None] >= seqs.lengths[None, :]] = 7.0    # padding the crops must not read
         for k in (1, 2, 5):
-            for idx, phase in ((rng.integers(0, n, 36), rng.integers(0, k + 3, 36)), (np.arange(n), np.full(n, k + 1))):
-                got = _cropped_windowed(seqs, idx, phase, k)
-                crops = [X[i][min(f, len(X[i]) - 1):] for i, f in zip(idx, phase)]
+            batch = rng.integers(0, n, 36)
+            cases = ((batch, rng.integers(0, k + 3, 36), None), (np.arange(n), np.full(n, k + 1), None),
+                     (batch, rng.integers(0, k + 3, 36), np.array([rng.integers(1, len(X[i]) + 1) for i in batch])))
+            for idx, phase, stops in cases:
+                got = _cropped_windowed(seqs, idx, phase, k, stops=stops)
+                ends = [len(X[i]) for i in idx] if stops is None else stops
+                crops = [X[i][min(f, s - 1):s] for i, f, s in zip(idx, phase, ends)]
                 want = _windowed(_check_X(crops, np.dtype(dtype)), k)
                 assert got.x.dtype == dtype
                 np.testing.assert_array_equal(got.x, want.x)
                 np.testing.assert_array_equal(got.lengths, [-(-len(c) // k) for c in crops])
-
-
-def test_a_crop_with_stops_keeps_the_steps_before_them():
-    """_cropped_windowed(..., stops=s): sequence idx[b] from step min(phase[b], s_b − 1) to s_b − 1 (the rest
-    dropped), windowed as _windowed windows it."""
-    rng = np.random.default_rng(2)
-    X = [rng.standard_normal((int(t), 3)) for t in rng.integers(1, 30, 40)]
-    seqs = _check_X(X, np.dtype(np.float64))
-    for k in (1, 2, 5):
-        idx = rng.integers(0, len(X), 36)
-        stops = np.array([rng.integers(1, len(X[i]) + 1) for i in idx])
-        phase = rng.integers(0, k + 3, 36)
-        got = _cropped_windowed(seqs, idx, phase, k, stops=stops)
-        crops = [X[i][min(f, s - 1):s] for i, f, s in zip(idx, phase, stops)]
-        want = _windowed(_check_X(crops, np.dtype(np.float64)), k)
-        np.testing.assert_array_equal(got.x, want.x)
-        np.testing.assert_array_equal(got.lengths, [-(-len(c) // k) for c in crops])
 
 
 @pytest.mark.parametrize("k", [1, 4])
