@@ -342,8 +342,8 @@ def torch_same_recipe(Xtr, ytr, Xte, params: dict, threads: int = 1):
 
     It follows the estimator's parameters (``params``: ``get_params()`` of the rnnfast estimator) step by
     step: inputs scaled per feature over the training steps by rnnfast's own scaling, the time-delay window
-    (``window="auto"``: ⌈T_max/32⌉; each training sequence cropped by a random 0 … k − 1 first steps per batch,
-    as ``window_offset="random"``), torch's LSTM/GRU/RNN with torch's own initialisation, the readout over each sequence's
+    (``window="auto"``: ⌈T_max/32⌉; each training sequence cut to a random segment as ``random_crop`` cuts it,
+    then cropped by a random 0 … k − 1 first steps per batch, as ``window_offset="random"``), torch's LSTM/GRU/RNN with torch's own initialisation, the readout over each sequence's
     own steps (mean, max, mean+max, the last step, or all three), Gaussian jitter of ``input_noise`` on the training
     batches' inputs, a Linear head, mean cross-entropy, Adam/AdamW/SGD
     (momentum 0.9)/RMSprop, clipping by total norm, the estimator's whole epochs (``max_updates``) of shuffled
@@ -383,6 +383,8 @@ def torch_same_recipe(Xtr, ytr, Xte, params: dict, threads: int = 1):
         tr, te = [scaling(x) for x in tr], [scaling(x) for x in te]
     window = p.get("window", "auto")
     k = -(-max(len(x) for x in tr) // 32) if window == "auto" else int(window or 1)   # rnnfast's rule
+    c_crop = p.get("random_crop", "auto")
+    c_crop = (make_rnnfast(False, p)._auto_crop if k > 1 else 0.0) if c_crop == "auto" else float(c_crop)
 
     def batch(seqs):                                  # windowed, padded (T', B, k·C) and lengths (B,)
         w = [np.concatenate([x, np.zeros((-len(x) % k, x.shape[1]))]).reshape(-1, k * x.shape[1]) for x in seqs]
@@ -433,10 +435,15 @@ def torch_same_recipe(Xtr, ytr, Xte, params: dict, threads: int = 1):
         perm = rng.permutation(len(tr))
         for s in range(0, len(perm), bs):
             idx = perm[s:s + bs]
+            # random_crop: each sequence first keeps ⌈u·T_b⌉ steps (u ~ U[1 − c, 1]) from a uniform start
+            segs = [tr[i] for i in idx]
+            if c_crop > 0:
+                keep = [max(1, math.ceil(len(x) * rng.uniform(1.0 - c_crop, 1.0))) for x in segs]
+                segs = [x[s:s + n] for x, n in zip(segs, keep) for s in [int(rng.integers(0, len(x) - n + 1))]]
             # window_offset="random": each sequence's windows start at its own step 0 … k − 1 (that many dropped)
             crop = (rng.integers(0, k, size=len(idx)) if k > 1 and p.get("window_offset", "random") == "random"
                     else np.zeros(len(idx), np.int64))
-            x, lens = batch([tr[i][min(c, len(tr[i]) - 1):] for i, c in zip(idx, crop)])
+            x, lens = batch([x[min(c, len(x) - 1):] for x, c in zip(segs, crop)])
             if p.get("input_noise", 0.3) > 0:       # jitter on the real steps, a fresh draw every update
                 valid = (torch.arange(x.shape[0])[:, None] < lens[None, :])[:, :, None]
                 x = x + p.get("input_noise", 0.3) * torch.randn_like(x) * valid

@@ -31,9 +31,9 @@ def test_pooled_readout_window_and_scaling_follow_torch_autograd(readout):
     y = rng.integers(0, 3, size=9)
 
     def fit(lr):
-        return SequenceClassifier(readout=readout, window=2, window_offset=0, optimizer="sgd", lr=lr, batch_size=10**6,
-                                  max_epochs=1, clip_norm=None, dtype="float64", hidden_size=5, input_noise=0.0,
-                                  random_state=0).fit(X, y)
+        return SequenceClassifier(readout=readout, window=2, window_offset=0, random_crop=0, optimizer="sgd", lr=lr,
+                                  batch_size=10**6, max_epochs=1, clip_norm=None, dtype="float64", hidden_size=5,
+                                  input_noise=0.0, random_state=0).fit(X, y)
 
     h1, h2 = 1e-3, 2e-3
     e1, e2 = fit(h1), fit(h2)
@@ -749,6 +749,25 @@ def test_the_classifier_trains_and_predicts_as_its_sequential_in_a_plain_loop(ce
         np.testing.assert_allclose(p, p_ref, rtol=1e-12, atol=1e-15)
 
 
+def test_random_crop_auto_crops_windowed_classifier_sequences_alone():
+    """random_crop="auto" is the classifier's 0.3 where the sequences get a window (k > 1), and no crop without a
+    window or in the regressor: the same fits, bit for bit, as those values given by hand."""
+    rng = np.random.default_rng(5)
+    X = [rng.standard_normal((int(t), 2)) for t in rng.integers(5, 60, size=30)]
+    y = np.array([int(x[:, 0].sum() > 0) for x in X])
+    r = np.array([x[:, 0].mean() for x in X])
+
+    def proba(cls, target, **kw):
+        est = cls(max_updates=12, **FAST, **kw).fit(X, target)
+        return est.predict_proba(X) if cls is SequenceClassifier else est.predict(X)
+    for cls, target, windowed_crop in ((SequenceClassifier, y, 0.3), (SequenceRegressor, r, 0.0)):
+        for window, crop in ((3, windowed_crop), (None, 0.0)):
+            auto = proba(cls, target, window=window, random_crop="auto")
+            np.testing.assert_array_equal(auto, proba(cls, target, window=window, random_crop=crop))
+            other = 0.3 if crop == 0.0 else 0.0
+            assert np.abs(auto - proba(cls, target, window=window, random_crop=other)).max() > 1e-6
+
+
 def test_random_crop_trains_on_segments_and_checks_its_value():
     """random_crop > 0 changes what a fit trains on (with or without a window), keeps predict's shapes, and a
     value outside [0, 1) or a crop with output="sequence" is refused by name."""
@@ -756,16 +775,18 @@ def test_random_crop_trains_on_segments_and_checks_its_value():
     X = [rng.standard_normal((int(t), 2)) for t in rng.integers(5, 60, size=40)]
     y = np.array([int(x[:, 0].sum() > 0) for x in X])
     for window in (None, 3):
-        plain = SequenceClassifier(window=window, max_updates=20, **FAST).fit(X, y)
+        plain = SequenceClassifier(window=window, random_crop=0, max_updates=20, **FAST).fit(X, y)
         cropped = SequenceClassifier(window=window, random_crop=0.3, max_updates=20, **FAST).fit(X, y)
         assert cropped.predict_proba(X).shape == (40, 2)
         assert np.abs(cropped.predict_proba(X) - plain.predict_proba(X)).max() > 1e-6
-    assert SequenceClassifier().random_crop == 0.0 and SequenceRegressor().random_crop == 0.0
+    assert SequenceClassifier().random_crop == "auto" and SequenceRegressor().random_crop == "auto"
     for bad in (-0.1, 1.0, float("nan")):
         with pytest.raises(ValueError, match="random_crop"):
             SequenceClassifier(random_crop=bad).fit(X, y)
+    with pytest.raises(ValueError, match="random_crop"):
+        SequenceClassifier(random_crop="half").fit(X, y)
     with pytest.raises(TypeError, match="random_crop"):
-        SequenceClassifier(random_crop="auto").fit(X, y)
+        SequenceClassifier(random_crop=[0.3]).fit(X, y)
     with pytest.raises(ValueError, match="random_crop"):
         SequenceRegressor(output="sequence", random_crop=0.2).fit(rng.standard_normal((12, 30)),
                                                                     rng.standard_normal((12, 30)))

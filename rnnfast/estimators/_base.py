@@ -115,6 +115,8 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
 
     # window="auto" cuts sequences to at most this many recurrent steps (SequenceRegressor: 16)
     _window_steps = 32
+    # random_crop="auto": the crop of sequences that get a window (k > 1); SequenceRegressor: 0
+    _auto_crop = 0.3
 
     # Learned attributes that describe a fit, restored when a fit is interrupted before its first epoch
     # (the weights, model_, included) and saved by rnnfast.persist (besides the weights).
@@ -141,7 +143,7 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
     def __init__(self, *, cell: str = "lstm", hidden_size: int = 128, num_layers: int = 1,
                  nonlinearity: str = "tanh", dropout: float = 0.0, bidirectional: bool = False,
                  output: str = "last", readout: str = "auto", window: Any = "auto",
-                 window_offset: Any = "random", random_crop: float = 0.0, predict_offsets: Any = "all",
+                 window_offset: Any = "random", random_crop: Any = "auto", predict_offsets: Any = "all",
                  scale: Any = True,
                  derivative: Any = "auto", instance_norm: Any = False, input_noise: float = 0.3,
                  optimizer: str = "adam", lr: float = 0.003, lr_schedule: str = "cosine",
@@ -237,7 +239,10 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
         else:
             p["window"] = 1 if self.window is None else check_int("window", self.window, 1)
         p["window_offset"] = check_choice("window_offset", self.window_offset, ("random", 0))
-        p["random_crop"] = check_real("random_crop", self.random_crop, 0.0, 1.0, high_inclusive=False)
+        if isinstance(self.random_crop, str):
+            p["random_crop"] = check_choice("random_crop", self.random_crop, ("auto",))
+        else:
+            p["random_crop"] = check_real("random_crop", self.random_crop, 0.0, 1.0, high_inclusive=False)
         p["predict_offsets"] = _check_offsets(self.predict_offsets)
         if p["max_updates"] is None and p["max_epochs"] is None:
             raise ValueError("max_updates and max_epochs are both None: set at least one training budget")
@@ -253,7 +258,7 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
             raise ValueError("instance_norm=True: output='sequence' predicts each step from the steps so far, and "
                              "a sequence's own mean and deviation come from all of its steps; use instance_norm="
                              "False (instance_norm='auto' is False there)")
-        if p["output"] == "sequence" and p["random_crop"] > 0:
+        if p["output"] == "sequence" and p["random_crop"] != "auto" and p["random_crop"] > 0:
             raise ValueError(f"random_crop={self.random_crop!r}: output='sequence' scores every step, so its "
                              "sequences are not cropped; use random_crop=0")
         if p["output"] == "sequence" and isinstance(p["window"], int) and p["window"] > 1:

@@ -38,6 +38,7 @@ class SequenceRegressor(RegressorMixin, _SequenceEstimator):
     # splits (benchmarks/model_quality.py --group regression --cv 3), where 16 steps beat 32 on all three sets
     # for each of random_state 0, 1 and 2 (benchmarks/README.md, how the defaults were chosen).
     _window_steps = 16
+    _auto_crop = 0.0
 
     _persisted_attrs = _SequenceEstimator._persisted_attrs + ("n_outputs_", "target_mean_", "target_scale_",
                                                               "_y_has_output_axis")

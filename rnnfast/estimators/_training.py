@@ -99,6 +99,7 @@ class _TrainingLoop:
     _optimizer: optim.Optimizer
     _output: str
     _arch: dict[str, Any]
+    _auto_crop: float                # random_crop="auto"'s crop where a window is used
     model_: Any                      # Sequential(rnn_, Readout, head_)
     rnn_: Any
     head_: Any
@@ -122,7 +123,8 @@ class _TrainingLoop:
         k = getattr(self, "window_", 1)
         seqs = _windowed(steps, k)
         # each batch windowed afresh: at random offsets, or from random crops
-        crop_from = steps if (p["window_offset"] == "random" and k > 1) or p["random_crop"] > 0 else None
+        crop = p["random_crop"] if p["random_crop"] != "auto" else self._auto_crop if k > 1 else 0.0
+        crop_from = steps if (p["window_offset"] == "random" and k > 1) or crop > 0 else None
         if comm is not None:
             data = [seqs.x, targets] + ([] if seqs.lengths is None else [seqs.lengths])
             distributed.check_same_on_all_ranks(comm, data, "X and y")
@@ -169,7 +171,7 @@ class _TrainingLoop:
                     total, count = 0.0, 0.0
                     for batch, idx in enumerate(_epoch_batches(perm, batches, seqs.lengths, p["bucket"], rng), 1):
                         try:
-                            s, c = self._train_batch(seqs, targets, weights, idx, engine, p, crop_from)
+                            s, c = self._train_batch(seqs, targets, weights, idx, engine, p, crop_from, crop)
                         except Diverged as exc:
                             self.model_.eval()
                             raise FloatingPointError(
@@ -239,10 +241,11 @@ class _TrainingLoop:
 
     def _train_batch(self, seqs: _Sequences, targets: np.ndarray, weights: Optional[np.ndarray],
                      idx: np.ndarray, engine: Engine, p: dict[str, Any],
-                     crop_from: Optional[_Sequences] = None) -> tuple[float, float]:
+                     crop_from: Optional[_Sequences] = None, crop: float = 0.0) -> tuple[float, float]:
         """One mini-batch: one update per truncation chunk (one chunk = full BPTT). ``seqs`` are windowed;
         with ``crop_from`` (the same sequences before the window) the batch is windowed afresh from each
-        sequence's own random offset instead (``window_offset="random"``).
+        sequence's own random offset instead (``window_offset="random"``), and first cropped to a random
+        segment with ``crop`` > 0 (``random_crop``, resolved).
 
         Data-parallel (``engine.dp``): ``idx`` is the whole batch, which fixes the chunks and the updates;
         this rank runs its shard of it (possibly none of a chunk's sequences) and each update first
@@ -253,7 +256,7 @@ class _TrainingLoop:
         cols = idx                                                                 # (B,) the batch's columns of seqs
         if crop_from is not None:
             seqs = _offset_windowed(crop_from, idx, getattr(self, "window_", 1), self._rng,
-                                    p["window_offset"] == "random", p["random_crop"])
+                                    p["window_offset"] == "random", crop)
             cols = np.arange(len(idx))
         lengths = None if seqs.lengths is None else seqs.lengths[cols]            # (B,)
         T = seqs.T if lengths is None else int(lengths.max())
