@@ -17,10 +17,13 @@ Objective, a (weighted) mean over the N scored entries of a batch:
 with w the sequences' ``sample_weight`` × ``class_weight`` (1 by default).
 
 Training (``rnnfast._engine``, shared with :class:`~rnnfast.TruncatedBPTT`): mini-batches reshuffled every
-epoch, BPTT through each whole sequence (or truncated every ``tbptt`` steps: the state flows on, the
-gradient stops at chunk boundaries and each chunk makes one update), clipping to ``clip_norm``, an
-optimizer step, and the learning rate annealed along a cosine over the budget of ``max_updates``
-mini-batches (whole epochs: a training set of 40 sequences trains as many updates as one of 4,000).
+epoch (each sequence cut afresh to a random segment of ⌈u·T_b⌉ steps, u ~ U[1 − c, 1] (``random_crop``;
+"auto": c = 0.3 for the classifier's windowed sequences, else 0), its windows starting at a random step
+0 … k − 1 (``window_offset``)), BPTT through each whole sequence (or truncated every ``tbptt`` steps: the
+state flows on, the gradient stops at chunk boundaries and each chunk makes one update), clipping to
+``clip_norm``, an optimizer step, and the learning rate annealed along a cosine over the budget of
+``max_updates`` mini-batches (whole epochs: a training set of 40 sequences trains as many updates as one of
+4,000).
 Early stopping is off by default, as in scikit-learn's MLP. All randomness (initial weights, dropout,
 shuffling, the validation split) comes from ``random_state``, so the same seed gives the same model bit for
 bit on the same thread count. A KeyboardInterrupt ends training cleanly after one complete epoch: the
