@@ -343,9 +343,10 @@ def torch_same_recipe(Xtr, ytr, Xte, params: dict, threads: int = 1):
     It follows the estimator's parameters (``params``: ``get_params()`` of the rnnfast estimator) step by
     step: inputs scaled per feature over the training steps by rnnfast's own scaling, the time-delay window
     (``window="auto"``: ⌈T_max/32⌉; each training sequence cut to a random segment as ``random_crop`` cuts it,
-    then cropped by a random 0 … k − 1 first steps per batch, as ``window_offset="random"``), torch's LSTM/GRU/RNN with torch's own initialisation, the readout over each sequence's
-    own steps (mean, max, mean+max, the last step, or all three), Gaussian jitter of ``input_noise`` on the training
-    batches' inputs, a Linear head, mean cross-entropy, Adam/AdamW/SGD
+    then cropped by a random 0 … k − 1 first steps per batch, as ``window_offset="random"``), torch's
+    LSTM/GRU/RNN with torch's own initialisation, the readout over each sequence's own steps (mean, max,
+    mean+max, the last step, or all three), Gaussian jitter of ``input_noise`` on the training batches' inputs,
+    a Linear head, mean cross-entropy, Adam/AdamW/SGD
     (momentum 0.9)/RMSprop, clipping by total norm, the estimator's whole epochs (``max_updates``) of shuffled
     mini-batches, the learning rate annealed per batch by ``CosineAnnealingLR`` over the budget. Runs on
     ``threads`` threads (the rnnfast column's). The first differences and then each sequence's own
@@ -439,7 +440,8 @@ def torch_same_recipe(Xtr, ytr, Xte, params: dict, threads: int = 1):
             segs = [tr[i] for i in idx]
             if c_crop > 0:
                 keep = [max(1, math.ceil(len(x) * rng.uniform(1.0 - c_crop, 1.0))) for x in segs]
-                segs = [x[s:s + n] for x, n in zip(segs, keep) for s in [int(rng.integers(0, len(x) - n + 1))]]
+                start = [int(rng.integers(0, len(x) - n + 1)) for x, n in zip(segs, keep)]
+                segs = [x[a:a + n] for x, a, n in zip(segs, start, keep)]
             # window_offset="random": each sequence's windows start at its own step 0 … k − 1 (that many dropped)
             crop = (rng.integers(0, k, size=len(idx)) if k > 1 and p.get("window_offset", "random") == "random"
                     else np.zeros(len(idx), np.int64))
