@@ -751,18 +751,20 @@ def test_the_classifier_trains_and_predicts_as_its_sequential_in_a_plain_loop(ce
 
 def test_random_crop_auto_crops_windowed_classifier_sequences_alone():
     """random_crop="auto" is the classifier's 0.3 where the sequences get a window (k > 1), and no crop without a
-    window or in the regressor: the same fits, bit for bit, as those values given by hand."""
+    window or in the regressor: the same fits, bit for bit, as those values given by hand; random_crop_ says
+    which."""
     rng = np.random.default_rng(5)
     X = [rng.standard_normal((int(t), 2)) for t in rng.integers(5, 60, size=30)]
     y = np.array([int(x[:, 0].sum() > 0) for x in X])
     r = np.array([x[:, 0].mean() for x in X])
 
-    def proba(cls, target, **kw):
+    def proba(cls, target, crop_used=None, **kw):
         est = cls(max_updates=12, **FAST, **kw).fit(X, target)
+        assert crop_used is None or est.random_crop_ == crop_used          # "auto" resolved, as fit used it
         return est.predict_proba(X) if cls is SequenceClassifier else est.predict(X)
     for cls, target, windowed_crop in ((SequenceClassifier, y, 0.3), (SequenceRegressor, r, 0.0)):
         for window, crop in ((3, windowed_crop), (None, 0.0)):
-            auto = proba(cls, target, window=window, random_crop="auto")
+            auto = proba(cls, target, crop, window=window, random_crop="auto")
             np.testing.assert_array_equal(auto, proba(cls, target, window=window, random_crop=crop))
             other = 0.3 if crop == 0.0 else 0.0
             assert np.abs(auto - proba(cls, target, window=window, random_crop=other)).max() > 1e-6

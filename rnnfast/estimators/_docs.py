@@ -159,6 +159,8 @@ ATTRIBUTES = """\
         Whether each feature's first difference is appended to the features (``derivative``).
     instance_norm_ : bool
         Whether each sequence's own standardization is appended to its features (``instance_norm``).
+    random_crop_ : float
+        The crop the last fit (or ``partial_fit``) trained with: ``random_crop``, with "auto" resolved.
     input_asinh_center_, input_asinh_scale_ : ndarray (F,) or None
         The asinh compression of the heavy-tailed input features (``scale``), applied before the
         standardization; a scale of 0 leaves a feature as it is. None when no feature is compressed.

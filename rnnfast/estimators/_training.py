@@ -124,6 +124,7 @@ class _TrainingLoop:
         seqs = _windowed(steps, k)
         # each batch windowed afresh: at random offsets, or from random crops
         crop = p["random_crop"] if p["random_crop"] != "auto" else self._auto_crop if k > 1 else 0.0
+        self.random_crop_ = crop
         crop_from = steps if (p["window_offset"] == "random" and k > 1) or crop > 0 else None
         if comm is not None:
             data = [seqs.x, targets] + ([] if seqs.lengths is None else [seqs.lengths])
