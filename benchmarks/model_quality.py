@@ -368,8 +368,8 @@ def torch_same_recipe(Xtr, ytr, Xte, params: dict, threads: int = 1):
     classes, y = np.unique(np.asarray(ytr), return_inverse=True)
     as_list = lambda X: [np.asarray(x, np.float64).reshape(len(x), -1) for x in X]      # (T_i, C) each
     tr, te = as_list(Xtr), as_list(Xte)
-    from rnnfast.estimators._data import (_check_X, _input_scaling, _instance_normalized, _scales_differ,
-                                          _with_differences)
+    from rnnfast.estimators._data import (_auto_window, _check_X, _input_scaling, _instance_normalized,
+                                          _scales_differ, _with_differences)
 
     def appended(transform, seqs):    # rnnfast's per-sequence feature transform: (T_i, C) → (T_i, 2C) each
         return [transform(_check_X([x], np.dtype(np.float64))).x[:, 0] for x in seqs]
@@ -382,10 +382,11 @@ def torch_same_recipe(Xtr, ytr, Xte, params: dict, threads: int = 1):
     if p.get("scale", True):        # the same scaling as rnnfast's (asinh on heavy tails, then standardized)
         scaling = _input_scaling(_check_X(tr, np.dtype(np.float64)), heavy_tails=p.get("scale", True) != "standard")
         tr, te = [scaling(x) for x in tr], [scaling(x) for x in te]
-    window = p.get("window", "auto")
-    k = -(-max(len(x) for x in tr) // 32) if window == "auto" else int(window or 1)   # rnnfast's rule
-    c_crop = p.get("random_crop", "auto")
-    c_crop = (make_rnnfast(False, p)._auto_crop if k > 1 else 0.0) if c_crop == "auto" else float(c_crop)
+    est = make_rnnfast(False, p)                      # the classifier these params make: its rules for "auto"
+    checked = est._checked_params()
+    window = checked["window"]
+    k = _auto_window(max(len(x) for x in tr), est._window_steps) if window == "auto" else window
+    c_crop = est._resolved_crop(checked, k)
 
     def batch(seqs):                                  # windowed, padded (T', B, k·C) and lengths (B,)
         w = [np.concatenate([x, np.zeros((-len(x) % k, x.shape[1]))]).reshape(-1, k * x.shape[1]) for x in seqs]
@@ -396,11 +397,11 @@ def torch_same_recipe(Xtr, ytr, Xte, params: dict, threads: int = 1):
         return torch.from_numpy(out), torch.from_numpy(lens)
 
     cell = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU}.get(p.get("cell", "lstm"), torch.nn.RNN)
-    H, bi = make_rnnfast(False, p).hidden_size, bool(p.get("bidirectional", False))      # the classifier's default
+    H, bi = est.hidden_size, bool(p.get("bidirectional", False))                        # the classifier's default
     kwargs = {} if cell is not torch.nn.RNN else {"nonlinearity": p.get("nonlinearity", "tanh")}
     rnn = cell(k * tr[0].shape[1], H, p.get("num_layers", 1), dropout=p.get("dropout", 0.0),
                bidirectional=bi, **kwargs)
-    readout = make_rnnfast(False, p)._checked_params()["readout"]          # "auto" resolved as fit resolves it
+    readout = checked["readout"]                                            # "auto" resolved as fit resolves it
     width = H * (2 if bi else 1)
     head = torch.nn.Linear(width * {"meanmax": 2, "lastmeanmax": 3}.get(readout, 1), len(classes))
 

@@ -123,8 +123,7 @@ class _TrainingLoop:
         k = getattr(self, "window_", 1)
         seqs = _windowed(steps, k)
         # each batch windowed afresh: at random offsets, or from random crops
-        crop = p["random_crop"] if p["random_crop"] != "auto" else self._auto_crop if k > 1 else 0.0
-        self.random_crop_ = crop
+        crop = self.random_crop_ = self._resolved_crop(p, k)
         crop_from = steps if (p["window_offset"] == "random" and k > 1) or crop > 0 else None
         if comm is not None:
             data = [seqs.x, targets] + ([] if seqs.lengths is None else [seqs.lengths])
@@ -239,6 +238,13 @@ class _TrainingLoop:
             warnings.warn(f"Training interrupted by user after {len(loss_curve) - done_before} epoch(s): the "
                           f"model keeps the weights of its {'best' if kept is best_state else 'last complete'} "
                           f"epoch.", ConvergenceWarning, stacklevel=3)
+
+    def _resolved_crop(self, p: dict[str, Any], k: int) -> float:
+        """``random_crop`` of the checked parameters ``p`` for a window of k steps: "auto" is ``_auto_crop``
+        where the sequences get a window (k > 1), else 0."""
+        if p["random_crop"] != "auto":
+            return p["random_crop"]
+        return self._auto_crop if k > 1 else 0.0
 
     def _train_batch(self, seqs: _Sequences, targets: np.ndarray, weights: Optional[np.ndarray],
                      idx: np.ndarray, engine: Engine, p: dict[str, Any],
