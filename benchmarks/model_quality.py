@@ -343,7 +343,8 @@ def torch_same_recipe(Xtr, ytr, Xte, params: dict, threads: int = 1):
     It follows the estimator's parameters (``params``: ``get_params()`` of the rnnfast estimator) step by
     step: inputs scaled per feature over the training steps by rnnfast's own scaling, the time-delay window
     (``window="auto"``: ⌈T_max/32⌉; each training sequence cut to a random segment as ``random_crop`` cuts it,
-    then cropped by a random 0 … k − 1 first steps per batch, as ``window_offset="random"``), torch's
+    then cropped by a random 0 … k − 1 first steps per batch, as ``window_offset="random"``; each window
+    beside the ``window_span`` − 1 before it), torch's
     LSTM/GRU/RNN with torch's own initialisation, the readout over each sequence's own steps (mean, max,
     mean+max, the last step, or all three), Gaussian jitter of ``input_noise`` on the training batches' inputs,
     a Linear head, mean cross-entropy, Adam/AdamW/SGD
@@ -387,9 +388,13 @@ def torch_same_recipe(Xtr, ytr, Xte, params: dict, threads: int = 1):
     window = checked["window"]
     k = _auto_window(max(len(x) for x in tr), est._window_steps) if window == "auto" else window
     c_crop = est._resolved_crop(checked, k)
+    span = est._resolved_span(checked, k)
 
-    def batch(seqs):                                  # windowed, padded (T', B, k·C) and lengths (B,)
+    def batch(seqs):                                  # windowed, padded (T', B, span·k·C) and lengths (B,)
         w = [np.concatenate([x, np.zeros((-len(x) % k, x.shape[1]))]).reshape(-1, k * x.shape[1]) for x in seqs]
+        # window_span: each window beside the span − 1 before it, oldest first, zeros before the first
+        w = [np.concatenate([np.concatenate([np.zeros((min(j, len(x)), x.shape[1])), x[:len(x) - j]])
+                             for j in range(span - 1, -1, -1)], axis=1) for x in w]
         lens = np.array([len(x) for x in w])
         out = np.zeros((lens.max(), len(w), w[0].shape[1]), np.float32)
         for b, x in enumerate(w):
@@ -399,7 +404,7 @@ def torch_same_recipe(Xtr, ytr, Xte, params: dict, threads: int = 1):
     cell = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU}.get(p.get("cell", "lstm"), torch.nn.RNN)
     H, bi = est.hidden_size, bool(p.get("bidirectional", False))                        # the classifier's default
     kwargs = {} if cell is not torch.nn.RNN else {"nonlinearity": p.get("nonlinearity", "tanh")}
-    rnn = cell(k * tr[0].shape[1], H, p.get("num_layers", 1), dropout=p.get("dropout", 0.0),
+    rnn = cell(span * k * tr[0].shape[1], H, p.get("num_layers", 1), dropout=p.get("dropout", 0.0),
                bidirectional=bi, **kwargs)
     readout = checked["readout"]                                            # "auto" resolved as fit resolves it
     width = H * (2 if bi else 1)

@@ -208,12 +208,15 @@ def crop_windows(const floating[:, :, ::1] src,       # IN  (T, n, I) time-major
                  const Py_ssize_t[::1] idx,             # IN  (B,) the sequence of src each column takes
                  const Py_ssize_t[::1] start,           # IN  (B,) its first step φ_b
                  const Py_ssize_t[::1] end,             # IN  (B,) one past its last step T_b
-                 floating[:, :, ::1] dst):              # OUT (T', B, k·I) its windows of k steps
-    """dst[τ, b, j·I:(j+1)·I] := src[φ_b + kτ + j, idx_b] where φ_b + kτ + j < T_b, else 0: column b holds
-    sequence idx_b from step φ_b on, cut into windows of k = dst.shape[2] / I steps (the estimators'
-    time-delay view of a crop), in one pass written in order. One thread, as copy_rows."""
+                 floating[:, :, ::1] dst,               # OUT (T', B, w·I) its windows of w steps
+                 Py_ssize_t stride=0):                  # IN  s, steps from one window to the next (0: w)
+    """dst[τ, b, j·I:(j+1)·I] := src[u, idx_b] with u = φ_b + sτ − (w − s) + j where φ_b <= u < T_b, else 0:
+    column b holds sequence idx_b from step φ_b on, in windows of w = dst.shape[2] / I steps every s steps
+    (the estimators' time-delay view of a crop). Window τ ends at step φ_b + sτ + s − 1; with s < w it also
+    holds the w − s steps before its own s, zeros before φ_b. The windows after the sequence's last (those
+    whose own s steps all lie past T_b) are zeros. In one pass written in order. One thread, as copy_rows."""
     cdef Py_ssize_t T = src.shape[0], n = src.shape[1], I = src.shape[2], B = dst.shape[1], Tw = dst.shape[0]
-    cdef Py_ssize_t k, b, tau, j, i, s, stop
+    cdef Py_ssize_t w, s, b, tau, j, i, first, lo, hi
     cdef size_t row_bytes = I * sizeof(floating)
     cdef floating* out
     cdef const floating* row
@@ -223,31 +226,39 @@ def crop_windows(const floating[:, :, ::1] src,       # IN  (T, n, I) time-major
     if I == 0 or dst.shape[2] % I:
         raise ValueError(f"dst's last axis ({dst.shape[2]}) must be a whole number of windows of src's {I} "
                          f"features")
+    w = dst.shape[2] // I
+    s = w if stride == 0 else stride
+    if s < 1 or s > w:
+        raise ValueError(f"stride must be 0 (the window's {w} steps) or in 1 .. {w}, got {stride}")
     for b in range(B):
         if idx[b] < 0 or idx[b] >= n:
             raise ValueError(f"idx[{b}] = {idx[b]} is not a sequence of src's {n}")
         if start[b] < 0 or start[b] > end[b] or end[b] > T:
             raise ValueError(f"start[{b}] = {start[b]} and end[{b}] = {end[b]} must satisfy "
                              f"0 <= start <= end <= {T}")
-    k = dst.shape[2] // I
     if Tw == 0 or B == 0:
         return
     with nogil:
         for tau in range(Tw):
             for b in range(B):
                 out = &dst[tau, b, 0]
-                s = start[b] + k * tau                  # the window's first step
-                stop = min(k, max(end[b] - s, 0))       # its steps before the sequence's end
+                first = start[b] + s * tau - (w - s)    # the window's first step
+                lo = min(max(start[b] - first, 0), w)   # its steps before φ_b: zeros
+                hi = max(min(end[b] - first, w), lo)    # its steps before the sequence's end
+                if start[b] + s * tau >= end[b]:        # past the sequence's last window: zeros, history too
+                    hi = lo
+                if lo > 0:
+                    memset(out, 0, lo * row_bytes)
                 if I <= _INLINE_COPY:                   # a few features: a call to memcpy a row costs more
-                    for j in range(stop):
-                        row = &src[s + j, idx[b], 0]
+                    for j in range(lo, hi):
+                        row = &src[first + j, idx[b], 0]
                         for i in range(I):
                             out[j * I + i] = row[i]
                 else:
-                    for j in range(stop):
-                        memcpy(out + j * I, &src[s + j, idx[b], 0], row_bytes)
-                if stop < k:
-                    memset(out + stop * I, 0, (k - stop) * row_bytes)
+                    for j in range(lo, hi):
+                        memcpy(out + j * I, &src[first + j, idx[b], 0], row_bytes)
+                if hi < w:
+                    memset(out + hi * I, 0, (w - hi) * row_bytes)
 
 
 # The packed forward that reads the padded input and writes the padded output itself: the gather and scatter

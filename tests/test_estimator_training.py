@@ -23,8 +23,8 @@ FAST = dict(hidden_size=8, n_threads=1, random_state=0)
 def test_pooled_readout_window_and_scaling_follow_torch_autograd(readout):
     """One full-batch SGD step of the classifier against torch autograd on the same network: inputs
     with their first differences appended (derivative="auto"), standardized with the training set's
-    statistics, windowed (k = 2, stride 2, zeros after the end),
-    an LSTM, the readout over each sequence's own windowed steps, a Linear head, mean cross-entropy."""
+    statistics, windowed (k = 2, stride 2, zeros after the end), each window beside the one before it
+    (window_span=2, the default; zeros before the first), an LSTM, the readout over each sequence's own windowed steps, a Linear head, mean cross-entropy."""
     torch = pytest.importorskip("torch")
     rng = np.random.default_rng(3)
     X = [3.0 + 2.0 * x for x in ragged(9, rng, lo=2, hi=9, features=3)]
@@ -45,7 +45,7 @@ def test_pooled_readout_window_and_scaling_follow_torch_autograd(readout):
     mean, std = steps.mean(axis=0), steps.std(axis=0)                       # (6,)
     np.testing.assert_allclose(e1.input_mean_, mean, rtol=1e-12)
     np.testing.assert_allclose(e1.input_scale_, std, rtol=1e-12)
-    rnn = torch.nn.LSTM(12, 5, dtype=torch.float64)
+    rnn = torch.nn.LSTM(24, 5, dtype=torch.float64)
     for name, p in rnn.named_parameters():
         p.data = torch.tensor(w0[f"rnn.{name}"])
     W = torch.tensor(w0["head.weight"], requires_grad=True)
@@ -54,6 +54,7 @@ def test_pooled_readout_window_and_scaling_follow_torch_autograd(readout):
     for f_i, y_i in zip(features, y):
         s = (f_i - mean) / std
         s = np.concatenate([s, np.zeros((len(s) % 2, 6))]).reshape(-1, 12)  # (⌈T_i/2⌉, 2·6)
+        s = np.concatenate([np.vstack([np.zeros((1, 12)), s[:-1]]), s], axis=1)   # (⌈T_i/2⌉, 2·2·6)
         out = rnn(torch.tensor(s)[:, None])[0][:, 0]                         # (T'_i, H)
         parts = {"mean": [out.mean(0)], "max": [out.max(0).values], "meanmax": [out.mean(0), out.max(0).values]}
         parts["lastmeanmax"] = parts["auto"] = [out[-1], out.mean(0), out.max(0).values]   # "auto" without tbptt
@@ -85,17 +86,25 @@ def test_auto_window_keeps_at_most_32_steps_16_for_the_regressor_and_is_fixed_at
     y = np.arange(12) % 2
     for T, k in ((20, 1), (32, 1), (33, 2), (150, 5), (1500, 47)):
         clf = SequenceClassifier(max_updates=1, **FAST).fit(rng.standard_normal((12, T)), y)
-        assert clf.window_ == k and clf.rnn_.input_size == 2 * k          # each step and its difference
+        span = 2 if k > 1 else 1                                         # window_span=2 where there is a window
+        assert clf.window_ == k and clf.window_span_ == span
+        assert clf.rnn_.input_size == 2 * k * span                        # each step and its difference
         assert clf.predict(rng.standard_normal((3, T))).shape == (3,)
     ragged_X = [rng.standard_normal((int(t), 2)) for t in rng.integers(10, 200, size=12)]
     clf = SequenceClassifier(max_updates=1, **FAST).fit(ragged_X, y)
     longest = max(len(x) for x in ragged_X)
-    assert clf.window_ == -(-longest // 32) and clf.rnn_.input_size == 2 * 2 * clf.window_
+    assert clf.window_ == -(-longest // 32) and clf.rnn_.input_size == 2 * 2 * clf.window_ * 2
     assert SequenceClassifier(window=5, max_updates=1, **FAST).fit(ragged_X, y).window_ == 5
+    one = SequenceClassifier(window=5, window_span=1, max_updates=1, **FAST).fit(ragged_X, y)
+    assert one.window_span_ == 1 and one.rnn_.input_size == 2 * 2 * 5
+    three = SequenceClassifier(window=5, window_span=3, max_updates=1, **FAST).fit(ragged_X, y)
+    assert three.window_span_ == 3 and three.rnn_.input_size == 2 * 2 * 5 * 3
+    assert three.predict(ragged_X[:3]).shape == (3,)
     assert SequenceClassifier(window=None, max_updates=1, **FAST).fit(ragged_X, y).window_ == 1
     for T, k in ((16, 1), (17, 2), (100, 7)):                         # the regressor: at most 16 steps
         reg = SequenceRegressor(max_updates=1, **FAST).fit(rng.standard_normal((12, T)), rng.standard_normal(12))
-        assert reg.window_ == k and reg.rnn_.input_size == 2 * k
+        assert reg.window_ == k and reg.rnn_.input_size == 2 * k * reg.window_span_
+        assert reg.window_span_ == (2 if k > 1 else 1)
     seq = SequenceRegressor(output="sequence", max_updates=1, **FAST).fit(rng.standard_normal((12, 300)),
                                                                           rng.standard_normal((12, 300)))
     assert seq.window_ == 1                                          # one output per input step
@@ -113,16 +122,25 @@ def test_window_is_the_time_delay_view():
     np.testing.assert_array_equal(w.x[2, 0], np.r_[X[0][4], 0, 0])   # past the end: zeros
     np.testing.assert_array_equal(w.x[1, 1], np.r_[X[1][2], 0, 0])
     np.testing.assert_array_equal(w.x[2, 1], 0)                      # padding stays padding
+    w = _windowed(seqs, 2, 2)                                        # window_span=2: the window before it too
+    assert w.x.shape == (3, 3, 8) and list(w.lengths) == [3, 2, 3]
+    np.testing.assert_array_equal(w.x[0, 0], np.r_[0, 0, 0, 0, X[0][0], X[0][1]])     # zeros before the first
+    np.testing.assert_array_equal(w.x[1, 0], np.r_[X[0][0], X[0][1], X[0][2], X[0][3]])
+    np.testing.assert_array_equal(w.x[2, 0], np.r_[X[0][2], X[0][3], X[0][4], 0, 0])
+    np.testing.assert_array_equal(w.x[1, 1], np.r_[X[1][0], X[1][1], X[1][2], 0, 0])
+    np.testing.assert_array_equal(w.x[2, 1], 0)                      # past its windows: zeros, history too
 
 
+@pytest.mark.parametrize("span", [1, 3])
 @pytest.mark.parametrize("features", [3, 11])                # a loop copies up to 8 features a row, memcpy more
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_a_cropped_window_is_the_time_delay_view_of_each_sequence_after_its_first_steps(features, dtype):
+def test_a_cropped_window_is_the_time_delay_view_of_each_sequence_after_its_first_steps(features, dtype, span):
     """_cropped_windowed(seqs, idx, phase, k): sequence idx[b] without its first min(phase[b], T_b − 1)
     steps, windowed as _windowed windows it (zeros past its end, whatever the padding holds), for ragged and
     equal lengths; with random phases and repeated sequences (training batches), with one phase for all
     the sequences in their order (predict's alignments), and with ``stops`` s_b (random_crop's segments:
-    steps min(phase[b], s_b − 1) … s_b − 1)."""
+    steps min(phase[b], s_b − 1) … s_b − 1); with ``span`` each window also holds the (span − 1)·k steps
+    of the crop before it, as _windowed's (zeros before the crop's first step)."""
     rng = np.random.default_rng(1)
     n = 40
     for X in ([rng.standard_normal((int(t), features)) for t in rng.integers(1, 30, n)],
@@ -135,10 +153,10 @@ def test_a_cropped_window_is_the_time_delay_view_of_each_sequence_after_its_firs
             cases = ((batch, rng.integers(0, k + 3, 36), None), (np.arange(n), np.full(n, k + 1), None),
                      (batch, rng.integers(0, k + 3, 36), np.array([rng.integers(1, len(X[i]) + 1) for i in batch])))
             for idx, phase, stops in cases:
-                got = _cropped_windowed(seqs, idx, phase, k, stops=stops)
+                got = _cropped_windowed(seqs, idx, phase, k, stops=stops, span=span)
                 ends = [len(X[i]) for i in idx] if stops is None else stops
                 crops = [X[i][min(f, s - 1):s] for i, f, s in zip(idx, phase, ends)]
-                want = _windowed(_check_X(crops, np.dtype(dtype)), k)
+                want = _windowed(_check_X(crops, np.dtype(dtype)), k, span)
                 assert got.x.dtype == dtype
                 np.testing.assert_array_equal(got.x, want.x)
                 np.testing.assert_array_equal(got.lengths, [-(-len(c) // k) for c in crops])
@@ -189,6 +207,9 @@ def test_the_crop_kernel_refuses_what_does_not_fit():
             _kernels.crop_windows(src, args["idx"], args["start"], args["end"], dst)
     with pytest.raises(ValueError, match="whole number of windows of src's 3 features"):
         _kernels.crop_windows(src, ok["idx"], ok["start"], ok["end"], np.empty((5, 2, 7)))
+    for stride in (-1, 3):
+        with pytest.raises(ValueError, match=f"stride must be 0 \\(the window's 2 steps\\) or in 1 .. 2, got {stride}"):
+            _kernels.crop_windows(src, ok["idx"], ok["start"], ok["end"], dst, stride)
 
 
 @pytest.mark.parametrize("kind", ["classifier", "regressor"])
@@ -219,7 +240,7 @@ def test_predict_offsets_all_averages_the_crops_of_every_alignment(kind):
     est.set_params(predict_offsets="all", window_offset=0)             # trained on random offsets, but the
     np.testing.assert_array_equal(out(X), grid)                        # user asks for the grid alone
     if kind == "classifier":                                           # predict and score follow the average
-        est.set_params(predict_offsets="all")
+        est.set_params(predict_offsets="all", window_offset="random")
         labels = est.classes_[averaged.argmax(axis=1)]
         np.testing.assert_array_equal(est.predict(X), labels)
         assert est.score(X, y) == np.mean(labels == y)

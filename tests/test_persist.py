@@ -61,7 +61,8 @@ def test_round_trip_classifier_with_object_labels(tmp_path, data, classifier):
     assert loaded.best_epoch_ == classifier.best_epoch_
     assert loaded.n_features_in_ == 3 and loaded.window_ == 2 and loaded.derivative_ is True
     assert loaded.random_crop_ == classifier.random_crop_ == 0.3          # "auto" with a window
-    assert loaded.rnn_.input_size == 12                   # 3 features and their differences, window 2
+    assert loaded.window_span_ == classifier.window_span_ == 2
+    assert loaded.rnn_.input_size == 24                   # 3 features and their differences, 2 windows of 2
     assert loaded.loss_curve_ == classifier.loss_curve_ and loaded.n_updates_ == classifier.n_updates_
     for name in ("input_mean_", "input_scale_"):         # exact through JSON, and arrays again
         assert isinstance(getattr(loaded, name), np.ndarray) and getattr(loaded, name).dtype == np.float64

@@ -123,8 +123,10 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
     # parameters added after files and pickles of this class were first written, with the value that
     # reproduces how such a model trained (rnnfast.load and unpickling fill them in)
     _earlier_defaults: dict[str, Any] = {"window_offset": 0, "instance_norm": False, "predict_offsets": 0,
-                                         "derivative": False, "random_crop": 0.0}
-    _persisted_attrs: tuple[str, ...] = ("n_features_in_", "input_size_", "fit_layout_", "window_", "derivative_",
+                                         "derivative": False, "random_crop": 0.0,
+                                         "window_span": 1}
+    _persisted_attrs: tuple[str, ...] = ("n_features_in_", "input_size_", "fit_layout_", "window_", "window_span_",
+                        "derivative_",
                         "instance_norm_", "random_crop_", "input_asinh_center_", "input_asinh_scale_", "input_mean_",
                         "input_scale_",
                         "loss_curve_", "validation_scores_", "best_loss_", "best_validation_score_", "n_iter_",
@@ -143,7 +145,7 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
     # instance_norm ("auto") and class_weight. The docstrings say which (tests/test_estimators.py checks them).
     def __init__(self, *, cell: str = "lstm", hidden_size: int = 128, num_layers: int = 1,
                  nonlinearity: str = "tanh", dropout: float = 0.0, bidirectional: bool = False,
-                 output: str = "last", readout: str = "auto", window: Any = "auto",
+                 output: str = "last", readout: str = "auto", window: Any = "auto", window_span: int = 2,
                  window_offset: Any = "random", random_crop: Any = "auto", predict_offsets: Any = "all",
                  scale: Any = True,
                  derivative: Any = "auto", instance_norm: Any = False, input_noise: float = 0.3,
@@ -164,6 +166,7 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
         self.output = output
         self.readout = readout
         self.window = window
+        self.window_span = window_span
         self.window_offset = window_offset
         self.random_crop = random_crop
         self.predict_offsets = predict_offsets
@@ -239,6 +242,7 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
             p["window"] = check_choice("window", self.window, ("auto",))
         else:
             p["window"] = 1 if self.window is None else check_int("window", self.window, 1)
+        p["window_span"] = check_int("window_span", self.window_span, 1)
         p["window_offset"] = check_choice("window_offset", self.window_offset, ("random", 0))
         if isinstance(self.random_crop, str):
             p["random_crop"] = check_choice("random_crop", self.random_crop, ("auto",))
@@ -379,10 +383,16 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
             self.window_ = 1 if p["output"] == "sequence" else _auto_window(longest, self._window_steps)
         else:
             self.window_ = p["window"]
+        self.window_span_ = self._resolved_span(p, self.window_)
         self._arch = {k: p[k] for k in ("cell", "hidden_size", "num_layers", "nonlinearity", "dropout",
                                         "bidirectional", "readout")}
         self._arch["dtype"] = p["dtype"].name
         return features
+
+    @staticmethod
+    def _resolved_span(p: dict[str, Any], k: int) -> int:
+        """``window_span`` of the checked parameters ``p`` for a window of k steps: 1 without a window."""
+        return p["window_span"] if k > 1 else 1
 
     def _learned_scaling(self) -> Optional[_InputScaling]:
         """What fit learned for ``scale``; None with ``scale=False`` (or from a version-1 file)."""
@@ -410,10 +420,11 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
     @property
     def _network_input_size(self) -> int:
         """Features per step the recurrent layer reads: ``input_size_``, twice that with ``derivative_``,
-        twice that again with ``instance_norm_``, times the window."""
+        twice that again with ``instance_norm_``, times the window, times ``window_span_``."""
         features = (check_int("input_size_", self.input_size_, 1) * (2 if getattr(self, "derivative_", False) else 1)
                     * (2 if getattr(self, "instance_norm_", False) else 1))
-        return features * check_int("window_", getattr(self, "window_", 1), 1)
+        return (features * check_int("window_", getattr(self, "window_", 1), 1)
+                * check_int("window_span_", getattr(self, "window_span_", 1), 1))
 
     def _scaled_steps(self, seqs: _Sequences) -> _Sequences:
         """The sequences' steps as fit learned to scale them (first differences appended with
@@ -495,8 +506,8 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
         ``window_offset=0`` the model trained on the grid alone, and predicts on it alone)."""
         self._check_fitted()
         steps = self._scaled_steps(self._check_X_fitted(_check_X(X, self.rnn_.dtype)))
-        k = getattr(self, "window_", 1)
-        seqs = _windowed(steps, k)
+        k, span = getattr(self, "window_", 1), getattr(self, "window_span_", 1)
+        seqs = _windowed(steps, k, span)
         z = self._forward(seqs)
         phases = _alignments(k, _check_offsets(getattr(self, "predict_offsets", 0)))
         if len(phases) > 1 and self._output == "last" and self.window_offset == "random":
@@ -505,7 +516,7 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
             for start in range(0, len(rest), side_by_side):
                 group = rest[start:start + side_by_side]          # each sequence once per φ of the group
                 crop = _cropped_windowed(steps, np.tile(np.arange(steps.n), len(group)),
-                                         np.repeat(group, steps.n), k)
+                                         np.repeat(group, steps.n), k, span=span)
                 zs.extend(np.split(self._forward(crop), len(group)))             # (n, O) per φ
             z = self._averaged_outputs(zs)
         return z, seqs

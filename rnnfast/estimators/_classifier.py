@@ -46,7 +46,7 @@ class SequenceClassifier(ClassifierMixin, _SequenceEstimator):
 
     def __init__(self, *, cell: str = "lstm", hidden_size: int = 64, num_layers: int = 1,
                  nonlinearity: str = "tanh", dropout: float = 0.0, bidirectional: bool = False,
-                 output: str = "last", readout: str = "auto", window: Any = "auto",
+                 output: str = "last", readout: str = "auto", window: Any = "auto", window_span: int = 2,
                  window_offset: Any = "random", random_crop: Any = "auto", predict_offsets: Any = "all",
                  scale: Any = True,
                  derivative: Any = "auto", instance_norm: Any = "auto", input_noise: float = 0.3,
@@ -60,7 +60,7 @@ class SequenceClassifier(ClassifierMixin, _SequenceEstimator):
                  verbose: int = 0, dtype: str = "float32", comm: Any = None):
         super().__init__(cell=cell, hidden_size=hidden_size, num_layers=num_layers, nonlinearity=nonlinearity,
                          dropout=dropout, bidirectional=bidirectional, output=output, readout=readout,
-                         window=window, window_offset=window_offset, random_crop=random_crop,
+                         window=window, window_span=window_span, window_offset=window_offset, random_crop=random_crop,
                          predict_offsets=predict_offsets,
                          scale=scale, derivative=derivative, instance_norm=instance_norm,
                          input_noise=input_noise, optimizer=optimizer, lr=lr, lr_schedule=lr_schedule,

@@ -121,7 +121,7 @@ class _TrainingLoop:
         from them (at a random offset with ``window_offset="random"``), the validation set on the fixed grid."""
         rng = self._rng
         k = getattr(self, "window_", 1)
-        seqs = _windowed(steps, k)
+        seqs = _windowed(steps, k, getattr(self, "window_span_", 1))
         # each batch windowed afresh: at random offsets, or from random crops
         crop = self.random_crop_ = self._resolved_crop(p, k)
         crop_from = steps if (p["window_offset"] == "random" and k > 1) or crop > 0 else None
@@ -263,7 +263,7 @@ class _TrainingLoop:
         cols = idx                                                                 # (B,) the batch's columns of seqs
         if crop_from is not None:
             seqs = _offset_windowed(crop_from, idx, getattr(self, "window_", 1), self._rng,
-                                    p["window_offset"] == "random", crop)
+                                    p["window_offset"] == "random", crop, getattr(self, "window_span_", 1))
             cols = np.arange(len(idx))
         lengths = None if seqs.lengths is None else seqs.lengths[cols]            # (B,)
         T = seqs.T if lengths is None else int(lengths.max())
