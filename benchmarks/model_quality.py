@@ -388,7 +388,7 @@ def torch_same_recipe(Xtr, ytr, Xte, params: dict, threads: int = 1):
     window = checked["window"]
     k = _auto_window(max(len(x) for x in tr), est._window_steps) if window == "auto" else window
     c_crop = est._resolved_crop(checked, k)
-    span = est._resolved_span(checked, k)
+    span = est._resolved_span(checked)
 
     def batch(seqs):                                  # windowed, padded (T', B, span·k·C) and lengths (B,)
         w = [np.concatenate([x, np.zeros((-len(x) % k, x.shape[1]))]).reshape(-1, k * x.shape[1]) for x in seqs]

@@ -41,14 +41,14 @@ def test_auto_is_on_for_one_output_per_sequence_and_off_per_step():
     assert SequenceClassifier().derivative == "auto" and SequenceRegressor().derivative == "auto"
     rng = np.random.default_rng(1)
     X, y = rng.standard_normal((20, 12, 3)), np.arange(20) % 2
-    clf = SequenceClassifier(max_updates=2, window=1, **FAST).fit(X, y)
+    clf = SequenceClassifier(max_updates=2, window=1, window_span=1, **FAST).fit(X, y)
     assert clf.derivative_ is True and clf.rnn_.input_size == 6 and clf.input_size_ == 3
     assert clf.input_mean_.shape == clf.input_scale_.shape == (6,)
-    reg = SequenceRegressor(max_updates=2, window=1, **FAST).fit(X, y.astype(float))
+    reg = SequenceRegressor(max_updates=2, window=1, window_span=1, **FAST).fit(X, y.astype(float))
     assert reg.derivative_ is True and reg.rnn_.input_size == 6
     seq = SequenceRegressor(output="sequence", max_updates=2, **FAST).fit(X, X[:, :, 0])
     assert seq.derivative_ is False and seq.rnn_.input_size == 3
-    off = SequenceClassifier(derivative=False, max_updates=2, window=1, **FAST).fit(X, y)
+    off = SequenceClassifier(derivative=False, max_updates=2, window=1, window_span=1, **FAST).fit(X, y)
     assert off.derivative_ is False and off.rnn_.input_size == 3
     clf.set_params(derivative=False)                      # fixed at fit: predict reads what fit chose
     assert clf.predict_proba(X).shape == (20, 2) and clf.derivative_ is True
@@ -62,7 +62,8 @@ def test_the_network_reads_steps_differences_then_their_own_standardization_all_
     X = rng.standard_normal((30, 24, 2)) * 10.0 ** rng.uniform(-2, 2, (30, 1, 1))
     y = rng.standard_normal(30)
     Xs = [x[:int(n)] for x, n in zip(X, rng.integers(12, 25, len(X)))] if ragged else X
-    est = SequenceRegressor(instance_norm=True, window=1, max_updates=3, scale="standard", **FAST).fit(Xs, y)
+    est = SequenceRegressor(instance_norm=True, window=1, window_span=1, max_updates=3, scale="standard",
+                            **FAST).fit(Xs, y)
     assert est.derivative_ is True and est.instance_norm_ is True and est.rnn_.input_size == 8
     seqs = est._scaled_steps(_check_X(Xs, np.dtype(np.float32)))       # window=1: what the network reads
     for b, x in enumerate(Xs):

@@ -86,9 +86,8 @@ def test_auto_window_keeps_at_most_32_steps_16_for_the_regressor_and_is_fixed_at
     y = np.arange(12) % 2
     for T, k in ((20, 1), (32, 1), (33, 2), (150, 5), (1500, 47)):
         clf = SequenceClassifier(max_updates=1, **FAST).fit(rng.standard_normal((12, T)), y)
-        span = 2 if k > 1 else 1                                         # window_span=2 where there is a window
-        assert clf.window_ == k and clf.window_span_ == span
-        assert clf.rnn_.input_size == 2 * k * span                        # each step and its difference
+        assert clf.window_ == k and clf.window_span_ == 2                 # "auto": 2 with output="last"
+        assert clf.rnn_.input_size == 2 * k * 2                           # each step and its difference, 2 windows
         assert clf.predict(rng.standard_normal((3, T))).shape == (3,)
     ragged_X = [rng.standard_normal((int(t), 2)) for t in rng.integers(10, 200, size=12)]
     clf = SequenceClassifier(max_updates=1, **FAST).fit(ragged_X, y)
@@ -103,13 +102,20 @@ def test_auto_window_keeps_at_most_32_steps_16_for_the_regressor_and_is_fixed_at
     assert SequenceClassifier(window=None, max_updates=1, **FAST).fit(ragged_X, y).window_ == 1
     for T, k in ((16, 1), (17, 2), (100, 7)):                         # the regressor: at most 16 steps
         reg = SequenceRegressor(max_updates=1, **FAST).fit(rng.standard_normal((12, T)), rng.standard_normal(12))
-        assert reg.window_ == k and reg.rnn_.input_size == 2 * k * reg.window_span_
-        assert reg.window_span_ == (2 if k > 1 else 1)
+        assert reg.window_ == k and reg.window_span_ == 2 and reg.rnn_.input_size == 2 * k * 2
     seq = SequenceRegressor(output="sequence", max_updates=1, **FAST).fit(rng.standard_normal((12, 300)),
                                                                           rng.standard_normal((12, 300)))
-    assert seq.window_ == 1                                          # one output per input step
+    assert seq.window_ == 1 and seq.window_span_ == 1                # one output per input step, read alone
+    assert seq.rnn_.input_size == 1                                  # derivative="auto" is off there too
     with pytest.raises(ValueError, match="window"):
         SequenceRegressor(output="sequence", window=3).fit(rng.standard_normal((12, 30)), rng.standard_normal((12, 30)))
+    seq2 = SequenceRegressor(output="sequence", window_span=2, max_updates=1, **FAST).fit(
+        rng.standard_normal((12, 30)), rng.standard_normal((12, 30)))
+    assert seq2.window_span_ == 2 and seq2.rnn_.input_size == 2     # each step beside the one before it
+    assert seq2.predict(rng.standard_normal((3, 30))).shape == (3, 30)
+    for bad, error in (("wide", ValueError), (0, ValueError), (1.5, TypeError)):
+        with pytest.raises(error, match="window_span"):
+            SequenceClassifier(window_span=bad, max_updates=1, **FAST).fit(rng.standard_normal((12, 20)), y)
 
 
 def test_window_is_the_time_delay_view():
@@ -751,7 +757,8 @@ def test_the_classifier_trains_and_predicts_as_its_sequential_in_a_plain_loop(ce
     kw = dict(hidden_size=5, max_epochs=3, batch_size=6, lr=0.01, random_state=0)
     clf = SequenceClassifier(cell=cell, bidirectional=bidirectional, output="sequence" if sequence else "last",
                              readout="last" if sequence else readout, scale=False, derivative=False,
-                             input_noise=0.0, window=1, bucket=False, max_updates=None, n_threads=1, **kw).fit(X, y)
+                             input_noise=0.0, window=1, window_span=1, bucket=False, max_updates=None, n_threads=1,
+                             **kw).fit(X, y)
     model, curve = reference_fit(X, y, cell=cell, readout=readout, bidirectional=bidirectional, **kw)
     assert clf.loss_curve_ == curve
     assert isinstance(clf.model_, rnnfast.Sequential) and clf.model_[1].what == readout

@@ -87,7 +87,8 @@ def test_the_network_reads_the_sequence_then_its_standardization_both_scaled(rag
     rng = np.random.default_rng(3)
     X, y = shapes_at_gains(30, rng, T=24)
     Xs = [x[:int(n)] for x, n in zip(X, rng.integers(12, 25, len(X)))] if ragged else X
-    est = SequenceRegressor(instance_norm=True, derivative=False, window=1, max_updates=3, **FAST).fit(Xs, y.astype(float))
+    est = SequenceRegressor(instance_norm=True, derivative=False, window=1, window_span=1, max_updates=3,
+                            **FAST).fit(Xs, y.astype(float))
     assert est.instance_norm_ is True and est.rnn_.input_size == 2 and est.input_size_ == 1
     assert est.input_mean_.shape == est.input_scale_.shape == (2,)
     seqs = est._scaled_steps(_check_X(Xs, np.dtype(np.float32)))       # window=1: what the network reads

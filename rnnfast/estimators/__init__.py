@@ -3,8 +3,8 @@ r"""scikit-learn estimators that train rnnfast's recurrent layers: ``fit`` / ``p
 Model (one network, two heads of the same shape)::
 
     x̃_t = (x_t − μ) / σ                     per-feature standardization learned in fit (``scale``)
-    x'_τ = [x̃_{kτ−(m−1)k}, …, x̃_{kτ+k−1}]   time-delay window: m·k steps, stride k (``window``,
-                                             ``window_span`` m = 2; zeros before the first step)
+    x'_τ = [x̃_{kτ−(m−1)k}, …, x̃_{kτ+k−1}]   time-delay window: m·k steps, stride k (``window`` k,
+                                             ``window_span`` m: 2 by default; zeros before the first step)
     h_τ = Elman, LSTM or GRU stack (``cell``, ``hidden_size``, ``num_layers``) over x'_1 … x'_T'   (T', B, D·H)
     f   = readout(h): [h at each sequence's own last step, mean of h, max of h] (``readout="auto"``)   (B, 3F)
     z   = f Wᵀ + b                                                                        (B, O)

@@ -145,7 +145,7 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
     # instance_norm ("auto") and class_weight. The docstrings say which (tests/test_estimators.py checks them).
     def __init__(self, *, cell: str = "lstm", hidden_size: int = 128, num_layers: int = 1,
                  nonlinearity: str = "tanh", dropout: float = 0.0, bidirectional: bool = False,
-                 output: str = "last", readout: str = "auto", window: Any = "auto", window_span: int = 2,
+                 output: str = "last", readout: str = "auto", window: Any = "auto", window_span: Any = "auto",
                  window_offset: Any = "random", random_crop: Any = "auto", predict_offsets: Any = "all",
                  scale: Any = True,
                  derivative: Any = "auto", instance_norm: Any = False, input_noise: float = 0.3,
@@ -242,7 +242,10 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
             p["window"] = check_choice("window", self.window, ("auto",))
         else:
             p["window"] = 1 if self.window is None else check_int("window", self.window, 1)
-        p["window_span"] = check_int("window_span", self.window_span, 1)
+        if isinstance(self.window_span, str):
+            p["window_span"] = check_choice("window_span", self.window_span, ("auto",))
+        else:
+            p["window_span"] = check_int("window_span", self.window_span, 1)
         p["window_offset"] = check_choice("window_offset", self.window_offset, ("random", 0))
         if isinstance(self.random_crop, str):
             p["random_crop"] = check_choice("random_crop", self.random_crop, ("auto",))
@@ -383,16 +386,18 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
             self.window_ = 1 if p["output"] == "sequence" else _auto_window(longest, self._window_steps)
         else:
             self.window_ = p["window"]
-        self.window_span_ = self._resolved_span(p, self.window_)
+        self.window_span_ = self._resolved_span(p)
         self._arch = {k: p[k] for k in ("cell", "hidden_size", "num_layers", "nonlinearity", "dropout",
                                         "bidirectional", "readout")}
         self._arch["dtype"] = p["dtype"].name
         return features
 
     @staticmethod
-    def _resolved_span(p: dict[str, Any], k: int) -> int:
-        """``window_span`` of the checked parameters ``p`` for a window of k steps: 1 without a window."""
-        return p["window_span"] if k > 1 else 1
+    def _resolved_span(p: dict[str, Any]) -> int:
+        """``window_span`` of the checked parameters ``p``: "auto" is 2 for ``output="last"``, else 1."""
+        if p["window_span"] != "auto":
+            return p["window_span"]
+        return 2 if p["output"] == "last" else 1
 
     def _learned_scaling(self) -> Optional[_InputScaling]:
         """What fit learned for ``scale``; None with ``scale=False`` (or from a version-1 file)."""

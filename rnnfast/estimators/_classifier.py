@@ -46,7 +46,7 @@ class SequenceClassifier(ClassifierMixin, _SequenceEstimator):
 
     def __init__(self, *, cell: str = "lstm", hidden_size: int = 64, num_layers: int = 1,
                  nonlinearity: str = "tanh", dropout: float = 0.0, bidirectional: bool = False,
-                 output: str = "last", readout: str = "auto", window: Any = "auto", window_span: int = 2,
+                 output: str = "last", readout: str = "auto", window: Any = "auto", window_span: Any = "auto",
                  window_offset: Any = "random", random_crop: Any = "auto", predict_offsets: Any = "all",
                  scale: Any = True,
                  derivative: Any = "auto", instance_norm: Any = "auto", input_noise: float = 0.3,

@@ -9,7 +9,8 @@ Time-delay window (``window=k``, stride k): k consecutive steps become one step 
     x'_τ = [x_{kτ}, x_{kτ+1}, …, x_{kτ+k−1}]        τ = 0 … ⌈T/k⌉ − 1,   length T'_b = ⌈T_b / k⌉
 
 (steps past a sequence's end are zeros), so the recurrence runs ⌈T/k⌉ steps instead of T. With
-``window_span=m`` > 1 each step also reads the (m − 1)·k steps before its own k (zeros before the first):
+``window_span=m`` > 1 each step also reads the (m − 1)·k steps before its own k (zeros before the first;
+with k = 1 too):
 
     x'_τ = [x_{kτ−(m−1)k}, …, x_{kτ+k−1}]            (m·k·I features, stride k; the same T'_b)
 
@@ -497,8 +498,9 @@ def _windowed(seqs: _Sequences, k: int, span: int = 1) -> _Sequences:
     lengths = None if seqs.lengths is None else time_delay_lengths(seqs.lengths, k, k, "pad")
     if span == 1:
         return _Sequences(time_delay(seqs.x, k, k, "pad"), lengths, seqs.layout)
-    x = np.concatenate([np.zeros(((span - 1) * k,) + seqs.x.shape[1:], seqs.x.dtype), seqs.x])   # (T + (span − 1)k, n, I)
-    y = time_delay(x, span * k, k, "pad")                                                      # (⌈T/k⌉, n, span·k·I)
+    lead = np.zeros(((span - 1) * k,) + seqs.x.shape[1:], seqs.x.dtype)
+    x = np.concatenate([lead, seqs.x])                                  # (T + (span − 1)·k, n, I)
+    y = time_delay(x, span * k, k, "pad")                               # (⌈T/k⌉, n, span·k·I)
     if lengths is not None:                             # zeros past each sequence's windows, their history too
         y[np.arange(y.shape[0])[:, None] >= lengths[None, :]] = 0
     return _Sequences(y, lengths, seqs.layout)

@@ -29,14 +29,16 @@ PARAMETERS = """\
         the recurrence runs ⌈T/k⌉ steps. "auto" picks k = ⌈T_max / 32⌉ (classifier) or ⌈T_max / 16⌉
         (regressor) from the longest training sequence (1 for sequences of up to 32 or 16 steps, and
         always 1 with ``output="sequence"``); fixed at fit as ``window_``. None or 1: no window.
-    window_span : int, default=2
-        Where there is a window (k > 1), each step reads its own k steps and the (window_span − 1)·k steps
+    window_span : "auto" or int, default="auto"
+        Each step reads its own k steps (the window; k = 1 without one) and the (window_span − 1)·k steps
         before them (zeros before a sequence's first step), so consecutive steps overlap as a convolution's
         receptive fields do: window_span·k·n_features inputs a step, stride k, still ⌈T/k⌉ steps. 1: no
-        overlap. Fixed at fit as ``window_span_`` (1 without a window). Chosen by 3-fold cross-validation
-        inside the training splits, 3 seeds: mean accuracy over 15 sets +0.002 to +0.011, mean R² over 3
-        regression sets −0.015 to +0.026 (ArrowHead +0.03 to +0.08, PigCVP +0.04 to +0.06; PLAID −0.01 to
-        −0.02; benchmarks/README.md, how the defaults were chosen).
+        overlap. "auto": 2 with ``output="last"``, 1 with ``output="sequence"``; fixed at fit as
+        ``window_span_``. Chosen by 3-fold cross-validation inside the training splits, 3 seeds: on the
+        windowed sets mean accuracy over 15 sets +0.002 to +0.011 and mean R² over 3 regression sets −0.015 to
+        +0.026 (ArrowHead +0.03 to +0.08, PigCVP +0.04 to +0.06; PLAID −0.01 to −0.02), and on the four sets
+        of at most 32 steps (no window) +0.002 to +0.003 (JapaneseVowels +0.007 to +0.011);
+        benchmarks/README.md, how the defaults were chosen.
     window_offset : "random" or 0, default="random"
         Where a training sequence's windows start. "random": at a step φ ∈ {0 … k − 1} drawn afresh each
         time the sequence enters a batch (its first φ steps are dropped), so that the model learns from
@@ -165,7 +167,7 @@ ATTRIBUTES = """\
     window_ : int
         The time-delay window the model reads with (1: none).
     window_span_ : int
-        The windows each step reads, its own and those before it (``window_span``; 1 without a window).
+        The windows each step reads, its own and those before it (``window_span``, "auto" resolved).
     derivative_ : bool
         Whether each feature's first difference is appended to the features (``derivative``).
     instance_norm_ : bool
