@@ -150,7 +150,8 @@ def _first_sgd_step(Estimator, X, y, **kw):
     """Weights before and the gradient of one full-batch SGD step: W(h) = W0 − h·g (momentum starts at g)."""
     def fit(lr):
         kw.setdefault("readout", "last")
-        kw.setdefault("derivative", False)                  # the network reads X as given
+        kw.setdefault("derivative", False)                  # the network reads X as given,
+        kw.setdefault("window_span", 1)                     # one step at a time
         return Estimator(optimizer="sgd", lr=lr, batch_size=10**6, max_epochs=1, validation_fraction=None,
                          n_iter_no_change=None, clip_norm=None, dtype="float64", scale=False, input_noise=0.0,
                          **kw).fit(X, y)
