@@ -34,11 +34,11 @@ PARAMETERS = """\
         before them (zeros before a sequence's first step), so consecutive steps overlap as a convolution's
         receptive fields do: window_span·k·n_features inputs a step, stride k, still ⌈T/k⌉ steps. 1: no
         overlap. "auto": 2 with ``output="last"``, 1 with ``output="sequence"``; fixed at fit as
-        ``window_span_``. Chosen by 3-fold cross-validation inside the training splits, 3 seeds: on the
-        windowed sets mean accuracy over 15 sets +0.002 to +0.011 and mean R² over 3 regression sets −0.015 to
-        +0.026 (ArrowHead +0.03 to +0.08, PigCVP +0.04 to +0.06; PLAID −0.01 to −0.02), and on the four sets
-        of at most 32 steps (no window) +0.002 to +0.003 (JapaneseVowels +0.007 to +0.011);
-        benchmarks/README.md, how the defaults were chosen.
+        ``window_span_``. Chosen by 3-fold cross-validation inside the training splits, 3 seeds: with
+        windows, mean accuracy over the 15 classification sets +0.002 to +0.011 and mean R² over the 3
+        regression sets −0.015 to +0.026 (ArrowHead +0.03 to +0.08, PigCVP +0.04 to +0.06; PLAID −0.01 to
+        −0.02); on the four sets of at most 32 steps (no window) their mean +0.002 to +0.003 (JapaneseVowels
+        +0.007 to +0.011); benchmarks/README.md, how the defaults were chosen.
     window_offset : "random" or 0, default="random"
         Where a training sequence's windows start. "random": at a step φ ∈ {0 … k − 1} drawn afresh each
         time the sequence enters a batch (its first φ steps are dropped), so that the model learns from
