@@ -24,7 +24,8 @@ def test_pooled_readout_window_and_scaling_follow_torch_autograd(readout):
     """One full-batch SGD step of the classifier against torch autograd on the same network: inputs
     with their first differences appended (derivative="auto"), standardized with the training set's
     statistics, windowed (k = 2, stride 2, zeros after the end), each window beside the one before it
-    (window_span=2, the default; zeros before the first), an LSTM, the readout over each sequence's own windowed steps, a Linear head, mean cross-entropy."""
+    (window_span=2, the default; zeros before the first), an LSTM, the readout over each sequence's own
+    windowed steps, a Linear head, mean cross-entropy."""
     torch = pytest.importorskip("torch")
     rng = np.random.default_rng(3)
     X = [3.0 + 2.0 * x for x in ragged(9, rng, lo=2, hi=9, features=3)]
@@ -214,7 +215,8 @@ def test_the_crop_kernel_refuses_what_does_not_fit():
     with pytest.raises(ValueError, match="whole number of windows of src's 3 features"):
         _kernels.crop_windows(src, ok["idx"], ok["start"], ok["end"], np.empty((5, 2, 7)))
     for stride in (-1, 3):
-        with pytest.raises(ValueError, match=f"stride must be 0 \\(the window's 2 steps\\) or in 1 .. 2, got {stride}"):
+        with pytest.raises(ValueError, match=f"stride must be 0 \\(the window's 2 steps\\) or in 1 .. 2, "
+                                             f"got {stride}"):
             _kernels.crop_windows(src, ok["idx"], ok["start"], ok["end"], dst, stride)
 
 
