@@ -179,10 +179,11 @@ def zero_arrays(list arrays, int num_threads):
 
 def copy_rows(const floating[:, ::1] src,             # IN  (n_src, F)
               const Py_ssize_t[::1] index,            # IN  (n_dst,) a row of src, or -1 for a row of zeros
-              floating[:, ::1] dst):                  # OUT (n_dst, F)
+              floating[:, ::1] dst,                   # OUT (n_dst, F)
+              int num_threads=1):                     # IN  threads, each a static block of the rows
     """dst[r] := src[index[r]] (zeros where index[r] < 0): the padded batch to the packed layout's rows and
-    back (rnnfast._layout), in one pass. One thread: waking a second costs more than it saves here
-    (benchmarks/README.md, variable lengths)."""
+    back (rnnfast._layout), in one pass. rnnfast._layout asks for more than one thread only for copies of
+    COPY_TEAM_BYTES or more (benchmarks/README.md, variable lengths)."""
     cdef Py_ssize_t n = dst.shape[0], F = dst.shape[1], r, src_rows = src.shape[0]
     cdef size_t row_bytes = F * sizeof(floating)
     if index.shape[0] != n or src.shape[1] != F:
@@ -192,12 +193,11 @@ def copy_rows(const floating[:, ::1] src,             # IN  (n_src, F)
             raise ValueError(f"index[{r}] = {index[r]} is past src's {src_rows} rows")
     if n == 0 or F == 0:
         return
-    with nogil:
-        for r in range(n):
-            if index[r] >= 0:
-                memcpy(&dst[r, 0], &src[index[r], 0], row_bytes)
-            else:
-                memset(&dst[r, 0], 0, row_bytes)
+    for r in prange(n, nogil=True, num_threads=max(num_threads, 1), schedule="static"):
+        if index[r] >= 0:
+            memcpy(&dst[r, 0], &src[index[r], 0], row_bytes)
+        else:
+            memset(&dst[r, 0], 0, row_bytes)
 
 
 cdef enum:

@@ -84,7 +84,7 @@ _check_cell_codes()
 openmp_enabled = _recurrent.openmp_enabled
 packed_size = _recurrent.packed_size
 zero_arrays = _recurrent.zero_arrays                        # (arrays, num_threads): rnnfast._threads wraps it
-copy_rows = _recurrent.copy_rows                            # (src, index, dst): rnnfast._layout
+copy_rows = _recurrent.copy_rows                            # (src, index, dst, num_threads): rnnfast._layout
 crop_windows = _recurrent.crop_windows                      # (src, idx, start, end, dst, stride): the estimators' crops
 linear_forward = _recurrent.linear_forward                  # (x, w, y, num_threads): rnnfast.Linear
 linear_backward = _recurrent.linear_backward                # (dy, x, w, dw, dx or None, num_threads)

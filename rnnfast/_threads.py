@@ -294,6 +294,15 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
+def team_threads() -> int:
+    """The thread count for a kernel call made now (``get_num_threads()``), noting when this thread runs an
+    OpenMP team (above 1), which the fork handler reads."""
+    n = get_num_threads()
+    if n > 1:
+        _state.team = True
+    return n
+
+
 def zero_arrays(arrays: list) -> None:
     """Fill the arrays with zeros: writable C-contiguous ones by the kernels' threads (_kernels.zero_arrays),
     any others with NumPy."""
@@ -303,9 +312,6 @@ def zero_arrays(arrays: list) -> None:
         ok = isinstance(a, np.ndarray) and a.flags.c_contiguous and a.flags.writeable
         (fast if ok else other).append(a)
     if fast:
-        n = get_num_threads()
-        if n > 1:
-            _state.team = True
-        _kernels().zero_arrays(fast, n)
+        _kernels().zero_arrays(fast, team_threads())
     for a in other:
         a[...] = 0

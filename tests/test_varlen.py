@@ -115,6 +115,31 @@ def test_layout_follows_its_definitions(name):
     np.testing.assert_array_equal(lay.to_padded(lay.to_rows(seq), T + 2), seq)
 
 
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_row_copies_are_numpys_gather_on_every_thread_count(dtype):
+    """_kernels.copy_rows(src, index, dst, num_threads): dst[r] = src[index[r]], zeros where index[r] < 0, the
+    same on 1, 2 and 3 threads; and Layout's copies, which take the kernels' threads from COPY_TEAM_BYTES up,
+    above and below it."""
+    rng = np.random.default_rng(4)
+    src = rng.standard_normal((3000, 37)).astype(dtype)
+    index = rng.integers(-1, 3000, 4001).astype(np.intp)
+    want = np.where((index >= 0)[:, None], src[np.maximum(index, 0)], 0)
+    for threads in (1, 2, 3):
+        dst = np.full((4001, 37), np.nan, dtype)
+        _kernels.copy_rows(src, index, dst, threads)
+        np.testing.assert_array_equal(dst, want)
+    for B, T, F in ((64, 100, 128), (5, 9, 3)):                  # 3.3 MB of rows, and a few hundred bytes
+        lengths = rng.integers(1, T + 1, B)
+        lay = Layout.packed(lengths)
+        seq = rng.standard_normal((T, B, F)).astype(dtype)
+        seq[np.arange(T)[:, None] >= lengths[None, :]] = 0
+        for threads in (1, 2):
+            with rnnfast.thread_limit(threads):
+                rows = lay.to_rows(seq)
+                np.testing.assert_array_equal(rows, seq.reshape(T * B, F)[lay.index])
+                np.testing.assert_array_equal(lay.to_padded(rows, T), seq)
+
 # ---- the packed API against torch and against lengths= ---------------------------------------------------
 
 
