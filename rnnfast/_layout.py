@@ -20,8 +20,9 @@ import numpy as np
 from . import _kernels, _threads
 
 # The padded batch's copies to and from the packed rows run on the kernels' threads from this many bytes of
-# rows up (one thread below): at 2 threads, 512 KB and 3.2 MB copies made training steps with lengths=
-# 1–6% faster (benchmarks/README.md, variable lengths); smaller copies were not measured.
+# rows up (one thread below): at 2 threads, with 512 KB and 3.2 MB copies, Elman's and GRU's training steps
+# with lengths= ran 1–6% faster and LSTM's within ±2.5% (benchmarks/README.md, variable lengths); smaller
+# copies were not measured.
 COPY_TEAM_BYTES = 256 * 1024
 
 
