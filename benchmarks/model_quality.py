@@ -369,8 +369,8 @@ def torch_same_recipe(Xtr, ytr, Xte, params: dict, threads: int = 1):
     classes, y = np.unique(np.asarray(ytr), return_inverse=True)
     as_list = lambda X: [np.asarray(x, np.float64).reshape(len(x), -1) for x in X]      # (T_i, C) each
     tr, te = as_list(Xtr), as_list(Xte)
-    from rnnfast.estimators._data import (_auto_window, _check_X, _input_scaling, _instance_normalized,
-                                          _scales_differ, _with_differences)
+    from rnnfast.estimators._data import (_check_X, _input_scaling, _instance_normalized, _scales_differ,
+                                          _with_differences)
 
     def appended(transform, seqs):    # rnnfast's per-sequence feature transform: (T_i, C) → (T_i, 2C) each
         return [transform(_check_X([x], np.dtype(np.float64))).x[:, 0] for x in seqs]
@@ -385,8 +385,7 @@ def torch_same_recipe(Xtr, ytr, Xte, params: dict, threads: int = 1):
         tr, te = [scaling(x) for x in tr], [scaling(x) for x in te]
     est = make_rnnfast(False, p)                      # the classifier these params make: its rules for "auto"
     checked = est._checked_params()
-    window = checked["window"]
-    k = _auto_window(max(len(x) for x in tr), est._window_steps) if window == "auto" else window
+    k = est._resolved_window(checked, max(len(x) for x in tr))
     c_crop = est._resolved_crop(checked, k)
     span = est._resolved_span(checked)
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Iterator, Optional
+from typing import Any, Callable, Iterator, Optional
 
 import numpy as np
 
@@ -79,6 +79,12 @@ def _copy_weights(own: dict[str, Any], weights: dict[str, np.ndarray]) -> None:
                              f"{param.shape} and {param.dtype}")
     for name, param in own.items():
         param.data[...] = arrays[name]
+
+
+def _auto_or(name: str, value: Any, check: Callable[[str, Any], Any]) -> Any:
+    """A parameter that is "auto" (any other string is refused, naming the choice) or else what
+    ``check(name, value)`` accepts."""
+    return check_choice(name, value, ("auto",)) if isinstance(value, str) else check(name, value)
 
 
 def _check_max_updates(value: Any) -> Any:
@@ -238,19 +244,11 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
             n_threads=None if self.n_threads is None else check_int("n_threads", self.n_threads, 1),
             verbose=check_int("verbose", int(self.verbose) if isinstance(self.verbose, bool) else self.verbose, 0),
         )
-        if isinstance(self.window, str):
-            p["window"] = check_choice("window", self.window, ("auto",))
-        else:
-            p["window"] = 1 if self.window is None else check_int("window", self.window, 1)
-        if isinstance(self.window_span, str):
-            p["window_span"] = check_choice("window_span", self.window_span, ("auto",))
-        else:
-            p["window_span"] = check_int("window_span", self.window_span, 1)
+        p["window"] = _auto_or("window", self.window, lambda name, v: 1 if v is None else check_int(name, v, 1))
+        p["window_span"] = _auto_or("window_span", self.window_span, lambda name, v: check_int(name, v, 1))
         p["window_offset"] = check_choice("window_offset", self.window_offset, ("random", 0))
-        if isinstance(self.random_crop, str):
-            p["random_crop"] = check_choice("random_crop", self.random_crop, ("auto",))
-        else:
-            p["random_crop"] = check_real("random_crop", self.random_crop, 0.0, 1.0, high_inclusive=False)
+        p["random_crop"] = _auto_or("random_crop", self.random_crop,
+                                    lambda name, v: check_real(name, v, 0.0, 1.0, high_inclusive=False))
         p["predict_offsets"] = _check_offsets(self.predict_offsets)
         if p["max_updates"] is None and p["max_epochs"] is None:
             raise ValueError("max_updates and max_epochs are both None: set at least one training budget")
@@ -381,16 +379,19 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
                 _input_scaling(features, weights, heavy_tails=p["scale"] != "standard")
         else:
             self.input_asinh_center_ = self.input_asinh_scale_ = self.input_mean_ = self.input_scale_ = None
-        if p["window"] == "auto":
-            longest = seqs.T if seqs.lengths is None else int(seqs.lengths.max())
-            self.window_ = 1 if p["output"] == "sequence" else _auto_window(longest, self._window_steps)
-        else:
-            self.window_ = p["window"]
+        self.window_ = self._resolved_window(p, seqs.T if seqs.lengths is None else int(seqs.lengths.max()))
         self.window_span_ = self._resolved_span(p)
         self._arch = {k: p[k] for k in ("cell", "hidden_size", "num_layers", "nonlinearity", "dropout",
                                         "bidirectional", "readout")}
         self._arch["dtype"] = p["dtype"].name
         return features
+
+    def _resolved_window(self, p: dict[str, Any], longest: int) -> int:
+        """``window`` of the checked parameters ``p`` for training sequences of at most ``longest`` steps:
+        "auto" is ⌈longest / _window_steps⌉, or 1 with ``output="sequence"``."""
+        if p["window"] != "auto":
+            return p["window"]
+        return 1 if p["output"] == "sequence" else _auto_window(longest, self._window_steps)
 
     @staticmethod
     def _resolved_span(p: dict[str, Any]) -> int:
