@@ -389,11 +389,13 @@ def torch_same_recipe(Xtr, ytr, Xte, params: dict, threads: int = 1):
     c_crop = est._resolved_crop(checked, k)
     span = est._resolved_span(checked)
 
+    def spanned(w):                                   # (T', k·C) → (T', span·k·C), as window_span reads them:
+        before = lambda j: np.concatenate([np.zeros((min(j, len(w)), w.shape[1])), w[:len(w) - j]])   # w_{τ−j}
+        return np.concatenate([before(j) for j in range(span - 1, -1, -1)], axis=1)     # oldest first
+
     def batch(seqs):                                  # windowed, padded (T', B, span·k·C) and lengths (B,)
-        w = [np.concatenate([x, np.zeros((-len(x) % k, x.shape[1]))]).reshape(-1, k * x.shape[1]) for x in seqs]
-        # window_span: each window beside the span − 1 before it, oldest first, zeros before the first
-        w = [np.concatenate([np.concatenate([np.zeros((min(j, len(x)), x.shape[1])), x[:len(x) - j]])
-                             for j in range(span - 1, -1, -1)], axis=1) for x in w]
+        w = [spanned(np.concatenate([x, np.zeros((-len(x) % k, x.shape[1]))]).reshape(-1, k * x.shape[1]))
+             for x in seqs]
         lens = np.array([len(x) for x in w])
         out = np.zeros((lens.max(), len(w), w[0].shape[1]), np.float32)
         for b, x in enumerate(w):

@@ -129,12 +129,10 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
     # parameters added after files and pickles of this class were first written, with the value that
     # reproduces how such a model trained (rnnfast.load and unpickling fill them in)
     _earlier_defaults: dict[str, Any] = {"window_offset": 0, "instance_norm": False, "predict_offsets": 0,
-                                         "derivative": False, "random_crop": 0.0,
-                                         "window_span": 1}
+                                         "derivative": False, "random_crop": 0.0, "window_span": 1}
     _persisted_attrs: tuple[str, ...] = ("n_features_in_", "input_size_", "fit_layout_", "window_", "window_span_",
-                        "derivative_",
-                        "instance_norm_", "random_crop_", "input_asinh_center_", "input_asinh_scale_", "input_mean_",
-                        "input_scale_",
+                        "derivative_", "instance_norm_", "random_crop_", "input_asinh_center_", "input_asinh_scale_",
+                        "input_mean_", "input_scale_",
                         "loss_curve_", "validation_scores_", "best_loss_", "best_validation_score_", "n_iter_",
                         "n_updates_", "t_", "history_", "n_epochs_", "best_epoch_", "_output", "_arch")
     # of those, the float64 arrays (or None) that rnnfast.load gives back as arrays rather than JSON's lists
