@@ -234,7 +234,8 @@ def test_predict_offsets_all_averages_the_crops_of_every_alignment(kind):
         out = est.predict_proba
     else:
         y = np.array([x[:, 0].sum() for x in X])
-        est = SequenceRegressor(window=3, derivative=False, max_updates=30, dtype="float64", **FAST).fit(X, y)
+        est = SequenceRegressor(window=3, derivative=False, predict_noise=0, max_updates=30, dtype="float64",
+                                **FAST).fit(X, y)                      # the alignments alone, no noise draws
         out = est.predict
     assert SequenceClassifier().predict_offsets == "all" and SequenceRegressor().predict_offsets == "all"
     assert est.predict_offsets == "all" and est.window_ == 3
@@ -297,6 +298,77 @@ def test_predict_offsets_m_averages_m_alignments_spread_over_the_window(m):
     crops = [est.predict_proba(X[:, phi:]) for phi in phases]
     est.set_params(predict_offsets=m)
     np.testing.assert_allclose(est.predict_proba(X), np.mean(crops, axis=0), rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("kind", ["classifier", "regressor"])
+@pytest.mark.parametrize("m", [1, 4])
+def test_predict_noise_averages_draws_of_the_training_noise(kind, m):
+    """predict_noise=m: the mean of what the clean model predicts for X + σ·z_j, j < m (the classifier's
+    probabilities, the regressor's outputs), each z_j one fixed draw shared by every sequence; a prediction
+    depends on its own sequence alone (a subset, and the sequences reversed, give the same) and repeats
+    exactly. Without a window, derivative or scaling the prepared input is X itself, so the draws can be
+    added to X here."""
+    from rnnfast.estimators._base import _noise_pattern
+    rng = np.random.default_rng(11)
+    X = rng.standard_normal((30, 12, 2))
+    Est = SequenceClassifier if kind == "classifier" else SequenceRegressor
+    y = (X[:, :, 0].sum(axis=1) > 0).astype(int) if kind == "classifier" else X[:, :, 0].sum(axis=1)
+    est = Est(window=1, window_span=1, derivative=False, instance_norm=False, scale=False, input_noise=0.5,
+              max_updates=30, dtype="float64", **FAST).fit(X, y)
+    out = est.predict_proba if kind == "classifier" else est.predict
+    est.set_params(predict_noise=0)
+    noisy = [out(X + _noise_pattern(j, 12, 2, 0.5, np.float64)) for j in range(m)]
+    clean = out(X)
+    est.set_params(predict_noise=m)
+    averaged = out(X)
+    np.testing.assert_allclose(averaged, np.mean(noisy, axis=0), rtol=1e-12, atol=1e-15)
+    assert np.abs(averaged - clean).max() > 1e-6                        # the draws do count
+    np.testing.assert_allclose(out(X[5:9]), averaged[5:9], rtol=1e-12, atol=1e-15)   # (another batch's rounding)
+    np.testing.assert_allclose(out(X[::-1])[::-1], averaged, rtol=1e-12, atol=1e-15)
+    np.testing.assert_array_equal(out(X), averaged)
+    est.set_params(input_noise=0.0)                                     # no training noise: nothing to draw
+    np.testing.assert_array_equal(out(X), clean)
+
+
+def test_predict_noise_auto_is_sixteen_draws_for_the_regressor_alone():
+    """"auto": the regressor averages 16 draws with output="last" (with a window of k = 3 steps, pass j reads
+    alignment φ = j mod 3 with draw j), the classifier none; files from before load with 0."""
+    from rnnfast.estimators._base import _noise_pattern
+    assert SequenceClassifier().predict_noise == "auto" and SequenceRegressor().predict_noise == "auto"
+    assert SequenceRegressor._earlier_defaults["predict_noise"] == 0
+    rng = np.random.default_rng(12)
+    X = rng.standard_normal((20, 9, 1))
+    y = X[:, :, 0].sum(axis=1)
+    est = SequenceRegressor(window=3, window_span=1, derivative=False, scale=False, max_updates=20,
+                            dtype="float64", **FAST).fit(X, y)
+    auto = est.predict(X)
+    est.set_params(predict_noise=0, predict_offsets=0)
+    passes = [(j % 3, j) for j in range(16)]                            # (alignment φ, draw j)
+    # pass (φ, j): the sequences less their first φ steps, zeros to the 3rd window's end, and draw j, (3, 3)
+    # (windows × steps), laid over those 9 steps
+    ref = [est.predict(np.pad(X[:, phi:], ((0, 0), (0, phi), (0, 0)))
+                       + _noise_pattern(j, 3, 3, 0.3, np.float64).reshape(1, 9, 1)) for phi, j in passes]
+    np.testing.assert_allclose(auto, np.mean(ref, axis=0), rtol=1e-12, atol=1e-15)
+    est.set_params(predict_noise=16, predict_offsets="all")
+    np.testing.assert_array_equal(est.predict(X), auto)
+    est.set_params(predict_noise=0)
+    assert np.abs(est.predict(X) - auto).max() > 1e-6
+    clf = SequenceClassifier(window=3, max_updates=5, **FAST).fit(X, (y > 0).astype(int))
+    proba = clf.predict_proba(X)
+    clf.set_params(predict_noise=0)
+    np.testing.assert_array_equal(clf.predict_proba(X), proba)
+
+
+def test_predict_noise_rejects_other_values():
+    X, y = np.zeros((6, 8, 1)), np.arange(6) % 2
+    with pytest.raises(ValueError, match="predict_noise"):
+        SequenceRegressor(predict_noise="all", **FAST).fit(X, y)
+    est = SequenceRegressor(max_updates=2, **FAST).fit(X, y)
+    for bad, error in (("mean", ValueError), (-1, ValueError), (None, TypeError), (1.5, TypeError),
+                       (True, TypeError)):
+        est.set_params(predict_noise=bad)
+        with pytest.raises(error, match="predict_noise"):
+            est.predict(X)
 
 
 def test_scaling_ignores_padding_and_weighs_sequences():

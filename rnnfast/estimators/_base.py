@@ -108,6 +108,18 @@ def _check_offsets(value: Any) -> Any:
     return check_int("predict_offsets", value, 0)
 
 
+def _check_predict_noise(value: Any) -> Any:
+    """``predict_noise``: "auto" or an integer m >= 0."""
+    return _auto_or("predict_noise", value, lambda name, v: check_int(name, v, 0))
+
+
+def _noise_pattern(j: int, steps: int, width: int, sigma: float, dtype: Any) -> np.ndarray:
+    """Predict's j-th draw of the input noise, σ·z (steps, width), one pattern for every sequence of a pass:
+    a fixed seed per j, and a draw made row by row, so that the first rows are the same for any ``steps``
+    and a sequence's prediction depends on that sequence alone (not on the others predicted beside it)."""
+    return (sigma * np.random.default_rng((0x5EED, j)).standard_normal((steps, width))).astype(dtype)
+
+
 def _alignments(k: int, offsets: Any) -> list[int]:
     """The window offsets φ that predict averages over, for a window of k steps: all k for "all", else the
     m = min(offsets, k) offsets φ_i = ⌊i·k/m⌋ (i = 0 … m − 1), spread evenly over the window and starting at
@@ -123,13 +135,16 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
     _window_steps = 32
     # random_crop="auto": the crop of sequences that get a window (k > 1); SequenceRegressor: 0
     _auto_crop = 0.3
+    # predict_noise="auto": predict's draws of the input noise with output="last"; SequenceRegressor: 4
+    _auto_predict_noise = 0
 
     # Learned attributes that describe a fit, restored when a fit is interrupted before its first epoch
     # (the weights, model_, included) and saved by rnnfast.persist (besides the weights).
     # parameters added after files and pickles of this class were first written, with the value that
     # reproduces how such a model trained (rnnfast.load and unpickling fill them in)
     _earlier_defaults: dict[str, Any] = {"window_offset": 0, "instance_norm": False, "predict_offsets": 0,
-                                         "derivative": False, "random_crop": 0.0, "window_span": 1}
+                                         "derivative": False, "random_crop": 0.0, "window_span": 1,
+                                         "predict_noise": 0}
     _persisted_attrs: tuple[str, ...] = ("n_features_in_", "input_size_", "fit_layout_", "window_", "window_span_",
                         "derivative_", "instance_norm_", "random_crop_", "input_asinh_center_", "input_asinh_scale_",
                         "input_mean_", "input_scale_",
@@ -151,7 +166,7 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
                  nonlinearity: str = "tanh", dropout: float = 0.0, bidirectional: bool = False,
                  output: str = "last", readout: str = "auto", window: Any = "auto", window_span: Any = "auto",
                  window_offset: Any = "random", random_crop: Any = "auto", predict_offsets: Any = "all",
-                 scale: Any = True,
+                 predict_noise: Any = "auto", scale: Any = True,
                  derivative: Any = "auto", instance_norm: Any = False, input_noise: float = 0.3,
                  optimizer: str = "adam", lr: float = 0.003, lr_schedule: str = "cosine",
                  weight_decay: float = 0.0, batch_size: int = 16, bucket: bool = True,
@@ -174,6 +189,7 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
         self.window_offset = window_offset
         self.random_crop = random_crop
         self.predict_offsets = predict_offsets
+        self.predict_noise = predict_noise
         self.scale = scale
         self.derivative = derivative
         self.instance_norm = instance_norm
@@ -248,6 +264,7 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
         p["random_crop"] = _auto_or("random_crop", self.random_crop,
                                     lambda name, v: check_real(name, v, 0.0, 1.0, high_inclusive=False))
         p["predict_offsets"] = _check_offsets(self.predict_offsets)
+        p["predict_noise"] = _check_predict_noise(self.predict_noise)
         if p["max_updates"] is None and p["max_epochs"] is None:
             raise ValueError("max_updates and max_epochs are both None: set at least one training budget")
         if p["bidirectional"] and p["tbptt"] is not None:
@@ -502,28 +519,57 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
         return seqs
 
     def _predicted(self, X: Any) -> tuple[np.ndarray, _Sequences]:
-        """(head outputs z in float64, X prepared on the window grid from step 0). With a window (k > 1),
-        ``output="last"`` and ``predict_offsets="all"``, z is the average over the k alignments of the window
-        grid, each sequence's windows starting at step φ = 0 … k − 1 (``_averaged_outputs``; an integer m:
-        the m alignments :func:`_alignments` spreads over the window): the alignments
-        that ``window_offset="random"`` trained on, so that no prediction hangs on one of them (with
-        ``window_offset=0`` the model trained on the grid alone, and predicts on it alone)."""
+        """(head outputs z in float64, X prepared on the window grid from step 0). z averages the outputs of
+        several passes where there are (``_averaged_outputs``; the classifier averages probabilities):
+        - with a window (k > 1), ``output="last"`` and ``predict_offsets="all"``, the k alignments of the
+          window grid, each sequence's windows starting at step φ = 0 … k − 1 (an integer m: the m alignments
+          :func:`_alignments` spreads over the window), the alignments that ``window_offset="random"`` trained
+          on, so that no prediction hangs on one of them (with ``window_offset=0`` the model trained on the
+          grid alone, and predicts on it alone);
+        - with ``predict_noise`` m > 0 (and ``input_noise`` σ > 0), at least m passes, pass j with its own
+          draw of the training noise, σ·z_j (:func:`_noise_pattern`), added to every sequence's prepared
+          input, as fit adds it: the alignments take the draws in turn, and the grid's alignments repeat
+          until there are m passes."""
         self._check_fitted()
         steps = self._scaled_steps(self._check_X_fitted(_check_X(X, self.rnn_.dtype)))
         k, span = getattr(self, "window_", 1), getattr(self, "window_span_", 1)
         seqs = _windowed(steps, k, span)
-        z = self._forward(seqs)
-        phases = _alignments(k, _check_offsets(getattr(self, "predict_offsets", 0)))
-        if len(phases) > 1 and self._output == "last" and self.window_offset == "random":
-            zs, rest = [z], phases[1:]
-            side_by_side = max(1, _ALIGNMENT_BATCH // steps.n)     # alignments batched together in one forward
-            for start in range(0, len(rest), side_by_side):
-                group = rest[start:start + side_by_side]          # each sequence once per φ of the group
-                crop = _cropped_windowed(steps, np.tile(np.arange(steps.n), len(group)),
-                                         np.repeat(group, steps.n), k, span=span)
-                zs.extend(np.split(self._forward(crop), len(group)))             # (n, O) per φ
-            z = self._averaged_outputs(zs)
-        return z, seqs
+        phases = [0]
+        if self._output == "last" and self.window_offset == "random":
+            phases = _alignments(k, _check_offsets(getattr(self, "predict_offsets", 0)))
+        draws = self._predict_draws()
+        passes = max(len(phases), draws)
+        z = self._forward(self._noisy(seqs, [0], draws))
+        if passes == 1:
+            return z, seqs
+        zs, rest = [z], list(range(1, passes))
+        if self._output == "sequence":                              # no crops: every pass reads the grid
+            zs += [self._forward(self._noisy(seqs, [j], draws)) for j in rest]
+        side_by_side = max(1, _ALIGNMENT_BATCH // steps.n)         # passes batched together in one forward
+        for start in range(0, len(rest) if self._output == "last" else 0, side_by_side):
+            group = rest[start:start + side_by_side]              # each sequence once per pass of the group
+            crop = _cropped_windowed(steps, np.tile(np.arange(steps.n), len(group)),
+                                     np.repeat([phases[j % len(phases)] for j in group], steps.n), k, span=span)
+            zs.extend(np.split(self._forward(self._noisy(crop, group, draws)), len(group)))   # (n, O) per pass
+        return self._averaged_outputs(zs), seqs
+
+    def _predict_draws(self) -> int:
+        """How many draws of the input noise predict averages over (``predict_noise``; 0: none)."""
+        m = _check_predict_noise(getattr(self, "predict_noise", 0))
+        if m == "auto":
+            m = self._auto_predict_noise if self._output == "last" else 0
+        return m if self.input_noise > 0 else 0
+
+    def _noisy(self, seqs: _Sequences, passes: list[int], draws: int) -> _Sequences:
+        """``seqs``, the sequences of len(passes) passes side by side (T', len(passes)·n, I'), with each pass
+        j's draw of the input noise added to all of its sequences (``seqs`` itself when draws is 0)."""
+        if not draws:
+            return seqs
+        T, width = seqs.x.shape[0], seqs.x.shape[2]
+        x = seqs.x.reshape(T, len(passes), -1, width).copy()                       # (T', passes, n, I')
+        for i, j in enumerate(passes):
+            x[:, i] += _noise_pattern(j, T, width, self.input_noise, x.dtype)[:, None]
+        return seqs._replace(x=x.reshape(seqs.x.shape))
 
     def _averaged_outputs(self, zs: list[np.ndarray]) -> np.ndarray:
         """One output from the outputs of several alignments (each (n, O)): their mean (the classifier
