@@ -9,7 +9,7 @@ Wrong types raise ``TypeError``; values out of range raise ``ValueError``. NaN i
 from __future__ import annotations
 
 import numbers
-from typing import Any, Collection, Hashable, Iterable
+from typing import Any, Callable, Collection, Hashable, Iterable
 
 import numpy as np
 
@@ -64,6 +64,12 @@ def check_choice(name: str, value: Any, choices: Collection[Any]) -> Any:
     if not isinstance(value, Hashable) or value not in choices:
         raise ValueError(f"{name} must be one of {', '.join(repr(c) for c in choices)}, got {value!r}")
     return value
+
+
+def check_auto_or(name: str, value: Any, check: Callable[[str, Any], Any]) -> Any:
+    """A parameter that is "auto" (any other string is refused, naming the choice) or else what
+    ``check(name, value)`` accepts."""
+    return check_choice(name, value, ("auto",)) if isinstance(value, str) else check(name, value)
 
 
 def check_array(name: str, x: Any, ndim: int | None = None, dtype_kind: str | None = None,

@@ -285,7 +285,7 @@ def test_predict_offsets_rejects_other_values():
 def test_predict_offsets_m_averages_m_alignments_spread_over_the_window(m):
     """An integer m: the mean of the grid predictions for the sequences cropped by φ_i = ⌊i·k/m⌋, i < m (all
     k alignments when m >= k; 0 and 1 the grid alone), for a window of k = 7 steps."""
-    from rnnfast.estimators._base import _alignments
+    from rnnfast.estimators._inference import _alignments
     assert _alignments(7, "all") == list(range(7)) and _alignments(7, 100) == list(range(7))
     phases = _alignments(7, m)
     assert phases == ([0] if m <= 1 else sorted({(i * 7) // min(m, 7) for i in range(min(m, 7))}))
@@ -302,19 +302,21 @@ def test_predict_offsets_m_averages_m_alignments_spread_over_the_window(m):
 
 @pytest.mark.parametrize("kind", ["classifier", "regressor"])
 @pytest.mark.parametrize("m", [1, 4])
-def test_predict_noise_averages_draws_of_the_training_noise(kind, m):
+@pytest.mark.parametrize("output", ["last", "sequence"])
+def test_predict_noise_averages_draws_of_the_training_noise(kind, m, output):
     """predict_noise=m: the mean of what the clean model predicts for X + σ·z_j, j < m (the classifier's
     probabilities, the regressor's outputs), each z_j one fixed draw shared by every sequence; a prediction
     depends on its own sequence alone (a subset, and the sequences reversed, give the same) and repeats
     exactly. Without a window, derivative or scaling the prepared input is X itself, so the draws can be
     added to X here."""
-    from rnnfast.estimators._base import _noise_pattern
+    from rnnfast.estimators._inference import _noise_pattern
     rng = np.random.default_rng(11)
     X = rng.standard_normal((30, 12, 2))
     Est = SequenceClassifier if kind == "classifier" else SequenceRegressor
-    y = (X[:, :, 0].sum(axis=1) > 0).astype(int) if kind == "classifier" else X[:, :, 0].sum(axis=1)
+    total = X[:, :, 0].cumsum(axis=1) if output == "sequence" else X[:, :, 0].sum(axis=1)   # (n, T) or (n,)
+    y = (total > 0).astype(int) if kind == "classifier" else total
     est = Est(window=1, window_span=1, derivative=False, instance_norm=False, scale=False, input_noise=0.5,
-              max_updates=30, dtype="float64", **FAST).fit(X, y)
+              output=output, max_updates=30, dtype="float64", **FAST).fit(X, y)
     out = est.predict_proba if kind == "classifier" else est.predict
     est.set_params(predict_noise=0)
     noisy = [out(X + _noise_pattern(j, 12, 2, 0.5, np.float64)) for j in range(m)]
@@ -333,7 +335,7 @@ def test_predict_noise_averages_draws_of_the_training_noise(kind, m):
 def test_predict_noise_auto_is_sixteen_draws_for_the_regressor_alone():
     """"auto": the regressor averages 16 draws with output="last" (with a window of k = 3 steps, pass j reads
     alignment φ = j mod 3 with draw j), the classifier none; files from before load with 0."""
-    from rnnfast.estimators._base import _noise_pattern
+    from rnnfast.estimators._inference import _noise_pattern
     assert SequenceClassifier().predict_noise == "auto" and SequenceRegressor().predict_noise == "auto"
     assert SequenceRegressor._earlier_defaults["predict_noise"] == 0
     rng = np.random.default_rng(12)

@@ -1,5 +1,6 @@
 """The estimators' forward pass at inference: the network over prepared (scaled, windowed) sequences, in
-chunks, from any number of threads at once."""
+chunks, from any number of threads at once; and what predict averages over (the window's alignments,
+``predict_offsets``, and draws of the training noise, ``predict_noise``)."""
 from __future__ import annotations
 
 import threading
@@ -9,9 +10,43 @@ import numpy as np
 
 from .._module import no_grad
 from .._threads import thread_limit
-from ._data import _Sequences
+from .._validation import check_auto_or, check_choice, check_int
+from ._data import _check_X, _cropped_windowed, _Sequences, _windowed
 
 _PREDICT_CHUNK = 1024        # sequences per forward at inference (bounds the memory of predict)
+
+# predict's alignments of the window: a few sequences' crops for several φ go through one forward of up to this
+# many sequences (1 series of 2,000 steps, k = 63: 68 → 10.5 ms; 4 series: 89 → 37 ms); larger batches of
+# crops were slower (a cap of 128, 64 series two alignments a forward: 606 → 881 ms), out of the caches
+_ALIGNMENT_BATCH = 64
+
+
+def _check_offsets(value: Any) -> Any:
+    """``predict_offsets``: "all" or an integer m >= 0 (checked as ``window`` and ``max_updates`` are: a string
+    among the choices, else an integer)."""
+    if value is None or isinstance(value, str):
+        return check_choice("predict_offsets", value, ("all",))
+    return check_int("predict_offsets", value, 0)
+
+
+def _check_predict_noise(value: Any) -> Any:
+    """``predict_noise``: "auto" or an integer m >= 0."""
+    return check_auto_or("predict_noise", value, lambda name, v: check_int(name, v, 0))
+
+
+def _noise_pattern(j: int, steps: int, width: int, sigma: float, dtype: Any) -> np.ndarray:
+    """Predict's j-th draw of the input noise, σ·z (steps, width), one pattern for every sequence of a pass:
+    a fixed seed per j, and a draw made row by row, so that the first rows are the same for any ``steps``
+    and a sequence's prediction depends on that sequence alone (not on the others predicted beside it)."""
+    return (sigma * np.random.default_rng((0x5EED, j)).standard_normal((steps, width))).astype(dtype)
+
+
+def _alignments(k: int, offsets: Any) -> list[int]:
+    """The window offsets φ that predict averages over, for a window of k steps: all k for "all", else the
+    m = min(offsets, k) offsets φ_i = ⌊i·k/m⌋ (i = 0 … m − 1), spread evenly over the window and starting at
+    the grid from step 0 (0 and 1: that grid alone)."""
+    m = k if offsets == "all" else max(1, min(offsets, k))
+    return [(i * k) // m for i in range(m)]
 
 
 class _Inference:
@@ -23,6 +58,9 @@ class _Inference:
     _thread_layers: threading.local
     model_: Any                      # Sequential(rnn_, Readout, head_)
     n_threads: Optional[int]
+    window_offset: Any
+    input_noise: float
+    _auto_predict_noise: int         # predict_noise="auto" with output="last" (the estimator's class says)
 
     if TYPE_CHECKING:                                  # provided by the estimator
         def _loss(self, z: np.ndarray, target: np.ndarray,
@@ -31,6 +69,75 @@ class _Inference:
         def _metric(self, z: np.ndarray, target: np.ndarray, weights: Optional[np.ndarray]) -> float: ...
 
         def _make_layers(self, seed_rnn: Optional[int] = None, seed_head: Optional[int] = None) -> Any: ...
+
+        def _check_fitted(self) -> None: ...
+
+        def _check_X_fitted(self, seqs: _Sequences) -> _Sequences: ...
+
+        def _scaled_steps(self, seqs: _Sequences) -> _Sequences: ...
+
+        @property
+        def rnn_(self) -> Any: ...
+
+    def _predicted(self, X: Any) -> tuple[np.ndarray, _Sequences]:
+        """(head outputs z in float64, X prepared on the window grid from step 0). z averages the outputs of
+        several passes where there are (``_averaged_outputs``; the classifier averages probabilities):
+        - with a window (k > 1), ``output="last"`` and ``predict_offsets="all"``, the k alignments of the
+          window grid, each sequence's windows starting at step φ = 0 … k − 1 (an integer m: the m alignments
+          :func:`_alignments` spreads over the window), the alignments that ``window_offset="random"`` trained
+          on, so that no prediction hangs on one of them (with ``window_offset=0`` the model trained on the
+          grid alone, and predicts on it alone);
+        - with ``predict_noise`` m > 0 (and ``input_noise`` σ > 0), at least m passes, pass j with its own
+          draw of the training noise, σ·z_j (:func:`_noise_pattern`), added to every sequence's prepared
+          input, as fit adds it: the alignments take the draws in turn, and the grid's alignments repeat
+          until there are m passes."""
+        self._check_fitted()
+        steps = self._scaled_steps(self._check_X_fitted(_check_X(X, self.rnn_.dtype)))
+        k, span = getattr(self, "window_", 1), getattr(self, "window_span_", 1)
+        seqs = _windowed(steps, k, span)
+        phases = [0]
+        if self._output == "last" and self.window_offset == "random":
+            phases = _alignments(k, _check_offsets(getattr(self, "predict_offsets", 0)))
+        draws = self._predict_draws()
+        passes = max(len(phases), draws)
+        z = self._forward(self._noisy(seqs, [0], draws))
+        if passes == 1:
+            return z, seqs
+        zs, rest = [z], list(range(1, passes))
+        if self._output == "sequence":                              # no crops: every pass reads the grid
+            zs += [self._forward(self._noisy(seqs, [j], draws)) for j in rest]
+        else:
+            side_by_side = max(1, _ALIGNMENT_BATCH // steps.n)     # passes batched together in one forward
+            for start in range(0, len(rest), side_by_side):
+                group = rest[start:start + side_by_side]          # each sequence once per pass of the group
+                crop = _cropped_windowed(steps, np.tile(np.arange(steps.n), len(group)),
+                                         np.repeat([phases[j % len(phases)] for j in group], steps.n), k,
+                                         span=span)
+                zs.extend(np.split(self._forward(self._noisy(crop, group, draws)), len(group)))  # (n, O) a pass
+        return self._averaged_outputs(zs), seqs
+
+    def _predict_draws(self) -> int:
+        """How many draws of the input noise predict averages over (``predict_noise``; 0: none)."""
+        m = _check_predict_noise(getattr(self, "predict_noise", 0))
+        if m == "auto":
+            m = self._auto_predict_noise if self._output == "last" else 0
+        return m if self.input_noise > 0 else 0
+
+    def _noisy(self, seqs: _Sequences, passes: list[int], draws: int) -> _Sequences:
+        """``seqs``, the sequences of len(passes) passes side by side (T', len(passes)·n, I'), with each pass
+        j's draw of the input noise added to all of its sequences (``seqs`` itself when draws is 0)."""
+        if not draws:
+            return seqs
+        T, width = seqs.x.shape[0], seqs.x.shape[2]
+        x = seqs.x.reshape(T, len(passes), -1, width).copy()                       # (T', passes, n, I')
+        for i, j in enumerate(passes):
+            x[:, i] += _noise_pattern(j, T, width, self.input_noise, x.dtype)[:, None]
+        return seqs._replace(x=x.reshape(seqs.x.shape))
+
+    def _averaged_outputs(self, zs: list[np.ndarray]) -> np.ndarray:
+        """One output from the outputs of several passes (each (n, O), or (T, n, O) with output="sequence"):
+        their mean (the classifier averages probabilities instead)."""
+        return np.mean(zs, axis=0)
 
     def _forward(self, seqs: _Sequences, idx: Optional[np.ndarray] = None) -> np.ndarray:
         """Head outputs z in float64, in eval mode: "last" (n, O), "sequence" (T, n, O) (0 on padding),
