@@ -95,7 +95,7 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
     _window_steps = 32
     # random_crop="auto": the crop of sequences that get a window (k > 1); SequenceRegressor: 0
     _auto_crop = 0.3
-    # predict_noise="auto": predict's draws of the input noise with output="last"; SequenceRegressor: 4
+    # predict_noise="auto": predict's draws of the input noise with output="last"; SequenceRegressor: 16
     _auto_predict_noise = 0
 
     # Learned attributes that describe a fit, restored when a fit is interrupted before its first epoch
@@ -222,7 +222,7 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
         p["window_span"] = check_auto_or("window_span", self.window_span, lambda name, v: check_int(name, v, 1))
         p["window_offset"] = check_choice("window_offset", self.window_offset, ("random", 0))
         p["random_crop"] = check_auto_or("random_crop", self.random_crop,
-                                    lambda name, v: check_real(name, v, 0.0, 1.0, high_inclusive=False))
+                                         lambda name, v: check_real(name, v, 0.0, 1.0, high_inclusive=False))
         p["predict_offsets"] = _check_offsets(self.predict_offsets)
         p["predict_noise"] = _check_predict_noise(self.predict_noise)
         if p["max_updates"] is None and p["max_epochs"] is None:
