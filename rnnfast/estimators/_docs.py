@@ -75,13 +75,16 @@ PARAMETERS = """\
         σ·z_j to the prepared inputs as fit does, z_j standard normal from a fixed seed and the same for every
         sequence of the pass (so that a prediction depends on its own sequence alone, and repeats exactly),
         and the outputs are averaged (the classifier averages the probabilities). With a window, the a
-        alignments of ``predict_offsets`` take the draws in turn (pass j reads alignment j mod a), repeated
-        until there are m passes: max(a, m) forward passes in all. 0: none, the inputs as given. "auto": 16
-        for ``SequenceRegressor`` with ``output="last"``, else 0. May be changed after fit (``set_params``).
-        Chosen by 3-fold cross-validation inside the training splits (benchmarks/README.md, how the defaults
-        were chosen): the regressor's mean R² over three sets rose with the draws (0.248, 0.257, 0.265 for
-        m = 0, 4, 16 at random_state 0; 0.244, 0.254, 0.259 at 1); the classifier's accuracy was the same,
-        so its "auto" is 0.
+        alignments of ``predict_offsets`` take the draws in turn (pass j reads alignment j mod a), each
+        ⌈m/a⌉ times: a·⌈m/a⌉ forward passes in all, so predict costs up to m times as much where a
+        sequence has fewer than m alignments (no window: 10,000 series of 16 steps took 0.24 s with
+        0 and 1.9 s with 8; 1,000 series of 100 steps, 7 alignments: 0.20 and 0.42 s). 0: none, the inputs as given. "auto": 8 for ``SequenceRegressor`` with
+        ``output="last"``, else 0. May be changed after fit (``set_params``). Chosen by 3-fold
+        cross-validation inside the training splits (benchmarks/README.md, how the defaults were chosen):
+        the regressor's mean R² over three sets rose with the draws and flattened (0.248, 0.257, 0.265,
+        0.265 for m = 0, 4, 8, 16 at random_state 0; 0.244, 0.254, 0.256, 0.259 at 1; with every
+        alignment weighing the same, m = 8 gave 0.268, 0.258 and, at 2, 0.275 against 0.270); the
+        classifier's accuracy was the same, so its "auto" is 0.
     scale : bool or "standard", default=True
         Standardize each input feature (and, for the regressor, each target) with the training set's
         mean and standard deviation, learned in fit (``input_mean_``, ``input_scale_``) and applied in

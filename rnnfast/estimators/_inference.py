@@ -89,8 +89,8 @@ class _Inference:
           grid alone, and predicts on it alone);
         - with ``predict_noise`` m > 0 (and ``input_noise`` σ > 0), at least m passes, pass j with its own
           draw of the training noise, σ·z_j (:func:`_noise_pattern`), added to every sequence's prepared
-          input, as fit adds it: the alignments take the draws in turn, and the grid's alignments repeat
-          until there are m passes."""
+          input, as fit adds it: pass j reads alignment j mod a of the a alignments, a·⌈m/a⌉ passes, so
+          that every alignment weighs the same."""
         self._check_fitted()
         steps = self._scaled_steps(self._check_X_fitted(_check_X(X, self.rnn_.dtype)))
         k, span = getattr(self, "window_", 1), getattr(self, "window_span_", 1)
@@ -99,7 +99,7 @@ class _Inference:
         if self._output == "last" and self.window_offset == "random":
             phases = _alignments(k, _check_offsets(getattr(self, "predict_offsets", 0)))
         draws = self._predict_draws()
-        passes = max(len(phases), draws)
+        passes = len(phases) * max(1, -(-draws // len(phases)))        # each alignment ⌈m/a⌉ draws, a ≥ 1
         z = self._forward(self._noisy(seqs, [0], draws))
         if passes == 1:
             return z, seqs
