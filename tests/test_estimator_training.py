@@ -10,7 +10,8 @@ import pytest
 import rnnfast
 from rnnfast import _kernels
 from rnnfast.estimators import SequenceClassifier, SequenceRegressor
-from rnnfast.estimators._data import _check_X, _cropped_windowed, _input_scaling, _offset_windowed, _windowed
+from rnnfast.estimators._data import _check_X, _input_scaling
+from rnnfast.estimators._windows import _cropped_windowed, _offset_windowed, _windowed
 from rnnfast.estimators._training import _planned_epochs
 
 from test_estimators import assert_same_weights, ragged, weights  # noqa: E402  (tests/ is on sys.path)

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 import rnnfast
-from rnnfast.estimators._data import _Sequences, _windowed
+from rnnfast.estimators._data import _Sequences
+from rnnfast.estimators._windows import _windowed
 from rnnfast.tdnn import TimeDelay
 
 from conftest import FD_TOL, numerical_gradient

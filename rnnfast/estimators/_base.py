@@ -16,8 +16,9 @@ from ..compose import _POOLED, Readout, Sequential
 from ..layers import Linear, recurrent_layer
 from ._compat import BaseEstimator, NotFittedError
 from ._inference import _check_offsets, _check_predict_noise, _Inference
+from ._windows import _auto_window
 from ._training import _Interrupted, _TrainingLoop
-from ._data import (_auto_window, _check_X, _input_scaling, _InputScaling, _instance_normalized, _make_rng,
+from ._data import (_check_X, _input_scaling, _InputScaling, _instance_normalized, _make_rng,
                     _own_moments, _scaled, _scales_differ, _Sequences, _with_differences)
 
 _CELLS = {**{name: name for name in CELL_NAMES}, **ALIASES}    # family names, and "rnn" for "elman"

@@ -11,7 +11,8 @@ import numpy as np
 from .._module import no_grad
 from .._threads import thread_limit
 from .._validation import check_auto_or, check_choice, check_int
-from ._data import _check_X, _cropped_windowed, _Sequences, _windowed
+from ._data import _check_X, _Sequences
+from ._windows import _cropped_windowed, _windowed
 
 _PREDICT_CHUNK = 1024        # sequences per forward at inference (bounds the memory of predict)
 

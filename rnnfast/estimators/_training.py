@@ -16,7 +16,8 @@ from .._engine import Diverged, Engine
 from .._threads import thread_limit
 from ..tbptt import chunk_bounds
 from ._compat import ConvergenceWarning
-from ._data import _epoch_batches, _jittered, _offset_windowed, _Sequences, _windowed
+from ._data import _epoch_batches, _jittered, _Sequences
+from ._windows import _offset_windowed, _windowed
 
 _MIN_EPOCH_UPDATES = 20      # early stopping: an epoch of fewer updates counts as a fraction of one
 _AUTO_UPDATES = 2000         # max_updates="auto": this many updates ...
