@@ -17,14 +17,23 @@ Objective, a (weighted) mean over the N scored entries of a batch:
 
 with w the sequences' ``sample_weight`` × ``class_weight`` (1 by default).
 
+Prediction averages P passes (``output="last"``; the classifier averages softmax(z) rather than z)::
+
+    ẑ(x) = (1/P) Σ_{j<P} z(x'^{(φ_j)} + σ·ε_j)      P = a·⌈m/a⌉,  φ_j = the (j mod a)-th alignment
+
+over the a alignments φ of the window grid (x'^{(φ)}: each sequence's windows starting at its step φ;
+``predict_offsets``: all k of them by default, a model trained on random offsets) and m draws ε_j of the
+training noise (``predict_noise``, σ = ``input_noise``; each ε_j one fixed standard-normal draw shared by
+every sequence; "auto": m = 8 for the regressor, 0 for the classifier; m = 0: ε_j = 0 and P = a).
+
 Training (``rnnfast._engine``, shared with :class:`~rnnfast.TruncatedBPTT`): mini-batches reshuffled every
 epoch (each sequence cut afresh to a random segment of ⌈u·T_b⌉ steps, u ~ U[1 − c, 1] (``random_crop``;
 "auto": c = 0.3 for the classifier's windowed sequences, else 0), its windows starting at a random step
-0 … k − 1 (``window_offset``)), BPTT through each whole sequence (or truncated every ``tbptt`` steps: the
-state flows on, the gradient stops at chunk boundaries and each chunk makes one update), clipping to
-``clip_norm``, an optimizer step, and the learning rate annealed along a cosine over the budget of
-``max_updates`` mini-batches (whole epochs: a training set of 40 sequences trains as many updates as one of
-4,000).
+0 … k − 1 (``window_offset``), its inputs jittered by σ·N(0, 1) each time (``input_noise``)), BPTT through
+each whole sequence (or truncated every ``tbptt`` steps: the state flows on, the gradient stops at chunk
+boundaries and each chunk makes one update), clipping to ``clip_norm``, an optimizer step, and the learning
+rate annealed along a cosine over the budget of ``max_updates`` mini-batches (whole epochs: a training set of
+40 sequences trains as many updates as one of 4,000).
 Early stopping is off by default, as in scikit-learn's MLP. All randomness (initial weights, dropout,
 shuffling, the validation split) comes from ``random_state``, so the same seed gives the same model bit for
 bit on the same thread count. A KeyboardInterrupt ends training cleanly after one complete epoch: the
