@@ -19,6 +19,8 @@ import numpy as np
 
 from . import _kernels, _threads
 
+__all__ = ["Layout"]
+
 # The padded batch's copies to and from the packed rows run on the kernels' threads from this many bytes of
 # rows up (one thread below): at 2 threads, with 512 KB and 3.2 MB copies, Elman's and GRU's training steps
 # with lengths= ran 1–6% faster and LSTM's within ±2.5% (benchmarks/README.md, variable lengths); smaller
@@ -27,9 +29,8 @@ COPY_TEAM_BYTES = 256 * 1024
 
 
 def _copy_threads(nbytes: int) -> int:
+    """Threads for a copy of ``nbytes`` between the padded batch and the packed rows."""
     return _threads.team_threads() if nbytes >= COPY_TEAM_BYTES else 1
-
-__all__ = ["Layout"]
 
 
 class Layout:

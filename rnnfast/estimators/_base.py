@@ -92,11 +92,11 @@ def _check_max_updates(value: Any) -> Any:
 class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
     """Training and inference shared by both estimators; subclasses define the targets, head and loss."""
 
-    # window="auto" cuts sequences to at most this many recurrent steps (SequenceRegressor: 8)
+    # window="auto" cuts sequences to at most this many recurrent steps (SequenceRegressor: 16)
     _window_steps = 32
     # random_crop="auto": the crop of sequences that get a window (k > 1); SequenceRegressor: 0
     _auto_crop = 0.3
-    # predict_noise="auto": predict's draws of the input noise with output="last"; SequenceRegressor: 16
+    # predict_noise="auto": predict's draws of the input noise with output="last"; SequenceRegressor: 8
     _auto_predict_noise = 0
 
     # Learned attributes that describe a fit, restored when a fit is interrupted before its first epoch
