@@ -13,6 +13,7 @@ from rnnfast.estimators import SequenceClassifier, SequenceRegressor
 from rnnfast.estimators._data import _check_X, _input_scaling
 from rnnfast.estimators._windows import _cropped_windowed, _offset_windowed, _windowed
 from rnnfast.estimators._training import _planned_epochs
+from rnnfast.tdnn import time_delay, time_delay_lengths
 
 from test_estimators import assert_same_weights, ragged, weights  # noqa: E402  (tests/ is on sys.path)
 
@@ -139,16 +140,48 @@ def test_window_is_the_time_delay_view():
     np.testing.assert_array_equal(w.x[2, 1], 0)                      # past its windows: zeros, history too
 
 
+def _time_delay_view(seqs, k, span=1):
+    """The reference for the estimators' windows: TimeDelay's (rnnfast.tdnn.time_delay, NumPy) over the
+    padded batch after (span − 1)·k steps of zeros, then zeros past each sequence's windows."""
+    lengths = None if seqs.lengths is None else time_delay_lengths(seqs.lengths, k, k, "pad")
+    x = np.concatenate([np.zeros(((span - 1) * k,) + seqs.x.shape[1:], seqs.x.dtype), seqs.x])
+    y = np.array(time_delay(x, span * k, k, "pad"))                     # (⌈T/k⌉, n, span·k·I)
+    if lengths is not None:
+        y[np.arange(y.shape[0])[:, None] >= lengths[None, :]] = 0
+    return y, lengths
+
+
+@pytest.mark.parametrize("span", [1, 2])
+@pytest.mark.parametrize("k", [1, 3])
+def test_window_from_step_0_is_the_time_delay_view(k, span):
+    """_windowed (predict's and validation's grid) against the TimeDelay reference, ragged and equal lengths,
+    the padding of the ragged batch holding values a window must not read."""
+    rng = np.random.default_rng(k + span)
+    for X in ([rng.standard_normal((int(t), 3)) for t in (7, 1, 5, 9)], rng.standard_normal((4, 8, 3))):
+        seqs = _check_X(X, np.dtype(np.float32))
+        want, lengths = _time_delay_view(seqs, k, span)
+        if seqs.lengths is not None:
+            seqs.x[np.arange(seqs.T)[:, None] >= seqs.lengths[None, :]] = 7.0
+        got = _windowed(seqs, k, span)
+        if k == span == 1:
+            assert got is seqs                  # no window: the sequences as they are, padding and all
+            continue
+        np.testing.assert_array_equal(got.x, want)
+        assert (got.lengths is None) == (lengths is None)
+        if lengths is not None:
+            np.testing.assert_array_equal(got.lengths, lengths)
+
+
 @pytest.mark.parametrize("span", [1, 3])
 @pytest.mark.parametrize("features", [3, 11])                # a loop copies up to 8 features a row, memcpy more
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_a_cropped_window_is_the_time_delay_view_of_each_sequence_after_its_first_steps(features, dtype, span):
     """_cropped_windowed(seqs, idx, phase, k): sequence idx[b] without its first min(phase[b], T_b − 1)
-    steps, windowed as _windowed windows it (zeros past its end, whatever the padding holds), for ragged and
+    steps, windowed as TimeDelay windows it (zeros past its end, whatever the padding holds), for ragged and
     equal lengths; with random phases and repeated sequences (training batches), with one phase for all
     the sequences in their order (predict's alignments), and with ``stops`` s_b (random_crop's segments:
     steps min(phase[b], s_b − 1) … s_b − 1); with ``span`` each window also holds the (span − 1)·k steps
-    of the crop before it, as _windowed's (zeros before the crop's first step)."""
+    of the crop before it (zeros before the crop's first step)."""
     rng = np.random.default_rng(1)
     n = 40
     for X in ([rng.standard_normal((int(t), features)) for t in rng.integers(1, 30, n)],
@@ -164,9 +197,9 @@ def test_a_cropped_window_is_the_time_delay_view_of_each_sequence_after_its_firs
                 got = _cropped_windowed(seqs, idx, phase, k, stops=stops, span=span)
                 ends = [len(X[i]) for i in idx] if stops is None else stops
                 crops = [X[i][min(f, s - 1):s] for i, f, s in zip(idx, phase, ends)]
-                want = _windowed(_check_X(crops, np.dtype(dtype)), k, span)
+                want, _ = _time_delay_view(_check_X(crops, np.dtype(dtype)), k, span)
                 assert got.x.dtype == dtype
-                np.testing.assert_array_equal(got.x, want.x)
+                np.testing.assert_array_equal(got.x, want)
                 np.testing.assert_array_equal(got.lengths, [-(-len(c) // k) for c in crops])
 
 

@@ -9,9 +9,9 @@ with k = 1 too):
 
     x'_τ = [x_{kτ−(m−1)k}, …, x_{kτ+k−1}]            (m·k·I features, stride k; the same T'_b)
 
-so consecutive steps overlap, as a convolution's receptive fields do. ``_windowed`` makes the grid from step 0
-(predict, validation); ``_cropped_windowed`` the grid of each sequence from its own first step φ_b (a training
-batch's random offsets and crops, predict's other alignments), in one kernel pass.
+so consecutive steps overlap, as a convolution's receptive fields do. ``_cropped_windowed`` makes the grid of
+each sequence from its own first step φ_b (a training batch's random offsets and crops, predict's other
+alignments) in one kernel pass; ``_windowed`` is its grid from step 0 (predict, validation).
 """
 from __future__ import annotations
 
@@ -20,7 +20,6 @@ from typing import Optional
 import numpy as np
 
 from .. import _kernels
-from ..tdnn import time_delay, time_delay_lengths
 from ._data import _Sequences
 
 
@@ -65,17 +64,11 @@ def _cropped_windowed(seqs: _Sequences, idx: np.ndarray, phase: np.ndarray, k: i
 
 
 def _windowed(seqs: _Sequences, k: int, span: int = 1) -> _Sequences:
-    """The time-delay view (module docstring): x (T, n, I) → (⌈T/k⌉, n, span·k·I), lengths ⌈T_b/k⌉;
-    rnnfast.TimeDelay(span·k, stride=k, tail="pad")'s windows, by the same code, over x after (span − 1)·k
-    steps of zeros."""
+    """The time-delay view (module docstring) of every sequence from its first step: x (T, n, I) →
+    (⌈T/k⌉, n, span·k·I), lengths ⌈T_b/k⌉ (None stays None): rnnfast.TimeDelay(span·k, stride=k, tail="pad")'s
+    windows over x after (span − 1)·k steps of zeros, with zeros past each sequence's end, by
+    _cropped_windowed's kernel pass at phase 0. Unchanged (no copy) when k = span = 1."""
     if k == 1 and span == 1:
         return seqs
-    lengths = None if seqs.lengths is None else time_delay_lengths(seqs.lengths, k, k, "pad")
-    if span == 1:
-        return _Sequences(time_delay(seqs.x, k, k, "pad"), lengths, seqs.layout)
-    lead = np.zeros(((span - 1) * k,) + seqs.x.shape[1:], seqs.x.dtype)
-    x = np.concatenate([lead, seqs.x])                                  # (T + (span − 1)·k, n, I)
-    y = time_delay(x, span * k, k, "pad")                               # (⌈T/k⌉, n, span·k·I)
-    if lengths is not None:                             # zeros past each sequence's windows, their history too
-        y[np.arange(y.shape[0])[:, None] >= lengths[None, :]] = 0
-    return _Sequences(y, lengths, seqs.layout)
+    out = _cropped_windowed(seqs, np.arange(seqs.n), np.zeros(seqs.n, np.intp), k, span=span)
+    return out if seqs.lengths is not None else out._replace(lengths=None)
