@@ -15,11 +15,12 @@ import numpy as np
 # The two trainings the test compares, float64 so that "equal up to rounding" is tight. Both have a last
 # batch that splits unevenly; "classifier" has ragged lengths, truncated BPTT (chunks where one rank has
 # no sequence left), active clipping (so clipping before the allreduce would show), early stopping on a
-# validation split; "regressor" scores every step of equal-length sequences with two outputs.
+# validation split, mixup (partners on other ranks); "regressor" scores every step of equal-length
+# sequences with two outputs.
 CONFIGS = {
     "classifier": dict(n=101, ragged=True, params=dict(
         output="last", readout="last", batch_size=7, tbptt=4, clip_norm=0.1, max_epochs=4, n_iter_no_change=2,
-        early_stopping=True, validation_fraction=0.1)),
+        early_stopping=True, validation_fraction=0.1, mixup=0.4)),
     "regressor": dict(n=50, ragged=False, params=dict(
         output="sequence", batch_size=16, clip_norm=None, max_epochs=3, n_iter_no_change=None,
         validation_fraction=None, optimizer="sgd", lr=0.05)),

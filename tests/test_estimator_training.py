@@ -408,6 +408,80 @@ def test_predict_noise_rejects_other_values():
             est.predict(X)
 
 
+# ---------------------------------------------------------------------------------------------- mixup
+def test_mixed_losses_are_the_soft_target_losses():
+    """The classifier's mixup loss is cross-entropy against the soft target λ·e_y + (1 − λ)·e_y' (NumPy
+    reference), with each pair's weight; the regressor's is the MSE against λ·y + (1 − λ)·y', whose
+    gradient equals the mixture of the two losses' gradients."""
+    rng = np.random.default_rng(0)
+    z = rng.standard_normal((6, 4))
+    y, y2, w, lam = rng.integers(0, 4, 6), rng.integers(0, 4, 6), rng.uniform(0.5, 2, 6), 0.3
+    value, dz = SequenceClassifier()._mixed_loss(z, y, y2, lam, w)
+    soft = lam * np.eye(4)[y] + (1 - lam) * np.eye(4)[y2]                         # (6, 4)
+    logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+    np.testing.assert_allclose(value, -(w * (soft * logp).sum(axis=1)).sum() / w.sum(), rtol=1e-12)
+    np.testing.assert_allclose(dz, w[:, None] * (np.exp(logp) - soft) / w.sum(), rtol=1e-12, atol=1e-15)
+    reg = SequenceRegressor()
+    t, t2 = rng.standard_normal((6, 4)), rng.standard_normal((6, 4))
+    value, dz = reg._mixed_loss(z, t, t2, lam, w)
+    mixed = lam * t + (1 - lam) * t2
+    np.testing.assert_allclose(value, 0.5 * (w[:, None] * (z - mixed) ** 2).sum() / (4 * w.sum()), rtol=1e-12)
+    _, dz1 = reg._loss(z, t, w)
+    dz1 = dz1.copy()
+    _, dz2 = reg._loss(z, t2, w)
+    np.testing.assert_allclose(dz, lam * dz1 + (1 - lam) * dz2, rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("lengths", ["equal", "ragged"])
+def test_mixup_trains_on_mixtures_of_pairs_and_their_targets(monkeypatch, lengths):
+    """Each training row is λ·x_i + (1 − λ)·x_j of two training sequences (no noise, scaling or window here),
+    scored against y_i and y_j with that λ, and runs to the longer of the two sequences' ends."""
+    rng = np.random.default_rng(3)
+    n = 12
+    X = [rng.standard_normal((int(t), 2)) for t in rng.integers(3, 9, n)] if lengths == "ragged" \
+        else rng.standard_normal((n, 6, 2))
+    y = np.arange(n) % 3
+    seen = []
+    backprop = rnnfast.estimators._training.Engine.backprop
+    mixed_loss = SequenceClassifier._mixed_loss
+
+    def spy_backprop(engine, x, state, objective, lens=None):
+        seen.append({"x": np.array(x, np.float64), "lens": None if lens is None else np.array(lens)})
+        return backprop(engine, x, state, objective, lens)
+
+    def spy_loss(est, z, target, partner, lam, weights):
+        seen[-1].update(target=np.array(target), partner=np.array(partner), lam=lam)
+        return mixed_loss(est, z, target, partner, lam, weights)
+
+    monkeypatch.setattr(rnnfast.estimators._training.Engine, "backprop", spy_backprop)
+    monkeypatch.setattr(SequenceClassifier, "_mixed_loss", spy_loss)
+    SequenceClassifier(mixup=0.4, input_noise=0.0, scale=False, derivative=False, instance_norm=False,
+                       window=1, window_span=1, random_crop=0.0, batch_size=4, max_updates=6,
+                       dtype="float64", **FAST).fit(X, y)
+    assert len(seen) == 6 and len({b["lam"] for b in seen}) == 6 and all(0 < b["lam"] < 1 for b in seen)
+    Xs = [np.asarray(x) for x in X]
+    for b in seen:
+        for r in range(b["x"].shape[1]):
+            steps = b["x"].shape[0] if b["lens"] is None else b["lens"][r]
+            found = [(i, j) for i in range(n) for j in range(n)
+                     if y[i] == b["target"][r] and y[j] == b["partner"][r]
+                     and max(len(Xs[i]), len(Xs[j])) == steps
+                     and np.allclose(b["x"][:steps, r], b["lam"] * np.pad(Xs[i], ((0, steps - len(Xs[i])), (0, 0)))
+                                     + (1 - b["lam"]) * np.pad(Xs[j], ((0, steps - len(Xs[j])), (0, 0))),
+                                     rtol=1e-12, atol=1e-12)]
+            assert found, f"row {r} is no mixture of two training sequences with its targets"
+
+
+def test_mixup_bad_values():
+    X, y = np.random.default_rng(0).standard_normal((8, 5, 1)), np.arange(8) % 2
+    assert SequenceClassifier().mixup == SequenceRegressor().mixup == 0.0
+    for bad, error in ((-0.1, ValueError), ("auto", TypeError), (None, TypeError), (float("nan"), ValueError)):
+        with pytest.raises(error, match="mixup"):
+            SequenceClassifier(mixup=bad, max_updates=1, **FAST).fit(X, y)
+    with pytest.raises(ValueError, match="mixup.*output='sequence'"):
+        SequenceRegressor(mixup=0.2, output="sequence", max_updates=1, **FAST).fit(X, X[:, :, 0])
+
+
 def test_scaling_ignores_padding_and_weighs_sequences():
     rng = np.random.default_rng(0)
     X = [rng.standard_normal((t, 2)) * 5 + 1 for t in (4, 1, 7)]

@@ -105,7 +105,7 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
     # reproduces how such a model trained (rnnfast.load and unpickling fill them in)
     _earlier_defaults: dict[str, Any] = {"window_offset": 0, "instance_norm": False, "predict_offsets": 0,
                                          "derivative": False, "random_crop": 0.0, "window_span": 1,
-                                         "predict_noise": 0}
+                                         "predict_noise": 0, "mixup": 0.0}
     _persisted_attrs: tuple[str, ...] = ("n_features_in_", "input_size_", "fit_layout_", "window_", "window_span_",
                         "derivative_", "instance_norm_", "random_crop_", "input_asinh_center_", "input_asinh_scale_",
                         "input_mean_", "input_scale_",
@@ -129,7 +129,7 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
                  window_offset: Any = "random", random_crop: Any = "auto", predict_offsets: Any = "all",
                  predict_noise: Any = "auto", scale: Any = True,
                  derivative: Any = "auto", instance_norm: Any = False, input_noise: float = 0.3,
-                 optimizer: str = "adam", lr: float = 0.003, lr_schedule: str = "cosine",
+                 mixup: float = 0.0, optimizer: str = "adam", lr: float = 0.003, lr_schedule: str = "cosine",
                  weight_decay: float = 0.0, batch_size: int = 16, bucket: bool = True,
                  max_updates: Any = "auto",
                  max_epochs: Optional[int] = None, clip_norm: Optional[float] = 1.0, tbptt: Optional[int] = None,
@@ -155,6 +155,7 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
         self.derivative = derivative
         self.instance_norm = instance_norm
         self.input_noise = input_noise
+        self.mixup = mixup
         self.optimizer = optimizer
         self.lr = lr
         self.lr_schedule = lr_schedule
@@ -226,6 +227,10 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
                                          lambda name, v: check_real(name, v, 0.0, 1.0, high_inclusive=False))
         p["predict_offsets"] = _check_offsets(self.predict_offsets)
         p["predict_noise"] = _check_predict_noise(self.predict_noise)
+        p["mixup"] = check_nonnegative("mixup", self.mixup)
+        if p["mixup"] > 0 and p["output"] != "last":
+            raise ValueError(f"mixup={self.mixup!r} mixes whole sequences and their one target each; use "
+                             f"mixup=0 with output='sequence'")
         if p["max_updates"] is None and p["max_epochs"] is None:
             raise ValueError("max_updates and max_epochs are both None: set at least one training budget")
         if p["bidirectional"] and p["tbptt"] is not None:

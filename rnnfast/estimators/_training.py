@@ -116,6 +116,17 @@ class _TrainingLoop:
 
         def _evaluate(self, seqs: _Sequences, targets: np.ndarray, idx: np.ndarray) -> tuple[float, float]: ...
 
+    def _mixed_loss(self, z: np.ndarray, target: np.ndarray, partner: np.ndarray, lam: float,
+                    weights: Optional[np.ndarray]) -> tuple[float, np.ndarray]:
+        """mixup's loss of outputs z (m, O) of mixed inputs: λ·L(z, y_b) + (1 − λ)·L(z, y_perm[b]), each pair
+        weighing what its first member weighs (for softmax cross-entropy, the loss against the soft target
+        λ·e_y + (1 − λ)·e_y'); the regressor's is L against λ·y + (1 − λ)·y', whose gradient is the same."""
+        value, dz = self._loss(z, target, weights)
+        dz = lam * dz                                        # a copy: the loss returns the same buffer each call
+        value2, dz2 = self._loss(z, partner, weights)
+        dz += (1.0 - lam) * dz2
+        return lam * value + (1.0 - lam) * value2, dz
+
     def _train(self, steps: _Sequences, targets: np.ndarray, weights: Optional[np.ndarray], p: dict[str, Any],
                comm: Optional[distributed.Communicator], partial: bool, continuing: bool) -> None:
         """Train on ``steps``, the scaled sequences before the time-delay window: the batches are windowed
@@ -261,6 +272,7 @@ class _TrainingLoop:
         batch, for the epoch's mean training loss.
         """
         dp = engine.dp
+        idx_global = idx
         cols = idx                                                                 # (B,) the batch's columns of seqs
         if crop_from is not None:
             seqs = _offset_windowed(crop_from, idx, getattr(self, "window_", 1), self._rng,
@@ -270,26 +282,46 @@ class _TrainingLoop:
         T = seqs.T if lengths is None else int(lengths.max())
         batch_ends = np.full(len(idx), T, np.int64) if lengths is None else lengths   # (B,) steps per sequence
         bounds = chunk_bounds(T, p["tbptt"] if p["tbptt"] is not None else max(T, 1))
+        alpha = p["mixup"]                                                         # (output="last" only)
+        lam, partner = 1.0, None
+        if alpha > 0:                   # mixup: each position b of the batch mixed with position perm[b]
+            lam = float(self._rng.beta(alpha, alpha))
+            partner = self._rng.permutation(len(idx))                              # (B_global,)
         sigma = p["input_noise"]
         noise = None
         if sigma > 0 and dp is not None:   # the whole batch's draw, so each rank adds its columns of it
             noise = np.zeros((T, len(idx), seqs.x.shape[2]), seqs.x.dtype)        # (T, B_global, I)
             _jittered(noise, sigma, self._rng, out=noise)                          # σ·z in place
+        pos = np.arange(len(idx)) if dp is None else dp.shard(np.arange(len(idx)))  # (B,) this rank's positions
+
+        def batch_x(at: np.ndarray) -> np.ndarray:
+            """The (jittered) inputs of the batch's positions ``at`` (T, len(at), I), a copy (single process:
+            the whole batch, its own fresh draw; data-parallel: these positions' columns of the batch's draw)."""
+            if dp is None and crop_from is not None and at is pos:     # the batch's own fresh crop: no copy
+                x = seqs.x[:T]                                                     # (T, B, I)
+            else:
+                x = seqs.x[:T, cols[at]]                                           # (T, B, I)
+            if sigma > 0:                                    # jittered inputs: a fresh sample every update
+                if noise is None:                            # x is this batch's own copy: jittered in place
+                    x = _jittered(x, sigma, self._rng, out=x if x.flags.c_contiguous else None)
+                else:                                        # these positions' columns of the whole draw
+                    x = x + noise[:, at]
+                if lengths is not None:                      # the padding stays 0
+                    for b in np.flatnonzero(batch_ends[at] < T).tolist():
+                        x[batch_ends[at][b]:, b] = 0
+            return x
+
+        x = batch_x(pos)                                                           # (T, B, I)
+        if partner is not None:         # x_b := λ·x_b + (1 − λ)·x_perm[b], running to the longer one's end
+            x_partner = x[:, partner] if dp is None else batch_x(partner[pos])     # (T, B, I) with their noise
+            x *= lam
+            x += (1.0 - lam) * x_partner
+            batch_ends = np.maximum(batch_ends, batch_ends[partner])              # (B_global,)
+            if lengths is not None:
+                lengths = batch_ends
         idx, ends = (idx, batch_ends) if dp is None else (dp.shard(idx), dp.shard(batch_ends))  # this rank's
-        if dp is None and crop_from is not None:    # the batch's own fresh crop, in the batch's order: no copy
-            x = seqs.x[:T]                                                         # (T, B, I)
-        else:
-            x = seqs.x[:T, cols if dp is None else dp.shard(cols)]                 # (T, B, I)
-        if sigma > 0:                                        # jittered inputs: a fresh sample every update
-            if dp is None:                                   # x is this batch's own copy: jittered in place
-                x = _jittered(x, sigma, self._rng, out=x if x.flags.c_contiguous else None)   # (T, B, I)
-            else:                                            # this rank's columns of the whole draw
-                assert noise is not None
-                x = x + noise[:, dp.shard(np.arange(noise.shape[1]))]
-            if lengths is not None:                          # the padding stays 0
-                for b in np.flatnonzero(ends < T).tolist():
-                    x[ends[b]:, b] = 0
         tgt = targets[idx] if self._output == "last" else targets[:T, idx]
+        tgt_mix = None if partner is None else targets[idx_global[partner[pos]]]  # (B,) the partners' targets
         w = None if weights is None else weights[idx]                              # (B,)
         L, B, H = p["num_layers"] * (2 if p["bidirectional"] else 1), len(idx), p["hidden_size"]
         lstm = p["cell"] == "lstm"
@@ -316,7 +348,10 @@ class _TrainingLoop:
                         return 0.0, 0.0, None                                      # nothing scored here
                     whole = done.size == output[0].shape[1]
                     z = head(readout(output if whole else _rows_of(output, done), lengths=lens[done]))  # (m, O)
-                    value, dz = self._loss(z, tgt[rows[done]], wd)
+                    if tgt_mix is None:
+                        value, dz = self._loss(z, tgt[rows[done]], wd)
+                    else:
+                        value, dz = self._mixed_loss(z, tgt[rows[done]], tgt_mix[rows[done]], lam, wd)
                     grad = readout.backward(head.backward(dz))                     # (dout, dstate) of the m
                     n_scored = float(done.size if wd is None else wd.sum())
                     return value, n_scored, grad if whole else _scatter_rows(grad, done, output)
