@@ -347,6 +347,7 @@ def torch_same_recipe(Xtr, ytr, Xte, params: dict, threads: int = 1):
     beside the ``window_span`` − 1 before it), torch's
     LSTM/GRU/RNN with torch's own initialisation, the readout over each sequence's own steps (mean, max,
     mean+max, the last step, or all three), Gaussian jitter of ``input_noise`` on the training batches' inputs,
+    then ``mixup`` (the classifier's α: each batch λ·x_b + (1 − λ)·x_π(b), both labels' losses weighted λ, 1 − λ),
     a Linear head, mean cross-entropy, Adam/AdamW/SGD
     (momentum 0.9)/RMSprop, clipping by total norm, the estimator's whole epochs (``max_updates``) of shuffled
     mini-batches, the learning rate annealed per batch by ``CosineAnnealingLR`` over the budget. Runs on
@@ -456,7 +457,14 @@ def torch_same_recipe(Xtr, ytr, Xte, params: dict, threads: int = 1):
             if p.get("input_noise", 0.3) > 0:       # jitter on the real steps, a fresh draw every update
                 valid = (torch.arange(x.shape[0])[:, None] < lens[None, :])[:, :, None]
                 x = x + p.get("input_noise", 0.3) * torch.randn_like(x) * valid
-            loss = torch.nn.functional.cross_entropy(logits(x, lens), yt[idx])
+            if checked["mixup"] > 0:                # mixup: λ·x_b + (1 − λ)·x_π(b), to the longer one's end
+                lam, pi = float(rng.beta(checked["mixup"], checked["mixup"])), rng.permutation(len(idx))
+                x, lens = lam * x + (1.0 - lam) * x[:, pi], torch.maximum(lens, lens[pi])
+                z = logits(x, lens)
+                loss = (lam * torch.nn.functional.cross_entropy(z, yt[idx]) +
+                        (1.0 - lam) * torch.nn.functional.cross_entropy(z, yt[idx[pi]]))
+            else:
+                loss = torch.nn.functional.cross_entropy(logits(x, lens), yt[idx])
             opt.zero_grad()
             loss.backward()
             if p.get("clip_norm") is not None:

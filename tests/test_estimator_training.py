@@ -472,10 +472,15 @@ def test_mixup_trains_on_mixtures_of_pairs_and_their_targets(monkeypatch, length
             assert found, f"row {r} is no mixture of two training sequences with its targets"
 
 
-def test_mixup_bad_values():
+def test_mixup_auto_and_bad_values():
+    """"auto": α = 0.2 for the classifier, none for the regressor, none with output="sequence"."""
     X, y = np.random.default_rng(0).standard_normal((8, 5, 1)), np.arange(8) % 2
-    assert SequenceClassifier().mixup == SequenceRegressor().mixup == 0.0
-    for bad, error in ((-0.1, ValueError), ("auto", TypeError), (None, TypeError), (float("nan"), ValueError)):
+    assert SequenceClassifier().mixup == SequenceRegressor().mixup == "auto"
+    assert SequenceClassifier()._checked_params()["mixup"] == 0.2
+    assert SequenceRegressor()._checked_params()["mixup"] == 0.0
+    assert SequenceClassifier(output="sequence")._checked_params()["mixup"] == 0.0
+    assert SequenceRegressor(mixup=0.5)._checked_params()["mixup"] == 0.5
+    for bad, error in ((-0.1, ValueError), ("on", ValueError), (None, TypeError), (float("nan"), ValueError)):
         with pytest.raises(error, match="mixup"):
             SequenceClassifier(mixup=bad, max_updates=1, **FAST).fit(X, y)
     with pytest.raises(ValueError, match="mixup.*output='sequence'"):

@@ -98,6 +98,8 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
     _auto_crop = 0.3
     # predict_noise="auto": predict's draws of the input noise with output="last"; SequenceRegressor: 8
     _auto_predict_noise = 0
+    # mixup="auto": α of mixup with output="last"; SequenceRegressor: 0 (none)
+    _auto_mixup = 0.2
 
     # Learned attributes that describe a fit, restored when a fit is interrupted before its first epoch
     # (the weights, model_, included) and saved by rnnfast.persist (besides the weights).
@@ -129,7 +131,7 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
                  window_offset: Any = "random", random_crop: Any = "auto", predict_offsets: Any = "all",
                  predict_noise: Any = "auto", scale: Any = True,
                  derivative: Any = "auto", instance_norm: Any = False, input_noise: float = 0.3,
-                 mixup: float = 0.0, optimizer: str = "adam", lr: float = 0.003, lr_schedule: str = "cosine",
+                 mixup: Any = "auto", optimizer: str = "adam", lr: float = 0.003, lr_schedule: str = "cosine",
                  weight_decay: float = 0.0, batch_size: int = 16, bucket: bool = True,
                  max_updates: Any = "auto",
                  max_epochs: Optional[int] = None, clip_norm: Optional[float] = 1.0, tbptt: Optional[int] = None,
@@ -227,7 +229,9 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
                                          lambda name, v: check_real(name, v, 0.0, 1.0, high_inclusive=False))
         p["predict_offsets"] = _check_offsets(self.predict_offsets)
         p["predict_noise"] = _check_predict_noise(self.predict_noise)
-        p["mixup"] = check_nonnegative("mixup", self.mixup)
+        p["mixup"] = check_auto_or("mixup", self.mixup, check_nonnegative)
+        if p["mixup"] == "auto":
+            p["mixup"] = self._auto_mixup if p["output"] == "last" else 0.0
         if p["mixup"] > 0 and p["output"] != "last":
             raise ValueError(f"mixup={self.mixup!r} mixes whole sequences and their one target each; use "
                              f"mixup=0 with output='sequence'")

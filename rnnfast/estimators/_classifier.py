@@ -50,7 +50,7 @@ class SequenceClassifier(ClassifierMixin, _SequenceEstimator):
                  window_offset: Any = "random", random_crop: Any = "auto", predict_offsets: Any = "all",
                  predict_noise: Any = "auto", scale: Any = True,
                  derivative: Any = "auto", instance_norm: Any = "auto", input_noise: float = 0.3,
-                 mixup: float = 0.0, optimizer: str = "adam", lr: float = 0.003, lr_schedule: str = "cosine",
+                 mixup: Any = "auto", optimizer: str = "adam", lr: float = 0.003, lr_schedule: str = "cosine",
                  weight_decay: float = 0.0, batch_size: int = 16, bucket: bool = True,
                  max_updates: Any = "auto",
                  max_epochs: Optional[int] = None, clip_norm: Optional[float] = 1.0, tbptt: Optional[int] = None,
