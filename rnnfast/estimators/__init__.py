@@ -29,7 +29,10 @@ every sequence; "auto": m = 8 for the regressor, 0 for the classifier; m = 0: ε
 Training (``rnnfast._engine``, shared with :class:`~rnnfast.TruncatedBPTT`): mini-batches reshuffled every
 epoch (each sequence cut afresh to a random segment of ⌈u·T_b⌉ steps, u ~ U[1 − c, 1] (``random_crop``;
 "auto": c = 0.3 for the classifier's windowed sequences, else 0), its windows starting at a random step
-0 … k − 1 (``window_offset``), its inputs jittered by σ·N(0, 1) each time (``input_noise``)), BPTT through
+0 … k − 1 (``window_offset``), its inputs jittered by σ·N(0, 1) each time (``input_noise``); with
+``output="last"`` each batch then mixed, x_b := λ·x_b + (1 − λ)·x_π(b) with λ ~ Beta(α, α) and π a random
+pairing of the batch, the loss λ·L(y_b) + (1 − λ)·L(y_π(b)) (``mixup``; "auto": α = 0.2 for the
+classifier, none for the regressor)), BPTT through
 each whole sequence (or truncated every ``tbptt`` steps: the state flows on, the gradient stops at chunk
 boundaries and each chunk makes one update), clipping to ``clip_norm``, an optimizer step, and the learning
 rate annealed along a cosine over the budget of ``max_updates`` mini-batches (whole epochs: a training set of
