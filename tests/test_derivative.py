@@ -81,8 +81,9 @@ def test_a_label_carried_by_the_slope_alone_is_learned():
     steps = rng.standard_normal((n, T)) * np.where(y[:, None] == 1, 1.0, 0.5)
     X = np.cumsum(steps, axis=1)
     X -= X.mean(axis=1, keepdims=True)
-    with_it = SequenceClassifier(max_updates=300, **FAST).fit(X[:160], y[:160])
+    # without mixup, which lets the plain walks reach 0.925 in these 300 updates: the slope's effect alone
+    with_it = SequenceClassifier(max_updates=300, mixup=0.0, **FAST).fit(X[:160], y[:160])
     assert with_it.derivative_ is True and with_it.score(X[160:], y[160:]) >= 0.95       # 1.0 on our machine
-    without = SequenceClassifier(derivative=False, max_updates=300, **FAST).fit(X[:160], y[:160])
+    without = SequenceClassifier(derivative=False, max_updates=300, mixup=0.0, **FAST).fit(X[:160], y[:160])
     assert without.score(X[160:], y[160:]) <= 0.9                                       # 0.85 on our machine
 

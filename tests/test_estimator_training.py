@@ -36,7 +36,7 @@ def test_pooled_readout_window_and_scaling_follow_torch_autograd(readout):
     def fit(lr):
         return SequenceClassifier(readout=readout, window=2, window_offset=0, random_crop=0, optimizer="sgd", lr=lr,
                                   batch_size=10**6, max_epochs=1, clip_norm=None, dtype="float64", hidden_size=5,
-                                  input_noise=0.0, random_state=0).fit(X, y)
+                                  input_noise=0.0, mixup=0.0, random_state=0).fit(X, y)
 
     h1, h2 = 1e-3, 2e-3
     e1, e2 = fit(h1), fit(h2)
@@ -410,26 +410,29 @@ def test_predict_noise_rejects_other_values():
 
 # ---------------------------------------------------------------------------------------------- mixup
 def test_mixed_losses_are_the_soft_target_losses():
-    """The classifier's mixup loss is cross-entropy against the soft target λ·e_y + (1 − λ)·e_y' (NumPy
-    reference), with each pair's weight; the regressor's is the MSE against λ·y + (1 − λ)·y', whose
-    gradient equals the mixture of the two losses' gradients."""
+    """The classifier's mixup loss is cross-entropy against the soft target λ·e_y + (1 − λ)·e_y', each label
+    weighted by its own sequence's weight (NumPy reference); the regressor's has the gradient of the squared
+    error against the weighted mixed target."""
     rng = np.random.default_rng(0)
     z = rng.standard_normal((6, 4))
-    y, y2, w, lam = rng.integers(0, 4, 6), rng.integers(0, 4, 6), rng.uniform(0.5, 2, 6), 0.3
-    value, dz = SequenceClassifier()._mixed_loss(z, y, y2, lam, w)
-    soft = lam * np.eye(4)[y] + (1 - lam) * np.eye(4)[y2]                         # (6, 4)
+    y, y2, lam = rng.integers(0, 4, 6), rng.integers(0, 4, 6), 0.3
+    w, w2 = rng.uniform(0.5, 2, 6), rng.uniform(0.5, 2, 6)
+    value, total, dz = SequenceClassifier()._mixed_loss(z, y, y2, lam, w, w2)
+    a, b = lam * w, (1 - lam) * w2                                                 # (6,) each label's weight
     logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
-    np.testing.assert_allclose(value, -(w * (soft * logp).sum(axis=1)).sum() / w.sum(), rtol=1e-12)
-    np.testing.assert_allclose(dz, w[:, None] * (np.exp(logp) - soft) / w.sum(), rtol=1e-12, atol=1e-15)
-    reg = SequenceRegressor()
+    W = (a + b).sum()
+    np.testing.assert_allclose(total, W, rtol=1e-12)
+    np.testing.assert_allclose(value, -(a * logp[np.arange(6), y] + b * logp[np.arange(6), y2]).sum() / W,
+                               rtol=1e-12)
+    soft = (a[:, None] * np.eye(4)[y] + b[:, None] * np.eye(4)[y2]) / (a + b)[:, None]
+    np.testing.assert_allclose(dz, (a + b)[:, None] * (np.exp(logp) - soft) / W, rtol=1e-10, atol=1e-15)
+    value, total, dz = SequenceClassifier()._mixed_loss(z, y, y2, lam, None, None)    # no weights: λ, 1 − λ
+    soft = lam * np.eye(4)[y] + (1 - lam) * np.eye(4)[y2]
+    np.testing.assert_allclose(dz, (np.exp(logp) - soft) / 6, rtol=1e-10, atol=1e-15)
     t, t2 = rng.standard_normal((6, 4)), rng.standard_normal((6, 4))
-    value, dz = reg._mixed_loss(z, t, t2, lam, w)
-    mixed = lam * t + (1 - lam) * t2
-    np.testing.assert_allclose(value, 0.5 * (w[:, None] * (z - mixed) ** 2).sum() / (4 * w.sum()), rtol=1e-12)
-    _, dz1 = reg._loss(z, t, w)
-    dz1 = dz1.copy()
-    _, dz2 = reg._loss(z, t2, w)
-    np.testing.assert_allclose(dz, lam * dz1 + (1 - lam) * dz2, rtol=1e-12, atol=1e-15)
+    _, _, dz = SequenceRegressor()._mixed_loss(z, t, t2, lam, w, w2)
+    mixed = (a[:, None] * t + b[:, None] * t2) / (a + b)[:, None]
+    np.testing.assert_allclose(dz, (a + b)[:, None] * (z - mixed) / (4 * W), rtol=1e-10, atol=1e-15)
 
 
 @pytest.mark.parametrize("lengths", ["equal", "ragged"])
@@ -449,9 +452,9 @@ def test_mixup_trains_on_mixtures_of_pairs_and_their_targets(monkeypatch, length
         seen.append({"x": np.array(x, np.float64), "lens": None if lens is None else np.array(lens)})
         return backprop(engine, x, state, objective, lens)
 
-    def spy_loss(est, z, target, partner, lam, weights):
+    def spy_loss(est, z, target, partner, lam, weights, partner_weights):
         seen[-1].update(target=np.array(target), partner=np.array(partner), lam=lam)
-        return mixed_loss(est, z, target, partner, lam, weights)
+        return mixed_loss(est, z, target, partner, lam, weights, partner_weights)
 
     monkeypatch.setattr(rnnfast.estimators._training.Engine, "backprop", spy_backprop)
     monkeypatch.setattr(SequenceClassifier, "_mixed_loss", spy_loss)
@@ -947,7 +950,8 @@ def test_the_classifier_trains_and_predicts_as_its_sequential_in_a_plain_loop(ce
     kw = dict(hidden_size=5, max_epochs=3, batch_size=6, lr=0.01, random_state=0)
     clf = SequenceClassifier(cell=cell, bidirectional=bidirectional, output="sequence" if sequence else "last",
                              readout="last" if sequence else readout, scale=False, derivative=False,
-                             input_noise=0.0, window=1, window_span=1, bucket=False, max_updates=None, n_threads=1,
+                             input_noise=0.0, mixup=0.0, window=1, window_span=1, bucket=False, max_updates=None,
+                             n_threads=1,
                              **kw).fit(X, y)
     model, curve = reference_fit(X, y, cell=cell, readout=readout, bidirectional=bidirectional, **kw)
     assert clf.loss_curve_ == curve

@@ -152,6 +152,7 @@ def _first_sgd_step(Estimator, X, y, **kw):
         kw.setdefault("readout", "last")
         kw.setdefault("derivative", False)                  # the network reads X as given,
         kw.setdefault("window_span", 1)                     # one step at a time
+        kw.setdefault("mixup", 0.0)                         # the loss of the sequences themselves
         return Estimator(optimizer="sgd", lr=lr, batch_size=10**6, max_epochs=1, validation_fraction=None,
                          n_iter_no_change=None, clip_norm=None, dtype="float64", scale=False, input_noise=0.0,
                          **kw).fit(X, y)

@@ -122,8 +122,8 @@ PARAMETERS = """\
         λ ~ Beta(α, α) and pairs every sequence b with another, π(b), of the same batch at random: the
         network reads λ·x_b + (1 − λ)·x_π(b) (after the noise; running to the longer sequence's end) and
         its loss is λ·L(y_b) + (1 − λ)·L(y_π(b)) (the classifier's: cross-entropy against the soft target
-        λ·e_{y_b} + (1 − λ)·e_{y_π(b)}; the regressor's: the squared error against λ·y_b + (1 − λ)·y_π(b)),
-        with b's sample weight. "auto": 0.2 for ``SequenceClassifier``, 0 for ``SequenceRegressor`` and
+        λ·e_{y_b} + (1 − λ)·e_{y_π(b)}; the regressor's has the gradient of the squared error against
+        λ·y_b + (1 − λ)·y_π(b)), each label's term weighted by its own sequence's sample weight. "auto": 0.2 for ``SequenceClassifier``, 0 for ``SequenceRegressor`` and
         with ``output="sequence"``; chosen by 3-fold cross-validation inside the training splits of the
         benchmark's sets (benchmarks/README.md, how the defaults were chosen): mean accuracy over fifteen
         classification sets 0.864, 0.847, 0.863 with α = 0.2 against 0.852, 0.848, 0.853 without

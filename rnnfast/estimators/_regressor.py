@@ -107,10 +107,6 @@ class SequenceRegressor(RegressorMixin, _SequenceEstimator):
     def _loss(self, z, target, mask):
         return mse_loss(z, target.astype(z.dtype, copy=False), mask=mask)
 
-    def _mixed_loss(self, z, target, partner, lam, weights):
-        """The loss against the mixed target λ·y + (1 − λ)·y' (mixup)."""
-        return self._loss(z, lam * target + (1.0 - lam) * partner, weights)
-
     def _metric(self, z, target, weights):
         return _r2(target, z, weights)
 

@@ -117,15 +117,29 @@ class _TrainingLoop:
         def _evaluate(self, seqs: _Sequences, targets: np.ndarray, idx: np.ndarray) -> tuple[float, float]: ...
 
     def _mixed_loss(self, z: np.ndarray, target: np.ndarray, partner: np.ndarray, lam: float,
-                    weights: Optional[np.ndarray]) -> tuple[float, np.ndarray]:
-        """mixup's loss of outputs z (m, O) of mixed inputs: λ·L(z, y_b) + (1 − λ)·L(z, y_perm[b]), each pair
-        weighing what its first member weighs (for softmax cross-entropy, the loss against the soft target
-        λ·e_y + (1 − λ)·e_y'); the regressor's is L against λ·y + (1 − λ)·y', whose gradient is the same."""
-        value, dz = self._loss(z, target, weights)
-        dz = lam * dz                                        # a copy: the loss returns the same buffer each call
-        value2, dz2 = self._loss(z, partner, weights)
-        dz += (1.0 - lam) * dz2
-        return lam * value + (1.0 - lam) * value2, dz
+                    weights: Optional[np.ndarray], partner_weights: Optional[np.ndarray]
+                    ) -> tuple[float, float, np.ndarray]:
+        """mixup's loss of outputs z (m, O) of mixed inputs, each label weighted by its own sequence's weight:
+            L = Σ_b [λ·w_b·ℓ(z_b, y_b) + (1 − λ)·w_π(b)·ℓ(z_b, y_π(b))] / W,   W = Σ_b λ·w_b + (1 − λ)·w_π(b)
+        (w = 1 without weights: λ·L(y) + (1 − λ)·L(y'); for softmax cross-entropy the loss against the soft
+        target λ·e_y + (1 − λ)·e_y'). Returns (L, W, ∂L/∂z)."""
+        m = z.shape[0]
+        if weights is None and partner_weights is None:     # λ·L(y) + (1 − λ)·L(y'), W = m
+            value, dz = self._loss(z, target, None)
+            dz = lam * dz                                   # a copy: the loss returns the same buffer each call
+            value2, dz2 = self._loss(z, partner, None)
+            dz += (1.0 - lam) * dz2
+            return lam * value + (1.0 - lam) * value2, float(m), dz
+        w1 = np.full(m, lam) if weights is None else lam * weights                 # (m,)
+        w2 = np.full(m, 1.0 - lam) if partner_weights is None else (1.0 - lam) * partner_weights
+        s1, s2 = float(w1.sum()), float(w2.sum())
+        value, dz = (0.0, np.zeros_like(z)) if s1 == 0 else self._loss(z, target, w1)
+        dz = dz * (s1 / (s1 + s2))                          # a copy: the loss returns the same buffer each call
+        if s2 > 0:
+            value2, dz2 = self._loss(z, partner, w2)
+            dz += dz2 * (s2 / (s1 + s2))
+            value = (s1 * value + s2 * value2) / (s1 + s2)
+        return value, s1 + s2, dz
 
     def _train(self, steps: _Sequences, targets: np.ndarray, weights: Optional[np.ndarray], p: dict[str, Any],
                comm: Optional[distributed.Communicator], partial: bool, continuing: bool) -> None:
@@ -323,6 +337,7 @@ class _TrainingLoop:
         tgt = targets[idx] if self._output == "last" else targets[:T, idx]
         tgt_mix = None if partner is None else targets[idx_global[partner[pos]]]  # (B,) the partners' targets
         w = None if weights is None else weights[idx]                              # (B,)
+        w_mix = None if weights is None or partner is None else weights[idx_global[partner[pos]]]  # (B,)
         L, B, H = p["num_layers"] * (2 if p["bidirectional"] else 1), len(idx), p["hidden_size"]
         lstm = p["cell"] == "lstm"
         h = np.zeros((L, B, H), p["dtype"])                                        # state carried over chunks
@@ -350,10 +365,11 @@ class _TrainingLoop:
                     z = head(readout(output if whole else _rows_of(output, done), lengths=lens[done]))  # (m, O)
                     if tgt_mix is None:
                         value, dz = self._loss(z, tgt[rows[done]], wd)
+                        n_scored = float(done.size if wd is None else wd.sum())
                     else:
-                        value, dz = self._mixed_loss(z, tgt[rows[done]], tgt_mix[rows[done]], lam, wd)
+                        value, n_scored, dz = self._mixed_loss(z, tgt[rows[done]], tgt_mix[rows[done]], lam, wd,
+                                                               None if w_mix is None else w_mix[rows[done]])
                     grad = readout.backward(head.backward(dz))                     # (dout, dstate) of the m
-                    n_scored = float(done.size if wd is None else wd.sum())
                     return value, n_scored, grad if whole else _scatter_rows(grad, done, output)
                 z = head(readout(output, lengths=lens))                            # (k, B', O)
                 t_chunk = tgt[s:e] if all_rows else tgt[s:e, rows]
