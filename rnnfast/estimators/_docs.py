@@ -123,8 +123,8 @@ PARAMETERS = """\
         network reads λ·x_b + (1 − λ)·x_π(b) (after the noise; running to the longer sequence's end) and
         its loss is λ·L(y_b) + (1 − λ)·L(y_π(b)) (the classifier's: cross-entropy against the soft target
         λ·e_{y_b} + (1 − λ)·e_{y_π(b)}; the regressor's has the gradient of the squared error against
-        λ·y_b + (1 − λ)·y_π(b)), each label's term weighted by its own sequence's sample weight. "auto": 0.2 for ``SequenceClassifier``, 0 for ``SequenceRegressor`` and
-        with ``output="sequence"``; chosen by 3-fold cross-validation inside the training splits of the
+        λ·y_b + (1 − λ)·y_π(b)), each label's term weighted by its own sequence's sample weight. "auto":
+        0.2 for ``SequenceClassifier``, 0 for ``SequenceRegressor`` and with ``output="sequence"``; chosen by 3-fold cross-validation inside the training splits of the
         benchmark's sets (benchmarks/README.md, how the defaults were chosen): mean accuracy over fifteen
         classification sets 0.864, 0.847, 0.863 with α = 0.2 against 0.852, 0.848, 0.853 without
         (random_state 0, 1, 2), mean R² over three regression sets lower (0.246, 0.215, 0.230 against

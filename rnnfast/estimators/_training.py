@@ -123,23 +123,21 @@ class _TrainingLoop:
             L = Σ_b [λ·w_b·ℓ(z_b, y_b) + (1 − λ)·w_π(b)·ℓ(z_b, y_π(b))] / W,   W = Σ_b λ·w_b + (1 − λ)·w_π(b)
         (w = 1 without weights: λ·L(y) + (1 − λ)·L(y'); for softmax cross-entropy the loss against the soft
         target λ·e_y + (1 − λ)·e_y'). Returns (L, W, ∂L/∂z)."""
-        m = z.shape[0]
-        if weights is None and partner_weights is None:     # λ·L(y) + (1 − λ)·L(y'), W = m
-            value, dz = self._loss(z, target, None)
-            dz = lam * dz                                   # a copy: the loss returns the same buffer each call
-            value2, dz2 = self._loss(z, partner, None)
-            dz += (1.0 - lam) * dz2
-            return lam * value + (1.0 - lam) * value2, float(m), dz
-        w1 = np.full(m, lam) if weights is None else lam * weights                 # (m,)
-        w2 = np.full(m, 1.0 - lam) if partner_weights is None else (1.0 - lam) * partner_weights
-        s1, s2 = float(w1.sum()), float(w2.sum())
-        value, dz = (0.0, np.zeros_like(z)) if s1 == 0 else self._loss(z, target, w1)
-        dz = dz * (s1 / (s1 + s2))                          # a copy: the loss returns the same buffer each call
-        if s2 > 0:
+        if weights is None and partner_weights is None:     # the shares λ and 1 − λ of W = m
+            w1 = w2 = None
+            share, total = lam, float(z.shape[0])
+        else:
+            w1 = lam * (np.ones(z.shape[0]) if weights is None else weights)                    # (m,)
+            w2 = (1.0 - lam) * (np.ones(z.shape[0]) if partner_weights is None else partner_weights)
+            total = float(w1.sum() + w2.sum())
+            share = float(w1.sum()) / total                 # of the first labels in W
+        value, dz = self._loss(z, target, w1) if share > 0 else (0.0, np.zeros_like(z))
+        dz = share * dz                                     # a copy: the loss returns the same buffer each call
+        if share < 1:
             value2, dz2 = self._loss(z, partner, w2)
-            dz += dz2 * (s2 / (s1 + s2))
-            value = (s1 * value + s2 * value2) / (s1 + s2)
-        return value, s1 + s2, dz
+            dz += (1.0 - share) * dz2
+            value = share * value + (1.0 - share) * value2
+        return value, total, dz
 
     def _train(self, steps: _Sequences, targets: np.ndarray, weights: Optional[np.ndarray], p: dict[str, Any],
                comm: Optional[distributed.Communicator], partial: bool, continuing: bool) -> None:
@@ -335,9 +333,10 @@ class _TrainingLoop:
                 lengths = batch_ends
         idx, ends = (idx, batch_ends) if dp is None else (dp.shard(idx), dp.shard(batch_ends))  # this rank's
         tgt = targets[idx] if self._output == "last" else targets[:T, idx]
-        tgt_mix = None if partner is None else targets[idx_global[partner[pos]]]  # (B,) the partners' targets
+        mates = None if partner is None else idx_global[partner[pos]]             # (B,) the partners' sequences
+        tgt_mix = None if mates is None else targets[mates]                        # (B,) their targets
         w = None if weights is None else weights[idx]                              # (B,)
-        w_mix = None if weights is None or partner is None else weights[idx_global[partner[pos]]]  # (B,)
+        w_mix = None if weights is None or mates is None else weights[mates]       # (B,) their weights
         L, B, H = p["num_layers"] * (2 if p["bidirectional"] else 1), len(idx), p["hidden_size"]
         lstm = p["cell"] == "lstm"
         h = np.zeros((L, B, H), p["dtype"])                                        # state carried over chunks
