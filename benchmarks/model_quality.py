@@ -353,7 +353,8 @@ def torch_same_recipe(Xtr, ytr, Xte, params: dict, threads: int = 1):
     mini-batches, the learning rate annealed per batch by ``CosineAnnealingLR`` over the budget. Runs on
     ``threads`` threads (the rnnfast column's). The first differences and then each sequence's own
     standardization are appended first where rnnfast's ``derivative`` and ``instance_norm`` append them.
-    Early stopping is not mirrored (rnnfast's default is off).
+    Early stopping is not mirrored (rnnfast's default is off). It predicts once, on the window grid from each
+    sequence's step 0 (not averaged over ``predict_offsets``' alignments, nor ``predict_crops``' crops).
     Returns the predicted labels for ``Xte`` and ``{"n_updates_": ...}``.
     """
     import torch

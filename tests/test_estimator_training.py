@@ -264,7 +264,8 @@ def test_predict_offsets_all_averages_the_crops_of_every_alignment(kind):
     X = [rng.standard_normal((int(t), 2)) for t in rng.integers(2, 12, size=40)]   # ragged, some shorter than k
     if kind == "classifier":
         y = np.array([int(x[:, 0].sum() > 0) for x in X])
-        est = SequenceClassifier(window=3, derivative=False, max_updates=30, dtype="float64", **FAST).fit(X, y)
+        est = SequenceClassifier(window=3, derivative=False, predict_crops=0, max_updates=30, dtype="float64",
+                                 **FAST).fit(X, y)                     # the alignments alone, no crops
         out = est.predict_proba
     else:
         y = np.array([x[:, 0].sum() for x in X])
@@ -296,7 +297,8 @@ def test_alignments_batched_together_give_the_alignments_one_by_one(n):
     rng = np.random.default_rng(7)
     X = [rng.standard_normal((int(t), 2)) for t in rng.integers(3, 40, size=64)]
     y = np.array([int(x[:, 0].sum() > 0) for x in X])
-    est = SequenceClassifier(window=9, derivative=False, max_updates=10, dtype="float64", **FAST).fit(X, y)
+    est = SequenceClassifier(window=9, derivative=False, predict_crops=0, max_updates=10, dtype="float64",
+                             **FAST).fit(X, y)
     est.set_params(predict_offsets=0)
     crops = [est.predict_proba([x[min(phi, len(x) - 1):] for x in X[:n]]) for phi in range(9)]
     est.set_params(predict_offsets="all")
@@ -327,7 +329,8 @@ def test_predict_offsets_m_averages_m_alignments_spread_over_the_window(m):
     rng = np.random.default_rng(5)
     X = rng.standard_normal((30, 40, 2))
     y = (X[:, :, 0].sum(axis=1) > 0).astype(int)
-    est = SequenceClassifier(window=7, derivative=False, max_updates=10, dtype="float64", **FAST).fit(X, y)
+    est = SequenceClassifier(window=7, derivative=False, predict_crops=0, max_updates=10, dtype="float64",
+                             **FAST).fit(X, y)
     est.set_params(predict_offsets=0)
     crops = [est.predict_proba(X[:, phi:]) for phi in phases]
     est.set_params(predict_offsets=m)
@@ -394,6 +397,104 @@ def test_predict_noise_auto_is_eight_draws_for_the_regressor_alone():
     proba = clf.predict_proba(X)
     clf.set_params(predict_noise=0)
     np.testing.assert_array_equal(clf.predict_proba(X), proba)
+
+
+def _crop_draw(j, T, c):
+    """The j-th crop predict_crops documents: the same fraction of every sequence at the same relative place,
+    ⌈(1 − c + c·u_j)·T⌉ steps from ⌊v_j·(room + 1)⌋, (u_j, v_j) the first two uniforms of the seed (0xC409, j)."""
+    u, v = np.random.default_rng((0xC409, j)).uniform(size=2)
+    keep = max(1, int(np.ceil((1.0 - c + c * u) * T)))
+    start = int(np.floor(v * (T - keep + 1)))
+    return start, keep
+
+
+@pytest.mark.parametrize("kind", ["classifier", "regressor"])
+@pytest.mark.parametrize("m", [1, 3])
+def test_predict_crops_averages_draws_of_the_training_crop(kind, m):
+    """predict_crops=m: the mean of what the model predicts for the whole sequences and for m − 1 … m draws
+    of the training crop (pass j ≥ 1: every sequence's own ⌈(1 − c + c·u_j)·T_b⌉ steps, at the fraction v_j of
+    its room), of ragged sequences; a prediction depends on its own sequence alone (a subset, and the
+    sequences reversed, give the same) and repeats exactly. Without a window, derivative or scaling the
+    prepared input is X itself, so the crops can be taken of X here."""
+    rng = np.random.default_rng(13)
+    X = [rng.standard_normal((int(T), 2)) for T in rng.integers(8, 21, size=24)]
+    Est = SequenceClassifier if kind == "classifier" else SequenceRegressor
+    total = np.array([x[:, 0].sum() for x in X])
+    y = (total > 0).astype(int) if kind == "classifier" else total
+    est = Est(window=1, window_span=1, derivative=False, instance_norm=False, scale=False, random_crop=0.4,
+              input_noise=0.0, max_updates=30, dtype="float64", **FAST).fit(X, y)
+    assert est.random_crop_ == 0.4
+    out = est.predict_proba if kind == "classifier" else est.predict
+    est.set_params(predict_crops=0)
+    whole = out(X)
+    passes = [whole]
+    for j in range(1, m):                                              # m passes: a = 1 alignment, pass 0 whole
+        crops = []
+        for x in X:
+            start, keep = _crop_draw(j, len(x), 0.4)
+            crops.append(x[start:start + keep])
+        passes.append(out(crops))
+    est.set_params(predict_crops=m)
+    averaged = out(X)
+    np.testing.assert_allclose(averaged, np.mean(passes, axis=0), rtol=1e-12, atol=1e-15)
+    if m > 1:
+        assert np.abs(averaged - whole).max() > 1e-6                   # the crops do count
+    np.testing.assert_allclose(out(X[5:9]), averaged[5:9], rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(out(X[::-1])[::-1], averaged, rtol=1e-12, atol=1e-15)
+    np.testing.assert_array_equal(out(X), averaged)
+    est.random_crop_ = 0.0                                               # trained uncropped: nothing to draw
+    np.testing.assert_array_equal(out(X), whole)
+
+
+def test_predict_crops_take_the_alignments_in_turn_with_the_noise():
+    """With a window of k = 3 steps and predict_crops=4 (no noise): a·⌈4/a⌉ = 6 passes, pass j the crop of
+    draw j (none for j = 0) read from alignment φ = j mod 3; with predict_noise=4 as well, pass j adds noise
+    draw j too. "auto" is 16 crops for the classifier, none for the regressor, and files from before load
+    with 0."""
+    from rnnfast.estimators._inference import _noise_pattern
+    assert SequenceClassifier().predict_crops == "auto" and SequenceRegressor().predict_crops == "auto"
+    assert SequenceClassifier._auto_predict_crops == 16 and SequenceRegressor._auto_predict_crops == 0
+    assert SequenceClassifier._earlier_defaults["predict_crops"] == 0
+    rng = np.random.default_rng(14)
+    X = rng.standard_normal((20, 30, 1))
+    y = (X[:, :, 0].sum(axis=1) > 0).astype(int)
+    est = SequenceClassifier(window=3, window_span=1, derivative=False, instance_norm=False, scale=False,
+                             random_crop=0.3, max_updates=20, dtype="float64", **FAST).fit(X, y)
+    sigma = est.input_noise
+    for draws in (0, 4):
+        est.set_params(predict_crops=4, predict_noise=draws, predict_offsets="all")
+        averaged = est.predict_proba(X)
+        est.set_params(predict_crops=0, predict_noise=0, predict_offsets=0)
+        ref = []
+        for j in range(6):
+            phi = j % 3
+            start, keep = _crop_draw(j, 30, 0.3) if j else (0, 30)
+            part = X[:, start + phi:start + keep]                        # (n, T', 1)
+            T_pad = -(-part.shape[1] // 3) * 3                            # zeros to the last window's end
+            part = np.pad(part, ((0, 0), (0, T_pad - part.shape[1]), (0, 0)))
+            if draws:
+                part = part + _noise_pattern(j, T_pad // 3, 3, sigma, np.float64).reshape(1, T_pad, 1)
+            ref.append(est.predict_proba(part))
+        np.testing.assert_allclose(averaged, np.mean(ref, axis=0), rtol=1e-12, atol=1e-15)
+    auto = SequenceClassifier(window=3, max_updates=5, **FAST).fit(X, y)
+    assert auto.random_crop_ == 0.3
+    proba = auto.predict_proba(X)
+    auto.set_params(predict_crops=16)
+    np.testing.assert_array_equal(auto.predict_proba(X), proba)
+    auto.set_params(predict_crops=0)
+    assert np.abs(auto.predict_proba(X) - proba).max() > 1e-6
+
+
+def test_predict_crops_rejects_other_values():
+    X, y = np.zeros((6, 8, 1)), np.arange(6) % 2
+    with pytest.raises(ValueError, match="predict_crops"):
+        SequenceClassifier(predict_crops="all", **FAST).fit(X, y)
+    est = SequenceClassifier(max_updates=2, **FAST).fit(X, y)
+    for bad, error in (("mean", ValueError), (-1, ValueError), (None, TypeError), (1.5, TypeError),
+                       (True, TypeError)):
+        est.set_params(predict_crops=bad)
+        with pytest.raises(error, match="predict_crops"):
+            est.predict(X)
 
 
 def test_predict_noise_rejects_other_values():

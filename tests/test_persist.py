@@ -621,6 +621,7 @@ def test_files_and_pickles_from_before_the_sequential_still_load(tmp_path, kind)
     assert est.derivative is False and not getattr(est, "derivative_", False)         # likewise
     assert est.random_crop == 0.0                                                     # likewise
     assert est.predict_noise == 0                                                     # likewise
+    assert est.predict_crops == 0                                                     # likewise
     # the same model, to float32 rounding (MAIN_PROBA came from an AVX-512 machine)
     np.testing.assert_allclose(est.predict_proba(main_model_data()[:3]), MAIN_PROBA, rtol=1e-6, atol=0)
     names = sorted(est._get_weights())

@@ -19,12 +19,16 @@ with w the sequences' ``sample_weight`` × ``class_weight`` (1 by default).
 
 Prediction averages P passes (``output="last"``; the classifier averages softmax(z) rather than z)::
 
-    ẑ(x) = (1/P) Σ_{j<P} z(x'^{(φ_j)} + σ·ε_j)      P = a·⌈m/a⌉,  φ_j = the (j mod a)-th alignment
+    ẑ(x) = (1/P) Σ_{j<P} z(c_j(x)'^{(φ_j)} + σ·ε_j)      P = a·⌈max(m, m_c)/a⌉,  φ_j = the (j mod a)-th alignment
 
 over the a alignments φ of the window grid (x'^{(φ)}: each sequence's windows starting at its step φ;
-``predict_offsets``: all k of them by default, a model trained on random offsets) and m draws ε_j of the
+``predict_offsets``: all k of them by default, a model trained on random offsets), m draws ε_j of the
 training noise (``predict_noise``, σ = ``input_noise``; each ε_j one fixed standard-normal draw shared by
-every sequence; "auto": m = 8 for the regressor, 0 for the classifier; m = 0: ε_j = 0 and P = a).
+every sequence; "auto": m = 8 for the regressor, 0 for the classifier; m = 0: ε_j = 0) and m_c draws c_j of
+the training crop (``predict_crops``, for a model trained with ``random_crop_`` c > 0: c_j keeps
+⌈(1 − c + c·u_j)·T_b⌉ steps of each sequence from the fraction v_j of its room, (u_j, v_j) fixed uniform draws
+shared by every sequence; c_0 and m_c = 0 keep the whole sequence; "auto": m_c = 16 for the classifier, 0 for
+the regressor). With m = m_c = 0, P = a.
 
 Training (``rnnfast._engine``, shared with :class:`~rnnfast.TruncatedBPTT`): mini-batches reshuffled every
 epoch (each sequence cut afresh to a random segment of ⌈u·T_b⌉ steps, u ~ U[1 − c, 1] (``random_crop``;

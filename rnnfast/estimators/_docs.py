@@ -46,17 +46,17 @@ PARAMETERS = """\
         few thousand it draws each alignment many times. 0: always the grid predict uses (windows from
         step 0). No effect without a window (k = 1).
     random_crop : "auto" or float in [0, 1), default="auto"
-        With ``output="last"``, each time a training sequence enters a batch it keeps a random segment of
-        its steps: ⌈u·T⌉ of them, u uniform in [1 − random_crop, 1], from a uniform start (then the window's
-        random offset), as random crops augment images; predict reads whole sequences. 0: no crop. "auto":
-        0.3 for the classifier's sequences where they get a window (k > 1; with ``window="auto"``, when the
-        longest training sequence is over 32 steps), else 0 (the regressor never crops); fit stores the
-        value it used in ``random_crop_``. Must be 0 or "auto" with ``output="sequence"``. Chosen by 3-fold
-        cross-validation inside the training splits, 3 seeds: mean accuracy over 15 sets +0.012 to +0.015
-        (PigCVP 0.17–0.18 → 0.30–0.44, OSULeaf 0.77–0.79 → 0.81–0.85), with losses on
-        PickupGestureWiimoteZ (0.78–0.82 → 0.66–0.76); a crop of the short sets too cost ItalyPowerDemand
-        and UnitTest (24 steps), and the regressor's crop cost R² (benchmarks/README.md, how the defaults
-        were chosen).
+        With ``output="last"``, each time a training sequence enters a batch it keeps a random segment of its
+        steps: ⌈u·T⌉ of them, u uniform in [1 − random_crop, 1], from a uniform start (then the window's random
+        offset), as random crops augment images; predict reads whole sequences and averages draws of the crop
+        (``predict_crops``). 0: no crop. "auto": 0.3 for the classifier's sequences where they get a window (k >
+        1; with ``window="auto"``, when the longest training sequence is over 32 steps), else 0 (the regressor
+        never crops); fit stores the value it used in ``random_crop_``. Must be 0 or "auto" with
+        ``output="sequence"``. Chosen by 3-fold cross-validation inside the training splits, 3 seeds: mean
+        accuracy over 15 sets +0.012 to +0.015 (PigCVP 0.17–0.18 → 0.30–0.44, OSULeaf 0.77–0.79 → 0.81–0.85),
+        with losses on PickupGestureWiimoteZ (0.78–0.82 → 0.66–0.76); a crop of the short sets too cost
+        ItalyPowerDemand and UnitTest (24 steps), and the regressor's crop cost R² (benchmarks/README.md, how
+        the defaults were chosen).
     predict_offsets : "all" or int, default="all"
         Where predict's windows start, with ``output="last"``. "all": the outputs are averaged over the k
         alignments of the window grid, each sequence's windows starting at step 0 … k − 1 (the classifier
@@ -73,18 +73,32 @@ PARAMETERS = """\
     predict_noise : "auto" or int, default="auto"
         How many draws of the training noise predict averages over, with ``input_noise`` σ > 0: pass j adds
         σ·z_j to the prepared inputs as fit does, z_j standard normal from a fixed seed and the same for every
-        sequence of the pass (so that a prediction depends on its own sequence alone, and repeats exactly),
-        and the outputs are averaged (the classifier averages the probabilities). With a window, the a
-        alignments of ``predict_offsets`` take the draws in turn (pass j reads alignment j mod a), each
-        ⌈m/a⌉ times: a·⌈m/a⌉ forward passes in all, so predict costs up to m times as much where a
-        sequence has fewer than m alignments (no window: 10,000 series of 16 steps took 0.24 s with
-        0 and 1.9 s with 8; 1,000 series of 100 steps, 7 alignments: 0.20 and 0.42 s). 0: none, the inputs as given. "auto": 8 for ``SequenceRegressor`` with
-        ``output="last"``, else 0. May be changed after fit (``set_params``). Chosen by 3-fold
-        cross-validation inside the training splits (benchmarks/README.md, how the defaults were chosen):
-        the regressor's mean R² over three sets rose with the draws and flattened (0.248, 0.257, 0.265,
-        0.265 for m = 0, 4, 8, 16 at random_state 0; 0.244, 0.254, 0.256, 0.259 at 1; with every
-        alignment weighing the same, m = 8 gave 0.268, 0.258 and, at 2, 0.275 against 0.270); the
-        classifier's accuracy was the same, so its "auto" is 0.
+        sequence of the pass (so that a prediction depends on its own sequence alone, and repeats exactly), and
+        the outputs are averaged (the classifier averages the probabilities). With a window, the a alignments of
+        ``predict_offsets`` take the draws in turn (pass j reads alignment j mod a), each ⌈m/a⌉ times: a·⌈m/a⌉
+        forward passes in all, so predict costs up to m times as much where a sequence has fewer than m
+        alignments (no window: 10,000 series of 16 steps took 0.24 s with 0 and 1.9 s with 8; 1,000 series of
+        100 steps, 7 alignments: 0.20 and 0.42 s). 0: none, the inputs as given. "auto": 8 for
+        ``SequenceRegressor`` with ``output="last"``, else 0. May be changed after fit (``set_params``). Chosen
+        by 3-fold cross-validation inside the training splits (benchmarks/README.md, how the defaults were
+        chosen): the regressor's mean R² over three sets rose with the draws and flattened (0.248, 0.257, 0.265,
+        0.265 for m = 0, 4, 8, 16 at random_state 0; 0.244, 0.254, 0.256, 0.259 at 1; with every alignment
+        weighing the same, m = 8 gave 0.268, 0.258 and, at 2, 0.275 against 0.270); the classifier's accuracy
+        was the same, so its "auto" is 0.
+    predict_crops : "auto" or int, default="auto"
+        How many passes predict averages over draws of the training crop, for a model that trained with
+        ``random_crop_`` c > 0: pass 0 reads the whole sequences, pass j ≥ 1 reads the same part of every
+        sequence, its ⌈(1 − c + c·u_j)·T⌉ steps from the fraction v_j of the room left (u_j, v_j uniform in [0,
+        1) from a fixed seed per j, so that a prediction depends on its own sequence alone, and repeats
+        exactly), and the outputs are averaged. The passes take the alignments of ``predict_offsets`` in turn,
+        as ``predict_noise``'s do (with both, pass j has draw j of each): a·⌈m/a⌉ passes, which costs nothing
+        more where a sequence has at least m alignments (a window of k ≥ m steps), and up to m times predict's
+        single pass without a window. 0: whole sequences only. "auto": 16 for ``SequenceClassifier`` with
+        ``output="last"``, else 0. May be changed after fit (``set_params``). Chosen by 3-fold cross-validation
+        inside the training splits (benchmarks/README.md, how the defaults were chosen): mean accuracy over the
+        eleven classification sets with a window 0.833, 0.830, 0.835 with 16 draws (0.829, 0.828, 0.835 with 8)
+        against 0.822, 0.815, 0.821 with none (random_state 0, 1, 2; PigCVP 0.54–0.59 → 0.64–0.67,
+        PickupGestureWiimoteZ 0.70–0.74 → 0.78–0.80; the largest loss PLAID's 0.814 → 0.806 at seed 1).
     scale : bool or "standard", default=True
         Standardize each input feature (and, for the regressor, each target) with the training set's
         mean and standard deviation, learned in fit (``input_mean_``, ``input_scale_``) and applied in
@@ -118,16 +132,16 @@ PARAMETERS = """\
         memorised. 0 turns it off; predict never adds it. The kernels draw it (a ziggurat on xoshiro256++
         streams, the same numbers for every thread count) from a seed that ``random_state`` fixes.
     mixup : "auto" or float, default="auto"
-        α of mixup (Zhang et al., 2018), with ``output="last"``; 0 turns it off. Each training batch draws
-        λ ~ Beta(α, α) and pairs every sequence b with another, π(b), of the same batch at random: the
-        network reads λ·x_b + (1 − λ)·x_π(b) (after the noise; running to the longer sequence's end) and
-        its loss is λ·L(y_b) + (1 − λ)·L(y_π(b)) (the classifier's: cross-entropy against the soft target
-        λ·e_{y_b} + (1 − λ)·e_{y_π(b)}; the regressor's has the gradient of the squared error against
-        λ·y_b + (1 − λ)·y_π(b)), each label's term weighted by its own sequence's sample weight. "auto":
-        0.2 for ``SequenceClassifier``, 0 for ``SequenceRegressor`` and with ``output="sequence"``; chosen by 3-fold cross-validation inside the training splits of the
-        benchmark's sets (benchmarks/README.md, how the defaults were chosen): mean accuracy over fifteen
-        classification sets 0.864, 0.847, 0.863 with α = 0.2 against 0.852, 0.848, 0.853 without
-        (random_state 0, 1, 2), mean R² over three regression sets lower (0.246, 0.215, 0.230 against
+        α of mixup (Zhang et al., 2018), with ``output="last"``; 0 turns it off. Each training batch draws λ ~
+        Beta(α, α) and pairs every sequence b with another, π(b), of the same batch at random: the network reads
+        λ·x_b + (1 − λ)·x_π(b) (after the noise; running to the longer sequence's end) and its loss is λ·L(y_b)
+        + (1 − λ)·L(y_π(b)) (the classifier's: cross-entropy against the soft target λ·e_{y_b} + (1 −
+        λ)·e_{y_π(b)}; the regressor's has the gradient of the squared error against λ·y_b + (1 − λ)·y_π(b)),
+        each label's term weighted by its own sequence's sample weight. "auto": 0.2 for ``SequenceClassifier``,
+        0 for ``SequenceRegressor`` and with ``output="sequence"``; chosen by 3-fold cross-validation inside the
+        training splits of the benchmark's sets (benchmarks/README.md, how the defaults were chosen): mean
+        accuracy over fifteen classification sets 0.864, 0.847, 0.863 with α = 0.2 against 0.852, 0.848, 0.853
+        without (random_state 0, 1, 2), mean R² over three regression sets lower (0.246, 0.215, 0.230 against
         0.268, 0.258, 0.275).
     optimizer : {"adam", "adamw", "sgd", "rmsprop"}, default="adam"
         The update rule ("sgd" with momentum 0.9, as scikit-learn's MLP), with ``lr`` and ``weight_decay``.

@@ -1,6 +1,7 @@
 """The estimators' forward pass at inference: the network over prepared (scaled, windowed) sequences, in
 chunks, from any number of threads at once; and what predict averages over (the window's alignments,
-``predict_offsets``, and draws of the training noise, ``predict_noise``)."""
+``predict_offsets``, draws of the training noise, ``predict_noise``, and of the training crops,
+``predict_crops``)."""
 from __future__ import annotations
 
 import threading
@@ -35,6 +36,22 @@ def _check_predict_noise(value: Any) -> Any:
     return check_auto_or("predict_noise", value, lambda name, v: check_int(name, v, 0))
 
 
+def _check_predict_crops(value: Any) -> Any:
+    """``predict_crops``: "auto" or an integer m >= 0."""
+    return check_auto_or("predict_crops", value, lambda name, v: check_int(name, v, 0))
+
+
+def _crop_bounds(j: int, T: np.ndarray, crop: float) -> tuple[np.ndarray, np.ndarray]:
+    """Predict's j-th draw of the training crop for sequences of T_b steps (T: (n,)): (s_b, ℓ_b), each
+    sequence's segment s_b … s_b + ℓ_b − 1, ℓ_b = max(1, ⌈(1 − crop + crop·u_j)·T_b⌉) (fit's ⌈u·T_b⌉ with u
+    uniform in [1 − crop, 1]) and s_b = ⌊v_j·(T_b − ℓ_b + 1)⌋, u_j and v_j uniform in [0, 1) from a fixed seed
+    per j: the same fraction of every sequence at the same relative place, so that a prediction depends on
+    its own sequence alone."""
+    u, v = np.random.default_rng((0xC409, j)).uniform(size=2)
+    keep = np.maximum(1, np.ceil((1.0 - crop + crop * u) * T)).astype(np.intp)    # (n,) ℓ_b
+    return np.floor(v * (T - keep + 1)).astype(np.intp), keep
+
+
 def _noise_pattern(j: int, steps: int, width: int, sigma: float, dtype: Any) -> np.ndarray:
     """Predict's j-th draw of the input noise, σ·z (steps, width), one pattern for every sequence of a pass:
     a fixed seed per j, and a draw made row by row, so that the first rows are the same for any ``steps``
@@ -61,7 +78,9 @@ class _Inference:
     n_threads: Optional[int]
     window_offset: Any
     input_noise: float
+    random_crop_: float              # the crop fit trained with (0: none)
     _auto_predict_noise: int         # predict_noise="auto" with output="last" (the estimator's class says)
+    _auto_predict_crops: int         # predict_crops="auto" with output="last" (likewise)
 
     if TYPE_CHECKING:                                  # provided by the estimator
         def _loss(self, z: np.ndarray, target: np.ndarray,
@@ -90,8 +109,11 @@ class _Inference:
           grid alone, and predicts on it alone);
         - with ``predict_noise`` m > 0 (and ``input_noise`` σ > 0), at least m passes, pass j with its own
           draw of the training noise, σ·z_j (:func:`_noise_pattern`), added to every sequence's prepared
-          input, as fit adds it: pass j reads alignment j mod a of the a alignments, a·⌈m/a⌉ passes, so
-          that every alignment weighs the same."""
+          input, as fit adds it;
+        - with ``predict_crops`` m > 0 (and ``random_crop_`` > 0), at least m passes, pass j ≥ 1 reading its
+          own draw of the training crop (:func:`_crop_bounds`) of every sequence, as fit crops them;
+        with several passes, pass j reads alignment j mod a of the a alignments, a·⌈m/a⌉ passes for the larger
+        m, so that every alignment weighs the same (pass 0: the grid from step 0, uncropped)."""
         self._check_fitted()
         steps = self._scaled_steps(self._check_X_fitted(_check_X(X, self.rnn_.dtype)))
         k, span = getattr(self, "window_", 1), getattr(self, "window_span_", 1)
@@ -99,8 +121,8 @@ class _Inference:
         phases = [0]
         if self._output == "last" and self.window_offset == "random":
             phases = _alignments(k, _check_offsets(getattr(self, "predict_offsets", 0)))
-        draws = self._predict_draws()
-        passes = len(phases) * max(1, -(-draws // len(phases)))        # each alignment ⌈m/a⌉ draws, a ≥ 1
+        draws, crops = self._predict_draws(), self._predict_crops()
+        passes = len(phases) * max(1, -(-max(draws, crops) // len(phases)))    # each alignment ⌈m/a⌉ passes
         z = self._forward(self._noisy(seqs, [0], draws))
         if passes == 1:
             return z, seqs
@@ -108,11 +130,17 @@ class _Inference:
         if self._output == "sequence":                              # no crops: every pass reads the grid
             zs += [self._forward(self._noisy(seqs, [j], draws)) for j in rest]
         else:
-            side_by_side = max(1, _ALIGNMENT_BATCH // steps.n)     # passes batched together in one forward
+            n, T = steps.n, steps.ends() + 1                                       # T: (n,) T_b
+            side_by_side = max(1, _ALIGNMENT_BATCH // n)           # passes batched together in one forward
             for start in range(0, len(rest), side_by_side):
                 group = rest[start:start + side_by_side]          # each sequence once per pass of the group
-                crop = _cropped_windowed(steps, np.tile(np.arange(steps.n), len(group)),
-                                         np.repeat([phases[j % len(phases)] for j in group], steps.n), k,
+                first = np.repeat([phases[j % len(phases)] for j in group], n)      # (len(group)·n,) φ
+                stops = None
+                if crops:                                  # pass j: segment s_b … s_b + ℓ_b − 1 of draw j
+                    bounds = [_crop_bounds(j, T, self.random_crop_) for j in group]
+                    first = first + np.concatenate([s for s, _ in bounds])
+                    stops = np.concatenate([s + keep for s, keep in bounds])
+                crop = _cropped_windowed(steps, np.tile(np.arange(n), len(group)), first, k, stops=stops,
                                          span=span)
                 zs.extend(np.split(self._forward(self._noisy(crop, group, draws)), len(group)))  # (n, O) a pass
         return self._averaged_outputs(zs), seqs
@@ -123,6 +151,14 @@ class _Inference:
         if m == "auto":
             m = self._auto_predict_noise if self._output == "last" else 0
         return m if self.input_noise > 0 else 0
+
+    def _predict_crops(self) -> int:
+        """How many draws of the training crop predict averages over (``predict_crops``; 0: none, and none
+        for a model that trained uncropped)."""
+        m = _check_predict_crops(getattr(self, "predict_crops", 0))
+        if m == "auto":
+            m = self._auto_predict_crops if self._output == "last" else 0
+        return m if getattr(self, "random_crop_", 0.0) > 0 else 0
 
     def _noisy(self, seqs: _Sequences, passes: list[int], draws: int) -> _Sequences:
         """``seqs``, the sequences of len(passes) passes side by side (T', len(passes)·n, I'), with each pass
