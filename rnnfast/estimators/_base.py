@@ -103,7 +103,7 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
     # with a window: mean accuracy 0.833, 0.830, 0.835 with 16 draws at seeds 0-2 against 0.822, 0.815, 0.821
     _auto_predict_crops = 16
     # mixup="auto": α of mixup with output="last"; SequenceRegressor: 0 (none). 3-fold cross-validation inside
-    # the training splits: mean accuracy 0.864, 0.847, 0.863 at seeds 0-2 against 0.852, 0.848, 0.853 without
+    # the training splits: mean accuracy 0.864, 0.859, 0.863 at seeds 0-2 against 0.852, 0.848, 0.853 without
     _auto_mixup = 0.2
 
     # Learned attributes that describe a fit, restored when a fit is interrupted before its first epoch

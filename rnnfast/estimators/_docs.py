@@ -140,8 +140,8 @@ PARAMETERS = """\
         each label's term weighted by its own sequence's sample weight. "auto": 0.2 for ``SequenceClassifier``,
         0 for ``SequenceRegressor`` and with ``output="sequence"``; chosen by 3-fold cross-validation inside the
         training splits of the benchmark's sets (benchmarks/README.md, how the defaults were chosen): mean
-        accuracy over fifteen classification sets 0.864, 0.847, 0.863 with α = 0.2 against 0.852, 0.848, 0.853
-        without (random_state 0, 1, 2), mean R² over three regression sets lower (0.246, 0.215, 0.230 against
+        accuracy over fifteen classification sets 0.864, 0.859, 0.863 with α = 0.2 against 0.852, 0.848, 0.853
+        without (random_state 0, 1, 2), mean R² over three regression sets lower (0.246, 0.225, 0.230 against
         0.268, 0.258, 0.275).
     optimizer : {"adam", "adamw", "sgd", "rmsprop"}, default="adam"
         The update rule ("sgd" with momentum 0.9, as scikit-learn's MLP), with ``lr`` and ``weight_decay``.

@@ -44,7 +44,7 @@ class SequenceRegressor(RegressorMixin, _SequenceEstimator):
     # seed 0, flat after 8, and each draw costs a forward pass; the classifier's accuracy was the same: 0)
     _auto_predict_noise = 8
     _auto_predict_crops = 0                  # it trains uncropped (random_crop="auto" is 0); not measured with crops
-    # mixup="auto": none (3-fold cross-validation: mean R² 0.246, 0.215, 0.230 with α = 0.2 at seeds 0-2,
+    # mixup="auto": none (3-fold cross-validation: mean R² 0.246, 0.225, 0.230 with α = 0.2 at seeds 0-2,
     # against 0.268, 0.258, 0.275 without)
     _auto_mixup = 0.0
 
