@@ -485,27 +485,16 @@ def test_predict_crops_take_the_alignments_in_turn_with_the_noise():
     assert np.abs(auto.predict_proba(X) - proba).max() > 1e-6
 
 
-def test_predict_crops_rejects_other_values():
+@pytest.mark.parametrize("name, Est", [("predict_noise", SequenceRegressor), ("predict_crops", SequenceClassifier)])
+def test_predict_draws_reject_other_values(name, Est):
     X, y = np.zeros((6, 8, 1)), np.arange(6) % 2
-    with pytest.raises(ValueError, match="predict_crops"):
-        SequenceClassifier(predict_crops="all", **FAST).fit(X, y)
-    est = SequenceClassifier(max_updates=2, **FAST).fit(X, y)
+    with pytest.raises(ValueError, match=name):
+        Est(**{name: "all"}, **FAST).fit(X, y)
+    est = Est(max_updates=2, **FAST).fit(X, y)
     for bad, error in (("mean", ValueError), (-1, ValueError), (None, TypeError), (1.5, TypeError),
                        (True, TypeError)):
-        est.set_params(predict_crops=bad)
-        with pytest.raises(error, match="predict_crops"):
-            est.predict(X)
-
-
-def test_predict_noise_rejects_other_values():
-    X, y = np.zeros((6, 8, 1)), np.arange(6) % 2
-    with pytest.raises(ValueError, match="predict_noise"):
-        SequenceRegressor(predict_noise="all", **FAST).fit(X, y)
-    est = SequenceRegressor(max_updates=2, **FAST).fit(X, y)
-    for bad, error in (("mean", ValueError), (-1, ValueError), (None, TypeError), (1.5, TypeError),
-                       (True, TypeError)):
-        est.set_params(predict_noise=bad)
-        with pytest.raises(error, match="predict_noise"):
+        est.set_params(**{name: bad})
+        with pytest.raises(error, match=name):
             est.predict(X)
 
 

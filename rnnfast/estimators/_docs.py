@@ -49,8 +49,8 @@ PARAMETERS = """\
         With ``output="last"``, each time a training sequence enters a batch it keeps a random segment of its
         steps: ⌈u·T⌉ of them, u uniform in [1 − random_crop, 1], from a uniform start (then the window's random
         offset), as random crops augment images; predict reads whole sequences and averages draws of the crop
-        (``predict_crops``). 0: no crop. "auto": 0.3 for the classifier's sequences where they get a window (k >
-        1; with ``window="auto"``, when the longest training sequence is over 32 steps), else 0 (the regressor
+        (``predict_crops``). 0: no crop. "auto": 0.3 for the classifier's sequences where they get a window
+        (k > 1; with ``window="auto"``, when the longest training sequence is over 32 steps), else 0 (the regressor
         never crops); fit stores the value it used in ``random_crop_``. Must be 0 or "auto" with
         ``output="sequence"``. Chosen by 3-fold cross-validation inside the training splits, 3 seeds: mean
         accuracy over 15 sets +0.012 to +0.015 (PigCVP 0.17–0.18 → 0.30–0.44, OSULeaf 0.77–0.79 → 0.81–0.85),
@@ -88,8 +88,8 @@ PARAMETERS = """\
     predict_crops : "auto" or int, default="auto"
         How many passes predict averages over draws of the training crop, for a model that trained with
         ``random_crop_`` c > 0: pass 0 reads the whole sequences, pass j ≥ 1 reads the same part of every
-        sequence, its ⌈(1 − c + c·u_j)·T⌉ steps from the fraction v_j of the room left (u_j, v_j uniform in [0,
-        1) from a fixed seed per j, so that a prediction depends on its own sequence alone, and repeats
+        sequence, its ⌈(1 − c + c·u_j)·T⌉ steps from the fraction v_j of the room left (u_j and v_j uniform
+        in [0, 1) from a fixed seed per j, so that a prediction depends on its own sequence alone, and repeats
         exactly), and the outputs are averaged. The passes take the alignments of ``predict_offsets`` in turn,
         as ``predict_noise``'s do (with both, pass j has draw j of each): a·⌈m/a⌉ passes, which costs nothing
         more where a sequence has at least m alignments (a window of k ≥ m steps), and up to m times predict's
@@ -132,17 +132,17 @@ PARAMETERS = """\
         memorised. 0 turns it off; predict never adds it. The kernels draw it (a ziggurat on xoshiro256++
         streams, the same numbers for every thread count) from a seed that ``random_state`` fixes.
     mixup : "auto" or float, default="auto"
-        α of mixup (Zhang et al., 2018), with ``output="last"``; 0 turns it off. Each training batch draws λ ~
-        Beta(α, α) and pairs every sequence b with another, π(b), of the same batch at random: the network reads
-        λ·x_b + (1 − λ)·x_π(b) (after the noise; running to the longer sequence's end) and its loss is λ·L(y_b)
-        + (1 − λ)·L(y_π(b)) (the classifier's: cross-entropy against the soft target λ·e_{y_b} + (1 −
-        λ)·e_{y_π(b)}; the regressor's has the gradient of the squared error against λ·y_b + (1 − λ)·y_π(b)),
-        each label's term weighted by its own sequence's sample weight. "auto": 0.2 for ``SequenceClassifier``,
-        0 for ``SequenceRegressor`` and with ``output="sequence"``; chosen by 3-fold cross-validation inside the
-        training splits of the benchmark's sets (benchmarks/README.md, how the defaults were chosen): mean
-        accuracy over fifteen classification sets 0.864, 0.859, 0.863 with α = 0.2 against 0.852, 0.848, 0.853
-        without (random_state 0, 1, 2), mean R² over three regression sets lower (0.246, 0.225, 0.230 against
-        0.268, 0.258, 0.275).
+        α of mixup (Zhang et al., 2018), with ``output="last"``; 0 turns it off. Each training batch draws
+        λ ~ Beta(α, α) and pairs every sequence b with another, π(b), of the same batch at random: the
+        network reads λ·x_b + (1 − λ)·x_π(b) (after the noise; running to the longer sequence's end) and
+        its loss is λ·L(y_b) + (1 − λ)·L(y_π(b)) (the classifier's: cross-entropy against the soft target
+        λ·e_{y_b} + (1 − λ)·e_{y_π(b)}; the regressor's has the gradient of the squared error against
+        λ·y_b + (1 − λ)·y_π(b)), each label's term weighted by its own sequence's sample weight. "auto":
+        0.2 for ``SequenceClassifier``, 0 for ``SequenceRegressor`` and with ``output="sequence"``; chosen
+        by 3-fold cross-validation inside the training splits of the benchmark's sets (benchmarks/README.md,
+        how the defaults were chosen): mean accuracy over fifteen classification sets 0.864, 0.859, 0.863
+        with α = 0.2 against 0.852, 0.848, 0.853 without (random_state 0, 1, 2), mean R² over three
+        regression sets lower (0.246, 0.225, 0.230 against 0.268, 0.258, 0.275).
     optimizer : {"adam", "adamw", "sgd", "rmsprop"}, default="adam"
         The update rule ("sgd" with momentum 0.9, as scikit-learn's MLP), with ``lr`` and ``weight_decay``.
     lr : float, default=0.003
