@@ -15,7 +15,7 @@ from .._cells import ALIASES, CELL_NAMES, cell_spec
 from ..compose import _POOLED, Readout, Sequential
 from ..layers import Linear, recurrent_layer
 from ._compat import BaseEstimator, NotFittedError
-from ._inference import _check_offsets, _check_predict_crops, _check_predict_noise, _Inference
+from ._inference import _check_draws, _check_offsets, _Inference
 from ._windows import _auto_window
 from ._training import _Interrupted, _TrainingLoop
 from ._data import (_check_X, _input_scaling, _InputScaling, _instance_normalized, _make_rng,
@@ -234,8 +234,8 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
         p["random_crop"] = check_auto_or("random_crop", self.random_crop,
                                          lambda name, v: check_real(name, v, 0.0, 1.0, high_inclusive=False))
         p["predict_offsets"] = _check_offsets(self.predict_offsets)
-        p["predict_noise"] = _check_predict_noise(self.predict_noise)
-        p["predict_crops"] = _check_predict_crops(self.predict_crops)
+        p["predict_noise"] = _check_draws("predict_noise", self.predict_noise)
+        p["predict_crops"] = _check_draws("predict_crops", self.predict_crops)
         p["mixup"] = check_auto_or("mixup", self.mixup, check_nonnegative)
         if p["mixup"] == "auto":
             p["mixup"] = self._auto_mixup if p["output"] == "last" else 0.0

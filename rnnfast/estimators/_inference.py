@@ -31,14 +31,9 @@ def _check_offsets(value: Any) -> Any:
     return check_int("predict_offsets", value, 0)
 
 
-def _check_predict_noise(value: Any) -> Any:
-    """``predict_noise``: "auto" or an integer m >= 0."""
-    return check_auto_or("predict_noise", value, lambda name, v: check_int(name, v, 0))
-
-
-def _check_predict_crops(value: Any) -> Any:
-    """``predict_crops``: "auto" or an integer m >= 0."""
-    return check_auto_or("predict_crops", value, lambda name, v: check_int(name, v, 0))
+def _check_draws(name: str, value: Any) -> Any:
+    """``predict_noise`` and ``predict_crops``: "auto" or an integer m >= 0."""
+    return check_auto_or(name, value, lambda name, v: check_int(name, v, 0))
 
 
 def _crop_bounds(j: int, T: np.ndarray, crop: float) -> tuple[np.ndarray, np.ndarray]:
@@ -121,7 +116,8 @@ class _Inference:
         phases = [0]
         if self._output == "last" and self.window_offset == "random":
             phases = _alignments(k, _check_offsets(getattr(self, "predict_offsets", 0)))
-        draws, crops = self._predict_draws(), self._predict_crops()
+        draws = self._predict_draws("predict_noise", self._auto_predict_noise, self.input_noise)
+        crops = self._predict_draws("predict_crops", self._auto_predict_crops, getattr(self, "random_crop_", 0.0))
         passes = len(phases) * max(1, -(-max(draws, crops) // len(phases)))    # each alignment ⌈m/a⌉ passes
         z = self._forward(self._noisy(seqs, [0], draws))
         if passes == 1:
@@ -145,20 +141,14 @@ class _Inference:
                 zs.extend(np.split(self._forward(self._noisy(crop, group, draws)), len(group)))  # (n, O) a pass
         return self._averaged_outputs(zs), seqs
 
-    def _predict_draws(self) -> int:
-        """How many draws of the input noise predict averages over (``predict_noise``; 0: none)."""
-        m = _check_predict_noise(getattr(self, "predict_noise", 0))
+    def _predict_draws(self, name: str, auto: int, trained_with: float) -> int:
+        """How many draws of a training augmentation predict averages over: ``predict_noise`` (of the input
+        noise) or ``predict_crops`` (of the crop), "auto" being ``auto`` with output="last"; none for a model
+        that trained without it (``trained_with``, its σ or crop, is 0)."""
+        m = _check_draws(name, getattr(self, name, 0))
         if m == "auto":
-            m = self._auto_predict_noise if self._output == "last" else 0
-        return m if self.input_noise > 0 else 0
-
-    def _predict_crops(self) -> int:
-        """How many draws of the training crop predict averages over (``predict_crops``; 0: none, and none
-        for a model that trained uncropped)."""
-        m = _check_predict_crops(getattr(self, "predict_crops", 0))
-        if m == "auto":
-            m = self._auto_predict_crops if self._output == "last" else 0
-        return m if getattr(self, "random_crop_", 0.0) > 0 else 0
+            m = auto if self._output == "last" else 0
+        return m if trained_with > 0 else 0
 
     def _noisy(self, seqs: _Sequences, passes: list[int], draws: int) -> _Sequences:
         """``seqs``, the sequences of len(passes) passes side by side (T', len(passes)·n, I'), with each pass
