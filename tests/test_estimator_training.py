@@ -515,14 +515,14 @@ def test_mixed_losses_are_the_soft_target_losses():
     np.testing.assert_allclose(value, -(a * logp[np.arange(6), y] + b * logp[np.arange(6), y2]).sum() / W,
                                rtol=1e-12)
     soft = (a[:, None] * np.eye(4)[y] + b[:, None] * np.eye(4)[y2]) / (a + b)[:, None]
-    np.testing.assert_allclose(dz, (a + b)[:, None] * (np.exp(logp) - soft) / W, rtol=1e-10, atol=1e-15)
+    np.testing.assert_allclose(dz, (a + b)[:, None] * (np.exp(logp) - soft) / W, rtol=1e-12, atol=1e-15)
     value, total, dz = SequenceClassifier()._mixed_loss(z, y, y2, lam, None, None)    # no weights: λ, 1 − λ
     soft = lam * np.eye(4)[y] + (1 - lam) * np.eye(4)[y2]
-    np.testing.assert_allclose(dz, (np.exp(logp) - soft) / 6, rtol=1e-10, atol=1e-15)
+    np.testing.assert_allclose(dz, (np.exp(logp) - soft) / 6, rtol=1e-12, atol=1e-15)
     t, t2 = rng.standard_normal((6, 4)), rng.standard_normal((6, 4))
     _, _, dz = SequenceRegressor()._mixed_loss(z, t, t2, lam, w, w2)
     mixed = (a[:, None] * t + b[:, None] * t2) / (a + b)[:, None]
-    np.testing.assert_allclose(dz, (a + b)[:, None] * (z - mixed) / (4 * W), rtol=1e-10, atol=1e-15)
+    np.testing.assert_allclose(dz, (a + b)[:, None] * (z - mixed) / (4 * W), rtol=1e-12, atol=1e-15)
 
 
 @pytest.mark.parametrize("lengths", ["equal", "ragged"])
