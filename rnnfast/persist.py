@@ -80,6 +80,9 @@ def register(*classes: type) -> type:
     return classes[0]
 
 
+_ITEMS = "__items__"         # the JSON of a dict whose keys are not all strings: {"__items__": [[key, value], ...]}
+
+
 def _jsonable(value: Any) -> Any:
     """Plain JSON types. Live objects (random generators, communicators, anything else) become None: the
     loaded estimator gets None for them."""
@@ -92,10 +95,24 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, np.dtype) or (isinstance(value, type) and issubclass(value, np.generic)):
         return np.dtype(value).name                       # dtype=np.float32 → "float32"
     if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        if all(isinstance(k, str) for k in value):
+            return {k: _jsonable(v) for k, v in value.items()}
+        # Keys JSON cannot keep (class_weight's labels 0, 1, True, 2.5): (key, value) pairs under one marker
+        return {_ITEMS: [[_jsonable(k), _jsonable(v)] for k, v in value.items()]}
     if isinstance(value, (list, tuple)):
         return [_jsonable(v) for v in value]
     return None
+
+
+def _from_jsonable(value: Any) -> Any:
+    """Undo ``_jsonable``'s (key, value) pairs: a dict again, keyed by the labels as they were."""
+    if isinstance(value, dict):
+        if set(value) == {_ITEMS} and isinstance(value[_ITEMS], list):
+            return {(tuple(k) if isinstance(k, list) else k): _from_jsonable(v) for k, v in value[_ITEMS]}
+        return {k: _from_jsonable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_from_jsonable(v) for v in value]
+    return value
 
 
 def _object_marker(name: str) -> str:
@@ -224,7 +241,7 @@ class _Reader:
         if total > cap:
             raise self.fail(f"its arrays need {total} bytes, more than this machine's memory ({cap} bytes)")
         try:
-            est = cls(**{**getattr(cls, "_earlier_defaults", {}), **meta["params"]})
+            est = cls(**{**getattr(cls, "_earlier_defaults", {}), **_from_jsonable(meta["params"])})
         except (TypeError, ValueError) as exc:
             raise self.fail(f"its params do not fit {cls.__name__}: {exc}") from exc
         self.set_learned(est, cls, meta["fitted"], members)

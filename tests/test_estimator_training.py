@@ -712,6 +712,9 @@ def test_partial_fit_classes_and_new_labels():
         SequenceClassifier(**FAST).partial_fit(X[:4], np.array([0, 1, 5, 1]), classes=[0, 1])
     with pytest.raises(ValueError, match="features per step"):
         clf.partial_fit(rng.standard_normal((3, 4, 5)), np.zeros(3, int))
+    with pytest.raises(ValueError, match="classes=\\[0, 1, 2, 3\\] is not the same"):     # as scikit-learn's SGD
+        clf.partial_fit(X[:2], np.array([0, 1]), classes=[0, 1, 2, 3])
+    clf.partial_fit(X[:2], np.array([0, 1]), classes=[2, 1, 0])                          # the same set
 
 
 # ------------------------------------------------------------------------------- sample and class weights
@@ -732,6 +735,14 @@ def test_class_weight_is_a_per_class_sample_weight():
         SequenceClassifier(class_weight="even", **kw).fit(X, y)
     with pytest.raises(ValueError, match="not in classes_"):
         SequenceClassifier(class_weight={"other": 2}, **kw).fit(X, y)
+    for bad in ("x", None, -1.0, np.inf):
+        with pytest.raises(ValueError, match="class_weight\\['rare'\\] must be a finite number >= 0"):
+            SequenceClassifier(class_weight={"rare": bad}, **kw).fit(X, y)
+    with pytest.raises(ValueError, match="sample_weight must have shape"):
+        by_sw.score(X, y, sample_weight=np.ones(3))
+    reg = SequenceRegressor(**kw).fit(X, (y == "rare") * 1.0)
+    with pytest.raises(ValueError, match="sample_weight must have shape"):
+        reg.score(X, (y == "rare") * 1.0, sample_weight=np.ones(3))
 
 
 @pytest.mark.parametrize("output", ["last", "sequence"])
@@ -816,6 +827,80 @@ def test_an_interrupt_before_the_first_epoch_leaves_the_estimator_as_it_was(monk
     with pytest.raises(KeyboardInterrupt):
         warm.fit(X, y)
     assert all(np.array_equal(v, weights(warm)[k]) for k, v in before.items())
+
+
+def test_a_warm_start_interrupted_then_continued_is_the_fit_never_interrupted(monkeypatch):
+    """The interrupted call leaves the weights, the optimizer's moments and the random stream as they were, and
+    the optimizer still updates the model's own parameters, so the next call trains as if it never ran."""
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((40, 5, 2)), np.arange(40) % 2
+    kw = dict(warm_start=True, max_updates=8, batch_size=10, **FAST)
+    ref = SequenceClassifier(**kw).fit(X, y).fit(X, y)
+    clf = SequenceClassifier(**kw).fit(X, y)
+    _interrupt_at(monkeypatch, 3)                                    # the second call, mid-epoch
+    with pytest.raises(KeyboardInterrupt):
+        clf.fit(X, y)
+    monkeypatch.undo()
+    clf.fit(X, y)
+    assert_same_weights(ref, clf)
+    assert clf.loss_curve_ == ref.loss_curve_ and clf.n_updates_ == 16
+
+
+@pytest.mark.parametrize("Estimator", [SequenceClassifier, SequenceRegressor])
+def test_a_failed_refit_leaves_the_fitted_model_as_it_was(Estimator, tmp_path):
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((24, 6, 2))
+    y = np.arange(24) % 2 if Estimator is SequenceClassifier else rng.standard_normal(24)
+    est = Estimator(max_updates=4, **FAST).fit(X, y)
+    attrs, proba = dict(est.__dict__), est.predict(X)
+    bad_y = np.zeros(24, int) if Estimator is SequenceClassifier else np.where(y > 0, np.nan, 0.0)
+    with pytest.raises(ValueError, match="only one class" if Estimator is SequenceClassifier else "NaN"):
+        est.fit(X[:, :, :1], bad_y)                                  # another shape of model, then bad targets
+    assert est.__dict__.keys() == attrs.keys() and est.model_ is attrs["model_"]
+    np.testing.assert_array_equal(est.predict(X), proba)
+    np.testing.assert_array_equal(rnnfast.load(est.save(tmp_path / "m.npz")).predict(X), proba)
+    warm = Estimator(warm_start=True, max_updates=4, **FAST).fit(X, y)
+    before = weights(warm)
+    with pytest.raises(ValueError, match="sample_weight"):
+        warm.fit(X, y, sample_weight=np.ones(3))
+    assert all(np.array_equal(v, weights(warm)[k]) for k, v in before.items())
+
+
+@pytest.mark.parametrize("Estimator", [SequenceClassifier, SequenceRegressor])
+@pytest.mark.parametrize("how", ["pickle", "file"])
+def test_warm_start_and_partial_fit_continue_an_unpickled_or_loaded_model(Estimator, how, tmp_path):
+    """A copy carries no optimizer (nor, from a file, the random stream): continuing starts new ones."""
+    import pickle
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((24, 6, 2))
+    y = np.arange(24) % 3 if Estimator is SequenceClassifier else rng.standard_normal(24)
+    est = Estimator(warm_start=True, max_updates=4, batch_size=8, **FAST).fit(X, y)
+    for method in ("fit", "partial_fit"):
+        copy = (pickle.loads(pickle.dumps(est)) if how == "pickle"
+                else rnnfast.load(est.save(tmp_path / f"{method}.npz")))
+        before = weights(copy)
+        getattr(copy, method)(X, y)
+        assert copy.n_updates_ > est.n_updates_
+        assert all(not np.array_equal(v, weights(copy)[k]) for k, v in before.items())
+        getattr(copy, method)(X, y)                                  # and once more, with the new optimizer
+
+
+@pytest.mark.parametrize("change, value", [("hidden_size", 16), ("cell", "gru"), ("num_layers", 2),
+                                           ("bidirectional", True), ("output", "sequence"), ("dtype", "float64"),
+                                           ("readout", "mean"), ("window", 3)])
+def test_warm_start_and_partial_fit_refuse_parameters_the_model_was_not_built_with(change, value):
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((24, 6, 2)), np.arange(24) % 2
+    for method in ("fit", "partial_fit"):
+        est = SequenceClassifier(warm_start=True, max_updates=4, window=2 if change == "window" else "auto",
+                                 **FAST).fit(X, y)
+        before = weights(est)
+        est.set_params(**{change: value})
+        with pytest.raises(ValueError, match=f"{change}={value!r} \\(fitted with"):
+            getattr(est, method)(X, y)
+        assert all(np.array_equal(v, weights(est)[k]) for k, v in before.items())
+    est = SequenceClassifier(warm_start=True, max_updates=4, **FAST).fit(X, y)
+    est.set_params(n_threads=2, lr=0.01, input_noise=0.0, window=est.window_).fit(X, y)   # these may change
 
 
 # ------------------------------------------------------------------------------------ long series
@@ -934,8 +1019,10 @@ def test_input_noise_jitters_training_batches_only():
     assert not np.array_equal(weights(quiet)["rnn.weight_ih_l0"], weights(noisy)["rnn.weight_ih_l0"])
     assert_same_weights(noisy, SequenceClassifier(input_noise=0.3, **kw).fit(X, y))   # seeded by random_state
     np.testing.assert_array_equal(noisy.predict_proba(X), noisy.predict_proba(X))    # predict adds none
-    with pytest.raises(ValueError, match="input_noise"):
-        SequenceClassifier(input_noise=-1).fit(X, y)
+    for name in ("input_noise", "lr", "weight_decay", "mixup"):
+        for bad in (-1, np.inf, np.nan):
+            with pytest.raises(ValueError, match=f"{name} must be in [\\[(]0, inf\\), got"):
+                SequenceClassifier(**{name: bad}).fit(X, y)
 
 
 def test_bucketing_batches_sequences_of_similar_length():

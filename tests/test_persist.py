@@ -463,6 +463,20 @@ def test_save_into_a_missing_folder_names_the_folder(tmp_path, classifier):
         classifier.save(tmp_path / "nope" / "m.npz")
 
 
+@pytest.mark.parametrize("labels, class_weight", [(np.arange(24) % 2, {0: 1.0, 1: 3.0}),
+                                                   (np.arange(24) % 2 == 1, {True: 2.5}),
+                                                   (np.where(np.arange(24) % 2, "b", "a"), {"a": 0.5})])
+def test_a_class_weight_dict_keeps_its_labels(tmp_path, labels, class_weight):
+    """JSON keys are strings; the labels 0, 1 and True come back as they were, and the model trains on."""
+    X = np.random.default_rng(0).standard_normal((24, 5, 2))
+    est = SequenceClassifier(class_weight=class_weight, **FAST).fit(X, labels)
+    loaded = load(est.save(tmp_path / "cw.npz"))
+    assert loaded.class_weight == class_weight
+    assert [type(k) for k in loaded.class_weight] == [type(k) for k in class_weight]
+    loaded.partial_fit(X, labels)
+    type(loaded)(**loaded.get_params()).fit(X, labels)                # what clone does
+
+
 def test_persist_depends_on_nothing_above_it():
     tree = ast.parse(open(persist.__file__).read())
     imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}

@@ -1,6 +1,7 @@
 """What both estimators share: parameters, ``fit`` / ``partial_fit``, the training loop and inference."""
 from __future__ import annotations
 
+import math
 import os
 from typing import Any, Iterator, Optional
 
@@ -206,11 +207,11 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
             scale=check_choice("scale", self.scale, (False, True, "standard")),
             derivative=check_choice("derivative", self.derivative, ("auto", False, True)),
             instance_norm=check_choice("instance_norm", self.instance_norm, ("auto", False, True)),
-            input_noise=check_nonnegative("input_noise", self.input_noise),
+            input_noise=check_real("input_noise", self.input_noise, 0.0, math.inf, high_inclusive=False),
             optimizer=check_choice("optimizer", self.optimizer, _OPTIMIZERS),
-            lr=check_positive("lr", self.lr),
+            lr=check_real("lr", self.lr, 0.0, math.inf, low_inclusive=False, high_inclusive=False),
             lr_schedule=check_choice("lr_schedule", self.lr_schedule, _SCHEDULES),
-            weight_decay=check_nonnegative("weight_decay", self.weight_decay),
+            weight_decay=check_real("weight_decay", self.weight_decay, 0.0, math.inf, high_inclusive=False),
             batch_size=check_int("batch_size", self.batch_size, 1),
             bucket=check_choice("bucket", self.bucket, (False, True)),
             max_updates=_check_max_updates(self.max_updates),
@@ -236,7 +237,8 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
         p["predict_offsets"] = _check_offsets(self.predict_offsets)
         p["predict_noise"] = _check_draws("predict_noise", self.predict_noise)
         p["predict_crops"] = _check_draws("predict_crops", self.predict_crops)
-        p["mixup"] = check_auto_or("mixup", self.mixup, check_nonnegative)
+        p["mixup"] = check_auto_or("mixup", self.mixup,
+                                   lambda name, v: check_real(name, v, 0.0, math.inf, high_inclusive=False))
         if p["mixup"] == "auto":
             p["mixup"] = self._auto_mixup if p["output"] == "last" else 0.0
         if p["mixup"] > 0 and p["output"] != "last":
@@ -294,7 +296,7 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
         if not np.isfinite(w).all() or (w < 0).any():
             raise ValueError("sample_weight must be finite and >= 0")
         if not w.any():
-            raise ValueError("sample_weight is zero for every sample: nothing to train on")
+            raise ValueError("sample_weight is zero for every sample")
         return w
 
     def _loss(self, z: np.ndarray, target: np.ndarray, mask: Optional[np.ndarray]) -> tuple[float, np.ndarray]:
@@ -319,14 +321,23 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
     def _fit(self, X: Any, y: Any, sample_weight: Any, partial: bool, classes: Any = None) -> "_SequenceEstimator":
         p = self._checked_params()
         continuing = (partial or p["warm_start"]) and hasattr(self, "model_")
+        if continuing:
+            self._check_unchanged(p)
         seqs = _check_X(X, p["dtype"] if not continuing else self.rnn_.dtype)
-        previous = dict(self.__dict__)                      # the estimator as it was, for an interrupt
+        # The estimator as it was: a fit that fails or is interrupted before one epoch is complete leaves it so
+        # (but for a divergence in training: the model then keeps the weights from before the update that broke
+        # them, as its error says).
+        previous = dict(self.__dict__)
         weights_before = self._get_weights() if continuing else None
+        optimizer_before = (self._optimizer.state_dict()
+                            if continuing and getattr(self, "_optimizer", None) is not None else None)
+        rng_before = self._rng.bit_generator.state if continuing and getattr(self, "_rng", None) else None
+        training = False
         try:
             sw = self._check_sample_weight(sample_weight, seqs.n)
             if continuing:
                 seqs = self._scaled_steps(self._check_X_fitted(seqs))
-                targets = self._encode_targets(y, seqs, first=False)
+                targets = self._encode_targets(y, seqs, first=False, classes=classes)
             else:
                 features = self._start(seqs, p, sw)
                 targets = self._encode_targets(y, seqs, first=True, classes=classes, weights=sw)
@@ -336,16 +347,50 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
             if not continuing:
                 self._build(self._rng, rank=0 if comm is None else comm.rank)
                 self._optimizer = self._make_optimizer(p)
+            elif getattr(self, "_optimizer", None) is None:     # unpickled or loaded: a new optimizer (and stream)
+                self._optimizer = self._make_optimizer(p)
+                if getattr(self, "_rng", None) is None:
+                    self._rng = _make_rng(self.random_state)
+            training = True
             self._train(seqs, targets, weights, p, comm, partial, continuing)    # windows itself
             self._concurrent_inference()
-        except _Interrupted:
-            # Interrupted before one epoch was complete: nothing to keep, the estimator is as it was.
+        except BaseException as exc:
+            if training and isinstance(exc, FloatingPointError):
+                raise
             self.__dict__.clear()
             self.__dict__.update(previous)
-            if weights_before is not None:
-                self._set_weights(weights_before)
-            raise KeyboardInterrupt from None
+            if weights_before is not None:     # trained in place: the weights, optimizer and stream it had
+                _copy_weights(_weight_names(self.model_, lambda q: q), weights_before)
+                if optimizer_before is not None:
+                    self._optimizer.load_state_dict(optimizer_before)
+                if rng_before is not None:
+                    self._rng.bit_generator.state = rng_before
+                self._concurrent_inference()
+            if isinstance(exc, _Interrupted):
+                raise KeyboardInterrupt from None
+            raise
         return self
+
+    # What a fitted model is built from: a warm start or partial_fit continues that model, so these parameters
+    # must be as they were (the window's, the slopes' and the own scales' only when set, not "auto").
+    _FIXED_AT_FIT = ("cell", "hidden_size", "num_layers", "nonlinearity", "dropout", "bidirectional", "readout")
+    _FIXED_WHEN_SET = {"window": "window_", "window_span": "window_span_", "derivative": "derivative_",
+                       "instance_norm": "instance_norm_"}
+
+    def _check_unchanged(self, p: dict[str, Any]) -> None:
+        """Raise ValueError naming each parameter of the checked ``p`` that differs from the fitted model's,
+        for a warm start or ``partial_fit``."""
+        fitted = {**{k: self._arch[k] for k in self._FIXED_AT_FIT if k in self._arch},
+                  "output": self._output, "dtype": self._arch["dtype"]}
+        now = {**{k: p[k] for k in self._FIXED_AT_FIT}, "output": p["output"], "dtype": p["dtype"].name}
+        changed = [f"{k}={now[k]!r} (fitted with {fitted[k]!r})" for k in fitted if now[k] != fitted[k]]
+        changed += [f"{k}={p[k]!r} (fitted with {getattr(self, attr)!r})"
+                    for k, attr in self._FIXED_WHEN_SET.items()
+                    if p[k] != "auto" and hasattr(self, attr) and p[k] != getattr(self, attr)]
+        if changed:
+            raise ValueError(f"warm_start and partial_fit continue the fitted model, which these parameters no "
+                             f"longer describe: {', '.join(changed)}; fit with warm_start=False to build a new "
+                             f"one")
 
     def _start(self, seqs: _Sequences, p: dict[str, Any], weights: Optional[np.ndarray]) -> _Sequences:
         """Fix what a new model is made of: the input's shape, scaling, window and architecture. Returns the

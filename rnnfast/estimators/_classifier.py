@@ -1,6 +1,7 @@
 """SequenceClassifier: softmax over ``classes_`` and cross-entropy, one label per sequence or per step."""
 from __future__ import annotations
 
+import math
 from typing import Any, Optional
 
 import numpy as np
@@ -108,10 +109,15 @@ class SequenceClassifier(ClassifierMixin, _SequenceEstimator):
                 raise ValueError(f"{type(self).__name__} needs samples of at least 2 classes in the data, but "
                                  f"the data contains only one class: {known[0]!r}")
             self.classes_ = known
-        elif not np.isin(seen, self.classes_).all():
-            new = sorted(set(np.unique(seen).tolist()) - set(self.classes_.tolist()))
-            raise ValueError(f"y holds labels the model was not fitted with: {new}; expected a subset of "
-                             f"classes_ = {self.classes_.tolist()} (fit without warm_start to relearn them)")
+        else:
+            if classes is not None and not np.array_equal(np.unique(np.asarray(classes)), self.classes_):
+                raise ValueError(f"classes={np.unique(np.asarray(classes)).tolist()} is not the same as the fitted "
+                                 f"model's classes_ = {self.classes_.tolist()}")
+            if not np.isin(seen, self.classes_).all():
+                new = sorted(set(np.unique(seen).tolist()) - set(self.classes_.tolist()))
+                raise ValueError(f"y holds labels the model was not fitted with: {new}; expected a subset of "
+                                 f"classes_ = {self.classes_.tolist()} (to learn them, fit a new model: fit with "
+                                 f"warm_start=False)")
         codes = np.searchsorted(self.classes_, labels.ravel()).reshape(labels.shape)
         if per_step:
             codes = np.where(valid, codes, 0)                                   # padding: any valid class
@@ -144,9 +150,13 @@ class SequenceClassifier(ClassifierMixin, _SequenceEstimator):
             if not where.size:
                 raise ValueError(f"class_weight names the label {label!r}, which is not in classes_ "
                                  f"{self.classes_.tolist()}")
-            if not (np.isfinite(value) and value >= 0):
-                raise ValueError(f"class_weight[{label!r}] must be finite and >= 0, got {value!r}")
-            out[where[0]] = float(value)
+            try:
+                weight = float(value)
+            except (TypeError, ValueError):
+                weight = math.nan
+            if not (math.isfinite(weight) and weight >= 0):
+                raise ValueError(f"class_weight[{label!r}] must be a finite number >= 0, got {value!r}")
+            out[where[0]] = weight
         return out
 
     def _loss(self, z, target, mask):
@@ -182,6 +192,7 @@ class SequenceClassifier(ClassifierMixin, _SequenceEstimator):
     def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
         """Accuracy: of the sequences' labels ("last") or of every step's label ("sequence")."""
         z, seqs = self._predicted(X)
+        sample_weight = self._check_sample_weight(sample_weight, seqs.n)
         pred = self.classes_[z.argmax(axis=-1)]
         if self._output == "last":
             truth = _column_or_1d(np.asarray(_check_target_rows(y, seqs, False)))

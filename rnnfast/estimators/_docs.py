@@ -187,7 +187,10 @@ PARAMETERS = """\
         The improvement of the monitored loss that resets the patience.
     warm_start : bool, default=False
         Continue from the fitted model (weights, scaling, window, optimizer state) instead of starting
-        over; the learning-rate schedule restarts over the new call's budget.
+        over; the learning-rate schedule restarts over the new call's budget. The parameters the model is
+        built from (cell, sizes, readout, output, dtype, a window set by hand) must be as they were, else
+        ValueError; an unpickled or loaded model continues with a new optimizer state. A call that fails,
+        or is interrupted before its first epoch is complete, leaves the estimator as it was.
     random_state : None, int, numpy Generator or RandomState, default=None
         Seeds the weights, dropout, shuffling and the validation split (None: fresh each fit). The same
         seed gives the same model bit for bit on the same thread count.

@@ -129,6 +129,7 @@ class SequenceRegressor(RegressorMixin, _SequenceEstimator):
     def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
         """R² (uniform average over outputs), over sequences ("last") or over every step ("sequence")."""
         z, seqs = self._predicted(X)
+        sample_weight = self._check_sample_weight(sample_weight, seqs.n)
         z = self._unscaled(z)
         t = self._regression_targets(y, seqs)
         if self._output == "last":
