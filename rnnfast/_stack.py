@@ -16,7 +16,7 @@ from ._layout import Layout
 from ._module import Module, is_grad_enabled, no_backward_error, one_thread_at_a_time, resolve_dtype
 from .sequences import PackedSequence
 from ._threads import blas_single_thread
-from ._validation import as_real_array, check_int, check_lengths, check_real, check_shape
+from ._validation import as_real_array, check_int, check_lengths, check_real, check_shape, may_alias
 
 _INT_MAX = 2**31 - 1        # the kernels index in 32 bits (C int, BLAS)
 
@@ -180,7 +180,7 @@ class _Recurrent(Module):
         layer's workspace when it is the caller's own array (torch raises when a saved input changed; here
         backward always computes the gradient of the forward that ran). Under no_grad no backward reads it:
         ``arr`` as it is."""
-        if is_grad_enabled() and isinstance(given, np.ndarray) and np.may_share_memory(arr, given):
+        if is_grad_enabled() and may_alias(arr, given):
             kept = self._workspace.buffer(("kept", name), arr.shape, arr.dtype)
             np.copyto(kept, arr)
             return kept

@@ -104,6 +104,19 @@ def as_real_array(name: str, value: Any, dtype: np.dtype | None = None) -> np.nd
     return arr if dtype is None else arr.astype(dtype, copy=False)
 
 
+def may_alias(arr: np.ndarray, given: Any) -> bool:
+    """Whether ``arr``, made from the caller's ``given``, may share the caller's memory, which the caller may
+    change later: an ndarray that overlaps ``given``, or a view of a buffer numpy does not own (a torch
+    tensor, a memoryview, anything with ``__array_interface__``). An array numpy made afresh (from a list,
+    or by a conversion of dtype or order) does not."""
+    if isinstance(given, np.ndarray):
+        return bool(np.may_share_memory(arr, given))
+    root = arr
+    while isinstance(root.base, np.ndarray):
+        root = root.base
+    return root.base is not None
+
+
 def check_shape(name: str, arr: np.ndarray, expected: tuple[int, ...], what: str) -> None:
     """ValueError unless ``arr.shape == expected``; ``what`` names the expected shape, e.g. "(B, H)"."""
     if arr.shape != tuple(expected):

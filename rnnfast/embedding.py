@@ -13,7 +13,7 @@ from typing import Any, Optional
 import numpy as np
 
 from ._module import Module, one_thread_at_a_time, resolve_dtype
-from ._validation import as_real_array, check_int, check_shape
+from ._validation import as_real_array, check_int, check_shape, may_alias
 
 __all__ = ["Embedding"]
 
@@ -92,7 +92,7 @@ class Embedding(Module):
         """
         arr = self._checked(ids)
         # backward reads ids again: keep a copy when it is the caller's array, which may change in between
-        self._ids = arr.copy() if isinstance(ids, np.ndarray) and np.may_share_memory(arr, ids) else arr
+        self._ids = arr.copy() if may_alias(arr, ids) else arr
         return self.weight.data[arr]                                # (..., E), a fresh array
 
     __call__ = forward

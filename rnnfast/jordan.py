@@ -31,7 +31,7 @@ from ._cells import NONLINEARITIES
 from ._module import Module, is_grad_enabled, no_backward_error, one_thread_at_a_time, resolve_dtype
 from ._stack import _INT_MAX, _readonly, time_major_input
 from ._threads import blas_single_thread
-from ._validation import as_real_array, check_choice, check_int, check_shape
+from ._validation import as_real_array, check_choice, check_int, check_shape, may_alias
 
 __all__ = ["Jordan", "OUTPUT_ACTIVATIONS"]
 
@@ -139,7 +139,7 @@ class Jordan(Module):
         I, H, O = self.input_size, self.hidden_size, self.output_size
         out = time_major_input(x, I, self.batch_first, max(I, H, O), self.dtype,
                                lambda T, B: self.dtype.itemsize * T * B * (2 * I + 2 * H + 2 * O))
-        return out.copy() if isinstance(x, np.ndarray) and np.may_share_memory(out, x) else out
+        return out.copy() if may_alias(out, x) else out
 
     def _check_state(self, name: str, value: Any, B: int) -> np.ndarray:
         """y0 or dy_n as a (B, O) array (given as (1, B, O)); zeros for None."""

@@ -48,7 +48,7 @@ from ._module import Module, is_grad_enabled, no_backward_error, one_thread_at_a
 from ._stack import _Recurrent
 from . import _kernels
 from ._threads import blas_single_thread, get_num_threads
-from ._validation import as_real_array, check_int, check_shape
+from ._validation import as_real_array, check_int, check_shape, may_alias
 
 __all__ = ["Elman", "RNN", "LSTM", "GRU", "Linear", "recurrent_layer"]
 
@@ -251,7 +251,7 @@ class Linear(Module):
             self._x, self._no_grad = None, True
             return self._apply(arr, y)
         # backward reads x again: keep a copy when it is the caller's array, which may change in between
-        if isinstance(x, np.ndarray) and np.may_share_memory(arr, x):
+        if may_alias(arr, x):
             kept = self._workspace.buffer("x", arr.shape, self.dtype)
             np.copyto(kept, arr)
             arr = kept

@@ -28,14 +28,22 @@ __all__ = ["LRScheduler", "StepLR", "ReduceLROnPlateau", "CosineAnnealingLR"]
 class LRScheduler:
     """Base class: holds the optimizer, ``last_epoch``, ``get_last_lr()`` and the state dicts."""
 
+    _from_initial_lr = True
+
     def __init__(self, optimizer: Optimizer) -> None:
         from .optim import Optimizer
         if not isinstance(optimizer, Optimizer):
             raise TypeError(f"optimizer must be an rnnfast.optim.Optimizer, got {type(optimizer).__name__}")
         self.optimizer = optimizer
-        self.base_lrs = [group["lr"] for group in optimizer.param_groups]
+        # As torch: the first scheduler on an optimizer records each group's "initial_lr", and every scheduler
+        # anneals from it, not from a rate an earlier scheduler (or the user) has changed since; torch's
+        # ReduceLROnPlateau neither records nor reads it.
+        if self._from_initial_lr:
+            for group in optimizer.param_groups:
+                group.setdefault("initial_lr", group["lr"])
+        self.base_lrs = [group["initial_lr" if self._from_initial_lr else "lr"] for group in optimizer.param_groups]
         self.last_epoch = 0
-        self._last_lr = list(self.base_lrs)
+        self._last_lr = [group["lr"] for group in optimizer.param_groups]
 
     def get_last_lr(self) -> list[float]:
         """The learning rate of each parameter group after the last ``step``."""
@@ -75,6 +83,8 @@ class StepLR(LRScheduler):
 
 class ReduceLROnPlateau(LRScheduler):
     """Multiply the learning rate by ``factor`` when a metric passed to ``step(metric)`` stops improving."""
+
+    _from_initial_lr = False
 
     def __init__(self, optimizer: Optimizer, mode: str = "min", factor: float = 0.1, patience: int = 10,
                  threshold: float = 1e-4, threshold_mode: str = "rel", cooldown: int = 0,

@@ -123,13 +123,30 @@ class Optimizer:
         self.param_groups[0]["lr"] = _check_rate("lr", value)
 
     def zero_grad(self) -> None:
-        """Fill every parameter's ``.grad`` with zeros."""
-        zero_arrays([p.grad for _, p, _ in self._indexed_params()])
+        """Fill every parameter's ``.grad`` with zeros (a ``.grad`` set to None stays None)."""
+        zero_arrays([p.grad for _, p, _ in self._indexed_params() if p.grad is not None])
+
+    def _updated_params(self) -> list[tuple[int, Parameter, dict[str, Any]]]:
+        """The parameters ``step`` updates: those with a ``.grad`` (torch skips a None one), each checked
+        before any is updated, so that a bad one leaves every parameter and its state as it was."""
+        updated = []
+        for i, p, group in self._indexed_params():
+            g = p.grad
+            if g is None:
+                continue
+            if not isinstance(g, np.ndarray) or g.shape != p.data.shape or g.dtype.kind != "f":
+                what = (f"{type(g).__name__}" if not isinstance(g, np.ndarray)
+                        else f"an array of shape {g.shape} and dtype {g.dtype}")
+                raise ValueError(f"the .grad of parameter {i} must be None or a floating-point array of its "
+                                 f"shape {p.data.shape}, got {what}")
+            updated.append((i, p, group))
+        return updated
 
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
-        """Update every parameter once; if given, ``closure()`` is called first and its result returned."""
+        """Update every parameter that has a ``.grad`` once; if given, ``closure()`` is called first and its
+        result returned."""
         loss = closure() if closure is not None else None
-        for i, p, group in self._indexed_params():
+        for i, p, group in self._updated_params():
             state = self.state.setdefault(i, {})
             if self._update_in_one_pass(p, state, group):
                 continue
@@ -178,7 +195,7 @@ class Optimizer:
             if len(saved["params"]) != len(own["params"]):
                 raise ValueError(f"state_dict has a group of {len(saved['params'])} parameters, "
                                  f"expected {len(own['params'])}")
-            if set(saved) != set(own):
+            if set(saved) - {"initial_lr"} != set(own) - {"initial_lr"}:     # (a scheduler's, as in torch)
                 raise KeyError(f"state_dict hyper-parameters {sorted(set(saved) - {'params'})} do not match "
                                f"{type(self).__name__}'s {sorted(set(own) - {'params'})}")
             new_groups.append({k: v for k, v in saved.items() if k != "params"})
@@ -202,6 +219,7 @@ class Optimizer:
                     entry[key] = arr
             new_state[i] = entry
         for own, values in zip(self.param_groups, new_groups):
+            own.pop("initial_lr", None)                 # the saved groups' own, or none, as torch's load does
             own.update(values)
         self.state = new_state
 

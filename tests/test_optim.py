@@ -205,6 +205,52 @@ def test_params_value_errors():
         SGD([p]).lr = -1.0
 
 
+@pytest.mark.parametrize("cls", [SGD, Adam, AdamW, RMSprop])
+def test_a_parameter_without_grad_is_skipped_and_a_bad_grad_changes_nothing(cls):
+    kw = dict(lr=0.1, momentum=0.9) if cls is SGD else dict(lr=0.1)
+    p, q = Parameter(np.ones(3)), Parameter(np.ones((2, 3)))
+    opt = cls([p, q], **kw)
+    for s in range(3):                                  # q has a grad every other step, as torch allows
+        p.grad = np.arange(3.0) + s
+        q.grad = None if s % 2 else np.full((2, 3), 1.0 + s)
+        before = q.data.copy()
+        opt.step()
+        assert (q.data == before).all() if s % 2 else (q.data != before).all()
+    if cls is not SGD:
+        assert opt.state[0]["step"] == 3 and opt.state[1]["step"] == 2
+    q.grad = None
+    opt.zero_grad()                                     # leaves a None grad None
+    assert q.grad is None and not p.grad.any()
+    saved = [p.data.copy(), q.data.copy()], opt.state_dict()
+    p.grad = np.ones(3)
+    for bad, match in ((np.ones(3), "shape \\(2, 3\\), got an array of shape \\(3,\\)"),
+                       (np.ones((2, 3), int), "dtype int64"), ([[1.0] * 3] * 2, "got list")):
+        q.grad = bad
+        with pytest.raises(ValueError, match="the .grad of parameter 1 must be None or a floating-point array of"):
+            opt.step()
+        with pytest.raises(ValueError, match=match):
+            opt.step()
+        assert (p.data == saved[0][0]).all() and (q.data == saved[0][1]).all()      # p, before q, untouched
+        assert str(opt.state_dict()) == str(saved[1])
+
+
+def test_a_parameter_without_grad_is_skipped_as_torch_skips_it():
+    torch = pytest.importorskip("torch")
+    for cls, kw in ((SGD, dict(lr=0.1, momentum=0.9, weight_decay=0.01)), (Adam, dict(lr=0.1, amsgrad=True)),
+                    (AdamW, dict(lr=0.1)), (RMSprop, dict(lr=0.1, momentum=0.5))):
+        ps = [Parameter(np.ones(3)), Parameter(np.ones(3))]
+        ts = [torch.ones(3, dtype=torch.float64, requires_grad=True) for _ in range(2)]
+        opt, topt = cls(ps, **kw), getattr(torch.optim, cls.__name__)(ts, **kw)
+        for s in range(4):
+            for k, (p, t) in enumerate(zip(ps, ts)):
+                g = None if k == 1 and s % 2 else np.arange(3.0) + s + k
+                p.grad, t.grad = g, None if g is None else torch.from_numpy(g.copy())
+            opt.step()
+            topt.step()
+        for p, t in zip(ps, ts):
+            np.testing.assert_allclose(p.data, t.detach().numpy(), rtol=1e-14, err_msg=cls.__name__)
+
+
 # ---- schedules --------------------------------------------------------------------------------
 @pytest.mark.parametrize("step_size, gamma", [(1, 0.5), (3, 0.1), (4, 0.9)])
 def test_step_lr_matches_torch(step_size, gamma):
@@ -241,6 +287,36 @@ def test_cosine_annealing_matches_torch_through_two_periods(T_max, eta_min):
     assert sched.get_last_lr() == pytest.approx([0.0], abs=1e-17)      # annealed to eta_min at T_max
     with pytest.raises(ValueError, match="T_max"):
         CosineAnnealingLR(opt, 0)
+
+
+def test_a_later_scheduler_anneals_from_the_first_ones_initial_lr_as_torch():
+    """torch records each group's "initial_lr" with the first scheduler (not ReduceLROnPlateau), and a later
+    scheduler on the same optimizer takes it as its base, not the rate the first one (or the user) left."""
+    torch = pytest.importorskip("torch")
+    opt = SGD(_params(), lr=0.1)
+    topt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+    plateau, tplateau = ReduceLROnPlateau(opt, patience=0), torch.optim.lr_scheduler.ReduceLROnPlateau(topt, patience=0)
+    for metric in (1.0, 2.0, 3.0):
+        plateau.step(metric)
+        tplateau.step(metric)
+    first, tfirst = StepLR(opt, 1, 0.5), torch.optim.lr_scheduler.StepLR(topt, 1, 0.5)
+    for _ in range(3):
+        first.step()
+        tfirst.step()
+    opt.lr = topt.param_groups[0]["lr"] = 0.004                       # and a rate set by hand
+    later = CosineAnnealingLR(opt, 2)
+    tlater = torch.optim.lr_scheduler.CosineAnnealingLR(topt, 2)
+    assert later.base_lrs == tlater.base_lrs and later.get_last_lr() == tlater.get_last_lr()
+    for t in range(6):
+        topt.step()
+        later.step()
+        tlater.step()
+        assert later.get_last_lr() == pytest.approx(tlater.get_last_lr(), rel=1e-15, abs=1e-17), t
+    assert opt.state_dict()["param_groups"][0]["initial_lr"] == topt.state_dict()["param_groups"][0]["initial_lr"]
+    fresh = SGD(_params(), lr=0.1)
+    fresh.load_state_dict(opt.state_dict())                            # a group with initial_lr loads into one without
+    initial = opt.param_groups[0]["initial_lr"]                        # 0.001: the plateau's two cuts came first
+    assert fresh.param_groups[0]["initial_lr"] == initial and CosineAnnealingLR(fresh, 2).base_lrs == [initial]
 
 
 # metric sequences with improvements, plateaus and noise below the threshold

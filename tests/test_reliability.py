@@ -326,6 +326,47 @@ def test_unusual_input_memory_matches_contiguous_float64(cell, bidirectional):
         np.testing.assert_array_equal(a, s)
 
 
+class _ForeignBuffer:
+    """Memory numpy views without copying and does not own, as it does a torch tensor's."""
+
+    def __init__(self, a):
+        self._a = a
+        self.__array_interface__ = a.__array_interface__
+
+
+@param_cell
+@pytest.mark.parametrize("form", ["ndarray", "memoryview", "array_interface", "torch"])
+def test_inputs_changed_between_forward_and_backward_leave_the_forwards_gradients(cell, form):
+    """backward computes the gradient of the forward that ran, whatever memory the caller passed it and
+    changed afterwards (torch raises when a saved tensor was changed; the layers keep their own copy)."""
+    wrap = {"ndarray": lambda a: a, "memoryview": memoryview, "array_interface": _ForeignBuffer}.get(form)
+    if form == "torch":
+        wrap = pytest.importorskip("torch").from_numpy
+    rng = np.random.default_rng(0)
+    x, h0, dout = rng.standard_normal((5, 2, 3)), rng.standard_normal((1, 2, 4)), rng.standard_normal((5, 2, 4))
+    layer = make_layer(cell, 3, 4, dtype="float64", seed=0)
+    linear = rnnfast.Linear(3, 4, dtype="float64", seed=0)
+
+    def gradients(x_in, h_in, change):
+        layer.zero_grad()
+        linear.zero_grad()
+        layer(x_in, (h_in, h_in) if is_lstm(cell) else h_in)
+        linear(x_in)
+        change()
+        layer.backward(dout)
+        linear.backward(dout)
+        return [p.grad.copy() for p in layer.parameters() + linear.parameters()]
+
+    expected = gradients(x.copy(), h0.copy(), lambda: None)
+    xa, ha = x.copy(), h0.copy()
+
+    def change():
+        xa[...] = 100.0
+        ha[...] = 5.0
+    for got, want in zip(gradients(wrap(xa), wrap(ha), change), expected):
+        np.testing.assert_array_equal(got, want)
+
+
 @param_cell
 def test_step_inputs_in_any_memory(cell):
     layer = make_layer(cell, 3, 2, num_layers=2, dtype="float64", seed=1)

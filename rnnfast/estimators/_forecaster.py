@@ -34,7 +34,7 @@ from ._base import _CELLS, _copy_weights, _optimizer, _recurrent_weight_spec
 from ._compat import BaseEstimator, NotFittedError, RegressorMixin
 from ._data import (_check_X, _finite_or_raise, _input_scaling, _jittered, _make_rng, _mean_and_scale, _r2,
                     _Sequences, _standardized)
-from ._training import _planned_epochs, _Progress
+from ._training import _planned_epochs, _Progress, _restart_lr
 
 _OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 _PREDICT_CHUNK = 1024        # windows per encoder–decoder pass at inference
@@ -282,7 +282,7 @@ class SequenceForecaster(RegressorMixin, BaseEstimator):
             self._optimizer = _optimizer(self.model_.parameters(), p)
             self._rng = getattr(self, "_rng", None) or _make_rng(self.random_state)
         rng, model, opt = self._rng, self.model_, self._optimizer
-        opt.lr = p["lr"]
+        _restart_lr(opt, p["lr"])
         dtype = model.dtype
         x = self._encoder_inputs(seqs).astype(dtype)                                # (T, n, I)
         t_scaled = t if self.target_mean_ is None else _standardized(t, self.target_mean_, self.target_scale_)

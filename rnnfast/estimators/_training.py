@@ -88,6 +88,14 @@ class _Progress:
             self.bar.close()
 
 
+def _restart_lr(opt: optim.Optimizer, lr: float) -> None:
+    """Each call's schedule starts from ``lr``: set it, and drop the "initial_lr" an earlier call's schedule
+    recorded (a scheduler takes its base from there, as torch's does)."""
+    opt.lr = lr
+    for group in opt.param_groups:
+        group.pop("initial_lr", None)
+
+
 class _Interrupted(Exception):
     """A KeyboardInterrupt during fit, carried to where the estimator's state is settled."""
 
@@ -167,7 +175,7 @@ class _TrainingLoop:
         # data-parallel: rank 0's initial weights everywhere, and the gradients in one flat buffer
         dp = None if comm is None else distributed.DataParallel(params, comm)
         opt = self._optimizer
-        opt.lr = p["lr"]
+        _restart_lr(opt, p["lr"])
         engine = Engine(self.model_, None, opt, p["clip_norm"], dp, check_finite=True)
 
         batches = math.ceil(len(train_idx) / p["batch_size"])          # per epoch
