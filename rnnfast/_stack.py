@@ -226,6 +226,8 @@ class _Recurrent(Module):
         self._check_parameters()
         packed_in = isinstance(x, PackedSequence)
         if packed_in:
+            if lengths is not None:
+                raise ValueError("lengths must be None with a PackedSequence x, whose batch_sizes give the lengths")
             layout, rows_in = self._check_packed(x)
             T, B = layout.T, layout.B
         else:
@@ -308,7 +310,8 @@ class _Recurrent(Module):
     def _packed_layout(self, lens: Any, packed: Optional[PackedSequence] = None) -> Layout:
         """The packed layout of these lengths (B,), or of a PackedSequence; the last one is kept, for batches of
         the same lengths again."""
-        key = (("packed", np.asarray(packed.batch_sizes).tobytes(), np.asarray(packed.sorted_indices).tobytes())
+        key = (("packed",) + tuple(None if a is None else np.asarray(a).tobytes()
+                                   for a in (packed.batch_sizes, packed.sorted_indices, packed.unsorted_indices))
                if packed is not None else np.asarray(lens, np.int64).tobytes())
         kept = self._workspace.get("layout")
         if kept is None or kept[0] != key:

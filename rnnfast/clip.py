@@ -30,9 +30,13 @@ def clip_grad_norm_(parameters: Parameter | Iterable[Parameter], max_norm: float
     ``error_if_nonfinite=True`` a NaN or infinite total norm raises ``RuntimeError`` before any gradient
     changes; otherwise the gradients are scaled by the (NaN or zero) coefficient, as torch does.
     """
-    params = check_parameters("parameters", parameters, allow_single=True)
+    params = _with_grads(parameters)
     max_norm = check_nonnegative("max_norm", max_norm)
-    norm_type = check_real("norm_type", float(norm_type))  # float() accepts "inf" as torch does
+    try:
+        norm_type = float(norm_type)            # accepts "inf", as torch does
+    except (TypeError, ValueError):
+        raise ValueError(f"norm_type must be a real number or 'inf', got {norm_type!r}") from None
+    norm_type = check_real("norm_type", norm_type)
     if norm_type == 2:
         total = _two_norm(params)
     else:  # no BLAS here (a 2-norm would be a BLAS dot): max |g| for inf, else (Σ |g|^p)^(1/p)
@@ -49,6 +53,17 @@ def clip_grad_norm_(parameters: Parameter | Iterable[Parameter], max_norm: float
         for p in params:
             p.grad *= coef
     return total
+
+
+def _with_grads(parameters: Parameter | Iterable[Parameter]) -> list[Parameter]:
+    """The parameters that have a ``.grad`` (torch skips one that is None), each of its parameter's shape."""
+    params = [p for p in check_parameters("parameters", parameters, allow_single=True) if p.grad is not None]
+    for p in params:
+        if not isinstance(p.grad, np.ndarray) or p.grad.shape != p.data.shape or p.grad.dtype not in _LARGEST:
+            raise ValueError(f"parameters: a .grad must be None or a float32 or float64 array of its parameter's "
+                             f"shape {p.data.shape}, got {type(p.grad).__name__} "
+                             f"{getattr(p.grad, 'shape', '')} {getattr(p.grad, 'dtype', '')}".rstrip())
+    return params
 
 
 def _two_norm(params: list[Parameter]) -> float:
@@ -69,7 +84,7 @@ _LARGEST = {np.dtype(t): float(np.finfo(t).max) for t in (np.float32, np.float64
 
 def clip_grad_value_(parameters: Parameter | Iterable[Parameter], clip_value: float) -> None:
     """Clamp every gradient entry into ``[-clip_value, clip_value]``, in place."""
-    params = check_parameters("parameters", parameters, allow_single=True)
+    params = _with_grads(parameters)
     c = check_nonnegative("clip_value", clip_value)
     for p in params:
         np.clip(p.grad, -c, c, out=p.grad)

@@ -163,6 +163,8 @@ def _write_atomically(path: str, members: dict[str, Any]) -> None:
     directory = os.path.dirname(os.path.abspath(target))
     if not os.path.isdir(directory):
         raise FileNotFoundError(f"cannot save to {path!r}: there is no folder {directory!r}")
+    if os.path.isdir(target):
+        raise IsADirectoryError(f"cannot save to {path!r}: it is a folder; give a file name in it")
     try:
         mode: int | None = stat.S_IMODE(os.stat(target).st_mode)     # replacing a file keeps its mode
     except FileNotFoundError:

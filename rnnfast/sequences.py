@@ -19,12 +19,12 @@ A layer given ``lengths=`` packs internally, so both cost what the real steps co
 """
 from __future__ import annotations
 
-from typing import Any, Iterable, List, NamedTuple, Tuple
+from typing import Any, Iterable, List, NamedTuple, Optional, Tuple
 
 import numpy as np
 
 from ._layout import Layout
-from ._validation import check_lengths
+from ._validation import check_int, check_lengths
 
 __all__ = ["pad_sequences", "unpad_sequences", "sequence_mask", "PackedSequence", "pack_sequences", "unpack"]
 
@@ -139,16 +139,17 @@ class PackedSequence(NamedTuple):
         in decreasing order of length, then step t + 1's.
     batch_sizes : ndarray (T_max,) int64
         Sequences running at each step, non-increasing.
-    sorted_indices : ndarray (B,) int64
-        The original index of the i-th longest sequence (ties keep their order).
-    unsorted_indices : ndarray (B,) int64
-        Its inverse: where sequence b sits in the sorted order.
+    sorted_indices : ndarray (B,) int64, or None
+        The original index of the i-th longest sequence (ties keep their order); None, as torch reads it,
+        when the batch is in that order already.
+    unsorted_indices : ndarray (B,) int64, or None
+        Its inverse: where sequence b sits in the sorted order (checked against it when given).
     """
 
     data: np.ndarray
     batch_sizes: np.ndarray
-    sorted_indices: np.ndarray
-    unsorted_indices: np.ndarray
+    sorted_indices: Optional[np.ndarray]
+    unsorted_indices: Optional[np.ndarray]
 
     def layout(self) -> Layout:
         """The kernels' packed layout of this batch (checked)."""
@@ -156,9 +157,15 @@ class PackedSequence(NamedTuple):
         if bs.ndim != 1 or bs.dtype.kind not in "iu" or (bs.size and (bs.min() < 1 or np.any(np.diff(bs) > 0))):
             raise ValueError("batch_sizes must be a 1-D integer array, non-increasing, each >= 1")
         B = int(bs[0]) if bs.size else 0
-        order = np.asarray(self.sorted_indices)
+        # None: the batch is in sorted order already, as torch reads it (enforce_sorted=True leaves both None)
+        order = np.arange(B) if self.sorted_indices is None else np.asarray(self.sorted_indices)
         if order.shape != (B,) or order.dtype.kind not in "iu" or not np.array_equal(np.sort(order), np.arange(B)):
-            raise ValueError(f"sorted_indices must be a permutation of range(B = {B})")
+            raise ValueError(f"sorted_indices must be None or a permutation of range(B = {B})")
+        if self.unsorted_indices is not None:
+            inverse = np.asarray(self.unsorted_indices)
+            if inverse.shape != (B,) or inverse.dtype.kind not in "iu" or not np.array_equal(order[inverse],
+                                                                                          np.arange(B)):
+                raise ValueError("unsorted_indices must be None or the inverse permutation of sorted_indices")
         sorted_lengths = (bs[None, :] > np.arange(B)[:, None]).sum(axis=1)    # (B,)
         lengths = np.empty(B, np.int64)
         lengths[order] = sorted_lengths
@@ -205,7 +212,7 @@ def unpack(packed: PackedSequence, batch_first: bool = False, padding_value: flo
     data = np.asarray(packed.data)
     if data.shape[0] != layout.rows:
         raise ValueError(f"packed.data must have sum(batch_sizes) = {layout.rows} rows, got {data.shape[0]}")
-    T = layout.T if total_length is None else int(total_length)
+    T = layout.T if total_length is None else check_int("total_length", total_length, 0)
     if T < layout.T:
         raise ValueError(f"total_length = {T} is shorter than the longest sequence ({layout.T})")
     padded = np.full((T * layout.B,) + data.shape[1:], padding_value, dtype=data.dtype)

@@ -105,3 +105,22 @@ def test_empty_and_errors():
         clip_grad_value_(p, -1.0)
     with pytest.raises(ValueError, match="norm_type"):
         clip_grad_norm_(p, 1.0, norm_type=float("nan"))
+
+
+def test_a_parameter_without_grad_is_skipped_and_bad_grads_or_norm_types_are_refused():
+    p, q = Parameter(np.ones(4)), Parameter(np.ones(3))
+    p.grad, q.grad = np.full(4, 3.0), None                     # torch skips a None grad
+    assert clip_grad_norm_([p, q], 1.0) == 6.0 and q.grad is None
+    np.testing.assert_allclose(p.grad, 3.0 / (6.0 + 1e-6))
+    clip_grad_value_([p, q], 0.1)
+    assert q.grad is None and (p.grad == 0.1).all()
+    for bad, match in ((np.ones(2), r"shape \(3,\), got ndarray \(2,\) float64"), ([1.0, 2.0, 3.0], "got list"),
+                       (np.ones(3, np.float16), "float32 or float64 array")):
+        q.grad = bad
+        for clip in (lambda: clip_grad_norm_([p, q], 1.0), lambda: clip_grad_value_([p, q], 1.0)):
+            with pytest.raises(ValueError, match=match):
+                clip()
+    q.grad = np.ones(3)
+    for bad in ("two", None, [2]):
+        with pytest.raises(ValueError, match="norm_type must be a real number or 'inf'"):
+            clip_grad_norm_([p, q], 1.0, norm_type=bad)

@@ -901,6 +901,8 @@ def test_warm_start_and_partial_fit_refuse_parameters_the_model_was_not_built_wi
         assert all(np.array_equal(v, weights(est)[k]) for k, v in before.items())
     est = SequenceClassifier(warm_start=True, max_updates=4, **FAST).fit(X, y)
     est.set_params(n_threads=2, lr=0.01, input_noise=0.0, window=est.window_).fit(X, y)   # these may change
+    with pytest.raises(ValueError, match="n_threads must be >= 1"):
+        est.set_params(n_threads=0).predict(X)
 
 
 # ------------------------------------------------------------------------------------ long series

@@ -461,6 +461,10 @@ def test_save_honours_the_umask_and_keeps_a_replaced_files_mode(tmp_path, classi
 def test_save_into_a_missing_folder_names_the_folder(tmp_path, classifier):
     with pytest.raises(FileNotFoundError, match="no folder"):
         classifier.save(tmp_path / "nope" / "m.npz")
+    for folder in (tmp_path, f"{tmp_path}{os.sep}"):
+        with pytest.raises(IsADirectoryError, match="it is a folder"):
+            classifier.save(folder)
+    assert os.listdir(tmp_path) == []
 
 
 @pytest.mark.parametrize("labels, class_weight", [(np.arange(24) % 2, {0: 1.0, 1: 3.0}),

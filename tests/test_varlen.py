@@ -347,5 +347,32 @@ def test_bad_packed_sequences():
         layer.backward(np.zeros((7, 4)))
     with pytest.raises(TypeError, match="packed"):
         rnnfast.unpack(np.zeros((3, 2)))
+    with pytest.raises(TypeError, match="total_length must be an integer"):
+        rnnfast.unpack(good, total_length=7.9)
     with pytest.raises(ValueError, match="lengths"):
         rnnfast.pack_sequences(np.zeros((4, 3, 2)), [5, 2, 1])
+    with pytest.raises(ValueError, match="lengths must be None with a PackedSequence"):
+        layer(good, lengths=[4, 2, 1])
+    shuffled = rnnfast.pack_sequences(np.zeros((4, 3, 2)), [1, 4, 2])
+    layer(shuffled)
+    with pytest.raises(ValueError, match="unsorted_indices must be None or the inverse"):
+        layer(shuffled._replace(unsorted_indices=shuffled.sorted_indices))     # checked on every call
+    layer(shuffled._replace(unsorted_indices=None))
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_a_batch_in_sorted_order_needs_no_indices_as_torchs(cell):
+    """torch's pack_padded_sequence(enforce_sorted=True) leaves sorted_indices and unsorted_indices None."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((5, 3, 2))
+    layer = make_layer(cell, 2, 3, dtype="float64", seed=0)
+    packed = rnnfast.pack_sequences(x, [5, 3, 2])
+    assert packed.sorted_indices.tolist() == [0, 1, 2]
+    want = layer(packed)[0].data.copy()
+    got = layer(packed._replace(sorted_indices=None, unsorted_indices=None))[0].data
+    np.testing.assert_array_equal(got, want)
+    torch = pytest.importorskip("torch")
+    tpacked = torch.nn.utils.rnn.pack_padded_sequence(torch.from_numpy(x), [5, 3, 2], enforce_sorted=True)
+    assert tpacked.sorted_indices is None
+    ours = rnnfast.PackedSequence(*(None if a is None else a.numpy() for a in tpacked))
+    np.testing.assert_array_equal(layer(ours)[0].data, want)

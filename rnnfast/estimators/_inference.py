@@ -202,7 +202,8 @@ class _Inference:
         assert head.bias is not None                                                # _make_layers: bias=True
         b = head.bias.data.astype(np.float64)
         parts = []
-        with thread_limit(self.n_threads), no_grad():                      # the inference forward: nothing kept
+        n_threads = None if self.n_threads is None else check_int("n_threads", self.n_threads, 1)
+        with thread_limit(n_threads), no_grad():                           # the inference forward: nothing kept
             for start in range(0, len(idx), _PREDICT_CHUNK):
                 rows = idx[start:start + _PREDICT_CHUNK]
                 lengths = None if seqs.lengths is None else seqs.lengths[rows]
