@@ -299,10 +299,12 @@ class Linear(Module):
         if self._x is None:
             if self._no_grad:
                 raise no_backward_error()
-            raise ValueError("backward needs a forward first: call the layer on an input, then backward")
+            raise ValueError("backward needs a forward first (and runs once per forward, as the recurrent "
+                             "layers' does): call the layer on an input, then backward")
         x = self._x
         d = as_real_array("dy", dy, self.dtype)
         check_shape("dy", d, x.shape[:-1] + (self.out_features,), "(..., out_features)")
+        self._x = None                                                  # once per forward: a second would add twice
         d2 = np.ascontiguousarray(d.reshape(-1, self.out_features))    # (N, out)
         dx = self._workspace.returned("dx", (d2.shape[0], self.in_features), self.dtype)   # (N, in)
         grad = self.weight.grad                                         # (out, in) accumulated in place

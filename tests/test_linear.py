@@ -125,6 +125,14 @@ def test_backward_accumulates_and_zero_grad():
         assert_close(p.grad, g1[name] + g2[name], np.float64, name)
     lin.zero_grad()
     assert all(not np.any(p.grad) for p in lin.parameters())
+    lin(x1)
+    with pytest.raises(ValueError, match="dy"):
+        lin.backward(dy2)                                       # a wrong dy keeps the forward for a retry
+    lin.backward(dy1)
+    with pytest.raises(ValueError, match="runs once per forward"):
+        lin.backward(dy1)                                       # as the recurrent layers: it would add twice
+    for name, p in lin.named_parameters():
+        assert_close(p.grad, g1[name], np.float64, name)
 
 
 @param_dtype
