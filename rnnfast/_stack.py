@@ -189,8 +189,8 @@ class _Recurrent(Module):
     def _to_user_layout(self, arr: np.ndarray) -> np.ndarray:
         return arr.transpose(1, 0, 2) if self.batch_first else arr
 
-    def _split_hx(self, hx: Any) -> Tuple[Any, Any]:
-        """(h0, c0) from the user's hx; Elman and GRU have no c0."""
+    def _split_hx(self, hx: Any, name: str = "hx") -> Tuple[Any, Any]:
+        """(h0, c0) from the user's hx (the argument ``name``); Elman and GRU have no c0."""
         return hx, None
 
     def _split_dstate(self, dstate: Any) -> Tuple[Any, Any]:
@@ -457,9 +457,9 @@ class _Recurrent(Module):
         if not ready:
             arr = np.ascontiguousarray(arr, dtype=self.dtype)
         lstm = self._lstm
-        h_in, c_in = self._split_hx(state)
-        h = self._check_state("h0", h_in, B)                        # (L, B, H)
-        c = self._check_state("c0", c_in, B) if lstm else None
+        h_in, c_in = self._split_hx(state, "state")
+        h = self._check_state("state[0]" if lstm else "state", h_in, B)    # (L, B, H)
+        c = self._check_state("state[1]", c_in, B) if lstm else None
         h_new = np.empty((L, B, H), self.dtype)
         c_new = np.empty((L, B, H), self.dtype) if lstm else None
         layer_in = arr

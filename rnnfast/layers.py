@@ -153,8 +153,8 @@ class LSTM(_Recurrent):
                             f"got {type(value).__name__}")
         return value[0], value[1]
 
-    def _split_hx(self, hx: Any) -> Tuple[Any, Any]:
-        return self._pair("hx", hx)
+    def _split_hx(self, hx: Any, name: str = "hx") -> Tuple[Any, Any]:
+        return self._pair(name, hx)
 
     def _split_dstate(self, dstate: Any) -> Tuple[Any, Any]:
         return self._pair("dstate (dh_n, dc_n)", dstate)

@@ -524,3 +524,18 @@ def test_sequences_arguments():
     with pytest.raises(ValueError, match="max_len"):
         rnnfast.sequence_mask(np.zeros(0, int), max_len=-1)
     assert rnnfast.sequence_mask(np.zeros(0, int), max_len=3).shape == (3, 0)
+
+
+@param_cell
+def test_step_errors_name_its_state_argument(cell):
+    layer = make_layer(cell, 3, 4)
+    x_t = np.zeros((2, 3))
+    bad = np.zeros((1, 2, 5))
+    name = r"state\[0\]" if is_lstm(cell) else "state"
+    with pytest.raises(ValueError, match=f"^{name} must have shape"):
+        layer.step(x_t, (bad, np.zeros((1, 2, 4))) if is_lstm(cell) else bad)
+    if is_lstm(cell):
+        with pytest.raises(ValueError, match=r"^state\[1\] must have shape"):
+            layer.step(x_t, (np.zeros((1, 2, 4)), bad))
+        with pytest.raises(TypeError, match="^state must be a tuple"):
+            layer.step(x_t, bad)
