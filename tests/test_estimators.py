@@ -438,6 +438,8 @@ def test_bad_inputs_raise_value_errors(Estimator):
             est.fit(Xb, y)
         with pytest.raises(ValueError, match=what):
             est.fit([x for x in Xb[:, :4]] + [X[0, :2]], y)          # in a ragged list too
+    with pytest.raises(ValueError, match="X\\[1\\] has 3 features per step, but X\\[0\\] has 2"):
+        est.fit([X[0], np.zeros((4, 3))] + list(X[2:]), y)
     with pytest.raises(ValueError, match="Reshape your data"):
         est.fit(X[0, :, 0], y[:5])
     with pytest.raises(ValueError, match="2-D .* or 3-D"):

@@ -122,6 +122,9 @@ def _check_ragged(X: Any, dtype: np.dtype) -> _Sequences:
         if arr.shape[1] == 0:
             raise ValueError(f"Found array with 0 feature(s) (shape={arr.shape}) while a minimum of 1 is "
                              f"required (X[{i}]).")
+        if seqs and arr.shape[1] != seqs[0].shape[1]:
+            raise ValueError(f"X[{i}] has {arr.shape[1]} features per step, but X[0] has {seqs[0].shape[1]}: "
+                             f"every sequence needs the same features")
         arr = arr.astype(dtype, copy=False)
         _finite_or_raise(arr, f"X[{i}]")
         seqs.append(arr)
