@@ -118,6 +118,30 @@ def test_partial_fit_and_warm_start_continue_one_long_fit_bit_for_bit():
     assert cold.n_iter_ == 1 and cold.loss_curve_ == long.loss_curve_[:1]
 
 
+def test_a_failed_call_leaves_the_forecaster_as_it_was():
+    """A diverged warm start leaves the weights, the optimizer's state and the random stream as they were: the
+    next call trains as if it never ran. A fresh fit that fails leaves no model; changed sizes are refused."""
+    X, y = sine_windows(n_series=40, h=5)
+    kw = dict(horizon=5, hidden_size=6, max_epochs=1, warm_start=True, early_stopping=False, n_threads=1,
+              random_state=2)
+    ref = rnnfast.SequenceForecaster(**kw).fit(X, y).fit(X, y)
+    f = rnnfast.SequenceForecaster(**kw).fit(X, y)
+    attrs, pred = dict(f.__dict__), f.predict(X)
+    with pytest.raises(FloatingPointError, match="left as it was"):
+        f.set_params(lr=1e30).fit(X, y)
+    assert f.__dict__.keys() == attrs.keys() and f.model_ is attrs["model_"]
+    np.testing.assert_array_equal(f.predict(X), pred)
+    f.set_params(lr=ref.lr).fit(X, y)
+    assert f.loss_curve_ == ref.loss_curve_
+    np.testing.assert_array_equal(f.predict(X), ref.predict(X))
+    with pytest.raises(ValueError, match="hidden_size=8 \\(fitted with 6\\), horizon=3 \\(fitted with 5\\)"):
+        f.set_params(hidden_size=8, horizon=3).fit(X, y[:, :3])
+    fresh = rnnfast.SequenceForecaster(**{**kw, "lr": 1e30})
+    with pytest.raises(FloatingPointError):
+        fresh.fit(X, y)
+    assert not hasattr(fresh, "model_") and not hasattr(fresh, "loss_curve_")
+
+
 def test_warm_start_with_early_stopping_counts_epochs_over_every_call():
     X, y = sine_windows(n_series=60, h=5)
     f = rnnfast.SequenceForecaster(horizon=5, hidden_size=6, max_epochs=2, warm_start=True, random_state=0).fit(X, y)

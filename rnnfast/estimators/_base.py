@@ -83,6 +83,39 @@ def _copy_weights(own: dict[str, Any], weights: dict[str, np.ndarray]) -> None:
         param.data[...] = arrays[name]
 
 
+class _FitSnapshot:
+    """An estimator as it was before a call of fit or partial_fit, to put back when the call fails: its
+    attributes and, when the call continues a model in place, the weights, the optimizer's state and the
+    random stream. ``params()`` gives the model's parameters by name (``_copy_weights``' ``own``)."""
+
+    def __init__(self, est: Any, continuing: bool, params: Any) -> None:
+        self.attrs = dict(est.__dict__)
+        self.params = params
+        self.weights = {name: q.data.copy() for name, q in params().items()} if continuing else None
+        opt, rng = getattr(est, "_optimizer", None), getattr(est, "_rng", None)
+        self.optimizer = opt.state_dict() if continuing and opt is not None else None
+        self.rng = rng.bit_generator.state if continuing and rng is not None else None
+
+    def restore(self, est: Any) -> None:
+        est.__dict__.clear()
+        est.__dict__.update(self.attrs)
+        if self.weights is not None:                # trained in place: the weights, optimizer and stream it had
+            _copy_weights(self.params(), self.weights)
+            if self.optimizer is not None:
+                est._optimizer.load_state_dict(self.optimizer)
+            if self.rng is not None:
+                est._rng.bit_generator.state = self.rng
+
+
+def _check_unchanged(fitted: dict[str, Any], now: dict[str, Any]) -> None:
+    """Raise ValueError naming each parameter whose value ``now`` differs from the ``fitted`` model's, for a
+    warm start or ``partial_fit``, which continue that model."""
+    changed = [f"{k}={now[k]!r} (fitted with {fitted[k]!r})" for k in fitted if now[k] != fitted[k]]
+    if changed:
+        raise ValueError(f"warm_start and partial_fit continue the fitted model, which these parameters no "
+                         f"longer describe: {', '.join(changed)}; fit with warm_start=False to build a new one")
+
+
 def _check_max_updates(value: Any) -> Any:
     """``max_updates``: "auto", None or an integer >= 1."""
     if value is None or isinstance(value, str) and check_choice("max_updates", value, ("auto",)):
@@ -322,16 +355,12 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
         p = self._checked_params()
         continuing = (partial or p["warm_start"]) and hasattr(self, "model_")
         if continuing:
-            self._check_unchanged(p)
+            _check_unchanged(self._fixed_at_fit(p, fitted=True), self._fixed_at_fit(p, fitted=False))
         seqs = _check_X(X, p["dtype"] if not continuing else self.rnn_.dtype)
         # The estimator as it was: a fit that fails or is interrupted before one epoch is complete leaves it so
         # (but for a divergence in training: the model then keeps the weights from before the update that broke
         # them, as its error says).
-        previous = dict(self.__dict__)
-        weights_before = self._get_weights() if continuing else None
-        optimizer_before = (self._optimizer.state_dict()
-                            if continuing and getattr(self, "_optimizer", None) is not None else None)
-        rng_before = self._rng.bit_generator.state if continuing and getattr(self, "_rng", None) else None
+        snapshot = _FitSnapshot(self, continuing, lambda: _weight_names(self.model_, lambda q: q))
         training = False
         try:
             sw = self._check_sample_weight(sample_weight, seqs.n)
@@ -357,14 +386,8 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
         except BaseException as exc:
             if training and isinstance(exc, FloatingPointError):
                 raise
-            self.__dict__.clear()
-            self.__dict__.update(previous)
-            if weights_before is not None:     # trained in place: the weights, optimizer and stream it had
-                _copy_weights(_weight_names(self.model_, lambda q: q), weights_before)
-                if optimizer_before is not None:
-                    self._optimizer.load_state_dict(optimizer_before)
-                if rng_before is not None:
-                    self._rng.bit_generator.state = rng_before
+            snapshot.restore(self)
+            if continuing:
                 self._concurrent_inference()
             if isinstance(exc, _Interrupted):
                 raise KeyboardInterrupt from None
@@ -377,20 +400,14 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
     _FIXED_WHEN_SET = {"window": "window_", "window_span": "window_span_", "derivative": "derivative_",
                        "instance_norm": "instance_norm_"}
 
-    def _check_unchanged(self, p: dict[str, Any]) -> None:
-        """Raise ValueError naming each parameter of the checked ``p`` that differs from the fitted model's,
-        for a warm start or ``partial_fit``."""
-        fitted = {**{k: self._arch[k] for k in self._FIXED_AT_FIT if k in self._arch},
-                  "output": self._output, "dtype": self._arch["dtype"]}
-        now = {**{k: p[k] for k in self._FIXED_AT_FIT}, "output": p["output"], "dtype": p["dtype"].name}
-        changed = [f"{k}={now[k]!r} (fitted with {fitted[k]!r})" for k in fitted if now[k] != fitted[k]]
-        changed += [f"{k}={p[k]!r} (fitted with {getattr(self, attr)!r})"
-                    for k, attr in self._FIXED_WHEN_SET.items()
-                    if p[k] != "auto" and hasattr(self, attr) and p[k] != getattr(self, attr)]
-        if changed:
-            raise ValueError(f"warm_start and partial_fit continue the fitted model, which these parameters no "
-                             f"longer describe: {', '.join(changed)}; fit with warm_start=False to build a new "
-                             f"one")
+    def _fixed_at_fit(self, p: dict[str, Any], fitted: bool) -> dict[str, Any]:
+        """The parameters the fitted model was built from: as fitted, or as the checked ``p`` has them now."""
+        names = [k for k in self._FIXED_AT_FIT if k in self._arch] + ["output", "dtype"]
+        names += [k for k, attr in self._FIXED_WHEN_SET.items() if p[k] != "auto" and hasattr(self, attr)]
+        if fitted:
+            return {k: (self._arch[k] if k in self._arch else self._output if k == "output"
+                        else getattr(self, self._FIXED_WHEN_SET[k])) for k in names}
+        return {k: p[k].name if k == "dtype" else p[k] for k in names}
 
     def _start(self, seqs: _Sequences, p: dict[str, Any], weights: Optional[np.ndarray]) -> _Sequences:
         """Fix what a new model is made of: the input's shape, scaling, window and architecture. Returns the

@@ -112,7 +112,7 @@ def _check_X(X: Any, dtype: np.dtype) -> _Sequences:
 
 
 def _check_ragged(X: Any, dtype: np.dtype) -> _Sequences:
-    seqs = []
+    seqs: list[np.ndarray] = []
     for i, s in enumerate(X):
         arr = _real_array(s, f"X[{i}]")
         if arr.ndim == 1:

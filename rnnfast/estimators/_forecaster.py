@@ -30,7 +30,7 @@ from ..clip import clip_grad_norm_
 from ..losses import mse_loss
 from ..persist import save
 from ..seq2seq import EncoderDecoder
-from ._base import _CELLS, _copy_weights, _optimizer, _recurrent_weight_spec
+from ._base import _CELLS, _check_unchanged, _copy_weights, _FitSnapshot, _optimizer, _recurrent_weight_spec
 from ._compat import BaseEstimator, NotFittedError, RegressorMixin
 from ._data import (_check_X, _finite_or_raise, _input_scaling, _jittered, _make_rng, _mean_and_scale, _r2,
                     _Sequences, _standardized)
@@ -269,6 +269,27 @@ class SequenceForecaster(RegressorMixin, BaseEstimator):
     def _fit(self, X: Any, y: Any, partial: bool) -> "SequenceForecaster":
         p = self._checked_params()
         continuing = (partial or p["warm_start"]) and hasattr(self, "model_")
+        if continuing:
+            _check_unchanged(self._fixed_at_fit(None), self._fixed_at_fit(p))
+        # A call that fails (bad input, a divergence, an interrupt) leaves the estimator as it was.
+        snapshot = _FitSnapshot(self, continuing, lambda: dict(self.model_.named_parameters()))
+        try:
+            return self._fit_call(X, y, partial, p, continuing)
+        except BaseException:
+            snapshot.restore(self)
+            raise
+
+    def _fixed_at_fit(self, p: Optional[dict[str, Any]]) -> dict[str, Any]:
+        """The parameters the fitted model was built from: as fitted (``p`` None), or as ``p`` has them now."""
+        if p is None:
+            a = self._arch
+            return {"cell": a["cell"], "hidden_size": a["hidden_size"], "num_layers": a["num_layers"],
+                    "dropout": a["dropout"], "dtype": a["dtype"], "horizon": self.horizon_,
+                    "scale": self.input_mean_ is not None}
+        return {"cell": _CELLS[self.cell], "hidden_size": p["hidden_size"], "num_layers": p["num_layers"],
+                "dropout": p["dropout"], "dtype": p["dtype"].name, "horizon": p["horizon"], "scale": bool(p["scale"])}
+
+    def _fit_call(self, X: Any, y: Any, partial: bool, p: dict[str, Any], continuing: bool) -> "SequenceForecaster":
         seqs = _check_X(X, np.dtype(np.float64))
         if continuing:
             self._check_X_fitted(seqs)
@@ -325,8 +346,9 @@ class SequenceForecaster(RegressorMixin, BaseEstimator):
                         z = model(xb, fed, src_lengths=lens, start=sb)                  # (h, B, k)
                         loss, dz = mse_loss(z, tb)
                         if not math.isfinite(loss):
-                            raise FloatingPointError(f"training diverged in epoch {epoch} (loss {loss}); lower "
-                                                     f"lr (now {self.lr}) or train in dtype='float64'")
+                            raise FloatingPointError(f"training diverged in epoch {epoch} (loss {loss}); the "
+                                                     f"estimator is left as it was before this call. Lower lr "
+                                                     f"(now {self.lr}) or train in dtype='float64'")
                         opt.zero_grad()
                         model.backward(dz)
                         if p["clip_norm"] is not None:
