@@ -330,6 +330,7 @@ class Sequential(Module):
             raise ValueError("lengths is given but this Sequential has a Jordan layer, which runs every "
                              "sequence T steps (it takes no lengths)")
         y = x
+        self._grad_forward = None       # until every module has run: a forward that raises leaves no backward
         for m in self._modules:
             call: Any = m                                        # every module is callable (its forward)
             takes_lengths = lengths is not None and (_has_recurrent(m) or isinstance(m, Readout))
@@ -355,7 +356,10 @@ class Sequential(Module):
 
         Every module adds its parameters' gradients into their ``.grad`` (as torch accumulates).
         """
-        if not self.__dict__.get("_grad_forward", True):       # before any module adds into a .grad
+        if self.__dict__.get("_grad_forward", True) is None:   # before any module adds into a .grad
+            raise ValueError("backward needs a forward that completed: the last one raised part of the way "
+                             "through the modules, whose caches are then of two different forwards")
+        if not self.__dict__.get("_grad_forward", True):
             raise no_backward_error()
         g = dy
         for m in reversed(self._modules):

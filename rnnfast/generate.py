@@ -20,6 +20,7 @@ occurred as a target.
 """
 from __future__ import annotations
 
+import numbers
 from typing import Any, Callable, Optional
 
 import numpy as np
@@ -85,7 +86,7 @@ def generate(estimator: Any, prime: Any, n_steps: int, *, feedback: Optional[Cal
     """
     if isinstance(n_steps, bool) or not isinstance(n_steps, (int, np.integer)) or n_steps < 0:
         raise ValueError(f"n_steps must be an int >= 0, got {n_steps!r}")
-    if temperature is not None and (isinstance(temperature, bool) or not isinstance(temperature, (int, float))
+    if temperature is not None and (isinstance(temperature, bool) or not isinstance(temperature, numbers.Real)
                                     or not temperature >= 0):
         raise ValueError(f"temperature must be a number >= 0 (or None for a Sequential's values), got "
                          f"{temperature!r}")
@@ -145,7 +146,7 @@ def generate(estimator: Any, prime: Any, n_steps: int, *, feedback: Optional[Cal
         h = np.asarray(h_t, np.float64)
     if classifier:
         return np.array(results, dtype=estimator.classes_.dtype)
-    return _values(results, n_steps)
+    return _values(results, n_steps, estimator.n_outputs_)
 
 
 def _sample(z: np.ndarray, temperature: float, rng: np.random.Generator) -> int:
@@ -168,11 +169,16 @@ def _generate_from_sequential(model: Sequential, prime: Any, n_steps: int, feedb
         if feedback is not None:
             v = feedback(v)
         if ids_in:
+            if np.ndim(v) != 0:
+                raise ValueError(f"prime must be a sequence of token ids for a model that starts with an "
+                                 f"Embedding, got an entry of shape {np.shape(v)}")
             return np.asarray(v).reshape(1)
         if temperature is None or feedback is not None:
             return np.asarray(v, np.float64).reshape(1, -1)
         if width is None:                                  # a token id, fed back one-hot
             raise ValueError("pass a feedback function: the first module's input size is unknown")
+        if np.ndim(v) != 0 or not 0 <= v < width or v != int(v):
+            raise ValueError(f"prime must hold token ids in [0, {width}) (fed back one-hot), got {v!r}")
         one_hot = np.zeros((1, width))
         one_hot[0, int(v)] = 1.0
         return one_hot
@@ -191,10 +197,10 @@ def _generate_from_sequential(model: Sequential, prime: Any, n_steps: int, feedb
         y, state = model.step(to_input(out), state)
     if temperature is not None:
         return np.array(results, dtype=np.int64)
-    return _values(results, n_steps)
+    return _values(results, n_steps, np.asarray(y).size)
 
 
-def _values(results: list, n_steps: int) -> np.ndarray:
-    """Generated values (n_steps, k), or (n_steps,) when k = 1."""
-    values = np.array(results).reshape(n_steps, -1)
+def _values(results: list, n_steps: int, k: int) -> np.ndarray:
+    """Generated values (n_steps, k), or (n_steps,) when k = 1 (k known before any step: n_steps may be 0)."""
+    values = np.array(results, np.float64).reshape(n_steps, k)
     return values[:, 0] if values.shape[1] == 1 else values

@@ -242,6 +242,7 @@ class EncoderDecoder(Module):
         z : ndarray (T, B, output_size)
             Predictions (real) or logits (tokens), in the model's dtype.
         """
+        self._cache = None              # a forward that raises below leaves no backward (the encoder has run)
         state, enc_shape, B = self._encode(src, src_lengths)
         y = self._target(tgt, B)
         if self.target_embedding is not None:

@@ -703,6 +703,22 @@ def test_sequential_backward_checks_dy():
         model.backward(np.zeros((3, 5)))
 
 
+def test_a_forward_that_raises_part_of_the_way_leaves_no_backward():
+    """The modules before the failing one hold the new forward's caches, the rest the old one's: a backward
+    would mix the two, so it raises until a forward completes."""
+    model = rnnfast.Sequential(rnnfast.Linear(2, 3, dtype="float64", seed=0),
+                               rnnfast.LSTM(3, 4, dtype="float64", seed=0), rnnfast.Readout("last"),
+                               rnnfast.Linear(4, 1, dtype="float64", seed=0))
+    x = np.random.default_rng(0).standard_normal((5, 2, 2))
+    y = model(x)
+    with pytest.raises(ValueError, match="lengths"):
+        model(x * 2, lengths=np.array([9, 1]))                 # the LSTM refuses it, after the first Linear ran
+    with pytest.raises(ValueError, match="a forward that completed"):
+        model.backward(np.ones_like(y))
+    model(x)
+    model.backward(np.ones_like(y))
+
+
 # ---- Sequential.step and generate on a Sequential ----------------------------------------------------
 def _token_model(seed=0):
     return rnnfast.Sequential(rnnfast.Embedding(7, 5, dtype="float64", seed=seed),
@@ -766,3 +782,13 @@ def test_generate_values_from_a_sequential_feeds_outputs_back():
     assert ids.shape == (4,) and set(ids.tolist()) <= {0, 1, 2}
     with pytest.raises(ValueError, match="temperature"):
         rnnfast.generate(model, prime, 2, temperature=-1)
+    assert rnnfast.generate(model, prime, 0, temperature=None).shape == (0, 2)             # nothing generated
+    assert rnnfast.generate(onehot, [0, 2], 0, temperature=0).shape == (0,)
+    assert rnnfast.generate(onehot, [0, 2], 2, temperature=np.float32(0.5)).shape == (2,)  # any real number
+    for bad in (-1, 3, 1.5):                                   # one-hot ids outside [0, 3), or not integers
+        with pytest.raises(ValueError, match=r"prime must hold token ids in \[0, 3\)"):
+            rnnfast.generate(onehot, [0, bad], 2, temperature=0)
+    tokens = rnnfast.Sequential(rnnfast.Embedding(3, 4, seed=0), rnnfast.LSTM(4, 4, seed=0),
+                                rnnfast.Readout("sequence"), rnnfast.Linear(4, 3, seed=0))
+    with pytest.raises(ValueError, match="prime must be a sequence of token ids"):
+        rnnfast.generate(tokens, [[1, 2]], 2, temperature=0)

@@ -525,6 +525,7 @@ def test_generate_errors():
     with pytest.raises(ValueError, match="feedback"):                # 1 output cannot feed 2 inputs
         generate(reg, X[0], 3)
     assert generate(reg, X[0], 3, feedback=lambda v: np.r_[v, 0.0]).shape == (3,)
+    assert generate(reg, X[0], 0, feedback=lambda v: np.r_[v, 0.0]).shape == (0,)
     with pytest.raises(ValueError, match="n_steps"):
         generate(reg, X[0], -1, feedback=lambda v: np.r_[v, 0.0])
     with pytest.raises(TypeError):

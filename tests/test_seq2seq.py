@@ -206,6 +206,16 @@ def test_parameters_state_dict_and_pickle():
     np.testing.assert_array_equal(again.beam_search(src, 4, 2)[0], model.beam_search(src, 4, 2)[0])
 
 
+def test_a_forward_that_raises_after_the_encoder_leaves_no_backward():
+    real = make("lstm", "real", "real")
+    z = real(np.zeros((4, 2, 3)), np.zeros((3, 2, 2)))
+    for bad in (dict(tgt=np.zeros((3, 5, 2))), dict(start=np.zeros(5))):
+        with pytest.raises(ValueError, match="tgt" if "tgt" in bad else "start"):
+            real(np.ones((4, 2, 3)), **{"tgt": np.zeros((3, 2, 2)), **bad})
+        with pytest.raises(ValueError, match="backward needs a forward first"):
+            real.backward(np.ones_like(z))
+
+
 def test_bad_arguments_name_themselves():
     real = make("lstm", "real", "real")
     tok = make("lstm", "tokens", "tokens")
