@@ -1,4 +1,7 @@
 """rnnfast: fast, exact recurrent networks (Elman, LSTM, GRU, Jordan) on the CPU, with Cython BPTT kernels."""
+import importlib
+from typing import Any
+
 from . import _kernels  # noqa: F401  (first: a clear error when the kernels are not built; the OpenMP wait policy)
 from . import distributed, losses, optim
 from ._config import show_config
@@ -9,14 +12,12 @@ from ._version import __version__
 from .clip import clip_grad_norm_, clip_grad_value_
 from .compose import Dropout, Embedding, Readout, Sequential
 from .diagnostics import GradcheckError, gradcheck, gradient_norms_through_time
-from .estimators import SequenceClassifier, SequenceForecaster, SequenceRegressor
 from .generate import generate
 from .jordan import Jordan
 from .layers import GRU, LSTM, RNN, Elman, Linear
 from .losses import bce_with_logits, cross_entropy, mse_loss
 from .lr_scheduler import CosineAnnealingLR, ReduceLROnPlateau, StepLR
 from .optim import SGD, Adam, AdamW, RMSprop
-from .persist import load
 from .seq2seq import EncoderDecoder
 from .sequences import PackedSequence, pack_sequences, pad_sequences, sequence_mask, unpack, unpad_sequences
 from .tdnn import TimeDelay
@@ -35,3 +36,22 @@ __all__ = [
     "SequenceClassifier", "SequenceRegressor", "SequenceForecaster", "load", "generate",
     "show_config", "__version__",
 ]
+
+# The estimators import scikit-learn when it is installed (their base classes), which takes a second and loads
+# its own OpenMP runtime: they, and what needs them, are imported when first asked for, so that a program that
+# uses the layers alone does not pay for them (PEP 562).
+_ON_FIRST_USE = {"SequenceClassifier": ".estimators", "SequenceRegressor": ".estimators",
+                 "SequenceForecaster": ".estimators", "estimators": ".estimators", "load": ".persist"}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _ON_FIRST_USE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module = importlib.import_module(_ON_FIRST_USE[name], __name__)
+    value = module if name == "estimators" else getattr(module, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_ON_FIRST_USE))

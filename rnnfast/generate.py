@@ -28,15 +28,14 @@ import numpy as np
 from ._module import no_grad
 from .compose import Sequential
 from .embedding import Embedding
-from .estimators import SequenceClassifier, SequenceRegressor
-from .estimators._data import _check_X, _softmax
+from .losses import _softmax
 
 __all__ = ["generate"]
 
 
 def _default_feedback(est: Any) -> Callable[[Any], np.ndarray]:
     I = est.input_size_
-    if isinstance(est, SequenceRegressor):
+    if not hasattr(est, "classes_"):                     # a SequenceRegressor
         if est.n_outputs_ != I:
             raise ValueError(f"the regressor has {est.n_outputs_} outputs but {I} inputs per step; pass a "
                              f"feedback function mapping an output to the next input")
@@ -93,6 +92,9 @@ def generate(estimator: Any, prime: Any, n_steps: int, *, feedback: Optional[Cal
     if isinstance(estimator, Sequential):
         return _generate_from_sequential(estimator, prime, int(n_steps), feedback, temperature,
                                          np.random.default_rng(random_state))
+    # (the estimators, with scikit-learn, are imported here: rnnfast imports this module for Sequentials too)
+    from .estimators import SequenceClassifier, SequenceRegressor
+    from .estimators._data import _check_X
     if not isinstance(estimator, (SequenceClassifier, SequenceRegressor)):
         raise TypeError(f"estimator must be an rnnfast SequenceClassifier, SequenceRegressor or Sequential, got "
                         f"{type(estimator).__name__}")

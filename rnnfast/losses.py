@@ -113,6 +113,12 @@ def _float_pred_and_target(pred_name: str, pred: Any, target_name: str,
     return p, t.astype(p.dtype, copy=False)
 
 
+def _softmax(z: np.ndarray) -> np.ndarray:
+    """softmax over the last axis (probabilities of logits), shifted by the row's max against overflow."""
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
 def mse_loss(pred: Any, target: Any, mask: Any = None,
              reduction: str = "mean") -> tuple[float | np.ndarray, np.ndarray]:
     """Half squared error ``½ (pred − target)²`` (½ × torch's ``mse_loss``) and its gradient ``pred − target``.

@@ -24,6 +24,7 @@ claims a huge model is refused without allocating it. Every corrupt, truncated o
 """
 from __future__ import annotations
 
+import importlib
 import io
 import json
 import os
@@ -56,6 +57,9 @@ _MALFORMED = (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, str
               NotImplementedError, RuntimeError, SyntaxError, tokenize.TokenError, RecursionError, KeyError)
 
 _REGISTRY: dict[str, Any] = {}
+# rnnfast's own estimators, by the module that registers them: `import rnnfast` leaves it unimported (it imports
+# scikit-learn when that is installed), so load imports it when a file names one of them.
+_BUILT_IN = dict.fromkeys(("SequenceClassifier", "SequenceRegressor", "SequenceForecaster"), "rnnfast.estimators")
 
 
 def register(*classes: type) -> type:
@@ -227,6 +231,8 @@ class _Reader:
         if _META_KEY not in members:
             raise self.fail("it has no metadata")
         meta = self.metadata(members.pop(_META_KEY))
+        if meta["class"] in _BUILT_IN and meta["class"] not in _REGISTRY:
+            importlib.import_module(_BUILT_IN[meta["class"]])        # its import registers it
         cls: Any = _REGISTRY.get(meta["class"])
         if cls is None:
             raise self.fail(f"unknown estimator class {meta['class']!r}")

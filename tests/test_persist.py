@@ -666,3 +666,28 @@ def test_forecaster_files_are_checked_against_the_model_they_describe(tmp_path):
     for i, (edit, match) in enumerate(edits):
         with pytest.raises(ValueError, match=match):
             load(_rewrite(good, tmp_path / f"bad{i}.npz", **edit))
+
+
+def test_import_rnnfast_leaves_the_estimators_and_scikit_learn_until_first_use(tmp_path, classifier, data):
+    """The layers alone do not import scikit-learn (a second and its own OpenMP runtime); rnnfast.load and
+    rnnfast.persist.load of a file in a fresh process import the estimators they need."""
+    import subprocess
+    import sys
+    from conftest import CHILD_CWD, child_env
+    path = classifier.save(tmp_path / "m.npz")
+    np.save(tmp_path / "x.npy", data[0])
+    code = f"""if True:
+        import sys, numpy as np
+        import rnnfast
+        assert "sklearn" not in sys.modules and "rnnfast.estimators" not in sys.modules
+        rnnfast.LSTM(3, 4)(np.zeros((2, 1, 3)))
+        assert "sklearn" not in sys.modules and "rnnfast.estimators" not in sys.modules
+        from rnnfast.persist import load
+        model = load({path!r})
+        assert type(model) is rnnfast.SequenceClassifier and "estimators" in dir(rnnfast)
+        print(list(model.predict(np.load({str(tmp_path / "x.npy")!r}, allow_pickle=True))))
+    """
+    out = subprocess.run([sys.executable, "-c", code], cwd=CHILD_CWD, env=child_env(), capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == str(list(classifier.predict(data[0])))

@@ -14,6 +14,7 @@ import numpy as np
 
 from .. import _kernels
 from .._threads import get_num_threads
+from ..losses import _softmax  # noqa: F401  (the estimators' probabilities)
 from ..sequences import pad_sequences
 from ._compat import DataConversionWarning
 
@@ -222,10 +223,6 @@ def _r2(y_true: np.ndarray, y_pred: np.ndarray, weights: Optional[np.ndarray] = 
     score[~ok & (ss_res != 0)] = 0.0                     # constant y, imperfect prediction
     return float(score.mean())
 
-
-def _softmax(z: np.ndarray) -> np.ndarray:
-    e = np.exp(z - z.max(axis=-1, keepdims=True))
-    return e / e.sum(axis=-1, keepdims=True)
 
 # ------------------------------------------------------------------------------------------- utilities
 def _make_rng(random_state: Any) -> np.random.Generator:
