@@ -7,9 +7,9 @@ PyTorch's names in ``named_parameters()`` and ``state_dict()``; ``backward`` met
 """
 from __future__ import annotations
 
-import contextlib
 import contextvars
 import functools
+import inspect
 import threading
 from typing import Any, Callable, Iterator, Mapping, TypeVar
 
@@ -32,21 +32,69 @@ def is_grad_enabled() -> bool:
     return _GRAD_ENABLED.get()
 
 
-@contextlib.contextmanager
-def no_grad() -> Iterator[None]:
-    """``with rnnfast.no_grad():`` (or ``@rnnfast.no_grad()``), as ``torch.no_grad``: no backward follows the
-    forwards in the block, in this thread or task only.
+class no_grad:
+    """``with rnnfast.no_grad():``, ``@rnnfast.no_grad()`` or ``@rnnfast.no_grad``, as ``torch.no_grad``: no
+    backward follows the forwards in the block or the decorated function (a generator function's body too, at
+    every resumption), in this thread or task only. One object may be entered again, nested or later.
 
     The recurrent layers (Elman, LSTM, GRU, and the models built of them) then run their inference forward:
     it keeps no activations (no input projection of all steps, no history of the gates or of c, no copies of
     the caller's inputs), so it needs less memory and runs faster than the training forward, with the same
     results to rounding. ``backward`` after such a forward raises ``RuntimeError``.
     """
-    token = _GRAD_ENABLED.set(False)
-    try:
-        yield
-    finally:
-        _GRAD_ENABLED.reset(token)
+
+    def __new__(cls, func: Any = None) -> Any:
+        if func is None:
+            return super().__new__(cls)
+        return cls()(func)                                # bare @no_grad, as torch allows
+
+    def __init__(self, func: Any = None) -> None:
+        self._tokens: list[contextvars.Token[bool]] = []  # one per entry not yet left (nested entries)
+
+    def __enter__(self) -> None:
+        self._tokens.append(_GRAD_ENABLED.set(False))
+
+    def __exit__(self, *exc: Any) -> None:
+        _GRAD_ENABLED.reset(self._tokens.pop())
+
+    def __call__(self, func: _F) -> _F:
+        if not callable(func):
+            raise TypeError(f"no_grad decorates a function, got {type(func).__name__}")
+        if inspect.isgeneratorfunction(func):
+            return _without_grad_at_each_resumption(func)
+
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with no_grad():
+                return func(*args, **kwargs)
+        return wrapper  # type: ignore[return-value]
+
+
+def _without_grad_at_each_resumption(gen_func: _F) -> _F:
+    """A generator function whose body runs under no_grad each time it runs (torch's ``_wrap_generator``):
+    the caller's code between two resumptions keeps its own grad mode."""
+    @functools.wraps(gen_func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        gen = gen_func(*args, **kwargs)
+        try:
+            with no_grad():
+                response = gen.send(None)
+            while True:
+                try:
+                    request = yield response
+                except GeneratorExit:
+                    with no_grad():
+                        gen.close()
+                    raise
+                except BaseException as exc:
+                    with no_grad():
+                        response = gen.throw(exc)
+                else:
+                    with no_grad():
+                        response = gen.send(request)
+        except StopIteration as stop:
+            return stop.value
+    return wrapper  # type: ignore[return-value]
 
 
 def no_backward_error() -> RuntimeError:

@@ -218,6 +218,50 @@ def test_no_grad_is_per_thread_nests_and_restores():
         return rnnfast.is_grad_enabled()
     assert inside() is False and rnnfast.is_grad_enabled()
 
+    @rnnfast.no_grad                                          # bare, as torch allows
+    def bare(a, b=1):
+        return rnnfast.is_grad_enabled(), a + b
+    assert bare(1, b=2) == (False, 3) and bare.__name__ == "bare" and rnnfast.is_grad_enabled()
+    reused = rnnfast.no_grad()
+    with reused:
+        with reused:
+            assert not rnnfast.is_grad_enabled()
+        assert not rnnfast.is_grad_enabled()
+    with reused:
+        assert not rnnfast.is_grad_enabled()
+    assert rnnfast.is_grad_enabled()
+    with pytest.raises(TypeError, match="decorates a function"):
+        rnnfast.no_grad()(3)
+
+
+def test_no_grad_on_a_generator_function_holds_at_every_resumption_and_not_between():
+    """As torch's: the body runs without grad each time it resumes; the caller's code between keeps its own."""
+    lstm = rnnfast.LSTM(3, 4, seed=0)
+
+    @rnnfast.no_grad()
+    def stream(chunks):
+        received = None
+        for x in chunks:
+            out, _ = lstm(x)
+            received = yield rnnfast.is_grad_enabled(), out.flags.writeable, received
+        return "done"
+    gen = stream([np.ones((5, 2, 3), np.float32)] * 3)
+    assert next(gen) == (False, True, None)                    # the inference forward: a writable fresh array
+    assert rnnfast.is_grad_enabled()                           # between resumptions, the caller's mode
+    assert gen.send("hello") == (False, True, "hello")
+    with pytest.raises(ValueError, match="thrown"):
+        gen.throw(ValueError("thrown"))                         # not caught inside: it ends the generator
+    assert rnnfast.is_grad_enabled()
+    gen = stream([np.ones((5, 2, 3), np.float32)])
+    next(gen)
+    with pytest.raises(StopIteration) as stop:
+        next(gen)
+    assert stop.value.value == "done" and rnnfast.is_grad_enabled()
+    gen = stream([np.ones((5, 2, 3), np.float32)] * 2)
+    next(gen)
+    gen.close()
+    assert rnnfast.is_grad_enabled()
+
 
 def test_estimators_predict_and_generate_run_the_inference_forward(monkeypatch):
     rng = np.random.default_rng(0)
