@@ -8,6 +8,7 @@ Wrong types raise ``TypeError``; values out of range raise ``ValueError``. NaN i
 """
 from __future__ import annotations
 
+import argparse
 import numbers
 from typing import Any, Callable, Collection, Hashable, Iterable
 
@@ -102,6 +103,19 @@ def as_real_array(name: str, value: Any, dtype: np.dtype | None = None) -> np.nd
     if arr.dtype.kind not in "fiub":
         raise TypeError(f"{name} must be an array of real numbers, got dtype {arr.dtype}")
     return arr if dtype is None else arr.astype(dtype, copy=False)
+
+
+def int_argument(minimum: int) -> Callable[[str], int]:
+    """An argparse ``type``: an integer >= ``minimum``, else argparse's usage error naming the option."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = minimum - 1
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {text!r}")
+        return value
+    return parse
 
 
 def may_alias(arr: np.ndarray, given: Any) -> bool:

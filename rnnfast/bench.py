@@ -61,6 +61,7 @@ import numpy as np
 from ._cells import cell_spec
 from ._bench_numpy import NumpyRNN
 from ._bench_report import _ratio, render, targets
+from ._validation import int_argument
 
 __all__ = ["main", "GRID", "QUICK_GRID", "VARLEN_SHAPE", "VARLEN_SHAPES", "STREAM_SIZE", "CELLS", "train_flops", "varlen_lengths",
            "make_layer", "NumpyRNN"]
@@ -103,8 +104,21 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0, got {text!r}")
+    return value
+
+
 def _parse_shapes(text: str) -> List[Tuple[int, int, int]]:
-    return [_parse_shape(s) for s in text.split(",") if s.strip()]
+    shapes = [_parse_shape(s) for s in text.split(",") if s.strip()]
+    if not shapes:
+        raise argparse.ArgumentTypeError("expected at least one shape BxTxH")
+    return shapes
 
 
 def _parse_cells(text: str) -> List[str]:
@@ -445,18 +459,18 @@ def _environment(threads: int, torch, gflops: Optional[float], args) -> Dict[str
 
 # --------------------------------------------------------------------------------------------- main
 def _build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m rnnfast.bench", description=__doc__.split("\n\n")[0],
+    p = argparse.ArgumentParser(prog="python -m rnnfast bench", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--threads", type=int, default=None,
+    p.add_argument("--threads", type=int_argument(1), default=None,
                    help="threads for rnnfast, torch and BLAS alike (default: rnnfast.get_num_threads())")
     p.add_argument("--quick", action="store_true",
                    help=f"shapes {', '.join('x'.join(map(str, s)) for s in QUICK_GRID)}, 3 rounds, no memory")
     p.add_argument("--cells", type=_parse_cells, default=list(CELLS), help="comma-separated: lstm,gru,elman")
     p.add_argument("--shapes", type=_parse_shapes, default=None,
                    help="comma-separated BxTxH (I = H), replacing the grid")
-    p.add_argument("--repeat", type=int, default=None,
+    p.add_argument("--repeat", type=int_argument(1), default=None,
                    help="alternating rounds, median taken (default 7; 3 quick)")
-    p.add_argument("--min-time", type=float, default=None,
+    p.add_argument("--min-time", type=_positive_seconds, default=None,
                    help="seconds per timed batch of calls (default 0.05; 0.01 quick)")
     p.add_argument("--settle", type=_seconds, default=SETTLE_S,
                    help=f"idle seconds before each timed batch, so that threads spinning after the previous "
@@ -483,19 +497,22 @@ def _build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = _build_parser().parse_args(argv)
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    if args.json not in (None, "-"):                     # before minutes of measuring, not after them
+        folder = os.path.dirname(os.path.abspath(args.json))
+        if os.path.isdir(args.json) or not os.path.isdir(folder) or not os.access(folder, os.W_OK):
+            parser.error(f"--json {args.json}: cannot write a file there (a folder, or in no writable folder)")
     if args.memory_probe is not None:
         print(json.dumps(_memory_probe(json.loads(args.memory_probe))))
         return 0
     import rnnfast
 
-    shapes = args.shapes or (list(QUICK_GRID) if args.quick else list(GRID))
-    args.repeat = args.repeat or (3 if args.quick else 7)
-    args.min_time = args.min_time or (0.01 if args.quick else 0.05)
+    shapes = args.shapes if args.shapes is not None else (list(QUICK_GRID) if args.quick else list(GRID))
+    args.repeat = args.repeat if args.repeat is not None else (3 if args.quick else 7)
+    args.min_time = args.min_time if args.min_time is not None else (0.01 if args.quick else 0.05)
     memory = args.memory if args.memory is not None else not args.quick
-    threads = args.threads or rnnfast.get_num_threads()
-    if threads < 1 or args.repeat < 1:
-        raise SystemExit("--threads and --repeat must be positive")
+    threads = args.threads if args.threads is not None else rnnfast.get_num_threads()
     torch = _import_torch(args.no_torch)
     jax_bench: Optional[ModuleType] = None
     jax_info: Optional[Dict[str, Any]] = None

@@ -26,6 +26,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from ._threads import thread_limit
+from ._validation import int_argument
 from .clip import clip_grad_norm_
 from .estimators import SequenceClassifier
 from .jordan import Jordan
@@ -141,11 +142,12 @@ def excerpts(text: str, fired: np.ndarray, target: np.ndarray, n: int = 3, width
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m rnnfast demo", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seed", type=int, default=0, help="seed of the data and of both models (default 0)")
+    parser.add_argument("--seed", type=int_argument(0), default=0,
+                        help="seed of the data and of both models (default 0)")
     parser.add_argument("--quick", action="store_true", help="a smaller, faster run (a smoke test)")
-    parser.add_argument("--threads", type=int, default=1,
+    parser.add_argument("--threads", type=int_argument(1), default=1,
                         help="kernel threads (default 1: the batches here are too small to share)")
-    parser.add_argument("--jordan-outputs", type=int, default=8,
+    parser.add_argument("--jordan-outputs", type=int_argument(1), default=8,
                         help="output units of the Jordan network, all fed back; output 0 is the detector (default 8)")
     parser.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
     args = parser.parse_args(argv)

@@ -16,3 +16,20 @@ def test_only_train_prints_the_training_table_alone(capsys):
     out = capsys.readouterr().out
     assert "rnnfast/floor" in out and "floor = 3 x forward GEMM FLOPs" in out
     assert "variable-length" not in out and "streaming step" not in out
+
+
+def test_bad_options_are_usage_errors_before_any_measurement(capsys, tmp_path):
+    """argparse's usage error (exit status 2) names the option; --json is checked before the run, not after."""
+    import pytest
+
+    for argv, message in ((["--threads", "0"], "--threads: expected an integer >= 1"),
+                          (["--repeat", "0"], "--repeat: expected an integer >= 1"),
+                          (["--min-time", "0"], "--min-time: expected a number of seconds > 0"),
+                          (["--min-time", "nan"], "--min-time: expected a number of seconds > 0"),
+                          (["--shapes", ","], "--shapes: expected at least one shape"),
+                          (["--json", str(tmp_path / "no" / "out.json")], "cannot write a file there"),
+                          (["--json", str(tmp_path)], "cannot write a file there")):
+        with pytest.raises(SystemExit) as stop:
+            bench.main(["--only", "train", "--shapes", "2x5x8"] + TINY + argv)
+        assert stop.value.code == 2 and message in capsys.readouterr().err, argv
+    assert list(tmp_path.iterdir()) == []

@@ -42,6 +42,9 @@ def test_command_line_usage_errors_and_help():
     assert res.returncode == 2 and "invalid choice" in res.stderr
     res = _run("demo", "--help")
     assert res.returncode == 0 and "--quick" in res.stdout and "--seed" in res.stdout
+    for option, value, minimum in (("--threads", "0", 1), ("--seed", "-1", 0), ("--jordan-outputs", "0", 1)):
+        res = _run("demo", "--quick", option, value)               # refused before any training
+        assert res.returncode == 2 and f"{option}: expected an integer >= {minimum}" in res.stderr, res.stderr
 
 
 def test_commands_dispatch_their_own_arguments(monkeypatch):
