@@ -9,9 +9,11 @@ features of y_τ are k blocks of F, oldest first: torch's ``x.unfold(0, k, s).pe
 The ragged tail, when (T − k) is not a multiple of s:
   ``tail="drop"`` (default): T' = ⌊(T − k)/s⌋ + 1 windows, as torch's ``unfold``; the last steps that fill
                  no whole window are dropped (their gradient is zero), and T < k is an error.
-  ``tail="pad"``:  the sequence is padded with zeros at the end until every step is in a window:
-                 T' = ⌈max(T − k, 0)/s⌉ + 1 (0 for T = 0). This is what the estimators' ``window`` does (with s = k:
-                 T' = ⌈T/k⌉), in :func:`time_delay`, the one piece of code both use.
+  ``tail="pad"``:  the sequence is padded with zeros at the end until every step is in a window (with s > k
+                 the steps between two windows are in none, and no window starts past the end):
+                 T' = min(⌈max(T − k, 0)/s⌉ + 1, ⌈T/s⌉) (0 for T = 0; the first term when s <= k). This is what
+                 the estimators' ``window`` does (with s = k: T' = ⌈T/k⌉), in :func:`time_delay`, the one piece of
+                 code both use.
 
 Variable lengths: a padded batch stays padded (steps past a sequence's end are zeros, so windows that
 straddle its end see zeros there), and sequence b's windowed length is ``output_lengths(lengths)[b]``, the
@@ -36,7 +38,7 @@ def time_delay_steps(T: int, window: int, stride: int, tail: str) -> int:
     """T', the windows of a T-step sequence (module docstring); raises ValueError when T < window with
     ``tail="drop"``."""
     if tail == "pad":
-        return -(-max(T - window, 0) // stride) + 1 if T > 0 else 0
+        return min(-(-max(T - window, 0) // stride) + 1, -(-T // stride)) if T > 0 else 0
     if T < window:
         raise ValueError(f"x has T = {T} steps, fewer than window = {window}: no whole window fits; use "
                          "tail='pad' to pad short sequences with zeros")
@@ -48,7 +50,8 @@ def time_delay_lengths(lengths: np.ndarray, window: int, stride: int, tail: str)
     length of at least 1; under "drop" 0 when no whole window fits."""
     lengths = np.asarray(lengths)
     if tail == "pad":
-        return np.where(lengths > 0, -(-np.maximum(lengths - window, 0) // stride) + 1, 0)
+        return np.where(lengths > 0, np.minimum(-(-np.maximum(lengths - window, 0) // stride) + 1,
+                                                -(-lengths // stride)), 0)
     return np.maximum(lengths - window, -stride) // stride + 1          # 0 when no whole window fits
 
 

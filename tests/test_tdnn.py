@@ -13,7 +13,8 @@ from rnnfast.tdnn import TimeDelay
 from conftest import FD_TOL, numerical_gradient
 
 CASES = [(7, 3, 2, "drop"), (7, 3, 2, "pad"), (10, 4, 4, "drop"), (10, 4, 4, "pad"), (9, 2, 1, "drop"),
-         (5, 5, 3, "pad"), (2, 4, 3, "pad"), (8, 2, 3, "drop"), (8, 2, 3, "pad"), (1, 1, 1, "drop")]
+         (5, 5, 3, "pad"), (2, 4, 3, "pad"), (8, 2, 3, "drop"), (8, 2, 3, "pad"), (1, 1, 1, "drop"),
+         (8, 2, 5, "pad"), (11, 2, 5, "pad"), (7, 1, 4, "pad")]          # s > k: no window past the end
 
 
 def loop_windows(x, k, s, tail):
@@ -21,7 +22,7 @@ def loop_windows(x, k, s, tail):
     T, B, F = x.shape
     starts = []
     t = 0
-    while (t + k <= T) if tail == "drop" else (t == 0 or t + k - s < T):
+    while (t + k <= T) if tail == "drop" else (t == 0 or t + k - s < T and t < T):
         starts.append(t)
         t += s
     y = np.zeros((len(starts), B, k * F), x.dtype)
@@ -95,6 +96,10 @@ def test_batch_first_dtype_and_lengths():
     # windows holding at least one real step ("pad"), whole windows ("drop")
     np.testing.assert_array_equal(tm.output_lengths(np.array([1, 4, 5, 6, 7, 9])), [1, 1, 2, 2, 3, 4])
     np.testing.assert_array_equal(TimeDelay(4, stride=2).output_lengths(np.array([3, 4, 5, 6, 9])), [0, 1, 1, 2, 3])
+    for k, s, tail in ((2, 5, "pad"), (4, 2, "pad"), (3, 3, "drop")):               # each length as one sequence
+        td = TimeDelay(k, stride=s, tail=tail)
+        steps = [td.output_steps(T) if T >= k or tail == "pad" else 0 for T in range(1, 13)]
+        assert td.output_lengths(np.arange(1, 13)).tolist() == steps, (k, s, tail)
     assert TimeDelay(2).forward(np.arange(4).reshape(4, 1, 1)).dtype == np.float64
 
 
