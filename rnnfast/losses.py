@@ -142,6 +142,8 @@ def cross_entropy(logits: Any, labels: Any, mask: Any = None,
     """
     check_choice("reduction", reduction, _REDUCTIONS)
     x = check_array("logits", logits, dtype_kind="f", min_ndim=1)
+    if x.dtype not in (np.float32, np.float64):
+        raise TypeError(f"logits must be float32 or float64 (the layers' dtypes), got {x.dtype}")
     k = check_array("labels", labels, dtype_kind="iu")
     if k.shape != x.shape[:-1]:
         raise ValueError(f"labels has shape {k.shape}, expected logits' shape without the class axis "

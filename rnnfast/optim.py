@@ -300,8 +300,9 @@ class Adam(Optimizer):
     def _update_in_one_pass(self, p, state, group):
         m, v, vmax = self._moments(p, state, group)
         dtype = p.data.dtype
-        if not all(a is None or a.flags.c_contiguous and a.dtype == dtype for a in (p.data, p.grad, m, v, vmax)):
-            return False                                 # a user's layout: the NumPy operations of _update
+        if dtype not in (np.float32, np.float64) or not all(
+                a is None or a.flags.c_contiguous and a.dtype == dtype for a in (p.data, p.grad, m, v, vmax)):
+            return False                                 # a user's layout or dtype: the NumPy operations of _update
         l2, decay, step_size, bias2_sqrt = self._hyper(state, group)
         beta1, beta2 = group["betas"]
         _kernels.adam_update(p.data.reshape(-1), p.grad.reshape(-1), m.reshape(-1), v.reshape(-1),

@@ -199,6 +199,7 @@ def test_cross_entropy_bad_labels(labels, match):
 @pytest.mark.parametrize("call, exc, match", [
     (lambda: cross_entropy(np.zeros((2, 3)), np.array([0.0, 1.0])), TypeError, "labels"),
     (lambda: cross_entropy(np.zeros((2, 3), dtype=int), np.array([0, 1])), TypeError, "logits"),
+    (lambda: cross_entropy(np.zeros((2, 3), np.float16), np.array([0, 1])), TypeError, "logits must be float32 or"),
     (lambda: mse_loss(np.zeros(3), np.zeros(4)), ValueError, "target"),
     (lambda: bce_with_logits(np.zeros(3), np.zeros((3, 1))), ValueError, "targets"),
     (lambda: mse_loss(np.zeros(3), np.zeros(3), reduction="avg"), ValueError, "reduction"),

@@ -388,3 +388,16 @@ def test_scheduler_state_dict_resume():
 def test_scheduler_errors(call, exc, match):
     with pytest.raises(exc, match=match):
         call(SGD(_params()))
+
+
+def test_adam_on_float16_parameters_takes_the_numpy_path():
+    """The one-pass kernel is for float32 and float64; float16 parameters update by NumPy, near float64's."""
+    p16, p64 = Parameter(np.ones(4, np.float16)), Parameter(np.ones(4))
+    opt16, opt64 = Adam([p16], lr=0.1), Adam([p64], lr=0.1)
+    for step in range(3):
+        p16.grad = np.arange(1, 5, dtype=np.float16) + step          # (a zero would be 0/0: eps underflows)
+        p64.grad = p16.grad.astype(np.float64)
+        opt16.step()
+        opt64.step()
+    assert p16.data.dtype == np.float16
+    np.testing.assert_allclose(p16.data, p64.data, atol=2e-3)
