@@ -132,9 +132,11 @@ def backward(int cell,                                  # ELMAN_*, LSTM or GRU
     nteam = _loop_team(num_threads, rows, B, H, GH, sizeof(floating), True,
                        _split_policy(split_bytes, split_h_per_row), &plan)
     if dx is not None and _input_by_step(step_input, packed_p != NULL, bs, NULL, plan, I, sizeof(floating), True):
-        if packed.shape[0] < _packed_size(sizeof(floating), GH, H + I):
+        # W_hh (K = GH, N = H), then W_ih (N = I), each in whole panels: more than one (GH, H + I) operand
+        if packed.shape[0] < _packed_size(sizeof(floating), GH, H) + _packed_size(sizeof(floating), GH, I):
             raise ValueError(f"packed must hold W_hh and W_ih with step_input: "
-                             f"{packed_size(sizeof(floating), GH, H + I)} elements, got {packed.shape[0]}")
+                             f"{packed_size(sizeof(floating), GH, H) + packed_size(sizeof(floating), GH, I)} "
+                             f"elements, got {packed.shape[0]}")
         packed_ih = packed_p + _packed_size(sizeof(floating), GH, H)
     nblocks = _team(num_threads, GH, 2.0 * rows * GH * ((2 * I + H) if packed_ih == NULL else (I + H)))
     off = _offsets(bs, T, B)

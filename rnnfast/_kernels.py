@@ -283,11 +283,14 @@ def _last(seq: np.ndarray, initial: np.ndarray, layout: "Layout") -> np.ndarray:
 
 
 def _packed(workspace: Any, key: tuple, K: int, N: int, dtype: np.dtype,
-            options: KernelOptions) -> Optional[np.ndarray]:
-    """Workspace for the kernel's packed copy of a (K, N) recurrent operand; None selects BLAS."""
+            options: KernelOptions, then_N: int = 0) -> Optional[np.ndarray]:
+    """Workspace for the kernel's packed copy of a (K, N) recurrent operand, and of a (K, then_N) one after it
+    (each in whole panels of its own: more than a (K, N + then_N) operand's); None selects BLAS."""
     if options.step_gemm == "blas":
         return None
-    return workspace.buffer(key + ("packed",), (_recurrent.packed_size(dtype.itemsize, K, N),), dtype)
+    size = _recurrent.packed_size(dtype.itemsize, K, N) + (_recurrent.packed_size(dtype.itemsize, K, then_N)
+                                                           if then_N else 0)
+    return workspace.buffer(key + ("packed",), (size,), dtype)
 
 
 def _widths_and_biases(cell: CellSpec, weights: Weights) -> Tuple[int, int, Optional[np.ndarray],
@@ -462,7 +465,8 @@ def backward(dout: np.ndarray, dh_n: np.ndarray, dc_n: Optional[np.ndarray], fwd
     # packed: h_{t-1} beside each row, for dW_hh as one GEMM
     h_prev = fwd.workspace.buffer(fwd.key + ("h_prev",), (rows, H), dtype) if layout.is_packed else None
     by_step = dx is not None and _input_by_step(T, B, x, H, GH, True, layout, options)   # packed: W_hh, W_ih
-    packed = _packed(fwd.workspace, fwd.key + ("backward",), GH, H + (x.shape[1] if by_step else 0), dtype, options)
+    packed = _packed(fwd.workspace, fwd.key + ("backward",), GH, H, dtype, options,     # W_hh, then W_ih
+                     then_N=x.shape[1] if by_step else 0)
     _recurrent.backward(fwd.cell.code, T, layout.batch_sizes, x, w.w_ih.data, w.w_hh.data, fwd.h0, fwd.c0, dA,
                         fwd.c, fwd.tanh_c, fwd.hn, fwd.out, dout, dh_n, dc_n, dx, w.w_ih.grad, w.w_hh.grad,
                         None if w.b_ih is None else w.b_ih.grad, None if w.b_hh is None else w.b_hh.grad,

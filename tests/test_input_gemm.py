@@ -183,6 +183,25 @@ def test_the_kernel_rejects_a_packed_buffer_without_room_for_w_ih():
                            None, None, None, None, out, None, small, 1, 1 << 62, 64, step_input=True)
 
 
+@pytest.mark.parametrize("dtype, I, H", [(np.float64, 31, 1), (np.float64, 15, 17), (np.float32, 63, 33)])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_backward_packs_w_hh_and_w_ih_in_whole_panels_of_their_own(dtype, I, H, threads):
+    """With (H mod nr) + (I mod nr) <= nr, W_hh's panels and W_ih's after them take more room than one
+    (G·H, H + I) operand's: the workspace once had that smaller size, and packing W_ih wrote past its end (a
+    heap overflow that glibc caught at free, or not at all)."""
+    from rnnfast import _recurrent
+    from rnnfast._buffers import Workspace
+
+    itemsize = np.dtype(dtype).itemsize
+    need = _recurrent.packed_size(itemsize, H, H) + _recurrent.packed_size(itemsize, H, I)     # Elman: G·H = H
+    assert need > _recurrent.packed_size(itemsize, H, H + I)
+    assert _kernels._packed(Workspace(), ("t",), H, H, np.dtype(dtype), KernelOptions(), then_N=I).size == need
+    p = make_problem("elman-tanh", T=4, B=6, I=I, H=H, dtype=dtype)
+    assert plans(p, "step", threads)[1] == "step"                    # backward's dx_t in the loop: the path
+    layer, step = run("elman-tanh", p, "step", threads)
+    assert_outcomes_close(step, run_reference(p, weights_of(layer)), dtype)
+
+
 @pytest.mark.parametrize("dtype", DTYPES, ids=[np.dtype(d).name for d in DTYPES])
 @pytest.mark.parametrize("N1, N2", [(64, 9), (32, 600), (512, 64), (128, 128)])
 def test_weight_gradients_in_one_pass_equal_two_products_bit_for_bit(dtype, N1, N2):
