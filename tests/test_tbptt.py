@@ -376,3 +376,12 @@ def test_errors():
         TruncatedBPTT(layer, mse_loss, head=head).run_chunks([x])
     with pytest.raises(ValueError, match="no timesteps"):
         TruncatedBPTT(layer, mse_loss, head=head).step(x[:0], y[:0])
+
+
+def test_lengths_with_a_layer_that_takes_none_name_the_layer():
+    jordan = rnnfast.Jordan(2, 3, 1, seed=0)
+    tbptt = rnnfast.TruncatedBPTT(jordan, rnnfast.mse_loss, k=2)
+    x, y = np.zeros((5, 2, 2)), np.zeros((5, 2, 1))
+    with pytest.raises(TypeError, match="lengths: Jordan takes no lengths"):
+        tbptt.run(x, y, lengths=[5, 3])
+    assert len(tbptt.run(x, y).losses) == 3                      # equal lengths: as before
