@@ -224,7 +224,7 @@ class TruncatedBPTT:
     def _ragged_step(self, x_chunk: Any, target_chunk: Any, state: Any, lengths: Any) -> Tuple[float, Any]:
         """:meth:`step` on a chunk with ``lengths``: the running sequences through the packed path, the loss
         on their real steps."""
-        if "lengths" not in inspect.signature(self.layer.forward).parameters:
+        if "lengths" not in inspect.signature(self.layer).parameters:
             raise TypeError(f"lengths: {type(self.layer).__name__} takes no lengths (it runs every sequence all "
                             f"T steps); give equal-length batches, or a recurrent layer (Elman, LSTM, GRU)")
         ta, ba = self.time_axis, 1 - self.time_axis             # time and batch axes of x and the targets
