@@ -532,6 +532,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     gemm = sgemm_contender(threads)
 
     sections = [t for t in args.only if t == "train" or not args.no_extras]
+    if not sections:
+        parser.error(f"--no-extras skips the streaming and variable-length rows, and --only {','.join(args.only)} "
+                     f"asks for nothing else: no rows to run")
     for cell in args.cells if "train" in sections else ():
         for B, T, H in shapes:
             log(f"train {cell} B={B} T={T} H={H}")

@@ -28,7 +28,8 @@ def test_bad_options_are_usage_errors_before_any_measurement(capsys, tmp_path):
                           (["--min-time", "nan"], "--min-time: expected a number of seconds > 0"),
                           (["--shapes", ","], "--shapes: expected at least one shape"),
                           (["--json", str(tmp_path / "no" / "out.json")], "cannot write a file there"),
-                          (["--json", str(tmp_path)], "cannot write a file there")):
+                          (["--json", str(tmp_path)], "cannot write a file there"),
+                          (["--only", "streaming", "--no-extras"], "no rows to run")):
         with pytest.raises(SystemExit) as stop:
             bench.main(["--only", "train", "--shapes", "2x5x8"] + TINY + argv)
         assert stop.value.code == 2 and message in capsys.readouterr().err, argv
