@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import importlib.util
+import numbers
 import os
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Iterator, NamedTuple, Optional, Tuple
@@ -143,19 +144,22 @@ class KernelOptions:
     input_gemm: str = "blas"
 
     def __post_init__(self) -> None:
-        if self.num_threads is not None and (isinstance(self.num_threads, bool) or
-                                             not isinstance(self.num_threads, int) or self.num_threads < 1):
-            raise ValueError(f"num_threads must be None or an int >= 1, got {self.num_threads!r}")
+        # integers as the kernels take them (a C int, and a Py_ssize_t for the byte count); numpy ints too
+        for name, low, high in (("num_threads", 1, 2**31 - 1), ("unit_split_bytes", 0, 2**63 - 1),
+                                ("unit_split_backward_h_per_row", 0, 2**31 - 1)):
+            value = getattr(self, name)
+            if name == "num_threads" and value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not low <= int(value) <= high:
+                raise ValueError(f"{name} must be {'None or ' if name == 'num_threads' else ''}an int in "
+                                 f"[{low}, {high}], got {value!r}")
+            object.__setattr__(self, name, int(value))
         if self.step_gemm not in ("packed", "blas"):
             raise ValueError(f"step_gemm must be 'packed' or 'blas', got {self.step_gemm!r}")
         if self.weight_gradients not in ("auto", "blas"):
             raise ValueError(f"weight_gradients must be 'auto' or 'blas', got {self.weight_gradients!r}")
         if self.input_gemm not in ("auto", "step", "blas"):
             raise ValueError(f"input_gemm must be 'auto', 'step' or 'blas', got {self.input_gemm!r}")
-        if self.unit_split_bytes < 0:
-            raise ValueError(f"unit_split_bytes must be >= 0, got {self.unit_split_bytes}")
-        if self.unit_split_backward_h_per_row < 0:
-            raise ValueError(f"unit_split_backward_h_per_row must be >= 0, got {self.unit_split_backward_h_per_row}")
 
     @property
     def threads(self) -> int:

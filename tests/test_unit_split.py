@@ -190,6 +190,11 @@ def test_kernel_options_are_per_context_and_restored():
         KernelOptions(weight_gradients="numpy")
     with pytest.raises(ValueError, match="num_threads"):
         KernelOptions(num_threads=0)
+    for name, bad in (("num_threads", 2**40), ("unit_split_bytes", 1.5), ("unit_split_bytes", "x"),
+                      ("unit_split_backward_h_per_row", True)):         # refused here, not at the kernel's call
+        with pytest.raises(ValueError, match=f"{name} must be .*an int in"):
+            KernelOptions(**{name: bad})
+    assert type(KernelOptions(num_threads=np.int64(2), unit_split_bytes=np.uint32(9)).unit_split_bytes) is int
 
 
 @pytest.mark.parametrize("bidirectional", [False, True], ids=["uni", "bi"])
