@@ -465,6 +465,15 @@ def test_bad_inputs_raise_value_errors(Estimator):
         Estimator(output="sequence", max_epochs=1, **FAST).fit(X, np.zeros((12, 4)))   # T = 5 steps
 
 
+def test_a_missing_value_in_a_nullable_pandas_column_is_named_as_nan():
+    pd = pytest.importorskip("pandas")
+    X = np.random.default_rng(0).standard_normal((12, 5))
+    frame = pd.DataFrame(X).astype("Float64")                       # pandas' nullable floats: NA is missing
+    frame.iloc[2, 3] = pd.NA
+    with pytest.raises(ValueError, match="Input X contains NaN"):
+        SequenceClassifier(max_epochs=1, **FAST).fit(frame, np.arange(12) % 2)
+
+
 def test_bad_targets():
     X = np.random.default_rng(0).standard_normal((8, 3, 1))
     for bad in (np.nan, np.inf):
@@ -580,7 +589,7 @@ def test_divergence_raises_naming_the_epoch_and_batch_and_keeps_good_weights():
     reg = SequenceRegressor(cell="elman", nonlinearity="relu", optimizer="sgd", lr=1e4, clip_norm=None,
                             hidden_size=8, max_epochs=50, batch_size=8, validation_fraction=None,
                             n_iter_no_change=None, random_state=0, n_threads=1)
-    with pytest.raises(FloatingPointError, match=r"epoch \d+, batch \d+"):
+    with pytest.raises(FloatingPointError, match=r"epoch \d+, batch \d+"), np.errstate(over="ignore"):
         reg.fit(X, y)
     weights = [p.data for p in reg.rnn_.parameters() + reg.head_.parameters()]
     assert all(np.isfinite(w).all() for w in weights)

@@ -301,6 +301,7 @@ def test_a_later_scheduler_anneals_from_the_first_ones_initial_lr_as_torch():
         tplateau.step(metric)
     first, tfirst = StepLR(opt, 1, 0.5), torch.optim.lr_scheduler.StepLR(topt, 1, 0.5)
     for _ in range(3):
+        topt.step()                                                    # (torch warns of a schedule before it)
         first.step()
         tfirst.step()
     opt.lr = topt.param_groups[0]["lr"] = 0.004                       # and a rate set by hand

@@ -70,7 +70,13 @@ def _real_array(value: Any, name: str) -> np.ndarray:
     if arr.dtype.kind == "c":
         raise ValueError(f"Complex data not supported in {name}")
     if arr.dtype.kind == "O":
-        arr = np.asarray(arr, dtype=np.float64)          # TypeError for entries that are not numbers
+        try:
+            arr = np.asarray(arr, dtype=np.float64)      # TypeError for entries that are not numbers
+        except TypeError:
+            if not hasattr(value, "to_numpy"):
+                raise
+            # pandas' nullable columns: a missing value (pd.NA) is NaN, which the finite check then names
+            arr = np.asarray(value.to_numpy(dtype=np.float64, na_value=np.nan))
     if arr.dtype.kind not in "biuf":
         arr = np.asarray(arr, dtype=np.float64)          # ValueError for strings that are not numbers
     return arr
