@@ -97,21 +97,19 @@ def _parse_shape(text: str) -> Tuple[int, int, int]:
     return B, T, H
 
 
-def _seconds(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds >= 0, got {text!r}")
-    return value
-
-
-def _positive_seconds(text: str) -> float:
+def _seconds(text: str, above_zero: bool = False) -> float:
     try:
         value = float(text)
     except ValueError:
         value = math.nan
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0, got {text!r}")
+    if not math.isfinite(value) or value < 0 or (above_zero and value == 0):
+        raise argparse.ArgumentTypeError(f"expected a number of seconds {'>' if above_zero else '>='} 0, "
+                                         f"got {text!r}")
     return value
+
+
+def _positive_seconds(text: str) -> float:
+    return _seconds(text, above_zero=True)
 
 
 def _parse_shapes(text: str) -> List[Tuple[int, int, int]]:

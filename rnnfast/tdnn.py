@@ -38,7 +38,7 @@ def time_delay_steps(T: int, window: int, stride: int, tail: str) -> int:
     """T', the windows of a T-step sequence (module docstring); raises ValueError when T < window with
     ``tail="drop"``."""
     if tail == "pad":
-        return min(-(-max(T - window, 0) // stride) + 1, -(-T // stride)) if T > 0 else 0
+        return int(time_delay_lengths(np.array([T]), window, stride, tail)[0])
     if T < window:
         raise ValueError(f"x has T = {T} steps, fewer than window = {window}: no whole window fits; use "
                          "tail='pad' to pad short sequences with zeros")

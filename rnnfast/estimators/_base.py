@@ -91,7 +91,7 @@ class _FitSnapshot:
     def __init__(self, est: Any, continuing: bool, params: Any) -> None:
         self.attrs = dict(est.__dict__)
         self.params = params
-        self.weights = {name: q.data.copy() for name, q in params().items()} if continuing else None
+        self.weights = est._get_weights() if continuing else None     # copies, under params()' names
         opt, rng = getattr(est, "_optimizer", None), getattr(est, "_rng", None)
         self.optimizer = opt.state_dict() if continuing and opt is not None else None
         self.rng = rng.bit_generator.state if continuing and rng is not None else None
@@ -355,7 +355,7 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
         p = self._checked_params()
         continuing = (partial or p["warm_start"]) and hasattr(self, "model_")
         if continuing:
-            _check_unchanged(self._fixed_at_fit(p, fitted=True), self._fixed_at_fit(p, fitted=False))
+            _check_unchanged(*self._fixed_at_fit(p))
         seqs = _check_X(X, p["dtype"] if not continuing else self.rnn_.dtype)
         # The estimator as it was: a fit that fails or is interrupted before one epoch is complete leaves it so
         # (but for a divergence in training: the model then keeps the weights from before the update that broke
@@ -400,14 +400,13 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
     _FIXED_WHEN_SET = {"window": "window_", "window_span": "window_span_", "derivative": "derivative_",
                        "instance_norm": "instance_norm_"}
 
-    def _fixed_at_fit(self, p: dict[str, Any], fitted: bool) -> dict[str, Any]:
-        """The parameters the fitted model was built from: as fitted, or as the checked ``p`` has them now."""
-        names = [k for k in self._FIXED_AT_FIT if k in self._arch] + ["output", "dtype"]
-        names += [k for k, attr in self._FIXED_WHEN_SET.items() if p[k] != "auto" and hasattr(self, attr)]
-        if fitted:
-            return {k: (self._arch[k] if k in self._arch else self._output if k == "output"
-                        else getattr(self, self._FIXED_WHEN_SET[k])) for k in names}
-        return {k: p[k].name if k == "dtype" else p[k] for k in names}
+    def _fixed_at_fit(self, p: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The parameters the fitted model was built from: (as fitted, as the checked ``p`` has them now)."""
+        fitted = {k: self._arch[k] for k in self._FIXED_AT_FIT if k in self._arch}
+        fitted.update(output=self._output, dtype=self._arch["dtype"])
+        fitted.update({k: getattr(self, attr) for k, attr in self._FIXED_WHEN_SET.items()
+                       if p[k] != "auto" and hasattr(self, attr)})
+        return fitted, {k: p[k].name if k == "dtype" else p[k] for k in fitted}
 
     def _start(self, seqs: _Sequences, p: dict[str, Any], weights: Optional[np.ndarray]) -> _Sequences:
         """Fix what a new model is made of: the input's shape, scaling, window and architecture. Returns the

@@ -6,11 +6,10 @@ from typing import Any, Optional
 
 import numpy as np
 
-from ..losses import cross_entropy
+from ..losses import _softmax, cross_entropy
 from ._base import _SequenceEstimator
 from ._compat import ClassifierMixin
-from ._data import (_accuracy, _check_labels, _check_target_rows, _column_or_1d, _per_step_targets, _Sequences,
-                    _softmax)
+from ._data import _accuracy, _check_labels, _check_target_rows, _column_or_1d, _per_step_targets, _Sequences
 from ._docs import PARAMETERS, ATTRIBUTES
 
 

@@ -14,7 +14,6 @@ import numpy as np
 
 from .. import _kernels
 from .._threads import get_num_threads
-from ..losses import _softmax  # noqa: F401  (the estimators' probabilities)
 from ..sequences import pad_sequences
 from ._compat import DataConversionWarning
 

@@ -270,7 +270,7 @@ class SequenceForecaster(RegressorMixin, BaseEstimator):
         p = self._checked_params()
         continuing = (partial or p["warm_start"]) and hasattr(self, "model_")
         if continuing:
-            _check_unchanged(self._fixed_at_fit(None), self._fixed_at_fit(p))
+            _check_unchanged(*self._fixed_at_fit(p))
         # A call that fails (bad input, a divergence, an interrupt) leaves the estimator as it was.
         snapshot = _FitSnapshot(self, continuing, lambda: dict(self.model_.named_parameters()))
         try:
@@ -279,15 +279,14 @@ class SequenceForecaster(RegressorMixin, BaseEstimator):
             snapshot.restore(self)
             raise
 
-    def _fixed_at_fit(self, p: Optional[dict[str, Any]]) -> dict[str, Any]:
-        """The parameters the fitted model was built from: as fitted (``p`` None), or as ``p`` has them now."""
-        if p is None:
-            a = self._arch
-            return {"cell": a["cell"], "hidden_size": a["hidden_size"], "num_layers": a["num_layers"],
-                    "dropout": a["dropout"], "dtype": a["dtype"], "horizon": self.horizon_,
-                    "scale": self.input_mean_ is not None}
-        return {"cell": _CELLS[self.cell], "hidden_size": p["hidden_size"], "num_layers": p["num_layers"],
-                "dropout": p["dropout"], "dtype": p["dtype"].name, "horizon": p["horizon"], "scale": bool(p["scale"])}
+    def _fixed_at_fit(self, p: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The parameters the fitted model was built from: (as fitted, as the checked ``p`` has them now)."""
+        a = self._arch
+        fitted = {k: a[k] for k in ("cell", "hidden_size", "num_layers", "dropout", "dtype")}
+        fitted.update(horizon=self.horizon_, scale=self.input_mean_ is not None)
+        now = {k: p[k] for k in ("hidden_size", "num_layers", "dropout", "horizon")}
+        now.update(cell=_CELLS[self.cell], dtype=p["dtype"].name, scale=bool(p["scale"]))
+        return fitted, now
 
     def _fit_call(self, X: Any, y: Any, partial: bool, p: dict[str, Any], continuing: bool) -> "SequenceForecaster":
         seqs = _check_X(X, np.dtype(np.float64))
