@@ -33,12 +33,16 @@ RMSprop (α, ε, momentum μ)::
     ḡ ← α ḡ + (1 − α) g,  d = √(v − ḡ²) + ε   if centered,   else d = √v + ε
     b ← μ b + g / d,  θ ← θ − γ b              if μ > 0,      else θ ← θ − γ g / d
 
-Every optimizer keeps torch's shape: ``param_groups[0]`` is a dict of the hyper-parameters (read at every
-``step()``, so schedulers and users may change them; ``opt.lr`` is a shortcut for
-``param_groups[0]["lr"]``), ``state[i]`` the per-parameter buffers, and ``state_dict()`` /
-``load_state_dict()`` round-trip them exactly: N steps equal N/2 steps, a save, a load into a fresh
-optimizer and N/2 more steps, bit for bit. Unlike torch's ``zero_grad`` (which sets grads to ``None``),
-``zero_grad`` here fills the ``.grad`` arrays with zeros.
+Every optimizer keeps torch's shape. ``params`` is an iterable of parameters, or of parameter groups: dicts
+with a ``"params"`` entry and any hyper-parameters of their own, the rest taken from the constructor's
+arguments (``optimizer.defaults``), as in ``Adam([{"params": rnn.parameters()}, {"params": head.parameters(),
+"lr": 1e-2}], lr=1e-3)``; ``add_param_group`` adds one later. Each of ``param_groups`` is a dict of its
+parameters and hyper-parameters (read at every ``step()``, so schedulers and users may change them; ``opt.lr``
+is a shortcut for ``param_groups[0]["lr"]``); a group's hyper-parameters are checked as the constructor's
+are, and a parameter may be in one group only. ``state[i]`` holds the buffers of the i-th parameter counted
+through the groups in order, and ``state_dict()`` / ``load_state_dict()`` round-trip them exactly: N steps
+equal N/2 steps, a save, a load into a fresh optimizer and N/2 more steps, bit for bit.
+Unlike torch's ``zero_grad`` (which sets grads to ``None``), ``zero_grad`` here fills the ``.grad`` arrays with zeros.
 
 The learning-rate schedules (``StepLR``, ``ReduceLROnPlateau``, ``CosineAnnealingLR``) live in
 ``rnnfast.lr_scheduler``, as torch's in ``torch.optim.lr_scheduler``; ``rnnfast.optim`` names them too.
@@ -64,13 +68,23 @@ def _check_rate(name: str, value: Any) -> float:
     return check_real(name, value, 0.0, math.inf, high_inclusive=False)
 
 
-def _param_list(params: Any) -> list[Parameter]:
-    params = check_parameters("params", params)
-    if not params:
+def _param_groups(params: Any) -> list[Mapping[str, Any]]:
+    """``params`` as torch reads it: parameters (one group), or parameter groups (dicts with "params")."""
+    if isinstance(params, Mapping):
+        raise TypeError("params must be an iterable of rnnfast.Parameter or of parameter groups (dicts), "
+                        "got a single dict: put it in a list")
+    if isinstance(params, Iterable) and not isinstance(params, (Parameter, str, np.ndarray)):
+        params = list(params)
+        if params and isinstance(params[0], Mapping):
+            for i, group in enumerate(params):
+                if not isinstance(group, Mapping):
+                    raise TypeError(f"params[{i}] must be a parameter group (a dict) like params[0], "
+                                    f"got {type(group).__name__}")
+            return params
+    items = check_parameters("params", params)
+    if not items:
         raise ValueError("optimizer got an empty parameter list")
-    if len({id(p) for p in params}) != len(params):
-        raise ValueError("params contains the same Parameter more than once")
-    return params
+    return [{"params": items}]
 
 
 def _grad(p: Parameter, weight_decay: float, maximize: bool, out: np.ndarray) -> np.ndarray:
@@ -94,17 +108,41 @@ def _buffer(state: dict[str, Any], key: str, like: np.ndarray) -> np.ndarray:
 
 
 class Optimizer:
-    """Base class: one parameter group, per-parameter state, ``step``/``zero_grad``/state dicts.
+    """Base class: parameter groups, per-parameter state, ``step``/``zero_grad``/state dicts.
 
-    Subclasses implement ``_update(p, state, group, s0, s1)`` for one parameter, with two scratch arrays
-    of its shape and dtype, and may implement ``_update_in_one_pass(p, state, group)``, which returns True
-    when it has done the update by a kernel that needs no scratch (none is then allocated).
+    Subclasses implement ``_checked(hyper)``, which checks a group's hyper-parameters and returns them as
+    stored (keys it does not know pass through, as torch keeps them), and ``_update(p, state, group, s0, s1)``
+    for one parameter, with two scratch arrays of its shape and dtype; they may implement
+    ``_update_in_one_pass(p, state, group)``, which returns True when it has done the update by a kernel that
+    needs no scratch (none is then allocated).
     """
 
-    def __init__(self, params: Iterable[Parameter], defaults: dict[str, Any]) -> None:
-        self.param_groups: list[dict[str, Any]] = [{"params": _param_list(params), **defaults}]
+    def __init__(self, params: Iterable[Parameter] | Iterable[Mapping[str, Any]], defaults: dict[str, Any]) -> None:
+        self.defaults: dict[str, Any] = self._checked(dict(defaults))
+        self.param_groups: list[dict[str, Any]] = []
         self.state: dict[int, dict[str, Any]] = {}
         self._scratch: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        for group in _param_groups(params):
+            self.add_param_group(group)
+
+    @classmethod
+    def _checked(cls, hyper: dict[str, Any]) -> dict[str, Any]:
+        return hyper
+
+    def add_param_group(self, param_group: Mapping[str, Any]) -> None:
+        """Add a group: a dict with ``"params"`` (a Parameter or an iterable of them) and any hyper-parameters
+        of its own; the others are ``defaults``'. Its parameters' state indices follow the existing ones."""
+        if not isinstance(param_group, Mapping):
+            raise TypeError(f"param_group must be a dict, got {type(param_group).__name__}")
+        if "params" not in param_group:
+            raise ValueError("param_group must have a 'params' entry")
+        params = check_parameters("param_group['params']", param_group["params"], allow_single=True)
+        if len({id(p) for p in params}) != len(params):
+            raise ValueError("params contains the same Parameter more than once")
+        if {id(p) for p in params} & {id(p) for _, p, _ in self._indexed_params()}:
+            raise ValueError("some parameters appear in more than one parameter group")
+        hyper = self._checked({**self.defaults, **{k: v for k, v in param_group.items() if k != "params"}})
+        self.param_groups.append({"params": params, **hyper})
 
     def _indexed_params(self) -> Iterable[tuple[int, Parameter, dict[str, Any]]]:
         i = 0
@@ -224,24 +262,31 @@ class Optimizer:
         self.state = new_state
 
     def __repr__(self) -> str:
-        hyper = ", ".join(f"{k}={v!r}" for k, v in self.param_groups[0].items() if k != "params")
-        return f"{type(self).__name__}({hyper})"
+        groups = [", ".join(f"{k}={v!r}" for k, v in g.items() if k != "params") for g in self.param_groups]
+        if len(groups) == 1:
+            return f"{type(self).__name__}({groups[0]})"
+        return f"{type(self).__name__}(" + "; ".join(f"group {i}: {g}" for i, g in enumerate(groups)) + ")"
 
 
 class SGD(Optimizer):
     """Stochastic gradient descent with optional momentum, Nesterov momentum and L2 weight decay."""
 
-    def __init__(self, params: Iterable[Parameter], lr: float = 1e-3, momentum: float = 0,
-                 dampening: float = 0, weight_decay: float = 0, nesterov: bool = False, *,
+    def __init__(self, params: Iterable[Parameter] | Iterable[Mapping[str, Any]], lr: float = 1e-3,
+                 momentum: float = 0, dampening: float = 0, weight_decay: float = 0, nesterov: bool = False, *,
                  maximize: bool = False) -> None:
-        defaults = {"lr": _check_rate("lr", lr), "momentum": _check_rate("momentum", momentum),
-                    "dampening": check_real("dampening", dampening, -math.inf, math.inf, low_inclusive=False,
-                                            high_inclusive=False),
-                    "weight_decay": _check_rate("weight_decay", weight_decay),
-                    "nesterov": bool(nesterov), "maximize": bool(maximize)}
-        if nesterov and (defaults["momentum"] <= 0 or defaults["dampening"] != 0):
+        super().__init__(params, {"lr": lr, "momentum": momentum, "dampening": dampening,
+                                  "weight_decay": weight_decay, "nesterov": nesterov, "maximize": maximize})
+
+    @classmethod
+    def _checked(cls, hyper):
+        hyper.update(lr=_check_rate("lr", hyper["lr"]), momentum=_check_rate("momentum", hyper["momentum"]),
+                     dampening=check_real("dampening", hyper["dampening"], -math.inf, math.inf,
+                                          low_inclusive=False, high_inclusive=False),
+                     weight_decay=_check_rate("weight_decay", hyper["weight_decay"]),
+                     nesterov=bool(hyper["nesterov"]), maximize=bool(hyper["maximize"]))
+        if hyper["nesterov"] and (hyper["momentum"] <= 0 or hyper["dampening"] != 0):
             raise ValueError("nesterov=True requires momentum > 0 and dampening = 0")
-        super().__init__(params, defaults)
+        return hyper
 
     def _update(self, p, state, group, s0, s1):
         lr, momentum, dampening = group["lr"], group["momentum"], group["dampening"]
@@ -272,17 +317,24 @@ class Adam(Optimizer):
 
     _decoupled = False  # AdamW: decay the weights directly instead
 
-    def __init__(self, params: Iterable[Parameter], lr: float = 1e-3,
+    def __init__(self, params: Iterable[Parameter] | Iterable[Mapping[str, Any]], lr: float = 1e-3,
                  betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0,
                  amsgrad: bool = False, *, maximize: bool = False) -> None:
+        super().__init__(params, {"lr": lr, "betas": betas, "eps": eps, "weight_decay": weight_decay,
+                                  "amsgrad": amsgrad, "maximize": maximize})
+
+    @classmethod
+    def _checked(cls, hyper):
+        betas = hyper["betas"]
         if not isinstance(betas, (tuple, list)) or len(betas) != 2:
             raise TypeError(f"betas must be a pair of floats, got {betas!r}")
-        betas = (check_real("betas[0]", betas[0], 0.0, 1.0, high_inclusive=False),
-                 check_real("betas[1]", betas[1], 0.0, 1.0, high_inclusive=False))
-        defaults = {"lr": _check_rate("lr", lr), "betas": betas, "eps": _check_rate("eps", eps),
-                    "weight_decay": _check_rate("weight_decay", weight_decay),
-                    "amsgrad": bool(amsgrad), "maximize": bool(maximize)}
-        super().__init__(params, defaults)
+        hyper.update(lr=_check_rate("lr", hyper["lr"]),
+                     betas=(check_real("betas[0]", betas[0], 0.0, 1.0, high_inclusive=False),
+                            check_real("betas[1]", betas[1], 0.0, 1.0, high_inclusive=False)),
+                     eps=_check_rate("eps", hyper["eps"]),
+                     weight_decay=_check_rate("weight_decay", hyper["weight_decay"]),
+                     amsgrad=bool(hyper["amsgrad"]), maximize=bool(hyper["maximize"]))
+        return hyper
 
     def _hyper(self, state: dict[str, Any], group: dict[str, Any]) -> tuple:
         """(λ of the L2 term, decay of θ, step size γ/(1 − β₁ᵗ), √(1 − β₂ᵗ)) of this step t; counts the step."""
@@ -339,7 +391,7 @@ class AdamW(Adam):
 
     _decoupled = True
 
-    def __init__(self, params: Iterable[Parameter], lr: float = 1e-3,
+    def __init__(self, params: Iterable[Parameter] | Iterable[Mapping[str, Any]], lr: float = 1e-3,
                  betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8, weight_decay: float = 1e-2,
                  amsgrad: bool = False, *, maximize: bool = False) -> None:
         super().__init__(params, lr, betas, eps, weight_decay, amsgrad, maximize=maximize)
@@ -348,15 +400,20 @@ class AdamW(Adam):
 class RMSprop(Optimizer):
     """RMSprop (Hinton), optionally centered and with momentum, on torch's update rule."""
 
-    def __init__(self, params: Iterable[Parameter], lr: float = 1e-2, alpha: float = 0.99,
-                 eps: float = 1e-8, weight_decay: float = 0, momentum: float = 0, centered: bool = False,
-                 *, maximize: bool = False) -> None:
-        defaults = {"lr": _check_rate("lr", lr), "alpha": check_real("alpha", alpha, 0.0, 1.0),
-                    "eps": _check_rate("eps", eps),
-                    "weight_decay": _check_rate("weight_decay", weight_decay),
-                    "momentum": _check_rate("momentum", momentum), "centered": bool(centered),
-                    "maximize": bool(maximize)}
-        super().__init__(params, defaults)
+    def __init__(self, params: Iterable[Parameter] | Iterable[Mapping[str, Any]], lr: float = 1e-2,
+                 alpha: float = 0.99, eps: float = 1e-8, weight_decay: float = 0, momentum: float = 0,
+                 centered: bool = False, *, maximize: bool = False) -> None:
+        super().__init__(params, {"lr": lr, "alpha": alpha, "eps": eps, "weight_decay": weight_decay,
+                                  "momentum": momentum, "centered": centered, "maximize": maximize})
+
+    @classmethod
+    def _checked(cls, hyper):
+        hyper.update(lr=_check_rate("lr", hyper["lr"]), alpha=check_real("alpha", hyper["alpha"], 0.0, 1.0),
+                     eps=_check_rate("eps", hyper["eps"]),
+                     weight_decay=_check_rate("weight_decay", hyper["weight_decay"]),
+                     momentum=_check_rate("momentum", hyper["momentum"]), centered=bool(hyper["centered"]),
+                     maximize=bool(hyper["maximize"]))
+        return hyper
 
     def _update(self, p, state, group, s0, s1):
         lr, alpha, momentum = group["lr"], group["alpha"], group["momentum"]

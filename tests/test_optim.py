@@ -402,3 +402,120 @@ def test_adam_on_float16_parameters_takes_the_numpy_path():
         opt64.step()
     assert p16.data.dtype == np.float16
     np.testing.assert_allclose(p16.data, p64.data, atol=2e-3)
+
+
+# ---- parameter groups (torch's list of dicts) ------------------------------------------------------------
+GROUP_CONFIGS = [
+    ("SGD", dict(lr=0.1, momentum=0.9), [dict(), dict(lr=0.01, nesterov=True, weight_decay=0.1)]),
+    ("Adam", dict(lr=0.01), [dict(betas=(0.5, 0.9)), dict(lr=0.1, amsgrad=True, weight_decay=0.2)]),
+    ("AdamW", dict(), [dict(weight_decay=0.0), dict(lr=0.05, maximize=True)]),
+    ("RMSprop", dict(lr=0.01), [dict(centered=True), dict(momentum=0.5, alpha=0.5)]),
+]
+
+
+def _grouped(params, overrides, scheduler_key="name"):
+    """params[:1] in the first group, the rest in the second, each with its overrides (and a key that is
+    not a hyper-parameter, which torch keeps)."""
+    return [{"params": params[:1], scheduler_key: "rnn", **overrides[0]},
+            {"params": params[1:], scheduler_key: "head", **overrides[1]}]
+
+
+@pytest.mark.parametrize("name, kwargs, overrides", GROUP_CONFIGS, ids=[c[0] for c in GROUP_CONFIGS])
+def test_parameter_groups_match_torch(name, kwargs, overrides):
+    torch = pytest.importorskip("torch")
+    params = _params()
+    tparams = [torch.tensor(p.data.copy(), requires_grad=True) for p in params]
+    opt = OURS[name](_grouped(params, overrides), **kwargs)
+    topt = getattr(torch.optim, name)(_grouped(tparams, overrides), foreach=False, **kwargs)
+    for ours, theirs in zip(opt.param_groups, topt.param_groups):
+        assert {k: v for k, v in ours.items() if k != "params"} == {
+            k: v for k, v in theirs.items() if k in ours and k != "params"}
+    rng = np.random.default_rng(1)
+    for _ in range(N_STEPS):
+        grads = _grads(rng)
+        _set_grads(params, grads)
+        for tp, g in zip(tparams, grads):
+            tp.grad = torch.tensor(g)
+        opt.step()
+        topt.step()
+    for p, tp in zip(params, tparams):
+        np.testing.assert_allclose(p.data, tp.detach().numpy(), rtol=1e-12, atol=1e-14)
+
+
+def test_add_param_group_and_schedules_of_two_groups_match_torch():
+    torch = pytest.importorskip("torch")
+    params = _params()
+    tparams = [torch.tensor(p.data.copy(), requires_grad=True) for p in params]
+    opt, topt = Adam(params[:2], lr=0.01), torch.optim.Adam(tparams[:2], lr=0.01, foreach=False)
+    opt.add_param_group({"params": params[2], "lr": 0.1})              # a lone parameter, as torch takes it
+    topt.add_param_group({"params": tparams[2], "lr": 0.1})
+    sched, tsched = CosineAnnealingLR(opt, 5, eta_min=0.001), torch.optim.lr_scheduler.CosineAnnealingLR(topt, 5, 0.001)
+    rng = np.random.default_rng(2)
+    for _ in range(8):
+        grads = _grads(rng)
+        _set_grads(params, grads)
+        for tp, g in zip(tparams, grads):
+            tp.grad = torch.tensor(g)
+        opt.step()
+        topt.step()
+        sched.step()
+        tsched.step()
+        np.testing.assert_allclose(sched.get_last_lr(), tsched.get_last_lr(), rtol=1e-14)
+    assert sched.get_last_lr()[0] != sched.get_last_lr()[1]
+    for p, tp in zip(params, tparams):
+        np.testing.assert_allclose(p.data, tp.detach().numpy(), rtol=1e-12, atol=1e-14)
+
+
+def test_state_dict_of_parameter_groups_resumes_exactly():
+    overrides = [dict(), dict(lr=0.1, weight_decay=0.1)]
+    rng = np.random.default_rng(3)
+    grads = [_grads(rng) for _ in range(6)]
+    straight = _params()
+    opt = Adam(_grouped(straight, overrides), lr=0.01)
+    for g in grads:
+        _set_grads(straight, g)
+        opt.step()
+    resumed = _params()
+    first = Adam(_grouped(resumed, overrides), lr=0.01)
+    for g in grads[:3]:
+        _set_grads(resumed, g)
+        first.step()
+    saved = first.state_dict()
+    assert [g["params"] for g in saved["param_groups"]] == [[0], [1, 2]]
+    second = Adam(_grouped(resumed, [dict(), dict()]), lr=0.5)                # other rates: the load restores them
+    second.load_state_dict(saved)
+    assert [g["lr"] for g in second.param_groups] == [0.01, 0.1]
+    for g in grads[3:]:
+        _set_grads(resumed, g)
+        second.step()
+    for a, b in zip(straight, resumed):
+        np.testing.assert_array_equal(a.data, b.data)
+    with pytest.raises(ValueError, match="2 parameter groups, expected 1"):
+        Adam(resumed).load_state_dict(saved)
+
+
+def test_parameter_group_errors():
+    p, q = Parameter(np.zeros(2)), Parameter(np.zeros(3))
+    with pytest.raises(ValueError, match="more than one parameter group"):
+        SGD([{"params": [p]}, {"params": [p, q]}])
+    opt = SGD([p])
+    with pytest.raises(ValueError, match="more than one parameter group"):
+        opt.add_param_group({"params": [p]})
+    with pytest.raises(ValueError, match="'params'"):
+        opt.add_param_group({"lr": 0.1})
+    with pytest.raises(TypeError, match="param_group must be a dict"):
+        opt.add_param_group([q])
+    with pytest.raises(ValueError, match="lr"):
+        opt.add_param_group({"params": [q], "lr": -1.0})
+    with pytest.raises(ValueError, match="nesterov"):
+        SGD([{"params": [p], "nesterov": True}], momentum=0.9, dampening=0.5)
+    with pytest.raises(TypeError, match="betas"):
+        Adam([{"params": [p], "betas": 0.9}])
+    with pytest.raises(TypeError, match=r"params\[1\] must be a parameter group"):
+        Adam([{"params": [p]}, q])
+    with pytest.raises(TypeError, match="single dict"):
+        Adam({"params": [p]})
+    assert len(opt.param_groups) == 1 and opt.param_groups[0]["params"] == [p]     # the failed adds left it
+    opt.add_param_group({"params": q, "lr": 0.5})
+    assert opt.param_groups[1]["params"] == [q] and opt.param_groups[1]["momentum"] == opt.defaults["momentum"]
+    assert "group 1: lr=0.5" in repr(opt)
