@@ -43,6 +43,23 @@ def _set_grads(params, grads):
         p.grad[...] = g
 
 
+def _steps_beside_torch(torch, params, tparams, opt, topt, steps, seed, after_each=None):
+    """`steps` steps of both optimizers on the same random grads, then after_each() if given; asserts the
+    parameters agree after every step."""
+    rng = np.random.default_rng(seed)
+    for _ in range(steps):
+        grads = _grads(rng)
+        _set_grads(params, grads)
+        for tp, g in zip(tparams, grads):
+            tp.grad = torch.tensor(g)
+        opt.step()
+        topt.step()
+        if after_each is not None:
+            after_each()
+        for p, tp in zip(params, tparams):
+            np.testing.assert_allclose(p.data, tp.detach().numpy(), rtol=1e-12, atol=1e-14)
+
+
 @pytest.mark.parametrize("name, kwargs", CONFIGS, ids=CONFIG_IDS)
 def test_matches_torch(name, kwargs):
     torch = pytest.importorskip("torch")
@@ -50,16 +67,7 @@ def test_matches_torch(name, kwargs):
     tparams = [torch.tensor(p.data.copy(), requires_grad=True) for p in params]
     opt = OURS[name](params, **kwargs)
     topt = getattr(torch.optim, name)(tparams, foreach=False, **kwargs)
-    rng = np.random.default_rng(1)
-    for _ in range(N_STEPS):
-        grads = _grads(rng)
-        _set_grads(params, grads)
-        for tp, g in zip(tparams, grads):
-            tp.grad = torch.tensor(g)
-        opt.step()
-        topt.step()
-        for p, tp in zip(params, tparams):
-            np.testing.assert_allclose(p.data, tp.detach().numpy(), rtol=1e-12, atol=1e-14)
+    _steps_beside_torch(torch, params, tparams, opt, topt, N_STEPS, 1)
 
 
 @pytest.mark.parametrize("name", list(OURS))
@@ -430,16 +438,7 @@ def test_parameter_groups_match_torch(name, kwargs, overrides):
     for ours, theirs in zip(opt.param_groups, topt.param_groups):
         assert {k: v for k, v in ours.items() if k != "params"} == {
             k: v for k, v in theirs.items() if k in ours and k != "params"}
-    rng = np.random.default_rng(1)
-    for _ in range(N_STEPS):
-        grads = _grads(rng)
-        _set_grads(params, grads)
-        for tp, g in zip(tparams, grads):
-            tp.grad = torch.tensor(g)
-        opt.step()
-        topt.step()
-    for p, tp in zip(params, tparams):
-        np.testing.assert_allclose(p.data, tp.detach().numpy(), rtol=1e-12, atol=1e-14)
+    _steps_beside_torch(torch, params, tparams, opt, topt, N_STEPS, 1)
 
 
 def test_add_param_group_and_schedules_of_two_groups_match_torch():
@@ -450,20 +449,13 @@ def test_add_param_group_and_schedules_of_two_groups_match_torch():
     opt.add_param_group({"params": params[2], "lr": 0.1})              # a lone parameter, as torch takes it
     topt.add_param_group({"params": tparams[2], "lr": 0.1})
     sched, tsched = CosineAnnealingLR(opt, 5, eta_min=0.001), torch.optim.lr_scheduler.CosineAnnealingLR(topt, 5, 0.001)
-    rng = np.random.default_rng(2)
-    for _ in range(8):
-        grads = _grads(rng)
-        _set_grads(params, grads)
-        for tp, g in zip(tparams, grads):
-            tp.grad = torch.tensor(g)
-        opt.step()
-        topt.step()
+
+    def schedules():
         sched.step()
         tsched.step()
         np.testing.assert_allclose(sched.get_last_lr(), tsched.get_last_lr(), rtol=1e-14)
+    _steps_beside_torch(torch, params, tparams, opt, topt, 8, 2, schedules)
     assert sched.get_last_lr()[0] != sched.get_last_lr()[1]
-    for p, tp in zip(params, tparams):
-        np.testing.assert_allclose(p.data, tp.detach().numpy(), rtol=1e-12, atol=1e-14)
 
 
 def test_state_dict_of_parameter_groups_resumes_exactly():
