@@ -133,8 +133,14 @@ class Engine:
         chunk's gradient is added to what ``.grad`` held before. Returns ``(L, n, state after the chunk)``."""
         saved = None if self.optimizer is not None else [p.grad.copy() for p in self.params]
         self.zero_grad()
-        value, n, new_state = self.backprop(x, state, objective, lengths)
-        value, n = self.update(value, n)
+        try:
+            value, n, new_state = self.backprop(x, state, objective, lengths)
+            value, n = self.update(value, n)
+        except BaseException:
+            if saved is not None:                            # a failed chunk adds nothing: the sum as it was
+                for p, g in zip(self.params, saved):
+                    p.grad[...] = g
+            raise
         if saved is not None:
             for p, g in zip(self.params, saved):
                 p.grad += g                                  # Σ_j ∇_j

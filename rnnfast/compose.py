@@ -41,6 +41,7 @@ from ._validation import as_real_array, check_choice, check_lengths, check_shape
 from .dropout import Dropout
 from .embedding import Embedding
 from .jordan import Jordan
+from .sequences import PackedSequence
 
 # the pieces a model is composed of; Embedding and Dropout live in their own modules
 __all__ = ["Sequential", "Readout", "Embedding", "Dropout"]
@@ -93,7 +94,7 @@ class Readout(Module):
         super().__init__()
         self.what = check_choice("what", what, _WHAT)
         self.batch_first = check_choice("batch_first", batch_first, (False, True))
-        self._shapes: Optional[tuple] = None     # (out's shape, h_n's shape, out's dtype, state is a pair)
+        self._shapes: Optional[tuple] = None     # (out's shape or None (packed), h_n's shape, dtype, pair, D·H)
         self._pooled: Optional[tuple] = None     # (lengths (B,), argmax (B, F) or None): what pooling's backward reads
 
     @property
@@ -129,11 +130,24 @@ class Readout(Module):
         out, state = output
         pair = isinstance(state, tuple)
         h_n = state[0] if pair else state
+        if isinstance(out, PackedSequence):     # a layer fed a PackedSequence: its state serves "last" and "state"
+            if self.what not in ("last", "state"):
+                raise TypeError(f"Readout({self.what!r}) reads out as a padded array, got a PackedSequence: give "
+                                f"the layer padded x with lengths= (the kernels skip the padding all the same), "
+                                f"or read \"last\" or \"state\"")
+            if not (isinstance(h_n, np.ndarray) and h_n.ndim == 3 and np.ndim(out.data) == 2
+                    and out.data.shape[-1] % h_n.shape[-1] == 0):
+                raise TypeError("Readout takes a recurrent layer's output (out, state): out a PackedSequence of "
+                                "(rows, D·H) and a state (L·D, B, H), or a pair of them")
+            self._shapes = (None, h_n.shape, h_n.dtype, pair, out.data.shape[-1])   # backward's dout: None
+            self._pooled = None
+            D = out.data.shape[-1] // h_n.shape[-1]
+            return h_n if self.what == "state" else np.concatenate(h_n[-D:], axis=-1)
         if not (isinstance(out, np.ndarray) and isinstance(h_n, np.ndarray) and out.ndim == 3 and h_n.ndim == 3
                 and out.shape[-1] % h_n.shape[-1] == 0):
             raise TypeError("Readout takes a recurrent layer's output (out, state): out (T, B, D·H) and a "
                             "state (L·D, B, H), or a pair of them")
-        self._shapes = (out.shape, h_n.shape, out.dtype, pair)
+        self._shapes = (out.shape, h_n.shape, out.dtype, pair, out.shape[-1])
         self._pooled = None
         if not self.pools:          # the layer applied the lengths: only their count is checked here
             if lengths is not None:
@@ -184,24 +198,24 @@ class Readout(Module):
 
         Returns
         -------
-        dout : ndarray, out's shape
-            ∂L/∂out (zeros for "last" and "state"; zero past each sequence's end for the pooled readouts).
+        dout : ndarray, out's shape, or None
+            ∂L/∂out (zeros for "last" and "state"; zero past each sequence's end for the pooled readouts);
+            None after a PackedSequence out (the layers' ``backward`` takes None as zeros).
         dstate : ndarray (L·D, B, H), a pair (dh_n, None) for LSTM, or None for ``what="sequence"`` and the
             pooled readouts
             ∂L/∂h_n (None stands for zeros, as the layers' ``backward`` takes it).
         """
         if self._shapes is None:
             raise ValueError("backward needs a forward first: call the Readout on a layer's output, then backward")
-        out_shape, h_shape, dtype, pair = self._shapes
+        out_shape, h_shape, dtype, pair, F = self._shapes
         d = as_real_array("dy", dy)
         if self.what == "sequence":
             check_shape("dy", d, out_shape, "(out's shape)")
             return d, None
-        F = out_shape[-1]
         expected = {"state": (h_shape, "(h_n's shape)"), "meanmax": ((h_shape[1], 2 * F), "(B, 2·D·hidden_size)"),
                     "lastmeanmax": ((h_shape[1], 3 * F), "(B, 3·D·hidden_size)")}
         check_shape("dy", d, *expected.get(self.what, ((h_shape[1], F), "(B, D·hidden_size)")))
-        dout = np.zeros(out_shape, dtype)                          # (T, B, F) or (B, T, F)
+        dout = None if out_shape is None else np.zeros(out_shape, dtype)     # (T, B, F) or (B, T, F); None: packed
         if self.what == "state":
             return dout, ((d, None) if pair else d)
         dstate = None

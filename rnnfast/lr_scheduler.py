@@ -98,12 +98,14 @@ class ReduceLROnPlateau(LRScheduler):
         self.cooldown = check_int("cooldown", cooldown, 0)
         self.eps = check_nonnegative("eps", eps)
         n_groups = len(optimizer.param_groups)
+        self.default_min_lr: float | None = None        # a group added later gets it (a list: no default)
         if isinstance(min_lr, (list, tuple)):
             if len(min_lr) != n_groups:
                 raise ValueError(f"min_lr has {len(min_lr)} entries, expected one per group ({n_groups})")
             self.min_lrs = [check_nonnegative("min_lr", v) for v in min_lr]
         else:
-            self.min_lrs = [check_nonnegative("min_lr", min_lr)] * n_groups
+            self.default_min_lr = check_nonnegative("min_lr", min_lr)
+            self.min_lrs = [self.default_min_lr] * n_groups
         self.best = math.inf if self.mode == "min" else -math.inf
         self.num_bad_epochs = 0
         self.cooldown_counter = 0
@@ -126,6 +128,13 @@ class ReduceLROnPlateau(LRScheduler):
             self.cooldown_counter -= 1
             self.num_bad_epochs = 0                      # bad epochs in cooldown do not count
         if self.num_bad_epochs > self.patience:
+            groups = len(self.optimizer.param_groups)
+            if groups != len(self.min_lrs):             # a group added since (add_param_group), as torch
+                if self.default_min_lr is None:
+                    raise RuntimeError(f"the optimizer has {groups} parameter groups, {len(self.min_lrs)} when "
+                                       f"ReduceLROnPlateau was made with one min_lr each: set min_lrs to a "
+                                       f"list of {groups}")
+                self.min_lrs = [self.default_min_lr] * groups
             for group, min_lr in zip(self.optimizer.param_groups, self.min_lrs):
                 old = float(group["lr"])
                 new = max(old * self.factor, min_lr)
@@ -149,10 +158,15 @@ class CosineAnnealingLR(LRScheduler):
     def step(self) -> None:
         self.last_epoch += 1
         t, T, lo = self.last_epoch, self.T_max, self.eta_min
-        for group, base in zip(self.optimizer.param_groups, self.base_lrs):
-            if (t - 1 - T) % (2 * T) == 0:               # the trough: restart the climb from eta_min
+        groups = self.optimizer.param_groups
+        if (t - 1 - T) % (2 * T) == 0:                   # the trough: restart the climb from eta_min
+            if len(groups) != len(self.base_lrs):       # (a group added since has no initial rate, as torch)
+                raise ValueError(f"the optimizer has {len(groups)} parameter groups, {len(self.base_lrs)} when "
+                                 f"CosineAnnealingLR was made: the climb from eta_min needs each one's initial lr")
+            for group, base in zip(groups, self.base_lrs):
                 group["lr"] = group["lr"] + (base - lo) * (1 - math.cos(math.pi / T)) / 2
-            else:
+        else:                                            # every group, one added since too, as torch
+            for group in groups:
                 group["lr"] = ((1 + math.cos(math.pi * t / T)) / (1 + math.cos(math.pi * (t - 1) / T))
                                * (group["lr"] - lo) + lo)
         self._record_lr()

@@ -59,12 +59,7 @@ def pad_sequences(sequences: Iterable[Any], dtype: Any = "float32", batch_first:
     if isinstance(sequences, (str, bytes)) or not isinstance(sequences, Iterable):
         raise TypeError(f"sequences must be a list of (T_i, F) arrays, got {type(sequences).__name__}")
     dt = _numeric_dtype(dtype)
-    if isinstance(padding_value, bool) or not isinstance(padding_value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"padding_value must be a real number, got {type(padding_value).__name__}")
-    if dt.kind in "iub":
-        lo, hi = (0, 1) if dt.kind == "b" else (np.iinfo(dt).min, np.iinfo(dt).max)
-        if not (lo <= padding_value <= hi and padding_value == int(padding_value)):  # NaN fails the first
-            raise ValueError(f"padding_value {padding_value!r} is not representable in dtype {dt}")
+    _check_padding_value(padding_value, dt)
     arrays: List[np.ndarray] = []
     for i, seq in enumerate(sequences):
         try:
@@ -148,8 +143,8 @@ class PackedSequence(NamedTuple):
 
     data: np.ndarray
     batch_sizes: np.ndarray
-    sorted_indices: Optional[np.ndarray]
-    unsorted_indices: Optional[np.ndarray]
+    sorted_indices: Optional[np.ndarray] = None
+    unsorted_indices: Optional[np.ndarray] = None
 
     def layout(self) -> Layout:
         """The kernels' packed layout of this batch (checked)."""
@@ -170,6 +165,17 @@ class PackedSequence(NamedTuple):
         lengths = np.empty(B, np.int64)
         lengths[order] = sorted_lengths
         return Layout.packed(lengths, order)
+
+
+def _check_padding_value(padding_value: Any, dt: np.dtype) -> None:
+    """TypeError unless a real number; ValueError unless dtype dt holds it exactly (NaN, 0.5 or 300 in an
+    integer dtype would be written as something else)."""
+    if isinstance(padding_value, bool) or not isinstance(padding_value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"padding_value must be a real number, got {type(padding_value).__name__}")
+    if dt.kind in "iub":
+        lo, hi = (0, 1) if dt.kind == "b" else (np.iinfo(dt).min, np.iinfo(dt).max)
+        if not (lo <= padding_value <= hi and padding_value == int(padding_value)):  # NaN fails the first
+            raise ValueError(f"padding_value {padding_value!r} is not representable in dtype {dt}")
 
 
 def pack_sequences(sequences: Any, lengths: Any = None, batch_first: bool = False,
@@ -215,6 +221,7 @@ def unpack(packed: PackedSequence, batch_first: bool = False, padding_value: flo
     T = layout.T if total_length is None else check_int("total_length", total_length, 0)
     if T < layout.T:
         raise ValueError(f"total_length = {T} is shorter than the longest sequence ({layout.T})")
+    _check_padding_value(padding_value, data.dtype)
     padded = np.full((T * layout.B,) + data.shape[1:], padding_value, dtype=data.dtype)
     padded[layout.index if layout.index is not None else slice(None)] = data
     padded = padded.reshape((T, layout.B) + data.shape[1:])

@@ -42,6 +42,7 @@ from typing import Any, Callable, Iterable, Iterator, List, Optional, Sequence, 
 import numpy as np
 
 from ._engine import Engine, _Head, _Layer
+from .compose import Sequential
 from ._module import Parameter
 from ._validation import check_int, check_lengths, check_positive
 
@@ -174,6 +175,10 @@ class TruncatedBPTT:
             if not (callable(mod) and hasattr(mod, "backward") and hasattr(mod, "parameters")):
                 raise TypeError(f"{name} must be an rnnfast module with forward/backward/parameters, "
                                 f"got {type(mod).__name__}")
+        if isinstance(layer, Sequential):       # the chunks would run its first module alone (the Engine's layer)
+            raise TypeError("layer must be one recurrent layer (Elman, LSTM, GRU or Jordan), got a Sequential: "
+                            "pass its recurrent layer as layer and what follows it as head (a module applied "
+                            "to the layer's out)")
         if not callable(loss):
             raise TypeError(f"loss must be a callable loss(pred, target) -> (value, grad), got {type(loss).__name__}")
         if optimizer is not None and not callable(getattr(optimizer, "step", None)):

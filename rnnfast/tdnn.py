@@ -17,7 +17,8 @@ The ragged tail, when (T − k) is not a multiple of s:
 
 Variable lengths: a padded batch stays padded (steps past a sequence's end are zeros, so windows that
 straddle its end see zeros there), and sequence b's windowed length is ``output_lengths(lengths)[b]``, the
-windows that hold at least one of its real steps under ``tail="pad"`` (the whole windows under "drop").
+windows a sequence of that length has on its own (T' above with T = lengths[b]); under ``tail="pad"`` that
+can be fewer than the batch's windows that hold one of its real steps.
 Give those lengths to the recurrent layer after it (``Sequential(...)(x, lengths=td.output_lengths(lengths))``).
 """
 from __future__ import annotations
@@ -86,8 +87,8 @@ class TimeDelay(Module):
     Shapes
     ------
     x : (T, B, F), or (B, T, F) with ``batch_first``.
-    y : (T', B, window·F), T' = ⌊(T − k)/s⌋ + 1 ("drop") or ⌈max(T − k, 0)/s⌉ + 1 ("pad"); x's dtype
-        (float64 for integer inputs).
+    y : (T', B, window·F), T' = ⌊(T − k)/s⌋ + 1 ("drop") or min(⌈max(T − k, 0)/s⌉ + 1, ⌈T/s⌉) ("pad"; 0 for
+        T = 0); x's dtype (float64 for integer inputs).
 
     Examples
     --------

@@ -792,3 +792,31 @@ def test_generate_values_from_a_sequential_feeds_outputs_back():
                                 rnnfast.Readout("sequence"), rnnfast.Linear(4, 3, seed=0))
     with pytest.raises(ValueError, match="prime must be a sequence of token ids"):
         rnnfast.generate(tokens, [[1, 2]], 2, temperature=0)
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+@pytest.mark.parametrize("what", ["last", "state"])
+def test_readout_of_the_state_after_a_packed_sequence_equals_it_after_lengths(what, bidirectional):
+    rng = np.random.default_rng(0)
+    seqs = [rng.standard_normal((t, 3)) for t in (5, 2, 4)]
+    lstm = rnnfast.LSTM(3, 4, num_layers=2, bidirectional=bidirectional, seed=0, dtype="float64")
+    readout = rnnfast.Readout(what)
+    model = rnnfast.Sequential(lstm, readout)
+    results = []
+    x, lengths = rnnfast.pad_sequences(seqs, dtype="float64")
+    for args in ((rnnfast.pack_sequences(seqs, dtype="float64"),), (x, lengths)):
+        y = model(*args)
+        model.zero_grad()
+        model.backward(np.arange(y.size, dtype=float).reshape(y.shape))
+        results.append((y, [p.grad.copy() for p in model.parameters()]))
+    (y_packed, g_packed), (y_padded, g_padded) = results
+    np.testing.assert_array_equal(y_packed, y_padded)
+    for a, b in zip(g_packed, g_padded):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+
+
+def test_readout_pooling_a_packed_sequence_says_what_to_do():
+    lstm = rnnfast.LSTM(3, 4, seed=0)
+    out = lstm(rnnfast.pack_sequences([np.ones((3, 3)), np.ones((2, 3))]))
+    with pytest.raises(TypeError, match="padded x with lengths="):
+        rnnfast.Readout("mean")(out)

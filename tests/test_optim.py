@@ -511,3 +511,38 @@ def test_parameter_group_errors():
     opt.add_param_group({"params": q, "lr": 0.5})
     assert opt.param_groups[1]["params"] == [q] and opt.param_groups[1]["momentum"] == opt.defaults["momentum"]
     assert "group 1: lr=0.5" in repr(opt)
+
+
+@pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler.step\\(\\)` before:UserWarning")
+def test_schedules_reach_a_group_added_later_as_torchs_do():
+    torch = pytest.importorskip("torch")
+    L = torch.optim.lr_scheduler
+
+    def rates(opt, make, add, metric):
+        sched = make(opt)
+        add(opt)
+        for _ in range(3):
+            sched.step(*metric)
+        return [g["lr"] for g in opt.param_groups]
+
+    def ours(make, metric=()):
+        return rates(SGD([Parameter(np.zeros(2))], lr=0.1), make,
+                     lambda o: o.add_param_group({"params": [Parameter(np.zeros(2))], "lr": 0.2}), metric)
+
+    def theirs(make, metric=()):
+        return rates(torch.optim.SGD([torch.zeros(2, requires_grad=True)], lr=0.1), make,
+                     lambda o: o.add_param_group({"params": [torch.zeros(2, requires_grad=True)], "lr": 0.2}), metric)
+
+    np.testing.assert_allclose(ours(lambda o: CosineAnnealingLR(o, 5)), theirs(lambda o: L.CosineAnnealingLR(o, 5)),
+                               rtol=1e-14)
+    np.testing.assert_allclose(ours(lambda o: ReduceLROnPlateau(o, patience=0, factor=0.5), (1.0,)),
+                               theirs(lambda o: L.ReduceLROnPlateau(o, patience=0, factor=0.5), (1.0,)), rtol=1e-14)
+    np.testing.assert_allclose(ours(lambda o: StepLR(o, 2)), theirs(lambda o: L.StepLR(o, 2)), rtol=1e-14)
+    with pytest.raises(RuntimeError, match="min_lrs"):          # one min_lr each, and a group without its own
+        ours(lambda o: ReduceLROnPlateau(o, patience=0, factor=0.5, min_lr=[0.0]), (1.0,))
+    with pytest.raises(ValueError, match="initial lr"):          # the trough's climb needs each group's
+        opt = SGD([Parameter(np.zeros(2))], lr=0.1)
+        sched = CosineAnnealingLR(opt, 1)
+        opt.add_param_group({"params": [Parameter(np.zeros(2))]})
+        for _ in range(3):
+            sched.step()

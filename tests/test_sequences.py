@@ -166,3 +166,20 @@ def test_padded_batch_matches_torch_packed_sequences(cell, batch_first):
         np.testing.assert_allclose(state[1], t_state[1].numpy(), rtol=1e-10, atol=1e-12)
     else:
         np.testing.assert_allclose(state, t_state.numpy(), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("value", [float("nan"), 0.5, 2**70])
+def test_unpack_refuses_a_padding_value_that_the_data_dtype_cannot_hold(value):
+    packed = rnnfast.pack_sequences([np.arange(3)[:, None], np.arange(2)[:, None]], dtype="int64")
+    with pytest.raises(ValueError, match="not representable in dtype int64"):
+        rnnfast.unpack(packed, padding_value=value)
+    padded, lengths = rnnfast.unpack(packed, padding_value=-1)
+    assert padded[2, 1, 0] == -1 and list(lengths) == [3, 2]
+
+
+def test_packed_sequence_takes_torchs_two_argument_form():
+    packed = rnnfast.PackedSequence(np.arange(3.0)[:, None], np.array([2, 1]))
+    assert packed.sorted_indices is None and packed.unsorted_indices is None
+    padded, lengths = rnnfast.unpack(packed)
+    np.testing.assert_array_equal(padded[:, :, 0], [[0.0, 1.0], [2.0, 0.0]])
+    assert list(lengths) == [2, 1]

@@ -385,3 +385,23 @@ def test_lengths_with_a_layer_that_takes_none_name_the_layer():
     with pytest.raises(TypeError, match="lengths: Jordan takes no lengths"):
         tbptt.run(x, y, lengths=[5, 3])
     assert len(tbptt.run(x, y).losses) == 3                      # equal lengths: as before
+
+
+def test_a_sequential_as_layer_is_refused_since_its_chunks_would_run_its_first_module_alone():
+    model = rnnfast.Sequential(rnnfast.LSTM(3, 4, seed=0), rnnfast.Readout("sequence"), rnnfast.Linear(4, 4))
+    with pytest.raises(TypeError, match="one recurrent layer.*got a Sequential"):
+        TruncatedBPTT(model, mse_loss, k=3, optimizer=SGD(model.parameters(), lr=0.5))
+
+
+def test_a_chunk_that_fails_without_an_optimizer_leaves_the_accumulated_gradient():
+    layer = rnnfast.LSTM(3, 4, seed=0, dtype="float64")
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((6, 2, 3)), rng.standard_normal((6, 2, 4))
+    tb = TruncatedBPTT(layer, mse_loss, k=3)
+    tb.run(x, y)
+    before = [p.grad.copy() for p in layer.parameters()]
+    assert any(np.abs(g).sum() > 0 for g in before)
+    with pytest.raises(ValueError, match="shape"):
+        tb.step(x[:3], y[:3, :, :2])                                  # a target of the wrong shape
+    for p, g in zip(layer.parameters(), before):
+        np.testing.assert_array_equal(p.grad, g)
