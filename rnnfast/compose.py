@@ -226,7 +226,7 @@ class Readout(Module):
             dstate = (dh_n, None) if pair else dh_n
             if self.what == "last":
                 return dout, dstate
-        if self._pooled is None:
+        if self._pooled is None or dout is None:           # (the pooled readouts never read a packed out)
             raise no_backward_error()
         steps, argmax = self._pooled
         seq = dout.swapaxes(0, 1) if self.batch_first else dout    # (T, B, F), a view: writes land in dout
