@@ -157,7 +157,7 @@ def _numerical_gradient(loss: Callable[[], float], arr: np.ndarray, eps: float,
                         index: np.ndarray) -> np.ndarray:
     """Central differences of ``loss()`` at the flat ``index`` entries of ``arr`` (perturbed in place, restored)."""
     flat = arr.reshape(-1)
-    assert np.shares_memory(flat, arr)
+    assert arr.size == 0 or np.shares_memory(flat, arr)           # a view: the perturbations reach arr
     out = np.empty(index.size)
     for n, j in enumerate(index):
         orig = flat[j]
@@ -205,6 +205,8 @@ def _layer_problem(layer: Union[Elman, LSTM, GRU, Linear], inputs: Any, lengths:
     twin = _float64_twin(layer)
     x_in, hx_in = _split_layer_inputs(layer, inputs)
     x = np.array(check_array("x", x_in, dtype_kind="fiub"), dtype=np.float64)    # a private copy
+    if x.size == 0:
+        raise ValueError(f"x has no entries (shape {x.shape}): there is no gradient to check")
     params = {name: p.data for name, p in twin.named_parameters()}
     if isinstance(twin, Linear):                                    # as isinstance(layer, Linear): same type
         dy = rng.uniform(-1, 1, x.shape[:-1] + (twin.out_features,))
@@ -221,7 +223,8 @@ def _layer_problem(layer: Union[Elman, LSTM, GRU, Linear], inputs: Any, lengths:
     lstm = isinstance(layer, LSTM)
     if x.ndim != 3:
         raise ValueError(f"x must be a 3-D array (T, B, I) ((B, T, I) with batch_first), got shape {x.shape}")
-    L, B, H = twin.num_layers, x.shape[0 if twin.batch_first else 1], twin.hidden_size
+    L = twin.num_layers * (2 if twin.bidirectional else 1)         # h_n's first axis: layers × directions
+    B, H = x.shape[0 if twin.batch_first else 1], twin.hidden_size
     if lstm and hx_in is not None and not (isinstance(hx_in, (tuple, list)) and len(hx_in) == 2):
         raise TypeError(f"hx of an LSTM must be a tuple (h0, c0), got {type(hx_in).__name__}")
     h_in, c_in = (hx_in if hx_in is not None else (None, None)) if lstm else (hx_in, None)

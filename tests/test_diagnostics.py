@@ -160,6 +160,18 @@ def test_gradcheck_passes_on_correct_layers(cell, num_layers, lengths):
     assert gradcheck(layer, (x, hx) if lengths is None else x, lengths=lengths) is True
 
 
+@pytest.mark.parametrize("num_layers", [1, 2])
+@pytest.mark.parametrize("cell", CELLS)
+def test_gradcheck_passes_on_bidirectional_layers(cell, num_layers):
+    layer = make(cell, I=2, H=3, L=num_layers, seed=5, bidirectional=True)
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((4, 2, 2))
+    h0 = rng.uniform(-0.5, 0.5, (2 * num_layers, 2, 3))                # layers × directions
+    hx = (h0, rng.uniform(-0.5, 0.5, h0.shape)) if cell == "lstm" else h0
+    assert gradcheck(layer, x, lengths=[4, 2]) is True
+    assert gradcheck(layer, (x, hx)) is True
+
+
 @pytest.mark.parametrize("cell", CELLS)
 def test_gradcheck_float32_and_batch_first_layers_via_a_float64_twin(cell):
     layer = make(cell, L=2, dtype="float32", seed=8, batch_first=True, dropout=0.5)
@@ -239,6 +251,10 @@ def test_gradcheck_max_entries_samples():
 
 
 def test_gradcheck_errors():
+    for layer, x in ((make("elman"), np.zeros((5, 0, 3))), (make("lstm"), np.zeros((0, 2, 3))),
+                     (rnnfast.Linear(3, 2), np.zeros((0, 3)))):
+        with pytest.raises(ValueError, match="x has no entries"):
+            gradcheck(layer, x)
     layer = make("elman")
     x = np.zeros((3, 1, 3))
     with pytest.raises(ValueError, match="eps"):
