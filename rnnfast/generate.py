@@ -95,6 +95,7 @@ def generate(estimator: Any, prime: Any, n_steps: int, *, feedback: Optional[Cal
     # (the estimators, with scikit-learn, are imported here: rnnfast imports this module for Sequentials too)
     from .estimators import SequenceClassifier, SequenceRegressor
     from .estimators._data import _check_X
+    from .estimators._windows import _windowed
     if not isinstance(estimator, (SequenceClassifier, SequenceRegressor)):
         raise TypeError(f"estimator must be an rnnfast SequenceClassifier, SequenceRegressor or Sequential, got "
                         f"{type(estimator).__name__}")
@@ -122,14 +123,16 @@ def generate(estimator: Any, prime: Any, n_steps: int, *, feedback: Optional[Cal
     rnn, head = estimator.rnn_, estimator.head_
     rnn.eval()
 
-    def features(steps: np.ndarray) -> np.ndarray:
-        """Inputs (t, I), unscaled, as the network reads them after fit's pipeline: (t, 1, F)."""
-        return estimator._scaled_steps(_check_X([steps], np.dtype(np.float64))).x
+    span = getattr(estimator, "window_span_", 1)                       # each step reads the last span steps
 
-    x0 = features(p.astype(np.float64))                                # (T0, 1, F) as fit
+    def features(steps: np.ndarray) -> np.ndarray:
+        """Inputs (t, I), unscaled, as the network reads them after fit's pipeline: (t, 1, span·F)."""
+        return _windowed(estimator._scaled_steps(_check_X([steps], np.dtype(np.float64))), 1, span).x
+
+    x0 = features(p.astype(np.float64))                                # (T0, 1, span·F) as fit
     with no_grad():                                                    # the inference forward: nothing kept
         out, state = rnn(x0.astype(rnn.dtype))                        # prime: (T0, 1, F) → state after T0
-    prev = p[-1:].astype(np.float64)                                   # (1, I) the last input, unscaled
+    recent = p[-(span + 1):].astype(np.float64)                        # (≤ span + 1, I) the last inputs, unscaled
     h = np.asarray(out[-1], np.float64)                                # (1, H)
     assert head.bias is not None                                       # the estimators' head has a bias
     W, b = head.weight.data.astype(np.float64), head.bias.data.astype(np.float64)
@@ -142,8 +145,10 @@ def generate(estimator: Any, prime: Any, n_steps: int, *, feedback: Optional[Cal
             y = estimator._unscaled(z)                                 # in the targets' units
         results.append(y)
         x = np.asarray(feed(y), np.float64).reshape(1, I)
-        # the step's features from it and the step before (derivative_ reads x_t − x_{t−1})
-        x, prev = features(np.concatenate([prev, x]))[-1], x                      # (1, F)
+        # the step's features from it and the span steps before (derivative_ reads x_t − x_{t−1}); the
+        # window of the last step reads the last span feature steps, each the step before it
+        recent = np.concatenate([recent, x])[-(span + 1):]
+        x = features(recent)[-1]                                                     # (1, span·F)
         h_t, state = rnn.step(x.astype(rnn.dtype), state)
         h = np.asarray(h_t, np.float64)
     if classifier:

@@ -509,14 +509,15 @@ def test_generate_classifier_continues_a_cycle_and_matches_the_forward_pass():
     np.testing.assert_array_equal(sampled, generate(clf, ["a"], 50, temperature=1.0, random_state=0))
 
 
-@pytest.mark.parametrize("derivative", [False, True])
-def test_generate_regressor_feeds_values_back(derivative):
+@pytest.mark.parametrize("derivative, span", [(False, 1), (True, 1), (False, 2), (True, 3)])
+def test_generate_regressor_feeds_values_back(derivative, span):
     t = np.arange(2000) * 0.3
     wave = np.sin(t)
     X = np.stack([wave[s:s + 30] for s in range(0, 1900, 5)])[:, :, None]
     Y = np.stack([wave[s + 1:s + 31] for s in range(0, 1900, 5)])[:, :, None]
-    reg = SequenceRegressor(output="sequence", cell="lstm", derivative=derivative, max_epochs=30, **FAST).fit(X, Y)
-    assert reg.derivative_ is derivative and reg.rnn_.input_size == 1 + derivative
+    reg = SequenceRegressor(output="sequence", cell="lstm", derivative=derivative, window_span=span, max_epochs=30,
+                            **FAST).fit(X, Y)
+    assert reg.derivative_ is derivative and reg.rnn_.input_size == (1 + derivative) * span
     prime = wave[:20]
     out = generate(reg, prime, 15)
     assert out.shape == (15,)
