@@ -13,7 +13,8 @@ This module knows the file format and nothing of the estimators: a class takes p
 provides what is saved (see there). ``save`` writes a temporary file in the target's directory and moves it
 into place with ``os.replace``, so an interrupted save never leaves a half-written file under ``path`` and the
 previous file survives; the file gets the mode ``open(path, "w")`` would give it (0o666 less the umask for a
-new file, the old file's mode when it replaces one).
+new file, the old file's mode when it replaces one), and a file that ``open`` could not write is refused. A
+file whose metadata ``load`` would refuse (more than ``_MAX_METADATA_BYTES``) is not written.
 
 ``load`` reads nothing it has not checked. It reads the zip directory, the metadata (at most
 ``_MAX_METADATA_BYTES``) and the ``.npy`` header of every array, and checks the format and version, every
@@ -46,7 +47,8 @@ __all__ = ["save", "load", "register", "FORMAT_VERSION"]
 FORMAT_NAME = "rnnfast-estimator"
 FORMAT_VERSION = 1
 _META_KEY = "__metadata__"
-_MAX_METADATA_BYTES = 16 << 20          # JSON metadata: params, learned attributes, per-epoch history
+_MAX_METADATA_BYTES = 64 << 20          # JSON metadata (params, learned attributes, per-epoch history), 4 bytes a
+                                        # character (a NumPy unicode array): 16 M characters
 _MAX_MEMBERS = 100_000                  # arrays in one file (4 per layer and direction, 2 for the head)
 _MAX_NDIM = 32                          # as NumPy's
 _MAX_NESTING = 64                       # of the JSON metadata
@@ -125,7 +127,7 @@ def _object_marker(name: str) -> str:
 
 
 # --------------------------------------------------------------------------------------------------- save
-def save(estimator: Any, path: str | os.PathLike) -> str:
+def save(estimator: Any, path: str | bytes | os.PathLike) -> str:
     """Write a fitted estimator of a registered class (``SequenceClassifier``, ``SequenceRegressor``,
     ``SequenceForecaster``) to ``path``, atomically; returns ``path``."""
     cls: Any = type(estimator)
@@ -133,7 +135,11 @@ def save(estimator: Any, path: str | os.PathLike) -> str:
         raise TypeError(f"save needs a fitted rnnfast estimator of a registered class "
                         f"({', '.join(sorted(_REGISTRY))}; rnnfast.persist.register adds one), got {cls.__name__}")
     estimator._check_fitted()
-    path = os.fspath(path)
+    if not isinstance(path, (str, bytes, os.PathLike)):
+        raise TypeError(f"path must be a str, bytes or os.PathLike, got {type(path).__name__}")
+    path = os.fsdecode(path)
+    if not os.path.basename(path) and not os.path.isdir(path):     # "" or "missing/" (a folder: refused below)
+        raise ValueError(f"path must name a file, got {path!r}")
     arrays = dict(estimator._get_weights())
     fitted = {name: _jsonable(getattr(estimator, name)) for name in cls._persisted_attrs
               if hasattr(estimator, name)}
@@ -156,8 +162,15 @@ def save(estimator: Any, path: str | os.PathLike) -> str:
         "fitted": fitted,
         "arrays": {name: {"shape": list(a.shape), "dtype": a.dtype.str} for name, a in arrays.items()},
     }
+    text = np.array(json.dumps(meta))
+    if text.nbytes > _MAX_METADATA_BYTES - 4096:          # load would refuse the file (4096: the .npy header)
+        sizes = {name: len(json.dumps(value)) for name, value in {"params": meta["params"], **fitted}.items()}
+        largest = max(sizes, key=sizes.__getitem__)
+        raise ValueError(f"cannot save to {path!r}: the metadata takes {text.nbytes} bytes, more than load reads "
+                         f"({_MAX_METADATA_BYTES}); the largest part is {largest} ({sizes[largest]} characters of "
+                         f"JSON). Nothing was written")
     # One dict of Any: mypy checks a **dict[str, ndarray] against savez's allow_pickle: bool too.
-    members: dict[str, Any] = {_META_KEY: np.array(json.dumps(meta)), **arrays}    # keys never clash
+    members: dict[str, Any] = {_META_KEY: text, **arrays}    # keys never clash
     _write_atomically(path, members)
     return path
 
@@ -173,10 +186,15 @@ def _write_atomically(path: str, members: dict[str, Any]) -> None:
         mode: int | None = stat.S_IMODE(os.stat(target).st_mode)     # replacing a file keeps its mode
     except FileNotFoundError:
         mode = None                                                   # a new file: 0o666 less the umask
+    if mode is not None and not os.access(target, os.W_OK):          # as open(path, "w") refuses it
+        raise PermissionError(f"cannot save to {path!r}: the file is not writable")
     tmp = os.path.join(directory, f".rnnfast-{secrets.token_hex(8)}.tmp")
     try:
         # O_EXCL: never an existing file; mode 0o666: the kernel applies the umask, as it does for open(path, "w")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+        except PermissionError as exc:
+            raise PermissionError(f"cannot save to {path!r}: no permission to write in {directory!r}") from exc
         with os.fdopen(fd, "wb") as f:
             if mode is not None:
                 os.chmod(tmp, mode)

@@ -691,3 +691,48 @@ def test_import_rnnfast_leaves_the_estimators_and_scikit_learn_until_first_use(t
                          text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == str(list(classifier.predict(data[0])))
+
+
+def test_a_save_that_load_would_refuse_raises_and_keeps_the_old_file(tmp_path, classifier, monkeypatch):
+    path = tmp_path / "m.npz"
+    classifier.save(path)
+    before = path.read_bytes()
+    big = copy.deepcopy(classifier)
+    big.loss_curve_ = list(big.loss_curve_) + [0.5] * 5000       # a long history (many partial_fit calls)
+    monkeypatch.setattr(persist, "_MAX_METADATA_BYTES", 80_000)
+    with pytest.raises(ValueError, match=r"more than load reads \(80000\); the largest part is loss_curve_.*"
+                                         r"Nothing was written"):
+        big.save(path)
+    assert path.read_bytes() == before and os.listdir(tmp_path) == ["m.npz"]
+    classifier.save(path)                                            # what fits is saved and loads
+    assert type(load(path)) is SequenceClassifier
+
+
+def test_save_refuses_a_file_it_may_not_write_as_open_does(tmp_path, classifier, monkeypatch):
+    path = tmp_path / "kept.npz"
+    classifier.save(path)
+    before = path.read_bytes()
+    monkeypatch.setattr(persist.os, "access", lambda p, mode: False)   # (root may write anything: pretend)
+    with pytest.raises(PermissionError, match="kept.npz.*not writable"):
+        classifier.save(path)
+    assert path.read_bytes() == before and os.listdir(tmp_path) == ["kept.npz"]
+
+
+def test_save_paths_as_bytes_and_paths_that_name_no_file(tmp_path, classifier, data):
+    path = os.fsencode(tmp_path / "b.npz")
+    assert classifier.save(path) == os.fsdecode(path)
+    np.testing.assert_array_equal(load(path).predict(data[0]), classifier.predict(data[0]))
+    for bad in ("", f"{tmp_path}{os.sep}missing{os.sep}"):
+        with pytest.raises(ValueError, match="path must name a file"):
+            classifier.save(bad)
+    with pytest.raises(TypeError, match="path must be a str, bytes or os.PathLike, got int"):
+        classifier.save(3)
+    assert sorted(os.listdir(tmp_path)) == ["b.npz"]
+
+
+def test_save_into_a_folder_it_may_not_write_names_the_target(tmp_path, classifier, monkeypatch):
+    def refused(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", args[0])
+    monkeypatch.setattr(persist.os, "open", refused)                  # (root may write anything: pretend)
+    with pytest.raises(PermissionError, match=r"cannot save to '.*m\.npz': no permission to write in"):
+        classifier.save(tmp_path / "m.npz")
