@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import numbers
 import os
 import sys
 import warnings
@@ -61,7 +62,7 @@ import numpy as np
 
 from ._module import Parameter
 from ._threads import get_num_threads, set_num_threads
-from ._validation import check_parameters
+from ._validation import check_parameters, check_real
 
 __all__ = ["Communicator", "SingleProcessComm", "MPIComm", "get_comm", "launcher_world_size",
            "DataParallel", "check_same_on_all_ranks", "shared_seed", "thread_budget"]
@@ -266,6 +267,10 @@ class DataParallel:
         dtypes = {p.dtype for p in self.params}
         if len(dtypes) != 1:
             raise ValueError(f"DataParallel needs parameters of one dtype, got {sorted(map(str, dtypes))}")
+        for i, p in enumerate(self.params):
+            if not isinstance(p.grad, np.ndarray) or p.grad.shape != p.data.shape:
+                raise ValueError(f"DataParallel gathers every parameter's .grad into one buffer: params[{i}].grad "
+                                 f"must be an array of its shape {p.data.shape}, got {type(p.grad).__name__}")
         self.comm.broadcast_([p.data for p in self.params], root=root)
         sizes = [p.grad.size for p in self.params]
         self.buffer = np.zeros(sum(sizes) + 2, dtype=dtypes.pop())          # [grads…, loss·n, n]
@@ -293,6 +298,9 @@ class DataParallel:
         One Allreduce of [count·g, count·loss, count]. Returns the batch's (mean loss, count); (0, 0) and
         zero gradients when no rank had an entry.
         """
+        count = check_real("count", count, 0.0, math.inf, high_inclusive=False)   # checked before .grad changes
+        if isinstance(loss, bool) or not isinstance(loss, (numbers.Real, np.ndarray)) or np.ndim(loss) != 0:
+            raise TypeError(f"loss must be a real number, got {type(loss).__name__}")
         buf = self.buffer
         grads = buf[:-2]
         grads *= count                                  # ∂(sum of this rank's losses)

@@ -227,6 +227,23 @@ def test_data_parallel_starts_from_rank0_weights_and_averages_by_shard_size():
         assert count == 8 and loss == pytest.approx(w_mean, rel=1e-15)
 
 
+def test_bad_loss_or_count_leaves_the_gradients_and_a_missing_grad_is_named():
+    lin = rnnfast.Linear(2, 1, dtype="float64")
+    dp = DataParallel(lin.parameters(), SingleProcessComm())
+    for p in lin.parameters():
+        p.grad[...] = 1.0
+    for loss, count, exc, match in ((None, 4, TypeError, "loss must be a real number"),
+                                    (0.5, float("nan"), ValueError, "count"), (0.5, -4, ValueError, "count")):
+        with pytest.raises(exc, match=match):
+            dp.average_gradients_(loss, count)
+        assert all(np.all(p.grad == 1.0) for p in lin.parameters())    # not scaled by the count
+    assert dp.average_gradients_(np.float64(0.5), 4) == (0.5, 4.0)
+    other = rnnfast.Linear(3, 1, dtype="float64")
+    other.bias.grad = None
+    with pytest.raises(ValueError, match=r"params\[1\]\.grad must be an array"):
+        DataParallel(other.parameters(), SingleProcessComm())
+
+
 def test_different_data_on_a_rank_raises_on_every_rank():
     def rank(comm):
         X = np.zeros((10, 3, 1)) + (comm.rank == 2)
