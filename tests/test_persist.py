@@ -736,3 +736,26 @@ def test_save_into_a_folder_it_may_not_write_names_the_target(tmp_path, classifi
     monkeypatch.setattr(persist.os, "open", refused)                  # (root may write anything: pretend)
     with pytest.raises(PermissionError, match=r"cannot save to '.*m\.npz': no permission to write in"):
         classifier.save(tmp_path / "m.npz")
+
+
+@pytest.mark.parametrize("name, value, match", [
+    ("input_mean_", [5.0], r"input_mean_ must hold \d+ finite numbers"),         # would broadcast silently
+    ("input_scale_", "negative", "input_scale_ must be > 0"),
+    ("input_mean_", "nan", r"input_mean_ must hold \d+ finite numbers"),
+    ("derivative_", "yes", "derivative_ must be True or False"),
+    ("n_features_in_", "x", "n_features_in_"),
+])
+def test_learned_input_attributes_edited_by_hand_are_refused(tmp_path, classifier, name, value, match):
+    def edit(meta):
+        fitted = meta["fitted"]
+        if value == "negative":
+            fitted[name] = [-abs(v) for v in fitted[name]]
+        elif value == "nan":
+            fitted[name] = [float("nan")] + fitted[name][1:]
+        else:
+            fitted[name] = value
+    assert classifier.input_mean_ is not None                            # (scale is on: there is something to edit)
+    good = tmp_path / "good.npz"
+    classifier.save(good)
+    with pytest.raises(ValueError, match=f"learned attributes do not describe a model.*{match}"):
+        load(_rewrite(good, tmp_path / "edited.npz", edit_meta=edit))

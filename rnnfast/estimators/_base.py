@@ -485,6 +485,24 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
         return (features * check_int("window_", getattr(self, "window_", 1), 1)
                 * check_int("window_span_", getattr(self, "window_span_", 1), 1))
 
+    def _check_learned_inputs(self) -> None:
+        """ValueError unless the learned attributes of the input side agree with each other, as fit leaves
+        them: what ``rnnfast.load`` checks in a file's metadata (one edited by hand) before it builds a model."""
+        check_int("n_features_in_", self.n_features_in_, 1)
+        for name in ("derivative_", "instance_norm_"):
+            if not isinstance(getattr(self, name, False), bool):
+                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
+        width = (check_int("input_size_", self.input_size_, 1) * (2 if getattr(self, "derivative_", False) else 1)
+                 * (2 if getattr(self, "instance_norm_", False) else 1))              # features before the window
+        for name in ("input_asinh_center_", "input_asinh_scale_", "input_mean_", "input_scale_"):
+            value = getattr(self, name, None)
+            if value is None:
+                continue
+            if np.shape(value) != (width,) or not np.all(np.isfinite(value)):
+                raise ValueError(f"{name} must hold {width} finite numbers (one per feature), got {value!r}")
+            if name in ("input_scale_", "input_asinh_scale_") and np.any(np.asarray(value) <= 0):
+                raise ValueError(f"{name} must be > 0, got {value!r}")
+
     def _scaled_steps(self, seqs: _Sequences) -> _Sequences:
         """The sequences' steps as fit learned to scale them (first differences appended with
         ``derivative_``, then each one's own standardization with ``instance_norm_``, then ``scale``; the
@@ -565,6 +583,7 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
         """(name, shape, dtype) of every weight ``_set_weights`` takes, from ``_arch``, ``input_size_``,
         ``window_`` and the head's outputs, without building a layer: ``load`` checks a file against it
         before it allocates anything."""
+        self._check_learned_inputs()
         a = self._arch
         H, D = check_int("hidden_size", a["hidden_size"], 1), 2 if a.get("bidirectional", False) else 1
         dtype = resolve_dtype(a["dtype"]).name
