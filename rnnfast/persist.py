@@ -7,7 +7,7 @@ File layout (``numpy.savez``, readable with ``np.load(path, allow_pickle=False)`
                         "arrays": {name: {"shape", "dtype"}}}
     rnn.<torch name>    the recurrent layer's weights (weight_ih_l0, ...), as ``state_dict()`` names them
     head.weight, head.bias
-    classes_            the classifier's labels (numbers or strings)
+    classes_            the classifier's labels (numbers, strings or bytes)
 
 This module knows the file format and nothing of the estimators: a class takes part by :func:`register`, and
 provides what is saved (see there). ``save`` writes a temporary file in the target's directory and moves it
@@ -150,7 +150,7 @@ def save(estimator: Any, path: str | bytes | os.PathLike) -> str:
         if value.dtype.kind == "O":                       # labels kept as Python objects (str or int)
             fitted[_object_marker(name)] = "object"
             value = np.array(value.tolist())
-        if value.dtype.kind not in "biufU":
+        if value.dtype.kind not in "biufUS":
             raise TypeError(f"cannot save {name} of mixed or non-numeric types: {getattr(estimator, name)!r}")
         arrays[name] = value
     meta = {
@@ -375,8 +375,8 @@ class _Reader:
             dt = np.dtype(dtype)
         except (TypeError, ValueError, SyntaxError) as exc:
             raise self.fail(f"{what} has dtype {dtype!r}, which is not a dtype ({exc})") from exc
-        if dt.kind not in "biufU" or dt.fields is not None or dt.subdtype is not None:
-            raise self.fail(f"{what} has dtype {dtype!r}; a model holds numbers and text only")
+        if dt.kind not in "biufUS" or dt.fields is not None or dt.subdtype is not None:
+            raise self.fail(f"{what} has dtype {dtype!r}; a model holds numbers, text and bytes only")
         return tuple(shape), dt
 
     # ---- the estimator --------------------------------------------------------------------------------

@@ -71,6 +71,15 @@ def test_round_trip_classifier_with_object_labels(tmp_path, data, classifier):
     assert loaded.score(X, classifier.predict(X)) == 1.0
 
 
+def test_round_trip_classifier_with_bytes_labels(tmp_path, data):
+    X, _ = data
+    labels = np.array([b"no", b"yes"])[(X[:, -1, 0] > 0).astype(int)]
+    clf = SequenceClassifier(hidden_size=4, max_epochs=1, n_threads=1, random_state=0).fit(X, labels)
+    loaded = load(clf.save(tmp_path / "bytes.npz"))
+    assert loaded.classes_.dtype == clf.classes_.dtype and list(loaded.classes_) == [b"no", b"yes"]
+    np.testing.assert_array_equal(loaded.predict(X), clf.predict(X))
+
+
 @pytest.mark.parametrize("output", ["last", "sequence"])
 def test_round_trip_regressor_ragged_multi_output(tmp_path, data, output):
     _, ragged = data
