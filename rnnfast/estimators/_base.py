@@ -500,8 +500,10 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
                 continue
             if np.shape(value) != (width,) or not np.all(np.isfinite(value)):
                 raise ValueError(f"{name} must hold {width} finite numbers (one per feature), got {value!r}")
-            if name in ("input_scale_", "input_asinh_scale_") and np.any(np.asarray(value) <= 0):
+            if name == "input_scale_" and np.any(np.asarray(value) <= 0):
                 raise ValueError(f"{name} must be > 0, got {value!r}")
+            if name == "input_asinh_scale_" and np.any(np.asarray(value) < 0):
+                raise ValueError(f"{name} must be >= 0 (0: a feature left as it is), got {value!r}")
 
     def _scaled_steps(self, seqs: _Sequences) -> _Sequences:
         """The sequences' steps as fit learned to scale them (first differences appended with
