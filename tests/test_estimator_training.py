@@ -1193,3 +1193,18 @@ def test_random_crop_trains_on_segments_and_checks_its_value():
     with pytest.raises(ValueError, match="random_crop"):
         SequenceRegressor(output="sequence", random_crop=0.2).fit(rng.standard_normal((12, 30)),
                                                                     rng.standard_normal((12, 30)))
+
+
+@pytest.mark.parametrize("output, per_batch", [("sequence", 3), ("last", 1)])
+def test_with_tbptt_the_budget_and_n_updates_count_optimizer_steps(monkeypatch, output, per_batch):
+    steps = []
+    original = rnnfast.optim.Adam.step
+    monkeypatch.setattr(rnnfast.optim.Adam, "step", lambda self, *a: steps.append(1) or original(self, *a))
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((32, 12, 2))                          # 12 steps: 3 chunks of tbptt=4
+    y = rng.standard_normal((32, 12)) if output == "sequence" else rng.standard_normal(32)
+    reg = SequenceRegressor(output=output, tbptt=4, readout="last", window=1, batch_size=16, max_updates=12,
+                            hidden_size=4, n_threads=1, random_state=0).fit(X, y)
+    assert reg.n_updates_ == len(steps)                            # every optimizer step, no other
+    assert reg.n_updates_ == reg.n_epochs_ * 2 * per_batch         # 2 batches an epoch, per_batch steps each
+    assert reg.n_epochs_ == -(-12 // (2 * per_batch))             # the budget of 12 steps, in whole epochs

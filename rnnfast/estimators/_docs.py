@@ -162,8 +162,10 @@ PARAMETERS = """\
         32 batches, each pool is sorted by length (ties in their shuffled order), cut into batches, and
         the batches are shuffled. Equal-length data is unaffected.
     max_updates : "auto", int or None, default="auto"
-        The training budget in mini-batch updates: fit trains ⌈max_updates / batches per epoch⌉ whole
-        epochs (at least one), so a small training set gets as many updates as a large one. "auto":
+        The training budget in updates (optimizer steps): fit trains ⌈max_updates / updates per epoch⌉
+        whole epochs (at least one), so a small training set gets as many updates as a large one. An epoch
+        makes one update per mini-batch; with ``tbptt`` and ``output="sequence"``, one per chunk of
+        ``tbptt`` steps (planned from the mean ⌈T_i/tbptt⌉ of the training sequences). "auto":
         2000 updates, or 10 epochs where that is more (training sets of over 3,200 sequences at
         ``batch_size=16``), so that a large set is not cut to an epoch or two. None: ``max_epochs``
         alone sets the budget.
@@ -245,7 +247,7 @@ ATTRIBUTES = """\
     n_iter_, n_epochs_ : int
         Epochs trained.
     n_updates_ : int
-        Mini-batch updates made.
+        Updates made (optimizer steps: one per mini-batch, or with ``tbptt`` one per chunk that scores).
     t_ : int
         Training sequences seen (counted once per epoch).
     history_ : dict

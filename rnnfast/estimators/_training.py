@@ -25,11 +25,11 @@ _AUTO_MIN_EPOCHS = 10        # ... or this many epochs when that is more (a larg
 _PROGRESS_LINES = 10         # verbose without tqdm: about this many lines per fit
 
 
-def _planned_epochs(max_updates: Any, max_epochs: Optional[int], batches: int) -> int:
-    """The whole epochs a fit plans for ``batches`` updates per epoch: ⌈max_updates / batches⌉ (at least one),
-    "auto" ⌈2000 / batches⌉ or 10 epochs, whichever is more, and at most ``max_epochs`` (None: no limit)."""
-    by_updates: float = (max(math.ceil(_AUTO_UPDATES / batches), _AUTO_MIN_EPOCHS) if max_updates == "auto" else
-                         math.ceil(max_updates / batches) if max_updates is not None else math.inf)
+def _planned_epochs(max_updates: Any, max_epochs: Optional[int], updates: float) -> int:
+    """The whole epochs a fit plans for ``updates`` updates per epoch: ⌈max_updates / updates⌉ (at least one),
+    "auto" ⌈2000 / updates⌉ or 10 epochs, whichever is more, and at most ``max_epochs`` (None: no limit)."""
+    by_updates: float = (max(math.ceil(_AUTO_UPDATES / updates), _AUTO_MIN_EPOCHS) if max_updates == "auto" else
+                         math.ceil(max_updates / updates) if max_updates is not None else math.inf)
     return int(min(max_epochs if max_epochs is not None else math.inf, by_updates))
 
 
@@ -179,7 +179,8 @@ class _TrainingLoop:
         engine = Engine(self.model_, None, opt, p["clip_norm"], dp, check_finite=True)
 
         batches = math.ceil(len(train_idx) / p["batch_size"])          # per epoch
-        epochs = 1 if partial else _planned_epochs(p["max_updates"], p["max_epochs"], batches)
+        epochs = 1 if partial else _planned_epochs(p["max_updates"], p["max_epochs"],
+                                                   batches * self._updates_per_batch(seqs, train_idx, p))
         scheduler = (optim.CosineAnnealingLR(opt, epochs * batches)
                      if p["lr_schedule"] == "cosine" and not partial else None)
         patience = (p["n_iter_no_change"] or 0) * max(1.0, _MIN_EPOCH_UPDATES / batches)   # in epochs
@@ -203,7 +204,8 @@ class _TrainingLoop:
                     total, count = 0.0, 0.0
                     for batch, idx in enumerate(_epoch_batches(perm, batches, seqs.lengths, p["bucket"], rng), 1):
                         try:
-                            s, c = self._train_batch(seqs, targets, weights, idx, engine, p, crop_from, crop)
+                            s, c, updates = self._train_batch(seqs, targets, weights, idx, engine, p, crop_from,
+                                                              crop)
                         except Diverged as exc:
                             self.model_.eval()
                             raise FloatingPointError(
@@ -214,7 +216,7 @@ class _TrainingLoop:
                         if scheduler is not None:
                             scheduler.step()
                         total, count = total + s, count + c
-                        n_updates += 1
+                        n_updates += updates
                         seen += len(idx)
                     epoch_loss = total / max(count, 1.0)
                     if not math.isfinite(epoch_loss):
@@ -278,9 +280,18 @@ class _TrainingLoop:
             return p["random_crop"]
         return self._auto_crop if k > 1 else 0.0
 
+    def _updates_per_batch(self, seqs: _Sequences, train_idx: np.ndarray, p: dict[str, Any]) -> float:
+        """The optimizer steps a batch makes, as planned: one, or with ``tbptt`` k and ``output="sequence"``
+        one per chunk, ⌈T_b/k⌉ on average over the training sequences (``output="last"`` updates after the
+        chunks where a sequence ends: one for a batch of equal lengths, the estimate here)."""
+        if p["tbptt"] is None or self._output == "last":
+            return 1.0
+        steps = np.full(len(train_idx), seqs.T) if seqs.lengths is None else seqs.lengths[train_idx]   # (n,)
+        return float(np.mean(-(-steps // p["tbptt"]))) if len(steps) else 1.0
+
     def _train_batch(self, seqs: _Sequences, targets: np.ndarray, weights: Optional[np.ndarray],
                      idx: np.ndarray, engine: Engine, p: dict[str, Any],
-                     crop_from: Optional[_Sequences] = None, crop: float = 0.0) -> tuple[float, float]:
+                     crop_from: Optional[_Sequences] = None, crop: float = 0.0) -> tuple[float, float, int]:
         """One mini-batch: one update per truncation chunk (one chunk = full BPTT). ``seqs`` are windowed;
         with ``crop_from`` (the same sequences before the window) the batch is windowed afresh from each
         sequence's own random offset instead (``window_offset="random"``), and first cropped to a random
@@ -289,7 +300,7 @@ class _TrainingLoop:
         Data-parallel (``engine.dp``): ``idx`` is the whole batch, which fixes the chunks and the updates;
         this rank runs its shard of it (possibly none of a chunk's sequences) and each update first
         averages the ranks' gradients. Returns (Σ loss·entries, entries) over the chunks of the whole
-        batch, for the epoch's mean training loss.
+        batch, for the epoch's mean training loss, and the optimizer steps made (the chunks that scored).
         """
         dp = engine.dp
         idx_global = idx
@@ -349,7 +360,7 @@ class _TrainingLoop:
         lstm = p["cell"] == "lstm"
         h = np.zeros((L, B, H), p["dtype"])                                        # state carried over chunks
         c = np.zeros((L, B, H), p["dtype"]) if lstm else None
-        loss_sum, entries = 0.0, 0.0
+        loss_sum, entries, steps = 0.0, 0.0, 0
         for s, e in bounds:
             running = batch_ends > s
             if not running.any():
@@ -404,6 +415,7 @@ class _TrainingLoop:
                 value, n_scored = engine.update(value, n_scored)
                 loss_sum += value * n_scored
                 entries += n_scored
+                steps += n_scored > 0                                              # (n = 0: no step)
             if rows.size:
                 assert new_state is not None                                      # set exactly when rows.size
                 hn, cn = new_state if lstm else (new_state, None)
@@ -414,4 +426,4 @@ class _TrainingLoop:
                     if lstm:
                         assert c is not None
                         c[:, rows] = cn
-        return loss_sum, entries
+        return loss_sum, entries, steps
