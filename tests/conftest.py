@@ -40,8 +40,8 @@ DTYPES = (np.float32, np.float64)
 # absolute part is scaled by the largest |expected| value of the array (see assert_close), so that
 # entries which are small by cancellation are judged against the array's scale.
 TOL = {
-    np.dtype(np.float32): dict(rtol=1e-4, atol=1e-5),
-    np.dtype(np.float64): dict(rtol=1e-9, atol=1e-11),
+    np.dtype(np.float32): dict(rtol=1e-5, atol=1e-6),
+    np.dtype(np.float64): dict(rtol=1e-12, atol=1e-14),
 }
 # Central differences in float64: truncation O(eps²) and rounding O(1e-16 / eps).
 FD_EPS = 1e-6

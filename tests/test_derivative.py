@@ -68,7 +68,7 @@ def test_the_network_reads_steps_differences_then_their_own_standardization_all_
     seqs = est._scaled_steps(_check_X(Xs, np.dtype(np.float32)))       # window=1: what the network reads
     for b, x in enumerate(Xs):
         want = (own_standardization(with_slopes(np.asarray(x, np.float64))) - est.input_mean_) / est.input_scale_
-        np.testing.assert_allclose(seqs.x[:len(x), b], want, rtol=2e-4, atol=2e-4)
+        np.testing.assert_allclose(seqs.x[:len(x), b], want, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(est.predict(Xs[:5]), [est.predict([x])[0] for x in Xs[:5]], rtol=1e-5, atol=1e-6)
 
 

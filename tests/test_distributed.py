@@ -258,12 +258,16 @@ def test_different_data_on_a_rank_raises_on_every_rank():
 
 
 # ----------------------------------------------------------------------------- data-parallel estimators
-@pytest.mark.parametrize("name", sorted(CONFIGS))
+@pytest.mark.parametrize("name, weighted, extra", [(name, False, {}) for name in sorted(CONFIGS)] + [
+    ("classifier", True, {}), ("classifier", True, {"mixup": 0.0}), ("regressor", True, {})])
 @pytest.mark.parametrize("size", [2, 3])
-def test_p_ranks_train_the_single_process_model(name, size):
-    """Uneven and empty shards, truncated BPTT, clipping, early stopping: the same weights and losses."""
-    single = estimator(name, None).fit(*data(name))
-    ranks = run_ranks(size, lambda comm: estimator(name, comm).fit(*data(name)))
+def test_p_ranks_train_the_single_process_model(name, size, weighted, extra):
+    """Uneven and empty shards, truncated BPTT, clipping, early stopping, mixup, sample weights: the same
+    weights and losses."""
+    X, y = data(name)
+    sw = np.random.default_rng(1).uniform(0.2, 3.0, len(X)) if weighted else None
+    single = estimator(name, None, **extra).fit(X, y, sample_weight=sw)
+    ranks = run_ranks(size, lambda comm: estimator(name, comm, **extra).fit(X, y, sample_weight=sw))
     assert_weights_close(weights(ranks[0]), weights(single))
     np.testing.assert_allclose(ranks[0].history_["loss"], single.history_["loss"], rtol=1e-12)
     assert ranks[0].n_epochs_ == single.n_epochs_

@@ -718,6 +718,27 @@ def test_partial_fit_classes_and_new_labels():
 
 
 # ------------------------------------------------------------------------------- sample and class weights
+def test_mixup_weighs_each_label_by_its_own_sequences_weight(monkeypatch):
+    """With weights that are a function of the label (w = 1 + 2·class), every mixed loss must get, for each
+    row, the weight of its own label and the weight of its partner's label."""
+    calls = []
+    original = SequenceClassifier._mixed_loss
+
+    def recording(self, z, target, partner, lam, weights, partner_weights):
+        calls.append((target.copy(), partner.copy(), weights, partner_weights))
+        return original(self, z, target, partner, lam, weights, partner_weights)
+    monkeypatch.setattr(SequenceClassifier, "_mixed_loss", recording)
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((40, 6, 2))
+    y = (rng.random(40) < 0.4).astype(int)
+    sw = 1.0 + 2.0 * y
+    SequenceClassifier(mixup=0.4, max_updates=8, batch_size=8, **FAST).fit(X, y, sample_weight=sw)
+    assert calls and any((t != p).any() for t, p, _, _ in calls)        # some rows mixed across the classes
+    for target, partner, weights, partner_weights in calls:             # (targets as class indices)
+        np.testing.assert_array_equal(weights, 1.0 + 2.0 * target)
+        np.testing.assert_array_equal(partner_weights, 1.0 + 2.0 * partner)
+
+
 def test_class_weight_is_a_per_class_sample_weight():
     rng = np.random.default_rng(0)
     X = rng.standard_normal((40, 6, 2))

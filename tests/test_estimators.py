@@ -594,3 +594,30 @@ def test_divergence_raises_naming_the_epoch_and_batch_and_keeps_good_weights():
         reg.fit(X, y)
     weights = [p.data for p in reg.rnn_.parameters() + reg.head_.parameters()]
     assert all(np.isfinite(w).all() for w in weights)
+
+
+@pytest.mark.parametrize("output", ["last", "sequence"])
+@pytest.mark.parametrize("kind", ["classifier", "regressor"])
+def test_score_with_sample_weight_and_ragged_steps_is_scikit_learns_metric(kind, output):
+    metrics = pytest.importorskip("sklearn.metrics")
+    rng = np.random.default_rng(4)
+    X = ragged(40, rng, lo=3, hi=9)
+    sw = rng.uniform(0.1, 3.0, len(X))                                # (n,) one weight per sequence
+    if output == "last":
+        y = [int(x[:, 0].sum() > 0) for x in X] if kind == "classifier" else [float(x.sum()) for x in X]
+    else:
+        y = [(x[:, 0] > 0).astype(int) for x in X] if kind == "classifier" else [x[:, 0] * 2.0 for x in X]
+    cls = SequenceClassifier if kind == "classifier" else SequenceRegressor
+    est = cls(output=output, max_updates=30, hidden_size=4, n_threads=1, random_state=0).fit(X, y)
+    pred = est.predict(X)
+    if output == "last":
+        truth, guess, w = np.asarray(y), np.asarray(pred), sw
+    else:                                   # every real step of every sequence, weighted by its sequence's weight
+        truth = np.concatenate(y)
+        guess = np.concatenate([p[:len(x)] for p, x in zip(pred, X)]).reshape(truth.shape)
+        w = np.concatenate([np.full(len(x), s) for x, s in zip(X, sw)])
+    metric = metrics.accuracy_score if kind == "classifier" else metrics.r2_score
+    expected, unweighted = metric(truth, guess, sample_weight=w), metric(truth, guess)
+    assert expected != pytest.approx(unweighted, abs=1e-6)            # the weights matter here
+    assert est.score(X, y, sample_weight=sw) == pytest.approx(expected, rel=1e-12)
+    assert est.score(X, y) == pytest.approx(unweighted, rel=1e-12)

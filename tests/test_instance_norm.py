@@ -98,7 +98,7 @@ def test_the_network_reads_the_sequence_then_its_standardization_both_scaled(rag
             cols = np.flatnonzero(est.input_asinh_scale_)
             want[:, cols] = np.arcsinh((want[:, cols] - est.input_asinh_center_[cols]) / est.input_asinh_scale_[cols])
         want = (want - est.input_mean_) / est.input_scale_
-        np.testing.assert_allclose(seqs.x[:len(x), b], want, rtol=2e-4, atol=2e-4)
+        np.testing.assert_allclose(seqs.x[:len(x), b], want, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(est.predict(Xs[:5]), [est.predict([x])[0] for x in Xs[:5]], rtol=1e-5, atol=1e-6)
 
 
