@@ -1229,3 +1229,14 @@ def test_with_tbptt_the_budget_and_n_updates_count_optimizer_steps(monkeypatch, 
     assert reg.n_updates_ == len(steps)                            # every optimizer step, no other
     assert reg.n_updates_ == reg.n_epochs_ * 2 * per_batch         # 2 batches an epoch, per_batch steps each
     assert reg.n_epochs_ == -(-12 // (2 * per_batch))             # the budget of 12 steps, in whole epochs
+
+
+@pytest.mark.parametrize("output", ["sequence", "last"])
+def test_with_tbptt_and_ragged_lengths_the_budget_is_about_the_steps_made(output):
+    rng = np.random.default_rng(1)
+    X = [rng.standard_normal((int(t), 1)) for t in rng.integers(5, 61, 100)]
+    y = [rng.standard_normal(len(x)) for x in X] if output == "sequence" else rng.standard_normal(100)
+    reg = SequenceRegressor(output=output, tbptt=5, readout="last", window=1, batch_size=16, max_updates=300,
+                            hidden_size=4, n_threads=1, random_state=0).fit(X, y)
+    per_epoch = reg.n_updates_ / reg.n_epochs_
+    assert 300 <= reg.n_updates_ + per_epoch / 2 and reg.n_updates_ < 300 + per_epoch    # whole epochs

@@ -164,8 +164,10 @@ PARAMETERS = """\
     max_updates : "auto", int or None, default="auto"
         The training budget in updates (optimizer steps): fit trains ⌈max_updates / updates per epoch⌉
         whole epochs (at least one), so a small training set gets as many updates as a large one. An epoch
-        makes one update per mini-batch; with ``tbptt`` and ``output="sequence"``, one per chunk of
-        ``tbptt`` steps (planned from the mean ⌈T_i/tbptt⌉ of the training sequences). "auto":
+        makes one update per mini-batch (none for a batch whose weights are all 0); with ``tbptt``, one per
+        chunk of ``tbptt`` steps that scores (``output="sequence"``: every chunk to the batch's longest
+        sequence's end; ``"last"``: each chunk where one of its sequences ends), counted for the plan on one
+        draw of an epoch's batches. "auto":
         2000 updates, or 10 epochs where that is more (training sets of over 3,200 sequences at
         ``batch_size=16``), so that a large set is not cut to an epoch or two. None: ``max_epochs``
         alone sets the budget.
@@ -247,7 +249,8 @@ ATTRIBUTES = """\
     n_iter_, n_epochs_ : int
         Epochs trained.
     n_updates_ : int
-        Updates made (optimizer steps: one per mini-batch, or with ``tbptt`` one per chunk that scores).
+        Updates made (optimizer steps: one per mini-batch that scores, or with ``tbptt`` one per chunk that
+        scores; see ``max_updates``).
     t_ : int
         Training sequences seen (counted once per epoch).
     history_ : dict

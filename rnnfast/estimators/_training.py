@@ -180,7 +180,7 @@ class _TrainingLoop:
 
         batches = math.ceil(len(train_idx) / p["batch_size"])          # per epoch
         epochs = 1 if partial else _planned_epochs(p["max_updates"], p["max_epochs"],
-                                                   batches * self._updates_per_batch(seqs, train_idx, p))
+                                                   self._steps_per_epoch(seqs, weights, train_idx, batches, p))
         scheduler = (optim.CosineAnnealingLR(opt, epochs * batches)
                      if p["lr_schedule"] == "cosine" and not partial else None)
         patience = (p["n_iter_no_change"] or 0) * max(1.0, _MIN_EPOCH_UPDATES / batches)   # in epochs
@@ -280,14 +280,23 @@ class _TrainingLoop:
             return p["random_crop"]
         return self._auto_crop if k > 1 else 0.0
 
-    def _updates_per_batch(self, seqs: _Sequences, train_idx: np.ndarray, p: dict[str, Any]) -> float:
-        """The optimizer steps a batch makes, as planned: one, or with ``tbptt`` k and ``output="sequence"``
-        one per chunk, ⌈T_b/k⌉ on average over the training sequences (``output="last"`` updates after the
-        chunks where a sequence ends: one for a batch of equal lengths, the estimate here)."""
-        if p["tbptt"] is None or self._output == "last":
-            return 1.0
-        steps = np.full(len(train_idx), seqs.T) if seqs.lengths is None else seqs.lengths[train_idx]   # (n,)
-        return float(np.mean(-(-steps // p["tbptt"]))) if len(steps) else 1.0
+    def _steps_per_epoch(self, seqs: _Sequences, weights: Optional[np.ndarray], train_idx: np.ndarray,
+                         batches: int, p: dict[str, Any]) -> int:
+        """The optimizer steps an epoch makes (at least 1), counted on one draw of its batches (_train_batch):
+        a batch steps after each chunk that scores, and only its sequences of nonzero weight score. A chunk
+        is the whole batch without ``tbptt`` k, else k steps: ``output="sequence"`` scores in every chunk up
+        to its longest sequence's end, ⌈max T_b/k⌉ steps, ``output="last"`` in each chunk where one of its
+        sequences ends."""
+        lengths = np.full(seqs.n, seqs.T) if seqs.lengths is None else seqs.lengths                    # (n,)
+        k = p["tbptt"] if p["tbptt"] is not None else max(int(lengths.max(initial=1)), 1)
+        steps = 0
+        plan_rng = np.random.default_rng(0)                     # (the fit's own stream stays untouched)
+        for idx in _epoch_batches(plan_rng.permutation(train_idx), batches, seqs.lengths, p["bucket"], plan_rng):
+            scoring = idx if weights is None else idx[weights[idx] > 0]
+            if scoring.size:
+                chunks = -(-lengths[scoring] // k)                          # (m,) the chunk where each one ends
+                steps += int(chunks.max()) if self._output == "sequence" else len(np.unique(chunks))
+        return max(steps, 1)
 
     def _train_batch(self, seqs: _Sequences, targets: np.ndarray, weights: Optional[np.ndarray],
                      idx: np.ndarray, engine: Engine, p: dict[str, Any],
