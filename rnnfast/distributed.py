@@ -269,8 +269,9 @@ class DataParallel:
             raise ValueError(f"DataParallel needs parameters of one dtype, got {sorted(map(str, dtypes))}")
         for i, p in enumerate(self.params):
             if not isinstance(p.grad, np.ndarray) or p.grad.shape != p.data.shape:
+                got = f"shape {p.grad.shape}" if isinstance(p.grad, np.ndarray) else type(p.grad).__name__
                 raise ValueError(f"DataParallel gathers every parameter's .grad into one buffer: params[{i}].grad "
-                                 f"must be an array of its shape {p.data.shape}, got {type(p.grad).__name__}")
+                                 f"must be an array of its shape {p.data.shape}, got {got}")
         self.comm.broadcast_([p.data for p in self.params], root=root)
         sizes = [p.grad.size for p in self.params]
         self.buffer = np.zeros(sum(sizes) + 2, dtype=dtypes.pop())          # [grads…, loss·n, n]

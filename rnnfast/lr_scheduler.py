@@ -56,9 +56,12 @@ class LRScheduler:
         """Every attribute except the optimizer (copied)."""
         return {k: copy.deepcopy(v) for k, v in self.__dict__.items() if k != "optimizer"}
 
+    _added_since: dict[str, Any] = {}        # attributes newer than some saved state dicts: their value then
+
     def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
         """Restore attributes saved by ``state_dict()`` of the same scheduler class."""
         own = set(self.__dict__) - {"optimizer"}
+        state_dict = {**{k: v for k, v in self._added_since.items() if k not in state_dict}, **state_dict}
         if set(state_dict) != own:
             raise KeyError(f"state_dict keys {sorted(state_dict)} do not match {type(self).__name__}'s "
                            f"{sorted(own)}")
@@ -85,6 +88,7 @@ class ReduceLROnPlateau(LRScheduler):
     """Multiply the learning rate by ``factor`` when a metric passed to ``step(metric)`` stops improving."""
 
     _from_initial_lr = False
+    _added_since = {"default_min_lr": None}     # (a state dict from before it: min_lrs as saved, no default)
 
     def __init__(self, optimizer: Optimizer, mode: str = "min", factor: float = 0.1, patience: int = 10,
                  threshold: float = 1e-4, threshold_mode: str = "rel", cooldown: int = 0,

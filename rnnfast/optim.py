@@ -68,8 +68,16 @@ def _check_rate(name: str, value: Any) -> float:
     return check_real(name, value, 0.0, math.inf, high_inclusive=False)
 
 
+def _unordered(name: str, params: Any) -> None:
+    """TypeError for a set: its order (by object id) would pair state[i] with another parameter after a load."""
+    if isinstance(params, (set, frozenset)):
+        raise TypeError(f"{name} must be an ordered collection (a list or tuple), not a set: the state of "
+                        f"parameter i is saved and loaded by its place in that order")
+
+
 def _param_groups(params: Any) -> list[Mapping[str, Any]]:
     """``params`` as torch reads it: parameters (one group), or parameter groups (dicts with "params")."""
+    _unordered("params", params)
     if isinstance(params, Mapping):
         raise TypeError("params must be an iterable of rnnfast.Parameter or of parameter groups (dicts), "
                         "got a single dict: put it in a list")
@@ -136,12 +144,18 @@ class Optimizer:
             raise TypeError(f"param_group must be a dict, got {type(param_group).__name__}")
         if "params" not in param_group:
             raise ValueError("param_group must have a 'params' entry")
-        params = check_parameters("param_group['params']", param_group["params"], allow_single=True)
+        where = f"parameter group {len(self.param_groups)}"
+        _unordered(f"{where}'s params", param_group["params"])
+        params = check_parameters(f"{where}'s params", param_group["params"], allow_single=True)
         if len({id(p) for p in params}) != len(params):
-            raise ValueError("params contains the same Parameter more than once")
+            raise ValueError(f"{where}'s params contains the same Parameter more than once")
         if {id(p) for p in params} & {id(p) for _, p, _ in self._indexed_params()}:
-            raise ValueError("some parameters appear in more than one parameter group")
-        hyper = self._checked({**self.defaults, **{k: v for k, v in param_group.items() if k != "params"}})
+            raise ValueError(f"some parameters appear in more than one parameter group: {where} repeats some "
+                             f"of an earlier group's")
+        try:
+            hyper = self._checked({**self.defaults, **{k: v for k, v in param_group.items() if k != "params"}})
+        except (TypeError, ValueError) as exc:
+            raise type(exc)(f"{where}: {exc}") from None
         self.param_groups.append({"params": params, **hyper})
 
     def _indexed_params(self) -> Iterable[tuple[int, Parameter, dict[str, Any]]]:
@@ -233,10 +247,11 @@ class Optimizer:
             if len(saved["params"]) != len(own["params"]):
                 raise ValueError(f"state_dict has a group of {len(saved['params'])} parameters, "
                                  f"expected {len(own['params'])}")
-            if set(saved) - {"initial_lr"} != set(own) - {"initial_lr"}:     # (a scheduler's, as in torch)
-                raise KeyError(f"state_dict hyper-parameters {sorted(set(saved) - {'params'})} do not match "
-                               f"{type(self).__name__}'s {sorted(set(own) - {'params'})}")
-            new_groups.append({k: v for k, v in saved.items() if k != "params"})
+            missing = sorted(set(self.defaults) - set(saved))     # other keys (a user's, a scheduler's) pass
+            if missing:                                             # through, as torch's load takes the saved
+                raise KeyError(f"state_dict's parameter groups lack {type(self).__name__}'s hyper-parameters "
+                               f"{missing}")
+            new_groups.append(self._checked({k: v for k, v in saved.items() if k != "params"}))
         params = {i: p for i, p, _ in self._indexed_params()}
         new_state: dict[int, dict[str, Any]] = {}
         for i, saved in dict(state_dict["state"]).items():
@@ -257,8 +272,9 @@ class Optimizer:
                     entry[key] = arr
             new_state[i] = entry
         for own, values in zip(self.param_groups, new_groups):
-            own.pop("initial_lr", None)                 # the saved groups' own, or none, as torch's load does
-            own.update(values)
+            params = own["params"]                      # the saved group's keys and values, as torch's load
+            own.clear()
+            own.update({"params": params, **values})
         self.state = new_state
 
     def __repr__(self) -> str:

@@ -163,10 +163,13 @@ def save(estimator: Any, path: str | bytes | os.PathLike) -> str:
         "arrays": {name: {"shape": list(a.shape), "dtype": a.dtype.str} for name, a in arrays.items()},
     }
     text = np.array(json.dumps(meta))
-    if text.nbytes > _MAX_METADATA_BYTES - 4096:          # load would refuse the file (4096: the .npy header)
+    stored = io.BytesIO()
+    np.lib.format.write_array(stored, text)               # the .npy member load measures, header included
+    if stored.tell() > _MAX_METADATA_BYTES:
+        text_bytes = stored.tell()
         sizes = {name: len(json.dumps(value)) for name, value in {"params": meta["params"], **fitted}.items()}
         largest = max(sizes, key=sizes.__getitem__)
-        raise ValueError(f"cannot save to {path!r}: the metadata takes {text.nbytes} bytes, more than load reads "
+        raise ValueError(f"cannot save to {path!r}: the metadata takes {text_bytes} bytes, more than load reads "
                          f"({_MAX_METADATA_BYTES}); the largest part is {largest} ({sizes[largest]} characters of "
                          f"JSON). Nothing was written")
     # One dict of Any: mypy checks a **dict[str, ndarray] against savez's allow_pickle: bool too.

@@ -170,8 +170,10 @@ class PackedSequence(NamedTuple):
 def _check_padding_value(padding_value: Any, dt: np.dtype) -> None:
     """TypeError unless a real number; ValueError unless dtype dt holds it exactly (NaN, 0.5 or 300 in an
     integer dtype would be written as something else)."""
-    if isinstance(padding_value, bool) or not isinstance(padding_value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"padding_value must be a real number, got {type(padding_value).__name__}")
+    if ((isinstance(padding_value, (bool, np.bool_)) and dt.kind != "b")
+            or not isinstance(padding_value, (int, float, np.integer, np.floating, np.bool_))):
+        raise TypeError(f"padding_value must be a real number (or a bool for bool data), got "
+                        f"{type(padding_value).__name__}")
     if dt.kind in "iub":
         lo, hi = (0, 1) if dt.kind == "b" else (np.iinfo(dt).min, np.iinfo(dt).max)
         if not (lo <= padding_value <= hi and padding_value == int(padding_value)):  # NaN fails the first

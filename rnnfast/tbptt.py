@@ -175,6 +175,9 @@ class TruncatedBPTT:
             if not (callable(mod) and hasattr(mod, "backward") and hasattr(mod, "parameters")):
                 raise TypeError(f"{name} must be an rnnfast module with forward/backward/parameters, "
                                 f"got {type(mod).__name__}")
+        if getattr(layer, "bidirectional", False):      # its reverse direction would read each chunk alone
+            raise ValueError("truncated BPTT needs a unidirectional layer: a bidirectional one's reverse direction "
+                             "reads the sequence from its end, which a chunk does not reach")
         if isinstance(layer, Sequential):       # the chunks would run its first module alone (the Engine's layer)
             raise TypeError("layer must be one recurrent layer (Elman, LSTM, GRU or Jordan), got a Sequential: "
                             "pass its recurrent layer as layer and what follows it as head (a module applied "

@@ -546,3 +546,38 @@ def test_schedules_reach_a_group_added_later_as_torchs_do():
         opt.add_param_group({"params": [Parameter(np.zeros(2))]})
         for _ in range(3):
             sched.step()
+
+
+def test_parameter_groups_review_points_as_torch():
+    torch = pytest.importorskip("torch")
+    p, q = Parameter(np.zeros(2)), Parameter(np.zeros(3))
+    with pytest.raises(TypeError, match="not a set"):               # torch: "ordered collections"
+        SGD({p, q})
+    with pytest.raises(TypeError, match="parameter group 1's params must be an ordered collection"):
+        SGD([{"params": [p]}, {"params": {q}}])
+    with pytest.raises(ValueError, match="parameter group 1: lr"):    # which group's hyper-parameter
+        Adam([{"params": [p]}, {"params": [q], "lr": -1.0}])
+    # a saved dict's extra keys load, as torch's load takes the saved groups
+    tagged = Adam([{"params": [p], "tag": "rnn"}], lr=0.01)
+    plain = Adam([Parameter(np.zeros(2))], lr=0.5)
+    plain.load_state_dict(tagged.state_dict())
+    assert plain.param_groups[0]["tag"] == "rnn" and plain.lr == 0.01
+    tplain = torch.optim.Adam([torch.zeros(2, requires_grad=True)], lr=0.5)
+    tplain.load_state_dict({"state": {}, "param_groups": [{**tagged.state_dict()["param_groups"][0],
+                                                           **{k: v for k, v in tplain.defaults.items()
+                                                              if k not in tagged.defaults}}]})
+    assert tplain.param_groups[0]["tag"] == "rnn"
+    lacking = tagged.state_dict()
+    del lacking["param_groups"][0]["eps"]
+    with pytest.raises(KeyError, match=r"lack Adam's hyper-parameters \['eps'\]"):
+        plain.load_state_dict(lacking)
+
+
+def test_reduce_on_plateau_loads_a_state_dict_saved_before_default_min_lr():
+    opt = SGD(_params(), lr=0.1)
+    sched = ReduceLROnPlateau(opt, patience=0, factor=0.5)
+    older = sched.state_dict()
+    del older["default_min_lr"]                                        # as written before that attribute
+    fresh = ReduceLROnPlateau(SGD(_params(), lr=0.1), patience=0, factor=0.5, min_lr=0.2)
+    fresh.load_state_dict(older)
+    assert fresh.default_min_lr is None and fresh.min_lrs == [0.0]

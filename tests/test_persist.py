@@ -715,6 +715,13 @@ def test_a_save_that_load_would_refuse_raises_and_keeps_the_old_file(tmp_path, c
     assert path.read_bytes() == before and os.listdir(tmp_path) == ["m.npz"]
     classifier.save(path)                                            # what fits is saved and loads
     assert type(load(path)) is SequenceClassifier
+    size = zipfile.ZipFile(path).getinfo("__metadata__.npy").file_size   # the member load measures
+    monkeypatch.setattr(persist, "_MAX_METADATA_BYTES", size)
+    classifier.save(path)                                            # right at the limit: saved, and loads
+    assert type(load(path)) is SequenceClassifier
+    monkeypatch.setattr(persist, "_MAX_METADATA_BYTES", size - 1)
+    with pytest.raises(ValueError, match="more than load reads"):
+        classifier.save(path)
 
 
 def test_save_refuses_a_file_it_may_not_write_as_open_does(tmp_path, classifier, monkeypatch):

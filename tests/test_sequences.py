@@ -183,3 +183,11 @@ def test_packed_sequence_takes_torchs_two_argument_form():
     padded, lengths = rnnfast.unpack(packed)
     np.testing.assert_array_equal(padded[:, :, 0], [[0.0, 1.0], [2.0, 0.0]])
     assert list(lengths) == [2, 1]
+
+
+def test_bool_data_pads_with_a_bool_as_torch_does():
+    packed = rnnfast.pack_sequences([np.ones((3, 1), bool), np.ones((1, 1), bool)], dtype=bool)
+    padded, _ = rnnfast.unpack(packed, padding_value=True)
+    assert padded.dtype == bool and padded.all()
+    with pytest.raises(TypeError, match="padding_value"):
+        rnnfast.unpack(rnnfast.pack_sequences([np.ones((2, 1))]), padding_value=True)

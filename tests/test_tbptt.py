@@ -405,3 +405,8 @@ def test_a_chunk_that_fails_without_an_optimizer_leaves_the_accumulated_gradient
         tb.step(x[:3], y[:3, :, :2])                                  # a target of the wrong shape
     for p, g in zip(layer.parameters(), before):
         np.testing.assert_array_equal(p.grad, g)
+
+
+def test_a_bidirectional_layer_is_refused_since_a_chunk_does_not_reach_the_sequences_end():
+    with pytest.raises(ValueError, match="unidirectional"):
+        TruncatedBPTT(rnnfast.LSTM(3, 4, bidirectional=True, seed=0), mse_loss, k=3)
