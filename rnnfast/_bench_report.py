@@ -112,7 +112,7 @@ def render(results: Dict[str, Any]) -> str:
                            "mem torch MB"], rows, left=1))
     if results["streaming"]:
         size = results["streaming"][0]["H"]
-        out += ["", f"streaming step, B=1, I=H={size} (us per timestep; torch one step at a time "
+        out += ["", f"streaming step, B=1, I=H={size} (us per timestep; torch's cell module one step at a time "
                 "with its state, inference_mode)"]
         out.append(_table(["cell", "rnnfast us", "torch us", "torch/rnnfast"],
                           [[r["cell"], _fmt(r["rnnfast_us"]), _fmt(r["torch_us"]), _fmt(r["speedup"])]

@@ -26,8 +26,10 @@ the peak-RSS mark (Linux ``/proc/self/clear_refs``) and runs two training steps;
 (VmHWM) minus the RSS just before the steps. Where the mark cannot be reset the
 difference of ``ru_maxrss`` is used (marked with ``~``), which misses peaks lower than the import peak.
 
-Extra rows: streaming ``step`` at B=1, I=H=64 (µs per timestep, rnnfast ``layer.step`` against torch called
-one step at a time with its state under ``torch.inference_mode``), and variable-length batches (B=32, T=100,
+Extra rows: streaming ``step`` at B=1, I=H=64 (µs per timestep, rnnfast ``layer.step`` against torch's cell
+module, ``LSTMCell``/``GRUCell``/``RNNCell`` with the same weights, one step at a time with its state under
+``torch.inference_mode``: torch's fastest single step, 2-4x faster than its ``LSTM`` module called with T=1),
+and variable-length batches (B=32, T=100,
 H=64 and B=64, T=100, H=128; lengths spread evenly over [T/4, T], shuffled): rnnfast with ``lengths``
 (padded arrays in and out), rnnfast on a ``PackedSequence`` (no padding at all), rnnfast padded (no lengths),
 torch through ``pack_padded_sequence(enforce_sorted=False)`` and torch padded; training steps. The
@@ -323,16 +325,18 @@ def _stream_fns(cell: str, torch, steps: int = STREAM_STEPS, size: int = STREAM_
             _, state = layer.step(x_t, state)
 
     fns = {"rnnfast": rnnfast_stream}
-    if torch is not None:
-        mod = _make_torch(torch, cell, size, size, layer.state_dict())
-        xt = torch.from_numpy(x)
-        xts = [xt[t:t + 1] for t in range(steps)]                    # (1, 1, I) each
+    if torch is not None:          # torch's cell module: its fastest single step (its LSTM module at T=1: 2-4x slower)
+        mod = {"lstm": torch.nn.LSTMCell, "gru": torch.nn.GRUCell, "elman": torch.nn.RNNCell}[cell](
+            size, size, dtype=torch.float32)
+        mod.load_state_dict({k[:-3]: torch.from_numpy(np.array(v, np.float32))          # weight_ih_l0 → weight_ih
+                             for k, v in layer.state_dict().items()})
+        xts = [t for t in torch.from_numpy(x)]                       # (1, I) each
 
         def torch_stream():
             with torch.inference_mode():
                 state = None
                 for x_t in xts:
-                    _, state = mod(x_t, state)
+                    state = mod(x_t, state)
 
         fns["torch"] = torch_stream
     return fns
