@@ -12,12 +12,12 @@ torch / inference. Benchmark commands unset OpenBLAS's tuning variables:
 """
 import argparse
 import os
-import platform
 
 import numpy as np
 
 import rnnfast
-from rnnfast.bench import Contender, _import_torch, _make_torch, _ThreadSetter, make_layer, measure
+from rnnfast.bench import (Contender, _import_torch, _make_torch, _ThreadSetter, blas_kernels, cpu_name, make_layer,
+                           measure)
 
 SHAPES = ((32, 64, 128), (64, 128, 128), (32, 256, 256), (64, 256, 256), (32, 128, 512), (64, 256, 512))  # (B, I, H)
 T = 100
@@ -53,7 +53,7 @@ def main() -> None:
     args = ap.parse_args()
     torch = _import_torch(args.no_torch)
     setter = _ThreadSetter(torch)
-    print(f"# {platform.processor() or platform.machine()}, load average {os.getloadavg()[0]:.2f}, "
+    print(f"# {cpu_name()}, BLAS {', '.join(blas_kernels()) or 'n/a'}, load average {os.getloadavg()[0]:.2f}, "
           f"rnnfast {rnnfast.__version__}, torch {getattr(torch, '__version__', 'n/a')}")
     print(f"{'cell':5} {'thr':>3} {'B':>3} {'I':>4} {'H':>4} | {'train ms':>9} {'infer ms':>9} {'torch ms':>9} | "
           f"{'train/infer':>11} {'torch/infer':>11}")
