@@ -39,7 +39,8 @@ The closing "targets" section reports, never asserts: training step ≤ min(torc
 (GRU: ≤ torch/2, since torch's CPU GRU has no oneDNN path);
 streaming LSTM ≥ 5× faster than torch (Elman and GRU reported); variable-length (with ``lengths``) ≤ 1.15 × the
 work-proportional ideal, faster than torch padded and ≥ 4× faster than torch packed;
-peak memory ≤ torch's.
+peak memory ≤ torch's. A training-step row whose sgemm rate, timed beside it, fell below 0.7× the run's median
+(another job had the cores) is reported as noisy and not counted.
 """
 from __future__ import annotations
 

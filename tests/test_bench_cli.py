@@ -34,3 +34,16 @@ def test_bad_options_are_usage_errors_before_any_measurement(capsys, tmp_path):
             bench.main(["--only", "train", "--shapes", "2x5x8"] + TINY + argv)
         assert stop.value.code == 2 and message in capsys.readouterr().err, argv
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_row_timed_beside_a_slow_sgemm_is_reported_noisy_and_not_counted():
+    from rnnfast._bench_report import targets
+
+    def row(cell, sgemm, rnnfast_ms):
+        return dict(cell=cell, B=8, T=10, H=16, rnnfast_ms=rnnfast_ms, torch_ms=10.0, floor_ms=1.0,
+                    sgemm_gflops=sgemm)
+    results = {"train": [row("lstm", 150.0, 2.0), row("lstm", 160.0, 20.0), row("elman", 60.0, 30.0)],
+               "streaming": [], "varlen": []}
+    rows = targets(results)
+    assert [t["noisy"] for t in rows] == [False, False, True]       # 60 < 0.7 x the median 150
+    assert [t["met"] for t in rows] == [True, False, False]
