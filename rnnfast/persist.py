@@ -52,6 +52,7 @@ _MAX_METADATA_BYTES = 64 << 20          # JSON metadata (params, learned attribu
 _MAX_MEMBERS = 100_000                  # arrays in one file (4 per layer and direction, 2 for the head)
 _MAX_NDIM = 32                          # as NumPy's
 _MAX_NESTING = 64                       # of the JSON metadata
+_ARRAY_KINDS = "biufUS"                 # the dtype kinds a file's arrays may have: numbers, text and bytes
 _KEY = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.]*")   # an array's name: no folders, so no path traversal
 # What the zip and .npy readers raise on malformed bytes (a bit flip in a header: a bad offset, an unknown
 # method, an "encrypted" flag, a header that is not a Python literal); load turns each into ValueError.
@@ -150,7 +151,7 @@ def save(estimator: Any, path: str | bytes | os.PathLike) -> str:
         if value.dtype.kind == "O":                       # labels kept as Python objects (str or int)
             fitted[_object_marker(name)] = "object"
             value = np.array(value.tolist())
-        if value.dtype.kind not in "biufUS":
+        if value.dtype.kind not in _ARRAY_KINDS:
             raise TypeError(f"cannot save {name} of mixed or non-numeric types: {getattr(estimator, name)!r}")
         arrays[name] = value
     meta = {
@@ -378,7 +379,7 @@ class _Reader:
             dt = np.dtype(dtype)
         except (TypeError, ValueError, SyntaxError) as exc:
             raise self.fail(f"{what} has dtype {dtype!r}, which is not a dtype ({exc})") from exc
-        if dt.kind not in "biufUS" or dt.fields is not None or dt.subdtype is not None:
+        if dt.kind not in _ARRAY_KINDS or dt.fields is not None or dt.subdtype is not None:
             raise self.fail(f"{what} has dtype {dtype!r}; a model holds numbers, text and bytes only")
         return tuple(shape), dt
 
