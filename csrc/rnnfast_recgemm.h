@@ -318,52 +318,70 @@ static void rf_recgemm_d(int m, int N, int K, const double *A, int lda, const do
 }
 
 /* a[n] += Σ_k W[n][k] x[k], n < N: matrix-vector product by row dots (W row-major (N, K)). Used by the
- * streaming step, where the batch is a few rows and packing W would cost more than it saves. Each row
- * dot keeps one vector of lane sums, folded by halves at the end (a strict left-to-right sum of the
- * lanes would make every row wait on a 16-add dependency chain). */
+ * streaming step, where the batch is a few rows and packing W would cost more than it saves. Four rows at a
+ * time, each with one 32-byte vector of lane sums: x's vector is loaded once for the four, and the four
+ * vectors are folded into their four sums together by pairwise shuffles, where one row at a time paid a whole
+ * fold per row (benchmarks/README.md, streaming). Rows past the last four: one at a time, folded alone. */
 #if defined(__GNUC__) || defined(__clang__)
-/* Sum of the lanes of a 64-byte vector held as its two halves, folded by halves. */
-RF_INLINE float rf_hsum_f(rf_vf8 lo, rf_vf8 hi) {
-    rf_vf8 a = lo + hi;
-    rf_vf4 c, d;
-    memcpy(&c, &a, 16); memcpy(&d, (const char *)&a + 16, 16); c += d;
-    return (c[0] + c[2]) + (c[1] + c[3]);
+typedef int rf_vi8 __attribute__((vector_size(32)));          /* shuffle masks of rf_vf8 */
+typedef long long rf_vl4 __attribute__((vector_size(32)));    /* of rf_vd4 */
+#if defined(__clang__)
+#define RF_SHUF8(a, b, i0, i1, i2, i3, i4, i5, i6, i7) __builtin_shufflevector(a, b, i0, i1, i2, i3, i4, i5, i6, i7)
+#define RF_SHUF4(a, b, i0, i1, i2, i3) __builtin_shufflevector(a, b, i0, i1, i2, i3)
+#else
+#define RF_SHUF8(a, b, i0, i1, i2, i3, i4, i5, i6, i7) __builtin_shuffle(a, b, (rf_vi8){i0, i1, i2, i3, i4, i5, i6, i7})
+#define RF_SHUF4(a, b, i0, i1, i2, i3) __builtin_shuffle(a, b, (rf_vl4){i0, i1, i2, i3})
+#endif
+
+/* The lane sums of s0..s3 into r[0..3]: pairs of adjacent lanes, then pairs of pairs, then the halves. */
+RF_INLINE void rf_fold4_f(rf_vf8 s0, rf_vf8 s1, rf_vf8 s2, rf_vf8 s3, float *r) {
+    rf_vf8 u0 = RF_SHUF8(s0, s1, 0, 8, 2, 10, 4, 12, 6, 14) + RF_SHUF8(s0, s1, 1, 9, 3, 11, 5, 13, 7, 15);
+    rf_vf8 u1 = RF_SHUF8(s2, s3, 0, 8, 2, 10, 4, 12, 6, 14) + RF_SHUF8(s2, s3, 1, 9, 3, 11, 5, 13, 7, 15);
+    rf_vf8 v = RF_SHUF8(u0, u1, 0, 1, 8, 9, 4, 5, 12, 13) + RF_SHUF8(u0, u1, 2, 3, 10, 11, 6, 7, 14, 15);
+    r[0] = v[0] + v[4]; r[1] = v[1] + v[5]; r[2] = v[2] + v[6]; r[3] = v[3] + v[7];
 }
-RF_INLINE double rf_hsum_d(rf_vd4 lo, rf_vd4 hi) {
-    rf_vd4 a = lo + hi;
-    rf_vd2 c, d;
-    memcpy(&c, &a, 16); memcpy(&d, (const char *)&a + 16, 16); c += d;
-    return c[0] + c[1];
+RF_INLINE void rf_fold4_d(rf_vd4 s0, rf_vd4 s1, rf_vd4 s2, rf_vd4 s3, double *r) {
+    rf_vd4 u0 = RF_SHUF4(s0, s1, 0, 4, 2, 6) + RF_SHUF4(s0, s1, 1, 5, 3, 7);
+    rf_vd4 u1 = RF_SHUF4(s2, s3, 0, 4, 2, 6) + RF_SHUF4(s2, s3, 1, 5, 3, 7);
+    rf_vd4 v = RF_SHUF4(u0, u1, 0, 1, 4, 5) + RF_SHUF4(u0, u1, 2, 3, 6, 7);
+    r[0] = v[0]; r[1] = v[1]; r[2] = v[2]; r[3] = v[3];
 }
 
-/* Two 64-byte accumulators of lane sums, each held as two 32-byte halves (V) so that the AVX2 clone keeps them
- * in registers; the lanes and their order of summation are those of 64-byte vectors. */
-#define RF_MATVEC(NAME, T, V, HSUM)                                                               \
+#define RF_MATVEC(NAME, T, V, FOLD4)                                                              \
 RF_CLONES static void NAME(int N, int K, const T *W, const T *x, T *a) {                          \
-    enum { VL = 64 / sizeof(T), HL = 32 / sizeof(T) };                                            \
+    enum { VL = 32 / sizeof(T) };                                                                 \
     const V zero = {0};                                                                           \
-    int kv = K - K % VL;                                                                          \
-    for (int n = 0; n < N; ++n) {                                                                 \
+    const int kv = K - K % VL;                                                                    \
+    int n = 0;                                                                                    \
+    for (; n + 4 <= N; n += 4) {                                                                  \
+        const T *w0 = W + (size_t)n * K, *w1 = w0 + K, *w2 = w1 + K, *w3 = w2 + K;                \
+        V s0 = zero, s1 = zero, s2 = zero, s3 = zero;                                             \
+        for (int k = 0; k < kv; k += VL) {                                                        \
+            const V xv = *(const V *)(x + k);                                                     \
+            s0 += *(const V *)(w0 + k) * xv;                                                      \
+            s1 += *(const V *)(w1 + k) * xv;                                                      \
+            s2 += *(const V *)(w2 + k) * xv;                                                      \
+            s3 += *(const V *)(w3 + k) * xv;                                                      \
+        }                                                                                         \
+        T r[4];                                                                                   \
+        FOLD4(s0, s1, s2, s3, r);                                                                 \
+        for (int k = kv; k < K; ++k) {                                                            \
+            r[0] += w0[k] * x[k]; r[1] += w1[k] * x[k]; r[2] += w2[k] * x[k]; r[3] += w3[k] * x[k]; \
+        }                                                                                         \
+        a[n] += r[0]; a[n + 1] += r[1]; a[n + 2] += r[2]; a[n + 3] += r[3];                       \
+    }                                                                                             \
+    for (; n < N; ++n) {                                                                          \
         const T *w = W + (size_t)n * K;                                                           \
-        V a0l = zero, a0h = zero, a1l = zero, a1h = zero;                                         \
-        int k = 0;                                                                                \
-        for (; k + 2 * VL <= kv; k += 2 * VL) {                                                   \
-            a0l += *(const V *)(w + k) * *(const V *)(x + k);                                     \
-            a0h += *(const V *)(w + k + HL) * *(const V *)(x + k + HL);                           \
-            a1l += *(const V *)(w + k + VL) * *(const V *)(x + k + VL);                           \
-            a1h += *(const V *)(w + k + VL + HL) * *(const V *)(x + k + VL + HL);                 \
-        }                                                                                         \
-        for (; k < kv; k += VL) {                                                                 \
-            a0l += *(const V *)(w + k) * *(const V *)(x + k);                                     \
-            a0h += *(const V *)(w + k + HL) * *(const V *)(x + k + HL);                           \
-        }                                                                                         \
-        T s = HSUM(a0l + a1l, a0h + a1h);                                                         \
-        for (; k < K; ++k) s += w[k] * x[k];                                                      \
-        a[n] += s;                                                                                \
+        V s = zero;                                                                               \
+        for (int k = 0; k < kv; k += VL) s += *(const V *)(w + k) * *(const V *)(x + k);          \
+        T r[4];                                                                                   \
+        FOLD4(s, zero, zero, zero, r);                                                            \
+        for (int k = kv; k < K; ++k) r[0] += w[k] * x[k];                                         \
+        a[n] += r[0];                                                                             \
     }                                                                                             \
 }
-RF_MATVEC(rf_matvec_f, float, rf_vf8, rf_hsum_f)
-RF_MATVEC(rf_matvec_d, double, rf_vd4, rf_hsum_d)
+RF_MATVEC(rf_matvec_f, float, rf_vf8, rf_fold4_f)
+RF_MATVEC(rf_matvec_d, double, rf_vd4, rf_fold4_d)
 #else
 #define RF_MATVEC(NAME, T)                                                                        \
 static void NAME(int N, int K, const T *W, const T *x, T *a) {                                    \

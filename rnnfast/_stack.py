@@ -89,7 +89,7 @@ class _Recurrent(Module):
         self._cache: Optional[dict] = None
         self._workspace = Workspace()               # the kernels' buffers, kept across calls
         self._param_shapes = {name: p.shape for name, p in self._parameters.items()}
-        self._verified: list = []                   # (parameter, data, grad) _check_parameters accepted
+        self._verified: list = []                   # (parameter, data, grad, their shapes and strides) accepted
         # the widest row the kernels index in 32 bits: G·H, I or D·H
         self._width = max(GH, self.input_size, D * H)
         self._lstm = cell.has_cell_state            # the state is (h, c)
@@ -131,18 +131,20 @@ class _Recurrent(Module):
         registered shape.
 
         The kernels size their loops from the buffers and read raw memory, so a parameter replaced by one
-        of another shape (``p.data = ...``) must not reach them. Fast when nothing was replaced: the
-        arrays last accepted are kept (so their ids stay unique) and compared by identity (``.grad`` only
-        when ``grads``, for backward).
+        of another shape (``p.data = ...``), or reshaped in place (``p.data.shape = ...``), must not reach
+        them. Fast when nothing changed: the arrays last accepted are kept (so their ids stay unique) and
+        compared by identity, shape and strides (``.grad`` only when ``grads``, for backward).
         """
-        for p, data, grad in self._verified:
-            if p.data is not data or (grads and p.grad is not grad):
-                break
+        for p, data, grad, layout, grad_layout in self._verified:
+            if (p.data is not data or (data.shape, data.strides) != layout
+                    or (grads and (p.grad is not grad or (grad.shape, grad.strides) != grad_layout))):
+                break                   # replaced, or reshaped in place (``p.data.shape = ...``)
         else:
             if self._verified:
                 return
         self._check_parameter_arrays(self._param_shapes, self.dtype)
-        self._verified = [(p, p.data, p.grad) for p in self._parameters.values()]
+        self._verified = [(p, p.data, p.grad, (p.data.shape, p.data.strides), (p.grad.shape, p.grad.strides))
+                          for p in self._parameters.values()]
 
     def _forward_bytes(self, T: int, B: int) -> int:
         """A lower bound on what forward allocates: the input copy and every run's kept activations (the
@@ -449,25 +451,35 @@ class _Recurrent(Module):
             raise ValueError(f"x_t must have shape (B, input_size = {self.input_size}), got {arr.shape}")
         B = arr.shape[0]
         L, H = self.num_layers, self.hidden_size
-        GH = self._spec.gates * H
-        if B * max(self._width, 4 * H) > _INT_MAX:
-            raise ValueError(f"x_t has B = {B} rows, too many for 32-bit indexing; split the batch")
-        check_memory(self.dtype.itemsize * B * (self.input_size + GH + 8 * L * H), "step on x_t", arr.shape,
-                     hint="split the batch")
+        lstm = self._lstm
+        workspace = self._workspace
+        # streaming passes back the state object the last call returned, unchanged: its arrays are this
+        # layer's own, of its dtype and of shape (L, B, H) for this B, so they need no checks (the kernel
+        # reads L·B·H values from buffers of that size whatever the caller did to them)
+        last = workspace.get("step state")                          # (state, B, h, c) returned last
+        if last is not None and state is last[0] and B == last[1]:
+            h, c = last[2], last[3]
+        else:
+            GH = self._spec.gates * H
+            if B * max(self._width, 4 * H) > _INT_MAX:
+                raise ValueError(f"x_t has B = {B} rows, too many for 32-bit indexing; split the batch")
+            check_memory(self.dtype.itemsize * B * (self.input_size + GH + 8 * L * H), "step on x_t", arr.shape,
+                         hint="split the batch")
+            h_in, c_in = self._split_hx(state, "state")
+            h = self._check_state("state[0]" if lstm else "state", h_in, B)    # (L, B, H)
+            c = self._check_state("state[1]", c_in, B) if lstm else None
         if not ready:
             arr = np.ascontiguousarray(arr, dtype=self.dtype)
-        lstm = self._lstm
-        h_in, c_in = self._split_hx(state, "state")
-        h = self._check_state("state[0]" if lstm else "state", h_in, B)    # (L, B, H)
-        c = self._check_state("state[1]", c_in, B) if lstm else None
         h_new = np.empty((L, B, H), self.dtype)
         c_new = np.empty((L, B, H), self.dtype) if lstm else None
         layer_in = arr
         for k in range(L):
             _kernels.step(self._spec, self._layer_params(k), layer_in, h[k], None if c is None else c[k], h_new[k],
-                          None if c_new is None else c_new[k], self._workspace)
+                          None if c_new is None else c_new[k], workspace)
             layer_in = h_new[k]
-        return h_new[L - 1].copy(), self._pack_state(h_new, c_new)
+        new_state = self._pack_state(h_new, c_new)
+        workspace["step state"] = (new_state, B, h_new, c_new)
+        return h_new[L - 1].copy(), new_state
 
     def extra_repr(self) -> str:
         parts = [str(self.input_size), str(self.hidden_size)]

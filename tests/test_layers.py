@@ -348,6 +348,43 @@ def test_step_matches_forward(cell, num_layers, dtype, batch_first):
         assert_close(state, h_n, dtype, "h")
 
 
+@pytest.mark.parametrize("sizes", ODD_SIZES, ids=["x".join(map(str, s)) for s in ODD_SIZES])
+@param_dtype
+@param_cell
+def test_step_matches_reference_at_odd_sizes(cell, dtype, sizes):
+    """The step's matrix-vector products take rows four at a time and K in vectors of 32 bytes: these sizes
+    leave every remainder of both (G·H and K = I, H not multiples of 4 and 8, and wider ones)."""
+    T, B, I, H = sizes
+    p = make_problem(cell, T=T, B=B, I=I, H=H, dtype=dtype, seed=13)
+    layer = p.layer(seed=13)
+    want = run_reference(p, weights_of(layer))
+    state = p.hx
+    for t in range(T):
+        h_t, state = layer.step(p.x[t], state)
+        assert_close(h_t, want.out[t], dtype, f"h_t at t={t}")
+
+
+@param_cell
+def test_step_reads_the_returned_state_as_it_is_now(cell):
+    """step takes the state it returned last without checking it again: it must still read its values as the
+    caller left them, and refuse it beside an x_t of another batch size."""
+    p = make_problem(cell, L=2, seed=14)
+    layer = p.layer(seed=14)
+    copies = lambda s: tuple(a.copy() for a in s) if is_lstm(cell) else s.copy()     # noqa: E731
+    _, state = layer.step(p.x[0])
+    for a in state if is_lstm(cell) else (state,):
+        a *= 0.5                                                    # in place, as a user may
+    got = layer.step(p.x[1], state)                                 # the state returned last, changed
+    want = layer.step(p.x[1], copies(state))                        # a new object: checked and read
+    np.testing.assert_array_equal(got[0], want[0])
+    for a, b in zip(got[1], want[1]):
+        np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(got[0], layer.step(p.x[1], copies(layer.step(p.x[0])[1]))[0])    # 0.5 mattered
+    _, state = layer.step(p.x[0])
+    with pytest.raises(ValueError, match="state"):
+        layer.step(p.x[0][:2], state)                               # B = 2 beside a state of B = 3
+
+
 @param_layers
 @param_cell
 def test_step_from_none_state_is_zero_state(cell, num_layers):

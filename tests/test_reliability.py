@@ -419,6 +419,33 @@ def test_replaced_parameter_of_wrong_shape_dtype_or_layout_is_refused(cell):
 
 
 @param_cell
+def test_parameter_reshaped_in_place_is_refused(cell):
+    """The same array object, reshaped or retyped in place after a call had accepted it (it crashed the
+    process: the kernels sized their loops from the new shape)."""
+    layer = make_layer(cell, 4, 3, dtype="float64", seed=0)
+    x = np.zeros((2, 2, 4))
+    out, _ = layer(x)
+    layer.step(x[0])
+    w = layer.weight_hh_l0
+    rows, cols = w.data.shape
+    for change in (lambda a: setattr(a, "shape", (rows * cols, 1)), lambda a: setattr(a, "shape", (1, rows * cols)),
+                   lambda a: setattr(a, "dtype", np.float32)):
+        for which in ("data", "grad"):
+            layer(x)                                            # accepted, as it is
+            arr = getattr(w, which)
+            saved = (arr.shape, arr.dtype)
+            change(arr)
+            calls = [lambda: layer.backward(np.zeros(out.shape))] if which == "grad" else [
+                lambda: layer(x), lambda: layer.step(x[0])]
+            for call in calls:
+                with pytest.raises(ValueError, match=rf"weight_hh_l0\.{which}"):
+                    call()
+            arr.dtype, arr.shape = saved[1], saved[0]
+    layer(x)
+    layer.backward(np.zeros(out.shape))                         # whole again: accepted
+
+
+@param_cell
 def test_shape_defining_attributes_are_frozen(cell):
     layer = make_layer(cell, 4, 3, seed=0)
     for name, value in [("input_size", 8), ("hidden_size", 1), ("num_layers", 2), ("bidirectional", True),
