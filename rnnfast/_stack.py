@@ -312,8 +312,11 @@ class _Recurrent(Module):
     def _packed_layout(self, lens: Any, packed: Optional[PackedSequence] = None) -> Layout:
         """The packed layout of these lengths (B,), or of a PackedSequence; the last one is kept, for batches of
         the same lengths again."""
-        key = (("packed",) + tuple(None if a is None else np.asarray(a).tobytes()
-                                   for a in (packed.batch_sizes, packed.sorted_indices, packed.unsorted_indices))
+        def exactly(a: Any) -> Any:                 # bytes alone would equate int8 [1, 1] with int16 [257]
+            return None if a is None else (np.asarray(a).dtype.str, np.shape(a), np.asarray(a).tobytes())
+
+        key = (("packed",) + tuple(exactly(a) for a in (packed.batch_sizes, packed.sorted_indices,
+                                                         packed.unsorted_indices))
                if packed is not None else np.asarray(lens, np.int64).tobytes())
         kept = self._workspace.get("layout")
         if kept is None or kept[0] != key:

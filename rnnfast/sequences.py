@@ -149,7 +149,8 @@ class PackedSequence(NamedTuple):
     def layout(self) -> Layout:
         """The kernels' packed layout of this batch (checked)."""
         bs = np.asarray(self.batch_sizes)
-        if bs.ndim != 1 or bs.dtype.kind not in "iu" or (bs.size and (bs.min() < 1 or np.any(np.diff(bs) > 0))):
+        if bs.ndim != 1 or bs.dtype.kind not in "iu" or (bs.size and (bs.min() < 1 or np.any(
+                np.diff(bs.astype(np.int64)) > 0))):            # int64: a uint diff wraps where bs decreases
             raise ValueError("batch_sizes must be a 1-D integer array, non-increasing, each >= 1")
         B = int(bs[0]) if bs.size else 0
         # None: the batch is in sorted order already, as torch reads it (enforce_sorted=True leaves both None)
@@ -161,7 +162,8 @@ class PackedSequence(NamedTuple):
             if inverse.shape != (B,) or inverse.dtype.kind not in "iu" or not np.array_equal(order[inverse],
                                                                                           np.arange(B)):
                 raise ValueError("unsorted_indices must be None or the inverse permutation of sorted_indices")
-        sorted_lengths = (bs[None, :] > np.arange(B)[:, None]).sum(axis=1)    # (B,)
+        # the i-th longest runs while bs[t] > i: to the first t with bs[t] <= i (bs non-increasing), O(B log T)
+        sorted_lengths = np.searchsorted(-bs.astype(np.int64), -np.arange(B), side="left")    # (B,)
         lengths = np.empty(B, np.int64)
         lengths[order] = sorted_lengths
         return Layout.packed(lengths, order)
