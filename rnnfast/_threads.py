@@ -90,12 +90,17 @@ def openmp_enabled() -> bool:
     return bool(_kernels().openmp_enabled())
 
 
+# The most threads a caller may ask for: 4 × the CPUs, and at least 256. The kernels' teams grow with the work
+# up to the count set, and a million threads exhausted the address space, where libgomp ends the process.
+MAX_THREADS = max(256, 4 * (os.cpu_count() or 1))
+
+
 def _check_threads(n: Any) -> int:
     if isinstance(n, bool) or not isinstance(n, int) and not hasattr(n, "__index__"):
         raise TypeError(f"n must be a positive int, got {type(n).__name__}")
     n = int(n)
-    if not 1 <= n <= 2**31 - 1:  # the kernels take a C int
-        raise ValueError(f"n must be a positive int below 2**31, got {n}")
+    if not 1 <= n <= MAX_THREADS:
+        raise ValueError(f"n must be a positive int, at most {MAX_THREADS} (4 x the CPUs, at least 256), got {n}")
     return n if openmp_enabled() else 1
 
 

@@ -340,6 +340,11 @@ def test_thread_limit_is_per_thread_and_nests(restore_threads):
         _threads.thread_limit(0)
     with pytest.raises(TypeError, match="positive int"):
         _threads.thread_limit(1.5)
+    for bad in (_threads.MAX_THREADS + 1, 10**6):              # a million threads ended the process
+        for call in (rnnfast.set_num_threads, _threads.thread_limit):
+            with pytest.raises(ValueError, match=f"at most {_threads.MAX_THREADS}"):
+                call(bad)
+    assert rnnfast.get_num_threads() == 4
 
 
 def test_estimator_thread_counts_in_two_threads_never_change_the_global_count(restore_threads):
