@@ -174,6 +174,26 @@ class Module:
         self._parameters[name] = param
         return param
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        # ``module.weight = Parameter(...)`` replaces the registered parameter, as in torch (the optimizer,
+        # state_dict and the kernels then see the new one; the layers check its shape and dtype at their next
+        # call); anything else in a parameter's place is refused. Registered parameters are read through
+        # __getattr__, never kept as attributes, so the registry is the one place that holds them.
+        params = self.__dict__.get("_parameters")
+        if params is not None and name in params:
+            if not isinstance(value, Parameter):
+                raise TypeError(f"cannot assign {type(value).__name__} as parameter {name!r}: an rnnfast.Parameter "
+                                f"is expected (to change its values: {name}.data[...] = values, or "
+                                f"load_state_dict)")
+            params[name] = value
+            self._parameters_replaced()
+            return
+        super().__setattr__(name, value)
+
+    def _parameters_replaced(self) -> None:
+        """Called when a registered parameter was replaced by another: modules that keep references to their
+        Parameters (the kernels' weight tuples) rebuild them here."""
+
     # Attributes that are not state: never pickled or deep-copied, rebuilt fresh on unpickling (the lock,
     # and in layers the kernel workspaces and the forward cache).
     _transient: dict[str, Callable[[], Any]] = {"_busy": threading.Lock}
@@ -198,15 +218,19 @@ class Module:
         """(name, Parameter) pairs in registration order, with PyTorch's names (``weight_ih_l0``, ...)."""
         yield from self._parameters.items()
 
-    def _check_parameter_arrays(self, shapes: Mapping[str, tuple], dtype: np.dtype) -> None:
-        """ValueError unless every parameter's ``.data`` and ``.grad`` is a C-contiguous ``dtype`` array of its
-        shape in ``shapes``: kernels that read raw memory sized from those shapes check this first."""
+    def _check_parameter_arrays(self, shapes: Mapping[str, tuple], dtype: np.dtype, contiguous: bool = True,
+                                grads: bool = True) -> None:
+        """ValueError unless every parameter's ``.data`` (and ``.grad`` when ``grads``) is a ``dtype`` array of
+        its shape in ``shapes``, C-contiguous when ``contiguous``: kernels that read raw memory sized from those
+        shapes check this first."""
+        layout = "C-contiguous " if contiguous else ""
         for name, p in self._parameters.items():
             shape = shapes[name]
-            for what, a in (("data", p.data), ("grad", p.grad)):
-                if not (type(a) is np.ndarray and a.shape == shape and a.dtype == dtype and a.flags.c_contiguous):
+            for what, a in (("data", p.data), ("grad", p.grad))[:2 if grads else 1]:
+                if not (type(a) is np.ndarray and a.shape == shape and a.dtype == dtype
+                        and (a.flags.c_contiguous or not contiguous)):
                     got = f"{type(a).__name__} {getattr(a, 'dtype', '')} {getattr(a, 'shape', '')}"
-                    raise ValueError(f"{name}.{what} must be a C-contiguous {dtype} array of shape {shape}, got "
+                    raise ValueError(f"{name}.{what} must be a {layout}{dtype} array of shape {shape}, got "
                                      f"{got}; assign into it ({name}.{what}[...] = value) or use load_state_dict")
 
     def parameters(self) -> list[Parameter]:

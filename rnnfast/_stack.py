@@ -123,6 +123,10 @@ class _Recurrent(Module):
         return _kernels.Weights(p[f"weight_ih_l{k}{suffix}"], p[f"weight_hh_l{k}{suffix}"],
                                 p.get(f"bias_ih_l{k}{suffix}"), p.get(f"bias_hh_l{k}{suffix}"))
 
+    def _parameters_replaced(self) -> None:
+        self._weights = {key: self._collect_weights(*key) for key in self._weights}
+        self._verified = []                                         # check the new one at the next call
+
     def _layer_params(self, k: int, d: int = 0) -> _kernels.Weights:
         return self._weights[k, d]
 

@@ -12,7 +12,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from ._module import Module, one_thread_at_a_time, resolve_dtype
+from ._module import Module, is_grad_enabled, no_backward_error, one_thread_at_a_time, resolve_dtype
 from ._validation import as_real_array, check_int, check_shape, may_alias
 
 __all__ = ["Embedding"]
@@ -75,7 +75,8 @@ class Embedding(Module):
         if padding_idx is not None:
             init[padding_idx] = 0.0
         self.weight = self._register("weight", init, self.dtype)
-        self._ids: Optional[np.ndarray] = None
+        self._ids: Optional[np.ndarray] = None                     # the last forward's ids, until its backward
+        self._no_grad = False                                       # the last forward ran under no_grad
 
     @one_thread_at_a_time
     def forward(self, ids: Any) -> np.ndarray:
@@ -91,15 +92,24 @@ class Embedding(Module):
         y : ndarray (*ids.shape, embedding_dim)
         """
         arr = self._checked(ids)
+        self._check_parameters()
+        self._no_grad = not is_grad_enabled()                       # then no backward follows: keep nothing
         # backward reads ids again: keep a copy when it is the caller's array, which may change in between
-        self._ids = arr.copy() if may_alias(arr, ids) else arr
+        self._ids = None if self._no_grad else arr.copy() if may_alias(arr, ids) else arr
         return self.weight.data[arr]                                # (..., E), a fresh array
 
     __call__ = forward
 
     def step(self, ids_t: Any) -> np.ndarray:
         """The rows of ``weight`` at one timestep's ids (B,), keeping nothing for :meth:`backward`."""
-        return self.weight.data[self._checked(ids_t)]
+        arr = self._checked(ids_t)
+        self._check_parameters()
+        return self.weight.data[arr]
+
+    def _check_parameters(self, grads: bool = False) -> None:
+        """weight's ``.data`` (and ``.grad``) of shape (num_embeddings, embedding_dim) and the layer's dtype."""
+        self._check_parameter_arrays({"weight": (self.num_embeddings, self.embedding_dim)}, self.dtype,
+                                     contiguous=False, grads=grads)
 
     def _checked(self, ids: Any) -> np.ndarray:
         arr = as_real_array("ids", ids)
@@ -125,8 +135,12 @@ class Embedding(Module):
             Integer ids have no gradient (torch's is None too).
         """
         if self._ids is None:
-            raise ValueError("backward needs a forward first: call the layer on ids, then backward")
+            if self._no_grad:
+                raise no_backward_error()
+            raise ValueError("backward needs a forward first (and runs once per forward, as the other layers' "
+                             "does): call the layer on ids, then backward")
         ids = self._ids
+        self._check_parameters(grads=True)
         d = as_real_array("dy", dy, self.dtype)
         check_shape("dy", d, ids.shape + (self.embedding_dim,), "(*ids.shape, embedding_dim)")
         rows = ids.reshape(-1)                                      # (N,)
@@ -135,6 +149,7 @@ class Embedding(Module):
             used = rows != self.padding_idx                         # the padding row gets no gradient
             rows, d2 = rows[used], d2[used]
         np.add.at(self.weight.grad, rows, d2)                       # repeated ids add up
+        self._ids = None                                            # once per forward: a second would add twice
         return None
 
     def extra_repr(self) -> str:

@@ -128,6 +128,11 @@ class Jordan(Module):
                                  "kernels follow from it); build a new layer and load_state_dict into it")
         super().__setattr__(name, value)
 
+    def _parameters_replaced(self) -> None:
+        p = self._parameters
+        self._weights = _kernels.JordanWeights(p["weight_ih"], p["weight_yh"], p.get("bias_h"), p["weight_hy"],
+                                               p.get("bias_y"))
+
     # ---- checks -------------------------------------------------------------------------------------
     def _check_parameters(self) -> None:
         """The kernels read raw memory sized from the registered shapes: no parameter was replaced by another."""

@@ -246,6 +246,7 @@ class Linear(Module):
         y : ndarray (..., out_features)
         """
         arr = self._checked(x)
+        self._check_parameters()
         y = self._workspace.returned("y", arr.shape[:-1] + (self.out_features,), self.dtype)
         if not is_grad_enabled():                                       # no backward follows: keep nothing
             self._x, self._no_grad = None, True
@@ -263,7 +264,15 @@ class Linear(Module):
 
     def step(self, x_t: Any) -> np.ndarray:
         """y = x Wᵀ + b for one timestep (x_t (B, in_features)), keeping nothing for :meth:`backward`."""
-        return self._apply(self._checked(x_t))
+        arr = self._checked(x_t)
+        self._check_parameters()
+        return self._apply(arr)
+
+    def _check_parameters(self, grads: bool = False) -> None:
+        """Each parameter's ``.data`` (and ``.grad``) of the layer's shape and dtype, in any memory layout: one
+        replaced by another of the wrong shape is named rather than broadcast or refused by the kernel."""
+        shapes = {"weight": (self.out_features, self.in_features), "bias": (self.out_features,)}
+        self._check_parameter_arrays(shapes, self.dtype, contiguous=False, grads=grads)
 
     def _checked(self, x: Any) -> np.ndarray:
         arr = as_real_array("x", x, self.dtype)
@@ -302,6 +311,7 @@ class Linear(Module):
             raise ValueError("backward needs a forward first (and runs once per forward, as the recurrent "
                              "layers' does): call the layer on an input, then backward")
         x = self._x
+        self._check_parameters(grads=True)
         d = as_real_array("dy", dy, self.dtype)
         check_shape("dy", d, x.shape[:-1] + (self.out_features,), "(..., out_features)")
         self._x = None                                                  # once per forward: a second would add twice
