@@ -12,7 +12,9 @@ holds per-timestep / per-sample weights aligned with the *leading* axes of the p
 ``cross_entropy``: of the labels, i.e. the logits without the class axis) and is broadcast over the
 trailing axes, so a ``(T, B)`` mask weights a ``(T, B, O)`` prediction per step; ``Σ w`` then counts each
 weight once per element it covers (``O`` times here), so an all-ones mask gives exactly the unmasked
-loss. Weights must be finite and >= 0. Entries of weight 0 are ignored entirely: they add nothing to
+loss. ``mask`` and ``reduction`` are keyword-only: torch's third positional argument is ``weight``, per class
+for ``cross_entropy`` and broadcast from the trailing axes for BCE, which a mask is not, so a call written
+for torch is refused rather than read as a mask. Weights must be finite and >= 0. Entries of weight 0 are ignored entirely: they add nothing to
 ``L``, get an exact zero gradient even if the prediction there is not finite, and (cross-entropy) their
 labels are not range-checked, so padding labels such as ``-100`` are fine. A mean whose weights sum to 0,
 or over an empty prediction, raises ``ValueError`` (torch would return NaN).
@@ -119,7 +121,7 @@ def _softmax(z: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=-1, keepdims=True)
 
 
-def mse_loss(pred: Any, target: Any, mask: Any = None,
+def mse_loss(pred: Any, target: Any, *, mask: Any = None,
              reduction: str = "mean") -> tuple[float | np.ndarray, np.ndarray]:
     """Half squared error ``½ (pred − target)²`` (½ × torch's ``mse_loss``) and its gradient ``pred − target``.
 
@@ -133,7 +135,7 @@ def mse_loss(pred: Any, target: Any, mask: Any = None,
     return _reduce(loss, d, _weights(mask, p.shape, p.dtype), reduction)
 
 
-def cross_entropy(logits: Any, labels: Any, mask: Any = None,
+def cross_entropy(logits: Any, labels: Any, *, mask: Any = None,
                   reduction: str = "mean") -> tuple[float | np.ndarray, np.ndarray]:
     """Softmax cross-entropy of ``logits`` (..., C) against integer ``labels`` (...), class axis last.
 
@@ -173,7 +175,7 @@ def cross_entropy(logits: Any, labels: Any, mask: Any = None,
     return (value / total if reduction == "mean" else value), grad
 
 
-def bce_with_logits(logits: Any, targets: Any, mask: Any = None,
+def bce_with_logits(logits: Any, targets: Any, *, mask: Any = None,
                     reduction: str = "mean") -> tuple[float | np.ndarray, np.ndarray]:
     """Binary cross-entropy on logits, ``max(x,0) − x·t + log1p(exp(−|x|))``, and its gradient ``σ(x) − t``.
 

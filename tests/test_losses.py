@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 
+import rnnfast
 from rnnfast.losses import bce_with_logits, cross_entropy, mse_loss
 
 SHAPE = (4, 3, 5)  # (T, B, C or O)
@@ -210,3 +211,16 @@ def test_cross_entropy_bad_labels(labels, match):
 def test_errors(call, exc, match):
     with pytest.raises(exc, match=match):
         call()
+
+
+def test_mask_and_reduction_are_keyword_only():
+    """torch's third positional argument is a per-class ``weight``; read as a mask it gave another number
+    (cross_entropy 1.638 against torch's 1.413), so a call written for torch is refused instead."""
+    x = np.zeros((4, 4))
+    for loss, target in [(rnnfast.cross_entropy, np.arange(4)), (rnnfast.bce_with_logits, np.ones((4, 4))),
+                         (rnnfast.mse_loss, np.ones((4, 4)))]:
+        with pytest.raises(TypeError):
+            loss(x, target, np.ones(4))
+        with pytest.raises(TypeError):
+            loss(x, target, None, "sum")
+        assert loss(x, target, mask=np.ones(4), reduction="sum")[0] == loss(x, target, reduction="sum")[0]
