@@ -11,7 +11,7 @@ import contextvars
 import functools
 import inspect
 import threading
-from typing import Any, Callable, Iterator, Mapping, TypeVar
+from typing import Any, Callable, Iterator, Mapping, NamedTuple, TypeVar
 
 import numpy as np
 
@@ -161,6 +161,13 @@ def one_thread_at_a_time(method: _F) -> _F:
     return guarded  # type: ignore[return-value]
 
 
+class IncompatibleKeys(NamedTuple):
+    """What ``load_state_dict(..., strict=False)`` skipped, as torch's ``_IncompatibleKeys``."""
+
+    missing_keys: list
+    unexpected_keys: list
+
+
 class Module:
     """Base class: parameter registry, train/eval mode and state dicts, on torch.nn.Module's names."""
 
@@ -255,11 +262,12 @@ class Module:
         """Copies of every parameter's data, keyed by its PyTorch name."""
         return {name: p.data.copy() for name, p in self._parameters.items()}
 
-    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True) -> None:
-        """Copy values in from ``state_dict`` (numpy arrays, torch ``.numpy()`` values, nested lists).
+    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True) -> IncompatibleKeys:
+        """Copy values in from ``state_dict`` (numpy arrays, torch tensors, Parameters, nested lists).
 
         Every entry is checked before any parameter is changed: missing names (when ``strict``),
         unknown names (when ``strict``) and wrong shapes raise ``KeyError``/``ValueError`` naming them.
+        Returns ``(missing_keys, unexpected_keys)``, as torch does (both empty when ``strict``).
         """
         if not isinstance(state_dict, Mapping):
             raise TypeError(f"state_dict must be a mapping of name -> array, got {type(state_dict).__name__}")
@@ -274,6 +282,8 @@ class Module:
                 continue
             if hasattr(value, "detach") and hasattr(value, "numpy"):  # a torch tensor
                 value = value.detach().cpu().numpy()
+            elif isinstance(value, Parameter):                          # dict(other.named_parameters())
+                value = value.data
             try:
                 arr = np.asarray(value)
                 if arr.dtype.kind == "c":
@@ -288,6 +298,7 @@ class Module:
             converted[name] = arr
         for name, arr in converted.items():
             own[name].data[...] = arr
+        return IncompatibleKeys(missing, unexpected)
 
     def extra_repr(self) -> str:
         """The constructor arguments that ``repr`` shows."""

@@ -32,6 +32,9 @@ def time_major_input(x: Any, input_size: int, batch_first: bool, width: int, dty
     """A recurrent layer's x as a C-contiguous (T, B, input_size) array of ``dtype``, checked before it is
     converted: 3-D, input_size features, T·B rows of ``width`` within 32-bit indexing, and the
     ``forward_bytes(T, B)`` forward allocates within the machine's memory."""
+    if type(x).__name__ == "PackedSequence" and type(x).__module__.startswith("torch"):
+        raise TypeError("x is torch's PackedSequence: pack with rnnfast.pack_sequences, or give the padded array "
+                        "with lengths=")
     arr = as_real_array("x", x)
     if arr.ndim != 3:
         layout = "(B, T, input_size)" if batch_first else "(T, B, input_size)"

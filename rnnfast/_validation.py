@@ -169,6 +169,9 @@ def check_parameters(name: str, params: Any, *, allow_single: bool = False) -> l
     params = list(params)
     for p in params:
         if not isinstance(p, Parameter):
+            kind = type(p)
             raise TypeError(f"{name} must be an iterable of rnnfast.Parameter, got an element of type "
-                            f"{type(p).__name__}")
+                            f"{kind.__module__}.{kind.__qualname__}" + (
+                                " (a torch parameter: give the optimizer an rnnfast module's parameters())"
+                                if kind.__module__.startswith("torch") else ""))
     return params

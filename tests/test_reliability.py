@@ -516,6 +516,31 @@ def test_embedding_backward_runs_once_per_forward():
         emb.backward(np.ones((2, 2, 2)))
 
 
+def test_load_state_dict_takes_parameters_and_returns_what_it_skipped():
+    """As torch's: ``load_state_dict(dict(other.named_parameters()))`` loads (it said "shape ()"), and
+    ``strict=False`` returns ``(missing_keys, unexpected_keys)`` (it returned None)."""
+    src, dst = rnnfast.LSTM(3, 4, seed=1), rnnfast.LSTM(3, 4, seed=2)
+    assert dst.load_state_dict(dict(src.named_parameters())) == ([], [])
+    for name, value in src.state_dict().items():
+        np.testing.assert_array_equal(dst.state_dict()[name], value)
+    partial = {k: v for k, v in rnnfast.LSTM(3, 4, seed=3).state_dict().items() if k != "bias_hh_l0"}
+    partial["extra"] = np.zeros(1)
+    result = dst.load_state_dict(partial, strict=False)
+    assert result.missing_keys == ["bias_hh_l0"] and result.unexpected_keys == ["extra"]
+    np.testing.assert_array_equal(dst.bias_hh_l0.data, src.bias_hh_l0.data)    # left as it was
+
+
+def test_torch_objects_in_rnnfast_places_are_named():
+    """A torch parameter given to an rnnfast optimizer, and torch's PackedSequence given to a layer: the errors
+    said "got an element of type Parameter" and "inhomogeneous shape"."""
+    torch = pytest.importorskip("torch")
+    with pytest.raises(TypeError, match="torch.nn.parameter.Parameter .a torch parameter"):
+        rnnfast.Adam(torch.nn.LSTM(3, 4).parameters())
+    packed = torch.nn.utils.rnn.pack_padded_sequence(torch.zeros(5, 2, 3), torch.tensor([5, 3]))
+    with pytest.raises(TypeError, match="torch's PackedSequence: pack with rnnfast.pack_sequences"):
+        rnnfast.LSTM(3, 4)(packed)
+
+
 @param_cell
 def test_shape_defining_attributes_are_frozen(cell):
     layer = make_layer(cell, 4, 3, seed=0)
