@@ -621,3 +621,76 @@ def test_score_with_sample_weight_and_ragged_steps_is_scikit_learns_metric(kind,
     assert expected != pytest.approx(unweighted, abs=1e-6)            # the weights matter here
     assert est.score(X, y, sample_weight=sw) == pytest.approx(expected, rel=1e-12)
     assert est.score(X, y) == pytest.approx(unweighted, rel=1e-12)
+
+
+# ---- review fixes: weights, warm starts and scores (each found by a repro, 2026-12-07) --------------------
+def _labelled(n=40, T=8, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, T, 2)).astype(np.float32)
+    return X, (X[:, :, 0].sum(1) > 0).astype(int)
+
+
+def test_loss_weights_zero_everywhere_are_refused():
+    """class_weight, or sample_weight times class_weight, zero for every sample: fit ran no update and
+    reported a loss of 0."""
+    X, y = _labelled()
+    with pytest.raises(ValueError, match="zero for every sample"):
+        SequenceClassifier(class_weight={0: 0, 1: 0}, max_updates=5, **FAST).fit(X, y)
+    with pytest.raises(ValueError, match="zero for every sample"):
+        SequenceClassifier(class_weight={1: 0.0}, max_updates=5, **FAST).fit(X, y, sample_weight=(y == 1) * 1.0)
+
+
+def test_partial_fit_refuses_balanced_class_weight():
+    """Each call sees a part of y, so "balanced" was recomputed from one batch (SGDClassifier refuses too)."""
+    X, y = _labelled()
+    est = SequenceClassifier(class_weight="balanced", max_updates=5, **FAST)
+    with pytest.raises(ValueError, match="class_weight='balanced' is not supported by partial_fit"):
+        est.partial_fit(X, y, classes=[0, 1])
+    est.set_params(class_weight={0: 1.0, 1: 2.0}).partial_fit(X, y, classes=[0, 1])
+
+
+@pytest.mark.parametrize("cls", [SequenceClassifier, SequenceRegressor])
+def test_warm_start_refuses_a_changed_scale(cls):
+    """The learned scaling follows ``scale``: a warm start after set_params(scale=False) kept applying it."""
+    X, y = _labelled()
+    est = cls(warm_start=True, max_updates=5, **FAST).fit(X, y)
+    with pytest.raises(ValueError, match=r"scale=False \(fitted with True\)"):
+        est.set_params(scale=False).fit(X, y)
+
+
+def test_early_stopping_after_a_fit_without_it_and_partial_fit_after_it():
+    """A warm start with early_stopping after a fit without a validation split raised IndexError after the
+    whole budget; partial_fit after an early-stopped fit dropped its validation scores."""
+    X, y = _labelled()
+    est = SequenceClassifier(warm_start=True, max_updates=20, **FAST).fit(X, y)
+    before = est.n_iter_
+    est.set_params(early_stopping=True).fit(X, y)
+    assert len(est.validation_scores_) == est.n_iter_ - before
+    assert est.best_validation_score_ in est.validation_scores_
+    scores = list(est.validation_scores_)
+    est.partial_fit(X, y)
+    assert est.validation_scores_ == scores and est.best_validation_score_ is None
+    assert len(est.history_["val_score"]) == len(scores)
+
+
+def test_regressor_score_refuses_another_number_of_outputs():
+    """As r2_score: a 1-output model scored against y of 2 outputs broadcast to a number."""
+    X, _ = _labelled()
+    y2 = np.stack([X[:, :, 0].sum(1), X[:, :, 1].sum(1)], axis=1)
+    one = SequenceRegressor(max_updates=5, **FAST).fit(X, y2[:, 0])
+    two = SequenceRegressor(max_updates=5, **FAST).fit(X, y2)
+    for est, bad in [(one, y2), (two, y2[:, 0]), (two, np.hstack([y2, y2[:, :1]]))]:
+        with pytest.raises(ValueError, match="outputs, but the model was fitted with"):
+            est.score(X, bad)
+
+
+def test_forecaster_score_checks_sample_weight():
+    rng = np.random.default_rng(0)
+    series = np.cumsum(rng.standard_normal(300))
+    X = np.stack([series[i:i + 24] for i in range(200)])
+    y = np.stack([series[i + 24:i + 28] for i in range(200)])
+    f = rnnfast.SequenceForecaster(horizon=4, hidden_size=8, max_updates=5, random_state=0).fit(X, y)
+    for bad, what in [(np.ones(3), "shape"), (-np.ones(200), ">= 0"), (np.zeros(200), "zero for every")]:
+        with pytest.raises(ValueError, match=what):
+            f.score(X, y, sample_weight=bad)
+    assert f.score(X, y, sample_weight=np.ones(200)) == pytest.approx(f.score(X, y))

@@ -19,8 +19,8 @@ from ._compat import BaseEstimator, NotFittedError
 from ._inference import _check_draws, _check_offsets, _Inference
 from ._windows import _auto_window
 from ._training import _Interrupted, _TrainingLoop
-from ._data import (_check_X, _input_scaling, _InputScaling, _instance_normalized, _make_rng,
-                    _own_moments, _scaled, _scales_differ, _Sequences, _with_differences)
+from ._data import (_check_X, _checked_sample_weight, _input_scaling, _InputScaling, _instance_normalized,
+                    _make_rng, _own_moments, _scaled, _scales_differ, _Sequences, _with_differences)
 
 _CELLS = {**{name: name for name in CELL_NAMES}, **ALIASES}    # family names, and "rnn" for "elman"
 _NONLINEARITIES = ("tanh", "relu", "sigmoid")
@@ -316,21 +316,7 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
         class weights)."""
         return weights
 
-    @staticmethod
-    def _check_sample_weight(sample_weight: Any, n: int) -> Optional[np.ndarray]:
-        """``sample_weight`` as (n,) float64 weights, finite and >= 0, or None."""
-        if sample_weight is None:
-            return None
-        w = np.asarray(sample_weight, dtype=np.float64)
-        if w.ndim == 0:
-            w = np.full(n, float(w))
-        if w.shape != (n,):
-            raise ValueError(f"sample_weight must have shape (n_samples,) = ({n},), got {w.shape}")
-        if not np.isfinite(w).all() or (w < 0).any():
-            raise ValueError("sample_weight must be finite and >= 0")
-        if not w.any():
-            raise ValueError("sample_weight is zero for every sample")
-        return w
+    _check_sample_weight = staticmethod(_checked_sample_weight)
 
     def _loss(self, z: np.ndarray, target: np.ndarray, mask: Optional[np.ndarray]) -> tuple[float, np.ndarray]:
         raise NotImplementedError
@@ -372,6 +358,8 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
                 targets = self._encode_targets(y, seqs, first=True, classes=classes, weights=sw)
                 seqs = self._scaled_features(features)
             weights = self._loss_weights(sw, targets)
+            if weights is not None and not np.any(weights):     # nothing to learn from: no update would run
+                raise ValueError("the loss weights (sample_weight times class_weight) are zero for every sample")
             comm = self._comm()
             if not continuing:
                 self._build(self._rng, rank=0 if comm is None else comm.rank)
@@ -396,7 +384,8 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
 
     # What a fitted model is built from: a warm start or partial_fit continues that model, so these parameters
     # must be as they were (the window's, the slopes' and the own scales' only when set, not "auto").
-    _FIXED_AT_FIT = ("cell", "hidden_size", "num_layers", "nonlinearity", "dropout", "bidirectional", "readout")
+    _FIXED_AT_FIT = ("cell", "hidden_size", "num_layers", "nonlinearity", "dropout", "bidirectional", "readout",
+                     "scale")
     _FIXED_WHEN_SET = {"window": "window_", "window_span": "window_span_", "derivative": "derivative_",
                        "instance_norm": "instance_norm_"}
 
@@ -437,6 +426,7 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
         self._arch = {k: p[k] for k in ("cell", "hidden_size", "num_layers", "nonlinearity", "dropout",
                                         "bidirectional", "readout")}
         self._arch["dtype"] = p["dtype"].name
+        self._arch["scale"] = p["scale"]                    # the learned scaling follows it (warm_start checks)
         return features
 
     def _resolved_window(self, p: dict[str, Any], longest: int) -> int:

@@ -25,7 +25,9 @@ class SequenceClassifier(ClassifierMixin, _SequenceEstimator):
 {PARAMETERS}
     class_weight : None, "balanced" or dict {{label: weight}}, default=None
         Weights of the classes in the loss (multiplying ``sample_weight``); "balanced" uses
-        n_samples / (n_classes · count(label)), as scikit-learn does. Per-step labels are counted per step.
+        n_samples / (n_classes · count(label)), as scikit-learn does; not with ``partial_fit``, whose batches
+        hold a part of y each (pass a dict, e.g. from ``sklearn.utils.class_weight.compute_class_weight``), nor
+        with ``output="sequence"`` (weight its steps through ``sample_weight``).
 
     Attributes
     ----------
@@ -79,6 +81,11 @@ class SequenceClassifier(ClassifierMixin, _SequenceEstimator):
         The first call fixes the model (scaling, window, architecture) and the labels: ``classes`` lists
         every label the later calls may bring (default: the labels of this first y). No early stopping.
         """
+        if isinstance(self.class_weight, str) and self.class_weight == "balanced":
+            # each call sees part of y, so "balanced" would be recomputed from one batch's counts
+            raise ValueError("class_weight='balanced' is not supported by partial_fit, whose calls each see a part "
+                             "of y; pass a dict of weights computed over all of y (sklearn.utils.class_weight."
+                             "compute_class_weight('balanced', classes=classes, y=y))")
         return self._fit(X, y, sample_weight, partial=True, classes=classes)
 
     def _n_head_outputs(self) -> int:

@@ -213,6 +213,22 @@ def _accuracy(y_true: np.ndarray, y_pred: np.ndarray, weights: Optional[np.ndarr
     return float(np.average(hits, weights=weights))
 
 
+def _checked_sample_weight(sample_weight: Any, n: int) -> Optional[np.ndarray]:
+    """``sample_weight`` as (n,) float64 weights, finite and >= 0, not all 0, or None."""
+    if sample_weight is None:
+        return None
+    w = np.asarray(sample_weight, dtype=np.float64)
+    if w.ndim == 0:
+        w = np.full(n, float(w))
+    if w.shape != (n,):
+        raise ValueError(f"sample_weight must have shape (n_samples,) = ({n},), got {w.shape}")
+    if not np.isfinite(w).all() or (w < 0).any():
+        raise ValueError("sample_weight must be finite and >= 0")
+    if not w.any():
+        raise ValueError("sample_weight is zero for every sample")
+    return w
+
+
 def _r2(y_true: np.ndarray, y_pred: np.ndarray, weights: Optional[np.ndarray] = None) -> float:
     """R² per output, averaged uniformly over outputs: ``sklearn.metrics.r2_score`` (force_finite)."""
     yt = np.asarray(y_true, np.float64).reshape(len(y_true), -1)       # (N, k)

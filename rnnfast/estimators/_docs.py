@@ -243,9 +243,10 @@ ATTRIBUTES = """\
     best_loss_ : float or None
         The lowest training loss (None with a validation set, as scikit-learn's MLP).
     validation_scores_ : list of float or None
-        The validation score (accuracy or R²) of each epoch, with ``early_stopping``.
+        The validation score (accuracy or R²) of each epoch trained with ``early_stopping`` (a warm start
+        after a fit without it adds its epochs' scores to none; ``partial_fit`` epochs add none).
     best_validation_score_ : float or None
-        The score of the epoch whose weights were kept.
+        The score of the epoch whose weights were kept, when this fit chose them by validation.
     n_iter_, n_epochs_ : int
         Epochs trained.
     n_updates_ : int

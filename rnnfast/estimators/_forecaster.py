@@ -32,8 +32,8 @@ from ..persist import save
 from ..seq2seq import EncoderDecoder
 from ._base import _CELLS, _check_unchanged, _copy_weights, _FitSnapshot, _optimizer, _recurrent_weight_spec
 from ._compat import BaseEstimator, NotFittedError, RegressorMixin
-from ._data import (_check_X, _finite_or_raise, _input_scaling, _jittered, _make_rng, _mean_and_scale, _r2,
-                    _Sequences, _standardized)
+from ._data import (_check_X, _checked_sample_weight, _finite_or_raise, _input_scaling, _jittered, _make_rng,
+                    _mean_and_scale, _r2, _Sequences, _standardized)
 from ._training import _planned_epochs, _Progress, _restart_lr
 
 _OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
@@ -490,5 +490,6 @@ class SequenceForecaster(RegressorMixin, BaseEstimator):
     def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
         """R² of the forecasts, each (horizon step, output) a column, averaged uniformly."""
         z = self._forecast(X)
+        sample_weight = _checked_sample_weight(sample_weight, len(z))
         t = self._targets(y, len(z), z.shape[1])
         return _r2(t.reshape(len(t), -1), z.reshape(len(z), -1), sample_weight)

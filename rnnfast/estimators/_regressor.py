@@ -132,6 +132,8 @@ class SequenceRegressor(RegressorMixin, _SequenceEstimator):
         sample_weight = self._check_sample_weight(sample_weight, seqs.n)
         z = self._unscaled(z)
         t = self._regression_targets(y, seqs)
+        if t.shape[-1] != z.shape[-1]:                  # as r2_score: never broadcast one output against several
+            raise ValueError(f"y has {t.shape[-1]} outputs, but the model was fitted with {z.shape[-1]}")
         if self._output == "last":
             return _r2(t, z, sample_weight)
         w = seqs.mask() * (1.0 if sample_weight is None else np.asarray(sample_weight, np.float64)[None, :])

@@ -191,7 +191,7 @@ class _TrainingLoop:
         n_updates = getattr(self, "n_updates_", 0) if continuing else 0
         seen = getattr(self, "t_", 0) if continuing else 0
         done_before = len(loss_curve)
-        best, best_epoch, since_best = math.inf, 0, 0.0
+        best, best_epoch, best_val_score, since_best = math.inf, 0, None, 0.0
         best_state = last_state = None
         interrupted = False
         progress = _Progress(p["verbose"] > 0 and (comm is None or comm.rank == 0), epochs,
@@ -239,6 +239,7 @@ class _TrainingLoop:
                         since_best = 0.0 if monitored < best - p["tol"] else since_best + 1
                         if monitored < best:
                             best, best_epoch, best_state = monitored, done_before + epoch, last_state
+                            best_val_score = val_score if n_val else None
                         if since_best >= patience:
                             break
         except KeyboardInterrupt:
@@ -256,13 +257,15 @@ class _TrainingLoop:
             assert last_state is not None
             n_updates, seen = last_state[1], last_state[2]
         self.loss_curve_ = loss_curve
-        self.validation_scores_ = val_scores if n_val else None
-        self.best_validation_score_ = float(val_scores[best_epoch - 1]) if n_val and best_epoch else None
+        # the scores of the epochs that had a validation split, this call's and those before (a warm start
+        # after a fit without one has fewer than loss_curve_; partial_fit's epochs add none)
+        self.validation_scores_ = val_scores if n_val or val_scores else None
+        self.best_validation_score_ = float(best_val_score) if best_val_score is not None else None
         self.best_loss_ = None if n_val else float(min(loss_curve))
         self.n_iter_ = self.n_epochs_ = len(loss_curve)
         self.n_updates_, self.t_ = n_updates, seen
         self.history_ = {"loss": list(loss_curve)}
-        if n_val:
+        if n_val or val_losses:
             self.history_.update(val_loss=val_losses, val_score=list(val_scores))
         if early and best_epoch:
             self.best_epoch_ = best_epoch
