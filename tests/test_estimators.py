@@ -694,3 +694,16 @@ def test_forecaster_score_checks_sample_weight():
         with pytest.raises(ValueError, match=what):
             f.score(X, y, sample_weight=bad)
     assert f.score(X, y, sample_weight=np.ones(200)) == pytest.approx(f.score(X, y))
+
+
+def test_early_stopping_scores_the_validation_split_with_the_sample_weights():
+    """Each sequence twice, the copy with the flipped label and weight 0: the validation split is scored with
+    the weights, as scikit-learn's MLP scores it, so the scores see the weighted problem (unweighted they
+    stayed near 0.5 and early stopping kept an early epoch)."""
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((80, 6, 1)).astype(np.float32)
+    y = (X[:, :, 0].mean(1) > 0).astype(int)
+    est = SequenceClassifier(early_stopping=True, max_updates=200, validation_fraction=0.5, n_iter_no_change=100,
+                             mixup=0, input_noise=0.0, **FAST)
+    est.fit(np.concatenate([X, X]), np.concatenate([y, 1 - y]), sample_weight=np.r_[np.ones(80), np.zeros(80)])
+    assert max(est.validation_scores_) > 0.8, est.validation_scores_

@@ -218,19 +218,25 @@ class _Inference:
                     parts.append(z)
         return np.concatenate(parts, axis=0 if self._output == "last" else 1)
 
-    def _evaluate(self, seqs: _Sequences, targets: np.ndarray, idx: np.ndarray) -> tuple[float, float]:
-        """(mean loss, score) on the prepared sequences ``idx``, in eval mode."""
+    def _evaluate(self, seqs: _Sequences, targets: np.ndarray, idx: np.ndarray,
+                  weights: Optional[np.ndarray] = None) -> tuple[float, float]:
+        """(mean loss, score) on the prepared sequences ``idx``, in eval mode, each sequence weighted by its
+        loss weight in ``weights`` (n,) as in training (as scikit-learn's MLP scores its validation split
+        with its sample weights); unweighted where those of ``idx`` are all 0 or there are none."""
         z = self._forward(seqs, idx)
+        w = None if weights is None or not np.any(weights[idx]) else weights[idx]    # (n_val,)
         if self._output == "last":
             t = targets[idx]
-            value, _ = self._loss(z, t, None)
-            return float(value), self._metric(z, t, None)
+            value, _ = self._loss(z, t, w)
+            return float(value), self._metric(z, t, w)
         sub = seqs.mask()[:, idx]                                                  # (T, n_val)
+        if w is not None:
+            sub = sub * w[None, :].astype(sub.dtype)
         t = targets[:, idx]
         value, _ = self._loss(z, t, sub)
         flat = sub.ravel() > 0
         return float(value), self._metric(z.reshape((-1,) + z.shape[2:])[flat],
-                                          t.reshape((-1,) + t.shape[2:])[flat], None)
+                                          t.reshape((-1,) + t.shape[2:])[flat], sub.ravel()[flat])
 
     def _per_sequence(self, values: np.ndarray, seqs: _Sequences):
         """Time-major per-step results (T, n, ...) in the user's layout: (n, T, ...) or a ragged list."""

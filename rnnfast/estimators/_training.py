@@ -122,7 +122,8 @@ class _TrainingLoop:
         def _loss(self, z: np.ndarray, target: np.ndarray,
                   mask: Optional[np.ndarray]) -> tuple[float, np.ndarray]: ...
 
-        def _evaluate(self, seqs: _Sequences, targets: np.ndarray, idx: np.ndarray) -> tuple[float, float]: ...
+        def _evaluate(self, seqs: _Sequences, targets: np.ndarray, idx: np.ndarray,
+                      weights: Optional[np.ndarray] = None) -> tuple[float, float]: ...
 
     def _mixed_loss(self, z: np.ndarray, target: np.ndarray, partner: np.ndarray, lam: float,
                     weights: Optional[np.ndarray], partner_weights: Optional[np.ndarray]
@@ -225,7 +226,7 @@ class _TrainingLoop:
                             f"{self.lr}), shorten the recurrence (window, tbptt) or train in dtype='float64'")
                     monitored = epoch_loss
                     if n_val:
-                        val_loss, val_score = self._evaluate(seqs, targets, val_idx)
+                        val_loss, val_score = self._evaluate(seqs, targets, val_idx, weights)
                         monitored = val_loss
                     # the epoch is complete: record it and the weights it ends with, together
                     loss_curve.append(epoch_loss)
