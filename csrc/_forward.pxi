@@ -126,7 +126,8 @@ def forward(int cell,                                   # ELMAN_*, LSTM or GRU
     nteam = _loop_team(num_threads, rows, B, H, GH, sizeof(floating), False,
                        _split_policy(split_bytes, split_h_per_row), &plan)
     # a sparse x: the projection by its nonzeros (x_padded's rows when x is the workspace still to be gathered)
-    if (_sparse_nnz(x_padded.shape[0], I, x_pad, rows) if x_pad != NULL else _sparse_nnz(rows, I, &x[0, 0])) >= 0:
+    if ((_sparse_nnz(x_padded.shape[0], I, x_pad, rows) if x_pad != NULL else _sparse_nnz(rows, I, &x[0, 0])) >= 0
+            and _all_finite(<Py_ssize_t> GH * I, &w_ih[0, 0])):
         w_iht = _transposed(GH, I, &w_ih[0, 0])                 # (I, GH) W_ihᵀ
         if w_iht == NULL:
             free(off)

@@ -146,8 +146,9 @@ def forward_inference(int cell,                         # ELMAN_*, LSTM or GRU
         raise MemoryError()
     nteam = _inference_team(cell, num_threads, rows, B, H, GH, sizeof(floating),
                             _split_policy(split_bytes, split_h_per_row), &plan)
-    if plan == _BY_ROWS and _sparse_nnz(rows, I, &x[0, 0]) >= 0:   # a sparse x: each step's projection by
-        w_iht = _transposed(GH, I, &w_ih[0, 0])                     # its nonzeros, through W_ihᵀ (I, GH)
+    if (plan == _BY_ROWS and _sparse_nnz(rows, I, &x[0, 0]) >= 0    # a sparse x: each step's projection by
+            and _all_finite(<Py_ssize_t> GH * I, &w_ih[0, 0])):     # its nonzeros, through W_ihᵀ (I, GH)
+        w_iht = _transposed(GH, I, &w_ih[0, 0])
         if w_iht == NULL:
             free(off)
             raise MemoryError()

@@ -288,6 +288,25 @@ def test_sparse_input_matches_reference(cell, dtype, lengths, threads, restore_t
     np.testing.assert_allclose(out, got.out, rtol=2e-6 if dtype == np.float32 else 1e-13, atol=1e-6)
 
 
+@pytest.mark.parametrize("value", [np.nan, np.inf])
+@pytest.mark.parametrize("cell", ["elman-tanh", "lstm", "gru"])
+def test_a_non_finite_input_weight_reaches_every_row_of_a_sparse_x(cell, value):
+    """As in the dense product and in torch, 0 · NaN is NaN: a NaN (or inf) in a column of W_ih that no row of
+    the one-hot x selects still makes every output NaN (the sparse projection skipped it: a diverged model
+    looked healthy on token inputs)."""
+    from conftest import make_layer
+    from rnnfast import _recurrent
+
+    x = np.eye(32)[np.random.default_rng(0).integers(0, 31, (5, 3))]                # (5, 3, 32), never id 31
+    assert _recurrent.sparse_input(x.reshape(-1, 32))
+    layer = make_layer(cell, 32, 4, dtype=np.float64, seed=0)
+    layer.weight_ih_l0.data[:, 31] = value
+    out, _ = layer(x)
+    assert np.isnan(out).all()
+    with rnnfast.no_grad():
+        assert np.isnan(layer(x)[0]).all()
+
+
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
 def test_sparse_input_gradients_finite_differences(cell):
     from conftest import FD_TOL, forward, loss_of, make_layer, numerical_gradient, run_layer
