@@ -212,6 +212,13 @@ def _wgrad_product(a: np.ndarray, b: np.ndarray, c: np.ndarray, col0: int,
 
 
 # ------------------------------------------------------------------------------------------- the kernels
+def _kept_copy(workspace: Any, key: tuple, a: np.ndarray) -> np.ndarray:
+    """A copy of ``a`` in the workspace under ``key``, for a backward to read as the forward saw it."""
+    kept = workspace.buffer(key, a.shape, a.dtype)
+    np.copyto(kept, a)
+    return kept
+
+
 class Weights(NamedTuple):
     """One direction of one layer's parameters (objects with ``.data`` and ``.grad``); biases None without."""
 
@@ -263,6 +270,11 @@ class ForwardResult:
     hn: Optional[np.ndarray] = None         # (rows, H) W_hn h_{t-1} + b_hn (GRU)
     workspace: Any = field(default=None, repr=False)     # the layer's Workspace, for backward's buffers
     key: tuple = ()                                      # this run's prefix in the workspace
+    # W_ih (G·H, I) and W_hh (G·H, H) as this forward read them: backward computes the gradient of the forward
+    # that ran even if the caller changes the weights in between (an optimizer step before backward), as
+    # it does for x (torch raises there instead)
+    w_ih: Optional[np.ndarray] = None
+    w_hh: Optional[np.ndarray] = None
 
     @property
     def h_n(self) -> np.ndarray:
@@ -352,7 +364,9 @@ def forward_training(cell: CellSpec, weights: Weights, x: np.ndarray, h0: np.nda
                         c=buf(key + ("c",), (rows, H), dtype) if lstm else None,                   # (rows, H)
                         tanh_c=buf(key + ("tanh_c",), (rows, H), dtype) if lstm else None,         # (rows, H)
                         hn=buf(key + ("hn",), (rows, H), dtype) if gru else None,                  # (rows, H)
-                        workspace=workspace, key=key)
+                        workspace=workspace, key=key,
+                        w_ih=_kept_copy(workspace, key + ("w_ih",), weights.w_ih.data),            # (GH, I)
+                        w_hh=_kept_copy(workspace, key + ("w_hh",), weights.w_hh.data))            # (GH, H)
     if T and B:
         scratch = buf(key + ("scratch",), (B, GH), dtype) if gru else None                        # (B, GH)
         by_step = _input_by_step(T, B, x, H, GH, False, layout, options)   # packed: W_hhᵀ, then W_ihᵀ if so
@@ -471,7 +485,8 @@ def backward(dout: np.ndarray, dh_n: np.ndarray, dc_n: Optional[np.ndarray], fwd
     by_step = dx is not None and _input_by_step(T, B, x, H, GH, True, layout, options)   # packed: W_hh, W_ih
     packed = _packed(fwd.workspace, fwd.key + ("backward",), GH, H, dtype, options,     # W_hh, then W_ih
                      then_N=x.shape[1] if by_step else 0)
-    _recurrent.backward(fwd.cell.code, T, layout.batch_sizes, x, w.w_ih.data, w.w_hh.data, fwd.h0, fwd.c0, dA,
+    assert fwd.w_ih is not None and fwd.w_hh is not None                # kept by forward_training
+    _recurrent.backward(fwd.cell.code, T, layout.batch_sizes, x, fwd.w_ih, fwd.w_hh, fwd.h0, fwd.c0, dA,
                         fwd.c, fwd.tanh_c, fwd.hn, fwd.out, dout, dh_n, dc_n, dx, w.w_ih.grad, w.w_hh.grad,
                         None if w.b_ih is None else w.b_ih.grad, None if w.b_hh is None else w.b_hh.grad,
                         dh0, dc0, h_prev, packed, options.threads, options.unit_split_bytes,
@@ -524,6 +539,7 @@ class JordanForward:
     s: np.ndarray               # (T, B, H) s_t
     ys: np.ndarray              # (T + 1, B, O) y_0 .. y_T
     workspace: Any = field(default=None, repr=False)
+    kept: Tuple[np.ndarray, ...] = ()   # W_ih, W_yh, W_hy as the forward read them (see ForwardResult.w_ih)
 
 
 def _data_or_none(p: Any) -> Optional[np.ndarray]:
@@ -549,7 +565,9 @@ def jordan_forward_training(act: int, out_act: int, weights: JordanWeights, x: n
                                   weights.w_hy.data, _data_or_none(weights.b_y), s, ys,
                                   _jordan_packed(workspace, "forward_yh", O, H, dtype, options),
                                   _jordan_packed(workspace, "forward_hy", H, O, dtype, options), options.threads)
-    return JordanForward(act, out_act, weights, x, s, ys, workspace)
+    kept = tuple(_kept_copy(workspace, ("jordan", "kept", name), p.data)
+                 for name, p in (("w_ih", weights.w_ih), ("w_yh", weights.w_yh), ("w_hy", weights.w_hy)))
+    return JordanForward(act, out_act, weights, x, s, ys, workspace, kept)
 
 
 def jordan_forward_inference(act: int, out_act: int, weights: JordanWeights, x: np.ndarray, y0: np.ndarray,
@@ -584,7 +602,8 @@ def jordan_backward(dy: np.ndarray, fwd: JordanForward, options: KernelOptions, 
         dx[...] = 0
         return dx
     da = fwd.workspace.buffer(("jordan", "da"), (T, B, H), dtype)                        # (T, B, H)
-    _recurrent.jordan_backward(fwd.act, fwd.out_act, x, w.w_ih.data, w.w_yh.data, w.w_hy.data, fwd.s, fwd.ys, dy,
+    w_ih, w_yh, w_hy = fwd.kept                                         # as the forward read them
+    _recurrent.jordan_backward(fwd.act, fwd.out_act, x, w_ih, w_yh, w_hy, fwd.s, fwd.ys, dy,
                                da, dx, w.w_ih.grad, w.w_yh.grad, None if w.b_h is None else w.b_h.grad,
                                w.w_hy.grad, None if w.b_y is None else w.b_y.grad, dy0,
                                _jordan_packed(fwd.workspace, "backward_yh", H, O, dtype, options),

@@ -20,7 +20,9 @@ the LSTM kernel overwrites the kept gates with their gradients, as torch frees i
 
 Conventions: arrays are (T, B, I) (or (B, T, I) with ``batch_first``), states (num_layers, B, H). Inputs of
 another float or integer dtype are converted to the layer's dtype; non-contiguous and read-only inputs are
-copied as needed. The returned outputs are read-only, since backward reads them.
+copied as needed. The returned outputs are read-only, since backward reads them. ``backward`` computes the
+gradient of the forward that ran: the forward keeps copies of x and of the weights it read, so an optimizer
+step (or any change of x or of the weights) in between does not change it (torch raises there instead).
 
 Edge cases. Empty batches and sequences are allowed: ``T = 0`` gives an empty ``out`` and ``h_n = h0``
 (``c_n = c0``), ``B = 0`` empty outputs and states; backward then returns zeros (``dh0 = dh_n``) and
@@ -214,7 +216,8 @@ class Linear(Module):
     thread (:func:`rnnfast._threads.blas_single_thread`), as inside the recurrent kernels.
     """
 
-    _transient = {**Module._transient, "_x": lambda: None, "_no_grad": lambda: False, "_workspace": Workspace}
+    _transient = {**Module._transient, "_x": lambda: None, "_w": lambda: None, "_no_grad": lambda: False,
+                  "_workspace": Workspace}
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, dtype: Any = "float32",
                  seed: Optional[int] = None):
@@ -229,6 +232,7 @@ class Linear(Module):
                                      self.dtype)
         self.bias = self._register("bias", rng.uniform(-bound, bound, self.out_features), self.dtype) if bias else None
         self._x: Optional[np.ndarray] = None
+        self._w: Optional[np.ndarray] = None                            # (out, in) W as the last forward read it
         self._no_grad = False                                           # the last forward ran under no_grad
         self._workspace = Workspace()                                   # x kept for backward; y and dx memory
 
@@ -257,6 +261,9 @@ class Linear(Module):
             np.copyto(kept, arr)
             arr = kept
         self._x = arr
+        # W as this forward read it: dx = dy W of the forward that ran, even after an optimizer step in between
+        self._w = self._workspace.buffer("w", self.weight.data.shape, self.dtype)
+        np.copyto(self._w, self.weight.data)
         self._no_grad = False
         return self._apply(self._x, y)
 
@@ -310,7 +317,8 @@ class Linear(Module):
                 raise no_backward_error()
             raise ValueError("backward needs a forward first (and runs once per forward, as the recurrent "
                              "layers' does): call the layer on an input, then backward")
-        x = self._x
+        x, w = self._x, self._w
+        assert w is not None                                            # kept with x by the forward
         self._check_parameters(grads=True)
         d = as_real_array("dy", dy, self.dtype)
         check_shape("dy", d, x.shape[:-1] + (self.out_features,), "(..., out_features)")
@@ -321,7 +329,7 @@ class Linear(Module):
         dw = grad if grad.flags.c_contiguous else np.zeros(grad.shape, self.dtype)   # (a user's layout: add after)
         with blas_single_thread():                                      # rows split over rnnfast's threads
             _kernels.linear_backward(d2, np.ascontiguousarray(x.reshape(-1, self.in_features)),
-                                     np.ascontiguousarray(self.weight.data), dw, dx,
+                                     w, dw, dx,
                                      get_num_threads())                 # dW += dyᵀ x, dx = dy W
         if dw is not grad:
             grad += dw

@@ -541,6 +541,30 @@ def test_torch_objects_in_rnnfast_places_are_named():
         rnnfast.LSTM(3, 4)(packed)
 
 
+@pytest.mark.parametrize("index", range(5))
+@pytest.mark.parametrize("how", ["in place", "replaced"])
+def test_backward_is_the_gradient_of_the_forward_that_ran_when_weights_change_in_between(index, how):
+    """An optimizer step (or any change of the weights) between forward and backward: backward used the new
+    weights and gave a gradient of neither the forward that ran nor the new weights (torch raises; rnnfast
+    computes the gradient of the forward that ran, as it does when x changes)."""
+    module, _, x = _modules_and_inputs()[index]
+    twin, _, _ = _modules_and_inputs()[index]
+    first = lambda out: out[0] if isinstance(out, tuple) else out      # noqa: E731
+    dout = np.random.default_rng(1).standard_normal(first(twin(x)).shape)
+    want_dx = twin.backward(dout)
+    out = first(module(x))
+    for p in module.parameters():
+        if how == "in place":
+            p.data *= 2.0
+        else:
+            p.data = p.data * 2.0
+    got_dx = module.backward(dout)
+    np.testing.assert_array_equal(first(got_dx), first(want_dx))
+    for (name, p), q in zip(module.named_parameters(), twin.parameters()):
+        np.testing.assert_array_equal(p.grad, q.grad, err_msg=name)
+    assert out.shape == dout.shape
+
+
 @param_cell
 def test_shape_defining_attributes_are_frozen(cell):
     layer = make_layer(cell, 4, 3, seed=0)
