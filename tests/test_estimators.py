@@ -707,3 +707,20 @@ def test_early_stopping_scores_the_validation_split_with_the_sample_weights():
                              mixup=0, input_noise=0.0, **FAST)
     est.fit(np.concatenate([X, X]), np.concatenate([y, 1 - y]), sample_weight=np.r_[np.ones(80), np.zeros(80)])
     assert max(est.validation_scores_) > 0.8, est.validation_scores_
+
+
+def test_ragged_sequences_in_an_object_array_and_clear_layout_errors():
+    """An object array of ragged sequences is a list of them (it raised "setting an array element with a
+    sequence"); sktime's nested DataFrame is named; a 2-D X against a multivariate model says so."""
+    X, y = _labelled(n=12, T=6)
+    ragged = [x[: 2 + i % 3] for i, x in enumerate(X)]
+    as_list = SequenceClassifier(max_updates=5, **FAST).fit(ragged, y)
+    as_object = SequenceClassifier(max_updates=5, **FAST).fit(np.array(ragged, dtype=object), y)
+    np.testing.assert_array_equal(as_list.predict_proba(ragged), as_object.predict_proba(np.array(ragged, object)))
+    pd = pytest.importorskip("pandas")
+    nested = pd.DataFrame({"dim_0": [pd.Series(x[:, 0]) for x in ragged]})
+    with pytest.raises(TypeError, match="nested format"):
+        SequenceClassifier(max_updates=5, **FAST).fit(nested, y)
+    with pytest.raises(ValueError, match=r"X is 2-D \(univariate sequences: 1 feature per step\), but "
+                                         r"SequenceClassifier is expecting 2 features per step"):
+        as_list.predict(X[:, :, 0])

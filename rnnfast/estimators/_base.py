@@ -559,11 +559,13 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
         name = type(self).__name__
         if seqs.layout == "2d" and self.fit_layout_ == "2d" and seqs.T != self.n_features_in_:
             raise ValueError(f"X has {seqs.T} features, but {name} is expecting {self.n_features_in_} "
-                             f"features as input.")
+                             f"features as input. (A 2-D X, or a list of 1-D series of one length, is a table "
+                             f"whose columns are the steps, as at fit; give series of another length as a list "
+                             f"of (T_i, 1) arrays or as X (n_samples, T, 1).)")
         if seqs.x.shape[2] != self.input_size_:
-            got = "a 2-D X (univariate sequences)" if seqs.layout == "2d" else f"X with {seqs.x.shape[2]}"
-            raise ValueError(f"{got} features per step, but {name} is expecting {self.input_size_} "
-                             f"features per step as input.")
+            got = ("X is 2-D (univariate sequences: 1 feature per step)" if seqs.layout == "2d"
+                   else f"X has {seqs.x.shape[2]} features per step")
+            raise ValueError(f"{got}, but {name} is expecting {self.input_size_} features per step as input.")
         return seqs
 
     # ---- weights, pickling, saving ----------------------------------------------------------------

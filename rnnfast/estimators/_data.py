@@ -87,6 +87,11 @@ def _check_X(X: Any, dtype: np.dtype) -> _Sequences:
         raise ValueError("X is None; expected sequences (n_samples, T[, n_features]) or a list of arrays")
     if _is_sparse(X):
         raise TypeError("Sparse data is not supported: sequences must be dense; convert with X.toarray()")
+    if type(X).__name__ == "DataFrame" and min(np.shape(X)) > 0 and np.ndim(X.iloc[0, 0]) > 0:
+        raise TypeError("X is a DataFrame of series (sktime's nested format); pass a list of (T_i, n_features) "
+                        "arrays, e.g. [np.column_stack([np.asarray(c) for c in row]) for row in X.values]")
+    if isinstance(X, np.ndarray) and X.dtype == object and X.ndim == 1:
+        X = list(X)                                     # sequences held in an object array: a list of them
     if isinstance(X, (list, tuple)):
         if len(X) == 0:
             raise ValueError("Found array with 0 sample(s) (shape=(0,)) while a minimum of 1 is required.")
