@@ -88,6 +88,7 @@ def forward(int cell,                                   # ELMAN_*, LSTM or GRU
     cdef floating* packed_p = NULL
     cdef floating* packed_ih = NULL
     cdef floating* w_iht = NULL
+    cdef bint finite
     cdef floating* a_p
     cdef Py_ssize_t k, lo, hi, nblocks, nteam
     cdef Py_ssize_t* off
@@ -126,12 +127,14 @@ def forward(int cell,                                   # ELMAN_*, LSTM or GRU
     nteam = _loop_team(num_threads, rows, B, H, GH, sizeof(floating), False,
                        _split_policy(split_bytes, split_h_per_row), &plan)
     # a sparse x: the projection by its nonzeros (x_padded's rows when x is the workspace still to be gathered)
-    if ((_sparse_nnz(x_padded.shape[0], I, x_pad, rows) if x_pad != NULL else _sparse_nnz(rows, I, &x[0, 0])) >= 0
-            and _all_finite(<Py_ssize_t> GH * I, &w_ih[0, 0])):
-        w_iht = _transposed(GH, I, &w_ih[0, 0])                 # (I, GH) W_ihᵀ
+    if (_sparse_nnz(x_padded.shape[0], I, x_pad, rows) if x_pad != NULL else _sparse_nnz(rows, I, &x[0, 0])) >= 0:
+        w_iht = _transposed(GH, I, &w_ih[0, 0], &finite)        # (I, GH) W_ihᵀ
         if w_iht == NULL:
             free(off)
             raise MemoryError()
+        if not finite:                                          # NaN or inf in W_ih: the dense product
+            free(w_iht)
+            w_iht = NULL
     if _input_by_step(step_input, packed_p != NULL, bs, <void*> w_iht, plan, I, sizeof(floating), False):
         if packed.shape[0] < _packed_size(sizeof(floating), H + I, GH):
             free(off)

@@ -122,6 +122,7 @@ def forward_inference(int cell,                         # ELMAN_*, LSTM or GRU
     cdef floating* pz = NULL
     cdef floating* pcat = NULL
     cdef floating* w_iht = NULL
+    cdef bint finite
     cdef Py_ssize_t nteam, n
     cdef Py_ssize_t* off
     cdef _Share share
@@ -146,12 +147,14 @@ def forward_inference(int cell,                         # ELMAN_*, LSTM or GRU
         raise MemoryError()
     nteam = _inference_team(cell, num_threads, rows, B, H, GH, sizeof(floating),
                             _split_policy(split_bytes, split_h_per_row), &plan)
-    if (plan == _BY_ROWS and _sparse_nnz(rows, I, &x[0, 0]) >= 0    # a sparse x: each step's projection by
-            and _all_finite(<Py_ssize_t> GH * I, &w_ih[0, 0])):     # its nonzeros, through W_ihᵀ (I, GH)
-        w_iht = _transposed(GH, I, &w_ih[0, 0])
+    if plan == _BY_ROWS and _sparse_nnz(rows, I, &x[0, 0]) >= 0:   # a sparse x: each step's projection by
+        w_iht = _transposed(GH, I, &w_ih[0, 0], &finite)            # its nonzeros, through W_ihᵀ (I, GH)
         if w_iht == NULL:
             free(off)
             raise MemoryError()
+        if not finite:                                              # NaN or inf in W_ih: the dense product
+            free(w_iht)
+            w_iht = NULL
     if z is not None and plan == _BY_ROWS and w_iht == NULL:        # fused: w_cat := [W_ih | W_hh]
         pz = &z[0, 0]
         for n in range(GH):

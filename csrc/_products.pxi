@@ -50,25 +50,21 @@ cdef Py_ssize_t _sparse_nnz(Py_ssize_t rows, int I, const floating* x, Py_ssize_
     return <Py_ssize_t> nnz if nnz <= limit else -1
 
 
-cdef bint _all_finite(Py_ssize_t n, const floating* a) noexcept nogil:
-    """No NaN or inf among a[0:n]. The sparse projection skips x's zeros, so a NaN or inf in W_ih would not
-    reach the rows whose x is 0 there (0 · NaN is NaN in the dense product, and in torch): with one, the
-    projection stays dense."""
-    cdef Py_ssize_t i
-    cdef floating s = 0
-    for i in range(n):
-        s += a[i] * 0                           # NaN and inf give NaN, which the sum keeps
-    return s == 0
-
-
-cdef floating* _transposed(int N, int K, const floating* w) noexcept nogil:
-    """A malloc'd (K, N) copy of wᵀ, w (N, K) (the caller frees; NULL when malloc fails)."""
+cdef floating* _transposed(int N, int K, const floating* w, bint* finite) noexcept nogil:
+    """A malloc'd (K, N) copy of wᵀ, w (N, K) (the caller frees; NULL when malloc fails); ``finite``: no NaN or
+    inf in w. The sparse projection skips x's zeros, so a NaN or inf in W_ih would not reach the rows whose x
+    is 0 there (0 · NaN is NaN in the dense product, and in torch): the callers then take the dense one."""
     cdef floating* wt = <floating*> malloc(<size_t> N * K * sizeof(floating))
     cdef Py_ssize_t n, k
+    cdef bint bad = False
+    cdef floating v
     if wt != NULL:
         for n in range(N):
             for k in range(K):
-                wt[k * N + n] = w[n * K + k]
+                v = w[n * K + k]
+                wt[k * N + n] = v
+                bad |= not isfinite(v)              # an or, not a chain of float adds (as slow as the copy)
+    finite[0] = not bad
     return wt
 
 

@@ -55,6 +55,7 @@ Python reaches all of it through rnnfast._kernels only.
 """
 from cython cimport floating
 from cython.parallel cimport parallel, prange
+from libc.math cimport isfinite
 from libc.stdlib cimport calloc, free, malloc
 from libc.string cimport memcpy, memset
 cimport numpy as cnp

@@ -161,6 +161,11 @@ def one_thread_at_a_time(method: _F) -> _F:
     return guarded  # type: ignore[return-value]
 
 
+def _layout(a: Any) -> Any:
+    """What a kernel's reading of array ``a`` depends on besides its identity: shape, strides and dtype."""
+    return (a.shape, a.strides, a.dtype) if isinstance(a, np.ndarray) else None
+
+
 class IncompatibleKeys(NamedTuple):
     """What ``load_state_dict(..., strict=False)`` skipped, as torch's ``_IncompatibleKeys``."""
 
@@ -175,6 +180,7 @@ class Module:
         self._parameters: dict[str, Parameter] = {}
         self.training = True
         self._busy = threading.Lock()   # see one_thread_at_a_time
+        self._verified: list = []       # what _check_parameter_arrays last accepted
 
     def _register(self, name: str, value: Any, dtype: np.dtype) -> Parameter:
         param = Parameter(value, dtype=dtype)
@@ -193,6 +199,7 @@ class Module:
                                 f"is expected (to change its values: {name}.data[...] = values, or "
                                 f"load_state_dict)")
             params[name] = value
+            self._verified = []                                     # check the new one at the next call
             self._parameters_replaced()
             return
         super().__setattr__(name, value)
@@ -203,7 +210,7 @@ class Module:
 
     # Attributes that are not state: never pickled or deep-copied, rebuilt fresh on unpickling (the lock,
     # and in layers the kernel workspaces and the forward cache).
-    _transient: dict[str, Callable[[], Any]] = {"_busy": threading.Lock}
+    _transient: dict[str, Callable[[], Any]] = {"_busy": threading.Lock, "_verified": list}
 
     def __getstate__(self) -> dict:
         return {k: v for k, v in self.__dict__.items() if k not in self._transient}
@@ -226,19 +233,34 @@ class Module:
         yield from self._parameters.items()
 
     def _check_parameter_arrays(self, shapes: Mapping[str, tuple], dtype: np.dtype, contiguous: bool = True,
-                                grads: bool = True) -> None:
-        """ValueError unless every parameter's ``.data`` (and ``.grad`` when ``grads``) is a ``dtype`` array of
-        its shape in ``shapes``, C-contiguous when ``contiguous``: kernels that read raw memory sized from those
-        shapes check this first."""
+                                grads: bool = False) -> None:
+        """ValueError unless every parameter's ``.data`` and ``.grad`` is a ``dtype`` array of its shape in
+        ``shapes``, C-contiguous when ``contiguous``: kernels that read raw memory sized from those shapes check
+        this first.
+
+        Fast when nothing changed since the last check that passed: the arrays it accepted are kept (so their
+        ids stay unique) and compared by identity, shape, strides and dtype (``.grad`` only when ``grads``, for
+        backward), so that one replaced (``p.data = ...``) or reshaped or retyped in place (``p.data.shape =
+        ...``) is checked again.
+        """
+        for p, data, grad, data_layout, grad_layout in self._verified:
+            if p.data is not data or _layout(data) != data_layout or (
+                    grads and (p.grad is not grad or _layout(grad) != grad_layout)):
+                break
+        else:
+            if self._verified:
+                return
         layout = "C-contiguous " if contiguous else ""
         for name, p in self._parameters.items():
             shape = shapes[name]
-            for what, a in (("data", p.data), ("grad", p.grad))[:2 if grads else 1]:
+            for what, a in (("data", p.data), ("grad", p.grad)):
                 if not (type(a) is np.ndarray and a.shape == shape and a.dtype == dtype
                         and (a.flags.c_contiguous or not contiguous)):
                     got = f"{type(a).__name__} {getattr(a, 'dtype', '')} {getattr(a, 'shape', '')}"
                     raise ValueError(f"{name}.{what} must be a {layout}{dtype} array of shape {shape}, got "
                                      f"{got}; assign into it ({name}.{what}[...] = value) or use load_state_dict")
+        self._verified = [(p, p.data, p.grad, _layout(p.data), _layout(p.grad))
+                          for p in self._parameters.values()]
 
     def parameters(self) -> list[Parameter]:
         """The Parameters in registration order (what an optimizer takes)."""

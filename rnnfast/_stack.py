@@ -13,7 +13,7 @@ from . import _kernels
 from ._buffers import Workspace, aligned_zeros, check_memory
 from ._cells import CellSpec
 from ._layout import Layout
-from ._module import Module, is_grad_enabled, no_backward_error, one_thread_at_a_time, resolve_dtype
+from ._module import _layout, Module, is_grad_enabled, no_backward_error, one_thread_at_a_time, resolve_dtype
 from .sequences import PackedSequence
 from ._threads import blas_single_thread
 from ._validation import as_real_array, check_int, check_lengths, check_real, check_shape, may_alias
@@ -53,7 +53,7 @@ def time_major_input(x: Any, input_size: int, batch_first: bool, width: int, dty
 class _Recurrent(Module):
     """Shared machinery of Elman, LSTM and GRU: parameters, input checks, the layer stack, directions, BPTT."""
 
-    _transient = {**Module._transient, "_cache": lambda: None, "_workspace": Workspace, "_verified": list}
+    _transient = {**Module._transient, "_cache": lambda: None, "_workspace": Workspace}
     # Fixed at construction: the parameters' shapes and dtype, and the kernels' buffers, follow from them.
     _FROZEN = frozenset({"input_size", "hidden_size", "num_layers", "bidirectional", "dtype", "_spec",
                          "nonlinearity"})
@@ -92,7 +92,6 @@ class _Recurrent(Module):
         self._cache: Optional[dict] = None
         self._workspace = Workspace()               # the kernels' buffers, kept across calls
         self._param_shapes = {name: p.shape for name, p in self._parameters.items()}
-        self._verified: list = []                   # (parameter, data, grad, their shapes and strides) accepted
         # the widest row the kernels index in 32 bits: G·H, I or D·H
         self._width = max(GH, self.input_size, D * H)
         self._lstm = cell.has_cell_state            # the state is (h, c)
@@ -128,30 +127,14 @@ class _Recurrent(Module):
 
     def _parameters_replaced(self) -> None:
         self._weights = {key: self._collect_weights(*key) for key in self._weights}
-        self._verified = []                                         # check the new one at the next call
 
     def _layer_params(self, k: int, d: int = 0) -> _kernels.Weights:
         return self._weights[k, d]
 
     def _check_parameters(self, grads: bool = False) -> None:
         """Every parameter's ``.data`` and ``.grad`` is still a C-contiguous array of the layer's dtype and
-        registered shape.
-
-        The kernels size their loops from the buffers and read raw memory, so a parameter replaced by one
-        of another shape (``p.data = ...``), or reshaped in place (``p.data.shape = ...``), must not reach
-        them. Fast when nothing changed: the arrays last accepted are kept (so their ids stay unique) and
-        compared by identity, shape and strides (``.grad`` only when ``grads``, for backward).
-        """
-        for p, data, grad, layout, grad_layout in self._verified:
-            if (p.data is not data or (data.shape, data.strides) != layout
-                    or (grads and (p.grad is not grad or (grad.shape, grad.strides) != grad_layout))):
-                break                   # replaced, or reshaped in place (``p.data.shape = ...``)
-        else:
-            if self._verified:
-                return
-        self._check_parameter_arrays(self._param_shapes, self.dtype)
-        self._verified = [(p, p.data, p.grad, (p.data.shape, p.data.strides), (p.grad.shape, p.grad.strides))
-                          for p in self._parameters.values()]
+        registered shape (the kernels size their loops from them and read raw memory)."""
+        self._check_parameter_arrays(self._param_shapes, self.dtype, grads=grads)
 
     def _forward_bytes(self, T: int, B: int) -> int:
         """A lower bound on what forward allocates: the input copy and every run's kept activations (the
@@ -463,11 +446,12 @@ class _Recurrent(Module):
         L, H = self.num_layers, self.hidden_size
         lstm = self._lstm
         workspace = self._workspace
-        # streaming passes back the state object the last call returned, unchanged: its arrays are this
-        # layer's own, of its dtype and of shape (L, B, H) for this B, so they need no checks (the kernel
-        # reads L·B·H values from buffers of that size whatever the caller did to them)
-        last = workspace.get("step state")                          # (state, B, h, c) returned last
-        if last is not None and state is last[0] and B == last[1]:
+        # streaming passes back the state object the last call returned: its arrays are this layer's own,
+        # checked when they were made, so they need checking again only if reshaped, restrided or retyped
+        # in place since
+        last = workspace.get("step state")                          # (state, B, h, c, their layouts)
+        if (last is not None and state is last[0] and B == last[1] and _layout(last[2]) == last[4]
+                and _layout(last[3]) == last[5]):
             h, c = last[2], last[3]
         else:
             GH = self._spec.gates * H
@@ -488,7 +472,7 @@ class _Recurrent(Module):
                           None if c_new is None else c_new[k], workspace)
             layer_in = h_new[k]
         new_state = self._pack_state(h_new, c_new)
-        workspace["step state"] = (new_state, B, h_new, c_new)
+        workspace["step state"] = (new_state, B, h_new, c_new, _layout(h_new), _layout(c_new))
         return h_new[L - 1].copy(), new_state
 
     def extra_repr(self) -> str:

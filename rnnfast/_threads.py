@@ -49,7 +49,7 @@ __all__ = ["set_num_threads", "get_num_threads", "thread_limit", "openmp_enabled
 def _default_threads() -> int:
     env = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
     if env.isdigit() and int(env) > 0:
-        return int(env)
+        return min(int(env), MAX_THREADS)       # the most set_num_threads takes
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux

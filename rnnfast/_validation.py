@@ -50,12 +50,14 @@ def check_nonnegative(name: str, value: Any) -> float:
     return check_real(name, value, 0.0)
 
 
-def check_int(name: str, value: Any, minimum: int | None = None) -> int:
-    """Return ``int(value)`` if it is an integer (not bool) and, when given, >= ``minimum``."""
+def check_int(name: str, value: Any, minimum: int | None = None, maximum: int | None = None) -> int:
+    """Return ``int(value)`` if it is an integer (not bool) and, when given, >= ``minimum`` and <= ``maximum``."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
     if minimum is not None and value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
+    if maximum is not None and int(value) > maximum:
+        raise ValueError(f"{name} must be <= {maximum}, got {value!r}")
     return int(value)
 
 

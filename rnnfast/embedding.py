@@ -55,7 +55,7 @@ class Embedding(Module):
     backward only touches the rows that were used, so its cost does not grow with V.
     """
 
-    _transient = {**Module._transient, "_ids": lambda: None}
+    _transient = {**Module._transient, "_ids": lambda: None, "_no_grad": lambda: False}
 
     def __init__(self, num_embeddings: int, embedding_dim: int, padding_idx: Optional[int] = None,
                  dtype: Any = "float32", seed: Optional[int] = None):

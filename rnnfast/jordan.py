@@ -134,9 +134,9 @@ class Jordan(Module):
                                                p.get("bias_y"))
 
     # ---- checks -------------------------------------------------------------------------------------
-    def _check_parameters(self) -> None:
+    def _check_parameters(self, grads: bool = False) -> None:
         """The kernels read raw memory sized from the registered shapes: no parameter was replaced by another."""
-        self._check_parameter_arrays(self._param_shapes, self.dtype)
+        self._check_parameter_arrays(self._param_shapes, self.dtype, grads=grads)
 
     def _check_input(self, x: Any) -> np.ndarray:
         """x as a C-contiguous (T, B, I) array of the layer's dtype, a copy if it shares the caller's memory
@@ -216,7 +216,7 @@ class Jordan(Module):
 
         The gradients of the parameters are added into their ``.grad`` (as torch accumulates).
         """
-        self._check_parameters()
+        self._check_parameters(grads=True)
         fwd = self._cache
         if fwd is None and self._no_grad:
             raise no_backward_error()

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import functools
 
+import warnings
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -383,6 +385,20 @@ def test_step_reads_the_returned_state_as_it_is_now(cell):
     _, state = layer.step(p.x[0])
     with pytest.raises(ValueError, match="state"):
         layer.step(p.x[0][:2], state)                               # B = 2 beside a state of B = 3
+    for change in ("shape", "strides"):                             # in place: read past its end, unchecked
+        _, state = layer.step(p.x[0])
+        h = state[0] if is_lstm(cell) else state
+        if change == "shape":
+            h.shape = (h.shape[0] * h.shape[1], 1, h.shape[2])
+            with pytest.raises(ValueError, match="state"):
+                layer.step(p.x[0], state)
+        else:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)     # setting strides is deprecated
+                h.strides = (h.strides[0], h.strides[1], 0)
+            want = layer.step(p.x[1], copies(state))
+            got = layer.step(p.x[1], state)
+            np.testing.assert_array_equal(got[0], want[0])
 
 
 @param_layers

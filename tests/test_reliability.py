@@ -429,7 +429,7 @@ def test_parameter_reshaped_in_place_is_refused(cell):
     w = layer.weight_hh_l0
     rows, cols = w.data.shape
     for change in (lambda a: setattr(a, "shape", (rows * cols, 1)), lambda a: setattr(a, "shape", (1, rows * cols)),
-                   lambda a: setattr(a, "dtype", np.float32)):
+                   lambda a: setattr(a, "dtype", np.float32), lambda a: setattr(a, "dtype", np.int64)):
         for which in ("data", "grad"):
             layer(x)                                            # accepted, as it is
             arr = getattr(w, which)
@@ -658,6 +658,14 @@ def test_choices_never_compare_arrays_elementwise():
 def test_set_num_threads_refuses_counts_past_its_limit(restore_threads):
     with pytest.raises(ValueError, match="at most"):
         rnnfast.set_num_threads(2**31)
+    with pytest.raises(ValueError, match="n_threads must be <= "):
+        rnnfast.SequenceClassifier(n_threads=10**6).fit(np.zeros((4, 3)), [0, 1, 0, 1])
+    # the default from OMP_NUM_THREADS is held to the same limit, and round-trips
+    code = ("import rnnfast; from rnnfast import _threads; n = rnnfast.get_num_threads(); "
+            "rnnfast.set_num_threads(n); print(n == _threads.MAX_THREADS or not rnnfast.openmp_enabled())")
+    env = child_env(OMP_NUM_THREADS="1000000")
+    out = subprocess.run([sys.executable, "-c", code], env=env, cwd=CHILD_CWD, capture_output=True, text=True)
+    assert out.stdout.strip() == "True", out.stderr
     with pytest.raises(ValueError):
         rnnfast.set_num_threads(0)
 

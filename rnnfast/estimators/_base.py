@@ -10,6 +10,7 @@ import numpy as np
 from .. import distributed, optim
 from ..persist import save
 from .._module import resolve_dtype
+from .._threads import MAX_THREADS
 from .._validation import (check_auto_or, check_choice, check_int, check_nonnegative, check_positive,
                            check_real)
 from .._cells import ALIASES, CELL_NAMES, cell_spec
@@ -259,7 +260,7 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
                               else check_int("n_iter_no_change", self.n_iter_no_change, 1)),
             tol=check_nonnegative("tol", self.tol),
             warm_start=check_choice("warm_start", self.warm_start, (False, True)),
-            n_threads=None if self.n_threads is None else check_int("n_threads", self.n_threads, 1),
+            n_threads=None if self.n_threads is None else check_int("n_threads", self.n_threads, 1, MAX_THREADS),
             verbose=check_int("verbose", int(self.verbose) if isinstance(self.verbose, bool) else self.verbose, 0),
         )
         p["window"] = check_auto_or("window", self.window, lambda name, v: 1 if v is None else check_int(name, v, 1))

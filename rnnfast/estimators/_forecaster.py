@@ -24,7 +24,7 @@ import numpy as np
 
 from .. import optim
 from .._module import resolve_dtype
-from .._threads import thread_limit
+from .._threads import MAX_THREADS, thread_limit
 from .._validation import check_choice, check_int, check_nonnegative, check_positive, check_real
 from ..clip import clip_grad_norm_
 from ..losses import mse_loss
@@ -205,7 +205,7 @@ class SequenceForecaster(RegressorMixin, BaseEstimator):
                                            high_inclusive=False),
             n_iter_no_change=check_int("n_iter_no_change", self.n_iter_no_change, 1),
             warm_start=check_choice("warm_start", self.warm_start, (False, True)),
-            n_threads=None if self.n_threads is None else check_int("n_threads", self.n_threads, 1),
+            n_threads=None if self.n_threads is None else check_int("n_threads", self.n_threads, 1, MAX_THREADS),
             verbose=check_int("verbose", int(self.verbose), 0),
         )
         if not isinstance(self.cell, str) or self.cell not in ("lstm", "gru", "elman", "rnn"):
