@@ -316,9 +316,17 @@ class Sequential(Module):
                                      "copy.deepcopy) for each place")
                 seen.add(id(inner))
         self._modules = list(modules)
-        # the children's own Parameter objects under torch's names: the optimizer, state_dict and
-        # zero_grad of the base Module then act on the children's parameters
-        self._parameters = {f"{i}.{name}": p for i, m in enumerate(modules) for name, p in m.named_parameters()}
+
+    @property                                                   # type: ignore[override]
+    def _parameters(self) -> dict:
+        """The children's own Parameter objects under torch's names, read afresh at each use (a child's
+        parameter may have been replaced since): the optimizer, state_dict and zero_grad of the base Module
+        then act on the children's parameters."""
+        return {f"{i}.{name}": p for i, m in enumerate(self._modules) for name, p in m.named_parameters()}
+
+    @_parameters.setter
+    def _parameters(self, value: dict) -> None:
+        """Module.__init__'s empty registry: a container's parameters are its children's."""
 
     # ---- the chain --------------------------------------------------------------------------------
     @one_thread_at_a_time

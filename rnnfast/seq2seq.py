@@ -144,10 +144,17 @@ class EncoderDecoder(Module):
                                  if self.source == "tokens" else None)
         self.target_embedding = (Embedding(self.output_size, self.embedding_dim, dtype=self.dtype, seed=seeds[4])
                                  if tokens_out else None)
-        # the children's own Parameter objects under prefixed names (optimizers, state_dict, zero_grad)
-        self._parameters = {f"{name}.{p_name}": p for name, m in self._children()
-                            for p_name, p in m.named_parameters()}
         self._cache: Optional[dict] = None
+
+    @property                                                   # type: ignore[override]
+    def _parameters(self) -> dict:
+        """The children's own Parameter objects under prefixed names, read afresh at each use (a child's
+        parameter may have been replaced since): optimizers, state_dict, zero_grad."""
+        return {f"{name}.{p_name}": p for name, m in self._children() for p_name, p in m.named_parameters()}
+
+    @_parameters.setter
+    def _parameters(self, value: dict) -> None:
+        """Module.__init__'s empty registry: a container's parameters are its children's."""
 
     def _children(self) -> Iterator[Tuple[str, Module]]:
         for name in ("encoder", "decoder", "head", "source_embedding", "target_embedding"):

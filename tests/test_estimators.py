@@ -638,6 +638,14 @@ def test_loss_weights_zero_everywhere_are_refused():
         SequenceClassifier(class_weight={0: 0, 1: 0}, max_updates=5, **FAST).fit(X, y)
     with pytest.raises(ValueError, match="zero for every sample"):
         SequenceClassifier(class_weight={1: 0.0}, max_updates=5, **FAST).fit(X, y, sample_weight=(y == 1) * 1.0)
+    # a partial_fit batch of a stream may weigh nothing, as SGDClassifier's may: it makes no update
+    est = SequenceClassifier(class_weight={0: 0.0, 1: 1.0}, **FAST).partial_fit(X, y, classes=[0, 1])
+    before = (est.n_updates_, [p.data.copy() for p in est.model_.parameters()])
+    est.partial_fit(X[y == 0], y[y == 0])
+    est.partial_fit(X, y, sample_weight=np.zeros(len(y)))
+    assert est.n_updates_ == before[0]
+    for p, q in zip(est.model_.parameters(), before[1]):
+        np.testing.assert_array_equal(p.data, q)
 
 
 def test_partial_fit_refuses_balanced_class_weight():
@@ -656,6 +664,9 @@ def test_warm_start_refuses_a_changed_scale(cls):
     est = cls(warm_start=True, max_updates=5, **FAST).fit(X, y)
     with pytest.raises(ValueError, match=r"scale=False \(fitted with True\)"):
         est.set_params(scale=False).fit(X, y)
+    del est._arch["scale"]                  # as a model saved before _arch kept it: told by its learned scaling
+    with pytest.raises(ValueError, match=r"scale=False \(fitted with True\)"):
+        est.fit(X, y)
 
 
 def test_early_stopping_after_a_fit_without_it_and_partial_fit_after_it():

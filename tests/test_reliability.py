@@ -479,6 +479,21 @@ def test_assigning_a_parameter_replaces_it_as_in_torch(index):
         module(x)
 
 
+def test_a_parameter_replaced_in_a_child_reaches_its_container():
+    """Sequential and EncoderDecoder read their children's parameters afresh: a child's replaced weight was
+    used by the child but not by model.parameters(), state_dict or an optimizer built after."""
+    lin = rnnfast.Linear(3, 2, seed=0)
+    model = rnnfast.Sequential(rnnfast.LSTM(3, 3, seed=0), rnnfast.Readout("last"), lin)
+    new = rnnfast.Parameter(np.full((2, 3), 0.5, np.float32))
+    lin.weight = new
+    assert dict(model.named_parameters())["2.weight"] is new
+    np.testing.assert_array_equal(model.state_dict()["2.weight"], new.data)
+    ed = rnnfast.EncoderDecoder(2, 4, 1, seed=0)
+    w = rnnfast.Parameter(np.zeros_like(ed.head.weight.data))
+    ed.head.weight = w
+    assert dict(ed.named_parameters())["head.weight"] is w
+
+
 def test_linear_names_a_parameter_of_the_wrong_shape_or_dtype():
     """Linear broadcast a bias of shape (1,) or (n, out) into its output, and a float64 weight in a float32
     layer reached the kernel, whose error named no argument."""

@@ -350,7 +350,7 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
         snapshot = _FitSnapshot(self, continuing, lambda: _weight_names(self.model_, lambda q: q))
         training = False
         try:
-            sw = self._check_sample_weight(sample_weight, seqs.n)
+            sw = self._check_sample_weight(sample_weight, seqs.n, partial)
             if continuing:
                 seqs = self._scaled_steps(self._check_X_fitted(seqs))
                 targets = self._encode_targets(y, seqs, first=False, classes=classes)
@@ -359,7 +359,8 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
                 targets = self._encode_targets(y, seqs, first=True, classes=classes, weights=sw)
                 seqs = self._scaled_features(features)
             weights = self._loss_weights(sw, targets)
-            if weights is not None and not np.any(weights):     # nothing to learn from: no update would run
+            if weights is not None and not np.any(weights) and not partial:    # no update would run (a
+                # partial_fit batch of a stream may weigh nothing, as SGDClassifier's may: it makes no update)
                 raise ValueError("the loss weights (sample_weight times class_weight) are zero for every sample")
             comm = self._comm()
             if not continuing:
@@ -396,7 +397,10 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
         fitted.update(output=self._output, dtype=self._arch["dtype"])
         fitted.update({k: getattr(self, attr) for k, attr in self._FIXED_WHEN_SET.items()
                        if p[k] != "auto" and hasattr(self, attr)})
-        return fitted, {k: p[k].name if k == "dtype" else p[k] for k in fitted}
+        now = {k: p[k].name if k == "dtype" else p[k] for k in fitted}
+        if "scale" not in fitted:       # a model saved before _arch kept it: whether it scales its inputs
+            fitted["scale"], now["scale"] = getattr(self, "input_mean_", None) is not None, bool(p["scale"])
+        return fitted, now
 
     def _start(self, seqs: _Sequences, p: dict[str, Any], weights: Optional[np.ndarray]) -> _Sequences:
         """Fix what a new model is made of: the input's shape, scaling, window and architecture. Returns the

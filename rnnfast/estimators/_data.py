@@ -218,8 +218,9 @@ def _accuracy(y_true: np.ndarray, y_pred: np.ndarray, weights: Optional[np.ndarr
     return float(np.average(hits, weights=weights))
 
 
-def _checked_sample_weight(sample_weight: Any, n: int) -> Optional[np.ndarray]:
-    """``sample_weight`` as (n,) float64 weights, finite and >= 0, not all 0, or None."""
+def _checked_sample_weight(sample_weight: Any, n: int, all_zero: bool = False) -> Optional[np.ndarray]:
+    """``sample_weight`` as (n,) float64 weights, finite and >= 0, not all 0 unless ``all_zero`` (a
+    ``partial_fit`` batch, which then makes no update), or None."""
     if sample_weight is None:
         return None
     w = np.asarray(sample_weight, dtype=np.float64)
@@ -229,7 +230,7 @@ def _checked_sample_weight(sample_weight: Any, n: int) -> Optional[np.ndarray]:
         raise ValueError(f"sample_weight must have shape (n_samples,) = ({n},), got {w.shape}")
     if not np.isfinite(w).all() or (w < 0).any():
         raise ValueError("sample_weight must be finite and >= 0")
-    if not w.any():
+    if not w.any() and not all_zero:
         raise ValueError("sample_weight is zero for every sample")
     return w
 
