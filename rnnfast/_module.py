@@ -161,6 +161,9 @@ def one_thread_at_a_time(method: _F) -> _F:
     return guarded  # type: ignore[return-value]
 
 
+_UNCHECKED = object()                  # in Module._verified: a .grad that the last check did not look at
+
+
 def _layout(a: Any) -> Any:
     """What a kernel's reading of array ``a`` depends on besides its identity: shape, strides and dtype."""
     return (a.shape, a.strides, a.dtype) if isinstance(a, np.ndarray) else None
@@ -229,46 +232,55 @@ class Module:
 
     # ---- parameters -------------------------------------------------------------------------
     def named_parameters(self) -> Iterator[tuple[str, Parameter]]:
-        """(name, Parameter) pairs in registration order, with PyTorch's names (``weight_ih_l0``, ...)."""
-        yield from self._parameters.items()
+        """(name, Parameter) pairs in registration order, with PyTorch's names (``weight_ih_l0``, ...); a
+        Parameter shared by two places (tied weights) once, under its first name, as torch's."""
+        seen: set = set()
+        for name, p in self._parameters.items():
+            if id(p) not in seen:
+                seen.add(id(p))
+                yield name, p
 
     def _check_parameter_arrays(self, shapes: Mapping[str, tuple], dtype: np.dtype, contiguous: bool = True,
                                 grads: bool = False) -> None:
-        """ValueError unless every parameter's ``.data`` and ``.grad`` is a ``dtype`` array of its shape in
-        ``shapes``, C-contiguous when ``contiguous``: kernels that read raw memory sized from those shapes check
-        this first.
+        """ValueError unless every parameter's ``.data`` (and ``.grad`` when ``grads``: backward writes it) is a
+        ``dtype`` array of its shape in ``shapes``, C-contiguous when ``contiguous``: kernels that read raw memory
+        sized from those shapes check this first.
 
         Fast when nothing changed since the last check that passed: the arrays it accepted are kept (so their
         ids stay unique) and compared by identity, shape, strides and dtype (``.grad`` only when ``grads``, for
         backward), so that one replaced (``p.data = ...``) or reshaped or retyped in place (``p.data.shape =
         ...``) is checked again.
         """
-        for p, data, grad, data_layout, grad_layout in self._verified:
-            if p.data is not data or _layout(data) != data_layout or (
-                    grads and (p.grad is not grad or _layout(grad) != grad_layout)):
+        for p, data, grad, shape, strides, dtype in self._verified:
+            if p.data is not data or data.shape != shape or data.strides != strides or data.dtype is not dtype:
                 break
+            if grads and (p.grad is not grad or grad.shape != shape or grad.strides != strides
+                          or grad.dtype is not dtype):
+                break                   # (a .grad not checked yet is _UNCHECKED, never p.grad)
         else:
             if self._verified:
                 return
         layout = "C-contiguous " if contiguous else ""
         for name, p in self._parameters.items():
             shape = shapes[name]
-            for what, a in (("data", p.data), ("grad", p.grad)):
+            for what, a in (("data", p.data), ("grad", p.grad))[:2 if grads else 1]:
                 if not (type(a) is np.ndarray and a.shape == shape and a.dtype == dtype
                         and (a.flags.c_contiguous or not contiguous)):
                     got = f"{type(a).__name__} {getattr(a, 'dtype', '')} {getattr(a, 'shape', '')}"
                     raise ValueError(f"{name}.{what} must be a {layout}{dtype} array of shape {shape}, got "
                                      f"{got}; assign into it ({name}.{what}[...] = value) or use load_state_dict")
-        self._verified = [(p, p.data, p.grad, _layout(p.data), _layout(p.grad))
+        # .data and .grad of one shape, strides and dtype when both are checked: a .grad laid out otherwise
+        # (a user's Fortran-order array, where allowed) is checked again at each backward
+        self._verified = [(p, p.data, p.grad if grads else _UNCHECKED, p.data.shape, p.data.strides, p.data.dtype)
                           for p in self._parameters.values()]
 
     def parameters(self) -> list[Parameter]:
-        """The Parameters in registration order (what an optimizer takes)."""
-        return list(self._parameters.values())
+        """The Parameters in registration order (what an optimizer takes), a shared one once."""
+        return [p for _, p in self.named_parameters()]
 
     def zero_grad(self) -> None:
         """Set every parameter's ``.grad`` to zero (backward adds into it)."""
-        zero_arrays([p.grad for p in self._parameters.values()])
+        zero_arrays([p.grad for p in self.parameters()])
 
     def train(self, mode: bool = True) -> "Module":
         """Training mode (dropout on) when ``mode``, else evaluation mode; returns the module."""

@@ -449,9 +449,9 @@ class _Recurrent(Module):
         # streaming passes back the state object the last call returned: its arrays are this layer's own,
         # checked when they were made, so they need checking again only if reshaped, restrided or retyped
         # in place since
-        last = workspace.get("step state")                          # (state, B, h, c, their layouts)
+        last = workspace.get("step state")                          # (state, B, h, c, h's and c's layouts)
         if (last is not None and state is last[0] and B == last[1] and _layout(last[2]) == last[4]
-                and _layout(last[3]) == last[5]):
+                and (last[3] is None or _layout(last[3]) == last[5])):
             h, c = last[2], last[3]
         else:
             GH = self._spec.gates * H
@@ -472,7 +472,7 @@ class _Recurrent(Module):
                           None if c_new is None else c_new[k], workspace)
             layer_in = h_new[k]
         new_state = self._pack_state(h_new, c_new)
-        workspace["step state"] = (new_state, B, h_new, c_new, _layout(h_new), _layout(c_new))
+        workspace["step state"] = (new_state, B, h_new, c_new, _layout(h_new), c_new is not None and _layout(c_new))
         return h_new[L - 1].copy(), new_state
 
     def extra_repr(self) -> str:

@@ -735,3 +735,16 @@ def test_ragged_sequences_in_an_object_array_and_clear_layout_errors():
     with pytest.raises(ValueError, match=r"X is 2-D \(univariate sequences: 1 feature per step\), but "
                                          r"SequenceClassifier is expecting 2 features per step"):
         as_list.predict(X[:, :, 0])
+
+
+@pytest.mark.parametrize("cls", [SequenceClassifier, SequenceRegressor])
+def test_a_first_partial_fit_batch_of_zero_weights_builds_the_model_and_records_nothing(cls):
+    """It raised numpy's ZeroDivisionError from the weighted scaling, and a later zero-weight batch was
+    recorded as a loss of 0.0 (best_loss_ 0.0 for good)."""
+    X, y = _labelled()
+    est = cls(**FAST).partial_fit(X, y, sample_weight=np.zeros(len(y)), **({"classes": [0, 1]}
+                                                                        if cls is SequenceClassifier else {}))
+    assert est.loss_curve_ == [] and est.n_updates_ == 0 and est.best_loss_ is None
+    est.partial_fit(X, y)
+    est.partial_fit(X, y, sample_weight=np.zeros(len(y)))
+    assert len(est.loss_curve_) == 1 and est.best_loss_ == est.loss_curve_[0] > 0

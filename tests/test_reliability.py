@@ -494,6 +494,35 @@ def test_a_parameter_replaced_in_a_child_reaches_its_container():
     assert dict(ed.named_parameters())["head.weight"] is w
 
 
+def test_tied_weights_are_one_parameter_to_the_optimizer():
+    """head.weight = emb.weight (weight tying): parameters() lists the shared Parameter once, as torch's does
+    (the optimizer refused the container, and clipping counted its gradient twice); state_dict keeps both
+    names."""
+    emb, head = rnnfast.Embedding(5, 3, seed=0), rnnfast.Linear(3, 5, seed=0)
+    head.weight = emb.weight
+    model = rnnfast.Sequential(emb, rnnfast.LSTM(3, 3, seed=0), rnnfast.Readout("sequence"), head)
+    ids = [id(p) for p in model.parameters()]
+    assert len(ids) == len(set(ids)) and id(emb.weight) in ids
+    assert {"0.weight", "3.weight"} <= set(model.state_dict())
+    rnnfast.Adam(model.parameters())
+
+
+def test_a_grad_of_none_is_checked_only_by_backward():
+    """A .grad set to None (optimizers' zero_grad may) does not stop a forward, whether or not the layer had
+    checked its parameters before (a fresh copy refused it); backward names it."""
+    for make in (lambda: rnnfast.Linear(3, 2, seed=0), lambda: rnnfast.LSTM(3, 2, seed=0)):
+        x = np.ones((2, 1, 3), np.float32)
+        for warm in (False, True):
+            layer = make()
+            if warm:
+                layer(x)
+            layer.parameters()[0].grad = None
+            out = layer(x)
+            out = out[0] if isinstance(out, tuple) else out
+            with pytest.raises(ValueError, match=r"\.grad must be"):
+                layer.backward(np.ones_like(out))
+
+
 def test_linear_names_a_parameter_of_the_wrong_shape_or_dtype():
     """Linear broadcast a bias of shape (1,) or (n, out) into its output, and a float64 weight in a float32
     layer reached the kernel, whose error named no argument."""

@@ -355,8 +355,9 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
                 seqs = self._scaled_steps(self._check_X_fitted(seqs))
                 targets = self._encode_targets(y, seqs, first=False, classes=classes)
             else:
-                features = self._start(seqs, p, sw)
-                targets = self._encode_targets(y, seqs, first=True, classes=classes, weights=sw)
+                learn_w = sw if sw is None or sw.any() else None    # all 0 (partial_fit): scale unweighted
+                features = self._start(seqs, p, learn_w)
+                targets = self._encode_targets(y, seqs, first=True, classes=classes, weights=learn_w)
                 seqs = self._scaled_features(features)
             weights = self._loss_weights(sw, targets)
             if weights is not None and not np.any(weights) and not partial:    # no update would run (a

@@ -470,7 +470,8 @@ class SequenceForecaster(RegressorMixin, BaseEstimator):
         x = self._encoder_inputs(seqs).astype(model.dtype)
         starts = self._starts(seqs).astype(model.dtype)
         parts = []
-        with thread_limit(self.n_threads):
+        n_threads = None if self.n_threads is None else check_int("n_threads", self.n_threads, 1, MAX_THREADS)
+        with thread_limit(n_threads):
             for s in range(0, seqs.n, _PREDICT_CHUNK):
                 rows = np.arange(s, min(s + _PREDICT_CHUNK, seqs.n))
                 lens = None if seqs.lengths is None else seqs.lengths[rows]

@@ -219,7 +219,9 @@ class _TrainingLoop:
                         total, count = total + s, count + c
                         n_updates += updates
                         seen += len(idx)
-                    epoch_loss = total / max(count, 1.0)
+                    if count == 0:          # nothing weighed anything (a zero-weight partial_fit batch): no
+                        continue            # update was made, so no epoch to record
+                    epoch_loss = total / count
                     if not math.isfinite(epoch_loss):
                         raise FloatingPointError(
                             f"the training loss diverged to {epoch_loss} in epoch {epoch}; lower lr (now "
@@ -262,7 +264,7 @@ class _TrainingLoop:
         # after a fit without one has fewer than loss_curve_; partial_fit's epochs add none)
         self.validation_scores_ = val_scores if n_val or val_scores else None
         self.best_validation_score_ = float(best_val_score) if best_val_score is not None else None
-        self.best_loss_ = None if n_val else float(min(loss_curve))
+        self.best_loss_ = None if n_val or not loss_curve else float(min(loss_curve))
         self.n_iter_ = self.n_epochs_ = len(loss_curve)
         self.n_updates_, self.t_ = n_updates, seen
         self.history_ = {"loss": list(loss_curve)}
