@@ -193,17 +193,21 @@ class Module:
     def __setattr__(self, name: str, value: Any) -> None:
         # ``module.weight = Parameter(...)`` replaces the registered parameter, as in torch (the optimizer,
         # state_dict and the kernels then see the new one; the layers check its shape and dtype at their next
-        # call); anything else in a parameter's place is refused. Registered parameters are read through
-        # __getattr__, never kept as attributes, so the registry is the one place that holds them.
+        # call); anything else in a parameter's place is refused. The attribute is set too, so that reading
+        # it is a plain lookup (__getattr__'s fallback costs a failed lookup first); this is the one place
+        # that changes either, so they stay the same object.
         params = self.__dict__.get("_parameters")
         if params is not None and name in params:
             if not isinstance(value, Parameter):
                 raise TypeError(f"cannot assign {type(value).__name__} as parameter {name!r}: an rnnfast.Parameter "
                                 f"is expected (to change its values: {name}.data[...] = values, or "
                                 f"load_state_dict)")
+            replaced = params[name] is not value
             params[name] = value
-            self._verified = []                                     # check the new one at the next call
-            self._parameters_replaced()
+            super().__setattr__(name, value)
+            if replaced:
+                self._verified = []                                 # check the new one at the next call
+                self._parameters_replaced()
             return
         super().__setattr__(name, value)
 
