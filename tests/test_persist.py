@@ -754,12 +754,25 @@ def test_save_into_a_folder_it_may_not_write_names_the_target(tmp_path, classifi
         classifier.save(tmp_path / "m.npz")
 
 
+@pytest.mark.parametrize("edit", ["reversed", "repeated"])
+def test_classes_edited_by_hand_are_refused(tmp_path, classifier, edit):
+    """classes_ out of order loaded, and every prediction came out as the other label."""
+    def edited(arrays):
+        key = next(k for k in arrays if "classes_" in k)
+        arrays[key] = arrays[key][::-1] if edit == "reversed" else arrays[key][:1].repeat(len(arrays[key]))
+    good = tmp_path / "good.npz"
+    classifier.save(good)
+    with pytest.raises(ValueError, match="classes_ must hold two or more labels, sorted and unique"):
+        load(_rewrite(good, tmp_path / "edited.npz", edit_arrays=edited))
+
+
 @pytest.mark.parametrize("name, value, match", [
     ("input_mean_", [5.0], r"input_mean_ must hold \d+ finite numbers"),         # would broadcast silently
     ("input_scale_", "negative", "input_scale_ must be > 0"),
     ("input_mean_", "nan", r"input_mean_ must hold \d+ finite numbers"),
     ("derivative_", "yes", "derivative_ must be True or False"),
     ("n_features_in_", "x", "n_features_in_"),
+    ("n_features_in_", 5, r"n_features_in_ \(5\) and input_size_"),        # another width than the network's
 ])
 def test_learned_input_attributes_edited_by_hand_are_refused(tmp_path, classifier, name, value, match):
     def edit(meta):
@@ -768,6 +781,7 @@ def test_learned_input_attributes_edited_by_hand_are_refused(tmp_path, classifie
             fitted[name] = [-abs(v) for v in fitted[name]]
         elif value == "nan":
             fitted[name] = [float("nan")] + fitted[name][1:]
+
         else:
             fitted[name] = value
     assert classifier.input_mean_ is not None                            # (scale is on: there is something to edit)

@@ -484,7 +484,15 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
     def _check_learned_inputs(self) -> None:
         """ValueError unless the learned attributes of the input side agree with each other, as fit leaves
         them: what ``rnnfast.load`` checks in a file's metadata (one edited by hand) before it builds a model."""
-        check_int("n_features_in_", self.n_features_in_, 1)
+        n_in, size = check_int("n_features_in_", self.n_features_in_, 1), check_int("input_size_", self.input_size_, 1)
+        two_d = getattr(self, "fit_layout_", None) == "2d"       # then the features are the steps, of 1 value
+        if (size != 1) if two_d else (n_in != size):
+            raise ValueError(f"n_features_in_ ({n_in}) and input_size_ ({size}) do not agree with fit_layout_ "
+                             f"{getattr(self, 'fit_layout_', None)!r}")
+        classes = getattr(self, "classes_", None)
+        if classes is not None and (len(classes) < 2 or np.any(np.asarray(classes[1:]) <= np.asarray(classes[:-1]))):
+            raise ValueError(f"classes_ must hold two or more labels, sorted and unique, as fit leaves them; got "
+                             f"{classes!r}")
         for name in ("derivative_", "instance_norm_"):
             if not isinstance(getattr(self, name, False), bool):
                 raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
