@@ -107,6 +107,13 @@ def _grad(p: Parameter, weight_decay: float, maximize: bool, out: np.ndarray) ->
     return out
 
 
+def _flag(name: str, value: Any) -> bool:
+    """A switch given as a bool (or 0/1): "False" as a string would be true."""
+    if isinstance(value, (bool, np.bool_)) or (isinstance(value, (int, np.integer)) and value in (0, 1)):
+        return bool(value)
+    raise TypeError(f"{name} must be True or False, got {value!r}")
+
+
 def _buffer(state: dict[str, Any], key: str, like: np.ndarray) -> np.ndarray:
     """``state[key]``, created as zeros shaped like ``like`` on first use."""
     buf = state.get(key)
@@ -211,6 +218,11 @@ class Optimizer:
     def _update_in_one_pass(self, p: Parameter, state: dict[str, Any], group: dict[str, Any]) -> bool:
         return False
 
+    def _state_keys(self, group: dict[str, Any]) -> tuple[set, set]:
+        """(the buffers a parameter's state may hold, those it must hold once stepped) with these
+        hyper-parameters, as this class's step makes them (and torch's)."""
+        raise NotImplementedError
+
     def _update(self, p: Parameter, state: dict[str, Any], group: dict[str, Any],
                 s0: np.ndarray, s1: np.ndarray) -> None:
         raise NotImplementedError
@@ -252,16 +264,32 @@ class Optimizer:
                 raise KeyError(f"state_dict's parameter groups lack {type(self).__name__}'s hyper-parameters "
                                f"{missing}")
             new_groups.append(self._checked({k: v for k, v in saved.items() if k != "params"}))
-        params = {i: p for i, p, _ in self._indexed_params()}
+        # the saved groups' "params" are the ids its state is keyed by, matched to this optimizer's
+        # parameters in order, as torch's load matches them
+        params, groups, ids = {}, {}, {}
+        indexed = iter(self._indexed_params())
+        for saved, hyper in zip(saved_groups, new_groups):     # (lengths checked above)
+            for saved_id in saved["params"]:
+                i, p, _ = next(indexed)
+                if saved_id in ids:
+                    raise ValueError(f"state_dict's parameter groups list the parameter id {saved_id!r} twice")
+                ids[saved_id], params[i], groups[i] = i, p, hyper      # the hyper-parameters being loaded
         new_state: dict[int, dict[str, Any]] = {}
-        for i, saved in dict(state_dict["state"]).items():
-            if i not in params:
-                raise ValueError(f"state_dict has state for parameter index {i!r}; "
-                                 f"expected indices 0..{len(params) - 1}")
+        for saved_id, saved in dict(state_dict["state"]).items():
+            if saved_id not in ids:
+                raise ValueError(f"state_dict has state for parameter id {saved_id!r}, which its param_groups do "
+                                 f"not list ({sorted(ids, key=str)})")
+            i = ids[saved_id]
             entry: dict[str, Any] = {}
             for key, value in saved.items():
+                if hasattr(value, "detach") and hasattr(value, "numpy"):      # a torch tensor (torch's step too)
+                    value = value.detach().cpu().numpy()
                 if key == "step":
-                    entry[key] = check_int("step", value, 0)
+                    step = float(np.asarray(value)) if np.ndim(value) == 0 and not isinstance(value, bool) else None
+                    if step is None or not step.is_integer() or step < 0:
+                        raise ValueError(f"state_dict entry 'step' of parameter {i} must be an integer >= 0, got "
+                                         f"{value!r}")
+                    entry[key] = int(step)
                 elif value is None:
                     entry[key] = None
                 else:
@@ -270,6 +298,13 @@ class Optimizer:
                         raise ValueError(f"state_dict entry {key!r} of parameter {i} has shape {arr.shape}, "
                                          f"expected {params[i].shape}")
                     entry[key] = arr
+            if entry:                   # an empty entry: a parameter not stepped yet
+                allowed, required = self._state_keys(groups[i])
+                wrong = sorted(set(entry) - allowed)
+                lacking = sorted(k for k in required if entry.get(k) is None)
+                if wrong or lacking:
+                    raise KeyError(f"state_dict's state of parameter {i} does not fit {type(self).__name__} with "
+                                   f"its hyper-parameters: unexpected {wrong}, missing {lacking}")
             new_state[i] = entry
         for own, values in zip(self.param_groups, new_groups):
             params = own["params"]                      # the saved group's keys and values, as torch's load
@@ -299,10 +334,14 @@ class SGD(Optimizer):
                      dampening=check_real("dampening", hyper["dampening"], -math.inf, math.inf,
                                           low_inclusive=False, high_inclusive=False),
                      weight_decay=_check_rate("weight_decay", hyper["weight_decay"]),
-                     nesterov=bool(hyper["nesterov"]), maximize=bool(hyper["maximize"]))
+                     nesterov=_flag("nesterov", hyper["nesterov"]),
+                     maximize=_flag("maximize", hyper["maximize"]))
         if hyper["nesterov"] and (hyper["momentum"] <= 0 or hyper["dampening"] != 0):
             raise ValueError("nesterov=True requires momentum > 0 and dampening = 0")
         return hyper
+
+    def _state_keys(self, group):
+        return {"momentum_buffer"}, set()                # torch's holds momentum_buffer: None without momentum
 
     def _update(self, p, state, group, s0, s1):
         lr, momentum, dampening = group["lr"], group["momentum"], group["dampening"]
@@ -349,8 +388,12 @@ class Adam(Optimizer):
                             check_real("betas[1]", betas[1], 0.0, 1.0, high_inclusive=False)),
                      eps=_check_rate("eps", hyper["eps"]),
                      weight_decay=_check_rate("weight_decay", hyper["weight_decay"]),
-                     amsgrad=bool(hyper["amsgrad"]), maximize=bool(hyper["maximize"]))
+                     amsgrad=_flag("amsgrad", hyper["amsgrad"]), maximize=_flag("maximize", hyper["maximize"]))
         return hyper
+
+    def _state_keys(self, group):
+        needed = {"step", "exp_avg", "exp_avg_sq"} | ({"max_exp_avg_sq"} if group["amsgrad"] else set())
+        return needed | {"max_exp_avg_sq"}, needed
 
     def _hyper(self, state: dict[str, Any], group: dict[str, Any]) -> tuple:
         """(λ of the L2 term, decay of θ, step size γ/(1 − β₁ᵗ), √(1 − β₂ᵗ)) of this step t; counts the step."""
@@ -427,9 +470,15 @@ class RMSprop(Optimizer):
         hyper.update(lr=_check_rate("lr", hyper["lr"]), alpha=check_real("alpha", hyper["alpha"], 0.0, 1.0),
                      eps=_check_rate("eps", hyper["eps"]),
                      weight_decay=_check_rate("weight_decay", hyper["weight_decay"]),
-                     momentum=_check_rate("momentum", hyper["momentum"]), centered=bool(hyper["centered"]),
-                     maximize=bool(hyper["maximize"]))
+                     momentum=_check_rate("momentum", hyper["momentum"]),
+                     centered=_flag("centered", hyper["centered"]),
+                     maximize=_flag("maximize", hyper["maximize"]))
         return hyper
+
+    def _state_keys(self, group):
+        needed = ({"step", "square_avg"} | ({"momentum_buffer"} if group["momentum"] > 0 else set())
+                  | ({"grad_avg"} if group["centered"] else set()))
+        return needed | {"momentum_buffer", "grad_avg"}, needed
 
     def _update(self, p, state, group, s0, s1):
         lr, alpha, momentum = group["lr"], group["alpha"], group["momentum"]

@@ -1,7 +1,10 @@
 """Optimizers and schedules: step-for-step agreement with torch.optim, exact resume, validation."""
+import copy
+
 import numpy as np
 import pytest
 
+import rnnfast
 from rnnfast import Parameter
 from rnnfast.optim import SGD, Adam, AdamW, CosineAnnealingLR, ReduceLROnPlateau, RMSprop, StepLR
 
@@ -581,3 +584,45 @@ def test_reduce_on_plateau_loads_a_state_dict_saved_before_default_min_lr():
     fresh = ReduceLROnPlateau(SGD(_params(), lr=0.1), patience=0, factor=0.5, min_lr=0.2)
     fresh.load_state_dict(older)
     assert fresh.default_min_lr is None and fresh.min_lrs == [0.0]
+
+
+def test_load_state_dict_checks_each_parameters_buffers_and_takes_torchs():
+    """A state missing a buffer (Adam without "step" or "exp_avg_sq", SGD's buffer in Adam's place) loaded and
+    resumed wrongly; the saved groups' parameter ids were ignored; torch's own state dict (step a 0-d tensor)
+    was refused; nesterov="False" read as True."""
+    rng = np.random.default_rng(0)
+    w = rnnfast.Parameter(rng.standard_normal(3))
+    w.grad[...] = rng.standard_normal(3)
+    opt = rnnfast.Adam([w], lr=0.1)
+    opt.step()
+    good = opt.state_dict()
+    for drop in ("step", "exp_avg_sq"):
+        bad = copy.deepcopy(good)
+        del bad["state"][0][drop]
+        with pytest.raises(KeyError, match=f"missing \\['{drop}'\\]"):
+            rnnfast.Adam([w], lr=0.1).load_state_dict(bad)
+    bad = copy.deepcopy(good)
+    bad["state"][0] = {"momentum_buffer": np.zeros(3)}
+    with pytest.raises(KeyError, match="unexpected \\['momentum_buffer'\\]"):
+        rnnfast.Adam([w], lr=0.1).load_state_dict(bad)
+    moved = copy.deepcopy(good)
+    moved["param_groups"][0]["params"] = [5]
+    moved["state"] = {5: moved["state"][0]}                         # ids are the saved groups' own
+    again = rnnfast.Adam([w], lr=0.1)
+    again.load_state_dict(moved)
+    np.testing.assert_array_equal(again.state[0]["exp_avg"], opt.state[0]["exp_avg"])
+    bad = copy.deepcopy(good)
+    bad["param_groups"][0]["params"] = [7]
+    with pytest.raises(ValueError, match="parameter id 0"):
+        rnnfast.Adam([w], lr=0.1).load_state_dict(bad)
+    with pytest.raises(TypeError, match="nesterov must be True or False"):
+        rnnfast.SGD([w], lr=0.1, momentum=0.9, nesterov="False")
+    torch = pytest.importorskip("torch")
+    tw = torch.nn.Parameter(torch.tensor(w.data.copy()))
+    tw.grad = torch.tensor(w.grad.copy())
+    topt = torch.optim.Adam([tw], lr=0.1)
+    topt.step()
+    mine = rnnfast.Adam([rnnfast.Parameter(w.data.copy())], lr=0.1)
+    mine.load_state_dict(topt.state_dict())
+    assert mine.state[0]["step"] == 1
+    np.testing.assert_allclose(mine.state[0]["exp_avg_sq"], topt.state[tw]["exp_avg_sq"].numpy(), rtol=1e-12)
