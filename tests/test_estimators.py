@@ -748,3 +748,35 @@ def test_a_first_partial_fit_batch_of_zero_weights_builds_the_model_and_records_
     est.partial_fit(X, y)
     est.partial_fit(X, y, sample_weight=np.zeros(len(y)))
     assert len(est.loss_curve_) == 1 and est.best_loss_ == est.loss_curve_[0] > 0
+
+
+def test_dropout_streams_survive_a_failed_call_and_two_loads_train_alike(tmp_path):
+    """With dropout: a partial_fit that failed mid-epoch left the layers' mask stream moved on (the next call
+    differed from an uninterrupted run), and two loads (or unpickles) of one model drew different masks."""
+    import pickle
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((40, 12, 2))
+    y = X[:, :, 0].sum(1)
+    make = lambda: SequenceRegressor(hidden_size=6, num_layers=2, dropout=0.3, max_updates=20,   # noqa: E731
+                                     batch_size=8, n_threads=1, random_state=0)
+    ref = make().partial_fit(X, y).partial_fit(X, y)
+    est = make().partial_fit(X, y)
+    step, calls = est._optimizer.step, [0]
+
+    def failing(*args, **kwargs):
+        calls[0] += 1
+        if calls[0] == 3:
+            raise RuntimeError("injected")
+        return step(*args, **kwargs)
+
+    est._optimizer.step = failing
+    with pytest.raises(RuntimeError, match="injected"):
+        est.partial_fit(X, y)
+    del est._optimizer.step
+    np.testing.assert_array_equal(est.partial_fit(X, y).predict(X), ref.predict(X))
+    ref.save(tmp_path / "m.npz")
+    blob = pickle.dumps(ref)
+    for a, b in [(rnnfast.load(tmp_path / "m.npz"), rnnfast.load(tmp_path / "m.npz")),
+                 (pickle.loads(blob), pickle.loads(blob))]:
+        np.testing.assert_array_equal(a.partial_fit(X, y).predict(X), b.partial_fit(X, y).predict(X))

@@ -14,7 +14,7 @@ from .._threads import MAX_THREADS
 from .._validation import (check_auto_or, check_choice, check_int, check_nonnegative, check_positive,
                            check_real)
 from .._cells import ALIASES, CELL_NAMES, cell_spec
-from ..compose import _POOLED, Readout, Sequential
+from ..compose import _POOLED, Readout, Sequential, _modules_in
 from ..layers import Linear, recurrent_layer
 from ._compat import BaseEstimator, NotFittedError
 from ._inference import _check_draws, _check_offsets, _Inference
@@ -96,6 +96,10 @@ class _FitSnapshot:
         opt, rng = getattr(est, "_optimizer", None), getattr(est, "_rng", None)
         self.optimizer = opt.state_dict() if continuing and opt is not None else None
         self.rng = rng.bit_generator.state if continuing and rng is not None else None
+        # the layers' own streams (dropout's masks), which a failed call moved on too
+        self.layer_rngs = ([(m, m._rng.bit_generator.state) for m in _modules_in(est.model_)
+                            if isinstance(getattr(m, "_rng", None), np.random.Generator)]
+                           if continuing and hasattr(est, "model_") else [])
 
     def restore(self, est: Any) -> None:
         est.__dict__.clear()
@@ -106,6 +110,16 @@ class _FitSnapshot:
                 est._optimizer.load_state_dict(self.optimizer)
             if self.rng is not None:
                 est._rng.bit_generator.state = self.rng
+            for m, state in self.layer_rngs:
+                m._rng.bit_generator.state = state
+
+
+def _reload_seeds(random_state: Any, n: int) -> list:
+    """Seeds of the n layer groups that load or unpickling rebuild (their dropout streams): drawn from an int
+    ``random_state``, so that two loads of one model continue training alike (fresh without one)."""
+    if isinstance(random_state, (int, np.integer)) and not isinstance(random_state, bool):
+        return [int(v) >> 1 for v in np.random.SeedSequence([int(random_state), 1]).generate_state(n, np.uint64)]
+    return [None] * n
 
 
 def _check_unchanged(fitted: dict[str, Any], now: dict[str, Any]) -> None:
@@ -603,7 +617,7 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
 
     def _set_weights(self, weights: dict[str, np.ndarray]) -> None:
         """Rebuild ``model_`` from ``_arch`` with these weights; names, shapes and dtypes must match."""
-        model = self._make_layers()
+        model = self._make_layers(*_reload_seeds(self.random_state, 2))
         _copy_weights(_weight_names(model, lambda p: p), weights)
         self.model_ = model.eval()
         self._concurrent_inference()

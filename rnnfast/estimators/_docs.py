@@ -193,8 +193,10 @@ PARAMETERS = """\
         Continue from the fitted model (weights, scaling, window, optimizer state) instead of starting
         over; the learning-rate schedule restarts over the new call's budget. The parameters the model is
         built from (cell, sizes, readout, output, dtype, a window set by hand) must be as they were, else
-        ValueError; an unpickled or loaded model continues with a new optimizer state. A call that fails,
-        or is interrupted before its first epoch is complete, leaves the estimator as it was.
+        ValueError; an unpickled, deep-copied or loaded model continues with a new optimizer state, and
+        its dropout masks and shuffling drawn afresh from ``random_state`` (the same for two loads of one
+        model). A call that fails, or is interrupted before its first epoch is complete, leaves the estimator
+        as it was (its random streams included).
     random_state : None, int, numpy Generator or RandomState, default=None
         Seeds the weights, dropout, shuffling and the validation split (None: fresh each fit). The same
         seed gives the same model bit for bit on the same thread count.

@@ -30,7 +30,8 @@ from ..clip import clip_grad_norm_
 from ..losses import mse_loss
 from ..persist import save
 from ..seq2seq import EncoderDecoder
-from ._base import _CELLS, _check_unchanged, _copy_weights, _FitSnapshot, _optimizer, _recurrent_weight_spec
+from ._base import (_CELLS, _check_unchanged, _copy_weights, _FitSnapshot, _optimizer, _recurrent_weight_spec,
+                    _reload_seeds)
 from ._compat import BaseEstimator, NotFittedError, RegressorMixin
 from ._data import (_check_X, _checked_sample_weight, _finite_or_raise, _input_scaling, _jittered, _make_rng,
                     _mean_and_scale, _r2, _Sequences, _standardized)
@@ -430,7 +431,7 @@ class SequenceForecaster(RegressorMixin, BaseEstimator):
 
     def _set_weights(self, weights: dict[str, np.ndarray]) -> None:
         """Rebuild ``model_`` from ``_arch`` with these weights; names, shapes and dtypes must match."""
-        model = self._make_model()
+        model = self._make_model(*_reload_seeds(self.random_state, 1))
         _copy_weights(dict(model.named_parameters()), weights)
         model.eval()
         self.model_ = model
