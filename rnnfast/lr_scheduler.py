@@ -59,13 +59,26 @@ class LRScheduler:
     _added_since: dict[str, Any] = {}        # attributes newer than some saved state dicts: their value then
 
     def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
-        """Restore attributes saved by ``state_dict()`` of the same scheduler class."""
+        """Restore attributes saved by ``state_dict()`` of the same scheduler class, checked as the constructor
+        checks them, with one rate per parameter group of this scheduler's optimizer."""
         own = set(self.__dict__) - {"optimizer"}
-        state_dict = {**{k: v for k, v in self._added_since.items() if k not in state_dict}, **state_dict}
-        if set(state_dict) != own:
-            raise KeyError(f"state_dict keys {sorted(state_dict)} do not match {type(self).__name__}'s "
-                           f"{sorted(own)}")
-        self.__dict__.update(copy.deepcopy(dict(state_dict)))
+        given = sorted(state_dict)
+        state = copy.deepcopy({**{k: v for k, v in self._added_since.items() if k not in state_dict},
+                               **state_dict})
+        if set(state) != own:
+            raise KeyError(f"state_dict keys {given} do not match {type(self).__name__}'s {sorted(own)}")
+        self._check_state(state)
+        self.__dict__.update(state)
+
+    def _check_state(self, s: dict[str, Any]) -> None:
+        """ValueError/TypeError, naming the entry, unless a loaded state ``s`` is one this class could have."""
+        s["last_epoch"] = check_int("state_dict['last_epoch']", s["last_epoch"], 0)
+        groups = len(self.base_lrs)
+        for key in ("base_lrs", "_last_lr"):
+            if not isinstance(s[key], (list, tuple)) or len(s[key]) != groups:
+                raise ValueError(f"state_dict[{key!r}] must list one rate per parameter group ({groups}), got "
+                                 f"{s[key]!r}")
+            s[key] = [check_nonnegative(f"state_dict[{key!r}]", v) for v in s[key]]
 
 
 class StepLR(LRScheduler):
@@ -75,6 +88,12 @@ class StepLR(LRScheduler):
         self.step_size = check_int("step_size", step_size, 1)
         self.gamma = check_real("gamma", gamma, 0.0, math.inf, low_inclusive=False, high_inclusive=False)
         super().__init__(optimizer)
+
+    def _check_state(self, s: dict[str, Any]) -> None:
+        super()._check_state(s)
+        s["step_size"] = check_int("state_dict['step_size']", s["step_size"], 1)
+        s["gamma"] = check_real("state_dict['gamma']", s["gamma"], 0.0, math.inf, low_inclusive=False,
+                                high_inclusive=False)
 
     def step(self) -> None:
         self.last_epoch += 1
@@ -113,6 +132,24 @@ class ReduceLROnPlateau(LRScheduler):
         self.best = math.inf if self.mode == "min" else -math.inf
         self.num_bad_epochs = 0
         self.cooldown_counter = 0
+
+    def _check_state(self, s: dict[str, Any]) -> None:
+        super()._check_state(s)
+        name = "state_dict[{!r}]".format
+        s["mode"] = check_choice(name("mode"), s["mode"], ("min", "max"))
+        s["threshold_mode"] = check_choice(name("threshold_mode"), s["threshold_mode"], ("rel", "abs"))
+        s["factor"] = check_real(name("factor"), s["factor"], 0.0, 1.0, high_inclusive=False)
+        for key in ("patience", "cooldown", "num_bad_epochs", "cooldown_counter"):
+            s[key] = check_int(name(key), s[key], 0)
+        for key in ("threshold", "eps"):
+            s[key] = check_nonnegative(name(key), s[key])
+        if s["default_min_lr"] is not None:
+            s["default_min_lr"] = check_nonnegative(name("default_min_lr"), s["default_min_lr"])
+        if not isinstance(s["min_lrs"], (list, tuple)) or len(s["min_lrs"]) != len(self.base_lrs):
+            raise ValueError(f"{name('min_lrs')} must list one rate per parameter group ({len(self.base_lrs)}), "
+                             f"got {s['min_lrs']!r}")
+        s["min_lrs"] = [check_nonnegative(name("min_lrs"), v) for v in s["min_lrs"]]
+        s["best"] = check_real(name("best"), s["best"], -math.inf, math.inf)
 
     def _is_better(self, a: float) -> bool:
         rel = self.threshold_mode == "rel"
@@ -158,6 +195,11 @@ class CosineAnnealingLR(LRScheduler):
         self.T_max = check_int("T_max", T_max, 1)
         self.eta_min = check_nonnegative("eta_min", eta_min)
         super().__init__(optimizer)
+
+    def _check_state(self, s: dict[str, Any]) -> None:
+        super()._check_state(s)
+        s["T_max"] = check_int("state_dict['T_max']", s["T_max"], 1)
+        s["eta_min"] = check_nonnegative("state_dict['eta_min']", s["eta_min"])
 
     def step(self) -> None:
         self.last_epoch += 1

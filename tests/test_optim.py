@@ -626,3 +626,28 @@ def test_load_state_dict_checks_each_parameters_buffers_and_takes_torchs():
     mine.load_state_dict(topt.state_dict())
     assert mine.state[0]["step"] == 1
     np.testing.assert_allclose(mine.state[0]["exp_avg_sq"], topt.state[tw]["exp_avg_sq"].numpy(), rtol=1e-12)
+
+
+def test_scheduler_load_state_dict_checks_the_values():
+    """Only the key names were checked: step_size=0 or T_max=0 loaded and the next step divided by zero, a
+    one-group state loaded into a scheduler over two groups, mode='bogus' and patience=-3 were taken."""
+    p, q = Parameter(np.zeros(2)), Parameter(np.zeros(2))
+    opt = SGD([p], lr=0.1)
+    two = SGD([{"params": [p]}, {"params": [q]}], lr=0.1)
+    for sched, key, value, match in [
+            (StepLR(opt, step_size=2), "step_size", 0, "step_size'\\] must be >= 1"),
+            (CosineAnnealingLR(opt, T_max=4), "T_max", 0, "T_max'\\] must be >= 1"),
+            (ReduceLROnPlateau(opt), "mode", "bogus", "mode"),
+            (ReduceLROnPlateau(opt), "patience", -3, "patience'\\] must be >= 0")]:
+        state = sched.state_dict()
+        state[key] = value
+        fresh = type(sched)(opt, **({"step_size": 2} if key == "step_size" else {"T_max": 4} if key == "T_max"
+                                    else {}))
+        before = fresh.state_dict()
+        with pytest.raises(ValueError, match=match):
+            fresh.load_state_dict(state)
+        assert fresh.state_dict() == before                         # nothing changed
+    with pytest.raises(ValueError, match="one rate per parameter group \\(2\\)"):
+        CosineAnnealingLR(two, T_max=4).load_state_dict(CosineAnnealingLR(opt, T_max=4).state_dict())
+    with pytest.raises(KeyError, match=r"state_dict keys \['last_epoch'\] do not match"):
+        ReduceLROnPlateau(opt).load_state_dict({"last_epoch": 0})      # the caller's keys, not ours added
