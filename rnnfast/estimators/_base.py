@@ -357,7 +357,9 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
         continuing = (partial or p["warm_start"]) and hasattr(self, "model_")
         if continuing:
             _check_unchanged(*self._fixed_at_fit(p))
-        seqs = _check_X(X, p["dtype"] if not continuing else self.rnn_.dtype)
+        # float64 until scaled (_scaled_features casts to the model's dtype): a float32 X of values near 1e9
+        # holds steps of 64, and its unit-size signal was gone before the standardization could recover it
+        seqs = _check_X(X, np.dtype(np.float64))
         # The estimator as it was: a fit that fails or is interrupted before one epoch is complete leaves it so
         # (but for a divergence in training: the model then keeps the weights from before the update that broke
         # them, as its error says).
@@ -530,9 +532,11 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
         return self._scaled_features(self._own_scales_added(self._differences_added(seqs)))
 
     def _scaled_features(self, features: _Sequences) -> _Sequences:
-        """``scale`` as fit learned it, on the features the network reads (own standardization appended)."""
+        """``scale`` as fit learned it, on the features the network reads (own standardization appended), in
+        float64, then in the model's dtype."""
         scaling = self._learned_scaling()
-        return features if scaling is None else _scaled(features, scaling)
+        scaled = features if scaling is None else _scaled(features, scaling)
+        return _Sequences(scaled.x.astype(self._arch["dtype"], copy=False), scaled.lengths, scaled.layout)
 
     def _comm(self) -> Optional[distributed.Communicator]:
         """The communicator of data-parallel training; None when this process trains alone."""

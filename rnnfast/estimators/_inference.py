@@ -110,7 +110,7 @@ class _Inference:
         with several passes, pass j reads alignment j mod a of the a alignments, a·⌈m/a⌉ passes for the larger
         m, so that every alignment weighs the same (pass 0: the grid from step 0, uncropped)."""
         self._check_fitted()
-        steps = self._scaled_steps(self._check_X_fitted(_check_X(X, self.rnn_.dtype)))
+        steps = self._scaled_steps(self._check_X_fitted(_check_X(X, np.dtype(np.float64))))   # (see _fit)
         k, span = getattr(self, "window_", 1), getattr(self, "window_span_", 1)
         seqs = _windowed(steps, k, span)
         phases = [0]
