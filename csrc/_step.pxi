@@ -29,6 +29,24 @@ cdef inline void* _data(object a):
     return NULL if a is None else cnp.PyArray_DATA(<cnp.ndarray> a)
 
 
+class StepArgumentsError(ValueError):
+    """The streaming step's arrays do not fit together: a parameter or state changed shape, layout or dtype
+    in place since the layer checked it (the layer then checks everything again and names it)."""
+
+
+cdef bint _fits(object a, int typenum, Py_ssize_t rows, Py_ssize_t cols) except -1:
+    """``a`` is a C-contiguous ndarray of ``typenum`` and shape (rows, cols), or (rows,) when cols < 0."""
+    cdef cnp.ndarray arr
+    if type(a) is not cnp.ndarray:
+        return False
+    arr = <cnp.ndarray> a
+    if cnp.PyArray_TYPE(arr) != typenum or not cnp.PyArray_IS_C_CONTIGUOUS(arr):
+        return False
+    if cols < 0:
+        return cnp.PyArray_NDIM(arr) == 1 and cnp.PyArray_DIM(arr, 0) == rows
+    return cnp.PyArray_NDIM(arr) == 2 and cnp.PyArray_DIM(arr, 0) == rows and cnp.PyArray_DIM(arr, 1) == cols
+
+
 def step_work_size(int cell, int B, int H):
     """Length of the `work` buffer that `step` needs."""
     return _step_work_size(cell, B, H)
@@ -46,9 +64,20 @@ def step(int cell,
          object work,               # WORK (step_work_size,) LSTM, GRU, else None
          cnp.ndarray h_out,         # OUT  (B, H) h_t
          object c_out):             # OUT  (B, H) c_t (LSTM), else None
-    """One timestep of one layer, for streaming. The caller guarantees C-contiguous arrays of one float
-    dtype and consistent shapes (layers.py checks them); taking raw pointers keeps the call cheap."""
-    cdef int B = <int> x.shape[0], I = <int> x.shape[1], H = <int> w_hh.shape[1]
+    """One timestep of one layer, for streaming, by raw pointers. x (B, I) and h_out (B, H) are the caller's
+    own checked arrays; every other array is checked against them here, in nanoseconds (so that the layer
+    need compare only identities per call), and ``StepArgumentsError`` is raised when one does not fit."""
+    cdef int B = <int> h_out.shape[0], I = <int> x.shape[1], H = <int> h_out.shape[1]
+    cdef int GH = _gate_width(cell, H), t = cnp.PyArray_TYPE(x)
+    cdef bint lstm = cell == _LSTM
+    if not (_fits(x, t, B, I) and _fits(h_out, t, B, H) and _fits(w_ih, t, GH, I) and _fits(w_hh, t, GH, H)
+            and (b_ih is None or _fits(b_ih, t, GH, -1)) and (b_hh is None or _fits(b_hh, t, GH, -1))
+            and (b_ih is None) == (b_hh is None) and _fits(h, t, B, H) and _fits(gates, t, B, GH)
+            and ((_fits(c, t, B, H) and _fits(c_out, t, B, H)) if lstm else (c is None and c_out is None))
+            and (_fits(work, t, _step_work_size(cell, B, H), -1) if _step_work_size(cell, B, H) else True)
+            and (t == cnp.NPY_FLOAT32 or t == cnp.NPY_FLOAT64)):
+        raise StepArgumentsError("step: the arrays do not fit together (a parameter or the state changed shape, "
+                                 "layout or dtype in place)")
     cdef void* px = cnp.PyArray_DATA(x)
     cdef void* pw_ih = cnp.PyArray_DATA(w_ih)
     cdef void* pw_hh = cnp.PyArray_DATA(w_hh)

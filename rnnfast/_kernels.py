@@ -494,6 +494,10 @@ def backward(dout: np.ndarray, dh_n: np.ndarray, dc_n: Optional[np.ndarray], fwd
     return dx
 
 
+# step's arrays do not fit together: a parameter or the state changed shape, layout or dtype in place
+StepArgumentsError = _recurrent.StepArgumentsError
+
+
 def step(cell: CellSpec, weights: Weights, x: np.ndarray, h: np.ndarray, c: Optional[np.ndarray],
          h_out: np.ndarray, c_out: Optional[np.ndarray], workspace: Any) -> None:
     """One timestep of one layer for streaming: h_out (B, H) (and c_out) from x (B, I), h, c (B, H).

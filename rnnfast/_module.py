@@ -164,11 +164,6 @@ def one_thread_at_a_time(method: _F) -> _F:
 _UNCHECKED = object()                  # in Module._verified: a .grad that the last check did not look at
 
 
-def _layout(a: Any) -> Any:
-    """What a kernel's reading of array ``a`` depends on besides its identity: shape, strides and dtype."""
-    return (a.shape, a.strides, a.dtype) if isinstance(a, np.ndarray) else None
-
-
 class IncompatibleKeys(NamedTuple):
     """What ``load_state_dict(..., strict=False)`` skipped, as torch's ``_IncompatibleKeys``."""
 
@@ -245,7 +240,7 @@ class Module:
                 yield name, p
 
     def _check_parameter_arrays(self, shapes: Mapping[str, tuple], dtype: np.dtype, contiguous: bool = True,
-                                grads: bool = False) -> None:
+                                grads: bool = False, identities: bool = False) -> None:
         """ValueError unless every parameter's ``.data`` (and ``.grad`` when ``grads``: backward writes it) is a
         ``dtype`` array of its shape in ``shapes``, C-contiguous when ``contiguous``: kernels that read raw memory
         sized from those shapes check this first.
@@ -253,10 +248,15 @@ class Module:
         Fast when nothing changed since the last check that passed: the arrays it accepted are kept (so their
         ids stay unique) and compared by identity, shape, strides and dtype (``.grad`` only when ``grads``, for
         backward), so that one replaced (``p.data = ...``) or reshaped or retyped in place (``p.data.shape =
-        ...``) is checked again.
+        ...``) is checked again. ``identities``: compare the identities alone, for a kernel that checks the
+        arrays' layouts itself (the streaming step's).
         """
         for p, data, grad, shape, strides, dtype in self._verified:
-            if p.data is not data or data.shape != shape or data.strides != strides or data.dtype is not dtype:
+            if p.data is not data:
+                break
+            if identities:
+                continue
+            if data.shape != shape or data.strides != strides or data.dtype is not dtype:
                 break
             if grads and (p.grad is not grad or grad.shape != shape or grad.strides != strides
                           or grad.dtype is not dtype):

@@ -13,7 +13,7 @@ from . import _kernels
 from ._buffers import Workspace, aligned_zeros, check_memory
 from ._cells import CellSpec
 from ._layout import Layout
-from ._module import _layout, Module, is_grad_enabled, no_backward_error, one_thread_at_a_time, resolve_dtype
+from ._module import Module, is_grad_enabled, no_backward_error, one_thread_at_a_time, resolve_dtype
 from .sequences import PackedSequence
 from ._threads import blas_single_thread
 from ._validation import as_real_array, check_int, check_lengths, check_real, check_shape, may_alias
@@ -131,10 +131,10 @@ class _Recurrent(Module):
     def _layer_params(self, k: int, d: int = 0) -> _kernels.Weights:
         return self._weights[k, d]
 
-    def _check_parameters(self, grads: bool = False) -> None:
+    def _check_parameters(self, grads: bool = False, identities: bool = False) -> None:
         """Every parameter's ``.data`` and ``.grad`` is still a C-contiguous array of the layer's dtype and
         registered shape (the kernels size their loops from them and read raw memory)."""
-        self._check_parameter_arrays(self._param_shapes, self.dtype, grads=grads)
+        self._check_parameter_arrays(self._param_shapes, self.dtype, grads=grads, identities=identities)
 
     def _forward_bytes(self, T: int, B: int) -> int:
         """A lower bound on what forward allocates: the input copy and every run's kept activations (the
@@ -435,7 +435,19 @@ class _Recurrent(Module):
         if self.bidirectional:
             raise ValueError("step is not defined for a bidirectional layer (it needs the future); "
                              "call the layer on the whole sequence")
-        self._check_parameters()
+        try:
+            return self._step(x_t, state, trusted=True)
+        except _kernels.StepArgumentsError:
+            # a parameter or the returned state changed shape, layout or dtype in place: check everything
+            # again (a parameter is named), and take the state through the checks that copy it as needed
+            self._verified = []
+            self._workspace.pop("step state", None)
+            return self._step(x_t, state, trusted=False)
+
+    def _step(self, x_t: Any, state: Any, trusted: bool):
+        """step's work; ``trusted``: compare the parameters and the state returned last by identity alone,
+        since the kernel checks the arrays' layouts (a mismatch raises StepArgumentsError)."""
+        self._check_parameters(identities=trusted)
         arr = x_t
         ready = type(arr) is np.ndarray and arr.dtype == self.dtype and arr.flags.c_contiguous
         if not ready:
@@ -447,12 +459,10 @@ class _Recurrent(Module):
         lstm = self._lstm
         workspace = self._workspace
         # streaming passes back the state object the last call returned: its arrays are this layer's own,
-        # checked when they were made, so they need checking again only if reshaped, restrided or retyped
-        # in place since
-        last = workspace.get("step state")                          # (state, B, h, c, h's and c's layouts)
-        if (last is not None and state is last[0] and B == last[1] and _layout(last[2]) == last[4]
-                and (last[3] is None or _layout(last[3]) == last[5])):
-            h, c = last[2], last[3]
+        # checked when they were made; reshaped, restrided or retyped in place since, the kernel refuses them
+        last = workspace.get("step state")                          # (state, B, h, c)
+        if trusted and last is not None and state is last[0] and B == last[1]:
+            h, c = last[2], last[3]                                 # (the kernel checks their layouts)
         else:
             GH = self._spec.gates * H
             if B * max(self._width, 4 * H) > _INT_MAX:
@@ -472,7 +482,7 @@ class _Recurrent(Module):
                           None if c_new is None else c_new[k], workspace)
             layer_in = h_new[k]
         new_state = self._pack_state(h_new, c_new)
-        workspace["step state"] = (new_state, B, h_new, c_new, _layout(h_new), c_new is not None and _layout(c_new))
+        workspace["step state"] = (new_state, B, h_new, c_new)
         return h_new[L - 1].copy(), new_state
 
     def extra_repr(self) -> str:

@@ -368,3 +368,28 @@ def test_backward_input_grad_must_be_a_bool():
     layer(np.zeros((2, 1, 3), np.float32))
     with pytest.raises(TypeError, match="input_grad"):
         layer.backward(np.zeros((2, 1, 4), np.float32), input_grad="no")
+
+
+@pytest.mark.parametrize("cell", ["elman-tanh", "lstm", "gru"])
+def test_step_kernel_refuses_arrays_that_do_not_fit(cell):
+    """The streaming step's kernel checks its arrays against x and h_out itself (the layer compares only
+    identities per call): each misfit, of shape, layout or dtype, raises StepArgumentsError before any
+    memory is read."""
+    from conftest import make_layer
+    from rnnfast import _kernels, _recurrent
+
+    layer = make_layer(cell, 5, 4, dtype=np.float64, seed=0)
+    layer.step(np.zeros((2, 5)))                                    # makes the step's scratch
+    w = layer._layer_params(0)
+    gates, work = layer._workspace[("step", 2)]
+    lstm = cell == "lstm"
+    args = dict(x=np.zeros((2, 5)), w_ih=w.w_ih.data, w_hh=w.w_hh.data, b_ih=w.b_ih.data, b_hh=w.b_hh.data,
+                h=np.zeros((2, 4)), c=np.zeros((2, 4)) if lstm else None, gates=gates, work=work,
+                h_out=np.zeros((2, 4)), c_out=np.zeros((2, 4)) if lstm else None)
+    code = layer.cell.code
+    _recurrent.step(code, *args.values())                           # fits
+    for name, bad in [("w_hh", w.w_hh.data.reshape(-1, 1)), ("w_ih", w.w_ih.data.astype(np.float32)),
+                      ("h", np.zeros((4, 2)).T), ("h", np.zeros((3, 4))), ("gates", gates[:1]),
+                      ("b_hh", None), ("x", np.zeros((2, 5), np.float32))]:
+        with pytest.raises(_kernels.StepArgumentsError):
+            _recurrent.step(code, *{**args, name: bad}.values())

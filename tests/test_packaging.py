@@ -69,10 +69,14 @@ def _stub_api() -> tuple[dict[str, list[str]], set[str]]:
 def test_stub_matches_compiled_module():
     """_recurrent.pyi names every function and constant of the compiled module, with its parameters."""
     functions, constants = _stub_api()
+    tree = ast.parse((PACKAGE_DIR / "_recurrent.pyi").read_text(encoding="utf-8"))
+    classes = {n.name for n in tree.body if isinstance(n, ast.ClassDef)}          # the exception classes
     runtime = {name for name in vars(_recurrent) if not name.startswith("__")}
-    runtime_functions = {name for name in runtime if callable(getattr(_recurrent, name))}
+    runtime_classes = {name for name in runtime if isinstance(getattr(_recurrent, name), type)}
+    runtime_functions = {name for name in runtime if callable(getattr(_recurrent, name))} - runtime_classes
+    assert sorted(runtime_classes) == sorted(classes), "update rnnfast/_recurrent.pyi"
     assert sorted(runtime_functions) == sorted(functions), "update rnnfast/_recurrent.pyi"
-    assert sorted(runtime - runtime_functions) == sorted(constants), "update rnnfast/_recurrent.pyi"
+    assert sorted(runtime - runtime_functions - runtime_classes) == sorted(constants), "update rnnfast/_recurrent.pyi"
     for name, params in functions.items():
         compiled = list(inspect.signature(getattr(_recurrent, name)).parameters)
         assert compiled == params, f"rnnfast/_recurrent.pyi: {name}{tuple(params)} != compiled {tuple(compiled)}"
