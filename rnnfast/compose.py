@@ -162,6 +162,10 @@ class Readout(Module):
         parts: list[np.ndarray] = [np.concatenate(h_n[-D:], axis=-1)] if self.what == "lastmeanmax" else []
         seq = out.swapaxes(0, 1) if self.batch_first else out                     # (T, B, F) time-major view
         T, B = seq.shape[:2]
+        if B != h_n.shape[1]:           # out in the other layout: pooling would run over the batch
+            raise ValueError(f"Readout({self.what!r}, batch_first={self.batch_first}) reads out as "
+                             f"{'(B, T, F)' if self.batch_first else '(T, B, F)'}, but out {out.shape} then has "
+                             f"{B} sequences where the state has {h_n.shape[1]}: set batch_first as the layer's")
         lens = None if lengths is None else check_lengths(lengths, B, T, minimum=1, integral_floats=True)
         steps = np.full(B, T, np.int64) if lens is None else lens.astype(np.int64)   # (B,) T_b
         if seq.dtype not in (np.float32, np.float64):

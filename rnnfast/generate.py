@@ -160,7 +160,11 @@ def _sample(z: np.ndarray, temperature: float, rng: np.random.Generator) -> int:
     """An index drawn from softmax(z / temperature) (O,); the largest z at temperature 0."""
     if temperature == 0:
         return int(np.argmax(z))
-    return int(rng.choice(len(z), p=_softmax(z / temperature)))
+    with np.errstate(over="ignore"):
+        scaled = z / temperature
+    if np.all(np.isfinite(z)) and not np.all(np.isfinite(scaled)):
+        return int(np.argmax(z))        # a temperature so small that z / temperature overflows: its limit, greedy
+    return int(rng.choice(len(z), p=_softmax(scaled)))
 
 
 def _generate_from_sequential(model: Sequential, prime: Any, n_steps: int, feedback: Optional[Callable[[Any], Any]],
@@ -197,6 +201,11 @@ def _generate_from_sequential(model: Sequential, prime: Any, n_steps: int, feedb
     results = []
     for v in p:                                            # the prime, a step at a time
         y, state = model.step(to_input(v), state)         # (step runs dropout as in eval mode)
+    shape = np.shape(np.asarray(y))                        # (p is not empty: y is the prime's last output)
+    if len(shape) != 2 or shape[0] != 1:
+        raise ValueError(f"generate needs a model whose step gives one row of outputs (1, O) for a batch of 1; "
+                         f"this one gives {shape} (a Readout('state') gives every layer's state: read "
+                         f"'last' or 'sequence')")
     for _ in range(n_steps):
         z = np.asarray(y, np.float64).reshape(-1)          # (O,): the last step's output, batch of 1
         out: Any = z.copy() if temperature is None else _sample(z, temperature, rng)

@@ -178,6 +178,9 @@ class TruncatedBPTT:
         if getattr(layer, "bidirectional", False):      # its reverse direction would read each chunk alone
             raise ValueError("truncated BPTT needs a unidirectional layer: a bidirectional one's reverse direction "
                              "reads the sequence from its end, which a chunk does not reach")
+        if len(inspect.signature(layer).parameters) < 2:   # forward(x) alone: not a layer that carries a state
+            raise TypeError(f"layer must be a recurrent layer (Elman, LSTM, GRU or Jordan), whose forward takes "
+                            f"x and a state, got {type(layer).__name__}")
         if isinstance(layer, Sequential):       # the chunks would run its first module alone (the Engine's layer)
             raise TypeError("layer must be one recurrent layer (Elman, LSTM, GRU or Jordan), got a Sequential: "
                             "pass its recurrent layer as layer and what follows it as head (a module applied "

@@ -820,3 +820,22 @@ def test_readout_pooling_a_packed_sequence_says_what_to_do():
     out = lstm(rnnfast.pack_sequences([np.ones((3, 3)), np.ones((2, 3))]))
     with pytest.raises(TypeError, match="padded x with lengths="):
         rnnfast.Readout("mean")(out)
+
+
+def test_review_fixes_readout_layout_generate_and_tbptt_layer():
+    """A pooled Readout given out in the other layout averaged over the batch (the error came only at
+    backward); generate at temperature 5e-324 raised "Probabilities contain NaN"; a model whose step gives
+    every layer's state was fed back as 12 logits; TruncatedBPTT(Linear) failed only in run."""
+    lstm = rnnfast.LSTM(3, 5, batch_first=True, seed=0)
+    with pytest.raises(ValueError, match="batch_first"):
+        rnnfast.Readout("mean")(lstm(np.zeros((2, 7, 3))))
+    model = rnnfast.Sequential(rnnfast.Embedding(6, 4, seed=0), rnnfast.LSTM(4, 6, seed=0),
+                               rnnfast.Readout("last"), rnnfast.Linear(6, 6, seed=0))
+    greedy = rnnfast.generate(model, [1, 2], 5, temperature=0)
+    np.testing.assert_array_equal(rnnfast.generate(model, [1, 2], 5, temperature=5e-324), greedy)
+    two_layers = rnnfast.Sequential(rnnfast.Embedding(6, 4, seed=0), rnnfast.LSTM(4, 6, num_layers=2, seed=0),
+                                    rnnfast.Readout("state"))
+    with pytest.raises(ValueError, match=r"one row of outputs \(1, O\)"):
+        rnnfast.generate(two_layers, [1, 2], 3, temperature=0)
+    with pytest.raises(TypeError, match="layer must be a recurrent layer"):
+        rnnfast.TruncatedBPTT(rnnfast.Linear(3, 2), rnnfast.mse_loss)
