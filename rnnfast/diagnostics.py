@@ -97,6 +97,9 @@ def gradient_norms_through_time(layer: Module, x: Any, hx: Any = None,
     """
     if not _is_recurrent(layer):
         raise TypeError(f"layer must be an rnnfast.Elman, LSTM or GRU, got {type(layer).__name__}")
+    if layer.bidirectional:         # (its reverse direction's h_t depend on the steps after t)
+        raise ValueError("layer must be unidirectional: g_t follows the gradient back through the forward "
+                         "recurrence, which a bidirectional layer's reverse direction does not have")
     max_steps = check_int("max_steps", max_steps, minimum=1)
     xs = check_array("x", x, ndim=3, dtype_kind="fiub").astype(np.float64)
     if layer.batch_first:
@@ -191,6 +194,8 @@ def _compare(analytic: np.ndarray, numeric: np.ndarray, index: np.ndarray, atol:
 
 
 def _split_layer_inputs(layer: Module, inputs: Any) -> Tuple[Any, Any]:
+    if isinstance(inputs, list) and len(inputs) == 2 and _is_recurrent(layer) and np.ndim(inputs[0]) == 3:
+        raise TypeError("inputs must be x or a tuple (x, hx): a list [x, hx] reads as one array; pass (x, hx)")
     if isinstance(inputs, tuple):
         if len(inputs) == 1:
             return inputs[0], None

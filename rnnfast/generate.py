@@ -175,6 +175,9 @@ def _generate_from_sequential(model: Sequential, prime: Any, n_steps: int, feedb
     first = model[0]
     ids_in = isinstance(first, Embedding)
     width = getattr(first, "input_size", getattr(first, "in_features", None))
+    if ids_in and temperature is None and feedback is None:
+        raise ValueError("temperature=None feeds each output back as it is, which the model's first module, an "
+                         "Embedding, cannot read: sample token ids (temperature >= 0) or pass feedback")
 
     def to_input(v: Any) -> np.ndarray:                    # one step's input, batch of 1
         if feedback is not None:

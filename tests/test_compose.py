@@ -839,3 +839,10 @@ def test_review_fixes_readout_layout_generate_and_tbptt_layer():
         rnnfast.generate(two_layers, [1, 2], 3, temperature=0)
     with pytest.raises(TypeError, match="layer must be a recurrent layer"):
         rnnfast.TruncatedBPTT(rnnfast.Linear(3, 2), rnnfast.mse_loss)
+
+
+def test_generate_names_why_values_cannot_feed_an_embedding():
+    model = rnnfast.Sequential(rnnfast.Embedding(6, 4, seed=0), rnnfast.LSTM(4, 6, seed=0),
+                               rnnfast.Readout("last"), rnnfast.Linear(6, 6, seed=0))
+    with pytest.raises(ValueError, match="temperature=None feeds each output back as it is"):
+        rnnfast.generate(model, [1, 2], 3, temperature=None)

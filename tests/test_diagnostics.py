@@ -271,3 +271,15 @@ def test_gradcheck_errors():
         gradcheck(lambda a: 1.0, x)
     with pytest.raises(ValueError, match="wrt"):
         gradcheck(lambda a: (1.0, a), x, wrt=(1,))
+
+
+def test_messages_name_what_is_wrong():
+    """gradcheck(layer, [x, h0]) gave NumPy's "inhomogeneous shape"; gradient_norms_through_time on a
+    bidirectional layer failed in step without naming layer."""
+    gru = rnnfast.GRU(2, 3, dtype="float64", seed=0)
+    x, h0 = np.zeros((4, 1, 2)), np.zeros((1, 1, 3))
+    with pytest.raises(TypeError, match=r"pass \(x, hx\)"):
+        gradcheck(gru, [x, h0])
+    assert gradcheck(gru, (x, h0))
+    with pytest.raises(ValueError, match="layer must be unidirectional"):
+        gradient_norms_through_time(rnnfast.GRU(2, 3, bidirectional=True, seed=0), x)
