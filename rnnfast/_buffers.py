@@ -114,6 +114,13 @@ class Workspace(dict):
             self[key] = buf
         return buf
 
+    def kept_copy(self, key: Hashable, a: np.ndarray) -> np.ndarray:
+        """A copy of ``a`` in the buffer under ``key``: what a backward reads as its forward saw it (x, the
+        weights), whatever the caller changes in between."""
+        kept = self.buffer(key, a.shape, a.dtype)
+        np.copyto(kept, a)
+        return kept
+
     def returned(self, key: Hashable, shape: tuple, dtype: Any) -> np.ndarray:
         """An aligned array of ``shape`` for the caller to keep (a layer's output, dx): in the memory of one of
         the last _RETURNED arrays made under ``key`` that nothing outside this workspace references any more

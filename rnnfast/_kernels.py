@@ -212,13 +212,6 @@ def _wgrad_product(a: np.ndarray, b: np.ndarray, c: np.ndarray, col0: int,
 
 
 # ------------------------------------------------------------------------------------------- the kernels
-def _kept_copy(workspace: Any, key: tuple, a: np.ndarray) -> np.ndarray:
-    """A copy of ``a`` in the workspace under ``key``, for a backward to read as the forward saw it."""
-    kept = workspace.buffer(key, a.shape, a.dtype)
-    np.copyto(kept, a)
-    return kept
-
-
 class Weights(NamedTuple):
     """One direction of one layer's parameters (objects with ``.data`` and ``.grad``); biases None without."""
 
@@ -365,8 +358,8 @@ def forward_training(cell: CellSpec, weights: Weights, x: np.ndarray, h0: np.nda
                         tanh_c=buf(key + ("tanh_c",), (rows, H), dtype) if lstm else None,         # (rows, H)
                         hn=buf(key + ("hn",), (rows, H), dtype) if gru else None,                  # (rows, H)
                         workspace=workspace, key=key,
-                        w_ih=_kept_copy(workspace, key + ("w_ih",), weights.w_ih.data),            # (GH, I)
-                        w_hh=_kept_copy(workspace, key + ("w_hh",), weights.w_hh.data))            # (GH, H)
+                        w_ih=workspace.kept_copy(key + ("w_ih",), weights.w_ih.data),      # (GH, I)
+                        w_hh=workspace.kept_copy(key + ("w_hh",), weights.w_hh.data))      # (GH, H)
     if T and B:
         scratch = buf(key + ("scratch",), (B, GH), dtype) if gru else None                        # (B, GH)
         by_step = _input_by_step(T, B, x, H, GH, False, layout, options)   # packed: W_hhᵀ, then W_ihᵀ if so
@@ -569,7 +562,7 @@ def jordan_forward_training(act: int, out_act: int, weights: JordanWeights, x: n
                                   weights.w_hy.data, _data_or_none(weights.b_y), s, ys,
                                   _jordan_packed(workspace, "forward_yh", O, H, dtype, options),
                                   _jordan_packed(workspace, "forward_hy", H, O, dtype, options), options.threads)
-    kept = tuple(_kept_copy(workspace, ("jordan", "kept", name), p.data)
+    kept = tuple(workspace.kept_copy(("jordan", "kept", name), p.data)
                  for name, p in (("w_ih", weights.w_ih), ("w_yh", weights.w_yh), ("w_hy", weights.w_hy)))
     return JordanForward(act, out_act, weights, x, s, ys, workspace, kept)
 

@@ -161,6 +161,13 @@ def one_thread_at_a_time(method: _F) -> _F:
     return guarded  # type: ignore[return-value]
 
 
+def from_torch(value: Any) -> Any:
+    """A torch tensor's values as a NumPy array (detached, on the CPU); anything else as it is."""
+    if hasattr(value, "detach") and hasattr(value, "numpy"):
+        return value.detach().cpu().numpy()
+    return value
+
+
 _UNCHECKED = object()                  # in Module._verified: a .grad that the last check did not look at
 
 
@@ -318,10 +325,7 @@ class Module:
         for name, value in state_dict.items():
             if name not in own:
                 continue
-            if hasattr(value, "detach") and hasattr(value, "numpy"):  # a torch tensor
-                value = value.detach().cpu().numpy()
-            elif isinstance(value, Parameter):                          # dict(other.named_parameters())
-                value = value.data
+            value = value.data if isinstance(value, Parameter) else from_torch(value)   # (named_parameters())
             try:
                 arr = np.asarray(value)
                 if arr.dtype.kind == "c":
@@ -344,3 +348,21 @@ class Module:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.extra_repr()})"
+
+
+class Container(Module):
+    """A module made of modules: its parameters are its children's own Parameter objects under
+    ``<child>.<name>``, read afresh at each use (a child's parameter may have been replaced since), so that
+    optimizers, ``state_dict`` and ``zero_grad`` act on the children's."""
+
+    def _children(self) -> Iterator[tuple[str, Module]]:
+        """(name, module) of each child, in order."""
+        raise NotImplementedError
+
+    @property                                                   # type: ignore[override]
+    def _parameters(self) -> dict:
+        return {f"{name}.{p_name}": p for name, m in self._children() for p_name, p in m.named_parameters()}
+
+    @_parameters.setter
+    def _parameters(self, value: dict) -> None:
+        """Module.__init__'s empty registry: a container's parameters are its children's."""

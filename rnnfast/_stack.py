@@ -173,9 +173,7 @@ class _Recurrent(Module):
         backward always computes the gradient of the forward that ran). Under no_grad no backward reads it:
         ``arr`` as it is."""
         if is_grad_enabled() and may_alias(arr, given):
-            kept = self._workspace.buffer(("kept", name), arr.shape, arr.dtype)
-            np.copyto(kept, arr)
-            return kept
+            return self._workspace.kept_copy(("kept", name), arr)
         return arr
 
     def _to_user_layout(self, arr: np.ndarray) -> np.ndarray:

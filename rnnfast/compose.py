@@ -35,7 +35,7 @@ from typing import Any, Iterator, Optional
 import numpy as np
 
 from . import _kernels
-from ._module import Module, is_grad_enabled, no_backward_error, one_thread_at_a_time
+from ._module import Container, Module, is_grad_enabled, no_backward_error, one_thread_at_a_time
 from ._stack import _Recurrent
 from ._validation import as_real_array, check_choice, check_lengths, check_shape
 from .dropout import Dropout
@@ -262,7 +262,7 @@ def _has_recurrent(module: Module) -> bool:
     return any(isinstance(m, _Recurrent) for m in _modules_in(module))
 
 
-class Sequential(Module):
+class Sequential(Container):
     """Modules applied in order, ``torch.nn.Sequential``-style, with a ``backward`` that chains theirs in reverse.
 
     Parameters
@@ -321,16 +321,9 @@ class Sequential(Module):
                 seen.add(id(inner))
         self._modules = list(modules)
 
-    @property                                                   # type: ignore[override]
-    def _parameters(self) -> dict:
-        """The children's own Parameter objects under torch's names, read afresh at each use (a child's
-        parameter may have been replaced since): the optimizer, state_dict and zero_grad of the base Module
-        then act on the children's parameters."""
-        return {f"{i}.{name}": p for i, m in enumerate(self._modules) for name, p in m.named_parameters()}
-
-    @_parameters.setter
-    def _parameters(self, value: dict) -> None:
-        """Module.__init__'s empty registry: a container's parameters are its children's."""
+    def _children(self) -> Iterator[tuple[str, Module]]:
+        """The modules under torch's names for them: "0", "1", ... (parameters "0.weight", ...)."""
+        return ((str(i), m) for i, m in enumerate(self._modules))
 
     # ---- the chain --------------------------------------------------------------------------------
     @one_thread_at_a_time

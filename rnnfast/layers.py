@@ -257,13 +257,10 @@ class Linear(Module):
             return self._apply(arr, y)
         # backward reads x again: keep a copy when it is the caller's array, which may change in between
         if may_alias(arr, x):
-            kept = self._workspace.buffer("x", arr.shape, self.dtype)
-            np.copyto(kept, arr)
-            arr = kept
+            arr = self._workspace.kept_copy("x", arr)
         self._x = arr
         # W as this forward read it: dx = dy W of the forward that ran, even after an optimizer step in between
-        self._w = self._workspace.buffer("w", self.weight.data.shape, self.dtype)
-        np.copyto(self._w, self.weight.data)
+        self._w = self._workspace.kept_copy("w", self.weight.data)
         self._no_grad = False
         return self._apply(self._x, y)
 

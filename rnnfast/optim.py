@@ -55,7 +55,7 @@ from typing import Any, Callable, Iterable, Mapping
 import numpy as np
 
 from . import _kernels
-from ._module import Parameter
+from ._module import Parameter, from_torch
 from ._threads import get_num_threads, zero_arrays
 from ._validation import check_int, check_parameters, check_real
 
@@ -282,8 +282,7 @@ class Optimizer:
             i = ids[saved_id]
             entry: dict[str, Any] = {}
             for key, value in saved.items():
-                if hasattr(value, "detach") and hasattr(value, "numpy"):      # a torch tensor (torch's step too)
-                    value = value.detach().cpu().numpy()
+                value = from_torch(value)                               # (torch's step is a 0-d tensor)
                 if key == "step":
                     step = float(np.asarray(value)) if np.ndim(value) == 0 and not isinstance(value, bool) else None
                     if step is None or not step.is_integer() or step < 0:

@@ -33,7 +33,7 @@ from typing import Any, Iterator, Optional, Tuple
 
 import numpy as np
 
-from ._module import Module, one_thread_at_a_time, resolve_dtype
+from ._module import Container, Module, one_thread_at_a_time, resolve_dtype
 from ._threads import blas_single_thread
 from ._validation import as_real_array, check_choice, check_int
 from .embedding import Embedding
@@ -51,7 +51,7 @@ def _log_softmax(z: np.ndarray) -> np.ndarray:
     return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
 
 
-class EncoderDecoder(Module):
+class EncoderDecoder(Container):
     """Encoder–decoder of two recurrent layers (same cell) and a per-timestep Linear head.
 
     Parameters
@@ -145,16 +145,6 @@ class EncoderDecoder(Module):
         self.target_embedding = (Embedding(self.output_size, self.embedding_dim, dtype=self.dtype, seed=seeds[4])
                                  if tokens_out else None)
         self._cache: Optional[dict] = None
-
-    @property                                                   # type: ignore[override]
-    def _parameters(self) -> dict:
-        """The children's own Parameter objects under prefixed names, read afresh at each use (a child's
-        parameter may have been replaced since): optimizers, state_dict, zero_grad."""
-        return {f"{name}.{p_name}": p for name, m in self._children() for p_name, p in m.named_parameters()}
-
-    @_parameters.setter
-    def _parameters(self, value: dict) -> None:
-        """Module.__init__'s empty registry: a container's parameters are its children's."""
 
     def _children(self) -> Iterator[Tuple[str, Module]]:
         for name in ("encoder", "decoder", "head", "source_embedding", "target_embedding"):

@@ -149,8 +149,10 @@ class PackedSequence(NamedTuple):
     def layout(self) -> Layout:
         """The kernels' packed layout of this batch (checked)."""
         bs = np.asarray(self.batch_sizes)
-        if bs.ndim != 1 or bs.dtype.kind not in "iu" or (bs.size and (bs.min() < 1 or np.any(
-                np.diff(bs.astype(np.int64)) > 0))):            # int64: a uint diff wraps where bs decreases
+        integers = bs.ndim == 1 and bs.dtype.kind in "iu"
+        if integers:
+            bs = bs.astype(np.int64)                            # int64: a uint diff wraps where bs decreases
+        if not integers or (bs.size and (bs.min() < 1 or np.any(np.diff(bs) > 0))):
             raise ValueError("batch_sizes must be a 1-D integer array, non-increasing, each >= 1")
         B = int(bs[0]) if bs.size else 0
         # None: the batch is in sorted order already, as torch reads it (enforce_sorted=True leaves both None)
@@ -163,7 +165,7 @@ class PackedSequence(NamedTuple):
                                                                                           np.arange(B)):
                 raise ValueError("unsorted_indices must be None or the inverse permutation of sorted_indices")
         # the i-th longest runs while bs[t] > i: to the first t with bs[t] <= i (bs non-increasing), O(B log T)
-        sorted_lengths = np.searchsorted(-bs.astype(np.int64), -np.arange(B), side="left")    # (B,)
+        sorted_lengths = np.searchsorted(-bs, -np.arange(B), side="left")    # (B,)
         lengths = np.empty(B, np.int64)
         lengths[order] = sorted_lengths
         return Layout.packed(lengths, order)

@@ -791,4 +791,4 @@ def test_a_large_common_offset_in_x_keeps_the_signal():
     y = (X0[:, :10].mean(1) > 0).astype(int)
     est = SequenceClassifier(n_threads=1, random_state=0).fit(X0[:100] + 1e9, y[:100])
     assert est.score(X0[100:] + 1e9, y[100:]) > 0.75
-    np.testing.assert_allclose(est.input_mean_[0] - 1e9, X0[:100].mean(), atol=1e-4)    # learned in float64 (float32: 64)
+    np.testing.assert_allclose(est.input_mean_[0] - 1e9, X0[:100].mean(), atol=1e-4)    # in float64 (float32: 64)

@@ -10,7 +10,6 @@ import numpy as np
 from .. import distributed, optim
 from ..persist import save
 from .._module import resolve_dtype
-from .._threads import MAX_THREADS
 from .._validation import (check_auto_or, check_choice, check_int, check_nonnegative, check_positive,
                            check_real)
 from .._cells import ALIASES, CELL_NAMES, cell_spec
@@ -20,8 +19,9 @@ from ._compat import BaseEstimator, NotFittedError
 from ._inference import _check_draws, _check_offsets, _Inference
 from ._windows import _auto_window
 from ._training import _Interrupted, _TrainingLoop
-from ._data import (_check_X, _checked_sample_weight, _input_scaling, _InputScaling, _instance_normalized,
-                    _make_rng, _own_moments, _scaled, _scales_differ, _Sequences, _with_differences)
+from ._data import (_check_n_threads, _check_X, _checked_sample_weight, _input_scaling, _InputScaling,
+                    _instance_normalized, _make_rng, _own_moments, _scaled, _scales_differ, _Sequences,
+                    _with_differences)
 
 _CELLS = {**{name: name for name in CELL_NAMES}, **ALIASES}    # family names, and "rnn" for "elman"
 _NONLINEARITIES = ("tanh", "relu", "sigmoid")
@@ -274,7 +274,7 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
                               else check_int("n_iter_no_change", self.n_iter_no_change, 1)),
             tol=check_nonnegative("tol", self.tol),
             warm_start=check_choice("warm_start", self.warm_start, (False, True)),
-            n_threads=None if self.n_threads is None else check_int("n_threads", self.n_threads, 1, MAX_THREADS),
+            n_threads=_check_n_threads(self.n_threads),
             verbose=check_int("verbose", int(self.verbose) if isinstance(self.verbose, bool) else self.verbose, 0),
         )
         p["window"] = check_auto_or("window", self.window, lambda name, v: 1 if v is None else check_int(name, v, 1))

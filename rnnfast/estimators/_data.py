@@ -13,7 +13,8 @@ from typing import Any, NamedTuple, Optional, cast
 import numpy as np
 
 from .. import _kernels
-from .._threads import get_num_threads
+from .._threads import MAX_THREADS, get_num_threads
+from .._validation import check_int
 from ..sequences import pad_sequences
 from ._compat import DataConversionWarning
 
@@ -216,6 +217,11 @@ def _column_or_1d(y: np.ndarray) -> np.ndarray:
 def _accuracy(y_true: np.ndarray, y_pred: np.ndarray, weights: Optional[np.ndarray] = None) -> float:
     hits = (np.asarray(y_true) == np.asarray(y_pred)).astype(np.float64)
     return float(np.average(hits, weights=weights))
+
+
+def _check_n_threads(n_threads: Any) -> Optional[int]:
+    """An estimator's ``n_threads``: None, or an int in [1, MAX_THREADS] (what ``thread_limit`` takes)."""
+    return None if n_threads is None else check_int("n_threads", n_threads, 1, MAX_THREADS)
 
 
 def _checked_sample_weight(sample_weight: Any, n: int, all_zero: bool = False) -> Optional[np.ndarray]:

@@ -24,7 +24,7 @@ import numpy as np
 
 from .. import optim
 from .._module import resolve_dtype
-from .._threads import MAX_THREADS, thread_limit
+from .._threads import thread_limit
 from .._validation import check_choice, check_int, check_nonnegative, check_positive, check_real
 from ..clip import clip_grad_norm_
 from ..losses import mse_loss
@@ -33,8 +33,8 @@ from ..seq2seq import EncoderDecoder
 from ._base import (_CELLS, _check_unchanged, _copy_weights, _FitSnapshot, _optimizer, _recurrent_weight_spec,
                     _reload_seeds)
 from ._compat import BaseEstimator, NotFittedError, RegressorMixin
-from ._data import (_check_X, _checked_sample_weight, _finite_or_raise, _input_scaling, _jittered, _make_rng,
-                    _mean_and_scale, _r2, _Sequences, _standardized)
+from ._data import (_check_n_threads, _check_X, _checked_sample_weight, _finite_or_raise, _input_scaling,
+                    _jittered, _make_rng, _mean_and_scale, _r2, _Sequences, _standardized)
 from ._training import _planned_epochs, _Progress, _restart_lr
 
 _OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
@@ -206,7 +206,7 @@ class SequenceForecaster(RegressorMixin, BaseEstimator):
                                            high_inclusive=False),
             n_iter_no_change=check_int("n_iter_no_change", self.n_iter_no_change, 1),
             warm_start=check_choice("warm_start", self.warm_start, (False, True)),
-            n_threads=None if self.n_threads is None else check_int("n_threads", self.n_threads, 1, MAX_THREADS),
+            n_threads=_check_n_threads(self.n_threads),
             verbose=check_int("verbose", int(self.verbose), 0),
         )
         if not isinstance(self.cell, str) or self.cell not in ("lstm", "gru", "elman", "rnn"):
@@ -471,7 +471,7 @@ class SequenceForecaster(RegressorMixin, BaseEstimator):
         x = self._encoder_inputs(seqs).astype(model.dtype)
         starts = self._starts(seqs).astype(model.dtype)
         parts = []
-        n_threads = None if self.n_threads is None else check_int("n_threads", self.n_threads, 1, MAX_THREADS)
+        n_threads = _check_n_threads(self.n_threads)
         with thread_limit(n_threads):
             for s in range(0, seqs.n, _PREDICT_CHUNK):
                 rows = np.arange(s, min(s + _PREDICT_CHUNK, seqs.n))

@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING, Any, Optional
 import numpy as np
 
 from .._module import no_grad
-from .._threads import MAX_THREADS, thread_limit
+from .._threads import thread_limit
 from .._validation import check_auto_or, check_choice, check_int
-from ._data import _check_X, _Sequences
+from ._data import _check_n_threads, _check_X, _Sequences
 from ._windows import _cropped_windowed, _windowed
 
 _PREDICT_CHUNK = 1024        # sequences per forward at inference (bounds the memory of predict)
@@ -202,7 +202,7 @@ class _Inference:
         assert head.bias is not None                                                # _make_layers: bias=True
         b = head.bias.data.astype(np.float64)
         parts = []
-        n_threads = None if self.n_threads is None else check_int("n_threads", self.n_threads, 1, MAX_THREADS)
+        n_threads = _check_n_threads(self.n_threads)
         with thread_limit(n_threads), no_grad():                           # the inference forward: nothing kept
             for start in range(0, len(idx), _PREDICT_CHUNK):
                 rows = idx[start:start + _PREDICT_CHUNK]
