@@ -7,8 +7,10 @@ once), added at 0.8 × its amplitude at a uniformly random place in standard nor
 4,000 fresh series. For each training-set size, side by side in one run:
 
 - rnnfast ``SequenceClassifier(random_state=0)``, its defaults (``max_updates="auto"``: 2000 updates, or 10
-  epochs where that is more);
-- the same with ``max_updates=2000``, the default before "auto" (one epoch from 32,000 series on);
+  epochs where that is more, within a limit on the work that keeps a fit to about 25 s on 2 cores;
+  ``batch_size="auto"``: 16, up to 128 on sets of over 16,000 series);
+- the same with the budget before that limit (``batch_size=16`` and the epochs of 2000 updates or 10 epochs,
+  whichever is more: minutes a fit at 100,000 series);
 - 1-NN Euclidean (by BLAS here: aeon's loop would take a quarter of an hour at 100,000) and ridge on the
   flattened series, as ``model_quality.py`` runs it (1 thread);
 - with ``--torch``: PyTorch with rnnfast's recipe (``model_quality.torch_same_recipe``).
@@ -19,6 +21,7 @@ once), added at 0.8 × its amplitude at a uniformly random place in standard nor
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 
@@ -58,6 +61,12 @@ class MotifData(mq.Data):
         self.Xtr_eq, self.Xte_eq = self.Xtr, self.Xte
 
 
+def before_limit(n: int) -> dict:
+    """The estimator's budget before its work limit and batch_size="auto": batches of 16, and the epochs of
+    2000 updates or 10 epochs, whichever is more."""
+    return {"batch_size": 16, "max_updates": None, "max_epochs": max(math.ceil(2000 / math.ceil(n / 16)), 10)}
+
+
 def knn_ed(data: MotifData) -> dict:
     """1-NN Euclidean: each test series takes the label of its nearest training series,
     argmin_j ‖x_j‖² − 2 x_j·x (the test series' own ‖x‖² does not change the argmin)."""
@@ -74,19 +83,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--n", default="1000,10000,100000", help="training-set sizes, comma-separated")
     ap.add_argument("--threads", type=int, default=2, help="rnnfast.set_num_threads (and torch's)")
     ap.add_argument("--torch", action="store_true", help="add PyTorch with rnnfast's recipe")
+    ap.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                    help="an override of the defaults column, repeatable (as model_quality.py's)")
     args = ap.parse_args(argv)
     rnnfast.set_num_threads(args.threads)
+    overrides = dict(mq.parse_param(text) for text in args.param)
     info = mq.machine_info(args.threads)
     print(f"# {info['cpu']}; numpy's BLAS {', '.join(blas_kernels()) or '?'}; rnnfast {rnnfast.__version__} on "
           f"{args.threads} threads, baselines on 1; load average {info['loadavg'][0]:.1f}")
-    cols = ["rnnfast defaults", "rnnfast max_updates=2000"] + (["torch, same recipe"] if args.torch else []) + \
+    cols = ["rnnfast defaults", "rnnfast, the budget before"] + (["torch, same recipe"] if args.torch else []) + \
         ["1-NN ED", "ridge"]
     print("| n train | " + " | ".join(cols) + " |")
     print("|---" * (len(cols) + 1) + "|")
     for n in (int(s) for s in args.n.split(",")):
         data = MotifData(n)
-        res = {"rnnfast defaults": mq.run_rnnfast(data, {}),
-               "rnnfast max_updates=2000": mq.run_rnnfast(data, {"max_updates": 2000})}
+        res = {"rnnfast defaults": mq.run_rnnfast(data, overrides),
+               "rnnfast, the budget before": mq.run_rnnfast(data, before_limit(n))}
         if args.torch:
             res["torch, same recipe"] = mq.run_torch(data, mq.make_rnnfast(False, {}).get_params(), args.threads)
         with mq.single_threaded_baselines():

@@ -51,7 +51,8 @@ if any(os.path.exists(os.path.join(_CHECKOUT, "rnnfast", "_recurrent" + suffix))
     sys.path.insert(0, _CHECKOUT)
 import rnnfast  # noqa: E402,F401
 from rnnfast.bench import blas_kernels, cpu_name  # noqa: E402
-from rnnfast.estimators._training import _planned_epochs  # noqa: E402  the estimators' budget, mirrored by torch
+from rnnfast.estimators._training import (_auto_batch_size, _planned_epochs,  # noqa: E402  the estimators' budget,
+                                          _recurrent_macs)                    # mirrored by torch
 
 # ------------------------------------------------------------------------------------------- datasets
 TUNED = ["ArrowHead", "GunPoint", "ItalyPowerDemand", "BasicMotions", "JapaneseVowels"]
@@ -428,14 +429,17 @@ def torch_same_recipe(Xtr, ytr, Xte, params: dict, threads: int = 1):
         return head(torch.cat(feats, 1))
 
     params_ = list(rnn.parameters()) + list(head.parameters())
-    lr, wd = p.get("lr", 0.01), p.get("weight_decay", 0.0)
+    bs = checked["batch_size"] if checked["batch_size"] != "auto" else _auto_batch_size(len(tr))
+    lr = checked["lr"] * (np.sqrt(bs / 16) if checked["batch_size"] == "auto" else 1.0)   # as fit scales it
+    wd = p.get("weight_decay", 0.0)
     opt = {"adam": lambda: torch.optim.Adam(params_, lr=lr, weight_decay=wd),
            "adamw": lambda: torch.optim.AdamW(params_, lr=lr, weight_decay=wd),
            "sgd": lambda: torch.optim.SGD(params_, lr=lr, momentum=0.9, weight_decay=wd),
            "rmsprop": lambda: torch.optim.RMSprop(params_, lr=lr, weight_decay=wd)}[p.get("optimizer", "adam")]()
-    bs = p.get("batch_size", 32)
     batches = -(-len(tr) // bs)
-    epochs = _planned_epochs(p.get("max_updates"), p.get("max_epochs"), batches)
+    steps = sum(-(-len(x) // k) for x in tr)                                # the windowed steps of an epoch
+    epochs = _planned_epochs(checked["max_updates"], checked["max_epochs"], batches,
+                             _recurrent_macs(steps, span * k * tr[0].shape[1], checked))
     sched = (torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs * batches)
              if p.get("lr_schedule", "cosine") == "cosine" else None)
     yt = torch.from_numpy(y)

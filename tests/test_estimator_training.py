@@ -12,6 +12,7 @@ from rnnfast import _kernels
 from rnnfast.estimators import SequenceClassifier, SequenceRegressor
 from rnnfast.estimators._data import _check_X, _input_scaling
 from rnnfast.estimators._windows import _cropped_windowed, _offset_windowed, _windowed
+from rnnfast.estimators import _training as training
 from rnnfast.estimators._training import _planned_epochs
 from rnnfast.tdnn import time_delay, time_delay_lengths
 
@@ -677,8 +678,56 @@ def test_auto_budget_is_2000_updates_or_10_epochs_whichever_is_more():
     assert SequenceClassifier(max_updates=2000, **small).fit(X, y).n_epochs_ == 8
     with pytest.raises(ValueError, match="max_updates must be one of 'auto'"):
         SequenceRegressor(max_updates="many").fit(X, y)
+    with pytest.raises(ValueError, match="batch_size must be one of 'auto'"):
+        SequenceRegressor(batch_size="large").fit(X, y)
     with pytest.raises(TypeError, match="max_updates must be an integer"):
         SequenceRegressor(max_updates=2.5).fit(X, y)
+
+def test_auto_budget_stops_at_its_work_limit_and_ints_do_not():
+    """"auto" plans no more epochs than _AUTO_MAX_MACS multiply-adds of the recurrent forward allow (at
+    least one); an integer max_updates and max_epochs keep their own count."""
+    limit = training._AUTO_MAX_MACS
+    assert _planned_epochs("auto", None, 6250, limit / 4) == 4 and _planned_epochs("auto", None, 4, limit / 4) == 4
+    assert _planned_epochs("auto", None, 6250, 2 * limit) == 1 and _planned_epochs("auto", None, 6250, 0.0) == 10
+    assert _planned_epochs("auto", 3, 6250, limit / 4) == 3 and _planned_epochs(4000, None, 200, limit) == 20
+    assert _planned_epochs(None, 7, 6250, limit) == 7
+    p = dict(cell="lstm", bidirectional=False, hidden_size=64, num_layers=1)
+    assert training._recurrent_macs(30, 12, p) == 30 * 4 * 64 * (12 + 64)
+    p2 = dict(cell="gru", bidirectional=True, hidden_size=8, num_layers=2)
+    assert training._recurrent_macs(5, 3, p2) == 5 * (2 * 3 * 8 * (3 + 8) + 2 * 3 * 8 * (16 + 8))
+    assert training._recurrent_macs(5, 3, {**p2, "cell": "elman"}) == 5 * (2 * 8 * (3 + 8) + 2 * 8 * (16 + 8))
+
+
+def test_fit_plans_its_epochs_by_the_work_limit(monkeypatch):
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((40, 6, 1)), np.arange(40) % 2
+    kw = dict(hidden_size=4, n_threads=1, random_state=0, window=None, window_span=1, derivative=False,
+              instance_norm=False)
+    macs = training._recurrent_macs(40 * 6, 1, dict(cell="lstm", bidirectional=False, hidden_size=4, num_layers=1))
+    assert SequenceClassifier(**kw).fit(X, y).n_epochs_ == 667          # 2000 updates of 3 batches (16, ±1)
+    monkeypatch.setattr(training, "_AUTO_MAX_MACS", 7.5 * macs)
+    clf = SequenceClassifier(**kw).fit(X, y)
+    assert clf.n_epochs_ == 7 and clf.n_updates_ == 21
+    assert SequenceClassifier(max_updates=30, **kw).fit(X, y).n_epochs_ == 10    # an integer budget: no limit
+
+
+def test_auto_batch_size_keeps_an_epoch_to_1000_batches(monkeypatch):
+    assert [training._auto_batch_size(n) for n in (1, 16_000, 16_001, 32_000, 32_001, 64_001, 10**7)] == \
+        [16, 16, 32, 32, 64, 128, 128]
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((40, 3, 1)), np.arange(40) % 2
+    kw = dict(hidden_size=2, n_threads=1, random_state=0, window=None, max_updates=None, max_epochs=2)
+    auto, sixteen = SequenceClassifier(**kw).fit(X, y), SequenceClassifier(batch_size=16, **kw).fit(X, y)
+    assert auto.batch_size == "auto" and auto.n_updates_ == sixteen.n_updates_ == 6
+    assert_same_weights(auto, sixteen)
+    assert auto._optimizer.lr == sixteen._optimizer.lr
+    monkeypatch.setattr(training, "_AUTO_EPOCH_UPDATES", 1)             # 40 sequences: one batch of 64
+    kw.update(lr_schedule="constant", lr=0.004)
+    big = SequenceClassifier(**kw).fit(X, y)
+    assert big.n_updates_ == 2 and big._optimizer.lr == pytest.approx(0.008)      # lr·√(64 / 16)
+    assert big.batch_size_ == 64 and SequenceClassifier(batch_size=64, **kw).fit(X, y)._optimizer.lr == 0.004
+    assert SequenceClassifier(optimizer="sgd", **kw).fit(X, y)._optimizer.lr == 0.004  # adaptive optimizers only
+
 
 # ----------------------------------------------------------------------- warm_start and partial_fit
 @pytest.mark.parametrize("Estimator", [SequenceClassifier, SequenceRegressor])

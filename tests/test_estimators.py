@@ -386,6 +386,34 @@ def test_tbptt_trains_a_short_memory_task_on_long_sequences():
     assert clf.score(X, y) > 0.9
 
 
+def test_auto_tbptt_chunks_per_step_outputs_of_long_sequences_only():
+    """tbptt="auto": 128-step chunks for output="sequence" (an update each), whole sequences for "last" and
+    for a bidirectional layer, which reads each sequence from its end."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((6, 300, 1))
+    y_seq, y_last = X[:, :, 0] > 0, X[:, -1, 0] > 0
+    kw = dict(max_epochs=1, batch_size=6, hidden_size=4, n_threads=1, random_state=0)
+    auto = SequenceClassifier(output="sequence", **kw).fit(X, y_seq)
+    assert auto.tbptt == "auto" and auto.n_updates_ == 3 and auto.tbptt_ == 100    # ⌈300 / 128⌉ equal chunks
+    assert_same_weights(auto, SequenceClassifier(output="sequence", tbptt=100, **kw).fit(X, y_seq))
+    assert SequenceClassifier(output="sequence", **kw).fit(X[:, :130], y_seq[:, :130]).tbptt_ == 65  # no 2-step tail
+    assert SequenceClassifier(output="sequence", tbptt=None, **kw).fit(X, y_seq).n_updates_ == 1
+    last = SequenceClassifier(**kw).fit(X, y_last)
+    assert last.n_updates_ == 1
+    assert_same_weights(last, SequenceClassifier(tbptt=None, **kw).fit(X, y_last))
+    bi = SequenceClassifier(output="sequence", bidirectional=True, **kw).fit(X, y_seq)
+    assert bi.n_updates_ == 1 and bi.tbptt_ is None and last.tbptt_ is None
+    # the readout "auto" resolves to follows tbptt, and output="sequence" reads no readout: switching tbptt
+    # continues the model
+    auto.set_params(tbptt=None, warm_start=True).fit(X, y_seq)
+    SequenceClassifier(output="sequence", tbptt=None, **kw).fit(X, y_seq).set_params(tbptt="auto").partial_fit(
+        X, y_seq)
+    with pytest.raises(ValueError, match="readout"):
+        last.set_params(tbptt=5, warm_start=True).fit(X, y_last)
+    with pytest.raises(ValueError, match="tbptt must be one of 'auto'"):
+        SequenceClassifier(tbptt="some", **kw).fit(X, y_last)
+
+
 @pytest.mark.parametrize("optimizer", ["adam", "adamw", "sgd", "rmsprop"])
 def test_every_optimizer_reduces_the_loss(optimizer):
     rng = np.random.default_rng(0)

@@ -38,7 +38,7 @@ epoch (each sequence cut afresh to a random segment of ⌈u·T_b⌉ steps, u ~ U
 pairing of the batch, the loss λ·L(y_b) + (1 − λ)·L(y_π(b)) (``mixup``; "auto": α = 0.2 for the
 classifier, none for the regressor)), BPTT through
 each whole sequence (or truncated every ``tbptt`` steps: the state flows on, the gradient stops at chunk
-boundaries and each chunk makes one update), clipping to ``clip_norm``, an optimizer step, and the learning
+boundaries and each chunk makes one update; "auto": chunks of at most 128 steps with ``output="sequence"``), clipping to ``clip_norm``, an optimizer step, and the learning
 rate annealed along a cosine over the budget of ``max_updates`` mini-batches (whole epochs: a training set of
 40 sequences trains as many updates as one of 4,000).
 Early stopping is off by default, as in scikit-learn's MLP. All randomness (initial weights, dropout,

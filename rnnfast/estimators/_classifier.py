@@ -53,9 +53,9 @@ class SequenceClassifier(ClassifierMixin, _SequenceEstimator):
                  predict_noise: Any = "auto", predict_crops: Any = "auto", scale: Any = True,
                  derivative: Any = "auto", instance_norm: Any = "auto", input_noise: float = 0.3,
                  mixup: Any = "auto", optimizer: str = "adam", lr: float = 0.003, lr_schedule: str = "cosine",
-                 weight_decay: float = 0.0, batch_size: int = 16, bucket: bool = True,
+                 weight_decay: float = 0.0, batch_size: Any = "auto", bucket: bool = True,
                  max_updates: Any = "auto",
-                 max_epochs: Optional[int] = None, clip_norm: Optional[float] = 1.0, tbptt: Optional[int] = None,
+                 max_epochs: Optional[int] = None, clip_norm: Optional[float] = 1.0, tbptt: Any = "auto",
                  early_stopping: bool = False, validation_fraction: Optional[float] = 0.1,
                  n_iter_no_change: Optional[int] = 10, tol: float = 1e-4, warm_start: bool = False,
                  class_weight: Any = None, random_state: Any = None, n_threads: Optional[int] = None,
@@ -76,7 +76,8 @@ class SequenceClassifier(ClassifierMixin, _SequenceEstimator):
     _persisted_arrays = ("classes_",)
 
     def partial_fit(self, X: Any, y: Any, classes: Any = None, sample_weight: Any = None) -> "SequenceClassifier":
-        """One epoch over (X, y) at the constant learning rate ``lr``, from the current model if there is one.
+        """One epoch over (X, y) at the constant learning rate ``lr`` (scaled as ``batch_size="auto"`` says for
+        this call's batch), from the current model if there is one.
 
         The first call fixes the model (scaling, window, architecture) and the labels: ``classes`` lists
         every label the later calls may bring (default: the labels of this first y). No early stopping.

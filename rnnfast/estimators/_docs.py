@@ -15,7 +15,7 @@ PARAMETERS = """\
     dropout : float, default=0.0
         Dropout between stacked layers during training.
     bidirectional : bool, default=False
-        Read each sequence both ways (needs ``tbptt=None``).
+        Read each sequence both ways (needs ``tbptt`` None or "auto", which is None then).
     output : {"last", "sequence"}, default="last"
         "last": one target per sequence (many-to-one); "sequence": one target per step (many-to-many).
     readout : {"auto", "last", "mean", "max", "meanmax", "lastmeanmax"}, default="auto"
@@ -149,13 +149,18 @@ PARAMETERS = """\
         The initial learning rate.
     lr_schedule : {"cosine", "constant"}, default="cosine"
         "cosine" anneals the learning rate from ``lr`` to 0 along half a cosine over the planned
-        updates (``rnnfast.CosineAnnealingLR``); ``partial_fit`` always uses the constant ``lr``.
+        updates (``rnnfast.CosineAnnealingLR``); ``partial_fit`` always uses the constant ``lr`` (scaled
+        for its batch as ``batch_size="auto"`` says).
     weight_decay : float, default=0.0
         L2 penalty (decoupled for "adamw").
-    batch_size : int, default=16
+    batch_size : "auto" or int, default="auto"
         The largest mini-batch: an epoch splits the shuffled training set into ⌈n / batch_size⌉
         batches of equal size (± 1), so no small remainder makes an update of its own; the gradient is
-        the batch's mean.
+        the batch's mean. "auto" (as MLP's, resolved from each call's training set): the smallest of 16,
+        32, 64 and 128 that keeps an epoch to 1000 batches, so 16 up to 16,000 sequences and 128 from
+        64,001, where larger batches cost less per sequence (``batch_size_``); above 16, with an adaptive
+        optimizer ("adam", "adamw", "rmsprop"), the fit (and each ``partial_fit`` call, by its own batch)
+        scales ``lr`` by √(batch / 16), the square-root rule for them, so ``lr`` is the rate at 16.
     bucket : bool, default=True
         For sequences of unequal lengths, batch those of similar length together, so that a ragged set
         trains at about the cost of its real steps: each epoch's shuffled order is cut into pools of
@@ -169,15 +174,27 @@ PARAMETERS = """\
         sequence's end; ``"last"``: each chunk where one of its sequences ends), counted for the plan on one
         draw of an epoch's batches. "auto":
         2000 updates, or 10 epochs where that is more (training sets of over 3,200 sequences at
-        ``batch_size=16``), so that a large set is not cut to an epoch or two. None: ``max_epochs``
-        alone sets the budget.
+        ``batch_size=16``), so that a large set is not cut to an epoch or two, but no more epochs (at
+        least one) than 2.5·10¹¹ multiply-adds of the recurrent layers' forward pass allow, counted over
+        each epoch's real (windowed) steps, gates·hidden_size·(inputs + hidden_size) a step and layer, inputs
+        counting the window's (whole sequences: a random crop makes the real work smaller): 15–35 s on 2
+        cores, by shape. On up to 3,200 sequences (2000 batches of 16) it binds where one sequence's
+        forward costs over 7.8·10⁶ multiply-adds: for the classifier's LSTM 64 over the window's 32 steps,
+        over about 900 inputs a step (the window's k steps of each feature, twice for its span and twice
+        for first differences: long series of a dozen features or more). It also shortens large sets (3
+        epochs of 100,000 series of 30 steps of 3 features) and long per-step targets. None: ``max_epochs`` alone sets the budget.
     max_epochs : int or None, default=None
         An upper limit on the epochs (passes over the training set); None: no limit beyond the budget.
     clip_norm : float or None, default=1.0
         Clip each update's gradient to this total 2-norm (None: no clipping).
-    tbptt : int or None, default=None
+    tbptt : "auto", int or None, default="auto"
         Truncated BPTT: one update every ``tbptt`` steps of a batch, the state carried across (None:
-        full BPTT through each whole sequence). Needs ``readout="last"`` with ``output="last"``.
+        full BPTT through each whole sequence). Needs ``readout="last"`` with ``output="last"``, and a
+        unidirectional layer. "auto": with ``output="sequence"`` (unidirectional), the longest training
+        sequence cut into ⌈T/128⌉ chunks of equal length, so that long per-step targets get many updates
+        for their work (``tbptt_``); None with ``output="last"`` (its readout pools over every step) and
+        for a bidirectional layer. A target that sums over a whole long sequence learns better through
+        whole sequences (``tbptt=None``, with a larger ``max_updates``; benchmarks/long_sequences.py).
     early_stopping : bool, default=False
         Hold out ``validation_fraction`` of the training set and stop when its loss has not improved by
         ``tol`` for ``n_iter_no_change`` epochs, keeping the best epoch's weights. Without a validation
@@ -256,6 +273,11 @@ ATTRIBUTES = """\
         scores; see ``max_updates``).
     t_ : int
         Training sequences seen (counted once per epoch).
+    batch_size_ : int
+        The largest mini-batch of the last fit or partial_fit call (``batch_size``, "auto" resolved).
+    tbptt_ : int or None
+        The truncation of the last fit or partial_fit call (``tbptt``, "auto" resolved; None: whole
+        sequences).
     history_ : dict
         {"loss": loss_curve_, and with a validation set "val_loss", "val_score"} per epoch.
     best_epoch_ : int

@@ -58,7 +58,8 @@ class SequenceRegressor(RegressorMixin, _SequenceEstimator):
         return tags
 
     def partial_fit(self, X: Any, y: Any, sample_weight: Any = None) -> "SequenceRegressor":
-        """One epoch over (X, y) at the constant learning rate ``lr``, from the current model if there is one.
+        """One epoch over (X, y) at the constant learning rate ``lr`` (scaled as ``batch_size="auto"`` says for
+        this call's batch), from the current model if there is one.
 
         The first call fixes the model (scaling of inputs and targets, window, architecture). No early
         stopping.

@@ -21,16 +21,50 @@ from ._windows import _offset_windowed, _windowed
 
 _MIN_EPOCH_UPDATES = 20      # early stopping: an epoch of fewer updates counts as a fraction of one
 _AUTO_UPDATES = 2000         # max_updates="auto": this many updates ...
-_AUTO_MIN_EPOCHS = 10        # ... or this many epochs when that is more (a large training set)
+_AUTO_MIN_EPOCHS = 10        # ... or this many epochs when that is more (a large training set) ...
+# ... but no more epochs than this many multiply-adds of the recurrent layers' forward pass allow (Σ over the
+# epochs' real steps), so that a fit stays within seconds. On 2 cores (AMD EPYC Zen 4) that work took 15–35 s,
+# by shape: 18 s for 3 epochs of 100,000 series (30 windowed steps of 24 features, LSTM 64, batches of 128;
+# benchmarks/large_training_sets.py), 16 s for per-step targets of 1,000 steps (benchmarks/long_sequences.py);
+# PigCVP's default fit, the largest of benchmarks/model_quality.py's sets, is 55% of it (none reaches it)
+_AUTO_MAX_MACS = 2.5e11
+_AUTO_EPOCH_UPDATES = 1000   # batch_size="auto": the smallest of 16, 32, 64, 128 that keeps an epoch to this many
+_AUTO_BATCH_SIZES = (16, 32, 64, 128)   # updates (16 up to 16,000 sequences, 128 from 64,001)
+_ADAPTIVE = ("adam", "adamw", "rmsprop")   # the optimizers whose lr batch_size="auto" scales
 _PROGRESS_LINES = 10         # verbose without tqdm: about this many lines per fit
 
 
-def _planned_epochs(max_updates: Any, max_epochs: Optional[int], updates: float) -> int:
+def _planned_epochs(max_updates: Any, max_epochs: Optional[int], updates: float,
+                    macs: Optional[float] = None) -> int:
     """The whole epochs a fit plans for ``updates`` updates per epoch: ⌈max_updates / updates⌉ (at least one),
-    "auto" ⌈2000 / updates⌉ or 10 epochs, whichever is more, and at most ``max_epochs`` (None: no limit)."""
+    "auto" ⌈2000 / updates⌉ or 10 epochs, whichever is more, but at most ⌊_AUTO_MAX_MACS / macs⌋ (at least
+    one) for an epoch of ``macs`` multiply-adds (None: no such limit), and at most ``max_epochs`` (None: no
+    limit)."""
     by_updates: float = (max(math.ceil(_AUTO_UPDATES / updates), _AUTO_MIN_EPOCHS) if max_updates == "auto" else
                          math.ceil(max_updates / updates) if max_updates is not None else math.inf)
+    if max_updates == "auto" and macs is not None and macs > 0:
+        by_updates = min(by_updates, max(1, math.floor(_AUTO_MAX_MACS / macs)))
     return int(min(max_epochs if max_epochs is not None else math.inf, by_updates))
+
+
+def _auto_batch_size(n: int) -> int:
+    """batch_size="auto" for n training sequences: the smallest of 16, 32, 64 and 128 that cuts an epoch into
+    at most 1000 batches (128 beyond): larger batches cost less per sequence, and a large set still gets
+    thousands of updates at them. The fit then scales lr by √(B / 16), the square-root rule for adaptive
+    optimizers (Malladi et al. 2022): on benchmarks/large_training_sets.py's 100,000 series, 3 epochs at 128
+    gave accuracy 0.922 at lr, 0.936 at lr·√8 (0.942 for 10 epochs at 16, in 6 times the time); on 30,000 at
+    32, 0.932 and 0.936."""
+    return next((b for b in _AUTO_BATCH_SIZES if math.ceil(n / b) <= _AUTO_EPOCH_UPDATES), _AUTO_BATCH_SIZES[-1])
+
+
+def _recurrent_macs(steps: float, input_size: int, p: dict[str, Any]) -> float:
+    """Multiply-adds of the recurrent layers' forward pass over ``steps`` steps of ``input_size`` features:
+    per step, layer and direction, gates·H·(I + H), with 4 gates for an LSTM, 3 for a GRU, 1 for Elman."""
+    gates = {"lstm": 4, "gru": 3}.get(p["cell"], 1)
+    dirs, H = (2 if p["bidirectional"] else 1), p["hidden_size"]
+    per_step = sum(dirs * gates * H * ((input_size if layer == 0 else dirs * H) + H)
+                   for layer in range(p["num_layers"]))
+    return float(steps) * per_step
 
 
 def _rows_of(output: tuple[np.ndarray, Any], rows: np.ndarray) -> tuple[np.ndarray, Any]:
@@ -176,12 +210,23 @@ class _TrainingLoop:
         # data-parallel: rank 0's initial weights everywhere, and the gradients in one flat buffer
         dp = None if comm is None else distributed.DataParallel(params, comm)
         opt = self._optimizer
-        _restart_lr(opt, p["lr"])
+        batch_size = self.batch_size_ = (_auto_batch_size(len(train_idx)) if p["batch_size"] == "auto"
+                                         else p["batch_size"])
+        # batch_size="auto" above 16: lr · √(B / 16), the square-root rule for adaptive optimizers
+        lr = p["lr"] * (math.sqrt(batch_size / 16) if p["batch_size"] == "auto" and p["optimizer"] in _ADAPTIVE
+                        else 1.0)
+        lr_now = f"{self.lr}" + (f", trained at {lr:.3g} for batches of {batch_size}" if lr != p["lr"] else "")
+        _restart_lr(opt, lr)
+        if p["balanced_chunks"]:       # tbptt="auto": ⌈T/128⌉ chunks of k = ⌈T / ⌈T/128⌉⌉ steps, no short tail
+            T_max = seqs.T if seqs.lengths is None else int(seqs.lengths.max(initial=1))
+            p = {**p, "tbptt": -(-T_max // -(-T_max // p["tbptt"]))}
+        self.tbptt_ = p["tbptt"]
         engine = Engine(self.model_, None, opt, p["clip_norm"], dp, check_finite=True)
-
-        batches = math.ceil(len(train_idx) / p["batch_size"])          # per epoch
+        batches = math.ceil(len(train_idx) / batch_size)                  # per epoch
+        epoch_steps = len(train_idx) * seqs.T if seqs.lengths is None else int(seqs.lengths[train_idx].sum())
         epochs = 1 if partial else _planned_epochs(p["max_updates"], p["max_epochs"],
-                                                   self._steps_per_epoch(seqs, weights, train_idx, batches, p))
+                                                   self._steps_per_epoch(seqs, weights, train_idx, batches, p),
+                                                   _recurrent_macs(epoch_steps, seqs.x.shape[2], p))
         scheduler = (optim.CosineAnnealingLR(opt, epochs * batches)
                      if p["lr_schedule"] == "cosine" and not partial else None)
         patience = (p["n_iter_no_change"] or 0) * max(1.0, _MIN_EPOCH_UPDATES / batches)   # in epochs
@@ -212,7 +257,7 @@ class _TrainingLoop:
                             raise FloatingPointError(
                                 f"training diverged in epoch {epoch}, batch {batch}: the loss is {exc.loss} or a "
                                 f"gradient is not finite; the model keeps the weights from before that update. "
-                                f"Lower lr (now {self.lr}), set clip_norm (now {self.clip_norm}), shorten the "
+                                f"Lower lr (now {lr_now}), set clip_norm (now {self.clip_norm}), shorten the "
                                 f"recurrence (window, tbptt) or train in dtype='float64'") from None
                         if scheduler is not None:
                             scheduler.step()
@@ -225,7 +270,7 @@ class _TrainingLoop:
                     if not math.isfinite(epoch_loss):
                         raise FloatingPointError(
                             f"the training loss diverged to {epoch_loss} in epoch {epoch}; lower lr (now "
-                            f"{self.lr}), shorten the recurrence (window, tbptt) or train in dtype='float64'")
+                            f"{lr_now}), shorten the recurrence (window, tbptt) or train in dtype='float64'")
                     monitored = epoch_loss
                     if n_val:
                         val_loss, val_score = self._evaluate(seqs, targets, val_idx, weights)
