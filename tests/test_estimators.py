@@ -12,6 +12,7 @@ import pytest
 
 import rnnfast
 from conftest import CHILD_CWD, child_env
+from rnnfast.estimators import _training as training
 from rnnfast.estimators import SequenceClassifier, SequenceRegressor, _MinimalBaseEstimator
 from rnnfast.generate import generate
 
@@ -444,10 +445,16 @@ def test_verbose_progress_on_stderr_with_and_without_tqdm(capsys, monkeypatch):
     SequenceRegressor(max_epochs=3, verbose=1, early_stopping=True, **FAST).fit(X, y)
     out, err = capsys.readouterr()
     lines = err.strip().splitlines()
-    assert out == "" and len(lines) == 3 and "epoch 3/3" in lines[-1] and "val_score" in lines[-1]
+    assert out == "" and len(lines) == 4 and "epoch 3/3" in lines[-1] and "val_score" in lines[-1]
+    assert lines[0].endswith(": 3 epochs of 2 batches of at most 16 sequences, lr 0.003")     # the plan first
     SequenceRegressor(max_epochs=95, verbose=1, **FAST).fit(X, y)   # about ten lines, the last epoch's last
     lines = capsys.readouterr().err.strip().splitlines()
-    assert len(lines) == 10 and "epoch 95/95" in lines[-1] and "val_score" not in lines[-1]
+    assert len(lines) == 11 and "epoch 95/95" in lines[-1] and "val_score" not in lines[-1]
+    monkeypatch.setattr(training, "_AUTO_MAX_MACS", 1.0)            # the work limit: one epoch, and it says so
+    SequenceRegressor(verbose=1, **FAST).fit(X, y)
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert "1 epoch of 2 batches" in lines[0] and "stopped at its work limit (1 multiply-adds), 1000 epochs" \
+        in lines[0] and "epoch 1/1" in lines[-1]
     SequenceRegressor(max_epochs=2, verbose=0, **FAST).fit(X, y)
     assert capsys.readouterr() == ("", "")
 

@@ -220,7 +220,9 @@ PARAMETERS = """\
     n_threads : int or None, default=None
         Kernel threads during fit and predict (None: ``rnnfast.get_num_threads()``).
     verbose : int, default=0
-        1 shows progress on stderr (a tqdm bar when tqdm is installed, else about ten lines).
+        1 shows progress on stderr: first the plan (epochs, batches, the learning rate, the truncation,
+        and whether the work limit of ``max_updates="auto"`` shortened it), then a tqdm bar when tqdm is
+        installed, else about ten lines.
     dtype : {"float32", "float64"}, default="float32"
         The precision of the weights and of training.
     comm : None, "auto" or a communicator, default=None

@@ -117,6 +117,11 @@ class _Progress:
             parts = ", ".join(f"{k} {v:.4g}" for k, v in metrics.items())
             print(f"{self.desc}: epoch {epoch}/{self.total}: {parts}", file=sys.stderr, flush=True)
 
+    def note(self, text: str) -> None:
+        """One line before the epochs (the plan of the fit)."""
+        if self.enabled:
+            print(f"{self.desc}: {text}", file=sys.stderr, flush=True)
+
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
@@ -224,9 +229,10 @@ class _TrainingLoop:
         engine = Engine(self.model_, None, opt, p["clip_norm"], dp, check_finite=True)
         batches = math.ceil(len(train_idx) / batch_size)                  # per epoch
         epoch_steps = len(train_idx) * seqs.T if seqs.lengths is None else int(seqs.lengths[train_idx].sum())
-        epochs = 1 if partial else _planned_epochs(p["max_updates"], p["max_epochs"],
-                                                   self._steps_per_epoch(seqs, weights, train_idx, batches, p),
+        epoch_updates = self._steps_per_epoch(seqs, weights, train_idx, batches, p)
+        epochs = 1 if partial else _planned_epochs(p["max_updates"], p["max_epochs"], epoch_updates,
                                                    _recurrent_macs(epoch_steps, seqs.x.shape[2], p))
+        uncapped = 1 if partial else _planned_epochs(p["max_updates"], p["max_epochs"], epoch_updates)
         scheduler = (optim.CosineAnnealingLR(opt, epochs * batches)
                      if p["lr_schedule"] == "cosine" and not partial else None)
         patience = (p["n_iter_no_change"] or 0) * max(1.0, _MIN_EPOCH_UPDATES / batches)   # in epochs
@@ -242,6 +248,10 @@ class _TrainingLoop:
         interrupted = False
         progress = _Progress(p["verbose"] > 0 and (comm is None or comm.rank == 0), epochs,
                              f"{type(self).__name__}[{p['cell']}]")
+        progress.note(f"{epochs} epoch{'s' if epochs != 1 else ''} of {batches} batches of at most {batch_size} "
+                      f"sequences, lr {lr:.3g}" + (f", tbptt {p['tbptt']}" if p["tbptt"] is not None else "") +
+                      (f"; max_updates='auto' stopped at its work limit ({_AUTO_MAX_MACS:.2g} multiply-adds), "
+                       f"{uncapped} epochs without it" if epochs < uncapped else ""))
         try:
             with thread_limit(p["n_threads"]):
                 for epoch in range(1, epochs + 1):
