@@ -38,9 +38,10 @@ epoch (each sequence cut afresh to a random segment of ⌈u·T_b⌉ steps, u ~ U
 pairing of the batch, the loss λ·L(y_b) + (1 − λ)·L(y_π(b)) (``mixup``; "auto": α = 0.2 for the
 classifier, none for the regressor)), BPTT through
 each whole sequence (or truncated every ``tbptt`` steps: the state flows on, the gradient stops at chunk
-boundaries and each chunk makes one update; "auto": chunks of at most 128 steps with ``output="sequence"``), clipping to ``clip_norm``, an optimizer step, and the learning
-rate annealed along a cosine over the budget of ``max_updates`` mini-batches (whole epochs: a training set of
-40 sequences trains as many updates as one of 4,000).
+boundaries and each chunk makes one update; "auto": chunks of at most 128 steps with
+``output="sequence"``), clipping to ``clip_norm``, an optimizer step, and the learning rate annealed
+along a cosine over the budget of ``max_updates`` mini-batches (whole epochs: a training set of 40
+sequences trains as many updates as one of 4,000).
 Early stopping is off by default, as in scikit-learn's MLP. All randomness (initial weights, dropout,
 shuffling, the validation split) comes from ``random_state``, so the same seed gives the same model bit for
 bit on the same thread count. A KeyboardInterrupt ends training cleanly after one complete epoch: the

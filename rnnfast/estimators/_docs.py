@@ -182,7 +182,8 @@ PARAMETERS = """\
         forward costs over 7.8·10⁶ multiply-adds: for the classifier's LSTM 64 over the window's 32 steps,
         over about 900 inputs a step (the window's k steps of each feature, twice for its span and twice
         for first differences: long series of a dozen features or more). It also shortens large sets (3
-        epochs of 100,000 series of 30 steps of 3 features) and long per-step targets. None: ``max_epochs`` alone sets the budget.
+        epochs of 100,000 series of 30 steps of 3 features) and long per-step targets. None:
+        ``max_epochs`` alone sets the budget.
     max_epochs : int or None, default=None
         An upper limit on the epochs (passes over the training set); None: no limit beyond the budget.
     clip_norm : float or None, default=1.0
