@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import copy
 import math
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from ._validation import check_choice, check_int, check_nonnegative, check_real
 
@@ -57,6 +57,12 @@ class LRScheduler:
         return {k: copy.deepcopy(v) for k, v in self.__dict__.items() if k != "optimizer"}
 
     _added_since: dict[str, Any] = {}        # attributes newer than some saved state dicts: their value then
+    # the hyper-parameters' checks, check(name, value) -> value: the constructor's, and load_state_dict's
+    _value_checks: dict[str, Callable[[str, Any], Any]] = {}
+
+    def _checked(self, key: str, value: Any) -> Any:
+        """A constructor argument checked as ``_value_checks`` says."""
+        return self._value_checks[key](key, value)
 
     def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
         """Restore attributes saved by ``state_dict()`` of the same scheduler class, checked as the constructor
@@ -79,21 +85,21 @@ class LRScheduler:
                 raise ValueError(f"state_dict[{key!r}] must list one rate per parameter group ({groups}), got "
                                  f"{s[key]!r}")
             s[key] = [check_nonnegative(f"state_dict[{key!r}]", v) for v in s[key]]
+        for key, check in self._value_checks.items():
+            s[key] = check(f"state_dict[{key!r}]", s[key])
 
 
 class StepLR(LRScheduler):
     """Multiply the learning rate by ``gamma`` every ``step_size`` calls of ``step()``."""
 
-    def __init__(self, optimizer: Optimizer, step_size: int, gamma: float = 0.1) -> None:
-        self.step_size = check_int("step_size", step_size, 1)
-        self.gamma = check_real("gamma", gamma, 0.0, math.inf, low_inclusive=False, high_inclusive=False)
-        super().__init__(optimizer)
+    _value_checks = {"step_size": lambda name, v: check_int(name, v, 1),
+                     "gamma": lambda name, v: check_real(name, v, 0.0, math.inf, low_inclusive=False,
+                                                         high_inclusive=False)}
 
-    def _check_state(self, s: dict[str, Any]) -> None:
-        super()._check_state(s)
-        s["step_size"] = check_int("state_dict['step_size']", s["step_size"], 1)
-        s["gamma"] = check_real("state_dict['gamma']", s["gamma"], 0.0, math.inf, low_inclusive=False,
-                                high_inclusive=False)
+    def __init__(self, optimizer: Optimizer, step_size: int, gamma: float = 0.1) -> None:
+        self.step_size = self._checked("step_size", step_size)
+        self.gamma = self._checked("gamma", gamma)
+        super().__init__(optimizer)
 
     def step(self) -> None:
         self.last_epoch += 1
@@ -108,18 +114,25 @@ class ReduceLROnPlateau(LRScheduler):
 
     _from_initial_lr = False
     _added_since = {"default_min_lr": None}     # (a state dict from before it: min_lrs as saved, no default)
+    _value_checks = {"mode": lambda name, v: check_choice(name, v, ("min", "max")),
+                     "threshold_mode": lambda name, v: check_choice(name, v, ("rel", "abs")),
+                     "factor": lambda name, v: check_real(name, v, 0.0, 1.0, high_inclusive=False),
+                     "patience": lambda name, v: check_int(name, v, 0),
+                     "threshold": check_nonnegative,
+                     "cooldown": lambda name, v: check_int(name, v, 0),
+                     "eps": check_nonnegative}
 
     def __init__(self, optimizer: Optimizer, mode: str = "min", factor: float = 0.1, patience: int = 10,
                  threshold: float = 1e-4, threshold_mode: str = "rel", cooldown: int = 0,
                  min_lr: float | list[float] = 0, eps: float = 1e-8) -> None:
         super().__init__(optimizer)
-        self.mode = check_choice("mode", mode, ("min", "max"))
-        self.threshold_mode = check_choice("threshold_mode", threshold_mode, ("rel", "abs"))
-        self.factor = check_real("factor", factor, 0.0, 1.0, high_inclusive=False)
-        self.patience = check_int("patience", patience, 0)
-        self.threshold = check_nonnegative("threshold", threshold)
-        self.cooldown = check_int("cooldown", cooldown, 0)
-        self.eps = check_nonnegative("eps", eps)
+        self.mode = self._checked("mode", mode)
+        self.threshold_mode = self._checked("threshold_mode", threshold_mode)
+        self.factor = self._checked("factor", factor)
+        self.patience = self._checked("patience", patience)
+        self.threshold = self._checked("threshold", threshold)
+        self.cooldown = self._checked("cooldown", cooldown)
+        self.eps = self._checked("eps", eps)
         n_groups = len(optimizer.param_groups)
         self.default_min_lr: float | None = None        # a group added later gets it (a list: no default)
         if isinstance(min_lr, (list, tuple)):
@@ -136,13 +149,8 @@ class ReduceLROnPlateau(LRScheduler):
     def _check_state(self, s: dict[str, Any]) -> None:
         super()._check_state(s)
         name = "state_dict[{!r}]".format
-        s["mode"] = check_choice(name("mode"), s["mode"], ("min", "max"))
-        s["threshold_mode"] = check_choice(name("threshold_mode"), s["threshold_mode"], ("rel", "abs"))
-        s["factor"] = check_real(name("factor"), s["factor"], 0.0, 1.0, high_inclusive=False)
-        for key in ("patience", "cooldown", "num_bad_epochs", "cooldown_counter"):
+        for key in ("num_bad_epochs", "cooldown_counter"):      # (state only: the constructor sets them)
             s[key] = check_int(name(key), s[key], 0)
-        for key in ("threshold", "eps"):
-            s[key] = check_nonnegative(name(key), s[key])
         if s["default_min_lr"] is not None:
             s["default_min_lr"] = check_nonnegative(name("default_min_lr"), s["default_min_lr"])
         if not isinstance(s["min_lrs"], (list, tuple)) or len(s["min_lrs"]) != len(self.base_lrs):
@@ -191,15 +199,12 @@ class CosineAnnealingLR(LRScheduler):
     along half a cosine (torch's ``CosineAnnealingLR``, with its recursive update; past ``T_max`` the
     cosine continues and the rate rises again, as in torch)."""
 
-    def __init__(self, optimizer: Optimizer, T_max: int, eta_min: float = 0.0) -> None:
-        self.T_max = check_int("T_max", T_max, 1)
-        self.eta_min = check_nonnegative("eta_min", eta_min)
-        super().__init__(optimizer)
+    _value_checks = {"T_max": lambda name, v: check_int(name, v, 1), "eta_min": check_nonnegative}
 
-    def _check_state(self, s: dict[str, Any]) -> None:
-        super()._check_state(s)
-        s["T_max"] = check_int("state_dict['T_max']", s["T_max"], 1)
-        s["eta_min"] = check_nonnegative("state_dict['eta_min']", s["eta_min"])
+    def __init__(self, optimizer: Optimizer, T_max: int, eta_min: float = 0.0) -> None:
+        self.T_max = self._checked("T_max", T_max)
+        self.eta_min = self._checked("eta_min", eta_min)
+        super().__init__(optimizer)
 
     def step(self) -> None:
         self.last_epoch += 1
