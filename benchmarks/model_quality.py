@@ -51,8 +51,8 @@ if any(os.path.exists(os.path.join(_CHECKOUT, "rnnfast", "_recurrent" + suffix))
     sys.path.insert(0, _CHECKOUT)
 import rnnfast  # noqa: E402,F401
 from rnnfast.bench import blas_kernels, cpu_name  # noqa: E402
-from rnnfast.estimators._training import (_auto_batch_size, _planned_epochs,  # noqa: E402  the estimators' budget,
-                                          _recurrent_macs)                    # mirrored by torch
+from rnnfast.estimators._training import (_batch_and_lr, _planned_epochs,  # noqa: E402  the estimators' budget,
+                                          _recurrent_macs)                 # mirrored by torch
 
 # ------------------------------------------------------------------------------------------- datasets
 TUNED = ["ArrowHead", "GunPoint", "ItalyPowerDemand", "BasicMotions", "JapaneseVowels"]
@@ -429,8 +429,7 @@ def torch_same_recipe(Xtr, ytr, Xte, params: dict, threads: int = 1):
         return head(torch.cat(feats, 1))
 
     params_ = list(rnn.parameters()) + list(head.parameters())
-    bs = checked["batch_size"] if checked["batch_size"] != "auto" else _auto_batch_size(len(tr))
-    lr = checked["lr"] * (np.sqrt(bs / 16) if checked["batch_size"] == "auto" else 1.0)   # as fit scales it
+    bs, lr = _batch_and_lr(checked, len(tr))                               # as fit resolves and scales them
     wd = p.get("weight_decay", 0.0)
     opt = {"adam": lambda: torch.optim.Adam(params_, lr=lr, weight_decay=wd),
            "adamw": lambda: torch.optim.AdamW(params_, lr=lr, weight_decay=wd),

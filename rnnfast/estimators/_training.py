@@ -57,6 +57,16 @@ def _auto_batch_size(n: int) -> int:
     return next((b for b in _AUTO_BATCH_SIZES if math.ceil(n / b) <= _AUTO_EPOCH_UPDATES), _AUTO_BATCH_SIZES[-1])
 
 
+def _batch_and_lr(p: dict[str, Any], n: int) -> tuple[int, float]:
+    """The largest mini-batch for n training sequences and the learning rate it trains at, from the checked
+    parameters ``p``: batch_size="auto" resolved by _auto_batch_size, and then, above 16 with an adaptive
+    optimizer, lr · √(B / 16) (the square-root rule for them)."""
+    if p["batch_size"] != "auto":
+        return p["batch_size"], p["lr"]
+    batch_size = _auto_batch_size(n)
+    return batch_size, p["lr"] * (math.sqrt(batch_size / 16) if p["optimizer"] in _ADAPTIVE else 1.0)
+
+
 def _recurrent_macs(steps: float, input_size: int, p: dict[str, Any]) -> float:
     """Multiply-adds of the recurrent layers' forward pass over ``steps`` steps of ``input_size`` features:
     per step, layer and direction, gates·H·(I + H), with 4 gates for an LSTM, 3 for a GRU, 1 for Elman."""
@@ -215,11 +225,8 @@ class _TrainingLoop:
         # data-parallel: rank 0's initial weights everywhere, and the gradients in one flat buffer
         dp = None if comm is None else distributed.DataParallel(params, comm)
         opt = self._optimizer
-        batch_size = self.batch_size_ = (_auto_batch_size(len(train_idx)) if p["batch_size"] == "auto"
-                                         else p["batch_size"])
-        # batch_size="auto" above 16: lr · √(B / 16), the square-root rule for adaptive optimizers
-        lr = p["lr"] * (math.sqrt(batch_size / 16) if p["batch_size"] == "auto" and p["optimizer"] in _ADAPTIVE
-                        else 1.0)
+        batch_size, lr = _batch_and_lr(p, len(train_idx))
+        self.batch_size_ = batch_size
         lr_now = f"{self.lr}" + (f", trained at {lr:.3g} for batches of {batch_size}" if lr != p["lr"] else "")
         _restart_lr(opt, lr)
         if p["balanced_chunks"]:       # tbptt="auto": ⌈T/128⌉ chunks of k = ⌈T / ⌈T/128⌉⌉ steps, no short tail
