@@ -19,6 +19,9 @@ from rnnfast.tdnn import time_delay, time_delay_lengths
 from test_estimators import assert_same_weights, ragged, weights  # noqa: E402  (tests/ is on sys.path)
 
 FAST = dict(hidden_size=8, n_threads=1, random_state=0)
+# the network's predictions alone: the regressor without its linear part (ridge), which reads the input as given
+# and not the passes' noise, crops and alignments (tests/test_estimator_ridge.py)
+NETWORK_ALONE = {"classifier": {}, "regressor": {"ridge": False}}
 
 
 # ----------------------------------------------------------------------------------------- readouts
@@ -271,7 +274,7 @@ def test_predict_offsets_all_averages_the_crops_of_every_alignment(kind):
     else:
         y = np.array([x[:, 0].sum() for x in X])
         est = SequenceRegressor(window=3, derivative=False, predict_noise=0, max_updates=30, dtype="float64",
-                                **FAST).fit(X, y)                      # the alignments alone, no noise draws
+                                ridge=False, **FAST).fit(X, y)         # the alignments alone, no noise draws
         out = est.predict
     assert SequenceClassifier().predict_offsets == "all" and SequenceRegressor().predict_offsets == "all"
     assert est.predict_offsets == "all" and est.window_ == 3
@@ -354,7 +357,7 @@ def test_predict_noise_averages_draws_of_the_training_noise(kind, m, output):
     total = X[:, :, 0].cumsum(axis=1) if output == "sequence" else X[:, :, 0].sum(axis=1)   # (n, T) or (n,)
     y = (total > 0).astype(int) if kind == "classifier" else total
     est = Est(window=1, window_span=1, derivative=False, instance_norm=False, scale=False, input_noise=0.5,
-              output=output, max_updates=30, dtype="float64", **FAST).fit(X, y)
+              output=output, max_updates=30, dtype="float64", **NETWORK_ALONE[kind], **FAST).fit(X, y)
     out = est.predict_proba if kind == "classifier" else est.predict
     est.set_params(predict_noise=0)
     noisy = [out(X + _noise_pattern(j, 12, 2, 0.5, np.float64)) for j in range(m)]
@@ -381,7 +384,7 @@ def test_predict_noise_auto_is_eight_draws_for_the_regressor_alone():
     X = rng.standard_normal((20, 9, 1))
     y = X[:, :, 0].sum(axis=1)
     est = SequenceRegressor(window=3, window_span=1, derivative=False, scale=False, max_updates=20,
-                            dtype="float64", **FAST).fit(X, y)
+                            dtype="float64", ridge=False, **FAST).fit(X, y)
     auto = est.predict(X)
     est.set_params(predict_noise=0, predict_offsets=0)
     passes = [(j % 3, j) for j in range(9)]                            # (alignment φ, draw j)
@@ -423,7 +426,7 @@ def test_predict_crops_averages_draws_of_the_training_crop(kind, m):
     total = np.array([x[:, 0].sum() for x in X])
     y = (total > 0).astype(int) if kind == "classifier" else total
     est = Est(window=1, window_span=1, derivative=False, instance_norm=False, scale=False, random_crop=0.4,
-              input_noise=0.0, max_updates=30, dtype="float64", **FAST).fit(X, y)
+              input_noise=0.0, max_updates=30, dtype="float64", **NETWORK_ALONE[kind], **FAST).fit(X, y)
     assert est.random_crop_ == 0.4
     out = est.predict_proba if kind == "classifier" else est.predict
     est.set_params(predict_crops=0)

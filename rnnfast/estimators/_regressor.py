@@ -5,12 +5,14 @@ from typing import Any, Optional
 
 import numpy as np
 
+from .._validation import check_choice
 from ..losses import mse_loss
 from ._base import _SequenceEstimator
 from ._compat import RegressorMixin
-from ._data import (_check_target_rows, _finite_or_raise, _mean_and_scale, _per_step_targets, _r2, _Sequences,
-                    _standardized)
-from ._docs import ATTRIBUTES, PARAMETERS
+from ._data import (_check_target_rows, _check_X, _finite_or_raise, _mean_and_scale, _per_step_targets, _r2,
+                    _Sequences, _standardized)
+from ._docs import ATTRIBUTES, PARAMETERS, RIDGE_ATTRIBUTES, RIDGE_PARAMETER
+from ._linear import _end_features, _ridge_loo, _ridge_steps
 
 
 class SequenceRegressor(RegressorMixin, _SequenceEstimator):
@@ -24,6 +26,7 @@ class SequenceRegressor(RegressorMixin, _SequenceEstimator):
     Parameters
     ----------
 {PARAMETERS}
+{RIDGE_PARAMETER}
 
     Attributes
     ----------
@@ -31,8 +34,36 @@ class SequenceRegressor(RegressorMixin, _SequenceEstimator):
         Outputs per target (k; 1 for a 1-D y).
     target_mean_, target_scale_ : ndarray (n_outputs_,) or None
         The targets' standardization (None with ``scale=False``).
+{RIDGE_ATTRIBUTES}
 {ATTRIBUTES}
     """
+
+    def __init__(self, *, cell: str = "lstm", hidden_size: int = 128, num_layers: int = 1,
+                 nonlinearity: str = "tanh", dropout: float = 0.0, bidirectional: bool = False,
+                 output: str = "last", readout: str = "auto", window: Any = "auto", window_span: Any = "auto",
+                 window_offset: Any = "random", random_crop: Any = "auto", predict_offsets: Any = "all",
+                 predict_noise: Any = "auto", predict_crops: Any = "auto", scale: Any = True,
+                 derivative: Any = "auto", instance_norm: Any = False, input_noise: float = 0.3,
+                 mixup: Any = "auto", ridge: Any = "auto", optimizer: str = "adam", lr: float = 0.003,
+                 lr_schedule: str = "cosine", weight_decay: float = 0.0, batch_size: Any = "auto",
+                 bucket: bool = True, max_updates: Any = "auto",
+                 max_epochs: Optional[int] = None, clip_norm: Optional[float] = 1.0, tbptt: Any = "auto",
+                 early_stopping: bool = False, validation_fraction: Optional[float] = 0.1,
+                 n_iter_no_change: Optional[int] = 10, tol: float = 1e-4, warm_start: bool = False,
+                 random_state: Any = None, n_threads: Optional[int] = None, verbose: int = 0,
+                 dtype: str = "float32", comm: Any = None):
+        super().__init__(cell=cell, hidden_size=hidden_size, num_layers=num_layers, nonlinearity=nonlinearity,
+                         dropout=dropout, bidirectional=bidirectional, output=output, readout=readout,
+                         window=window, window_span=window_span, window_offset=window_offset, random_crop=random_crop,
+                         predict_offsets=predict_offsets, predict_noise=predict_noise, predict_crops=predict_crops,
+                         scale=scale, derivative=derivative, instance_norm=instance_norm,
+                         input_noise=input_noise, mixup=mixup, optimizer=optimizer, lr=lr, lr_schedule=lr_schedule,
+                         weight_decay=weight_decay, batch_size=batch_size, bucket=bucket, max_updates=max_updates,
+                         max_epochs=max_epochs, clip_norm=clip_norm, tbptt=tbptt, early_stopping=early_stopping,
+                         validation_fraction=validation_fraction, n_iter_no_change=n_iter_no_change, tol=tol,
+                         warm_start=warm_start, random_state=random_state, n_threads=n_threads,
+                         verbose=verbose, dtype=dtype, comm=comm)
+        self.ridge = ridge
 
     # Coarser windows than the classifier's 32 steps: chosen by 3-fold cross-validation inside the training
     # splits (benchmarks/model_quality.py --group regression --cv 3), where 16 steps beat 32 on all three sets
@@ -48,14 +79,41 @@ class SequenceRegressor(RegressorMixin, _SequenceEstimator):
     # against 0.268, 0.258, 0.275 without)
     _auto_mixup = 0.0
 
+    # ridge="auto": the linear part is kept where its leave-one-out R² on the training sequences is above this
+    # (chosen by 3-fold cross-validation inside the training splits of the eight regression sets of
+    # benchmarks/model_quality.py: benchmarks/README.md, how the defaults were chosen)
+    _AUTO_RIDGE_SCORE = 0.5
+
     _persisted_attrs = _SequenceEstimator._persisted_attrs + ("n_outputs_", "target_mean_", "target_scale_",
-                                                              "_y_has_output_axis")
-    _persisted_float_arrays = _SequenceEstimator._persisted_float_arrays + ("target_mean_", "target_scale_")
+                                                              "_y_has_output_axis", "ridge_", "ridge_coef_",
+                                                              "ridge_intercept_", "ridge_alpha_", "ridge_steps_",
+                                                              "ridge_score_", "ridge_residual_scale_")
+    _persisted_float_arrays = _SequenceEstimator._persisted_float_arrays + (
+        "target_mean_", "target_scale_", "ridge_coef_", "ridge_intercept_", "ridge_residual_scale_")
+    _earlier_defaults = {**_SequenceEstimator._earlier_defaults, "ridge": False}
+    _FIXED_WHEN_SET = {**_SequenceEstimator._FIXED_WHEN_SET, "ridge": "ridge_"}
+    ridge_coef_: Optional[np.ndarray]
+    ridge_intercept_: Optional[np.ndarray]
+    ridge_residual_scale_: Optional[np.ndarray]
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.target_tags.multi_output = True         # y (n_samples, k)
         return tags
+
+    def _fit(self, X: Any, y: Any, sample_weight: Any, partial: bool, classes: Any = None) -> "SequenceRegressor":
+        try:
+            return super()._fit(X, y, sample_weight, partial, classes)
+        finally:
+            self.__dict__.pop("_validation_ridge", None)          # (only the validation score read it)
+
+    def _checked_params(self) -> dict[str, Any]:
+        p = super()._checked_params()
+        p["ridge"] = check_choice("ridge", self.ridge, ("auto", False, True))
+        if p["ridge"] is True and p["output"] != "last":
+            raise ValueError("ridge=True: the linear part reads each sequence's end for its one target; use "
+                             "ridge=False with output='sequence' (ridge='auto' is False there)")
+        return p
 
     def partial_fit(self, X: Any, y: Any, sample_weight: Any = None) -> "SequenceRegressor":
         """One epoch over (X, y) at the constant learning rate ``lr`` (scaled as ``batch_size="auto"`` says for
@@ -100,6 +158,54 @@ class SequenceRegressor(RegressorMixin, _SequenceEstimator):
             t = _standardized(t, self.target_mean_, self.target_scale_)
         return t.astype(self._arch["dtype"])
 
+    def _network_targets(self, steps: _Sequences, targets: np.ndarray, weights: Optional[np.ndarray],
+                         train_idx: np.ndarray, val_idx: np.ndarray, continuing: bool,
+                         p: dict[str, Any]) -> np.ndarray:
+        """With the linear part (``ridge_``): the ridge's residuals r = (y − f·β − c) / s of the encoded targets,
+        the ridge fitted on the training rows ``train_idx`` when a model starts (``_linear``); else the targets."""
+        self._validation_ridge = None
+        if not continuing:
+            self._fit_ridge(steps, targets, weights, train_idx, p)
+        if not getattr(self, "ridge_", False):
+            return targets
+        part = self._ridge_part(steps) / self.ridge_residual_scale_                     # (n, k) f·β + c, over s
+        if len(val_idx):                # the validation score is the whole model's R²: _metric adds it back
+            self._validation_ridge = part[val_idx]
+        return (targets / self.ridge_residual_scale_ - part).astype(targets.dtype)
+
+    def _fit_ridge(self, steps: _Sequences, targets: np.ndarray, weights: Optional[np.ndarray],
+                   train_idx: np.ndarray, p: dict[str, Any]) -> None:
+        """Fit the linear part on the training rows and keep it where ``ridge`` says (module ``_linear``)."""
+        self.ridge_ = False
+        self.ridge_coef_ = self.ridge_intercept_ = self.ridge_residual_scale_ = None
+        self.ridge_alpha_ = self.ridge_score_ = self.ridge_steps_ = None
+        if p["ridge"] is False or self._output != "last" or not len(train_idx):
+            return
+        longest = steps.T if steps.lengths is None else int(steps.lengths.max())
+        q = _ridge_steps(longest, self.input_size_)
+        f = _end_features(steps, q, self.input_size_)[train_idx]                        # (n_train, q·I)
+        t = targets[train_idx].astype(np.float64)                                        # (n_train, k)
+        w = None if weights is None or not np.any(weights[train_idx]) else weights[train_idx]
+        coef, intercept, alpha, score = _ridge_loo(f, t, w)
+        self.ridge_score_, self.ridge_alpha_, self.ridge_steps_ = score, alpha, q
+        if p["ridge"] == "auto" and not score > self._AUTO_RIDGE_SCORE:
+            return
+        _, residual_scale = _mean_and_scale(t - (f @ coef + intercept), w)
+        self.ridge_, self.ridge_coef_, self.ridge_intercept_ = True, coef, intercept
+        self.ridge_residual_scale_ = residual_scale
+
+    def _ridge_part(self, steps: _Sequences) -> np.ndarray:
+        """f·β + c (n, k) of the prepared sequences, in the encoded targets' units."""
+        f = _end_features(steps, int(self.ridge_steps_), self.input_size_)
+        return f @ np.asarray(self.ridge_coef_) + np.asarray(self.ridge_intercept_)
+
+    def _with_ridge(self, z: np.ndarray, X: Any) -> np.ndarray:
+        """The network's outputs z (n, k) (residuals over s) as the encoded targets: f·β + c + s·z."""
+        if not getattr(self, "ridge_", False) or self._output != "last":
+            return z
+        steps = self._scaled_steps(self._check_X_fitted(_check_X(X, np.dtype(np.float64))))
+        return self._ridge_part(steps) + np.asarray(self.ridge_residual_scale_) * z
+
     def _has_output_axis(self, y: Any) -> bool:
         """Whether the user's y has a trailing output axis, which predict then keeps."""
         if self._output == "sequence" and isinstance(y, (list, tuple)):
@@ -110,6 +216,9 @@ class SequenceRegressor(RegressorMixin, _SequenceEstimator):
         return mse_loss(z, target.astype(z.dtype, copy=False), mask=mask)
 
     def _metric(self, z, target, weights):
+        base = getattr(self, "_validation_ridge", None)      # the linear part of the validation rows, over s
+        if base is not None and len(base) == len(z):
+            return _r2(target + base, z + base, weights)
         return _r2(target, z, weights)
 
     def _unscaled(self, z: np.ndarray) -> np.ndarray:
@@ -124,14 +233,14 @@ class SequenceRegressor(RegressorMixin, _SequenceEstimator):
     def predict(self, X: Any):
         """Predictions (float64) shaped like the y of fit: (n_samples[, k]) or (n_samples, T[, k])."""
         z, seqs = self._predicted(X)
-        z = self._shape_output(self._unscaled(z))
+        z = self._shape_output(self._unscaled(self._with_ridge(z, X)))
         return z if self._output == "last" else self._per_sequence(z, seqs)
 
     def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
         """R² (uniform average over outputs), over sequences ("last") or over every step ("sequence")."""
         z, seqs = self._predicted(X)
         sample_weight = self._check_sample_weight(sample_weight, seqs.n)
-        z = self._unscaled(z)
+        z = self._unscaled(self._with_ridge(z, X))
         t = self._regression_targets(y, seqs)
         if t.shape[-1] != z.shape[-1]:                  # as r2_score: never broadcast one output against several
             raise ValueError(f"y has {t.shape[-1]} outputs, but the model was fitted with {z.shape[-1]}")

@@ -221,6 +221,7 @@ class _TrainingLoop:
                              f"n_samples={n}; pass more samples or validation_fraction=None")
         order = rng.permutation(n) if n_val else np.arange(n)
         val_idx, train_idx = np.sort(order[:n_val]), np.sort(order[n_val:])
+        targets = self._network_targets(steps, targets, weights, train_idx, val_idx, continuing, p)
         params = self.model_.parameters()                                 # the layer's, then the head's
         # data-parallel: rank 0's initial weights everywhere, and the gradients in one flat buffer
         dp = None if comm is None else distributed.DataParallel(params, comm)
@@ -340,6 +341,14 @@ class _TrainingLoop:
             warnings.warn(f"Training interrupted by user after {len(loss_curve) - done_before} epoch(s): the "
                           f"model keeps the weights of its {'best' if kept is best_state else 'last complete'} "
                           f"epoch.", ConvergenceWarning, stacklevel=3)
+
+    def _network_targets(self, steps: _Sequences, targets: np.ndarray, weights: Optional[np.ndarray],
+                         train_idx: np.ndarray, val_idx: np.ndarray, continuing: bool,
+                         p: dict[str, Any]) -> np.ndarray:
+        """The targets the network learns, from the encoded ``targets`` (the regressor's ``ridge`` fits its
+        linear part on the training rows ``train_idx`` here, after the validation split, and returns its
+        residuals); these are the targets themselves."""
+        return targets
 
     def _resolved_crop(self, p: dict[str, Any], k: int) -> float:
         """``random_crop`` of the checked parameters ``p`` for a window of k steps: "auto" is ``_auto_crop``
