@@ -1013,8 +1013,8 @@ def cross_validate(datasets: list[tuple[str, str]], variants: list[dict], folds:
         X, regression = to_rnnfast(Xtr), is_regression(name)
         y = np.asarray(ytr, dtype=np.float64) if regression else np.asarray(ytr)
         k = folds if regression else int(min(folds, np.unique(y, return_counts=True)[1].min()))
-        if name in FORECAST_SETS:       # overlapping windows in time: contiguous folds, or a test window would
-            splitter = KFold(folds)     # share all but one step with a training window
+        if name in FORECAST_SETS:       # overlapping windows in time: contiguous folds, or most test windows
+            splitter = KFold(folds)     # would share all but one step with a training one (still T − 1 at edges)
         else:
             splitter = (KFold(folds, shuffle=True, random_state=0) if regression or k < 2
                         else StratifiedKFold(k, shuffle=True, random_state=0))

@@ -289,24 +289,26 @@ ATTRIBUTES = """\
 # SequenceRegressor's own (the classifier has no linear part)
 RIDGE_PARAMETER = """\
     ridge : "auto" or bool, default="auto"
-        A linear part, fitted first: ridge regression (its α by leave-one-out error, in closed form) of the
-        targets on each sequence's last q steps of scaled inputs, aligned at its end (q = the longest
-        training sequence, at most 256 inputs in all), whose residuals the network then learns; predict
-        adds the two. It gives the network's sum what a linear model reads at once (a value at a fixed place
+        A linear part, fitted first: ridge regression (its α by leave-one-out error, in closed form, from a
+        grid relative to the features' size) of the targets on each sequence's last q steps of inputs
+        (scaled with ``scale``), aligned at its end (q = the longest training sequence, at most 256 inputs
+        in all; none where a step has more than 256 features), whose residuals the network then learns;
+        predict adds the two. It gives the network's sum what a linear model reads at once (a value at a fixed place
         before the end, a weighted sum of the last steps: the next value of a series) and that a recurrent
         network trained with the jitters above learns slowly or blurs. True: always; False: none, the
-        network alone. "auto": kept where its leave-one-out R² on the training sequences is above 0.5
-        (``ridge_score_``), and never with ``output="sequence"``; chosen by 3-fold cross-validation inside
+        network alone. "auto": kept where its leave-one-out R² on the training sequences (the mean over
+        outputs) is above 0.5 (``ridge_score_``), and never with ``output="sequence"``; chosen by 3-fold cross-validation inside
         the training splits (benchmarks/README.md, how the defaults were chosen). Fitted on the sequences
         that train (not the validation split of ``early_stopping``) at the first fit, then fixed:
-        ``partial_fit`` and ``warm_start`` keep it."""
+        ``partial_fit`` and ``warm_start`` keep it (so a stream's first batch decides it)."""
 
 RIDGE_ATTRIBUTES = """\
     ridge_ : bool
         Whether the model has the linear part (``ridge``).
     ridge_coef_, ridge_intercept_ : ndarray (ridge_steps_ · input_size_, n_outputs_) and (n_outputs_,), or None
-        The linear part, on the flattened last ``ridge_steps_`` steps of the scaled inputs (the earliest
-        first), in the standardized targets' units (None without it).
+        The linear part, on the flattened last ``ridge_steps_`` steps of the inputs as the network reads them
+        (scaled with ``scale``; the earliest step first), in the targets' units as the network learns them
+        (standardized with ``scale``); None without it.
     ridge_alpha_, ridge_score_ : float or None
         The ridge's penalty and its leave-one-out R² on the training sequences (set whenever ``ridge`` was
         not False and the output is "last", also where "auto" then left the part out).

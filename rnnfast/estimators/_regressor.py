@@ -5,6 +5,7 @@ from typing import Any, Optional
 
 import numpy as np
 
+from .._threads import blas_single_thread
 from .._validation import check_choice
 from ..losses import mse_loss
 from ._base import _SequenceEstimator
@@ -12,7 +13,7 @@ from ._compat import RegressorMixin
 from ._data import (_check_target_rows, _check_X, _finite_or_raise, _mean_and_scale, _per_step_targets, _r2,
                     _Sequences, _standardized)
 from ._docs import ATTRIBUTES, PARAMETERS, RIDGE_ATTRIBUTES, RIDGE_PARAMETER
-from ._linear import _end_features, _ridge_loo, _ridge_steps
+from ._linear import _MAX_FEATURES, _end_features, _ridge_loo, _ridge_steps
 
 
 class SequenceRegressor(RegressorMixin, _SequenceEstimator):
@@ -110,6 +111,8 @@ class SequenceRegressor(RegressorMixin, _SequenceEstimator):
     def _checked_params(self) -> dict[str, Any]:
         p = super()._checked_params()
         p["ridge"] = check_choice("ridge", self.ridge, ("auto", False, True))
+        if p["ridge"] != "auto":
+            p["ridge"] = bool(p["ridge"])                   # 0, 1 and numpy's bools as False and True
         if p["ridge"] is True and p["output"] != "last":
             raise ValueError("ridge=True: the linear part reads each sequence's end for its one target; use "
                              "ridge=False with output='sequence' (ridge='auto' is False there)")
@@ -168,7 +171,8 @@ class SequenceRegressor(RegressorMixin, _SequenceEstimator):
             self._fit_ridge(steps, targets, weights, train_idx, p)
         if not getattr(self, "ridge_", False):
             return targets
-        part = self._ridge_part(steps) / self.ridge_residual_scale_                     # (n, k) f·β + c, over s
+        with blas_single_thread():              # (numpy's BLAS pool stays asleep, as in the training loop)
+            part = self._ridge_part(steps) / self.ridge_residual_scale_                 # (n, k) f·β + c, over s
         if len(val_idx):                # the validation score is the whole model's R²: _metric adds it back
             self._validation_ridge = part[val_idx]
         return (targets / self.ridge_residual_scale_ - part).astype(targets.dtype)
@@ -181,30 +185,42 @@ class SequenceRegressor(RegressorMixin, _SequenceEstimator):
         self.ridge_alpha_ = self.ridge_score_ = self.ridge_steps_ = None
         if p["ridge"] is False or self._output != "last" or not len(train_idx):
             return
-        longest = steps.T if steps.lengths is None else int(steps.lengths.max())
+        longest = steps.T if steps.lengths is None else int(steps.lengths[train_idx].max())
         q = _ridge_steps(longest, self.input_size_)
-        f = _end_features(steps, q, self.input_size_)[train_idx]                        # (n_train, q·I)
+        if q == 0:
+            if p["ridge"] is True:
+                raise ValueError(f"ridge=True: the linear part reads at most {_MAX_FEATURES} inputs, and a step "
+                                 f"has {self.input_size_} features; use ridge='auto' (none there) or False")
+            return
         t = targets[train_idx].astype(np.float64)                                        # (n_train, k)
         w = None if weights is None or not np.any(weights[train_idx]) else weights[train_idx]
-        coef, intercept, alpha, score = _ridge_loo(f, t, w)
+        with blas_single_thread():
+            f = _end_features(steps, q, self.input_size_, train_idx)                     # (n_train, q·I)
+            coef, intercept, alpha, score = _ridge_loo(f, t, w)
+            residuals = t - (f @ coef + intercept)
         self.ridge_score_, self.ridge_alpha_, self.ridge_steps_ = score, alpha, q
         if p["ridge"] == "auto" and not score > self._AUTO_RIDGE_SCORE:
             return
-        _, residual_scale = _mean_and_scale(t - (f @ coef + intercept), w)
         self.ridge_, self.ridge_coef_, self.ridge_intercept_ = True, coef, intercept
-        self.ridge_residual_scale_ = residual_scale
+        self.ridge_residual_scale_ = _mean_and_scale(residuals, w)[1]
 
     def _ridge_part(self, steps: _Sequences) -> np.ndarray:
         """f·β + c (n, k) of the prepared sequences, in the encoded targets' units."""
         f = _end_features(steps, int(self.ridge_steps_), self.input_size_)
         return f @ np.asarray(self.ridge_coef_) + np.asarray(self.ridge_intercept_)
 
+    def _fixed_at_fit(self, p: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        if not hasattr(self, "ridge_"):         # a model saved before the linear part existed has none
+            self.ridge_ = False
+        return super()._fixed_at_fit(p)
+
     def _with_ridge(self, z: np.ndarray, X: Any) -> np.ndarray:
         """The network's outputs z (n, k) (residuals over s) as the encoded targets: f·β + c + s·z."""
         if not getattr(self, "ridge_", False) or self._output != "last":
             return z
         steps = self._scaled_steps(self._check_X_fitted(_check_X(X, np.dtype(np.float64))))
-        return self._ridge_part(steps) + np.asarray(self.ridge_residual_scale_) * z
+        with blas_single_thread():
+            return self._ridge_part(steps) + np.asarray(self.ridge_residual_scale_) * z
 
     def _has_output_axis(self, y: Any) -> bool:
         """Whether the user's y has a trailing output axis, which predict then keeps."""
