@@ -346,6 +346,13 @@ def make_rnnfast(regression: bool, params: dict):
     return est
 
 
+def check_params(datasets: list[tuple[str, str]], params: dict) -> None:
+    """Each estimator the ``datasets`` train accepts ``params`` (a ValueError naming the parameter otherwise):
+    the regressor's own, ``ridge``, may be given to a run of regression sets alone."""
+    for regression in sorted({is_regression(name) for _, name in datasets}) or [False]:
+        make_rnnfast(regression, params)
+
+
 def _training_counts(est) -> dict:
     out = {}
     for attr in ("n_iter_", "n_epochs_", "n_updates_", "best_epoch_", "t_"):
@@ -685,7 +692,7 @@ def run(datasets: list[tuple[str, str]], params: dict, *, threads: int = 2, base
         torch: bool = False, dtw_full: bool = False, log: Callable[[str], None] = lambda s: None) -> dict:
     """Run every (group, dataset) pair; returns {"machine", "params", "groups": {group: [rows]}}."""
     rnnfast.set_num_threads(threads)
-    make_rnnfast(False, params)                             # bad --param names fail before any training
+    check_params(datasets, params)                          # bad --param names fail before any training
     out: dict[str, Any] = dict(machine=machine_info(threads), params=dict(params), baselines=baselines,
                                torch=torch, groups={})
     if baselines:
@@ -1114,7 +1121,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     group = args.group if names is None or args.group != "all" else "all"
     try:
         datasets = select(group, names)
-        make_rnnfast(False, params)
+        check_params(datasets, params)
     except (FileNotFoundError, ValueError) as exc:
         ap.error(str(exc))
     if not datasets:
