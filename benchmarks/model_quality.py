@@ -349,7 +349,7 @@ def make_rnnfast(regression: bool, params: dict):
 def check_params(datasets: list[tuple[str, str]], params: dict) -> None:
     """Each estimator the ``datasets`` train accepts ``params`` (a ValueError naming the parameter otherwise):
     the regressor's own, ``ridge``, may be given to a run of regression sets alone."""
-    for regression in sorted({is_regression(name) for _, name in datasets}) or [False]:
+    for regression in sorted({group in REGRESSION_GROUPS for group, _ in datasets}) or [False]:
         make_rnnfast(regression, params)
 
 

@@ -179,3 +179,24 @@ def test_window_steps_sets_the_target_of_the_auto_window_for_both_estimators(mon
     assert seen == {"steps": (8, 8), "window": 3}                      # ⌈17 / 8⌉
     with pytest.raises(SystemExit):
         mq.main(["--cv", "3", "--window-steps", "0"])
+
+
+@pytest.mark.parametrize("name, package, T", [("Sunspots", "statsmodels", 20), ("AirPassengers", "aeon", 24)])
+def test_forecast_sets_are_windows_and_the_value_after_each_split_in_time(name, package, T):
+    if importlib.util.find_spec(package) is None:
+        pytest.skip(f"{package} is not installed")
+    Xtr, ytr, _ = mq.load_split(name, "train")
+    Xte, yte, _ = mq.load_split(name, "test")
+    assert Xtr.shape[1:] == (1, T) and Xte.shape[1:] == (1, T) and mq.is_regression(name)
+    X, y = np.concatenate([Xtr, Xte])[:, 0], np.concatenate([ytr, yte]).astype(float)
+    assert len(Xtr) == int(0.7 * len(X))                                  # the first 70% of the windows
+    np.testing.assert_array_equal(X[1:, :-1], X[:-1, 1:])                 # one series, a step apart, in order
+    np.testing.assert_array_equal(y[:-1], X[1:, -1])                      # each target: the value after its window
+
+
+def test_params_are_checked_against_the_estimators_the_sets_train():
+    mq.check_params([("forecast", "Sunspots"), ("regression", "Tecator")], {"ridge": False})
+    with pytest.raises(ValueError, match="ridge"):
+        mq.check_params([("tuned", "GunPoint"), ("regression", "Tecator")], {"ridge": False})
+    with pytest.raises(ValueError, match="no_such"):
+        mq.check_params([], {"no_such": 1})

@@ -188,62 +188,14 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
     input_scale_: Optional[np.ndarray]
     history_: dict[str, list[float]]
 
-    # The defaults here are SequenceRegressor's; SequenceClassifier's own __init__ differs in hidden_size (64),
-    # instance_norm ("auto") and class_weight. The docstrings say which (tests/test_estimators.py checks them).
-    def __init__(self, *, cell: str = "lstm", hidden_size: int = 128, num_layers: int = 1,
-                 nonlinearity: str = "tanh", dropout: float = 0.0, bidirectional: bool = False,
-                 output: str = "last", readout: str = "auto", window: Any = "auto", window_span: Any = "auto",
-                 window_offset: Any = "random", random_crop: Any = "auto", predict_offsets: Any = "all",
-                 predict_noise: Any = "auto", predict_crops: Any = "auto", scale: Any = True,
-                 derivative: Any = "auto", instance_norm: Any = False, input_noise: float = 0.3,
-                 mixup: Any = "auto", optimizer: str = "adam", lr: float = 0.003, lr_schedule: str = "cosine",
-                 weight_decay: float = 0.0, batch_size: Any = "auto", bucket: bool = True,
-                 max_updates: Any = "auto",
-                 max_epochs: Optional[int] = None, clip_norm: Optional[float] = 1.0, tbptt: Any = "auto",
-                 early_stopping: bool = False, validation_fraction: Optional[float] = 0.1,
-                 n_iter_no_change: Optional[int] = 10, tol: float = 1e-4, warm_start: bool = False,
-                 random_state: Any = None, n_threads: Optional[int] = None, verbose: int = 0,
-                 dtype: str = "float32", comm: Any = None):
-        self.cell = cell
-        self.hidden_size = hidden_size
-        self.num_layers = num_layers
-        self.nonlinearity = nonlinearity
-        self.dropout = dropout
-        self.bidirectional = bidirectional
-        self.output = output
-        self.readout = readout
-        self.window = window
-        self.window_span = window_span
-        self.window_offset = window_offset
-        self.random_crop = random_crop
-        self.predict_offsets = predict_offsets
-        self.predict_noise = predict_noise
-        self.predict_crops = predict_crops
-        self.scale = scale
-        self.derivative = derivative
-        self.instance_norm = instance_norm
-        self.input_noise = input_noise
-        self.mixup = mixup
-        self.optimizer = optimizer
-        self.lr = lr
-        self.lr_schedule = lr_schedule
-        self.weight_decay = weight_decay
-        self.batch_size = batch_size
-        self.bucket = bucket
-        self.max_updates = max_updates
-        self.max_epochs = max_epochs
-        self.clip_norm = clip_norm
-        self.tbptt = tbptt
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.n_iter_no_change = n_iter_no_change
-        self.tol = tol
-        self.warm_start = warm_start
-        self.random_state = random_state
-        self.n_threads = n_threads
-        self.verbose = verbose
-        self.dtype = dtype
-        self.comm = comm
+    # Each estimator's __init__ (SequenceClassifier's, SequenceRegressor's: their defaults differ in hidden_size,
+    # instance_norm, and the class_weight and ridge of one each) sets its arguments with _init_params, as
+    # scikit-learn's convention asks: each one an attribute of its own name, unchanged.
+    def _init_params(self, arguments: dict[str, Any]) -> None:
+        """Set each constructor argument (``locals()`` of an ``__init__``) as the attribute of its name."""
+        for name, value in arguments.items():
+            if name != "self":
+                setattr(self, name, value)
 
     # ---- scikit-learn metadata --------------------------------------------------------------------
     def __sklearn_tags__(self):

@@ -60,18 +60,7 @@ class SequenceClassifier(ClassifierMixin, _SequenceEstimator):
                  n_iter_no_change: Optional[int] = 10, tol: float = 1e-4, warm_start: bool = False,
                  class_weight: Any = None, random_state: Any = None, n_threads: Optional[int] = None,
                  verbose: int = 0, dtype: str = "float32", comm: Any = None):
-        super().__init__(cell=cell, hidden_size=hidden_size, num_layers=num_layers, nonlinearity=nonlinearity,
-                         dropout=dropout, bidirectional=bidirectional, output=output, readout=readout,
-                         window=window, window_span=window_span, window_offset=window_offset, random_crop=random_crop,
-                         predict_offsets=predict_offsets, predict_noise=predict_noise, predict_crops=predict_crops,
-                         scale=scale, derivative=derivative, instance_norm=instance_norm,
-                         input_noise=input_noise, mixup=mixup, optimizer=optimizer, lr=lr, lr_schedule=lr_schedule,
-                         weight_decay=weight_decay, batch_size=batch_size, bucket=bucket, max_updates=max_updates,
-                         max_epochs=max_epochs, clip_norm=clip_norm, tbptt=tbptt, early_stopping=early_stopping,
-                         validation_fraction=validation_fraction, n_iter_no_change=n_iter_no_change, tol=tol,
-                         warm_start=warm_start, random_state=random_state, n_threads=n_threads,
-                         verbose=verbose, dtype=dtype, comm=comm)
-        self.class_weight = class_weight
+        self._init_params(locals())
 
     _persisted_arrays = ("classes_",)
 

@@ -53,18 +53,7 @@ class SequenceRegressor(RegressorMixin, _SequenceEstimator):
                  n_iter_no_change: Optional[int] = 10, tol: float = 1e-4, warm_start: bool = False,
                  random_state: Any = None, n_threads: Optional[int] = None, verbose: int = 0,
                  dtype: str = "float32", comm: Any = None):
-        super().__init__(cell=cell, hidden_size=hidden_size, num_layers=num_layers, nonlinearity=nonlinearity,
-                         dropout=dropout, bidirectional=bidirectional, output=output, readout=readout,
-                         window=window, window_span=window_span, window_offset=window_offset, random_crop=random_crop,
-                         predict_offsets=predict_offsets, predict_noise=predict_noise, predict_crops=predict_crops,
-                         scale=scale, derivative=derivative, instance_norm=instance_norm,
-                         input_noise=input_noise, mixup=mixup, optimizer=optimizer, lr=lr, lr_schedule=lr_schedule,
-                         weight_decay=weight_decay, batch_size=batch_size, bucket=bucket, max_updates=max_updates,
-                         max_epochs=max_epochs, clip_norm=clip_norm, tbptt=tbptt, early_stopping=early_stopping,
-                         validation_fraction=validation_fraction, n_iter_no_change=n_iter_no_change, tol=tol,
-                         warm_start=warm_start, random_state=random_state, n_threads=n_threads,
-                         verbose=verbose, dtype=dtype, comm=comm)
-        self.ridge = ridge
+        self._init_params(locals())
 
     # Coarser windows than the classifier's 32 steps: chosen by 3-fold cross-validation inside the training
     # splits (benchmarks/model_quality.py --group regression --cv 3), where 16 steps beat 32 on all three sets
@@ -204,8 +193,15 @@ class SequenceRegressor(RegressorMixin, _SequenceEstimator):
         self.ridge_, self.ridge_coef_, self.ridge_intercept_ = True, coef, intercept
         self.ridge_residual_scale_ = _mean_and_scale(residuals, w)[1]
 
+    def _plan_note(self) -> str:
+        if getattr(self, "ridge_score_", None) is None:
+            return ""
+        return (f"; linear part (ridge) {'kept' if self.ridge_ else 'left out'}: leave-one-out R² "
+                f"{self.ridge_score_:.3f} on the last {self.ridge_steps_} steps")
+
     def _ridge_part(self, steps: _Sequences) -> np.ndarray:
         """f·β + c (n, k) of the prepared sequences, in the encoded targets' units."""
+        assert self.ridge_steps_ is not None                       # (set with ridge_)
         f = _end_features(steps, int(self.ridge_steps_), self.input_size_)
         return f @ np.asarray(self.ridge_coef_) + np.asarray(self.ridge_intercept_)
 

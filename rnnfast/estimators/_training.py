@@ -259,7 +259,7 @@ class _TrainingLoop:
         progress.note(f"{epochs} epoch{'s' if epochs != 1 else ''} of {batches} batches of at most {batch_size} "
                       f"sequences, lr {lr:.3g}" + (f", tbptt {p['tbptt']}" if p["tbptt"] is not None else "") +
                       (f"; max_updates='auto' stopped at its work limit ({_AUTO_MAX_MACS:.2g} multiply-adds), "
-                       f"{uncapped} epochs without it" if epochs < uncapped else ""))
+                       f"{uncapped} epochs without it" if epochs < uncapped else "") + self._plan_note())
         try:
             with thread_limit(p["n_threads"]):
                 for epoch in range(1, epochs + 1):
@@ -349,6 +349,10 @@ class _TrainingLoop:
         linear part on the training rows ``train_idx`` here, after the validation split, and returns its
         residuals); these are the targets themselves."""
         return targets
+
+    def _plan_note(self) -> str:
+        """What verbose=1's plan line adds about the targets the network learns (the regressor's ridge)."""
+        return ""
 
     def _resolved_crop(self, p: dict[str, Any], k: int) -> float:
         """``random_crop`` of the checked parameters ``p`` for a window of k steps: "auto" is ``_auto_crop``
