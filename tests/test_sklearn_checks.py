@@ -8,8 +8,8 @@ regressor's window="auto" windows the check's 30-step rows), and in float32 the 
 order (and the classifier's mixup pairs them otherwise), and the regressor's linear part (``ridge``) picks its
 penalty by leave-one-out error, where a repeated sample is not left out with its copies (as scikit-learn's
 RidgeCV). So it is an expected failure on the defaults, and runs again with one batch per epoch, no input noise,
-no mixup, windows from step 0, no linear part, in float64, where it must pass. (A 2-D X is sklearn's table: its columns are the timesteps of univariate sequences, and
-n_features_in_ counts them, as the checks require.)
+no mixup, windows from step 0, no linear part, in float64, where it must pass. (A 2-D X is sklearn's table: its
+columns are the timesteps of univariate sequences, and n_features_in_ counts them, as the checks require.)
 """
 import warnings
 

@@ -129,8 +129,9 @@ PARAMETERS = """\
     input_noise : float, default=0.3
         Standard deviation of Gaussian noise added to the network's inputs (after scaling and the window)
         in every training batch, a fresh draw each time: jitter that keeps small training sets from being
-        memorised. 0 turns it off; predict never adds it. The kernels draw it (a ziggurat on xoshiro256++
-        streams, the same numbers for every thread count) from a seed that ``random_state`` fixes.
+        memorised. 0 turns it off; predict adds it only in the draws of ``predict_noise``. The kernels draw
+        it (a ziggurat on xoshiro256++ streams, the same numbers for every thread count) from a seed that
+        ``random_state`` fixes.
     mixup : "auto" or float, default="auto"
         α of mixup (Zhang et al., 2018), with ``output="last"``; 0 turns it off. Each training batch draws
         λ ~ Beta(α, α) and pairs every sequence b with another, π(b), of the same batch at random: the
@@ -297,8 +298,8 @@ RIDGE_PARAMETER = """\
         before the end, a weighted sum of the last steps: the next value of a series) and that a recurrent
         network trained with the jitters above learns slowly or blurs. True: always; False: none, the
         network alone. "auto": kept where its leave-one-out R² on the training sequences (the mean over
-        outputs) is above 0.5 (``ridge_score_``), and never with ``output="sequence"``; chosen by 3-fold cross-validation inside
-        the training splits (benchmarks/README.md, how the defaults were chosen). Fitted on the sequences
+        outputs) is above 0.5 (``ridge_score_``), and never with ``output="sequence"``; chosen by 3-fold
+        cross-validation inside the training splits (benchmarks/README.md, how the defaults were chosen). Fitted on the sequences
         that train (not the validation split of ``early_stopping``) at the first fit, then fixed:
         ``partial_fit`` and ``warm_start`` keep it (so a stream's first batch decides it)."""
 

@@ -17,9 +17,9 @@ matrix FᵀWF = V·diag(λ)·Vᵀ gives in closed form for every α at once (G =
     ŷ_α = G·diag(1/(λ + α))·Gᵀ·W^½·y_c,     h_α,b = Σ_j G_bj² / (λ_j + α) + w_b / Σw,
     e_α,b = (W^½·y_c − ŷ_α)_b / (1 − h_α,b),   LOO R²_k = 1 − Σ_b e_α,bk² / Σ_b w_b y_c,bk²
 
-(h counts the intercept's leverage w_b / Σw; α minimises Σ_b ‖e_α,b‖² over the outputs together, as
-scikit-learn's RidgeCV does, and the score is the mean of the outputs' LOO R², as ``score`` averages them). The network is trained on the residuals r = (y − f·β − c) / s,
-s their standard deviation per output, and predicts y = f·β + c + s·z.
+(h counts the intercept's leverage w_b / Σw; α minimises Σ_b ‖e_α,b‖² over the outputs together, as scikit-learn's
+RidgeCV does, and the score is the mean of the outputs' LOO R², as ``score`` averages them). The network is trained
+on the residuals r = (y − f·β − c) / s, s their standard deviation per output, and predicts y = f·β + c + s·z.
 """
 from __future__ import annotations
 
