@@ -95,7 +95,8 @@ class _Inference:
         def rnn_(self) -> Any: ...
 
     def _predicted(self, X: Any) -> tuple[np.ndarray, _Sequences]:
-        """(head outputs z in float64, X prepared on the window grid from step 0). z averages the outputs of
+        """(head outputs z in float64, X prepared as fit learned it, before the window: the same sequences, their
+        number and, where outputs are per step (no window), their steps as the outputs'). z averages the outputs of
         several passes where there are (``_averaged_outputs``; the classifier averages probabilities):
         - with a window (k > 1), ``output="last"`` and ``predict_offsets="all"``, the k alignments of the
           window grid, each sequence's windows starting at step φ = 0 … k − 1 (an integer m: the m alignments
@@ -121,7 +122,7 @@ class _Inference:
         passes = len(phases) * max(1, -(-max(draws, crops) // len(phases)))    # each alignment ⌈m/a⌉ passes
         z = self._forward(self._noisy(seqs, [0], draws))
         if passes == 1:
-            return z, seqs
+            return z, steps
         zs, rest = [z], list(range(1, passes))
         if self._output == "sequence":                              # no crops: every pass reads the grid
             zs += [self._forward(self._noisy(seqs, [j], draws)) for j in rest]
@@ -139,7 +140,7 @@ class _Inference:
                 crop = _cropped_windowed(steps, np.tile(np.arange(n), len(group)), first, k, stops=stops,
                                          span=span)
                 zs.extend(np.split(self._forward(self._noisy(crop, group, draws)), len(group)))  # (n, O) a pass
-        return self._averaged_outputs(zs), seqs
+        return self._averaged_outputs(zs), steps
 
     def _predict_draws(self, name: str, auto: int, trained_with: float) -> int:
         """How many draws of a training augmentation predict averages over: ``predict_noise`` (of the input

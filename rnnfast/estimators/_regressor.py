@@ -10,8 +10,8 @@ from .._validation import check_choice
 from ..losses import mse_loss
 from ._base import _SequenceEstimator
 from ._compat import RegressorMixin
-from ._data import (_check_target_rows, _check_X, _finite_or_raise, _mean_and_scale, _per_step_targets, _r2,
-                    _Sequences, _standardized)
+from ._data import (_check_target_rows, _finite_or_raise, _mean_and_scale, _per_step_targets, _r2, _Sequences,
+                    _standardized)
 from ._docs import ATTRIBUTES, PARAMETERS, RIDGE_ATTRIBUTES, RIDGE_PARAMETER
 from ._linear import _MAX_FEATURES, _end_features, _ridge_loo, _ridge_steps
 
@@ -210,11 +210,11 @@ class SequenceRegressor(RegressorMixin, _SequenceEstimator):
             self.ridge_ = False
         return super()._fixed_at_fit(p)
 
-    def _with_ridge(self, z: np.ndarray, X: Any) -> np.ndarray:
-        """The network's outputs z (n, k) (residuals over s) as the encoded targets: f·β + c + s·z."""
+    def _with_ridge(self, z: np.ndarray, steps: _Sequences) -> np.ndarray:
+        """The network's outputs z (n, k) (residuals over s) of the prepared sequences ``steps`` as the encoded
+        targets: f·β + c + s·z."""
         if not getattr(self, "ridge_", False) or self._output != "last":
             return z
-        steps = self._scaled_steps(self._check_X_fitted(_check_X(X, np.dtype(np.float64))))
         with blas_single_thread():
             return self._ridge_part(steps) + np.asarray(self.ridge_residual_scale_) * z
 
@@ -245,14 +245,14 @@ class SequenceRegressor(RegressorMixin, _SequenceEstimator):
     def predict(self, X: Any):
         """Predictions (float64) shaped like the y of fit: (n_samples[, k]) or (n_samples, T[, k])."""
         z, seqs = self._predicted(X)
-        z = self._shape_output(self._unscaled(self._with_ridge(z, X)))
+        z = self._shape_output(self._unscaled(self._with_ridge(z, seqs)))
         return z if self._output == "last" else self._per_sequence(z, seqs)
 
     def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
         """R² (uniform average over outputs), over sequences ("last") or over every step ("sequence")."""
         z, seqs = self._predicted(X)
         sample_weight = self._check_sample_weight(sample_weight, seqs.n)
-        z = self._unscaled(self._with_ridge(z, X))
+        z = self._unscaled(self._with_ridge(z, seqs))
         t = self._regression_targets(y, seqs)
         if t.shape[-1] != z.shape[-1]:                  # as r2_score: never broadcast one output against several
             raise ValueError(f"y has {t.shape[-1]} outputs, but the model was fitted with {z.shape[-1]}")
