@@ -150,7 +150,11 @@ def save(estimator: Any, path: str | bytes | os.PathLike) -> str:
         value = np.asarray(getattr(estimator, name))
         if value.dtype.kind == "O":                       # labels kept as Python objects (str or int)
             fitted[_object_marker(name)] = "object"
-            value = np.array(value.tolist())
+            objects = value.tolist()
+            value = np.array(objects)
+            if value.tolist() != objects:                 # e.g. numpy's text drops a label's trailing "\0"
+                raise ValueError(f"cannot save {name}: {objects!r} would load as {value.tolist()!r} (a {value.dtype} "
+                                 f"array); nothing was written")
         if value.dtype.kind not in _ARRAY_KINDS:
             raise TypeError(f"cannot save {name} of mixed or non-numeric types: {getattr(estimator, name)!r}")
         arrays[name] = value

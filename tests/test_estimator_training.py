@@ -285,8 +285,8 @@ def test_predict_offsets_all_averages_the_crops_of_every_alignment(kind):
     np.testing.assert_array_equal(crops[0], grid)
     np.testing.assert_allclose(averaged, np.mean(crops, axis=0), rtol=1e-12, atol=1e-15)
     assert np.abs(averaged - grid).max() > 1e-6                        # the other alignments do count
-    est.set_params(predict_offsets="all", window_offset=0)             # trained on random offsets, but the
-    np.testing.assert_array_equal(out(X), grid)                        # user asks for the grid alone
+    est.set_params(predict_offsets="all", window_offset=0)             # what fit trained with counts, not
+    np.testing.assert_array_equal(out(X), averaged)                    # the parameter changed after it
     if kind == "classifier":                                           # predict and score follow the average
         est.set_params(predict_offsets="all", window_offset="random")
         labels = est.classes_[averaged.argmax(axis=1)]
@@ -369,7 +369,9 @@ def test_predict_noise_averages_draws_of_the_training_noise(kind, m, output):
     np.testing.assert_allclose(out(X[5:9]), averaged[5:9], rtol=1e-12, atol=1e-15)   # (another batch's rounding)
     np.testing.assert_allclose(out(X[::-1])[::-1], averaged, rtol=1e-12, atol=1e-15)
     np.testing.assert_array_equal(out(X), averaged)
-    est.set_params(input_noise=0.0)                                     # no training noise: nothing to draw
+    est.set_params(input_noise=0.0)                                     # after fit: what fit trained with
+    np.testing.assert_array_equal(out(X), averaged)                    # counts, not the parameter
+    est.input_noise_ = 0.0                                              # trained without noise: nothing to draw
     np.testing.assert_array_equal(out(X), clean)
 
 

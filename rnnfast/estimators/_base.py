@@ -173,7 +173,8 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
                                          "derivative": False, "random_crop": 0.0, "window_span": 1,
                                          "predict_noise": 0, "mixup": 0.0, "predict_crops": 0}
     _persisted_attrs: tuple[str, ...] = ("n_features_in_", "input_size_", "fit_layout_", "window_", "window_span_",
-                        "derivative_", "instance_norm_", "random_crop_", "input_asinh_center_", "input_asinh_scale_",
+                        "derivative_", "instance_norm_", "random_crop_", "input_noise_", "window_offset_",
+                        "input_asinh_center_", "input_asinh_scale_",
                         "input_mean_", "input_scale_",
                         "loss_curve_", "validation_scores_", "best_loss_", "best_validation_score_", "n_iter_",
                         "n_updates_", "t_", "history_", "n_epochs_", "best_epoch_", "batch_size_", "tbptt_",

@@ -245,6 +245,10 @@ ATTRIBUTES = """\
         Whether each sequence's own standardization is appended to its features (``instance_norm``).
     random_crop_ : float
         The crop the last fit (or ``partial_fit``) trained with: ``random_crop``, with "auto" resolved.
+    input_noise_, window_offset_ : float, 0 or "random"
+        The ``input_noise`` and ``window_offset`` the last fit (or ``partial_fit``) trained with, which
+        predict's draws of the noise (``predict_noise``) and its alignments (``predict_offsets``) follow:
+        changing the parameters after fit changes nothing until the next fit.
     input_asinh_center_, input_asinh_scale_ : ndarray (F,) or None
         The asinh compression of the heavy-tailed input features (``scale``), applied before the
         standardization; a scale of 0 leaves a feature as it is. None when no feature is compressed.

@@ -18,6 +18,7 @@ updates (whole epochs), as in the other estimators.
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any, Iterator, Optional
 
 import numpy as np
@@ -32,16 +33,17 @@ from ..persist import save
 from ..seq2seq import EncoderDecoder
 from ._base import (_CELLS, _check_unchanged, _copy_weights, _FitSnapshot, _optimizer, _recurrent_weight_spec,
                     _reload_seeds)
-from ._compat import BaseEstimator, NotFittedError, RegressorMixin
+from ._compat import BaseEstimator, ConvergenceWarning, NotFittedError, RegressorMixin
 from ._data import (_check_n_threads, _check_X, _checked_sample_weight, _finite_or_raise, _input_scaling,
                     _jittered, _make_rng, _mean_and_scale, _r2, _Sequences, _standardized)
+from ._inference import _Inference
 from ._training import _planned_epochs, _Progress, _restart_lr
 
 _OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 _PREDICT_CHUNK = 1024        # windows per encoder–decoder pass at inference
 
 
-class SequenceForecaster(RegressorMixin, BaseEstimator):
+class SequenceForecaster(_Inference, RegressorMixin, BaseEstimator):
     """Forecast the next ``horizon`` values of a series from a window of its past, with an encoder–decoder.
 
     ``fit(X, y)``: X the input windows (n_samples, T, n_features), (n_samples, T) for a univariate series,
@@ -92,7 +94,7 @@ class SequenceForecaster(RegressorMixin, BaseEstimator):
     random_state : None, int or numpy Generator, default=None
         Seeds the weights, the noise and the shuffling.
     n_threads : int or None, default=None
-        Kernel threads during fit and predict.
+        Kernel threads during fit and predict (``predict`` may be called from several threads at once).
     verbose : int, default=0
     dtype : {"float32", "float64"}, default="float32"
 
@@ -207,7 +209,7 @@ class SequenceForecaster(RegressorMixin, BaseEstimator):
             n_iter_no_change=check_int("n_iter_no_change", self.n_iter_no_change, 1),
             warm_start=check_choice("warm_start", self.warm_start, (False, True)),
             n_threads=_check_n_threads(self.n_threads),
-            verbose=check_int("verbose", int(self.verbose), 0),
+            verbose=check_int("verbose", int(self.verbose) if isinstance(self.verbose, bool) else self.verbose, 0),
         )
         if not isinstance(self.cell, str) or self.cell not in ("lstm", "gru", "elman", "rnn"):
             raise ValueError(f"cell must be one of 'lstm', 'gru', 'elman', got {self.cell!r}")
@@ -272,13 +274,18 @@ class SequenceForecaster(RegressorMixin, BaseEstimator):
         continuing = (partial or p["warm_start"]) and hasattr(self, "model_")
         if continuing:
             _check_unchanged(*self._fixed_at_fit(p))
-        # A call that fails (bad input, a divergence, an interrupt) leaves the estimator as it was.
+        # A call that fails (bad input, a divergence, an interrupt before its first epoch is complete) leaves the
+        # estimator as it was; one interrupted later keeps its last complete epoch (_fit_call).
         snapshot = _FitSnapshot(self, continuing, lambda: dict(self.model_.named_parameters()))
         try:
-            return self._fit_call(X, y, partial, p, continuing)
+            self._fit_call(X, y, partial, p, continuing)
         except BaseException:
             snapshot.restore(self)
+            if continuing:
+                self._concurrent_inference()         # the weights trained in place were put back
             raise
+        self._concurrent_inference()                 # new weights: predicting threads copy them afresh
+        return self
 
     def _fixed_at_fit(self, p: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         """The parameters the fitted model was built from: (as fitted, as the checked ``p`` has them now)."""
@@ -324,7 +331,8 @@ class SequenceForecaster(RegressorMixin, BaseEstimator):
         curve: list[float] = list(self.loss_curve_) if continuing else []
         val_curve: list[float] = list(self.validation_scores_ or []) if continuing and n_val else []
         done_before = len(curve)
-        best, best_epoch, best_state = math.inf, 0, None
+        best, best_epoch, best_state, last_state = math.inf, 0, None, None
+        interrupted = False
         progress = _Progress(p["verbose"] > 0, epochs, "SequenceForecaster")
         try:
             with thread_limit(p["n_threads"]):
@@ -357,29 +365,42 @@ class SequenceForecaster(RegressorMixin, BaseEstimator):
                         if scheduler is not None:
                             scheduler.step()
                         total += float(loss) * len(idx)
-                    curve.append(total / len(train_idx))
-                    metrics = {"loss": curve[-1]}
+                    metrics = {"loss": total / len(train_idx)}
                     if n_val:
                         # the validation windows forecast as predict does: free running
                         lens = None if seqs.lengths is None else seqs.lengths[val_idx]
                         z = model.decode(x[:, val_idx], self.horizon_, src_lengths=lens, start=starts[val_idx])
-                        val_curve.append(float(mse_loss(z, tgt[:, val_idx])[0]))
-                        metrics["val_loss"] = val_curve[-1]
+                        metrics["val_loss"] = float(mse_loss(z, tgt[:, val_idx])[0])
+                    # the epoch is complete: record it and the weights it ends with, together
+                    last_state = model.state_dict()
+                    curve.append(metrics["loss"])
+                    if n_val:
+                        val_curve.append(metrics["val_loss"])
                         if val_curve[-1] < best:
-                            best, best_epoch, best_state = val_curve[-1], epoch, model.state_dict()
+                            best, best_epoch, best_state = val_curve[-1], epoch, last_state
                     progress.update(epoch - done_before, metrics)
                     if n_val and epoch - max(best_epoch, done_before) >= p["n_iter_no_change"]:
                         break
+        except KeyboardInterrupt:
+            if last_state is None:          # no complete epoch: _fit puts the estimator back as it was
+                raise
+            interrupted = True
         finally:
             progress.close()
-        if best_state is not None:
-            model.load_state_dict(best_state)                                          # the best epoch's weights
+        # keep the best epoch's weights (early stopping), or the last complete epoch's after an interrupt
+        kept = best_state if best_state is not None else (last_state if interrupted else None)
+        if kept is not None:
+            model.load_state_dict(kept)
         model.eval()
         self.loss_curve_ = curve
         self.validation_scores_ = val_curve if n_val else None
         self.best_epoch_ = best_epoch if n_val else len(curve)
         self.n_iter_ = len(curve)
         self.n_updates_ = (self.n_updates_ if continuing else 0) + (len(curve) - done_before) * batches
+        if interrupted:
+            warnings.warn(f"Training interrupted by user after {len(curve) - done_before} epoch(s): the model "
+                          f"keeps the weights of its {'best' if kept is best_state else 'last complete'} epoch.",
+                          ConvergenceWarning, stacklevel=4)
         return self
 
     def _start(self, seqs: _Sequences, t: np.ndarray, y: Any, p: dict[str, Any]) -> None:
@@ -403,15 +424,17 @@ class SequenceForecaster(RegressorMixin, BaseEstimator):
             self.input_mean_ = self.input_scale_ = self.target_mean_ = self.target_scale_ = None
         self._arch = {"cell": _CELLS[self.cell], "nonlinearity": "tanh", "hidden_size": p["hidden_size"],
                       "num_layers": p["num_layers"], "dropout": p["dropout"], "dtype": p["dtype"].name}
-        self.model_ = self._make_model(seed)
+        self.model_ = self._make_layers(seed)
         self._optimizer = _optimizer(self.model_.parameters(), p)
 
-    def _make_model(self, seed: Optional[int] = None) -> EncoderDecoder:
-        """The encoder–decoder that ``_arch``, ``input_size_`` and ``n_outputs_`` (fixed at fit) describe."""
+    def _make_layers(self, seed_rnn: Optional[int] = None, seed_head: Optional[int] = None) -> EncoderDecoder:
+        """The encoder–decoder that ``_arch``, ``input_size_`` and ``n_outputs_`` (fixed at fit) describe, its
+        encoder, decoder and head all seeded by ``seed_rnn`` (``seed_head``, of the other estimators' two groups
+        of layers, is unused; ``_Inference._forward`` builds predicting threads' copies with neither)."""
         a = self._arch
         return EncoderDecoder(self.input_size_, self.n_outputs_, a["hidden_size"], cell=a["cell"],
                               num_layers=a["num_layers"], nonlinearity=a["nonlinearity"], dropout=a["dropout"],
-                              dtype=a["dtype"], seed=seed)
+                              dtype=a["dtype"], seed=seed_rnn)
 
     # ---- weights, pickling, saving ----------------------------------------------------------------
     def _get_weights(self) -> dict[str, np.ndarray]:
@@ -431,17 +454,28 @@ class SequenceForecaster(RegressorMixin, BaseEstimator):
 
     def _set_weights(self, weights: dict[str, np.ndarray]) -> None:
         """Rebuild ``model_`` from ``_arch`` with these weights; names, shapes and dtypes must match."""
-        model = self._make_model(*_reload_seeds(self.random_state, 1))
+        model = self._make_layers(*_reload_seeds(self.random_state, 1))
         _copy_weights(dict(model.named_parameters()), weights)
         model.eval()
         self.model_ = model
+        self._concurrent_inference()
 
     def __getstate__(self) -> dict[str, Any]:
         # not the optimizer (it holds the model's parameters): a warm start after unpickling starts a new one
         getstate = getattr(super(), "__getstate__", None)
         state = dict(getstate() if getstate is not None else self.__dict__)
-        state.pop("_optimizer", None)
+        for name in ("_optimizer", "_predict_lock", "_thread_layers", "_weights_version"):   # nor the threads'
+            state.pop(name, None)
         return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        setstate = getattr(super(), "__setstate__", None)
+        if setstate is not None:
+            setstate(state)
+        else:
+            self.__dict__.update(state)
+        if "model_" in state:
+            self._concurrent_inference()
 
     def save(self, path: Any) -> str:
         """Write the fitted model to ``path`` (.npz of weights + JSON metadata); see :func:`rnnfast.load`."""
@@ -453,7 +487,7 @@ class SequenceForecaster(RegressorMixin, BaseEstimator):
             raise NotFittedError(f"This {type(self).__name__} instance is not fitted yet. Call 'fit' with "
                                  f"appropriate arguments before using this estimator.")
 
-    def _check_X_fitted(self, seqs: _Sequences) -> None:
+    def _check_X_fitted(self, seqs: _Sequences) -> _Sequences:
         """``seqs`` checked against the shape the model was fitted on."""
         if seqs.layout == "2d" and self.fit_layout_ == "2d" and seqs.T != self.n_features_in_:
             raise ValueError(f"X has {seqs.T} features, but {type(self).__name__} is expecting "
@@ -461,28 +495,33 @@ class SequenceForecaster(RegressorMixin, BaseEstimator):
         if seqs.x.shape[2] != self.input_size_:
             raise ValueError(f"X has {seqs.x.shape[2]} features per step, but {type(self).__name__} is "
                              f"expecting {self.input_size_}")
+        return seqs
 
     def _forecast(self, X: Any) -> np.ndarray:
-        """Free-running forecasts (n, h, k) in the targets' units."""
+        """Free-running forecasts (n, h, k) in the targets' units, from any number of threads at once
+        (``_Inference._forward``: a thread that finds ``model_`` in use decodes with its own copy)."""
         self._check_fitted()
-        seqs = _check_X(X, np.dtype(np.float64))
-        self._check_X_fitted(seqs)
-        model = self.model_
-        x = self._encoder_inputs(seqs).astype(model.dtype)
-        starts = self._starts(seqs).astype(model.dtype)
+        z = self._forward(self._check_X_fitted(_check_X(X, np.dtype(np.float64))))   # (n, h, k)
+        if self.target_mean_ is not None:
+            z = z * np.asarray(self.target_scale_) + np.asarray(self.target_mean_)
+        return z
+
+    def _forward_with(self, model: EncoderDecoder, seqs: _Sequences, idx: Optional[np.ndarray]) -> np.ndarray:
+        """``model``'s free-running forecasts of the windows ``idx`` of ``seqs`` (all for None), (n, h, k) in
+        float64, standardized units, in chunks of ``_PREDICT_CHUNK`` windows."""
+        idx = np.arange(seqs.n) if idx is None else idx
+        model.eval()
+        x = self._encoder_inputs(seqs).astype(model.dtype)                          # (T, n, I)
+        starts = self._starts(seqs).astype(model.dtype)                             # (n, k)
         parts = []
-        n_threads = _check_n_threads(self.n_threads)
-        with thread_limit(n_threads):
-            for s in range(0, seqs.n, _PREDICT_CHUNK):
-                rows = np.arange(s, min(s + _PREDICT_CHUNK, seqs.n))
+        with thread_limit(_check_n_threads(self.n_threads)):
+            for s in range(0, len(idx), _PREDICT_CHUNK):
+                rows = idx[s:s + _PREDICT_CHUNK]
                 lens = None if seqs.lengths is None else seqs.lengths[rows]
                 T = seqs.T if lens is None else int(lens.max())
                 z = model.decode(x[:T, rows], self.horizon_, src_lengths=lens, start=starts[rows])  # (h, B, k)
                 parts.append(np.asarray(z, np.float64).transpose(1, 0, 2))
-        z = np.concatenate(parts)                                                     # (n, h, k)
-        if self.target_mean_ is not None:
-            z = z * np.asarray(self.target_scale_) + np.asarray(self.target_mean_)
-        return z
+        return np.concatenate(parts)                                                # (n, h, k)
 
     def predict(self, X: Any) -> np.ndarray:
         """Forecasts (float64) shaped like the y of fit: (n_samples, horizon) or (n_samples, horizon, k)."""

@@ -115,9 +115,9 @@ class _Inference:
         k, span = getattr(self, "window_", 1), getattr(self, "window_span_", 1)
         seqs = _windowed(steps, k, span)
         phases = [0]
-        if self._output == "last" and self.window_offset == "random":
+        if self._output == "last" and self._trained_with("window_offset") == "random":
             phases = _alignments(k, _check_offsets(getattr(self, "predict_offsets", 0)))
-        draws = self._predict_draws("predict_noise", self._auto_predict_noise, self.input_noise)
+        draws = self._predict_draws("predict_noise", self._auto_predict_noise, self._trained_with("input_noise"))
         crops = self._predict_draws("predict_crops", self._auto_predict_crops, getattr(self, "random_crop_", 0.0))
         passes = len(phases) * max(1, -(-max(draws, crops) // len(phases)))    # each alignment ⌈m/a⌉ passes
         z = self._forward(self._noisy(seqs, [0], draws))
@@ -142,6 +142,11 @@ class _Inference:
                 zs.extend(np.split(self._forward(self._noisy(crop, group, draws)), len(group)))  # (n, O) a pass
         return self._averaged_outputs(zs), steps
 
+    def _trained_with(self, name: str) -> Any:
+        """The value of parameter ``name`` (``input_noise``, ``window_offset``) the last fit trained with: its
+        ``name_`` attribute, or the parameter in a model saved before fit kept them (then never changed)."""
+        return getattr(self, name + "_", getattr(self, name))
+
     def _predict_draws(self, name: str, auto: int, trained_with: float) -> int:
         """How many draws of a training augmentation predict averages over: ``predict_noise`` (of the input
         noise) or ``predict_crops`` (of the crop), "auto" being ``auto`` with output="last"; none for a model
@@ -159,7 +164,7 @@ class _Inference:
         T, width = seqs.x.shape[0], seqs.x.shape[2]
         x = seqs.x.reshape(T, len(passes), -1, width).copy()                       # (T', passes, n, I')
         for i, j in enumerate(passes):
-            x[:, i] += _noise_pattern(j, T, width, self.input_noise, x.dtype)[:, None]
+            x[:, i] += _noise_pattern(j, T, width, self._trained_with("input_noise"), x.dtype)[:, None]
         return seqs._replace(x=x.reshape(seqs.x.shape))
 
     def _averaged_outputs(self, zs: list[np.ndarray]) -> np.ndarray:

@@ -119,26 +119,30 @@ class SequenceRegressor(RegressorMixin, _SequenceEstimator):
     def _n_head_outputs(self) -> int:
         return self.n_outputs_
 
-    def _regression_targets(self, y: Any, seqs: _Sequences) -> np.ndarray:
-        """Targets as float64, time-major for "sequence", with a trailing output axis: (n, k) / (T, n, k)."""
+    def _regression_targets(self, y: Any, seqs: _Sequences) -> tuple[np.ndarray, bool]:
+        """(targets as float64, time-major for "sequence", with a trailing output axis: (n, k) / (T, n, k);
+        whether y itself had that axis, which predict then keeps)."""
         per_step = self._output == "sequence"
         items = _check_target_rows(y, seqs, per_step)
         t = _per_step_targets(items, seqs) if per_step else np.asarray(items)
         if t.dtype.kind == "c":
             raise ValueError("Complex data not supported in y")
-        t = np.asarray(t, dtype=np.float64)
+        want = "(n_samples, T) or (n_samples, T, k)" if per_step else "(n_samples,) or (n_samples, k)"
+        try:
+            t = np.asarray(t, dtype=np.float64)
+        except (TypeError, ValueError) as exc:       # an object array of rows, or of other objects
+            raise ValueError(f"y must be numbers shaped {want}, as one array: {exc}") from None
         _finite_or_raise(t, "y")
         base = 2 if per_step else 1
         if t.ndim not in (base, base + 1):
-            want = "(n_samples, T) or (n_samples, T, k)" if per_step else "(n_samples,) or (n_samples, k)"
             raise ValueError(f"y must have shape {want}, got per-sample targets of shape {t.shape[base:]}")
-        return t if t.ndim == base + 1 else t[..., None]
+        return (t, True) if t.ndim == base + 1 else (t[..., None], False)
 
     def _encode_targets(self, y: Any, seqs: _Sequences, first: bool, classes: Any = None,
                         weights: Optional[np.ndarray] = None) -> np.ndarray:
-        t = self._regression_targets(y, seqs)
+        t, has_output_axis = self._regression_targets(y, seqs)
         if first:
-            self._y_has_output_axis = self._has_output_axis(y)
+            self._y_has_output_axis = has_output_axis
             self.n_outputs_ = t.shape[-1]
             self.target_mean_ = self.target_scale_ = None
             if self.scale:
@@ -218,12 +222,6 @@ class SequenceRegressor(RegressorMixin, _SequenceEstimator):
         with blas_single_thread():
             return self._ridge_part(steps) + np.asarray(self.ridge_residual_scale_) * z
 
-    def _has_output_axis(self, y: Any) -> bool:
-        """Whether the user's y has a trailing output axis, which predict then keeps."""
-        if self._output == "sequence" and isinstance(y, (list, tuple)):
-            return np.asarray(y[0]).ndim == 2
-        return np.asarray(y).ndim == (2 if self._output == "last" else 3)
-
     def _loss(self, z, target, mask):
         return mse_loss(z, target.astype(z.dtype, copy=False), mask=mask)
 
@@ -253,7 +251,7 @@ class SequenceRegressor(RegressorMixin, _SequenceEstimator):
         z, seqs = self._predicted(X)
         sample_weight = self._check_sample_weight(sample_weight, seqs.n)
         z = self._unscaled(self._with_ridge(z, seqs))
-        t = self._regression_targets(y, seqs)
+        t = self._regression_targets(y, seqs)[0]
         if t.shape[-1] != z.shape[-1]:                  # as r2_score: never broadcast one output against several
             raise ValueError(f"y has {t.shape[-1]} outputs, but the model was fitted with {z.shape[-1]}")
         if self._output == "last":

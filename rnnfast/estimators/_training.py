@@ -206,6 +206,7 @@ class _TrainingLoop:
         seqs = _windowed(steps, k, getattr(self, "window_span_", 1))
         # each batch windowed afresh: at random offsets, or from random crops
         crop = self.random_crop_ = self._resolved_crop(p, k)
+        self.input_noise_, self.window_offset_ = p["input_noise"], p["window_offset"]     # predict follows them
         crop_from = steps if (p["window_offset"] == "random" and k > 1) or crop > 0 else None
         if comm is not None:
             data = [seqs.x, targets] + ([] if seqs.lengths is None else [seqs.lengths])
