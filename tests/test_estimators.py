@@ -2,6 +2,7 @@
 inputs and errors, and one-to-many generation (rnnfast.generate)."""
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import textwrap
@@ -446,8 +447,9 @@ def test_verbose_progress_on_stderr_with_and_without_tqdm(capsys, monkeypatch):
     out, err = capsys.readouterr()
     lines = err.strip().splitlines()
     assert out == "" and len(lines) == 4 and "epoch 3/3" in lines[-1] and "val_score" in lines[-1]
-    assert lines[0].endswith(": 3 epochs of 2 batches of at most 16 sequences, lr 0.003; linear part (ridge) "
-                             "kept: leave-one-out R² 1.000 on the last 4 steps")             # the plan first
+    assert re.search(r": 3 epochs of 2 batches of at most 16 sequences, lr 0.003; linear part \(ridge\) kept: "
+                     r"leave-one-out R² 1\.000 on the last 4 steps; network weight \[[0-9. ]+\] \(probe fit, 20% "
+                     r"held out\)$", lines[0])                                          # the plan first
     SequenceRegressor(max_epochs=95, verbose=1, **FAST).fit(X, y)   # about ten lines, the last epoch's last
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 11 and "epoch 95/95" in lines[-1] and "val_score" not in lines[-1]

@@ -303,9 +303,9 @@ RIDGE_PARAMETER = """\
         network trained with the jitters above learns slowly or blurs. True: always; False: none, the
         network alone. "auto": kept where its leave-one-out R² on the training sequences (the mean over
         outputs) is above 0.5 (``ridge_score_``), and never with ``output="sequence"``; chosen by 3-fold
-        cross-validation inside the training splits (benchmarks/README.md, how the defaults were chosen). Fitted on the sequences
-        that train (not the validation split of ``early_stopping``) at the first fit, then fixed:
-        ``partial_fit`` and ``warm_start`` keep it (so a stream's first batch decides it)."""
+        cross-validation inside the training splits (benchmarks/README.md, how the defaults were chosen).
+        Fitted on the sequences that train (not the validation split of ``early_stopping``) at the first fit,
+        then fixed: ``partial_fit`` and ``warm_start`` keep it (so a stream's first batch decides it)."""
 
 RIDGE_ATTRIBUTES = """\
     ridge_ : bool
@@ -322,3 +322,25 @@ RIDGE_ATTRIBUTES = """\
     ridge_residual_scale_ : ndarray (n_outputs_,) or None
         The standard deviation of the ridge's residuals on the training sequences, the unit the network
         learns them in."""
+
+NETWORK_WEIGHT_PARAMETER = """\
+    network_weight : "auto" or float in [0, 1], default="auto"
+        How much of the network's part predict adds, with ``output="last"``: predict = b + w·(network's
+        part), b the linear part (``ridge``) or, without one, the training targets' mean; 1 the network as
+        trained, 0 the linear part (or the mean) alone. "auto": w per output from a probe fit before the
+        model's own, the same estimator trained on a random 80% of the training sequences, that predicts the
+        other 20%: w = clip(Σ ω·r·d / Σ ω·d², 0, 1) over them (r = y − b, d = its prediction − b, ω the sample
+        weights), the least-squares weight of the network's part on sequences it did not train on. So a
+        network that fits noise (the training set's R² near 1, the held-out R² below the linear part's) is
+        shrunk toward b, and one that generalises is kept. The probe doubles the fit's time; it runs for
+        training sets of 10 to 10,000 sequences with ``output="last"`` and no ``comm`` (else "auto" is 1),
+        at the first fit (``partial_fit`` and ``warm_start`` keep the weight; a float set before either is
+        used as given). Chosen by 3-fold cross-validation inside the training splits of 12 regression sets
+        (benchmarks/README.md, how the defaults were chosen)."""
+
+NETWORK_WEIGHT_ATTRIBUTES = """\
+    network_weight_ : ndarray (n_outputs_,)
+        w, the weight of the network's part in predict (``network_weight``, with "auto" resolved).
+    target_center_ : ndarray (n_outputs_,)
+        The training targets' (weighted) mean in the units the network learns them (0 with ``scale``): b
+        without the linear part."""

@@ -1,18 +1,20 @@
 """SequenceRegressor: a linear head and ½ squared error, one target vector per sequence or per step."""
 from __future__ import annotations
 
+import warnings
 from typing import Any, Optional
 
 import numpy as np
 
 from .._threads import blas_single_thread
-from .._validation import check_choice
+from .._validation import check_auto_or, check_choice, check_real
 from ..losses import mse_loss
 from ._base import _SequenceEstimator
-from ._compat import RegressorMixin
-from ._data import (_check_target_rows, _finite_or_raise, _mean_and_scale, _per_step_targets, _r2, _Sequences,
-                    _standardized)
-from ._docs import ATTRIBUTES, PARAMETERS, RIDGE_ATTRIBUTES, RIDGE_PARAMETER
+from ._compat import ConvergenceWarning, RegressorMixin
+from ._data import (_check_target_rows, _check_X, _finite_or_raise, _make_rng, _mean_and_scale, _per_step_targets,
+                    _r2, _Sequences, _standardized)
+from ._docs import ATTRIBUTES, NETWORK_WEIGHT_ATTRIBUTES, NETWORK_WEIGHT_PARAMETER, PARAMETERS, RIDGE_ATTRIBUTES, \
+    RIDGE_PARAMETER
 from ._linear import _MAX_FEATURES, _end_features, _ridge_loo, _ridge_steps
 
 
@@ -28,6 +30,7 @@ class SequenceRegressor(RegressorMixin, _SequenceEstimator):
     ----------
 {PARAMETERS}
 {RIDGE_PARAMETER}
+{NETWORK_WEIGHT_PARAMETER}
 
     Attributes
     ----------
@@ -36,6 +39,7 @@ class SequenceRegressor(RegressorMixin, _SequenceEstimator):
     target_mean_, target_scale_ : ndarray (n_outputs_,) or None
         The targets' standardization (None with ``scale=False``).
 {RIDGE_ATTRIBUTES}
+{NETWORK_WEIGHT_ATTRIBUTES}
 {ATTRIBUTES}
     """
 
@@ -45,7 +49,8 @@ class SequenceRegressor(RegressorMixin, _SequenceEstimator):
                  window_offset: Any = "random", random_crop: Any = "auto", predict_offsets: Any = "all",
                  predict_noise: Any = "auto", predict_crops: Any = "auto", scale: Any = True,
                  derivative: Any = "auto", instance_norm: Any = False, input_noise: float = 0.3,
-                 mixup: Any = "auto", ridge: Any = "auto", optimizer: str = "adam", lr: float = 0.003,
+                 mixup: Any = "auto", ridge: Any = "auto", network_weight: Any = "auto", optimizer: str = "adam",
+                 lr: float = 0.003,
                  lr_schedule: str = "cosine", weight_decay: float = 0.0, batch_size: Any = "auto",
                  bucket: bool = True, max_updates: Any = "auto",
                  max_epochs: Optional[int] = None, clip_norm: Optional[float] = 1.0, tbptt: Any = "auto",
@@ -73,14 +78,21 @@ class SequenceRegressor(RegressorMixin, _SequenceEstimator):
     # (chosen by 3-fold cross-validation inside the training splits of the eight regression sets of
     # benchmarks/model_quality.py: benchmarks/README.md, how the defaults were chosen)
     _AUTO_RIDGE_SCORE = 0.5
+    # network_weight="auto": the share of the training sequences the probe fit leaves out to measure the weight
+    # on, and the training sets it runs for: at least 10 sequences (2 held out), at most 10,000 (the probe
+    # doubles the fit's time; with more, "auto" is 1)
+    _PROBE_SHARE = 0.2
+    _PROBE_SEQUENCES = (10, 10_000)
 
     _persisted_attrs = _SequenceEstimator._persisted_attrs + ("n_outputs_", "target_mean_", "target_scale_",
                                                               "_y_has_output_axis", "ridge_", "ridge_coef_",
                                                               "ridge_intercept_", "ridge_alpha_", "ridge_steps_",
-                                                              "ridge_score_", "ridge_residual_scale_")
+                                                              "ridge_score_", "ridge_residual_scale_",
+                                                              "target_center_", "network_weight_")
     _persisted_float_arrays = _SequenceEstimator._persisted_float_arrays + (
-        "target_mean_", "target_scale_", "ridge_coef_", "ridge_intercept_", "ridge_residual_scale_")
-    _earlier_defaults = {**_SequenceEstimator._earlier_defaults, "ridge": False}
+        "target_mean_", "target_scale_", "ridge_coef_", "ridge_intercept_", "ridge_residual_scale_",
+        "target_center_", "network_weight_")
+    _earlier_defaults = {**_SequenceEstimator._earlier_defaults, "ridge": False, "network_weight": 1.0}
     _FIXED_WHEN_SET = {**_SequenceEstimator._FIXED_WHEN_SET, "ridge": "ridge_"}
     ridge_coef_: Optional[np.ndarray]
     ridge_intercept_: Optional[np.ndarray]
@@ -92,13 +104,66 @@ class SequenceRegressor(RegressorMixin, _SequenceEstimator):
         return tags
 
     def _fit(self, X: Any, y: Any, sample_weight: Any, partial: bool, classes: Any = None) -> "SequenceRegressor":
+        p = self._checked_params()
+        continuing = (partial or p["warm_start"]) and hasattr(self, "model_")
+        earlier = getattr(self, "network_weight_", None) if continuing else None
+        probed = self._probed = None if continuing or partial else self._probed_weight(X, y, sample_weight, p)
         try:
-            return super()._fit(X, y, sample_weight, partial, classes)
+            super()._fit(X, y, sample_weight, partial, classes)
         finally:
             self.__dict__.pop("_validation_ridge", None)          # (only the validation score read it)
+            self.__dict__.pop("_probed", None)                    # (only the plan line read it)
+        if p["network_weight"] != "auto":
+            self.network_weight_ = np.full(self.n_outputs_, float(p["network_weight"]))
+        else:
+            self.network_weight_ = (probed if probed is not None else
+                                    earlier if earlier is not None else np.ones(self.n_outputs_))
+        return self
+
+    def _probed_weight(self, X: Any, y: Any, sample_weight: Any, p: dict[str, Any]) -> Optional[np.ndarray]:
+        """network_weight="auto": w (k,) from a probe fit, the same estimator (with the weight 1) trained on
+        a random (1 − _PROBE_SHARE) of the sequences, which predicts the rest; w = clip(Σ ω·r·d / Σ ω·d², 0, 1)
+        per output over them, r = y − b and d = ŷ − b, with b the probe's linear part (or its training mean)
+        and ω the sample weights. None where no probe runs (the docstring of ``network_weight``)."""
+        if p["network_weight"] != "auto" or p["output"] != "last" or self.comm is not None:
+            return None
+        seqs = _check_X(X, np.dtype(np.float64))
+        n = seqs.n
+        if not self._PROBE_SEQUENCES[0] <= n <= self._PROBE_SEQUENCES[1]:
+            return None
+        targets = _check_target_rows(y, seqs, per_step=False)                     # (n[, k]), checked against X
+        sw = self._check_sample_weight(sample_weight, n)
+        rng = _make_rng(self.random_state)
+        order = rng.permutation(n)
+        held = np.sort(order[:max(2, round(self._PROBE_SHARE * n))])              # (m,)
+        kept = np.sort(order[len(held):])
+        omega = np.ones(len(held)) if sw is None else sw[held]
+        if not omega.any() or (sw is not None and not sw[kept].any()):
+            return None
+        lengths = np.full(n, seqs.T) if seqs.lengths is None else seqs.lengths
+        rows = [seqs.x[:lengths[b], b] for b in range(n)]                          # (T_b, I) each, as given
+        probe = type(self)(**{**self.get_params(deep=False), "network_weight": 1.0, "warm_start": False,
+                              "verbose": 0, "random_state": int(rng.integers(2**31))})
+        t = np.asarray(targets)
+        with warnings.catch_warnings(record=True) as caught:          # (the model's own fit warns as it must)
+            warnings.simplefilter("always")
+            try:
+                probe.fit([rows[b] for b in kept], t[kept], sample_weight=None if sw is None else sw[kept])
+            except FloatingPointError:      # diverged: the model's own fit then says so (and keeps its weights)
+                return None
+        if any(issubclass(c.category, ConvergenceWarning) and "interrupted" in str(c.message) for c in caught):
+            raise KeyboardInterrupt                 # Ctrl-C in the probe: no model yet, the estimator as it was
+        z, steps = probe._predicted([rows[b] for b in held])                       # (m, k) the network's
+        base = probe._unscaled(probe._baseline(steps))                              # (m, k) b
+        d = probe._unscaled(probe._combined(z, steps)) - base                       # (m, k) ŷ − b
+        r = t[held].reshape(len(held), -1).astype(np.float64) - base                # (m, k) y − b
+        num, den = omega @ (r * d), omega @ (d * d)                                 # (k,)
+        return np.clip(np.divide(num, den, out=np.zeros_like(num), where=den > 0), 0.0, 1.0)
 
     def _checked_params(self) -> dict[str, Any]:
         p = super()._checked_params()
+        p["network_weight"] = check_auto_or("network_weight", self.network_weight,
+                                            lambda name, v: check_real(name, v, 0.0, 1.0))
         p["ridge"] = check_choice("ridge", self.ridge, ("auto", False, True))
         if p["ridge"] != "auto":
             p["ridge"] = bool(p["ridge"])                   # 0, 1 and numpy's bools as False and True
@@ -145,9 +210,10 @@ class SequenceRegressor(RegressorMixin, _SequenceEstimator):
             self._y_has_output_axis = has_output_axis
             self.n_outputs_ = t.shape[-1]
             self.target_mean_ = self.target_scale_ = None
+            valid, w = (t, weights) if self._output == "last" else seqs.real_steps(t, weights)       # (N, k)
             if self.scale:
-                valid, w = (t, weights) if self._output == "last" else seqs.real_steps(t, weights)   # (N, k)
                 self.target_mean_, self.target_scale_ = _mean_and_scale(valid, w)
+            self.target_center_ = (np.zeros(self.n_outputs_) if self.scale else _mean_and_scale(valid, w)[0])
         elif t.shape[-1] != self.n_outputs_:
             raise ValueError(f"y has {t.shape[-1]} outputs, but the model was fitted with {self.n_outputs_}")
         if self.target_mean_ is not None:
@@ -198,10 +264,14 @@ class SequenceRegressor(RegressorMixin, _SequenceEstimator):
         self.ridge_residual_scale_ = _mean_and_scale(residuals, w)[1]
 
     def _plan_note(self) -> str:
-        if getattr(self, "ridge_score_", None) is None:
-            return ""
-        return (f"; linear part (ridge) {'kept' if self.ridge_ else 'left out'}: leave-one-out R² "
-                f"{self.ridge_score_:.3f} on the last {self.ridge_steps_} steps")
+        note = ""
+        if getattr(self, "ridge_score_", None) is not None:
+            note = (f"; linear part (ridge) {'kept' if self.ridge_ else 'left out'}: leave-one-out R² "
+                    f"{self.ridge_score_:.3f} on the last {self.ridge_steps_} steps")
+        probed = self.__dict__.get("_probed")
+        if probed is not None:
+            note += f"; network weight {np.array2string(probed, precision=3)} (probe fit, 20% held out)"
+        return note
 
     def _ridge_part(self, steps: _Sequences) -> np.ndarray:
         """f·β + c (n, k) of the prepared sequences, in the encoded targets' units."""
@@ -214,13 +284,27 @@ class SequenceRegressor(RegressorMixin, _SequenceEstimator):
             self.ridge_ = False
         return super()._fixed_at_fit(p)
 
-    def _with_ridge(self, z: np.ndarray, steps: _Sequences) -> np.ndarray:
-        """The network's outputs z (n, k) (residuals over s) of the prepared sequences ``steps`` as the encoded
-        targets: f·β + c + s·z."""
-        if not getattr(self, "ridge_", False) or self._output != "last":
+    def _baseline(self, steps: _Sequences) -> np.ndarray:
+        """b (n, k), what ``network_weight_`` shrinks the network's part toward, in the encoded targets' units:
+        the linear part f·β + c of the prepared sequences ``steps``, or without one the training mean."""
+        if getattr(self, "ridge_", False):
+            with blas_single_thread():
+                return self._ridge_part(steps)
+        center = getattr(self, "target_center_", None)                 # (k,); a file from before: scaled, 0
+        return np.broadcast_to(np.zeros(self.n_outputs_) if center is None else np.asarray(center),
+                               (steps.n, self.n_outputs_))
+
+    def _combined(self, z: np.ndarray, steps: _Sequences) -> np.ndarray:
+        """The network's outputs z (n, k) (residuals over s with the linear part) of the prepared sequences
+        ``steps`` as the encoded targets: b + w·s·z with the linear part b = f·β + c, else b + w·(z − b), w the
+        network's weight (``network_weight_``; output="sequence": z itself)."""
+        if self._output != "last":
             return z
-        with blas_single_thread():
-            return self._ridge_part(steps) + np.asarray(self.ridge_residual_scale_) * z
+        w = getattr(self, "network_weight_", None)
+        w = np.ones(z.shape[-1]) if w is None else np.asarray(w)                    # (k,)
+        base = self._baseline(steps)                                                # (n, k)
+        part = np.asarray(self.ridge_residual_scale_) * z if getattr(self, "ridge_", False) else z - base
+        return base + w * part
 
     def _loss(self, z, target, mask):
         return mse_loss(z, target.astype(z.dtype, copy=False), mask=mask)
@@ -243,14 +327,14 @@ class SequenceRegressor(RegressorMixin, _SequenceEstimator):
     def predict(self, X: Any):
         """Predictions (float64) shaped like the y of fit: (n_samples[, k]) or (n_samples, T[, k])."""
         z, seqs = self._predicted(X)
-        z = self._shape_output(self._unscaled(self._with_ridge(z, seqs)))
+        z = self._shape_output(self._unscaled(self._combined(z, seqs)))
         return z if self._output == "last" else self._per_sequence(z, seqs)
 
     def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
         """R² (uniform average over outputs), over sequences ("last") or over every step ("sequence")."""
         z, seqs = self._predicted(X)
         sample_weight = self._check_sample_weight(sample_weight, seqs.n)
-        z = self._unscaled(self._with_ridge(z, seqs))
+        z = self._unscaled(self._combined(z, seqs))
         t = self._regression_targets(y, seqs)[0]
         if t.shape[-1] != z.shape[-1]:                  # as r2_score: never broadcast one output against several
             raise ValueError(f"y has {t.shape[-1]} outputs, but the model was fitted with {z.shape[-1]}")

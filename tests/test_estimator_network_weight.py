@@ -1,0 +1,116 @@
+"""SequenceRegressor's ``network_weight``: predict = b + w·(the network's part), b the linear part or the
+training mean, and "auto" fitting w on the sequences a probe fit left out."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+import rnnfast
+from rnnfast.estimators import SequenceRegressor
+
+FAST = dict(max_updates=60, random_state=0, hidden_size=16)
+
+
+def drawn(n=60, T=8, seed=0, noise=0.3):
+    """X (n, T, 2) and a target: a linear part, a product no linear model reads, and noise."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, T, 2))
+    return X, X[:, -1, 0] + X[:, -2, 1] * X[:, -3, 0] + noise * rng.standard_normal(n)
+
+
+@pytest.mark.parametrize("extra", [{}, {"ridge": False}, {"ridge": False, "scale": False}])
+def test_predict_is_the_baseline_plus_w_times_the_network_part(extra):
+    X, y = drawn()
+    y = y + 5.0                                                         # a mean far from 0 (scale=False)
+    full, base, half = (SequenceRegressor(network_weight=w, **extra, **FAST).fit(X, y) for w in (1.0, 0.0, 0.3))
+    assert full.ridge_ == ("ridge" not in extra)                        # (the same network in all three)
+    p1, p0, ph = full.predict(X), base.predict(X), half.predict(X)
+    np.testing.assert_allclose(ph, p0 + 0.3 * (p1 - p0), rtol=1e-10, atol=1e-10)
+    assert np.abs(p1 - p0).max() > 1e-3
+    if "ridge" in extra:                                                # b: the training mean
+        np.testing.assert_allclose(p0, y.mean(), rtol=1e-10)
+    assert half.network_weight_.tolist() == [0.3]
+
+
+def test_auto_is_the_least_squares_weight_on_the_probe_s_held_out_sequences():
+    X, y = drawn(n=50, seed=2, noise=1.5)                               # noisy: w inside (0, 1), not clipped
+    est = SequenceRegressor(**FAST).fit(X, y)
+    rng = np.random.default_rng(0)                                      # the probe's split and seed, as fit
+    order = rng.permutation(50)                                         # draws them from random_state
+    held, kept = np.sort(order[:10]), np.sort(order[10:])
+    seed = int(rng.integers(2**31))
+    params = {**FAST, "random_state": seed}
+    y_hat = SequenceRegressor(network_weight=1.0, **params).fit(X[kept], y[kept]).predict(X[held])
+    b = SequenceRegressor(network_weight=0.0, **params).fit(X[kept], y[kept]).predict(X[held])
+    d, r = y_hat - b, y[held] - b
+    assert est.network_weight_.shape == (1,) and 0.05 < est.network_weight_[0] < 0.95
+    np.testing.assert_allclose(est.network_weight_[0], np.clip(r @ d / (d @ d), 0, 1), rtol=1e-9, atol=1e-12)
+
+
+def test_auto_shrinks_a_network_that_fits_noise_and_keeps_one_that_generalises():
+    rng = np.random.default_rng(4)
+    X = rng.standard_normal((80, 6, 1))
+    noise = rng.standard_normal(80)                                     # nothing to learn
+    kw = dict(ridge=False, max_updates=400, random_state=0, hidden_size=32)
+    auto = SequenceRegressor(**kw).fit(X[:60], noise[:60])
+    alone = SequenceRegressor(network_weight=1.0, **kw).fit(X[:60], noise[:60])
+    assert alone.score(X[:60], noise[:60]) > 0.5                        # it fits the noise
+    assert auto.network_weight_[0] < 0.5
+    assert auto.score(X[60:], noise[60:]) > alone.score(X[60:], noise[60:])
+    signal = X[:, -1, 0] * X[:, -2, 0]                                  # learnable, not linear
+    assert SequenceRegressor(**kw).fit(X[:60], signal[:60]).network_weight_[0] > 0.7
+
+
+def test_weight_per_output_and_where_no_probe_runs():
+    X, y = drawn(n=40)
+    two = SequenceRegressor(**FAST).fit(X, np.c_[y, np.zeros(40) + np.random.default_rng(1).standard_normal(40)])
+    assert two.network_weight_.shape == (2,)
+    assert SequenceRegressor(**FAST).fit(X[:9], y[:9]).network_weight_.tolist() == [1.0]   # too few to hold out
+    seq = SequenceRegressor(output="sequence", **FAST).fit(X, np.repeat(y[:, None], 8, axis=1))
+    assert seq.network_weight_.tolist() == [1.0]
+    part = SequenceRegressor(**FAST).partial_fit(X, y)
+    assert part.network_weight_.tolist() == [1.0]
+
+
+def test_a_warm_start_keeps_the_weight_and_a_float_replaces_it(tmp_path):
+    X, y = drawn(n=40)
+    est = SequenceRegressor(warm_start=True, **FAST).fit(X, y)
+    w = est.network_weight_.copy()
+    est.fit(X, y)
+    np.testing.assert_array_equal(est.network_weight_, w)
+    est.set_params(network_weight=0.25).fit(X, y)
+    assert est.network_weight_.tolist() == [0.25]
+    path = os.path.join(tmp_path, "m.npz")
+    loaded = rnnfast.load(est.save(path))
+    assert loaded.network_weight_.tolist() == [0.25]
+    np.testing.assert_array_equal(loaded.target_center_, est.target_center_)
+    np.testing.assert_array_equal(loaded.predict(X), est.predict(X))
+
+
+@pytest.mark.parametrize("value, error, message", [
+    ("x", ValueError, "network_weight must be one of 'auto'"), (1.5, ValueError, r"network_weight must be in \[0, 1\]"),
+    (True, TypeError, "network_weight must be a real number")])
+def test_bad_network_weight_is_refused_by_name(value, error, message):
+    X, y = drawn(n=20)
+    with pytest.raises(error, match=message):
+        SequenceRegressor(network_weight=value, **FAST).fit(X, y)
+
+
+def test_an_interrupt_in_the_probe_leaves_the_estimator_unfitted(monkeypatch):
+    X, y = drawn(n=40)
+    original = SequenceRegressor._train_batch
+    calls = {"n": 0}
+
+    def batch(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 5:                                             # the probe's second epoch
+            raise KeyboardInterrupt
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(SequenceRegressor, "_train_batch", batch)
+    est = SequenceRegressor(batch_size=16, **FAST)
+    with pytest.raises(KeyboardInterrupt):
+        est.fit(X, y)
+    assert not hasattr(est, "model_") and not hasattr(est, "network_weight_")
