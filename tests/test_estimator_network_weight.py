@@ -34,17 +34,18 @@ def test_predict_is_the_baseline_plus_w_times_the_network_part(extra):
     assert half.network_weight_.tolist() == [0.3]
 
 
-def test_auto_is_the_least_squares_weight_on_the_probe_s_held_out_sequences():
-    X, y = drawn(n=50, seed=2, noise=1.5)                               # noisy: w inside (0, 1), not clipped
+def test_auto_is_the_least_squares_weight_on_the_probes_out_of_fold_predictions():
+    X, y = drawn(n=50, seed=4, noise=1.0)                               # noisy: w inside (0, 1), not clipped
     est = SequenceRegressor(**FAST).fit(X, y)
-    rng = np.random.default_rng(0)                                      # the probe's split and seed, as fit
-    order = rng.permutation(50)                                         # draws them from random_state
-    held, kept = np.sort(order[:10]), np.sort(order[10:])
-    seed = int(rng.integers(2**31))
-    params = {**FAST, "random_state": seed}
-    y_hat = SequenceRegressor(network_weight=1.0, **params).fit(X[kept], y[kept]).predict(X[held])
-    b = SequenceRegressor(network_weight=0.0, **params).fit(X[kept], y[kept]).predict(X[held])
-    d, r = y_hat - b, y[held] - b
+    rng = np.random.default_rng(0)                                      # the probes' folds and seeds, as fit
+    d, r = np.zeros(50), np.zeros(50)                                   # draws them from random_state
+    for held in np.array_split(rng.permutation(50), 3):
+        held = np.sort(held)
+        kept = np.setdiff1d(np.arange(50), held)
+        params = {**FAST, "random_state": int(rng.integers(2**31)), "ridge": est.ridge_}   # the model's part
+        y_hat = SequenceRegressor(network_weight=1.0, **params).fit(X[kept], y[kept]).predict(X[held])
+        b = SequenceRegressor(network_weight=0.0, **params).fit(X[kept], y[kept]).predict(X[held])
+        d[held], r[held] = y_hat - b, y[held] - b
     assert est.network_weight_.shape == (1,) and 0.05 < est.network_weight_[0] < 0.95
     np.testing.assert_allclose(est.network_weight_[0], np.clip(r @ d / (d @ d), 0, 1), rtol=1e-9, atol=1e-12)
 
@@ -67,7 +68,7 @@ def test_weight_per_output_and_where_no_probe_runs():
     X, y = drawn(n=40)
     two = SequenceRegressor(**FAST).fit(X, np.c_[y, np.zeros(40) + np.random.default_rng(1).standard_normal(40)])
     assert two.network_weight_.shape == (2,)
-    assert SequenceRegressor(**FAST).fit(X[:9], y[:9]).network_weight_.tolist() == [1.0]   # too few to hold out
+    assert SequenceRegressor(**FAST).fit(X[:5], y[:5]).network_weight_.tolist() == [1.0]   # too few to hold out
     seq = SequenceRegressor(output="sequence", **FAST).fit(X, np.repeat(y[:, None], 8, axis=1))
     assert seq.network_weight_.tolist() == [1.0]
     part = SequenceRegressor(**FAST).partial_fit(X, y)
@@ -98,19 +99,73 @@ def test_bad_network_weight_is_refused_by_name(value, error, message):
         SequenceRegressor(network_weight=value, **FAST).fit(X, y)
 
 
-def test_an_interrupt_in_the_probe_leaves_the_estimator_unfitted(monkeypatch):
+def test_an_interrupt_in_the_probe_keeps_the_model_with_the_network_whole(monkeypatch):
     X, y = drawn(n=40)
     original = SequenceRegressor._train_batch
     calls = {"n": 0}
 
     def batch(self, *args, **kwargs):
         calls["n"] += 1
-        if calls["n"] == 5:                                             # the probe's second epoch
+        if calls["n"] == 64:                                            # the model's own 60 updates, then the probe
             raise KeyboardInterrupt
         return original(self, *args, **kwargs)
 
     monkeypatch.setattr(SequenceRegressor, "_train_batch", batch)
     est = SequenceRegressor(batch_size=16, **FAST)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.warns(rnnfast.estimators._compat.ConvergenceWarning, match="network_weight's probe fit"):
         est.fit(X, y)
-    assert not hasattr(est, "model_") and not hasattr(est, "network_weight_")
+    assert calls["n"] == 64                                           # (the probe stopped there)
+    assert est.n_updates_ == 60 and est.network_weight_.tolist() == [1.0]
+    np.testing.assert_array_equal(est.predict(X), SequenceRegressor(batch_size=16, network_weight=1.0,
+                                                                    **FAST).fit(X, y).predict(X))
+
+
+def test_the_probes_have_the_model_s_linear_part(monkeypatch):
+    """A probe's own "auto" could decide the linear part otherwise on its two thirds: it is given the model's."""
+    seen = []
+    original = SequenceRegressor.fit
+    monkeypatch.setattr(SequenceRegressor, "fit", lambda self, *a, **k: seen.append(self.ridge) or original(
+        self, *a, **k))
+    X, y = drawn(n=40)
+    for ridge in (True, False):
+        seen.clear()
+        monkeypatch.setattr(SequenceRegressor, "_AUTO_RIDGE_SCORE", -np.inf if ridge else np.inf)
+        est = SequenceRegressor(**FAST).fit(X, y)
+        assert est.ridge_ is ridge and seen == ["auto", ridge, ridge, ridge]
+
+
+def test_a_diverged_fit_keeps_its_weight():
+    X, y = drawn(n=40)
+    est = SequenceRegressor(network_weight=0.0, optimizer="sgd", lr=1e20, clip_norm=None, **FAST)
+    with pytest.raises(FloatingPointError), np.errstate(all="ignore"):
+        est.fit(X, y * 1e3)
+    assert hasattr(est, "model_") and est.network_weight_.tolist() == [0.0]
+
+
+def test_output_sequence_refuses_a_weight_it_would_not_use():
+    X, y = drawn(n=20)
+    with pytest.raises(ValueError, match="network_weight=0.5: .* with output='sequence' use 'auto' or 1"):
+        SequenceRegressor(output="sequence", network_weight=0.5, **FAST).fit(X, np.repeat(y[:, None], 8, axis=1))
+
+
+def test_no_probe_after_an_interrupted_fit_or_beyond_the_work_limit(monkeypatch):
+    X, y = drawn(n=40)
+    fits = []
+    original_fit = SequenceRegressor.fit
+    monkeypatch.setattr(SequenceRegressor, "fit", lambda self, *a, **k: fits.append(1) or original_fit(self, *a, **k))
+    monkeypatch.setattr(rnnfast.estimators._regressor, "_AUTO_MAX_MACS", 1.0)    # 4 × the fit's work is more
+    assert SequenceRegressor(**FAST).fit(X, y).network_weight_.tolist() == [1.0] and len(fits) == 1
+    monkeypatch.undo()
+    original = SequenceRegressor._train_batch
+    calls = {"n": 0}
+
+    def batch(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 30:                                            # in the model's own fit
+            raise KeyboardInterrupt
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(SequenceRegressor, "_train_batch", batch)
+    with pytest.warns(rnnfast.estimators._compat.ConvergenceWarning, match="Training interrupted by user after"):
+        est = SequenceRegressor(batch_size=16, **FAST).fit(X, y)
+    assert calls["n"] == 30 and est.network_weight_.tolist() == [1.0]   # the user asked to stop: no probe

@@ -1235,8 +1235,9 @@ def test_random_crop_auto_crops_windowed_classifier_sequences_alone():
     y = np.array([int(x[:, 0].sum() > 0) for x in X])
     r = np.array([x[:, 0].mean() for x in X])
 
-    def proba(cls, target, crop_used=None, **kw):
-        est = cls(max_updates=12, **FAST, **kw).fit(X, target)
+    def proba(cls, target, crop_used=None, **kw):                      # (the regressor's network whole: its
+        whole = {"network_weight": 1.0} if cls is SequenceRegressor else {}     # 12 updates would get w = 0)
+        est = cls(max_updates=12, **FAST, **whole, **kw).fit(X, target)
         assert crop_used is None or est.random_crop_ == crop_used          # "auto" resolved, as fit used it
         return est.predict_proba(X) if cls is SequenceClassifier else est.predict(X)
     for cls, target, windowed_crop in ((SequenceClassifier, y, 0.3), (SequenceRegressor, r, 0.0)):

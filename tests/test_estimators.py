@@ -446,15 +446,16 @@ def test_verbose_progress_on_stderr_with_and_without_tqdm(capsys, monkeypatch):
     SequenceRegressor(max_epochs=3, verbose=1, early_stopping=True, **FAST).fit(X, y)
     out, err = capsys.readouterr()
     lines = err.strip().splitlines()
-    assert out == "" and len(lines) == 4 and "epoch 3/3" in lines[-1] and "val_score" in lines[-1]
-    assert re.search(r": 3 epochs of 2 batches of at most 16 sequences, lr 0.003; linear part \(ridge\) kept: "
-                     r"leave-one-out R² 1\.000 on the last 4 steps; network weight \[[0-9. ]+\] \(probe fit, 20% "
-                     r"held out\)$", lines[0])                                          # the plan first
-    SequenceRegressor(max_epochs=95, verbose=1, **FAST).fit(X, y)   # about ten lines, the last epoch's last
-    lines = capsys.readouterr().err.strip().splitlines()
+    assert out == "" and len(lines) == 5 and "epoch 3/3" in lines[-2] and "val_score" in lines[-2]
+    assert lines[0].endswith(": 3 epochs of 2 batches of at most 16 sequences, lr 0.003; linear part (ridge) "
+                             "kept: leave-one-out R² 1.000 on the last 4 steps")             # the plan first
+    assert re.search(r"\]: network weight \[[0-9. ]+\], from 3 probe fits, each predicting the 10 of the 30 "
+                     r"sequences it did not train on$", lines[-1])  # network_weight="auto"'s, last
+    SequenceRegressor(max_epochs=95, verbose=1, network_weight=1.0, **FAST).fit(X, y)   # about ten lines, the
+    lines = capsys.readouterr().err.strip().splitlines()                                # last epoch's last
     assert len(lines) == 11 and "epoch 95/95" in lines[-1] and "val_score" not in lines[-1]
     monkeypatch.setattr(training, "_AUTO_MAX_MACS", 1.0)            # the work limit: one epoch, and it says so
-    SequenceRegressor(verbose=1, **FAST).fit(X, y)
+    SequenceRegressor(verbose=1, network_weight=1.0, **FAST).fit(X, y)
     lines = capsys.readouterr().err.strip().splitlines()
     assert "1 epoch of 2 batches" in lines[0] and "stopped at its work limit (1 multiply-adds), 1000 epochs" \
         in lines[0] and "epoch 1/1" in lines[-1]

@@ -357,7 +357,8 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
                 if getattr(self, "_rng", None) is None:
                     self._rng = _make_rng(self.random_state)
             training = True
-            self._train(seqs, targets, weights, p, comm, partial, continuing)    # windows itself
+            planned = self._train(seqs, targets, weights, p, comm, partial, continuing)    # windows itself
+            self._after_training(X, y, sample_weight, p, partial, continuing, planned)
             self._concurrent_inference()
         except BaseException as exc:
             if training and isinstance(exc, FloatingPointError):
@@ -369,6 +370,12 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
                 raise KeyboardInterrupt from None
             raise
         return self
+
+    def _after_training(self, X: Any, y: Any, sample_weight: Any, p: dict[str, Any], partial: bool,
+                        continuing: bool, planned: Optional[float]) -> None:
+        """What a fit does once its model is trained (``planned``: the work its training planned, in
+        multiply-adds; None after an interrupt): nothing here; SequenceRegressor sets the weight of its
+        network's part."""
 
     # What a fitted model is built from: a warm start or partial_fit continues that model, so these parameters
     # must be as they were (the window's, the slopes' and the own scales' only when set, not "auto").

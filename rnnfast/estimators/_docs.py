@@ -327,16 +327,20 @@ NETWORK_WEIGHT_PARAMETER = """\
     network_weight : "auto" or float in [0, 1], default="auto"
         How much of the network's part predict adds, with ``output="last"``: predict = b + w·(network's
         part), b the linear part (``ridge``) or, without one, the training targets' mean; 1 the network as
-        trained, 0 the linear part (or the mean) alone. "auto": w per output from a probe fit before the
-        model's own, the same estimator trained on a random 80% of the training sequences, that predicts the
-        other 20%: w = clip(Σ ω·r·d / Σ ω·d², 0, 1) over them (r = y − b, d = its prediction − b, ω the sample
-        weights), the least-squares weight of the network's part on sequences it did not train on. So a
-        network that fits noise (the training set's R² near 1, the held-out R² below the linear part's) is
-        shrunk toward b, and one that generalises is kept. The probe doubles the fit's time; it runs for
-        training sets of 10 to 10,000 sequences with ``output="last"`` and no ``comm`` (else "auto" is 1),
-        at the first fit (``partial_fit`` and ``warm_start`` keep the weight; a float set before either is
-        used as given). Chosen by 3-fold cross-validation inside the training splits of 12 regression sets
-        (benchmarks/README.md, how the defaults were chosen)."""
+        trained, 0 the linear part (or the mean) alone. "auto": w per output from three probe fits after the
+        model's own (3-fold cross-fitting), each the same estimator with the model's linear part (``ridge_``)
+        trained on the training sequences but a random third, which it predicts: over those out-of-fold
+        predictions, w = clip(Σ ω·r·d / Σ ω·d², 0, 1) (r = y − b, d = ŷ − b, ω the sample weights), the
+        least-squares weight of the network's part on sequences it did not train on. So a network that fits
+        noise (the training set's R² near 1, the held-out R² below the linear part's) is shrunk toward b, and
+        one that generalises is kept. The probes take about three times the model's own fit; they run in
+        ``fit`` with ``output="last"``, at least 6 sequences, no ``comm``, and where four times the fit's work
+        stays within the work limit of ``max_updates="auto"`` (else w is 1; a fit of a few seconds then takes
+        about four times as long, one at that limit as long as before). ``partial_fit`` gives 1, ``warm_start``
+        keeps the weight of the first fit, and a float is used as given. The thirds are drawn at random: for
+        windows cut from one series, neighbours share most of their steps, so w may come out higher than
+        later data would give. With ``output="sequence"`` only "auto" or 1. Chosen by 3-fold cross-validation
+        inside the training splits of 12 regression sets (benchmarks/README.md, how the defaults were chosen)."""
 
 NETWORK_WEIGHT_ATTRIBUTES = """\
     network_weight_ : ndarray (n_outputs_,)

@@ -1,6 +1,8 @@
 """SequenceRegressor: a linear head and ½ squared error, one target vector per sequence or per step."""
 from __future__ import annotations
 
+import math
+import sys
 import warnings
 from typing import Any, Optional
 
@@ -16,6 +18,7 @@ from ._data import (_check_target_rows, _check_X, _finite_or_raise, _make_rng, _
 from ._docs import ATTRIBUTES, NETWORK_WEIGHT_ATTRIBUTES, NETWORK_WEIGHT_PARAMETER, PARAMETERS, RIDGE_ATTRIBUTES, \
     RIDGE_PARAMETER
 from ._linear import _MAX_FEATURES, _end_features, _ridge_loo, _ridge_steps
+from ._training import _AUTO_MAX_MACS
 
 
 class SequenceRegressor(RegressorMixin, _SequenceEstimator):
@@ -78,11 +81,9 @@ class SequenceRegressor(RegressorMixin, _SequenceEstimator):
     # (chosen by 3-fold cross-validation inside the training splits of the eight regression sets of
     # benchmarks/model_quality.py: benchmarks/README.md, how the defaults were chosen)
     _AUTO_RIDGE_SCORE = 0.5
-    # network_weight="auto": the share of the training sequences the probe fit leaves out to measure the weight
-    # on, and the training sets it runs for: at least 10 sequences (2 held out), at most 10,000 (the probe
-    # doubles the fit's time; with more, "auto" is 1)
-    _PROBE_SHARE = 0.2
-    _PROBE_SEQUENCES = (10, 10_000)
+    # network_weight="auto": K probe fits, each on the training sequences but for a K-th, which it predicts
+    # (3-fold cross-fitting: chosen over one probe holding out 20% by the cross-validation in benchmarks/README.md)
+    _PROBE_FOLDS = 3
 
     _persisted_attrs = _SequenceEstimator._persisted_attrs + ("n_outputs_", "target_mean_", "target_scale_",
                                                               "_y_has_output_axis", "ridge_", "ridge_coef_",
@@ -104,66 +105,102 @@ class SequenceRegressor(RegressorMixin, _SequenceEstimator):
         return tags
 
     def _fit(self, X: Any, y: Any, sample_weight: Any, partial: bool, classes: Any = None) -> "SequenceRegressor":
-        p = self._checked_params()
-        continuing = (partial or p["warm_start"]) and hasattr(self, "model_")
-        earlier = getattr(self, "network_weight_", None) if continuing else None
-        probed = self._probed = None if continuing or partial else self._probed_weight(X, y, sample_weight, p)
         try:
-            super()._fit(X, y, sample_weight, partial, classes)
+            return super()._fit(X, y, sample_weight, partial, classes)
+        except FloatingPointError:                  # diverged: the model kept from before that update has its
+            if hasattr(self, "model_"):             # weight too (a warm start's from before, else 1 or as set)
+                self.network_weight_ = self._unprobed_weight(self._checked_params(),
+                                                             getattr(self, "network_weight_", None))
+            raise
         finally:
             self.__dict__.pop("_validation_ridge", None)          # (only the validation score read it)
-            self.__dict__.pop("_probed", None)                    # (only the plan line read it)
-        if p["network_weight"] != "auto":
-            self.network_weight_ = np.full(self.n_outputs_, float(p["network_weight"]))
-        else:
-            self.network_weight_ = (probed if probed is not None else
-                                    earlier if earlier is not None else np.ones(self.n_outputs_))
-        return self
 
-    def _probed_weight(self, X: Any, y: Any, sample_weight: Any, p: dict[str, Any]) -> Optional[np.ndarray]:
-        """network_weight="auto": w (k,) from a probe fit, the same estimator (with the weight 1) trained on
-        a random (1 − _PROBE_SHARE) of the sequences, which predicts the rest; w = clip(Σ ω·r·d / Σ ω·d², 0, 1)
-        per output over them, r = y − b and d = ŷ − b, with b the probe's linear part (or its training mean)
-        and ω the sample weights. None where no probe runs (the docstring of ``network_weight``)."""
-        if p["network_weight"] != "auto" or p["output"] != "last" or self.comm is not None:
+    def _after_training(self, X: Any, y: Any, sample_weight: Any, p: dict[str, Any], partial: bool,
+                        continuing: bool, planned: Optional[float]) -> None:
+        """network_weight_: as set, from a warm start's model, or ("auto" at a fit's start) from probe fits."""
+        self.network_weight_ = self._unprobed_weight(p, getattr(self, "network_weight_", None) if continuing
+                                                     else None)
+        if p["network_weight"] == "auto" and not continuing and not partial and planned is not None:
+            probed = self._probed_weight(X, y, sample_weight, p, planned)
+            if probed is not None:
+                self.network_weight_ = probed
+
+    def _unprobed_weight(self, p: dict[str, Any], earlier: Optional[np.ndarray]) -> np.ndarray:
+        """w (k,) without a probe: a float ``network_weight`` as given, else the weight from before (a warm
+        start), else 1."""
+        if p["network_weight"] != "auto" and self._output == "last":
+            return np.full(self.n_outputs_, float(p["network_weight"]))
+        return earlier if earlier is not None else np.ones(self.n_outputs_)
+
+    def _probed_weight(self, X: Any, y: Any, sample_weight: Any, p: dict[str, Any],
+                       planned: float) -> Optional[np.ndarray]:
+        """network_weight="auto", after the model's own fit (its training ``planned`` that many multiply-adds):
+        w (k,) from K = _PROBE_FOLDS probe fits, the same estimator with the model's linear part (``ridge_``)
+        and the weight 1, each trained on the sequences but for a random K-th, which it predicts; over those
+        out-of-fold predictions, w = clip(Σ ω·r·d / Σ ω·d², 0, 1) per output, r = y − b and d = ŷ − b, b the
+        probe's linear part (or its training mean), ω the sample weights. None where no probe runs: fewer than
+        2K sequences, or K + 1 times the work above the work limit of max_updates="auto"."""
+        if self._output != "last" or self.comm is not None:
             return None
         seqs = _check_X(X, np.dtype(np.float64))
-        n = seqs.n
-        if not self._PROBE_SEQUENCES[0] <= n <= self._PROBE_SEQUENCES[1]:
+        n, folds = seqs.n, self._PROBE_FOLDS
+        if n < 2 * folds or (folds + 1) * planned > _AUTO_MAX_MACS:
             return None
-        targets = _check_target_rows(y, seqs, per_step=False)                     # (n[, k]), checked against X
+        targets = np.asarray(_check_target_rows(y, seqs, per_step=False))          # (n[, k]), as fit read it
         sw = self._check_sample_weight(sample_weight, n)
-        rng = _make_rng(self.random_state)
-        order = rng.permutation(n)
-        held = np.sort(order[:max(2, round(self._PROBE_SHARE * n))])              # (m,)
-        kept = np.sort(order[len(held):])
-        omega = np.ones(len(held)) if sw is None else sw[held]
-        if not omega.any() or (sw is not None and not sw[kept].any()):
+        if sw is not None and not sw.any():
             return None
+        rng = _make_rng(self.random_state)
         lengths = np.full(n, seqs.T) if seqs.lengths is None else seqs.lengths
         rows = [seqs.x[:lengths[b], b] for b in range(n)]                          # (T_b, I) each, as given
-        probe = type(self)(**{**self.get_params(deep=False), "network_weight": 1.0, "warm_start": False,
-                              "verbose": 0, "random_state": int(rng.integers(2**31))})
-        t = np.asarray(targets)
-        with warnings.catch_warnings(record=True) as caught:          # (the model's own fit warns as it must)
-            warnings.simplefilter("always")
-            try:
-                probe.fit([rows[b] for b in kept], t[kept], sample_weight=None if sw is None else sw[kept])
-            except FloatingPointError:      # diverged: the model's own fit then says so (and keeps its weights)
+        r = np.zeros((n, self.n_outputs_))                                          # (n, k) y − b
+        d = np.zeros((n, self.n_outputs_))                                          # (n, k) ŷ − b, out of fold
+        for held in np.array_split(rng.permutation(n), folds):                     # (m,) each
+            held = np.sort(held)
+            kept = np.setdiff1d(np.arange(n), held)
+            if (sw is not None and not sw[kept].any()) or (
+                    p["early_stopping"] and math.ceil(p["validation_fraction"] * len(kept)) >= len(kept)):
+                return None                 # (a probe with nothing to train on, or no room for its validation)
+            probe = type(self)(**{**self.get_params(deep=False), "ridge": bool(self.ridge_), "network_weight": 1.0,
+                                  "warm_start": False, "verbose": 0, "random_state": int(rng.integers(2**31))})
+            with warnings.catch_warnings(record=True) as caught:      # (the model's own fit warned as it must)
+                warnings.simplefilter("always")
+                diverged = interrupted = False
+                try:
+                    probe.fit([rows[b] for b in kept], targets[kept], sample_weight=None if sw is None else sw[kept])
+                except FloatingPointError:  # no weight measured (the model's own fit did not diverge)
+                    diverged = True
+                except KeyboardInterrupt:   # before the probe's first epoch was complete
+                    interrupted = True
+                interrupted = interrupted or any(issubclass(c.category, ConvergenceWarning) and "interrupted" in
+                                                 str(c.message) for c in caught)
+            if interrupted:
+                warnings.warn("Training interrupted by user in network_weight's probe fits: the model is fitted, "
+                              "with the network's whole part (network_weight_ 1).", ConvergenceWarning,
+                              stacklevel=4)
+            if diverged or interrupted:
                 return None
-        if any(issubclass(c.category, ConvergenceWarning) and "interrupted" in str(c.message) for c in caught):
-            raise KeyboardInterrupt                 # Ctrl-C in the probe: no model yet, the estimator as it was
-        z, steps = probe._predicted([rows[b] for b in held])                       # (m, k) the network's
-        base = probe._unscaled(probe._baseline(steps))                              # (m, k) b
-        d = probe._unscaled(probe._combined(z, steps)) - base                       # (m, k) ŷ − b
-        r = t[held].reshape(len(held), -1).astype(np.float64) - base                # (m, k) y − b
+            z, steps = probe._predicted([rows[b] for b in held])                   # (m, k) the network's
+            base = probe._unscaled(probe._baseline(steps))                          # (m, k) b
+            d[held] = probe._unscaled(probe._combined(z, steps)) - base
+            r[held] = targets[held].reshape(len(held), -1).astype(np.float64) - base
+        omega = np.ones(n) if sw is None else sw                                   # (n,)
         num, den = omega @ (r * d), omega @ (d * d)                                 # (k,)
-        return np.clip(np.divide(num, den, out=np.zeros_like(num), where=den > 0), 0.0, 1.0)
+        w = np.clip(np.divide(num, den, out=np.zeros_like(num), where=den > 0), 0.0, 1.0)
+        if p["verbose"] > 0:
+            share = f"{n // folds}" + (f"–{n // folds + 1}" if n % folds else "")
+            print(f"{type(self).__name__}[{p['cell']}]: network weight {np.array2string(w, precision=3)}, from "
+                  f"{folds} probe fits, each predicting the {share} of the {n} sequences it did not train on",
+                  file=sys.stderr, flush=True)
+        return w
 
     def _checked_params(self) -> dict[str, Any]:
         p = super()._checked_params()
         p["network_weight"] = check_auto_or("network_weight", self.network_weight,
                                             lambda name, v: check_real(name, v, 0.0, 1.0))
+        if p["network_weight"] not in ("auto", 1.0) and p["output"] != "last":
+            raise ValueError(f"network_weight={self.network_weight!r}: the weight scales the network's part of one "
+                             f"target per sequence; with output='sequence' use 'auto' or 1 (the network alone)")
         p["ridge"] = check_choice("ridge", self.ridge, ("auto", False, True))
         if p["ridge"] != "auto":
             p["ridge"] = bool(p["ridge"])                   # 0, 1 and numpy's bools as False and True
@@ -176,8 +213,8 @@ class SequenceRegressor(RegressorMixin, _SequenceEstimator):
         """One epoch over (X, y) at the constant learning rate ``lr`` (scaled as ``batch_size="auto"`` says for
         this call's batch), from the current model if there is one.
 
-        The first call fixes the model (scaling of inputs and targets, window, architecture). No early
-        stopping.
+        The first call fixes the model (scaling of inputs and targets, window, architecture, the linear part).
+        No early stopping, and no probe fit: ``network_weight="auto"`` is 1 here.
         """
         return self._fit(X, y, sample_weight, partial=True)
 
@@ -264,14 +301,10 @@ class SequenceRegressor(RegressorMixin, _SequenceEstimator):
         self.ridge_residual_scale_ = _mean_and_scale(residuals, w)[1]
 
     def _plan_note(self) -> str:
-        note = ""
-        if getattr(self, "ridge_score_", None) is not None:
-            note = (f"; linear part (ridge) {'kept' if self.ridge_ else 'left out'}: leave-one-out R² "
-                    f"{self.ridge_score_:.3f} on the last {self.ridge_steps_} steps")
-        probed = self.__dict__.get("_probed")
-        if probed is not None:
-            note += f"; network weight {np.array2string(probed, precision=3)} (probe fit, 20% held out)"
-        return note
+        if getattr(self, "ridge_score_", None) is None:
+            return ""
+        return (f"; linear part (ridge) {'kept' if self.ridge_ else 'left out'}: leave-one-out R² "
+                f"{self.ridge_score_:.3f} on the last {self.ridge_steps_} steps")
 
     def _ridge_part(self, steps: _Sequences) -> np.ndarray:
         """f·β + c (n, k) of the prepared sequences, in the encoded targets' units."""

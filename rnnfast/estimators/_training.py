@@ -198,9 +198,11 @@ class _TrainingLoop:
         return value, total, dz
 
     def _train(self, steps: _Sequences, targets: np.ndarray, weights: Optional[np.ndarray], p: dict[str, Any],
-               comm: Optional[distributed.Communicator], partial: bool, continuing: bool) -> None:
+               comm: Optional[distributed.Communicator], partial: bool, continuing: bool) -> Optional[float]:
         """Train on ``steps``, the scaled sequences before the time-delay window: the batches are windowed
-        from them (at a random offset with ``window_offset="random"``), the validation set on the fixed grid."""
+        from them (at a random offset with ``window_offset="random"``), the validation set on the fixed grid.
+        Returns the work planned, the multiply-adds of the recurrent layers' forward passes over its epochs, or
+        None after an interrupt (the user asked to stop)."""
         rng = self._rng
         k = getattr(self, "window_", 1)
         seqs = _windowed(steps, k, getattr(self, "window_span_", 1))
@@ -239,8 +241,8 @@ class _TrainingLoop:
         batches = math.ceil(len(train_idx) / batch_size)                  # per epoch
         epoch_steps = len(train_idx) * seqs.T if seqs.lengths is None else int(seqs.lengths[train_idx].sum())
         epoch_updates = self._steps_per_epoch(seqs, weights, train_idx, batches, p)
-        epochs = 1 if partial else _planned_epochs(p["max_updates"], p["max_epochs"], epoch_updates,
-                                                   _recurrent_macs(epoch_steps, seqs.x.shape[2], p))
+        epoch_macs = _recurrent_macs(epoch_steps, seqs.x.shape[2], p)
+        epochs = 1 if partial else _planned_epochs(p["max_updates"], p["max_epochs"], epoch_updates, epoch_macs)
         uncapped = 1 if partial else _planned_epochs(p["max_updates"], p["max_epochs"], epoch_updates)
         scheduler = (optim.CosineAnnealingLR(opt, epochs * batches)
                      if p["lr_schedule"] == "cosine" and not partial else None)
@@ -342,6 +344,7 @@ class _TrainingLoop:
             warnings.warn(f"Training interrupted by user after {len(loss_curve) - done_before} epoch(s): the "
                           f"model keeps the weights of its {'best' if kept is best_state else 'last complete'} "
                           f"epoch.", ConvergenceWarning, stacklevel=3)
+        return None if interrupted else epochs * epoch_macs
 
     def _network_targets(self, steps: _Sequences, targets: np.ndarray, weights: Optional[np.ndarray],
                          train_idx: np.ndarray, val_idx: np.ndarray, continuing: bool,
