@@ -19,9 +19,9 @@ from ._compat import BaseEstimator, NotFittedError
 from ._inference import _check_draws, _check_offsets, _Inference
 from ._windows import _auto_window
 from ._training import _Interrupted, _TrainingLoop
-from ._data import (_check_n_threads, _check_X, _checked_sample_weight, _input_scaling, _InputScaling,
-                    _instance_normalized, _make_rng, _own_moments, _scaled, _scales_differ, _Sequences,
-                    _with_differences)
+from ._data import (_check_feature_names, _check_n_threads, _check_X, _checked_sample_weight, _input_scaling,
+                    _InputScaling, _instance_normalized, _make_rng, _own_moments, _scaled, _scales_differ,
+                    _Sequences, _with_differences)
 
 _CELLS = {**{name: name for name in CELL_NAMES}, **ALIASES}    # family names, and "rnn" for "elman"
 _NONLINEARITIES = ("tanh", "relu", "sigmoid")
@@ -182,7 +182,8 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
     # of those, the float64 arrays (or None) that rnnfast.load gives back as arrays rather than JSON's lists
     _persisted_float_arrays: tuple[str, ...] = ("input_asinh_center_", "input_asinh_scale_", "input_mean_",
                                                 "input_scale_")
-    _persisted_arrays: tuple[str, ...] = ()                  # learned arrays kept as arrays (the classifier's classes_)
+    # learned arrays kept as arrays: feature_names_in_ (of objects, as the classifier's classes_ may be)
+    _persisted_arrays: tuple[str, ...] = ("feature_names_in_",)
     input_asinh_center_: Optional[np.ndarray]
     input_asinh_scale_: Optional[np.ndarray]
     input_mean_: Optional[np.ndarray]
@@ -326,15 +327,16 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
         continuing = (partial or p["warm_start"]) and hasattr(self, "model_")
         if continuing:
             _check_unchanged(*self._fixed_at_fit(p))
-        # float64 until scaled (_scaled_features casts to the model's dtype): a float32 X of values near 1e9
-        # holds steps of 64, and its unit-size signal was gone before the standardization could recover it
-        seqs = _check_X(X, np.dtype(np.float64))
         # The estimator as it was: a fit that fails or is interrupted before one epoch is complete leaves it so
         # (but for a divergence in training: the model then keeps the weights from before the update that broke
         # them, as its error says).
         snapshot = _FitSnapshot(self, continuing, lambda: _weight_names(self.model_, lambda q: q))
         training = False
         try:
+            _check_feature_names(self, X, reset=not continuing)         # names before values, as scikit-learn
+            # float64 until scaled (_scaled_features casts to the model's dtype): a float32 X of values near 1e9
+            # holds steps of 64, and its unit-size signal was gone before the standardization could recover it
+            seqs = _check_X(X, np.dtype(np.float64))
             sw = self._check_sample_weight(sample_weight, seqs.n, partial)
             if continuing:
                 seqs = self._scaled_steps(self._check_X_fitted(seqs))
@@ -482,6 +484,9 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
         if (size != 1) if two_d else (n_in != size):
             raise ValueError(f"n_features_in_ ({n_in}) and input_size_ ({size}) do not agree with fit_layout_ "
                              f"{getattr(self, 'fit_layout_', None)!r}")
+        names = getattr(self, "feature_names_in_", None)
+        if names is not None and (np.shape(names) != (n_in,) or not all(isinstance(v, str) for v in names)):
+            raise ValueError(f"feature_names_in_ must hold n_features_in_ ({n_in}) strings, got {names!r}")
         classes = getattr(self, "classes_", None)
         if classes is not None and (len(classes) < 2 or np.any(np.asarray(classes[1:]) <= np.asarray(classes[:-1]))):
             raise ValueError(f"classes_ must hold two or more labels, sorted and unique, as fit leaves them; got "
@@ -558,6 +563,12 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
         return _optimizer(self.model_.parameters(), p)
 
     # ---- inference --------------------------------------------------------------------------------
+    def _predicted(self, X: Any) -> tuple[np.ndarray, _Sequences]:
+        """``_Inference._predicted``, X's column names first checked against ``feature_names_in_``."""
+        self._check_fitted()
+        _check_feature_names(self, X, reset=False)
+        return super()._predicted(X)
+
     def _check_fitted(self) -> None:
         if not hasattr(self, "model_"):
             raise NotFittedError(f"This {type(self).__name__} instance is not fitted yet. Call 'fit' with "

@@ -62,7 +62,7 @@ class SequenceClassifier(ClassifierMixin, _SequenceEstimator):
                  verbose: int = 0, dtype: str = "float32", comm: Any = None):
         self._init_params(locals())
 
-    _persisted_arrays = ("classes_",)
+    _persisted_arrays = _SequenceEstimator._persisted_arrays + ("classes_",)
 
     def partial_fit(self, X: Any, y: Any, classes: Any = None, sample_weight: Any = None) -> "SequenceClassifier":
         """One epoch over (X, y) at the constant learning rate ``lr`` (scaled as ``batch_size="auto"`` says for

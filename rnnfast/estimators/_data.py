@@ -123,6 +123,58 @@ def _check_X(X: Any, dtype: np.dtype) -> _Sequences:
     return _Sequences(np.ascontiguousarray(arr.transpose(1, 0, 2)), None, "3d")   # (T, n, I)
 
 
+def _feature_names(X: Any) -> Optional[np.ndarray]:
+    """The column names of a DataFrame X as an object array (n_features,) when they are all strings, else
+    None; TypeError when strings are mixed with other names: ``sklearn.utils.validation._get_feature_names``."""
+    columns = getattr(X, "columns", None) if len(getattr(X, "shape", ())) == 2 else None
+    if columns is None:
+        return None
+    names = np.asarray(list(columns), dtype=object)
+    types = sorted({type(v).__qualname__ for v in names})
+    if len(types) > 1 and "str" in types:
+        raise TypeError(f"Feature names are only supported if all input features have string names, but your "
+                        f"input has {types} as feature name / column name types. If you want feature names to be "
+                        f"stored and validated, you must convert them all to strings, by using X.columns = "
+                        f"X.columns.astype(str) for example. Otherwise you can remove feature / column names from "
+                        f"your input data, or convert them all to a non-string data type.")
+    return names if types == ["str"] else None
+
+
+def _check_feature_names(est: Any, X: Any, reset: bool) -> None:
+    """Set (``reset``: a fit that starts a model) or check ``est.feature_names_in_`` against X's column names
+    (``_feature_names``), as ``sklearn.utils.validation._check_feature_names`` does: a fit on X without names
+    of strings deletes a stale ``feature_names_in_``; other names than at fit are a ValueError; names on one
+    side only, a UserWarning. Called before X's values are checked, as scikit-learn does: a DataFrame with
+    other columns than at fit is named as such, not as the NaN or the shape it holds."""
+    names = _feature_names(X)
+    if reset:
+        if names is not None:
+            est.feature_names_in_ = names
+        else:
+            est.__dict__.pop("feature_names_in_", None)
+        return
+    fitted, name = getattr(est, "feature_names_in_", None), type(est).__name__
+    if fitted is None and names is None:
+        return
+    if fitted is None or names is None:
+        warnings.warn(f"X has feature names, but {name} was fitted without feature names" if fitted is None else
+                      f"X does not have valid feature names, but {name} was fitted with feature names", UserWarning)
+        return
+    if len(fitted) == len(names) and np.all(fitted == names):
+        return
+    unexpected, missing = sorted(set(names) - set(fitted)), sorted(set(fitted) - set(names))
+
+    def listed(title: str, items: list) -> str:                # at most five names, as scikit-learn lists them
+        return f"{title}:\n" + "".join(f"- {v}\n" for v in items[:5]) + ("- ...\n" if len(items) > 5 else "")
+
+    message = "The feature names should match those that were passed during fit.\n"
+    message += listed("Feature names unseen at fit time", unexpected) if unexpected else ""
+    message += listed("Feature names seen at fit time, yet now missing", missing) if missing else ""
+    if not unexpected and not missing:
+        message += "Feature names must be in the same order as they were in fit.\n"
+    raise ValueError(message)
+
+
 def _check_ragged(X: Any, dtype: np.dtype) -> _Sequences:
     seqs: list[np.ndarray] = []
     for i, s in enumerate(X):

@@ -233,6 +233,10 @@ PARAMETERS = """\
 ATTRIBUTES = """\
     n_features_in_ : int
         Features per step (for a 2-D X: its number of columns, T).
+    feature_names_in_ : ndarray of str (n_features_in_,), object dtype
+        The column names of X at fit, defined only when X was a DataFrame whose column names are all
+        strings. Predicting on X with other names raises a ValueError; on X with names where fit had none,
+        or without names where fit had them, warns (scikit-learn's convention).
     input_size_ : int
         Features per step as the data gives them (before the window).
     window_ : int
