@@ -13,8 +13,8 @@ For each dataset, on its official train/test split, in one run (nothing is cache
 
 Data: the UCR/UEA/TSER sets bundled with aeon, read from aeon's own ``datasets/data`` folder with
 ``load_from_ts_file`` (never downloads), those other packages bundle (``EXTERNAL_SETS``), and the "forecast"
-group: public series that statsmodels and aeon bundle, cut into windows whose target is the next value
-(``load_forecast``). aeon's layout (n, channels, T), or a list of (channels, T_i), is turned into rnnfast's
+and "forecast_heldout" groups: public series that statsmodels and aeon bundle, cut into windows whose target is
+the next value (``load_forecast``; a multivariate series's first column is the one forecast). aeon's layout (n, channels, T), or a list of (channels, T_i), is turned into rnnfast's
 (n, T, channels), or a list of (T_i, channels).
 
 Usage::

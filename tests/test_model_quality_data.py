@@ -194,6 +194,21 @@ def test_forecast_sets_are_windows_and_the_value_after_each_split_in_time(name, 
     np.testing.assert_array_equal(y[:-1], X[1:, -1])                      # each target: the value after its window
 
 
+@pytest.mark.parametrize("name, package, C, T", [("Uschange", "aeon", 5, 8), ("MacroGDP", "statsmodels", 3, 8)])
+def test_multichannel_forecast_sets_forecast_their_first_channel(name, package, C, T):
+    """Each column a channel of X, and the target the first column's value after the window."""
+    if importlib.util.find_spec(package) is None:
+        pytest.skip(f"{package} is not installed")
+    Xtr, ytr, _ = mq.load_split(name, "train")
+    Xte, yte, _ = mq.load_split(name, "test")
+    assert Xtr.shape[1:] == (C, T) and Xte.shape[1:] == (C, T) and mq.is_regression(name)
+    X, y = np.concatenate([Xtr, Xte]), np.concatenate([ytr, yte]).astype(float)
+    assert len(Xtr) == int(0.7 * len(X))
+    np.testing.assert_array_equal(X[1:, :, :-1], X[:-1, :, 1:])           # every channel a step apart, in order
+    np.testing.assert_array_equal(y[:-1], X[1:, 0, -1])                   # the first channel's next value
+    assert not np.array_equal(X[:, 0], X[:, 1])
+
+
 def test_params_are_checked_against_the_estimators_the_sets_train():
     mq.check_params([("forecast", "Sunspots"), ("regression", "Tecator")], {"ridge": False})
     with pytest.raises(ValueError, match="ridge"):
