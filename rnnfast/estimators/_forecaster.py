@@ -36,14 +36,14 @@ from ._base import (_CELLS, _check_unchanged, _copy_weights, _FitSnapshot, _opti
 from ._compat import BaseEstimator, ConvergenceWarning, NotFittedError, RegressorMixin
 from ._data import (_check_n_threads, _check_X, _checked_sample_weight, _finite_or_raise, _input_scaling,
                     _jittered, _make_rng, _mean_and_scale, _r2, _Sequences, _standardized)
-from ._inference import _Inference
+from ._inference import _ConcurrentForward
 from ._training import _planned_epochs, _Progress, _restart_lr
 
 _OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 _PREDICT_CHUNK = 1024        # windows per encoder–decoder pass at inference
 
 
-class SequenceForecaster(_Inference, RegressorMixin, BaseEstimator):
+class SequenceForecaster(_ConcurrentForward, RegressorMixin, BaseEstimator):
     """Forecast the next ``horizon`` values of a series from a window of its past, with an encoder–decoder.
 
     ``fit(X, y)``: X the input windows (n_samples, T, n_features), (n_samples, T) for a univariate series,
@@ -430,7 +430,7 @@ class SequenceForecaster(_Inference, RegressorMixin, BaseEstimator):
     def _make_layers(self, seed_rnn: Optional[int] = None, seed_head: Optional[int] = None) -> EncoderDecoder:
         """The encoder–decoder that ``_arch``, ``input_size_`` and ``n_outputs_`` (fixed at fit) describe, its
         encoder, decoder and head all seeded by ``seed_rnn`` (``seed_head``, of the other estimators' two groups
-        of layers, is unused; ``_Inference._forward`` builds predicting threads' copies with neither)."""
+        of layers, is unused; ``_ConcurrentForward._forward`` builds predicting threads' copies with neither)."""
         a = self._arch
         return EncoderDecoder(self.input_size_, self.n_outputs_, a["hidden_size"], cell=a["cell"],
                               num_layers=a["num_layers"], nonlinearity=a["nonlinearity"], dropout=a["dropout"],
@@ -499,7 +499,7 @@ class SequenceForecaster(_Inference, RegressorMixin, BaseEstimator):
 
     def _forecast(self, X: Any) -> np.ndarray:
         """Free-running forecasts (n, h, k) in the targets' units, from any number of threads at once
-        (``_Inference._forward``: a thread that finds ``model_`` in use decodes with its own copy)."""
+        (``_ConcurrentForward._forward``: a thread that finds ``model_`` in use decodes with its own copy)."""
         self._check_fitted()
         z = self._forward(self._check_X_fitted(_check_X(X, np.dtype(np.float64))))   # (n, h, k)
         if self.target_mean_ is not None:

@@ -62,13 +62,52 @@ def _alignments(k: int, offsets: Any) -> list[int]:
     return [(i * k) // m for i in range(m)]
 
 
-class _Inference:
+class _ConcurrentForward:
+    """A fitted model's forward at inference from any number of threads at once (a mixin of the estimators):
+    the subclass gives ``_forward_with`` (the forward of one copy of the model) and ``_make_layers`` (a new
+    copy), and calls ``_concurrent_inference`` whenever ``model_`` gets new weights."""
+
+    _weights_version: int
+    _thread_layers: threading.local
+    model_: Any
+
+    if TYPE_CHECKING:                                  # provided by the estimator
+        def _make_layers(self, seed_rnn: Optional[int] = None, seed_head: Optional[int] = None) -> Any: ...
+
+        def _forward_with(self, model: Any, seqs: _Sequences, idx: Optional[np.ndarray]) -> np.ndarray: ...
+
+    def _forward(self, seqs: _Sequences, idx: Optional[np.ndarray] = None) -> np.ndarray:
+        """``_forward_with`` the model of this thread: the estimators' head outputs z in float64, in eval mode,
+        "last" (n, O), "sequence" (T, n, O) (0 on padding), from prepared (scaled, windowed) sequences.
+
+        Safe to call from several threads at once: the first takes the model's own ``model_``, the others
+        each run a copy of it that their thread keeps (a layer holds its activations between calls)."""
+        lock = self.__dict__.get("_predict_lock")
+        if lock is None or lock.acquire(blocking=False):
+            try:
+                return self._forward_with(self.model_, seqs, idx)
+            finally:
+                if lock is not None:
+                    lock.release()
+        local = self._thread_layers
+        if getattr(local, "version", None) != self._weights_version:
+            model = self._make_layers()
+            model.load_state_dict(self.model_.state_dict())
+            local.model, local.version = model, self._weights_version
+        return self._forward_with(local.model, seqs, idx)
+
+    def _concurrent_inference(self) -> None:
+        """A new version of the weights: threads that predict beside another make fresh copies of them."""
+        self._predict_lock = threading.Lock()
+        self._thread_layers = threading.local()
+        self._weights_version = getattr(self, "_weights_version", 0) + 1
+
+
+class _Inference(_ConcurrentForward):
     """Inference of :class:`~rnnfast.estimators._base._SequenceEstimator` (a mixin)."""
 
     _output: str
     _arch: dict[str, Any]
-    _weights_version: int
-    _thread_layers: threading.local
     model_: Any                      # Sequential(rnn_, Readout, head_)
     n_threads: Optional[int]
     window_offset: Any
@@ -82,8 +121,6 @@ class _Inference:
                   mask: Optional[np.ndarray]) -> tuple[float, np.ndarray]: ...
 
         def _metric(self, z: np.ndarray, target: np.ndarray, weights: Optional[np.ndarray]) -> float: ...
-
-        def _make_layers(self, seed_rnn: Optional[int] = None, seed_head: Optional[int] = None) -> Any: ...
 
         def _check_fitted(self) -> None: ...
 
@@ -171,32 +208,6 @@ class _Inference:
         """One output from the outputs of several passes (each (n, O), or (T, n, O) with output="sequence"):
         their mean (the classifier averages probabilities instead)."""
         return np.mean(zs, axis=0)
-
-    def _forward(self, seqs: _Sequences, idx: Optional[np.ndarray] = None) -> np.ndarray:
-        """Head outputs z in float64, in eval mode: "last" (n, O), "sequence" (T, n, O) (0 on padding),
-        from prepared (scaled, windowed) sequences.
-
-        Safe to call from several threads at once: the first takes the model's own ``model_``, the others
-        each run a copy of it that their thread keeps (a layer holds its activations between calls)."""
-        lock = self.__dict__.get("_predict_lock")
-        if lock is None or lock.acquire(blocking=False):
-            try:
-                return self._forward_with(self.model_, seqs, idx)
-            finally:
-                if lock is not None:
-                    lock.release()
-        local = self._thread_layers
-        if getattr(local, "version", None) != self._weights_version:
-            model = self._make_layers()
-            model.load_state_dict(self.model_.state_dict())
-            local.model, local.version = model, self._weights_version
-        return self._forward_with(local.model, seqs, idx)
-
-    def _concurrent_inference(self) -> None:
-        """A new version of the weights: threads that predict beside another make fresh copies of them."""
-        self._predict_lock = threading.Lock()
-        self._thread_layers = threading.local()
-        self._weights_version = getattr(self, "_weights_version", 0) + 1
 
     def _forward_with(self, model: Any, seqs: _Sequences, idx: Optional[np.ndarray]) -> np.ndarray:
         """``model`` = Sequential(rnn, readout, head) over the sequences ``idx``: the recurrent layer and the
