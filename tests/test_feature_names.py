@@ -109,3 +109,21 @@ def test_save_load_and_pickle_keep_names(Estimator, tmp_path):
 def test_sklearn_dataframe_column_names_consistency(Estimator):
     estimator_checks = pytest.importorskip("sklearn.utils.estimator_checks")
     estimator_checks.check_dataframe_column_names_consistency(Estimator.__name__, _estimator(Estimator))
+
+
+def test_the_forecaster_sets_checks_and_keeps_names_too(tmp_path):
+    from rnnfast.estimators import SequenceForecaster
+    rng = np.random.default_rng(1)
+    series = rng.standard_normal((30, T + 2))
+    df, Y = pd.DataFrame(series[:, :T], columns=NAMES), series[:, T:]             # 2 steps ahead
+    f = SequenceForecaster(horizon=2, max_updates=10, hidden_size=8, n_threads=1, random_state=0).fit(df, Y)
+    assert list(f.feature_names_in_) == NAMES and f.feature_names_in_.dtype == object
+    with pytest.raises(ValueError, match="Feature names must be in the same order"):
+        f.predict(df[NAMES[::-1]])
+    with pytest.warns(UserWarning, match="X does not have valid feature names"):
+        f.predict(df.to_numpy())
+    loaded = rnnfast.load(f.save(tmp_path / "f.npz"))
+    assert list(loaded.feature_names_in_) == NAMES
+    np.testing.assert_array_equal(loaded.predict(df), f.predict(df))
+    f.fit(df.to_numpy(), Y)                                                           # a refit without names
+    assert not hasattr(f, "feature_names_in_")

@@ -34,8 +34,8 @@ from ..seq2seq import EncoderDecoder
 from ._base import (_CELLS, _check_unchanged, _copy_weights, _FitSnapshot, _optimizer, _recurrent_weight_spec,
                     _reload_seeds)
 from ._compat import BaseEstimator, ConvergenceWarning, NotFittedError, RegressorMixin
-from ._data import (_check_n_threads, _check_X, _checked_sample_weight, _finite_or_raise, _input_scaling,
-                    _jittered, _make_rng, _mean_and_scale, _r2, _Sequences, _standardized)
+from ._data import (_check_feature_names, _check_n_threads, _check_X, _checked_sample_weight, _finite_or_raise,
+                    _input_scaling, _jittered, _make_rng, _mean_and_scale, _r2, _Sequences, _standardized)
 from ._inference import _ConcurrentForward
 from ._training import _planned_epochs, _Progress, _restart_lr
 
@@ -104,6 +104,9 @@ class SequenceForecaster(_ConcurrentForward, RegressorMixin, BaseEstimator):
         The trained network (in the standardized units).
     n_features_in_ : int
         Features per input step (for a 2-D X, its number of columns T, as scikit-learn's tables count them).
+    feature_names_in_ : ndarray of str (n_features_in_,), object dtype
+        The column names of a DataFrame X at fit whose names are all strings (else not defined); predict on
+        X with other names raises a ValueError, with names on one side only warns (scikit-learn's convention).
     input_size_, n_outputs_ : int
         Features per input step, outputs per forecast step (k).
     input_mean_, input_scale_, target_mean_, target_scale_ : ndarray or None
@@ -137,6 +140,7 @@ class SequenceForecaster(_ConcurrentForward, RegressorMixin, BaseEstimator):
                                          "loss_curve_", "validation_scores_", "best_epoch_", "n_iter_",
                                          "n_updates_", "_y_ndim", "_arch")
     _persisted_float_arrays: tuple[str, ...] = ("input_mean_", "input_scale_", "target_mean_", "target_scale_")
+    _persisted_arrays: tuple[str, ...] = ("feature_names_in_",)     # (object arrays, kept as arrays)
     model_: EncoderDecoder
     horizon_: int
     n_outputs_: int
@@ -278,6 +282,7 @@ class SequenceForecaster(_ConcurrentForward, RegressorMixin, BaseEstimator):
         # estimator as it was; one interrupted later keeps its last complete epoch (_fit_call).
         snapshot = _FitSnapshot(self, continuing, lambda: dict(self.model_.named_parameters()))
         try:
+            _check_feature_names(self, X, reset=not continuing)         # names before values, as scikit-learn
             self._fit_call(X, y, partial, p, continuing)
         except BaseException:
             snapshot.restore(self)
@@ -501,6 +506,7 @@ class SequenceForecaster(_ConcurrentForward, RegressorMixin, BaseEstimator):
         """Free-running forecasts (n, h, k) in the targets' units, from any number of threads at once
         (``_ConcurrentForward._forward``: a thread that finds ``model_`` in use decodes with its own copy)."""
         self._check_fitted()
+        _check_feature_names(self, X, reset=False)
         z = self._forward(self._check_X_fitted(_check_X(X, np.dtype(np.float64))))   # (n, h, k)
         if self.target_mean_ is not None:
             z = z * np.asarray(self.target_scale_) + np.asarray(self.target_mean_)
