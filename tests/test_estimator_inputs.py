@@ -80,3 +80,12 @@ def test_save_refuses_labels_a_file_cannot_hold_and_keeps_the_old_file(tmp_path)
         est.save(path)
     assert open(path, "rb").read() == before
     assert type(rnnfast.load(path)) is SequenceClassifier
+
+
+def test_sequences_in_a_pandas_series_are_a_list_of_them():
+    pd = pytest.importorskip("pandas")
+    X, Y = ragged()
+    y = np.array([x[:, 0].sum() for x in X])
+    as_list = SequenceRegressor(network_weight=1.0, **FAST).fit(X, y)
+    as_series = SequenceRegressor(network_weight=1.0, **FAST).fit(pd.Series(X), y)
+    np.testing.assert_array_equal(as_series.predict(pd.Series(X[:4])), as_list.predict(X[:4]))

@@ -91,8 +91,8 @@ def _check_X(X: Any, dtype: np.dtype) -> _Sequences:
     if type(X).__name__ == "DataFrame" and min(np.shape(X)) > 0 and np.ndim(X.iloc[0, 0]) > 0:
         raise TypeError("X is a DataFrame of series (sktime's nested format); pass a list of (T_i, n_features) "
                         "arrays, e.g. [np.column_stack([np.asarray(c) for c in row]) for row in X.values]")
-    if isinstance(X, np.ndarray) and X.dtype == object and X.ndim == 1:
-        X = list(X)                                     # sequences held in an object array: a list of them
+    if getattr(X, "ndim", None) == 1 and getattr(X, "dtype", None) == object:
+        X = list(X)                     # sequences held in an object array or a pandas Series: a list of them
     if isinstance(X, (list, tuple)):
         if len(X) == 0:
             raise ValueError("Found array with 0 sample(s) (shape=(0,)) while a minimum of 1 is required.")
