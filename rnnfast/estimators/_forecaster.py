@@ -18,7 +18,6 @@ updates (whole epochs), as in the other estimators.
 from __future__ import annotations
 
 import math
-import warnings
 from typing import Any, Iterator, Optional
 
 import numpy as np
@@ -37,7 +36,7 @@ from ._compat import BaseEstimator, ConvergenceWarning, NotFittedError, Regresso
 from ._data import (_check_feature_names, _check_n_threads, _check_X, _checked_sample_weight, _finite_or_raise,
                     _input_scaling, _jittered, _make_rng, _mean_and_scale, _r2, _Sequences, _standardized)
 from ._inference import _ConcurrentForward
-from ._training import _planned_epochs, _Progress, _restart_lr
+from ._training import _planned_epochs, _Progress, _restart_lr, _warn_interrupted
 
 _OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 _PREDICT_CHUNK = 1024        # windows per encoder–decoder pass at inference
@@ -403,9 +402,7 @@ class SequenceForecaster(_ConcurrentForward, RegressorMixin, BaseEstimator):
         self.n_iter_ = len(curve)
         self.n_updates_ = (self.n_updates_ if continuing else 0) + (len(curve) - done_before) * batches
         if interrupted:
-            warnings.warn(f"Training interrupted by user after {len(curve) - done_before} epoch(s): the model "
-                          f"keeps the weights of its {'best' if kept is best_state else 'last complete'} epoch.",
-                          ConvergenceWarning, stacklevel=4)
+            _warn_interrupted(len(curve) - done_before, kept is best_state, stacklevel=4)
         return self
 
     def _start(self, seqs: _Sequences, t: np.ndarray, y: Any, p: dict[str, Any]) -> None:

@@ -18,7 +18,7 @@ from ._data import (_check_target_rows, _check_X, _finite_or_raise, _make_rng, _
 from ._docs import ATTRIBUTES, NETWORK_WEIGHT_ATTRIBUTES, NETWORK_WEIGHT_PARAMETER, PARAMETERS, RIDGE_ATTRIBUTES, \
     RIDGE_PARAMETER
 from ._linear import _MAX_FEATURES, _end_features, _ridge_loo, _ridge_steps
-from ._training import _AUTO_MAX_MACS
+from ._training import _AUTO_MAX_MACS, _INTERRUPTED
 
 
 class SequenceRegressor(RegressorMixin, _SequenceEstimator):
@@ -171,12 +171,11 @@ class SequenceRegressor(RegressorMixin, _SequenceEstimator):
                     diverged = True
                 except KeyboardInterrupt:   # before the probe's first epoch was complete
                     interrupted = True
-                interrupted = interrupted or any(issubclass(c.category, ConvergenceWarning) and "interrupted" in
-                                                 str(c.message) for c in caught)
+                interrupted = interrupted or any(issubclass(c.category, ConvergenceWarning) and
+                                                 str(c.message).startswith(_INTERRUPTED) for c in caught)
             if interrupted:
-                warnings.warn("Training interrupted by user in network_weight's probe fits: the model is fitted, "
-                              "with the network's whole part (network_weight_ 1).", ConvergenceWarning,
-                              stacklevel=4)
+                warnings.warn(f"{_INTERRUPTED} in network_weight's probe fits: the model is fitted, with the "
+                              f"network's whole part (network_weight_ 1).", ConvergenceWarning, stacklevel=4)
             if diverged or interrupted:
                 return None
             z, steps = probe._predicted([rows[b] for b in held])                   # (m, k) the network's

@@ -34,6 +34,18 @@ _ADAPTIVE = ("adam", "adamw", "rmsprop")   # the optimizers whose lr batch_size=
 _PROGRESS_LINES = 10         # verbose without tqdm: about this many lines per fit
 
 
+# the start of the warning of a fit that Ctrl-C ended (the probes of SequenceRegressor's network_weight look for it)
+_INTERRUPTED = "Training interrupted by user"
+
+
+def _warn_interrupted(epochs: int, best: bool, stacklevel: int) -> None:
+    """Warn, as scikit-learn's MLP does, that Ctrl-C ended a fit after ``epochs`` complete epochs, whose best
+    (``best``, with early stopping) or last complete epoch's weights the model keeps; ``stacklevel`` as the
+    caller would pass it to warnings.warn."""
+    warnings.warn(f"{_INTERRUPTED} after {epochs} epoch(s): the model keeps the weights of its "
+                  f"{'best' if best else 'last complete'} epoch.", ConvergenceWarning, stacklevel=stacklevel + 1)
+
+
 def _planned_epochs(max_updates: Any, max_epochs: Optional[int], updates: float,
                     macs: Optional[float] = None) -> int:
     """The whole epochs a fit plans for ``updates`` updates per epoch: ⌈max_updates / updates⌉ (at least one),
@@ -341,9 +353,7 @@ class _TrainingLoop:
         else:
             self.__dict__.pop("best_epoch_", None)
         if interrupted:
-            warnings.warn(f"Training interrupted by user after {len(loss_curve) - done_before} epoch(s): the "
-                          f"model keeps the weights of its {'best' if kept is best_state else 'last complete'} "
-                          f"epoch.", ConvergenceWarning, stacklevel=3)
+            _warn_interrupted(len(loss_curve) - done_before, kept is best_state, stacklevel=3)
         return None if interrupted else epochs * epoch_macs
 
     def _network_targets(self, steps: _Sequences, targets: np.ndarray, weights: Optional[np.ndarray],
