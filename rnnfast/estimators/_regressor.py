@@ -179,8 +179,9 @@ class SequenceRegressor(RegressorMixin, _SequenceEstimator):
             if diverged or interrupted:
                 return None
             z, steps = probe._predicted([rows[b] for b in held])                   # (m, k) the network's
-            base = probe._unscaled(probe._baseline(steps))                          # (m, k) b
-            d[held] = probe._unscaled(probe._combined(z, steps)) - base
+            b = probe._baseline(steps)                                              # (m, k) in encoded units
+            base = probe._unscaled(b)
+            d[held] = probe._unscaled(b + probe._network_part(z, b)) - base
             r[held] = targets[held].reshape(len(held), -1).astype(np.float64) - base
         omega = np.ones(n) if sw is None else sw                                   # (n,)
         num, den = omega @ (r * d), omega @ (d * d)                                 # (k,)
@@ -325,17 +326,20 @@ class SequenceRegressor(RegressorMixin, _SequenceEstimator):
         return np.broadcast_to(np.zeros(self.n_outputs_) if center is None else np.asarray(center),
                                (steps.n, self.n_outputs_))
 
+    def _network_part(self, z: np.ndarray, base: np.ndarray) -> np.ndarray:
+        """The network's part (n, k) of the encoded targets, from its outputs z and the baseline b
+        (``_baseline``): s·z with the linear part (z: residuals over s), else z − b."""
+        return np.asarray(self.ridge_residual_scale_) * z if getattr(self, "ridge_", False) else z - base
+
     def _combined(self, z: np.ndarray, steps: _Sequences) -> np.ndarray:
-        """The network's outputs z (n, k) (residuals over s with the linear part) of the prepared sequences
-        ``steps`` as the encoded targets: b + w·s·z with the linear part b = f·β + c, else b + w·(z − b), w the
-        network's weight (``network_weight_``; output="sequence": z itself)."""
+        """The network's outputs z (n, k) of the prepared sequences ``steps`` as the encoded targets: b + w·(the
+        network's part), w its weight (``network_weight_``; output="sequence": z itself)."""
         if self._output != "last":
             return z
         w = getattr(self, "network_weight_", None)
         w = np.ones(z.shape[-1]) if w is None else np.asarray(w)                    # (k,)
         base = self._baseline(steps)                                                # (n, k)
-        part = np.asarray(self.ridge_residual_scale_) * z if getattr(self, "ridge_", False) else z - base
-        return base + w * part
+        return base + w * self._network_part(z, base)
 
     def _loss(self, z, target, mask):
         return mse_loss(z, target.astype(z.dtype, copy=False), mask=mask)
