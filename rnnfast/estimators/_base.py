@@ -617,10 +617,8 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
     def __getstate__(self) -> dict[str, Any]:
         # Pickle the weights, not the layer objects with their scratch buffers and caches (nor the
         # optimizer, which holds the layers' parameters: a warm start after unpickling starts a new one).
-        getstate = getattr(super(), "__getstate__", None)
-        state = dict(getstate() if getstate is not None else self.__dict__)
-        for name in ("_optimizer", "_predict_lock", "_thread_layers", "_weights_version"):
-            state.pop(name, None)
+        state = super().__getstate__()                      # (_ConcurrentForward's: without the threads' state)
+        state.pop("_optimizer", None)
         if "model_" in state:
             state["_weights"] = self._get_weights()
             del state["model_"]
@@ -629,11 +627,7 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
     def __setstate__(self, state: dict[str, Any]) -> None:
         state = {**self._earlier_defaults, **state}
         weights = state.pop("_weights", None)
-        setstate = getattr(super(), "__setstate__", None)
-        if setstate is not None:
-            setstate(state)
-        else:
-            self.__dict__.update(state)
+        super().__setstate__(state)
         if weights is not None:
             self._set_weights(weights)
 

@@ -463,21 +463,11 @@ class SequenceForecaster(_ConcurrentForward, RegressorMixin, BaseEstimator):
         self._concurrent_inference()
 
     def __getstate__(self) -> dict[str, Any]:
-        # not the optimizer (it holds the model's parameters): a warm start after unpickling starts a new one
-        getstate = getattr(super(), "__getstate__", None)
-        state = dict(getstate() if getstate is not None else self.__dict__)
-        for name in ("_optimizer", "_predict_lock", "_thread_layers", "_weights_version"):   # nor the threads'
-            state.pop(name, None)
+        # not the optimizer (it holds the model's parameters): a warm start after unpickling starts a new one;
+        # nor the threads' state (_ConcurrentForward's)
+        state = super().__getstate__()
+        state.pop("_optimizer", None)
         return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        setstate = getattr(super(), "__setstate__", None)
-        if setstate is not None:
-            setstate(state)
-        else:
-            self.__dict__.update(state)
-        if "model_" in state:
-            self._concurrent_inference()
 
     def save(self, path: Any) -> str:
         """Write the fitted model to ``path`` (.npz of weights + JSON metadata); see :func:`rnnfast.load`."""

@@ -102,6 +102,23 @@ class _ConcurrentForward:
         self._thread_layers = threading.local()
         self._weights_version = getattr(self, "_weights_version", 0) + 1
 
+    def __getstate__(self) -> dict[str, Any]:
+        # not the lock and the threads' copies, which no pickle holds: unpickling makes them afresh
+        getstate = getattr(super(), "__getstate__", None)
+        state = dict(getstate() if getstate is not None else self.__dict__)
+        for name in ("_predict_lock", "_thread_layers", "_weights_version"):
+            state.pop(name, None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        setstate = getattr(super(), "__setstate__", None)
+        if setstate is not None:
+            setstate(state)
+        else:
+            self.__dict__.update(state)
+        if "model_" in state:
+            self._concurrent_inference()
+
 
 class _Inference(_ConcurrentForward):
     """Inference of :class:`~rnnfast.estimators._base._SequenceEstimator` (a mixin)."""
