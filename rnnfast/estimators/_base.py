@@ -563,12 +563,6 @@ class _SequenceEstimator(_TrainingLoop, _Inference, BaseEstimator):
         return _optimizer(self.model_.parameters(), p)
 
     # ---- inference --------------------------------------------------------------------------------
-    def _predicted(self, X: Any) -> tuple[np.ndarray, _Sequences]:
-        """``_Inference._predicted``, X's column names first checked against ``feature_names_in_``."""
-        self._check_fitted()
-        _check_feature_names(self, X, reset=False)
-        return super()._predicted(X)
-
     def _check_fitted(self) -> None:
         if not hasattr(self, "model_"):
             raise NotFittedError(f"This {type(self).__name__} instance is not fitted yet. Call 'fit' with "

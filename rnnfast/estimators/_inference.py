@@ -12,7 +12,7 @@ import numpy as np
 from .._module import no_grad
 from .._threads import thread_limit
 from .._validation import check_auto_or, check_choice, check_int
-from ._data import _check_n_threads, _check_X, _Sequences
+from ._data import _check_feature_names, _check_n_threads, _check_X, _Sequences
 from ._windows import _cropped_windowed, _windowed
 
 _PREDICT_CHUNK = 1024        # sequences per forward at inference (bounds the memory of predict)
@@ -165,6 +165,7 @@ class _Inference(_ConcurrentForward):
         with several passes, pass j reads alignment j mod a of the a alignments, a·⌈m/a⌉ passes for the larger
         m, so that every alignment weighs the same (pass 0: the grid from step 0, uncropped)."""
         self._check_fitted()
+        _check_feature_names(self, X, reset=False)                  # names before values, as scikit-learn
         steps = self._scaled_steps(self._check_X_fitted(_check_X(X, np.dtype(np.float64))))   # (see _fit)
         k, span = getattr(self, "window_", 1), getattr(self, "window_span_", 1)
         seqs = _windowed(steps, k, span)
