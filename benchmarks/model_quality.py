@@ -14,8 +14,9 @@ For each dataset, on its official train/test split, in one run (nothing is cache
 Data: the UCR/UEA/TSER sets bundled with aeon, read from aeon's own ``datasets/data`` folder with
 ``load_from_ts_file`` (never downloads), those other packages bundle (``EXTERNAL_SETS``), and the "forecast"
 and "forecast_heldout" groups: public series that statsmodels and aeon bundle, cut into windows whose target is
-the next value (``load_forecast``; a multivariate series's first column is the one forecast). aeon's layout (n, channels, T), or a list of (channels, T_i), is turned into rnnfast's
-(n, T, channels), or a list of (T_i, channels).
+the next value (``load_forecast``; a multivariate series's first column is the one forecast). aeon's layout
+(n, channels, T), or a list of (channels, T_i), is turned into rnnfast's (n, T, channels), or a list of
+(T_i, channels).
 
 Usage::
 
@@ -997,8 +998,7 @@ def select(group: str, names: Optional[list[str]]) -> list[tuple[str, str]]:
         else:
             load_split(n, "train")                          # not bundled: a clear FileNotFoundError
             out.append(("regression" if is_regression(n) else "other", n))
-    order = {g: i for i, g in enumerate(["tuned", "heldout", "heldout_more", "other", "regression", "forecast",
-                                         "forecast_heldout"])}
+    order = {g: i for i, g in enumerate(["tuned", "heldout", "heldout_more", "other", *REGRESSION_GROUPS])}
     return sorted(out, key=lambda gn: order[gn[0]])
 
 
