@@ -333,7 +333,8 @@ NETWORK_WEIGHT_PARAMETER = """\
         part), b the linear part (``ridge``) or, without one, the training targets' mean; 1 the network as
         trained, 0 the linear part (or the mean) alone. "auto": w per output from three probe fits after the
         model's own (3-fold cross-fitting), each the same estimator with the model's linear part (``ridge_``)
-        trained on the training sequences but a random third, which it predicts: over those out-of-fold
+        trained on the training sequences but a contiguous third (in the order given, as scikit-learn's
+        unshuffled ``KFold``), which it predicts: over those out-of-fold
         predictions, w = clip(Σ ω·r·d / Σ ω·d², 0, 1) (r = y − b, d = ŷ − b, ω the sample weights), the
         least-squares weight of the network's part on sequences it did not train on. So a network that fits
         noise (the training set's R² near 1, the held-out R² below the linear part's) is shrunk toward b, and
@@ -341,10 +342,12 @@ NETWORK_WEIGHT_PARAMETER = """\
         ``fit`` with ``output="last"``, at least 6 sequences, no ``comm``, and where four times the fit's work
         stays within the work limit of ``max_updates="auto"`` (else w is 1; a fit of a few seconds then takes
         about four times as long, one at that limit as long as before). ``partial_fit`` gives 1, ``warm_start``
-        keeps the weight of the first fit, and a float is used as given. The thirds are drawn at random: for
-        windows cut from one series, neighbours share most of their steps, so w may come out higher than
-        later data would give. With ``output="sequence"`` only "auto" or 1. Chosen by 3-fold cross-validation
-        inside the training splits of 12 regression sets (benchmarks/README.md, how the defaults were chosen)."""
+        keeps the weight of the first fit, and a float is used as given. The thirds are contiguous so that
+        windows cut from one series in time order are predicted from other stretches of it, not from
+        neighbours that share most of their steps (which made w too high); for data in an order that sorts
+        the targets, the probes extrapolate and w comes out low, toward b. With ``output="sequence"`` only
+        "auto" or 1. Chosen by 3-fold cross-validation inside the training splits of 12 regression sets
+        (benchmarks/README.md, how the defaults were chosen)."""
 
 NETWORK_WEIGHT_ATTRIBUTES = """\
     network_weight_ : ndarray (n_outputs_,)

@@ -135,10 +135,10 @@ class SequenceRegressor(RegressorMixin, _SequenceEstimator):
                        planned: float) -> Optional[np.ndarray]:
         """network_weight="auto", after the model's own fit (its training ``planned`` that many multiply-adds):
         w (k,) from K = _PROBE_FOLDS probe fits, the same estimator with the model's linear part (``ridge_``)
-        and the weight 1, each trained on the sequences but for a random K-th, which it predicts; over those
-        out-of-fold predictions, w = clip(Σ ω·r·d / Σ ω·d², 0, 1) per output, r = y − b and d = ŷ − b, b the
-        probe's linear part (or its training mean), ω the sample weights. None where no probe runs: fewer than
-        2K sequences, or K + 1 times the work above the work limit of max_updates="auto"."""
+        and the weight 1, each trained on the sequences but for a contiguous K-th (in the order given), which it
+        predicts; over those out-of-fold predictions, w = clip(Σ ω·r·d / Σ ω·d², 0, 1) per output, r = y − b
+        and d = ŷ − b, b the probe's linear part (or its training mean), ω the sample weights. None where no
+        probe runs: fewer than 2K sequences, or K + 1 times the work above the work limit of max_updates="auto"."""
         if self._output != "last" or self.comm is not None:
             return None
         seqs = _check_X(X, np.dtype(np.float64))
@@ -154,8 +154,7 @@ class SequenceRegressor(RegressorMixin, _SequenceEstimator):
         rows = [seqs.x[:lengths[b], b] for b in range(n)]                          # (T_b, I) each, as given
         r = np.zeros((n, self.n_outputs_))                                          # (n, k) y − b
         d = np.zeros((n, self.n_outputs_))                                          # (n, k) ŷ − b, out of fold
-        for held in np.array_split(rng.permutation(n), folds):                     # (m,) each
-            held = np.sort(held)
+        for held in np.array_split(np.arange(n), folds):                           # (m,) each, contiguous
             kept = np.setdiff1d(np.arange(n), held)
             if (sw is not None and not sw[kept].any()) or (
                     p["early_stopping"] and math.ceil(p["validation_fraction"] * len(kept)) >= len(kept)):
