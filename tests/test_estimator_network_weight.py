@@ -119,6 +119,21 @@ def test_an_interrupt_in_the_probe_keeps_the_model_with_the_network_whole(monkey
                                                                     **FAST).fit(X, y).predict(X))
 
 
+def test_an_interrupt_between_the_probes_fits_keeps_the_fitted_model(monkeypatch):
+    X, y = drawn(n=40)
+    expected = SequenceRegressor(network_weight=1.0, **FAST).fit(X, y).predict(X)
+    original = SequenceRegressor._predicted
+    monkeypatch.setattr(SequenceRegressor, "_predicted", lambda self, X: (
+        _ for _ in ()).throw(KeyboardInterrupt) if self.network_weight == 1.0 else original(self, X))
+    est = SequenceRegressor(**FAST)
+    with pytest.warns(rnnfast.estimators._compat.ConvergenceWarning, match="network_weight's probe fit") as caught:
+        est.fit(X, y)                                                   # (the first probe's predict interrupted)
+    assert caught[0].filename == __file__                               # (pointed at the caller's fit)
+    monkeypatch.undo()
+    assert est.n_updates_ == 60 and est.network_weight_.tolist() == [1.0]
+    np.testing.assert_array_equal(est.predict(X), expected)
+
+
 def test_the_probes_have_the_model_s_linear_part(monkeypatch):
     """A probe's own "auto" could decide the linear part otherwise on its two thirds: it is given the model's."""
     seen = []

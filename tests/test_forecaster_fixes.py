@@ -77,11 +77,12 @@ def test_an_interrupted_fit_keeps_its_last_complete_epoch_and_warns(monkeypatch)
     ref = rnnfast.SequenceForecaster(max_epochs=2, **kw).fit(X, y)
     _interrupt_at(monkeypatch, 11)                               # in epoch 3 (4 batches an epoch)
     f = rnnfast.SequenceForecaster(max_epochs=5, **kw)
-    with pytest.warns(ConvergenceWarning, match="interrupted by user after 2 epoch"):
+    with pytest.warns(ConvergenceWarning, match="interrupted by user after 2 epoch") as caught:
         try:
             f.fit(X, y)
         except KeyboardInterrupt:                                # not out of the test run: a failure
             pytest.fail("the interrupt threw the two complete epochs away")
+    assert caught[0].filename == __file__                       # (pointed at the caller's fit)
     assert f.n_iter_ == 2 and f.best_epoch_ == 2 and f.n_updates_ == 8 and f.loss_curve_ == ref.loss_curve_
     for name, w in ref.model_.state_dict().items():
         np.testing.assert_array_equal(f.model_.state_dict()[name], w)

@@ -5,11 +5,15 @@ scikit-learn is optional: importing rnnfast must never need it.
 from __future__ import annotations
 
 import inspect
+import os
+import sys
+import types
+import warnings
 from collections import defaultdict
-from typing import Any
+from typing import Any, Optional
 
 __all__ = ["BaseEstimator", "ClassifierMixin", "RegressorMixin", "NotFittedError", "DataConversionWarning",
-           "ConvergenceWarning"]
+           "ConvergenceWarning", "warn_at_caller"]
 
 
 class _MinimalBaseEstimator:
@@ -100,3 +104,17 @@ except ImportError:  # pragma: no cover - exercised by a subprocess test without
     NotFittedError = _MinimalNotFittedError                 # type: ignore[misc,assignment]
     DataConversionWarning = _MinimalDataConversionWarning   # type: ignore[misc,assignment]
     ConvergenceWarning = _MinimalConvergenceWarning         # type: ignore[misc,assignment]
+
+
+_PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep          # .../rnnfast/
+
+
+def warn_at_caller(message: str, category: type[Warning]) -> None:
+    """``warnings.warn`` pointed at the first frame outside rnnfast: the user's call of ``fit`` or ``predict``,
+    however many of the estimators' own frames lie between (a fixed stacklevel points into rnnfast wherever a
+    subclass adds one)."""
+    frame: Optional[types.FrameType] = sys._getframe(1)        # the caller's
+    level = 2
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, category, stacklevel=level)

@@ -7,7 +7,6 @@ for ragged input, the lengths (n,). The time-delay windows are in ``_windows``.
 from __future__ import annotations
 
 import numbers
-import warnings
 from typing import Any, NamedTuple, Optional, cast
 
 import numpy as np
@@ -16,7 +15,7 @@ from .. import _kernels
 from .._threads import MAX_THREADS, get_num_threads
 from .._validation import check_int
 from ..sequences import pad_sequences
-from ._compat import DataConversionWarning
+from ._compat import DataConversionWarning, warn_at_caller
 
 class _Sequences(NamedTuple):
     """Checked input: time-major x (T, n, I), lengths (n,) or None (all T), and the layout it came in."""
@@ -157,8 +156,8 @@ def _check_feature_names(est: Any, X: Any, reset: bool) -> None:
     if fitted is None and names is None:
         return
     if fitted is None or names is None:
-        warnings.warn(f"X has feature names, but {name} was fitted without feature names" if fitted is None else
-                      f"X does not have valid feature names, but {name} was fitted with feature names", UserWarning)
+        warn_at_caller(f"X has feature names, but {name} was fitted without feature names" if fitted is None else
+                       f"X does not have valid feature names, but {name} was fitted with feature names", UserWarning)
         return
     if len(fitted) == len(names) and np.all(fitted == names):
         return
@@ -257,8 +256,8 @@ def _check_labels(y: np.ndarray) -> None:
 
 def _column_or_1d(y: np.ndarray) -> np.ndarray:
     if y.ndim == 2 and y.shape[1] == 1:
-        warnings.warn("A column-vector y was passed when a 1d array was expected. Please change the shape "
-                      "of y to (n_samples, ), for example using ravel().", DataConversionWarning, stacklevel=4)
+        warn_at_caller("A column-vector y was passed when a 1d array was expected. Please change the shape "
+                       "of y to (n_samples, ), for example using ravel().", DataConversionWarning)
         return y.ravel()
     if y.ndim != 1:
         raise ValueError(f"y should be a 1d array, got an array of shape {y.shape} instead.")

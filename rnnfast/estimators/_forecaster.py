@@ -32,7 +32,7 @@ from ..persist import save
 from ..seq2seq import EncoderDecoder
 from ._base import (_CELLS, _check_unchanged, _copy_weights, _FitSnapshot, _optimizer, _recurrent_weight_spec,
                     _reload_seeds)
-from ._compat import BaseEstimator, ConvergenceWarning, NotFittedError, RegressorMixin
+from ._compat import BaseEstimator, NotFittedError, RegressorMixin
 from ._data import (_check_feature_names, _check_n_threads, _check_X, _checked_sample_weight, _finite_or_raise,
                     _input_scaling, _jittered, _make_rng, _mean_and_scale, _r2, _Sequences, _standardized)
 from ._inference import _ConcurrentForward
@@ -402,7 +402,7 @@ class SequenceForecaster(_ConcurrentForward, RegressorMixin, BaseEstimator):
         self.n_iter_ = len(curve)
         self.n_updates_ = (self.n_updates_ if continuing else 0) + (len(curve) - done_before) * batches
         if interrupted:
-            _warn_interrupted(len(curve) - done_before, kept is best_state, stacklevel=4)
+            _warn_interrupted(len(curve) - done_before, kept is best_state)
         return self
 
     def _start(self, seqs: _Sequences, t: np.ndarray, y: Any, p: dict[str, Any]) -> None:

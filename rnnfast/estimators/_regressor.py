@@ -12,7 +12,7 @@ from .._threads import blas_single_thread
 from .._validation import check_auto_or, check_choice, check_real
 from ..losses import mse_loss
 from ._base import _SequenceEstimator
-from ._compat import ConvergenceWarning, RegressorMixin
+from ._compat import ConvergenceWarning, RegressorMixin, warn_at_caller
 from ._data import (_check_target_rows, _check_X, _finite_or_raise, _make_rng, _mean_and_scale, _per_step_targets,
                     _r2, _Sequences, _standardized)
 from ._docs import ATTRIBUTES, NETWORK_WEIGHT_ATTRIBUTES, NETWORK_WEIGHT_PARAMETER, PARAMETERS, RIDGE_ATTRIBUTES, \
@@ -120,7 +120,12 @@ class SequenceRegressor(RegressorMixin, _SequenceEstimator):
         self.network_weight_ = self._unprobed_weight(p, getattr(self, "network_weight_", None) if continuing
                                                      else None)
         if p["network_weight"] == "auto" and not continuing and not partial and planned is not None:
-            probed = self._probed_weight(X, y, sample_weight, p, planned)
+            try:
+                probed = self._probed_weight(X, y, sample_weight, p, planned)
+            except KeyboardInterrupt:       # anywhere in the probes: the model is fitted, and stays so
+                warn_at_caller(f"{_INTERRUPTED} in network_weight's probe fits: the model is fitted, with the "
+                               f"network's whole part (network_weight_ 1).", ConvergenceWarning)
+                probed = None
             if probed is not None:
                 self.network_weight_ = probed
 
@@ -163,20 +168,13 @@ class SequenceRegressor(RegressorMixin, _SequenceEstimator):
                                   "warm_start": False, "verbose": 0, "random_state": int(rng.integers(2**31))})
             with warnings.catch_warnings(record=True) as caught:      # (the model's own fit warned as it must)
                 warnings.simplefilter("always")
-                diverged = interrupted = False
                 try:
                     probe.fit([rows[b] for b in kept], targets[kept], sample_weight=None if sw is None else sw[kept])
                 except FloatingPointError:  # no weight measured (the model's own fit did not diverge)
-                    diverged = True
-                except KeyboardInterrupt:   # before the probe's first epoch was complete
-                    interrupted = True
-                interrupted = interrupted or any(issubclass(c.category, ConvergenceWarning) and
-                                                 str(c.message).startswith(_INTERRUPTED) for c in caught)
-            if interrupted:
-                warnings.warn(f"{_INTERRUPTED} in network_weight's probe fits: the model is fitted, with the "
-                              f"network's whole part (network_weight_ 1).", ConvergenceWarning, stacklevel=4)
-            if diverged or interrupted:
-                return None
+                    return None
+            if any(issubclass(c.category, ConvergenceWarning) and str(c.message).startswith(_INTERRUPTED)
+                   for c in caught):        # the probe kept its complete epochs; the user asked to stop
+                raise KeyboardInterrupt
             z, steps = probe._predicted([rows[b] for b in held])                   # (m, k) the network's
             b = probe._baseline(steps)                                              # (m, k) in encoded units
             base = probe._unscaled(b)

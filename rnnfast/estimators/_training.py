@@ -6,7 +6,6 @@ from __future__ import annotations
 import math
 import numbers
 import sys
-import warnings
 from typing import TYPE_CHECKING, Any, Optional
 
 import numpy as np
@@ -15,7 +14,7 @@ from .. import distributed, optim
 from .._engine import Diverged, Engine
 from .._threads import thread_limit
 from ..tbptt import chunk_bounds
-from ._compat import ConvergenceWarning
+from ._compat import ConvergenceWarning, warn_at_caller
 from ._data import _epoch_batches, _jittered, _Sequences
 from ._windows import _offset_windowed, _windowed
 
@@ -38,12 +37,11 @@ _PROGRESS_LINES = 10         # verbose without tqdm: about this many lines per f
 _INTERRUPTED = "Training interrupted by user"
 
 
-def _warn_interrupted(epochs: int, best: bool, stacklevel: int) -> None:
+def _warn_interrupted(epochs: int, best: bool) -> None:
     """Warn, as scikit-learn's MLP does, that Ctrl-C ended a fit after ``epochs`` complete epochs, whose best
-    (``best``, with early stopping) or last complete epoch's weights the model keeps; ``stacklevel`` as the
-    caller would pass it to warnings.warn."""
-    warnings.warn(f"{_INTERRUPTED} after {epochs} epoch(s): the model keeps the weights of its "
-                  f"{'best' if best else 'last complete'} epoch.", ConvergenceWarning, stacklevel=stacklevel + 1)
+    (``best``, with early stopping) or last complete epoch's weights the model keeps."""
+    warn_at_caller(f"{_INTERRUPTED} after {epochs} epoch(s): the model keeps the weights of its "
+                   f"{'best' if best else 'last complete'} epoch.", ConvergenceWarning)
 
 
 def _planned_epochs(max_updates: Any, max_epochs: Optional[int], updates: float,
@@ -353,7 +351,7 @@ class _TrainingLoop:
         else:
             self.__dict__.pop("best_epoch_", None)
         if interrupted:
-            _warn_interrupted(len(loss_curve) - done_before, kept is best_state, stacklevel=3)
+            _warn_interrupted(len(loss_curve) - done_before, kept is best_state)
         return None if interrupted else epochs * epoch_macs
 
     def _network_targets(self, steps: _Sequences, targets: np.ndarray, weights: Optional[np.ndarray],
