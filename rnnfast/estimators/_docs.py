@@ -306,7 +306,8 @@ RIDGE_PARAMETER = """\
         before the end, a weighted sum of the last steps: the next value of a series) and that a recurrent
         network trained with the jitters above learns slowly or blurs. True: always; False: none, the
         network alone. "auto": kept where its leave-one-out R² on the training sequences (the mean over
-        outputs) is above 0.5 (``ridge_score_``), and never with ``output="sequence"``; chosen by 3-fold
+        outputs) is above 0, i.e. where it predicts left-out sequences better than their mean
+        (``ridge_score_``), and never with ``output="sequence"``; chosen by 3-fold
         cross-validation inside the training splits (benchmarks/README.md, how the defaults were chosen).
         Fitted on the sequences that train (not the validation split of ``early_stopping``) at the first fit,
         then fixed: ``partial_fit`` and ``warm_start`` keep it (so a stream's first batch decides it)."""
