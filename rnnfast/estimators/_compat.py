@@ -1,4 +1,5 @@
-"""scikit-learn's estimator base classes when it is installed, else minimal stand-ins with the same behaviour.
+"""scikit-learn's estimator base classes when it is installed, else minimal stand-ins with the same behaviour;
+and ``warn_at_caller``, which the estimators' warnings (of these categories and others) go through.
 
 scikit-learn is optional: importing rnnfast must never need it.
 """
