@@ -3,6 +3,7 @@ training mean, and "auto" fitting w on the sequences a probe fit left out."""
 from __future__ import annotations
 
 import os
+import threading
 
 import numpy as np
 import pytest
@@ -10,7 +11,7 @@ import pytest
 import rnnfast
 from rnnfast.estimators import SequenceRegressor
 
-FAST = dict(max_updates=60, random_state=0, hidden_size=16)
+FAST = dict(max_updates=60, random_state=0, hidden_size=16, n_threads=1)    # one thread: one probe at a time
 
 
 def drawn(n=60, T=8, seed=0, noise=0.3):
@@ -183,3 +184,49 @@ def test_no_probe_after_an_interrupted_fit_or_beyond_the_work_limit(monkeypatch)
     with pytest.warns(rnnfast.estimators._compat.ConvergenceWarning, match="Training interrupted by user after"):
         est = SequenceRegressor(batch_size=16, **FAST).fit(X, y)
     assert calls["n"] == 30 and est.network_weight_.tolist() == [1.0]   # the user asked to stop: no probe
+
+
+def test_probes_side_by_side_give_the_weight_they_give_one_at_a_time(monkeypatch):
+    """With n threads, min(3, n) probes run at once on n // min(3, n) kernel threads each: each probe's seed and
+    thread count fix its result, so two threads give the weight one thread gives, on two probe threads."""
+    X, y = drawn(n=50, seed=5, noise=1.0)
+    runs = []                                                           # (n_threads, Python thread) per fit
+    original = SequenceRegressor.fit
+    monkeypatch.setattr(SequenceRegressor, "fit", lambda self, *a, **k: runs.append(
+        (self.n_threads, threading.current_thread().name)) or original(self, *a, **k))
+    one = SequenceRegressor(**FAST).fit(X, y)
+    assert [t for t, _ in runs] == [1, 1, 1, 1] and {name for _, name in runs} == {threading.current_thread().name}
+    runs.clear()
+    two = SequenceRegressor(**{**FAST, "n_threads": 2}).fit(X, y)
+    assert [t for t, _ in runs] == [2, 1, 1, 1]
+    probe_threads = {name for _, name in runs[1:]}
+    assert len(probe_threads) == 2 and all(name.startswith("rnnfast-probe") for name in probe_threads)
+    assert 0.05 < one.network_weight_[0] < 0.95
+    np.testing.assert_array_equal(two.network_weight_, one.network_weight_)
+    runs.clear()
+    SequenceRegressor(**{**FAST, "n_threads": 6}).fit(X, y)           # three probes at once, two threads each
+    assert [t for t, _ in runs] == [6, 2, 2, 2] and len({name for _, name in runs[1:]}) == 3
+
+
+def test_an_interrupt_in_one_of_the_probes_side_by_side_stops_them_all(monkeypatch):
+    X, y = drawn(n=40)
+    original = SequenceRegressor._train_batch
+    calls = []
+
+    def batch(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 64:                                            # the model's own 60 updates, then a probe's
+            raise KeyboardInterrupt
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(SequenceRegressor, "_train_batch", batch)
+    est = SequenceRegressor(batch_size=16, **{**FAST, "n_threads": 2})
+    with pytest.warns(rnnfast.estimators._compat.ConvergenceWarning, match="network_weight's probe fit"):
+        est.fit(X, y)
+    stopped = len(calls)
+    assert stopped < 60 + 60                                            # the other probes stopped: no whole probe ran
+    assert not any(t.name.startswith("rnnfast-probe") for t in threading.enumerate())     # and were joined
+    assert len(calls) == stopped and est.n_updates_ == 60 and est.network_weight_.tolist() == [1.0]
+    monkeypatch.undo()
+    np.testing.assert_array_equal(est.predict(X), SequenceRegressor(batch_size=16, network_weight=1.0,
+                                                                    **FAST).fit(X, y).predict(X))

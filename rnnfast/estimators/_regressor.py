@@ -1,14 +1,17 @@
 """SequenceRegressor: a linear head and ½ squared error, one target vector per sequence or per step."""
 from __future__ import annotations
 
+import contextvars
 import math
 import sys
+import threading
 import warnings
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from typing import Any, Optional
 
 import numpy as np
 
-from .._threads import blas_single_thread
+from .._threads import blas_single_thread, get_num_threads
 from .._validation import check_auto_or, check_choice, check_real
 from ..losses import mse_loss
 from ._base import _SequenceEstimator
@@ -146,7 +149,12 @@ class SequenceRegressor(RegressorMixin, _SequenceEstimator):
         and the weight 1, each trained on the sequences but for a contiguous K-th (in the order given), which it
         predicts; over those out-of-fold predictions, w = clip(Σ ω·r·d / Σ ω·d², 0, 1) per output, r = y − b
         and d = ŷ − b, b the probe's linear part (or its training mean), ω the sample weights. None where no
-        probe runs: fewer than 2K sequences, or K + 1 times the work above the work limit of max_updates="auto"."""
+        probe runs: fewer than 2K sequences, or K + 1 times the work above the work limit of max_updates="auto".
+
+        With n threads (``n_threads``, else ``get_num_threads()``), min(K, n) probes run at once, each in a
+        Python thread of its own on n // min(K, n) kernel threads: a probe's small batches gain less from a
+        second kernel thread than from a second probe, and each probe's seed and thread count fix its result,
+        whichever probe runs first."""
         if self._output != "last" or self.comm is not None:
             return None
         seqs = _check_X(X, np.dtype(np.float64))
@@ -160,29 +168,64 @@ class SequenceRegressor(RegressorMixin, _SequenceEstimator):
         rng = _make_rng(self.random_state)
         lengths = np.full(n, seqs.T) if seqs.lengths is None else seqs.lengths
         rows = [seqs.x[:lengths[b], b] for b in range(n)]                          # (T_b, I) each, as given
-        r = np.zeros((n, self.n_outputs_))                                          # (n, k) y − b
-        d = np.zeros((n, self.n_outputs_))                                          # (n, k) ŷ − b, out of fold
-        for held in np.array_split(np.arange(n), folds):                           # (m,) each, contiguous
+        helds = np.array_split(np.arange(n), folds)                                 # (m,) each, contiguous
+        for held in helds:
             kept = np.setdiff1d(np.arange(n), held)
             if (sw is not None and not sw[kept].any()) or (
                     p["early_stopping"] and math.ceil(p["validation_fraction"] * len(kept)) >= len(kept)):
                 return None                 # (a probe with nothing to train on, or no room for its validation)
-            probe = type(self)(**{**self.get_params(deep=False), "ridge": bool(self.ridge_), "network_weight": 1.0,
-                                  "warm_start": False, "verbose": 0, "random_state": int(rng.integers(2**31))})
-            with warnings.catch_warnings(record=True) as caught:      # (the model's own fit warned as it must)
-                warnings.simplefilter("always")
-                try:
-                    probe.fit([rows[b] for b in kept], targets[kept], sample_weight=None if sw is None else sw[kept])
-                except FloatingPointError:  # no weight measured (the model's own fit did not diverge)
-                    return None
-            if any(issubclass(c.category, ConvergenceWarning) and str(c.message).startswith(_INTERRUPTED)
-                   for c in caught):        # the probe kept its complete epochs; the user asked to stop
-                raise KeyboardInterrupt
+        threads = p["n_threads"] or get_num_threads()
+        lanes = min(folds, threads)
+        params = {**self.get_params(deep=False), "ridge": bool(self.ridge_), "network_weight": 1.0,
+                  "warm_start": False, "verbose": 0, "n_threads": max(1, threads // lanes)}
+        seeds = [int(rng.integers(2**31)) for _ in helds]
+        stop = threading.Event()            # set: the other probes stop at their next batch
+
+        def probe_fit(held: np.ndarray, seed: int) -> Optional[tuple[np.ndarray, np.ndarray]]:
+            """(d, r) (m, k) on the ``held`` sequences, from a probe trained on the others; None if it diverged."""
+            kept = np.setdiff1d(np.arange(n), held)
+            probe = type(self)(**{**params, "random_state": seed})
+            probe._stop = stop
+            try:
+                probe.fit([rows[b] for b in kept], targets[kept], sample_weight=None if sw is None else sw[kept])
+            except FloatingPointError:      # no weight measured (the model's own fit did not diverge)
+                return None
+            if stop.is_set() or any(issubclass(c.category, ConvergenceWarning) and
+                                    str(c.message).startswith(_INTERRUPTED) for c in caught):
+                raise KeyboardInterrupt     # the probe kept its complete epochs; the user asked to stop
             z, steps = probe._predicted([rows[b] for b in held])                   # (m, k) the network's
             b = probe._baseline(steps)                                              # (m, k) in encoded units
             base = probe._unscaled(b)
-            d[held] = probe._unscaled(b + probe._network_part(z, b)) - base
-            r[held] = targets[held].reshape(len(held), -1).astype(np.float64) - base
+            return (probe._unscaled(b + probe._network_part(z, b)) - base,
+                    targets[held].reshape(len(held), -1).astype(np.float64) - base)
+
+        with warnings.catch_warnings(record=True) as caught:     # (the model's own fit warned as it must)
+            warnings.simplefilter("always")
+            if lanes == 1:                  # here, where a KeyboardInterrupt reaches the probe's training loop
+                found = []
+                for held, seed in zip(helds, seeds):
+                    found.append(probe_fit(held, seed))
+                    if found[-1] is None:
+                        break
+            else:
+                with ThreadPoolExecutor(lanes, thread_name_prefix="rnnfast-probe") as pool:
+                    futures = [pool.submit(contextvars.copy_context().run, probe_fit, held, seed)
+                               for held, seed in zip(helds, seeds)]
+                    try:                    # (an interrupt here too): the running probes stop, then are joined
+                        done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+                    finally:
+                        stop.set()
+                    failed = [e for f in futures if f in done and (e := f.exception()) is not None]
+                    if failed:              # the first to fail, not one the stop ended
+                        raise failed[0]
+                    found = [f.result() for f in futures]
+        probed = [v for v in found if v is not None]                               # (d, r) per third
+        if len(probed) < folds:             # a probe diverged
+            return None
+        r = np.zeros((n, self.n_outputs_))                                          # (n, k) y − b
+        d = np.zeros((n, self.n_outputs_))                                          # (n, k) ŷ − b, out of fold
+        for held, (d_held, r_held) in zip(helds, probed):
+            d[held], r[held] = d_held, r_held
         omega = np.ones(n) if sw is None else sw                                   # (n,)
         num, den = omega @ (r * d), omega @ (d * d)                                 # (k,)
         w = np.clip(np.divide(num, den, out=np.zeros_like(num), where=den > 0), 0.0, 1.0)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import numbers
 import sys
+import threading
 from typing import TYPE_CHECKING, Any, Optional
 
 import numpy as np
@@ -176,6 +177,7 @@ class _TrainingLoop:
     clip_norm: Optional[float]
     random_state: Any
     validation_fraction: Optional[float]
+    _stop: Optional[threading.Event] = None   # set by another thread: stop as at a KeyboardInterrupt (probe fits)
 
     if TYPE_CHECKING:                                  # provided by the estimator
         def _loss(self, z: np.ndarray, target: np.ndarray,
@@ -280,6 +282,8 @@ class _TrainingLoop:
                     perm = train_idx[rng.permutation(len(train_idx))]
                     total, count = 0.0, 0.0
                     for batch, idx in enumerate(_epoch_batches(perm, batches, seqs.lengths, p["bucket"], rng), 1):
+                        if self._stop is not None and self._stop.is_set():
+                            raise KeyboardInterrupt
                         try:
                             s, c, updates = self._train_batch(seqs, targets, weights, idx, engine, p, crop_from,
                                                               crop)
