@@ -186,9 +186,10 @@ def test_no_probe_after_an_interrupted_fit_or_beyond_the_work_limit(monkeypatch)
     assert calls["n"] == 30 and est.network_weight_.tolist() == [1.0]   # the user asked to stop: no probe
 
 
-def test_probes_side_by_side_give_the_weight_they_give_one_at_a_time(monkeypatch):
-    """With n threads, min(3, n) probes run at once on n // min(3, n) kernel threads each: each probe's seed and
-    thread count fix its result, so two threads give the weight one thread gives, on two probe threads."""
+def test_probes_side_by_side_give_the_model_and_weight_of_one_thread(monkeypatch):
+    """With n threads, the model's training and its three probes share them: min(4, n) fits at once on
+    n // min(4, n) kernel threads each, the probes in threads of their own. Each fit's seed and thread count fix
+    its result, so two threads (the training beside a probe, then two probes) give the model one thread gives."""
     X, y = drawn(n=50, seed=5, noise=1.0)
     runs = []                                                           # (n_threads, Python thread) per fit
     original = SequenceRegressor.fit
@@ -203,29 +204,59 @@ def test_probes_side_by_side_give_the_weight_they_give_one_at_a_time(monkeypatch
     assert len(probe_threads) == 2 and all(name.startswith("rnnfast-probe") for name in probe_threads)
     assert 0.05 < one.network_weight_[0] < 0.95
     np.testing.assert_array_equal(two.network_weight_, one.network_weight_)
+    for name, value in one.model_.state_dict().items():                # the training ran on one thread too
+        np.testing.assert_array_equal(two.model_.state_dict()[name], value)
     runs.clear()
-    SequenceRegressor(**{**FAST, "n_threads": 6}).fit(X, y)           # three probes at once, two threads each
-    assert [t for t, _ in runs] == [6, 2, 2, 2] and len({name for _, name in runs[1:]}) == 3
+    SequenceRegressor(**{**FAST, "n_threads": 8}).fit(X, y)           # all four at once, two threads each
+    assert [t for t, _ in runs] == [8, 2, 2, 2] and len({name for _, name in runs[1:]}) == 3
 
 
-def test_an_interrupt_in_one_of_the_probes_side_by_side_stops_them_all(monkeypatch):
+def _probe_threads():
+    return [t for t in threading.enumerate() if t.name.startswith("rnnfast-probe")]
+
+
+def test_an_interrupt_of_the_training_stops_the_probe_beside_it(monkeypatch):
+    """Ctrl-C reaches the calling thread: in the model's own training (a probe beside it), the model keeps its
+    complete epochs with the weight 1, and the probe stops at its next batch, is joined and does not warn."""
     X, y = drawn(n=40)
     original = SequenceRegressor._train_batch
-    calls = []
+    calls = {"main": 0, "probes": []}
 
     def batch(self, *args, **kwargs):
-        calls.append(1)
-        if len(calls) == 64:                                            # the model's own 60 updates, then a probe's
-            raise KeyboardInterrupt
+        if threading.current_thread() is threading.main_thread():
+            calls["main"] += 1
+            if calls["main"] == 30:                                     # in the model's own fit
+                raise KeyboardInterrupt
+        else:
+            calls["probes"].append(1)
         return original(self, *args, **kwargs)
 
     monkeypatch.setattr(SequenceRegressor, "_train_batch", batch)
+    with pytest.warns(rnnfast.estimators._compat.ConvergenceWarning) as caught:
+        est = SequenceRegressor(batch_size=16, **{**FAST, "n_threads": 2}).fit(X, y)
+    assert [str(c.message).split(" after")[0] for c in caught] == ["Training interrupted by user"]   # the model's
+    assert not _probe_threads()
+    stopped = len(calls["probes"])
+    assert 0 < stopped < 60                                             # the probe had started, and stopped
+    assert calls["main"] == 30 and est.n_updates_ == 27 and est.network_weight_.tolist() == [1.0]
+    assert len(calls["probes"]) == stopped
+
+
+def test_an_interrupt_while_the_probes_run_side_by_side_stops_them_all(monkeypatch):
+    X, y = drawn(n=40)
+    calls = []
+    original = SequenceRegressor._train_batch
+    monkeypatch.setattr(SequenceRegressor, "_train_batch", lambda self, *a, **k: calls.append(1) or original(
+        self, *a, **k))
+    monkeypatch.setattr(rnnfast.estimators._regressor, "wait", lambda *a, **k: (   # Ctrl-C while fit waits
+        _ for _ in ()).throw(KeyboardInterrupt))
     est = SequenceRegressor(batch_size=16, **{**FAST, "n_threads": 2})
-    with pytest.warns(rnnfast.estimators._compat.ConvergenceWarning, match="network_weight's probe fit"):
+    with pytest.warns(rnnfast.estimators._compat.ConvergenceWarning, match="network_weight's probe fit") as caught:
         est.fit(X, y)
+    assert len(caught) == 1 and caught[0].filename == __file__
+    assert not _probe_threads()
     stopped = len(calls)
-    assert stopped < 60 + 60                                            # the other probes stopped: no whole probe ran
-    assert not any(t.name.startswith("rnnfast-probe") for t in threading.enumerate())     # and were joined
+    assert stopped < 60 + 3 * 60                                        # not all three probes ran
     assert len(calls) == stopped and est.n_updates_ == 60 and est.network_weight_.tolist() == [1.0]
     monkeypatch.undo()
     np.testing.assert_array_equal(est.predict(X), SequenceRegressor(batch_size=16, network_weight=1.0,

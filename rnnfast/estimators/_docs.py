@@ -220,10 +220,11 @@ PARAMETERS = """\
         Seeds the weights, dropout, shuffling and the validation split (None: fresh each fit). The same
         seed gives the same model bit for bit on the same thread count.
     n_threads : int or None, default=None
-        Kernel threads during fit and predict (None: ``rnnfast.get_num_threads()``). The regressor's
-        ``network_weight="auto"`` probe fits share them out: min(3, n) probes at a time in Python threads of
-        their own, each on n // min(3, n) kernel threads. The same seed gives the same weight at 1 and 2 threads
-        (one kernel thread per probe either way).
+        Kernel threads during fit and predict (None: ``rnnfast.get_num_threads()``). With the regressor's
+        ``network_weight="auto"``, fit shares the n threads between the model's training and its three probe
+        fits: min(4, n) fits at a time (the probes in Python threads of their own), each on n // min(4, n)
+        kernel threads; the batches of a small training set gain less from a second kernel thread than from a
+        second fit. So 1 and 2 threads give the same model from the same seed.
     verbose : int, default=0
         1 shows progress on stderr: first the plan (epochs, batches, the learning rate, the truncation,
         and whether the work limit of ``max_updates="auto"`` shortened it), then a tqdm bar when tqdm is
@@ -342,12 +343,12 @@ NETWORK_WEIGHT_PARAMETER = """\
         predictions, w = clip(Σ ω·r·d / Σ ω·d², 0, 1) (r = y − b, d = ŷ − b, ω the sample weights), the
         least-squares weight of the network's part on sequences it did not train on. So a network that fits
         noise (the training set's R² near 1, the held-out R² below the linear part's) is shrunk toward b, and
-        one that generalises is kept. The probes take about three times the model's own fit on one thread;
-        with n threads, min(3, n) of them run at once, each on n // min(3, n) kernel threads (see
-        ``n_threads``): at 2 threads about twice the fit's time. They run in ``fit`` with ``output="last"``,
-        at least 6 sequences, no ``comm``, and where four times the fit's work stays within the work limit of
-        ``max_updates="auto"`` (else w is 1; a fit of a few seconds then takes three to four times as long,
-        one at that limit as long as before). ``partial_fit`` gives 1, ``warm_start``
+        one that generalises is kept. The probes cost three fits more: on one thread a fit takes four times
+        as long; with n threads the model's training and the probes run min(4, n) at a time, each on
+        n // min(4, n) kernel threads (see ``n_threads``), so at 2 threads about twice as long. They run in
+        ``fit`` with ``output="last"``, at least 6 sequences, no ``comm``, and where four times the fit's work
+        stays within the work limit of ``max_updates="auto"`` (else w is 1, and a fit at that limit takes as
+        long as before). ``partial_fit`` gives 1, ``warm_start``
         keeps the weight of the first fit, and a float is used as given. The thirds are contiguous so that
         windows cut from one series in time order are predicted from other stretches of it, not from
         neighbours that share most of their steps (which made w too high); for data in an order that sorts

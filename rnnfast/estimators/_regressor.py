@@ -6,8 +6,8 @@ import math
 import sys
 import threading
 import warnings
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
-from typing import Any, Optional
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from typing import Any, Callable, Optional
 
 import numpy as np
 
@@ -110,6 +110,8 @@ class SequenceRegressor(RegressorMixin, _SequenceEstimator):
         return tags
 
     def _fit(self, X: Any, y: Any, sample_weight: Any, partial: bool, classes: Any = None) -> "SequenceRegressor":
+        runs: list[_ProbeRun] = []          # the probe fits started, held here: a failed fit resets __dict__
+        self._fit_inputs = (X, y, sample_weight, runs)           # for the probe fits (_beside_training)
         try:
             return super()._fit(X, y, sample_weight, partial, classes)
         except FloatingPointError:                  # diverged: the model kept from before that update has its
@@ -119,21 +121,42 @@ class SequenceRegressor(RegressorMixin, _SequenceEstimator):
             raise
         finally:
             self.__dict__.pop("_validation_ridge", None)          # (only the validation score read it)
+            self.__dict__.pop("_fit_inputs", None)
+            for probes in runs:             # (finished; or the fit failed or was interrupted: they stop)
+                probes.cancel()
+
+    def _beside_training(self, p: dict[str, Any], planned: float, partial: bool, continuing: bool) -> Optional[int]:
+        """network_weight="auto" at a fit's start: the probe fits, the first of them beside the training."""
+        if p["network_weight"] != "auto" or continuing or partial:
+            return p["n_threads"]
+        X, y, sample_weight, runs = self._fit_inputs
+        probes = self._probe_run(X, y, sample_weight, p, planned)
+        if probes is None:
+            return p["n_threads"]
+        runs.append(probes)
+        probes.start()
+        return probes.threads if probes.lanes > 1 else p["n_threads"]
 
     def _after_training(self, X: Any, y: Any, sample_weight: Any, p: dict[str, Any], partial: bool,
                         continuing: bool, planned: Optional[float]) -> None:
         """network_weight_: as set, from a warm start's model, or ("auto" at a fit's start) from probe fits."""
         self.network_weight_ = self._unprobed_weight(p, getattr(self, "network_weight_", None) if continuing
                                                      else None)
-        if p["network_weight"] == "auto" and not continuing and not partial and planned is not None:
-            try:
-                probed = self._probed_weight(X, y, sample_weight, p, planned)
-            except KeyboardInterrupt:       # anywhere in the probes: the model is fitted, and stays so
-                warn_at_caller(f"{_INTERRUPTED} in network_weight's probe fits: the model is fitted, with the "
-                               f"network's whole part (network_weight_ 1).", ConvergenceWarning)
-                probed = None
-            if probed is not None:
-                self.network_weight_ = probed
+        runs = self._fit_inputs[3] if hasattr(self, "_fit_inputs") else []
+        if not runs:
+            return
+        probes = runs[-1]
+        if planned is None:                 # the user interrupted the training: no weight measured
+            probes.cancel()
+            return
+        try:
+            found = probes.finish()
+        except KeyboardInterrupt:           # anywhere in the probes: the model is fitted, and stays so
+            warn_at_caller(f"{_INTERRUPTED} in network_weight's probe fits: the model is fitted, with the "
+                           f"network's whole part (network_weight_ 1).", ConvergenceWarning)
+            return
+        if found is not None:
+            self.network_weight_ = self._weight_from(found, probes.helds, X, y, sample_weight, p)
 
     def _unprobed_weight(self, p: dict[str, Any], earlier: Optional[np.ndarray]) -> np.ndarray:
         """w (k,) without a probe: a float ``network_weight`` as given, else the weight from before (a warm
@@ -142,19 +165,19 @@ class SequenceRegressor(RegressorMixin, _SequenceEstimator):
             return np.full(self.n_outputs_, float(p["network_weight"]))
         return earlier if earlier is not None else np.ones(self.n_outputs_)
 
-    def _probed_weight(self, X: Any, y: Any, sample_weight: Any, p: dict[str, Any],
-                       planned: float) -> Optional[np.ndarray]:
-        """network_weight="auto", after the model's own fit (its training ``planned`` that many multiply-adds):
-        w (k,) from K = _PROBE_FOLDS probe fits, the same estimator with the model's linear part (``ridge_``)
-        and the weight 1, each trained on the sequences but for a contiguous K-th (in the order given), which it
-        predicts; over those out-of-fold predictions, w = clip(Σ ω·r·d / Σ ω·d², 0, 1) per output, r = y − b
-        and d = ŷ − b, b the probe's linear part (or its training mean), ω the sample weights. None where no
-        probe runs: fewer than 2K sequences, or K + 1 times the work above the work limit of max_updates="auto".
+    def _probe_run(self, X: Any, y: Any, sample_weight: Any, p: dict[str, Any],
+                   planned: float) -> Optional["_ProbeRun"]:
+        """network_weight="auto": K = _PROBE_FOLDS probe fits, the same estimator with the model's linear part
+        (``ridge_``) and the weight 1, each trained on the sequences but for a contiguous K-th (in the order
+        given), which it predicts (``_weight_from`` then weighs the network's part by those out-of-fold
+        predictions). None where no probe runs: fewer than 2K sequences, K + 1 times the work ``planned`` for the
+        model's own training above the work limit of max_updates="auto", or a probe with nothing to train on.
 
-        With n threads (``n_threads``, else ``get_num_threads()``), min(K, n) probes run at once, each in a
-        Python thread of its own on n // min(K, n) kernel threads: a probe's small batches gain less from a
-        second kernel thread than from a second probe, and each probe's seed and thread count fix its result,
-        whichever probe runs first."""
+        The K probes and the model's own training share the n threads (``n_threads``, else
+        ``get_num_threads()``): min(K + 1, n) of them run at once, each on n // min(K + 1, n) kernel threads, the
+        model's training in the calling thread, the probes in threads of their own (at 2 threads: the training
+        beside the first probe, then the other two side by side; a probe's batches of 16 gain less from a second
+        kernel thread than from a second fit). Each probe's seed and thread count fix its result."""
         if self._output != "last" or self.comm is not None:
             return None
         seqs = _check_X(X, np.dtype(np.float64))
@@ -165,7 +188,6 @@ class SequenceRegressor(RegressorMixin, _SequenceEstimator):
         sw = self._check_sample_weight(sample_weight, n)
         if sw is not None and not sw.any():
             return None
-        rng = _make_rng(self.random_state)
         lengths = np.full(n, seqs.T) if seqs.lengths is None else seqs.lengths
         rows = [seqs.x[:lengths[b], b] for b in range(n)]                          # (T_b, I) each, as given
         helds = np.array_split(np.arange(n), folds)                                 # (m,) each, contiguous
@@ -175,23 +197,23 @@ class SequenceRegressor(RegressorMixin, _SequenceEstimator):
                     p["early_stopping"] and math.ceil(p["validation_fraction"] * len(kept)) >= len(kept)):
                 return None                 # (a probe with nothing to train on, or no room for its validation)
         threads = p["n_threads"] or get_num_threads()
-        lanes = min(folds, threads)
+        lanes = min(folds + 1, threads)
         params = {**self.get_params(deep=False), "ridge": bool(self.ridge_), "network_weight": 1.0,
                   "warm_start": False, "verbose": 0, "n_threads": max(1, threads // lanes)}
+        rng = _make_rng(self.random_state)
         seeds = [int(rng.integers(2**31)) for _ in helds]
-        stop = threading.Event()            # set: the other probes stop at their next batch
 
-        def probe_fit(held: np.ndarray, seed: int) -> Optional[tuple[np.ndarray, np.ndarray]]:
+        def probe_fit(run: _ProbeRun, held: np.ndarray, seed: int) -> Optional[tuple[np.ndarray, np.ndarray]]:
             """(d, r) (m, k) on the ``held`` sequences, from a probe trained on the others; None if it diverged."""
             kept = np.setdiff1d(np.arange(n), held)
             probe = type(self)(**{**params, "random_state": seed})
-            probe._stop = stop
+            probe._stop = run.stop
             try:
                 probe.fit([rows[b] for b in kept], targets[kept], sample_weight=None if sw is None else sw[kept])
             except FloatingPointError:      # no weight measured (the model's own fit did not diverge)
                 return None
-            if stop.is_set() or any(issubclass(c.category, ConvergenceWarning) and
-                                    str(c.message).startswith(_INTERRUPTED) for c in caught):
+            if run.stop.is_set() or any(issubclass(c.category, ConvergenceWarning) and
+                                        str(c.message).startswith(_INTERRUPTED) for c in run.caught):
                 raise KeyboardInterrupt     # the probe kept its complete epochs; the user asked to stop
             z, steps = probe._predicted([rows[b] for b in held])                   # (m, k) the network's
             b = probe._baseline(steps)                                              # (m, k) in encoded units
@@ -199,37 +221,25 @@ class SequenceRegressor(RegressorMixin, _SequenceEstimator):
             return (probe._unscaled(b + probe._network_part(z, b)) - base,
                     targets[held].reshape(len(held), -1).astype(np.float64) - base)
 
-        with warnings.catch_warnings(record=True) as caught:     # (the model's own fit warned as it must)
-            warnings.simplefilter("always")
-            if lanes == 1:                  # here, where a KeyboardInterrupt reaches the probe's training loop
-                found = []
-                for held, seed in zip(helds, seeds):
-                    found.append(probe_fit(held, seed))
-                    if found[-1] is None:
-                        break
-            else:
-                with ThreadPoolExecutor(lanes, thread_name_prefix="rnnfast-probe") as pool:
-                    futures = [pool.submit(contextvars.copy_context().run, probe_fit, held, seed)
-                               for held, seed in zip(helds, seeds)]
-                    try:                    # (an interrupt here too): the running probes stop, then are joined
-                        done, _ = wait(futures, return_when=FIRST_EXCEPTION)
-                    finally:
-                        stop.set()
-                    failed = [e for f in futures if f in done and (e := f.exception()) is not None]
-                    if failed:              # the first to fail, not one the stop ended
-                        raise failed[0]
-                    found = [f.result() for f in futures]
-        probed = [v for v in found if v is not None]                               # (d, r) per third
-        if len(probed) < folds:             # a probe diverged
-            return None
+        return _ProbeRun(probe_fit, helds, seeds, lanes, max(1, threads // lanes))
+
+    def _weight_from(self, found: list[tuple[np.ndarray, np.ndarray]], helds: list[np.ndarray], X: Any, y: Any,
+                     sample_weight: Any, p: dict[str, Any]) -> np.ndarray:
+        """w (k,) = clip(Σ ω·r·d / Σ ω·d², 0, 1) per output over the probes' out-of-fold predictions ``found``
+        ((d, r) (m, k) of each K-th ``helds``): r = y − b and d = ŷ − b, b the probe's linear part (or its
+        training mean), ω the sample weights; the least-squares weight of the network's part on sequences it
+        did not train on."""
+        n = sum(len(held) for held in helds)
         r = np.zeros((n, self.n_outputs_))                                          # (n, k) y − b
         d = np.zeros((n, self.n_outputs_))                                          # (n, k) ŷ − b, out of fold
-        for held, (d_held, r_held) in zip(helds, probed):
+        for held, (d_held, r_held) in zip(helds, found):
             d[held], r[held] = d_held, r_held
+        sw = self._check_sample_weight(sample_weight, n)
         omega = np.ones(n) if sw is None else sw                                   # (n,)
         num, den = omega @ (r * d), omega @ (d * d)                                 # (k,)
         w = np.clip(np.divide(num, den, out=np.zeros_like(num), where=den > 0), 0.0, 1.0)
         if p["verbose"] > 0:
+            folds = len(helds)
             share = f"{n // folds}" + (f"–{n // folds + 1}" if n % folds else "")
             print(f"{type(self).__name__}[{p['cell']}]: network weight {np.array2string(w, precision=3)}, from "
                   f"{folds} probe fits, each predicting the {share} of the {n} sequences it did not train on",
@@ -421,3 +431,57 @@ class SequenceRegressor(RegressorMixin, _SequenceEstimator):
         w = seqs.mask() * (1.0 if sample_weight is None else np.asarray(sample_weight, np.float64)[None, :])
         flat = w.ravel() > 0
         return _r2(t.reshape(-1, t.shape[-1])[flat], z.reshape(-1, z.shape[-1])[flat], w.ravel()[flat])
+
+
+class _ProbeRun:
+    """network_weight="auto"'s probe fits (``SequenceRegressor._probe_run``) on ``lanes`` lanes, one of them the
+    model's own training: ``start`` sets the first lanes − 1 probes going in threads of their own, beside that
+    training; ``finish``, once it is done, runs the rest and returns each probe's out-of-fold (d, r), or None
+    where one diverged; ``cancel`` stops the running probes at their next batch and joins them. On one lane
+    ``finish`` runs them one after another in the calling thread, where a KeyboardInterrupt reaches their
+    training loops."""
+
+    def __init__(self, probe_fit: Callable[..., Optional[tuple[np.ndarray, np.ndarray]]], helds: list[np.ndarray],
+                 seeds: list[int], lanes: int, threads: int) -> None:
+        self.probe_fit, self.helds, self.seeds = probe_fit, helds, seeds
+        self.lanes, self.threads = lanes, threads               # lanes at once, on ``threads`` kernel threads each
+        self.stop = threading.Event()       # set: the running probes stop at their next batch
+        self.caught: list = []              # the warnings recorded while finish runs the probes
+        self.pool = (ThreadPoolExecutor(lanes, thread_name_prefix="rnnfast-probe") if lanes > 1 else None)
+        self.futures: list[Future] = []
+
+    def _submit(self, k: int) -> Future:
+        assert self.pool is not None
+        return self.pool.submit(contextvars.copy_context().run, self.probe_fit, self, self.helds[k], self.seeds[k])
+
+    def start(self) -> None:
+        if self.pool is not None:
+            self.futures = [self._submit(k) for k in range(min(self.lanes - 1, len(self.helds)))]
+
+    def finish(self) -> Optional[list[tuple[np.ndarray, np.ndarray]]]:
+        with warnings.catch_warnings(record=True) as caught:     # (the model's own fit warned as it must)
+            warnings.simplefilter("always")
+            self.caught = caught
+            if self.pool is None:
+                found = []
+                for held, seed in zip(self.helds, self.seeds):
+                    found.append(self.probe_fit(self, held, seed))
+                    if found[-1] is None:
+                        return None
+            else:
+                futures = self.futures + [self._submit(k) for k in range(len(self.futures), len(self.helds))]
+                try:                        # (an interrupt here too): the running probes stop, then are joined
+                    done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+                finally:
+                    self.cancel()
+                failed = [e for f in futures if f in done and (e := f.exception()) is not None]
+                if failed:                  # the first to fail, not one the stop ended
+                    raise failed[0]
+                found = [f.result() for f in futures]
+        probed = [v for v in found if v is not None]
+        return probed if len(probed) == len(self.helds) else None
+
+    def cancel(self) -> None:
+        self.stop.set()
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)

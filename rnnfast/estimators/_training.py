@@ -209,6 +209,11 @@ class _TrainingLoop:
             value = share * value + (1.0 - share) * value2
         return value, total, dz
 
+    def _beside_training(self, p: dict[str, Any], planned: float, partial: bool, continuing: bool) -> Optional[int]:
+        """Start what runs beside the training about to run (planned: its work in multiply-adds): nothing here,
+        SequenceRegressor's probe fits. Returns the kernel threads the training itself runs on."""
+        return p["n_threads"]
+
     def _train(self, steps: _Sequences, targets: np.ndarray, weights: Optional[np.ndarray], p: dict[str, Any],
                comm: Optional[distributed.Communicator], partial: bool, continuing: bool) -> Optional[float]:
         """Train on ``steps``, the scaled sequences before the time-delay window: the batches are windowed
@@ -256,6 +261,7 @@ class _TrainingLoop:
         epoch_macs = _recurrent_macs(epoch_steps, seqs.x.shape[2], p)
         epochs = 1 if partial else _planned_epochs(p["max_updates"], p["max_epochs"], epoch_updates, epoch_macs)
         uncapped = 1 if partial else _planned_epochs(p["max_updates"], p["max_epochs"], epoch_updates)
+        threads = self._beside_training(p, epochs * epoch_macs, partial, continuing)
         scheduler = (optim.CosineAnnealingLR(opt, epochs * batches)
                      if p["lr_schedule"] == "cosine" and not partial else None)
         patience = (p["n_iter_no_change"] or 0) * max(1.0, _MIN_EPOCH_UPDATES / batches)   # in epochs
@@ -276,7 +282,7 @@ class _TrainingLoop:
                       (f"; max_updates='auto' stopped at its work limit ({_AUTO_MAX_MACS:.2g} multiply-adds), "
                        f"{uncapped} epochs without it" if epochs < uncapped else "") + self._plan_note())
         try:
-            with thread_limit(p["n_threads"]):
+            with thread_limit(threads):
                 for epoch in range(1, epochs + 1):
                     self.model_.train()
                     perm = train_idx[rng.permutation(len(train_idx))]
@@ -354,8 +360,8 @@ class _TrainingLoop:
             self.best_epoch_ = best_epoch
         else:
             self.__dict__.pop("best_epoch_", None)
-        if interrupted:
-            _warn_interrupted(len(loss_curve) - done_before, kept is best_state)
+        if interrupted and not (self._stop is not None and self._stop.is_set()):    # (a probe told to stop: no one
+            _warn_interrupted(len(loss_curve) - done_before, kept is best_state)       # asked, no one to tell)
         return None if interrupted else epochs * epoch_macs
 
     def _network_targets(self, steps: _Sequences, targets: np.ndarray, weights: Optional[np.ndarray],
