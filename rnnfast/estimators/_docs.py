@@ -345,7 +345,7 @@ NETWORK_WEIGHT_PARAMETER = """\
         noise (the training set's R² near 1, the held-out R² below the linear part's) is shrunk toward b, and
         one that generalises is kept. The probes cost three fits more: on one thread a fit takes four times
         as long; with n threads the model's training and the probes run min(4, n) at a time, each on
-        n // min(4, n) kernel threads (see ``n_threads``), so at 2 threads about twice as long. They run in
+        n // min(4, n) kernel threads (see ``n_threads``): at 2 threads about three times as long. They run in
         ``fit`` with ``output="last"``, at least 6 sequences, no ``comm``, and where four times the fit's work
         stays within the work limit of ``max_updates="auto"`` (else w is 1, and a fit at that limit takes as
         long as before). ``partial_fit`` gives 1, ``warm_start``
