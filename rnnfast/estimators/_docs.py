@@ -223,8 +223,8 @@ PARAMETERS = """\
         Kernel threads during fit and predict (None: ``rnnfast.get_num_threads()``). With the regressor's
         ``network_weight="auto"``, fit shares the n threads between the model's training and its three probe
         fits: min(4, n) fits at a time (the probes in Python threads of their own), each on n // min(4, n)
-        kernel threads; the batches of a small training set gain less from a second kernel thread than from a
-        second fit. So 1 and 2 threads give the same model from the same seed.
+        kernel threads (a small training set gains little from a second kernel thread, about half of its
+        time being Python). Where the probes run, 1 and 2 threads so give the same model from the same seed.
     verbose : int, default=0
         1 shows progress on stderr: first the plan (epochs, batches, the learning rate, the truncation,
         and whether the work limit of ``max_updates="auto"`` shortened it), then a tqdm bar when tqdm is

@@ -156,7 +156,7 @@ class SequenceRegressor(RegressorMixin, _SequenceEstimator):
                            f"network's whole part (network_weight_ 1).", ConvergenceWarning)
             return
         if found is not None:
-            self.network_weight_ = self._weight_from(found, probes.helds, X, y, sample_weight, p)
+            self.network_weight_ = self._weight_from(found, probes.helds, probes.weights, p)
 
     def _unprobed_weight(self, p: dict[str, Any], earlier: Optional[np.ndarray]) -> np.ndarray:
         """w (k,) without a probe: a float ``network_weight`` as given, else the weight from before (a warm
@@ -176,8 +176,9 @@ class SequenceRegressor(RegressorMixin, _SequenceEstimator):
         The K probes and the model's own training share the n threads (``n_threads``, else
         ``get_num_threads()``): min(K + 1, n) of them run at once, each on n // min(K + 1, n) kernel threads, the
         model's training in the calling thread, the probes in threads of their own (at 2 threads: the training
-        beside the first probe, then the other two side by side; a probe's batches of 16 gain less from a second
-        kernel thread than from a second fit). Each probe's seed and thread count fix its result."""
+        beside the first probe, then the other two side by side: the training of a small set gains little from
+        a second kernel thread, about half its time being Python). Each probe's seed and thread count fix its
+        result."""
         if self._output != "last" or self.comm is not None:
             return None
         seqs = _check_X(X, np.dtype(np.float64))
@@ -221,20 +222,19 @@ class SequenceRegressor(RegressorMixin, _SequenceEstimator):
             return (probe._unscaled(b + probe._network_part(z, b)) - base,
                     targets[held].reshape(len(held), -1).astype(np.float64) - base)
 
-        return _ProbeRun(probe_fit, helds, seeds, lanes, max(1, threads // lanes))
+        return _ProbeRun(probe_fit, helds, seeds, sw, lanes, max(1, threads // lanes))
 
-    def _weight_from(self, found: list[tuple[np.ndarray, np.ndarray]], helds: list[np.ndarray], X: Any, y: Any,
-                     sample_weight: Any, p: dict[str, Any]) -> np.ndarray:
+    def _weight_from(self, found: list[tuple[np.ndarray, np.ndarray]], helds: list[np.ndarray],
+                     sw: Optional[np.ndarray], p: dict[str, Any]) -> np.ndarray:
         """w (k,) = clip(Σ ω·r·d / Σ ω·d², 0, 1) per output over the probes' out-of-fold predictions ``found``
         ((d, r) (m, k) of each K-th ``helds``): r = y − b and d = ŷ − b, b the probe's linear part (or its
-        training mean), ω the sample weights; the least-squares weight of the network's part on sequences it
+        training mean), ω the sample weights ``sw`` (None: 1); the least-squares weight of the network's part on sequences it
         did not train on."""
         n = sum(len(held) for held in helds)
         r = np.zeros((n, self.n_outputs_))                                          # (n, k) y − b
         d = np.zeros((n, self.n_outputs_))                                          # (n, k) ŷ − b, out of fold
         for held, (d_held, r_held) in zip(helds, found):
             d[held], r[held] = d_held, r_held
-        sw = self._check_sample_weight(sample_weight, n)
         omega = np.ones(n) if sw is None else sw                                   # (n,)
         num, den = omega @ (r * d), omega @ (d * d)                                 # (k,)
         w = np.clip(np.divide(num, den, out=np.zeros_like(num), where=den > 0), 0.0, 1.0)
@@ -442,8 +442,9 @@ class _ProbeRun:
     training loops."""
 
     def __init__(self, probe_fit: Callable[..., Optional[tuple[np.ndarray, np.ndarray]]], helds: list[np.ndarray],
-                 seeds: list[int], lanes: int, threads: int) -> None:
+                 seeds: list[int], weights: Optional[np.ndarray], lanes: int, threads: int) -> None:
         self.probe_fit, self.helds, self.seeds = probe_fit, helds, seeds
+        self.weights = weights              # (n,) the sample weights, or None
         self.lanes, self.threads = lanes, threads               # lanes at once, on ``threads`` kernel threads each
         self.stop = threading.Event()       # set: the running probes stop at their next batch
         self.caught: list = []              # the warnings recorded while finish runs the probes
