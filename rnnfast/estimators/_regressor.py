@@ -142,7 +142,7 @@ class SequenceRegressor(RegressorMixin, _SequenceEstimator):
         """network_weight_: as set, from a warm start's model, or ("auto" at a fit's start) from probe fits."""
         self.network_weight_ = self._unprobed_weight(p, getattr(self, "network_weight_", None) if continuing
                                                      else None)
-        runs = self._fit_inputs[3] if hasattr(self, "_fit_inputs") else []
+        runs = self._fit_inputs[3]          # (set by _fit, around this call)
         if not runs:
             return
         probes = runs[-1]
