@@ -198,9 +198,10 @@ class SequenceRegressor(RegressorMixin, _SequenceEstimator):
                     p["early_stopping"] and math.ceil(p["validation_fraction"] * len(kept)) >= len(kept)):
                 return None                 # (a probe with nothing to train on, or no room for its validation)
         threads = p["n_threads"] or get_num_threads()
-        lanes = min(folds + 1, threads)
+        lanes = min(folds + 1, threads)                                            # fits at once, training included
+        each = threads // lanes                                                     # kernel threads a fit (>= 1)
         params = {**self.get_params(deep=False), "ridge": bool(self.ridge_), "network_weight": 1.0,
-                  "warm_start": False, "verbose": 0, "n_threads": max(1, threads // lanes)}
+                  "warm_start": False, "verbose": 0, "n_threads": each}
         rng = _make_rng(self.random_state)
         seeds = [int(rng.integers(2**31)) for _ in helds]
 
@@ -222,7 +223,7 @@ class SequenceRegressor(RegressorMixin, _SequenceEstimator):
             return (probe._unscaled(b + probe._network_part(z, b)) - base,
                     targets[held].reshape(len(held), -1).astype(np.float64) - base)
 
-        return _ProbeRun(probe_fit, helds, seeds, sw, lanes, max(1, threads // lanes))
+        return _ProbeRun(probe_fit, helds, seeds, sw, lanes, each)
 
     def _weight_from(self, found: list[tuple[np.ndarray, np.ndarray]], helds: list[np.ndarray],
                      sw: Optional[np.ndarray], p: dict[str, Any]) -> np.ndarray:
