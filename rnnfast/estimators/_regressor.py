@@ -229,8 +229,8 @@ class SequenceRegressor(RegressorMixin, _SequenceEstimator):
                      sw: Optional[np.ndarray], p: dict[str, Any]) -> np.ndarray:
         """w (k,) = clip(Σ ω·r·d / Σ ω·d², 0, 1) per output over the probes' out-of-fold predictions ``found``
         ((d, r) (m, k) of each K-th ``helds``): r = y − b and d = ŷ − b, b the probe's linear part (or its
-        training mean), ω the sample weights ``sw`` (None: 1); the least-squares weight of the network's part on sequences it
-        did not train on."""
+        training mean), ω the sample weights ``sw`` (None: 1); the least-squares weight of the network's part
+        on sequences it did not train on."""
         n = sum(len(held) for held in helds)
         r = np.zeros((n, self.n_outputs_))                                          # (n, k) y − b
         d = np.zeros((n, self.n_outputs_))                                          # (n, k) ŷ − b, out of fold
